@@ -1,0 +1,504 @@
+#!/usr/bin/env bash
+# Document-backup benchmark: Tresor and restic side by side, in one run, on the same corpus.
+#
+#   bash Benchmarks/docs-vs-restic.sh [--scale S] [--seed N] [--only tresor|restic] [--keep]
+#
+# Steps (each timed with GNU time for peak RSS, wall clock from date +%s%N):
+#   zstd -3 -T2 over a tar of the corpus (the compression ceiling for our pipeline),
+#   initial backup, mutate.py on the corpus, incremental backup, restore of the latest
+#   snapshot (verified byte-identical, untimed), check --read-data.
+# All state lives in Benchmarks/work/ (gitignored). See Benchmarks/README.md.
+#
+# Environment:
+#   TRESOR_BIN   tresor binary (default: <repo>/.build/release/tresor; that default is built
+#                with `swift build -c release` if missing, an explicit TRESOR_BIN never is).
+set -euo pipefail
+
+usage() {
+    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    exit "${1:-0}"
+}
+
+SCALE=1.0
+SEED=1
+ONLY=both
+KEEP=0
+MUTATE_SEED=2
+MUTATE_FRACTION=0.01
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --scale) SCALE=${2:?--scale needs a value}; shift 2 ;;
+        --scale=*) SCALE=${1#*=}; shift ;;
+        --seed) SEED=${2:?--seed needs a value}; shift 2 ;;
+        --seed=*) SEED=${1#*=}; shift ;;
+        --only) ONLY=${2:?--only needs tresor or restic}; shift 2 ;;
+        --only=*) ONLY=${1#*=}; shift ;;
+        --keep) KEEP=1; shift ;;
+        -h|--help) usage 0 ;;
+        *) echo "docs-vs-restic: unknown argument: $1" >&2; usage 2 >&2 ;;
+    esac
+done
+case "$ONLY" in
+    both) TOOLS=(tresor restic) ;;
+    tresor|restic) TOOLS=("$ONLY") ;;
+    *) echo "docs-vs-restic: --only takes tresor or restic, not '$ONLY'" >&2; exit 2 ;;
+esac
+[[ "$SEED" =~ ^[0-9]+$ ]] || { echo "docs-vs-restic: --seed must be a non-negative integer" >&2; exit 2; }
+
+die() { echo "docs-vs-restic: $*" >&2; exit 1; }
+say() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+has() { [[ " ${TOOLS[*]} " == *" $1 "* ]]; }
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+WORK=$HERE/work
+mkdir -p "$WORK"
+
+# One run at a time: the run directory is shared.
+exec 9>"$WORK/.lock"
+flock -n 9 || die "another docs-vs-restic run holds $WORK/.lock"
+
+# ---------------------------------------------------------------- prerequisites
+
+need_pkg() { # need_pkg COMMAND PACKAGE
+    command -v "$1" >/dev/null 2>&1 && return 0
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        say "installing $2 (for $1)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y "$2" >/dev/null \
+            || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "$2" >/dev/null; } \
+            || die "could not install $2"
+    fi
+    command -v "$1" >/dev/null 2>&1 || die "$1 is missing (apt-get install -y $2)"
+}
+need_pkg python3 python3
+need_pkg zstd zstd
+need_pkg tar tar
+[[ -x /usr/bin/time ]] || need_pkg /usr/bin/time time
+has restic && need_pkg restic restic
+
+SCALE=$(python3 -c 'import sys; s=float(sys.argv[1]); assert s > 0; print("%g" % s)' "$SCALE" 2>/dev/null) \
+    || die "--scale must be a positive number"
+
+TRESOR=""
+if has tresor; then
+    if [[ -n "${TRESOR_BIN:-}" ]]; then
+        TRESOR=$(realpath -m -- "$TRESOR_BIN")
+        [[ -x "$TRESOR" ]] || die "TRESOR_BIN=$TRESOR_BIN is not an executable file (use --only restic to skip Tresor)"
+    else
+        TRESOR=$ROOT/.build/release/tresor
+        if [[ ! -x "$TRESOR" ]]; then
+            command -v swift >/dev/null 2>&1 \
+                || die "tresor binary missing at $TRESOR and swift is not installed; set TRESOR_BIN or use --only restic"
+            say "tresor binary missing at $TRESOR: swift build -c release"
+            (cd "$ROOT" && swift build -c release) || die "swift build -c release failed"
+            [[ -x "$TRESOR" ]] || die "swift build -c release did not produce $TRESOR"
+        fi
+    fi
+fi
+
+# ---------------------------------------------------------------- corpus (cached)
+
+GEN_HASH=$(sha256sum "$HERE/corpus.py" | cut -c1-12)
+KEY="seed$SEED-scale$SCALE-gen$GEN_HASH"
+CACHE=$WORK/cache/$KEY
+PRISTINE=$CACHE/corpus
+TARBALL=$CACHE/corpus.tar
+if [[ ! -f "$CACHE/.done" ]]; then
+    # Entries for the same seed and scale made by an older corpus.py are stale: drop them.
+    for stale in "$WORK/cache/seed$SEED-scale$SCALE-gen"*; do
+        if [[ -e "$stale" && "$stale" != "$CACHE" ]]; then rm -rf "$stale"; fi
+    done
+    rm -rf "$CACHE"
+    mkdir -p "$CACHE"
+    say "generating corpus $KEY"
+    python3 "$HERE/corpus.py" "$CACHE/corpus.tmp" --seed "$SEED" --scale "$SCALE"
+    mv "$CACHE/corpus.tmp" "$PRISTINE"
+    tar --sort=name --format=gnu -cf "$TARBALL.tmp" -C "$CACHE" corpus
+    mv "$TARBALL.tmp" "$TARBALL"
+    touch "$CACHE/.done"
+else
+    say "using cached corpus $KEY"
+fi
+
+# ---------------------------------------------------------------- run directory
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RUN=$WORK/run
+LOGS=$WORK/logs-$STAMP
+RESULTS_TSV=$LOGS/results.tsv
+JSON_OUT=$WORK/results-$STAMP.json
+CORPUS=$RUN/corpus
+rm -rf "$RUN"
+mkdir -p "$RUN" "$LOGS"
+: >"$RESULTS_TSV"
+
+say "copying the pristine corpus to $CORPUS (cp -a; the cache is never modified)"
+cp -a "$PRISTINE" "$CORPUS"
+
+TRESOR_HOME=$RUN/tresor-home
+TRESOR_REPO=$RUN/tresor-repo
+RESTIC_REPO=$RUN/restic-repo
+export RESTIC_PASSWORD=bench
+export RESTIC_CACHE_DIR=$RUN/restic-cache
+
+tree_bytes() { find "$1" -type f -printf '%s\n' | awk '{s += $1} END {printf "%d\n", s}'; }
+tree_files() { find "$1" -type f | wc -l; }
+dir_bytes() { if [[ -d "$1" ]]; then du -sb "$1" | cut -f1; else echo 0; fi; }
+warm() { tar -cf - -C "$(dirname "$1")" "$(basename "$1")" | cat >/dev/null; } # tar to /dev/null would skip reads
+
+# Listing of file contents and directory names, relative to a tree root, in a stable order.
+listing() {
+    (cd "$1" && find . -type d | LC_ALL=C sort | sed 's/^/dir /' \
+        && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
+}
+
+# record STEP TOOL STATUS WALL_S RSS_KB REPO_BYTES AUX_BYTES CORPUS_BYTES NOTE
+# (AUX_BYTES: Tresor's home directory, restic's cache directory.)
+record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS_TSV"; }
+
+declare -A FAILED=()
+
+# measure STEP TOOL COMMAND... : run under GNU time, stdin from /dev/null, output to the log.
+# Sets WALL and RSS; returns the command's status.
+measure() {
+    local step=$1 tool=$2; shift 2
+    local log=$LOGS/$tool-$step.log tf=$LOGS/$tool-$step.time t0 t1 rc=0
+    printf '$ %s\n' "$*" >"$log"
+    t0=$(date +%s%N)
+    /usr/bin/time -f '%e %M' -o "$tf" "$@" </dev/null >>"$log" 2>&1 || rc=$?
+    t1=$(date +%s%N)
+    WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
+    RSS=$(tail -n1 "$tf" 2>/dev/null | awk '{print $2}')
+    [[ -n "$RSS" ]] || RSS=0
+    if [[ $rc -ne 0 ]]; then
+        say "FAILED ($rc): $*"
+        tail -n 20 "$log" | sed 's/^/    /'
+    fi
+    return $rc
+}
+
+# setup TOOL NAME COMMAND... : untimed, logged, must succeed.
+setup() {
+    local tool=$1 name=$2; shift 2
+    local log=$LOGS/$tool-setup-$name.log
+    printf '$ %s\n' "$*" >"$log"
+    if ! "$@" </dev/null >>"$log" 2>&1; then
+        say "FAILED: $*"
+        tail -n 20 "$log" | sed 's/^/    /'
+        return 1
+    fi
+}
+
+fail_tool() { # fail_tool TOOL STEP
+    FAILED[$1]=1
+    record "$2" "$1" failed "$WALL" "$RSS" "" "" "" "see $LOGS/$1-$2.log"
+}
+
+# Where inside a restore target the corpus landed (tools differ: restic keeps the absolute path).
+restored_root() {
+    local dir=$1 sentinel=$2 c
+    for c in "$dir$CORPUS" "$dir/$(basename "$CORPUS")" "$dir"; do
+        if [[ -f "$c/$sentinel" ]]; then echo "$c"; return 0; fi
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------- tool steps
+
+tool_init() {
+    case "$1" in
+        tresor)
+            mkdir -p "$TRESOR_REPO"
+            setup tresor init "$TRESOR" --home "$TRESOR_HOME" init &&
+            setup tresor store "$TRESOR" --home "$TRESOR_HOME" store add local \
+                --url "file://$TRESOR_REPO" --region eu &&
+            setup tresor tenant "$TRESOR" --home "$TRESOR_HOME" tenant add bench \
+                --region eu --store local --docs "$CORPUS" ;;
+        restic)
+            setup restic init restic -r "$RESTIC_REPO" init --repository-version 2 ;;
+    esac
+}
+
+tool_backup() { # TOOL STEP
+    case "$1" in
+        tresor) measure "$2" tresor "$TRESOR" --home "$TRESOR_HOME" docs backup bench ;;
+        restic) measure "$2" restic restic -r "$RESTIC_REPO" backup "$CORPUS" ;;
+    esac
+}
+
+tool_restore() { # TOOL TARGET
+    case "$1" in
+        tresor) measure restore tresor "$TRESOR" --home "$TRESOR_HOME" docs restore bench --to "$2" ;;
+        restic) measure restore restic restic -r "$RESTIC_REPO" restore latest --target "$2" ;;
+    esac
+}
+
+tool_check() {
+    case "$1" in
+        tresor) measure check tresor "$TRESOR" --home "$TRESOR_HOME" check bench --read-data ;;
+        restic) measure check restic restic -r "$RESTIC_REPO" check --read-data ;;
+    esac
+}
+
+repo_of() { case "$1" in tresor) echo "$TRESOR_REPO" ;; restic) echo "$RESTIC_REPO" ;; esac; }
+aux_of() { case "$1" in tresor) echo "$TRESOR_HOME" ;; restic) echo "$RESTIC_CACHE_DIR" ;; esac; }
+
+# Tools alternate who goes first from one step to the next, so slow drift on the shared
+# machine does not always favour the same tool.
+order() { # STEP_INDEX
+    if (( $1 % 2 == 0 )); then printf '%s\n' "${TOOLS[@]}"; else printf '%s\n' "${TOOLS[@]}" | tac; fi
+}
+
+# ---------------------------------------------------------------- run
+
+say "scale=$SCALE seed=$SEED tools=${TOOLS[*]} work=$WORK logs=$LOGS"
+INITIAL_BYTES=$(tree_bytes "$CORPUS")
+INITIAL_FILES=$(tree_files "$CORPUS")
+say "corpus: $INITIAL_FILES files, $INITIAL_BYTES bytes"
+
+# zstd ceiling on the same bytes.
+TAR_BYTES=$(stat -c %s "$TARBALL")
+warm "$TARBALL"
+say "zstd -3 -T2 over the corpus tar ($TAR_BYTES bytes)"
+measure zstd zstd sh -c 'exec zstd -q -3 -T2 -c "$1" >/dev/null' sh "$TARBALL" \
+    || die "zstd failed"
+ZSTD_WALL=$WALL ZSTD_RSS=$RSS
+ZSTD_OUT=$(zstd -q -3 -T2 -c "$TARBALL" | wc -c)
+record zstd zstd ok "$ZSTD_WALL" "$ZSTD_RSS" "$ZSTD_OUT" "" "$TAR_BYTES" "repo_bytes: zstd output size"
+
+for t in "${TOOLS[@]}"; do
+    say "$t: init"
+    tool_init "$t" || { FAILED[$t]=1; record init "$t" failed "" "" "" "" "" "see $LOGS/$t-setup-*.log"; }
+done
+
+# Step 0: initial backup.
+for t in $(order 0); do
+    [[ -n "${FAILED[$t]:-}" ]] && continue
+    warm "$CORPUS"
+    say "$t: initial backup"
+    if tool_backup "$t" initial; then
+        record initial "$t" ok "$WALL" "$RSS" "$(dir_bytes "$(repo_of "$t")")" \
+            "$(dir_bytes "$(aux_of "$t")")" "$INITIAL_BYTES" ""
+    else
+        fail_tool "$t" initial
+    fi
+done
+
+# Mutation happens once, after every tool's initial backup, on the shared working copy.
+python3 "$HERE/mutate.py" "$CORPUS" --seed "$MUTATE_SEED" --fraction "$MUTATE_FRACTION" | tee "$LOGS/mutate.log"
+FINAL_BYTES=$(tree_bytes "$CORPUS")
+FINAL_FILES=$(tree_files "$CORPUS")
+EXPECTED=$LOGS/expected.listing
+listing "$CORPUS" >"$EXPECTED"
+SENTINEL=$(awk '!/^dir / {sub(/^[0-9a-f]+  \.\//, ""); print; exit}' "$EXPECTED")
+
+# Step 1: incremental backup.
+for t in $(order 1); do
+    [[ -n "${FAILED[$t]:-}" ]] && continue
+    warm "$CORPUS"
+    say "$t: incremental backup"
+    if tool_backup "$t" incremental; then
+        record incremental "$t" ok "$WALL" "$RSS" "$(dir_bytes "$(repo_of "$t")")" \
+            "$(dir_bytes "$(aux_of "$t")")" "$FINAL_BYTES" ""
+    else
+        fail_tool "$t" incremental
+    fi
+done
+
+# Step 2: restore the latest snapshot, then verify it (untimed).
+MISMATCH=0
+for t in $(order 2); do
+    [[ -n "${FAILED[$t]:-}" ]] && continue
+    target=$RUN/restore-$t
+    rm -rf "$target"
+    mkdir -p "$target"
+    warm "$(repo_of "$t")"
+    say "$t: restore"
+    if tool_restore "$t" "$target"; then
+        r_wall=$WALL r_rss=$RSS
+        if root=$(restored_root "$target" "$SENTINEL") && listing "$root" >"$LOGS/$t-restore.listing" \
+            && cmp -s "$EXPECTED" "$LOGS/$t-restore.listing"; then
+            say "$t: restore verified byte-identical (corpus found at $root)"
+            record restore "$t" ok "$r_wall" "$r_rss" "" "" "$FINAL_BYTES" "verified byte-identical"
+            [[ $KEEP -eq 1 ]] || rm -rf "$target"
+        else
+            say "$t: RESTORE MISMATCH (expected $EXPECTED, got $LOGS/$t-restore.listing)"
+            [[ -f "$LOGS/$t-restore.listing" ]] \
+                && { diff "$EXPECTED" "$LOGS/$t-restore.listing" | head -n 20 | sed 's/^/    /' || true; }
+            record restore "$t" mismatch "$r_wall" "$r_rss" "" "" "$FINAL_BYTES" "restore differs from corpus"
+            FAILED[$t]=1
+            MISMATCH=1
+        fi
+    else
+        fail_tool "$t" restore
+    fi
+done
+
+# Step 3: check --read-data.
+for t in $(order 3); do
+    [[ -n "${FAILED[$t]:-}" ]] && continue
+    warm "$(repo_of "$t")"
+    say "$t: check --read-data"
+    if tool_check "$t"; then
+        record check "$t" ok "$WALL" "$RSS" "" "" "$FINAL_BYTES" ""
+    else
+        fail_tool "$t" check
+    fi
+done
+
+# ---------------------------------------------------------------- report
+
+VERSIONS=$LOGS/versions.txt
+{
+    echo "zstd: $(zstd --version 2>&1 | head -n1)"
+    has restic && echo "restic: $(restic version 2>&1 | head -n1)"
+    has tresor && echo "tresor: $("$TRESOR" --version 2>&1 | head -n1 || true) ($TRESOR)"
+    echo "host: $(uname -srm), $(nproc) cpus, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+} >"$VERSIONS" 2>/dev/null || true
+
+python3 - "$RESULTS_TSV" "$JSON_OUT" "$VERSIONS" "$STAMP" "$SCALE" "$SEED" "$ONLY" \
+    "$INITIAL_FILES" "$INITIAL_BYTES" "$FINAL_FILES" "$FINAL_BYTES" "$TAR_BYTES" \
+    "$MUTATE_SEED" "$MUTATE_FRACTION" "$LOGS" "$(order 0 | paste -sd,)" <<'PY'
+import json, sys
+
+(tsv, json_out, versions, stamp, scale, seed, only, init_files, init_bytes, final_files,
+ final_bytes, tar_bytes, mseed, mfrac, logs, first_order) = sys.argv[1:]
+rows = {}
+for line in open(tsv, encoding="utf-8"):
+    step, tool, status, wall, rss, repo, aux, cbytes, note = line.rstrip("\n").split("\t")
+    f = lambda x, conv: conv(x) if x not in ("", None) else None
+    rows[(step, tool)] = dict(step=step, tool=tool, status=status, wall_s=f(wall, float),
+                              peak_rss_kb=f(rss, int), repo_bytes=f(repo, int), aux_bytes=f(aux, int),
+                              corpus_bytes=f(cbytes, int), note=note)
+    r = rows[(step, tool)]
+    if r["status"] == "ok" and r["wall_s"] and r["corpus_bytes"]:
+        r["throughput_mb_s"] = r["corpus_bytes"] / 1e6 / r["wall_s"]
+
+MB = 1e6
+steps = [("initial", "initial backup", 2.0), ("incremental", "incremental backup", 3.0),
+         ("restore", "restore latest", 2.0), ("check", "check --read-data", 1.5)]
+RSS_TARGET, SIZE_TARGET = 1.0, 1.05
+
+def get(step, tool):
+    r = rows.get((step, tool))
+    return r if r and r["status"] == "ok" else None
+
+def verdict(ok):
+    return "" if ok is None else ("PASS" if ok else "MISS")
+
+table, summary = [], []
+def add(label, a, b, ratio, target, ok):
+    table.append((label, a, b, ratio, target, verdict(ok)))
+
+def cell_time(r):
+    if r is None:
+        return "-"
+    return "%.2f s  %7.1f MB/s" % (r["wall_s"], r.get("throughput_mb_s", 0))
+
+def status_cell(step, tool):
+    r = rows.get((step, tool))
+    if r is None:
+        return "-"
+    return r["status"].upper() if r["status"] != "ok" else None
+
+for step, label, target in steps:
+    t, r = get(step, "tresor"), get(step, "restic")
+    ct = status_cell(step, "tresor") or cell_time(t)
+    cr = status_cell(step, "restic") or cell_time(r)
+    ratio = (r["wall_s"] / t["wall_s"]) if t and r and t["wall_s"] > 0 else None
+    add(label + " time", ct, cr, "%.2fx" % ratio if ratio else "-", ">= %.1fx" % target,
+        None if ratio is None else ratio >= target)
+    summary.append(dict(step=step, target_speed_ratio=target, speed_ratio=ratio,
+                        pass_speed=None if ratio is None else ratio >= target))
+    rt = t["peak_rss_kb"] if t else None
+    rr = r["peak_rss_kb"] if r else None
+    rss_ratio = rt / rr if rt and rr else None
+    add("  peak RSS", "%.0f MiB" % (rt / 1024) if rt else "-", "%.0f MiB" % (rr / 1024) if rr else "-",
+        "%.2f" % rss_ratio if rss_ratio else "-", "<= 1.00", None if rss_ratio is None else rss_ratio <= RSS_TARGET)
+    summary[-1].update(rss_ratio=rss_ratio, pass_rss=None if rss_ratio is None else rss_ratio <= RSS_TARGET)
+    if step in ("initial", "incremental"):
+        st = t["repo_bytes"] if t else None
+        sr = r["repo_bytes"] if r else None
+        size_ratio = st / sr if st and sr else None
+        add("  repo size", "%.1f MB" % (st / MB) if st else "-", "%.1f MB" % (sr / MB) if sr else "-",
+            "%.3f" % size_ratio if size_ratio else "-", "<= 1.05",
+            None if size_ratio is None else size_ratio <= SIZE_TARGET)
+        summary[-1].update(repo_size_ratio=size_ratio,
+                           pass_repo_size=None if size_ratio is None else size_ratio <= SIZE_TARGET)
+
+peak = {}
+for tool in ("tresor", "restic"):
+    vals = [r["peak_rss_kb"] for (s, tl), r in rows.items() if tl == tool and r["peak_rss_kb"] and s != "zstd"]
+    peak[tool] = max(vals) if vals else None
+overall_rss = peak["tresor"] / peak["restic"] if peak["tresor"] and peak["restic"] else None
+add("peak RSS, all steps", "%.0f MiB" % (peak["tresor"] / 1024) if peak["tresor"] else "-",
+    "%.0f MiB" % (peak["restic"] / 1024) if peak["restic"] else "-",
+    "%.2f" % overall_rss if overall_rss else "-", "<= 1.00",
+    None if overall_rss is None else overall_rss <= RSS_TARGET)
+
+z = rows.get(("zstd", "zstd"))
+zstd = None
+if z:
+    zstd = dict(wall_s=z["wall_s"], peak_rss_kb=z["peak_rss_kb"], input_bytes=int(tar_bytes),
+                output_bytes=z["repo_bytes"], throughput_mb_s=int(tar_bytes) / MB / z["wall_s"])
+
+print()
+print("docs-vs-restic  %s  scale=%s seed=%s  corpus: %s files, %.1f MB (after mutation: %s files, %.1f MB)"
+      % (stamp, scale, seed, init_files, int(init_bytes) / MB, final_files, int(final_bytes) / MB))
+if zstd:
+    print("zstd -3 -T2 ceiling: %.1f MB/s of input (%.2f s for %.1f MB tar; output %.1f MB, ratio %.2f)"
+          % (zstd["throughput_mb_s"], zstd["wall_s"], zstd["input_bytes"] / MB, zstd["output_bytes"] / MB,
+             zstd["input_bytes"] / zstd["output_bytes"]))
+print()
+w = [max(len(str(row[i])) for row in table + [("step", "tresor", "restic", "ratio", "target", "")])
+     for i in range(6)]
+hdr = ("step", "tresor", "restic", "ratio", "target", "")
+fmt = "  ".join("%%-%ds" % x for x in w)
+print(fmt % hdr)
+print("  ".join("-" * x for x in w))
+for row in table:
+    print(fmt % row)
+print()
+print("ratio: time = restic / tresor (>1 means Tresor is faster); RSS and repo size = tresor / restic.")
+print("throughput = corpus bytes / wall time (MB = 10^6 bytes); restore verified byte-identical, untimed.")
+print("Warm cache: the page cache cannot be flushed here, so every timed step ran warm: the corpus was")
+print("read once (tar | cat) before each backup and the repository before each restore and check.")
+print("Tools ran one after the other, never concurrently; first tool alternates per step (step 1: %s)."
+      % first_order)
+print("One run on a shared, noisy machine: compare the ratios within this run, not absolute times across runs.")
+
+doc = dict(
+    timestamp=stamp, scale=float(scale), seed=int(seed), only=only,
+    versions=[l.strip() for l in open(versions, encoding="utf-8") if l.strip()],
+    corpus=dict(initial_files=int(init_files), initial_bytes=int(init_bytes),
+                final_files=int(final_files), final_bytes=int(final_bytes),
+                mutation=dict(seed=int(mseed), fraction=float(mfrac))),
+    conditions="warm page cache (flush impossible); corpus read before each backup, repository before "
+               "each restore/check; tools sequential, order alternating per step",
+    zstd_ceiling=zstd,
+    steps=[r for (s, t), r in rows.items() if s != "zstd"],
+    ratios=summary, peak_rss_kb=peak, peak_rss_ratio=overall_rss,
+    targets=dict(initial=">= 2x", incremental=">= 3x", restore=">= 2x", check=">= 1.5x",
+                 peak_rss="tresor <= restic", repo_size="tresor <= 1.05 x restic"),
+    logs=logs,
+)
+with open(json_out, "w", encoding="utf-8") as fh:
+    json.dump(doc, fh, indent=2, ensure_ascii=False)
+print("results: %s" % json_out)
+PY
+
+STATUS=0
+for t in "${TOOLS[@]}"; do
+    if [[ -n "${FAILED[$t]:-}" ]]; then
+        echo "docs-vs-restic: $t failed (logs in $LOGS)" >&2
+        STATUS=1
+    fi
+done
+[[ $MISMATCH -eq 0 ]] || STATUS=1
+
+if [[ $STATUS -eq 0 && $KEEP -eq 0 ]]; then
+    rm -rf "$RUN"
+else
+    say "kept $RUN for inspection"
+fi
+exit $STATUS

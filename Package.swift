@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependencies are deliberate: every one is rebuilt on each CI run. Crypto, compression and
+// SQLite come from system libraries (OpenSSL, zstd, sqlite3) through system-library targets;
+// the only Swift package is the argument parser.
+let package = Package(
+    name: "Tresor",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "tresor", targets: ["tresor"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries: a module map and a shim header each, nothing else.
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        .target(name: "TresorCore", resources: [.copy("Resources/policies")]),
+        .target(name: "TresorCrypto", dependencies: ["TresorCore", "CCrypto"]),
+        .target(name: "TresorStore", dependencies: ["TresorCore", "TresorCrypto"]),
+        .target(name: "TresorRepository", dependencies: ["TresorCore", "TresorCrypto", "TresorStore", "CZstd"]),
+        .target(name: "TresorDocuments", dependencies: ["TresorCore", "TresorRepository"]),
+        .target(name: "TresorCatalog", dependencies: ["TresorCore", "CSQLite"]),
+        .target(name: "TresorEngine", dependencies: [
+            "TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "TresorDocuments", "TresorCatalog",
+        ]),
+        .target(name: "TresorCLI", dependencies: [
+            "TresorEngine", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "tresor", dependencies: ["TresorCLI"]),
+
+        .target(name: "TresorTestSupport", dependencies: ["TresorCore", "TresorStore"], path: "Tests/TresorTestSupport"),
+        .testTarget(name: "TresorCoreTests", dependencies: ["TresorCore"]),
+        .testTarget(name: "TresorCryptoTests", dependencies: ["TresorCrypto"]),
+        .testTarget(name: "TresorStoreTests", dependencies: ["TresorStore", "TresorTestSupport"]),
+        .testTarget(name: "TresorRepositoryTests", dependencies: ["TresorRepository", "TresorTestSupport"]),
+        .testTarget(name: "TresorCatalogTests", dependencies: ["TresorCatalog"]),
+        .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI"]),
+        .testTarget(name: "TresorIntegrationTests", dependencies: ["TresorTestSupport", "tresor"]),
+    ]
+)

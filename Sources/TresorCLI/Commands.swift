@@ -1,0 +1,227 @@
+import ArgumentParser
+import Foundation
+import TresorCatalog
+import TresorCore
+import TresorDocuments
+import TresorEngine
+import TresorRepository
+
+var ctx: Context { Context.current }
+
+struct InitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init", abstract: "Create the catalog, master key and evidence key (if missing).")
+
+    func run() throws {
+        let result = try Installation.initialize(home: ctx.home, configFile: ctx.configFile)
+        ctx.emit(result) {
+            var lines = ["initialised \(result.home)"]
+            lines += result.created.map { "  created \($0)" }
+            lines += result.existing.map { "  kept    \($0)" }
+            lines.append("keep an offline copy of the master key: without it no backup can be read")
+            return lines.joined(separator: "\n")
+        }
+    }
+}
+
+struct StoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "store", abstract: "Manage stores (where repositories live).",
+        subcommands: [Add.self, List.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register a store.")
+        @Argument(help: "Store name.") var name: String
+        @Option(help: "file:///path") var url: String
+        @Option(help: "The region the store is in.") var region: String
+
+        func run() throws {
+            let r = try ctx.installation().addStore(name: name, url: url, region: region)
+            ctx.emit(r) { "store \(r.name) added: \(r.url) (region \(r.region))" }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List stores.")
+        func run() throws {
+            let stores = try ctx.installation().listStores()
+            ctx.emit(stores) { stores.map { "\($0.name)\t\($0.region)\t\($0.url)" }.joined(separator: "\n") }
+        }
+    }
+}
+
+struct TenantCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tenant", abstract: "Manage tenants.", subcommands: [Add.self, List.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register a tenant.")
+        @Argument(help: "Tenant name (lowercase letters, digits, '-', '_').") var name: String
+        @Option(help: "The tenant's region; its data stays there.") var region: String
+        @Option(help: "Primary store name.") var store: String
+        @Option(help: "PostgreSQL DSN with replication rights.") var pg: String?
+        @Option(help: "A document root (repeatable).") var docs: [String] = []
+
+        func run() throws {
+            let t = try ctx.installation().addTenant(name: name, region: region, store: store, docs: docs, pgDSN: pg)
+            ctx.emit(TenantView(t)) { "tenant \(t.name) added (region \(t.region), store \(t.store), \(t.docRoots.count) document roots)" }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List tenants.")
+        func run() throws {
+            let tenants = try ctx.installation().listTenants()
+            ctx.emit(tenants.map(TenantView.init)) {
+                tenants.map { "\($0.name)\t\($0.region)\t\($0.store)\t\($0.docRoots.joined(separator: ","))" }.joined(separator: "\n")
+            }
+        }
+    }
+}
+
+/// A tenant as shown to users: the DSN's password is never printed.
+struct TenantView: Encodable {
+    var name: String
+    var region: String
+    var store: String
+    var pg: String?
+    var docRoots: [String]
+    var createdAt: String
+    var contractEnd: String?
+
+    init(_ t: TenantRecord) {
+        name = t.name
+        region = t.region
+        store = t.store
+        pg = t.pgDSN.map(redactDSN)
+        docRoots = t.docRoots
+        createdAt = TimeFormat.string(t.createdAt)
+        contractEnd = t.contractEnd.map { TimeFormat.string($0) }
+    }
+}
+
+/// Replaces a password in a key=value or URL-style DSN with `***`.
+func redactDSN(_ dsn: String) -> String {
+    var out = dsn.replacingOccurrences(of: #"password\s*=\s*('[^']*'|\S+)"#, with: "password=***", options: .regularExpression)
+    out = out.replacingOccurrences(of: #"(://[^:/@]+):[^@]*@"#, with: "$1:***@", options: .regularExpression)
+    return out
+}
+
+struct RegionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "region", abstract: "Cross-region approvals.", subcommands: [Approve.self])
+
+    struct Approve: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Record an approval to keep a tenant's data in a store outside its region.")
+        @Argument var tenant: String
+        @Option var store: String
+        @Option var by: String
+        @Option var reason: String
+
+        func run() throws {
+            let inst = try ctx.installation()
+            _ = try inst.tenant(tenant)
+            _ = try inst.storeRecord(store)
+            let a = RegionApproval(tenant: tenant, store: store, approvedBy: by, reason: reason, approvedAt: inst.clock.now())
+            try inst.catalog.addRegionApproval(a)
+            ctx.emit(a) { "recorded: \(by) approved tenant \(tenant) in store \(store): \(reason)" }
+        }
+    }
+}
+
+struct DocsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "docs", abstract: "Back up and restore uploaded documents.", subcommands: [Backup.self, Restore.self])
+
+    struct Backup: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Back up all of a tenant's document roots.")
+        @Argument var tenant: String
+
+        func run() throws {
+            let r = try ctx.installation().backupDocuments(tenant: tenant) { p in
+                ctx.progress("\(p.files) files, \(formatBytes(p.bytes)) scanned, \(formatBytes(p.bytesRead)) read  \(p.currentPath)")
+            }
+            ctx.endProgress()
+            ctx.emit(r, outcome: r.outcome) {
+                var lines = [
+                    "snapshot \(r.snapshot.short) of \(r.tenant): \(r.snapshot.files) files, \(formatBytes(r.snapshot.bytes))",
+                    "  read \(r.filesRead) new or changed files (\(formatBytes(r.bytesRead))), stored \(formatBytes(r.snapshot.newBytesStored)) new in \(String(format: "%.1f", r.seconds)) s",
+                ]
+                for c in r.snapshot.changedDuringBackup { lines.append("  warning: \(c) changed while it was read") }
+                for s in r.skipped { lines.append("  skipped: \(s)") }
+                return lines.joined(separator: "\n")
+            }
+        }
+    }
+
+    struct Restore: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Restore documents into a new or empty directory.")
+        @Argument var tenant: String
+        @Option(help: "Target directory (new or empty).") var to: String
+        @Option(help: "latest, a snapshot id (prefix), or a date/time.") var snapshot: String = "latest"
+        @Option(help: "Restore only this path of the snapshot (starting with the root's name).") var path: String?
+
+        func run() throws {
+            let r = try ctx.installation().restoreDocuments(tenant: tenant, to: to, snapshot: snapshot, path: path)
+            ctx.emit(r, outcome: r.outcome) {
+                var lines = ["restored snapshot \(r.snapshot.prefix(8)) of \(r.tenant) to \(r.target): \(r.report.files) files, \(r.report.directories) directories, \(r.report.symlinks) symlinks, \(formatBytes(r.report.bytes)) in \(String(format: "%.1f", r.seconds)) s"]
+                for (p, why) in r.report.failed.sorted(by: { $0.key < $1.key }) { lines.append("  failed: \(p): \(why)") }
+                return lines.joined(separator: "\n")
+            }
+        }
+    }
+}
+
+struct SnapshotsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "snapshots", abstract: "List a tenant's snapshots.")
+    @Argument var tenant: String
+
+    func run() throws {
+        let list = try ctx.installation().snapshots(tenant: tenant)
+        ctx.emit(list) {
+            list.map { "\($0.short)  \($0.time)  \($0.kind)  \($0.files) files  \(formatBytes($0.bytes))" }.joined(separator: "\n")
+        }
+    }
+}
+
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "check", abstract: "Verify repositories; exit 3 when something is damaged.")
+    @Argument var tenant: String?
+    @Flag(help: "Read, decrypt and hash every chunk.") var readData = false
+    @Option(help: "Read this percentage of packs, chosen at random.") var readDataSubset: Double?
+
+    func validate() throws {
+        if let p = readDataSubset, !(0...100).contains(p) {
+            throw ValidationError("--read-data-subset must be between 0 and 100")
+        }
+    }
+
+    func run() throws {
+        let mode: Checker.ReadData = readData ? .all : readDataSubset.map { .subset($0) } ?? .none
+        let r = try ctx.installation().check(tenant: tenant, readData: mode)
+        ctx.emit(r, outcome: r.outcome) {
+            var lines: [String] = []
+            for (name, rep) in r.tenants.sorted(by: { $0.key < $1.key }) {
+                lines.append("\(name): \(rep.snapshots) snapshots, \(rep.packs) packs, \(rep.blobs) blobs; read \(rep.packsRead) packs (\(formatBytes(rep.bytesRead)))" + (rep.isClean ? ": ok" : ": PROBLEMS"))
+                for (p, why) in rep.damagedPacks.sorted(by: { $0.key < $1.key }) { lines.append("  damaged pack \(p): \(why)") }
+                for p in rep.problems { lines.append("  \(p)") }
+                for (s, paths) in rep.affected.sorted(by: { $0.key < $1.key }) {
+                    lines.append("  snapshot \(s.prefix(8)): \(paths.count) files affected")
+                    for p in paths.prefix(20) { lines.append("    \(p)") }
+                    if paths.count > 20 { lines.append("    … and \(paths.count - 20) more") }
+                }
+            }
+            return lines.joined(separator: "\n")
+        }
+    }
+}
+
+func formatBytes(_ n: UInt64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var v = Double(n), i = 0
+    while v >= 1024 && i < units.count - 1 {
+        v /= 1024
+        i += 1
+    }
+    return i == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[i])
+}

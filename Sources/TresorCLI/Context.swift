@@ -1,0 +1,116 @@
+import Foundation
+import TresorCore
+import TresorEngine
+
+/// The options every command takes, wherever they appear on the command line:
+/// `--home DIR`, `--config FILE`, `--json`, `--now TIME`.
+struct GlobalOptions: Sendable {
+    var home: String?
+    var config: String?
+    var json = false
+    var now: String?
+
+    /// Removes the global options from `arguments` and returns them with the rest. Values of
+    /// other options are skipped, so `--reason --json` keeps `--json` as a reason.
+    static func extract(from arguments: [String]) throws -> (GlobalOptions, [String]) {
+        var g = GlobalOptions()
+        var rest: [String] = []
+        var i = 0
+        func value(_ name: String) throws -> String {
+            guard i + 1 < arguments.count else {
+                throw CoreError.usage("\(name) needs a value", hint: "tresor --help")
+            }
+            i += 1
+            return arguments[i]
+        }
+        while i < arguments.count {
+            let a = arguments[i]
+            if a == "--" {
+                rest += arguments[i...]
+                break
+            }
+            let (name, inline) = a.hasPrefix("--") && a.contains("=")
+                ? (String(a[..<a.firstIndex(of: "=")!]), String(a[a.index(after: a.firstIndex(of: "=")!)...]))
+                : (a, nil)
+            switch name {
+            case "--home": g.home = try inline ?? value(name)
+            case "--config": g.config = try inline ?? value(name)
+            case "--now": g.now = try inline ?? value(name)
+            case "--json": g.json = true
+            default:
+                rest.append(a)
+                // Keep an option's value with it, so a value that looks like a global flag stays.
+                if a.hasPrefix("--"), !a.contains("="), i + 1 < arguments.count, !CLIFlags.booleans.contains(a) {
+                    i += 1
+                    rest.append(arguments[i])
+                }
+            }
+            i += 1
+        }
+        return (g, rest)
+    }
+}
+
+/// Flags that take no value (so the argument after them is not swallowed as one).
+enum CLIFlags {
+    static let booleans: Set<String> = ["--help", "--read-data", "--latest", "--dry-run", "--version"]
+}
+
+/// Everything a command needs from the process: options, environment, where output goes.
+final class Context: @unchecked Sendable {
+    let options: GlobalOptions
+    let environment: [String: String]
+    private(set) var outcome: Outcome = .ok
+
+    nonisolated(unsafe) static var current: Context!
+
+    init(options: GlobalOptions, environment: [String: String]) {
+        self.options = options
+        self.environment = environment
+    }
+
+    /// `--now`, else `TRESOR_NOW`, else the system clock.
+    func clock() throws -> any Clock {
+        guard let text = options.now ?? environment["TRESOR_NOW"], !text.isEmpty else { return SystemClock() }
+        guard let date = TimeFormat.parse(text) else {
+            throw CoreError.usage("cannot read time '\(text)'", hint: "use RFC 3339, e.g. 2026-11-27T10:00:00Z")
+        }
+        return FixedClock(date)
+    }
+
+    var home: Home { Home.resolve(flag: options.home, environment: environment) }
+
+    var configFile: URL? { (options.config ?? environment["TRESOR_CONFIG"]).map { URL(fileURLWithPath: $0) } }
+
+    func installation() throws -> Installation {
+        try Installation.open(home: home, configFile: configFile, clock: try clock())
+    }
+
+    /// Prints a result: JSON on one line with `--json`, else the human text.
+    func emit<T: Encodable>(_ value: T, outcome: Outcome = .ok, human: () -> String) {
+        self.outcome = outcome
+        if options.json {
+            let e = JSONEncoder()
+            e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            e.dateEncodingStrategy = .custom { date, enc in
+                var c = enc.singleValueContainer()
+                try c.encode(TimeFormat.string(date, fractional: true))
+            }
+            if let data = try? e.encode(value) { print(String(decoding: data, as: UTF8.self)) }
+        } else {
+            let text = human()
+            if !text.isEmpty { print(text) }
+        }
+    }
+
+    /// A progress line on standard error, only when it is a terminal and output is for people.
+    func progress(_ line: String) {
+        guard !options.json, isatty(2) != 0 else { return }
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+    }
+
+    func endProgress() {
+        guard !options.json, isatty(2) != 0 else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+}

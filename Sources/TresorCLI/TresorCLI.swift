@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import TresorCore
+import TresorEngine
+
+/// The `tresor` command line: argument parsing, output formatting and the exit-code map.
+public enum TresorCLI {
+    /// Runs the command line and exits with the code from ``ExitCodes``.
+    public static func main() -> Never {
+        exit(run(arguments: Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment))
+    }
+
+    /// Parses and runs one command line; returns the exit code.
+    public static func run(arguments: [String], environment: [String: String]) -> Int32 {
+        let options: GlobalOptions
+        let rest: [String]
+        do {
+            (options, rest) = try GlobalOptions.extract(from: arguments)
+        } catch {
+            return report(error, json: arguments.contains("--json"))
+        }
+        let context = Context(options: options, environment: environment)
+        Context.current = context
+        var command: ParsableCommand
+        do {
+            command = try Tresor.parseAsRoot(rest)
+        } catch {
+            let code = Tresor.exitCode(for: error)
+            if code == .success {
+                print(Tresor.fullMessage(for: error))
+                return ExitCodes.ok
+            }
+            let message = Tresor.message(for: error).split(separator: "\n").first.map(String.init) ?? "bad usage"
+            return report(CoreError.usage(message.replacingOccurrences(of: "Error: ", with: "").lowercasedFirst,
+                                          hint: "tresor help \(rest.first ?? "")".trimmingCharacters(in: .whitespaces)),
+                          json: options.json)
+        }
+        do {
+            try command.run()
+            return ExitCodes.code(for: context.outcome)
+        } catch {
+            context.endProgress()
+            if let clean = error as? CleanExit {
+                print(Tresor.fullMessage(for: clean))
+                return ExitCodes.ok
+            }
+            return report(error, json: options.json)
+        }
+    }
+
+    /// Prints an error (one line, then a hint line) and returns its exit code.
+    static func report(_ error: Error, json: Bool) -> Int32 {
+        let code = ExitCodes.code(for: error)
+        let message: String
+        var hint: String? = nil
+        if let f = error as? any TresorFailure {
+            message = f.message
+            hint = f.hint
+        } else if let v = error as? ValidationError {
+            message = v.message
+        } else {
+            message = "\(error)"
+        }
+        if json {
+            var obj: [String: String] = ["error": message, "exit_code": "\(code)"]
+            if let hint { obj["hint"] = hint }
+            let e = JSONEncoder()
+            e.outputFormatting = [.sortedKeys]
+            if let d = try? e.encode(obj) { print(String(decoding: d, as: UTF8.self)) }
+        }
+        var text = "error: \(message)\n"
+        if let hint { text += "hint: \(hint)\n" }
+        FileHandle.standardError.write(Data(text.utf8))
+        return code
+    }
+}
+
+extension String {
+    var lowercasedFirst: String { prefix(1).lowercased() + dropFirst() }
+}
+
+struct Tresor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tresor",
+        abstract: "Backup, restore and retention for many tenants' databases and documents.",
+        discussion: """
+            Global options (anywhere on the line): --home DIR (else TRESOR_HOME), --config FILE,
+            --json (machine-readable output), --now TIME (the clock, else TRESOR_NOW).
+            Exit codes: 0 ok, 1 failed, 2 bad usage or input, 3 found a problem, 4 locked.
+            """,
+        subcommands: [
+            InitCommand.self, StoreCommand.self, TenantCommand.self, RegionCommand.self,
+            DocsCommand.self, SnapshotsCommand.self, CheckCommand.self,
+        ])
+}

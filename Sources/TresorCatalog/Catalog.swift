@@ -1,0 +1,157 @@
+import Foundation
+
+// The catalog is state, not truth: which tenants and stores exist, which cross-region copies
+// were approved, and which jobs ran. Everything in a repository can be re-derived without it.
+//
+// `Catalog` is the one protocol the engine and the CLI talk to. ``SQLiteCatalog`` is the
+// embedded implementation; a PostgreSQL catalog for a fleet of workers will sit behind the same
+// protocol, which is why nothing here mentions SQLite and every date is a plain `Date`.
+// Implementations keep dates to the millisecond (sub-millisecond parts are rounded away).
+
+/// A place backups are written to: a local directory or an S3-compatible bucket.
+public struct StoreRecord: Sendable, Equatable, Codable {
+    /// The operator's name for the store, unique in the catalog (`store add NAME`).
+    public var name: String
+    /// `file:///path` or `s3://bucket/prefix?endpoint=...&region=...`.
+    public var url: String
+    /// The region the store's data lives in, compared with a tenant's region.
+    public var region: String
+    public var addedAt: Date
+
+    public init(name: String, url: String, region: String, addedAt: Date) {
+        self.name = name
+        self.url = url
+        self.region = region
+        self.addedAt = addedAt
+    }
+}
+
+/// One customer environment: where its backups go, its database and documents, its contract.
+public struct TenantRecord: Sendable, Equatable, Codable {
+    /// Unique in the catalog; also the tenant's prefix in every store.
+    public var name: String
+    /// The region the tenant's backups must stay in unless a ``RegionApproval`` says otherwise.
+    public var region: String
+    /// The name of the tenant's primary store; it must exist in the catalog.
+    public var store: String
+    /// The name of the store replicas go to; it must exist in the catalog when set.
+    public var offsiteStore: String?
+    /// The connection string of the tenant's PostgreSQL cluster. May hold a password: never
+    /// print it, never put it in an error message.
+    public var pgDSN: String?
+    /// The tenant's document folders, in the order the operator gave them.
+    public var docRoots: [String]
+    public var createdAt: Date
+    /// When the contract ended; the deletion clock starts here. `nil` while it runs.
+    public var contractEnd: Date?
+    /// Why deletion is on legal hold; `nil` when it is not.
+    public var holdReason: String?
+
+    public init(
+        name: String, region: String, store: String, offsiteStore: String? = nil, pgDSN: String? = nil,
+        docRoots: [String] = [], createdAt: Date, contractEnd: Date? = nil, holdReason: String? = nil
+    ) {
+        self.name = name
+        self.region = region
+        self.store = store
+        self.offsiteStore = offsiteStore
+        self.pgDSN = pgDSN
+        self.docRoots = docRoots
+        self.createdAt = createdAt
+        self.contractEnd = contractEnd
+        self.holdReason = holdReason
+    }
+}
+
+/// A recorded decision that a tenant's backups may go to a store outside its region.
+/// Approvals are history: adding a second one for the same tenant and store keeps both.
+public struct RegionApproval: Sendable, Equatable, Codable {
+    public var tenant: String
+    public var store: String
+    /// Who approved it, as given by `region approve --by`.
+    public var approvedBy: String
+    public var reason: String
+    public var approvedAt: Date
+
+    public init(tenant: String, store: String, approvedBy: String, reason: String, approvedAt: Date) {
+        self.tenant = tenant
+        self.store = store
+        self.approvedBy = approvedBy
+        self.reason = reason
+        self.approvedAt = approvedAt
+    }
+}
+
+/// One job run (a backup, a drill, a tick, ...), started and later finished.
+public struct RunRecord: Sendable, Equatable, Codable {
+    /// Assigned by the catalog; unique.
+    public var id: Int64
+    /// `nil` for runs that concern no single tenant (a tick, a sweep).
+    public var tenant: String?
+    /// What ran, e.g. `docs-backup`, `drill`, `tick`. Free text chosen by the engine.
+    public var kind: String
+    public var startedAt: Date
+    /// `nil` while the run has not finished.
+    public var endedAt: Date?
+    /// ``RunRecord/runningStatus`` until ``Catalog/finishRun(id:at:status:detail:)`` sets it.
+    public var status: String
+    /// JSON text, stored verbatim; `{}` until the run finishes.
+    public var detail: String
+
+    /// The status of a run that has started and not finished.
+    public static let runningStatus = "running"
+
+    public init(
+        id: Int64, tenant: String?, kind: String, startedAt: Date, endedAt: Date? = nil,
+        status: String, detail: String
+    ) {
+        self.id = id
+        self.tenant = tenant
+        self.kind = kind
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.status = status
+        self.detail = detail
+    }
+}
+
+/// The installation's state: tenants, stores, region approvals and job runs.
+///
+/// Every method is safe to call from several threads at once, and every write is atomic: it
+/// happens entirely or not at all. Errors are ``CatalogError``s; input mistakes (a duplicate
+/// name, an unknown tenant or store) have kind `.usage`, storage problems `.failed`.
+public protocol Catalog: Sendable {
+    /// Adds a store. Throws `.duplicate` if a store of that name exists.
+    func addStore(_ store: StoreRecord) throws
+    /// The store of that name, or `nil`.
+    func store(named name: String) throws -> StoreRecord?
+    /// All stores, sorted by name.
+    func stores() throws -> [StoreRecord]
+
+    /// Adds a tenant. Throws `.duplicate` if a tenant of that name exists and `.notFound` if its
+    /// store or offsite store is not in the catalog.
+    func addTenant(_ tenant: TenantRecord) throws
+    /// Replaces every field of the tenant named `tenant.name`. Throws `.notFound` if there is no
+    /// such tenant, or if its store or offsite store is not in the catalog.
+    func updateTenant(_ tenant: TenantRecord) throws
+    /// The tenant of that name, or `nil`.
+    func tenant(named name: String) throws -> TenantRecord?
+    /// All tenants, sorted by name.
+    func tenants() throws -> [TenantRecord]
+
+    /// Records an approval. Throws `.notFound` if the tenant or the store is not in the catalog.
+    func addRegionApproval(_ approval: RegionApproval) throws
+    /// The tenant's approvals, oldest first; empty if it has none (or does not exist).
+    func regionApprovals(tenant: String) throws -> [RegionApproval]
+
+    /// Records the start of a run, with status ``RunRecord/runningStatus`` and detail `{}`, and
+    /// returns its id. `tenant` need not be in the catalog: runs outlive the tenants they served.
+    func startRun(kind: String, tenant: String?, at: Date) throws -> Int64
+    /// Records the end of a run. Throws `.notFound` if no run has that id. Finishing a run
+    /// twice overwrites the first result.
+    func finishRun(id: Int64, at: Date, status: String, detail: String) throws
+    /// Runs, newest start first (ties: higher id first), at most `limit` of them (none when
+    /// `limit` is 0 or less). A non-nil `tenant` or `kind` keeps only the runs that match it;
+    /// `nil` matches every run.
+    func runs(tenant: String?, kind: String?, limit: Int) throws -> [RunRecord]
+}

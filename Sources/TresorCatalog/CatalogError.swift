@@ -1,0 +1,35 @@
+import TresorCore
+
+/// Why a catalog operation failed. Messages name tenants, stores and run ids, never a DSN.
+public struct CatalogError: TresorFailure, Equatable {
+    public enum Code: String, Sendable, Codable {
+        /// The tenant, store or run named does not exist (usage).
+        case notFound
+        /// A tenant or store of that name already exists (usage).
+        case duplicate
+        /// The database refused or failed an operation: I/O, busy, full, bad SQL (failed).
+        case sqlite
+        /// The catalog file is damaged or is not a database (failed).
+        case corrupt
+        /// The catalog was written by a newer Tresor whose schema this one does not know (failed).
+        case unsupportedSchema
+    }
+
+    public let code: Code
+    public let message: String
+    public let hint: String?
+
+    public init(_ code: Code, _ message: String, hint: String? = nil) {
+        self.code = code
+        self.message = message
+        self.hint = hint
+    }
+
+    /// Input the user can correct is `.usage` (exit 2); everything else is `.failed` (exit 1).
+    public var kind: FailureKind {
+        switch code {
+        case .notFound, .duplicate: .usage
+        case .sqlite, .corrupt, .unsupportedSchema: .failed
+        }
+    }
+}

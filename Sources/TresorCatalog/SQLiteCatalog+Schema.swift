@@ -1,0 +1,84 @@
+extension SQLiteCatalog {
+    /// The catalog schema as a list of migrations: entry `i` takes a catalog from version `i` to
+    /// version `i + 1`. Append new entries; never edit one that has shipped, because catalogs in
+    /// the field have already run it.
+    ///
+    /// Dates are `INTEGER` Unix milliseconds (UTC). A tenant's document roots live in their own
+    /// table, one row per root, in the order given. The SQL stays plain (no SQLite-only types or
+    /// functions) so the PostgreSQL catalog can follow the same shape.
+    static let migrations: [String] = [
+        // 1: stores, tenants and their document roots, region approvals, job runs.
+        """
+        CREATE TABLE stores (
+            name     TEXT PRIMARY KEY,
+            url      TEXT NOT NULL,
+            region   TEXT NOT NULL,
+            added_at INTEGER NOT NULL
+        );
+        CREATE TABLE tenants (
+            name          TEXT PRIMARY KEY,
+            region        TEXT NOT NULL,
+            store         TEXT NOT NULL REFERENCES stores (name),
+            offsite_store TEXT REFERENCES stores (name),
+            pg_dsn        TEXT,
+            created_at    INTEGER NOT NULL,
+            contract_end  INTEGER,
+            hold_reason   TEXT
+        );
+        CREATE TABLE tenant_doc_roots (
+            tenant   TEXT NOT NULL REFERENCES tenants (name) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            path     TEXT NOT NULL,
+            PRIMARY KEY (tenant, position)
+        );
+        CREATE TABLE region_approvals (
+            id          INTEGER PRIMARY KEY,
+            tenant      TEXT NOT NULL REFERENCES tenants (name),
+            store       TEXT NOT NULL REFERENCES stores (name),
+            approved_by TEXT NOT NULL,
+            reason      TEXT NOT NULL,
+            approved_at INTEGER NOT NULL
+        );
+        CREATE INDEX region_approvals_by_tenant ON region_approvals (tenant, approved_at);
+        CREATE TABLE runs (
+            id         INTEGER PRIMARY KEY,
+            tenant     TEXT,
+            kind       TEXT NOT NULL,
+            started_at INTEGER NOT NULL,
+            ended_at   INTEGER,
+            status     TEXT NOT NULL,
+            detail     TEXT NOT NULL
+        );
+        CREATE INDEX runs_by_start ON runs (started_at);
+        CREATE INDEX runs_by_tenant ON runs (tenant, started_at);
+        """,
+    ]
+
+    /// The schema version this build writes and understands.
+    public static var latestSchemaVersion: Int { migrations.count }
+
+    /// Brings the schema to ``latestSchemaVersion`` in one write transaction, so a crash leaves
+    /// the previous version intact and two processes opening a new catalog at once migrate it
+    /// once. `schema_version` holds one row per applied migration.
+    /// `migrations` is a parameter only so tests can add a version.
+    static func migrate(_ db: SQLiteDatabase, to migrations: [String] = SQLiteCatalog.migrations) throws {
+        try db.transaction {
+            try db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)")
+            let current = try schemaVersion(db)
+            guard current <= migrations.count else {
+                throw CatalogError(
+                    .unsupportedSchema,
+                    "catalog schema version \(current) is newer than this tresor understands (\(migrations.count))",
+                    hint: "run a tresor release at least as new as the one that last wrote this catalog")
+            }
+            for (index, script) in migrations.enumerated().dropFirst(current) {
+                try db.exec(script)
+                try db.execute("INSERT INTO schema_version (version) VALUES (?)", [.int64(Int64(index + 1))])
+            }
+        }
+    }
+
+    static func schemaVersion(_ db: SQLiteDatabase) throws -> Int {
+        try db.query("SELECT COALESCE(MAX(version), 0) FROM schema_version") { Int($0.int64(0)) }.first ?? 0
+    }
+}

@@ -1,0 +1,257 @@
+import Foundation
+
+/// The embedded catalog: one SQLite file in the tresor home.
+///
+/// One connection, used under a lock, so calls from many threads are serialised in this
+/// process; other processes (cron's `tick`, an operator's CLI) share the file through SQLite's
+/// WAL mode and wait up to 5 seconds for each other's writes. Every multi-statement write runs
+/// in one transaction. Calls block the calling thread on file I/O: call them off the cooperative
+/// pool when the caller is async and the call may wait.
+public final class SQLiteCatalog: Catalog, @unchecked Sendable {
+    // @unchecked: `database` is only touched while `lock` is held.
+    private let lock = NSLock()
+    private let database: SQLiteDatabase
+
+    /// Opens the catalog at `path`, creating the file if missing (its directory must exist),
+    /// and migrates its schema to ``latestSchemaVersion``. Throws `.unsupportedSchema` if a newer
+    /// Tresor wrote it, `.corrupt` if it is not a SQLite database.
+    public init(path: String) throws {
+        database = try SQLiteDatabase(path: path)
+        // busy_timeout first: switching to WAL needs a lock another process may hold.
+        try database.exec("PRAGMA busy_timeout = 5000")
+        try database.exec("PRAGMA journal_mode = WAL")
+        try database.exec("PRAGMA foreign_keys = ON")  // per connection, outside any transaction
+        try Self.migrate(database)
+    }
+
+    /// The schema version of the open catalog: ``latestSchemaVersion`` once `init` has returned.
+    public func schemaVersion() throws -> Int {
+        try locked { try Self.schemaVersion($0) }
+    }
+
+    private func locked<T>(_ body: (SQLiteDatabase) throws -> T) throws -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(database)
+    }
+
+    // MARK: Stores
+
+    private static let storeColumns = "name, url, region, added_at"
+
+    private static func store(_ row: SQLiteStatement) -> StoreRecord {
+        StoreRecord(name: row.text(0), url: row.text(1), region: row.text(2), addedAt: row.date(3))
+    }
+
+    public func addStore(_ store: StoreRecord) throws {
+        let inserted = try locked { db in
+            try db.execute("""
+                INSERT INTO stores (\(Self.storeColumns)) VALUES (?, ?, ?, ?)
+                ON CONFLICT (name) DO NOTHING
+                """, [.text(store.name), .text(store.url), .text(store.region), SQLiteValue(store.addedAt)])
+        }
+        guard inserted == 1 else {
+            throw CatalogError(.duplicate, "store '\(store.name)' already exists", hint: "tresor store list")
+        }
+    }
+
+    public func store(named name: String) throws -> StoreRecord? {
+        try locked { db in
+            try db.query("SELECT \(Self.storeColumns) FROM stores WHERE name = ?", [.text(name)], row: Self.store).first
+        }
+    }
+
+    public func stores() throws -> [StoreRecord] {
+        try locked { db in
+            try db.query("SELECT \(Self.storeColumns) FROM stores ORDER BY name", row: Self.store)
+        }
+    }
+
+    // MARK: Tenants
+
+    private static let tenantColumns = "name, region, store, offsite_store, pg_dsn, created_at, contract_end, hold_reason"
+
+    private static func tenant(_ row: SQLiteStatement) -> TenantRecord {
+        TenantRecord(
+            name: row.text(0), region: row.text(1), store: row.text(2), offsiteStore: row.optionalText(3),
+            pgDSN: row.optionalText(4), docRoots: [], createdAt: row.date(5), contractEnd: row.optionalDate(6),
+            holdReason: row.optionalText(7))
+    }
+
+    public func addTenant(_ tenant: TenantRecord) throws {
+        try locked { db in
+            try db.transaction {
+                try Self.requireStores(of: tenant, in: db)
+                let inserted = try db.execute("""
+                    INSERT INTO tenants (\(Self.tenantColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (name) DO NOTHING
+                    """, Self.tenantValues(tenant))
+                guard inserted == 1 else {
+                    throw CatalogError(.duplicate, "tenant '\(tenant.name)' already exists", hint: "tresor tenant list")
+                }
+                try Self.insertDocRoots(of: tenant, in: db)
+            }
+        }
+    }
+
+    public func updateTenant(_ tenant: TenantRecord) throws {
+        try locked { db in
+            try db.transaction {
+                try Self.requireTenant(tenant.name, in: db)
+                try Self.requireStores(of: tenant, in: db)
+                try db.execute("""
+                    UPDATE tenants SET region = ?, store = ?, offsite_store = ?, pg_dsn = ?,
+                        created_at = ?, contract_end = ?, hold_reason = ?
+                    WHERE name = ?
+                    """, Array(Self.tenantValues(tenant).dropFirst()) + [.text(tenant.name)])
+                try db.execute("DELETE FROM tenant_doc_roots WHERE tenant = ?", [.text(tenant.name)])
+                try Self.insertDocRoots(of: tenant, in: db)
+            }
+        }
+    }
+
+    public func tenant(named name: String) throws -> TenantRecord? {
+        try locked { db in
+            try db.transaction(write: false) {
+                guard var tenant = try db.query(
+                    "SELECT \(Self.tenantColumns) FROM tenants WHERE name = ?", [.text(name)], row: Self.tenant
+                ).first else { return nil }
+                tenant.docRoots = try db.query(
+                    "SELECT path FROM tenant_doc_roots WHERE tenant = ? ORDER BY position", [.text(name)]
+                ) { $0.text(0) }
+                return tenant
+            }
+        }
+    }
+
+    public func tenants() throws -> [TenantRecord] {
+        try locked { db in
+            try db.transaction(write: false) {
+                var roots: [String: [String]] = [:]
+                for (tenant, path) in try db.query(
+                    "SELECT tenant, path FROM tenant_doc_roots ORDER BY tenant, position", row: { ($0.text(0), $0.text(1)) }
+                ) {
+                    roots[tenant, default: []].append(path)
+                }
+                return try db.query("SELECT \(Self.tenantColumns) FROM tenants ORDER BY name") { row in
+                    var tenant = Self.tenant(row)
+                    tenant.docRoots = roots[tenant.name] ?? []
+                    return tenant
+                }
+            }
+        }
+    }
+
+    /// The values of ``tenantColumns``, in order.
+    private static func tenantValues(_ tenant: TenantRecord) -> [SQLiteValue] {
+        [.text(tenant.name), .text(tenant.region), .text(tenant.store), SQLiteValue(tenant.offsiteStore),
+         SQLiteValue(tenant.pgDSN), SQLiteValue(tenant.createdAt), SQLiteValue(tenant.contractEnd),
+         SQLiteValue(tenant.holdReason)]
+    }
+
+    private static func insertDocRoots(of tenant: TenantRecord, in db: SQLiteDatabase) throws {
+        for (position, path) in tenant.docRoots.enumerated() {
+            try db.execute("INSERT INTO tenant_doc_roots (tenant, position, path) VALUES (?, ?, ?)",
+                           [.text(tenant.name), .int64(Int64(position)), .text(path)])
+        }
+    }
+
+    /// The foreign keys would refuse a missing store too, but with SQLite's anonymous
+    /// "FOREIGN KEY constraint failed"; this names the store and is a usage error.
+    private static func requireStores(of tenant: TenantRecord, in db: SQLiteDatabase) throws {
+        for name in [tenant.store, tenant.offsiteStore].compactMap({ $0 }) {
+            try requireStore(name, in: db)
+        }
+    }
+
+    private static func requireStore(_ name: String, in db: SQLiteDatabase) throws {
+        guard try exists("SELECT 1 FROM stores WHERE name = ?", name, in: db) else {
+            throw CatalogError(.notFound, "store '\(name)' does not exist",
+                               hint: "tresor store add \(name) --url URL --region REGION")
+        }
+    }
+
+    private static func exists(_ sql: String, _ key: String, in db: SQLiteDatabase) throws -> Bool {
+        try !db.query(sql, [.text(key)]) { _ in true }.isEmpty
+    }
+
+    private static func requireTenant(_ name: String, in db: SQLiteDatabase) throws {
+        guard try exists("SELECT 1 FROM tenants WHERE name = ?", name, in: db) else {
+            throw CatalogError(.notFound, "tenant '\(name)' does not exist", hint: "tresor tenant list")
+        }
+    }
+
+    // MARK: Region approvals
+
+    public func addRegionApproval(_ approval: RegionApproval) throws {
+        try locked { db in
+            try db.transaction {
+                try Self.requireTenant(approval.tenant, in: db)
+                try Self.requireStore(approval.store, in: db)
+                try db.execute("""
+                    INSERT INTO region_approvals (tenant, store, approved_by, reason, approved_at)
+                    VALUES (?, ?, ?, ?, ?)
+                    """, [.text(approval.tenant), .text(approval.store), .text(approval.approvedBy),
+                          .text(approval.reason), SQLiteValue(approval.approvedAt)])
+            }
+        }
+    }
+
+    public func regionApprovals(tenant: String) throws -> [RegionApproval] {
+        try locked { db in
+            try db.query("""
+                SELECT tenant, store, approved_by, reason, approved_at FROM region_approvals
+                WHERE tenant = ? ORDER BY approved_at, id
+                """, [.text(tenant)]) { row in
+                RegionApproval(tenant: row.text(0), store: row.text(1), approvedBy: row.text(2),
+                               reason: row.text(3), approvedAt: row.date(4))
+            }
+        }
+    }
+
+    // MARK: Runs
+
+    public func startRun(kind: String, tenant: String?, at start: Date) throws -> Int64 {
+        try locked { db in
+            let ids = try db.query("""
+                INSERT INTO runs (tenant, kind, started_at, status, detail) VALUES (?, ?, ?, ?, '{}')
+                RETURNING id
+                """, [SQLiteValue(tenant), .text(kind), SQLiteValue(start), .text(RunRecord.runningStatus)]) { $0.int64(0) }
+            guard let id = ids.first else { throw CatalogError(.sqlite, "cannot start run: the catalog returned no id") }
+            return id
+        }
+    }
+
+    public func finishRun(id: Int64, at end: Date, status: String, detail: String) throws {
+        let updated = try locked { db in
+            try db.execute("UPDATE runs SET ended_at = ?, status = ?, detail = ? WHERE id = ?",
+                           [SQLiteValue(end), .text(status), .text(detail), .int64(id)])
+        }
+        guard updated == 1 else { throw CatalogError(.notFound, "run \(id) does not exist") }
+    }
+
+    public func runs(tenant: String?, kind: String?, limit: Int) throws -> [RunRecord] {
+        var conditions: [String] = []
+        var values: [SQLiteValue] = []
+        if let tenant {
+            conditions.append("tenant = ?")
+            values.append(.text(tenant))
+        }
+        if let kind {
+            conditions.append("kind = ?")
+            values.append(.text(kind))
+        }
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        // A negative LIMIT means "no limit" to SQLite and is an error to PostgreSQL; the protocol says none.
+        values.append(.int64(Int64(max(limit, 0))))
+        return try locked { db in
+            try db.query("""
+                SELECT id, tenant, kind, started_at, ended_at, status, detail FROM runs
+                \(filter) ORDER BY started_at DESC, id DESC LIMIT ?
+                """, values) { row in
+                RunRecord(id: row.int64(0), tenant: row.optionalText(1), kind: row.text(2), startedAt: row.date(3),
+                          endedAt: row.optionalDate(4), status: row.text(5), detail: row.text(6))
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+
+/// A bounded first-in-first-out queue between threads. `push` blocks while the queue is full, `pop`
+/// blocks while it is empty; after `close()` pushes are refused and pops drain what is left and
+/// then return nil. This is what keeps the pipeline's memory bounded: a fast producer waits for
+/// slow consumers instead of buffering the whole input.
+public final class BlockingQueue<Element>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var items: [Element] = []
+    private var head = 0
+    private var closed = false
+    public let capacity: Int
+
+    public init(capacity: Int) {
+        precondition(capacity > 0)
+        self.capacity = capacity
+        items.reserveCapacity(capacity)
+    }
+
+    /// Adds an element, waiting for room. Returns false (and drops it) when the queue is closed.
+    @discardableResult
+    public func push(_ element: Element) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while !closed && items.count - head >= capacity { condition.wait() }
+        if closed { return false }
+        items.append(element)
+        condition.broadcast()
+        return true
+    }
+
+    /// Takes the oldest element, waiting for one; nil once closed and empty.
+    public func pop() -> Element? {
+        condition.lock()
+        defer { condition.unlock() }
+        while !closed && items.count == head { condition.wait() }
+        if items.count == head { return nil }
+        let e = items[head]
+        head += 1
+        if head > 64 && head * 2 > items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+        condition.broadcast()
+        return e
+    }
+
+    /// Refuses further pushes and wakes every waiter.
+    public func close() {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+/// Runs `body(i)` for `i` in `0..<count` on `count` dedicated threads (not Swift's cooperative
+/// pool, since the bodies block on file I/O, C libraries and network calls) and waits for all.
+public func runOnThreads(_ count: Int, name: String, _ body: @escaping @Sendable (Int) -> Void) {
+    let group = DispatchGroup()
+    for i in 0..<count {
+        group.enter()
+        let t = Thread {
+            body(i)
+            group.leave()
+        }
+        t.name = "\(name)-\(i)"
+        t.stackSize = 1 << 20
+        t.start()
+    }
+    group.wait()
+}
+
+/// A value shared between threads, guarded by a lock.
+public final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+
+    public init(_ value: Value) { self.value = value }
+
+    public func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+
+    public var current: Value { withLock { $0 } }
+}
+
+/// The number of cores this process may use.
+public var availableCores: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }

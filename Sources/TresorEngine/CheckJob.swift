@@ -1,0 +1,41 @@
+import Foundation
+import TresorCatalog
+import TresorCore
+import TresorRepository
+
+/// What `tresor check` found, per tenant.
+public struct CheckResult: Codable, Sendable {
+    public var tenants: [String: Checker.Report]
+    public var outcome: Outcome
+}
+
+extension Installation {
+    /// `tresor check [T] [--read-data | --read-data-subset PCT]`: every tenant (or one).
+    public func check(tenant: String?, readData: Checker.ReadData) throws -> CheckResult {
+        let names = try tenant.map { [try self.tenant($0).name] } ?? catalog.tenants().map(\.name)
+        var reports: [String: Checker.Report] = [:]
+        for name in names {
+            let t = try self.tenant(name)
+            let store = try openStore(for: t, create: false)
+            guard try TenantRepository.exists(store: store, tenant: name) else {
+                if tenant != nil {
+                    throw CoreError.usage("tenant '\(name)' has no backups yet", hint: "tresor docs backup \(name)")
+                }
+                continue
+            }
+            let repo = try repository(for: t, create: false)
+            let run = try catalog.startRun(kind: "check", tenant: name, at: clock.now())
+            let report = try Checker(repository: repo).run(readData: readData)
+            try catalog.finishRun(id: run, at: clock.now(), status: report.isClean ? "ok" : "problem_found", detail: json(report))
+            reports[name] = report
+        }
+        let clean = reports.values.allSatisfy(\.isClean)
+        return CheckResult(tenants: reports, outcome: clean ? .ok : .problemFound)
+    }
+
+    /// `tresor tenant list`.
+    public func listTenants() throws -> [TenantRecord] { try catalog.tenants() }
+
+    /// `tresor store list`.
+    public func listStores() throws -> [StoreRecord] { try catalog.stores() }
+}

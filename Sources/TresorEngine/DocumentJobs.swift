@@ -1,0 +1,146 @@
+import Foundation
+import TresorCatalog
+import TresorCore
+import TresorDocuments
+import TresorRepository
+
+/// A snapshot as listed to users.
+public struct SnapshotSummary: Codable, Sendable {
+    public var id: String
+    public var short: String
+    public var time: String
+    public var kind: String
+    public var roots: [String]
+    public var files: Int
+    public var bytes: UInt64
+    public var newBytesStored: UInt64
+    public var changedDuringBackup: [String]
+
+    init(id: ObjectID, manifest m: SnapshotManifest) {
+        self.id = id.hex
+        short = id.short
+        time = m.time
+        kind = m.kind
+        roots = m.roots.map(\.path)
+        files = m.stats.files
+        bytes = m.stats.bytes
+        newBytesStored = m.stats.newBytesStored
+        changedDuringBackup = m.stats.changedDuringBackup
+    }
+}
+
+/// What `docs backup` did.
+public struct BackupResult: Codable, Sendable {
+    public var tenant: String
+    public var snapshot: SnapshotSummary
+    public var parent: String?
+    public var filesRead: Int
+    public var bytesRead: UInt64
+    public var newBlobs: Int
+    public var skipped: [String]
+    public var seconds: Double
+    public var outcome: Outcome
+}
+
+/// What `docs restore` did.
+public struct RestoreResult: Codable, Sendable {
+    public var tenant: String
+    public var snapshot: String
+    public var target: String
+    public var report: DocumentRestore.Report
+    public var seconds: Double
+    public var outcome: Outcome
+}
+
+extension Installation {
+    /// `tresor docs backup T`: one snapshot of all the tenant's document roots.
+    public func backupDocuments(tenant name: String, progress: ((DocumentBackup.Progress) -> Void)? = nil) throws -> BackupResult {
+        let tenant = try self.tenant(name)
+        guard !tenant.docRoots.isEmpty else {
+            throw CoreError.usage("tenant '\(name)' has no document roots", hint: "tresor tenant add \(name) --docs DIR")
+        }
+        let lock = try TenantLock(home: home, name: name)
+        defer { withExtendedLifetime(lock) {} }
+        let started = clock.now()
+        let wallStart = Date()
+        let run = try catalog.startRun(kind: "docs-backup", tenant: name, at: started)
+        do {
+            let repo = try repository(for: tenant, create: true)
+            let index = try repo.loadIndex()
+            let roots = DocumentBackup.roots(for: tenant.docRoots)
+            // The parent is the newest documents snapshot over the same roots.
+            let parent = try repo.snapshots().last { $0.manifest.kind == "documents" && $0.manifest.roots.map(\.path) == tenant.docRoots }
+            let parentNodes = try parent.map { try repo.loadTree($0.manifest, index: index) } ?? []
+            let backup = try DocumentBackup(repository: repo, index: index, policy: policy.backup, clock: clock, progress: progress)
+            let (id, manifest) = try backup.run(roots: roots, parentID: parent?.id, parentNodes: parentNodes)
+            let result = BackupResult(
+                tenant: name, snapshot: SnapshotSummary(id: id, manifest: manifest), parent: parent?.id.hex,
+                filesRead: manifest.stats.filesRead, bytesRead: manifest.stats.bytesRead, newBlobs: manifest.stats.newBlobs,
+                skipped: manifest.stats.skipped, seconds: Date().timeIntervalSince(wallStart),
+                outcome: manifest.stats.skipped.isEmpty ? .ok : .problemFound)
+            try catalog.finishRun(id: run, at: clock.now(), status: result.outcome.rawValue, detail: json(result))
+            return result
+        } catch {
+            try? catalog.finishRun(id: run, at: clock.now(), status: "failed", detail: json(["error": "\(error)"]))
+            throw error
+        }
+    }
+
+    /// `tresor snapshots T`, oldest first.
+    public func snapshots(tenant name: String) throws -> [SnapshotSummary] {
+        let tenant = try self.tenant(name)
+        let repo = try repository(for: tenant, create: false)
+        return try repo.snapshots().map { SnapshotSummary(id: $0.id, manifest: $0.manifest) }
+    }
+
+    /// Picks a snapshot by `latest`, an id or id prefix (4+ hex digits), or a date/time (the newest
+    /// snapshot at or before it; a bare date means the end of that day, UTC).
+    public static func selectSnapshot(_ selector: String, from all: [(id: ObjectID, manifest: SnapshotManifest)], tenant: String) throws -> (id: ObjectID, manifest: SnapshotManifest) {
+        let docs = all.filter { $0.manifest.kind == "documents" }
+        if selector == "latest" {
+            guard let last = docs.last else {
+                throw CoreError.usage("tenant '\(tenant)' has no document snapshots", hint: "tresor docs backup \(tenant)")
+            }
+            return last
+        }
+        let lower = selector.lowercased()
+        if lower.count >= 4, lower.allSatisfy(\.isHexDigit) {
+            let matches = docs.filter { $0.id.hex.hasPrefix(lower) }
+            if matches.count == 1 { return matches[0] }
+            if matches.count > 1 { throw CoreError.usage("snapshot prefix '\(selector)' is ambiguous", hint: "give more digits") }
+        }
+        if var when = TimeFormat.parse(selector) {
+            if selector.count == 10 { when = when.addingTimeInterval(86400 - 0.001) }
+            if let s = docs.last(where: { ($0.manifest.date ?? .distantFuture) <= when }) { return s }
+            throw CoreError.usage("tenant '\(tenant)' has no snapshot at or before \(selector)", hint: "tresor snapshots \(tenant)")
+        }
+        throw CoreError.usage("no snapshot '\(selector)' for tenant '\(tenant)'", hint: "use latest, an id from tresor snapshots \(tenant), or a date")
+    }
+
+    /// `tresor docs restore T --to DIR [--snapshot S] [--path SUB]`.
+    public func restoreDocuments(tenant name: String, to target: String, snapshot selector: String, path: String?) throws -> RestoreResult {
+        let tenant = try self.tenant(name)
+        let wallStart = Date()
+        let repo = try repository(for: tenant, create: false)
+        let chosen = try Self.selectSnapshot(selector, from: try repo.snapshots(), tenant: name)
+        let index = try repo.loadIndex()
+        let nodes = DocumentRestore.select(try repo.loadTree(chosen.manifest, index: index), subpath: path)
+        if let path, nodes.isEmpty {
+            throw CoreError.usage("snapshot \(chosen.id.short) has nothing at '\(path)'", hint: "paths start with the root's name, e.g. \(chosen.manifest.roots.first?.label ?? "docs")/...")
+        }
+        let absolute = URL(fileURLWithPath: target).standardizedFileURL.path
+        let report = try DocumentRestore(repository: repo, index: index).restore(nodes: nodes, to: absolute)
+        let run = try catalog.startRun(kind: "docs-restore", tenant: name, at: clock.now())
+        let result = RestoreResult(tenant: name, snapshot: chosen.id.hex, target: absolute, report: report,
+                                   seconds: Date().timeIntervalSince(wallStart),
+                                   outcome: report.failed.isEmpty ? .ok : .problemFound)
+        try catalog.finishRun(id: run, at: clock.now(), status: result.outcome.rawValue, detail: json(result))
+        return result
+    }
+}
+
+func json<T: Encodable>(_ value: T) -> String {
+    let e = JSONEncoder()
+    e.outputFormatting = [.sortedKeys]
+    return (try? e.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+}

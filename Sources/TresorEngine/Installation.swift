@@ -1,0 +1,116 @@
+import Foundation
+import TresorCatalog
+import TresorCore
+import TresorCrypto
+import TresorRepository
+import TresorStore
+
+/// One opened installation: its home, config, catalog, policy and clock. Every job runs against
+/// one of these; nothing here reads the environment (the CLI resolved it already).
+public final class Installation: @unchecked Sendable {
+    public let home: Home
+    public let config: Config
+    public let catalog: any Catalog
+    public let policy: Policy
+    public let clock: any Clock
+    private let masterKeyCache = Locked<MasterKey?>(nil)
+
+    init(home: Home, config: Config, catalog: any Catalog, policy: Policy, clock: any Clock) {
+        self.home = home
+        self.config = config
+        self.catalog = catalog
+        self.policy = policy
+        self.clock = clock
+    }
+
+    /// Opens an initialised home. `configFile` overrides `HOME/tresor.toml`.
+    public static func open(home: Home, configFile: URL?, clock: any Clock) throws -> Installation {
+        let configURL = configFile ?? home.configFile
+        guard FileManager.default.fileExists(atPath: configURL.path) else {
+            throw CoreError.usage("no Tresor installation at \(home.root.path) (missing \(configURL.lastPathComponent))",
+                                  hint: "tresor --home \(home.root.path) init")
+        }
+        let config = try Config.load(from: configURL)
+        let policy = try Policy.load(directory: home.path(config.policiesDirectory))
+        let catalog = try SQLiteCatalog(path: home.path(config.catalogPath).path)
+        return Installation(home: home, config: config, catalog: catalog, policy: policy, clock: clock)
+    }
+
+    /// The master key, from its file or command. Read once per process.
+    public func masterKey() throws -> MasterKey {
+        if let k = masterKeyCache.current { return k }
+        let key: MasterKey
+        switch config.masterKey {
+        case .file(let p):
+            let url = home.path(p)
+            guard let text = try? String(contentsOf: url, encoding: .utf8) else {
+                throw CoreError.usage("cannot read the master key file \(url.path)",
+                                      hint: "restore it from your offline copy, or set keys.master_key_command")
+            }
+            key = try MasterKey(text: text)
+        case .command(let cmd):
+            key = try MasterKey(text: try runKeyCommand(cmd))
+        }
+        masterKeyCache.withLock { $0 = key }
+        return key
+    }
+
+    private func runKeyCommand(_ command: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", command]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        do {
+            try p.run()
+        } catch {
+            throw CoreError.usage("cannot run master_key_command", hint: "check keys.master_key_command in tresor.toml")
+        }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw CoreError.usage("master_key_command exited with status \(p.terminationStatus)",
+                                  hint: "check keys.master_key_command in tresor.toml")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    // MARK: lookups shared by the jobs
+
+    public func tenant(_ name: String) throws -> TenantRecord {
+        guard let t = try catalog.tenant(named: name) else {
+            throw CoreError.usage("unknown tenant '\(name)'", hint: "tresor tenant list, or tresor tenant add \(name) --region R --store NAME")
+        }
+        return t
+    }
+
+    public func storeRecord(_ name: String) throws -> StoreRecord {
+        guard let s = try catalog.store(named: name) else {
+            throw CoreError.usage("unknown store '\(name)'", hint: "tresor store add \(name) --url URL --region R")
+        }
+        return s
+    }
+
+    /// Opens the store a tenant's data goes to, refusing one outside the tenant's region unless
+    /// an approval is on file. The refusal happens before any byte is sent.
+    public func openStore(for tenant: TenantRecord, storeName: String? = nil, create: Bool) throws -> any Store {
+        let record = try storeRecord(storeName ?? tenant.store)
+        if record.region != tenant.region {
+            let approved = try catalog.regionApprovals(tenant: tenant.name).contains { $0.store == record.name }
+            guard approved else {
+                throw CoreError.usage(
+                    "tenant '\(tenant.name)' is in region \(tenant.region) but store '\(record.name)' is in \(record.region)",
+                    hint: "use a store in \(tenant.region), or record an approval: tresor region approve \(tenant.name) --store \(record.name) --by WHO --reason TEXT")
+            }
+        }
+        return try StoreURL.parse(record.url).open(create: create)
+    }
+
+    /// Opens the tenant's repository in its primary store.
+    public func repository(for tenant: TenantRecord, create: Bool) throws -> TenantRepository {
+        let store = try openStore(for: tenant, create: create)
+        return try TenantRepository.open(store: store, tenant: tenant.name, master: try masterKey(),
+                                         policy: policy.backup, clock: clock, create: create)
+    }
+}

@@ -1,0 +1,158 @@
+import TresorCore
+
+/// Where one blob lives: its pack and its byte range there, and how to decode it.
+public struct BlobLocation: Sendable, Equatable {
+    public var pack: ObjectID
+    public var offset: UInt32
+    /// Sealed length in the pack (payload + 28 bytes of nonce and tag).
+    public var length: UInt32
+    /// Length of the plaintext.
+    public var rawLength: UInt32
+    public var type: BlobType
+    public var compression: BlobCompression
+
+    public init(pack: ObjectID, offset: UInt32, length: UInt32, rawLength: UInt32, type: BlobType, compression: BlobCompression) {
+        self.pack = pack
+        self.offset = offset
+        self.length = length
+        self.rawLength = rawLength
+        self.type = type
+        self.compression = compression
+    }
+
+    public var range: Range<Int> { Int(offset)..<Int(offset) + Int(length) }
+}
+
+/// One blob as listed in a pack header and an index object.
+public struct PackEntry: Sendable, Equatable {
+    public var id: ObjectID
+    public var type: BlobType
+    public var compression: BlobCompression
+    public var offset: UInt32
+    public var length: UInt32
+    public var rawLength: UInt32
+
+    func encode(into w: inout ByteWriter) {
+        w.u8(type.rawValue)
+        w.u8(compression.rawValue)
+        w.id(id)
+        w.varint(UInt64(offset))
+        w.varint(UInt64(length))
+        w.varint(UInt64(rawLength))
+    }
+
+    static func decode(_ r: inout ByteReader) throws -> PackEntry {
+        let t = try r.u8(), c = try r.u8()
+        guard let type = BlobType(rawValue: t), let compression = BlobCompression(rawValue: c) else {
+            throw RepositoryError(.corrupt, "unknown blob type \(t) or compression \(c)")
+        }
+        let id = try r.id()
+        func u32() throws -> UInt32 {
+            let v = try r.varint()
+            guard v <= UInt64(UInt32.max) else { throw RepositoryError(.corrupt, "blob offset or length out of range") }
+            return UInt32(v)
+        }
+        return PackEntry(id: id, type: type, compression: compression, offset: try u32(), length: try u32(), rawLength: try u32())
+    }
+}
+
+/// The packs one index object describes, each with its size and entries.
+public struct IndexFile: Sendable, Equatable {
+    public struct Pack: Sendable, Equatable {
+        public var id: ObjectID
+        public var size: Int
+        public var entries: [PackEntry]
+
+        public init(id: ObjectID, size: Int, entries: [PackEntry]) {
+            self.id = id
+            self.size = size
+            self.entries = entries
+        }
+    }
+
+    public var packs: [Pack]
+
+    public init(packs: [Pack]) { self.packs = packs }
+
+    static let magic = Array("TIX1".utf8)
+
+    /// `"TIX1"` ‖ pack count ‖ per pack: id (32) ‖ size ‖ entry count ‖ entries
+    /// (type, compression, id, offset, length, raw length; numbers as varints).
+    public func encode() -> [UInt8] {
+        var w = ByteWriter(capacity: 64 + packs.count * 32 + packs.reduce(0) { $0 + $1.entries.count * 44 })
+        w.raw(Self.magic)
+        w.varint(packs.count)
+        for p in packs {
+            w.id(p.id)
+            w.varint(p.size)
+            w.varint(p.entries.count)
+            for e in p.entries { e.encode(into: &w) }
+        }
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8], name: String) throws -> IndexFile {
+        var r = ByteReader(bytes, what: name)
+        guard Array(try r.raw(4)) == magic else { throw RepositoryError(.corrupt, "\(name) is not an index (bad magic)") }
+        var packs: [Pack] = []
+        let count = try r.int()
+        for _ in 0..<count {
+            let id = try r.id()
+            let size = try r.int()
+            let n = try r.int()
+            var entries: [PackEntry] = []
+            entries.reserveCapacity(min(n, 1 << 16))
+            for _ in 0..<n { entries.append(try PackEntry.decode(&r)) }
+            packs.append(Pack(id: id, size: size, entries: entries))
+        }
+        return IndexFile(packs: packs)
+    }
+}
+
+/// Every blob of a tenant known from its index objects, by id. Thread-safe.
+public final class RepositoryIndex: @unchecked Sendable {
+    private let state = Locked(State())
+
+    struct State {
+        var blobs: [ObjectID: BlobLocation] = [:]
+        var packSizes: [ObjectID: Int] = [:]
+        var indexObjects: [ObjectID: [ObjectID]] = [:]
+    }
+
+    public init() {}
+
+    /// Adds what one index object lists.
+    public func add(_ file: IndexFile, indexID: ObjectID?) {
+        state.withLock { s in
+            for p in file.packs {
+                s.packSizes[p.id] = p.size
+                for e in p.entries {
+                    s.blobs[e.id] = BlobLocation(pack: p.id, offset: e.offset, length: e.length,
+                                                 rawLength: e.rawLength, type: e.type, compression: e.compression)
+                }
+            }
+            if let indexID { s.indexObjects[indexID] = file.packs.map(\.id) }
+        }
+    }
+
+    public func location(of id: ObjectID) -> BlobLocation? { state.withLock { $0.blobs[id] } }
+
+    public func contains(_ id: ObjectID) -> Bool { state.withLock { $0.blobs[id] != nil } }
+
+    public var blobCount: Int { state.withLock { $0.blobs.count } }
+
+    /// Every pack the index knows, with its expected size.
+    public var packSizes: [ObjectID: Int] { state.withLock { $0.packSizes } }
+
+    /// Index object id → the packs it lists.
+    public var indexObjects: [ObjectID: [ObjectID]] { state.withLock { $0.indexObjects } }
+
+    /// All blobs, grouped by pack (for checks).
+    public func blobsByPack() -> [ObjectID: [(ObjectID, BlobLocation)]] {
+        state.withLock { s in
+            var out: [ObjectID: [(ObjectID, BlobLocation)]] = [:]
+            for (id, loc) in s.blobs { out[loc.pack, default: []].append((id, loc)) }
+            return out
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import TresorCore
+import TresorCrypto
+
+/// The operator's master key: 32 bytes that wrap every tenant's data key. It never leaves the
+/// process: not in logs, the catalog or any store.
+public struct MasterKey: Sendable {
+    let bytes: [UInt8]
+
+    public init(bytes: [UInt8]) throws {
+        guard bytes.count == 32 else {
+            throw RepositoryError(.usage, "the master key must be 32 bytes, got \(bytes.count)",
+                                  hint: "a master key file holds 64 hex digits")
+        }
+        self.bytes = bytes
+    }
+
+    /// Parses 64 hex digits (surrounding whitespace ignored), as written by `tresor init` or
+    /// printed by a configured key command.
+    public init(text: String) throws {
+        guard let bytes = Hex.decode(text.trimmingCharacters(in: .whitespacesAndNewlines)), bytes.count == 32 else {
+            throw RepositoryError(.usage, "the master key is not 64 hex digits",
+                                  hint: "check the master key file or the output of master_key_command")
+        }
+        self.bytes = bytes
+    }
+
+    public static func generate() -> MasterKey { try! MasterKey(bytes: SecureRandom.bytes(32)) }
+
+    /// 64 hex digits, for writing the key file. Callers must never log it.
+    public var hexForKeyFile: String { Hex.encode(bytes) }
+
+    func keyEncryptionKey(tenant: String, salt: [UInt8]) -> [UInt8] {
+        HKDF.sha256(ikm: bytes, salt: salt, info: "tresor kek v1 tenant=\(tenant)", count: 32)
+    }
+}
+
+/// A tenant's data key, wrapped by the master key, as stored at `tenants/<t>/keys/<id>`.
+///
+/// JSON: `{"format":"tresor-key-envelope","version":1,"tenant":..,"id":..,"created":..,
+/// "kdf":"hkdf-sha256","salt":hex,"sealed":hex}` where `sealed` is AES-256-GCM
+/// (nonce ‖ ciphertext ‖ tag) of the 32-byte data key under
+/// `HKDF-SHA256(ikm: master key, salt, info: "tresor kek v1 tenant=<tenant>")`, with the AAD
+/// `tresor key envelope v1 <tenant> <id>`. Deleting every envelope of a tenant makes every copy of
+/// its data unreadable (crypto-shredding).
+public struct KeyEnvelope: Codable, Sendable {
+    public var format = "tresor-key-envelope"
+    public var version = 1
+    public var tenant: String
+    public var id: String
+    public var created: String
+    public var kdf = "hkdf-sha256"
+    public var salt: String
+    public var sealed: String
+
+    static func aad(tenant: String, id: String) -> [UInt8] { Array("tresor key envelope v1 \(tenant) \(id)".utf8) }
+
+    /// Wraps `dataKey` for `tenant` under `master`.
+    public static func wrap(dataKey: [UInt8], tenant: String, master: MasterKey, created: Date) throws -> KeyEnvelope {
+        let id = Hex.encode(SecureRandom.bytes(8))
+        let salt = SecureRandom.bytes(16)
+        let gcm = try AESGCM(key: master.keyEncryptionKey(tenant: tenant, salt: salt))
+        let sealed = gcm.seal(dataKey, aad: aad(tenant: tenant, id: id))
+        return KeyEnvelope(tenant: tenant, id: id, created: TimeFormat.string(created),
+                           salt: Hex.encode(salt), sealed: Hex.encode(sealed))
+    }
+
+    /// Recovers the data key; a wrong master key fails here with a usage error.
+    public func unwrap(master: MasterKey) throws -> [UInt8] {
+        guard format == "tresor-key-envelope", version == 1,
+              let salt = Hex.decode(self.salt), let sealed = Hex.decode(self.sealed) else {
+            throw RepositoryError(.corrupt, "key envelope \(id) of tenant '\(tenant)' is malformed")
+        }
+        let gcm = try AESGCM(key: master.keyEncryptionKey(tenant: tenant, salt: salt))
+        guard let key = try? gcm.open(sealed, aad: Self.aad(tenant: tenant, id: id)), key.count == 32 else {
+            throw RepositoryError(.usage, "wrong master key: it does not open the key of tenant '\(tenant)'",
+                                  hint: "use the master key this installation was initialised with (HOME/keys/master.key)")
+        }
+        return key
+    }
+}
+
+/// The keys derived from one tenant's data key. Nothing here is shared between tenants: one
+/// tenant's key opens nothing of another's, and chunk ids and chunk boundaries reveal nothing
+/// across tenants.
+public struct TenantKeys: Sendable {
+    /// AES-256-GCM key for every blob and object.
+    public let encryption: [UInt8]
+    /// HMAC-SHA-256 key for chunk ids.
+    public let chunkID: [UInt8]
+    /// Seed of the tenant's FastCDC gear table.
+    public let chunkerSeed: UInt64
+
+    public init(dataKey: [UInt8]) {
+        encryption = HKDF.sha256(ikm: dataKey, salt: [], info: "tresor blob encryption v1", count: 32)
+        chunkID = HKDF.sha256(ikm: dataKey, salt: [], info: "tresor chunk id v1", count: 32)
+        let seed = HKDF.sha256(ikm: dataKey, salt: [], info: "tresor chunker seed v1", count: 8)
+        chunkerSeed = seed.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+    }
+}

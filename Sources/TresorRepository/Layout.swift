@@ -1,0 +1,56 @@
+import TresorCore
+
+/// Where a tenant's objects live in a store. Every key of a tenant starts with
+/// `tenants/<tenant>/`, so one prefix holds (and one prefix delete removes) all of a tenant's data.
+public struct RepositoryLayout: Sendable {
+    public let tenant: String
+
+    public init(tenant: String) { self.tenant = tenant }
+
+    /// `tenants/<tenant>/`
+    public var prefix: String { "tenants/\(tenant)/" }
+    /// The tenant's plaintext, secret-free description of its repository (`TenantConfig`).
+    public var config: String { prefix + "config" }
+    /// Key envelopes: the tenant's data key wrapped by the master key.
+    public var keysPrefix: String { prefix + "keys/" }
+    public func key(_ id: String) -> String { keysPrefix + id }
+    public var packsPrefix: String { prefix + "data/" }
+    public func pack(_ id: ObjectID) -> String {
+        let hex = id.hex
+        return packsPrefix + hex.prefix(2) + "/" + hex
+    }
+    public var indexPrefix: String { prefix + "index/" }
+    public func index(_ id: ObjectID) -> String { indexPrefix + id.hex }
+    public var snapshotsPrefix: String { prefix + "snapshots/" }
+    public func snapshot(_ id: ObjectID) -> String { snapshotsPrefix + id.hex }
+
+    /// The id at the end of a pack, index or snapshot key.
+    public static func id(fromKey key: String) -> ObjectID? {
+        guard let last = key.split(separator: "/").last else { return nil }
+        return ObjectID(hex: String(last))
+    }
+
+    /// Tenant names become key segments and directory names: keep them simple.
+    public static func validate(tenant: String) throws {
+        let ok = !tenant.isEmpty && tenant.count <= 64 && tenant.utf8.allSatisfy { c in
+            (c >= 48 && c <= 57) || (c >= 97 && c <= 122) || c == 45 || c == 95
+        } && tenant.first != "-"
+        guard ok else {
+            throw CoreError.usage("invalid tenant name '\(tenant)': use 1-64 lowercase letters, digits, '-' or '_'")
+        }
+    }
+}
+
+/// What a blob holds.
+public enum BlobType: UInt8, Sendable, Codable {
+    /// File or database content.
+    case data = 0
+    /// A piece of a snapshot's serialized file tree.
+    case tree = 1
+}
+
+/// How a blob's payload is encoded before sealing.
+public enum BlobCompression: UInt8, Sendable, Codable {
+    case none = 0
+    case zstd = 1
+}

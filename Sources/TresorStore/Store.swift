@@ -1,0 +1,113 @@
+import TresorCore
+
+/// What a store can do beyond the five operations every store has.
+public struct StoreCapabilities: Sendable, Equatable {
+    /// A put with `ifAbsent` is decided by the store atomically (a local rename with link, or an
+    /// S3 `If-None-Match: *`), not by a head-then-put race.
+    public var atomicCreate: Bool
+    /// Reads are cheap enough that many small ranged gets beat one large get.
+    public var cheapRangedReads: Bool
+
+    public init(atomicCreate: Bool, cheapRangedReads: Bool) {
+        self.atomicCreate = atomicCreate
+        self.cheapRangedReads = cheapRangedReads
+    }
+}
+
+/// What `head` learns about an object.
+public struct ObjectInfo: Sendable, Equatable {
+    public var key: String
+    public var size: Int
+
+    public init(key: String, size: Int) {
+        self.key = key
+        self.size = size
+    }
+}
+
+/// The dumb, tiny storage underneath a repository: keys to immutable byte strings.
+///
+/// Every store guarantees:
+/// - **atomic put**: an object is either absent or complete; a reader never sees half an object,
+///   even when the writer is killed mid-way;
+/// - **read-after-write**: once `put` returns, `get`, `head` and `list` see the object;
+/// - **idempotent delete**: deleting an absent key succeeds.
+///
+/// Keys are `/`-separated relative paths of `[A-Za-z0-9._-]` segments. Operations block the
+/// calling thread (local I/O, HTTP round trips) and are safe to call from many threads at once;
+/// call them from pipeline threads, never from Swift's cooperative pool. Everything smart (retry,
+/// concurrency limits, region guards, dry runs, fault injection) is a wrapper around a store.
+public protocol Store: Sendable {
+    /// A human-readable location without secrets, e.g. `file:///srv/backup` or `s3://bucket/prefix`.
+    var location: String { get }
+    var capabilities: StoreCapabilities { get }
+
+    /// Stores `data` under `key`, replacing any object there unless `ifAbsent` is set, in which
+    /// case an existing object is left alone and `false` is returned.
+    @discardableResult
+    func put(_ key: String, _ data: [UInt8], ifAbsent: Bool) throws -> Bool
+
+    /// Reads the whole object, or `range` of it (byte offsets, end exclusive).
+    /// Throws `StoreError.notFound` when the key is absent.
+    func get(_ key: String, range: Range<Int>?) throws -> [UInt8]
+
+    /// The object's size, or nil when it is absent.
+    func head(_ key: String) throws -> ObjectInfo?
+
+    /// Every object whose key starts with `prefix`, sorted by key.
+    func list(prefix: String) throws -> [ObjectInfo]
+
+    /// Removes the object; succeeds when it is already absent.
+    func delete(_ key: String) throws
+}
+
+extension Store {
+    @discardableResult
+    public func put(_ key: String, _ data: [UInt8]) throws -> Bool { try put(key, data, ifAbsent: false) }
+
+    public func get(_ key: String) throws -> [UInt8] { try get(key, range: nil) }
+}
+
+/// Why a store operation failed.
+public struct StoreError: TresorFailure {
+    public enum Code: String, Sendable {
+        case notFound = "not_found"
+        case invalidKey = "invalid_key"
+        case io
+        case badURL = "bad_url"
+        case permission
+    }
+
+    public let code: Code
+    public let message: String
+    public let hint: String?
+
+    public var kind: FailureKind {
+        switch code {
+        case .invalidKey, .badURL: return .usage
+        default: return .failed
+        }
+    }
+
+    public init(_ code: Code, _ message: String, hint: String? = nil) {
+        self.code = code
+        self.message = message
+        self.hint = hint
+    }
+
+    public static func notFound(_ key: String, in location: String) -> StoreError {
+        StoreError(.notFound, "object \(key) not found in \(location)")
+    }
+}
+
+/// Checks a key against the rules every store enforces.
+public func validateStoreKey(_ key: String) throws {
+    let segments = key.split(separator: "/", omittingEmptySubsequences: false)
+    let ok = !key.isEmpty && segments.allSatisfy { seg in
+        !seg.isEmpty && seg != "." && seg != ".." &&
+            seg.utf8.allSatisfy { c in
+                (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 46 || c == 95 || c == 45
+            }
+    }
+    guard ok else { throw StoreError(.invalidKey, "invalid store key '\(key)'") }
+}

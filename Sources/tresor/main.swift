@@ -1,0 +1,3 @@
+import TresorCLI
+
+TresorCLI.main()

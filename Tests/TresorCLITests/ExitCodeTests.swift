@@ -1,0 +1,44 @@
+import ArgumentParser
+import Testing
+@testable import TresorCLI
+import TresorCore
+
+/// The exit-code table of DESIGN.md, one row per code.
+@Suite struct ExitCodeTests {
+    @Test(arguments: [
+        (Outcome.ok, Int32(0)),
+        (Outcome.problemFound, Int32(3)),
+    ])
+    func outcomes(outcome: Outcome, code: Int32) {
+        #expect(ExitCodes.code(for: outcome) == code)
+    }
+
+    @Test func errors() {
+        #expect(ExitCodes.code(for: CoreError.failed("store unreachable")) == 1)
+        #expect(ExitCodes.code(for: CoreError.usage("unknown tenant 'x'")) == 2)
+        #expect(ExitCodes.code(for: CoreError(.locked, "held")) == 4)
+        #expect(ExitCodes.code(for: ValidationError("bad")) == 2)
+        struct Other: Error {}
+        #expect(ExitCodes.code(for: Other()) == 1)
+    }
+
+    @Test func argumentParserUsageErrorsBecomeTwoNotSixtyFour() {
+        #expect(TresorCLI.run(arguments: ["no-such-command"], environment: [:]) == 2)
+        #expect(TresorCLI.run(arguments: ["docs", "backup"], environment: [:]) == 2)
+        #expect(TresorCLI.run(arguments: ["--help"], environment: [:]) == 0)
+    }
+
+    @Test func globalOptionsAreFoundAnywhereAndValuesStayWithTheirOptions() throws {
+        let (g, rest) = try GlobalOptions.extract(from: ["--home", "/h", "region", "approve", "t", "--reason", "--json", "--now=2026-01-01", "--json"])
+        #expect(g.home == "/h")
+        #expect(g.json)
+        #expect(g.now == "2026-01-01")
+        #expect(rest == ["region", "approve", "t", "--reason", "--json"])
+        #expect(throws: CoreError.self) { try GlobalOptions.extract(from: ["--home"]) }
+    }
+
+    @Test func dsnPasswordsAreRedacted() {
+        #expect(redactDSN("host=db user=u password=s3cret dbname=x") == "host=db user=u password=*** dbname=x")
+        #expect(redactDSN("postgres://u:s3cret@db/x") == "postgres://u:***@db/x")
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import Testing
+@testable import TresorCore
+
+@Suite struct TOMLTests {
+    @Test func parsesTablesScalarsAndArrays() throws {
+        let doc = try TOML.parse("""
+            # comment
+            top = "a # not a comment"
+            [backup]
+            level = 3
+            big = 16_777_216
+            ratio = 0.5
+            on = true
+            names = ["a", 'b', 3]
+            [drills.monthly]
+            max_age = "30d" # trailing comment
+            """)
+        #expect(doc["top"] == .string("a # not a comment"))
+        #expect(doc.value(at: "backup.level") == .integer(3))
+        #expect(doc.value(at: "backup.big") == .integer(16_777_216))
+        #expect(doc.value(at: "backup.ratio") == .float(0.5))
+        #expect(doc.value(at: "backup.on") == .bool(true))
+        #expect(doc.value(at: "backup.names") == .array([.string("a"), .string("b"), .integer(3)]))
+        #expect(doc.value(at: "drills.monthly.max_age") == .string("30d"))
+    }
+
+    @Test func rejectsWhatItDoesNotUnderstandWithALineNumber() {
+        for (text, line) in [("a = 1\nb = bare", 2), ("[x\n", 1), ("a = 1\na = 2", 2), ("x = \"open", 1)] {
+            do {
+                _ = try TOML.parse(text, source: "f.toml")
+                Issue.record("accepted \(text)")
+            } catch let e as TOML.ParseError {
+                #expect(e.message.hasPrefix("f.toml:\(line):"), "\(e.message)")
+                #expect(e.kind == .usage)
+            } catch {
+                Issue.record("unexpected \(error)")
+            }
+        }
+    }
+}
+
+@Suite struct PolicyTests {
+    static let sourcePolicies = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../policies").standardizedFileURL
+
+    @Test func shippedDefaultPolicyLoads() throws {
+        let p = try Policy.load(directory: Self.sourcePolicies)
+        #expect(p.backup.compressionLevel == 3)
+        #expect(p.backup.chunkAvg == 1 << 20)
+        #expect(p.backup.packTarget == 16 << 20)
+        #expect(p.documents.backupInterval == PolicyDuration(seconds: 86400))
+    }
+
+    @Test func laterFilesOverrideAndMissingKeysAreNamed() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("policy-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.copyItem(at: Self.sourcePolicies.appendingPathComponent("default.toml"),
+                                         to: dir.appendingPathComponent("default.toml"))
+        try "[backup]\ncompression_level = 9\n".write(to: dir.appendingPathComponent("zz-local.toml"), atomically: true, encoding: .utf8)
+        #expect(try Policy.load(directory: dir).backup.compressionLevel == 9)
+
+        let broken = FileManager.default.temporaryDirectory.appendingPathComponent("policy-\(UUID())")
+        try FileManager.default.createDirectory(at: broken, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: broken) }
+        try "[backup]\ncompression_level = 3\n".write(to: broken.appendingPathComponent("a.toml"), atomically: true, encoding: .utf8)
+        let error = #expect(throws: CoreError.self) { try Policy.load(directory: broken) }
+        #expect(error?.message.contains("backup.chunk_min_bytes") == true)
+    }
+
+    @Test func rejectsOutOfRangeAndInconsistentFigures() throws {
+        var text = try String(contentsOf: Self.sourcePolicies.appendingPathComponent("default.toml"), encoding: .utf8)
+        text = text.replacingOccurrences(of: "compression_level = 3", with: "compression_level = 40")
+        #expect(throws: CoreError.self) { try Policy(toml: try TOML.parse(text), source: "t") }
+        var swapped = try String(contentsOf: Self.sourcePolicies.appendingPathComponent("default.toml"), encoding: .utf8)
+        swapped = swapped.replacingOccurrences(of: "chunk_min_bytes = 262144", with: "chunk_min_bytes = 2097152")
+        #expect(throws: CoreError.self) { try Policy(toml: try TOML.parse(swapped), source: "t") }
+    }
+}
+
+@Suite struct ValueTests {
+    @Test func durations() {
+        #expect(PolicyDuration("90d")?.seconds == 90.0 * 86400)
+        #expect(PolicyDuration("12h")?.seconds == 43200.0)
+        #expect(PolicyDuration("2w")?.seconds == 14.0 * 86400)
+        #expect(PolicyDuration("5x") == nil)
+        #expect(PolicyDuration("-1d") == nil)
+        #expect(PolicyDuration(seconds: 30 * 86400).description == "30d")
+    }
+
+    @Test func times() throws {
+        #expect(TimeFormat.parse("2026-11-27T10:00:00Z")?.timeIntervalSince1970 == 1_795_773_600)
+        #expect(TimeFormat.parse("2026-11-27 10:00:00")?.timeIntervalSince1970 == 1_795_773_600)
+        #expect(TimeFormat.parse("2026-11-27T11:00:00+01:00")?.timeIntervalSince1970 == 1_795_773_600)
+        #expect(TimeFormat.parse("2026-11-27")?.timeIntervalSince1970 == 1_795_737_600)
+        #expect(TimeFormat.parse("@1795773600")?.timeIntervalSince1970 == 1_795_773_600)
+        #expect(TimeFormat.parse("yesterday") == nil)
+        #expect(TimeFormat.string(Date(timeIntervalSince1970: 1_795_773_600)) == "2026-11-27T10:00:00Z")
+    }
+
+    @Test func objectIDHexRoundTripAndOrder() throws {
+        let hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+        let id = try #require(ObjectID(hex: hex))
+        #expect(id.hex == hex)
+        #expect(id.bytes[0] == 0x00 && id.bytes[1] == 0x11 && id.bytes[31] == 0xff)
+        #expect(ObjectID(hex: "zz") == nil)
+        let smaller = try #require(ObjectID(hex: "00" + String(repeating: "f", count: 62)))
+        let larger = try #require(ObjectID(hex: "01" + String(repeating: "0", count: 62)))
+        #expect(smaller < larger)
+    }
+
+    @Test func byteWriterAndReaderAgree() throws {
+        var w = ByteWriter()
+        w.varint(UInt64(300))
+        w.svarint(-5)
+        w.u32(0xDEADBEEF)
+        w.string("Zürich")
+        w.varint(UInt64.max)
+        // 300 as LEB128 is AC 02; -5 zig-zag is 9.
+        #expect(Array(w.bytes.prefix(3)) == [0xAC, 0x02, 0x09])
+        var r = ByteReader(w.bytes)
+        #expect(try r.varint() == 300)
+        #expect(try r.svarint() == -5)
+        #expect(try r.u32() == 0xDEADBEEF)
+        #expect(try r.string() == "Zürich")
+        #expect(try r.varint() == UInt64.max)
+        #expect(r.isAtEnd)
+        var short = ByteReader([0x80])
+        #expect(throws: ByteReader.Truncated.self) { try short.varint() }
+    }
+}
+
+@Suite struct BlockingQueueTests {
+    @Test func deliversEverythingInOrderAcrossThreads() {
+        let q = BlockingQueue<Int>(capacity: 3)
+        let received = Locked([Int]())
+        let consumer = Thread {
+            while let v = q.pop() { received.withLock { $0.append(v) } }
+        }
+        consumer.start()
+        for i in 0..<1000 { q.push(i) }
+        q.close()
+        while received.current.count < 1000 { usleep(1000) }
+        #expect(received.current == Array(0..<1000))
+        #expect(q.push(1) == false)
+    }
+}

@@ -1,0 +1,227 @@
+import Testing
+import TresorCore
+import TresorRepository
+
+@Suite("Zstd")
+struct ZstdTests {
+    static func hex(_ text: String) -> [UInt8] {
+        guard let bytes = Hex.decode(text) else { fatalError("bad hex in test vector") }
+        return bytes
+    }
+
+    /// Deterministic pseudo-random bytes (xorshift64*), so failures reproduce.
+    static func noise(_ count: Int, seed: UInt64 = 0x9e37_79b9_7f4a_7c15) -> [UInt8] {
+        var state = seed
+        return (0..<count).map { _ in
+            state ^= state >> 12; state ^= state << 25; state ^= state >> 27
+            return UInt8(truncatingIfNeeded: (state &* 0x2545_f491_4f6c_dd1d) >> 56)
+        }
+    }
+
+    /// Log-like text: repetitive, so zstd should shrink it several times over.
+    static func text(_ count: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(count + 100)
+        var i = 0
+        while out.count < count {
+            out += Array("2026-04-01T02:\(i % 60):00Z tenant=acme file=/srv/docs/report-\(i % 97).pdf status=unchanged\n".utf8)
+            i += 1
+        }
+        return Array(out.prefix(count))
+    }
+
+    static let payloads: [(name: String, bytes: [UInt8])] = [
+        ("empty", []),
+        ("one byte", [42]),
+        ("small", Array("Tresor keeps every byte.".utf8)),
+        ("1 MiB random", noise(1 << 20)),
+        ("1 MiB text", text(1 << 20)),
+    ]
+
+    // Made with the zstd 1.5.4 CLI (`zstd --check -19`) from the 75-byte line below: proves we
+    // read frames another implementation wrote.
+    static let cliText = Array("Tresor keeps every byte. Tresor keeps every byte. Tresor keeps every byte.\n".utf8)
+    static let cliFrame = hex("28b52ffd244b0d0100d0547265736f72206b6565707320657665727920627974652e200a0100c9d11c03aca05f1d")
+    // Made with `printf ... | zstd --check`: a streamed frame that does not record its size (63 bytes).
+    static let cliStreamText = Array("streamed without a size header, streamed without a size header\n".utf8)
+    static let cliStreamFrame = hex("28b52ffd04584d0100140273747265616d656420776974686f757420612073697a65206865616465722c200a010018a27a021017d657")
+
+    @Test("round trip at several levels", arguments: 0..<5, [1, 3, 19, -5])
+    func roundTrip(payload: Int, level: Int) throws {
+        let (_, bytes) = Self.payloads[payload]
+        let compressor = try ZstdCompressor(level: level)
+        let frame = try compressor.compress(bytes)
+        #expect(frame.count <= ZstdCompressor.bound(bytes.count))
+        #expect(try ZstdDecompressor().decompress(frame, rawSize: bytes.count) == bytes)
+    }
+
+    @Test("buffer API round trip, reusing both contexts")
+    func bufferRoundTrip() throws {
+        let compressor = try ZstdCompressor(level: 3)
+        let decompressor = try ZstdDecompressor()
+        for (name, bytes) in Self.payloads + Self.payloads {
+            var frame = [UInt8](repeating: 0, count: ZstdCompressor.bound(bytes.count))
+            let length = try bytes.withUnsafeBytes { src in
+                try frame.withUnsafeMutableBytes { try compressor.compress(src, into: $0) }
+            }
+            var raw = [UInt8](repeating: 0xaa, count: bytes.count)
+            let rawLength = try frame.withUnsafeBytes { f in
+                try raw.withUnsafeMutableBytes { try decompressor.decompress(UnsafeRawBufferPointer(rebasing: f[..<length]), into: $0) }
+            }
+            #expect(rawLength == bytes.count, "\(name)")
+            #expect(raw == bytes, "\(name)")
+        }
+    }
+
+    @Test("compressible data shrinks, random data barely grows, and output is deterministic")
+    func sizes() throws {
+        let compressor = try ZstdCompressor(level: 3)
+        let text = Self.text(1 << 20)
+        let compressed = try compressor.compress(text)
+        #expect(compressed.count < text.count / 10)
+        #expect(try compressor.compress(text) == compressed)
+        let random = Self.noise(1 << 20)
+        let frame = try compressor.compress(random)
+        #expect(frame.count > random.count && frame.count <= ZstdCompressor.bound(random.count))
+        #expect(ZstdCompressor.bound(1 << 20) > 1 << 20)
+        #expect(ZstdCompressor.bound(0) > 0)
+    }
+
+    @Test("reads frames written by the zstd command-line tool")
+    func interoperates() throws {
+        let decompressor = try ZstdDecompressor()
+        #expect(try decompressor.decompress(Self.cliFrame, rawSize: 75) == Self.cliText)
+        #expect(try decompressor.decompress(Self.cliStreamFrame, rawSize: 63) == Self.cliStreamText)
+    }
+
+    @Test("a wrong expected size throws", arguments: [0, 1, 62, 64, 74, 76, 1000])
+    func wrongSize(rawSize: Int) throws {
+        let decompressor = try ZstdDecompressor()
+        if rawSize != 75 {
+            #expect(throws: ZstdError.self) { try decompressor.decompress(Self.cliFrame, rawSize: rawSize) }
+        }
+        // The streamed frame has no size header, so this exercises the check after decoding.
+        #expect(throws: ZstdError.self) { try decompressor.decompress(Self.cliStreamFrame, rawSize: rawSize) }
+        let ours = try ZstdCompressor(level: 3).compress(Self.noise(63))
+        #expect(throws: ZstdError.self) { try decompressor.decompress(ours, rawSize: rawSize) }
+    }
+
+    @Test("a frame with any single bit flipped throws or yields the original bytes, never others")
+    func corruptEveryBit() throws {
+        let decompressor = try ZstdDecompressor()
+        for (frame, raw) in [(Self.cliFrame, Self.cliText),
+                             (try ZstdCompressor(level: 3).compress(Self.text(3000)), Self.text(3000))] {
+            // A few bits are legitimately ignorable (the reserved header bit, some equivalent
+            // entropy-table encodings); the content checksum then proves the output unchanged.
+            var wrong: [Int] = [], rejected = 0
+            for bit in 0..<(frame.count * 8) {
+                var bad = frame
+                bad[bit / 8] ^= UInt8(1) << (bit % 8)
+                if let out = try? decompressor.decompress(bad, rawSize: raw.count) {
+                    if out != raw { wrong.append(bit) }
+                } else {
+                    rejected += 1
+                }
+            }
+            #expect(wrong.isEmpty, "corrupted frames decoded to different bytes at bits \(wrong)")
+            #expect(rejected * 10 >= frame.count * 8 * 9, "only \(rejected) of \(frame.count * 8) flips rejected")
+            #expect(try decompressor.decompress(frame, rawSize: raw.count) == raw)
+        }
+    }
+
+    @Test("corrupt, truncated, extended and foreign input throws")
+    func corrupt() throws {
+        let decompressor = try ZstdDecompressor()
+        let text = Self.text(100_000)
+        let frame = try ZstdCompressor(level: 3).compress(text)
+        // Damage in the middle of the compressed data.
+        for position in [frame.count / 3, frame.count / 2, frame.count - 2] {
+            var bad = frame
+            bad[position] ^= 0x5a
+            #expect(throws: ZstdError.self) { try decompressor.decompress(bad, rawSize: text.count) }
+        }
+        for length in [0, 1, 4, 5, 10, frame.count / 2, frame.count - 1] {
+            #expect(throws: ZstdError.self) { try decompressor.decompress(Array(frame.prefix(length)), rawSize: text.count) }
+        }
+        #expect(throws: ZstdError.self) { try decompressor.decompress(frame + [0], rawSize: text.count) }
+        #expect(throws: ZstdError.self) { try decompressor.decompress(frame + frame, rawSize: text.count) }
+        #expect(throws: ZstdError.self) { try decompressor.decompress(frame + frame, rawSize: 2 * text.count) }
+        #expect(throws: ZstdError.self) { try decompressor.decompress(Self.noise(4096), rawSize: 4096) }
+        let error = #expect(throws: ZstdError.self) { try decompressor.decompress([], rawSize: 0) }
+        #expect(error?.kind == .failed)
+        #expect(error?.message.hasPrefix("zstd decompress: ") == true)
+        // The context still works after all those failures.
+        #expect(try decompressor.decompress(frame, rawSize: text.count) == text)
+    }
+
+    @Test("a destination that is too small throws")
+    func smallDestination() throws {
+        let compressor = try ZstdCompressor(level: 3)
+        let random = Self.noise(10_000)
+        var dst = [UInt8](repeating: 0, count: 100)
+        #expect(throws: ZstdError.self) {
+            try random.withUnsafeBytes { src in try dst.withUnsafeMutableBytes { try compressor.compress(src, into: $0) } }
+        }
+        #expect(try ZstdDecompressor().decompress(compressor.compress(random), rawSize: 10_000) == random)
+    }
+
+    @Test("levels outside zstd's range are a usage error", arguments: [23, 100, -200_000])
+    func invalidLevel(level: Int) {
+        let error = #expect(throws: ZstdError.self) { try ZstdCompressor(level: level) }
+        #expect(error?.kind == .usage)
+        #expect(error?.hint != nil)
+    }
+}
+
+/// Prints zstd throughput on 1 MiB buffers; asserts nothing about speed. Meaningful only in a
+/// release build on an idle machine: `swift test -c release --filter ZstdThroughput`.
+@Suite("ZstdThroughput", .serialized)
+struct ZstdThroughputTests {
+    /// Times each iteration; prints the mean and the best (the best is the steadier figure on a
+    /// busy machine, the mean includes interference from other work).
+    static func report(_ name: String, bytes: Int, iterations: Int, _ body: () throws -> Void) rethrows {
+        try body()  // warm up
+        let clock = ContinuousClock()
+        var total = Duration.zero, best = Duration.seconds(1_000)
+        for _ in 0..<iterations {
+            let elapsed = try clock.measure(body)
+            total += elapsed
+            best = min(best, elapsed)
+        }
+        print("throughput \(name): best \(mibPerSecond(bytes, best)) MiB/s, mean \(mibPerSecond(bytes * iterations, total)) MiB/s"
+            + " (\(iterations) × 1 MiB)")
+    }
+
+    static func mibPerSecond(_ bytes: Int, _ duration: Duration) -> Int {
+        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+        return Int((Double(bytes) / Double(1 << 20) / seconds).rounded())
+    }
+
+    @Test("zstd level 3 on 1 MiB of text and of random bytes")
+    func throughput() throws {
+        let compressor = try ZstdCompressor(level: 3)
+        let decompressor = try ZstdDecompressor()
+        // Log-like text (very repetitive), 4-bit-entropy bytes (no matches, literals shrink to
+        // about half) and random bytes (stored raw).
+        let lowEntropy = ZstdTests.noise(1 << 20).map { 0x61 + $0 & 0x0f }
+        for (name, input) in [("text", ZstdTests.text(1 << 20)), ("4-bit", lowEntropy), ("random", ZstdTests.noise(1 << 20))] {
+            var frame = [UInt8](repeating: 0, count: ZstdCompressor.bound(input.count))
+            var output = [UInt8](repeating: 0, count: input.count)
+            var length = 0
+            try input.withUnsafeBytes { src in
+                try frame.withUnsafeMutableBytes { dst in
+                    try Self.report("zstd-3 compress \(name)", bytes: input.count, iterations: 50) {
+                        length = try compressor.compress(src, into: dst)
+                    }
+                    print("  ratio \(name): \(length) / \(input.count) bytes")
+                    try output.withUnsafeMutableBytes { out in
+                        try Self.report("zstd decompress \(name)", bytes: input.count, iterations: 100) {
+                            _ = try decompressor.decompress(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(dst)[..<length]), into: out)
+                        }
+                    }
+                }
+            }
+            #expect(output == input)
+        }
+    }
+}
