@@ -40,9 +40,18 @@ public enum TresorCLI {
             return ExitCodes.code(for: context.outcome)
         } catch {
             context.endProgress()
-            if let clean = error as? CleanExit {
-                print(Tresor.fullMessage(for: clean))
-                return ExitCodes.ok
+            if !(error is any TresorFailure) {
+                // The parser's own outcomes (help requested, validation) surface from run().
+                let code = Tresor.exitCode(for: error)
+                if code == .success {
+                    print(Tresor.fullMessage(for: error))
+                    return ExitCodes.ok
+                }
+                if code == .validationFailure {
+                    let message = Tresor.message(for: error).split(separator: "\n").first.map(String.init) ?? "bad usage"
+                    return report(CoreError.usage(message.replacingOccurrences(of: "Error: ", with: "").lowercasedFirst),
+                                  json: options.json)
+                }
             }
             return report(error, json: options.json)
         }

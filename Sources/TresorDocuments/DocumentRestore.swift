@@ -72,6 +72,7 @@ public final class DocumentRestore {
         }
         // Parents before children: create directories (owner-writable until the end).
         for n in selected where n.kind == .directory {
+            try ensureParent(of: n.path, in: target)
             let p = target + "/" + n.path
             if mkdir(p, 0o700) != 0 && errno != EEXIST {
                 throw FS.Error(kind: .failed, message: "cannot create \(p): \(FS.errorText())", hint: nil)

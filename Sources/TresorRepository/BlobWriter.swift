@@ -79,13 +79,10 @@ public final class BlobWriter: @unchecked Sendable {
         for i in 0..<slotCount { freeSlots.push(i) }
         jobs = BlockingQueue(capacity: slotCount)
         uploads = BlockingQueue(capacity: max(1, settings.uploaders))
-        // Create every worker's compressor and cipher up front so setup errors surface here.
-        let builders = try (0..<settings.workers).map { _ in
-            try PackBuilder(capacity: settings.packTarget, maxBlob: settings.maxBlob,
-                            keys: repository.keys, level: settings.compressionLevel)
-        }
+        // Create every worker's data pack builder up front so setup errors surface here.
+        let builders = try (0..<settings.workers).map { _ in try self.makeBuilder() }
         let box = UncheckedBox(builders)
-        workersDone.start(count: settings.workers, name: "pack") { [self] i in self.workerLoop(box.value[i]) }
+        workersDone.start(count: settings.workers, name: "pack") { [self] i in self.workerLoop(dataBuilder: box.value[i]) }
         workersDone.start(count: settings.uploaders, name: "upload") { [self] _ in self.uploaderLoop() }
     }
 
@@ -143,11 +140,24 @@ public final class BlobWriter: @unchecked Sendable {
         }
     }
 
-    private func workerLoop(_ builder: PackBuilder) {
+    private func makeBuilder() throws -> PackBuilder {
+        try PackBuilder(capacity: settings.packTarget, maxBlob: settings.maxBlob,
+                        keys: repo.keys, level: settings.compressionLevel)
+    }
+
+    /// Tree blobs go to packs of their own (created on first use), so damage to a data pack
+    /// never takes a snapshot's file list with it, and listing files never reads file content.
+    private func workerLoop(dataBuilder: PackBuilder) {
+        var treeBuilder: PackBuilder?
         while let job = jobs.pop() {
             let failed = state.withLock { $0.error != nil }
+            var builder = dataBuilder
             if !failed {
                 do {
+                    if job.type == .tree {
+                        if treeBuilder == nil { treeBuilder = try makeBuilder() }
+                        builder = treeBuilder!
+                    }
                     try builder.add(id: job.id, type: job.type,
                                     data: UnsafeRawBufferPointer(rebasing: slots[job.slot][0..<job.length]))
                     state.withLock { s in
@@ -163,7 +173,7 @@ public final class BlobWriter: @unchecked Sendable {
                 uploads.push(builder.finish())
             }
         }
-        if !builder.isEmpty { uploads.push(builder.finish()) }
+        for b in [dataBuilder, treeBuilder].compactMap({ $0 }) where !b.isEmpty { uploads.push(b.finish()) }
     }
 
     private func uploaderLoop() {

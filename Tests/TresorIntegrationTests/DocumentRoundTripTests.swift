@@ -23,7 +23,12 @@ import TresorTestSupport
         let first = try #require(try f.expectOK(["--json", "docs", "backup", "acme"]).json())
         let firstID = try #require((first["snapshot"] as? [String: Any])?["id"] as? String)
         let before = f.dir.sub("before")
-        try FileManager.default.copyItem(at: f.docs, to: before)
+        // cp -a keeps mtimes, which FileManager's copy does not.
+        let cp = Process()
+        cp.executableURL = URL(fileURLWithPath: "/bin/cp")
+        cp.arguments = ["-a", f.docs.path, before.path]
+        try cp.run()
+        cp.waitUntilExit()
 
         // Change the tree: modify, add, delete, rename, chmod, a new empty directory.
         try Data("changed".utf8).write(to: f.docs.appendingPathComponent("contracts/doc-6.txt"))

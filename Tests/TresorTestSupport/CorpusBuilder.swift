@@ -22,7 +22,7 @@ public enum CorpusBuilder {
         var count = 0
         for i in 0..<options.smallFiles {
             let dir = dirs[i % dirs.count]
-            let name = i % 7 == 0 ? "résumé-\(i).txt" : "doc-\(i).txt"
+            let name = i % 7 == 3 ? "résumé-\(i).txt" : "doc-\(i).txt"
             let size = Int(rng.next() % 20000)
             let data = i % 3 == 0 ? rng.bytes(size) : rng.text(size)
             let url = root.appendingPathComponent(dir).appendingPathComponent(name)
