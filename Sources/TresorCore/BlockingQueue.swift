@@ -6,15 +6,18 @@ import Foundation
 /// slow consumers instead of buffering the whole input.
 public final class BlockingQueue<Element>: @unchecked Sendable {
     private let condition = NSCondition()
-    private var items: [Element] = []
+    /// A ring of `capacity` slots; a popped slot is cleared at once, so the queue never keeps a
+    /// consumed element (a 16 MiB pack, say) alive.
+    private var ring: [Element?]
     private var head = 0
+    private var count = 0
     private var closed = false
     public let capacity: Int
 
     public init(capacity: Int) {
         precondition(capacity > 0)
         self.capacity = capacity
-        items.reserveCapacity(capacity)
+        ring = Array(repeating: nil, count: capacity)
     }
 
     /// Adds an element, waiting for room. Returns false (and drops it) when the queue is closed.
@@ -22,9 +25,10 @@ public final class BlockingQueue<Element>: @unchecked Sendable {
     public func push(_ element: Element) -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        while !closed && items.count - head >= capacity { condition.wait() }
+        while !closed && count >= capacity { condition.wait() }
         if closed { return false }
-        items.append(element)
+        ring[(head + count) % capacity] = element
+        count += 1
         condition.broadcast()
         return true
     }
@@ -33,14 +37,11 @@ public final class BlockingQueue<Element>: @unchecked Sendable {
     public func pop() -> Element? {
         condition.lock()
         defer { condition.unlock() }
-        while !closed && items.count == head { condition.wait() }
-        if items.count == head { return nil }
-        let e = items[head]
-        head += 1
-        if head > 64 && head * 2 > items.count {
-            items.removeFirst(head)
-            head = 0
-        }
+        while !closed && count == 0 { condition.wait() }
+        if count == 0 { return nil }
+        let e = ring[head].take()!
+        head = (head + 1) % capacity
+        count -= 1
         condition.broadcast()
         return e
     }

@@ -57,7 +57,7 @@ public final class DocumentBackup {
         self.index = index
         self.policy = policy
         self.clock = clock
-        self.writer = try BlobWriter(repository: repository, index: index, settings: .init(policy: policy))
+        self.writer = try BlobWriter(repository: repository, index: index, settings: .init(policy: policy, uploaders: repository.store.capabilities.writeConcurrency))
         self.hmac = HMACSHA256(key: repository.keys.chunkID)
         self.progressCallback = progress
         // Twice the maximum chunk so a cut always sees a full window without re-reading.

@@ -118,28 +118,30 @@ public final class DocumentRestore {
             guard let opener = try? BlobOpener(keys: keys) else { return }
             var plain: [UInt8] = []
             while let (pack, blobs) = queue.pop() {
-                let lo = blobs.values.map { Int($0.0.offset) }.min()!
-                let hi = blobs.values.map { Int($0.0.offset + $0.0.length) }.max()!
-                let bytes: [UInt8]
-                do {
-                    bytes = try store.get(layout.pack(pack), range: lo..<hi)
-                } catch {
-                    failures.withLock { f in
-                        for (_, (_, places)) in blobs { for p in places { f[p.file] = "pack \(pack.short) cannot be read: \(error)" } }
-                    }
-                    continue
-                }
-                for (id, (loc, places)) in blobs {
+                let sorted = blobs.sorted { $0.value.0.offset < $1.value.0.offset }
+                for window in PackFormat.readWindows(sorted.map { $0.value.0.range }, maxBytes: PackFormat.readWindowBytes) {
+                    let members = sorted[window.members]
+                    let bytes: [UInt8]
                     do {
-                        try bytes.withUnsafeBytes { all in
-                            let s = Int(loc.offset) - lo
-                            try opener.open(UnsafeRawBufferPointer(rebasing: all[s..<s + Int(loc.length)]), id: id, location: loc, into: &plain)
-                        }
-                        for p in places {
-                            try Self.write(plain, to: paths[p.file], at: p.offset)
-                        }
+                        bytes = try store.get(layout.pack(pack), range: window.range)
                     } catch {
-                        failures.withLock { f in for p in places { f[p.file] = "\(error)" } }
+                        failures.withLock { f in
+                            for (_, (_, places)) in members { for p in places { f[p.file] = "pack \(pack.short) cannot be read: \(error)" } }
+                        }
+                        continue
+                    }
+                    for (id, (loc, places)) in members {
+                        do {
+                            try bytes.withUnsafeBytes { all in
+                                let s = Int(loc.offset) - window.range.lowerBound
+                                try opener.open(UnsafeRawBufferPointer(rebasing: all[s..<s + Int(loc.length)]), id: id, location: loc, into: &plain)
+                            }
+                            for p in places {
+                                try Self.write(plain, to: paths[p.file], at: p.offset)
+                            }
+                        } catch {
+                            failures.withLock { f in for p in places { f[p.file] = "\(error)" } }
+                        }
                     }
                 }
             }

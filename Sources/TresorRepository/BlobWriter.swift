@@ -24,7 +24,7 @@ public final class BlobWriter: @unchecked Sendable {
         public var workers: Int
         public var uploaders: Int
 
-        public init(policy: Policy.Backup, uploaders: Int = 2) {
+        public init(policy: Policy.Backup, uploaders: Int) {
             compressionLevel = policy.compressionLevel
             packTarget = policy.packTarget
             maxBlob = policy.chunkMax
@@ -56,7 +56,8 @@ public final class BlobWriter: @unchecked Sendable {
     private let slots: [UnsafeMutableRawBufferPointer]
     private let freeSlots: BlockingQueue<Int>
     private let jobs: BlockingQueue<Job>
-    private let uploads: BlockingQueue<(bytes: [UInt8], entries: [PackEntry])>
+    private let uploads: BlockingQueue<FinishedPack>
+    private let packBuffers: PackBufferPool
     private let pending = Locked(Set<ObjectID>())
     private let state = Locked(State())
     private let workersDone = DispatchGroupBox()
@@ -78,7 +79,11 @@ public final class BlobWriter: @unchecked Sendable {
         freeSlots = BlockingQueue(capacity: slotCount)
         for i in 0..<slotCount { freeSlots.push(i) }
         jobs = BlockingQueue(capacity: slotCount)
-        uploads = BlockingQueue(capacity: max(1, settings.uploaders))
+        uploads = BlockingQueue(capacity: 1)
+        // Packs in flight: one filling per worker, one queued, one per uploader; a tree pack waits
+        // for an uploaded buffer to come back.
+        packBuffers = PackBufferPool(bufferSize: PackBuilder.bufferSize(target: settings.packTarget, maxBlob: settings.maxBlob),
+                                     limit: settings.workers + 1 + settings.uploaders)
         // Create every worker's data pack builder up front so setup errors surface here.
         let builders = try (0..<settings.workers).map { _ in try self.makeBuilder() }
         let box = UncheckedBox(builders)
@@ -141,7 +146,7 @@ public final class BlobWriter: @unchecked Sendable {
     }
 
     private func makeBuilder() throws -> PackBuilder {
-        try PackBuilder(capacity: settings.packTarget, maxBlob: settings.maxBlob,
+        try PackBuilder(pool: packBuffers, target: settings.packTarget, maxBlob: settings.maxBlob,
                         keys: repo.keys, level: settings.compressionLevel)
     }
 
@@ -169,7 +174,7 @@ public final class BlobWriter: @unchecked Sendable {
                 }
             }
             freeSlots.push(job.slot)
-            if builder.used >= settings.packTarget {
+            if builder.isFull {
                 uploads.push(builder.finish())
             }
         }
@@ -178,18 +183,19 @@ public final class BlobWriter: @unchecked Sendable {
 
     private func uploaderLoop() {
         while let pack = uploads.pop() {
+            defer { packBuffers.give(pack.buffer) }
             if state.withLock({ $0.error != nil }) { continue }
             do {
                 let id = SHA256.hash(pack.bytes)
-                try repo.store.put(repo.layout.pack(id), pack.bytes, ifAbsent: true)
-                let entry = IndexFile.Pack(id: id, size: pack.bytes.count, entries: pack.entries)
+                try repo.store.put(repo.layout.pack(id), bytes: pack.bytes, ifAbsent: true)
+                let entry = IndexFile.Pack(id: id, size: pack.length, entries: pack.entries)
                 index.add(IndexFile(packs: [entry]), indexID: nil)
                 pending.withLock { set in
                     for e in pack.entries { set.remove(e.id) }
                 }
                 let batch = state.withLock { s -> [IndexFile.Pack]? in
                     s.stats.packs += 1
-                    s.stats.packBytes += UInt64(pack.bytes.count)
+                    s.stats.packBytes += UInt64(pack.length)
                     s.unindexed.append(entry)
                     guard s.unindexed.count >= settings.indexEveryPacks else { return nil }
                     defer { s.unindexed = [] }

@@ -85,7 +85,7 @@ public struct Checker {
                 guard let opener = try? BlobOpener(keys: keys) else { return }
                 var plain: [UInt8] = []
                 while let pack = queue.pop() {
-                    let problem = Self.verify(pack: pack, blobs: byPack[pack] ?? [], store: store, layout: layout,
+                    let problem = Self.verify(pack: pack, size: expected[pack] ?? 0, blobs: byPack[pack] ?? [], store: store, layout: layout,
                                               keys: keys, hmac: hmac, opener: opener, plain: &plain, counters: counters)
                     if let problem { found.withLock { $0[pack] = problem } }
                 }
@@ -131,33 +131,57 @@ public struct Checker {
         return report
     }
 
-    private static func verify(pack: ObjectID, blobs: [(ObjectID, BlobLocation)], store: any Store, layout: RepositoryLayout,
-                               keys: TenantKeys, hmac: HMACSHA256, opener: BlobOpener, plain: inout [UInt8],
-                               counters: Locked<(packs: Int, bytes: UInt64)>) -> String? {
-        let bytes: [UInt8]
+    /// Reads one pack in bounded windows: trailer and header first, then the blobs in order,
+    /// hashing everything so the pack's name (its SHA-256) is checked too.
+    private static func verify(pack: ObjectID, size: Int, blobs: [(ObjectID, BlobLocation)], store: any Store,
+                               layout: RepositoryLayout, keys: TenantKeys, hmac: HMACSHA256, opener: BlobOpener,
+                               plain: inout [UInt8], counters: Locked<(packs: Int, bytes: UInt64)>) -> String? {
+        let key = layout.pack(pack)
         do {
-            bytes = try store.get(layout.pack(pack))
-        } catch {
-            return "cannot be read: \(error)"
-        }
-        counters.withLock {
-            $0.packs += 1
-            $0.bytes += UInt64(bytes.count)
-        }
-        guard SHA256.hash(bytes) == pack else { return "content does not match its name (SHA-256): damaged" }
-        do {
-            let header = try PackFormat.readHeader(bytes, keys: keys, name: pack.short)
+            let trailer = try store.get(key, range: (size - PackFormat.trailerSize)..<size)
+            let headerLength = try PackFormat.headerLength(trailer: trailer, packSize: size, name: pack.short)
+            let headerStart = size - PackFormat.trailerSize - headerLength
+            let sealedHeader = try store.get(key, range: headerStart..<(size - PackFormat.trailerSize))
+            let header = try PackFormat.openHeader(sealedHeader, keys: keys, name: pack.short).sorted { $0.offset < $1.offset }
             let inHeader = Dictionary(header.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             for (id, loc) in blobs {
                 guard let e = inHeader[id], e.offset == loc.offset, e.length == loc.length else {
                     return "header does not list blob \(id.short) where the index says"
                 }
-                try bytes.withUnsafeBytes { all in
-                    try opener.open(UnsafeRawBufferPointer(rebasing: all[loc.range]), id: id, location: loc, into: &plain)
-                }
-                let actual = plain.withUnsafeBytes { hmac.mac($0) }
-                guard actual == id else { return "blob \(id.short) does not hash to its id" }
             }
+            // Blobs must tile the pack from 0 to the header, so hashing the windows and the
+            // header covers every byte.
+            var expected = 0
+            for e in header {
+                guard Int(e.offset) == expected else { return "blobs do not tile the pack (gap at \(expected))" }
+                expected += Int(e.length)
+            }
+            guard expected == headerStart else { return "blobs do not reach the header" }
+            let hasher = SHA256Hasher()
+            var read = trailer.count + sealedHeader.count
+            for window in PackFormat.readWindows(header.map { Int($0.offset)..<Int($0.offset + $0.length) },
+                                                 maxBytes: PackFormat.readWindowBytes) {
+                let bytes = try store.get(key, range: window.range)
+                read += bytes.count
+                hasher.update(bytes)
+                for e in header[window.members] {
+                    let loc = BlobLocation(pack: pack, offset: e.offset, length: e.length, rawLength: e.rawLength,
+                                           type: e.type, compression: e.compression)
+                    try bytes.withUnsafeBytes { all in
+                        let s = Int(e.offset) - window.range.lowerBound
+                        try opener.open(UnsafeRawBufferPointer(rebasing: all[s..<s + Int(e.length)]), id: e.id, location: loc, into: &plain)
+                    }
+                    let actual = plain.withUnsafeBytes { hmac.mac($0) }
+                    guard actual == e.id else { return "blob \(e.id.short) does not hash to its id" }
+                }
+            }
+            hasher.update(sealedHeader)
+            hasher.update(trailer)
+            counters.withLock {
+                $0.packs += 1
+                $0.bytes += UInt64(read)
+            }
+            guard hasher.finalize() == pack else { return "content does not match its name (SHA-256): damaged" }
         } catch {
             return "\(error)"
         }

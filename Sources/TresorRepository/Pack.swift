@@ -1,3 +1,4 @@
+import Foundation
 import TresorCore
 import TresorCrypto
 
@@ -25,21 +26,30 @@ public enum PackFormat {
 
     /// Reads the entries from a whole pack's bytes.
     public static func readHeader(_ pack: [UInt8], keys: TenantKeys, name: String) throws -> [PackEntry] {
-        guard pack.count >= trailerSize + AESGCM.overhead,
-              Array(pack[(pack.count - 4)...]) == trailerMagic else {
+        let headerLength = try headerLength(trailer: Array(pack.suffix(trailerSize)), packSize: pack.count, name: name)
+        let start = pack.count - trailerSize - headerLength
+        return try openHeader(Array(pack[start..<(pack.count - trailerSize)]), keys: keys, name: name)
+    }
+
+    /// The sealed header's length, from the pack's last 8 bytes.
+    public static func headerLength(trailer: [UInt8], packSize: Int, name: String) throws -> Int {
+        guard trailer.count == trailerSize, packSize >= trailerSize + AESGCM.overhead,
+              Array(trailer[4...]) == trailerMagic else {
             throw RepositoryError(.corrupt, "pack \(name) has no valid trailer")
         }
-        let headerLength = pack.withUnsafeBytes {
-            Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: pack.count - 8, as: UInt32.self)))
-        }
-        guard headerLength <= pack.count - trailerSize else {
+        let length = trailer.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))) }
+        guard length >= AESGCM.overhead, length <= packSize - trailerSize else {
             throw RepositoryError(.corrupt, "pack \(name) has a header length beyond its size")
         }
-        let start = pack.count - trailerSize - headerLength
+        return length
+    }
+
+    /// Authenticates and parses a pack's sealed header.
+    public static func openHeader(_ sealed: [UInt8], keys: TenantKeys, name: String) throws -> [PackEntry] {
         let gcm = try AESGCM(key: keys.encryption)
         let plain: [UInt8]
         do {
-            plain = try gcm.open(Array(pack[start..<(pack.count - trailerSize)]), aad: headerAAD)
+            plain = try gcm.open(sealed, aad: headerAAD)
         } catch {
             throw RepositoryError(.corrupt, "pack \(name) header fails authentication")
         }
@@ -52,71 +62,143 @@ public enum PackFormat {
     }
 }
 
-/// Builds one pack in a buffer that is reused from pack to pack: blobs are compressed and sealed
-/// straight into it, so adding a blob allocates nothing. One per worker thread.
+/// A 4096-byte aligned buffer that holds one pack while it is built and uploaded; recycled
+/// through a ``PackBufferPool`` so no pack costs an allocation or fresh page faults.
+final class PackBuffer: @unchecked Sendable {
+    let memory: UnsafeMutableRawBufferPointer
+
+    init(size: Int) { memory = .allocate(byteCount: size, alignment: 4096) }
+
+    deinit { memory.deallocate() }
+}
+
+/// At most `limit` pack buffers exist at once; `take` waits for one to come back when all are
+/// in use. This is the bound on pipeline memory for packs in flight.
+final class PackBufferPool: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var free: [PackBuffer] = []
+    private var allocated = 0
+    let bufferSize: Int
+    let limit: Int
+
+    init(bufferSize: Int, limit: Int) {
+        self.bufferSize = bufferSize
+        self.limit = limit
+    }
+
+    func take() -> PackBuffer {
+        condition.lock()
+        defer { condition.unlock() }
+        while free.isEmpty && allocated >= limit { condition.wait() }
+        if let b = free.popLast() { return b }
+        allocated += 1
+        return PackBuffer(size: bufferSize)
+    }
+
+    func give(_ buffer: PackBuffer) {
+        condition.lock()
+        free.append(buffer)
+        condition.signal()
+        condition.unlock()
+    }
+}
+
+/// A finished pack: its bytes are `buffer.memory[0..<length]`; hand the buffer back to the pool
+/// once stored.
+struct FinishedPack: @unchecked Sendable {
+    let buffer: PackBuffer
+    let length: Int
+    let entries: [PackEntry]
+
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer.memory[0..<length]) }
+}
+
+/// Builds packs: blobs are compressed and sealed straight into a pooled buffer, so adding a blob
+/// allocates nothing. One per worker thread.
 final class PackBuilder {
-    private var buffer: [UInt8]
+    /// Entries per pack are capped so a pack of tiny files keeps its header within the reserve.
+    static let maxEntries = 16384
+    static let headerReserve = maxEntries * 56 + 4096
+
+    /// The buffer size a pool needs for packs of `target` bytes and blobs of up to `maxBlob`.
+    static func bufferSize(target: Int, maxBlob: Int) -> Int {
+        target + maxBlob + AESGCM.overhead + headerReserve
+    }
+
+    private let pool: PackBufferPool
+    private var buffer: PackBuffer?
     private(set) var used = 0
     private(set) var entries: [PackEntry] = []
-    private var scratch: [UInt8]
+    private let scratch: UnsafeMutableRawBufferPointer
+    private var aad = [UInt8](repeating: 0, count: 34)
     private let gcm: AESGCM
     private let zstd: ZstdCompressor
+    private let target: Int
 
-    init(capacity: Int, maxBlob: Int, keys: TenantKeys, level: Int) throws {
-        buffer = [UInt8](repeating: 0, count: capacity + maxBlob + AESGCM.overhead + 4096)
-        scratch = [UInt8](repeating: 0, count: ZstdCompressor.bound(maxBlob))
+    init(pool: PackBufferPool, target: Int, maxBlob: Int, keys: TenantKeys, level: Int) throws {
         gcm = try AESGCM(key: keys.encryption)
         zstd = try ZstdCompressor(level: level)
+        self.pool = pool
+        self.target = target
+        scratch = .allocate(byteCount: ZstdCompressor.bound(maxBlob), alignment: 64)
+    }
+
+    deinit {
+        scratch.deallocate()
+        if let buffer { pool.give(buffer) }
     }
 
     var isEmpty: Bool { entries.isEmpty }
 
+    /// Whether the pack has reached its target size or entry cap and should be finished.
+    var isFull: Bool { used >= target || entries.count >= Self.maxEntries }
+
     /// Compresses (when it saves space) and seals one blob into the pack.
     func add(id: ObjectID, type: BlobType, data: UnsafeRawBufferPointer) throws {
-        let need = used + data.count + AESGCM.overhead
-        if need > buffer.count {
-            // Only reachable when a caller passes a blob larger than the policy's maximum.
-            buffer.append(contentsOf: repeatElement(0, count: need - buffer.count + 4096))
-        }
-        let compressedLength: Int = try scratch.withUnsafeMutableBytes { dst in
-            try zstd.compress(data, into: dst)
-        }
+        if buffer == nil { buffer = pool.take() }
+        let memory = buffer!.memory
+        precondition(used + data.count + AESGCM.overhead + Self.headerReserve <= memory.count,
+                     "blob larger than the policy's maximum chunk size")
+        let compressedLength = try zstd.compress(data, into: scratch)
         let compression: BlobCompression = compressedLength < data.count ? .zstd : .none
-        let aad = PackFormat.blobAAD(id, type, compression)
-        let written: Int = buffer.withUnsafeMutableBytes { out in
-            let region = UnsafeMutableRawBufferPointer(rebasing: out[used...])
-            return aad.withUnsafeBytes { aadBuf in
-                if compression == .zstd {
-                    return scratch.withUnsafeBytes { s in
-                        gcm.seal(UnsafeRawBufferPointer(rebasing: s[0..<compressedLength]), aad: aadBuf, into: region)
-                    }
-                }
-                return gcm.seal(data, aad: aadBuf, into: region)
-            }
+        // The associated data, written in place: id ‖ type ‖ compression.
+        aad.withUnsafeMutableBytes { a in
+            withUnsafeBytes(of: id) { a.copyMemory(from: $0) }
+            a[32] = type.rawValue
+            a[33] = compression.rawValue
         }
+        let region = UnsafeMutableRawBufferPointer(rebasing: memory[used...])
+        let payload = compression == .zstd ? UnsafeRawBufferPointer(rebasing: scratch[0..<compressedLength]) : data
+        let written = aad.withUnsafeBytes { gcm.seal(payload, aad: $0, into: region) }
         entries.append(PackEntry(id: id, type: type, compression: compression, offset: UInt32(used),
                                  length: UInt32(written), rawLength: UInt32(data.count)))
         used += written
     }
 
-    /// Appends the sealed header and trailer and returns the finished pack; the builder is then
-    /// empty and ready for the next pack.
-    func finish() -> (bytes: [UInt8], entries: [PackEntry]) {
+    /// Appends the sealed header and trailer in place and hands over the finished pack; the
+    /// builder starts its next pack in another pooled buffer.
+    func finish() -> FinishedPack {
+        if buffer == nil { buffer = pool.take() }
+        let memory = buffer!.memory
         var w = ByteWriter(capacity: 16 + entries.count * 44)
         w.raw(PackFormat.headerMagic)
         w.varint(entries.count)
         for e in entries { e.encode(into: &w) }
-        let sealedHeader = gcm.seal(w.bytes, aad: PackFormat.headerAAD)
-        var pack = [UInt8]()
-        pack.reserveCapacity(used + sealedHeader.count + PackFormat.trailerSize)
-        pack.append(contentsOf: buffer[0..<used])
-        pack.append(contentsOf: sealedHeader)
-        withUnsafeBytes(of: UInt32(sealedHeader.count).littleEndian) { pack.append(contentsOf: $0) }
-        pack.append(contentsOf: PackFormat.trailerMagic)
-        let result = (pack, entries)
+        let headerLength = w.bytes.withUnsafeBytes { plain in
+            PackFormat.headerAAD.withUnsafeBytes { aad in
+                gcm.seal(plain, aad: aad, into: UnsafeMutableRawBufferPointer(rebasing: memory[used...]))
+            }
+        }
+        var end = used + headerLength
+        memory.storeBytes(of: UInt32(headerLength).littleEndian, toByteOffset: end, as: UInt32.self)
+        end += 4
+        for (i, b) in PackFormat.trailerMagic.enumerated() { memory[end + i] = b }
+        end += 4
+        let pack = FinishedPack(buffer: buffer!, length: end, entries: entries)
+        buffer = nil
         used = 0
         entries.removeAll(keepingCapacity: true)
-        return result
+        return pack
     }
 }
 
@@ -161,4 +243,30 @@ public final class BlobOpener {
             throw RepositoryError(.corrupt, "blob \(id.short) fails authentication or decoding: the pack is damaged")
         }
     }
+}
+
+extension PackFormat {
+    /// Groups blobs (sorted by offset) into read windows of at most `maxBytes` each (a single
+    /// larger blob gets a window of its own), so readers fetch a pack in a few requests while
+    /// holding a bounded amount of it in memory. Returns, per window, its byte range and the
+    /// indices of the blobs inside it.
+    public static func readWindows(_ ranges: [Range<Int>], maxBytes: Int) -> [(range: Range<Int>, members: Range<Int>)] {
+        var out: [(Range<Int>, Range<Int>)] = []
+        var i = 0
+        while i < ranges.count {
+            let start = ranges[i].lowerBound
+            var end = ranges[i].upperBound
+            var j = i + 1
+            while j < ranges.count, ranges[j].upperBound - start <= maxBytes {
+                end = max(end, ranges[j].upperBound)
+                j += 1
+            }
+            out.append((start..<end, i..<j))
+            i = j
+        }
+        return out
+    }
+
+    /// The largest read a reader makes of a pack at once.
+    public static let readWindowBytes = 4 << 20
 }

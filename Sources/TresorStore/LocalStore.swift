@@ -15,7 +15,7 @@ import TresorCore
 public final class LocalStore: Store {
     public let root: URL
     public let location: String
-    public let capabilities = StoreCapabilities(atomicCreate: true, cheapRangedReads: true)
+    public let capabilities = StoreCapabilities(atomicCreate: true, cheapRangedReads: true, writeConcurrency: 1)
 
     /// Opens (and creates, when `create` is set) the directory at `root`.
     public init(root: URL, create: Bool = true) throws {
@@ -39,31 +39,60 @@ public final class LocalStore: Store {
 
     private func path(_ key: String) -> String { root.path + "/" + key }
 
+    /// Objects at least this large, in 4096-byte aligned buffers, are written with `O_DIRECT`:
+    /// packs are not read back soon, and on this kind of machine copying 1 GiB into the page
+    /// cache cost 2.7 s of CPU against 0.1 s for direct writes (measured with dd).
+    static let directWriteThreshold = 1 << 20
+    static let directAlignment = 4096
+    /// Linux's O_DIRECT, which Swift's Glibc module does not export (it needs _GNU_SOURCE).
+    #if arch(x86_64) || arch(i386)
+    static let O_DIRECT: Int32 = 0o40000
+    #else
+    static let O_DIRECT: Int32 = 0o200000
+    #endif
+
     @discardableResult
-    public func put(_ key: String, _ data: [UInt8], ifAbsent: Bool) throws -> Bool {
+    public func put(_ key: String, bytes buf: UnsafeRawBufferPointer, ifAbsent: Bool) throws -> Bool {
         try validateStoreKey(key)
         let final = path(key)
         let dir = (final as NSString).deletingLastPathComponent
         try makeDirectories(dir)
         let tmp = root.path + "/.tmp/" + Hex.encode(randomTag()) + ".part"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        let aligned = buf.count >= Self.directWriteThreshold && buf.baseAddress.map { Int(bitPattern: $0) % Self.directAlignment == 0 } == true
+        var fd = aligned ? open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | Self.O_DIRECT, 0o644) : -1
+        var direct = fd >= 0
+        if fd < 0 { fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
         guard fd >= 0 else { throw posixError("create \(tmp)") }
         var ok = false
         defer {
             if !ok { unlink(tmp) }
         }
-        try data.withUnsafeBytes { buf in
-            var offset = 0
-            while offset < buf.count {
-                let n = write(fd, buf.baseAddress! + offset, buf.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    let e = posixError("write \(key)")
-                    close(fd)
-                    throw e
+        var offset = 0
+        while offset < buf.count {
+            var length = buf.count - offset
+            if direct {
+                length -= length % Self.directAlignment
+                if length == 0 {
+                    // The unaligned tail goes through the page cache.
+                    _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~Self.O_DIRECT)
+                    direct = false
+                    continue
                 }
-                offset += n
             }
+            let n = write(fd, buf.baseAddress! + offset, length)
+            if n < 0 {
+                if errno == EINTR { continue }
+                if direct && errno == EINVAL {
+                    // The filesystem refuses direct I/O here: fall back to buffered writes.
+                    _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~Self.O_DIRECT)
+                    direct = false
+                    continue
+                }
+                let e = posixError("write \(key)")
+                close(fd)
+                throw e
+            }
+            offset += n
         }
         if fsync(fd) != 0 {
             let e = posixError("fsync \(key)")

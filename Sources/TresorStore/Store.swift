@@ -7,10 +7,13 @@ public struct StoreCapabilities: Sendable, Equatable {
     public var atomicCreate: Bool
     /// Reads are cheap enough that many small ranged gets beat one large get.
     public var cheapRangedReads: Bool
+    /// How many puts in flight keep this store busy without wasting memory on queued packs.
+    public var writeConcurrency: Int
 
-    public init(atomicCreate: Bool, cheapRangedReads: Bool) {
+    public init(atomicCreate: Bool, cheapRangedReads: Bool, writeConcurrency: Int) {
         self.atomicCreate = atomicCreate
         self.cheapRangedReads = cheapRangedReads
+        self.writeConcurrency = writeConcurrency
     }
 }
 
@@ -42,10 +45,12 @@ public protocol Store: Sendable {
     var location: String { get }
     var capabilities: StoreCapabilities { get }
 
-    /// Stores `data` under `key`, replacing any object there unless `ifAbsent` is set, in which
-    /// case an existing object is left alone and `false` is returned.
+    /// Stores `bytes` under `key`, replacing any object there unless `ifAbsent` is set, in which
+    /// case an existing object is left alone and `false` is returned. The bytes are only read
+    /// during the call. Buffers aligned to 4096 bytes let a local store write without copying
+    /// through the page cache.
     @discardableResult
-    func put(_ key: String, _ data: [UInt8], ifAbsent: Bool) throws -> Bool
+    func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool) throws -> Bool
 
     /// Reads the whole object, or `range` of it (byte offsets, end exclusive).
     /// Throws `StoreError.notFound` when the key is absent.
@@ -63,7 +68,9 @@ public protocol Store: Sendable {
 
 extension Store {
     @discardableResult
-    public func put(_ key: String, _ data: [UInt8]) throws -> Bool { try put(key, data, ifAbsent: false) }
+    public func put(_ key: String, _ data: [UInt8], ifAbsent: Bool = false) throws -> Bool {
+        try data.withUnsafeBytes { try put(key, bytes: $0, ifAbsent: ifAbsent) }
+    }
 
     public func get(_ key: String) throws -> [UInt8] { try get(key, range: nil) }
 }

@@ -62,14 +62,17 @@ private func id(_ n: UInt8) -> ObjectID { ObjectID(Array(repeating: n, count: 32
         var rng = SeededRandom(seed: 3)
         let blobs: [[UInt8]] = [rng.text(50_000), rng.bytes(70_000), [], rng.text(10)]
         let hmac = HMACSHA256(key: keys.chunkID)
-        let builder = try PackBuilder(capacity: 1 << 20, maxBlob: 1 << 20, keys: keys, level: 3)
+        let pool = PackBufferPool(bufferSize: PackBuilder.bufferSize(target: 1 << 20, maxBlob: 1 << 20), limit: 2)
+        let builder = try PackBuilder(pool: pool, target: 1 << 20, maxBlob: 1 << 20, keys: keys, level: 3)
         var ids: [ObjectID] = []
         for b in blobs {
             let i = hmac.mac(b)
             ids.append(i)
             try b.withUnsafeBytes { try builder.add(id: i, type: .data, data: $0) }
         }
-        let (pack, entries) = builder.finish()
+        let finished = builder.finish()
+        let pack = Array(finished.bytes), entries = finished.entries
+        pool.give(finished.buffer)
         #expect(entries.count == 4)
         #expect(entries[0].compression == .zstd, "text compresses")
         #expect(entries[1].compression == .none, "random bytes are stored raw")
