@@ -41,7 +41,7 @@ public final class DocumentRestore {
     private let index: RepositoryIndex
     private let threads: Int
 
-    public init(repository: TenantRepository, index: RepositoryIndex, threads: Int = max(2, availableCores)) {
+    public init(repository: TenantRepository, index: RepositoryIndex, threads: Int = 2 * availableCores) {
         self.repo = repository
         self.index = index
         self.threads = threads

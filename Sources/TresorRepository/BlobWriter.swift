@@ -72,7 +72,7 @@ public final class BlobWriter: @unchecked Sendable {
         self.repo = repository
         self.index = index
         self.settings = settings
-        let slotCount = settings.workers + 2
+        let slotCount = settings.workers + 1
         slots = (0..<slotCount).map { _ in
             UnsafeMutableRawBufferPointer.allocate(byteCount: settings.maxBlob, alignment: 64)
         }
@@ -80,10 +80,10 @@ public final class BlobWriter: @unchecked Sendable {
         for i in 0..<slotCount { freeSlots.push(i) }
         jobs = BlockingQueue(capacity: slotCount)
         uploads = BlockingQueue(capacity: 1)
-        // Packs in flight: one filling per worker, one queued, one per uploader; a tree pack waits
-        // for an uploaded buffer to come back.
+        // Packs in flight: one filling per worker and one per uploader. A worker that finishes a
+        // pack while every buffer is busy waits for an upload to end, which never depends on it.
         packBuffers = PackBufferPool(bufferSize: PackBuilder.bufferSize(target: settings.packTarget, maxBlob: settings.maxBlob),
-                                     limit: settings.workers + 1 + settings.uploaders)
+                                     limit: settings.workers + settings.uploaders)
         // Create every worker's data pack builder up front so setup errors surface here.
         let builders = try (0..<settings.workers).map { _ in try self.makeBuilder() }
         let box = UncheckedBox(builders)
@@ -150,18 +150,17 @@ public final class BlobWriter: @unchecked Sendable {
                         keys: repo.keys, level: settings.compressionLevel)
     }
 
-    /// Tree blobs go to packs of their own (created on first use), so damage to a data pack
-    /// never takes a snapshot's file list with it, and listing files never reads file content.
-    private func workerLoop(dataBuilder: PackBuilder) {
-        var treeBuilder: PackBuilder?
+    /// Each pack holds one type of blob: tree blobs go to packs of their own, so damage to a data
+    /// pack never takes a snapshot's file list with it, and listing files never reads content.
+    /// A worker that gets a blob of another type than its open pack finishes that pack first
+    /// (tree blobs come at the end of a backup), so a worker holds at most one pack buffer.
+    private func workerLoop(dataBuilder builder: PackBuilder) {
         while let job = jobs.pop() {
             let failed = state.withLock { $0.error != nil }
-            var builder = dataBuilder
             if !failed {
                 do {
-                    if job.type == .tree {
-                        if treeBuilder == nil { treeBuilder = try makeBuilder() }
-                        builder = treeBuilder!
+                    if !builder.isEmpty && (builder.entries[0].type != job.type || !builder.hasRoom(for: job.length)) {
+                        uploads.push(builder.finish())
                     }
                     try builder.add(id: job.id, type: job.type,
                                     data: UnsafeRawBufferPointer(rebasing: slots[job.slot][0..<job.length]))
@@ -178,7 +177,7 @@ public final class BlobWriter: @unchecked Sendable {
                 uploads.push(builder.finish())
             }
         }
-        for b in [dataBuilder, treeBuilder].compactMap({ $0 }) where !b.isEmpty { uploads.push(b.finish()) }
+        if !builder.isEmpty { uploads.push(builder.finish()) }
     }
 
     private func uploaderLoop() {

@@ -122,7 +122,7 @@ final class PackBuilder {
 
     /// The buffer size a pool needs for packs of `target` bytes and blobs of up to `maxBlob`.
     static func bufferSize(target: Int, maxBlob: Int) -> Int {
-        target + maxBlob + AESGCM.overhead + headerReserve
+        max(target, maxBlob + AESGCM.overhead) + headerReserve
     }
 
     private let pool: PackBufferPool
@@ -152,6 +152,10 @@ final class PackBuilder {
 
     /// Whether the pack has reached its target size or entry cap and should be finished.
     var isFull: Bool { used >= target || entries.count >= Self.maxEntries }
+
+    /// Whether a blob of `length` plaintext bytes fits without passing the target size, so
+    /// packs stay at most the target (a blob larger than the target gets a pack of its own).
+    func hasRoom(for length: Int) -> Bool { used + length + AESGCM.overhead <= target }
 
     /// Compresses (when it saves space) and seals one blob into the pack.
     func add(id: ObjectID, type: BlobType, data: UnsafeRawBufferPointer) throws {
