@@ -60,7 +60,8 @@ public final class BlobWriter: @unchecked Sendable {
     private let packBuffers: PackBufferPool
     private let pending = Locked(Set<ObjectID>())
     private let state = Locked(State())
-    private let workersDone = DispatchGroupBox()
+    private let workerThreads = ThreadGroup()
+    private let uploaderThreads = ThreadGroup()
 
     private struct State {
         var error: Error?
@@ -87,8 +88,8 @@ public final class BlobWriter: @unchecked Sendable {
         // Create every worker's data pack builder up front so setup errors surface here.
         let builders = try (0..<settings.workers).map { _ in try self.makeBuilder() }
         let box = UncheckedBox(builders)
-        workersDone.start(count: settings.workers, name: "pack") { [self] i in self.workerLoop(dataBuilder: box.value[i]) }
-        workersDone.start(count: settings.uploaders, name: "upload") { [self] _ in self.uploaderLoop() }
+        workerThreads.start(settings.workers, name: "pack") { [self] i in self.workerLoop(dataBuilder: box.value[i]) }
+        uploaderThreads.start(settings.uploaders, name: "upload") { [self] _ in self.uploaderLoop() }
     }
 
     deinit {
@@ -123,9 +124,9 @@ public final class BlobWriter: @unchecked Sendable {
     /// After `finish` the writer accepts nothing more.
     public func finish() throws -> Stats {
         jobs.close()
-        workersDone.waitFor(name: "pack")
+        workerThreads.wait()
         uploads.close()
-        workersDone.waitFor(name: "upload")
+        uploaderThreads.wait()
         let (error, rest) = state.withLock { s -> (Error?, [IndexFile.Pack]) in
             let r = s.unindexed
             s.unindexed = []
@@ -215,29 +216,6 @@ public final class BlobWriter: @unchecked Sendable {
 struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
-}
-
-/// Named groups of threads that can be waited for.
-final class DispatchGroupBox: @unchecked Sendable {
-    private let groups = Locked([String: DispatchGroup]())
-
-    func start(count: Int, name: String, _ body: @escaping @Sendable (Int) -> Void) {
-        let group = DispatchGroup()
-        groups.withLock { $0[name] = group }
-        for i in 0..<count {
-            group.enter()
-            let t = Thread {
-                body(i)
-                group.leave()
-            }
-            t.name = "\(name)-\(i)"
-            t.start()
-        }
-    }
-
-    func waitFor(name: String) {
-        groups.withLock { $0[name] }?.wait()
-    }
 }
 
 import Foundation
