@@ -39,6 +39,7 @@ let package = Package(
         .testTarget(name: "TresorStoreTests", dependencies: ["TresorStore", "TresorTestSupport"]),
         .testTarget(name: "TresorRepositoryTests", dependencies: ["TresorRepository", "TresorTestSupport"]),
         .testTarget(name: "TresorCatalogTests", dependencies: ["TresorCatalog"]),
+        .testTarget(name: "TresorDocumentsTests", dependencies: ["TresorDocuments", "TresorTestSupport"]),
         .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI"]),
         .testTarget(name: "TresorIntegrationTests", dependencies: ["TresorTestSupport", "tresor"]),
     ]

@@ -65,11 +65,12 @@ public final class DocumentRestore {
 
     public func restore(nodes selected: [TreeNode], to target: String) throws -> Report {
         var report = Report()
-        try prepareTarget(target)
-        let isRoot = getuid() == 0
+        // Refuse before anything is created.
         for n in selected where !Self.isContained(n.path) {
             throw RepositoryError(.corrupt, "snapshot path '\(n.path)' would escape the target directory; refusing to restore it")
         }
+        try prepareTarget(target)
+        let isRoot = getuid() == 0
         // Parents before children: create directories (owner-writable until the end).
         for n in selected where n.kind == .directory {
             try ensureParent(of: n.path, in: target)
