@@ -81,7 +81,7 @@ public final class DocumentRestore {
             report.directories += 1
         }
         let files = selected.filter { $0.kind == .file }
-        for (i, n) in files.enumerated() {
+        for n in files {
             let p = target + "/" + n.path
             try ensureParent(of: n.path, in: target)
             let fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
@@ -90,7 +90,6 @@ public final class DocumentRestore {
             close(fd)
             report.files += 1
             report.bytes += n.size
-            _ = i
         }
 
         // Which blob goes where, grouped by pack.
