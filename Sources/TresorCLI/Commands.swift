@@ -162,7 +162,10 @@ struct DocsCommand: ParsableCommand {
         @Option(help: "Restore only this path of the snapshot (starting with the root's name).") var path: String?
 
         func run() throws {
-            let r = try ctx.installation().restoreDocuments(tenant: tenant, to: to, snapshot: snapshot, path: path)
+            let r = try ctx.installation().restoreDocuments(tenant: tenant, to: to, snapshot: snapshot, path: path) { done, total in
+                ctx.progress("restored \(formatBytes(done)) of \(formatBytes(total))")
+            }
+            ctx.endProgress()
             ctx.emit(r, outcome: r.outcome) {
                 var lines = ["restored snapshot \(r.snapshot.prefix(8)) of \(r.tenant) to \(r.target): \(r.report.files) files, \(r.report.directories) directories, \(r.report.symlinks) symlinks, \(formatBytes(r.report.bytes)) in \(String(format: "%.1f", r.seconds)) s"]
                 for (p, why) in r.report.failed.sorted(by: { $0.key < $1.key }) { lines.append("  failed: \(p): \(why)") }

@@ -41,10 +41,15 @@ public final class DocumentRestore {
     private let index: RepositoryIndex
     private let threads: Int
 
-    public init(repository: TenantRepository, index: RepositoryIndex, threads: Int = 2 * availableCores) {
+    private let progress: (@Sendable (_ bytesWritten: UInt64, _ totalBytes: UInt64) -> Void)?
+
+    /// `progress`, when given, is called about once a second from a restore thread.
+    public init(repository: TenantRepository, index: RepositoryIndex, threads: Int = 2 * availableCores,
+                progress: (@Sendable (_ bytesWritten: UInt64, _ totalBytes: UInt64) -> Void)? = nil) {
         self.repo = repository
         self.index = index
         self.threads = threads
+        self.progress = progress
     }
 
     /// Selects the nodes at `subpath` (the node itself and everything under it).
@@ -114,6 +119,9 @@ public final class DocumentRestore {
         let keys = repo.keys
         let store = repo.store
         let layout = repo.layout
+        let written = Locked((bytes: UInt64(0), reported: Date()))
+        let total = report.bytes
+        let progress = self.progress
         runOnThreads(threads, name: "restore") { _ in
             guard let opener = try? BlobOpener(keys: keys) else { return }
             var plain: [UInt8] = []
@@ -138,6 +146,15 @@ public final class DocumentRestore {
                             }
                             for p in places {
                                 try Self.write(plain, to: paths[p.file], at: p.offset)
+                            }
+                            if let progress {
+                                let due = written.withLock { w -> UInt64? in
+                                    w.bytes += UInt64(plain.count * places.count)
+                                    guard Date().timeIntervalSince(w.reported) >= 1 else { return nil }
+                                    w.reported = Date()
+                                    return w.bytes
+                                }
+                                if let due { progress(due, total) }
                             }
                         } catch {
                             failures.withLock { f in for p in places { f[p.file] = "\(error)" } }

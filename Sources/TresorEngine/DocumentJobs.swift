@@ -118,7 +118,8 @@ extension Installation {
     }
 
     /// `tresor docs restore T --to DIR [--snapshot S] [--path SUB]`.
-    public func restoreDocuments(tenant name: String, to target: String, snapshot selector: String, path: String?) throws -> RestoreResult {
+    public func restoreDocuments(tenant name: String, to target: String, snapshot selector: String, path: String?,
+                                 progress: (@Sendable (UInt64, UInt64) -> Void)? = nil) throws -> RestoreResult {
         let tenant = try self.tenant(name)
         let wallStart = Date()
         let repo = try repository(for: tenant, create: false)
@@ -129,7 +130,7 @@ extension Installation {
             throw CoreError.usage("snapshot \(chosen.id.short) has nothing at '\(path)'", hint: "paths start with the root's name, e.g. \(chosen.manifest.roots.first?.label ?? "docs")/...")
         }
         let absolute = URL(fileURLWithPath: target).standardizedFileURL.path
-        let report = try DocumentRestore(repository: repo, index: index).restore(nodes: nodes, to: absolute)
+        let report = try DocumentRestore(repository: repo, index: index, progress: progress).restore(nodes: nodes, to: absolute)
         let run = try catalog.startRun(kind: "docs-restore", tenant: name, at: clock.now())
         let result = RestoreResult(tenant: name, snapshot: chosen.id.hex, target: absolute, report: report,
                                    seconds: Date().timeIntervalSince(wallStart),
