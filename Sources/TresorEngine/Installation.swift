@@ -107,9 +107,15 @@ public final class Installation: @unchecked Sendable {
         return try StoreURL.parse(record.url).open(create: create)
     }
 
-    /// Opens the tenant's repository in its primary store.
+    /// Opens the tenant's repository in its primary store. For remote stores, index objects and
+    /// snapshot manifests (immutable, named by content) are cached under `HOME/cache/<store>/`.
     public func repository(for tenant: TenantRecord, create: Bool) throws -> TenantRepository {
-        let store = try openStore(for: tenant, create: create)
+        var store = try openStore(for: tenant, create: create)
+        if !store.capabilities.cheapRangedReads {
+            let layout = RepositoryLayout(tenant: tenant.name)
+            store = try CachedStore(base: store, directory: home.root.appendingPathComponent("cache/\(tenant.store)"),
+                                    prefixes: [layout.indexPrefix, layout.snapshotsPrefix])
+        }
         return try TenantRepository.open(store: store, tenant: tenant.name, master: try masterKey(),
                                          policy: policy.backup, clock: clock, create: create)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TresorCore
 import TresorStore
 import TresorTestSupport
 
@@ -31,5 +32,42 @@ import TresorTestSupport
             let e = #expect(throws: StoreError.self) { try StoreURL.parse(bad) }
             #expect(e?.kind == .usage)
         }
+    }
+}
+
+@Suite struct CachedStoreTests {
+    /// A store that counts the reads that reach it.
+    final class CountingStore: Store, @unchecked Sendable {
+        let base: LocalStore
+        let gets = Locked(0)
+        init(_ base: LocalStore) { self.base = base }
+        var location: String { base.location }
+        var capabilities: StoreCapabilities { base.capabilities }
+        func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool) throws -> Bool { try base.put(key, bytes: bytes, ifAbsent: ifAbsent) }
+        func get(_ key: String, range: Range<Int>?) throws -> [UInt8] {
+            gets.withLock { $0 += 1 }
+            return try base.get(key, range: range)
+        }
+        func head(_ key: String) throws -> ObjectInfo? { try base.head(key) }
+        func list(prefix: String) throws -> [ObjectInfo] { try base.list(prefix: prefix) }
+        func delete(_ key: String) throws { try base.delete(key) }
+    }
+
+    @Test func immutableObjectsAreFetchedOnceAndOthersAlways() throws {
+        let dir = TempDirectory()
+        let counting = CountingStore(try LocalStore(root: dir.sub("remote")))
+        let cached = try CachedStore(base: counting, directory: dir.sub("cache"), prefixes: ["t/index/"])
+        try cached.put("t/index/a", [1, 2, 3])
+        try cached.put("t/data/p", [4, 5, 6])
+        for _ in 0..<3 {
+            #expect(try cached.get("t/index/a") == [1, 2, 3])
+            #expect(try cached.get("t/data/p") == [4, 5, 6])
+        }
+        #expect(counting.gets.current == 1 + 3, "one fetch of the index object, every fetch of the pack")
+        #expect(try cached.get("t/index/a", range: 1..<2) == [2])
+        try cached.delete("t/index/a")
+        #expect(throws: StoreError.self) { try cached.get("t/index/a") }
+        #expect(StoreConformance.run(try CachedStore(base: try LocalStore(root: dir.sub("r2")), directory: dir.sub("c2"),
+                                                     prefixes: ["conformance/c/"])).isEmpty, "objects written once under conformance/c/ are cacheable")
     }
 }

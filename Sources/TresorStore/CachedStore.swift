@@ -1,0 +1,50 @@
+import Foundation
+import TresorCore
+
+/// A read-through local cache for immutable objects (index objects, snapshot manifests), so a
+/// run against remote storage does not fetch every one of them again.
+///
+/// Only whole-object reads of keys under `prefixes` are cached; objects there are named by
+/// their content and never change, so a cached copy is never stale. Everything else, and every
+/// write, list and delete, goes to the underlying store; a delete also drops the cached copy.
+/// Cache files are written atomically through a local store.
+public final class CachedStore: Store {
+    private let base: any Store
+    private let cache: LocalStore
+    private let prefixes: [String]
+
+    public var location: String { base.location }
+    public var capabilities: StoreCapabilities { base.capabilities }
+
+    /// `prefixes` are key prefixes whose objects are immutable, e.g. `tenants/acme/index/`.
+    public init(base: any Store, directory: URL, prefixes: [String]) throws {
+        self.base = base
+        self.cache = try LocalStore(root: directory)
+        self.prefixes = prefixes
+    }
+
+    private func cacheable(_ key: String) -> Bool { prefixes.contains { key.hasPrefix($0) } }
+
+    @discardableResult
+    public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool) throws -> Bool {
+        try base.put(key, bytes: bytes, ifAbsent: ifAbsent)
+    }
+
+    public func get(_ key: String, range: Range<Int>?) throws -> [UInt8] {
+        guard range == nil, cacheable(key) else { return try base.get(key, range: range) }
+        if let hit = try? cache.get(key, range: nil) { return hit }
+        let bytes = try base.get(key, range: nil)
+        // A cache that cannot be written only costs speed.
+        _ = try? cache.put(key, bytes)
+        return bytes
+    }
+
+    public func head(_ key: String) throws -> ObjectInfo? { try base.head(key) }
+
+    public func list(prefix: String) throws -> [ObjectInfo] { try base.list(prefix: prefix) }
+
+    public func delete(_ key: String) throws {
+        try base.delete(key)
+        if cacheable(key) { try? cache.delete(key) }
+    }
+}
