@@ -75,16 +75,10 @@ struct PGCommand: ParsableCommand {
             _ = try access.spool.deliver(wal, to: destination)
             let depth = access.policy.postgres.walPrefetchDepth
             if depth > 0, wal.kind == .segment {
-                // Detached: PostgreSQL waits only for this process, not for the prefetcher.
-                let p = Process()
-                p.executableURL = URL(fileURLWithPath: tresorBinaryPath)
+                // Detached, no descriptors shared: PostgreSQL waits only for this process.
                 var args = ["--home", ctx.home.root.path]
                 if let c = ctx.configFile { args += ["--config", c.path] }
-                p.arguments = args + ["pg", "wal-prefetch", tenant, name]
-                p.standardInput = FileHandle.nullDevice
-                p.standardOutput = FileHandle.nullDevice
-                p.standardError = FileHandle.nullDevice
-                try? p.run()
+                _ = try? Spawn.start(tresorBinaryPath, args + ["pg", "wal-prefetch", tenant, name], newSession: true)
             }
         }
     }
@@ -125,6 +119,7 @@ struct PGCommand: ParsableCommand {
         @Option(help: "Recover up to this time (RFC 3339).") var targetTime: String?
         @Option(help: "Recover up to this LSN (X/X).") var targetLsn: String?
         @Flag(help: "Recover all archived WAL.") var latest = false
+        @Option(help: "Timeline to follow: latest, or a number (default: the base backup's).") var timeline: String?
 
         func run() throws {
             let chosen = [targetTime != nil, targetLsn != nil, latest].filter { $0 }.count
@@ -143,7 +138,7 @@ struct PGCommand: ParsableCommand {
             } else {
                 target = .latest
             }
-            let r = try ctx.installation().restorePostgres(tenant: tenant, pgdata: pgdata, target: target, binary: tresorBinaryPath)
+            let r = try ctx.installation().restorePostgres(tenant: tenant, pgdata: pgdata, target: target, timeline: timeline, binary: tresorBinaryPath)
             ctx.emit(r, outcome: r.outcome) {
                 "restored base backup \(r.snapshot.prefix(8)) (ended \(r.baseBackupEnd)) of \(r.tenant) to \(r.pgdata): \(r.files) files, \(formatBytes(r.bytes)) in \(String(format: "%.1f", r.seconds)) s\n  recovery configured to \(r.target); start the server to replay the wal"
             }

@@ -215,7 +215,11 @@ extension Installation {
     /// newest base backup that ends before the target into a new or empty DIR and configures
     /// recovery (recovery.signal, restore_command through wal-fetch, the target, promote).
     /// Starting the server is left to the operator (or the drill).
-    public func restorePostgres(tenant name: String, pgdata: String, target: RecoveryTarget, binary: String) throws -> PostgresRestoreResult {
+    /// `timeline`: nil follows the chosen base backup's timeline; `latest` or a number as given.
+    public func restorePostgres(tenant name: String, pgdata: String, target: RecoveryTarget, timeline: String?, binary: String) throws -> PostgresRestoreResult {
+        if let t = timeline, t != "latest", UInt32(t) == nil {
+            throw CoreError.usage("--timeline must be latest or a timeline number, not '\(t)'")
+        }
         let tenant = try self.tenant(name)
         let wallStart = Date()
         let repo = try repository(for: tenant, create: false)
@@ -242,7 +246,8 @@ extension Installation {
         let conf = absolute + "/postgresql.auto.conf"
         let restoreCommand = "\(binary) --home \(home.root.path) pg wal-fetch \(name) %f %p"
         let existing = FileManager.default.contents(atPath: conf).map { Array($0) } ?? []
-        try writeFileAtomically(existing + Array(RecoveryPlanner.recoverySettings(restoreCommand: restoreCommand, target: target).utf8), to: conf)
+        try writeFileAtomically(existing + Array(RecoveryPlanner.recoverySettings(restoreCommand: restoreCommand, target: target,
+                                                                                           timeline: timeline ?? String(chosen.info.timeline)).utf8), to: conf)
         try writeFileAtomically([], to: absolute + "/recovery.signal")
         for dir in ["pg_wal", "pg_wal/archive_status"] {
             try? FileManager.default.createDirectory(atPath: absolute + "/" + dir, withIntermediateDirectories: true)

@@ -73,7 +73,7 @@ public final class BaseBackup {
         loop: while true {
             switch try conn.next() {
             case .done: break loop
-            case .rows(let r): results.append(r)
+            case .rows(let r): if !r.isEmpty { results.append(r) }  // copy end and command completion carry no rows
             case .copyOut:
                 while try conn.copyData({ msg in
                     guard let type = msg.first else { return }

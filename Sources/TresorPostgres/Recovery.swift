@@ -115,8 +115,12 @@ public enum RecoveryPlanner {
     }
 
     /// The settings appended to `postgresql.auto.conf` of the restored data directory.
-    public static func recoverySettings(restoreCommand: String, target: RecoveryTarget) -> String {
-        var lines = ["", "# added by tresor pg restore", "restore_command = '\(restoreCommand.replacingOccurrences(of: "'", with: "''"))'"]
+    /// `timeline` is `latest` or a timeline number: which history to follow when timelines forked
+    /// after the base backup (PostgreSQL's default, `latest`, would follow a fork made by an
+    /// earlier restore rather than the history the backup was taken on).
+    public static func recoverySettings(restoreCommand: String, target: RecoveryTarget, timeline: String = "latest") -> String {
+        var lines = ["", "# added by tresor pg restore", "restore_command = '\(restoreCommand.replacingOccurrences(of: "'", with: "''"))'",
+                     "recovery_target_timeline = '\(timeline)'"]
         switch target {
         case .time(let t):
             let f = DateFormatter()
