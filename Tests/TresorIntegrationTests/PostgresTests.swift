@@ -64,7 +64,15 @@ final class PostgresFixture: @unchecked Sendable {
         let backup = try f.expectOK(["--json", "pg", "basebackup", "acme"])
         let info = try #require(backup.json()?["postgres"] as? [String: Any])
         #expect((info["startLSN"] as? String)?.contains("/") == true)
-        let at = try f.insertMarkers(4...12)
+        // A second base backup after a small change stores a small fraction of the first.
+        var at = try f.insertMarkers(4...5)
+        let first = try #require(backup.json())
+        let second = try #require(try f.expectOK(["--json", "pg", "basebackup", "acme"]).json())
+        let firstStored = try #require(first["newBytesStored"] as? Int), secondStored = try #require(second["newBytesStored"] as? Int)
+        let secondSize = try #require(second["bytes"] as? Int)
+        #expect(secondStored * 10 < firstStored, "second base backup stored \(secondStored) bytes, the first \(firstStored)")
+        #expect(secondStored * 20 < secondSize, "second base backup stored \(secondStored) of \(secondSize) bytes")
+        at.merge(try f.insertMarkers(6...12)) { a, _ in a }
         let lsnAfter12 = try f.cluster.sql("SELECT pg_current_wal_insert_lsn()")
         try f.cluster.switchAndWaitForArchive()
         _ = try f.insertMarkers(13...16)
@@ -100,6 +108,10 @@ final class PostgresFixture: @unchecked Sendable {
         let missing = try f.tresor.run(["pg", "wal-fetch", "acme", "0000000100000FFF000000FF", fetched + "/x"])
         #expect(missing.code == 1)
         #expect(!FileManager.default.fileExists(atPath: fetched + "/x"))
+
+        // Base backups are ordinary snapshots to the checker.
+        let check = try f.expectOK(["check", "acme", "--read-data"])
+        #expect(check.stdout.contains("ok"), "\(check.stdout)")
 
         // Stop the source so only restored clusters archive from here on.
         try f.cluster.stop()
