@@ -7,7 +7,8 @@
 # archive_command runs `tresor pg wal-push` and then `pgbackrest archive-push`, timing each (the
 # per-segment archive figures). Then, for each tool: a full base backup; pgbench -T DURATION; a
 # second base backup (Tresor: a full one, deduplicated against the first; pgBackRest: incr, its
-# usual way to keep a second backup small); a marker row and a target time; a restore to that time
+# usual way to keep a second backup small); a third after updating 1% of pgbench_accounts (one
+# contiguous key range: 1% of its pages); a marker row and a target time; a restore to that time
 # into a new data directory and the server's recovery until it accepts writes (promoted).
 # pgBackRest: compress-type=zst, compress-level=3, process-max=2, a local posix repo.
 # Needs root (initdb and postgres run as the postgres user through runuser), postgresql-15,
@@ -55,6 +56,7 @@ repo1-path=$WORK/pgbr-repo
 compress-type=zst
 compress-level=3
 process-max=2
+repo1-retention-full=99
 log-level-console=warn
 log-level-file=off
 lock-path=$WORK/pgbr-lock
@@ -139,9 +141,22 @@ r1=$(bytes "$WORK/pgbr-repo")
 P_SECOND=$(secs "$t0" "$t1"); P_SECOND_BYTES=$((r1 - r0))
 # (The byte deltas include WAL archived while each backup ran.)
 
+echo "third base backups after updating 1% of pgbench_accounts (one contiguous key range) ..."
+$PSQL -c "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= $SCALE * 1000" -c "CHECKPOINT"
+switch_and_wait
+s0=$(bytes "$WORK/tresor-store")
+t0=$(now); "$TRESOR" pg basebackup bench >/dev/null; t1=$(now)
+s1=$(bytes "$WORK/tresor-store")
+T_THIRD=$(secs "$t0" "$t1"); T_THIRD_BYTES=$((s1 - s0))
+r0=$(bytes "$WORK/pgbr-repo")
+t0=$(now); as_pg $PGBR backup --type=incr >/dev/null; t1=$(now)
+r1=$(bytes "$WORK/pgbr-repo")
+P_THIRD=$(secs "$t0" "$t1"); P_THIRD_BYTES=$((r1 - r0))
+
 # The target: after a marker committed; then more work, archived.
 $PSQL -c "CREATE TABLE bench_marker (at timestamptz)" -c "INSERT INTO bench_marker VALUES (clock_timestamp())"
 TARGET=$($PSQL -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+TARGET_PGBR="${TARGET/T/ }"; TARGET_PGBR="${TARGET_PGBR%Z}+00"   # pgBackRest's form of the same instant
 sleep 1
 "$BIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -c 2 -j 2 -T 10 postgres >/dev/null 2>&1
 switch_and_wait
@@ -165,7 +180,7 @@ t2=$(now)
 T_RESTORE=$(secs "$t0" "$t1"); T_RECOVER=$(secs "$t1" "$t2")
 mkdir -p "$WORK/restore-pgbr"; chown postgres "$WORK/restore-pgbr"; chmod 700 "$WORK/restore-pgbr"
 t0=$(now)
-as_pg $PGBR restore --pg1-path="$WORK/restore-pgbr" --type=time "--target=$TARGET" --target-action=promote >/dev/null
+as_pg $PGBR restore --pg1-path="$WORK/restore-pgbr" --type=time "--target=$TARGET_PGBR" --target-action=promote >/dev/null
 t1=$(now)
 restore_and_recover pgbackrest "$WORK/restore-pgbr"
 t2=$(now)
@@ -187,6 +202,8 @@ full base backup                    ${T_FULL} s          ${P_FULL} s
   stored                            $(mib "$T_FULL_BYTES") MiB        $(mib "$P_FULL_BYTES") MiB
 second base backup (tresor full,    ${T_SECOND} s          ${P_SECOND} s
   pgbackrest incr), bytes added     $(mib "$T_SECOND_BYTES") MiB        $(mib "$P_SECOND_BYTES") MiB
+third, after a 1% update           ${T_THIRD} s          ${P_THIRD} s
+  (same kinds), bytes added         $(mib "$T_THIRD_BYTES") MiB        $(mib "$P_THIRD_BYTES") MiB
 archive push, median per segment    ${T_ARCH} ms          ${P_ARCH} ms      ($SEGS segments)
 restore to target time              ${T_RESTORE} s          ${P_RESTORE} s
   + recovery until promoted         ${T_RECOVER} s          ${P_RECOVER} s

@@ -59,12 +59,7 @@ public struct WALArchive: Sendable {
         guard let wal = WALName(fileName) else {
             throw PostgresError(.usage, "'\(fileName)' is not a WAL segment, .partial, .backup or .history file name")
         }
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw PostgresError(.failed, "cannot read \(path): \(error.localizedDescription)")
-        }
+        let data = try readWholeFile(path)
         return try data.withUnsafeBytes { buf in
             let hash = WALObject.hash(buf, keys: keys)
             let k = key(wal)
@@ -116,6 +111,34 @@ public struct WALArchive: Sendable {
     public func pushedAt(_ name: WALName) throws -> Date {
         try WALObject.header(try store.get(key(name), range: 0..<WALObject.headerSize), name: name.description).pushedAt
     }
+}
+
+/// Reads a whole file (a WAL file: 16 MiB at most in practice) with one allocation.
+func readWholeFile(_ path: String) throws -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw PostgresError(.failed, "cannot open \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw PostgresError(.failed, "cannot stat \(path): \(String(cString: strerror(errno)))") }
+    let size = Int(st.st_size)
+    var failure: Int32 = 0
+    let bytes = [UInt8](unsafeUninitializedCapacity: size) { buf, count in
+        var off = 0
+        while off < size {
+            let n = read(fd, buf.baseAddress! + off, size - off)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                failure = n < 0 ? errno : EIO
+                break
+            }
+            off += n
+        }
+        count = off
+    }
+    guard failure == 0, bytes.count == size else {
+        throw PostgresError(.failed, "cannot read \(path): \(String(cString: strerror(failure == 0 ? EIO : failure)))")
+    }
+    return bytes
 }
 
 /// Writes `bytes` to `path` through a temporary file, fsync and rename, so a reader (PostgreSQL,
