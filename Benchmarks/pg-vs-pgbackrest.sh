@@ -186,6 +186,17 @@ restore_and_recover pgbackrest "$WORK/restore-pgbr"
 t2=$(now)
 P_RESTORE=$(secs "$t0" "$t1"); P_RECOVER=$(secs "$t1" "$t2")
 
+# Tresor again with prefetching off (a policy override), to measure what prefetching buys.
+printf '[postgres]\nwal_prefetch_depth = 0\n' > "$TRESOR_HOME/policies/zz-bench-no-prefetch.toml"
+t0=$(now)
+"$TRESOR" pg restore bench --pgdata "$WORK/restore-tresor-noprefetch" --target-time "$TARGET" >/dev/null
+t1=$(now)
+restore_and_recover tresor "$WORK/restore-tresor-noprefetch"
+t2=$(now)
+rm "$TRESOR_HOME/policies/zz-bench-no-prefetch.toml"
+N_RECOVER=$(secs "$t1" "$t2")
+REPLAYED=$(ls "$WORK/tresor-store/tenants/bench/wal/00000001" | wc -l)
+
 read -r SEGS T_ARCH P_ARCH <<<"$(python3 - "$WORK/archive-times.log" <<'PY'
 import sys, statistics
 rows = [l.split() for l in open(sys.argv[1]) if len(l.split()) == 3 and len(l.split()[0]) == 24]
@@ -207,4 +218,5 @@ third, after a 1% update           ${T_THIRD} s          ${P_THIRD} s
 archive push, median per segment    ${T_ARCH} ms          ${P_ARCH} ms      ($SEGS segments)
 restore to target time              ${T_RESTORE} s          ${P_RESTORE} s
   + recovery until promoted         ${T_RECOVER} s          ${P_RECOVER} s
+  (tresor without prefetch)         ${N_RECOVER} s      ($REPLAYED WAL files in the archive)
 REPORT

@@ -89,12 +89,13 @@ struct PGCommand: ParsableCommand {
             shouldDisplay: false)
         @Argument var tenant: String
         @Argument var name: String
+        @Flag(help: "Wait for a running prefetcher instead of leaving the work to it.") var wait = false
 
         func run() throws {
             guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
             let access = try PostgresWALAccess.open(home: ctx.home, configFile: ctx.configFile, tenant: tenant, clock: try ctx.clock())
             let depth = access.policy.postgres.walPrefetchDepth
-            try access.spool.prefetch(after: wal, depth: depth, threads: min(depth, 2 * availableCores))
+            try access.spool.prefetch(after: wal, depth: depth, threads: min(depth, 2 * availableCores), waitForLock: wait)
         }
     }
 

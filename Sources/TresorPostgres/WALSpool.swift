@@ -48,14 +48,14 @@ public struct WALSpool: Sendable {
     /// Fetches the `depth` segments after `name` that the archive has and the spool lacks, on
     /// `threads` threads, and removes spooled segments before `name`. Meant to run in its own
     /// process; a second prefetcher for the same spool returns at once (an flock on
-    /// `.prefetch.lock`).
-    public func prefetch(after name: WALName, depth: Int, threads: Int) throws {
+    /// `.prefetch.lock`), or with `waitForLock` waits for the first to finish.
+    public func prefetch(after name: WALName, depth: Int, threads: Int, waitForLock: Bool = false) throws {
         guard depth > 0, name.kind == .segment else { return }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let lock = open(directory + "/.prefetch.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lock >= 0 else { return }
         defer { close(lock) }
-        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else { return }
+        guard flock(lock, waitForLock ? LOCK_EX : LOCK_EX | LOCK_NB) == 0 else { return }
         for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
             if let n = WALName(file), n.kind == .segment, n.timeline == name.timeline, n.segment <= name.segment {
                 unlink(directory + "/" + file)
@@ -72,10 +72,19 @@ public struct WALSpool: Sendable {
         for w in wanted { queue.push(w) }
         queue.close()
         let archive = self.archive, directory = self.directory
+        // Spool files become PostgreSQL's files by rename: when an operator runs this as root,
+        // they must still belong to the spool's owner (the PostgreSQL user).
+        var dirStat = stat()
+        let owner: (uid_t, gid_t)? = getuid() == 0 && stat(directory, &dirStat) == 0 ? (dirStat.st_uid, dirStat.st_gid) : nil
         runOnThreads(min(threads, max(1, wanted.count)), name: "wal-prefetch") { _ in
             while let w = queue.pop() {
                 // A failed prefetch costs nothing: the segment is fetched directly when asked for.
-                if let bytes = try? archive.fetch(w) { try? writeFileAtomically(bytes, to: directory + "/" + w.description) }
+                guard let bytes = try? archive.fetch(w) else { continue }
+                let path = directory + "/" + w.description
+                let tmp = path + ".spool"
+                guard (try? writeFileAtomically(bytes, to: tmp)) != nil else { continue }
+                if let (uid, gid) = owner { chown(tmp, uid, gid) }
+                if rename(tmp, path) != 0 { unlink(tmp) }
             }
         }
     }

@@ -109,6 +109,22 @@ final class PostgresFixture: @unchecked Sendable {
         #expect(missing.code == 1)
         #expect(!FileManager.default.fileExists(atPath: fetched + "/x"))
 
+        // Prefetch: the segment after a fetched one lands in the spool, owned by the postgres
+        // user (whoever fetched), and the next fetch delivers it from there.
+        let segments = try FileManager.default.contentsOfDirectory(atPath: f.storePath + "/tenants/acme/wal/00000001")
+            .filter { $0.count == 24 }.sorted()
+        let pair = try #require(zip(segments, segments.dropFirst()).first { a, b in
+            a.prefix(16) == b.prefix(16) && Int(a.suffix(8), radix: 16)! + 1 == Int(b.suffix(8), radix: 16)!
+        })
+        try f.expectOK(["pg", "wal-prefetch", "acme", pair.0, "--wait"])
+        let spooled = f.home + "/spool/pg/acme/" + pair.1
+        for _ in 0..<150 where !FileManager.default.fileExists(atPath: spooled) { Thread.sleep(forTimeInterval: 0.2) }
+        let owner = try FileManager.default.attributesOfItem(atPath: spooled)[.ownerAccountName] as? String
+        #expect(owner == "postgres")
+        try f.expectOK(["pg", "wal-fetch", "acme", pair.1, fetched + "/" + pair.1])
+        #expect(!FileManager.default.fileExists(atPath: spooled), "delivered from the spool")
+        #expect(FileManager.default.contents(atPath: fetched + "/" + pair.1)?.count == 16 << 20)
+
         // Base backups are ordinary snapshots to the checker.
         let check = try f.expectOK(["check", "acme", "--read-data"])
         #expect(check.stdout.contains("ok"), "\(check.stdout)")
