@@ -8,8 +8,10 @@
 # per-segment archive figures). Then, for each tool: a full base backup; pgbench -T DURATION; a
 # second base backup (Tresor: a full one, deduplicated against the first; pgBackRest: incr, its
 # usual way to keep a second backup small); a third after updating 1% of pgbench_accounts (one
-# contiguous key range: 1% of its pages); a marker row and a target time; a restore to that time
-# into a new data directory and the server's recovery until it accepts writes (promoted).
+# contiguous key range: 1% of its pages). The restore target is a marker row committed right
+# after pgbench, before the second backup, so each tool restores its first base backup and
+# replays all of pgbench's WAL: restore into a new data directory, then the server's recovery
+# until it is promoted and the marker is there (Tresor also with prefetching off).
 # pgBackRest: compress-type=zst, compress-level=3, process-max=2, a local posix repo.
 # Needs root (initdb and postgres run as the postgres user through runuser), postgresql-15,
 # pgbackrest, pgbench (in postgresql-15's bin), python3. TRESOR_BIN or .build/release/tresor.
@@ -130,6 +132,13 @@ echo "pgbench -T $DURATION ..."
 "$BIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -c 2 -j 2 -T "$DURATION" postgres >/dev/null 2>&1
 switch_and_wait
 
+# The target: right after a marker row commits, before the second base backup, so both tools
+# restore the first base backup and replay all the WAL pgbench wrote (the long-replay case).
+$PSQL -c "CREATE TABLE bench_marker (at timestamptz)" -c "INSERT INTO bench_marker VALUES (clock_timestamp())"
+TARGET=$($PSQL -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+TARGET_PGBR="${TARGET/T/ }"; TARGET_PGBR="${TARGET_PGBR%Z}+00"   # pgBackRest's form of the same instant
+sleep 1
+
 echo "second base backups ..."
 s0=$(bytes "$WORK/tresor-store")
 t0=$(now); "$TRESOR" pg basebackup bench >/dev/null; t1=$(now)
@@ -153,11 +162,6 @@ t0=$(now); as_pg $PGBR backup --type=incr >/dev/null; t1=$(now)
 r1=$(bytes "$WORK/pgbr-repo")
 P_THIRD=$(secs "$t0" "$t1"); P_THIRD_BYTES=$((r1 - r0))
 
-# The target: after a marker committed; then more work, archived.
-$PSQL -c "CREATE TABLE bench_marker (at timestamptz)" -c "INSERT INTO bench_marker VALUES (clock_timestamp())"
-TARGET=$($PSQL -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
-TARGET_PGBR="${TARGET/T/ }"; TARGET_PGBR="${TARGET_PGBR%Z}+00"   # pgBackRest's form of the same instant
-sleep 1
 "$BIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -c 2 -j 2 -T 10 postgres >/dev/null 2>&1
 switch_and_wait
 as_pg "$BIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null

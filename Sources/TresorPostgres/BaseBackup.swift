@@ -20,7 +20,9 @@ import TresorRepository
 public final class BaseBackup {
     /// Settings from the policy.
     public struct Settings: Sendable {
+        /// Fixed chunk size for relation files (a multiple of 8 KiB).
         public var relationChunkBytes: Int
+        /// How long to wait for the backup's WAL to reach the archive.
         public var archiveWaitSeconds: Double
         public init(relationChunkBytes: Int, archiveWaitSeconds: Double) {
             self.relationChunkBytes = relationChunkBytes
@@ -35,6 +37,7 @@ public final class BaseBackup {
     private let clock: any Clock
     private let chunker: StreamChunker
 
+    /// Starts the pipeline's writer threads; `index` is the tenant's loaded index (for dedup).
     public init(repository: TenantRepository, index: RepositoryIndex, policy: Policy.Backup, settings: Settings, clock: any Clock) throws {
         repo = repository
         self.policy = policy

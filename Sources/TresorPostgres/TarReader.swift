@@ -40,6 +40,7 @@ public struct TarReader {
     /// True after the two zero blocks that end an archive.
     public private(set) var finished = false
 
+    /// A reader at the start of an archive.
     public init() {}
 
     /// Consumes `bytes`, calling `handle` for every event in order.

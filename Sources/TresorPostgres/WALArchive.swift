@@ -22,6 +22,7 @@ public struct WALArchive: Sendable {
     public let compressionLevel: Int
     public let clock: any Clock
 
+    /// `clock` stamps each object's push time (the window's latest point).
     public init(store: any Store, tenant: String, keys: WALKeys, compressionLevel: Int, clock: any Clock) {
         self.store = store
         self.layout = RepositoryLayout(tenant: tenant)

@@ -6,9 +6,11 @@ import TresorCore
 /// A segment is named `TTTTTTTTXXXXXXXXYYYYYYYY`: timeline, then the segment number split into
 /// `XXXXXXXX` (number / 256) and `YYYYYYYY` (number % 256), all upper-case hex.
 public struct WALName: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// Bytes per WAL segment (PostgreSQL's default; the only size supported).
     public static let segmentSize: UInt64 = 16 << 20
     static let segmentsPerXLogID: UInt64 = 0x1_0000_0000 / segmentSize
 
+    /// Which of the files PostgreSQL archives this is.
     public enum Kind: Sendable, Hashable {
         case segment
         /// `<segment>.partial`: the last, incomplete segment of a timeline left at promotion.
@@ -19,6 +21,7 @@ public struct WALName: Sendable, Hashable, Comparable, CustomStringConvertible {
         case history
     }
 
+    /// The timeline ID (the first 8 hex digits).
     public var timeline: UInt32
     /// The segment number (0 for history files).
     public var segment: UInt64
@@ -90,6 +93,7 @@ public struct WALName: Sendable, Hashable, Comparable, CustomStringConvertible {
 
 /// LSNs as PostgreSQL prints them: `X/X`, the high and low 32 bits in hex.
 public enum LSN {
+    /// Parses `X/X`; nil for anything else.
     public static func parse(_ text: String) -> UInt64? {
         let parts = text.split(separator: "/")
         guard parts.count == 2, let hi = UInt64(parts[0], radix: 16), let lo = UInt64(parts[1], radix: 16),
@@ -97,6 +101,7 @@ public enum LSN {
         return hi << 32 | lo
     }
 
+    /// Formats as PostgreSQL does (upper-case hex, no leading zeros).
     public static func format(_ lsn: UInt64) -> String {
         String(lsn >> 32, radix: 16, uppercase: true) + "/" + String(lsn & 0xFFFF_FFFF, radix: 16, uppercase: true)
     }

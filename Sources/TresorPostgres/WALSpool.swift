@@ -18,6 +18,7 @@ public struct WALSpool: Sendable {
     public let archive: WALArchive
     public let directory: String
 
+    /// `directory` must be writable by the user PostgreSQL runs as.
     public init(archive: WALArchive, directory: String) {
         self.archive = archive
         self.directory = directory
