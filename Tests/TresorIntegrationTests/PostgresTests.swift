@@ -160,6 +160,28 @@ final class PostgresFixture: @unchecked Sendable {
     }
 }
 
+extension PostgresTests {
+    @Test func baseBackupWhoseWALIsNotArchivedFailsAndStoresNoSnapshot() throws {
+        let dir = TempDirectory("tresor-pgnoarch")
+        let cluster = try ScratchCluster(label: "pgnoarch")   // archive_mode off
+        try cluster.start()
+        let tresor = TresorProcess(home: dir.sub("home").path)
+        for args in [["init"], ["store", "add", "local", "--url", "file://" + dir.sub("store").path, "--region", "r"],
+                     ["tenant", "add", "acme", "--region", "r", "--store", "local", "--pg", cluster.dsn]] {
+            let r = try tresor.run(args)
+            #expect(r.code == 0, "\(args): \(r.stderr)")
+        }
+        try "[postgres]\narchive_wait = \"1s\"\n".write(toFile: dir.sub("home/policies/zz-test.toml").path, atomically: true, encoding: .utf8)
+        let r = try tresor.run(["pg", "basebackup", "acme"])
+        #expect(r.code == 1)
+        #expect(r.stderr.contains("needed by the base backup is not in the archive"), "\(r.stderr)")
+        #expect(r.stderr.contains("hint: set archive_command"), "\(r.stderr)")
+        let list = try tresor.run(["--json", "snapshots", "acme"])
+        #expect(list.code == 0 && list.jsonArray()?.isEmpty == true, "\(list.stdout) \(list.stderr)")
+        try cluster.stop()
+    }
+}
+
 extension ISO8601DateFormatter {
     static var fractional: ISO8601DateFormatter {
         let f = ISO8601DateFormatter()
