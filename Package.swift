@@ -32,7 +32,7 @@ let package = Package(
             "TresorPostgres",
         ]),
         .target(name: "TresorCLI", dependencies: [
-            "TresorEngine", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "TresorEngine", "TresorPostgres", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tresor", dependencies: ["TresorCLI"]),
 
