@@ -1,9 +1,9 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Dependencies are deliberate: every one is rebuilt on each CI run. Crypto, compression and
-// SQLite come from system libraries (OpenSSL, zstd, sqlite3) through system-library targets;
-// the only Swift package is the argument parser.
+// Dependencies are deliberate: every one is rebuilt on each CI run. Crypto, compression, SQLite
+// and PostgreSQL's client come from system libraries (OpenSSL, zstd, sqlite3, libpq) through
+// system-library targets; the only Swift package is the argument parser.
 let package = Package(
     name: "Tresor",
     platforms: [.macOS(.v14)],
@@ -17,6 +17,7 @@ let package = Package(
         // System libraries: a module map and a shim header each, nothing else.
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CLibpq", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
 
         .target(name: "TresorCore", resources: [.copy("Resources/policies")]),
@@ -24,12 +25,14 @@ let package = Package(
         .target(name: "TresorStore", dependencies: ["TresorCore", "TresorCrypto"]),
         .target(name: "TresorRepository", dependencies: ["TresorCore", "TresorCrypto", "TresorStore", "CZstd"]),
         .target(name: "TresorDocuments", dependencies: ["TresorCore", "TresorRepository"]),
+        .target(name: "TresorPostgres", dependencies: ["TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "CLibpq"]),
         .target(name: "TresorCatalog", dependencies: ["TresorCore", "CSQLite"]),
         .target(name: "TresorEngine", dependencies: [
             "TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "TresorDocuments", "TresorCatalog",
+            "TresorPostgres",
         ]),
         .target(name: "TresorCLI", dependencies: [
-            "TresorEngine", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "TresorEngine", "TresorPostgres", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tresor", dependencies: ["TresorCLI"]),
 
@@ -38,6 +41,7 @@ let package = Package(
         .testTarget(name: "TresorCryptoTests", dependencies: ["TresorCrypto"]),
         .testTarget(name: "TresorStoreTests", dependencies: ["TresorStore", "TresorTestSupport"]),
         .testTarget(name: "TresorRepositoryTests", dependencies: ["TresorRepository", "TresorTestSupport"]),
+        .testTarget(name: "TresorPostgresTests", dependencies: ["TresorPostgres", "TresorRepository", "TresorTestSupport"]),
         .testTarget(name: "TresorCatalogTests", dependencies: ["TresorCatalog"]),
         .testTarget(name: "TresorDocumentsTests", dependencies: ["TresorDocuments", "TresorTestSupport"]),
         .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI"]),

@@ -99,6 +99,6 @@ struct Tresor: ParsableCommand {
             """,
         subcommands: [
             InitCommand.self, StoreCommand.self, TenantCommand.self, RegionCommand.self,
-            DocsCommand.self, SnapshotsCommand.self, CheckCommand.self,
+            DocsCommand.self, SnapshotsCommand.self, CheckCommand.self, PGCommand.self,
         ])
 }

@@ -33,8 +33,19 @@ public struct Policy: Sendable, Equatable {
         public var backupInterval: PolicyDuration
     }
 
+    /// PostgreSQL base backups, WAL archiving and restores.
+    public struct Postgres: Sendable, Equatable {
+        /// WAL segments `wal-fetch` fetches ahead of the one PostgreSQL asks for.
+        public var walPrefetchDepth: Int
+        /// Fixed chunk size of relation files in base backups (a multiple of 8 KiB pages).
+        public var relationChunkBytes: Int
+        /// How long a base backup waits for its WAL to reach the archive before it fails.
+        public var archiveWait: PolicyDuration
+    }
+
     public var backup: Backup
     public var documents: Documents
+    public var postgres: Postgres
 
     /// Builds the policy from a merged TOML document.
     public init(toml: TOMLValue, source: String) throws {
@@ -53,6 +64,13 @@ public struct Policy: Sendable, Equatable {
                                   hint: "fix chunk_min_bytes, chunk_avg_bytes, chunk_max_bytes")
         }
         documents = Documents(backupInterval: try r.duration("documents.backup_interval"))
+        postgres = Postgres(
+            walPrefetchDepth: try r.int("postgres.wal_prefetch_depth", in: 0...256),
+            relationChunkBytes: try r.int("postgres.relation_chunk_bytes", in: 8192...(64 << 20)),
+            archiveWait: try r.duration("postgres.archive_wait"))
+        guard postgres.relationChunkBytes % 8192 == 0, postgres.relationChunkBytes <= backup.chunkMax else {
+            throw CoreError.usage("\(source): postgres.relation_chunk_bytes must be a multiple of 8192 and at most backup.chunk_max_bytes")
+        }
     }
 
     /// Loads every `*.toml` in `directory` in name order; later files override earlier keys.

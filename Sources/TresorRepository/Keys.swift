@@ -90,11 +90,47 @@ public struct TenantKeys: Sendable {
     public let chunkID: [UInt8]
     /// Seed of the tenant's FastCDC gear table.
     public let chunkerSeed: UInt64
+    /// The keys of WAL objects only; the one secret the PostgreSQL OS user is given.
+    public let wal: WALKeys
 
     public init(dataKey: [UInt8]) {
         encryption = HKDF.sha256(ikm: dataKey, salt: [], info: "tresor blob encryption v1", count: 32)
         chunkID = HKDF.sha256(ikm: dataKey, salt: [], info: "tresor chunk id v1", count: 32)
         let seed = HKDF.sha256(ikm: dataKey, salt: [], info: "tresor chunker seed v1", count: 8)
         chunkerSeed = seed.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        wal = WALKeys(encryption: HKDF.sha256(ikm: dataKey, salt: [], info: "tresor wal encryption v1", count: 32),
+                      hash: HKDF.sha256(ikm: dataKey, salt: [], info: "tresor wal hash v1", count: 32))
+    }
+}
+
+/// The two keys that seal and identify a tenant's WAL objects, derived from its data key.
+///
+/// They open WAL objects and nothing else: not packs, index objects or snapshots (which use the
+/// blob encryption key). This is what lets `archive_command` and `restore_command`, which run as
+/// the PostgreSQL OS user, hold a key file without being able to read document backups or base
+/// backups. Serialised for that file as `tresor-wal-keys v1 <64 hex> <64 hex>`.
+public struct WALKeys: Sendable, Equatable {
+    /// AES-256-GCM key of WAL objects.
+    public let encryption: [UInt8]
+    /// HMAC-SHA-256 key of the plaintext hash kept in each WAL object's header.
+    public let hash: [UInt8]
+
+    init(encryption: [UInt8], hash: [UInt8]) {
+        self.encryption = encryption
+        self.hash = hash
+    }
+
+    /// The key file's text. Callers must never log it.
+    public var fileText: String { "tresor-wal-keys v1 \(Hex.encode(encryption)) \(Hex.encode(hash))\n" }
+
+    /// Parses ``fileText``.
+    public init(fileText: String) throws {
+        let parts = fileText.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard parts.count == 4, parts[0] == "tresor-wal-keys", parts[1] == "v1",
+              let e = Hex.decode(String(parts[2])), e.count == 32, let h = Hex.decode(String(parts[3])), h.count == 32 else {
+            throw RepositoryError(.usage, "the wal key file is malformed", hint: "run tresor pg setup again as the operator")
+        }
+        encryption = e
+        hash = h
     }
 }

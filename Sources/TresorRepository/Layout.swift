@@ -24,6 +24,12 @@ public struct RepositoryLayout: Sendable {
     public var snapshotsPrefix: String { prefix + "snapshots/" }
     public func snapshot(_ id: ObjectID) -> String { snapshotsPrefix + id.hex }
 
+    /// WAL objects: one sealed object per archived WAL file (``WALObject``).
+    public var walPrefix: String { prefix + "wal/" }
+    /// `wal/<timeline as 8 hex digits>/<file name>`; `.history` files are filed under their own
+    /// timeline, like segments.
+    public func wal(timeline: String, name: String) -> String { walPrefix + timeline + "/" + name }
+
     /// The id at the end of a pack, index or snapshot key.
     public static func id(fromKey key: String) -> ObjectID? {
         guard let last = key.split(separator: "/").last else { return nil }

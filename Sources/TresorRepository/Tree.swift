@@ -150,7 +150,7 @@ public struct SnapshotManifest: Codable, Sendable, Equatable {
     public var format = "tresor-snapshot"
     public var version = 1
     public var tenant: String
-    /// What the snapshot holds: `documents` now; database backups later.
+    /// What the snapshot holds: `documents`, or `pg-base` (a PostgreSQL base backup).
     public var kind: String
     public var time: String
     public var hostname: String
@@ -159,6 +159,8 @@ public struct SnapshotManifest: Codable, Sendable, Equatable {
     /// Ids of the tree blobs, in order; concatenated, their contents are the ``TreeCodec`` stream.
     public var tree: [String]
     public var stats: Stats
+    /// For `pg-base` snapshots: where in the WAL the base backup starts and ends.
+    public var postgres: PostgresBackupInfo?
 
     public init(tenant: String, kind: String, time: String, hostname: String, roots: [Root], parent: String?,
                 tree: [String], stats: Stats) {
@@ -173,6 +175,37 @@ public struct SnapshotManifest: Codable, Sendable, Equatable {
     }
 
     public var date: Date? { TimeFormat.parse(time) }
+}
+
+/// What a `pg-base` snapshot records about the base backup it holds. A restore needs the WAL from
+/// `startLSN` to `endLSN` on `timeline`; any recovery target before `endLSN`/`endTime` is refused.
+public struct PostgresBackupInfo: Codable, Sendable, Equatable {
+    /// `X/X` as PostgreSQL prints LSNs.
+    public var startLSN: String
+    public var endLSN: String
+    public var timeline: UInt32
+    public var endTimeline: UInt32
+    /// The database system identifier (`IDENTIFY_SYSTEM`), so WAL of another cluster is never mixed in.
+    public var systemID: String
+    public var startTime: String
+    /// When the server confirmed the backup end (after its WAL was archived).
+    public var endTime: String
+    /// The first WAL segment the restore needs.
+    public var startWAL: String
+    public var endWAL: String
+
+    public init(startLSN: String, endLSN: String, timeline: UInt32, endTimeline: UInt32, systemID: String,
+                startTime: String, endTime: String, startWAL: String, endWAL: String) {
+        self.startLSN = startLSN
+        self.endLSN = endLSN
+        self.timeline = timeline
+        self.endTimeline = endTimeline
+        self.systemID = systemID
+        self.startTime = startTime
+        self.endTime = endTime
+        self.startWAL = startWAL
+        self.endWAL = endWAL
+    }
 }
 
 import Foundation

@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# PostgreSQL benchmark: Tresor and pgBackRest side by side on one pgbench cluster, in one run.
+#
+#   bash Benchmarks/pg-vs-pgbackrest.sh [--scale 60] [--duration 60] [--keep]
+#
+# One PostgreSQL 15 cluster (pgbench -i -s SCALE) archives every WAL file to both tools: its
+# archive_command runs `tresor pg wal-push` and then `pgbackrest archive-push`, timing each (the
+# per-segment archive figures). Then, for each tool: a full base backup; pgbench -T DURATION; a
+# second base backup (Tresor: a full one, deduplicated against the first; pgBackRest: incr, its
+# usual way to keep a second backup small); a third after updating 1% of pgbench_accounts (one
+# contiguous key range: 1% of its pages). The restore target is a marker row committed right
+# after pgbench, before the second backup, so each tool restores its first base backup and
+# replays all of pgbench's WAL: restore into a new data directory, then the server's recovery
+# until it is promoted and the marker is there (Tresor also with prefetching off).
+# pgBackRest: compress-type=zst, compress-level=3, process-max=2, a local posix repo.
+# Needs root (initdb and postgres run as the postgres user through runuser), postgresql-15,
+# pgbackrest, pgbench (in postgresql-15's bin), python3. TRESOR_BIN or .build/release/tresor.
+set -euo pipefail
+SCALE=60 DURATION=60 KEEP=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --scale) SCALE=${2:?}; shift 2 ;;
+        --duration) DURATION=${2:?}; shift 2 ;;
+        --keep) KEEP=1; shift ;;
+        *) echo "pg-vs-pgbackrest: unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=/usr/lib/postgresql/15/bin
+TRESOR=${TRESOR_BIN:-$ROOT/.build/release/tresor}
+[ -x "$TRESOR" ] || (cd "$ROOT" && swift build -c release --product tresor)
+[ "$(id -u)" -eq 0 ] || { echo "pg-vs-pgbackrest: run as root (postgres runs through runuser)" >&2; exit 2; }
+command -v pgbackrest >/dev/null || { apt-get install -y -qq pgbackrest >/dev/null; }
+
+WORK=$(mktemp -d /tmp/pg-vs-pgbackrest.XXXXXX)
+chmod 755 "$WORK"
+cleanup() {
+    for d in "$WORK"/data "$WORK"/restore-*; do
+        [ -f "$d/postmaster.pid" ] && runuser -u postgres -- "$BIN/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1 || true
+    done
+    [ "$KEEP" = 1 ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+as_pg() { runuser -u postgres -- "$@"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+secs() { python3 -c "print(f'{$2-$1:.1f}')"; }
+bytes() { du -sb "$1" | cut -f1; }
+mib() { python3 -c "print(f'{$1/1048576:.1f}')"; }
+
+PORT=$(free_port)
+mkdir -p "$WORK/sock" "$WORK/pgbr-repo" "$WORK/pgbr-log" "$WORK/pgbr-lock" "$WORK/pgbr-spool"
+chown postgres "$WORK" "$WORK/sock" "$WORK/pgbr-repo" "$WORK/pgbr-log" "$WORK/pgbr-lock" "$WORK/pgbr-spool"
+PGBR_CONF=$WORK/pgbackrest.conf
+cat > "$PGBR_CONF" <<CONF
+[global]
+repo1-path=$WORK/pgbr-repo
+compress-type=zst
+compress-level=3
+process-max=2
+repo1-retention-full=99
+log-level-console=warn
+log-level-file=off
+lock-path=$WORK/pgbr-lock
+spool-path=$WORK/pgbr-spool
+start-fast=y
+
+[bench]
+pg1-path=$WORK/data
+pg1-port=$PORT
+pg1-socket-path=$WORK/sock
+CONF
+chmod 644 "$PGBR_CONF"
+PGBR="pgbackrest --config=$PGBR_CONF --stanza=bench"
+
+# Tresor: a home, a local store, the tenant, and WAL access for the postgres user.
+export TRESOR_HOME=$WORK/tresor-home
+"$TRESOR" init >/dev/null
+"$TRESOR" store add local --url "file://$WORK/tresor-store" --region bench >/dev/null
+"$TRESOR" tenant add bench --region bench --store local --pg "host=127.0.0.1 port=$PORT user=postgres dbname=postgres" >/dev/null
+"$TRESOR" pg setup bench >/dev/null
+
+# archive_command: both tools, each timed (nanoseconds) into a log the postgres user writes.
+cat > "$WORK/archive.sh" <<SH
+#!/bin/sh
+set -e
+a=\$(date +%s%N)
+"$TRESOR" --home "$TRESOR_HOME" pg wal-push bench "\$1"
+b=\$(date +%s%N)
+$PGBR archive-push "\$1"
+c=\$(date +%s%N)
+echo "\$(basename "\$1") \$((b-a)) \$((c-b))" >> "$WORK/archive-times.log"
+SH
+chmod 755 "$WORK/archive.sh"
+touch "$WORK/archive-times.log"; chown postgres "$WORK/archive-times.log"
+
+as_pg "$BIN/initdb" -D "$WORK/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
+cat >> "$WORK/data/postgresql.conf" <<CONF
+port = $PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$WORK/sock'
+wal_level = replica
+archive_mode = on
+archive_command = '$WORK/archive.sh %p'
+max_wal_size = 1GB
+CONF
+as_pg "$BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+PSQL="$BIN/psql -X -h 127.0.0.1 -p $PORT -U postgres -d postgres -Atq"
+switch_and_wait() {
+    local seg; seg=$($PSQL -c "SELECT pg_walfile_name(pg_switch_wal())")
+    until [ "$($PSQL -c "SELECT coalesce(last_archived_wal,'') >= '$seg' FROM pg_stat_archiver")" = t ]; do sleep 0.2; done
+}
+
+echo "pgbench -i -s $SCALE ..."
+t0=$(now); "$BIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -i -s "$SCALE" -q postgres >/dev/null 2>&1; t1=$(now)
+DBSIZE=$($PSQL -c "SELECT pg_database_size('postgres')")
+echo "  $(mib "$DBSIZE") MiB database in $(secs "$t0" "$t1") s"
+as_pg $PGBR stanza-create >/dev/null
+switch_and_wait
+
+echo "full base backups ..."
+s0=$(bytes "$WORK/tresor-store")
+t0=$(now); "$TRESOR" pg basebackup bench >/dev/null; t1=$(now)
+s1=$(bytes "$WORK/tresor-store")
+T_FULL=$(secs "$t0" "$t1"); T_FULL_BYTES=$((s1 - s0))
+r0=$(bytes "$WORK/pgbr-repo")
+t0=$(now); as_pg $PGBR backup --type=full >/dev/null; t1=$(now)
+r1=$(bytes "$WORK/pgbr-repo")
+P_FULL=$(secs "$t0" "$t1"); P_FULL_BYTES=$((r1 - r0))
+
+echo "pgbench -T $DURATION ..."
+"$BIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -c 2 -j 2 -T "$DURATION" postgres >/dev/null 2>&1
+switch_and_wait
+
+# The target: right after a marker row commits, before the second base backup, so both tools
+# restore the first base backup and replay all the WAL pgbench wrote (the long-replay case).
+$PSQL -c "CREATE TABLE bench_marker (at timestamptz)" -c "INSERT INTO bench_marker VALUES (clock_timestamp())"
+TARGET=$($PSQL -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+TARGET_PGBR="${TARGET/T/ }"; TARGET_PGBR="${TARGET_PGBR%Z}+00"   # pgBackRest's form of the same instant
+sleep 1
+
+echo "second base backups ..."
+s0=$(bytes "$WORK/tresor-store")
+t0=$(now); "$TRESOR" pg basebackup bench >/dev/null; t1=$(now)
+s1=$(bytes "$WORK/tresor-store")
+T_SECOND=$(secs "$t0" "$t1"); T_SECOND_BYTES=$((s1 - s0))
+r0=$(bytes "$WORK/pgbr-repo")
+t0=$(now); as_pg $PGBR backup --type=incr >/dev/null; t1=$(now)
+r1=$(bytes "$WORK/pgbr-repo")
+P_SECOND=$(secs "$t0" "$t1"); P_SECOND_BYTES=$((r1 - r0))
+# (The byte deltas include WAL archived while each backup ran.)
+
+echo "third base backups after updating 1% of pgbench_accounts (one contiguous key range) ..."
+$PSQL -c "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= $SCALE * 1000" -c "CHECKPOINT"
+switch_and_wait
+s0=$(bytes "$WORK/tresor-store")
+t0=$(now); "$TRESOR" pg basebackup bench >/dev/null; t1=$(now)
+s1=$(bytes "$WORK/tresor-store")
+T_THIRD=$(secs "$t0" "$t1"); T_THIRD_BYTES=$((s1 - s0))
+r0=$(bytes "$WORK/pgbr-repo")
+t0=$(now); as_pg $PGBR backup --type=incr >/dev/null; t1=$(now)
+r1=$(bytes "$WORK/pgbr-repo")
+P_THIRD=$(secs "$t0" "$t1"); P_THIRD_BYTES=$((r1 - r0))
+
+"$BIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -c 2 -j 2 -T 10 postgres >/dev/null 2>&1
+switch_and_wait
+as_pg "$BIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null
+
+# Restore + recovery until the server is promoted and takes writes.
+restore_and_recover() { # $1 = tool, $2 = dir
+    local port; port=$(free_port)
+    as_pg "$BIN/pg_ctl" -D "$2" -l "$2.log" -w -t 3600 -o "-p $port -k $WORK/sock -c archive_mode=off" start >/dev/null
+    until [ "$($BIN/psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atq -c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]; do sleep 0.2; done
+    local n; n=$($BIN/psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atq -c 'SELECT count(*) FROM bench_marker')
+    [ "$n" = 1 ] || { echo "pg-vs-pgbackrest: $1 restore lacks the marker row" >&2; exit 1; }
+    as_pg "$BIN/pg_ctl" -D "$2" -m immediate -w stop >/dev/null
+}
+echo "restores to $TARGET ..."
+t0=$(now)
+"$TRESOR" pg restore bench --pgdata "$WORK/restore-tresor" --target-time "$TARGET" >/dev/null
+t1=$(now)
+restore_and_recover tresor "$WORK/restore-tresor"
+t2=$(now)
+T_RESTORE=$(secs "$t0" "$t1"); T_RECOVER=$(secs "$t1" "$t2")
+mkdir -p "$WORK/restore-pgbr"; chown postgres "$WORK/restore-pgbr"; chmod 700 "$WORK/restore-pgbr"
+t0=$(now)
+as_pg $PGBR restore --pg1-path="$WORK/restore-pgbr" --type=time "--target=$TARGET_PGBR" --target-action=promote >/dev/null
+t1=$(now)
+restore_and_recover pgbackrest "$WORK/restore-pgbr"
+t2=$(now)
+P_RESTORE=$(secs "$t0" "$t1"); P_RECOVER=$(secs "$t1" "$t2")
+
+# Tresor again with prefetching off (a policy override), to measure what prefetching buys.
+printf '[postgres]\nwal_prefetch_depth = 0\n' > "$TRESOR_HOME/policies/zz-bench-no-prefetch.toml"
+t0=$(now)
+"$TRESOR" pg restore bench --pgdata "$WORK/restore-tresor-noprefetch" --target-time "$TARGET" >/dev/null
+t1=$(now)
+restore_and_recover tresor "$WORK/restore-tresor-noprefetch"
+t2=$(now)
+rm "$TRESOR_HOME/policies/zz-bench-no-prefetch.toml"
+N_RECOVER=$(secs "$t1" "$t2")
+REPLAYED=$(ls "$WORK/tresor-store/tenants/bench/wal/00000001" | wc -l)
+
+read -r SEGS T_ARCH P_ARCH <<<"$(python3 - "$WORK/archive-times.log" <<'PY'
+import sys, statistics
+rows = [l.split() for l in open(sys.argv[1]) if len(l.split()) == 3 and len(l.split()[0]) == 24]
+t = [int(r[1]) / 1e6 for r in rows]; p = [int(r[2]) / 1e6 for r in rows]
+print(len(rows), f"{statistics.median(t):.0f}", f"{statistics.median(p):.0f}")
+PY
+)"
+
+cat <<REPORT
+
+pgbench -i -s $SCALE ($(mib "$DBSIZE") MiB database), pgbench -T $DURATION -c 2, $(nproc) cores
+                                    tresor          pgbackrest (zst 3, process-max 2)
+full base backup                    ${T_FULL} s          ${P_FULL} s
+  stored                            $(mib "$T_FULL_BYTES") MiB        $(mib "$P_FULL_BYTES") MiB
+second base backup (tresor full,    ${T_SECOND} s          ${P_SECOND} s
+  pgbackrest incr), bytes added     $(mib "$T_SECOND_BYTES") MiB        $(mib "$P_SECOND_BYTES") MiB
+third, after a 1% update           ${T_THIRD} s          ${P_THIRD} s
+  (same kinds), bytes added         $(mib "$T_THIRD_BYTES") MiB        $(mib "$P_THIRD_BYTES") MiB
+archive push, median per segment    ${T_ARCH} ms          ${P_ARCH} ms      ($SEGS segments)
+restore to target time              ${T_RESTORE} s          ${P_RESTORE} s
+  + recovery until promoted         ${T_RECOVER} s          ${P_RECOVER} s
+  (tresor without prefetch)         ${N_RECOVER} s      ($REPLAYED WAL files in the archive)
+REPORT

@@ -1,0 +1,175 @@
+import ArgumentParser
+import Foundation
+import TresorCore
+import TresorEngine
+import TresorPostgres
+
+/// The absolute path of this executable, for the commands PostgreSQL runs.
+var tresorBinaryPath: String { URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path }
+
+struct PGCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pg", abstract: "PostgreSQL: WAL archiving, base backups, point-in-time restore.",
+        subcommands: [Setup.self, WALPush.self, WALFetch.self, WALPrefetch.self, BaseBackupCommand.self,
+                      RestoreCommand.self, Window.self, Stream.self])
+
+    struct Setup: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Prepare WAL access for the PostgreSQL OS user and print the settings the server needs.")
+        @Argument var tenant: String
+        @Option(help: "The OS user PostgreSQL runs as (it runs archive_command and restore_command).") var osUser = "postgres"
+
+        func run() throws {
+            let r = try ctx.installation().setupPostgres(tenant: tenant, osUser: osUser, binary: tresorBinaryPath)
+            ctx.emit(r) {
+                var lines = ["# postgresql.conf (or ALTER SYSTEM SET ...) for tenant \(r.tenant):"]
+                lines += r.postgresqlConf
+                lines.append("")
+                lines.append("# pg_hba.conf:")
+                lines += r.pgHBA
+                lines.append("")
+                lines.append("# replication slot:")
+                lines.append(r.slot)
+                lines.append("")
+                lines.append("# prepared for the postgresql os user:")
+                lines += r.prepared.map { "#   \($0)" }
+                if !r.todo.isEmpty {
+                    lines.append("# still to do as root:")
+                    lines += r.todo
+                }
+                return lines.joined(separator: "\n")
+            }
+        }
+    }
+
+    struct WALPush: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "wal-push",
+            abstract: "archive_command: store one WAL file; exit 0 only once it is durably stored.")
+        @Argument var tenant: String
+        @Argument(help: "The file (%p).") var path: String
+
+        func run() throws {
+            let start = Date()
+            let access = try PostgresWALAccess.open(home: ctx.home, configFile: ctx.configFile, tenant: tenant, clock: try ctx.clock())
+            let result = try access.archive.push(path: path)
+            let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+            let r = WALPushResult(tenant: tenant, file: (path as NSString).lastPathComponent, result: result, bytes: size,
+                                  seconds: Date().timeIntervalSince(start))
+            ctx.emit(r) { "" }
+        }
+    }
+
+    struct WALFetch: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "wal-fetch",
+            abstract: "restore_command: write one WAL file to DEST; exit 1 when it is not archived. Prefetches ahead.")
+        @Argument var tenant: String
+        @Argument(help: "The WAL file name (%f).") var name: String
+        @Argument(help: "Where to write it (%p).") var destination: String
+
+        func run() throws {
+            guard let wal = WALName(name) else {
+                throw PostgresError(.usage, "'\(name)' is not a wal file name")
+            }
+            let access = try PostgresWALAccess.open(home: ctx.home, configFile: ctx.configFile, tenant: tenant, clock: try ctx.clock())
+            _ = try access.spool.deliver(wal, to: destination)
+            let depth = access.policy.postgres.walPrefetchDepth
+            if depth > 0, wal.kind == .segment {
+                // Detached, no descriptors shared: PostgreSQL waits only for this process.
+                var args = ["--home", ctx.home.root.path]
+                if let c = ctx.configFile { args += ["--config", c.path] }
+                _ = try? Spawn.start(tresorBinaryPath, args + ["pg", "wal-prefetch", tenant, name], newSession: true)
+            }
+        }
+    }
+
+    struct WALPrefetch: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "wal-prefetch", abstract: "Fetch the WAL segments after NAME into the spool (started by wal-fetch).",
+            shouldDisplay: false)
+        @Argument var tenant: String
+        @Argument var name: String
+        @Flag(help: "Wait for a running prefetcher instead of leaving the work to it.") var wait = false
+
+        func run() throws {
+            guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
+            let access = try PostgresWALAccess.open(home: ctx.home, configFile: ctx.configFile, tenant: tenant, clock: try ctx.clock())
+            let depth = access.policy.postgres.walPrefetchDepth
+            try access.spool.prefetch(after: wal, depth: depth, threads: min(depth, 2 * availableCores), waitForLock: wait)
+        }
+    }
+
+    struct BaseBackupCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "basebackup", abstract: "Take a base backup over the replication protocol.")
+        @Argument var tenant: String
+
+        func run() throws {
+            let r = try ctx.installation().basebackupPostgres(tenant: tenant)
+            ctx.emit(r) {
+                "base backup \(r.snapshot.prefix(8)) of \(r.tenant): \(r.files) files, \(formatBytes(r.bytes)), stored \(formatBytes(r.newBytesStored)) new in \(String(format: "%.1f", r.seconds)) s\n  wal \(r.postgres.startLSN) .. \(r.postgres.endLSN) on timeline \(r.postgres.timeline) (\(r.postgres.startWAL) .. \(r.postgres.endWAL))"
+            }
+        }
+    }
+
+    struct RestoreCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "restore",
+            abstract: "Restore a base backup into a new or empty data directory and configure recovery to a target.")
+        @Argument var tenant: String
+        @Option(help: "The data directory to create (new or empty).") var pgdata: String
+        @Option(help: "Recover up to this time (RFC 3339).") var targetTime: String?
+        @Option(help: "Recover up to this LSN (X/X).") var targetLsn: String?
+        @Flag(help: "Recover all archived WAL.") var latest = false
+        @Option(help: "Timeline to follow: latest, or a number (default: the base backup's).") var timeline: String?
+
+        func run() throws {
+            let chosen = [targetTime != nil, targetLsn != nil, latest].filter { $0 }.count
+            guard chosen == 1 else {
+                throw CoreError.usage("give exactly one of --target-time, --target-lsn, --latest", hint: "tresor pg window \(tenant) shows the window")
+            }
+            let target: RecoveryTarget
+            if let t = targetTime {
+                guard let d = TimeFormat.parse(t) else {
+                    throw CoreError.usage("cannot read time '\(t)'", hint: "use RFC 3339, e.g. 2026-11-27T10:00:00.5Z")
+                }
+                target = .time(d)
+            } else if let l = targetLsn {
+                guard let v = LSN.parse(l) else { throw CoreError.usage("cannot read lsn '\(l)'", hint: "use PostgreSQL's X/X form, e.g. 0/3000060") }
+                target = .lsn(v)
+            } else {
+                target = .latest
+            }
+            let r = try ctx.installation().restorePostgres(tenant: tenant, pgdata: pgdata, target: target, timeline: timeline, binary: tresorBinaryPath)
+            ctx.emit(r, outcome: r.outcome) {
+                "restored base backup \(r.snapshot.prefix(8)) (ended \(r.baseBackupEnd)) of \(r.tenant) to \(r.pgdata): \(r.files) files, \(formatBytes(r.bytes)) in \(String(format: "%.1f", r.seconds)) s\n  recovery configured to \(r.target); start the server to replay the wal"
+            }
+        }
+    }
+
+    struct Window: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Earliest and latest recoverable points, and WAL gaps.")
+        @Argument var tenant: String
+
+        func run() throws {
+            let w = try ctx.installation().postgresWindow(tenant: tenant)
+            ctx.emit(w) {
+                var lines = [
+                    "earliest: \(w.earliestTime ?? "none") (lsn \(w.earliestLSN ?? "-"))",
+                    "latest:   \(w.latestTime ?? "none") (lsn \(w.latestLSN ?? "-"), timeline \(w.timeline.map(String.init) ?? "-"))",
+                    "\(w.baseBackups) base backups, \(w.walFiles) wal files",
+                ]
+                lines += w.gaps.map { "gap: \($0)" }
+                return lines.joined(separator: "\n")
+            }
+        }
+    }
+
+    struct Stream: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Replication-protocol WAL streaming (not implemented yet).")
+        @Argument var tenant: String
+
+        func run() throws {
+            throw CoreError.usage("tresor pg stream is not implemented yet", hint: "use archive_command (tresor pg setup \(tenant)) with archive_timeout for the RPO")
+        }
+    }
+}

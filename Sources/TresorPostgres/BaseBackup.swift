@@ -1,0 +1,276 @@
+import Foundation
+import TresorCore
+import TresorCrypto
+import TresorRepository
+
+/// Takes a base backup over the replication protocol and stores it as a `pg-base` snapshot.
+///
+/// `BASE_BACKUP` (fast checkpoint, no WAL, no manifest, waiting for the server to archive the WAL
+/// the backup needs) streams a tar archive in one COPY OUT. The tar is read as it arrives; each
+/// file's content is cut into chunks, identified with the tenant's chunk-id key and handed to the
+/// ``BlobWriter``, exactly like document content, so unchanged data dedups against earlier base
+/// backups. Relation files (under `base/` and `global/`) are cut at fixed, page-aligned offsets
+/// (the policy's `relation_chunk_bytes`, a multiple of 8 KiB): a changed page then costs one
+/// chunk, and unchanged pages keep their chunk ids whatever changes before them in the file.
+/// Other files go through FastCDC. The file list becomes a tree (``TreeCodec``) under the root
+/// label `pgdata`; the manifest records start and end LSN, timeline and times.
+///
+/// Before the snapshot is stored, every WAL segment from the start to the end LSN is checked to
+/// be in the tenant's WAL archive: a base backup without that WAL cannot be restored.
+public final class BaseBackup {
+    /// Settings from the policy.
+    public struct Settings: Sendable {
+        /// Fixed chunk size for relation files (a multiple of 8 KiB).
+        public var relationChunkBytes: Int
+        /// How long to wait for the backup's WAL to reach the archive.
+        public var archiveWaitSeconds: Double
+        public init(relationChunkBytes: Int, archiveWaitSeconds: Double) {
+            self.relationChunkBytes = relationChunkBytes
+            self.archiveWaitSeconds = archiveWaitSeconds
+        }
+    }
+
+    private let repo: TenantRepository
+    private let writer: BlobWriter
+    private let policy: Policy.Backup
+    private let settings: Settings
+    private let clock: any Clock
+    private let chunker: StreamChunker
+
+    /// Starts the pipeline's writer threads; `index` is the tenant's loaded index (for dedup).
+    public init(repository: TenantRepository, index: RepositoryIndex, policy: Policy.Backup, settings: Settings, clock: any Clock) throws {
+        repo = repository
+        self.policy = policy
+        self.settings = settings
+        self.clock = clock
+        writer = try BlobWriter(repository: repository, index: index,
+                                settings: .init(policy: policy, uploaders: repository.store.capabilities.writeConcurrency))
+        chunker = StreamChunker(repository: repository, writer: writer, maxChunk: min(repository.config.chunker.maxSize, policy.chunkMax))
+    }
+
+    /// Runs the backup against `dsn` and stores the snapshot once `archive` holds its WAL.
+    public func run(dsn: String, archive: WALArchive) throws -> (id: ObjectID, manifest: SnapshotManifest) {
+        do {
+            return try runUnchecked(dsn: dsn, archive: archive)
+        } catch {
+            _ = try? writer.finish()
+            throw error
+        }
+    }
+
+    private func runUnchecked(dsn: String, archive: WALArchive) throws -> (id: ObjectID, manifest: SnapshotManifest) {
+        let conn = try PGConnection(dsn: dsn, replication: true)
+        let ident = try conn.query("IDENTIFY_SYSTEM")
+        guard let row = ident.first, row.count >= 2, let systemID = row[0] else {
+            throw PostgresError(.server, "identify_system returned nothing")
+        }
+        let started = clock.now()
+        try conn.send("BASE_BACKUP (LABEL 'tresor', CHECKPOINT 'fast', MANIFEST 'no', WAIT true)")
+        var results: [[[String?]]] = []
+        var nodes: [TreeNode] = [TreeNode(path: "pgdata", kind: .directory, mode: 0o700, mtimeSeconds: 0, mtimeNanoseconds: 0,
+                                          uid: 0, gid: 0, size: 0, device: 0, inode: 0)]
+        var stats = SnapshotManifest.Stats()
+        stats.directories = 1
+        var tar = TarReader()
+        var archives = 0
+        loop: while true {
+            switch try conn.next() {
+            case .done: break loop
+            case .rows(let r): if !r.isEmpty { results.append(r) }  // copy end and command completion carry no rows
+            case .copyOut:
+                while try conn.copyData({ msg in
+                    guard let type = msg.first else { return }
+                    let body = UnsafeRawBufferPointer(rebasing: msg[1...])
+                    switch type {
+                    case UInt8(ascii: "n"):
+                        archives += 1
+                        let name = String(decoding: body.prefix { $0 != 0 }, as: UTF8.self)
+                        guard archives == 1, name == "base.tar" else {
+                            throw PostgresError(.usage, "the cluster has tablespaces outside its data directory ('\(name)'); tresor backs up only the default tablespace")
+                        }
+                    case UInt8(ascii: "d"):
+                        try tar.feed(body) { event in
+                            switch event {
+                            case .begin(let e):
+                                if case .file = e.kind {
+                                    self.chunker.begin(fixed: Self.isRelationFile(e.path) ? self.settings.relationChunkBytes : nil)
+                                }
+                            case .data(let bytes):
+                                try self.chunker.append(bytes)
+                                stats.bytesRead += UInt64(bytes.count)
+                            case .end(let e):
+                                var n = TreeNode(path: "pgdata/" + e.path, kind: .file, mode: e.mode, mtimeSeconds: e.mtime, mtimeNanoseconds: 0,
+                                                 uid: e.uid, gid: e.gid, size: e.size, device: 0, inode: 0)
+                                switch e.kind {
+                                case .file:
+                                    n.chunks = try self.chunker.finish()
+                                    stats.files += 1
+                                    stats.filesRead += 1
+                                    stats.bytes += e.size
+                                case .directory:
+                                    n.kind = .directory
+                                    stats.directories += 1
+                                case .symlink(let target):
+                                    n.kind = .symlink
+                                    n.linkTarget = target
+                                    stats.symlinks += 1
+                                }
+                                guard !e.path.isEmpty, e.path != "." else { return }
+                                nodes.append(n)
+                            }
+                        }
+                    default:
+                        break // progress ('p') and anything newer carry nothing we store
+                    }
+                }) {}
+            }
+        }
+        guard results.count >= 3, let start = results[0].first, start.count >= 2,
+              let startText = start[0], let startLSN = LSN.parse(startText), let startTLI = start[1].flatMap({ UInt32($0) }),
+              let end = results.last?.first, end.count >= 2, let endText = end[0], let endLSN = LSN.parse(endText),
+              let endTLI = end[1].flatMap({ UInt32($0) }) else {
+            throw PostgresError(.server, "base_backup did not report its start and end positions")
+        }
+        guard tar.finished || archives == 1 else { throw PostgresError(.server, "base backup stream ended early") }
+        if let root = nodes.first(where: { $0.path == "pgdata/global" }) {
+            nodes[0].uid = root.uid
+            nodes[0].gid = root.gid
+            nodes[0].mtimeSeconds = root.mtimeSeconds
+        }
+        let startWAL = WALName.segment(containing: startLSN, timeline: startTLI)
+        // The end LSN points just past the backup's last record, so the segment holding endLSN - 1
+        // is the last one needed.
+        let endWAL = WALName.segment(containing: max(startLSN, endLSN &- 1), timeline: endTLI)
+        try waitForWAL(from: startWAL, to: endWAL, archive: archive)
+        let ended = clock.now()
+
+        // Directories before their contents, in name order, as the tree codec expects.
+        nodes.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        let treeIDs = try chunker.storeTree(TreeCodec.encode(nodes))
+        let written = try writer.finish()
+        stats.newBlobs = written.newBlobs
+        stats.newBytesStored = written.packBytes
+        var manifest = SnapshotManifest(tenant: repo.tenant, kind: "pg-base", time: TimeFormat.string(started, fractional: true),
+                                        hostname: ProcessInfo.processInfo.hostName, roots: [.init(path: redactDSN(dsn), label: "pgdata")],
+                                        parent: nil, tree: treeIDs, stats: stats)
+        manifest.postgres = PostgresBackupInfo(
+            startLSN: LSN.format(startLSN), endLSN: LSN.format(endLSN), timeline: startTLI, endTimeline: endTLI, systemID: systemID,
+            startTime: TimeFormat.string(started, fractional: true), endTime: TimeFormat.string(ended, fractional: true),
+            startWAL: startWAL.description, endWAL: endWAL.description)
+        let id = try repo.saveSnapshot(manifest, level: policy.compressionLevel)
+        return (id, manifest)
+    }
+
+    /// Files whose content is 8 KiB pages: relation segments, their free-space and visibility
+    /// maps, under `base/<db>/` and `global/`.
+    static func isRelationFile(_ path: String) -> Bool {
+        let parts = path.split(separator: "/")
+        let name = parts.last ?? ""
+        guard let first = name.first, first.isNumber else { return false }
+        return (parts.count == 3 && parts[0] == "base") || (parts.count == 2 && parts[0] == "global")
+    }
+
+    /// The server waited for archiving (WAIT true), but archive_command might point elsewhere:
+    /// check the tenant's own archive, polling for a while for a slow archiver.
+    private func waitForWAL(from: WALName, to: WALName, archive: WALArchive) throws {
+        let deadline = Date().addingTimeInterval(settings.archiveWaitSeconds)
+        while true {
+            let have = Set(try archive.list().map(\.name))
+            var missing: [WALName] = []
+            var s = from.segment
+            while s <= to.segment {
+                let seg = WALName(timeline: from.timeline, segment: s)
+                let other = WALName(timeline: to.timeline, segment: s)
+                if !have.contains(seg) && !have.contains(other) { missing.append(seg) }
+                s += 1
+            }
+            if missing.isEmpty { return }
+            if Date() >= deadline {
+                throw PostgresError(.failed, "wal \(missing.map(\.description).joined(separator: ", ")) needed by the base backup is not in the archive of tenant '\(repo.tenant)'",
+                                    hint: "set archive_command as tresor pg setup \(repo.tenant) prints, then take the base backup again")
+            }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+    }
+}
+
+/// Cuts a stream of one file's bytes into chunks as they arrive (fixed-size or FastCDC), hands
+/// them to the writer and remembers their ids. One buffer of twice the maximum chunk, reused for
+/// every file.
+final class StreamChunker {
+    private let repo: TenantRepository
+    private let writer: BlobWriter
+    private let hmac: HMACSHA256
+    private let maxChunk: Int
+    private let buffer: UnsafeMutableRawBufferPointer
+    private var start = 0, end = 0
+    private var fixed: Int?
+    private var chunks: [ObjectID] = []
+
+    init(repository: TenantRepository, writer: BlobWriter, maxChunk: Int) {
+        repo = repository
+        self.writer = writer
+        self.maxChunk = maxChunk
+        hmac = HMACSHA256(key: repository.keys.chunkID)
+        buffer = .allocate(byteCount: 2 * maxChunk, alignment: 64)
+    }
+
+    deinit { buffer.deallocate() }
+
+    func begin(fixed: Int?) {
+        self.fixed = fixed.map { min($0, maxChunk) }
+        start = 0
+        end = 0
+        chunks = []
+    }
+
+    func append(_ data: UnsafeRawBufferPointer) throws {
+        var off = 0
+        let threshold = fixed ?? maxChunk
+        while off < data.count {
+            if end == buffer.count {
+                if end > start { memmove(buffer.baseAddress!, buffer.baseAddress! + start, end - start) }
+                end -= start
+                start = 0
+            }
+            let n = min(buffer.count - end, data.count - off)
+            (buffer.baseAddress! + end).copyMemory(from: data.baseAddress! + off, byteCount: n)
+            end += n
+            off += n
+            while end - start >= threshold { try emit() }
+        }
+    }
+
+    private func emit() throws {
+        let window = UnsafeRawBufferPointer(rebasing: buffer[start..<end])
+        let n = fixed.map { Swift.min($0, window.count) } ?? repo.chunker.cut(window)
+        let chunk = UnsafeRawBufferPointer(rebasing: window[0..<n])
+        let id = hmac.mac(chunk)
+        try writer.add(id: id, type: .data, data: chunk)
+        chunks.append(id)
+        start += n
+    }
+
+    func finish() throws -> [ObjectID] {
+        while start < end { try emit() }
+        return chunks
+    }
+
+    /// Chunks a serialised tree into tree blobs and returns their ids.
+    func storeTree(_ bytes: [UInt8]) throws -> [String] {
+        var ids: [String] = []
+        try bytes.withUnsafeBytes { buf in
+            var offset = 0
+            while offset < buf.count {
+                let rest = UnsafeRawBufferPointer(rebasing: buf[offset...])
+                let n = repo.chunker.cut(rest)
+                let chunk = UnsafeRawBufferPointer(rebasing: rest[0..<n])
+                let id = hmac.mac(chunk)
+                try writer.add(id: id, type: .tree, data: chunk)
+                ids.append(id.hex)
+                offset += n
+            }
+        }
+        return ids
+    }
+}

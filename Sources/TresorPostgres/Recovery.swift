@@ -1,0 +1,143 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import TresorCore
+import TresorRepository
+
+/// Where a point-in-time restore should stop.
+public enum RecoveryTarget: Sendable, Equatable {
+    case time(Date)
+    case lsn(UInt64)
+    /// Replay all archived WAL.
+    case latest
+}
+
+/// A base backup as the planner sees it.
+public struct BaseBackupRef: Sendable, Equatable {
+    public var id: ObjectID
+    public var info: PostgresBackupInfo
+    public init(id: ObjectID, info: PostgresBackupInfo) {
+        self.id = id
+        self.info = info
+    }
+
+    var endTime: Date { TimeFormat.parse(info.endTime) ?? .distantFuture }
+    var endLSN: UInt64 { LSN.parse(info.endLSN) ?? .max }
+}
+
+/// The earliest and latest points a tenant's database can be restored to.
+public struct RecoveryWindow: Sendable, Codable, Equatable {
+    /// The end of the oldest base backup (nothing earlier can be restored).
+    public var earliestTime: String?
+    public var earliestLSN: String?
+    /// When the last WAL segment of the unbroken run after the newest base backup was archived,
+    /// and the LSN where that segment ends. Commits after the last commit in that WAL are not
+    /// recoverable; a time target past the last commit makes PostgreSQL stop with an error.
+    public var latestTime: String?
+    public var latestLSN: String?
+    public var timeline: UInt32?
+    /// Missing segments between archived ones, per timeline (`first..last`).
+    public var gaps: [String]
+    public var baseBackups: Int
+    public var walFiles: Int
+}
+
+/// Pure planning of point-in-time restores: the window, and which base backup serves a target.
+public enum RecoveryPlanner {
+    /// Computes the window from the base backups and the archived WAL (with push times).
+    public static func window(backups: [BaseBackupRef], wal: [(name: WALName, pushedAt: Date)]) -> RecoveryWindow {
+        let segments = wal.filter { $0.name.kind == .segment }
+        var gaps: [String] = []
+        for tli in Set(segments.map(\.name.timeline)).sorted() {
+            let nums = segments.filter { $0.name.timeline == tli }.map(\.name.segment).sorted()
+            for (a, b) in zip(nums, nums.dropFirst()) where b > a + 1 {
+                gaps.append("\(WALName(timeline: tli, segment: a + 1))..\(WALName(timeline: tli, segment: b - 1))")
+            }
+        }
+        var w = RecoveryWindow(gaps: gaps, baseBackups: backups.count, walFiles: wal.count)
+        guard let oldest = backups.min(by: { $0.endLSN < $1.endLSN }), let newest = backups.max(by: { $0.endLSN < $1.endLSN }) else { return w }
+        w.earliestTime = oldest.info.endTime
+        w.earliestLSN = oldest.info.endLSN
+        // Follow the newest backup's timeline from its first segment while segments are contiguous.
+        guard let start = WALName(newest.info.startWAL) else { return w }
+        let byName = Dictionary(segments.map { ($0.name, $0.pushedAt) }, uniquingKeysWith: { a, _ in a })
+        var last: (WALName, Date)? = nil
+        var s = start
+        while let t = byName[s] {
+            last = (s, t)
+            s = s.next
+        }
+        if let (name, time) = last, name.segment >= (WALName(newest.info.endWAL)?.segment ?? 0) {
+            w.latestTime = TimeFormat.string(time, fractional: true)
+            w.latestLSN = LSN.format(name.next.startLSN)
+            w.timeline = name.timeline
+        }
+        return w
+    }
+
+    /// The newest base backup that ends at or before `target`, after checking the target is in
+    /// the window. Errors say what the window is.
+    public static func choose(target: RecoveryTarget, backups: [BaseBackupRef], window: RecoveryWindow, tenant: String) throws -> BaseBackupRef {
+        guard !backups.isEmpty else {
+            throw PostgresError(.usage, "tenant '\(tenant)' has no base backup", hint: "tresor pg basebackup \(tenant)")
+        }
+        guard let latestTimeText = window.latestTime, let latestTime = TimeFormat.parse(latestTimeText),
+              let latestLSNText = window.latestLSN, let latestLSN = LSN.parse(latestLSNText) else {
+            throw PostgresError(.usage, "the wal after tenant '\(tenant)''s newest base backup is not archived, so no restore is possible",
+                                hint: "check archive_command (tresor pg setup \(tenant)) and tresor pg window \(tenant)")
+        }
+        let windowText = "\(window.earliestTime ?? "?") (\(window.earliestLSN ?? "?")) .. \(latestTimeText) (\(latestLSNText))"
+        switch target {
+        case .latest:
+            return backups.max { $0.endLSN < $1.endLSN }!
+        case .time(let t):
+            guard t <= latestTime else {
+                throw PostgresError(.usage, "target time \(TimeFormat.string(t, fractional: true)) is after the latest recoverable point; the window of tenant '\(tenant)' is \(windowText)",
+                                    hint: "choose a time inside the window, or --latest")
+            }
+            guard let b = backups.filter({ $0.endTime <= t }).max(by: { $0.endTime < $1.endTime }) else {
+                throw PostgresError(.usage, "target time \(TimeFormat.string(t, fractional: true)) is before the end of the oldest base backup; the window of tenant '\(tenant)' is \(windowText)",
+                                    hint: "choose a time inside the window")
+            }
+            return b
+        case .lsn(let l):
+            guard l <= latestLSN else {
+                throw PostgresError(.usage, "target lsn \(LSN.format(l)) is after the latest archived wal; the window of tenant '\(tenant)' is \(windowText)",
+                                    hint: "choose an lsn inside the window, or --latest")
+            }
+            guard let b = backups.filter({ $0.endLSN <= l }).max(by: { $0.endLSN < $1.endLSN }) else {
+                throw PostgresError(.usage, "target lsn \(LSN.format(l)) is before the end of the oldest base backup; the window of tenant '\(tenant)' is \(windowText)",
+                                    hint: "choose an lsn inside the window")
+            }
+            return b
+        }
+    }
+
+    /// The settings appended to `postgresql.auto.conf` of the restored data directory.
+    /// `timeline` is `latest` or a timeline number: which history to follow when timelines forked
+    /// after the base backup (PostgreSQL's default, `latest`, would follow a fork made by an
+    /// earlier restore rather than the history the backup was taken on).
+    public static func recoverySettings(restoreCommand: String, target: RecoveryTarget, timeline: String = "latest") -> String {
+        var lines = ["", "# added by tresor pg restore", "restore_command = '\(restoreCommand.replacingOccurrences(of: "'", with: "''"))'",
+                     "recovery_target_timeline = '\(timeline)'"]
+        switch target {
+        case .time(let t):
+            let f = DateFormatter()
+            f.locale = Locale(identifier: "en_US_POSIX")
+            f.timeZone = TimeZone(identifier: "UTC")
+            f.dateFormat = "yyyy-MM-dd HH:mm:ss"
+            let whole = t.timeIntervalSince1970.rounded(.down)
+            let micros = Int(((t.timeIntervalSince1970 - whole) * 1_000_000).rounded(.down))
+            let frac = String(micros + 1_000_000).dropFirst()
+            lines.append("recovery_target_time = '\(f.string(from: Date(timeIntervalSince1970: whole))).\(frac)+00'")
+            lines.append("recovery_target_action = 'promote'")
+        case .lsn(let l):
+            lines.append("recovery_target_lsn = '\(LSN.format(l))'")
+            lines.append("recovery_target_action = 'promote'")
+        case .latest:
+            break
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,168 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import TresorCore
+import TresorRepository
+import TresorStore
+
+/// A tenant's WAL archive in a store: what `archive_command` and `restore_command` run.
+///
+/// It needs only the store, the tenant name and the tenant's ``WALKeys`` (never the master key or
+/// the data key), because it runs as the PostgreSQL OS user.
+///
+/// The duplicate rule (``push(path:name:)``): PostgreSQL may call `archive_command` again for a
+/// file it already archived (after a crash before it recorded success). An identical second push
+/// succeeds; a different file under an archived name is refused, because accepting it would
+/// silently replace WAL a restore depends on, or hide that two clusters archive to one tenant.
+public struct WALArchive: Sendable {
+    public let store: any Store
+    public let layout: RepositoryLayout
+    public let keys: WALKeys
+    public let compressionLevel: Int
+    public let clock: any Clock
+
+    /// `clock` stamps each object's push time (the window's latest point).
+    public init(store: any Store, tenant: String, keys: WALKeys, compressionLevel: Int, clock: any Clock) {
+        self.store = store
+        self.layout = RepositoryLayout(tenant: tenant)
+        self.keys = keys
+        self.compressionLevel = compressionLevel
+        self.clock = clock
+    }
+
+    /// What a push did.
+    public enum PushResult: String, Sendable, Codable {
+        case stored
+        /// The same content was archived before; nothing was written.
+        case alreadyArchived = "already_archived"
+    }
+
+    func key(_ name: WALName) -> String { layout.wal(timeline: name.timelineHex, name: name.description) }
+
+    /// The state machine of the duplicate rule: given what the store holds under the name,
+    /// decide what a push does.
+    enum PushDecision: Equatable {
+        case store
+        case alreadyArchived
+        case refuse
+    }
+
+    static func decide(existing: ObjectID?, pushing: ObjectID) -> PushDecision {
+        guard let existing else { return .store }
+        return existing == pushing ? .alreadyArchived : .refuse
+    }
+
+    /// Archives the file at `path` under its file name (or `name`). Returns only after the
+    /// object is durably in the store (the store's put is atomic and synced).
+    public func push(path: String, name: String? = nil) throws -> PushResult {
+        let fileName = name ?? (path as NSString).lastPathComponent
+        guard let wal = WALName(fileName) else {
+            throw PostgresError(.usage, "'\(fileName)' is not a WAL segment, .partial, .backup or .history file name")
+        }
+        let data = try readWholeFile(path)
+        return try data.withUnsafeBytes { buf in
+            let hash = WALObject.hash(buf, keys: keys)
+            let k = key(wal)
+            switch Self.decide(existing: try storedHash(k, name: fileName), pushing: hash) {
+            case .alreadyArchived: return .alreadyArchived
+            case .refuse: throw conflict(fileName)
+            case .store:
+                let sealed = try WALObject.seal(buf, name: fileName, keys: keys, level: compressionLevel, pushedAt: clock.now())
+                if try store.put(k, sealed, ifAbsent: true) { return .stored }
+                // Another push won the race: apply the rule to what it stored.
+                switch Self.decide(existing: try storedHash(k, name: fileName), pushing: hash) {
+                case .alreadyArchived, .store: return .alreadyArchived
+                case .refuse: throw conflict(fileName)
+                }
+            }
+        }
+    }
+
+    private func conflict(_ name: String) -> PostgresError {
+        PostgresError(.conflict, "wal file \(name) is already archived for tenant '\(layout.tenant)' with different content; refusing to replace it",
+                      hint: "two clusters may be archiving to one tenant: check archive_command on each server")
+    }
+
+    private func storedHash(_ key: String, name: String) throws -> ObjectID? {
+        guard try store.head(key) != nil else { return nil }
+        return try WALObject.header(try store.get(key, range: 0..<WALObject.headerSize), name: name).hash
+    }
+
+    /// Reads and opens one WAL file. Throws ``PostgresError/Code/notFound`` when it is not archived.
+    public func fetch(_ name: WALName) throws -> [UInt8] {
+        let sealed: [UInt8]
+        do {
+            sealed = try store.get(key(name))
+        } catch let e as StoreError where e.code == .notFound {
+            throw PostgresError(.notFound, "wal file \(name) is not in the archive of tenant '\(layout.tenant)'")
+        }
+        return try WALObject.open(sealed, name: name.description, keys: keys)
+    }
+
+    /// Every archived WAL file, sorted by timeline and position.
+    public func list() throws -> [(name: WALName, size: Int)] {
+        try store.list(prefix: layout.walPrefix).compactMap { o in
+            guard let last = o.key.split(separator: "/").last, let n = WALName(String(last)) else { return nil }
+            return (n, o.size)
+        }.sorted { $0.name < $1.name }
+    }
+
+    /// When a stored WAL file was pushed (from its header; one small ranged read).
+    public func pushedAt(_ name: WALName) throws -> Date {
+        try WALObject.header(try store.get(key(name), range: 0..<WALObject.headerSize), name: name.description).pushedAt
+    }
+}
+
+/// Reads a whole file (a WAL file: 16 MiB at most in practice) with one allocation.
+func readWholeFile(_ path: String) throws -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw PostgresError(.failed, "cannot open \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw PostgresError(.failed, "cannot stat \(path): \(String(cString: strerror(errno)))") }
+    let size = Int(st.st_size)
+    var failure: Int32 = 0
+    let bytes = [UInt8](unsafeUninitializedCapacity: size) { buf, count in
+        var off = 0
+        while off < size {
+            let n = read(fd, buf.baseAddress! + off, size - off)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                failure = n < 0 ? errno : EIO
+                break
+            }
+            off += n
+        }
+        count = off
+    }
+    guard failure == 0, bytes.count == size else {
+        throw PostgresError(.failed, "cannot read \(path): \(String(cString: strerror(failure == 0 ? EIO : failure)))")
+    }
+    return bytes
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsync and rename, so a reader (PostgreSQL,
+/// or a later fetch) never sees half a file.
+public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
+    let tmp = path + ".tresor-tmp-\(getpid())"
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    guard fd >= 0 else { throw PostgresError(.failed, "cannot create \(tmp): \(String(cString: strerror(errno)))") }
+    var off = 0
+    let ok: Bool = bytes.withUnsafeBytes { buf in
+        while off < buf.count {
+            let n = write(fd, buf.baseAddress! + off, buf.count - off)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            off += n
+        }
+        return fsync(fd) == 0
+    }
+    close(fd)
+    guard ok, rename(tmp, path) == 0 else {
+        unlink(tmp)
+        throw PostgresError(.failed, "cannot write \(path): \(String(cString: strerror(errno)))")
+    }
+}

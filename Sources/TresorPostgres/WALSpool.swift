@@ -1,0 +1,92 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import TresorCore
+
+/// What `restore_command` runs: deliver one WAL file, from the prefetch spool when it is there,
+/// else from the archive.
+///
+/// PostgreSQL calls `restore_command` once per 16 MiB segment, in order, and waits for each, so a
+/// restore bound by one store round trip per segment is slow. After delivering a segment the CLI
+/// starts a detached prefetcher (``prefetch(after:depth:threads:)``) that fetches the next segments
+/// in parallel into the spool (`HOME/spool/pg/<tenant>/`); the following calls find them there.
+/// Spool files are written atomically (temporary file, fsync, rename) and verified when fetched
+/// (their object's GCM tag and keyed hash), so a spool file is always a whole, authentic segment.
+/// Files older than the one requested are removed as replay moves on.
+public struct WALSpool: Sendable {
+    public let archive: WALArchive
+    public let directory: String
+
+    /// `directory` must be writable by the user PostgreSQL runs as.
+    public init(archive: WALArchive, directory: String) {
+        self.archive = archive
+        self.directory = directory
+    }
+
+    /// Where a delivered file came from.
+    public enum Source: String, Sendable, Codable {
+        case spool
+        case archive
+    }
+
+    /// Writes WAL file `name` to `destination`. Throws ``PostgresError/Code/notFound`` when the
+    /// archive does not have it (restore_command must then exit 1).
+    public func deliver(_ name: WALName, to destination: String) throws -> Source {
+        let spooled = directory + "/" + name.description
+        if access(spooled, F_OK) == 0 {
+            if rename(spooled, destination) == 0 { return .spool }
+            if let data = FileManager.default.contents(atPath: spooled) {
+                try writeFileAtomically(Array(data), to: destination)
+                unlink(spooled)
+                return .spool
+            }
+        }
+        try writeFileAtomically(try archive.fetch(name), to: destination)
+        return .archive
+    }
+
+    /// Fetches the `depth` segments after `name` that the archive has and the spool lacks, on
+    /// `threads` threads, and removes spooled segments before `name`. Meant to run in its own
+    /// process; a second prefetcher for the same spool returns at once (an flock on
+    /// `.prefetch.lock`), or with `waitForLock` waits for the first to finish.
+    public func prefetch(after name: WALName, depth: Int, threads: Int, waitForLock: Bool = false) throws {
+        guard depth > 0, name.kind == .segment else { return }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let lock = open(directory + "/.prefetch.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0 else { return }
+        defer { close(lock) }
+        guard flock(lock, waitForLock ? LOCK_EX : LOCK_EX | LOCK_NB) == 0 else { return }
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+            if let n = WALName(file), n.kind == .segment, n.timeline == name.timeline, n.segment <= name.segment {
+                unlink(directory + "/" + file)
+            }
+        }
+        let available = Set(try archive.list().map(\.name))
+        var wanted: [WALName] = []
+        var next = name.next
+        for _ in 0..<depth {
+            if available.contains(next) && access(directory + "/" + next.description, F_OK) != 0 { wanted.append(next) }
+            next = next.next
+        }
+        let queue = BlockingQueue<WALName>(capacity: max(1, wanted.count))
+        for w in wanted { queue.push(w) }
+        queue.close()
+        let archive = self.archive, directory = self.directory
+        // Spool files become PostgreSQL's files by rename: when an operator runs this as root,
+        // they must still belong to the spool's owner (the PostgreSQL user).
+        var dirStat = stat()
+        let owner: (uid_t, gid_t)? = getuid() == 0 && stat(directory, &dirStat) == 0 ? (dirStat.st_uid, dirStat.st_gid) : nil
+        runOnThreads(min(threads, max(1, wanted.count)), name: "wal-prefetch") { _ in
+            while let w = queue.pop() {
+                // A failed prefetch costs nothing: the segment is fetched directly when asked for.
+                guard let bytes = try? archive.fetch(w) else { continue }
+                let path = directory + "/" + w.description
+                let tmp = path + ".spool"
+                guard (try? writeFileAtomically(bytes, to: tmp)) != nil else { continue }
+                if let (uid, gid) = owner { chown(tmp, uid, gid) }
+                if rename(tmp, path) != 0 { unlink(tmp) }
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+import Foundation
+import Testing
+import TresorTestSupport
+
+/// A tenant whose database is a real PostgreSQL 15 cluster archiving through the built binary.
+final class PostgresFixture: @unchecked Sendable {
+    let dir = TempDirectory("tresor-pgit")
+    let tresor: TresorProcess
+    let cluster: ScratchCluster
+    var home: String { dir.sub("home").path }
+    var storePath: String { dir.sub("store").path }
+
+    init() throws {
+        tresor = TresorProcess(home: dir.sub("home").path)
+        cluster = try ScratchCluster(label: "pgit")
+        try expectOK(["init"])
+        try expectOK(["store", "add", "local", "--url", "file://" + storePath, "--region", "eu-central"])
+        try expectOK(["tenant", "add", "acme", "--region", "eu-central", "--store", "local", "--pg", cluster.dsn])
+        let setup = try expectOK(["--json", "pg", "setup", "acme"])
+        let settings = try #require(setup.json()?["settings"] as? [String: String])
+        let archiveCommand = try #require(settings["archive_command"])
+        #expect(archiveCommand == "\(TresorProcess.binary) --home \(home) pg wal-push acme %p")
+        try cluster.appendSettings(["archive_mode": "on", "archive_command": "'\(archiveCommand)'"])
+        try cluster.start()
+        try cluster.sql("CREATE TABLE marker (id int PRIMARY KEY, at timestamptz NOT NULL)")
+    }
+
+    @discardableResult
+    func expectOK(_ args: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> TresorProcess.Result {
+        let r = try tresor.run(args)
+        #expect(r.code == 0, "tresor \(args.joined(separator: " ")) exited \(r.code): \(r.stderr)", sourceLocation: sourceLocation)
+        return r
+    }
+
+    /// Inserts markers `range`, each in its own transaction, a little apart in time; returns
+    /// each marker's commit-time clock_timestamp() as text.
+    func insertMarkers(_ range: ClosedRange<Int>) throws -> [Int: String] {
+        var at: [Int: String] = [:]
+        for i in range {
+            at[i] = try cluster.sql("INSERT INTO marker VALUES (\(i), clock_timestamp()) RETURNING to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return at
+    }
+
+    /// Restores into a new data dir, starts it and waits for the end of recovery; returns the
+    /// markers it holds.
+    func restoreAndStart(_ target: [String]) throws -> (ScratchCluster, [Int]) {
+        let pgdata = dir.sub("restore-\(UUID().uuidString.prefix(6))").path
+        try expectOK(["pg", "restore", "acme", "--pgdata", pgdata] + target)
+        let restored = try ScratchCluster(adopting: pgdata, in: dir)
+        try restored.start()
+        let inRecovery = try restored.waitFor("SELECT pg_is_in_recovery()", toBe: "f", seconds: 120)
+        #expect(inRecovery == "f", "the restored server did not finish recovery:\n\(restored.logTail())")
+        let ids = try restored.sql("SELECT id FROM marker ORDER BY id").split(separator: "\n").compactMap { Int($0) }
+        return (restored, ids)
+    }
+}
+
+@Suite(.serialized) struct PostgresTests {
+    @Test func pointInTimeRestoreByTimeAndLSNWithTheArchiveRules() throws {
+        let f = try PostgresFixture()
+        _ = try f.insertMarkers(1...3)
+        let backup = try f.expectOK(["--json", "pg", "basebackup", "acme"])
+        let info = try #require(backup.json()?["postgres"] as? [String: Any])
+        #expect((info["startLSN"] as? String)?.contains("/") == true)
+        // A second base backup after a small change stores a small fraction of the first.
+        var at = try f.insertMarkers(4...5)
+        let first = try #require(backup.json())
+        let second = try #require(try f.expectOK(["--json", "pg", "basebackup", "acme"]).json())
+        let firstStored = try #require(first["newBytesStored"] as? Int), secondStored = try #require(second["newBytesStored"] as? Int)
+        let secondSize = try #require(second["bytes"] as? Int)
+        #expect(secondStored * 10 < firstStored, "second base backup stored \(secondStored) bytes, the first \(firstStored)")
+        #expect(secondStored * 20 < secondSize, "second base backup stored \(secondStored) of \(secondSize) bytes")
+        at.merge(try f.insertMarkers(6...12)) { a, _ in a }
+        let lsnAfter12 = try f.cluster.sql("SELECT pg_current_wal_insert_lsn()")
+        try f.cluster.switchAndWaitForArchive()
+        _ = try f.insertMarkers(13...16)
+        try f.cluster.switchAndWaitForArchive()
+
+        // The window starts at the base backup's end and reaches the last archived segment.
+        let window = try f.expectOK(["--json", "pg", "window", "acme"]).json()
+        #expect(window?["earliestTime"] as? String != nil)
+        #expect((window?["gaps"] as? [Any])?.isEmpty == true)
+
+        // Outside the window: refused with the window in the message, exit 2.
+        let early = try f.tresor.run(["pg", "restore", "acme", "--pgdata", f.dir.sub("early").path, "--target-time", "2001-01-01T00:00:00Z"])
+        #expect(early.code == 2)
+        #expect(early.stderr.contains("before the end of the oldest base backup"), "\(early.stderr)")
+        let late = try f.tresor.run(["pg", "restore", "acme", "--pgdata", f.dir.sub("late").path, "--target-time", "2999-01-01T00:00:00Z"])
+        #expect(late.code == 2)
+        #expect(late.stderr.contains("after the latest recoverable point"), "\(late.stderr)")
+
+        // The duplicate rule and the missing-segment rule, as PostgreSQL would meet them.
+        let archived = try #require(try f.cluster.sql("SELECT last_archived_wal FROM pg_stat_archiver").split(separator: "\n").first.map(String.init))
+        let fetched = f.dir.sub("fetched").path
+        try FileManager.default.createDirectory(atPath: fetched, withIntermediateDirectories: true)
+        try f.expectOK(["pg", "wal-fetch", "acme", archived, fetched + "/" + archived])
+        try f.expectOK(["pg", "wal-push", "acme", fetched + "/" + archived])
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: fetched + "/" + archived))
+        bytes[100] ^= 0xFF
+        let changed = f.dir.sub("changed").path
+        try FileManager.default.createDirectory(atPath: changed, withIntermediateDirectories: true)
+        try bytes.write(to: URL(fileURLWithPath: changed + "/" + archived))
+        let conflict = try f.tresor.run(["pg", "wal-push", "acme", changed + "/" + archived])
+        #expect(conflict.code != 0)
+        #expect(conflict.stderr.contains("already archived") && conflict.stderr.contains("different content"), "\(conflict.stderr)")
+        let notSetUp = try f.tresor.run(["pg", "wal-push", "other", fetched + "/" + archived])
+        #expect(notSetUp.code == 2)
+        #expect(notSetUp.stderr.contains("not set up for postgresql") && notSetUp.stderr.contains("hint: tresor pg setup other"), "\(notSetUp.stderr)")
+        let missing = try f.tresor.run(["pg", "wal-fetch", "acme", "0000000100000FFF000000FF", fetched + "/x"])
+        #expect(missing.code == 1)
+        #expect(!FileManager.default.fileExists(atPath: fetched + "/x"))
+
+        // Prefetch: the segment after a fetched one lands in the spool, owned by the postgres
+        // user (whoever fetched), and the next fetch delivers it from there.
+        let segments = try FileManager.default.contentsOfDirectory(atPath: f.storePath + "/tenants/acme/wal/00000001")
+            .filter { $0.count == 24 }.sorted()
+        let pair = try #require(zip(segments, segments.dropFirst()).first { a, b in
+            a.prefix(16) == b.prefix(16) && Int(a.suffix(8), radix: 16)! + 1 == Int(b.suffix(8), radix: 16)!
+        })
+        try f.expectOK(["pg", "wal-prefetch", "acme", pair.0, "--wait"])
+        let spooled = f.home + "/spool/pg/acme/" + pair.1
+        for _ in 0..<150 where !FileManager.default.fileExists(atPath: spooled) { Thread.sleep(forTimeInterval: 0.2) }
+        let owner = try FileManager.default.attributesOfItem(atPath: spooled)[.ownerAccountName] as? String
+        #expect(owner == "postgres")
+        try f.expectOK(["pg", "wal-fetch", "acme", pair.1, fetched + "/" + pair.1])
+        #expect(!FileManager.default.fileExists(atPath: spooled), "delivered from the spool")
+        #expect(FileManager.default.contents(atPath: fetched + "/" + pair.1)?.count == 16 << 20)
+
+        // Base backups are ordinary snapshots to the checker.
+        let check = try f.expectOK(["check", "acme", "--read-data"])
+        #expect(check.stdout.contains("ok"), "\(check.stdout)")
+
+        // Stop the source so only restored clusters archive from here on.
+        try f.cluster.stop()
+
+        // Target time between markers 8 and 9.
+        let t8 = try #require(at[8]), t9 = try #require(at[9])
+        let d8 = try #require(ISO8601DateFormatter.fractional.date(from: t8)), d9 = try #require(ISO8601DateFormatter.fractional.date(from: t9))
+        let target = ISO8601DateFormatter.fractional.string(from: d8.addingTimeInterval(d9.timeIntervalSince(d8) / 2))
+        let (byTime, idsByTime) = try f.restoreAndStart(["--target-time", target])
+        #expect(idsByTime == Array(1...8), "target \(target) between \(t8) and \(t9): \(idsByTime)")
+        // The promoted server starts timeline 2 and archives its history file through tresor.
+        try byTime.sql("INSERT INTO marker VALUES (100, clock_timestamp())")
+        try byTime.switchAndWaitForArchive()
+        #expect(FileManager.default.fileExists(atPath: f.storePath + "/tenants/acme/wal/00000002/00000002.history"))
+        try byTime.stop()
+
+        // Target LSN: everything committed before it, nothing after.
+        let (byLSN, idsByLSN) = try f.restoreAndStart(["--target-lsn", lsnAfter12])
+        #expect(idsByLSN == Array(1...12), "\(idsByLSN)")
+        try byLSN.stop()
+
+        // Following timeline 2 reaches what the first restore wrote after its promotion. (The
+        // second restore forked timeline 3, having found 00000002.history in the archive.)
+        let (onFork, idsOnFork) = try f.restoreAndStart(["--latest", "--timeline", "2"])
+        #expect(idsOnFork == Array(1...8) + [100], "\(idsOnFork)")
+        try onFork.stop()
+    }
+}
+
+extension PostgresTests {
+    @Test func baseBackupWhoseWALIsNotArchivedFailsAndStoresNoSnapshot() throws {
+        let dir = TempDirectory("tresor-pgnoarch")
+        let cluster = try ScratchCluster(label: "pgnoarch")   // archive_mode off
+        try cluster.start()
+        let tresor = TresorProcess(home: dir.sub("home").path)
+        for args in [["init"], ["store", "add", "local", "--url", "file://" + dir.sub("store").path, "--region", "r"],
+                     ["tenant", "add", "acme", "--region", "r", "--store", "local", "--pg", cluster.dsn]] {
+            let r = try tresor.run(args)
+            #expect(r.code == 0, "\(args): \(r.stderr)")
+        }
+        try "[postgres]\narchive_wait = \"1s\"\n".write(toFile: dir.sub("home/policies/zz-test.toml").path, atomically: true, encoding: .utf8)
+        let r = try tresor.run(["pg", "basebackup", "acme"])
+        #expect(r.code == 1)
+        #expect(r.stderr.contains("needed by the base backup is not in the archive"), "\(r.stderr)")
+        #expect(r.stderr.contains("hint: set archive_command"), "\(r.stderr)")
+        let list = try tresor.run(["--json", "snapshots", "acme"])
+        #expect(list.code == 0 && list.jsonArray()?.isEmpty == true, "\(list.stdout) \(list.stderr)")
+        try cluster.stop()
+    }
+}
+
+extension ISO8601DateFormatter {
+    static var fractional: ISO8601DateFormatter {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+import TresorCore
+import TresorPostgres
+import TresorRepository
+import TresorStore
+import TresorTestSupport
+
+private let keys = TenantKeys(dataKey: Array(repeating: 9, count: 32)).wal
+
+@Suite struct WALNameTests {
+    @Test func parsesSegmentsHistoryPartialAndBackupFiles() throws {
+        let s = try #require(WALName("00000002000000010000002A"))
+        #expect(s.timeline == 2 && s.segment == 256 + 42 && s.kind == .segment)
+        #expect(s.description == "00000002000000010000002A")
+        #expect(s.next.description == "00000002000000010000002B")
+        #expect(WALName("0000000200000001000000FF")!.next.description == "000000020000000200000000")
+        #expect(WALName("00000003.history")?.kind == .history)
+        #expect(WALName("000000010000000000000003.partial")?.kind == .partial)
+        #expect(WALName("000000010000000000000002.00000028.backup")?.kind == .backup("00000028"))
+        for bad in ["", "RECOVERYXLOG", "00000001000000000000000g", "000000010000000000000100", "000000000000000000000001", "../00000001.history"] {
+            #expect(WALName(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func lsnRoundTripsAndMapsToItsSegment() {
+        #expect(LSN.parse("16/B374D848") == 0x16_B374_D848)
+        #expect(LSN.format(0x16_B374_D848) == "16/B374D848")
+        #expect(WALName.segment(containing: 0x3_0000_0060, timeline: 1).description == "000000010000000300000000")
+        #expect(LSN.parse("nope") == nil)
+    }
+}
+
+@Suite struct WALArchiveTests {
+    func archive(_ dir: TempDirectory) throws -> WALArchive {
+        WALArchive(store: try LocalStore(root: dir.url), tenant: "acme", keys: keys, compressionLevel: 3, clock: SystemClock())
+    }
+
+    func file(_ dir: TempDirectory, _ name: String, seed: UInt64) throws -> String {
+        var rng = SeededRandom(seed: seed)
+        let path = dir.sub(name).path
+        try Data(rng.text(1 << 20) + rng.bytes(64 << 10)).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test func identicalRepushSucceedsAndDifferentContentIsRefused() throws {
+        let dir = TempDirectory(), src = TempDirectory()
+        let a = try archive(dir)
+        let name = "000000010000000000000001"
+        let p1 = try file(src, name, seed: 1)
+        #expect(try a.push(path: p1) == .stored)
+        #expect(try a.push(path: p1) == .alreadyArchived)
+        let other = TempDirectory()
+        let p2 = try file(other, name, seed: 2)
+        let error = #expect(throws: PostgresError.self) { try a.push(path: p2) }
+        #expect(error?.code == .conflict)
+        #expect(error?.message.contains("different content") == true)
+        // The stored object is the first file, byte for byte after opening.
+        #expect(try a.fetch(WALName(name)!) == Array(try Data(contentsOf: URL(fileURLWithPath: p1))))
+    }
+
+    @Test func storesSealedCompressedObjectsUnderTheTimeline() throws {
+        let dir = TempDirectory(), src = TempDirectory()
+        let a = try archive(dir)
+        let p = try file(src, "00000002.history", seed: 3)
+        _ = try a.push(path: p)
+        let stored = dir.sub("tenants/acme/wal/00000002/00000002.history").path
+        let bytes = try #require(FileManager.default.contents(atPath: stored))
+        #expect(bytes.count < 1 << 20, "text-like content is compressed")
+        #expect(bytes.prefix(4) == Data("TRSW".utf8))
+        let plain = try Data(contentsOf: URL(fileURLWithPath: p))
+        #expect(bytes.range(of: plain.prefix(64)) == nil, "the content is not stored in the clear")
+    }
+
+    @Test func missingFileIsNotFoundAndATamperedObjectFailsAuthentication() throws {
+        let dir = TempDirectory(), src = TempDirectory()
+        let a = try archive(dir)
+        let missing = #expect(throws: PostgresError.self) { try a.fetch(WALName("000000010000000000000009")!) }
+        #expect(missing?.code == .notFound)
+        let name = "000000010000000000000002"
+        _ = try a.push(path: try file(src, name, seed: 4))
+        let stored = dir.sub("tenants/acme/wal/00000001/" + name)
+        // Renaming an object into another segment's place is detected (the name is authenticated).
+        try FileManager.default.copyItem(at: stored, to: dir.sub("tenants/acme/wal/00000001/000000010000000000000003"))
+        #expect(throws: RepositoryError.self) { try a.fetch(WALName("000000010000000000000003")!) }
+    }
+}
+
+@Suite struct RecoveryPlannerTests {
+    func backup(_ end: String, lsn: String, start: String) -> BaseBackupRef {
+        BaseBackupRef(id: ObjectID(Array(repeating: UInt8(lsn.count), count: 32)),
+                      info: PostgresBackupInfo(startLSN: lsn, endLSN: lsn, timeline: 1, endTimeline: 1, systemID: "1",
+                                               startTime: end, endTime: end, startWAL: start, endWAL: start))
+    }
+
+    @Test func refusesTargetsOutsideTheWindowAndPicksTheNewestBackupBefore() throws {
+        let t0 = TimeFormat.parse("2026-11-27T10:00:00Z")!
+        let wal = (2...6).map { (name: WALName(timeline: 1, segment: UInt64($0)), pushedAt: t0.addingTimeInterval(Double($0) * 60)) }
+        let b1 = backup("2026-11-27T10:02:30Z", lsn: "0/2000100", start: "000000010000000000000002")
+        let b2 = backup("2026-11-27T10:04:30Z", lsn: "0/4000100", start: "000000010000000000000004")
+        let w = RecoveryPlanner.window(backups: [b1, b2], wal: wal)
+        #expect(w.earliestTime == "2026-11-27T10:02:30Z")
+        #expect(w.latestLSN == "0/7000000")
+        #expect(w.gaps.isEmpty)
+        #expect(try RecoveryPlanner.choose(target: .time(t0.addingTimeInterval(200)), backups: [b1, b2], window: w, tenant: "a") == b1)
+        #expect(try RecoveryPlanner.choose(target: .time(t0.addingTimeInterval(290)), backups: [b1, b2], window: w, tenant: "a") == b2)
+        #expect(try RecoveryPlanner.choose(target: .lsn(0x500_0000), backups: [b1, b2], window: w, tenant: "a") == b2)
+        let early = #expect(throws: PostgresError.self) {
+            try RecoveryPlanner.choose(target: .time(t0.addingTimeInterval(60)), backups: [b1, b2], window: w, tenant: "a")
+        }
+        #expect(early?.message.contains("before the end of the oldest base backup") == true)
+        #expect(early?.kind == .usage)
+        let late = #expect(throws: PostgresError.self) {
+            try RecoveryPlanner.choose(target: .lsn(0x900_0000), backups: [b1, b2], window: w, tenant: "a")
+        }
+        #expect(late?.message.contains("after the latest archived wal") == true)
+    }
+
+    @Test func reportsGaps() {
+        let t0 = Date(timeIntervalSince1970: 0)
+        let wal = [1, 2, 5].map { (name: WALName(timeline: 1, segment: UInt64($0)), pushedAt: t0) }
+        let w = RecoveryPlanner.window(backups: [], wal: wal)
+        #expect(w.gaps == ["000000010000000000000003..000000010000000000000004"])
+    }
+
+    @Test func recoverySettingsQuoteTheCommandAndPromote() {
+        let s = RecoveryPlanner.recoverySettings(restoreCommand: "/x/tresor --home '/h' pg wal-fetch a %f %p",
+                                                 target: .time(TimeFormat.parse("2026-11-27T10:00:00.25Z")!))
+        #expect(s.contains("restore_command = '/x/tresor --home ''/h'' pg wal-fetch a %f %p'"))
+        #expect(s.contains("recovery_target_time = '2026-11-27 10:00:00.250000+00'"))
+        #expect(s.contains("recovery_target_action = 'promote'"))
+    }
+}

@@ -1,0 +1,181 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import TresorCore
+
+/// A throwaway PostgreSQL 15 cluster for tests and drills: `initdb` as the `postgres` OS user
+/// into a temp dir, started on a free loopback port with its unix socket in the same temp dir,
+/// stopped and removed when released.
+///
+/// initdb and postgres refuse to run as root, so when the process is root they run through
+/// `runuser -u postgres`; the temp dir is then handed to that user. A cluster that cannot start
+/// throws (with the server log's tail): tests fail, never skip.
+public final class ScratchCluster: @unchecked Sendable {
+    public static let bin = "/usr/lib/postgresql/15/bin"
+    public static let osUser = "postgres"
+
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public let dir: TempDirectory
+    public let dataDirectory: String
+    public let socketDirectory: String
+    public private(set) var port: Int
+    private var running = false
+
+    /// Key=value DSN for libpq (TCP on 127.0.0.1, user postgres, trust auth).
+    public var dsn: String { "host=127.0.0.1 port=\(port) user=postgres dbname=postgres" }
+
+    /// Runs initdb into a new temp dir. `settings` are appended to postgresql.conf.
+    public init(label: String = "pg", settings: [String: String] = [:]) throws {
+        dir = TempDirectory("tresor-\(label)")
+        dataDirectory = dir.sub("data").path
+        socketDirectory = dir.sub("sock").path
+        port = try Self.freePort()
+        try FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
+        try Self.handToPostgres(dir.path)
+        try Self.handToPostgres(socketDirectory)
+        try Self.run(Self.bin + "/initdb", ["-D", dataDirectory, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"], asPostgres: true)
+        try appendSettings(["listen_addresses": "'127.0.0.1'", "fsync": "off", "max_wal_senders": "4", "wal_level": "replica"]
+            .merging(settings) { _, new in new })
+    }
+
+    /// Adopts an existing data directory (a restore) in `directory`, owned by postgres, to start
+    /// it on a free port.
+    public init(adopting data: String, in directory: TempDirectory) throws {
+        dir = directory
+        dataDirectory = data
+        socketDirectory = directory.sub("sock-\(UUID().uuidString.prefix(6))").path
+        port = try Self.freePort()
+        try FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
+        try Self.handToPostgres(socketDirectory)
+    }
+
+    deinit {
+        if running { try? stop(mode: "immediate") }
+    }
+
+    /// Appends `key = value` lines to postgresql.conf (values written as given: quote strings).
+    public func appendSettings(_ settings: [String: String]) throws {
+        let text = settings.sorted { $0.key < $1.key }.map { "\($0.key) = \($0.value)" }.joined(separator: "\n") + "\n"
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: dataDirectory + "/postgresql.conf"))
+        try h.seekToEnd()
+        try h.write(contentsOf: Data(text.utf8))
+        try h.close()
+    }
+
+    /// Starts the server and waits until it accepts connections (`pg_ctl -w`). A recovering
+    /// server accepts connections once consistent (hot_standby is on by default).
+    public func start() throws {
+        do {
+            try Self.run(Self.bin + "/pg_ctl", ["-D", dataDirectory, "-l", logPath, "-w", "-t", "120",
+                                               "-o", "-p \(port) -k \(socketDirectory) -c listen_addresses=127.0.0.1", "start"], asPostgres: true)
+        } catch {
+            throw Failure(description: "postgresql did not start: \(error)\n\(logTail())")
+        }
+        running = true
+    }
+
+    public func stop(mode: String = "fast") throws {
+        try Self.run(Self.bin + "/pg_ctl", ["-D", dataDirectory, "-m", mode, "-w", "stop"], asPostgres: true)
+        running = false
+    }
+
+    /// The server log (next to the socket, in a directory the postgres user owns).
+    public var logPath: String { socketDirectory + "/server.log" }
+
+    /// The last lines of the server log.
+    public func logTail(_ lines: Int = 30) -> String {
+        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
+    }
+
+    /// Runs SQL with psql (unaligned, tuples only) and returns its output without the final newline.
+    @discardableResult
+    public func sql(_ statement: String, database: String = "postgres") throws -> String {
+        let out = try Self.run(Self.bin + "/psql", ["-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres",
+                                                   "-d", database, "-At", "-c", statement], asPostgres: false)
+        return out.trimmingCharacters(in: .newlines)
+    }
+
+    /// Polls `query` until it returns `expected` or `seconds` pass; returns the last value.
+    @discardableResult
+    public func waitFor(_ query: String, toBe expected: String, seconds: Double = 60) throws -> String {
+        let deadline = Date().addingTimeInterval(seconds)
+        var last = ""
+        while Date() < deadline {
+            last = (try? sql(query)) ?? ""
+            if last == expected { return last }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        return last
+    }
+
+    /// Switches to a new WAL segment and waits until the finished one is archived. Throws with
+    /// the archiver's state when it is not.
+    public func switchAndWaitForArchive(seconds: Double = 60) throws {
+        let seg = try sql("SELECT pg_walfile_name(pg_switch_wal())")
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let last = try sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
+            if !last.isEmpty && last.prefix(24) >= seg.prefix(24) { return }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        let state = (try? sql("SELECT last_archived_wal, last_failed_wal, failed_count FROM pg_stat_archiver")) ?? "?"
+        throw Failure(description: "segment \(seg) was not archived within \(Int(seconds)) s (archiver: \(state))\n\(logTail())")
+    }
+
+    // MARK: helpers
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket() failed") }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard ok else { throw Failure(description: "cannot find a free port") }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    /// Gives `path` to the postgres user when we are root.
+    public static func handToPostgres(_ path: String) throws {
+        guard getuid() == 0 else { return }
+        guard let pw = getpwnam(osUser) else { throw Failure(description: "no '\(osUser)' os user: install postgresql-15") }
+        chown(path, pw.pointee.pw_uid, pw.pointee.pw_gid)
+    }
+
+    /// Runs a program (as postgres when root and `asPostgres`), returns its standard output,
+    /// throws with its standard error on a non-zero exit.
+    @discardableResult
+    public static func run(_ program: String, _ args: [String], asPostgres: Bool) throws -> String {
+        var program = program, args = args
+        if asPostgres && getuid() == 0 {
+            args = ["-u", osUser, "--", program] + args
+            program = "/usr/sbin/runuser"
+        }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("sc-\(UUID().uuidString).out").path
+        let err = FileManager.default.temporaryDirectory.appendingPathComponent("sc-\(UUID().uuidString).err").path
+        defer {
+            unlink(out)
+            unlink(err)
+        }
+        // posix_spawn rather than Process: pg_ctl leaves a server behind that would inherit
+        // Process's exit-watching socket and hide pg_ctl's exit.
+        let pid = try Spawn.start(program, args, stdout: out, stderr: err)
+        let status = Spawn.wait(pid)
+        let stdout = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        guard status == 0 else {
+            let stderr = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+            throw Failure(description: "\((program as NSString).lastPathComponent) \(args.joined(separator: " ")) exited \(status): \(stderr)")
+        }
+        return stdout
+    }
+}
