@@ -18,10 +18,11 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         .target(name: "TresorCore", resources: [.copy("Resources/policies")]),
         .target(name: "TresorCrypto", dependencies: ["TresorCore", "CCrypto"]),
-        .target(name: "TresorStore", dependencies: ["TresorCore", "TresorCrypto"]),
+        .target(name: "TresorStore", dependencies: ["TresorCore", "TresorCrypto", "CCurl"]),
         .target(name: "TresorRepository", dependencies: ["TresorCore", "TresorCrypto", "TresorStore", "CZstd"]),
         .target(name: "TresorDocuments", dependencies: ["TresorCore", "TresorRepository"]),
         .target(name: "TresorCatalog", dependencies: ["TresorCore", "CSQLite"]),

@@ -64,6 +64,14 @@ public protocol Store: Sendable {
 
     /// Removes the object; succeeds when it is already absent.
     func delete(_ key: String) throws
+
+    /// Removes many objects; absent ones count as removed. Stores with a batch operation (S3
+    /// DeleteObjects) use it; the default deletes one by one.
+    func deleteMany(_ keys: [String]) throws
+
+    /// Removes what interrupted writers left under `prefix` that is older than `age` seconds
+    /// (S3 multipart uploads, local temporaries); returns how many. The default has none.
+    func abortIncompleteUploads(prefix: String, olderThan age: Double) throws -> Int
 }
 
 extension Store {
@@ -73,6 +81,12 @@ extension Store {
     }
 
     public func get(_ key: String) throws -> [UInt8] { try get(key, range: nil) }
+
+    public func deleteMany(_ keys: [String]) throws {
+        for k in keys { try delete(k) }
+    }
+
+    public func abortIncompleteUploads(prefix: String, olderThan age: Double) throws -> Int { 0 }
 }
 
 /// Why a store operation failed.
@@ -83,6 +97,11 @@ public struct StoreError: TresorFailure {
         case io
         case badURL = "bad_url"
         case permission
+        /// May succeed when tried again: a server error (5xx), throttling (429), a timeout or a
+        /// dropped connection.
+        case transient
+        /// Bytes came back different from what was stored.
+        case integrity
     }
 
     public let code: Code
