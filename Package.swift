@@ -41,6 +41,6 @@ let package = Package(
         .testTarget(name: "TresorRepositoryTests", dependencies: ["TresorRepository", "TresorTestSupport"]),
         .testTarget(name: "TresorCatalogTests", dependencies: ["TresorCatalog"]),
         .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI"]),
-        .testTarget(name: "TresorIntegrationTests", dependencies: ["TresorTestSupport", "tresor"]),
+        .testTarget(name: "TresorIntegrationTests", dependencies: ["TresorTestSupport", "TresorStore", "tresor"]),
     ]
 )
