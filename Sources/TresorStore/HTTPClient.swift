@@ -165,6 +165,10 @@ private let headerCallback: tresor_curl_data_cb = { buffer, size, count, context
         let name = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
         let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
         exchange.headers[name] = value
+        // Size the body buffer once instead of growing it while the body arrives.
+        if name == "content-length", let n = Int(value), n > exchange.response.capacity, n < 1 << 30 {
+            exchange.response.reserveCapacity(n)
+        }
     }
     return n
 }
