@@ -93,6 +93,10 @@ final class HTTPClient: @unchecked Sendable {
         _ = tresor_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT, connectTimeout)
         _ = tresor_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1)
         _ = tresor_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, stallTimeout)
+        // Large socket reads and writes: at curl's defaults (16 KiB down, 64 KiB up) a 16 MiB
+        // pack costs a thousand system calls and callbacks each way.
+        _ = tresor_curl_setopt_long(handle, CURLOPT_BUFFERSIZE, 512 << 10)
+        _ = tresor_curl_setopt_long(handle, CURLOPT_UPLOAD_BUFFERSIZE, 1 << 20)
         _ = tresor_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, list)
         _ = tresor_curl_setopt_callback(handle, CURLOPT_WRITEFUNCTION, writeCallback)
         _ = tresor_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, context)
