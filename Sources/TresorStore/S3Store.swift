@@ -69,8 +69,16 @@ public final class S3Store: Store {
     /// Everything every S3 store of this process sent.
     public static let traffic = Locked(S3Traffic())
 
-    public init(_ config: S3Location, credentials: S3Credentials, connectTimeout: Int = 10, stallTimeout: Int = 60) throws {
+    /// Keys per ListObjectsV2 page and per DeleteObjects request (S3 allows at most 1000 each;
+    /// tests lower them to exercise continuation and batching).
+    let listPageSize: Int
+    let deleteBatchSize: Int
+
+    public init(_ config: S3Location, credentials: S3Credentials, connectTimeout: Int = 10, stallTimeout: Int = 60,
+                listPageSize: Int = 1000, deleteBatchSize: Int = 1000) throws {
         self.config = config
+        self.listPageSize = min(1000, max(1, listPageSize))
+        self.deleteBatchSize = min(1000, max(1, deleteBatchSize))
         self.location = "s3://\(config.bucket)" + (config.prefix.isEmpty ? "" : "/\(config.prefix)")
         guard let url = URL(string: config.endpoint), let h = url.host, let scheme = url.scheme,
               scheme == "http" || scheme == "https" else {
@@ -233,7 +241,7 @@ public final class S3Store: Store {
         var out: [ObjectInfo] = []
         var token: String?
         repeat {
-            var query = [("list-type", "2"), ("prefix", full), ("max-keys", "1000")]
+            var query = [("list-type", "2"), ("prefix", full), ("max-keys", "\(listPageSize)")]
             if let token { query.append(("continuation-token", token)) }
             let r = try send("GET", key: nil, query: query)
             guard r.status == 200 else { throw failure(r, "list \(prefix)") }
@@ -257,12 +265,12 @@ public final class S3Store: Store {
         guard r.status == 204 || r.status == 200 || r.status == 404 else { throw failure(r, "delete \(key)") }
     }
 
-    /// Deletes up to 1000 keys per DeleteObjects request (quiet mode: only failures come back).
+    /// Deletes up to `deleteBatchSize` (1000) keys per DeleteObjects request (quiet mode: only failures come back).
     public func deleteMany(_ keys: [String]) throws {
         for k in keys { try validateStoreKey(k) }
         var start = 0
         while start < keys.count {
-            let batch = keys[start..<min(keys.count, start + 1000)]
+            let batch = keys[start..<min(keys.count, start + deleteBatchSize)]
             start += batch.count
             var xml = "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>"
             for k in batch { xml += "<Object><Key>\(S3XML.escape(objectKey(k)))</Key></Object>" }

@@ -91,6 +91,14 @@ final class S3Fixture: @unchecked Sendable {
         let now = try f.store().list(prefix: "tenants/acme/")
         #expect(second["copied"] as? Int == now.count - source.count + 1)
         #expect(try f.store(bucket: offBucket, prefix: "").list(prefix: "tenants/acme/") == now)
+
+        // A tenant's offsite store is the default target.
+        try f.expectOK(["tenant", "add", "beta", "--region", "eu-central", "--store", "s3", "--offsite", "off", "--docs", f.docs.path])
+        try f.expectOK(["docs", "backup", "beta"])
+        try f.expectOK(["replicate", "beta"])
+        #expect(try f.store(bucket: offBucket, prefix: "").list(prefix: "tenants/beta/") == f.store().list(prefix: "tenants/beta/"))
+        let none = try f.tresor.run(["replicate", "acme"])
+        #expect(none.code == 2 && none.stderr.contains("no offsite store"), "\(none.stderr)")
     }
 
     @Test func regionRefusalSendsNothingAndAnApprovalLetsItThrough() throws {
@@ -103,6 +111,8 @@ final class S3Fixture: @unchecked Sendable {
         let refusedTenant = try f.tresor.run(["tenant", "add", "beta", "--region", "eu-central", "--store", "us", "--docs", f.docs.path])
         #expect(refusedTenant.code == 2)
         #expect(try f.lastRequests() == 0, "refused before any request")
+        let refusedOffsite = try f.tresor.run(["tenant", "add", "gamma", "--region", "eu-central", "--store", "s3", "--offsite", "us"])
+        #expect(refusedOffsite.code == 2, "\(refusedOffsite.stderr)")
         let refused = try f.tresor.run(["replicate", "acme", "--to", "us"])
         #expect(refused.code == 2, "\(refused.stderr)")
         #expect(refused.stderr.contains("region") && refused.stderr.contains("hint: "))

@@ -81,6 +81,25 @@ import TresorTestSupport
         #expect(try store.list(prefix: "d/").isEmpty)
     }
 
+    @Test func listingFollowsContinuationTokensAndDeletesGoInBatches() throws {
+        let server = try SeaweedServer.shared()
+        let b = Self.bucket()
+        guard case .s3(let loc) = try StoreURL.parse(server.url(bucket: b, prefix: "p")) else { return }
+        let s3 = try S3Store(loc, credentials: S3Credentials(accessKeyID: server.accessKey, secretAccessKey: server.secretKey),
+                             listPageSize: 3, deleteBatchSize: 4)
+        try s3.ensureBucket()
+        let keys = (0..<11).map { "l/k\($0 < 10 ? "0" : "")\($0)" }
+        for k in keys { try s3.put(k, [UInt8(k.count)]) }
+        try s3.put("m/outside", [1])
+        let before = S3Store.traffic.current.byMethod["GET"] ?? 0
+        #expect(try s3.list(prefix: "l/").map(\.key) == keys)
+        #expect((S3Store.traffic.current.byMethod["GET"] ?? 0) - before >= 4, "11 keys in pages of 3")
+        let posts = S3Store.traffic.current.byMethod["POST"] ?? 0
+        try s3.deleteMany(keys)
+        #expect((S3Store.traffic.current.byMethod["POST"] ?? 0) - posts >= 3, "11 keys in batches of 4")
+        #expect(try s3.list(prefix: "").map(\.key) == ["m/outside"])
+    }
+
     @Test func wrongCredentialsAreAPermissionErrorThatNamesNoSecret() throws {
         let server = try SeaweedServer.shared()
         guard case .s3(let loc) = try StoreURL.parse(server.url(bucket: Self.bucket())) else { return }
