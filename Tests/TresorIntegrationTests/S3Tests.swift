@@ -59,7 +59,11 @@ final class S3Fixture: @unchecked Sendable {
         try f.expectOK(["docs", "backup", "acme"])
         #expect(try f.lastRequests() > 0)
         #expect(try !f.store().list(prefix: "tenants/acme/data/").isEmpty, "packs landed in the bucket under the prefix")
+        // An upload a killed run left behind is aborted by the next check (no backup is running).
+        _ = try f.store().createMultipartUpload("tenants/acme/data/00/orphan")
+        #expect(try f.store().incompleteUploads(prefix: "tenants/acme/") == ["tenants/acme/data/00/orphan"])
         try f.expectOK(["check", "acme", "--read-data"])
+        #expect(try f.store().incompleteUploads(prefix: "tenants/acme/").isEmpty)
         let (restored, r) = try f.restore()
         #expect(r.code == 0, "\(r.stderr)")
         #expect(TreeComparer.differences(f.docs, restored) == [])
