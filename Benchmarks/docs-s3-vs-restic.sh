@@ -201,8 +201,11 @@ STATUS=0
 for t in tresor restic; do warm "$CORPUS"; say "$t: backup"; backup "$t" || STATUS=1; W[$t-backup]=$WALL; R[$t-backup]=$RSS; done
 for t in restic tresor; do say "$t: restore"; restore "$t" || STATUS=1; W[$t-restore]=$WALL; R[$t-restore]=$RSS
     if verify "$t"; then say "$t: restore verified byte-identical"; else say "$t: RESTORE MISMATCH"; STATUS=1; fi
-    [[ $KEEP -eq 1 ]] || rm -rf "$RUN/restore-$t"
 done
+# Restore targets are removed only after both restores: on ext4, creating files right after
+# deleting a large tree costs extra (inode allocation skips recently deleted inodes), which would
+# handicap whichever tool restored second.
+[[ $KEEP -eq 1 ]] || rm -rf "$RUN"/restore-*
 
 # Bucket sizes as the server reports them (ListObjectsV2 through restic's and Tresor's views).
 python3 - "$BYTES" "$FILES" "$SCALE" "$LOGS" "${W[tresor-backup]}" "${W[restic-backup]}" "${W[tresor-restore]}" \
