@@ -111,6 +111,29 @@ import TresorTestSupport
         #expect(!"\(S3Credentials(accessKeyID: "a", secretAccessKey: secret))".contains(secret))
     }
 
+    /// The server is down when a put starts and comes back while the retrying store waits.
+    @Test func aPutRetriedAcrossAServerRestartSucceeds() throws {
+        let server = try SeaweedServer()
+        defer { server.stop() }
+        let b = Self.bucket()
+        let s3 = try raw(server, bucket: b)
+        try s3.ensureBucket()
+        server.stop()
+        // Generous attempts: the test must not depend on how fast the server restarts.
+        let retrying = RetryingStore(s3, policy: .init(attempts: 40, baseDelay: 0.1, maxDelay: 1))
+        let outcome = Locked<Result<Bool, Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            outcome.withLock { $0 = Result { try retrying.put("r/x", [1, 2, 3]) } }
+            done.signal()
+        }.start()
+        try server.start()
+        done.wait()
+        #expect(try outcome.current?.get() == true)
+        #expect(retrying.retries >= 1)
+        #expect(try s3.get("r/x") == [1, 2, 3])
+    }
+
     @Test func aDeadEndpointIsTransient() throws {
         let loc = S3Location(bucket: "nobucket", prefix: "", endpoint: "http://127.0.0.1:1", region: "x")
         let store = try S3Store(loc, credentials: S3Credentials(accessKeyID: "a", secretAccessKey: "b"), connectTimeout: 2)
