@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "TresorTestSupport", dependencies: ["TresorCore", "TresorStore"], path: "Tests/TresorTestSupport"),
         .testTarget(name: "TresorCoreTests", dependencies: ["TresorCore"]),
         .testTarget(name: "TresorCryptoTests", dependencies: ["TresorCrypto"]),
-        .testTarget(name: "TresorStoreTests", dependencies: ["TresorStore", "TresorTestSupport"]),
+        .testTarget(name: "TresorStoreTests", dependencies: ["TresorStore", "TresorCrypto", "TresorTestSupport"]),
         .testTarget(name: "TresorRepositoryTests", dependencies: ["TresorRepository", "TresorTestSupport"]),
         .testTarget(name: "TresorCatalogTests", dependencies: ["TresorCatalog"]),
         .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI"]),

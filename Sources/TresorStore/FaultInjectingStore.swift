@@ -97,6 +97,11 @@ public final class FaultInjectingStore: Store {
         try run(.put, key) { try base.put(key, bytes: bytes, ifAbsent: ifAbsent) }
     }
 
+    @discardableResult
+    public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool, sha256: ObjectID) throws -> Bool {
+        try run(.put, key) { try base.put(key, bytes: bytes, ifAbsent: ifAbsent, sha256: sha256) }
+    }
+
     public func get(_ key: String, range: Range<Int>?) throws -> [UInt8] { try run(.get, key) { try base.get(key, range: range) } }
     public func head(_ key: String) throws -> ObjectInfo? { try run(.head, key) { try base.head(key) } }
     public func list(prefix: String) throws -> [ObjectInfo] { try run(.list, prefix) { try base.list(prefix: prefix) } }

@@ -33,6 +33,11 @@ public final class LimitedStore: Store {
         try limited { try base.put(key, bytes: bytes, ifAbsent: ifAbsent) }
     }
 
+    @discardableResult
+    public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool, sha256: ObjectID) throws -> Bool {
+        try limited { try base.put(key, bytes: bytes, ifAbsent: ifAbsent, sha256: sha256) }
+    }
+
     public func get(_ key: String, range: Range<Int>?) throws -> [UInt8] { try limited { try base.get(key, range: range) } }
     public func head(_ key: String) throws -> ObjectInfo? { try limited { try base.head(key) } }
     public func list(prefix: String) throws -> [ObjectInfo] { try limited { try base.list(prefix: prefix) } }

@@ -75,6 +75,11 @@ public final class RetryingStore: Store {
         try retrying { try base.put(key, bytes: bytes, ifAbsent: ifAbsent) }
     }
 
+    @discardableResult
+    public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool, sha256: ObjectID) throws -> Bool {
+        try retrying { try base.put(key, bytes: bytes, ifAbsent: ifAbsent, sha256: sha256) }
+    }
+
     public func get(_ key: String, range: Range<Int>?) throws -> [UInt8] {
         try retrying { try base.get(key, range: range) }
     }

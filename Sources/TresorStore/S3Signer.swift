@@ -48,9 +48,9 @@ public struct S3Credentials: Sendable, Equatable, CustomStringConvertible, Custo
 
 /// AWS Signature Version 4 for S3 (header-based, signed payload hash).
 ///
-/// Every request carries `x-amz-date`, `x-amz-content-sha256` (the SHA-256 of the body, which the
-/// server checks, so a body damaged in transit is refused) and an `Authorization` header over the
-/// method, path, query and the headers that matter. The signing key is derived once per day.
+/// Every request carries `x-amz-date`, `x-amz-content-sha256` (the SHA-256 of the body; AWS
+/// checks it against the body, some compatible servers do not) and an `Authorization` header over
+/// the method, path, query and the headers that matter. The signing key is derived once per day.
 struct S3Signer: Sendable {
     let credentials: S3Credentials
     let region: String

@@ -52,8 +52,11 @@ public struct S3Traffic: Sendable, Codable, Equatable {
 ///
 /// - put: one `PUT` up to ``S3Location/multipartThreshold``, a multipart upload above it (parts
 ///   of ``S3Location/partSize``, aborted on failure). `ifAbsent` is `If-None-Match: *`, decided
-///   atomically by the server (412 means the key exists). The body's SHA-256 is signed
-///   (`x-amz-content-sha256`, checked by the server) and kept as metadata `x-amz-meta-sha256`.
+///   atomically by the server (412 means the key exists). The body's SHA-256 goes with it as
+///   `x-amz-checksum-sha256` (the server refuses a body that does not match it: BadDigest), is
+///   signed as `x-amz-content-sha256`, and is kept as metadata `x-amz-meta-sha256`. Parts of a
+///   multipart upload carry only the signed payload hash (AWS checks it; SeaweedFS 4.48 does not),
+///   so for those the whole-object check on read is what catches damage.
 /// - get: full reads are checked against that stored SHA-256; ranged reads are checked for
 ///   length (the repository authenticates every blob inside them with AES-GCM).
 /// - list: ListObjectsV2 with continuation; delete: DeleteObject, idempotent; ``deleteMany(_:)``
@@ -137,6 +140,9 @@ public final class S3Store: Store {
         switch r.status {
         case 500...599, 429, 408:
             return StoreError(.transient, detail)
+        case 400 where code == "XAmzContentSHA256Mismatch" || code == "BadDigest":
+            // The body the server received is not the one that was hashed: damaged on the way.
+            return StoreError(.integrity, detail)
         case 409 where code == "OperationAborted" || code == "ConditionalRequestConflict":
             return StoreError(.transient, detail)
         case 401, 403:
@@ -168,12 +174,19 @@ public final class S3Store: Store {
 
     @discardableResult
     public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool) throws -> Bool {
+        try put(key, bytes: bytes, ifAbsent: ifAbsent, sha256: SHA256.hash(bytes))
+    }
+
+    @discardableResult
+    public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool, sha256: ObjectID) throws -> Bool {
         try validateStoreKey(key)
-        let hash = SHA256.hash(bytes).hex
+        let hash = sha256.hex
         if bytes.count > config.multipartThreshold {
             return try putMultipart(key, bytes: bytes, sha256: hash, ifAbsent: ifAbsent)
         }
-        var headers = [("x-amz-meta-sha256", hash)]
+        // x-amz-checksum-sha256 is what servers check against the body they received (AWS, and
+        // SeaweedFS, which does not check the signed x-amz-content-sha256): 400 BadDigest otherwise.
+        var headers = [("x-amz-meta-sha256", hash), ("x-amz-checksum-sha256", Data(sha256.bytes).base64EncodedString())]
         if ifAbsent { headers.append(("if-none-match", "*")) }
         let r = try send("PUT", key: key, headers: headers, body: bytes, payloadHash: hash)
         switch r.status {

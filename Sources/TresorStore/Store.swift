@@ -52,6 +52,12 @@ public protocol Store: Sendable {
     @discardableResult
     func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool) throws -> Bool
 
+    /// ``put(_:bytes:ifAbsent:)`` when the caller already knows the SHA-256 of `bytes` (packs and
+    /// index objects are named by it): a store that needs the digest (S3 signs it, and the server
+    /// refuses a body that does not match) skips hashing the bytes again. Others ignore it.
+    @discardableResult
+    func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool, sha256: ObjectID) throws -> Bool
+
     /// Reads the whole object, or `range` of it (byte offsets, end exclusive).
     /// Throws `StoreError.notFound` when the key is absent.
     func get(_ key: String, range: Range<Int>?) throws -> [UInt8]
@@ -81,6 +87,11 @@ extension Store {
     }
 
     public func get(_ key: String) throws -> [UInt8] { try get(key, range: nil) }
+
+    @discardableResult
+    public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool, sha256: ObjectID) throws -> Bool {
+        try put(key, bytes: bytes, ifAbsent: ifAbsent)
+    }
 
     public func deleteMany(_ keys: [String]) throws {
         for k in keys { try delete(k) }

@@ -1,7 +1,9 @@
 import Foundation
 import Testing
 import TresorCore
+import TresorCrypto
 @testable import TresorStore
+import TresorTestSupport
 
 /// Signature V4 against the worked example in AWS's S3 documentation ("Signature Calculations
 /// for the Authorization Header", GET Object with a Range header).
@@ -43,5 +45,22 @@ import TresorCore
         #expect(!"\(c)".contains("s3cr3t") && !String(reflecting: c).contains("s3cr3t"))
         let e = #expect(throws: StoreError.self) { try S3Credentials.load(file: dir.path + ".absent") }
         #expect(e?.kind == .usage)
+    }
+
+    /// An object whose bytes no longer match the SHA-256 recorded at upload (damage at rest,
+    /// simulated by storing a wrong digest) fails a full read as an integrity error.
+    @Test func aFullReadOfADamagedObjectIsAnIntegrityError() throws {
+        let server = try SeaweedServer.shared()
+        guard case .s3(let loc) = try StoreURL.parse(server.url(bucket: "damage-" + UUID().uuidString.prefix(8).lowercased())) else { return }
+        let s3 = try S3Store(loc, credentials: S3Credentials(accessKeyID: server.accessKey, secretAccessKey: server.secretKey))
+        try s3.ensureBucket()
+        let r = try [UInt8]([1, 2, 3]).withUnsafeBytes { try s3.send("PUT", key: "d/x", headers: [("x-amz-meta-sha256", SHA256.hash([9]).hex)], body: $0) }
+        #expect(r.status == 200)
+        let e = #expect(throws: StoreError.self) { try s3.get("d/x") }
+        #expect(e?.code == .integrity)
+        #expect(try s3.get("d/x", range: 0..<2) == [1, 2], "ranged reads are checked by the repository, not here")
+        let retrying = RetryingStore(s3, policy: .init(attempts: 3), sleep: { _ in })
+        let exhausted = #expect(throws: StoreError.self) { try retrying.get("d/x") }
+        #expect(exhausted?.message.contains("gave up after 3 attempts") == true)
     }
 }

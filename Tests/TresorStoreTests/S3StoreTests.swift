@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TresorCore
+import TresorCrypto
 import TresorStore
 import TresorTestSupport
 
@@ -70,6 +71,20 @@ import TresorTestSupport
         #expect(try small.abortIncompleteUploads(prefix: "tenants/x/", olderThan: 3600) == 0, "a fresh upload is kept")
         #expect(try small.abortIncompleteUploads(prefix: "tenants/x/", olderThan: 0) == 1)
         #expect(try small.incompleteUploads(prefix: "tenants/x/").isEmpty)
+    }
+
+    @Test func theServerRefusesABodyThatDoesNotMatchItsChecksum() throws {
+        let server = try SeaweedServer.shared()
+        let b = Self.bucket()
+        let s3 = try raw(server, bucket: b)
+        try s3.ensureBucket()
+        let e = #expect(throws: StoreError.self) {
+            try [UInt8]([1, 2, 3]).withUnsafeBytes { try s3.put("x/y", bytes: $0, ifAbsent: false, sha256: SHA256.hash([9])) }
+        }
+        #expect(e?.code == .integrity, "\(String(describing: e))")
+        #expect(try s3.head("x/y") == nil)
+        try [UInt8]([1, 2, 3]).withUnsafeBytes { _ = try s3.put("x/y", bytes: $0, ifAbsent: false, sha256: SHA256.hash([1, 2, 3])) }
+        #expect(try s3.get("x/y") == [1, 2, 3])
     }
 
     @Test func batchDeleteRemovesEverything() throws {
