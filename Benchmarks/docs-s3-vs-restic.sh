@@ -139,6 +139,7 @@ JSON
     -admin.ui=false -webdav=false -s3.port.iceberg=0 -s3.port.lance=0 -master.volumeSizeLimitMB=1024 \
     -master.telemetry=false -s3.allowDeleteBucketNotEmpty=false >"$LOGS/weed.log" 2>&1 </dev/null &
 WEED_PID=$!
+disown "$WEED_PID"   # stopped by PID below; no job-control noise when it needs a SIGKILL
 stop_weed() {
     kill "$WEED_PID" 2>/dev/null || return 0
     for _ in $(seq 50); do kill -0 "$WEED_PID" 2>/dev/null || return 0; sleep 0.1; done
