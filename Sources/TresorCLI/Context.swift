@@ -1,6 +1,7 @@
 import Foundation
 import TresorCore
 import TresorEngine
+import TresorStore
 
 /// The options every command takes, wherever they appear on the command line:
 /// `--home DIR`, `--config FILE`, `--json`, `--now TIME`.
@@ -80,10 +81,17 @@ final class Context: @unchecked Sendable {
 
     var home: Home { Home.resolve(flag: options.home, environment: environment) }
 
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, when both are set.
+    var s3Credentials: S3Credentials? {
+        guard let id = environment["AWS_ACCESS_KEY_ID"], !id.isEmpty,
+              let secret = environment["AWS_SECRET_ACCESS_KEY"], !secret.isEmpty else { return nil }
+        return S3Credentials(accessKeyID: id, secretAccessKey: secret)
+    }
+
     var configFile: URL? { (options.config ?? environment["TRESOR_CONFIG"]).map { URL(fileURLWithPath: $0) } }
 
     func installation() throws -> Installation {
-        try Installation.open(home: home, configFile: configFile, clock: try clock())
+        try Installation.open(home: home, configFile: configFile, clock: try clock(), s3Credentials: s3Credentials)
     }
 
     /// Prints a result: JSON on one line with `--json`, else the human text.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TresorCore
 import TresorEngine
+import TresorStore
 
 /// The `tresor` command line: argument parsing, output formatting and the exit-code map.
 public enum TresorCLI {
@@ -35,6 +36,7 @@ public enum TresorCLI {
                                           hint: "tresor help \(rest.first ?? "")".trimmingCharacters(in: .whitespaces)),
                           json: options.json)
         }
+        defer { writeStoreStatistics(environment) }
         do {
             try command.run()
             return ExitCodes.code(for: context.outcome)
@@ -84,6 +86,15 @@ public enum TresorCLI {
     }
 }
 
+/// With `TRESOR_STORE_STATS=FILE`, writes the S3 requests this process sent to FILE as JSON
+/// (benchmarks count requests per backed-up GiB with it; tests check that a refused job sent none).
+func writeStoreStatistics(_ environment: [String: String]) {
+    guard let path = environment["TRESOR_STORE_STATS"], !path.isEmpty else { return }
+    let e = JSONEncoder()
+    e.outputFormatting = [.sortedKeys]
+    if let data = try? e.encode(S3Store.traffic.current) { try? data.write(to: URL(fileURLWithPath: path)) }
+}
+
 extension String {
     var lowercasedFirst: String { prefix(1).lowercased() + dropFirst() }
 }
@@ -99,6 +110,6 @@ struct Tresor: ParsableCommand {
             """,
         subcommands: [
             InitCommand.self, StoreCommand.self, TenantCommand.self, RegionCommand.self,
-            DocsCommand.self, SnapshotsCommand.self, CheckCommand.self, PGCommand.self,
+            DocsCommand.self, SnapshotsCommand.self, CheckCommand.self, ReplicateCommand.self, PGCommand.self,
         ])
 }

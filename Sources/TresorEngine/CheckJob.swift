@@ -24,6 +24,10 @@ extension Installation {
                 continue
             }
             let repo = try repository(for: t, create: false)
+            // Orphaned uploads are only certain when no backup of the tenant is running.
+            if let lock = try? TenantLock(home: home, name: name) {
+                withExtendedLifetime(lock) { removeOrphanUploads(tenant: t, store: store) }
+            }
             let run = try catalog.startRun(kind: "check", tenant: name, at: clock.now())
             let report = try Checker(repository: repo).run(readData: readData)
             try catalog.finishRun(id: run, at: clock.now(), status: report.isClean ? "ok" : "problem_found", detail: json(report))

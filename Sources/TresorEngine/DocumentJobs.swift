@@ -66,6 +66,8 @@ extension Installation {
         let run = try catalog.startRun(kind: "docs-backup", tenant: name, at: started)
         do {
             let repo = try repository(for: tenant, create: true)
+            // Under the lock, any multipart upload under the tenant's prefix is a killed run's orphan.
+            removeOrphanUploads(tenant: tenant, store: repo.store)
             let index = try repo.loadIndex()
             let roots = DocumentBackup.roots(for: tenant.docRoots)
             // The parent is the newest documents snapshot over the same roots.

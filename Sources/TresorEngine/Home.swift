@@ -51,6 +51,9 @@ public struct Config: Sendable {
     public var evidenceKeyFile: String
     public var catalogPath: String
     public var policiesDirectory: String
+    /// An AWS-style credentials file for S3 stores (`[s3] credentials_file`), used when
+    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not set. Relative to the home.
+    public var s3CredentialsFile: String?
 
     /// What `tresor init` writes.
     public static let initialText = """
@@ -69,6 +72,11 @@ public struct Config: Sendable {
 
         [policies]
         dir = "policies"
+
+        # [s3]
+        # S3 stores take credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else
+        # from this AWS-style file ([default] aws_access_key_id = ..., aws_secret_access_key = ...).
+        # credentials_file = "keys/s3-credentials"
 
         """
 
@@ -96,6 +104,7 @@ public struct Config: Sendable {
         return Config(masterKey: master,
                       evidenceKeyFile: try string("keys.evidence_key_file") ?? "keys/evidence.key",
                       catalogPath: try string("catalog.path") ?? "catalog.sqlite",
-                      policiesDirectory: try string("policies.dir") ?? "policies")
+                      policiesDirectory: try string("policies.dir") ?? "policies",
+                      s3CredentialsFile: try string("s3.credentials_file"))
     }
 }

@@ -13,18 +13,24 @@ public final class Installation: @unchecked Sendable {
     public let catalog: any Catalog
     public let policy: Policy
     public let clock: any Clock
+    /// S3 credentials the caller found in the environment; they win over the config's file.
+    let environmentCredentials: S3Credentials?
     private let masterKeyCache = Locked<MasterKey?>(nil)
 
-    init(home: Home, config: Config, catalog: any Catalog, policy: Policy, clock: any Clock) {
+    init(home: Home, config: Config, catalog: any Catalog, policy: Policy, clock: any Clock,
+         environmentCredentials: S3Credentials? = nil) {
         self.home = home
         self.config = config
         self.catalog = catalog
         self.policy = policy
         self.clock = clock
+        self.environmentCredentials = environmentCredentials
     }
 
-    /// Opens an initialised home. `configFile` overrides `HOME/tresor.toml`.
-    public static func open(home: Home, configFile: URL?, clock: any Clock) throws -> Installation {
+    /// Opens an initialised home. `configFile` overrides `HOME/tresor.toml`. `s3Credentials` are
+    /// what the caller read from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (library code never
+    /// reads the environment); without them S3 stores use `[s3] credentials_file`.
+    public static func open(home: Home, configFile: URL?, clock: any Clock, s3Credentials: S3Credentials? = nil) throws -> Installation {
         let configURL = configFile ?? home.configFile
         guard FileManager.default.fileExists(atPath: configURL.path) else {
             throw CoreError.usage("no Tresor installation at \(home.root.path) (missing \(configURL.lastPathComponent))",
@@ -33,7 +39,8 @@ public final class Installation: @unchecked Sendable {
         let config = try Config.load(from: configURL)
         let policy = try Policy.load(directory: home.path(config.policiesDirectory))
         let catalog = try SQLiteCatalog(path: home.path(config.catalogPath).path)
-        return Installation(home: home, config: config, catalog: catalog, policy: policy, clock: clock)
+        return Installation(home: home, config: config, catalog: catalog, policy: policy, clock: clock,
+                            environmentCredentials: s3Credentials)
     }
 
     /// The master key, from its file or command. Read once per process.
@@ -104,7 +111,22 @@ public final class Installation: @unchecked Sendable {
                     hint: "use a store in \(tenant.region), or record an approval: tresor region approve \(tenant.name) --store \(record.name) --by WHO --reason TEXT")
             }
         }
-        return try StoreURL.parse(record.url).open(create: create)
+        return try openStore(url: record.url, create: create)
+    }
+
+    /// Opens a store by URL with the credentials it needs. No region check: callers that write a
+    /// tenant's data go through ``openStore(for:storeName:create:)``.
+    func openStore(url: String, create: Bool) throws -> any Store {
+        let parsed = try StoreURL.parse(url)
+        return try parsed.open(create: create, credentials: parsed.needsCredentials ? try s3Credentials() : nil)
+    }
+
+    /// The environment's S3 credentials, else those of `[s3] credentials_file`.
+    func s3Credentials() throws -> S3Credentials {
+        if let c = environmentCredentials { return c }
+        if let file = config.s3CredentialsFile { return try S3Credentials.load(file: home.path(file).path) }
+        throw CoreError.usage("no s3 credentials",
+                              hint: "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or [s3] credentials_file in tresor.toml")
     }
 
     /// Opens the tenant's repository in its primary store. For remote stores, index objects and

@@ -88,15 +88,15 @@ extension Installation {
     public func addStore(name: String, url: String, region: String) throws -> StoreRecord {
         try Self.validateName(name, what: "store")
         try Self.validateName(region, what: "region")
-        let parsed = try StoreURL.parse(url)
-        _ = try parsed.open(create: true)
+        _ = try openStore(url: url, create: true)
         let record = StoreRecord(name: name, url: url, region: region, addedAt: clock.now())
         try catalog.addStore(record)
         return record
     }
 
     /// `tresor tenant add`.
-    public func addTenant(name: String, region: String, store: String, docs: [String], pgDSN: String?) throws -> TenantRecord {
+    public func addTenant(name: String, region: String, store: String, docs: [String], pgDSN: String?,
+                          offsite: String? = nil) throws -> TenantRecord {
         try RepositoryLayout.validate(tenant: name)
         try Self.validateName(region, what: "region")
         var roots: [String] = []
@@ -108,10 +108,14 @@ extension Installation {
             }
             roots.append(url.path)
         }
-        let record = TenantRecord(name: name, region: region, store: store, offsiteStore: nil, pgDSN: pgDSN,
+        let record = TenantRecord(name: name, region: region, store: store, offsiteStore: offsite, pgDSN: pgDSN,
                                   docRoots: roots, createdAt: clock.now(), contractEnd: nil, holdReason: nil)
         // Refuse a store outside the region now, not at the first backup.
         _ = try openStore(for: record, create: true)
+        if let offsite {
+            if offsite == store { throw CoreError.usage("the offsite store must differ from the primary store '\(store)'") }
+            _ = try openStore(for: record, storeName: offsite, create: true)
+        }
         try catalog.addTenant(record)
         return record
     }

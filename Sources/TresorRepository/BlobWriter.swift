@@ -187,7 +187,7 @@ public final class BlobWriter: @unchecked Sendable {
             if state.withLock({ $0.error != nil }) { continue }
             do {
                 let id = SHA256.hash(pack.bytes)
-                try repo.store.put(repo.layout.pack(id), bytes: pack.bytes, ifAbsent: true)
+                try repo.store.put(repo.layout.pack(id), bytes: pack.bytes, ifAbsent: true, sha256: id)
                 let entry = IndexFile.Pack(id: id, size: pack.length, entries: pack.entries)
                 index.add(IndexFile(packs: [entry]), indexID: nil)
                 pending.withLock { set in

@@ -30,6 +30,20 @@ public final class CachedStore: Store {
         try base.put(key, bytes: bytes, ifAbsent: ifAbsent)
     }
 
+    @discardableResult
+    public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool, sha256: ObjectID) throws -> Bool {
+        try base.put(key, bytes: bytes, ifAbsent: ifAbsent, sha256: sha256)
+    }
+
+    public func deleteMany(_ keys: [String]) throws {
+        try base.deleteMany(keys)
+        for k in keys where cacheable(k) { try? cache.delete(k) }
+    }
+
+    public func abortIncompleteUploads(prefix: String, olderThan age: Double) throws -> Int {
+        try base.abortIncompleteUploads(prefix: prefix, olderThan: age)
+    }
+
     public func get(_ key: String, range: Range<Int>?) throws -> [UInt8] {
         guard range == nil, cacheable(key) else { return try base.get(key, range: range) }
         if let hit = try? cache.get(key, range: nil) { return hit }

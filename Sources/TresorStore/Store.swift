@@ -52,6 +52,12 @@ public protocol Store: Sendable {
     @discardableResult
     func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool) throws -> Bool
 
+    /// ``put(_:bytes:ifAbsent:)`` when the caller already knows the SHA-256 of `bytes` (packs and
+    /// index objects are named by it): a store that needs the digest (S3 signs it, and the server
+    /// refuses a body that does not match) skips hashing the bytes again. Others ignore it.
+    @discardableResult
+    func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool, sha256: ObjectID) throws -> Bool
+
     /// Reads the whole object, or `range` of it (byte offsets, end exclusive).
     /// Throws `StoreError.notFound` when the key is absent.
     func get(_ key: String, range: Range<Int>?) throws -> [UInt8]
@@ -64,6 +70,14 @@ public protocol Store: Sendable {
 
     /// Removes the object; succeeds when it is already absent.
     func delete(_ key: String) throws
+
+    /// Removes many objects; absent ones count as removed. Stores with a batch operation (S3
+    /// DeleteObjects) use it; the default deletes one by one.
+    func deleteMany(_ keys: [String]) throws
+
+    /// Removes what interrupted writers left under `prefix` that is older than `age` seconds
+    /// (S3 multipart uploads, local temporaries); returns how many. The default has none.
+    func abortIncompleteUploads(prefix: String, olderThan age: Double) throws -> Int
 }
 
 extension Store {
@@ -73,6 +87,17 @@ extension Store {
     }
 
     public func get(_ key: String) throws -> [UInt8] { try get(key, range: nil) }
+
+    @discardableResult
+    public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool, sha256: ObjectID) throws -> Bool {
+        try put(key, bytes: bytes, ifAbsent: ifAbsent)
+    }
+
+    public func deleteMany(_ keys: [String]) throws {
+        for k in keys { try delete(k) }
+    }
+
+    public func abortIncompleteUploads(prefix: String, olderThan age: Double) throws -> Int { 0 }
 }
 
 /// Why a store operation failed.
@@ -83,6 +108,11 @@ public struct StoreError: TresorFailure {
         case io
         case badURL = "bad_url"
         case permission
+        /// May succeed when tried again: a server error (5xx), throttling (429), a timeout or a
+        /// dropped connection.
+        case transient
+        /// Bytes came back different from what was stored.
+        case integrity
     }
 
     public let code: Code
