@@ -45,7 +45,7 @@ let package = Package(
         .testTarget(name: "TresorPostgresTests", dependencies: ["TresorPostgres", "TresorRepository", "TresorTestSupport"]),
         .testTarget(name: "TresorCatalogTests", dependencies: ["TresorCatalog"]),
         .testTarget(name: "TresorDocumentsTests", dependencies: ["TresorDocuments", "TresorTestSupport"]),
-        .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI"]),
+        .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI", "TresorCatalog", "TresorPostgres"]),
         .testTarget(name: "TresorIntegrationTests", dependencies: ["TresorTestSupport", "TresorStore", "tresor"]),
     ]
 )

@@ -4,6 +4,7 @@ import TresorCatalog
 import TresorCore
 import TresorDocuments
 import TresorEngine
+import TresorPostgres
 import TresorRepository
 
 var ctx: Context { Context.current }
@@ -101,13 +102,6 @@ struct TenantView: Encodable {
         createdAt = TimeFormat.string(t.createdAt)
         contractEnd = t.contractEnd.map { TimeFormat.string($0) }
     }
-}
-
-/// Replaces a password in a key=value or URL-style DSN with `***`.
-func redactDSN(_ dsn: String) -> String {
-    var out = dsn.replacingOccurrences(of: #"password\s*=\s*('[^']*'|\S+)"#, with: "password=***", options: .regularExpression)
-    out = out.replacingOccurrences(of: #"(://[^:/@]+):[^@]*@"#, with: "$1:***@", options: .regularExpression)
-    return out
 }
 
 struct RegionCommand: ParsableCommand {

@@ -1,7 +1,10 @@
 import ArgumentParser
+import Foundation
+import TresorCatalog
 import Testing
 @testable import TresorCLI
 import TresorCore
+import TresorPostgres
 
 /// The exit-code table of DESIGN.md, one row per code.
 @Suite struct ExitCodeTests {
@@ -37,8 +40,17 @@ import TresorCore
         #expect(throws: CoreError.self) { try GlobalOptions.extract(from: ["--home"]) }
     }
 
+    @Test func tenantViewsNeverShowADSNPassword() {
+        let t = TenantRecord(name: "acme", region: "eu", store: "s", pgDSN: "host=db user=u password=s3cret dbname=x",
+                             createdAt: Date(timeIntervalSince1970: 0))
+        #expect(TenantView(t).pg?.contains("s3cret") == false)
+    }
+}
+
+@Suite struct RedactionTests {
     @Test func dsnPasswordsAreRedacted() {
         #expect(redactDSN("host=db user=u password=s3cret dbname=x") == "host=db user=u password=*** dbname=x")
+        #expect(redactDSN("host=db password='a b c' dbname=x") == "host=db password=*** dbname=x")
         #expect(redactDSN("postgres://u:s3cret@db/x") == "postgres://u:***@db/x")
     }
 }
