@@ -68,8 +68,10 @@ public struct WALArchive: Sendable {
             case .alreadyArchived: return .alreadyArchived
             case .refuse: throw conflict(fileName)
             case .store:
-                let sealed = try WALObject.seal(buf, name: fileName, keys: keys, level: compressionLevel, pushedAt: clock.now())
-                if try store.put(k, sealed, ifAbsent: true) { return .stored }
+                let stored = try WALObject.withSealed(buf, name: fileName, keys: keys, level: compressionLevel, pushedAt: clock.now()) {
+                    try store.put(k, bytes: $0, ifAbsent: true)
+                }
+                if stored { return .stored }
                 // Another push won the race: apply the rule to what it stored.
                 switch Self.decide(existing: try storedHash(k, name: fileName), pushing: hash) {
                 case .alreadyArchived, .store: return .alreadyArchived

@@ -48,7 +48,10 @@ public final class ZstdCompressor {
     /// A compressor at `level`, which must lie in `ZSTD_minCLevel()...ZSTD_maxCLevel()`
     /// (negative levels are faster, 1–19 normal, 20–22 slow and memory-hungry; 0 means zstd's
     /// default, 3). Throws a ``FailureKind/usage`` ``ZstdError`` for a level out of range.
-    public init(level: Int) throws {
+    ///
+    /// `workers` above 0 compresses one large input on that many threads (zstd's own), for
+    /// latency-bound single objects such as a WAL segment; output stays one standard frame.
+    public init(level: Int, workers: Int = 0) throws {
         let range = Int(ZSTD_minCLevel())...Int(ZSTD_maxCLevel())
         guard range.contains(level) else {
             throw ZstdError("compressor", "compression level \(level) is outside \(range.lowerBound)...\(range.upperBound)",
@@ -59,6 +62,10 @@ public final class ZstdCompressor {
         self.level = level
         _ = try zstdCheck(ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, Int32(level)), "set level")
         _ = try zstdCheck(ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1), "enable checksum")
+        if workers > 0 {
+            // A libzstd built without threads refuses this; compressing on one thread is fine then.
+            _ = ZSTD_CCtx_setParameter(context, ZSTD_c_nbWorkers, Int32(workers))
+        }
     }
 
     deinit {
