@@ -145,7 +145,7 @@ stop_weed() {
     for _ in $(seq 50); do kill -0 "$WEED_PID" 2>/dev/null || return 0; sleep 0.1; done
     kill -9 "$WEED_PID" 2>/dev/null || true
 }
-trap stop_weed EXIT
+trap 'stop_weed; unmount_all' EXIT
 for i in $(seq 300); do
     code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$S3_PORT/" || true)
     [[ "$code" == 403 || "$code" == 200 ]] && break
@@ -179,16 +179,34 @@ backup() {
         restic) measure restic-backup restic -r "$RESTIC_REPO" backup "$CORPUS" ;;
     esac
 }
+# With root and the tools at hand, each restore goes into a new ext4 filesystem of its own (a
+# loop-mounted sparse file) after the page cache is dropped, so neither tool inherits the other's
+# filesystem state (ext4 inode allocation after a large delete) or dirty pages. Otherwise the
+# targets are plain directories on the work disk.
+FRESH_FS=0
+if [[ $(id -u) -eq 0 ]] && command -v mkfs.ext4 >/dev/null && command -v losetup >/dev/null; then FRESH_FS=1; fi
+MOUNTS=()
+unmount_all() { local m; for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null || true; done; }
+fresh_target() {
+    local target=$1 image=$1.img
+    rm -rf "$target" "$image"; mkdir -p "$target"
+    if [[ $FRESH_FS -eq 1 ]]; then
+        truncate -s $(( 3 * BYTES / 1000000 + 512 ))M "$image"
+        mkfs.ext4 -q -F "$image" && mount -o loop "$image" "$target" && MOUNTS+=("$target") || FRESH_FS=0
+    fi
+    sync; [[ $FRESH_FS -eq 1 ]] && echo 3 > /proc/sys/vm/drop_caches || true
+}
 restore() {
-    local target=$RUN/restore-$1
-    rm -rf "$target"; mkdir -p "$target"
+    fresh_target "$RUN/restore-$1"
+    # A new filesystem's root holds lost+found: both tools restore into a directory below it.
+    local target=$RUN/restore-$1/data
     case "$1" in
         tresor) TRESOR_STORE_STATS=$LOGS/tresor-restore-stats.json measure tresor-restore "$TRESOR" --home "$TH" docs restore bench --to "$target" ;;
         restic) measure restic-restore restic -r "$RESTIC_REPO" restore latest --target "$target" ;;
     esac
 }
 verify() {
-    local target=$RUN/restore-$1 root
+    local target=$RUN/restore-$1/data root
     for root in "$target$CORPUS" "$target/$(basename "$CORPUS")"; do
         if [[ -d "$root" ]]; then
             listing "$root" >"$LOGS/$1-restore.listing"
@@ -206,7 +224,7 @@ done
 # Restore targets are removed only after both restores: on ext4, creating files right after
 # deleting a large tree costs extra (inode allocation skips recently deleted inodes), which would
 # handicap whichever tool restored second.
-[[ $KEEP -eq 1 ]] || rm -rf "$RUN"/restore-*
+[[ $KEEP -eq 1 ]] || { unmount_all; rm -rf "$RUN"/restore-*; }
 
 # Bucket sizes as the server reports them (ListObjectsV2 through restic's and Tresor's views).
 python3 - "$BYTES" "$FILES" "$SCALE" "$LOGS" "${W[tresor-backup]}" "${W[restic-backup]}" "${W[tresor-restore]}" \
