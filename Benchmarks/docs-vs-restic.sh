@@ -128,6 +128,8 @@ LOGS=$WORK/logs-$STAMP
 RESULTS_TSV=$LOGS/results.tsv
 JSON_OUT=$WORK/results-$STAMP.json
 CORPUS=$RUN/corpus
+# Restore filesystems a kept run left mounted (see step 2).
+for m in $(awk -v run="$RUN/" 'index($2, run) == 1 {print $2}' /proc/mounts); do umount "$m" || true; done
 rm -rf "$RUN"
 mkdir -p "$RUN" "$LOGS"
 : >"$RESULTS_TSV"
@@ -305,13 +307,28 @@ for t in $(order 1); do
     fi
 done
 
-# Step 2: restore the latest snapshot, then verify it (untimed).
+# Step 2: restore the latest snapshot, then verify it (untimed). Run as root, each tool restores
+# into a new ext4 filesystem of its own (a loop-mounted sparse file), after the page cache is
+# dropped and the repository read once, so neither inherits the filesystem state (ext4 inode
+# allocation after large deletes) or dirty pages another step left: perf showed most of a
+# restore's time in the kernel, and without this the restore ratio swung between runs.
+FRESH_FS=0
+if [[ $(id -u) -eq 0 ]] && command -v mkfs.ext4 >/dev/null && command -v losetup >/dev/null; then FRESH_FS=1; fi
+MOUNTS=()
+unmount_all() { local m; for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null || true; done; }
+trap unmount_all EXIT
 MISMATCH=0
 for t in $(order 2); do
     [[ -n "${FAILED[$t]:-}" ]] && continue
-    target=$RUN/restore-$t
-    rm -rf "$target"
-    mkdir -p "$target"
+    fs=$RUN/restore-$t
+    rm -rf "$fs" "$fs.img"; mkdir -p "$fs"
+    if [[ $FRESH_FS -eq 1 ]]; then
+        truncate -s $(( 3 * FINAL_BYTES / 1000000 + 512 ))M "$fs.img"
+        if mkfs.ext4 -q -F "$fs.img" && mount -o loop "$fs.img" "$fs"; then MOUNTS+=("$fs"); else FRESH_FS=0; fi
+    fi
+    sync; [[ $FRESH_FS -eq 1 ]] && echo 3 > /proc/sys/vm/drop_caches
+    # A new filesystem's root holds lost+found: both tools restore into a directory below it.
+    target=$fs/data
     warm "$(repo_of "$t")"
     say "$t: restore"
     if tool_restore "$t" "$target"; then
@@ -497,6 +514,7 @@ done
 [[ $MISMATCH -eq 0 ]] || STATUS=1
 
 if [[ $STATUS -eq 0 && $KEEP -eq 0 ]]; then
+    unmount_all
     rm -rf "$RUN"
 else
     say "kept $RUN for inspection"
