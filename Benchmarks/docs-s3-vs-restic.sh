@@ -68,37 +68,17 @@ fi
 
 # ---------------------------------------------------------------- corpus (cache shared with docs-vs-restic.sh)
 
-GEN_HASH=$(sha256sum "$HERE/corpus.py" | cut -c1-12)
-KEY="seed$SEED-scale$SCALE-gen$GEN_HASH"
-CACHE=$WORK/cache/$KEY
-PRISTINE=$CACHE/corpus
-if [[ ! -f "$CACHE/.done" ]]; then
-    rm -rf "$CACHE"
-    mkdir -p "$CACHE"
-    say "generating corpus $KEY"
-    python3 "$HERE/corpus.py" "$CACHE/corpus.tmp" --seed "$SEED" --scale "$SCALE"
-    mv "$CACHE/corpus.tmp" "$PRISTINE"
-    tar --sort=name --format=gnu -cf "$CACHE/corpus.tar.tmp" -C "$CACHE" corpus
-    mv "$CACHE/corpus.tar.tmp" "$CACHE/corpus.tar"
-    touch "$CACHE/.done"
-else
-    say "using cached corpus $KEY"
-fi
+source "$HERE/lib.sh"
+ensure_corpus
 CORPUS=$PRISTINE   # read-only here: nothing mutates it
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RUN=$WORK/run-s3
 LOGS=$WORK/logs-s3-$STAMP
+unmount_under "$RUN"
 rm -rf "$RUN"
 mkdir -p "$RUN/weed-data" "$LOGS"
 
-tree_bytes() { find "$1" -type f -printf '%s\n' | awk '{s += $1} END {printf "%d\n", s}'; }
-tree_files() { find "$1" -type f | wc -l; }
-warm() { tar -cf - -C "$(dirname "$1")" "$(basename "$1")" | cat >/dev/null; }
-listing() {
-    (cd "$1" && find . -type d | LC_ALL=C sort | sed 's/^/dir /' \
-        && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
-}
 
 # measure NAME COMMAND... : sets WALL (s) and RSS (KiB); returns the command's status.
 measure() {
@@ -179,27 +159,9 @@ backup() {
         restic) measure restic-backup restic -r "$RESTIC_REPO" backup "$CORPUS" ;;
     esac
 }
-# With root and the tools at hand, each restore goes into a new ext4 filesystem of its own (a
-# loop-mounted sparse file) after the page cache is dropped, so neither tool inherits the other's
-# filesystem state (ext4 inode allocation after a large delete) or dirty pages. Otherwise the
-# targets are plain directories on the work disk.
-FRESH_FS=0
-if [[ $(id -u) -eq 0 ]] && command -v mkfs.ext4 >/dev/null && command -v losetup >/dev/null; then FRESH_FS=1; fi
-MOUNTS=()
-unmount_all() { local m; for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null || true; done; }
-fresh_target() {
-    local target=$1 image=$1.img
-    rm -rf "$target" "$image"; mkdir -p "$target"
-    if [[ $FRESH_FS -eq 1 ]]; then
-        truncate -s $(( 3 * BYTES / 1000000 + 512 ))M "$image"
-        mkfs.ext4 -q -F "$image" && mount -o loop "$image" "$target" && MOUNTS+=("$target") || FRESH_FS=0
-    fi
-    sync; [[ $FRESH_FS -eq 1 ]] && echo 3 > /proc/sys/vm/drop_caches || true
-}
 restore() {
-    fresh_target "$RUN/restore-$1"
-    # A new filesystem's root holds lost+found: both tools restore into a directory below it.
-    local target=$RUN/restore-$1/data
+    fresh_restore_target "$RUN/restore-$1" "$BYTES"
+    local target=$RESTORE_TARGET
     case "$1" in
         tresor) TRESOR_STORE_STATS=$LOGS/tresor-restore-stats.json measure tresor-restore "$TRESOR" --home "$TH" docs restore bench --to "$target" ;;
         restic) measure restic-restore restic -r "$RESTIC_REPO" restore latest --target "$target" ;;

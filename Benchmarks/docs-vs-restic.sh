@@ -98,27 +98,8 @@ fi
 
 # ---------------------------------------------------------------- corpus (cached)
 
-GEN_HASH=$(sha256sum "$HERE/corpus.py" | cut -c1-12)
-KEY="seed$SEED-scale$SCALE-gen$GEN_HASH"
-CACHE=$WORK/cache/$KEY
-PRISTINE=$CACHE/corpus
-TARBALL=$CACHE/corpus.tar
-if [[ ! -f "$CACHE/.done" ]]; then
-    # Entries for the same seed and scale made by an older corpus.py are stale: drop them.
-    for stale in "$WORK/cache/seed$SEED-scale$SCALE-gen"*; do
-        if [[ -e "$stale" && "$stale" != "$CACHE" ]]; then rm -rf "$stale"; fi
-    done
-    rm -rf "$CACHE"
-    mkdir -p "$CACHE"
-    say "generating corpus $KEY"
-    python3 "$HERE/corpus.py" "$CACHE/corpus.tmp" --seed "$SEED" --scale "$SCALE"
-    mv "$CACHE/corpus.tmp" "$PRISTINE"
-    tar --sort=name --format=gnu -cf "$TARBALL.tmp" -C "$CACHE" corpus
-    mv "$TARBALL.tmp" "$TARBALL"
-    touch "$CACHE/.done"
-else
-    say "using cached corpus $KEY"
-fi
+source "$HERE/lib.sh"
+ensure_corpus
 
 # ---------------------------------------------------------------- run directory
 
@@ -128,8 +109,7 @@ LOGS=$WORK/logs-$STAMP
 RESULTS_TSV=$LOGS/results.tsv
 JSON_OUT=$WORK/results-$STAMP.json
 CORPUS=$RUN/corpus
-# Restore filesystems a kept run left mounted (see step 2).
-for m in $(awk -v run="$RUN/" 'index($2, run) == 1 {print $2}' /proc/mounts); do umount "$m" || true; done
+unmount_under "$RUN"   # restore filesystems a kept run left mounted
 rm -rf "$RUN"
 mkdir -p "$RUN" "$LOGS"
 : >"$RESULTS_TSV"
@@ -143,16 +123,9 @@ RESTIC_REPO=$RUN/restic-repo
 export RESTIC_PASSWORD=bench
 export RESTIC_CACHE_DIR=$RUN/restic-cache
 
-tree_bytes() { find "$1" -type f -printf '%s\n' | awk '{s += $1} END {printf "%d\n", s}'; }
-tree_files() { find "$1" -type f | wc -l; }
 dir_bytes() { if [[ -d "$1" ]]; then du -sb "$1" | cut -f1; else echo 0; fi; }
-warm() { tar -cf - -C "$(dirname "$1")" "$(basename "$1")" | cat >/dev/null; } # tar to /dev/null would skip reads
 
 # Listing of file contents and directory names, relative to a tree root, in a stable order.
-listing() {
-    (cd "$1" && find . -type d | LC_ALL=C sort | sed 's/^/dir /' \
-        && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
-}
 
 # record STEP TOOL STATUS WALL_S RSS_KB REPO_BYTES AUX_BYTES CORPUS_BYTES NOTE
 # (AUX_BYTES: Tresor's home directory, restic's cache directory.)
@@ -307,28 +280,14 @@ for t in $(order 1); do
     fi
 done
 
-# Step 2: restore the latest snapshot, then verify it (untimed). Run as root, each tool restores
-# into a new ext4 filesystem of its own (a loop-mounted sparse file), after the page cache is
-# dropped and the repository read once, so neither inherits the filesystem state (ext4 inode
-# allocation after large deletes) or dirty pages another step left: perf showed most of a
-# restore's time in the kernel, and without this the restore ratio swung between runs.
-FRESH_FS=0
-if [[ $(id -u) -eq 0 ]] && command -v mkfs.ext4 >/dev/null && command -v losetup >/dev/null; then FRESH_FS=1; fi
-MOUNTS=()
-unmount_all() { local m; for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null || true; done; }
+# Step 2: restore the latest snapshot into a fresh filesystem (lib.sh), after reading the
+# repository once, then verify it (untimed).
 trap unmount_all EXIT
 MISMATCH=0
 for t in $(order 2); do
     [[ -n "${FAILED[$t]:-}" ]] && continue
-    fs=$RUN/restore-$t
-    rm -rf "$fs" "$fs.img"; mkdir -p "$fs"
-    if [[ $FRESH_FS -eq 1 ]]; then
-        truncate -s $(( 3 * FINAL_BYTES / 1000000 + 512 ))M "$fs.img"
-        if mkfs.ext4 -q -F "$fs.img" && mount -o loop "$fs.img" "$fs"; then MOUNTS+=("$fs"); else FRESH_FS=0; fi
-    fi
-    sync; [[ $FRESH_FS -eq 1 ]] && echo 3 > /proc/sys/vm/drop_caches
-    # A new filesystem's root holds lost+found: both tools restore into a directory below it.
-    target=$fs/data
+    fresh_restore_target "$RUN/restore-$t" "$FINAL_BYTES"
+    target=$RESTORE_TARGET
     warm "$(repo_of "$t")"
     say "$t: restore"
     if tool_restore "$t" "$target"; then
