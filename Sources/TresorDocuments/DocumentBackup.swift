@@ -42,13 +42,12 @@ public final class DocumentBackup {
     private let writer: BlobWriter
     private let policy: Policy.Backup
     private let clock: any Clock
-    private let hmac: HMACSHA256
+    private let chunks: ChunkStream
     private let progressCallback: ((Progress) -> Void)?
     private var progress = Progress()
     private var stats = SnapshotManifest.Stats()
     private var nodes: [TreeNode] = []
     private var parentByPath: [String: TreeNode] = [:]
-    private var readBuffer: UnsafeMutableRawBufferPointer
     private var lastProgress = 0.0
 
     public init(repository: TenantRepository, index: RepositoryIndex, policy: Policy.Backup, clock: any Clock,
@@ -58,13 +57,9 @@ public final class DocumentBackup {
         self.policy = policy
         self.clock = clock
         self.writer = try BlobWriter(repository: repository, index: index, settings: .init(policy: policy, uploaders: repository.store.capabilities.writeConcurrency))
-        self.hmac = HMACSHA256(key: repository.keys.chunkID)
+        self.chunks = ChunkStream(repository: repository, writer: writer)
         self.progressCallback = progress
-        // Twice the maximum chunk so a cut always sees a full window without re-reading.
-        self.readBuffer = .allocate(byteCount: max(2 * repository.config.chunker.maxSize, 1 << 20), alignment: 64)
     }
-
-    deinit { readBuffer.deallocate() }
 
     /// Labels for roots: the last path component, made unique with `-2`, `-3`, ….
     public static func roots(for paths: [String]) -> [Root] {
@@ -96,20 +91,7 @@ public final class DocumentBackup {
                 try walk(path: root.path, relative: root.label, st: st)
             }
             // The tree goes through the same chunker and writer as file content.
-            let treeBytes = TreeCodec.encode(nodes)
-            var treeIDs: [String] = []
-            try treeBytes.withUnsafeBytes { buf in
-                var offset = 0
-                while offset < buf.count {
-                    let rest = UnsafeRawBufferPointer(rebasing: buf[offset...])
-                    let n = repo.chunker.cut(rest)
-                    let chunk = UnsafeRawBufferPointer(rebasing: rest[0..<n])
-                    let id = hmac.mac(chunk)
-                    try writer.add(id: id, type: .tree, data: chunk)
-                    treeIDs.append(id.hex)
-                    offset += n
-                }
-            }
+            let treeIDs = try chunks.storeTree(TreeCodec.encode(nodes))
             let written = try writer.finish()
             stats.newBlobs = written.newBlobs
             stats.newBytesStored = written.packBytes
@@ -230,41 +212,15 @@ public final class DocumentBackup {
 
     /// Reads the open file to its end, chunking as it goes.
     private func readChunks(fd: Int32, relative: String) throws -> (chunks: [ObjectID], bytes: UInt64) {
-        let maxChunk = repo.config.chunker.maxSize
-        let buf = readBuffer
-        var start = 0, end = 0
-        var eof = false
-        var chunks: [ObjectID] = []
-        var total: UInt64 = 0
-        while true {
-            // Keep at least one maximum chunk in view unless the file ends first.
-            if !eof && end - start < maxChunk {
-                if start > 0 {
-                    if end > start { memmove(buf.baseAddress!, buf.baseAddress! + start, end - start) }
-                    end -= start
-                    start = 0
-                }
-                while !eof && end < buf.count {
-                    let n = read(fd, buf.baseAddress! + end, buf.count - end)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw FS.Error(kind: .failed, message: "cannot read \(relative): \(FS.errorText())", hint: nil)
-                    }
-                    if n == 0 { eof = true } else { end += n }
-                }
+        chunks.begin()
+        do {
+            try chunks.appendFile(fd) { cut in
+                progress.bytesRead += UInt64(cut)
+                reportProgress(relative)
             }
-            if start == end { break }
-            let window = UnsafeRawBufferPointer(rebasing: buf[start..<end])
-            let cut = repo.chunker.cut(window)
-            let chunk = UnsafeRawBufferPointer(rebasing: window[0..<cut])
-            let id = hmac.mac(chunk)
-            try writer.add(id: id, type: .data, data: chunk)
-            chunks.append(id)
-            start += cut
-            total += UInt64(cut)
-            progress.bytesRead += UInt64(cut)
-            reportProgress(relative)
+        } catch let e as RepositoryError where e.code == .failed {
+            throw FS.Error(kind: .failed, message: "\(relative): \(e.message)", hint: nil)
         }
-        return (chunks, total)
+        return (try chunks.finish(), chunks.byteCount)
     }
 }

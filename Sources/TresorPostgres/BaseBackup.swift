@@ -35,7 +35,7 @@ public final class BaseBackup {
     private let policy: Policy.Backup
     private let settings: Settings
     private let clock: any Clock
-    private let chunker: StreamChunker
+    private let chunker: ChunkStream
 
     /// Starts the pipeline's writer threads; `index` is the tenant's loaded index (for dedup).
     public init(repository: TenantRepository, index: RepositoryIndex, policy: Policy.Backup, settings: Settings, clock: any Clock) throws {
@@ -45,7 +45,7 @@ public final class BaseBackup {
         self.clock = clock
         writer = try BlobWriter(repository: repository, index: index,
                                 settings: .init(policy: policy, uploaders: repository.store.capabilities.writeConcurrency))
-        chunker = StreamChunker(repository: repository, writer: writer, maxChunk: min(repository.config.chunker.maxSize, policy.chunkMax))
+        chunker = ChunkStream(repository: repository, writer: writer, maxChunk: policy.chunkMax)
     }
 
     /// Runs the backup against `dsn` and stores the snapshot once `archive` holds its WAL.
@@ -191,86 +191,5 @@ public final class BaseBackup {
             }
             Thread.sleep(forTimeInterval: 0.5)
         }
-    }
-}
-
-/// Cuts a stream of one file's bytes into chunks as they arrive (fixed-size or FastCDC), hands
-/// them to the writer and remembers their ids. One buffer of twice the maximum chunk, reused for
-/// every file.
-final class StreamChunker {
-    private let repo: TenantRepository
-    private let writer: BlobWriter
-    private let hmac: HMACSHA256
-    private let maxChunk: Int
-    private let buffer: UnsafeMutableRawBufferPointer
-    private var start = 0, end = 0
-    private var fixed: Int?
-    private var chunks: [ObjectID] = []
-
-    init(repository: TenantRepository, writer: BlobWriter, maxChunk: Int) {
-        repo = repository
-        self.writer = writer
-        self.maxChunk = maxChunk
-        hmac = HMACSHA256(key: repository.keys.chunkID)
-        buffer = .allocate(byteCount: 2 * maxChunk, alignment: 64)
-    }
-
-    deinit { buffer.deallocate() }
-
-    func begin(fixed: Int?) {
-        self.fixed = fixed.map { min($0, maxChunk) }
-        start = 0
-        end = 0
-        chunks = []
-    }
-
-    func append(_ data: UnsafeRawBufferPointer) throws {
-        var off = 0
-        let threshold = fixed ?? maxChunk
-        while off < data.count {
-            if end == buffer.count {
-                if end > start { memmove(buffer.baseAddress!, buffer.baseAddress! + start, end - start) }
-                end -= start
-                start = 0
-            }
-            let n = min(buffer.count - end, data.count - off)
-            (buffer.baseAddress! + end).copyMemory(from: data.baseAddress! + off, byteCount: n)
-            end += n
-            off += n
-            while end - start >= threshold { try emit() }
-        }
-    }
-
-    private func emit() throws {
-        let window = UnsafeRawBufferPointer(rebasing: buffer[start..<end])
-        let n = fixed.map { Swift.min($0, window.count) } ?? repo.chunker.cut(window)
-        let chunk = UnsafeRawBufferPointer(rebasing: window[0..<n])
-        let id = hmac.mac(chunk)
-        try writer.add(id: id, type: .data, data: chunk)
-        chunks.append(id)
-        start += n
-    }
-
-    func finish() throws -> [ObjectID] {
-        while start < end { try emit() }
-        return chunks
-    }
-
-    /// Chunks a serialised tree into tree blobs and returns their ids.
-    func storeTree(_ bytes: [UInt8]) throws -> [String] {
-        var ids: [String] = []
-        try bytes.withUnsafeBytes { buf in
-            var offset = 0
-            while offset < buf.count {
-                let rest = UnsafeRawBufferPointer(rebasing: buf[offset...])
-                let n = repo.chunker.cut(rest)
-                let chunk = UnsafeRawBufferPointer(rebasing: rest[0..<n])
-                let id = hmac.mac(chunk)
-                try writer.add(id: id, type: .tree, data: chunk)
-                ids.append(id.hex)
-                offset += n
-            }
-        }
-        return ids
     }
 }
