@@ -5,7 +5,6 @@ import Darwin
 #endif
 import Foundation
 import TresorCore
-import TresorCrypto
 import TresorRepository
 
 /// Backs up a tenant's document roots into one snapshot.

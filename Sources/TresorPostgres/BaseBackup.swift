@@ -1,6 +1,5 @@
 import Foundation
 import TresorCore
-import TresorCrypto
 import TresorRepository
 
 /// Takes a base backup over the replication protocol and stores it as a `pg-base` snapshot.

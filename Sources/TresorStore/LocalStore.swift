@@ -10,8 +10,9 @@ import TresorCore
 ///
 /// A put writes a temporary file under `.tmp/`, fsyncs it, renames (or, for `ifAbsent`, hard-links)
 /// it into place and fsyncs the directory, so an object is either absent or complete even across a
-/// crash or `kill -9`; temporaries left by a killed writer are never listed and are removed by
-/// ``removeStaleTemporaries(olderThan:)``.
+/// crash or `kill -9`; temporaries left by a killed writer are never listed or referenced. (They
+/// are not removed yet: `.tmp/` is shared by every tenant of the store, so that belongs to a
+/// store-wide maintenance job, not to one tenant's run.)
 public final class LocalStore: Store {
     public let root: URL
     public let location: String
@@ -203,19 +204,6 @@ public final class LocalStore: Store {
         try validateStoreKey(key)
         if unlink(path(key)) != 0 && errno != ENOENT {
             throw posixError("delete \(key)")
-        }
-    }
-
-    /// Removes temporaries that a killed writer left behind.
-    public func removeStaleTemporaries(olderThan age: TimeInterval, now: Date) {
-        let tmp = root.path + "/.tmp"
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: tmp) else { return }
-        for name in names {
-            let p = tmp + "/" + name
-            if let attrs = try? FileManager.default.attributesOfItem(atPath: p),
-               let m = attrs[.modificationDate] as? Date, now.timeIntervalSince(m) > age {
-                unlink(p)
-            }
         }
     }
 
