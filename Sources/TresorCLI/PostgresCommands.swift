@@ -165,11 +165,79 @@ struct PGCommand: ParsableCommand {
     }
 
     struct Stream: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Replication-protocol WAL streaming (not implemented yet).")
+        static let configuration = CommandConfiguration(
+            abstract: "Stream WAL over the replication protocol into the archive until stopped (SIGTERM/SIGINT).",
+            discussion: "Stores received WAL at least every [postgres] stream_flush_interval, reconnects when the server goes away, and confirms to the server only WAL that is stored. Runs next to archive_command.")
         @Argument var tenant: String
+        @Option(help: "Physical replication slot (default tresor_<tenant>; created when missing).") var slot: String?
 
         func run() throws {
-            throw CoreError.usage("tresor pg stream is not implemented yet", hint: "use archive_command (tresor pg setup \(tenant)) with archive_timeout for the RPO")
+            StopSignal.install()
+            _ = try ctx.installation().streamPostgres(tenant: tenant, slot: slot, log: { event in
+                let record = StreamEventRecord(event)
+                ctx.emit(record) { record.human }
+                fflush(nil)
+            }, shouldStop: { StopSignal.requested })
+        }
+    }
+}
+
+/// One line of `pg stream` output.
+struct StreamEventRecord: Encodable {
+    var event: String
+    var time: String
+    var timeline: UInt32?
+    var start: String?
+    var slot: String?
+    var createdSlot: Bool?
+    var systemID: String?
+    var segment: String?
+    var result: String?
+    var reason: String?
+    var retryInSeconds: Double?
+    var stats: WALStreamer.Stats?
+
+    init(_ e: WALStreamer.Event) {
+        time = TimeFormat.string(Date(), fractional: true)
+        switch e {
+        case .connected(let systemID, let timeline, let start, let slot, let created):
+            event = "connected"
+            self.systemID = systemID
+            self.timeline = timeline
+            self.start = LSN.format(start)
+            self.slot = slot
+            createdSlot = created
+        case .segment(let name, let result):
+            event = "segment"
+            segment = name
+            self.result = result.rawValue
+        case .conflict(let name):
+            event = "conflict"
+            segment = name
+            result = "kept_archived_copy"
+        case .disconnected(let reason, let retryIn):
+            event = "disconnected"
+            self.reason = reason
+            retryInSeconds = retryIn
+        case .stopped(let stats):
+            event = "stopped"
+            self.stats = stats
+        }
+    }
+
+    var human: String {
+        switch event {
+        case "connected":
+            return "\(time) streaming timeline \(timeline ?? 0) from \(start ?? "?") through slot \(slot ?? "?")\(createdSlot == true ? " (created)" : "") of system \(systemID ?? "?")"
+        case "segment":
+            return "\(time) stored \(segment ?? "?")\(result == "already_archived" ? " (already archived)" : "")"
+        case "conflict":
+            return "\(time) warning: \(segment ?? "?") is archived with different content; kept the archived copy"
+        case "disconnected":
+            return "\(time) disconnected: \(reason ?? "?"); reconnecting in \(Int(retryInSeconds ?? 0)) s"
+        default:
+            let s = stats
+            return "\(time) stopped: stored up to \(s?.storedLSN ?? "?"), \(s?.segmentsStored ?? 0) segments stored, \(s?.segmentsAlreadyArchived ?? 0) already archived, \(s?.partialStores ?? 0) partial stores, \(formatBytes(s?.bytesReceived ?? 0)) received"
         }
     }
 }

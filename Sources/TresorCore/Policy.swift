@@ -41,6 +41,12 @@ public struct Policy: Sendable, Equatable {
         public var relationChunkBytes: Int
         /// How long a base backup waits for its WAL to reach the archive before it fails.
         public var archiveWait: PolicyDuration
+        /// `pg stream`: the longest streamed WAL stays only in memory before it is stored as the
+        /// segment's partial object (the RPO of a crash of the primary).
+        public var streamFlushInterval: PolicyDuration
+        /// `pg stream`: how often it reports its positions to the server when nothing else
+        /// happens (below the server's `wal_sender_timeout`).
+        public var streamStatusInterval: PolicyDuration
     }
 
     public var backup: Backup
@@ -67,7 +73,12 @@ public struct Policy: Sendable, Equatable {
         postgres = Postgres(
             walPrefetchDepth: try r.int("postgres.wal_prefetch_depth", in: 0...256),
             relationChunkBytes: try r.int("postgres.relation_chunk_bytes", in: 8192...(64 << 20)),
-            archiveWait: try r.duration("postgres.archive_wait"))
+            archiveWait: try r.duration("postgres.archive_wait"),
+            streamFlushInterval: try r.duration("postgres.stream_flush_interval"),
+            streamStatusInterval: try r.duration("postgres.stream_status_interval"))
+        guard postgres.streamFlushInterval.seconds > 0, postgres.streamStatusInterval.seconds > 0 else {
+            throw CoreError.usage("\(source): postgres.stream_flush_interval and stream_status_interval must be more than 0s")
+        }
         guard postgres.relationChunkBytes % 8192 == 0, postgres.relationChunkBytes <= backup.chunkMax else {
             throw CoreError.usage("\(source): postgres.relation_chunk_bytes must be a multiple of 8192 and at most backup.chunk_max_bytes")
         }

@@ -24,6 +24,8 @@ public struct PostgresAccess: Codable, Sendable {
 
     static func directory(_ home: Home, _ tenant: String) -> URL { home.root.appendingPathComponent("pg/\(tenant)") }
     static func spool(_ home: Home, _ tenant: String) -> URL { home.root.appendingPathComponent("spool/pg/\(tenant)") }
+    /// The replication slot `pg stream` uses unless told otherwise.
+    static func defaultSlot(_ tenant: String) -> String { "tresor_" + tenant.lowercased().replacingOccurrences(of: "-", with: "_") }
 }
 
 /// What `tresor pg setup` prints and did.
@@ -141,7 +143,7 @@ extension Installation {
         let homeArg = home.root.path
         let push = "\(binary) --home \(homeArg) pg wal-push \(name) %p"
         let fetch = "\(binary) --home \(homeArg) pg wal-fetch \(name) %f %p"
-        let slot = "tresor_\(name.replacingOccurrences(of: "-", with: "_"))"
+        let slot = PostgresAccess.defaultSlot(name)
         let settings = ["wal_level": "replica", "archive_mode": "on", "archive_command": push, "restore_command": fetch,
                         "max_wal_senders": "4", "wal_segment_size": "16MB (the default; others are not supported)"]
         let conf = [
@@ -157,7 +159,7 @@ extension Installation {
             "host replication <dsn user> 127.0.0.1/32 scram-sha-256",
         ]
         return PostgresSetupResult(tenant: name, settings: settings, postgresqlConf: conf, pgHBA: hba, restoreCommand: fetch,
-                                   slot: "SELECT pg_create_physical_replication_slot('\(slot)');  -- for tresor pg stream (not implemented yet)",
+                                   slot: "SELECT pg_create_physical_replication_slot('\(slot)', true);  -- tresor pg stream \(name) creates it when missing",
                                    prepared: prepared, todo: todo)
     }
 
@@ -199,8 +201,11 @@ extension Installation {
         }
     }
 
-    private func walWithTimes(_ archive: WALArchive) throws -> [(name: WALName, pushedAt: Date)] {
-        try archive.list().map { ($0.name, try archive.pushedAt($0.name)) }
+    private func walWithTimes(_ archive: WALArchive) throws -> [ArchivedWAL] {
+        try archive.list().map {
+            let h = try archive.header($0.name)
+            return ArchivedWAL(name: $0.name, pushedAt: h.pushedAt, length: h.length)
+        }
     }
 
     /// `tresor pg window T`.
@@ -303,5 +308,40 @@ public struct PostgresWALAccess: Sendable {
         let archive = WALArchive(store: store, tenant: tenant, keys: keys, compressionLevel: policy.backup.compressionLevel, clock: clock)
         return PostgresWALAccess(archive: archive, spool: WALSpool(archive: archive, directory: PostgresAccess.spool(home, tenant).path),
                                  policy: policy)
+    }
+}
+
+extension Installation {
+    /// `tresor pg stream T`: streams the tenant's WAL into its archive until a stop is
+    /// requested (SIGTERM or SIGINT), through the physical replication slot `slot` (default
+    /// `tresor_<tenant>`, created when missing). One stream per tenant and home (a lock).
+    public func streamPostgres(tenant name: String, slot: String?, log: @escaping (WALStreamer.Event) -> Void,
+                               shouldStop: @escaping () -> Bool) throws -> WALStreamer.Stats {
+        let tenant = try self.tenant(name)
+        guard let dsn = tenant.pgDSN else {
+            throw CoreError.usage("tenant '\(name)' has no postgresql dsn", hint: "register the tenant with tresor tenant add \(name) ... --pg DSN")
+        }
+        let slotName = slot ?? PostgresAccess.defaultSlot(name)
+        guard !slotName.isEmpty, slotName.count <= 63, slotName.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") }) else {
+            throw CoreError.usage("replication slot name '\(slotName)' is not valid", hint: "use lower-case letters, digits and _ (at most 63)")
+        }
+        let lock = try TenantLock(home: home, name: name + ".stream")
+        defer { withExtendedLifetime(lock) {} }
+        let repo = try repository(for: tenant, create: true)
+        let archive = WALArchive(store: repo.store, tenant: name, keys: repo.keys.wal,
+                                 compressionLevel: policy.backup.compressionLevel, clock: clock)
+        let run = try catalog.startRun(kind: "pg-stream", tenant: name, at: clock.now())
+        let streamer = WALStreamer(dsn: dsn, archive: archive,
+                                   settings: .init(slot: slotName, flushInterval: policy.postgres.streamFlushInterval.seconds,
+                                                   statusInterval: policy.postgres.streamStatusInterval.seconds),
+                                   log: log, shouldStop: shouldStop)
+        do {
+            let stats = try streamer.run()
+            try catalog.finishRun(id: run, at: clock.now(), status: "ok", detail: json(stats))
+            return stats
+        } catch {
+            try? catalog.finishRun(id: run, at: clock.now(), status: "failed", detail: json(["error": "\(error)"]))
+            throw error
+        }
     }
 }

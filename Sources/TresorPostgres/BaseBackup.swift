@@ -58,7 +58,7 @@ public final class BaseBackup {
     }
 
     private func runUnchecked(dsn: String, archive: WALArchive) throws -> (id: ObjectID, manifest: SnapshotManifest) {
-        let conn = try PGConnection(dsn: dsn, replication: true)
+        let conn = try PGConnection(dsn: dsn, mode: .replicationDatabase)
         let ident = try conn.query("IDENTIFY_SYSTEM")
         guard let row = ident.first, row.count >= 2, let systemID = row[0] else {
             throw PostgresError(.server, "identify_system returned nothing")

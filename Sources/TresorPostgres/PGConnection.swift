@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CLibpq
 import Foundation
 import TresorCore
@@ -7,16 +10,31 @@ import TresorCore
 /// failure becomes a ``PostgresError`` in ``failure(_:)``. Calls block the calling thread: use it
 /// from a dedicated thread, never from Swift's cooperative pool.
 public final class PGConnection {
-    private let conn: OpaquePointer
+    fileprivate let conn: OpaquePointer
 
-    /// Connects with a conninfo string or URI. `replication` adds `replication=database`, which
-    /// allows replication commands (BASE_BACKUP, IDENTIFY_SYSTEM) and plain SQL on one connection.
-    public init(dsn: String, replication: Bool = false) throws {
+    /// What kind of connection to open.
+    public enum Mode: Sendable {
+        case sql
+        /// `replication=database`: replication commands (BASE_BACKUP, IDENTIFY_SYSTEM) and plain
+        /// SQL on one connection.
+        case replicationDatabase
+        /// `replication=true`: a physical walsender (START_REPLICATION of WAL), what
+        /// pg_receivewal opens.
+        case physicalReplication
+    }
+
+    /// Connects with a conninfo string or URI.
+    public init(dsn: String, mode: Mode = .sql, applicationName: String = "tresor") throws {
         var keys: [String] = ["dbname", "fallback_application_name"]
-        var values: [String] = [dsn, "tresor"]
-        if replication {
+        var values: [String] = [dsn, applicationName]
+        switch mode {
+        case .sql: break
+        case .replicationDatabase:
             keys.append("replication")
             values.append("database")
+        case .physicalReplication:
+            keys.append("replication")
+            values.append("true")
         }
         let c: OpaquePointer? = withCStrings(keys) { k in
             withCStrings(values) { v in PQconnectdbParams(k, v, 1) }
@@ -46,7 +64,7 @@ public final class PGConnection {
         return try rows(res, sql: sql)
     }
 
-    private func rows(_ res: OpaquePointer, sql: String) throws -> [[String?]] {
+    fileprivate func rows(_ res: OpaquePointer, sql: String) throws -> [[String?]] {
         let status = PQresultStatus(res)
         guard status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK else {
             let msg = String(cString: PQresultErrorMessage(res)).split(separator: "\n").first.map(String.init) ?? "error"
@@ -94,6 +112,92 @@ public final class PGConnection {
         defer { PQfreemem(buffer) }
         try body(UnsafeRawBufferPointer(start: buffer, count: Int(n)))
         return true
+    }
+}
+
+// MARK: COPY BOTH (streaming replication)
+
+extension PGConnection {
+    /// Runs START_REPLICATION (or another command that enters COPY BOTH mode) and switches the
+    /// connection to non-blocking reads.
+    public func startCopyBoth(_ command: String) throws {
+        guard let res = PQexec(conn, command) else { throw failure("cannot send \(command)") }
+        defer { PQclear(res) }
+        guard PQresultStatus(res) == PGRES_COPY_BOTH else {
+            let msg = String(cString: PQresultErrorMessage(res)).split(separator: "\n").first.map(String.init) ?? "error"
+            throw PostgresError(.server, "\(command.split(separator: " ").first ?? "") failed: \(msg)")
+        }
+    }
+
+    /// What one read of a COPY stream gave.
+    public enum CopyRead {
+        /// A CopyData message (valid only during the body of ``readCopy(timeout:_:)``).
+        case message
+        /// Nothing arrived within the timeout.
+        case idle
+        /// The server ended the copy (shutdown, or the end of a timeline).
+        case ended
+    }
+
+    /// Reads one CopyData message, waiting at most `timeout` seconds for the socket, and hands it
+    /// to `body`. Throws when the connection is lost.
+    public func readCopy(timeout: Double, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> CopyRead {
+        var buffer: UnsafeMutablePointer<CChar>? = nil
+        var n = PQgetCopyData(conn, &buffer, 1)
+        if n == 0 {
+            var pfd = pollfd(fd: PQsocket(conn), events: Int16(POLLIN), revents: 0)
+            let ms = Int32(max(0, min(timeout, 3600)) * 1000)
+            let ready = poll(&pfd, 1, ms)
+            if ready < 0 && errno != EINTR { throw PostgresError(.server, "poll on the replication connection failed: \(String(cString: strerror(errno)))") }
+            if ready <= 0 { return .idle }
+            guard PQconsumeInput(conn) == 1 else { throw failure("replication connection lost") }
+            n = PQgetCopyData(conn, &buffer, 1)
+            if n == 0 { return .idle }
+        }
+        if n == -1 { return .ended }
+        if n < -1 { throw failure("replication connection lost") }
+        defer { PQfreemem(buffer) }
+        try body(UnsafeRawBufferPointer(start: buffer, count: Int(n)))
+        return .message
+    }
+
+    /// Sends one CopyData message and flushes it to the server.
+    public func sendCopy(_ bytes: [UInt8]) throws {
+        let sent = bytes.withUnsafeBufferPointer { b in
+            b.withMemoryRebound(to: CChar.self) { PQputCopyData(conn, $0.baseAddress, Int32($0.count)) }
+        }
+        guard sent == 1 else { throw failure("cannot send to the replication connection") }
+        while true {
+            let f = PQflush(conn)
+            if f == 0 { return }
+            if f < 0 { throw failure("cannot send to the replication connection") }
+            var pfd = pollfd(fd: PQsocket(conn), events: Int16(POLLOUT), revents: 0)
+            _ = poll(&pfd, 1, 1000)
+        }
+    }
+
+    /// After the server ended a copy: the results that follow (for START_REPLICATION at the
+    /// end of a timeline, one row with the next timeline and where it starts).
+    public func resultsAfterCopy() throws -> [[String?]] {
+        var rows: [[String?]] = []
+        var copies = 0
+        while let res = PQgetResult(conn) {
+            defer { PQclear(res) }
+            let status = PQresultStatus(res)
+            if status == PGRES_TUPLES_OK {
+                rows += try self.rows(res, sql: "START_REPLICATION")
+            } else if status == PGRES_COPY_BOTH || status == PGRES_COPY_IN {
+                // The server sent CopyDone; answer with ours so the command can complete.
+                copies += 1
+                if copies > 3 { break }
+                PQputCopyEnd(conn, nil)
+                _ = PQflush(conn)
+            } else if status != PGRES_COMMAND_OK && status != PGRES_COPY_OUT {
+                let msg = String(cString: PQresultErrorMessage(res)).split(separator: "\n").first.map(String.init) ?? "error"
+                throw PostgresError(.server, "replication ended with an error: \(msg)")
+            }
+        }
+        return rows
     }
 }
 

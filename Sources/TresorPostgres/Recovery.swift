@@ -26,17 +26,35 @@ public struct BaseBackupRef: Sendable, Equatable {
     var endLSN: UInt64 { LSN.parse(info.endLSN) ?? .max }
 }
 
+/// One stored WAL object as the planner sees it (from its header).
+public struct ArchivedWAL: Sendable, Equatable {
+    public var name: WALName
+    public var pushedAt: Date
+    /// Plaintext bytes: a whole segment, or what `pg stream` received of a `.streaming` one.
+    public var length: UInt64
+
+    public init(name: WALName, pushedAt: Date, length: UInt64 = WALName.segmentSize) {
+        self.name = name
+        self.pushedAt = pushedAt
+        self.length = length
+    }
+}
+
 /// The earliest and latest points a tenant's database can be restored to.
 public struct RecoveryWindow: Sendable, Codable, Equatable {
     /// The end of the oldest base backup (nothing earlier can be restored).
     public var earliestTime: String?
     public var earliestLSN: String?
     /// When the last WAL segment of the unbroken run after the newest base backup was archived,
-    /// and the LSN where that segment ends. Commits after the last commit in that WAL are not
-    /// recoverable; a time target past the last commit makes PostgreSQL stop with an error.
+    /// and the LSN where that segment ends; or, when `pg stream` stored part of the segment
+    /// after that run, when it last did and where that part ends. Commits after the last commit
+    /// in that WAL are not recoverable; a time target past the last commit makes PostgreSQL stop
+    /// with an error.
     public var latestTime: String?
     public var latestLSN: String?
     public var timeline: UInt32?
+    /// The `.streaming` object the latest point is in, when streaming reached past the archive.
+    public var streamed: String?
     /// Missing segments between archived ones, per timeline (`first..last`).
     public var gaps: [String]
     public var baseBackups: Int
@@ -45,8 +63,8 @@ public struct RecoveryWindow: Sendable, Codable, Equatable {
 
 /// Pure planning of point-in-time restores: the window, and which base backup serves a target.
 public enum RecoveryPlanner {
-    /// Computes the window from the base backups and the archived WAL (with push times).
-    public static func window(backups: [BaseBackupRef], wal: [(name: WALName, pushedAt: Date)]) -> RecoveryWindow {
+    /// Computes the window from the base backups and the stored WAL.
+    public static func window(backups: [BaseBackupRef], wal: [ArchivedWAL]) -> RecoveryWindow {
         let segments = wal.filter { $0.name.kind == .segment }
         var gaps: [String] = []
         for tli in Set(segments.map(\.name.timeline)).sorted() {
@@ -59,19 +77,24 @@ public enum RecoveryPlanner {
         guard let oldest = backups.min(by: { $0.endLSN < $1.endLSN }), let newest = backups.max(by: { $0.endLSN < $1.endLSN }) else { return w }
         w.earliestTime = oldest.info.endTime
         w.earliestLSN = oldest.info.endLSN
-        // Follow the newest backup's timeline from its first segment while segments are contiguous.
+        // Follow the newest backup's timeline from its first segment while segments are
+        // contiguous, then into the streamed part of the next one.
         guard let start = WALName(newest.info.startWAL) else { return w }
-        let byName = Dictionary(segments.map { ($0.name, $0.pushedAt) }, uniquingKeysWith: { a, _ in a })
-        var last: (WALName, Date)? = nil
+        let byName = Dictionary(wal.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var latest: (lsn: UInt64, time: Date, streamed: String?)? = nil
         var s = start
         while let t = byName[s] {
-            last = (s, t)
+            latest = (s.next.startLSN, t.pushedAt, nil)
             s = s.next
         }
-        if let (name, time) = last, name.segment >= (WALName(newest.info.endWAL)?.segment ?? 0) {
-            w.latestTime = TimeFormat.string(time, fractional: true)
-            w.latestLSN = LSN.format(name.next.startLSN)
-            w.timeline = name.timeline
+        if let streamed = byName[s.with(kind: .streaming)], streamed.length > 0 {
+            latest = (s.startLSN + streamed.length, streamed.pushedAt, streamed.name.description)
+        }
+        if let latest, latest.lsn >= newest.endLSN {
+            w.latestTime = TimeFormat.string(latest.time, fractional: true)
+            w.latestLSN = LSN.format(latest.lsn)
+            w.timeline = s.timeline
+            w.streamed = latest.streamed
         }
         return w
     }

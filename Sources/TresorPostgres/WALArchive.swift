@@ -57,28 +57,46 @@ public struct WALArchive: Sendable {
     /// object is durably in the store (the store's put is atomic and synced).
     public func push(path: String, name: String? = nil) throws -> PushResult {
         let fileName = name ?? (path as NSString).lastPathComponent
-        guard let wal = WALName(fileName) else {
+        guard let wal = WALName(fileName), wal.kind != .streaming else {
             throw PostgresError(.usage, "'\(fileName)' is not a WAL segment, .partial, .backup or .history file name")
         }
         let data = try readWholeFile(path)
-        return try data.withUnsafeBytes { buf in
-            let hash = WALObject.hash(buf, keys: keys)
-            let k = key(wal)
+        return try data.withUnsafeBytes { try push($0, name: wal) }
+    }
+
+    /// Archives one WAL file's bytes under `name`, applying the duplicate rule.
+    public func push(_ buf: UnsafeRawBufferPointer, name wal: WALName) throws -> PushResult {
+        let fileName = wal.description
+        let hash = WALObject.hash(buf, keys: keys)
+        let k = key(wal)
+        switch Self.decide(existing: try storedHash(k, name: fileName), pushing: hash) {
+        case .alreadyArchived: return .alreadyArchived
+        case .refuse: throw conflict(fileName)
+        case .store:
+            let stored = try WALObject.withSealed(buf, name: fileName, keys: keys, level: compressionLevel, pushedAt: clock.now()) {
+                try store.put(k, bytes: $0, ifAbsent: true)
+            }
+            if stored { return .stored }
+            // Another push won the race: apply the rule to what it stored.
             switch Self.decide(existing: try storedHash(k, name: fileName), pushing: hash) {
-            case .alreadyArchived: return .alreadyArchived
+            case .alreadyArchived, .store: return .alreadyArchived
             case .refuse: throw conflict(fileName)
-            case .store:
-                let stored = try WALObject.withSealed(buf, name: fileName, keys: keys, level: compressionLevel, pushedAt: clock.now()) {
-                    try store.put(k, bytes: $0, ifAbsent: true)
-                }
-                if stored { return .stored }
-                // Another push won the race: apply the rule to what it stored.
-                switch Self.decide(existing: try storedHash(k, name: fileName), pushing: hash) {
-                case .alreadyArchived, .store: return .alreadyArchived
-                case .refuse: throw conflict(fileName)
-                }
             }
         }
+    }
+
+    /// Stores the first `buf.count` bytes of `segment` as its `.streaming` object, replacing the
+    /// previous one atomically. Durable when it returns.
+    public func storeStreamed(_ buf: UnsafeRawBufferPointer, segment: WALName) throws {
+        let name = segment.with(kind: .streaming)
+        try WALObject.withSealed(buf, name: name.description, keys: keys, level: compressionLevel, pushedAt: clock.now()) {
+            _ = try store.put(key(name), bytes: $0, ifAbsent: false)
+        }
+    }
+
+    /// Removes the `.streaming` object of `segment` (once the whole segment is archived).
+    public func removeStreamed(segment: WALName) throws {
+        try store.delete(key(segment.with(kind: .streaming)))
     }
 
     private func conflict(_ name: String) -> PostgresError {
@@ -102,6 +120,19 @@ public struct WALArchive: Sendable {
         return try WALObject.open(sealed, name: name.description, keys: keys)
     }
 
+    /// What `restore_command` gets for segment `name`: the archived segment, or else the part
+    /// `pg stream` received of it, padded with zeros to a whole segment as PostgreSQL expects
+    /// (replay stops at the first zero record, the end of the streamed WAL).
+    public func fetchForRecovery(_ name: WALName) throws -> [UInt8] {
+        do {
+            return try fetch(name)
+        } catch let e as PostgresError where e.code == .notFound && name.kind == .segment {
+            guard var streamed = try? fetch(name.with(kind: .streaming)), streamed.count <= Int(WALName.segmentSize) else { throw e }
+            streamed.append(contentsOf: repeatElement(0, count: Int(WALName.segmentSize) - streamed.count))
+            return streamed
+        }
+    }
+
     /// Every archived WAL file, sorted by timeline and position.
     public func list() throws -> [(name: WALName, size: Int)] {
         try store.list(prefix: layout.walPrefix).compactMap { o in
@@ -110,9 +141,9 @@ public struct WALArchive: Sendable {
         }.sorted { $0.name < $1.name }
     }
 
-    /// When a stored WAL file was pushed (from its header; one small ranged read).
-    public func pushedAt(_ name: WALName) throws -> Date {
-        try WALObject.header(try store.get(key(name), range: 0..<WALObject.headerSize), name: name.description).pushedAt
+    /// A stored WAL file's header: when it was pushed and its length (one small ranged read).
+    public func header(_ name: WALName) throws -> WALObject.Header {
+        try WALObject.header(try store.get(key(name), range: 0..<WALObject.headerSize), name: name.description)
     }
 }
 

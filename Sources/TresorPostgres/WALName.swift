@@ -19,6 +19,10 @@ public struct WALName: Sendable, Hashable, Comparable, CustomStringConvertible {
         case backup(String)
         /// `TTTTTTTT.history`.
         case history
+        /// `<segment>.streaming`: the part of a segment `tresor pg stream` has received so far
+        /// (Tresor's own object, never a file PostgreSQL archives; replaced as the segment grows
+        /// and removed once the whole segment is stored).
+        case streaming
     }
 
     /// The timeline ID (the first 8 hex digits).
@@ -51,6 +55,8 @@ public struct WALName: Sendable, Hashable, Comparable, CustomStringConvertible {
             kind = .segment
         } else if rest == ".partial" {
             kind = .partial
+        } else if rest == ".streaming" {
+            kind = .streaming
         } else if rest.hasPrefix("."), rest.hasSuffix(".backup"), rest.count == 16, hex(rest.dropFirst().prefix(8)) != nil {
             kind = .backup(String(rest.dropFirst().prefix(8)))
         } else {
@@ -72,6 +78,7 @@ public struct WALName: Sendable, Hashable, Comparable, CustomStringConvertible {
         case .history: return timelineHex + ".history"
         case .segment: return segmentName
         case .partial: return segmentName + ".partial"
+        case .streaming: return segmentName + ".streaming"
         case .backup(let offset): return segmentName + "." + offset + ".backup"
         }
     }
@@ -82,6 +89,9 @@ public struct WALName: Sendable, Hashable, Comparable, CustomStringConvertible {
 
     /// The next segment on the same timeline.
     public var next: WALName { WALName(timeline: timeline, segment: segment + 1) }
+
+    /// The same segment with another kind (`.segment` for a `.streaming` name, and back).
+    public func with(kind: Kind) -> WALName { WALName(timeline: timeline, segment: segment, kind: kind) }
 
     /// The first LSN of this segment.
     public var startLSN: UInt64 { segment * Self.segmentSize }

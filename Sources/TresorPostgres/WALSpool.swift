@@ -30,8 +30,9 @@ public struct WALSpool: Sendable {
         case archive
     }
 
-    /// Writes WAL file `name` to `destination`. Throws ``PostgresError/Code/notFound`` when the
-    /// archive does not have it (restore_command must then exit 1).
+    /// Writes WAL file `name` to `destination` (a segment only streamed so far as its received
+    /// part, see ``WALArchive/fetchForRecovery(_:)``). Throws ``PostgresError/Code/notFound``
+    /// when the archive does not have it (restore_command must then exit 1).
     public func deliver(_ name: WALName, to destination: String) throws -> Source {
         let spooled = directory + "/" + name.description
         if access(spooled, F_OK) == 0 {
@@ -42,7 +43,7 @@ public struct WALSpool: Sendable {
                 return .spool
             }
         }
-        try writeFileAtomically(try archive.fetch(name), to: destination)
+        try writeFileAtomically(try archive.fetchForRecovery(name), to: destination)
         return .archive
     }
 

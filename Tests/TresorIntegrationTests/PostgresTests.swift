@@ -189,3 +189,93 @@ extension ISO8601DateFormatter {
         return f
     }
 }
+
+extension PostgresTests {
+    /// `pg stream` next to archive_command: it survives a server restart, confirms to the slot only
+    /// what is stored, and after `kill -9` of the primary's postmaster a `--latest` restore has
+    /// every marker committed up to the flush interval before the crash.
+    @Test func streamingKeepsTheRPOWithinTheFlushIntervalWhenThePrimaryIsKilled() throws {
+        let f = try PostgresFixture()
+        let flushInterval = 1.0
+        try "[postgres]\nstream_flush_interval = \"\(Int(flushInterval))s\"\n".write(toFile: f.home + "/policies/zz-test.toml", atomically: true, encoding: .utf8)
+        _ = try f.insertMarkers(1...2)
+        try f.expectOK(["pg", "basebackup", "acme"])
+
+        let log = f.dir.sub("stream.log").path
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let stream = f.tresor.start(["--json", "pg", "stream", "acme"])
+        stream.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        stream.standardError = stream.standardOutput
+        try stream.run()
+        defer { if stream.isRunning { stream.terminate() } }
+        let slotActive = "SELECT coalesce((SELECT active::text FROM pg_replication_slots WHERE slot_name = 'tresor_acme'), 'none')"
+        #expect(try f.cluster.waitFor(slotActive, toBe: "true", seconds: 30) == "true", "stream log:\n\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+
+        // Markers 100 ms apart; each one's commit time as the server recorded it.
+        var at: [Int: Date] = [:]
+        func marker(_ i: Int) throws {
+            let text = try f.cluster.sql("INSERT INTO marker VALUES (\(i), clock_timestamp()) RETURNING extract(epoch FROM at)")
+            // psql prints the row, then the command tag.
+            at[i] = Date(timeIntervalSince1970: try #require(text.split(separator: "\n").first.flatMap { Double($0) }))
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        for i in 3...10 { try marker(i) }
+        // A finished segment reaches the archive twice (archive_command and the stream): the
+        // duplicate rule keeps one copy and neither side fails.
+        try f.cluster.switchAndWaitForArchive()
+        for i in 11...20 { try marker(i) }
+        // A server restart: the stream reconnects through the slot and goes on.
+        try f.cluster.stop()
+        try f.cluster.start()
+        #expect(try f.cluster.waitFor(slotActive, toBe: "true", seconds: 60) == "true")
+        for i in 21...40 { try marker(i) }
+
+        // Within the flush interval (and a margin for the store write), the WAL of every commit
+        // is stored, with no segment switch: the window's latest point passes the flush position.
+        let flushed = try #require(LSNValue(try f.cluster.sql("SELECT pg_current_wal_flush_lsn()")))
+        Thread.sleep(forTimeInterval: flushInterval + 1.5)
+        let window = try #require(try f.expectOK(["--json", "pg", "window", "acme"]).json())
+        let latest = try #require(LSNValue(window["latestLSN"] as? String ?? ""))
+        #expect(latest >= flushed, "window \(window) behind the server's flush position \(flushed)")
+        #expect(window["streamed"] as? String != nil, "\(window)")
+        // The slot holds no more than what is stored: its restart point is not past the window.
+        let restart = try #require(LSNValue(try f.cluster.sql("SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'tresor_acme'")))
+        let storedNow = try #require(LSNValue(try f.expectOK(["--json", "pg", "window", "acme"]).json()?["latestLSN"] as? String ?? ""))
+        #expect(restart <= storedNow)
+        #expect(try f.cluster.sql("SELECT failed_count FROM pg_stat_archiver") == "0")
+
+        // The crash: markers keep coming, then kill -9 of the postmaster right after one commits.
+        for i in 41...60 { try marker(i) }
+        let pid = try #require(Int32(try String(contentsOfFile: f.cluster.dataDirectory + "/postmaster.pid", encoding: .utf8)
+            .split(separator: "\n").first.map(String.init) ?? ""))
+        kill(pid, SIGKILL)
+        let crash = try #require(at[60])
+        Thread.sleep(forTimeInterval: flushInterval + 1)
+        stream.terminate()   // SIGTERM: store what is held, then exit 0
+        for _ in 0..<300 where stream.isRunning { Thread.sleep(forTimeInterval: 0.1) }
+        #expect(!stream.isRunning, "pg stream did not stop within 30 s of SIGTERM")
+        if stream.isRunning { kill(stream.processIdentifier, SIGKILL) }
+        stream.waitUntilExit()
+        let events = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(stream.terminationStatus == 0, "\(events)")
+        let stats = try #require(events.last?["stats"] as? [String: Any], "\(events)")
+        #expect(stats["conflicts"] as? Int == 0, "\(stats)")
+        #expect((stats["connections"] as? Int ?? 0) >= 2, "reconnected after the restart: \(stats)")
+        #expect(events.contains { $0["event"] as? String == "segment" }, "\(events)")
+
+        let (restored, ids) = try f.restoreAndStart(["--latest"])
+        defer { try? restored.stop() }
+        let last = try #require(ids.last)
+        #expect(ids == Array(1...last), "\(ids)")
+        let lost = crash.timeIntervalSince(try #require(at[last]))
+        #expect(lost <= flushInterval, "the restore ends at marker \(last), \(lost) s before the crash (markers up to 60)")
+    }
+}
+
+/// An LSN read from text (X/X), for comparisons in tests.
+private func LSNValue(_ text: String) -> UInt64? {
+    let parts = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "/")
+    guard parts.count == 2, let hi = UInt64(parts[0], radix: 16), let lo = UInt64(parts[1], radix: 16) else { return nil }
+    return hi << 32 | lo
+}

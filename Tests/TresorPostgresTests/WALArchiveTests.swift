@@ -95,7 +95,7 @@ private let keys = TenantKeys(dataKey: Array(repeating: 9, count: 32)).wal
 
     @Test func refusesTargetsOutsideTheWindowAndPicksTheNewestBackupBefore() throws {
         let t0 = TimeFormat.parse("2026-11-27T10:00:00Z")!
-        let wal = (2...6).map { (name: WALName(timeline: 1, segment: UInt64($0)), pushedAt: t0.addingTimeInterval(Double($0) * 60)) }
+        let wal = (2...6).map { ArchivedWAL(name: WALName(timeline: 1, segment: UInt64($0)), pushedAt: t0.addingTimeInterval(Double($0) * 60)) }
         let b1 = backup("2026-11-27T10:02:30Z", lsn: "0/2000100", start: "000000010000000000000002")
         let b2 = backup("2026-11-27T10:04:30Z", lsn: "0/4000100", start: "000000010000000000000004")
         let w = RecoveryPlanner.window(backups: [b1, b2], wal: wal)
@@ -118,7 +118,7 @@ private let keys = TenantKeys(dataKey: Array(repeating: 9, count: 32)).wal
 
     @Test func reportsGaps() {
         let t0 = Date(timeIntervalSince1970: 0)
-        let wal = [1, 2, 5].map { (name: WALName(timeline: 1, segment: UInt64($0)), pushedAt: t0) }
+        let wal = [1, 2, 5].map { ArchivedWAL(name: WALName(timeline: 1, segment: UInt64($0)), pushedAt: t0) }
         let w = RecoveryPlanner.window(backups: [], wal: wal)
         #expect(w.gaps == ["000000010000000000000003..000000010000000000000004"])
     }
