@@ -150,7 +150,7 @@ extension Installation {
             "wal_level = replica",
             "archive_mode = on",
             "archive_command = '\(push)'",
-            "archive_timeout = 60s   # the RPO: a segment is archived at least this often",
+            "archive_timeout = 60s   # the RPO without tresor pg stream \(name); with it, [postgres] stream_flush_interval",
             "max_wal_senders = 4",
             "# restore_command is written by tresor pg restore; for a standby: restore_command = '\(fetch)'",
         ]

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Streaming RPO: how much committed work a crash of the primary loses, Tresor (`pg stream` next to
+# archive_command) against pgBackRest (archive-push; it has no streaming), on one cluster in one run.
+#
+#   bash Benchmarks/pg-stream-rpo.sh [--scale 10] [--load 30]
+#
+# One PostgreSQL 15 cluster (pgbench -i -s SCALE) whose archive_command runs `tresor pg wal-push`
+# and `pgbackrest archive-push`, with archive_timeout = 60s as `tresor pg setup` prints it. Both
+# tools take a full base backup; `tresor pg stream` runs with the default policy
+# (stream_flush_interval = 2s). Then pgbench writes for LOAD seconds while a marker row with its
+# commit time is inserted every 100 ms; right after a marker commits the postmaster gets kill -9
+# (the data directory counts as lost). Each tool restores its latest state into a new data
+# directory; the RPO is the crash time minus the commit time of the newest marker that came back.
+# Also reported: the stream's CPU time and peak RSS, and the WAL it received.
+# Needs root, postgresql-15, pgbackrest, python3, /usr/bin/time. TRESOR_BIN or .build/release/tresor.
+set -euo pipefail
+SCALE=10 LOAD=30
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --scale) SCALE=${2:?}; shift 2 ;;
+        --load) LOAD=${2:?}; shift 2 ;;
+        *) echo "pg-stream-rpo: unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=/usr/lib/postgresql/15/bin
+TRESOR=${TRESOR_BIN:-$ROOT/.build/release/tresor}
+[ -x "$TRESOR" ] || (cd "$ROOT" && swift build -c release --product tresor)
+[ "$(id -u)" -eq 0 ] || { echo "pg-stream-rpo: run as root (postgres runs through runuser)" >&2; exit 2; }
+command -v pgbackrest >/dev/null || apt-get install -y -qq pgbackrest >/dev/null
+[ -x /usr/bin/time ] || apt-get install -y -qq time >/dev/null
+
+WORK=$(mktemp -d /tmp/pg-stream-rpo.XXXXXX)
+chmod 755 "$WORK"
+STREAM_PID=
+cleanup() {
+    [ -n "$STREAM_PID" ] && kill "$STREAM_PID" 2>/dev/null || true
+    for d in "$WORK"/data "$WORK"/restore-*; do
+        [ -f "$d/postmaster.pid" ] && runuser -u postgres -- "$BIN/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1 || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+as_pg() { runuser -u postgres -- "$@"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+PORT=$(free_port)
+mkdir -p "$WORK/sock" "$WORK/pgbr-repo" "$WORK/pgbr-lock" "$WORK/pgbr-spool"
+chown postgres "$WORK" "$WORK/sock" "$WORK/pgbr-repo" "$WORK/pgbr-lock" "$WORK/pgbr-spool"
+cat > "$WORK/pgbackrest.conf" <<CONF
+[global]
+repo1-path=$WORK/pgbr-repo
+compress-type=zst
+compress-level=3
+process-max=2
+log-level-console=warn
+log-level-file=off
+lock-path=$WORK/pgbr-lock
+spool-path=$WORK/pgbr-spool
+start-fast=y
+
+[bench]
+pg1-path=$WORK/data
+pg1-port=$PORT
+pg1-socket-path=$WORK/sock
+CONF
+chmod 644 "$WORK/pgbackrest.conf"
+PGBR="pgbackrest --config=$WORK/pgbackrest.conf --stanza=bench"
+
+export TRESOR_HOME=$WORK/tresor-home
+"$TRESOR" init >/dev/null
+"$TRESOR" store add local --url "file://$WORK/tresor-store" --region bench >/dev/null
+"$TRESOR" tenant add bench --region bench --store local --pg "host=127.0.0.1 port=$PORT user=postgres dbname=postgres" >/dev/null
+"$TRESOR" pg setup bench >/dev/null
+
+as_pg "$BIN/initdb" -D "$WORK/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
+cat >> "$WORK/data/postgresql.conf" <<CONF
+port = $PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$WORK/sock'
+wal_level = replica
+archive_mode = on
+archive_command = '"$TRESOR" --home "$TRESOR_HOME" pg wal-push bench %p && $PGBR archive-push %p'
+archive_timeout = 60s
+max_wal_size = 1GB
+CONF
+as_pg "$BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+PSQL="$BIN/psql -X -h 127.0.0.1 -p $PORT -U postgres -d postgres -Atq"
+
+echo "pgbench -i -s $SCALE, base backups ..."
+"$BIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -i -s "$SCALE" -q postgres >/dev/null 2>&1
+$PSQL -c "CREATE TABLE rpo_marker (id int PRIMARY KEY, at timestamptz NOT NULL)"
+as_pg $PGBR stanza-create >/dev/null
+as_pg $PGBR backup --type=full >/dev/null
+"$TRESOR" pg basebackup bench >/dev/null
+
+/usr/bin/time -f "%U %S %M" -o "$WORK/stream.time" "$TRESOR" pg stream bench > "$WORK/stream.log" 2>&1 &
+STREAM_PID=$!
+until [ "$($PSQL -c "SELECT coalesce((SELECT active FROM pg_replication_slots WHERE slot_name = 'tresor_bench')::text, 'f')")" = true ]; do sleep 0.2; done
+
+echo "pgbench -T $LOAD with a marker every 100 ms, then kill -9 of the postmaster ..."
+"$BIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -c 2 -j 2 -T $((LOAD + 30)) postgres >/dev/null 2>&1 &
+LOAD_PID=$!
+end=$(( $(date +%s) + LOAD )); i=0; CRASH=
+while [ "$(date +%s)" -lt "$end" ]; do
+    i=$((i + 1))
+    CRASH=$($PSQL -c "INSERT INTO rpo_marker VALUES ($i, clock_timestamp()) RETURNING extract(epoch FROM at)")
+    sleep 0.1
+done
+CRASH=$($PSQL -c "INSERT INTO rpo_marker VALUES ($((i + 1)), clock_timestamp()) RETURNING extract(epoch FROM at)")
+kill -9 "$(head -1 "$WORK/data/postmaster.pid")"
+wait "$LOAD_PID" 2>/dev/null || true
+sleep 3
+kill -TERM "$STREAM_PID"; wait "$STREAM_PID" || true; STREAM_PID=
+# The crashed cluster's data directory is gone with the machine: only the repositories remain.
+rm -rf "$WORK/data"
+
+newest_marker() { # $1 = data dir: start it, wait for the end of recovery, print max(at) as epoch
+    local port; port=$(free_port)
+    as_pg "$BIN/pg_ctl" -D "$1" -l "$1.log" -w -t 3600 -o "-p $port -k $WORK/sock -c archive_mode=off" start >/dev/null
+    until [ "$($BIN/psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atq -c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t ]; do sleep 0.2; done
+    $BIN/psql -X -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atq -c "SELECT coalesce(extract(epoch FROM max(at)), 0) FROM rpo_marker"
+    as_pg "$BIN/pg_ctl" -D "$1" -m immediate -w stop >/dev/null
+}
+echo "restores of the latest state ..."
+"$TRESOR" pg restore bench --pgdata "$WORK/restore-tresor" --latest >/dev/null
+T_NEWEST=$(newest_marker "$WORK/restore-tresor")
+mkdir -p "$WORK/restore-pgbr"; chown postgres "$WORK/restore-pgbr"; chmod 700 "$WORK/restore-pgbr"
+as_pg $PGBR restore --pg1-path="$WORK/restore-pgbr" --type=default >/dev/null
+P_NEWEST=$(newest_marker "$WORK/restore-pgbr")
+
+read -r S_USER S_SYS S_RSS < "$WORK/stream.time"
+python3 - "$CRASH" "$T_NEWEST" "$P_NEWEST" "$LOAD" "$S_USER" "$S_SYS" "$S_RSS" "$WORK/stream.log" <<'PY'
+import sys
+crash, t, p, load = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+user, sys_, rss = float(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7])
+log = open(sys.argv[8]).read().splitlines()
+print(f"| | Tresor (pg stream + wal-push) | pgBackRest (archive-push) |")
+print(f"| --- | --- | --- |")
+print(f"| RPO: crash minus newest recovered commit | {crash - t:.2f} s | {crash - p:.2f} s |")
+print(f"pg stream over ~{load:.0f} s of load: {user:.2f} s user + {sys_:.2f} s system CPU, peak RSS {rss / 1024:.0f} MiB")
+print("pg stream's last line:", log[-1] if log else "(none)")
+PY
