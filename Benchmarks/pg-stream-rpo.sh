@@ -2,7 +2,7 @@
 # Streaming RPO: how much committed work a crash of the primary loses, Tresor (`pg stream` next to
 # archive_command) against pgBackRest (archive-push; it has no streaming), on one cluster in one run.
 #
-#   bash Benchmarks/pg-stream-rpo.sh [--scale 10] [--load 30]
+#   bash Benchmarks/pg-stream-rpo.sh [--scale 10] [--load 30] [--kill-stream]
 #
 # One PostgreSQL 15 cluster (pgbench -i -s SCALE) whose archive_command runs `tresor pg wal-push`
 # and `pgbackrest archive-push`, with archive_timeout = 60s as `tresor pg setup` prints it. Both
@@ -11,14 +11,17 @@
 # commit time is inserted every 100 ms; right after a marker commits the postmaster gets kill -9
 # (the data directory counts as lost). Each tool restores its latest state into a new data
 # directory; the RPO is the crash time minus the commit time of the newest marker that came back.
+# With --kill-stream, `pg stream` gets kill -9 at the same moment (both on one machine that died),
+# so it cannot store what it received since its last flush: the worst case of the flush interval.
 # Also reported: the stream's CPU time and peak RSS, and the WAL it received.
 # Needs root, postgresql-15, pgbackrest, python3, /usr/bin/time. TRESOR_BIN or .build/release/tresor.
 set -euo pipefail
-SCALE=10 LOAD=30
+SCALE=10 LOAD=30 KILL_STREAM=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --scale) SCALE=${2:?}; shift 2 ;;
         --load) LOAD=${2:?}; shift 2 ;;
+        --kill-stream) KILL_STREAM=1; shift ;;
         *) echo "pg-stream-rpo: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -34,7 +37,7 @@ WORK=$(mktemp -d /tmp/pg-stream-rpo.XXXXXX)
 chmod 755 "$WORK"
 STREAM_PID=
 cleanup() {
-    [ -n "$STREAM_PID" ] && kill "$STREAM_PID" 2>/dev/null || true
+    [ -n "$STREAM_PID" ] && pkill -TERM -P "$STREAM_PID" 2>/dev/null || true
     for d in "$WORK"/data "$WORK"/restore-*; do
         [ -f "$d/postmaster.pid" ] && runuser -u postgres -- "$BIN/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1 || true
     done
@@ -109,9 +112,11 @@ while [ "$(date +%s)" -lt "$end" ]; do
 done
 CRASH=$($PSQL -c "INSERT INTO rpo_marker VALUES ($((i + 1)), clock_timestamp()) RETURNING extract(epoch FROM at)")
 kill -9 "$(head -1 "$WORK/data/postmaster.pid")"
+[ "$KILL_STREAM" = 1 ] && pkill -KILL -P "$STREAM_PID"
 wait "$LOAD_PID" 2>/dev/null || true
 sleep 3
-kill -TERM "$STREAM_PID"; wait "$STREAM_PID" || true; STREAM_PID=
+# SIGTERM to pg stream itself (a child of /usr/bin/time): it stores what it holds and exits.
+pkill -TERM -P "$STREAM_PID" || true; wait "$STREAM_PID" || true; STREAM_PID=
 # The crashed cluster's data directory is gone with the machine: only the repositories remain.
 rm -rf "$WORK/data"
 
@@ -129,15 +134,15 @@ mkdir -p "$WORK/restore-pgbr"; chown postgres "$WORK/restore-pgbr"; chmod 700 "$
 as_pg $PGBR restore --pg1-path="$WORK/restore-pgbr" --type=default >/dev/null
 P_NEWEST=$(newest_marker "$WORK/restore-pgbr")
 
-read -r S_USER S_SYS S_RSS < "$WORK/stream.time"
-python3 - "$CRASH" "$T_NEWEST" "$P_NEWEST" "$LOAD" "$S_USER" "$S_SYS" "$S_RSS" "$WORK/stream.log" <<'PY'
+read -r S_USER S_SYS S_RSS < <(tail -1 "$WORK/stream.time")
+python3 - "$CRASH" "$T_NEWEST" "$P_NEWEST" "$LOAD" "$S_USER" "$S_SYS" "$S_RSS" "$WORK/stream.log" "$KILL_STREAM" <<'PY'
 import sys
 crash, t, p, load = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 user, sys_, rss = float(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7])
 log = open(sys.argv[8]).read().splitlines()
 print(f"| | Tresor (pg stream + wal-push) | pgBackRest (archive-push) |")
 print(f"| --- | --- | --- |")
-print(f"| RPO: crash minus newest recovered commit | {crash - t:.2f} s | {crash - p:.2f} s |")
+print(f"| RPO: crash minus newest recovered commit{' (pg stream killed too)' if sys.argv[9] == '1' else ''} | {crash - t:.2f} s | {crash - p:.2f} s |")
 print(f"pg stream over ~{load:.0f} s of load: {user:.2f} s user + {sys_:.2f} s system CPU, peak RSS {rss / 1024:.0f} MiB")
 print("pg stream's last line:", log[-1] if log else "(none)")
 PY
