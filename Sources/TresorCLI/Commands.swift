@@ -202,7 +202,8 @@ struct CheckCommand: ParsableCommand {
         ctx.emit(r, outcome: r.outcome) {
             var lines: [String] = []
             for (name, rep) in r.tenants.sorted(by: { $0.key < $1.key }) {
-                lines.append("\(name): \(rep.snapshots) snapshots, \(rep.packs) packs, \(rep.blobs) blobs; read \(rep.packsRead) packs (\(formatBytes(rep.bytesRead)))" + (rep.isClean ? ": ok" : ": PROBLEMS"))
+                let wal = rep.walFiles > 0 ? ", \(rep.walFiles) wal files (read \(rep.walFilesRead))" : ""
+                lines.append("\(name): \(rep.snapshots) snapshots, \(rep.packs) packs, \(rep.blobs) blobs\(wal); read \(rep.packsRead) packs (\(formatBytes(rep.bytesRead)))" + (rep.isClean ? ": ok" : ": PROBLEMS"))
                 for (p, why) in rep.damagedPacks.sorted(by: { $0.key < $1.key }) { lines.append("  damaged pack \(p): \(why)") }
                 for p in rep.problems { lines.append("  \(p)") }
                 for (s, paths) in rep.affected.sorted(by: { $0.key < $1.key }) {

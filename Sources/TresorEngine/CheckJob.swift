@@ -1,6 +1,7 @@
 import Foundation
 import TresorCatalog
 import TresorCore
+import TresorPostgres
 import TresorRepository
 
 /// What `tresor check` found, per tenant.
@@ -29,12 +30,30 @@ extension Installation {
                 withExtendedLifetime(lock) { removeOrphanUploads(tenant: t, store: store) }
             }
             let run = try catalog.startRun(kind: "check", tenant: name, at: clock.now())
-            let report = try Checker(repository: repo).run(readData: readData)
+            var report = try Checker(repository: repo).run(readData: readData)
+            try checkWAL(repo, readData: readData, into: &report)
             try catalog.finishRun(id: run, at: clock.now(), status: report.isClean ? "ok" : "problem_found", detail: json(report))
             reports[name] = report
         }
         let clean = reports.values.allSatisfy(\.isClean)
         return CheckResult(tenants: reports, outcome: clean ? .ok : .problemFound)
+    }
+
+    /// Adds the WAL archive's findings (``WALCheck``) to a tenant's report.
+    private func checkWAL(_ repo: TenantRepository, readData: Checker.ReadData, into report: inout Checker.Report) throws {
+        let archive = WALArchive(store: repo.store, tenant: repo.layout.tenant, keys: repo.keys.wal,
+                                 compressionLevel: policy.backup.compressionLevel, clock: clock)
+        let fraction: Double
+        switch readData {
+        case .none: fraction = 0
+        case .all: fraction = 1
+        case .subset(let percent): fraction = percent / 100
+        }
+        let wal = try WALCheck(archive: archive).run(backups: try baseBackups(repo), readFraction: fraction)
+        report.walFiles = wal.walFiles
+        report.walFilesRead = wal.walFilesRead
+        report.bytesRead += wal.walBytesRead
+        report.problems += wal.problems
     }
 
     /// `tresor tenant list`.

@@ -194,7 +194,7 @@ extension Installation {
         }
     }
 
-    private func baseBackups(_ repo: TenantRepository) throws -> [BaseBackupRef] {
+    func baseBackups(_ repo: TenantRepository) throws -> [BaseBackupRef] {
         try repo.snapshots().compactMap { s in
             guard s.manifest.kind == "pg-base", let info = s.manifest.postgres else { return nil }
             return BaseBackupRef(id: s.id, info: info)

@@ -26,6 +26,10 @@ public struct Checker {
         public var affected: [String: [String]] = [:]
         /// Packs in the store that no index lists (left by an interrupted run; harmless).
         public var unreferencedPacks = 0
+        /// Archived PostgreSQL WAL files, and how many were read (filled in by the engine, which
+        /// adds WAL problems to `problems`).
+        public var walFiles = 0
+        public var walFilesRead = 0
 
         public var isClean: Bool { damagedPacks.isEmpty && problems.isEmpty }
     }

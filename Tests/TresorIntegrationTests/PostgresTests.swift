@@ -131,6 +131,10 @@ final class PostgresFixture: @unchecked Sendable {
         // Base backups are ordinary snapshots to the checker.
         let check = try f.expectOK(["check", "acme", "--read-data"])
         #expect(check.stdout.contains("ok"), "\(check.stdout)")
+        // So is the WAL archive: every object read and authenticated.
+        let checkJSON = try #require(try f.expectOK(["--json", "check", "acme", "--read-data"]).json()?["tenants"] as? [String: [String: Any]])
+        let walFiles = try #require(checkJSON["acme"]?["walFiles"] as? Int)
+        #expect(walFiles > 3 && checkJSON["acme"]?["walFilesRead"] as? Int == walFiles, "\(checkJSON)")
 
         // Stop the source so only restored clusters archive from here on.
         try f.cluster.stop()

@@ -131,3 +131,39 @@ private let segmentSize = Int(WALName.segmentSize)
         #expect(archivedOnly.streamed == nil)
     }
 }
+
+@Suite struct WALCheckTests {
+    func backup(start: UInt64, end: UInt64) -> BaseBackupRef {
+        let s = WALName(timeline: 1, segment: start), e = WALName(timeline: 1, segment: end)
+        return BaseBackupRef(id: ObjectID(Array(repeating: UInt8(start), count: 32)),
+                             info: PostgresBackupInfo(startLSN: LSN.format(s.startLSN + 40), endLSN: LSN.format(e.startLSN + 400), timeline: 1,
+                                                      endTimeline: 1, systemID: "1", startTime: "2026-11-27T10:00:00Z",
+                                                      endTime: "2026-11-27T10:01:00Z", startWAL: s.description, endWAL: e.description))
+    }
+
+    @Test func findsMissingBackupWALGapsAndDamagedObjects() throws {
+        let dir = TempDirectory()
+        let a = WALArchive(store: try LocalStore(root: dir.url), tenant: "acme", keys: keys, compressionLevel: 3, clock: SystemClock())
+        var rng = SeededRandom(seed: 3)
+        for n in [2, 3, 5, 6] {
+            _ = try rng.text(50_000).withUnsafeBytes { try a.push($0, name: WALName(timeline: 1, segment: UInt64(n))) }
+        }
+        let check = WALCheck(archive: a)
+        let clean = try check.run(backups: [backup(start: 2, end: 3), backup(start: 5, end: 6)], readFraction: 1)
+        #expect(clean.walFiles == 4 && clean.walFilesRead == 4)
+        #expect(clean.problems == ["wal gap on timeline 1: 000000010000000000000004..000000010000000000000004 missing; points after it are reachable only from later base backups"])
+
+        // A backup whose WAL is not all there, and a damaged object.
+        let missing = try check.run(backups: [backup(start: 5, end: 7)], readFraction: 0)
+        #expect(missing.problems == ["base backup \(backup(start: 5, end: 7).id.short) cannot be restored: wal segment 000000010000000000000007 is missing"])
+        #expect(missing.walFilesRead == 0)
+        let object = dir.sub("tenants/acme/wal/00000001/000000010000000000000003").path
+        var bytes = try #require(FileManager.default.contents(atPath: object))
+        bytes[bytes.count - 20] ^= 1
+        try bytes.write(to: URL(fileURLWithPath: object))
+        let damaged = try check.run(backups: [backup(start: 5, end: 6)], readFraction: 1)
+        #expect(damaged.walFilesRead == 3)
+        #expect(damaged.problems.count == 1)
+        #expect(damaged.problems.first?.hasPrefix("wal object 000000010000000000000003 is damaged") == true, "\(damaged.problems)")
+    }
+}
