@@ -17,9 +17,10 @@ struct PGCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Prepare WAL access for the PostgreSQL OS user and print the settings the server needs.")
         @Argument var tenant: String
         @Option(help: "The OS user PostgreSQL runs as (it runs archive_command and restore_command).") var osUser = "postgres"
+        @Option(help: "S3 stores: an AWS-style credentials file for that user, limited to the tenant's WAL prefix.") var walCredentials: String?
 
         func run() throws {
-            let r = try ctx.installation().setupPostgres(tenant: tenant, osUser: osUser, binary: tresorBinaryPath)
+            let r = try ctx.installation().setupPostgres(tenant: tenant, osUser: osUser, binary: tresorBinaryPath, walCredentials: walCredentials)
             ctx.emit(r) {
                 var lines = ["# postgresql.conf (or ALTER SYSTEM SET ...) for tenant \(r.tenant):"]
                 lines += r.postgresqlConf
@@ -30,6 +31,10 @@ struct PGCommand: ParsableCommand {
                 lines.append("# replication slot:")
                 lines.append(r.slot)
                 lines.append("")
+                if let scope = r.s3Scope {
+                    lines.append("# the s3 key given with --wal-credentials must allow only: \(scope)")
+                    lines.append("")
+                }
                 lines.append("# prepared for the postgresql os user:")
                 lines += r.prepared.map { "#   \($0)" }
                 if !r.todo.isEmpty {
@@ -50,7 +55,8 @@ struct PGCommand: ParsableCommand {
 
         func run() throws {
             let start = Date()
-            let access = try PostgresWALAccess.open(home: ctx.home, configFile: ctx.configFile, tenant: tenant, clock: try ctx.clock())
+            let access = try PostgresWALAccess.open(home: ctx.home, configFile: ctx.configFile, tenant: tenant, clock: try ctx.clock(),
+                                                    environmentCredentials: ctx.s3Credentials)
             let result = try access.archive.push(path: path)
             let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
             let r = WALPushResult(tenant: tenant, file: (path as NSString).lastPathComponent, result: result, bytes: size,
@@ -71,7 +77,8 @@ struct PGCommand: ParsableCommand {
             guard let wal = WALName(name) else {
                 throw PostgresError(.usage, "'\(name)' is not a wal file name")
             }
-            let access = try PostgresWALAccess.open(home: ctx.home, configFile: ctx.configFile, tenant: tenant, clock: try ctx.clock())
+            let access = try PostgresWALAccess.open(home: ctx.home, configFile: ctx.configFile, tenant: tenant, clock: try ctx.clock(),
+                                                    environmentCredentials: ctx.s3Credentials)
             _ = try access.spool.deliver(wal, to: destination)
             let depth = access.policy.postgres.walPrefetchDepth
             if depth > 0, wal.kind == .segment {
@@ -93,7 +100,8 @@ struct PGCommand: ParsableCommand {
 
         func run() throws {
             guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
-            let access = try PostgresWALAccess.open(home: ctx.home, configFile: ctx.configFile, tenant: tenant, clock: try ctx.clock())
+            let access = try PostgresWALAccess.open(home: ctx.home, configFile: ctx.configFile, tenant: tenant, clock: try ctx.clock(),
+                                                    environmentCredentials: ctx.s3Credentials)
             let depth = access.policy.postgres.walPrefetchDepth
             try access.spool.prefetch(after: wal, depth: depth, threads: min(depth, 2 * availableCores), waitForLock: wait)
         }

@@ -24,6 +24,16 @@ public struct PostgresAccess: Codable, Sendable {
 
     static func directory(_ home: Home, _ tenant: String) -> URL { home.root.appendingPathComponent("pg/\(tenant)") }
     static func spool(_ home: Home, _ tenant: String) -> URL { home.root.appendingPathComponent("spool/pg/\(tenant)") }
+    /// The S3 credentials file of the PostgreSQL OS user, in ``directory(_:_:)``.
+    static let credentialsFile = "s3-credentials"
+
+    /// What the PostgreSQL OS user's S3 key must be allowed (and nothing more).
+    static func walScope(_ storeURL: String, tenant: String) -> String {
+        guard case .s3(let location)? = try? StoreURL.parse(storeURL) else { return "tenants/\(tenant)/wal/" }
+        let prefix = location.prefix.isEmpty ? "" : location.prefix + "/"
+        return "GetObject, PutObject and ListBucket on s3://\(location.bucket)/\(prefix)tenants/\(tenant)/wal/"
+    }
+
     /// The replication slot `pg stream` uses unless told otherwise.
     static func defaultSlot(_ tenant: String) -> String { "tresor_" + tenant.lowercased().replacingOccurrences(of: "-", with: "_") }
 }
@@ -41,6 +51,8 @@ public struct PostgresSetupResult: Codable, Sendable {
     public var prepared: [String]
     /// Commands the operator still has to run (when not run as root).
     public var todo: [String]
+    /// S3 stores: what the PostgreSQL user's key may do, and nothing more.
+    public var s3Scope: String?
 }
 
 /// What `tresor pg wal-push` did.
@@ -90,9 +102,23 @@ extension Installation {
     /// `tresor pg setup T`: writes the WAL key file and access description the PostgreSQL OS user
     /// reads, prepares the spool and (for a local store) the WAL directory it writes, and returns
     /// the settings the server needs.
-    public func setupPostgres(tenant name: String, osUser: String, binary: String) throws -> PostgresSetupResult {
+    /// `walCredentials`: for an S3 store, an AWS-style credentials file for the PostgreSQL OS
+    /// user (a key that may only read, list and write the tenant's WAL prefix); required there.
+    public func setupPostgres(tenant name: String, osUser: String, binary: String, walCredentials: String? = nil) throws -> PostgresSetupResult {
         let tenant = try self.tenant(name)
         let record = try storeRecord(tenant.store)
+        let storeURL = try StoreURL.parse(record.url)
+        var walCredentialsText: String? = nil
+        if storeURL.needsCredentials {
+            guard let walCredentials else {
+                throw CoreError.usage("tenant '\(name)' stores in s3, so archive_command (run as \(osUser)) needs s3 credentials of its own",
+                                      hint: "tresor pg setup \(name) --wal-credentials FILE (an AWS-style file whose key may read, list and write only \(PostgresAccess.walScope(record.url, tenant: name)))")
+            }
+            _ = try S3Credentials.load(file: walCredentials)
+            walCredentialsText = try String(contentsOfFile: walCredentials, encoding: .utf8)
+        } else if walCredentials != nil {
+            throw CoreError.usage("--wal-credentials is for s3 stores; tenant '\(name)' stores in \(record.url)")
+        }
         let repo = try repository(for: tenant, create: true)
         let fm = FileManager.default
         let dir = PostgresAccess.directory(home, name)
@@ -108,6 +134,14 @@ extension Installation {
         chmod(keyURL.path, 0o640)
         chmod(dir.path, 0o750)
         var prepared = [accessURL.path, keyURL.path, spool.path]
+        let credentialsURL = dir.appendingPathComponent(PostgresAccess.credentialsFile)
+        if let walCredentialsText {
+            try writeFileAtomically(Array(walCredentialsText.utf8), to: credentialsURL.path)
+            chmod(credentialsURL.path, 0o640)
+            prepared.append(credentialsURL.path)
+        } else {
+            unlink(credentialsURL.path)
+        }
         var todo: [String] = []
         var storeWAL: String? = nil
         if let url = URL(string: record.url), url.scheme == "file" {
@@ -125,6 +159,7 @@ extension Installation {
             let uid = pw.pointee.pw_uid, gid = pw.pointee.pw_gid
             chown(dir.path, 0, gid)
             chown(keyURL.path, 0, gid)
+            if walCredentialsText != nil { chown(credentialsURL.path, 0, gid) }
             chown(spool.path, uid, gid)
             chmod(spool.path, 0o700)
             if let walDir = storeWAL, let url = URL(string: record.url) {
@@ -136,7 +171,7 @@ extension Installation {
                 chmod(url.path + "/.tmp", 0o1770)
             }
         } else {
-            todo.append("chgrp \(osUser) \(dir.path) \(keyURL.path)")
+            todo.append("chgrp \(osUser) \(dir.path) \(keyURL.path)" + (walCredentialsText != nil ? " \(credentialsURL.path)" : ""))
             todo.append("chown \(osUser) \(spool.path)")
             if let walDir = storeWAL { todo.append("chown \(osUser) \(walDir); chgrp \(osUser) \(walDir)/../../../.tmp; chmod 1770 \(walDir)/../../../.tmp") }
         }
@@ -160,7 +195,8 @@ extension Installation {
         ]
         return PostgresSetupResult(tenant: name, settings: settings, postgresqlConf: conf, pgHBA: hba, restoreCommand: fetch,
                                    slot: "SELECT pg_create_physical_replication_slot('\(slot)', true);  -- tresor pg stream \(name) creates it when missing",
-                                   prepared: prepared, todo: todo)
+                                   prepared: prepared, todo: todo,
+                                   s3Scope: storeURL.needsCredentials ? PostgresAccess.walScope(record.url, tenant: name) : nil)
     }
 
     /// `tresor pg basebackup T`.
@@ -288,7 +324,10 @@ public struct PostgresWALAccess: Sendable {
     public let policy: Policy
 
     /// Opens the tenant's WAL archive from the files `tresor pg setup` wrote.
-    public static func open(home: Home, configFile: URL?, tenant: String, clock: any Clock) throws -> PostgresWALAccess {
+    /// `environmentCredentials`: S3 credentials from the caller's environment, which win over the
+    /// file `pg setup --wal-credentials` stored for the PostgreSQL user.
+    public static func open(home: Home, configFile: URL?, tenant: String, clock: any Clock,
+                            environmentCredentials: S3Credentials? = nil) throws -> PostgresWALAccess {
         try RepositoryLayout.validate(tenant: tenant)
         let configURL = configFile ?? home.configFile
         let config = try Config.load(from: configURL)
@@ -304,7 +343,21 @@ public struct PostgresWALAccess: Sendable {
                                   hint: "tresor pg setup \(tenant) --os-user USER gives the postgresql user read access")
         }
         let keys = try WALKeys(fileText: keyText)
-        let store = try StoreURL.parse(access.store).open(create: false)
+        let url = try StoreURL.parse(access.store)
+        var credentials: S3Credentials? = nil
+        if url.needsCredentials {
+            // The environment's key wins (as for every command), else the one pg setup stored.
+            credentials = environmentCredentials
+            let file = dir.appendingPathComponent(PostgresAccess.credentialsFile).path
+            if credentials == nil, FileManager.default.fileExists(atPath: file) {
+                credentials = try S3Credentials.load(file: file)
+            }
+            guard credentials != nil else {
+                throw CoreError.usage("no s3 credentials for the wal of tenant '\(tenant)' (\(file) is missing or unreadable to this user)",
+                                      hint: "tresor pg setup \(tenant) --wal-credentials FILE (as the operator)")
+            }
+        }
+        let store = try url.open(create: false, credentials: credentials)
         let archive = WALArchive(store: store, tenant: tenant, keys: keys, compressionLevel: policy.backup.compressionLevel, clock: clock)
         return PostgresWALAccess(archive: archive, spool: WALSpool(archive: archive, directory: PostgresAccess.spool(home, tenant).path),
                                  policy: policy)

@@ -4,8 +4,9 @@ import TresorRepository
 
 /// Takes a base backup over the replication protocol and stores it as a `pg-base` snapshot.
 ///
-/// `BASE_BACKUP` (fast checkpoint, no WAL, no manifest, waiting for the server to archive the WAL
-/// the backup needs) streams a tar archive in one COPY OUT. The tar is read as it arrives; each
+/// `BASE_BACKUP` (fast checkpoint, no WAL, no manifest, not waiting for the archive: the server
+/// would wait forever when archive_command fails, so Tresor waits itself, bounded by the policy's
+/// `archive_wait`) streams a tar archive in one COPY OUT. The tar is read as it arrives; each
 /// file's content is cut into chunks, identified with the tenant's chunk-id key and handed to the
 /// ``BlobWriter``, exactly like document content, so unchanged data dedups against earlier base
 /// backups. Relation files (under `base/` and `global/`) are cut at fixed, page-aligned offsets
@@ -64,7 +65,7 @@ public final class BaseBackup {
             throw PostgresError(.server, "identify_system returned nothing")
         }
         let started = clock.now()
-        try conn.send("BASE_BACKUP (LABEL 'tresor', CHECKPOINT 'fast', MANIFEST 'no', WAIT true)")
+        try conn.send("BASE_BACKUP (LABEL 'tresor', CHECKPOINT 'fast', MANIFEST 'no', WAIT false)")
         var results: [[[String?]]] = []
         var nodes: [TreeNode] = [TreeNode(path: "pgdata", kind: .directory, mode: 0o700, mtimeSeconds: 0, mtimeNanoseconds: 0,
                                           uid: 0, gid: 0, size: 0, device: 0, inode: 0)]

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TresorTestSupport
+import TresorStore
 
 /// A tenant whose database is a real PostgreSQL 15 cluster archiving through the built binary.
 final class PostgresFixture: @unchecked Sendable {
@@ -282,4 +283,69 @@ private func LSNValue(_ text: String) -> UInt64? {
     let parts = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "/")
     guard parts.count == 2, let hi = UInt64(parts[0], radix: 16), let lo = UInt64(parts[1], radix: 16) else { return nil }
     return hi << 32 | lo
+}
+
+extension PostgresTests {
+    /// An S3 store: archive_command and restore_command run as the postgres user with a key that
+    /// may touch only the tenant's WAL prefix (`pg setup --wal-credentials`), never the operator's.
+    @Test func walOnAnS3StoreGoesThroughAKeyLimitedToTheWALPrefix() throws {
+        let server = try SeaweedServer.shared()
+        let dir = TempDirectory("tresor-pgs3")
+        var tresor = TresorProcess(home: dir.sub("home").path)
+        tresor.environment = server.credentialsEnvironment   // the operator's key, for operator commands only
+        let cluster = try ScratchCluster(label: "pgs3")
+        func ok(_ args: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> TresorProcess.Result {
+            let r = try tresor.run(args)
+            #expect(r.code == 0, "tresor \(args.joined(separator: " ")) exited \(r.code): \(r.stderr)", sourceLocation: sourceLocation)
+            return r
+        }
+        try ok(["init"])
+        try ok(["store", "add", "s3", "--url", server.url(bucket: SeaweedServer.walBucket), "--region", "eu"])
+        try ok(["tenant", "add", "acme", "--region", "eu", "--store", "s3", "--pg", cluster.dsn])
+
+        let refused = try tresor.run(["pg", "setup", "acme"])
+        #expect(refused.code == 2)
+        #expect(refused.stderr.contains("--wal-credentials") && refused.stderr.contains("s3://\(SeaweedServer.walBucket)/tenants/acme/wal/"), "\(refused.stderr)")
+        let credentials = dir.sub("wal-credentials").path
+        try "[default]\naws_access_key_id = \(server.walAccessKey)\naws_secret_access_key = \(server.walSecretKey)\n"
+            .write(toFile: credentials, atomically: true, encoding: .utf8)
+        let setup = try ok(["--json", "pg", "setup", "acme", "--wal-credentials", credentials])
+        let archiveCommand = try #require((setup.json()?["settings"] as? [String: String])?["archive_command"])
+        #expect(!setup.stdout.contains(server.walSecretKey))
+        let stored = dir.sub("home/pg/acme/s3-credentials").path
+        let attributes = try FileManager.default.attributesOfItem(atPath: stored)
+        #expect(attributes[.groupOwnerAccountName] as? String == "postgres")
+        #expect((attributes[.posixPermissions] as? Int) == 0o640)
+
+        // The key really is limited: nothing outside the WAL prefix can be written or read.
+        let walOnly = try StoreURL.parse(server.url(bucket: SeaweedServer.walBucket))
+            .open(create: false, credentials: S3Credentials(accessKeyID: server.walAccessKey, secretAccessKey: server.walSecretKey))
+        #expect(throws: StoreError.self) { try [UInt8]([1, 2, 3]).withUnsafeBytes { try walOnly.put("tenants/acme/packs/x", bytes: $0, ifAbsent: false) } }
+        #expect(throws: StoreError.self) { try [UInt8]([1, 2, 3]).withUnsafeBytes { try walOnly.put("tenants/other/wal/x", bytes: $0, ifAbsent: false) } }
+
+        try cluster.appendSettings(["archive_mode": "on", "archive_command": "'\(archiveCommand)'"])
+        try cluster.start()
+        try cluster.sql("CREATE TABLE marker (id int PRIMARY KEY, at timestamptz NOT NULL)")
+        try cluster.sql("INSERT INTO marker VALUES (1, clock_timestamp())")
+        try ok(["pg", "basebackup", "acme"])
+        try cluster.sql("INSERT INTO marker VALUES (2, clock_timestamp())")
+        Thread.sleep(forTimeInterval: 0.2)
+        let target = try cluster.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+        Thread.sleep(forTimeInterval: 0.2)
+        try cluster.sql("INSERT INTO marker VALUES (3, clock_timestamp())")
+        try cluster.switchAndWaitForArchive()
+        #expect(try cluster.sql("SELECT failed_count FROM pg_stat_archiver") == "0")
+        #expect(try walOnly.list(prefix: "tenants/acme/wal/").count >= 2)
+        #expect(throws: StoreError.self) { try walOnly.list(prefix: "tenants/acme/snapshots/") }
+        try cluster.stop()
+
+        // restore_command (wal-fetch as postgres, through the same limited key) replays to the target.
+        let pgdata = dir.sub("restored").path
+        try ok(["pg", "restore", "acme", "--pgdata", pgdata, "--target-time", target])
+        let restored = try ScratchCluster(adopting: pgdata, in: dir)
+        try restored.start()
+        #expect(try restored.waitFor("SELECT pg_is_in_recovery()", toBe: "f", seconds: 120) == "f", "\(restored.logTail())")
+        #expect(try restored.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM marker") == "1,2")
+        try restored.stop()
+    }
 }

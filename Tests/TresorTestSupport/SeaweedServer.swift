@@ -15,6 +15,11 @@ public final class SeaweedServer: @unchecked Sendable {
     public let accessKey = "tresortestkey"
     /// Random per server, so a test can grep every output for it.
     public let secretKey = "tresor-secret-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+    /// A second identity that may only read, list and write `walBucket/tenants/acme/wal`: the
+    /// key `tresor pg setup --wal-credentials` gives the PostgreSQL OS user.
+    public let walAccessKey = "tresorwalonly"
+    public let walSecretKey = "tresor-wal-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+    public static let walBucket = "pgwal"
     public let s3Port: Int
     private let ports: [String: Int]
     private var process: Process?
@@ -44,9 +49,12 @@ public final class SeaweedServer: @unchecked Sendable {
         }
         self.ports = ports
         s3Port = ports["s3"]!
+        let walPath = "\(Self.walBucket)/tenants/acme/wal"
         let config = """
             {"identities":[{"name":"test","credentials":[{"accessKey":"\(accessKey)","secretKey":"\(secretKey)"}],
-              "actions":["Admin","Read","List","Tagging","Write"]}]}
+              "actions":["Admin","Read","List","Tagging","Write"]},
+             {"name":"walonly","credentials":[{"accessKey":"\(walAccessKey)","secretKey":"\(walSecretKey)"}],
+              "actions":["Read:\(walPath)/*","List:\(walPath)/*","Write:\(walPath)/*"]}]}
             """
         try config.write(to: dir.sub("s3.json"), atomically: true, encoding: .utf8)
         try FileManager.default.createDirectory(at: dir.sub("data"), withIntermediateDirectories: true)
