@@ -28,7 +28,7 @@ done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=/usr/lib/postgresql/15/bin
 TRESOR=${TRESOR_BIN:-$ROOT/.build/release/tresor}
-[ -x "$TRESOR" ] || (cd "$ROOT" && swift build -c release --product tresor)
+[ -x "$TRESOR" ] || (cd "$ROOT" && swift build -c release --product tresor --static-swift-stdlib)
 [ "$(id -u)" -eq 0 ] || { echo "pg-vs-pgbackrest: run as root (postgres runs through runuser)" >&2; exit 2; }
 command -v pgbackrest >/dev/null || { apt-get install -y -qq pgbackrest >/dev/null; }
 

@@ -19,7 +19,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TRESOR=${1:-${TRESOR_BIN:-$ROOT/.build/release/tresor}}; N=${2:-30}
 BIN=/usr/lib/postgresql/15/bin
 [ "$(id -u)" -eq 0 ] || { echo "wal-push: run as root (postgres runs through runuser)" >&2; exit 2; }
-[ -x "$TRESOR" ] || { echo "wal-push: no tresor binary at $TRESOR (swift build -c release --product tresor)" >&2; exit 2; }
+[ -x "$TRESOR" ] || { echo "wal-push: no tresor binary at $TRESOR (swift build -c release --product tresor --static-swift-stdlib)" >&2; exit 2; }
 command -v pgbackrest >/dev/null || apt-get install -y -qq pgbackrest >/dev/null
 
 W=$(mktemp -d /tmp/wal-push.XXXXXX)
