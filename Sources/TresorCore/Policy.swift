@@ -39,6 +39,9 @@ public struct Policy: Sendable, Equatable {
         public var walPrefetchDepth: Int
         /// Fixed chunk size of relation files in base backups (a multiple of 8 KiB pages).
         public var relationChunkBytes: Int
+        /// zstd level for relation chunks of index pages (`index_compression_level`; when the
+        /// key is absent, as in homes made before it existed, 6).
+        public var indexCompressionLevel: Int
         /// How long a base backup waits for its WAL to reach the archive before it fails.
         public var archiveWait: PolicyDuration
     }
@@ -67,6 +70,7 @@ public struct Policy: Sendable, Equatable {
         postgres = Postgres(
             walPrefetchDepth: try r.int("postgres.wal_prefetch_depth", in: 0...256),
             relationChunkBytes: try r.int("postgres.relation_chunk_bytes", in: 8192...(64 << 20)),
+            indexCompressionLevel: try r.int("postgres.index_compression_level", in: 1...19, default: 6),
             archiveWait: try r.duration("postgres.archive_wait"))
         guard postgres.relationChunkBytes % 8192 == 0, postgres.relationChunkBytes <= backup.chunkMax else {
             throw CoreError.usage("\(source): postgres.relation_chunk_bytes must be a multiple of 8192 and at most backup.chunk_max_bytes")
@@ -123,8 +127,11 @@ struct PolicyReader {
     let toml: TOMLValue
     let source: String
 
-    func int(_ key: String, in range: ClosedRange<Int>) throws -> Int {
-        guard let v = toml.value(at: key) else { throw missing(key) }
+    func int(_ key: String, in range: ClosedRange<Int>, default fallback: Int? = nil) throws -> Int {
+        guard let v = toml.value(at: key) else {
+            if let fallback { return fallback }
+            throw missing(key)
+        }
         guard case .integer(let i) = v, range.contains(i) else {
             throw CoreError.usage("\(source): \(key) must be a whole number in \(range.lowerBound)...\(range.upperBound)")
         }
