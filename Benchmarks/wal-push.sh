@@ -24,46 +24,18 @@ command -v pgbackrest >/dev/null || apt-get install -y -qq pgbackrest >/dev/null
 
 W=$(mktemp -d /tmp/wal-push.XXXXXX)
 chmod 755 "$W"; chown postgres "$W"
+WORK=$W
+source "$ROOT/Benchmarks/pg-lib.sh"
 cleanup() {
     [ -f "$W/data/postmaster.pid" ] && runuser -u postgres -- "$BIN/pg_ctl" -D "$W/data" -m immediate -w stop >/dev/null 2>&1 || true
     if [ "${KEEP:-0}" = 1 ]; then echo "kept $W" >&2; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
-as_pg() { runuser -u postgres -- "$@"; }
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$W/sock" "$W/segs" "$W/pgbr-repo" "$W/pgbr-lock" "$W/pgbr-spool"
-chown postgres "$W/sock" "$W/segs" "$W/pgbr-repo" "$W/pgbr-lock" "$W/pgbr-spool"
-
-as_pg "$BIN/initdb" -D "$W/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
-cat >> "$W/data/postgresql.conf" <<CONF
-port = $PORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$W/sock'
-wal_level = replica
-archive_mode = on
-archive_command = 'cp %p $W/segs/%f'
-max_wal_size = 1GB
-CONF
-as_pg "$BIN/pg_ctl" -D "$W/data" -l "$W/server.log" -w start >/dev/null
-
-cat > "$W/pgbackrest.conf" <<CONF
-[global]
-repo1-path=$W/pgbr-repo
-compress-type=zst
-compress-level=3
-process-max=2
-log-level-console=warn
-log-level-file=off
-lock-path=$W/pgbr-lock
-spool-path=$W/pgbr-spool
-
-[bench]
-pg1-path=$W/data
-pg1-port=$PORT
-pg1-socket-path=$W/sock
-CONF
-chmod 644 "$W/pgbackrest.conf"
-as_pg pgbackrest --config="$W/pgbackrest.conf" --stanza=bench stanza-create >/dev/null
+PORT=$(free_port)
+mkdir -p "$W/segs"; chown postgres "$W/segs"
+pg_init "$PORT" "cp %p $W/segs/%f"
+pgbr_config "$PORT"
+as_pg $PGBR stanza-create >/dev/null
 
 export TRESOR_HOME=$W/tresor-home
 "$TRESOR" init >/dev/null
@@ -96,7 +68,7 @@ while read -r f; do
         if [ \$tool = tresor ]; then
             "$TRESOR" --home "$TRESOR_HOME" pg wal-push b "\$p"
         else
-            pgbackrest --config="$W/pgbackrest.conf" --stanza=bench archive-push "\$p"
+            $PGBR archive-push "\$p"
         fi
         b=\$(date +%s%N)
         echo "\$tool \$((b - a))"
