@@ -124,7 +124,8 @@ public struct WALArchive: Sendable {
 /// Maps the file at `path` read-only for the duration of `body` (MAP_POPULATE: its pages, in the
 /// page cache when PostgreSQL just wrote them, are mapped up front rather than faulted in one by
 /// one, and never copied). A file truncated while mapped would fault; WAL files waiting for
-/// `archive_command` are not.
+/// `archive_command` are not. Where the file cannot be mapped (a filesystem without mmap), it is
+/// read into a buffer instead.
 func withMappedFile<R>(_ path: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw PostgresError(.failed, "cannot open \(path): \(String(cString: strerror(errno)))") }
@@ -134,10 +135,26 @@ func withMappedFile<R>(_ path: String, _ body: (UnsafeRawBufferPointer) throws -
     let size = Int(st.st_size)
     if size == 0 { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
     guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0), base != MAP_FAILED else {
-        throw PostgresError(.failed, "cannot map \(path): \(String(cString: strerror(errno)))")
+        return try withReadFile(fd, size: size, path: path, body)
     }
     defer { munmap(base, size) }
     return try body(UnsafeRawBufferPointer(start: base, count: size))
+}
+
+/// Reads `size` bytes of `fd` into a buffer that lives for the duration of `body`.
+func withReadFile<R>(_ fd: Int32, size: Int, path: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64)
+    defer { buffer.deallocate() }
+    var off = 0
+    while off < size {
+        let n = pread(fd, buffer.baseAddress! + off, size - off, off_t(off))
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else {
+            throw PostgresError(.failed, "cannot read \(path): \(String(cString: strerror(n < 0 ? errno : EIO)))")
+        }
+        off += n
+    }
+    return try body(UnsafeRawBufferPointer(buffer))
 }
 
 /// Writes `bytes` to `path` through a temporary file, fsync and rename, so a reader (PostgreSQL,

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TresorCore
 import TresorCrypto
-import TresorPostgres
+@testable import TresorPostgres
 import TresorRepository
 import TresorStore
 import TresorTestSupport
@@ -137,6 +137,24 @@ private let keys = TenantKeys(dataKey: Array(repeating: 9, count: 32)).wal
         defer { withExtendedLifetime(dir) {} }
         #expect(object[5] == BlobCompression.none.rawValue)
         #expect(try a.fetch(WALName(name)!) == [])
+    }
+}
+
+@Suite struct WALFileReadingTests {
+    @Test func mappedAndReadFilesGiveTheFileBytesAndAShortFileIsAnError() throws {
+        let dir = TempDirectory()
+        var rng = SeededRandom(seed: 9)
+        let bytes = rng.bytes(300_001)
+        let path = dir.sub("000000010000000000000001").path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(try withMappedFile(path) { Array($0) } == bytes)
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        #expect(try withReadFile(fd, size: bytes.count, path: path) { Array($0) } == bytes)
+        let error = #expect(throws: PostgresError.self) { try withReadFile(fd, size: bytes.count + 1, path: path) { _ in () } }
+        #expect(error?.message.contains("cannot read") == true)
+        try Data().write(to: URL(fileURLWithPath: path))
+        #expect(try withMappedFile(path) { $0.count } == 0)
     }
 }
 
