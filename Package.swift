@@ -42,7 +42,7 @@ let package = Package(
         .testTarget(name: "TresorCryptoTests", dependencies: ["TresorCrypto"]),
         .testTarget(name: "TresorStoreTests", dependencies: ["TresorStore", "TresorCrypto", "TresorTestSupport"]),
         .testTarget(name: "TresorRepositoryTests", dependencies: ["TresorRepository", "TresorTestSupport"]),
-        .testTarget(name: "TresorPostgresTests", dependencies: ["TresorPostgres", "TresorRepository", "TresorTestSupport"]),
+        .testTarget(name: "TresorPostgresTests", dependencies: ["TresorPostgres", "TresorRepository", "TresorCrypto", "TresorTestSupport"]),
         .testTarget(name: "TresorCatalogTests", dependencies: ["TresorCatalog"]),
         .testTarget(name: "TresorDocumentsTests", dependencies: ["TresorDocuments", "TresorTestSupport"]),
         .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI", "TresorCatalog", "TresorPostgres"]),

@@ -54,8 +54,8 @@ if [[ -n "${TRESOR_BIN:-}" ]]; then
 else
     TRESOR=$ROOT/.build/release/tresor
     if [[ ! -x "$TRESOR" ]]; then
-        say "building $TRESOR (swift build -c release)"
-        (cd "$ROOT" && swift build -c release) || die "swift build -c release failed"
+        say "building $TRESOR (swift build -c release --static-swift-stdlib)"
+        (cd "$ROOT" && swift build -c release --static-swift-stdlib) || die "swift build -c release failed"
     fi
 fi
 if [[ -n "${WEED_BIN:-}" ]]; then

@@ -11,7 +11,7 @@
 #
 # Environment:
 #   TRESOR_BIN   tresor binary (default: <repo>/.build/release/tresor; that default is built
-#                with `swift build -c release` if missing, an explicit TRESOR_BIN never is).
+#                with `swift build -c release --static-swift-stdlib` if missing, an explicit TRESOR_BIN never is).
 set -euo pipefail
 
 usage() {
@@ -89,8 +89,8 @@ if has tresor; then
         if [[ ! -x "$TRESOR" ]]; then
             command -v swift >/dev/null 2>&1 \
                 || die "tresor binary missing at $TRESOR and swift is not installed; set TRESOR_BIN or use --only restic"
-            say "tresor binary missing at $TRESOR: swift build -c release"
-            (cd "$ROOT" && swift build -c release) || die "swift build -c release failed"
+            say "tresor binary missing at $TRESOR: swift build -c release --static-swift-stdlib"
+            (cd "$ROOT" && swift build -c release --static-swift-stdlib) || die "swift build -c release failed"
             [[ -x "$TRESOR" ]] || die "swift build -c release did not produce $TRESOR"
         fi
     fi

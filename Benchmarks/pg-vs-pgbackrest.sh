@@ -28,7 +28,7 @@ done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=/usr/lib/postgresql/15/bin
 TRESOR=${TRESOR_BIN:-$ROOT/.build/release/tresor}
-[ -x "$TRESOR" ] || (cd "$ROOT" && swift build -c release --product tresor)
+[ -x "$TRESOR" ] || (cd "$ROOT" && swift build -c release --product tresor --static-swift-stdlib)
 [ "$(id -u)" -eq 0 ] || { echo "pg-vs-pgbackrest: run as root (postgres runs through runuser)" >&2; exit 2; }
 command -v pgbackrest >/dev/null || { apt-get install -y -qq pgbackrest >/dev/null; }
 
@@ -41,37 +41,15 @@ cleanup() {
     [ "$KEEP" = 1 ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
-as_pg() { runuser -u postgres -- "$@"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$ROOT/Benchmarks/pg-lib.sh"
 now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2-$1:.1f}')"; }
 bytes() { du -sb "$1" | cut -f1; }
 mib() { python3 -c "print(f'{$1/1048576:.1f}')"; }
 
 PORT=$(free_port)
-mkdir -p "$WORK/sock" "$WORK/pgbr-repo" "$WORK/pgbr-log" "$WORK/pgbr-lock" "$WORK/pgbr-spool"
-chown postgres "$WORK" "$WORK/sock" "$WORK/pgbr-repo" "$WORK/pgbr-log" "$WORK/pgbr-lock" "$WORK/pgbr-spool"
-PGBR_CONF=$WORK/pgbackrest.conf
-cat > "$PGBR_CONF" <<CONF
-[global]
-repo1-path=$WORK/pgbr-repo
-compress-type=zst
-compress-level=3
-process-max=2
-repo1-retention-full=99
-log-level-console=warn
-log-level-file=off
-lock-path=$WORK/pgbr-lock
-spool-path=$WORK/pgbr-spool
-start-fast=y
-
-[bench]
-pg1-path=$WORK/data
-pg1-port=$PORT
-pg1-socket-path=$WORK/sock
-CONF
-chmod 644 "$PGBR_CONF"
-PGBR="pgbackrest --config=$PGBR_CONF --stanza=bench"
+chown postgres "$WORK"
+pgbr_config "$PORT"
 
 # Tresor: a home, a local store, the tenant, and WAL access for the postgres user.
 export TRESOR_HOME=$WORK/tresor-home
@@ -94,17 +72,7 @@ SH
 chmod 755 "$WORK/archive.sh"
 touch "$WORK/archive-times.log"; chown postgres "$WORK/archive-times.log"
 
-as_pg "$BIN/initdb" -D "$WORK/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
-cat >> "$WORK/data/postgresql.conf" <<CONF
-port = $PORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$WORK/sock'
-wal_level = replica
-archive_mode = on
-archive_command = '$WORK/archive.sh %p'
-max_wal_size = 1GB
-CONF
-as_pg "$BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+pg_init "$PORT" "$WORK/archive.sh %p"
 PSQL="$BIN/psql -X -h 127.0.0.1 -p $PORT -U postgres -d postgres -Atq"
 switch_and_wait() {
     local seg; seg=$($PSQL -c "SELECT pg_walfile_name(pg_switch_wal())")

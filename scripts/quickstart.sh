@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
-swift build -c release --product tresor
+swift build -c release --product tresor --static-swift-stdlib
 TRESOR=$PWD/.build/release/tresor
 WORK=$(mktemp -d /tmp/tresor-quickstart.XXXXXX)
 chmod 755 "$WORK"          # the postgres user runs archive_command and must reach the home

@@ -39,6 +39,9 @@ public struct Policy: Sendable, Equatable {
         public var walPrefetchDepth: Int
         /// Fixed chunk size of relation files in base backups (a multiple of 8 KiB pages).
         public var relationChunkBytes: Int
+        /// zstd level for relation chunks of index pages (`index_compression_level`; when the
+        /// key is absent, as in homes made before it existed, 6).
+        public var indexCompressionLevel: Int
         /// How long a base backup waits for its WAL to reach the archive before it fails.
         public var archiveWait: PolicyDuration
         /// `pg stream`: the longest streamed WAL stays only in memory before it is stored as the
@@ -73,6 +76,7 @@ public struct Policy: Sendable, Equatable {
         postgres = Postgres(
             walPrefetchDepth: try r.int("postgres.wal_prefetch_depth", in: 0...256),
             relationChunkBytes: try r.int("postgres.relation_chunk_bytes", in: 8192...(64 << 20)),
+            indexCompressionLevel: try r.int("postgres.index_compression_level", in: 1...19, default: 6),
             archiveWait: try r.duration("postgres.archive_wait"),
             streamFlushInterval: try r.duration("postgres.stream_flush_interval"),
             streamStatusInterval: try r.duration("postgres.stream_status_interval"))
@@ -134,8 +138,11 @@ struct PolicyReader {
     let toml: TOMLValue
     let source: String
 
-    func int(_ key: String, in range: ClosedRange<Int>) throws -> Int {
-        guard let v = toml.value(at: key) else { throw missing(key) }
+    func int(_ key: String, in range: ClosedRange<Int>, default fallback: Int? = nil) throws -> Int {
+        guard let v = toml.value(at: key) else {
+            if let fallback { return fallback }
+            throw missing(key)
+        }
         guard case .integer(let i) = v, range.contains(i) else {
             throw CoreError.usage("\(source): \(key) must be a whole number in \(range.lowerBound)...\(range.upperBound)")
         }

@@ -55,16 +55,30 @@ public final class AESGCM {
     /// failure stops the process rather than emit unauthenticated data.
     public func seal(_ plaintext: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer,
                      into out: UnsafeMutableRawBufferPointer) -> Int {
-        let count = plaintext.count
+        seal(pieces: CollectionOfOne(plaintext), aad: aad, into: out)
+    }
+
+    /// Seals the concatenation of `pieces` as one message, exactly as ``seal(_:aad:into:)`` would
+    /// seal them copied into one buffer, without that copy (a WAL object's independently
+    /// compressed frames). Returns the bytes written, the pieces' total plus ``overhead``.
+    /// `out` must hold that many bytes and overlap no piece and not `aad`. Allocates nothing.
+    public func seal(pieces: some Collection<UnsafeRawBufferPointer>, aad: UnsafeRawBufferPointer,
+                     into out: UnsafeMutableRawBufferPointer) -> Int {
+        let count = pieces.reduce(0) { $0 + $1.count }
         precondition(out.count >= count + Self.overhead, "AESGCM.seal: output buffer too small")
         let base = out.baseAddress!
         let nonce = base.assumingMemoryBound(to: UInt8.self)
         SecureRandom.fill(UnsafeMutableRawBufferPointer(start: base, count: Self.nonceSize))
         let body = base + Self.nonceSize
-        guard EVP_CipherInit_ex2(context, nil, nil, nonce, 1, nil) == 1,
-              update(aad, into: nil),
-              update(plaintext, into: body),
-              finish() else { opensslFatal("AES-256-GCM seal") }
+        guard EVP_CipherInit_ex2(context, nil, nil, nonce, 1, nil) == 1, update(aad, into: nil) else {
+            opensslFatal("AES-256-GCM seal")
+        }
+        var offset = 0
+        for piece in pieces {
+            guard update(piece, into: body + offset) else { opensslFatal("AES-256-GCM seal") }
+            offset += piece.count
+        }
+        guard finish() else { opensslFatal("AES-256-GCM seal") }
         guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_GET_TAG, Int32(Self.tagSize), body + count) == 1 else {
             opensslFatal("AES-256-GCM tag")
         }

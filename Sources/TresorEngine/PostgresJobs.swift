@@ -216,7 +216,8 @@ extension Installation {
                                      compressionLevel: policy.backup.compressionLevel, clock: clock)
             let backup = try BaseBackup(repository: repo, index: index, policy: policy.backup,
                                         settings: .init(relationChunkBytes: policy.postgres.relationChunkBytes,
-                                                        archiveWaitSeconds: policy.postgres.archiveWait.seconds),
+                                                        archiveWaitSeconds: policy.postgres.archiveWait.seconds,
+                                                        indexCompressionLevel: policy.postgres.indexCompressionLevel),
                                         clock: clock)
             let (id, m) = try backup.run(dsn: dsn, archive: archive)
             let result = BaseBackupResult(tenant: name, snapshot: id.hex, postgres: m.postgres!, files: m.stats.files, bytes: m.stats.bytes,

@@ -24,9 +24,13 @@ public final class BaseBackup {
         public var relationChunkBytes: Int
         /// How long to wait for the backup's WAL to reach the archive.
         public var archiveWaitSeconds: Double
-        public init(relationChunkBytes: Int, archiveWaitSeconds: Double) {
+        /// zstd level for relation chunks that start with an index page (nil: the policy's
+        /// level, as every other chunk).
+        public var indexCompressionLevel: Int?
+        public init(relationChunkBytes: Int, archiveWaitSeconds: Double, indexCompressionLevel: Int? = nil) {
             self.relationChunkBytes = relationChunkBytes
             self.archiveWaitSeconds = archiveWaitSeconds
+            self.indexCompressionLevel = indexCompressionLevel
         }
     }
 
@@ -93,7 +97,13 @@ public final class BaseBackup {
                             switch event {
                             case .begin(let e):
                                 if case .file = e.kind {
-                                    self.chunker.begin(fixed: Self.isRelationFile(e.path) ? self.settings.relationChunkBytes : nil)
+                                    if Self.isRelationFile(e.path) {
+                                        let indexLevel = self.settings.indexCompressionLevel
+                                        self.chunker.begin(fixed: self.settings.relationChunkBytes,
+                                                           level: indexLevel.map { l in { Self.startsWithIndexPage($0) ? l : nil } })
+                                    } else {
+                                        self.chunker.begin()
+                                    }
                                 }
                             case .data(let bytes):
                                 try self.chunker.append(bytes)
@@ -168,6 +178,20 @@ public final class BaseBackup {
         let name = parts.last ?? ""
         guard let first = name.first, first.isNumber else { return false }
         return (parts.count == 3 && parts[0] == "base") || (parts.count == 2 && parts[0] == "global")
+    }
+
+    /// Whether `chunk` starts with a PostgreSQL page that has a special space, as index pages
+    /// (B-tree, hash, GiST, GIN, SP-GiST, BRIN) do and heap, free-space-map and visibility-map
+    /// pages do not: the page header (24 bytes) records the 8 KiB page size and layout version 4,
+    /// and its `pd_special` offset (bytes 16-17, little-endian on the platforms PostgreSQL and
+    /// Tresor run on here) is below the page size. Index pages compress far better at higher
+    /// zstd levels than at 3 (B-tree leaves of pgbench_accounts_pkey in 128 KiB chunks: 19%
+    /// smaller at level 6), heap pages do not.
+    static func startsWithIndexPage(_ chunk: UnsafeRawBufferPointer) -> Bool {
+        guard chunk.count >= 8192 else { return false }
+        let special = UInt16(littleEndian: chunk.loadUnaligned(fromByteOffset: 16, as: UInt16.self))
+        let sizeVersion = UInt16(littleEndian: chunk.loadUnaligned(fromByteOffset: 18, as: UInt16.self))
+        return sizeVersion == 8192 | 4 && special >= 24 && special < 8192
     }
 
     /// The server waited for archiving (WAIT true), but archive_command might point elsewhere:

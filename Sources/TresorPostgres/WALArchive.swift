@@ -55,33 +55,39 @@ public struct WALArchive: Sendable {
 
     /// Archives the file at `path` under its file name (or `name`). Returns only after the
     /// object is durably in the store (the store's put is atomic and synced).
+    ///
+    /// The file is mapped, not read (PostgreSQL does not change a segment while it waits for
+    /// `archive_command`).
     public func push(path: String, name: String? = nil) throws -> PushResult {
         let fileName = name ?? (path as NSString).lastPathComponent
         guard let wal = WALName(fileName), wal.kind != .streaming else {
             throw PostgresError(.usage, "'\(fileName)' is not a WAL segment, .partial, .backup or .history file name")
         }
-        let data = try readWholeFile(path)
-        return try data.withUnsafeBytes { try push($0, name: wal) }
+        return try withMappedFile(path) { try push($0, name: wal) }
     }
 
-    /// Archives one WAL file's bytes under `name`, applying the duplicate rule.
+    /// Archives one WAL file's bytes under `name`, applying the duplicate rule. When nothing is
+    /// stored under the name yet (the usual case), the keyed hash is computed alongside the
+    /// compression; only a repeated push hashes first.
     public func push(_ buf: UnsafeRawBufferPointer, name wal: WALName) throws -> PushResult {
         let fileName = wal.description
-        let hash = WALObject.hash(buf, keys: keys)
         let k = key(wal)
-        switch Self.decide(existing: try storedHash(k, name: fileName), pushing: hash) {
-        case .alreadyArchived: return .alreadyArchived
-        case .refuse: throw conflict(fileName)
-        case .store:
-            let stored = try WALObject.withSealed(buf, name: fileName, keys: keys, level: compressionLevel, pushedAt: clock.now()) {
-                try store.put(k, bytes: $0, ifAbsent: true)
-            }
-            if stored { return .stored }
-            // Another push won the race: apply the rule to what it stored.
-            switch Self.decide(existing: try storedHash(k, name: fileName), pushing: hash) {
-            case .alreadyArchived, .store: return .alreadyArchived
-            case .refuse: throw conflict(fileName)
-            }
+        if let existing = try storedHash(k, name: fileName) {
+            return try judge(existing: existing, pushing: WALObject.hash(buf, keys: keys), name: fileName)
+        }
+        let (stored, hash) = try WALObject.withSealed(buf, name: fileName, keys: keys, level: compressionLevel, pushedAt: clock.now()) {
+            (try store.put(k, bytes: $0, ifAbsent: true), $1)
+        }
+        if stored { return .stored }
+        // Another push won the race: apply the rule to what it stored.
+        return try judge(existing: try storedHash(k, name: fileName), pushing: hash, name: fileName)
+    }
+
+    /// The duplicate rule for a name that is (or was, a moment ago) taken.
+    private func judge(existing: ObjectID?, pushing: ObjectID, name: String) throws -> PushResult {
+        switch Self.decide(existing: existing, pushing: pushing) {
+        case .alreadyArchived, .store: return .alreadyArchived
+        case .refuse: throw conflict(name)
         }
     }
 
@@ -89,8 +95,8 @@ public struct WALArchive: Sendable {
     /// previous one atomically. Durable when it returns.
     public func storeStreamed(_ buf: UnsafeRawBufferPointer, segment: WALName) throws {
         let name = segment.with(kind: .streaming)
-        try WALObject.withSealed(buf, name: name.description, keys: keys, level: compressionLevel, pushedAt: clock.now()) {
-            _ = try store.put(key(name), bytes: $0, ifAbsent: false)
+        try WALObject.withSealed(buf, name: name.description, keys: keys, level: compressionLevel, pushedAt: clock.now()) { sealed, _ in
+            _ = try store.put(key(name), bytes: sealed, ifAbsent: false)
         }
     }
 
@@ -147,32 +153,40 @@ public struct WALArchive: Sendable {
     }
 }
 
-/// Reads a whole file (a WAL file: 16 MiB at most in practice) with one allocation.
-func readWholeFile(_ path: String) throws -> [UInt8] {
+/// Maps the file at `path` read-only for the duration of `body` (MAP_POPULATE: its pages, in the
+/// page cache when PostgreSQL just wrote them, are mapped up front rather than faulted in one by
+/// one, and never copied). A file truncated while mapped would fault; WAL files waiting for
+/// `archive_command` are not. Where the file cannot be mapped (a filesystem without mmap), it is
+/// read into a buffer instead.
+func withMappedFile<R>(_ path: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw PostgresError(.failed, "cannot open \(path): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
     var st = stat()
     guard fstat(fd, &st) == 0 else { throw PostgresError(.failed, "cannot stat \(path): \(String(cString: strerror(errno)))") }
     let size = Int(st.st_size)
-    var failure: Int32 = 0
-    let bytes = [UInt8](unsafeUninitializedCapacity: size) { buf, count in
-        var off = 0
-        while off < size {
-            let n = read(fd, buf.baseAddress! + off, size - off)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 {
-                failure = n < 0 ? errno : EIO
-                break
-            }
-            off += n
+    if size == 0 { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+    guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0), base != MAP_FAILED else {
+        return try withReadFile(fd, size: size, path: path, body)
+    }
+    defer { munmap(base, size) }
+    return try body(UnsafeRawBufferPointer(start: base, count: size))
+}
+
+/// Reads `size` bytes of `fd` into a buffer that lives for the duration of `body`.
+func withReadFile<R>(_ fd: Int32, size: Int, path: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64)
+    defer { buffer.deallocate() }
+    var off = 0
+    while off < size {
+        let n = pread(fd, buffer.baseAddress! + off, size - off, off_t(off))
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else {
+            throw PostgresError(.failed, "cannot read \(path): \(String(cString: strerror(n < 0 ? errno : EIO)))")
         }
-        count = off
+        off += n
     }
-    guard failure == 0, bytes.count == size else {
-        throw PostgresError(.failed, "cannot read \(path): \(String(cString: strerror(failure == 0 ? EIO : failure)))")
-    }
-    return bytes
+    return try body(UnsafeRawBufferPointer(buffer))
 }
 
 /// Writes `bytes` to `path` through a temporary file, fsync and rename, so a reader (PostgreSQL,

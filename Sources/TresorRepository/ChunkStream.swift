@@ -24,6 +24,7 @@ public final class ChunkStream {
     private let window: UnsafeMutableRawBufferPointer
     private var start = 0, end = 0
     private var fixed: Int?
+    private var levelOf: ((UnsafeRawBufferPointer) -> Int?)?
     private var chunks: [ObjectID] = []
     private var bytes: UInt64 = 0
 
@@ -39,9 +40,11 @@ public final class ChunkStream {
     deinit { window.deallocate() }
 
     /// Starts a new stream: content-defined chunks, or fixed-size ones of `fixed` bytes (for
-    /// page-structured files, where fixed boundaries dedup better).
-    public func begin(fixed: Int? = nil) {
+    /// page-structured files, where fixed boundaries dedup better). `level`, when given, is asked
+    /// for each chunk's zstd level (nil: the policy's), once per chunk.
+    public func begin(fixed: Int? = nil, level: ((UnsafeRawBufferPointer) -> Int?)? = nil) {
         self.fixed = fixed.map { min($0, maxChunk) }
+        levelOf = level
         start = 0
         end = 0
         bytes = 0
@@ -103,7 +106,7 @@ public final class ChunkStream {
         let n = fixed.map { Swift.min($0, view.count) } ?? chunker.cut(view)
         let chunk = UnsafeRawBufferPointer(rebasing: view[0..<n])
         let id = hmac.mac(chunk)
-        try writer.add(id: id, type: .data, data: chunk)
+        try writer.add(id: id, type: .data, data: chunk, level: levelOf?(chunk))
         chunks.append(id)
         start += n
         bytes += UInt64(n)

@@ -42,8 +42,10 @@ nonisolated(unsafe) private let emptyBuffer = UnsafeMutableRawPointer.allocate(b
 /// first call and kept) and freed in `deinit`. Level 3 runs at a few hundred MB/s per core.
 public final class ZstdCompressor {
     private let context: OpaquePointer
-    /// The compression level this instance uses.
+    /// The compression level this instance uses unless a call names another.
     public let level: Int
+    /// The level the context is set to now.
+    private var current: Int
 
     /// A compressor at `level`, which must lie in `ZSTD_minCLevel()...ZSTD_maxCLevel()`
     /// (negative levels are faster, 1–19 normal, 20–22 slow and memory-hungry; 0 means zstd's
@@ -60,6 +62,7 @@ public final class ZstdCompressor {
         guard let context = ZSTD_createCCtx() else { throw ZstdError("compressor", "out of memory") }
         self.context = context  // from here on, deinit frees it even if init throws
         self.level = level
+        self.current = level
         _ = try zstdCheck(ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, Int32(level)), "set level")
         _ = try zstdCheck(ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1), "enable checksum")
         if workers > 0 {
@@ -86,7 +89,18 @@ public final class ZstdCompressor {
     /// `dst` should hold ``bound(_:)`` of `src.count` bytes; with less, it throws if the frame
     /// does not fit. `dst` must not overlap `src`. Allocates nothing after the first call.
     public func compress(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer) throws -> Int {
-        try zstdCheck(ZSTD_compress2(context, dst.baseAddress ?? emptyBuffer, dst.count,
+        try compress(src, into: dst, level: level)
+    }
+
+    /// As ``compress(_:into:)``, at `level` for this frame (a level outside zstd's range
+    /// throws a ``FailureKind/usage`` ``ZstdError``). Changing the level between calls costs a
+    /// parameter update, no allocation; the context keeps the last level set.
+    public func compress(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer, level: Int) throws -> Int {
+        if level != current {
+            _ = try zstdCheck(ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, Int32(level)), "set level")
+            current = level
+        }
+        return try zstdCheck(ZSTD_compress2(context, dst.baseAddress ?? emptyBuffer, dst.count,
                                      src.baseAddress ?? UnsafeRawPointer(emptyBuffer), src.count), "compress")
     }
 

@@ -69,6 +69,17 @@ import Testing
         #expect(error?.message.contains("backup.chunk_min_bytes") == true)
     }
 
+    @Test func indexCompressionLevelIsReadAndDefaultsWhenAbsent() throws {
+        let text = try String(contentsOf: Self.sourcePolicies.appendingPathComponent("default.toml"), encoding: .utf8)
+        #expect(text.contains("index_compression_level = 6"))
+        let older = text.replacingOccurrences(of: "index_compression_level = 6", with: "")
+        #expect(try Policy(toml: try TOML.parse(older), source: "t").postgres.indexCompressionLevel == 6)
+        let nine = text.replacingOccurrences(of: "index_compression_level = 6", with: "index_compression_level = 9")
+        #expect(try Policy(toml: try TOML.parse(nine), source: "t").postgres.indexCompressionLevel == 9)
+        let bad = text.replacingOccurrences(of: "index_compression_level = 6", with: "index_compression_level = 0")
+        #expect(throws: CoreError.self) { try Policy(toml: try TOML.parse(bad), source: "t") }
+    }
+
     @Test func rejectsOutOfRangeAndInconsistentFigures() throws {
         var text = try String(contentsOf: Self.sourcePolicies.appendingPathComponent("default.toml"), encoding: .utf8)
         text = text.replacingOccurrences(of: "compression_level = 3", with: "compression_level = 40")

@@ -74,6 +74,26 @@ struct AESGCMTests {
         #expect(Array(opened.prefix(count)) == plaintext)
     }
 
+    @Test("sealing pieces is sealing their concatenation", arguments: [[0], [5, 0, 17], [4096, 1, 1 << 16], [0, 0]])
+    func sealPieces(sizes: [Int]) throws {
+        let gcm = try AESGCM(key: Self.key)
+        let pieces = sizes.map { SecureRandom.bytes($0) }
+        let whole = pieces.flatMap { $0 }
+        let aad = Array("wal 0001".utf8)
+        var sealed = [UInt8](repeating: 0, count: whole.count + AESGCM.overhead)
+        let written = withPointers(pieces) { views in
+            aad.withUnsafeBytes { a in sealed.withUnsafeMutableBytes { gcm.seal(pieces: views, aad: a, into: $0) } }
+        }
+        #expect(written == whole.count + AESGCM.overhead)
+        #expect(try gcm.open(sealed, aad: aad) == whole)
+    }
+
+    /// Calls `body` with a raw view of each array, valid during the call.
+    private func withPointers<R>(_ arrays: [[UInt8]], _ views: [UnsafeRawBufferPointer] = [], _ body: ([UnsafeRawBufferPointer]) -> R) -> R {
+        guard let first = arrays.first else { return body(views) }
+        return first.withUnsafeBytes { withPointers(Array(arrays.dropFirst()), views + [$0], body) }
+    }
+
     @Test("every seal uses a fresh nonce")
     func freshNonces() throws {
         let gcm = try AESGCM(key: Self.key)

@@ -11,4 +11,29 @@ import Testing
             #expect(!BaseBackup.isRelationFile(p), "\(p)")
         }
     }
+
+    /// A page as PostgreSQL lays it out: pd_lsn (8), pd_checksum, pd_flags, pd_lower, pd_upper,
+    /// pd_special, pd_pagesize_version (2 bytes each, little-endian), then 8 KiB in all.
+    func page(special: UInt16, sizeVersion: UInt16 = 8192 | 4) -> [UInt8] {
+        var p = [UInt8](repeating: 0, count: 8192)
+        for (offset, value) in [(12, UInt16(40)), (14, UInt16(7000)), (16, special), (18, sizeVersion)] {
+            p[offset] = UInt8(value & 0xff)
+            p[offset + 1] = UInt8(value >> 8)
+        }
+        return p
+    }
+
+    @Test func indexPagesAreThoseWithASpecialSpace() {
+        let btree = page(special: 8192 - 16), gin = page(special: 8192 - 8)
+        let heap = page(special: 8192), empty = [UInt8](repeating: 0, count: 8192)
+        let otherVersion = page(special: 8176, sizeVersion: 8192 | 3), bigger = page(special: 8176, sizeVersion: 16384 | 4)
+        func index(_ pages: [UInt8]...) -> Bool { pages.flatMap { $0 }.withUnsafeBytes { BaseBackup.startsWithIndexPage($0) } }
+        #expect(index(btree))
+        #expect(index(gin, heap))
+        #expect(!index(heap, btree))  // the first page decides
+        #expect(!index(empty))        // a page not yet initialised
+        #expect(!index(otherVersion))
+        #expect(!index(bigger))
+        #expect(!index(Array(btree.prefix(4096))))  // shorter than a page
+    }
 }

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import TresorCore
-import TresorPostgres
+import TresorCrypto
+@testable import TresorPostgres
 import TresorRepository
 import TresorStore
 import TresorTestSupport
@@ -83,6 +84,77 @@ private let keys = TenantKeys(dataKey: Array(repeating: 9, count: 32)).wal
         // Renaming an object into another segment's place is detected (the name is authenticated).
         try FileManager.default.copyItem(at: stored, to: dir.sub("tenants/acme/wal/00000001/000000010000000000000003"))
         #expect(throws: RepositoryError.self) { try a.fetch(WALName("000000010000000000000003")!) }
+    }
+}
+
+@Suite struct WALObjectFormatTests {
+    let name = "00000001000000000000000A"
+
+    func pushed(_ plain: [UInt8]) throws -> (archive: WALArchive, object: [UInt8], dir: TempDirectory) {
+        let dir = TempDirectory(), src = TempDirectory()
+        let a = WALArchive(store: try LocalStore(root: dir.url), tenant: "acme", keys: keys, compressionLevel: 3, clock: SystemClock())
+        let path = src.sub(name).path
+        try Data(plain).write(to: URL(fileURLWithPath: path))
+        #expect(try a.push(path: path) == .stored)
+        #expect(try a.push(path: path) == .alreadyArchived)
+        let object = try #require(FileManager.default.contents(atPath: dir.sub("tenants/acme/wal/00000001/" + name).path))
+        return (a, Array(object), dir)
+    }
+
+    @Test func aSegmentIsSealedAsSeveralFramesUnderTheHashOfItsPlaintext() throws {
+        var rng = SeededRandom(seed: 7)
+        let plain = rng.text(2 * WALObject.frameBytes + 300_000) + rng.bytes(4096)  // three frames
+        let (a, object, dir) = try pushed(plain)
+        defer { withExtendedLifetime(dir) {} }  // the store lives in it
+        #expect(object[4] == 2 && object[5] == BlobCompression.zstd.rawValue)
+        #expect(object[6..<14].elementsEqual(withUnsafeBytes(of: UInt64(plain.count).littleEndian) { Array($0) }))
+        let mac = plain.withUnsafeBytes { HMACSHA256(key: keys.hash).mac($0) }
+        #expect(Array(object[22..<54]) == mac.bytes)
+        let payload = try AESGCM(key: keys.encryption).open(Array(object[54...]), aad: Array(object[0..<54]) + Array(name.utf8))
+        #expect(payload.count < plain.count / 2)
+        // More than one frame: as a single frame it is refused, as frames it is the plaintext.
+        #expect(throws: (any Error).self) { try ZstdDecompressor().decompress(payload, rawSize: plain.count) }
+        #expect(try a.fetch(WALName(name)!) == plain)
+    }
+
+    @Test func objectsOfVersionOneStillOpen() throws {
+        var rng = SeededRandom(seed: 8)
+        let plain = rng.text(300_000)
+        let (a, pushedObject, dir) = try pushed(plain)
+        // The documented version 1 layout, built here by hand: one frame.
+        var header = Array("TRSW".utf8) + [1, BlobCompression.zstd.rawValue]
+        header += withUnsafeBytes(of: UInt64(plain.count).littleEndian) { Array($0) }
+        header += Array(pushedObject[14..<22])
+        header += plain.withUnsafeBytes { HMACSHA256(key: keys.hash).mac($0) }.bytes
+        let frame = try ZstdCompressor(level: 3).compress(plain)
+        let v1 = header + (try AESGCM(key: keys.encryption).seal(frame, aad: header + Array(name.utf8)))
+        try Data(v1).write(to: dir.sub("tenants/acme/wal/00000001/" + name))
+        #expect(try a.fetch(WALName(name)!) == plain)
+    }
+
+    @Test func anEmptyFileIsArchivedAndFetchedEmpty() throws {
+        let (a, object, dir) = try pushed([])
+        defer { withExtendedLifetime(dir) {} }
+        #expect(object[5] == BlobCompression.none.rawValue)
+        #expect(try a.fetch(WALName(name)!) == [])
+    }
+}
+
+@Suite struct WALFileReadingTests {
+    @Test func mappedAndReadFilesGiveTheFileBytesAndAShortFileIsAnError() throws {
+        let dir = TempDirectory()
+        var rng = SeededRandom(seed: 9)
+        let bytes = rng.bytes(300_001)
+        let path = dir.sub("000000010000000000000001").path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(try withMappedFile(path) { Array($0) } == bytes)
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        #expect(try withReadFile(fd, size: bytes.count, path: path) { Array($0) } == bytes)
+        let error = #expect(throws: PostgresError.self) { try withReadFile(fd, size: bytes.count + 1, path: path) { _ in () } }
+        #expect(error?.message.contains("cannot read") == true)
+        try Data().write(to: URL(fileURLWithPath: path))
+        #expect(try withMappedFile(path) { $0.count } == 0)
     }
 }
 

@@ -73,6 +73,25 @@ struct ZstdTests {
         }
     }
 
+    @Test("concatenated frames decompress into one buffer; a wrong total or a cut frame throws")
+    func concatenatedFrames() throws {
+        let pieces = [Self.text(70_000), Self.noise(3_000), Self.text(10)]
+        let compressor = try ZstdCompressor(level: 3)
+        let frames = try pieces.flatMap { try compressor.compress($0) }
+        let whole = pieces.flatMap { $0 }
+        func decompress(_ src: [UInt8], size: Int) throws -> [UInt8] {
+            var out = [UInt8](repeating: 0, count: size)
+            _ = try src.withUnsafeBytes { s in try out.withUnsafeMutableBytes { try ZstdDecompressor().decompressFrames(s, into: $0) } }
+            return out
+        }
+        #expect(try decompress(frames, size: whole.count) == whole)
+        #expect(throws: (any Error).self) { try decompress(frames, size: whole.count + 1) }
+        #expect(throws: (any Error).self) { try decompress(frames, size: whole.count - 1) }
+        #expect(throws: (any Error).self) { try decompress(Array(frames.dropLast(3)), size: whole.count) }
+        // One frame alone is the single-frame case.
+        #expect(try decompress(try compressor.compress(pieces[0]), size: pieces[0].count) == pieces[0])
+    }
+
     @Test("compressible data shrinks, random data barely grows, and output is deterministic")
     func sizes() throws {
         let compressor = try ZstdCompressor(level: 3)
