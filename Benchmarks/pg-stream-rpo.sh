@@ -29,11 +29,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=/usr/lib/postgresql/15/bin
-TRESOR=${TRESOR_BIN:-$ROOT/.build/release/tresor}
-[ -x "$TRESOR" ] || (cd "$ROOT" && swift build -c release --product tresor --static-swift-stdlib)
-[ "$(id -u)" -eq 0 ] || { echo "pg-stream-rpo: run as root (postgres runs through runuser)" >&2; exit 2; }
-command -v pgbackrest >/dev/null || apt-get install -y -qq pgbackrest >/dev/null
+source "$ROOT/Benchmarks/pg-lib.sh"
+pg_bench_prelude pg-stream-rpo
 [ -x /usr/bin/time ] || apt-get install -y -qq time >/dev/null
 
 WORK=$(mktemp -d /tmp/pg-stream-rpo.XXXXXX)
@@ -47,50 +44,14 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-as_pg() { runuser -u postgres -- "$@"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 PORT=$(free_port)
-mkdir -p "$WORK/sock" "$WORK/pgbr-repo" "$WORK/pgbr-lock" "$WORK/pgbr-spool"
-chown postgres "$WORK" "$WORK/sock" "$WORK/pgbr-repo" "$WORK/pgbr-lock" "$WORK/pgbr-spool"
-cat > "$WORK/pgbackrest.conf" <<CONF
-[global]
-repo1-path=$WORK/pgbr-repo
-compress-type=zst
-compress-level=3
-process-max=2
-log-level-console=warn
-log-level-file=off
-lock-path=$WORK/pgbr-lock
-spool-path=$WORK/pgbr-spool
-start-fast=y
-
-[bench]
-pg1-path=$WORK/data
-pg1-port=$PORT
-pg1-socket-path=$WORK/sock
-CONF
-chmod 644 "$WORK/pgbackrest.conf"
-PGBR="pgbackrest --config=$WORK/pgbackrest.conf --stanza=bench"
-
-export TRESOR_HOME=$WORK/tresor-home
-"$TRESOR" init >/dev/null
-"$TRESOR" store add local --url "file://$WORK/tresor-store" --region bench >/dev/null
-"$TRESOR" tenant add bench --region bench --store local --pg "host=127.0.0.1 port=$PORT user=postgres dbname=postgres" >/dev/null
-"$TRESOR" pg setup bench >/dev/null
-
-as_pg "$BIN/initdb" -D "$WORK/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
-cat >> "$WORK/data/postgresql.conf" <<CONF
-port = $PORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$WORK/sock'
-wal_level = replica
-archive_mode = on
-archive_command = '"$TRESOR" --home "$TRESOR_HOME" pg wal-push bench %p && $PGBR archive-push %p'
-archive_timeout = 60s
-max_wal_size = 1GB
-CONF
-as_pg "$BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+chown postgres "$WORK"
+pgbr_config "$PORT"
+tresor_setup "$PORT"
+pg_init "$PORT" "\"$TRESOR\" --home \"$TRESOR_HOME\" pg wal-push bench %p && $PGBR archive-push %p"
+# The RPO of archive_command alone, as tresor pg setup prints it.
+$BIN/psql -X -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -Atq -c "ALTER SYSTEM SET archive_timeout = '60s'" -c "SELECT pg_reload_conf()" >/dev/null
 PSQL="$BIN/psql -X -h 127.0.0.1 -p $PORT -U postgres -d postgres -Atq"
 
 echo "pgbench -i -s $SCALE, base backups ..."

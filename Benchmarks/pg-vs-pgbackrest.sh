@@ -26,11 +26,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=/usr/lib/postgresql/15/bin
-TRESOR=${TRESOR_BIN:-$ROOT/.build/release/tresor}
-[ -x "$TRESOR" ] || (cd "$ROOT" && swift build -c release --product tresor --static-swift-stdlib)
-[ "$(id -u)" -eq 0 ] || { echo "pg-vs-pgbackrest: run as root (postgres runs through runuser)" >&2; exit 2; }
-command -v pgbackrest >/dev/null || { apt-get install -y -qq pgbackrest >/dev/null; }
+source "$ROOT/Benchmarks/pg-lib.sh"
+pg_bench_prelude pg-vs-pgbackrest
 
 WORK=$(mktemp -d /tmp/pg-vs-pgbackrest.XXXXXX)
 chmod 755 "$WORK"
@@ -41,7 +38,6 @@ cleanup() {
     [ "$KEEP" = 1 ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
-source "$ROOT/Benchmarks/pg-lib.sh"
 now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2-$1:.1f}')"; }
 bytes() { du -sb "$1" | cut -f1; }
@@ -52,11 +48,7 @@ chown postgres "$WORK"
 pgbr_config "$PORT"
 
 # Tresor: a home, a local store, the tenant, and WAL access for the postgres user.
-export TRESOR_HOME=$WORK/tresor-home
-"$TRESOR" init >/dev/null
-"$TRESOR" store add local --url "file://$WORK/tresor-store" --region bench >/dev/null
-"$TRESOR" tenant add bench --region bench --store local --pg "host=127.0.0.1 port=$PORT user=postgres dbname=postgres" >/dev/null
-"$TRESOR" pg setup bench >/dev/null
+tresor_setup "$PORT"
 
 # archive_command: both tools, each timed (nanoseconds) into a log the postgres user writes.
 cat > "$WORK/archive.sh" <<SH
