@@ -17,6 +17,8 @@ import TresorTestSupport
             (["frobnicate"], "unexpected argument"),
             (["check", "--read-data-subset", "150"], "between 0 and 100"),
             (["--now", "tomorrow-ish", "tenant", "list"], "cannot read time"),
+            (["pg", "stream", "acme"], "has no postgresql dsn"),
+            (["pg", "setup", "acme", "--wal-credentials", "/nowhere"], "--wal-credentials is for s3 stores"),
         ]
         for (args, text) in cases {
             let r = try f.tresor.run(args)
