@@ -238,19 +238,14 @@ extension Installation {
         }
     }
 
-    private func walWithTimes(_ archive: WALArchive) throws -> [ArchivedWAL] {
-        try archive.list().map {
-            let h = try archive.header($0.name)
-            return ArchivedWAL(name: $0.name, pushedAt: h.pushedAt, length: h.length)
-        }
-    }
+
 
     /// `tresor pg window T`.
     public func postgresWindow(tenant name: String) throws -> RecoveryWindow {
         let tenant = try self.tenant(name)
         let repo = try repository(for: tenant, create: false)
         let archive = WALArchive(store: repo.store, tenant: name, keys: repo.keys.wal, compressionLevel: policy.backup.compressionLevel, clock: clock)
-        return RecoveryPlanner.window(backups: try baseBackups(repo), wal: try walWithTimes(archive))
+        return RecoveryPlanner.window(backups: try baseBackups(repo), wal: try archive.listWithHeaders())
     }
 
     /// `tresor pg restore T --pgdata DIR (--target-time | --target-lsn | --latest)`: restores the
@@ -267,7 +262,7 @@ extension Installation {
         let repo = try repository(for: tenant, create: false)
         let archive = WALArchive(store: repo.store, tenant: name, keys: repo.keys.wal, compressionLevel: policy.backup.compressionLevel, clock: clock)
         let backups = try baseBackups(repo)
-        let window = RecoveryPlanner.window(backups: backups, wal: try walWithTimes(archive))
+        let window = RecoveryPlanner.window(backups: backups, wal: try archive.listWithHeaders())
         let chosen = try RecoveryPlanner.choose(target: target, backups: backups, window: window, tenant: name)
         let index = try repo.loadIndex()
         let manifest = try repo.loadSnapshot(chosen.id)

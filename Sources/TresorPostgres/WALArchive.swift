@@ -147,6 +147,33 @@ public struct WALArchive: Sendable {
         }.sorted { $0.name < $1.name }
     }
 
+    /// Every stored WAL file with its header, read on `threads` threads: one small ranged read
+    /// each, which on an object store is a round trip, and a 30-day window holds thousands.
+    public func listWithHeaders(threads: Int = 8) throws -> [ArchivedWAL] {
+        let names = try list().map(\.name)
+        let next = Locked(0)
+        let results = Locked([ArchivedWAL?](repeating: nil, count: names.count))
+        let failure = Locked<(any Error)?>(nil)
+        let archive = self
+        runOnThreads(max(1, min(threads, names.count)), name: "wal-headers") { _ in
+            while true {
+                let i = next.withLock { n -> Int in
+                    defer { n += 1 }
+                    return n
+                }
+                guard i < names.count, failure.withLock({ $0 == nil }) else { return }
+                do {
+                    let h = try archive.header(names[i])
+                    results.withLock { $0[i] = ArchivedWAL(name: names[i], pushedAt: h.pushedAt, length: h.length) }
+                } catch {
+                    failure.withLock { $0 = $0 ?? error }
+                }
+            }
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
+        return results.withLock { $0.compactMap { $0 } }
+    }
+
     /// A stored WAL file's header: when it was pushed and its length (one small ranged read).
     public func header(_ name: WALName) throws -> WALObject.Header {
         try WALObject.header(try store.get(key(name), range: 0..<WALObject.headerSize), name: name.description)

@@ -110,6 +110,22 @@ private let segmentSize = Int(WALName.segmentSize)
         #expect(throws: PostgresError.self) { try a.push(path: src.sub("000000010000000000000006.streaming").path) }
     }
 
+    @Test func headersOfEveryObjectAreListedInOrderWithTheirLengths() throws {
+        let dir = TempDirectory()
+        let a = try archive(dir)
+        var rng = SeededRandom(seed: 12)
+        let lengths = [7: 1000, 5: 3000, 6: 2000]
+        for (segment, length) in lengths {
+            _ = try rng.text(length).withUnsafeBytes { try a.push($0, name: WALName(timeline: 1, segment: UInt64(segment))) }
+        }
+        try rng.text(444).withUnsafeBytes { try a.storeStreamed($0, segment: WALName(timeline: 1, segment: 8)) }
+        let listed = try a.listWithHeaders(threads: 3)
+        #expect(listed.map(\.name.description) == ["000000010000000000000005", "000000010000000000000006", "000000010000000000000007",
+                                                    "000000010000000000000008.streaming"])
+        #expect(listed.map(\.length) == [3000, 2000, 1000, 444])
+        #expect(listed.allSatisfy { abs($0.pushedAt.timeIntervalSinceNow) < 600 })
+    }
+
     @Test func theWindowReachesIntoTheStreamedSegmentAfterTheArchivedRun() throws {
         let t0 = TimeFormat.parse("2026-11-27T10:00:00Z")!
         var wal = (2...4).map { ArchivedWAL(name: WALName(timeline: 1, segment: UInt64($0)), pushedAt: t0.addingTimeInterval(Double($0) * 60)) }
