@@ -48,7 +48,7 @@ public final class BlobWriter: @unchecked Sendable {
         var length: Int
         var id: ObjectID
         var type: BlobType
-        var level: Int?
+        var compression: ZstdSetting?
     }
 
     private let repo: TenantRepository
@@ -99,10 +99,10 @@ public final class BlobWriter: @unchecked Sendable {
 
     /// Adds a chunk whose id the producer computed. Returns false when the tenant already has it
     /// (nothing is stored), true when it was queued. Blocks while all chunk slots are in use.
-    /// Throws the first error any worker or uploader hit. `level` overrides the policy's zstd
-    /// level for this blob (the stored bytes differ, the id does not).
+    /// Throws the first error any worker or uploader hit. `compression` overrides the policy's
+    /// zstd level for this blob (the stored bytes differ, the id does not).
     @discardableResult
-    public func add(id: ObjectID, type: BlobType, data: UnsafeRawBufferPointer, level: Int? = nil) throws -> Bool {
+    public func add(id: ObjectID, type: BlobType, data: UnsafeRawBufferPointer, compression: ZstdSetting? = nil) throws -> Bool {
         if let e = state.withLock({ $0.error }) { throw e }
         precondition(data.count <= settings.maxBlob, "blob larger than the policy's maximum chunk size")
         let isNew = pending.withLock { set -> Bool in
@@ -113,7 +113,7 @@ public final class BlobWriter: @unchecked Sendable {
         guard isNew else { return false }
         guard let slot = freeSlots.pop() else { throw RepositoryError(.failed, "pipeline closed") }
         if data.count > 0 { slots[slot].baseAddress!.copyMemory(from: data.baseAddress!, byteCount: data.count) }
-        jobs.push(Job(slot: slot, length: data.count, id: id, type: type, level: level))
+        jobs.push(Job(slot: slot, length: data.count, id: id, type: type, compression: compression))
         return true
     }
 
@@ -166,7 +166,7 @@ public final class BlobWriter: @unchecked Sendable {
                         uploads.push(builder.finish())
                     }
                     try builder.add(id: job.id, type: job.type,
-                                    data: UnsafeRawBufferPointer(rebasing: slots[job.slot][0..<job.length]), level: job.level)
+                                    data: UnsafeRawBufferPointer(rebasing: slots[job.slot][0..<job.length]), compression: job.compression)
                     state.withLock { s in
                         s.stats.newBlobs += 1
                         s.stats.newRawBytes += UInt64(job.length)

@@ -24,7 +24,7 @@ public final class ChunkStream {
     private let window: UnsafeMutableRawBufferPointer
     private var start = 0, end = 0
     private var fixed: Int?
-    private var levelOf: ((UnsafeRawBufferPointer) -> Int?)?
+    private var compressionOf: ((UnsafeRawBufferPointer) -> ZstdSetting?)?
     private var chunks: [ObjectID] = []
     private var bytes: UInt64 = 0
 
@@ -40,11 +40,11 @@ public final class ChunkStream {
     deinit { window.deallocate() }
 
     /// Starts a new stream: content-defined chunks, or fixed-size ones of `fixed` bytes (for
-    /// page-structured files, where fixed boundaries dedup better). `level`, when given, is asked
-    /// for each chunk's zstd level (nil: the policy's), once per chunk.
-    public func begin(fixed: Int? = nil, level: ((UnsafeRawBufferPointer) -> Int?)? = nil) {
+    /// page-structured files, where fixed boundaries dedup better). `compression`, when given, is
+    /// asked for each chunk's zstd setting (nil: the policy's level), once per chunk.
+    public func begin(fixed: Int? = nil, compression: ((UnsafeRawBufferPointer) -> ZstdSetting?)? = nil) {
         self.fixed = fixed.map { min($0, maxChunk) }
-        levelOf = level
+        compressionOf = compression
         start = 0
         end = 0
         bytes = 0
@@ -106,7 +106,7 @@ public final class ChunkStream {
         let n = fixed.map { Swift.min($0, view.count) } ?? chunker.cut(view)
         let chunk = UnsafeRawBufferPointer(rebasing: view[0..<n])
         let id = hmac.mac(chunk)
-        try writer.add(id: id, type: .data, data: chunk, level: levelOf?(chunk))
+        try writer.add(id: id, type: .data, data: chunk, compression: compressionOf?(chunk))
         chunks.append(id)
         start += n
         bytes += UInt64(n)

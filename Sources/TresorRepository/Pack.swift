@@ -157,14 +157,14 @@ final class PackBuilder {
     /// packs stay at most the target (a blob larger than the target gets a pack of its own).
     func hasRoom(for length: Int) -> Bool { used + length + AESGCM.overhead <= target }
 
-    /// Compresses (when it saves space; at `level`, else the builder's) and seals one blob into
-    /// the pack.
-    func add(id: ObjectID, type: BlobType, data: UnsafeRawBufferPointer, level: Int? = nil) throws {
+    /// Compresses (when it saves space; with `compression`, else at the builder's level) and
+    /// seals one blob into the pack.
+    func add(id: ObjectID, type: BlobType, data: UnsafeRawBufferPointer, compression setting: ZstdSetting? = nil) throws {
         if buffer == nil { buffer = pool.take() }
         let memory = buffer!.memory
         precondition(used + data.count + AESGCM.overhead + Self.headerReserve <= memory.count,
                      "blob larger than the policy's maximum chunk size")
-        let compressedLength = try zstd.compress(data, into: scratch, level: level ?? zstd.level)
+        let compressedLength = try zstd.compress(data, into: scratch, setting: setting ?? ZstdSetting(level: zstd.level))
         let compression: BlobCompression = compressedLength < data.count ? .zstd : .none
         // The associated data, written in place: id ‖ type ‖ compression.
         aad.withUnsafeMutableBytes { a in

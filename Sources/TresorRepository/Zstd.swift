@@ -34,6 +34,27 @@ private func zstdCheck(_ result: Int, _ operation: String) throws -> Int {
 /// never reads or writes through it because the length passed alongside is 0.
 nonisolated(unsafe) private let emptyBuffer = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1)
 
+/// How one frame is compressed: a zstd level and, for chunks of B-tree index pages, match
+/// finding tuned to their layout. The output is a standard frame either way; only the encoder's
+/// choices differ, so readers need not know.
+public struct ZstdSetting: Sendable, Hashable {
+    /// The compression level (``ZstdCompressor`` checks its range).
+    public var level: Int
+    /// Tuned for index pages: B-tree leaves are runs of 16-byte tuples, each differing from the
+    /// one before in a few bytes, so what pays is a lazy match search (level 6 and above) that
+    /// takes repeat offsets; at those levels, matches of at least 6 bytes (not 4 or 5), one search
+    /// attempt per position and the hash-chain match finder rather than the row-based one find
+    /// the same matches with less work. pgbench's primary key in 128 KiB chunks at level 6: 5%
+    /// smaller and 1.4 to 1.9 times as fast as level 6's own parameters (measured with
+    /// `zstd -b6 -B131072`, zstd 1.5.4). Below level 6 it changes nothing.
+    public var indexPages: Bool
+
+    public init(level: Int, indexPages: Bool = false) {
+        self.level = level
+        self.indexPages = indexPages
+    }
+}
+
 /// Compresses buffers into single, self-describing zstd frames (content size and an XXH64
 /// checksum of the content recorded in the frame header and trailer, 4 bytes of overhead).
 ///
@@ -44,8 +65,8 @@ public final class ZstdCompressor {
     private let context: OpaquePointer
     /// The compression level this instance uses unless a call names another.
     public let level: Int
-    /// The level the context is set to now.
-    private var current: Int
+    /// The setting the context has now.
+    private var current: ZstdSetting
 
     /// A compressor at `level`, which must lie in `ZSTD_minCLevel()...ZSTD_maxCLevel()`
     /// (negative levels are faster, 1–19 normal, 20–22 slow and memory-hungry; 0 means zstd's
@@ -62,7 +83,7 @@ public final class ZstdCompressor {
         guard let context = ZSTD_createCCtx() else { throw ZstdError("compressor", "out of memory") }
         self.context = context  // from here on, deinit frees it even if init throws
         self.level = level
-        self.current = level
+        self.current = ZstdSetting(level: level)
         _ = try zstdCheck(ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, Int32(level)), "set level")
         _ = try zstdCheck(ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1), "enable checksum")
         if workers > 0 {
@@ -96,12 +117,28 @@ public final class ZstdCompressor {
     /// throws a ``FailureKind/usage`` ``ZstdError``). Changing the level between calls costs a
     /// parameter update, no allocation; the context keeps the last level set.
     public func compress(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer, level: Int) throws -> Int {
-        if level != current {
-            _ = try zstdCheck(ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, Int32(level)), "set level")
-            current = level
-        }
+        try compress(src, into: dst, setting: ZstdSetting(level: level))
+    }
+
+    /// As ``compress(_:into:)``, with `setting` for this frame. Changing the setting between
+    /// calls costs a few parameter updates, no allocation; the context keeps the last one.
+    public func compress(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer, setting: ZstdSetting) throws -> Int {
+        if setting != current { try apply(setting) }
         return try zstdCheck(ZSTD_compress2(context, dst.baseAddress ?? emptyBuffer, dst.count,
                                      src.baseAddress ?? UnsafeRawPointer(emptyBuffer), src.count), "compress")
+    }
+
+    /// Sets the context's level and the index-page tuning (0 restores the level's own value of a
+    /// parameter).
+    private func apply(_ setting: ZstdSetting) throws {
+        _ = try zstdCheck(ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, Int32(setting.level)), "set level")
+        let tuned = setting.indexPages && setting.level >= 6
+        _ = try zstdCheck(ZSTD_CCtx_setParameter(context, ZSTD_c_minMatch, tuned ? 6 : 0), "set minimum match")
+        _ = try zstdCheck(ZSTD_CCtx_setParameter(context, ZSTD_c_searchLog, tuned ? 1 : 0), "set search log")
+        // ZSTD_c_useRowMatchFinder: ZSTD_ps_disable (2) or ZSTD_ps_auto (0); zstd.h names them
+        // only under ZSTD_STATIC_LINKING_ONLY, which the shim does not define.
+        _ = try zstdCheck(ZSTD_CCtx_setParameter(context, ZSTD_c_experimentalParam14, tuned ? 2 : 0), "set row match finder")
+        current = setting
     }
 
     /// Compresses `src` into a new array holding one frame. Costs one allocation of

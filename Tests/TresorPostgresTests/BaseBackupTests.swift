@@ -37,3 +37,25 @@ import Testing
         #expect(!index(Array(btree.prefix(4096))))  // shorter than a page
     }
 }
+
+@Suite struct BaseBackupWALWaitTests {
+    @Test func missingSegmentsAreThoseOnNeitherTimeline() {
+        let from = WALName(timeline: 1, segment: 0x10), to = WALName(timeline: 2, segment: 0x13)
+        let archived: Set<WALName> = [WALName(timeline: 1, segment: 0x10), WALName(timeline: 2, segment: 0x12),
+                                      WALName(timeline: 3, segment: 0x11), WALName(timeline: 1, segment: 0x13, kind: .partial)]
+        #expect(BaseBackup.missingSegments(from: from, to: to, archived: archived)
+                == [WALName(timeline: 1, segment: 0x11), WALName(timeline: 1, segment: 0x13)])
+        let all: Set<WALName> = [WALName(timeline: 1, segment: 0x10), WALName(timeline: 1, segment: 0x11),
+                                 WALName(timeline: 2, segment: 0x12), WALName(timeline: 2, segment: 0x13)]
+        #expect(BaseBackup.missingSegments(from: from, to: to, archived: all).isEmpty)
+        let one = WALName(timeline: 1, segment: 7)
+        #expect(BaseBackup.missingSegments(from: one, to: one, archived: []) == [one])
+    }
+
+    @Test func pollsStartShortAndBackOffToHalfASecond() {
+        #expect(abs(BaseBackup.nextPollDelay(after: 0.02) - 0.03) < 1e-12)
+        #expect(abs(BaseBackup.nextPollDelay(after: 0.3) - 0.45) < 1e-12)
+        #expect(BaseBackup.nextPollDelay(after: 0.4) == 0.5)
+        #expect(BaseBackup.nextPollDelay(after: 0.5) == 0.5)
+    }
+}

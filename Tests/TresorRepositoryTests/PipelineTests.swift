@@ -70,7 +70,7 @@ func openRepository(_ store: any Store, tenant: String = "acme", master: MasterK
             let repo = try openRepository(store, master: master)
             let writer = try BlobWriter(repository: repo, index: RepositoryIndex(), settings: .init(policy: smallPolicy, uploaders: 1))
             let id = HMACSHA256(key: repo.keys.chunkID).mac(data)
-            #expect(try data.withUnsafeBytes { try writer.add(id: id, type: .data, data: $0, level: level) })
+            #expect(try data.withUnsafeBytes { try writer.add(id: id, type: .data, data: $0, compression: level.map { ZstdSetting(level: $0) }) })
             let stats = try writer.finish()
             sizes.append(Int(stats.packBytes))
             let index = try repo.loadIndex()

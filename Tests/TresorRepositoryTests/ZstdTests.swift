@@ -55,6 +55,48 @@ struct ZstdTests {
         #expect(try ZstdDecompressor().decompress(frame, rawSize: bytes.count) == bytes)
     }
 
+    /// 16 pages laid out like B-tree leaves of an int4 primary key: a 24-byte header, line
+    /// pointers, then 16-byte tuples (heap TID, size, key, padding) with keys counting up.
+    static func btreeLeaves() -> [UInt8] {
+        var out: [UInt8] = []
+        var key: UInt32 = 1
+        func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+        for _ in 0..<16 {
+            var page = [UInt8](repeating: 0, count: 8192)
+            let tuples = 400
+            page.replaceSubrange(12..<20, with: le(UInt16(24 + 4 * tuples)) + le(UInt16(8176 - 16 * tuples)) + le(UInt16(8176)) + le(UInt16(8192 | 4)))
+            for t in 0..<tuples {
+                let at = 8176 - 16 * (t + 1)
+                page.replaceSubrange(24 + 4 * t..<28 + 4 * t, with: le(UInt32(at) | 1 << 15 | 16 << 17))
+                let block = key / 61, item = UInt16(key % 61 + 1)
+                page.replaceSubrange(at..<at + 16, with: le(UInt16(block >> 16)) + le(UInt16(block & 0xffff)) + le(item) + le(UInt16(16)) + le(key) + [0, 0, 0, 0])
+                key += 1
+            }
+            out += page
+        }
+        return out
+    }
+
+    @Test("the index-page setting reads back, changes the frame only from level 6, and the context forgets it")
+    func indexPageSetting() throws {
+        let pages = Self.btreeLeaves()
+        let compressor = try ZstdCompressor(level: 3)
+        func frame(_ setting: ZstdSetting) throws -> [UInt8] {
+            var out = [UInt8](repeating: 0, count: ZstdCompressor.bound(pages.count))
+            let n = try pages.withUnsafeBytes { src in try out.withUnsafeMutableBytes { try compressor.compress(src, into: $0, setting: setting) } }
+            return Array(out.prefix(n))
+        }
+        let tuned = try frame(ZstdSetting(level: 6, indexPages: true))
+        #expect(try ZstdDecompressor().decompress(tuned, rawSize: pages.count) == pages)
+        #expect(tuned.count < pages.count / 4)
+        // After a tuned frame, plain frames are what a fresh compressor at that level makes.
+        let plain6 = try frame(ZstdSetting(level: 6))
+        #expect(plain6 == (try ZstdCompressor(level: 6).compress(pages)))
+        #expect(plain6 != tuned)
+        #expect(try frame(ZstdSetting(level: 3, indexPages: true)) == (try ZstdCompressor(level: 3).compress(pages)))
+        #expect(try frame(ZstdSetting(level: 6, indexPages: true)) == tuned)
+    }
+
     @Test("buffer API round trip, reusing both contexts")
     func bufferRoundTrip() throws {
         let compressor = try ZstdCompressor(level: 3)
