@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # PostgreSQL benchmark: Tresor and pgBackRest side by side on one pgbench cluster, in one run.
 #
-#   bash Benchmarks/pg-vs-pgbackrest.sh [--scale 60] [--duration 60] [--keep]
+#   bash Benchmarks/pg-vs-pgbackrest.sh [--scale 60] [--duration 60] [--keep] [--relation-chunk BYTES]
 #
 # One PostgreSQL 15 cluster (pgbench -i -s SCALE) archives every WAL file to both tools: its
 # archive_command runs `tresor pg wal-push` and then `pgbackrest archive-push`, timing each (the
@@ -16,12 +16,13 @@
 # Needs root (initdb and postgres run as the postgres user through runuser), postgresql-15,
 # pgbackrest, pgbench (in postgresql-15's bin), python3. TRESOR_BIN or .build/release/tresor.
 set -euo pipefail
-SCALE=60 DURATION=60 KEEP=0
+SCALE=60 DURATION=60 KEEP=0 RELATION_CHUNK=
 while [ $# -gt 0 ]; do
     case "$1" in
         --scale) SCALE=${2:?}; shift 2 ;;
         --duration) DURATION=${2:?}; shift 2 ;;
         --keep) KEEP=1; shift ;;
+        --relation-chunk) RELATION_CHUNK=${2:?}; shift 2 ;;
         *) echo "pg-vs-pgbackrest: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -40,7 +41,10 @@ cleanup() {
 trap cleanup EXIT
 now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2-$1:.1f}')"; }
-bytes() { du -sb "$1" | cut -f1; }
+# What each tool's base backups occupy, without WAL: autovacuum after pgbench writes WAL while the
+# first tool's backup runs, which would otherwise count against that tool only.
+tresor_bytes() { du -sb --exclude=wal "$WORK/tresor-store" | cut -f1; }
+pgbr_bytes() { du -sb "$WORK/pgbr-repo/backup" | cut -f1; }
 mib() { python3 -c "print(f'{$1/1048576:.1f}')"; }
 
 PORT=$(free_port)
@@ -49,6 +53,8 @@ pgbr_config "$PORT"
 
 # Tresor: a home, a local store, the tenant, and WAL access for the postgres user.
 tresor_setup "$PORT"
+# --relation-chunk BYTES: try another [postgres] relation_chunk_bytes than the default policy's.
+[ -z "$RELATION_CHUNK" ] || printf '[postgres]\nrelation_chunk_bytes = %s\n' "$RELATION_CHUNK" > "$TRESOR_HOME/policies/zz-bench.toml"
 
 # archive_command: both tools, each timed (nanoseconds) into a log the postgres user writes.
 cat > "$WORK/archive.sh" <<SH
@@ -79,13 +85,13 @@ as_pg $PGBR stanza-create >/dev/null
 switch_and_wait
 
 echo "full base backups ..."
-s0=$(bytes "$WORK/tresor-store")
+s0=$(tresor_bytes)
 t0=$(now); "$TRESOR" pg basebackup bench >/dev/null; t1=$(now)
-s1=$(bytes "$WORK/tresor-store")
+s1=$(tresor_bytes)
 T_FULL=$(secs "$t0" "$t1"); T_FULL_BYTES=$((s1 - s0))
-r0=$(bytes "$WORK/pgbr-repo")
+r0=$(pgbr_bytes)
 t0=$(now); as_pg $PGBR backup --type=full >/dev/null; t1=$(now)
-r1=$(bytes "$WORK/pgbr-repo")
+r1=$(pgbr_bytes)
 P_FULL=$(secs "$t0" "$t1"); P_FULL_BYTES=$((r1 - r0))
 
 echo "pgbench -T $DURATION ..."
@@ -100,26 +106,25 @@ TARGET_PGBR="${TARGET/T/ }"; TARGET_PGBR="${TARGET_PGBR%Z}+00"   # pgBackRest's 
 sleep 1
 
 echo "second base backups ..."
-s0=$(bytes "$WORK/tresor-store")
+s0=$(tresor_bytes)
 t0=$(now); "$TRESOR" pg basebackup bench >/dev/null; t1=$(now)
-s1=$(bytes "$WORK/tresor-store")
+s1=$(tresor_bytes)
 T_SECOND=$(secs "$t0" "$t1"); T_SECOND_BYTES=$((s1 - s0))
-r0=$(bytes "$WORK/pgbr-repo")
+r0=$(pgbr_bytes)
 t0=$(now); as_pg $PGBR backup --type=incr >/dev/null; t1=$(now)
-r1=$(bytes "$WORK/pgbr-repo")
+r1=$(pgbr_bytes)
 P_SECOND=$(secs "$t0" "$t1"); P_SECOND_BYTES=$((r1 - r0))
-# (The byte deltas include WAL archived while each backup ran.)
 
 echo "third base backups after updating 1% of pgbench_accounts (one contiguous key range) ..."
 $PSQL -c "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= $SCALE * 1000" -c "CHECKPOINT"
 switch_and_wait
-s0=$(bytes "$WORK/tresor-store")
+s0=$(tresor_bytes)
 t0=$(now); "$TRESOR" pg basebackup bench >/dev/null; t1=$(now)
-s1=$(bytes "$WORK/tresor-store")
+s1=$(tresor_bytes)
 T_THIRD=$(secs "$t0" "$t1"); T_THIRD_BYTES=$((s1 - s0))
-r0=$(bytes "$WORK/pgbr-repo")
+r0=$(pgbr_bytes)
 t0=$(now); as_pg $PGBR backup --type=incr >/dev/null; t1=$(now)
-r1=$(bytes "$WORK/pgbr-repo")
+r1=$(pgbr_bytes)
 P_THIRD=$(secs "$t0" "$t1"); P_THIRD_BYTES=$((r1 - r0))
 
 "$BIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -c 2 -j 2 -T 10 postgres >/dev/null 2>&1
