@@ -46,6 +46,6 @@ let package = Package(
         .testTarget(name: "TresorCatalogTests", dependencies: ["TresorCatalog"]),
         .testTarget(name: "TresorDocumentsTests", dependencies: ["TresorDocuments", "TresorTestSupport"]),
         .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI", "TresorCatalog", "TresorPostgres"]),
-        .testTarget(name: "TresorIntegrationTests", dependencies: ["TresorTestSupport", "TresorStore", "tresor"]),
+        .testTarget(name: "TresorIntegrationTests", dependencies: ["TresorTestSupport", "TresorStore", "TresorPostgres", "tresor"]),
     ]
 )

@@ -41,15 +41,13 @@ extension Installation {
 
     /// Adds the WAL archive's findings (``WALCheck``) to a tenant's report.
     private func checkWAL(_ repo: TenantRepository, readData: Checker.ReadData, into report: inout Checker.Report) throws {
-        let archive = WALArchive(store: repo.store, tenant: repo.layout.tenant, keys: repo.keys.wal,
-                                 compressionLevel: policy.backup.compressionLevel, clock: clock)
-        let fraction: Double
+                let fraction: Double
         switch readData {
         case .none: fraction = 0
         case .all: fraction = 1
         case .subset(let percent): fraction = percent / 100
         }
-        let wal = try WALCheck(archive: archive).run(backups: try baseBackups(repo), readFraction: fraction)
+        let wal = try WALCheck(archive: walArchive(repo)).run(backups: try baseBackups(repo), readFraction: fraction)
         report.walFiles = wal.walFiles
         report.walFilesRead = wal.walFilesRead
         report.bytesRead += wal.walBytesRead

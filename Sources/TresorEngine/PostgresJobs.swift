@@ -212,8 +212,7 @@ extension Installation {
         do {
             let repo = try repository(for: tenant, create: true)
             let index = try repo.loadIndex()
-            let archive = WALArchive(store: repo.store, tenant: name, keys: repo.keys.wal,
-                                     compressionLevel: policy.backup.compressionLevel, clock: clock)
+            let archive = walArchive(repo)
             let backup = try BaseBackup(repository: repo, index: index, policy: policy.backup,
                                         settings: .init(relationChunkBytes: policy.postgres.relationChunkBytes,
                                                         archiveWaitSeconds: policy.postgres.archiveWait.seconds,
@@ -231,6 +230,12 @@ extension Installation {
         }
     }
 
+    /// The tenant's WAL archive, opened with the repository's WAL keys (as the operator).
+    func walArchive(_ repo: TenantRepository) -> WALArchive {
+        WALArchive(store: repo.store, tenant: repo.layout.tenant, keys: repo.keys.wal,
+                   compressionLevel: policy.backup.compressionLevel, clock: clock)
+    }
+
     func baseBackups(_ repo: TenantRepository) throws -> [BaseBackupRef] {
         try repo.snapshots().compactMap { s in
             guard s.manifest.kind == "pg-base", let info = s.manifest.postgres else { return nil }
@@ -244,7 +249,7 @@ extension Installation {
     public func postgresWindow(tenant name: String) throws -> RecoveryWindow {
         let tenant = try self.tenant(name)
         let repo = try repository(for: tenant, create: false)
-        let archive = WALArchive(store: repo.store, tenant: name, keys: repo.keys.wal, compressionLevel: policy.backup.compressionLevel, clock: clock)
+        let archive = walArchive(repo)
         return RecoveryPlanner.window(backups: try baseBackups(repo), wal: try archive.listWithHeaders())
     }
 
@@ -260,7 +265,7 @@ extension Installation {
         let tenant = try self.tenant(name)
         let wallStart = Date()
         let repo = try repository(for: tenant, create: false)
-        let archive = WALArchive(store: repo.store, tenant: name, keys: repo.keys.wal, compressionLevel: policy.backup.compressionLevel, clock: clock)
+        let archive = walArchive(repo)
         let backups = try baseBackups(repo)
         let window = RecoveryPlanner.window(backups: backups, wal: try archive.listWithHeaders())
         let chosen = try RecoveryPlanner.choose(target: target, backups: backups, window: window, tenant: name)
@@ -377,8 +382,7 @@ extension Installation {
         let lock = try TenantLock(home: home, name: name + ".stream")
         defer { withExtendedLifetime(lock) {} }
         let repo = try repository(for: tenant, create: true)
-        let archive = WALArchive(store: repo.store, tenant: name, keys: repo.keys.wal,
-                                 compressionLevel: policy.backup.compressionLevel, clock: clock)
+        let archive = walArchive(repo)
         let run = try catalog.startRun(kind: "pg-stream", tenant: name, at: clock.now())
         let streamer = WALStreamer(dsn: dsn, archive: archive,
                                    settings: .init(slot: slotName, flushInterval: policy.postgres.streamFlushInterval.seconds,

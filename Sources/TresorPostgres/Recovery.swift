@@ -63,16 +63,23 @@ public struct RecoveryWindow: Sendable, Codable, Equatable {
 
 /// Pure planning of point-in-time restores: the window, and which base backup serves a target.
 public enum RecoveryPlanner {
-    /// Computes the window from the base backups and the stored WAL.
-    public static func window(backups: [BaseBackupRef], wal: [ArchivedWAL]) -> RecoveryWindow {
-        let segments = wal.filter { $0.name.kind == .segment }
-        var gaps: [String] = []
-        for tli in Set(segments.map(\.name.timeline)).sorted() {
-            let nums = segments.filter { $0.name.timeline == tli }.map(\.name.segment).sorted()
+    /// Runs of missing segments between stored ones, per timeline, in order; only segments from
+    /// `fromSegment` on count (other kinds of WAL file are ignored).
+    public static func gaps(in names: [WALName], fromSegment: UInt64 = 0) -> [(first: WALName, last: WALName)] {
+        let segments = names.filter { $0.kind == .segment && $0.segment >= fromSegment }
+        var gaps: [(first: WALName, last: WALName)] = []
+        for tli in Set(segments.map(\.timeline)).sorted() {
+            let nums = segments.filter { $0.timeline == tli }.map(\.segment).sorted()
             for (a, b) in zip(nums, nums.dropFirst()) where b > a + 1 {
-                gaps.append("\(WALName(timeline: tli, segment: a + 1))..\(WALName(timeline: tli, segment: b - 1))")
+                gaps.append((WALName(timeline: tli, segment: a + 1), WALName(timeline: tli, segment: b - 1)))
             }
         }
+        return gaps
+    }
+
+    /// Computes the window from the base backups and the stored WAL.
+    public static func window(backups: [BaseBackupRef], wal: [ArchivedWAL]) -> RecoveryWindow {
+        let gaps = Self.gaps(in: wal.map(\.name)).map { "\($0.first)..\($0.last)" }
         var w = RecoveryWindow(gaps: gaps, baseBackups: backups.count, walFiles: wal.count)
         guard let oldest = backups.min(by: { $0.endLSN < $1.endLSN }), let newest = backups.max(by: { $0.endLSN < $1.endLSN }) else { return w }
         w.earliestTime = oldest.info.endTime

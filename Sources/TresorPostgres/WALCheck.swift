@@ -42,11 +42,8 @@ public struct WALCheck {
             }
         }
         if let oldest = backups.compactMap({ WALName($0.info.startWAL) }).min() {
-            for tli in Set(segments.map(\.timeline)).sorted() {
-                let nums = segments.filter { $0.timeline == tli && $0.segment >= oldest.segment }.map(\.segment).sorted()
-                for (a, b) in zip(nums, nums.dropFirst()) where b > a + 1 {
-                    report.problems.append("wal gap on timeline \(tli): \(WALName(timeline: tli, segment: a + 1))..\(WALName(timeline: tli, segment: b - 1)) missing; points after it are reachable only from later base backups")
-                }
+            for gap in RecoveryPlanner.gaps(in: Array(segments), fromSegment: oldest.segment) {
+                report.problems.append("wal gap on timeline \(gap.first.timeline): \(gap.first)..\(gap.last) missing; points after it are reachable only from later base backups")
             }
         }
         guard readFraction > 0 else { return report }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TresorTestSupport
+import TresorPostgres
 import TresorStore
 
 /// A tenant whose database is a real PostgreSQL 15 cluster archiving through the built binary.
@@ -237,15 +238,15 @@ extension PostgresTests {
 
         // Within the flush interval (and a margin for the store write), the WAL of every commit
         // is stored, with no segment switch: the window's latest point passes the flush position.
-        let flushed = try #require(LSNValue(try f.cluster.sql("SELECT pg_current_wal_flush_lsn()")))
+        let flushed = try #require(LSN.parse(try f.cluster.sql("SELECT pg_current_wal_flush_lsn()")))
         Thread.sleep(forTimeInterval: flushInterval + 1.5)
         let window = try #require(try f.expectOK(["--json", "pg", "window", "acme"]).json())
-        let latest = try #require(LSNValue(window["latestLSN"] as? String ?? ""))
+        let latest = try #require(LSN.parse(window["latestLSN"] as? String ?? ""))
         #expect(latest >= flushed, "window \(window) behind the server's flush position \(flushed)")
         #expect(window["streamed"] as? String != nil, "\(window)")
         // The slot holds no more than what is stored: its restart point is not past the window.
-        let restart = try #require(LSNValue(try f.cluster.sql("SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'tresor_acme'")))
-        let storedNow = try #require(LSNValue(try f.expectOK(["--json", "pg", "window", "acme"]).json()?["latestLSN"] as? String ?? ""))
+        let restart = try #require(LSN.parse(try f.cluster.sql("SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'tresor_acme'")))
+        let storedNow = try #require(LSN.parse(try f.expectOK(["--json", "pg", "window", "acme"]).json()?["latestLSN"] as? String ?? ""))
         #expect(restart <= storedNow)
         #expect(try f.cluster.sql("SELECT failed_count FROM pg_stat_archiver") == "0")
 
@@ -276,13 +277,6 @@ extension PostgresTests {
         let lost = crash.timeIntervalSince(try #require(at[last]))
         #expect(lost <= flushInterval, "the restore ends at marker \(last), \(lost) s before the crash (markers up to 60)")
     }
-}
-
-/// An LSN read from text (X/X), for comparisons in tests.
-private func LSNValue(_ text: String) -> UInt64? {
-    let parts = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "/")
-    guard parts.count == 2, let hi = UInt64(parts[0], radix: 16), let lo = UInt64(parts[1], radix: 16) else { return nil }
-    return hi << 32 | lo
 }
 
 extension PostgresTests {
