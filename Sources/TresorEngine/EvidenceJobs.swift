@@ -124,11 +124,6 @@ extension Installation {
         }
         let keyURL = try publicKey ?? evidenceAnchorURL(keyFile: home.path(loadConfig(home: home, configFile: configFile).evidenceKeyFile))
         let key = try EvidenceKeys.loadPublicKey(keyURL)
-        guard FileManager.default.fileExists(atPath: logURL.path) else {
-            // A home that never recorded evidence: nothing to verify, and nothing can be wrong.
-            return EvidenceVerification(log: logURL.path, trustedKeyFingerprint: EvidenceKeys.fingerprint(key),
-                                        verifiedRecords: 0, keys: [EvidenceKeys.hex(key)], tornTailBytes: 0)
-        }
         return try EvidenceVerifier.verify(log: logURL, trustedKey: key)
     }
 
@@ -152,7 +147,7 @@ extension Installation {
     }
 
     private func writeKeyFile(_ url: URL, _ text: String) throws {
-        let fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let fd = Glibc.open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw CoreError.failed("cannot create \(url.path): \(String(cString: strerror(errno)))") }
         let bytes = Array(text.utf8)
         let ok = write(fd, bytes, bytes.count) == bytes.count && fsync(fd) == 0
@@ -164,7 +159,7 @@ extension Installation {
         guard rename(from.path, to.path) == 0 else {
             throw CoreError.failed("cannot rename \(from.path) to \(to.path): \(String(cString: strerror(errno)))")
         }
-        let d = open(to.deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        let d = Glibc.open(to.deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard d >= 0 else { throw CoreError.failed("cannot open \(to.deletingLastPathComponent().path)") }
         defer { close(d) }
         guard fsync(d) == 0 else { throw CoreError.failed("cannot fsync \(to.deletingLastPathComponent().path)") }

@@ -40,9 +40,12 @@ public struct EvidenceVerification: Sendable, Codable {
 /// `new_key` the trusted key from the next record on. The `key` member inside records is only
 /// used to say who signed a record that failed; it never decides anything.
 public enum EvidenceVerifier {
+    /// A missing log has no records and verifies (a home that never recorded evidence); callers
+    /// that were given a log path check that it exists.
     public static func verify(log url: URL, trustedKey: Ed25519PublicKey) throws -> EvidenceVerification {
         var result = EvidenceVerification(log: url.path, trustedKeyFingerprint: EvidenceKeys.fingerprint(trustedKey),
                                           verifiedRecords: 0, keys: [EvidenceKeys.hex(trustedKey)], tornTailBytes: 0)
+        guard FileManager.default.fileExists(atPath: url.path) else { return result }
         var current = trustedKey
         var prev = EvidenceLine.genesisPrev
         var expectedSeq: Int64 = 1
