@@ -27,7 +27,7 @@ struct EvidenceCommand: ParsableCommand {
                     lines.append("BAD: line \(bad.line)\(bad.seq.map { " (record \($0))" } ?? ""): \(bad.reason)")
                     lines.append("  \(r.verifiedRecords) records before it verified; nothing after it is trusted")
                 } else {
-                    lines.append("intact: \(r.verifiedRecords) records verified with key \(r.trustedKeyFingerprint.prefix(16))…")
+                    lines.append("\(r.intact ? "intact: " : "")\(r.verifiedRecords) records verified from the key with fingerprint \(r.trustedKeyFingerprint.prefix(16))…")
                 }
                 if let seq = r.headSeq, let hash = r.headHash { lines.append("  last good record \(seq), hash \(hash)") }
                 if r.keys.count > 1 { lines.append("  \(r.keys.count - 1) key rotations followed") }
