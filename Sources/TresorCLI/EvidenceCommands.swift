@@ -7,7 +7,7 @@ import TresorEvidence
 struct EvidenceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evidence", abstract: "The signed, hash-chained evidence log (docs/evidence.md).",
-        subcommands: [Verify.self, List.self, ExportKey.self, RotateKey.self])
+        subcommands: [Verify.self, List.self, ExportKey.self, RotateKey.self, Replicate.self])
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -90,6 +90,26 @@ struct EvidenceCommand: ParsableCommand {
         func run() throws {
             let r = try ctx.installation().rotateEvidenceKey()
             ctx.emit(r) { "record \(r.seq): key \(r.oldKeyFingerprint.prefix(16))… hands over to \(r.newKeyFingerprint.prefix(16))…" }
+        }
+    }
+
+    struct Replicate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Copy the records a store lacks to evidence/ in it (if-absent puts); exit 3 when a copy there differs.")
+        @Option(help: "The store to copy to (usually the offsite store).") var to: String
+
+        func run() throws {
+            let r = try ctx.installation().replicateEvidence(to: to)
+            ctx.emit(r, outcome: r.outcome) {
+                var lines = ["\(r.copied) evidence records copied to \(r.store)/\(r.prefix), \(r.alreadyPresent) of \(r.records) already there"]
+                if !r.conflicts.isEmpty {
+                    lines.append("PROBLEM: records \(r.conflicts.map(String.init).joined(separator: ", ")) differ in the store: one of the copies was changed")
+                }
+                if !r.unreadableLines.isEmpty {
+                    lines.append("PROBLEM: unreadable lines \(r.unreadableLines.map(String.init).joined(separator: ", ")) not copied: run tresor evidence verify")
+                }
+                return lines.joined(separator: "\n")
+            }
         }
     }
 }

@@ -63,6 +63,16 @@ extension Installation {
                 try? FileManager.default.removeItem(at: pending)
             }
         }
+        if expected == nil {
+            // The first record's signer must be the anchor auditors verify with, or the whole log
+            // would fail verification from line 1.
+            let anchorURL = Self.evidenceAnchorURL(keyFile: evidenceKeyURL)
+            let anchor = try EvidenceKeys.loadPublicKey(anchorURL)
+            guard anchor == key.publicKey else {
+                throw EvidenceError(.badKey, "the evidence key \(evidenceKeyURL.path) does not match the anchor public key \(anchorURL.path)",
+                                    hint: "restore the key that belongs to \(anchorURL.lastPathComponent), or move both aside and run tresor init")
+            }
+        }
         return EvidenceLog(url: home.evidenceLog, signer: key, clock: clock)
     }
 

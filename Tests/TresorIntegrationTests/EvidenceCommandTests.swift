@@ -91,6 +91,14 @@ import TresorTestSupport
         let v = try f.expectOK(["--json", "evidence", "verify"])
         #expect(v.json()?["verifiedRecords"] as? Int == 3 && (v.json()?["keys"] as? [String])?.count == 2)
 
+        // Replication to the offsite store: once, then nothing new.
+        let rep = try f.expectOK(["--json", "evidence", "replicate", "--to", "us"])
+        #expect(rep.json()?["copied"] as? Int == 3)
+        #expect(try f.expectOK(["--json", "evidence", "replicate", "--to", "us"]).json()?["copied"] as? Int == 0)
+        let prefix = try #require(rep.json()?["prefix"] as? String)
+        let copied = try String(contentsOfFile: f.dir.sub("us-store").path + "/" + prefix + "000000000003.json", encoding: .utf8)
+        #expect(try String(contentsOfFile: f.home + "/evidence/log.jsonl", encoding: .utf8).hasSuffix(copied))
+
         for args in [["evidence", "verify", "--log", f.dir.sub("nothing.jsonl").path],
                      ["evidence", "list", "--kind", "picnic"],
                      ["evidence", "list", "--since", "someday"],
@@ -98,5 +106,17 @@ import TresorTestSupport
             let r = try f.tresor.run(args)
             #expect(r.code == 2 && r.stderr.hasPrefix("error: "), "\(args): \(r.code) \(r.stderr)")
         }
+    }
+
+    @Test func anApprovalWhoseEvidenceCannotBeSignedIsNotRecorded() throws {
+        let f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 3; o.largeFiles = 0; return o }())
+        try f.expectOK(["store", "add", "us", "--url", "file://" + f.dir.sub("us-store").path, "--region", "us-east"])
+        // A signing key that does not belong to the anchor public key auditors were given.
+        try (String(repeating: "12", count: 32) + "\n").write(toFile: f.home + "/keys/evidence.key", atomically: true, encoding: .utf8)
+        let r = try f.tresor.run(["region", "approve", "acme", "--store", "us", "--by", "alice", "--reason", "x"])
+        #expect(r.code == 2 && r.stderr.contains("does not match the anchor public key"), "\(r.stderr)")
+        try f.expectOK(["docs", "backup", "acme"])
+        #expect(try f.tresor.run(["replicate", "acme", "--to", "us"]).code == 2, "no approval without its evidence")
+        #expect(!FileManager.default.fileExists(atPath: f.home + "/evidence/log.jsonl"))
     }
 }
