@@ -58,7 +58,8 @@ struct EvidenceCommand: ParsableCommand {
             let r = try ctx.installation().listEvidence(tenant: tenant, kind: kind.flatMap(EvidenceKind.init(rawValue:)),
                                                         since: since.flatMap(TimeFormat.parse))
             ctx.emit(r, outcome: r.outcome) {
-                var lines = r.entries.map { e in
+                var lines = r.entries.isEmpty ? ["no evidence records match"] : []
+                lines += r.entries.map { e in
                     "\(e.seq)\t\(e.time)\t\(e.kind)\t\(e.tenant ?? "-")\t\(String(decoding: (try? JSONEncoder.sorted.encode(e.payload)) ?? Data(), as: UTF8.self))"
                 }
                 if !r.unreadableLines.isEmpty {

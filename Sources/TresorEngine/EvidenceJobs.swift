@@ -132,7 +132,9 @@ extension Installation {
         if log != nil, !FileManager.default.fileExists(atPath: logURL.path) {
             throw CoreError.usage("no evidence log at \(logURL.path)", hint: "pass --log FILE with a copy of HOME/evidence/log.jsonl")
         }
-        let keyURL = try publicKey ?? evidenceAnchorURL(keyFile: home.path(loadConfig(home: home, configFile: configFile).evidenceKeyFile))
+        // Without both flags, the home must exist: a mistyped --home is an error, not an empty log.
+        let config = log == nil || publicKey == nil ? try loadConfig(home: home, configFile: configFile) : nil
+        let keyURL = publicKey ?? evidenceAnchorURL(keyFile: home.path(config?.evidenceKeyFile ?? "keys/evidence.key"))
         let key = try EvidenceKeys.loadPublicKey(keyURL)
         return try EvidenceVerifier.verify(log: logURL, trustedKey: key)
     }

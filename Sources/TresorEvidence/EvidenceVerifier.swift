@@ -28,7 +28,18 @@ public struct EvidenceVerification: Sendable, Codable {
     /// Bytes after the last newline: a torn final write (a crash during an append).
     public var tornTailBytes: Int
 
-    public var intact: Bool { firstBad == nil && tornTailBytes == 0 }
+    /// No bad record and no torn tail (stored, so `--json` output carries it).
+    public private(set) var intact = true
+
+    init(log: String, trustedKeyFingerprint: String, keys: [String]) {
+        self.log = log
+        self.trustedKeyFingerprint = trustedKeyFingerprint
+        self.verifiedRecords = 0
+        self.keys = keys
+        self.tornTailBytes = 0
+    }
+
+    mutating func finish() { intact = firstBad == nil && tornTailBytes == 0 }
     public var outcome: Outcome { intact ? .ok : .problemFound }
 }
 
@@ -44,7 +55,7 @@ public enum EvidenceVerifier {
     /// that were given a log path check that it exists.
     public static func verify(log url: URL, trustedKey: Ed25519PublicKey) throws -> EvidenceVerification {
         var result = EvidenceVerification(log: url.path, trustedKeyFingerprint: EvidenceKeys.fingerprint(trustedKey),
-                                          verifiedRecords: 0, keys: [EvidenceKeys.hex(trustedKey)], tornTailBytes: 0)
+                                          keys: [EvidenceKeys.hex(trustedKey)])
         guard FileManager.default.fileExists(atPath: url.path) else { return result }
         var current = trustedKey
         var prev = EvidenceLine.genesisPrev
@@ -93,6 +104,7 @@ public enum EvidenceVerifier {
             return true
         }
         result.tornTailBytes = result.firstBad == nil ? torn : 0
+        result.finish()
         return result
     }
 }

@@ -40,7 +40,7 @@ import TresorTestSupport
         #expect(try f.expectOK(["--json", "evidence", "list", "--since", "2999-01-01"]).json()?["entries"] as? [Any] != nil)
 
         let ok = try f.expectOK(["--json", "evidence", "verify"])
-        #expect(ok.json()?["verifiedRecords"] as? Int == 1)
+        #expect(ok.json()?["verifiedRecords"] as? Int == 1 && ok.json()?["intact"] as? Bool == true)
 
         // The public key, printed both ways, verifies the log on its own (no home needed).
         let hex = try f.expectOK(["evidence", "export-key"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -102,6 +102,7 @@ import TresorTestSupport
         for args in [["evidence", "verify", "--log", f.dir.sub("nothing.jsonl").path],
                      ["evidence", "list", "--kind", "picnic"],
                      ["evidence", "list", "--since", "someday"],
+                     ["--home", f.dir.sub("typo").path, "evidence", "verify", "--public-key", f.home + "/keys/evidence.pub"],
                      ["evidence", "verify", "--public-key", f.dir.sub("nothing.pub").path]] {
             let r = try f.tresor.run(args)
             #expect(r.code == 2 && r.stderr.hasPrefix("error: "), "\(args): \(r.code) \(r.stderr)")
