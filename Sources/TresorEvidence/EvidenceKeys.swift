@@ -32,7 +32,7 @@ public enum EvidenceKeys {
         var raw: [UInt8]? = nil
         if t.hasPrefix("-----BEGIN PUBLIC KEY-----") {
             let body = t.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
-            if let der = Data(base64Encoded: body).map(Array.init), der.count == 44, der.starts(with: spkiPrefix) {
+            if let der = Data(base64Encoded: body, options: .ignoreUnknownCharacters).map(Array.init), der.count == 44, der.starts(with: spkiPrefix) {
                 raw = Array(der[12...])
             }
         } else if t.utf8.count == 64 {

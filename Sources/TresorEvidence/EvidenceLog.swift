@@ -60,6 +60,8 @@ public struct EvidenceLog: Sendable {
         var repair: EvidenceRecord? = nil
         if tail.tornBytes > 0 {
             let torn = try setAsideTornTail(fd: fd, tail: tail)
+            tail.size -= tail.tornBytes
+            tail.tornBytes = 0
             repair = try write(fd: fd, tail: &tail, kind: .logRepair, tenant: nil, payload: torn).record
         }
         var out = try write(fd: fd, tail: &tail, kind: kind, tenant: tenant, payload: payload)
