@@ -120,4 +120,24 @@ import TresorTestSupport
         #expect(try f.tresor.run(["replicate", "acme", "--to", "us"]).code == 2, "no approval without its evidence")
         #expect(!FileManager.default.fileExists(atPath: f.home + "/evidence/log.jsonl"))
     }
+
+    @Test func evidenceIsReplicatedToARealS3StoreWithoutOverwriting() throws {
+        let server = try SeaweedServer.shared()
+        let f = try S3Fixture(server: server, corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 3; o.largeFiles = 0; return o }())
+        try f.expectOK(["store", "add", "local", "--url", "file://" + f.dir.sub("local").path, "--region", "eu-central"])
+        try f.expectOK(["region", "approve", "acme", "--store", "local", "--by", "alice", "--reason", "x"])
+        try f.expectOK(["region", "approve", "acme", "--store", "local", "--by", "bob", "--reason", "y"])
+        let r = try f.expectOK(["--json", "evidence", "replicate", "--to", "s3"])
+        let prefix = try #require(r.json()?["prefix"] as? String)
+        #expect(r.json()?["copied"] as? Int == 2)
+        let s3 = try f.store()
+        let lines = try String(contentsOfFile: f.home + "/evidence/log.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(try s3.get(prefix + "000000000002.json") == Array((lines[1] + "\n").utf8))
+
+        // A changed offsite copy is reported (exit 3) and left as it is.
+        try s3.put(prefix + "000000000001.json", Array("changed\n".utf8))
+        let again = try f.tresor.run(["--json", "evidence", "replicate", "--to", "s3"])
+        #expect(again.code == 3 && (again.json()?["conflicts"] as? [Int]) == [1], "\(again.stdout)")
+        #expect(try s3.get(prefix + "000000000001.json") == Array("changed\n".utf8))
+    }
 }
