@@ -139,6 +139,7 @@ public final class Installation: @unchecked Sendable {
                                     prefixes: [layout.indexPrefix, layout.snapshotsPrefix])
         }
         return try TenantRepository.open(store: store, tenant: tenant.name, master: try masterKey(),
+                                         previousMasters: try previousMasterKeys(),
                                          policy: policy.backup, clock: clock, create: create)
     }
 }
