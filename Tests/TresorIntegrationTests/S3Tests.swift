@@ -97,6 +97,17 @@ final class S3Fixture: @unchecked Sendable {
         try f.expectOK(["replicate", "acme", "--to", "off"])
         #expect(try f.store().incompleteUploads(prefix: "tenants/acme/") == [inFlight])
         #expect(try f.store(bucket: offBucket).incompleteUploads(prefix: "tenants/acme/") == [inFlight])
+
+        // `store clean` keeps it too, and removes it (counted) once the policy's age says it is old.
+        let kept = try f.expectOK(["--json", "store", "clean", "s3"])
+        #expect(kept.stdout.contains("\"removed\" : 0") || kept.stdout.contains("\"removed\":0"), "\(kept.stdout)")
+        #expect(try f.store().incompleteUploads(prefix: "") == [inFlight])
+        try f.setIncompleteUploadAge("0s")
+        let cleaned = try f.expectOK(["--json", "store", "clean", "s3"])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(cleaned.stdout.utf8)) as? [String: Any])
+        #expect(json["removed"] as? Int == 1 && json["kind"] as? String == "multipart uploads", "\(cleaned.stdout)")
+        #expect(try f.store().incompleteUploads(prefix: "").isEmpty)
+        #expect(try f.store(bucket: offBucket).incompleteUploads(prefix: "tenants/acme/") == [inFlight], "only the named store is cleaned")
     }
 
     @Test func replicateCopiesWhatTheOffsiteStoreLacksAndVerifiesIt() throws {
