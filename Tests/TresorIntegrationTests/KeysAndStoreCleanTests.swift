@@ -62,6 +62,22 @@ import TresorTestSupport
         #expect(try f.tresor.run(["keys", "rotate-master", "--finish"]).code == 2)
     }
 
+    /// One unreadable envelope used to stop every command of the tenant; now backups and restores
+    /// go on with the good envelope and `check` names the bad one (exit 3).
+    @Test func aDamagedEnvelopeIsNamedByCheckAndDoesNotLockTheTenantOut() throws {
+        let f = try Fixture(corpus: Self.tiny)
+        try f.expectOK(["docs", "backup", "acme"])
+        let bad = f.storePath + "/tenants/acme/keys/0000000000000000"
+        try "{\"format\":\"tresor-key-envelope\",\"ver".write(toFile: bad, atomically: true, encoding: .utf8)
+        try f.expectOK(["docs", "backup", "acme"])
+        let (restored, r) = try f.restore()
+        #expect(r.code == 0, "\(r.stderr)")
+        #expect(TreeComparer.differences(f.docs, restored) == [])
+        let check = try f.tresor.run(["check", "acme"])
+        #expect(check.code == 3, "\(check.stdout) \(check.stderr)")
+        #expect(check.stdout.contains("tenants/acme/keys/0000000000000000"), "\(check.stdout)")
+    }
+
     /// `store clean` removes temporaries older than the policy's age from a local store and says
     /// how many; a fresh one (a writer in flight) stays.
     @Test func storeCleanRemovesStaleTemporariesAndCountsThem() throws {
