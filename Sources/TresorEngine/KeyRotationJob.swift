@@ -91,18 +91,24 @@ extension Installation {
                                            rewrapped: 0, alreadyCurrent: 0, problems: [], previousKeyRemoved: false,
                                            seconds: 0, outcome: .ok)
             var unreadable: [String] = []
-            let tenants = try catalog.tenants()
-            for record in try catalog.stores() {
-                let store = try openStore(url: record.url, create: false)
-                result.stores += 1
-                for tenant in tenants {
-                    let t = try KeyRotation.rewrap(store: store, tenant: tenant.name, current: current, previous: previous, clock: clock)
+            let stores = try catalog.stores().map { ($0.name, try openStore(url: $0.url, create: false)) }
+            result.stores = stores.count
+            for tenant in try catalog.tenants() {
+                // One replacement per envelope, whichever store it is in (an offsite copy holds
+                // the same envelopes as the primary).
+                var replacements: [String: KeyEnvelope] = [:]
+                for (_, store) in stores {
+                    replacements.merge(try KeyRotation.replacements(store: store, tenant: tenant.name, current: current)) { a, _ in a }
+                }
+                for (name, store) in stores {
+                    let t = try KeyRotation.rewrap(store: store, tenant: tenant.name, current: current, previous: previous,
+                                                   clock: clock, replacements: &replacements)
                     if t.rewrapped + t.alreadyCurrent + t.problems.count == 0 { continue }
                     result.repositories += 1
                     result.rewrapped += t.rewrapped
                     result.alreadyCurrent += t.alreadyCurrent
-                    result.problems += t.problems.map { "store \(record.name): \($0)" }
-                    if !t.readableWithCurrent { unreadable.append("tenant '\(tenant.name)' in store \(record.name)") }
+                    result.problems += t.problems.map { "store \(name): \($0)" }
+                    if !t.readableWithCurrent { unreadable.append("tenant '\(tenant.name)' in store \(name)") }
                 }
             }
             if finish {

@@ -22,8 +22,37 @@ public enum KeyRotation {
         public var readableWithCurrent = false
     }
 
+    /// The envelopes of `tenant` in `store` that already replace an older one under `current`,
+    /// by the id they replace (`<old id>-<suffix>` replaces `<old id>`). Passed to
+    /// ``rewrap(store:tenant:current:previous:clock:replacements:)`` for the tenant's other stores,
+    /// so every copy of an envelope is replaced by the same bytes (one id everywhere, and
+    /// `replicate` finds nothing to reconcile).
+    public static func replacements(store: any Store, tenant: String, current: MasterKey) throws -> [String: KeyEnvelope] {
+        let layout = RepositoryLayout(tenant: tenant)
+        var out: [String: KeyEnvelope] = [:]
+        for object in try store.list(prefix: layout.keysPrefix) {
+            let id = String(object.key.dropFirst(layout.keysPrefix.count))
+            guard let dash = id.lastIndex(of: "-"),
+                  let envelope = try? KeyEnvelope.decode(try store.get(object.key), key: object.key),
+                  (try? envelope.unwrap(master: current, tenant: tenant, id: id)) != nil else { continue }
+            // An envelope that cannot be read or opened here is simply not reused (at worst two
+            // stores get different replacement ids, both valid); rewrap reports what is wrong.
+            out[String(id[..<dash])] = envelope
+        }
+        return out
+    }
+
     public static func rewrap(store: any Store, tenant: String, current: MasterKey, previous: MasterKey?,
                               clock: any Clock) throws -> TenantResult {
+        var replacements: [String: KeyEnvelope] = [:]
+        return try rewrap(store: store, tenant: tenant, current: current, previous: previous, clock: clock,
+                          replacements: &replacements)
+    }
+
+    /// Re-wraps as described above; an old envelope that has an entry in `replacements` (made for
+    /// another store) is replaced by that same envelope, and new replacements are added to it.
+    public static func rewrap(store: any Store, tenant: String, current: MasterKey, previous: MasterKey?,
+                              clock: any Clock, replacements: inout [String: KeyEnvelope]) throws -> TenantResult {
         let layout = RepositoryLayout(tenant: tenant)
         var result = TenantResult()
         let listed = try store.list(prefix: layout.keysPrefix)
@@ -65,7 +94,8 @@ public enum KeyRotation {
             // A run killed after storing the replacement and before the delete left both.
             let replaced = currentByID.contains { $0.key.hasPrefix(p.id + "-") && $0.value == fingerprint }
             if !replaced {
-                let fresh = try p.envelope.rewrapped(dataKey: p.dataKey, master: current, created: clock.now())
+                let fresh = try replacements[p.id] ?? p.envelope.rewrapped(dataKey: p.dataKey, master: current, created: clock.now())
+                replacements[p.id] = fresh
                 let key = layout.key(fresh.id)
                 try store.put(key, try fresh.encoded(), ifAbsent: true)
                 let back = try KeyEnvelope.decode(try store.get(key), key: key)
