@@ -20,11 +20,7 @@ while [[ $# -gt 0 ]]; do
         *) echo "usage: $0 [--tenants N] [--keep]" >&2; exit 2 ;;
     esac
 done
-BIN=${TRESOR_BIN:-}
-if [[ -z "$BIN" ]]; then
-    if [[ -x "$ROOT/.build/release/tresor" ]]; then BIN=$ROOT/.build/release/tresor; else BIN=$ROOT/.build/debug/tresor; fi
-fi
-[[ -x "$BIN" ]] || { echo "no tresor binary at $BIN (swift build first, or set TRESOR_BIN)" >&2; exit 2; }
+source "$HERE/tresor-bin.sh"
 WORK=$HERE/work/key-rotation
 rm -rf "$WORK"; mkdir -p "$WORK/docs"
 say() { echo "== $*" >&2; }
