@@ -7,12 +7,13 @@
 #
 # A fresh home under Benchmarks/work/crash/ with two local stores (primary and offsite), one
 # tenant whose documents (--mb MiB of random and text files) change a little before every
-# backup. Each round picks a command at random, starts it, kills it with SIGKILL after a random
-# delay (0 to its measured duration), reruns it, then checks. It counts:
+# backup. Round by round it takes the commands in turn, starts one, kills it with SIGKILL after a
+# random delay (0 to 90% of its last measured duration), reruns it, then checks. It counts:
 #   corrupt   rounds after which `check --read-data` (primary or offsite) did not exit 0
 #   lost      snapshots listed before a kill that are missing afterwards
 #   incomplete reruns that did not exit 0
-# and prints one line: kills= killed_mid_run= corrupt= lost= incomplete= by_command=...
+# and prints one line: kills= killed_mid_run= corrupt= lost= incomplete= by_command=... (a kill
+# that came after the command had already finished is counted in kills, not killed_mid_run).
 # Exit 0 only when corrupt, lost and incomplete are all 0. Uses TRESOR_BIN, else the release
 # binary, else the debug one.
 set -uo pipefail
@@ -109,12 +110,12 @@ for c in "${commands[@]}"; do duration[$c]=0.5; done
 corrupt=0; lost=0; incomplete=0; mid=0
 declare -A count
 for round in $(seq 1 "$KILLS"); do
-    c=${commands[$((RANDOM % ${#commands[@]}))]}
+    c=${commands[$(( (round - 1) % ${#commands[@]} ))]}
     count[$c]=$(( ${count[$c]:-0} + 1 ))
     [[ $c == "docs backup acme" ]] && mutate
     # Leave temporaries for store clean to find: a backup killed a moment ago made some.
     before=$(snapshots)
-    delay=$(python3 -c "import random; random.seed($RANDOM); print(round(random.uniform(0, ${duration[$c]}), 3))")
+    delay=$(python3 -c "import random; random.seed($RANDOM); print(round(random.uniform(0, 0.9 * ${duration[$c]}), 3))")
     start=$(date +%s.%N)
     # The binary itself in the background (not the shell function, whose subshell would be
     # what the kill hits while tresor runs on).
