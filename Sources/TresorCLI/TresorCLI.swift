@@ -112,5 +112,6 @@ struct Tresor: ParsableCommand {
             InitCommand.self, StoreCommand.self, TenantCommand.self, RegionCommand.self,
             DocsCommand.self, SnapshotsCommand.self, CheckCommand.self, ReplicateCommand.self, PGCommand.self,
             EvidenceCommand.self,
+            KeysCommand.self,
         ])
 }
