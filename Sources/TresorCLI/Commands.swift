@@ -175,9 +175,10 @@ struct DocsCommand: ParsableCommand {
 struct SnapshotsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "snapshots", abstract: "List a tenant's snapshots.")
     @Argument var tenant: String
+    @Option(help: "Read this store instead of the tenant's primary store (e.g. its offsite copy).") var store: String?
 
     func run() throws {
-        let list = try ctx.installation().snapshots(tenant: tenant)
+        let list = try ctx.installation().snapshots(tenant: tenant, store: store)
         ctx.emit(list) {
             list.map { "\($0.short)  \($0.time)  \($0.kind)  \($0.files) files  \(formatBytes($0.bytes))" }.joined(separator: "\n")
         }
@@ -189,6 +190,7 @@ struct CheckCommand: ParsableCommand {
     @Argument var tenant: String?
     @Flag(help: "Read, decrypt and hash every chunk.") var readData = false
     @Option(help: "Read this percentage of packs, chosen at random.") var readDataSubset: Double?
+    @Option(help: "Check this store instead of each tenant's primary store (e.g. the offsite copy).") var store: String?
 
     func validate() throws {
         if let p = readDataSubset, !(0...100).contains(p) {
@@ -198,7 +200,7 @@ struct CheckCommand: ParsableCommand {
 
     func run() throws {
         let mode: Checker.ReadData = readData ? .all : readDataSubset.map { .subset($0) } ?? .none
-        let r = try ctx.installation().check(tenant: tenant, readData: mode)
+        let r = try ctx.installation().check(tenant: tenant, readData: mode, store: store)
         ctx.emit(r, outcome: r.outcome) {
             var lines: [String] = []
             for (name, rep) in r.tenants.sorted(by: { $0.key < $1.key }) {

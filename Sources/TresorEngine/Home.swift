@@ -35,6 +35,56 @@ public struct Home: Sendable {
     public func path(_ p: String) -> URL {
         p.hasPrefix("/") ? URL(fileURLWithPath: p) : root.appendingPathComponent(p)
     }
+
+    /// Refuses a home that other users can read or write (a group or other bit besides
+    /// traverse): it holds the master key's file, the catalog and DSN passwords. Traverse-only
+    /// (0711) is what `pg setup` leaves so the PostgreSQL OS user reaches its own files.
+    public func requireClosed() throws {
+        var st = stat()
+        guard stat(root.path, &st) == 0 else { return }
+        let open = st.st_mode & 0o066
+        guard open == 0 else {
+            throw CoreError.usage("the home \(root.path) is readable or writable by other users (mode \(String(st.st_mode & 0o777, radix: 8)))",
+                                  hint: "chmod 700 \(root.path)")
+        }
+    }
+
+    /// Lets another OS user (the PostgreSQL server's) reach `target` and read `readable`, and
+    /// nothing else: every directory from `base` (the home unless given; a local store's root for
+    /// its WAL directory) down to the target's parent gains only the traverse bit for others
+    /// (0711 from 0700), never read. `readable` files and directories become world-readable
+    /// (they hold no secret: the config and the policies).
+    public func openPath(to targets: [URL], from base: URL? = nil, readable: [URL] = []) throws {
+        let top = (base ?? root).standardizedFileURL.path
+        for target in targets {
+            var dirs: [String] = []
+            var current = target.standardizedFileURL.path
+            while current.hasPrefix(top) && current != top {
+                current = (current as NSString).deletingLastPathComponent
+                dirs.append(current)
+            }
+            for dir in dirs {
+                var st = stat()
+                guard stat(dir, &st) == 0 else { continue }
+                if st.st_mode & 0o001 == 0, st.st_uid == geteuid() {
+                    guard chmod(dir, (st.st_mode & 0o7777) | 0o011) == 0 else {
+                        throw CoreError.failed("cannot open \(dir) to traverse: \(String(cString: strerror(errno)))")
+                    }
+                }
+            }
+        }
+        for url in readable {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else { continue }
+            let items = isDir.boolValue ? ((try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []).map { url.path + "/" + $0 } : []
+            guard chmod(url.path, isDir.boolValue ? 0o755 : 0o644) == 0 else {
+                throw CoreError.failed("cannot make \(url.path) readable: \(String(cString: strerror(errno)))")
+            }
+            for item in items where chmod(item, 0o644) != 0 {
+                throw CoreError.failed("cannot make \(item) readable: \(String(cString: strerror(errno)))")
+            }
+        }
+    }
 }
 
 /// The installation's configuration, read once from `tresor.toml` (after flags and environment,

@@ -44,20 +44,23 @@ extension Installation {
             created.append(url.path)
         }
 
-        try mkdir(home.root, mode: 0o755)
-        try create(configFile ?? home.configFile, Config.initialText, mode: 0o644)
+        // The home holds keys, the catalog and DSN passwords: owner only. An existing one that
+        // others can read is refused rather than quietly filled with secrets.
+        if fm.fileExists(atPath: home.root.path) { try home.requireClosed() }
+        try mkdir(home.root, mode: 0o700)
+        try create(configFile ?? home.configFile, Config.initialText, mode: 0o600)
         let config = try Config.load(from: configFile ?? home.configFile)
         try mkdir(home.root.appendingPathComponent("keys"), mode: 0o700)
-        try mkdir(home.locks, mode: 0o755)
+        try mkdir(home.locks, mode: 0o700)
 
         let policies = home.path(config.policiesDirectory)
-        try mkdir(policies, mode: 0o755)
+        try mkdir(policies, mode: 0o700)
         let present = ((try? fm.contentsOfDirectory(atPath: policies.path)) ?? []).filter { $0.hasSuffix(".toml") }
         if let bundled = Policy.bundledDirectory,
            let names = try? fm.contentsOfDirectory(atPath: bundled.path) {
             for name in names.sorted() where name.hasSuffix(".toml") {
                 let text = try String(contentsOf: bundled.appendingPathComponent(name), encoding: .utf8)
-                try create(policies.appendingPathComponent(name), text, mode: 0o644)
+                try create(policies.appendingPathComponent(name), text, mode: 0o600)
             }
         } else if present.isEmpty {
             throw CoreError.failed("cannot find Tresor's default policies next to the executable",
