@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "TresorCatalog", dependencies: ["TresorCore", "CSQLite"]),
         .target(name: "TresorEngine", dependencies: [
             "TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "TresorDocuments", "TresorCatalog",
-            "TresorPostgres",
+            "TresorPostgres", "CSystem",
         ]),
         .target(name: "TresorCLI", dependencies: [
             "TresorEngine", "TresorPostgres", "CSystem", .product(name: "ArgumentParser", package: "swift-argument-parser"),

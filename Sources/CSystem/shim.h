@@ -1,5 +1,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/xattr.h>   // setxattr: default ACLs (pg setup on a local store)
 
 // prctl is variadic, which Swift cannot call: this typed wrapper is what the CLI uses to keep
 // secrets (master key, data keys, DSN passwords) out of core dumps and away from ptrace by

@@ -61,11 +61,20 @@ struct TenantCommand: ParsableCommand {
         @Option(help: "The tenant's region; its data stays there.") var region: String
         @Option(help: "Primary store name.") var store: String
         @Option(help: "Store that tresor replicate copies to.") var offsite: String?
-        @Option(help: "PostgreSQL DSN with replication rights.") var pg: String?
+        @Option(help: "PostgreSQL DSN with replication rights, without a password (see --pg-password-stdin, or PGPASSFILE).") var pg: String?
+        @Flag(help: "Read the DSN's password from standard input into a 0600 passfile under the home.") var pgPasswordStdin = false
         @Option(help: "A document root (repeatable).") var docs: [String] = []
 
         func run() throws {
-            let t = try ctx.installation().addTenant(name: name, region: region, store: store, docs: docs, pgDSN: pg, offsite: offsite)
+            var password: String? = nil
+            if pgPasswordStdin {
+                var text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+                if text.hasSuffix("\n") { text.removeLast() }
+                if text.hasSuffix("\r") { text.removeLast() }
+                password = text
+            }
+            let t = try ctx.installation().addTenant(name: name, region: region, store: store, docs: docs, pgDSN: pg,
+                                                     pgPassword: password, offsite: offsite)
             ctx.emit(TenantView(t)) { "tenant \(t.name) added (region \(t.region), store \(t.store), \(t.docRoots.count) document roots)" }
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import CSystem
 import TresorCore
 
 /// The directory that holds all state of one installation: config, catalog, keys, policies,
@@ -158,3 +159,30 @@ public struct Config: Sendable {
                       s3CredentialsFile: try string("s3.credentials_file"))
     }
 }
+
+/// Makes `dir` shared with group `gid` for everything created below it from now on, whatever the
+/// creating process's umask: group `gid` and the setgid bit (new entries take the group), and a
+/// default POSIX ACL `u::rwx g::rwx o::---` (with a default ACL, Linux ignores the umask), so a
+/// file written there with mode 0644 by one user is 0640 and readable by the other, and a
+/// directory 2770. `pg setup` uses it where the operator (umask 077) and the PostgreSQL OS user
+/// both write WAL objects of a local store.
+public func shareWithGroup(_ dir: String, gid: gid_t) throws {
+    func fail(_ what: String) -> CoreError {
+        CoreError.failed("cannot share \(dir) with group \(gid): \(what) failed: \(String(cString: strerror(errno)))",
+                         hint: "the filesystem needs POSIX ACLs (mount option acl), or give the postgresql user its own store directory")
+    }
+    guard chown(dir, uid_t.max, gid) == 0 else { throw fail("chown") }   // owner unchanged
+    var st = stat()
+    guard stat(dir, &st) == 0 else { throw fail("stat") }
+    guard chmod(dir, (st.st_mode & 0o777) | 0o2070) == 0 else { throw fail("chmod") }
+    // The kernel's xattr form of an ACL: version 2, then (tag, perm, id) entries, little endian.
+    var acl: [UInt8] = []
+    func u16(_ v: UInt16) { acl += [UInt8(v & 0xff), UInt8(v >> 8)] }
+    func u32(_ v: UInt32) { acl += [UInt8(v & 0xff), UInt8((v >> 8) & 0xff), UInt8((v >> 16) & 0xff), UInt8(v >> 24)] }
+    u32(2)
+    for (tag, perm) in [(UInt16(0x01), UInt16(7)), (0x04, 7), (0x20, 0)] {   // USER_OBJ, GROUP_OBJ, OTHER
+        u16(tag); u16(perm); u32(UInt32.max)
+    }
+    guard setxattr(dir, "system.posix_acl_default", acl, acl.count, 0) == 0 else { throw fail("setting a default acl") }
+}
+

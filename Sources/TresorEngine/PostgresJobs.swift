@@ -177,6 +177,11 @@ extension Installation {
                 // sticky, so the pg user can create its own and remove nothing else.
                 chown(url.path + "/.tmp", 0, gid)
                 chmod(url.path + "/.tmp", 0o1770)
+                // Both users write WAL objects (wal-push, pg stream) under umask 077: objects
+                // (created in .tmp) and timeline directories stay readable by the other.
+                try shareWithGroup(walDir, gid: gid)
+                try shareWithGroup(url.path + "/.tmp", gid: gid)
+                chmod(url.path + "/.tmp", 0o3770)
             }
         } else {
             todo.append("chgrp \(osUser) \(dir.path) \(keyURL.path)" + (walCredentialsText != nil ? " \(credentialsURL.path)" : ""))
