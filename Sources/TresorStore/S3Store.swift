@@ -175,13 +175,17 @@ public final class S3Store: Store {
         if r.status == 200 { return }
         let code = S3XML.value("Code", in: String(decoding: r.body, as: UTF8.self))
         if r.status == 409, code == "BucketAlreadyOwnedByYou" || code == "BucketAlreadyExists" { return }
-        if code == "InvalidLocationConstraint" {
-            // Ceph RGW names regions after its zonegroups (often `default`), not AWS regions.
-            let e = failure(r, "create bucket \(config.bucket) with location constraint '\(config.region)'")
-            throw StoreError(.badURL, e.message,
-                             hint: "the server does not know region '\(config.region)': use its own region name in the url (&region=NAME; Ceph RGW: its zonegroup, often 'default'), or &region=us-east-1 to send no constraint, or create the bucket yourself")
-        }
-        throw failure(r, "create bucket \(config.bucket)")
+        throw bucketCreationFailure(r)
+    }
+
+    /// Why creating the bucket failed. A region the server does not know (Ceph RGW names regions
+    /// after its zonegroups, often `default`) is a configuration error with a way out.
+    func bucketCreationFailure(_ r: HTTPResponse) -> StoreError {
+        let code = S3XML.value("Code", in: String(decoding: r.body.prefix(4096), as: UTF8.self))
+        guard code == "InvalidLocationConstraint" else { return failure(r, "create bucket \(config.bucket)") }
+        let e = failure(r, "create bucket \(config.bucket) with location constraint '\(config.region)'")
+        return StoreError(.badURL, e.message,
+                          hint: "the server does not know region '\(config.region)': put its own region name in the url (&region=NAME; Ceph RGW: its zonegroup, often 'default'), or &region=us-east-1 to send no constraint, or create the bucket yourself")
     }
 
     // MARK: Store
@@ -200,15 +204,19 @@ public final class S3Store: Store {
         }
         // x-amz-checksum-sha256 is what servers check against the body they received (AWS, and
         // SeaweedFS, which does not check the signed x-amz-content-sha256): 400 BadDigest otherwise.
-        var headers = [("x-amz-meta-sha256", hash), ("x-amz-checksum-sha256", Data(sha256.bytes).base64EncodedString()),
-                       Self.ownerACL]
-        if ifAbsent { headers.append(("if-none-match", "*")) }
-        let r = try send("PUT", key: key, headers: headers, body: bytes, payloadHash: hash)
+        let r = try send("PUT", key: key, headers: Self.putHeaders(sha256: sha256, ifAbsent: ifAbsent), body: bytes, payloadHash: hash)
         switch r.status {
         case 200: return true
         case 412 where ifAbsent: return false
         default: throw failure(r, "put \(key)")
         }
+    }
+
+    /// The headers of a single-request put besides the signature's.
+    static func putHeaders(sha256: ObjectID, ifAbsent: Bool) -> [(String, String)] {
+        var headers = [("x-amz-meta-sha256", sha256.hex), ("x-amz-checksum-sha256", Data(sha256.bytes).base64EncodedString()), ownerACL]
+        if ifAbsent { headers.append(("if-none-match", "*")) }
+        return headers
     }
 
     public func get(_ key: String, range: Range<Int>?) throws -> [UInt8] {

@@ -20,6 +20,20 @@ public final class SeaweedServer: @unchecked Sendable {
     public let walAccessKey = "tresorwalonly"
     public let walSecretKey = "tresor-wal-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
     public static let walBucket = "pgwal"
+    /// A key that may only write `walBucket/tenants/acme/wal` (no read, no list): there, as on
+    /// AWS or Ceph RGW without an unconditional `s3:ListBucket`, a HEAD or GET of a missing key
+    /// answers 403, not 404.
+    public let walWriteOnlyAccessKey = "tresorwalwriteonly"
+    public let walWriteOnlySecretKey = "tresor-wwo-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+    /// A key that may write and list (not read) `walBucket/tenants/acme/wal`: 403 for a missing
+    /// key, but a listing of the prefix can prove it absent.
+    public let walListAccessKey = "tresorwallist"
+    public let walListSecretKey = "tresor-wl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+    /// A bucket whose `tresor/tenants/acme/data/` (the packs) the ``noPacksAccessKey`` may list
+    /// but not read, while it may read everything else there: a check with it meets 403s.
+    public static let restrictedBucket = "restricted"
+    public let noPacksAccessKey = "tresornopacks"
+    public let noPacksSecretKey = "tresor-np-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
     public let s3Port: Int
     private let ports: [String: Int]
     private var process: Process?
@@ -50,11 +64,19 @@ public final class SeaweedServer: @unchecked Sendable {
         self.ports = ports
         s3Port = ports["s3"]!
         let walPath = "\(Self.walBucket)/tenants/acme/wal"
+        let r = Self.restrictedBucket
         let config = """
             {"identities":[{"name":"test","credentials":[{"accessKey":"\(accessKey)","secretKey":"\(secretKey)"}],
               "actions":["Admin","Read","List","Tagging","Write"]},
              {"name":"walonly","credentials":[{"accessKey":"\(walAccessKey)","secretKey":"\(walSecretKey)"}],
-              "actions":["Read:\(walPath)/*","List:\(walPath)/*","Write:\(walPath)/*"]}]}
+              "actions":["Read:\(walPath)/*","List:\(walPath)/*","Write:\(walPath)/*"]},
+             {"name":"walwriteonly","credentials":[{"accessKey":"\(walWriteOnlyAccessKey)","secretKey":"\(walWriteOnlySecretKey)"}],
+              "actions":["Write:\(walPath)/*"]},
+             {"name":"wallist","credentials":[{"accessKey":"\(walListAccessKey)","secretKey":"\(walListSecretKey)"}],
+              "actions":["List:\(walPath)/*","Write:\(walPath)/*"]},
+             {"name":"nopacks","credentials":[{"accessKey":"\(noPacksAccessKey)","secretKey":"\(noPacksSecretKey)"}],
+              "actions":["List:\(r)","Read:\(r)/tresor/tenants/acme/keys/*","Read:\(r)/tresor/tenants/acme/index/*",
+                         "Read:\(r)/tresor/tenants/acme/snapshots/*","Read:\(r)/tresor/tenants/acme/config*"]}]}
             """
         try config.write(to: dir.sub("s3.json"), atomically: true, encoding: .utf8)
         try FileManager.default.createDirectory(at: dir.sub("data"), withIntermediateDirectories: true)
