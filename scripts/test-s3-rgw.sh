@@ -36,15 +36,18 @@ op s3api create-bucket --bucket pgwal >/dev/null
 op s3api create-bucket --bucket restricted >/dev/null
 user() { echo "\"arn:aws:iam:::user/$1\""; }
 W=tenants/acme/wal
-# The WAL users as pg setup's scope names them (walonly), without read and list (walwriteonly), and
-# with list but no read (wallist); ListBucket only with an s3:prefix condition, as AWS allows it.
+# The WAL users: as pg setup's scope names it (walonly, tenant acme), write-only (walwriteonly,
+# tenant wpush) and write+list without read (wallist, tenant wlist); ListBucket only with an
+# s3:prefix condition, as AWS allows it.
 cat > "$D/pgwal-policy.json" <<JSON
 {"Version":"2012-10-17","Statement":[
- {"Effect":"Allow","Principal":{"AWS":[$(user tresorwalonly),$(user tresorwalwriteonly),$(user tresorwallist)]},
-  "Action":["s3:PutObject","s3:PutObjectAcl"],"Resource":["arn:aws:s3:::pgwal/$W/*"]},
- {"Effect":"Allow","Principal":{"AWS":[$(user tresorwalonly)]},"Action":["s3:GetObject"],"Resource":["arn:aws:s3:::pgwal/$W/*"]},
- {"Effect":"Allow","Principal":{"AWS":[$(user tresorwalonly),$(user tresorwallist)]},"Action":["s3:ListBucket"],
-  "Resource":["arn:aws:s3:::pgwal"],"Condition":{"StringLike":{"s3:prefix":["$W/*"]}}}]}
+ {"Effect":"Allow","Principal":{"AWS":[$(user tresorwalonly)]},"Action":["s3:PutObject","s3:PutObjectAcl","s3:GetObject"],"Resource":["arn:aws:s3:::pgwal/$W/*"]},
+ {"Effect":"Allow","Principal":{"AWS":[$(user tresorwalonly)]},"Action":["s3:ListBucket"],
+  "Resource":["arn:aws:s3:::pgwal"],"Condition":{"StringLike":{"s3:prefix":["$W/*"]}}},
+ {"Effect":"Allow","Principal":{"AWS":[$(user tresorwalwriteonly)]},"Action":["s3:PutObject","s3:PutObjectAcl"],"Resource":["arn:aws:s3:::pgwal/tenants/wpush/wal/*"]},
+ {"Effect":"Allow","Principal":{"AWS":[$(user tresorwallist)]},"Action":["s3:PutObject","s3:PutObjectAcl"],"Resource":["arn:aws:s3:::pgwal/tenants/wlist/wal/*"]},
+ {"Effect":"Allow","Principal":{"AWS":[$(user tresorwallist)]},"Action":["s3:ListBucket"],
+  "Resource":["arn:aws:s3:::pgwal"],"Condition":{"StringLike":{"s3:prefix":["tenants/wlist/wal/*"]}}}]}
 JSON
 op s3api put-bucket-policy --bucket pgwal --policy "file://$D/pgwal-policy.json"
 R=tresor/tenants/acme

@@ -154,7 +154,7 @@ public final class S3Store: Store {
         case 409 where code == "OperationAborted" || code == "ConditionalRequestConflict":
             return StoreError(.transient, detail)
         case 401, 403:
-            return StoreError(.permission, detail, hint: "check the s3 credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or s3.credentials_file) and the bucket policy")
+            return StoreError(.permission, detail, hint: "check the s3 credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or s3.credentials_file), the bucket policy and object ACLs")
         default:
             return StoreError(.io, detail)
         }

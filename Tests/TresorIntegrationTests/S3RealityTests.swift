@@ -18,14 +18,14 @@ import TresorTestSupport
         tresor.environment = server.credentialsEnvironment
         let cluster = try ScratchCluster(label: "s3wal")   // initdb leaves the first segment in pg_wal
         for args in [["init"], ["store", "add", "s3", "--url", server.url(bucket: SeaweedServer.walBucket), "--region", "eu"],
-                     ["tenant", "add", "acme", "--region", "eu", "--store", "s3"]] {
+                     ["tenant", "add", "wpush", "--region", "eu", "--store", "s3"]] {
             let r = try tresor.run(args)
             #expect(r.code == 0, "\(args): \(r.stderr)")
         }
         let credentials = dir.sub("wal-credentials").path
         try "[default]\naws_access_key_id = \(server.walWriteOnlyAccessKey)\naws_secret_access_key = \(server.walWriteOnlySecretKey)\n"
             .write(toFile: credentials, atomically: true, encoding: .utf8)
-        let setup = try tresor.run(["--json", "pg", "setup", "acme", "--wal-credentials", credentials])
+        let setup = try tresor.run(["--json", "pg", "setup", "wpush", "--wal-credentials", credentials])
         #expect(setup.code == 0, "\(setup.stderr)")
         let scope = try #require(setup.json()?["s3Scope"] as? String)
         #expect(scope.contains("s3:PutObjectAcl") && scope.contains("s3:prefix"), "pg setup names the exact policy: \(scope)")
@@ -34,11 +34,11 @@ import TresorTestSupport
         let segment = try #require(segments.sorted().first)
         var asPostgres = tresor
         asPostgres.environment = [:]   // the key pg setup stored, as archive_command would use it
-        let push = try asPostgres.run(["--json", "pg", "wal-push", "acme", cluster.dataDirectory + "/pg_wal/" + segment])
+        let push = try asPostgres.run(["--json", "pg", "wal-push", "wpush", cluster.dataDirectory + "/pg_wal/" + segment])
         #expect(push.code == 0, "\(push.stderr)")
         let operatorStore = try StoreURL.parse(server.url(bucket: SeaweedServer.walBucket))
             .open(create: false, credentials: S3Credentials(accessKeyID: server.accessKey, secretAccessKey: server.secretKey))
-        #expect(try operatorStore.list(prefix: "tenants/acme/wal/").contains { $0.key.hasSuffix("/" + segment) })
+        #expect(try operatorStore.list(prefix: "tenants/wpush/wal/").contains { $0.key.hasSuffix("/" + segment) })
     }
 
     /// A key that may list the packs but not read them: check fails (exit 1, with a hint about

@@ -100,6 +100,10 @@ import TresorTestSupport
 
         let setup = try run(["--json", "pg", "setup", "acme"])
         let archiveCommand = try #require((setup.json()?["settings"] as? [String: String])?["archive_command"], "\(setup.stderr)")
+        // pg setup opened the home to traverse (for the postgres user's own directory) and no more.
+        #expect(try mode(home) == 0o711)
+        #expect(try mode(home + "/keys") == 0o700 && mode(home + "/secrets") == 0o700 && mode(home + "/catalog.sqlite") == 0o600)
+        #expect(try mode(home + "/pg/acme") == 0o750 && mode(home + "/pg/acme/wal.key") == 0o640)
         try cluster.stop()
         try cluster.appendSettings(["archive_mode": "on", "archive_command": "'\(archiveCommand)'"])
         try cluster.start()

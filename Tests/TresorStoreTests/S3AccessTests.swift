@@ -23,12 +23,13 @@ import TresorTestSupport
     @Test func aMissingKeyAnswering403IsAbsentWhenAPrefixListingProvesIt() throws {
         let server = try SeaweedServer.shared()
         _ = try operatorStore(server)
-        let key = "tenants/acme/wal/00000001/missing-\(UUID().uuidString.prefix(8))"
+        let key = "tenants/wlist/wal/00000001/missing-\(UUID().uuidString.prefix(8))"
         let listing = try store(server, key: server.walListAccessKey, secret: server.walListSecretKey)
         #expect(try listing.head(key) == nil)
         #expect { try listing.get(key) } throws: { ($0 as? StoreError)?.code == .notFound }
-        // A present key it may not read stays a permission failure, never "absent".
-        try listing.put(key, [1, 2, 3])
+        // A present key it may not read (written by the operator: on RGW a writer may read its
+        // own objects) stays a permission failure, never "absent".
+        try operatorStore(server).put(key, [1, 2, 3])
         #expect { try listing.head(key) } throws: { ($0 as? StoreError)?.code == .permission }
         #expect { try listing.get(key) } throws: { ($0 as? StoreError)?.code == .permission }
     }
@@ -37,7 +38,7 @@ import TresorTestSupport
         let server = try SeaweedServer.shared()
         _ = try operatorStore(server)
         let writeOnly = try store(server, key: server.walWriteOnlyAccessKey, secret: server.walWriteOnlySecretKey)
-        let key = "tenants/acme/wal/00000001/missing-\(UUID().uuidString.prefix(8))"
+        let key = "tenants/wpush/wal/00000001/missing-\(UUID().uuidString.prefix(8))"
         #expect { try writeOnly.head(key) } throws: { e in
             guard let e = e as? StoreError else { return false }
             return e.code == .permission && e.hint != nil && !e.message.hasSuffix(": ")

@@ -20,12 +20,12 @@ public final class SeaweedServer: @unchecked Sendable {
     public let walAccessKey = "tresorwalonly"
     public let walSecretKey: String
     public static let walBucket = "pgwal"
-    /// A key that may only write `walBucket/tenants/acme/wal` (no read, no list): there, as on
+    /// A key that may only write `walBucket/tenants/wpush/wal` (no read, no list): there, as on
     /// AWS or Ceph RGW without an unconditional `s3:ListBucket`, a HEAD or GET of a missing key
     /// answers 403, not 404.
     public let walWriteOnlyAccessKey = "tresorwalwriteonly"
     public let walWriteOnlySecretKey: String
-    /// A key that may write and list (not read) `walBucket/tenants/acme/wal`: 403 for a missing
+    /// A key that may write and list (not read) `walBucket/tenants/wlist/wal`: 403 for a missing
     /// key, but a listing of the prefix can prove it absent.
     public let walListAccessKey = "tresorwallist"
     public let walListSecretKey: String
@@ -100,9 +100,9 @@ public final class SeaweedServer: @unchecked Sendable {
              {"name":"walonly","credentials":[{"accessKey":"\(walAccessKey)","secretKey":"\(walSecretKey)"}],
               "actions":["Read:\(walPath)/*","List:\(walPath)/*","Write:\(walPath)/*"]},
              {"name":"walwriteonly","credentials":[{"accessKey":"\(walWriteOnlyAccessKey)","secretKey":"\(walWriteOnlySecretKey)"}],
-              "actions":["Write:\(walPath)/*"]},
+              "actions":["Write:\(Self.walBucket)/tenants/wpush/wal/*"]},
              {"name":"wallist","credentials":[{"accessKey":"\(walListAccessKey)","secretKey":"\(walListSecretKey)"}],
-              "actions":["List:\(walPath)/*","Write:\(walPath)/*"]},
+              "actions":["List:\(Self.walBucket)/tenants/wlist/wal/*","Write:\(Self.walBucket)/tenants/wlist/wal/*"]},
              {"name":"nopacks","credentials":[{"accessKey":"\(noPacksAccessKey)","secretKey":"\(noPacksSecretKey)"}],
               "actions":["List:\(r)","Read:\(r)/tresor/tenants/acme/keys/*","Read:\(r)/tresor/tenants/acme/index/*",
                          "Read:\(r)/tresor/tenants/acme/snapshots/*","Read:\(r)/tresor/tenants/acme/config*"]}]}
