@@ -27,6 +27,32 @@ import TresorTestSupport
         #expect(core.split(separator: " ").dropFirst(4).prefix(2) == ["0", "0"], "\(core)")
     }
 
+    /// Run as the postgres user (as archive_command is), tresor is not dumpable: the kernel then
+    /// gives its /proc entries to root, so no other process of that user can read its memory
+    /// (or a core file) with the keys in it. Its child (the master key command) sees that.
+    @Test func tresorIsNotDumpableSoItsUsersOtherProcessesCannotReadItsMemory() throws {
+        let dir = TempDirectory("tresor-dump")
+        let owner = dir.sub("pg")
+        try FileManager.default.createDirectory(at: owner.appendingPathComponent("docs"), withIntermediateDirectories: true)
+        try "x".write(to: owner.appendingPathComponent("docs/a.txt"), atomically: true, encoding: .utf8)
+        for p in [owner.path, owner.path + "/docs", owner.path + "/docs/a.txt"] { try ScratchCluster.handToPostgres(p) }
+        let home = owner.path + "/home", seen = owner.path + "/seen"
+        func asPostgres(_ args: [String]) throws {
+            try ScratchCluster.run(TresorProcess.binary, ["--home", home] + args, asPostgres: true)
+        }
+        try asPostgres(["init"])
+        try asPostgres(["store", "add", "local", "--url", "file://" + owner.path + "/store", "--region", "eu"])
+        try asPostgres(["tenant", "add", "acme", "--region", "eu", "--store", "local", "--docs", owner.path + "/docs"])
+        let config = try String(contentsOfFile: home + "/tresor.toml", encoding: .utf8)
+            .replacingOccurrences(of: "master_key_file = \"keys/master.key\"",
+                                  with: "master_key_command = \"stat -c %u /proc/$PPID/status > \(seen); cat \(home)/keys/master.key\"")
+        try config.write(toFile: home + "/tresor.toml", atomically: false, encoding: .utf8)   // keeps its owner
+        try asPostgres(["docs", "backup", "acme"])
+        let postgresUID = try #require(getpwnam("postgres")).pointee.pw_uid
+        #expect(postgresUID != 0)
+        #expect(try String(contentsOfFile: seen, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+    }
+
     @Test func initRefusesAHomeOthersCanReadAndCreatesAClosedOne() throws {
         let dir = TempDirectory("tresor-home")
         let home = dir.sub("home").path
