@@ -125,11 +125,7 @@ struct RegionCommand: ParsableCommand {
         @Option var reason: String
 
         func run() throws {
-            let inst = try ctx.installation()
-            _ = try inst.tenant(tenant)
-            _ = try inst.storeRecord(store)
-            let a = RegionApproval(tenant: tenant, store: store, approvedBy: by, reason: reason, approvedAt: inst.clock.now())
-            try inst.catalog.addRegionApproval(a)
+            let a = try ctx.installation().approveRegion(tenant: tenant, store: store, by: by, reason: reason)
             ctx.emit(a) { "recorded: \(by) approved tenant \(tenant) in store \(store): \(reason)" }
         }
     }
