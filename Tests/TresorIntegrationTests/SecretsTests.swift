@@ -137,6 +137,22 @@ import TresorTestSupport
         #expect(backup.code == 0, "the passfile's password opened the connection: \(backup.stderr)")
         _ = try run(["--json", "tenant", "list"])
         _ = try run(["tenant", "list"])
+
+        // Or the operator's own libpq passfile (PGPASSFILE): the DSN stays without a password.
+        let own = dir.sub("operator.pgpass").path
+        try "127.0.0.1:\(cluster.port):*:backup:\(password)\n".write(toFile: own, atomically: true, encoding: .utf8)
+        chmod(own, 0o600)
+        #expect(try run(["tenant", "add", "beta", "--region", "eu", "--store", "local", "--pg", base]).code == 0)
+        var withPassfile = tresor
+        withPassfile.environment = ["PGPASSFILE": own]
+        let stream = withPassfile.start(["pg", "stream", "beta"])
+        stream.standardOutput = FileHandle.nullDevice
+        stream.standardError = FileHandle.nullDevice
+        try stream.run()
+        let slot = "SELECT coalesce((SELECT active::text FROM pg_replication_slots WHERE slot_name = 'tresor_beta'), 'none')"
+        #expect(try cluster.waitFor(slot, toBe: "true", seconds: 30) == "true", "pg stream logged in with the PGPASSFILE password")
+        stream.terminate()
+        stream.waitUntilExit()
         try cluster.stop()
         let down = try run(["--json", "pg", "basebackup", "acme"])   // fails: server down; the message names the DSN
         #expect(down.code != 0)
