@@ -100,11 +100,20 @@ struct TenantCommand: ParsableCommand {
         @Option(help: "The tenant's region; its data stays there.") var region: String
         @Option(help: "Primary store name.") var store: String
         @Option(help: "Store that tresor replicate copies to.") var offsite: String?
-        @Option(help: "PostgreSQL DSN with replication rights.") var pg: String?
+        @Option(help: "PostgreSQL DSN with replication rights, without a password (see --pg-password-stdin, or PGPASSFILE).") var pg: String?
+        @Flag(help: "Read the DSN's password from standard input into a 0600 passfile under the home.") var pgPasswordStdin = false
         @Option(help: "A document root (repeatable).") var docs: [String] = []
 
         func run() throws {
-            let t = try ctx.installation().addTenant(name: name, region: region, store: store, docs: docs, pgDSN: pg, offsite: offsite)
+            var password: String? = nil
+            if pgPasswordStdin {
+                var text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+                if text.hasSuffix("\n") { text.removeLast() }
+                if text.hasSuffix("\r") { text.removeLast() }
+                password = text
+            }
+            let t = try ctx.installation().addTenant(name: name, region: region, store: store, docs: docs, pgDSN: pg,
+                                                     pgPassword: password, offsite: offsite)
             ctx.emit(TenantView(t)) { "tenant \(t.name) added (region \(t.region), store \(t.store), \(t.docRoots.count) document roots)" }
         }
     }
@@ -210,9 +219,10 @@ struct DocsCommand: ParsableCommand {
 struct SnapshotsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "snapshots", abstract: "List a tenant's snapshots.")
     @Argument var tenant: String
+    @Option(help: "Read this store instead of the tenant's primary store (e.g. its offsite copy).") var store: String?
 
     func run() throws {
-        let list = try ctx.installation().snapshots(tenant: tenant)
+        let list = try ctx.installation().snapshots(tenant: tenant, store: store)
         ctx.emit(list) {
             list.map { "\($0.short)  \($0.time)  \($0.kind)  \($0.files) files  \(formatBytes($0.bytes))" }.joined(separator: "\n")
         }
@@ -224,6 +234,7 @@ struct CheckCommand: ParsableCommand {
     @Argument var tenant: String?
     @Flag(help: "Read, decrypt and hash every chunk.") var readData = false
     @Option(help: "Read this percentage of packs, chosen at random.") var readDataSubset: Double?
+    @Option(help: "Check this store instead of each tenant's primary store (e.g. the offsite copy).") var store: String?
 
     func validate() throws {
         if let p = readDataSubset, !(0...100).contains(p) {
@@ -233,7 +244,7 @@ struct CheckCommand: ParsableCommand {
 
     func run() throws {
         let mode: Checker.ReadData = readData ? .all : readDataSubset.map { .subset($0) } ?? .none
-        let r = try ctx.installation().check(tenant: tenant, readData: mode)
+        let r = try ctx.installation().check(tenant: tenant, readData: mode, store: store)
         ctx.emit(r, outcome: r.outcome) {
             var lines: [String] = []
             for (name, rep) in r.tenants.sorted(by: { $0.key < $1.key }) {

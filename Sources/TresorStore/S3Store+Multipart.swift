@@ -50,7 +50,7 @@ extension S3Store {
     /// leave one behind the way a killed process would.
     public func createMultipartUpload(_ key: String, sha256: String? = nil) throws -> String {
         try validateStoreKey(key)
-        let created = try send("POST", key: key, query: [("uploads", "")], headers: sha256.map { [("x-amz-meta-sha256", $0)] } ?? [])
+        let created = try send("POST", key: key, query: [("uploads", "")], headers: [Self.ownerACL] + (sha256.map { [("x-amz-meta-sha256", $0)] } ?? []))
         guard created.status == 200 else { throw failure(created, "start multipart upload of \(key)") }
         guard let uploadID = S3XML.value("UploadId", in: String(decoding: created.body, as: UTF8.self)) else {
             throw StoreError(.io, "start multipart upload of \(key) in \(location): no upload id in the answer")
