@@ -64,10 +64,13 @@ import TresorTestSupport
         try f.expectOK(["check", "--read-data"])
         // The old key alone opens nothing any more.
         try oldKey.write(toFile: keyFile, atomically: true, encoding: .utf8)
+        // A key file others can read is refused before it is tried: keep it owner-only.
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile)
         let refused = try f.tresor.run(["docs", "restore", "acme", "--to", f.dir.sub("nope").path])
         #expect(refused.code == 2 && refused.stderr.contains("wrong master key"), "\(refused.stderr)")
         // --finish without a rotation in progress is a usage error.
         try newKey.write(toFile: keyFile, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile)
         #expect(try f.tresor.run(["keys", "rotate-master", "--finish"]).code == 2)
     }
 
