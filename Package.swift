@@ -3,7 +3,8 @@ import PackageDescription
 
 // Dependencies are deliberate: every one is rebuilt on each CI run. Crypto, compression, SQLite
 // and PostgreSQL's client come from system libraries (OpenSSL, zstd, sqlite3, libpq) through
-// system-library targets; the only Swift package is the argument parser.
+// system-library targets. Swift packages: the argument parser, and TOMLKit (toml++) so that
+// configuration and policy files are read by a full TOML 1.0 parser.
 let package = Package(
     name: "Tresor",
     platforms: [.macOS(.v14)],
@@ -12,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // System libraries: a module map and a shim header each, nothing else.
@@ -21,7 +23,7 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
-        .target(name: "TresorCore", resources: [.copy("Resources/policies")]),
+        .target(name: "TresorCore", dependencies: ["TOMLKit"], resources: [.copy("Resources/policies")]),
         .target(name: "TresorCrypto", dependencies: ["TresorCore", "CCrypto"]),
         .target(name: "TresorStore", dependencies: ["TresorCore", "TresorCrypto", "CCurl"]),
         .target(name: "TresorRepository", dependencies: ["TresorCore", "TresorCrypto", "TresorStore", "CZstd"]),

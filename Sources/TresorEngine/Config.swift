@@ -44,31 +44,38 @@ public struct Config: Sendable {
 
         """
 
+    /// Every key `tresor.toml` may hold. A key not listed here is an error naming the file and
+    /// line, so a misspelt setting is never silently ignored.
+    public static let schema = TOMLSchema([
+        "keys.master_key_file": .string,
+        "keys.master_key_command": .string,
+        "keys.evidence_key_file": .string,
+        "catalog.path": .string,
+        "policies.dir": .string,
+        "s3.credentials_file": .string,
+    ], reference: "the tresor.toml that tresor init writes")
+
     public static func load(from url: URL) throws -> Config {
-        let text: String
-        do {
-            text = try String(contentsOf: url, encoding: .utf8)
-        } catch {
-            throw CoreError.usage("cannot read config \(url.path)", hint: "run tresor init, or pass --home / --config")
-        }
-        let toml = try TOML.parse(text, source: url.path)
-        func string(_ key: String) throws -> String? {
-            guard let v = toml.value(at: key) else { return nil }
-            guard case .string(let s) = v else { throw CoreError.usage("\(url.path): \(key) must be a string") }
-            return s
+        let text = try readText(url, what: "config", hint: "run tresor init, or pass --home / --config")
+        let document = try TOML.document(text, source: url.path)
+        try schema.validate(document)
+        func string(_ key: String) -> String? {
+            // The schema check above has made every present key of this schema a string.
+            if case .string(let s)? = document.root.value(at: key) { return s }
+            return nil
         }
         let master: MasterKeySource
-        if let cmd = try string("keys.master_key_command") {
+        if let cmd = string("keys.master_key_command") {
             master = .command(cmd)
-        } else if let file = try string("keys.master_key_file") {
+        } else if let file = string("keys.master_key_file") {
             master = .file(file)
         } else {
             throw CoreError.usage("\(url.path): set keys.master_key_file or keys.master_key_command")
         }
         return Config(masterKey: master,
-                      evidenceKeyFile: try string("keys.evidence_key_file") ?? "keys/evidence.key",
-                      catalogPath: try string("catalog.path") ?? "catalog.sqlite",
-                      policiesDirectory: try string("policies.dir") ?? "policies",
-                      s3CredentialsFile: try string("s3.credentials_file"))
+                      evidenceKeyFile: string("keys.evidence_key_file") ?? "keys/evidence.key",
+                      catalogPath: string("catalog.path") ?? "catalog.sqlite",
+                      policiesDirectory: string("policies.dir") ?? "policies",
+                      s3CredentialsFile: string("s3.credentials_file"))
     }
 }
