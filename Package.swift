@@ -40,7 +40,7 @@ let package = Package(
         ]),
         .executableTarget(name: "tresor", dependencies: ["TresorCLI"]),
 
-        .target(name: "TresorTestSupport", dependencies: ["TresorCore", "TresorStore"], path: "Tests/TresorTestSupport"),
+        .target(name: "TresorTestSupport", dependencies: ["TresorCore", "TresorStore", "TresorRepository"], path: "Tests/TresorTestSupport"),
         .testTarget(name: "TresorCoreTests", dependencies: ["TresorCore"]),
         .testTarget(name: "TresorCryptoTests", dependencies: ["TresorCrypto"]),
         .testTarget(name: "TresorStoreTests", dependencies: ["TresorStore", "TresorCrypto", "TresorTestSupport"]),
@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "TresorCatalogTests", dependencies: ["TresorCatalog"]),
         .testTarget(name: "TresorDocumentsTests", dependencies: ["TresorDocuments", "TresorTestSupport"]),
         .testTarget(name: "TresorEvidenceTests", dependencies: ["TresorEvidence", "TresorStore", "TresorCrypto", "TresorTestSupport"]),
-        .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI", "TresorCatalog", "TresorPostgres"]),
+        .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI", "TresorEngine", "TresorCatalog", "TresorPostgres", "TresorTestSupport"]),
         .testTarget(name: "TresorIntegrationTests", dependencies: ["TresorTestSupport", "TresorStore", "TresorPostgres", "tresor"]),
     ]
 )
