@@ -74,13 +74,15 @@ public struct TOMLSchema: Sendable {
         }
     }
 
+    /// Names the keys (or tables) the schema knows next to `path`, so a misspelling is easy to spot.
     private func hint(forUnknown path: String) -> String {
-        let section = path.split(separator: ".").dropLast().joined(separator: ".")
-        let siblings = fields.keys.filter {
-            section.isEmpty ? true : $0.hasPrefix(section + ".")
-        }.map { section.isEmpty ? String($0.split(separator: ".")[0]) : String($0.dropFirst(section.count + 1).split(separator: ".")[0]) }
-        let known = Set(siblings).sorted().joined(separator: ", ")
-        return "check the spelling; \(section.isEmpty ? "known tables" : "known keys in [\(section)]"): \(known) (see \(reference))"
+        let parent = path.split(separator: ".").dropLast().joined(separator: ".")
+        let prefix = parent.isEmpty ? "" : parent + "."
+        let known = Set(fields.keys.filter { $0.hasPrefix(prefix) }.compactMap {
+            $0.dropFirst(prefix.count).split(separator: ".").first.map(String.init)
+        }).sorted().joined(separator: ", ")
+        let what = parent.isEmpty ? "known tables" : "known keys in [\(parent)]"
+        return "check the spelling; \(what): \(known) (see \(reference))"
     }
 
     private func error(_ document: TOMLDocument, _ path: String, _ reason: String, hint: String?) -> CoreError {
