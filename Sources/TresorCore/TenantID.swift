@@ -13,7 +13,7 @@ public struct TenantID: Hashable, Comparable, Sendable, Codable, CustomStringCon
     public init(_ text: String) throws {
         guard Self.isValid(text) else {
             throw CoreError.usage("invalid tenant name '\(text)': use 1-\(Self.maxLength) lowercase letters, digits, '-' or '_', not starting with '-'",
-                                  hint: "tresor tenant list shows the tenants")
+                                  hint: "tenant names look like acme, acme-eu or acme_2; tresor tenant list shows the existing ones")
         }
         rawValue = text
     }
