@@ -43,7 +43,7 @@ public struct Policy: Sendable, Equatable {
         /// Fixed chunk size of relation files in base backups (a multiple of 8 KiB pages).
         public var relationChunkBytes: Int
         /// zstd level for relation chunks of index pages (`index_compression_level`; when the
-        /// key is absent, as in homes made before it existed, 6).
+        /// key is absent, as in homes made before it existed, the shipped 6).
         public var indexCompressionLevel: Int
         /// How long a base backup waits for its WAL to reach the archive before it fails.
         public var archiveWait: PolicyDuration
@@ -130,6 +130,23 @@ public struct Policy: Sendable, Equatable {
         ], reference: "policies/default.toml")
     }()
 
+    /// Keys added after homes were first made, with the value the shipped `default.toml` has
+    /// (a test holds the two equal). `tresor init` copies the policies once, so a home made
+    /// before a key existed lacks it; it gets the shipped figure instead of refusing to start.
+    /// Every other key missing from every file is an error naming it.
+    public static let figuresOlderHomesLack: [String: TOMLValue] = [
+        "postgres.index_compression_level": .integer(6),
+        "documents.daily_snapshots_kept": .integer(31),
+        "postgres.recovery_window": .string("30d"),
+        "postgres.base_backup_interval": .string("1d"),
+        "drills.interval": .string("7d"),
+        "drills.max_age": .string("30d"),
+        "deletion.delay_after_contract_end": .string("90d"),
+        "deletion.sweep_interval": .string("7d"),
+        "exports.link_lifetime": .string("7d"),
+        "access_log.retention": .string("183d"),
+    ]
+
     /// Builds the policy from a merged TOML document. `origins` names, for each key, the file
     /// that set it, so errors point at the file and line; keys without one are reported
     /// against `source`.
@@ -153,7 +170,7 @@ public struct Policy: Sendable, Equatable {
         postgres = Postgres(
             walPrefetchDepth: try r.int("postgres.wal_prefetch_depth"),
             relationChunkBytes: try r.int("postgres.relation_chunk_bytes"),
-            indexCompressionLevel: try r.int("postgres.index_compression_level", default: 6),
+            indexCompressionLevel: try r.int("postgres.index_compression_level"),
             archiveWait: try r.duration("postgres.archive_wait"),
             streamFlushInterval: try r.duration("postgres.stream_flush_interval"),
             streamStatusInterval: try r.duration("postgres.stream_status_interval"),
@@ -248,25 +265,26 @@ struct PolicyReader {
     let source: String
     let origins: [String: TOMLDocument]
 
-    func int(_ key: String, default fallback: Int? = nil) throws -> Int {
-        guard let v = try value(key, absent: fallback.map(TOMLValue.integer)), case .integer(let i) = v else {
+    func int(_ key: String) throws -> Int {
+        guard let v = try value(key), case .integer(let i) = v else {
             preconditionFailure("\(key) is not an integer in Policy.schema")
         }
         return i
     }
 
     func duration(_ key: String) throws -> PolicyDuration {
-        guard let v = try value(key, absent: nil), case .string(let s) = v, let d = PolicyDuration(s) else {
+        guard let v = try value(key), case .string(let s) = v, let d = PolicyDuration(s) else {
             preconditionFailure("\(key) is not a duration in Policy.schema")
         }
         return d
     }
 
-    /// The value at `key` after the schema check; `absent` when the key is in no file.
-    private func value(_ key: String, absent: TOMLValue?) throws -> TOMLValue? {
+    /// The value at `key` after the schema check; ``Policy/figuresOlderHomesLack`` when the
+    /// key is in no file and was added after homes were made.
+    private func value(_ key: String) throws -> TOMLValue? {
         guard let field = Policy.schema.fields[key] else { preconditionFailure("\(key) is not in Policy.schema") }
         guard let v = toml.value(at: key) else {
-            if let absent { return absent }
+            if let later = Policy.figuresOlderHomesLack[key] { return later }
             throw CoreError.usage("\(source): policy key \(key) is missing", hint: "copy it from policies/default.toml")
         }
         if let reason = Policy.schema.problem(v, field) { throw error(key, reason) }

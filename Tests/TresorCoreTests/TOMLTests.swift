@@ -147,6 +147,27 @@ import Testing
         #expect(drills?.message.hasPrefix("zz.toml:2: drills.interval: must not be longer than drills.max_age") == true)
     }
 
+    @Test func aHomeMadeBeforeTheNewFiguresStillLoadsWithTheShippedOnes() throws {
+        // The policy files `tresor init` copied before this change: no [drills], [deletion],
+        // [exports], [access_log] and none of the new keys.
+        var old = Self.defaultText
+        for key in ["daily_snapshots_kept", "recovery_window", "base_backup_interval", "interval", "max_age",
+                    "delay_after_contract_end", "sweep_interval", "link_lifetime", "retention", "index_compression_level"] {
+            old = old.components(separatedBy: "\n").filter { !$0.hasPrefix(key + " ") }.joined(separator: "\n")
+        }
+        for table in ["[drills]", "[deletion]", "[exports]", "[access_log]"] {
+            old = old.replacingOccurrences(of: table, with: "")
+        }
+        let fromOld = try Policy(toml: try TOML.parse(old), source: "old")
+        let shipped = try Policy.load(directory: PolicyTests.sourcePolicies)
+        #expect(fromOld == shipped)
+        // The fallbacks are the shipped file's values, key by key.
+        let shippedDoc = try TOML.parse(Self.defaultText)
+        for (key, value) in Policy.figuresOlderHomesLack {
+            #expect(shippedDoc.value(at: key) == value, "\(key)")
+        }
+    }
+
     @Test func crlfPolicyFilesLoad() throws {
         #expect(try loadError { $0.replacingOccurrences(of: "\n", with: "\r\n") } == nil)
     }
