@@ -3,7 +3,8 @@ import PackageDescription
 
 // Dependencies are deliberate: every one is rebuilt on each CI run. Crypto, compression, SQLite
 // and PostgreSQL's client come from system libraries (OpenSSL, zstd, sqlite3, libpq) through
-// system-library targets; the only Swift package is the argument parser.
+// system-library targets. Swift packages: the argument parser, and TOMLKit (toml++) so that
+// configuration and policy files are read by a full TOML 1.0 parser.
 let package = Package(
     name: "Tresor",
     platforms: [.macOS(.v14)],
@@ -12,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // System libraries: a module map and a shim header each, nothing else.
@@ -22,7 +24,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CSystem"),
 
-        .target(name: "TresorCore", resources: [.copy("Resources/policies")]),
+        .target(name: "TresorCore", dependencies: ["TOMLKit"], resources: [.copy("Resources/policies")]),
         .target(name: "TresorCrypto", dependencies: ["TresorCore", "CCrypto"]),
         .target(name: "TresorStore", dependencies: ["TresorCore", "TresorCrypto", "CCurl"]),
         .target(name: "TresorRepository", dependencies: ["TresorCore", "TresorCrypto", "TresorStore", "CZstd"]),
@@ -39,7 +41,7 @@ let package = Package(
         ]),
         .executableTarget(name: "tresor", dependencies: ["TresorCLI"]),
 
-        .target(name: "TresorTestSupport", dependencies: ["TresorCore", "TresorStore"], path: "Tests/TresorTestSupport"),
+        .target(name: "TresorTestSupport", dependencies: ["TresorCore", "TresorStore", "TresorRepository"], path: "Tests/TresorTestSupport"),
         .testTarget(name: "TresorCoreTests", dependencies: ["TresorCore"]),
         .testTarget(name: "TresorCryptoTests", dependencies: ["TresorCrypto"]),
         .testTarget(name: "TresorStoreTests", dependencies: ["TresorStore", "TresorCrypto", "TresorTestSupport"]),
@@ -48,7 +50,7 @@ let package = Package(
         .testTarget(name: "TresorCatalogTests", dependencies: ["TresorCatalog"]),
         .testTarget(name: "TresorDocumentsTests", dependencies: ["TresorDocuments", "TresorTestSupport"]),
         .testTarget(name: "TresorEvidenceTests", dependencies: ["TresorEvidence", "TresorStore", "TresorCrypto", "TresorTestSupport"]),
-        .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI", "TresorCatalog", "TresorPostgres"]),
+        .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI", "TresorEngine", "TresorCatalog", "TresorPostgres", "TresorTestSupport"]),
         .testTarget(name: "TresorIntegrationTests", dependencies: ["TresorTestSupport", "TresorStore", "TresorPostgres", "tresor"]),
     ]
 )

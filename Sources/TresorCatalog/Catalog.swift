@@ -88,22 +88,22 @@ public struct RunRecord: Sendable, Equatable, Codable {
     public var id: Int64
     /// `nil` for runs that concern no single tenant (a tick, a sweep).
     public var tenant: String?
-    /// What ran, e.g. `docs-backup`, `drill`, `tick`. Free text chosen by the engine.
-    public var kind: String
+    /// What ran.
+    public var kind: RunKind
     public var startedAt: Date
     /// `nil` while the run has not finished.
     public var endedAt: Date?
     /// ``RunRecord/runningStatus`` until ``Catalog/finishRun(id:at:status:detail:)`` sets it.
-    public var status: String
+    public var status: RunStatus
     /// JSON text, stored verbatim; `{}` until the run finishes.
     public var detail: String
 
     /// The status of a run that has started and not finished.
-    public static let runningStatus = "running"
+    public static let runningStatus = RunStatus.running
 
     public init(
-        id: Int64, tenant: String?, kind: String, startedAt: Date, endedAt: Date? = nil,
-        status: String, detail: String
+        id: Int64, tenant: String?, kind: RunKind, startedAt: Date, endedAt: Date? = nil,
+        status: RunStatus, detail: String
     ) {
         self.id = id
         self.tenant = tenant
@@ -128,8 +128,8 @@ public protocol Catalog: Sendable {
     /// All stores, sorted by name.
     func stores() throws -> [StoreRecord]
 
-    /// Adds a tenant. Throws `.duplicate` if a tenant of that name exists and `.notFound` if its
-    /// store or offsite store is not in the catalog.
+    /// Adds a tenant. Throws `.invalid` if its name is no valid ``TenantID``, `.duplicate` if a
+    /// tenant of that name exists and `.notFound` if its store or offsite store is not in the catalog.
     func addTenant(_ tenant: TenantRecord) throws
     /// Replaces every field of the tenant named `tenant.name`. Throws `.notFound` if there is no
     /// such tenant, or if its store or offsite store is not in the catalog.
@@ -146,12 +146,12 @@ public protocol Catalog: Sendable {
 
     /// Records the start of a run, with status ``RunRecord/runningStatus`` and detail `{}`, and
     /// returns its id. `tenant` need not be in the catalog: runs outlive the tenants they served.
-    func startRun(kind: String, tenant: String?, at: Date) throws -> Int64
+    func startRun(kind: RunKind, tenant: String?, at: Date) throws -> Int64
     /// Records the end of a run. Throws `.notFound` if no run has that id. Finishing a run
     /// twice overwrites the first result.
-    func finishRun(id: Int64, at: Date, status: String, detail: String) throws
+    func finishRun(id: Int64, at: Date, status: RunStatus, detail: String) throws
     /// Runs, newest start first (ties: higher id first), at most `limit` of them (none when
     /// `limit` is 0 or less). A non-nil `tenant` or `kind` keeps only the runs that match it;
     /// `nil` matches every run.
-    func runs(tenant: String?, kind: String?, limit: Int) throws -> [RunRecord]
+    func runs(tenant: String?, kind: RunKind?, limit: Int) throws -> [RunRecord]
 }

@@ -7,6 +7,9 @@ public struct CatalogError: TresorFailure, Equatable {
         case notFound
         /// A tenant or store of that name already exists (usage).
         case duplicate
+        /// A value the catalog does not accept: a tenant name that is no `TenantID`, an unknown
+        /// run kind or status (usage).
+        case invalid
         /// The database refused or failed an operation: I/O, busy, full, bad SQL (failed).
         case sqlite
         /// The catalog file is damaged or is not a database (failed).
@@ -28,7 +31,7 @@ public struct CatalogError: TresorFailure, Equatable {
     /// Input the user can correct is `.usage` (exit 2); everything else is `.failed` (exit 1).
     public var kind: FailureKind {
         switch code {
-        case .notFound, .duplicate: .usage
+        case .notFound, .duplicate, .invalid: .usage
         case .sqlite, .corrupt, .unsupportedSchema: .failed
         }
     }

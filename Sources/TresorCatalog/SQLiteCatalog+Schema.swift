@@ -52,6 +52,25 @@ extension SQLiteCatalog {
         CREATE INDEX runs_by_start ON runs (started_at);
         CREATE INDEX runs_by_tenant ON runs (tenant, started_at);
         """,
+        // 2: a run's status is one of RunStatus; the database refuses anything else. Rows of
+        // version 1 were written with these four values only, so the copy keeps every row.
+        """
+        CREATE TABLE runs_v2 (
+            id         INTEGER PRIMARY KEY,
+            tenant     TEXT,
+            kind       TEXT NOT NULL,
+            started_at INTEGER NOT NULL,
+            ended_at   INTEGER,
+            status     TEXT NOT NULL CHECK (status IN ('running', 'ok', 'problem_found', 'failed')),
+            detail     TEXT NOT NULL
+        );
+        INSERT INTO runs_v2 (id, tenant, kind, started_at, ended_at, status, detail)
+            SELECT id, tenant, kind, started_at, ended_at, status, detail FROM runs;
+        DROP TABLE runs;
+        ALTER TABLE runs_v2 RENAME TO runs;
+        CREATE INDEX runs_by_start ON runs (started_at);
+        CREATE INDEX runs_by_tenant ON runs (tenant, started_at);
+        """,
     ]
 
     /// The schema version this build writes and understands.

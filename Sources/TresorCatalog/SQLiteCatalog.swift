@@ -1,4 +1,5 @@
 import Foundation
+import TresorCore
 
 /// The embedded catalog: one SQLite file in the tresor home.
 ///
@@ -79,6 +80,10 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
     }
 
     public func addTenant(_ tenant: TenantRecord) throws {
+        guard TenantID.isValid(tenant.name) else {
+            throw CatalogError(.invalid, "invalid tenant name '\(tenant.name)'",
+                               hint: "use 1-\(TenantID.maxLength) lowercase letters, digits, '-' or '_', not starting with '-'")
+        }
         try locked { db in
             try db.transaction {
                 try Self.requireStores(of: tenant, in: db)
@@ -211,26 +216,26 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
 
     // MARK: Runs
 
-    public func startRun(kind: String, tenant: String?, at start: Date) throws -> Int64 {
+    public func startRun(kind: RunKind, tenant: String?, at start: Date) throws -> Int64 {
         try locked { db in
             let ids = try db.query("""
                 INSERT INTO runs (tenant, kind, started_at, status, detail) VALUES (?, ?, ?, ?, '{}')
                 RETURNING id
-                """, [SQLiteValue(tenant), .text(kind), SQLiteValue(start), .text(RunRecord.runningStatus)]) { $0.int64(0) }
+                """, [SQLiteValue(tenant), .text(kind.rawValue), SQLiteValue(start), .text(RunRecord.runningStatus.rawValue)]) { $0.int64(0) }
             guard let id = ids.first else { throw CatalogError(.sqlite, "cannot start run: the catalog returned no id") }
             return id
         }
     }
 
-    public func finishRun(id: Int64, at end: Date, status: String, detail: String) throws {
+    public func finishRun(id: Int64, at end: Date, status: RunStatus, detail: String) throws {
         let updated = try locked { db in
             try db.execute("UPDATE runs SET ended_at = ?, status = ?, detail = ? WHERE id = ?",
-                           [SQLiteValue(end), .text(status), .text(detail), .int64(id)])
+                           [SQLiteValue(end), .text(status.rawValue), .text(detail), .int64(id)])
         }
         guard updated == 1 else { throw CatalogError(.notFound, "run \(id) does not exist") }
     }
 
-    public func runs(tenant: String?, kind: String?, limit: Int) throws -> [RunRecord] {
+    public func runs(tenant: String?, kind: RunKind?, limit: Int) throws -> [RunRecord] {
         var conditions: [String] = []
         var values: [SQLiteValue] = []
         if let tenant {
@@ -239,7 +244,7 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
         }
         if let kind {
             conditions.append("kind = ?")
-            values.append(.text(kind))
+            values.append(.text(kind.rawValue))
         }
         let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         // A negative LIMIT means "no limit" to SQLite and is an error to PostgreSQL; the protocol says none.
@@ -249,8 +254,17 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
                 SELECT id, tenant, kind, started_at, ended_at, status, detail FROM runs
                 \(filter) ORDER BY started_at DESC, id DESC LIMIT ?
                 """, values) { row in
-                RunRecord(id: row.int64(0), tenant: row.optionalText(1), kind: row.text(2), startedAt: row.date(3),
-                          endedAt: row.optionalDate(4), status: row.text(5), detail: row.text(6))
+                (id: row.int64(0), tenant: row.optionalText(1), kind: row.text(2), startedAt: row.date(3),
+                 endedAt: row.optionalDate(4), status: row.text(5), detail: row.text(6))
+            }.map { r in
+                // The status column only holds RunStatus values (schema 2); a kind from a newer
+                // tresor, or an edited file, is reported rather than read as something else.
+                guard let kind = RunKind(rawValue: r.kind), let status = RunStatus(rawValue: r.status) else {
+                    throw CatalogError(.corrupt, "run \(r.id) has unknown kind '\(r.kind)' or status '\(r.status)'",
+                                       hint: "run a tresor release at least as new as the one that wrote it")
+                }
+                return RunRecord(id: r.id, tenant: r.tenant, kind: kind, startedAt: r.startedAt, endedAt: r.endedAt,
+                                 status: status, detail: r.detail)
             }
         }
     }

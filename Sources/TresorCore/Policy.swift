@@ -31,6 +31,9 @@ public struct Policy: Sendable, Equatable {
     /// Document backups.
     public struct Documents: Sendable, Equatable {
         public var backupInterval: PolicyDuration
+        /// Daily snapshots retention keeps (the newest of each day), at least 31 so that any day
+        /// of the last month can be restored.
+        public var dailySnapshotsKept: Int
     }
 
     /// PostgreSQL base backups, WAL archiving and restores.
@@ -40,7 +43,7 @@ public struct Policy: Sendable, Equatable {
         /// Fixed chunk size of relation files in base backups (a multiple of 8 KiB pages).
         public var relationChunkBytes: Int
         /// zstd level for relation chunks of index pages (`index_compression_level`; when the
-        /// key is absent, as in homes made before it existed, 6).
+        /// key is absent, as in homes made before it existed, the shipped 6).
         public var indexCompressionLevel: Int
         /// How long a base backup waits for its WAL to reach the archive before it fails.
         public var archiveWait: PolicyDuration
@@ -50,6 +53,40 @@ public struct Policy: Sendable, Equatable {
         /// `pg stream`: how often it reports its positions to the server when nothing else
         /// happens (below the server's `wal_sender_timeout`).
         public var streamStatusInterval: PolicyDuration
+        /// How far back point-in-time restore must reach; retention keeps the base backups and
+        /// WAL this needs (`recovery_window`).
+        public var recoveryWindow: PolicyDuration
+        /// How often a base backup is taken (`base_backup_interval`).
+        public var baseBackupInterval: PolicyDuration
+    }
+
+    /// Restore drills.
+    public struct Drills: Sendable, Equatable {
+        /// How often each tenant is drilled (`interval`).
+        public var interval: PolicyDuration
+        /// The control flags a tenant whose last passing drill is older than this (`max_age`).
+        public var maxAge: PolicyDuration
+    }
+
+    /// Deletion after a contract ends, and the sweeper that hunts residual copies.
+    public struct Deletion: Sendable, Equatable {
+        /// How long after the contract end a tenant's data is deleted (`delay_after_contract_end`,
+        /// at most the 90 days the service terms promise).
+        public var delayAfterContractEnd: PolicyDuration
+        /// How often the sweeper runs (`sweep_interval`).
+        public var sweepInterval: PolicyDuration
+    }
+
+    /// Customer exports.
+    public struct Exports: Sendable, Equatable {
+        /// How long a signed download link stays valid (`link_lifetime`).
+        public var linkLifetime: PolicyDuration
+    }
+
+    /// The download endpoint's access log.
+    public struct AccessLog: Sendable, Equatable {
+        /// How long access log entries are kept (`retention`).
+        public var retention: PolicyDuration
     }
 
     /// Store maintenance.
@@ -66,57 +103,134 @@ public struct Policy: Sendable, Equatable {
     public var documents: Documents
     public var postgres: Postgres
     public var store: StoreMaintenance
+    public var drills: Drills
+    public var deletion: Deletion
+    public var exports: Exports
+    public var accessLog: AccessLog
 
-    /// Builds the policy from a merged TOML document.
-    public init(toml: TOMLValue, source: String) throws {
-        let r = PolicyReader(toml: toml, source: source)
+    /// Every key a policy file may hold, with what its value must be. A key not listed here is
+    /// an error, so a misspelt key never silently leaves a figure at another file's value.
+    public static let schema: TOMLSchema = {
+        let mib = 1 << 20
+        let day = 86400.0
+        return TOMLSchema([
+            "backup.compression_level": .integer(1...19),
+            "backup.chunk_min_bytes": .integer(4096...(64 * mib)),
+            "backup.chunk_avg_bytes": .integer(4096...(64 * mib)),
+            "backup.chunk_max_bytes": .integer(4096...(64 * mib)),
+            "backup.pack_target_bytes": .integer((1 << 16)...(1 << 30)),
+            "backup.index_every_packs": .integer(1...100_000),
+            "backup.workers": .integer(0...256),
+            "backup.changed_file_retries": .integer(0...100),
+            "documents.backup_interval": .duration(60...(31 * day)),
+            "documents.daily_snapshots_kept": .integer(31...100_000),
+            "postgres.wal_prefetch_depth": .integer(0...256),
+            "postgres.relation_chunk_bytes": .integer(8192...(64 * mib)),
+            "postgres.index_compression_level": .integer(1...19),
+            "postgres.archive_wait": .duration(0...day),
+            "postgres.stream_flush_interval": .duration(0.001...3600),
+            "postgres.stream_status_interval": .duration(0.001...3600),
+            "postgres.recovery_window": .duration(day...(3660 * day)),
+            "postgres.base_backup_interval": .duration(3600...(31 * day)),
+            "drills.interval": .duration(3600...(366 * day)),
+            "drills.max_age": .duration(day...(366 * day)),
+            "deletion.delay_after_contract_end": .duration(0...(90 * day)),
+            "deletion.sweep_interval": .duration(3600...(90 * day)),
+            "exports.link_lifetime": .duration(60...(90 * day)),
+            "access_log.retention": .duration(day...(3660 * day)),
+            "store.incomplete_upload_age": .duration(0...(366 * day)),
+        ], reference: "policies/default.toml")
+    }()
+
+    /// Keys added after homes were first made, with the value the shipped `default.toml` has
+    /// (a test holds the two equal). `tresor init` copies the policies once, so a home made
+    /// before a key existed lacks it; it gets the shipped figure instead of refusing to start.
+    /// Every other key missing from every file is an error naming it.
+    public static let figuresOlderHomesLack: [String: TOMLValue] = [
+        "postgres.index_compression_level": .integer(6),
+        "documents.daily_snapshots_kept": .integer(31),
+        "postgres.recovery_window": .string("30d"),
+        "postgres.base_backup_interval": .string("1d"),
+        "drills.interval": .string("7d"),
+        "drills.max_age": .string("30d"),
+        "deletion.delay_after_contract_end": .string("90d"),
+        "deletion.sweep_interval": .string("7d"),
+        "exports.link_lifetime": .string("7d"),
+        "access_log.retention": .string("183d"),
+        "store.incomplete_upload_age": .string("24h"),
+    ]
+
+    /// Builds the policy from a merged TOML document. `origins` names, for each key, the file
+    /// that set it, so errors point at the file and line; keys without one are reported
+    /// against `source`.
+    public init(toml: TOMLValue, source: String, origins: [String: TOMLDocument] = [:]) throws {
+        let r = PolicyReader(toml: toml, source: source, origins: origins)
         backup = Backup(
-            compressionLevel: try r.int("backup.compression_level", in: 1...19),
-            chunkMin: try r.int("backup.chunk_min_bytes", in: 4096...(64 << 20)),
-            chunkAvg: try r.int("backup.chunk_avg_bytes", in: 4096...(64 << 20)),
-            chunkMax: try r.int("backup.chunk_max_bytes", in: 4096...(64 << 20)),
-            packTarget: try r.int("backup.pack_target_bytes", in: (1 << 16)...(1 << 30)),
-            indexEveryPacks: try r.int("backup.index_every_packs", in: 1...100_000),
-            workers: try r.int("backup.workers", in: 0...256),
-            changedFileRetries: try r.int("backup.changed_file_retries", in: 0...100))
+            compressionLevel: try r.int("backup.compression_level"),
+            chunkMin: try r.int("backup.chunk_min_bytes"),
+            chunkAvg: try r.int("backup.chunk_avg_bytes"),
+            chunkMax: try r.int("backup.chunk_max_bytes"),
+            packTarget: try r.int("backup.pack_target_bytes"),
+            indexEveryPacks: try r.int("backup.index_every_packs"),
+            workers: try r.int("backup.workers"),
+            changedFileRetries: try r.int("backup.changed_file_retries"))
         guard backup.chunkMin < backup.chunkAvg, backup.chunkAvg < backup.chunkMax else {
-            throw CoreError.usage("\(source): backup chunk sizes must satisfy min < avg < max",
-                                  hint: "fix chunk_min_bytes, chunk_avg_bytes, chunk_max_bytes")
+            throw r.error("backup.chunk_avg_bytes", "chunk sizes must satisfy min < avg < max",
+                          hint: "fix chunk_min_bytes, chunk_avg_bytes, chunk_max_bytes")
         }
-        documents = Documents(backupInterval: try r.duration("documents.backup_interval"))
+        documents = Documents(backupInterval: try r.duration("documents.backup_interval"),
+                              dailySnapshotsKept: try r.int("documents.daily_snapshots_kept"))
         postgres = Postgres(
-            walPrefetchDepth: try r.int("postgres.wal_prefetch_depth", in: 0...256),
-            relationChunkBytes: try r.int("postgres.relation_chunk_bytes", in: 8192...(64 << 20)),
-            indexCompressionLevel: try r.int("postgres.index_compression_level", in: 1...19, default: 6),
+            walPrefetchDepth: try r.int("postgres.wal_prefetch_depth"),
+            relationChunkBytes: try r.int("postgres.relation_chunk_bytes"),
+            indexCompressionLevel: try r.int("postgres.index_compression_level"),
             archiveWait: try r.duration("postgres.archive_wait"),
             streamFlushInterval: try r.duration("postgres.stream_flush_interval"),
-            streamStatusInterval: try r.duration("postgres.stream_status_interval"))
+            streamStatusInterval: try r.duration("postgres.stream_status_interval"),
+            recoveryWindow: try r.duration("postgres.recovery_window"),
+            baseBackupInterval: try r.duration("postgres.base_backup_interval"))
         guard postgres.streamFlushInterval.seconds > 0, postgres.streamStatusInterval.seconds > 0 else {
-            throw CoreError.usage("\(source): postgres.stream_flush_interval and stream_status_interval must be more than 0s")
+            throw r.error("postgres.stream_flush_interval", "stream_flush_interval and stream_status_interval must be more than 0s")
         }
-        store = StoreMaintenance(
-            incompleteUploadAge: try r.duration("store.incomplete_upload_age", default: PolicyDuration(seconds: 86400)))
+        store = StoreMaintenance(incompleteUploadAge: try r.duration("store.incomplete_upload_age"))
         guard postgres.relationChunkBytes % 8192 == 0, postgres.relationChunkBytes <= backup.chunkMax else {
-            throw CoreError.usage("\(source): postgres.relation_chunk_bytes must be a multiple of 8192 and at most backup.chunk_max_bytes")
+            throw r.error("postgres.relation_chunk_bytes", "must be a multiple of 8192 and at most backup.chunk_max_bytes")
         }
+        guard postgres.baseBackupInterval.seconds <= postgres.recoveryWindow.seconds else {
+            throw r.error("postgres.base_backup_interval", "must not be longer than postgres.recovery_window")
+        }
+        drills = Drills(interval: try r.duration("drills.interval"), maxAge: try r.duration("drills.max_age"))
+        guard drills.interval.seconds <= drills.maxAge.seconds else {
+            throw r.error("drills.interval", "must not be longer than drills.max_age, or every tenant is overdue")
+        }
+        deletion = Deletion(delayAfterContractEnd: try r.duration("deletion.delay_after_contract_end"),
+                            sweepInterval: try r.duration("deletion.sweep_interval"))
+        exports = Exports(linkLifetime: try r.duration("exports.link_lifetime"))
+        accessLog = AccessLog(retention: try r.duration("access_log.retention"))
     }
 
     /// Loads every `*.toml` in `directory` in name order; later files override earlier keys.
+    /// Each file is checked against ``schema`` on its own, so an error names its file and line.
     public static func load(directory: URL) throws -> Policy {
         let fm = FileManager.default
-        guard let names = try? fm.contentsOfDirectory(atPath: directory.path) else {
+        let names: [String]
+        do {
+            names = try fm.contentsOfDirectory(atPath: directory.path)
+        } catch {
             throw CoreError.usage("cannot read policy directory \(directory.path)",
                                   hint: "tresor init writes the default policies there")
         }
         var merged: [String: TOMLValue] = [:]
+        var origins: [String: TOMLDocument] = [:]
         for name in names.sorted() where name.hasSuffix(".toml") {
             let url = directory.appendingPathComponent(name)
-            guard let text = try? String(contentsOf: url, encoding: .utf8) else {
-                throw CoreError.usage("cannot read policy file \(url.path)")
-            }
-            if case .table(let t) = try TOML.parse(text, source: url.path) { merged = deepMerge(merged, t) }
+            let document = try TOML.document(try readText(url, what: "policy file"), source: url.path)
+            try schema.validate(document)
+            guard case .table(let t) = document.root else { continue }
+            merged = deepMerge(merged, t)
+            for key in schema.fields.keys where document.root.value(at: key) != nil { origins[key] = document }
         }
-        return try Policy(toml: .table(merged), source: directory.path)
+        return try Policy(toml: .table(merged), source: directory.path, origins: origins)
     }
 
     /// The policies shipped with Tresor: `policies/` of the source tree, which the build copies
@@ -146,34 +260,57 @@ public struct Policy: Sendable, Equatable {
     }
 }
 
-/// Typed, checked reads from a TOML document with errors that name the key and the file.
+/// Reads a configuration or policy file as UTF-8 text; a missing, unreadable or non-UTF-8 file
+/// is a usage error naming it.
+public func readText(_ url: URL, what: String, hint: String? = nil) throws -> String {
+    let data: Data
+    do {
+        data = try Data(contentsOf: url)
+    } catch {
+        throw CoreError.usage("cannot read \(what) \(url.path)", hint: hint)
+    }
+    guard let text = String(data: data, encoding: .utf8) else {
+        throw CoreError.usage("\(url.path): \(what) is not UTF-8 text")
+    }
+    return text
+}
+
+/// Typed reads from a merged policy, checked against ``Policy/schema``, with errors that name
+/// the key and the file (and line) that set it.
 struct PolicyReader {
     let toml: TOMLValue
     let source: String
+    let origins: [String: TOMLDocument]
 
-    func int(_ key: String, in range: ClosedRange<Int>, default fallback: Int? = nil) throws -> Int {
-        guard let v = toml.value(at: key) else {
-            if let fallback { return fallback }
-            throw missing(key)
-        }
-        guard case .integer(let i) = v, range.contains(i) else {
-            throw CoreError.usage("\(source): \(key) must be a whole number in \(range.lowerBound)...\(range.upperBound)")
+    func int(_ key: String) throws -> Int {
+        guard let v = try value(key), case .integer(let i) = v else {
+            preconditionFailure("\(key) is not an integer in Policy.schema")
         }
         return i
     }
 
-    func duration(_ key: String, default fallback: PolicyDuration? = nil) throws -> PolicyDuration {
-        guard let v = toml.value(at: key) else {
-            if let fallback { return fallback }
-            throw missing(key)
-        }
-        guard case .string(let s) = v, let d = PolicyDuration(s) else {
-            throw CoreError.usage("\(source): \(key) must be a duration such as \"1d\" or \"12h\"")
+    func duration(_ key: String) throws -> PolicyDuration {
+        guard let v = try value(key), case .string(let s) = v, let d = PolicyDuration(s) else {
+            preconditionFailure("\(key) is not a duration in Policy.schema")
         }
         return d
     }
 
-    private func missing(_ key: String) -> CoreError {
-        CoreError.usage("\(source): policy key \(key) is missing", hint: "copy it from policies/default.toml")
+    /// The value at `key` after the schema check; ``Policy/figuresOlderHomesLack`` when the
+    /// key is in no file and was added after homes were made.
+    private func value(_ key: String) throws -> TOMLValue? {
+        guard let field = Policy.schema.fields[key] else { preconditionFailure("\(key) is not in Policy.schema") }
+        guard let v = toml.value(at: key) else {
+            if let later = Policy.figuresOlderHomesLack[key] { return later }
+            throw CoreError.usage("\(source): policy key \(key) is missing", hint: "copy it from policies/default.toml")
+        }
+        if let reason = Policy.schema.problem(v, field) { throw error(key, reason) }
+        return v
+    }
+
+    /// An error about `key`, placed at the file and line that set it.
+    func error(_ key: String, _ reason: String, hint: String? = nil) -> CoreError {
+        let place = origins[key]?.location(of: key) ?? source
+        return CoreError.usage("\(place): \(key): \(reason)", hint: hint)
     }
 }

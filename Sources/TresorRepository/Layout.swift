@@ -36,14 +36,9 @@ public struct RepositoryLayout: Sendable {
         return ObjectID(hex: String(last))
     }
 
-    /// Tenant names become key segments and directory names: keep them simple.
+    /// Tenant names become key segments and directory names: ``TenantID`` holds the rules.
     public static func validate(tenant: String) throws {
-        let ok = !tenant.isEmpty && tenant.count <= 64 && tenant.utf8.allSatisfy { c in
-            (c >= 48 && c <= 57) || (c >= 97 && c <= 122) || c == 45 || c == 95
-        } && tenant.first != "-"
-        guard ok else {
-            throw CoreError.usage("invalid tenant name '\(tenant)': use 1-64 lowercase letters, digits, '-' or '_'")
-        }
+        _ = try TenantID(tenant)
     }
 }
 

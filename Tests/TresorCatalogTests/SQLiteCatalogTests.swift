@@ -223,31 +223,31 @@ struct SQLiteCatalogTests {
             var ids: [String: Int64] = [:]
             do {
                 let catalog = try SQLiteCatalog(path: path)
-                ids["tick"] = try catalog.startRun(kind: "tick", tenant: nil, at: jan5)
-                ids["acme-docs"] = try catalog.startRun(kind: "docs-backup", tenant: "acme", at: feb1)
-                ids["beta-docs"] = try catalog.startRun(kind: "docs-backup", tenant: "beta", at: mar9)
-                ids["acme-drill"] = try catalog.startRun(kind: "drill", tenant: "acme", at: nov27)
-                try catalog.finishRun(id: ids["acme-docs"]!, at: mar9, status: "ok", detail: #"{"files":12,"bytes":4096}"#)
-                try catalog.finishRun(id: ids["tick"]!, at: feb1, status: "failed", detail: #"{"error":"store down"}"#)
+                ids["tick"] = try catalog.startRun(kind: .tick, tenant: nil, at: jan5)
+                ids["acme-docs"] = try catalog.startRun(kind: .documentsBackup, tenant: "acme", at: feb1)
+                ids["beta-docs"] = try catalog.startRun(kind: .documentsBackup, tenant: "beta", at: mar9)
+                ids["acme-drill"] = try catalog.startRun(kind: .drill, tenant: "acme", at: nov27)
+                try catalog.finishRun(id: ids["acme-docs"]!, at: mar9, status: .ok, detail: #"{"files":12,"bytes":4096}"#)
+                try catalog.finishRun(id: ids["tick"]!, at: feb1, status: .failed, detail: #"{"error":"store down"}"#)
             }
             #expect(Set(ids.values).count == 4)
 
             let catalog = try SQLiteCatalog(path: path)
             let all = try catalog.runs(tenant: nil, kind: nil, limit: 10)
             #expect(all.map(\.id) == [ids["acme-drill"], ids["beta-docs"], ids["acme-docs"], ids["tick"]].map { $0! })
-            #expect(all[2] == RunRecord(id: ids["acme-docs"]!, tenant: "acme", kind: "docs-backup", startedAt: feb1,
-                                        endedAt: mar9, status: "ok", detail: #"{"files":12,"bytes":4096}"#))
-            #expect(all[3] == RunRecord(id: ids["tick"]!, tenant: nil, kind: "tick", startedAt: jan5, endedAt: feb1,
-                                        status: "failed", detail: #"{"error":"store down"}"#))
-            #expect(all[0] == RunRecord(id: ids["acme-drill"]!, tenant: "acme", kind: "drill", startedAt: nov27,
+            #expect(all[2] == RunRecord(id: ids["acme-docs"]!, tenant: "acme", kind: .documentsBackup, startedAt: feb1,
+                                        endedAt: mar9, status: .ok, detail: #"{"files":12,"bytes":4096}"#))
+            #expect(all[3] == RunRecord(id: ids["tick"]!, tenant: nil, kind: .tick, startedAt: jan5, endedAt: feb1,
+                                        status: .failed, detail: #"{"error":"store down"}"#))
+            #expect(all[0] == RunRecord(id: ids["acme-drill"]!, tenant: "acme", kind: .drill, startedAt: nov27,
                                         endedAt: nil, status: RunRecord.runningStatus, detail: "{}"))
-            #expect(RunRecord.runningStatus == "running")
+            #expect(RunRecord.runningStatus.rawValue == "running")
 
             #expect(try catalog.runs(tenant: nil, kind: nil, limit: 2).map(\.id) == [ids["acme-drill"]!, ids["beta-docs"]!])
             #expect(try catalog.runs(tenant: "acme", kind: nil, limit: 10).map(\.id) == [ids["acme-drill"]!, ids["acme-docs"]!])
-            #expect(try catalog.runs(tenant: nil, kind: "docs-backup", limit: 10).map(\.id) == [ids["beta-docs"]!, ids["acme-docs"]!])
-            #expect(try catalog.runs(tenant: "acme", kind: "docs-backup", limit: 10).map(\.id) == [ids["acme-docs"]!])
-            #expect(try catalog.runs(tenant: "acme", kind: "docs-backup", limit: 0).isEmpty)
+            #expect(try catalog.runs(tenant: nil, kind: .documentsBackup, limit: 10).map(\.id) == [ids["beta-docs"]!, ids["acme-docs"]!])
+            #expect(try catalog.runs(tenant: "acme", kind: .documentsBackup, limit: 10).map(\.id) == [ids["acme-docs"]!])
+            #expect(try catalog.runs(tenant: "acme", kind: .documentsBackup, limit: 0).isEmpty)
             #expect(try catalog.runs(tenant: nil, kind: nil, limit: -1).isEmpty)
             #expect(try catalog.runs(tenant: "nobody", kind: nil, limit: 10).isEmpty)
         }
@@ -256,8 +256,8 @@ struct SQLiteCatalogTests {
     @Test func runsStartedAtTheSameInstantAreOrderedNewestIdFirst() throws {
         try withCatalogPath { path in
             let catalog = try SQLiteCatalog(path: path)
-            let first = try catalog.startRun(kind: "tick", tenant: nil, at: mar9)
-            let second = try catalog.startRun(kind: "tick", tenant: nil, at: mar9)
+            let first = try catalog.startRun(kind: .tick, tenant: nil, at: mar9)
+            let second = try catalog.startRun(kind: .tick, tenant: nil, at: mar9)
             #expect(try catalog.runs(tenant: nil, kind: nil, limit: 5).map(\.id) == [second, first])
         }
     }
@@ -265,13 +265,13 @@ struct SQLiteCatalogTests {
     @Test func finishingAnUnknownRunIsANotFoundError() throws {
         try withCatalogPath { path in
             let catalog = try SQLiteCatalog(path: path)
-            let id = try catalog.startRun(kind: "tick", tenant: nil, at: jan5)
+            let id = try catalog.startRun(kind: .tick, tenant: nil, at: jan5)
             let error = #expect(throws: CatalogError.self) {
-                try catalog.finishRun(id: id + 1, at: feb1, status: "ok", detail: "{}")
+                try catalog.finishRun(id: id + 1, at: feb1, status: .ok, detail: "{}")
             }
             #expect(error?.code == .notFound)
             #expect(error?.message == "run \(id + 1) does not exist")
-            #expect(try catalog.runs(tenant: nil, kind: nil, limit: 5).map(\.status) == ["running"])
+            #expect(try catalog.runs(tenant: nil, kind: nil, limit: 5).map(\.status) == [.running])
         }
     }
 
@@ -285,8 +285,8 @@ struct SQLiteCatalogTests {
                 sink.record {
                     let catalog = catalogs[i % 2]
                     let start = Date(timeIntervalSince1970: 1_767_603_600 + Double(i))
-                    let id = try catalog.startRun(kind: "docs-backup", tenant: "t\(i % 7)", at: start)
-                    try catalog.finishRun(id: id, at: start.addingTimeInterval(1), status: "ok", detail: #"{"i":\#(i)}"#)
+                    let id = try catalog.startRun(kind: .documentsBackup, tenant: "t\(i % 7)", at: start)
+                    try catalog.finishRun(id: id, at: start.addingTimeInterval(1), status: .ok, detail: #"{"i":\#(i)}"#)
                 }
             }
             #expect(sink.errors == [])
@@ -294,7 +294,7 @@ struct SQLiteCatalogTests {
             let runs = try SQLiteCatalog(path: path).runs(tenant: nil, kind: nil, limit: 1000)
             #expect(runs.count == 200)
             #expect(Set(runs.map(\.id)).count == 200)
-            #expect(runs.allSatisfy { $0.status == "ok" && $0.endedAt == $0.startedAt.addingTimeInterval(1) })
+            #expect(runs.allSatisfy { $0.status == .ok && $0.endedAt == $0.startedAt.addingTimeInterval(1) })
             #expect(Set(runs.map(\.detail)) == Set((0..<200).map { #"{"i":\#($0)}"# }))
             #expect(runs.map(\.startedAt) == runs.map(\.startedAt).sorted(by: >))
         }
@@ -348,6 +348,38 @@ struct SQLiteCatalogTests {
                 let read = try #require(try reopened.store(named: "s\(index)")).addedAt
                 #expect(read == date.readBack, "case \(index): \(read.timeIntervalSince1970)")
             }
+        }
+    }
+}
+
+@Suite("Catalog values that are not strings")
+struct CatalogTypedValueTests {
+    @Test func aTenantNameThatIsNoTenantIDIsRefused() throws {
+        try withCatalogPath { path in
+            let catalog = try SQLiteCatalog(path: path)
+            try catalog.addStore(sampleStore("primary"))
+            for bad in ["Acme", "-acme", "a/b", "", String(repeating: "a", count: 65), "acme corp"] {
+                let error = #expect(throws: CatalogError.self) { try catalog.addTenant(sampleTenant(bad)) }
+                #expect(error?.code == .invalid, "\(bad)")
+                #expect(error?.kind == .usage)
+            }
+            #expect(try catalog.tenants().isEmpty)
+            try catalog.addTenant(sampleTenant("acme_2-x"))
+            #expect(try catalog.tenants().map(\.name) == ["acme_2-x"])
+        }
+    }
+
+    @Test func runKindsAndStatusesGivenAsTextMustBeKnown() throws {
+        try withCatalogPath { path in
+            let catalog = try SQLiteCatalog(path: path)
+            let start = Date(timeIntervalSince1970: 1_000)
+            let error = #expect(throws: CatalogError.self) { try catalog.startRun(kind: "docs_backup", tenant: "acme", at: start) }
+            #expect(error?.code == .invalid)
+            let id = try catalog.startRun(kind: "docs-backup", tenant: "acme", at: start)
+            #expect(throws: CatalogError.self) { try catalog.finishRun(id: id, at: start, status: "done", detail: "{}") }
+            try catalog.finishRun(id: id, at: start, status: "problem_found", detail: "{}")
+            let runs = try catalog.runs(tenant: "acme", kind: .documentsBackup, limit: 5)
+            #expect(runs.map(\.status) == [.problemFound])
         }
     }
 }

@@ -17,9 +17,9 @@ struct SQLiteSchemaTests {
             let again = try SQLiteCatalog(path: path)
             _ = try SQLiteCatalog(path: path)
 
-            #expect(SQLiteCatalog.latestSchemaVersion == 1)
-            #expect(try again.schemaVersion() == 1)
-            #expect(try versions(at: path) == [1])
+            #expect(SQLiteCatalog.latestSchemaVersion == 2)
+            #expect(try again.schemaVersion() == 2)
+            #expect(try versions(at: path) == [1, 2])
             #expect(try again.stores() == [sampleStore("primary")])
         }
     }
@@ -32,7 +32,7 @@ struct SQLiteSchemaTests {
             try SQLiteCatalog.migrate(db, to: next)
             try SQLiteCatalog.migrate(db, to: next)
 
-            #expect(try versions(at: path) == [1, 2])
+            #expect(try versions(at: path) == [1, 2, 3])
             #expect(try db.query("SELECT name, note FROM stores") { [$0.text(0), $0.text(1)] } == [["primary", "none"]])
         }
     }
@@ -46,20 +46,56 @@ struct SQLiteSchemaTests {
             let error = #expect(throws: CatalogError.self) { try SQLiteCatalog.migrate(db, to: broken) }
             #expect(error?.code == .sqlite)
             #expect(error?.message.contains("no such table: no_such_table") == true)
-            #expect(try versions(at: path) == [1])
+            #expect(try versions(at: path) == [1, 2])
             #expect(try db.query("SELECT name FROM sqlite_master WHERE name = 'extra'") { $0.text(0) }.isEmpty)
+        }
+    }
+
+    @Test func aVersionOneCatalogKeepsItsRunsAndThenRefusesAnUnknownStatus() throws {
+        try withCatalogPath { path in
+            let db = try SQLiteDatabase(path: path)
+            try SQLiteCatalog.migrate(db, to: Array(SQLiteCatalog.migrations.prefix(1)))
+            try db.execute("""
+                INSERT INTO runs (tenant, kind, started_at, ended_at, status, detail)
+                VALUES ('acme', 'docs-backup', 1000, 2000, 'problem_found', '{"n":1}')
+                """)
+
+            let catalog = try SQLiteCatalog(path: path)
+            #expect(try versions(at: path) == [1, 2])
+            let runs = try catalog.runs(tenant: nil, kind: nil, limit: 10)
+            #expect(runs.map(\.kind) == [.documentsBackup])
+            #expect(runs.map(\.status) == [.problemFound])
+            #expect(runs.map(\.detail) == [#"{"n":1}"#])
+            #expect(runs.map(\.endedAt) == [Date(timeIntervalSince1970: 2)])
+
+            let error = #expect(throws: CatalogError.self) {
+                try db.execute("UPDATE runs SET status = 'done'")
+            }
+            #expect(error?.message.contains("CHECK constraint failed") == true)
+        }
+    }
+
+    @Test func aRunOfAnUnknownKindIsReportedNotMisread() throws {
+        try withCatalogPath { path in
+            let catalog = try SQLiteCatalog(path: path)
+            try SQLiteDatabase(path: path).execute("""
+                INSERT INTO runs (tenant, kind, started_at, status, detail) VALUES (NULL, 'teleport', 1, 'running', '{}')
+                """)
+            let error = #expect(throws: CatalogError.self) { try catalog.runs(tenant: nil, kind: nil, limit: 1) }
+            #expect(error?.code == .corrupt)
+            #expect(error?.message.contains("'teleport'") == true)
         }
     }
 
     @Test func aCatalogFromANewerTresorIsRefused() throws {
         try withCatalogPath { path in
             _ = try SQLiteCatalog(path: path)
-            try SQLiteDatabase(path: path).execute("INSERT INTO schema_version (version) VALUES (2)")
+            try SQLiteDatabase(path: path).execute("INSERT INTO schema_version (version) VALUES (3)")
 
             let error = #expect(throws: CatalogError.self) { try SQLiteCatalog(path: path) }
             #expect(error?.code == .unsupportedSchema)
             #expect(error?.kind == .failed)
-            #expect(error?.message == "catalog schema version 2 is newer than this tresor understands (1)")
+            #expect(error?.message == "catalog schema version 3 is newer than this tresor understands (2)")
         }
     }
 

@@ -40,6 +40,153 @@ import Testing
     }
 }
 
+@Suite struct TOMLLibraryTests {
+    @Test func crlfLineEndsAreAccepted() throws {
+        // The hand-written parser kept the \r in every value and refused "3\r" as a number.
+        let doc = try TOML.parse("[backup]\r\ncompression_level = 3\r\nname = \"x\"\r\n", source: "crlf.toml")
+        #expect(doc.value(at: "backup.compression_level") == .integer(3))
+        #expect(doc.value(at: "backup.name") == .string("x"))
+    }
+
+    @Test func validTOMLTheOldParserRefusedIsRead() throws {
+        let doc = try TOML.parse(#"""
+            a.b = 0x10
+            "quoted key" = 'lit'
+            inline = { x = 1, y = "two" }
+            multi = [
+              1,
+              2,  # comment
+            ]
+            text = """
+            two
+            lines"""
+            [[jobs]]
+            name = "first"
+            [[jobs]]
+            name = "second"
+            """#)
+        #expect(doc.value(at: "a.b") == .integer(16))
+        #expect(doc["quoted key"] == .string("lit"))
+        #expect(doc.value(at: "inline.y") == .string("two"))
+        #expect(doc["multi"] == .array([.integer(1), .integer(2)]))
+        #expect(doc["text"] == .string("two\nlines"))
+        #expect(doc["jobs"] == .array([.table(["name": .string("first")]), .table(["name": .string("second")])]))
+    }
+
+    @Test func keyLinesPointAtTheLineThatSetsTheKey() throws {
+        let text = "# top\r\n[backup]\r\nlevel = 3\r\ntext = '''\r\nx = 1\r\n'''\r\n[postgres]\r\nx = 2\r\nsub.key = 'a = b'\r\n"
+        let doc = try TOML.document(text, source: "f.toml")
+        #expect(doc.line(of: "backup") == 2)
+        #expect(doc.line(of: "backup.level") == 3)
+        #expect(doc.line(of: "postgres.x") == 8)
+        #expect(doc.line(of: "postgres.sub.key") == 9)
+        #expect(doc.location(of: "postgres.nothing") == "f.toml:7")
+    }
+
+    @Test func aNulByteIsRefusedNotTruncated() {
+        let error = #expect(throws: TOML.ParseError.self) { try TOML.parse("a = 1\nb = \"x\u{0}y\"\n", source: "n.toml") }
+        #expect(error?.message.hasPrefix("n.toml:2:") == true)
+    }
+}
+
+@Suite struct PolicySchemaTests {
+    static let defaultText = try! String(contentsOf: PolicyTests.sourcePolicies.appendingPathComponent("default.toml"), encoding: .utf8)
+
+    /// Loads the shipped default with `edit` applied (plus `extra` as a later file) from a
+    /// directory and returns the error, with the directory taken out of its message.
+    private func loadError(_ edit: (String) -> String, extra: String? = nil) throws -> CoreError? {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("policy-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try edit(Self.defaultText).write(to: dir.appendingPathComponent("default.toml"), atomically: true, encoding: .utf8)
+        if let extra { try extra.write(to: dir.appendingPathComponent("zz.toml"), atomically: true, encoding: .utf8) }
+        do {
+            _ = try Policy.load(directory: dir)
+            return nil
+        } catch let e as CoreError {
+            #expect(e.kind == .usage)
+            return CoreError(e.kind, e.message.replacingOccurrences(of: dir.path + "/", with: ""), hint: e.hint)
+        }
+    }
+
+    /// The 1-based line of the shipped default that starts with `prefix`.
+    private func line(of prefix: String) -> Int {
+        let lines = Self.defaultText.components(separatedBy: "\n")
+        return (lines.firstIndex { $0.hasPrefix(prefix) } ?? -1) + 1
+    }
+
+    @Test func aMisspeltKeyIsOneErrorNamingFileLineAndKey() throws {
+        let e = try loadError { $0.replacingOccurrences(of: "changed_file_retries = 2", with: "changed_file_retry = 2") }
+        #expect(e?.message == "default.toml:\(line(of: "changed_file_retries")): backup.changed_file_retry: unknown key")
+        #expect(e?.hint?.contains("changed_file_retries") == true)
+    }
+
+    @Test func anUnknownKeyInALaterFileNamesThatFile() throws {
+        let e = try loadError({ $0 }, extra: "# local\n[drills]\nmax_age = \"30d\"\nmaxage = \"20d\"\n")
+        #expect(e?.message == "zz.toml:4: drills.maxage: unknown key")
+        let table = try loadError({ $0 }, extra: "[drill]\ninterval = \"1d\"\n")
+        #expect(table?.message == "zz.toml:1: drill: unknown table")
+    }
+
+    @Test func aWrongTypeNamesWhatWasExpected() throws {
+        let e = try loadError { $0.replacingOccurrences(of: "compression_level = 3", with: "compression_level = \"3\"") }
+        #expect(e?.message == "default.toml:\(line(of: "compression_level")): backup.compression_level: must be a whole number in 1...19, not a string")
+        let d = try loadError { $0.replacingOccurrences(of: "max_age = \"30d\"", with: "max_age = 30") }
+        #expect(d?.message.hasPrefix("default.toml:\(line(of: "max_age")): drills.max_age: must be a duration") == true)
+    }
+
+    @Test func impossibleValuesAreRefusedWithTheirLine() throws {
+        let e = try loadError { $0.replacingOccurrences(of: "daily_snapshots_kept = 31", with: "daily_snapshots_kept = 30") }
+        #expect(e?.message == "default.toml:\(line(of: "daily_snapshots_kept")): documents.daily_snapshots_kept: 30 is out of range: must be a whole number in 31...100000")
+        let late = try loadError({ $0 }, extra: "[deletion]\ndelay_after_contract_end = \"91d\"\n")
+        #expect(late?.message.hasPrefix("zz.toml:2: deletion.delay_after_contract_end: 91d is out of range") == true)
+        let bad = try loadError { $0.replacingOccurrences(of: "link_lifetime = \"7d\"", with: "link_lifetime = \"7 days\"") }
+        #expect(bad?.message.hasPrefix("default.toml:\(line(of: "link_lifetime")): exports.link_lifetime: '7 days' is not a duration") == true)
+        // A rule between two keys names the file and line of the key it blames.
+        let drills = try loadError({ $0 }, extra: "[drills]\ninterval = \"60d\"\nmax_age = \"30d\"\n")
+        #expect(drills?.message.hasPrefix("zz.toml:2: drills.interval: must not be longer than drills.max_age") == true)
+    }
+
+    @Test func aHomeMadeBeforeTheNewFiguresStillLoadsWithTheShippedOnes() throws {
+        // The policy files `tresor init` copied before this change: no [drills], [deletion],
+        // [exports], [access_log] and none of the new keys.
+        var old = Self.defaultText
+        for key in ["daily_snapshots_kept", "recovery_window", "base_backup_interval", "interval", "max_age",
+                    "delay_after_contract_end", "sweep_interval", "link_lifetime", "retention", "index_compression_level"] {
+            old = old.components(separatedBy: "\n").filter { !$0.hasPrefix(key + " ") }.joined(separator: "\n")
+        }
+        for table in ["[drills]", "[deletion]", "[exports]", "[access_log]"] {
+            old = old.replacingOccurrences(of: table, with: "")
+        }
+        let fromOld = try Policy(toml: try TOML.parse(old), source: "old")
+        let shipped = try Policy.load(directory: PolicyTests.sourcePolicies)
+        #expect(fromOld == shipped)
+        // The fallbacks are the shipped file's values, key by key.
+        let shippedDoc = try TOML.parse(Self.defaultText)
+        for (key, value) in Policy.figuresOlderHomesLack {
+            #expect(shippedDoc.value(at: key) == value, "\(key)")
+        }
+    }
+
+    @Test func crlfPolicyFilesLoad() throws {
+        #expect(try loadError { $0.replacingOccurrences(of: "\n", with: "\r\n") } == nil)
+    }
+
+    @Test func shippedDefaultsCarryTheServiceTermsFigures() throws {
+        let p = try Policy.load(directory: PolicyTests.sourcePolicies)
+        let day = 86400.0
+        #expect(p.postgres.recoveryWindow.seconds == 30 * day)
+        #expect(p.postgres.baseBackupInterval.seconds == day)
+        #expect(p.documents.dailySnapshotsKept == 31)
+        #expect(p.drills.maxAge.seconds == 30 * day)
+        #expect(p.drills.interval.seconds == 7 * day)
+        #expect(p.deletion.delayAfterContractEnd.seconds == 90 * day)
+        #expect(p.deletion.sweepInterval.seconds == 7 * day)
+        #expect(p.exports.linkLifetime.seconds == 7 * day)
+        #expect(p.accessLog.retention.seconds == 183 * day)
+    }
+}
+
 @Suite struct PolicyTests {
     static let sourcePolicies = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../../policies").standardizedFileURL

@@ -7,8 +7,7 @@ import TresorStore
 import TresorTestSupport
 
 /// Small sizes so a few hundred KiB exercise many packs and index objects.
-let smallPolicy = Policy.Backup(compressionLevel: 3, chunkMin: 4096, chunkAvg: 16384, chunkMax: 65536,
-                                packTarget: 64 << 10, indexEveryPacks: 2, workers: 2, changedFileRetries: 1)
+let smallPolicy = TestPolicy.small.backup
 
 func openRepository(_ store: any Store, tenant: String = "acme", master: MasterKey) throws -> TenantRepository {
     try TenantRepository.open(store: store, tenant: tenant, master: master, policy: smallPolicy,

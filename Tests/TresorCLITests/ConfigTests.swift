@@ -1,0 +1,36 @@
+import Foundation
+import Testing
+@testable import TresorCLI
+import TresorCore
+import TresorEngine
+import TresorTestSupport
+
+@Suite struct ConfigSchemaTests {
+    @Test func aMisspeltConfigKeyIsOneUsageErrorWithFileLineAndKey() throws {
+        let home = TempDirectory("tresor-home")
+        let text = Config.initialText.replacingOccurrences(of: "path = \"catalog.sqlite\"", with: "paht = \"catalog.sqlite\"")
+        try text.write(to: home.sub("tresor.toml"), atomically: true, encoding: .utf8)
+        let line = text.components(separatedBy: "\n").firstIndex { $0.hasPrefix("paht") }! + 1
+
+        let error = #expect(throws: CoreError.self) { try Config.load(from: home.sub("tresor.toml")) }
+        #expect(error?.message == "\(home.sub("tresor.toml").path):\(line): catalog.paht: unknown key")
+        #expect(error?.hint?.contains("path") == true)
+        #expect(TresorCLI.run(arguments: ["--home", home.path, "tenant", "list"], environment: [:]) == 2)
+    }
+
+    @Test func aConfigValueOfTheWrongTypeIsNamed() throws {
+        let home = TempDirectory("tresor-home")
+        try "[keys]\nmaster_key_file = 7\n".write(to: home.sub("tresor.toml"), atomically: true, encoding: .utf8)
+        let error = #expect(throws: CoreError.self) { try Config.load(from: home.sub("tresor.toml")) }
+        #expect(error?.message == "\(home.sub("tresor.toml").path):2: keys.master_key_file: must be a string, not a whole number")
+    }
+
+    @Test func aConfigWithCRLFLineEndsLoads() throws {
+        let home = TempDirectory("tresor-home")
+        try Config.initialText.replacingOccurrences(of: "\n", with: "\r\n")
+            .write(to: home.sub("tresor.toml"), atomically: true, encoding: .utf8)
+        let config = try Config.load(from: home.sub("tresor.toml"))
+        #expect(config.catalogPath == "catalog.sqlite")
+        #expect(config.masterKey == .file("keys/master.key"))
+    }
+}
