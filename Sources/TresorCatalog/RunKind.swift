@@ -11,6 +11,9 @@ public enum RunKind: String, Sendable, Codable, CaseIterable {
     case postgresStream = "pg-stream"
     case check
     case replicate
+    case storeClean = "store-clean"
+    case keyRotation = "key-rotation"
+    case repair
     case drill
     case tick
     case retention
