@@ -165,6 +165,8 @@ public final class TreeRestorer {
             report.bytes += n.size
         }
         phaseHook?(.created)
+        // From here on every path is resolved afresh, so a directory swapped meanwhile is noticed.
+        handles.closeAll()
 
         // Which blob goes where, grouped by pack.
         var byPack: [ObjectID: [ObjectID: (BlobLocation, [Placement])]] = [:]
