@@ -59,6 +59,9 @@ public final class DocumentBackup {
     private var parentByPath: [[UInt8]: TreeNode] = [:]
     private var linked: [FileID: TreeNode] = [:]
     private var lastProgress = 0.0
+    /// Called with a regular file's path (relative, as in the tree) just before it is opened; for
+    /// tests that swap the file for something else between listing and reading.
+    public var beforeOpeningFile: ((_ relative: [UInt8]) -> Void)?
 
     public init(repository: TenantRepository, index: RepositoryIndex, policy: Policy.Backup, clock: any Clock,
                 progress: ((Progress) -> Void)? = nil) throws {
@@ -278,6 +281,7 @@ public final class DocumentBackup {
             return
         }
         var attempt = 0
+        beforeOpeningFile?(relative)
         while true {
             let fd: Int32
             switch PosixFS.openAt(dir, name, O_RDONLY | O_NONBLOCK | O_NOCTTY) {

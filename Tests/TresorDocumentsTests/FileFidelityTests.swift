@@ -24,8 +24,9 @@ private final class Bench: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: docs, withIntermediateDirectories: true)
     }
 
-    func backup(parent: (ObjectID, [TreeNode])? = nil) throws -> (id: ObjectID, manifest: SnapshotManifest, nodes: [TreeNode]) {
+    func backup(parent: (ObjectID, [TreeNode])? = nil, beforeOpening: ((_ relative: [UInt8]) -> Void)? = nil) throws -> (id: ObjectID, manifest: SnapshotManifest, nodes: [TreeNode]) {
         let b = try DocumentBackup(repository: repo, index: try repo.loadIndex(), policy: policy, clock: SystemClock())
+        b.beforeOpeningFile = beforeOpening
         let (id, m) = try b.run(roots: [.init(path: docs, label: "docs")], parentID: parent?.0, parentNodes: parent?.1 ?? [])
         return (id, m, try repo.loadTree(m, index: try repo.loadIndex()))
     }
@@ -147,6 +148,42 @@ private func lstatBytes(_ path: [UInt8]) -> stat? {
         let dev = lstatBytes(bytes(target + "/docs/null"))
         #expect(dev.map { $0.st_mode & S_IFMT } == S_IFCHR)
         #expect(dev.map { UInt64($0.st_rdev) } == UInt64(dev_t(259)))
+    }
+
+    @Test func aFIFOSwappedInAfterListingIsRecordedNotRead() throws {
+        let b = try Bench()
+        write(bytes(b.docs + "/report.pdf"), bytes("listed as a regular file"))
+        let docs = b.docs
+        // Between listing and opening, the file becomes a FIFO with no writer: a blocking open
+        // or read would hang the backup for good.
+        let snap = try b.backup(beforeOpening: { relative in
+            guard relative == bytes("docs/report.pdf") else { return }
+            unlink(docs + "/report.pdf")
+            mkfifo(docs + "/report.pdf", 0o600)
+        })
+        let node = try #require(snap.nodes.first { $0.path == "docs/report.pdf" })
+        #expect(node.kind == .fifo && node.chunks.isEmpty)
+        #expect(snap.manifest.stats.filesRead == 0)
+    }
+
+    @Test func theStreamingReaderGivesEachFileInTreeOrderByteForByte() throws {
+        let b = try Bench()
+        var rng = SeededRandom(seed: 10)
+        let big = (0..<300_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        write(bytes(b.docs + "/a.bin"), big)
+        write(bytes(b.docs + "/b.txt"), bytes("small"))
+        let snap = try b.backup()
+        let reader = try TreeReader(repository: b.repo, index: try b.repo.loadIndex())
+        var seen: [(String, [UInt8], Int)] = []
+        try reader.forEach(snap.nodes) { node, content in
+            guard let content else { return }
+            var got: [UInt8] = [], pieces = 0
+            while try content.next({ got += $0; pieces += 1 }) {}
+            seen.append((node.path, got, pieces))
+        }
+        #expect(seen.map(\.0) == ["docs/a.bin", "docs/b.txt"])
+        #expect(seen.first?.1 == big && seen.last?.1 == bytes("small"))
+        #expect((seen.first?.2 ?? 0) > 1, "a large file comes chunk by chunk, not whole")
     }
 
     @Test func aHardLinkPairIsRestoredAsOneInode() throws {
