@@ -60,21 +60,6 @@ public final class TreeRestorer {
         var offset: UInt64
     }
 
-    /// One path split for `openat`: its parent directory's path and its last name.
-    private struct Where {
-        var parent: [UInt8]
-        var name: [UInt8]
-        init(_ path: [UInt8]) {
-            if let slash = path.lastIndex(of: 0x2F) {
-                parent = Array(path[..<slash])
-                name = Array(path[(slash + 1)...])
-            } else {
-                parent = []
-                name = path
-            }
-        }
-    }
-
     private let repo: TenantRepository
     private let index: RepositoryIndex
     private let threads: Int
@@ -459,8 +444,9 @@ public final class TreeRestorer {
         if n.kind == .symlink {
             report.symlinks += 1
             var problems: [String] = []
-            let owned = PosixFS.withCName(w.name) { fchownat(parent, $0, n.uid, n.gid, AT_SYMLINK_NOFOLLOW) }
-            if chown && owned != 0 { problems.append("owner: \(PosixFS.errorText())") }
+            if chown && PosixFS.withCName(w.name, { fchownat(parent, $0, n.uid, n.gid, AT_SYMLINK_NOFOLLOW) }) != 0 {
+                problems.append("owner: \(PosixFS.errorText())")
+            }
             var times = Self.times(n)
             if PosixFS.withCName(w.name, { utimensat(parent, $0, &times, AT_SYMLINK_NOFOLLOW) }) != 0 {
                 problems.append("times: \(PosixFS.errorText())")
@@ -524,6 +510,21 @@ extension Result where Failure == Errno {
     }
 }
 
+/// One relative path split for `openat`: its parent directory's path and its last name.
+struct Where {
+    var parent: [UInt8]
+    var name: [UInt8]
+    init(_ path: [UInt8]) {
+        if let slash = path.lastIndex(of: 0x2F) {
+            parent = Array(path[..<slash])
+            name = Array(path[(slash + 1)...])
+        } else {
+            parent = []
+            name = path
+        }
+    }
+}
+
 /// Descriptors of directories under a restore target, opened one component at a time with
 /// `O_NOFOLLOW | O_DIRECTORY` from the target's descriptor and cached (at most 256; one cache per
 /// thread).
@@ -538,16 +539,10 @@ final class DirectoryHandles {
     func fd(_ path: [UInt8], create: Bool) -> Result<Int32, Errno> {
         if path.isEmpty { return .success(root) }
         if let fd = cache[path] { return .success(fd) }
-        let parentPath: [UInt8], name: [UInt8]
-        if let slash = path.lastIndex(of: 0x2F) {
-            parentPath = Array(path[..<slash])
-            name = Array(path[(slash + 1)...])
-        } else {
-            parentPath = []
-            name = path
-        }
+        let w = Where(path)
+        let name = w.name
         let parent: Int32
-        switch fd(parentPath, create: create) {
+        switch fd(w.parent, create: create) {
         case .success(let p): parent = p
         case .failure(let e): return .failure(e)
         }
