@@ -16,26 +16,51 @@ import TresorTestSupport
         FileManager.default.createFile(atPath: locked + "/inside.txt", contents: Data("x".utf8))
         // Root reads everything, so the backup runs as the postgres user, who owns all of it but
         // may not read the 000 directory.
+        try Self.giveToPostgres(f)
+        #expect(chmod(locked, 0) == 0)
+        defer { chmod(locked, 0o755) }
+
+        let (code, text) = try Self.asPostgres(["--home", f.home, "docs", "backup", "acme"])
+        #expect(code == 3, "exit \(code): \(text)")
+        #expect(text.contains("skipped: docs/locked: cannot open directory: Permission denied"), "\(text)")
+    }
+
+    @Test func aDeviceNodeRestoredWithoutRootIsReportedAndTheRestoreExitsThree() throws {
+        let f = try Fixture(corpus: Self.small)
+        #expect(mknod(f.docs.path + "/null", S_IFCHR | 0o600, dev_t(259)) == 0, "tests run as root")
+        #expect(mkfifo(f.docs.path + "/pipe", 0o600) == 0)
+        try f.expectOK(["docs", "backup", "acme"])
+        try Self.giveToPostgres(f)
+        let target = f.dir.sub("as-postgres").path
+        let (code, text) = try Self.asPostgres(["--home", f.home, "docs", "restore", "acme", "--to", target])
+        #expect(code == 3, "exit \(code): \(text)")
+        #expect(text.contains("incomplete: docs/null: device node not restored: creating one needs root"), "\(text)")
+        var st = stat()
+        #expect(lstat(target + "/docs/null", &st) != 0, "no stand-in file for the device")
+        #expect(lstat(target + "/docs/pipe", &st) == 0 && st.st_mode & S_IFMT == S_IFIFO, "a FIFO needs no root")
+    }
+
+    private static func giveToPostgres(_ f: Fixture) throws {
         let chown = Process()
         chown.executableURL = URL(fileURLWithPath: "/bin/chown")
         chown.arguments = ["-R", "postgres:postgres", f.dir.path]
         try chown.run()
         chown.waitUntilExit()
         #expect(chown.terminationStatus == 0)
-        #expect(chmod(locked, 0) == 0)
-        defer { chmod(locked, 0o755) }
+    }
 
+    /// Runs the binary as the postgres user; exit code and combined output.
+    private static func asPostgres(_ args: [String]) throws -> (Int32, String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-        p.arguments = ["-u", "postgres", "--", TresorProcess.binary, "--home", f.home, "docs", "backup", "acme"]
+        p.arguments = ["-u", "postgres", "--", TresorProcess.binary] + args
         let out = Pipe()
         p.standardOutput = out
         p.standardError = out
         try p.run()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        #expect(p.terminationStatus == 3, "exit \(p.terminationStatus): \(text)")
-        #expect(text.contains("skipped: docs/locked: cannot open directory: Permission denied"), "\(text)")
+        return (p.terminationStatus, text)
     }
 
     @Test func aNonUTF8NameRoundTripsThroughTheBinary() throws {
