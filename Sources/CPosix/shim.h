@@ -1,5 +1,7 @@
-// Linux calls Swift's Glibc module leaves out: extended attributes and the GNU seek/open flags.
+// Linux calls Swift's Glibc module leaves out: extended attributes, syncfs and the GNU seek/open flags.
 #include <sys/xattr.h>
+
+extern int syncfs(int fd); // <unistd.h> declares it only under _GNU_SOURCE
 
 static const int tresor_SEEK_DATA = 3;      // lseek: next data at or after offset (Linux ABI)
 static const int tresor_SEEK_HOLE = 4;      // lseek: next hole at or after offset (Linux ABI)

@@ -157,7 +157,7 @@ struct DocsCommand: ParsableCommand {
         @Option(help: "Target directory (new or empty).") var to: String
         @Option(help: "latest, a snapshot id (prefix), or a date/time.") var snapshot: String = "latest"
         @Option(help: "Restore only this path of the snapshot (starting with the root's name).") var path: String?
-        @Flag(help: "Do not fsync restored files and directories (faster; a crash may then lose what was restored).") var noSync = false
+        @Flag(help: "Do not flush the restore to disk before returning (faster; a crash may then lose or damage what was restored).") var noSync = false
 
         func run() throws {
             let r = try ctx.installation().restoreDocuments(tenant: tenant, to: to, snapshot: snapshot, path: path, sync: !noSync) { done, total in

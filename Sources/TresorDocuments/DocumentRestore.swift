@@ -11,7 +11,7 @@ public final class DocumentRestore {
 
     private let restorer: TreeRestorer
 
-    /// `sync: false` skips the fsyncs; `progress`, when given, is called about once a second.
+    /// `sync: false` skips flushing to disk; `progress`, when given, is called about once a second.
     public init(repository: TenantRepository, index: RepositoryIndex, threads: Int = 2 * availableCores, sync: Bool = true,
                 progress: (@Sendable (_ bytesWritten: UInt64, _ totalBytes: UInt64) -> Void)? = nil) {
         restorer = TreeRestorer(repository: repository, index: index, threads: threads, sync: sync, progress: progress)

@@ -15,11 +15,13 @@ import TresorStore
 /// (`.tresor-partial-N`, `O_EXCL`) at its final size, so holes stay holes; (3) the blobs are
 /// grouped by the pack that holds them, and worker threads take one pack at a time, read the byte
 /// range covering the needed blobs in one request, open each blob and write it at every offset
-/// where it occurs, in whichever files; (4) each complete file gets its owner (as root), mode,
-/// extended attributes and times through its descriptor, is fsynced, and is linked under its
-/// name (never replacing anything); a file that could not be restored completely is removed, so
-/// no zero-filled file with a plausible name is ever left; (5) hard links, symlinks, FIFOs and
-/// device nodes are created; (6) directories get their metadata deepest first and are fsynced.
+/// where it occurs, in whichever files; the file system is synced (`syncfs`), so all content is
+/// on disk before any file has its name; (4) each complete file gets its owner (as root), mode,
+/// extended attributes and times through its descriptor and is linked under its name (never
+/// replacing anything); a file that could not be restored completely is removed, so no
+/// zero-filled file with a plausible name is ever left; (5) hard links, symlinks, FIFOs and
+/// device nodes are created; (6) directories get their metadata deepest first; (7) the file
+/// system is synced again, so "restore finished" means "on disk". `sync: false` skips both syncs.
 ///
 /// Safety in a target that others can write to (the `postgres` user's data directory, restored
 /// by root): every path is resolved from a descriptor of the target, one component at a time,
@@ -68,7 +70,8 @@ public final class TreeRestorer {
     /// Called at each ``Phase``, for tests.
     public var phaseHook: (@Sendable (Phase) -> Void)?
 
-    /// `sync: false` skips the fsyncs (faster; "restore finished" then means "in the page cache").
+    /// `sync: false` skips the two `syncfs` calls (faster; "restore finished" then means "in the
+    /// page cache", and a crash may leave named files whose content was not yet written back).
     /// `progress`, when given, is called about once a second from a restore thread.
     public init(repository: TenantRepository, index: RepositoryIndex, threads: Int = 2 * availableCores, sync: Bool = true,
                 progress: (@Sendable (_ bytesWritten: UInt64, _ totalBytes: UInt64) -> Void)? = nil) {
@@ -160,10 +163,15 @@ public final class TreeRestorer {
         }
         let failures = Locked(failed)
         writeContent(byPack, rootFD: rootFD, places: places, temps: temps, total: report.bytes, failures: failures)
+        // Content durable before any file gets its name: a crash from here on leaves complete
+        // files or `.tresor-partial-N` ones, never a named file with missing bytes. One syncfs
+        // instead of an fsync per file lets the kernel write back in one sweep.
+        if sync && syncfs(rootFD) != 0 {
+            throw RepositoryError(.failed, "cannot flush the restored data to disk under \(target): \(PosixFS.errorText()); the partial files are named .tresor-partial-N")
+        }
 
         // Complete files get their metadata and name; failed ones are removed.
         let finalized = Locked((next: 0, incomplete: [Int: String]()))
-        let sync = self.sync
         runOnThreads(min(threads, max(1, files.count)), name: "restore-finish") { _ in
             let handles = DirectoryHandles(root: rootFD)
             defer { handles.closeAll() }
@@ -175,7 +183,7 @@ public final class TreeRestorer {
                 guard i < files.count else { return }
                 let problem = failures.withLock { $0[i] }
                 let outcome = Self.finish(files[i], at: places[i], temp: temps[i], failed: problem, handles: handles,
-                                          chown: isRoot, sync: sync)
+                                          chown: isRoot)
                 if let f = outcome.failed { failures.withLock { $0[i] = f } }
                 if let inc = outcome.incomplete { finalized.withLock { $0.incomplete[i] = inc } }
             }
@@ -191,7 +199,7 @@ public final class TreeRestorer {
                 continue
             }
             let linked = handles.fd(places[first].parent, create: false).flatMap { from in
-                handles.fd(w.parent, create: true).flatMap { to -> Result<Void, Errno> in
+                handles.fd(w.parent, create: true, evict: false).flatMap { to -> Result<Void, Errno> in
                     let rc = PosixFS.withCName(places[first].name) { a in PosixFS.withCName(w.name) { b in linkat(from, a, to, b, 0) } }
                     return rc == 0 ? .success(()) : .failure(Errno(errno))
                 }
@@ -217,10 +225,10 @@ public final class TreeRestorer {
                 continue
             }
             if let why = Self.applyMetadata(n, fd: fd, chown: isRoot) { report.incomplete[n.displayPath] = why }
-            if sync && fsync(fd) != 0 { report.incomplete[n.displayPath] = "fsync failed: \(PosixFS.errorText())" }
         }
-        if sync && fsync(rootFD) != 0 {
-            throw RepositoryError(.failed, "cannot fsync \(target): \(PosixFS.errorText())")
+        // Names, links, modes and times durable too.
+        if sync && syncfs(rootFD) != 0 {
+            throw RepositoryError(.failed, "cannot flush the restore under \(target) to disk: \(PosixFS.errorText())")
         }
         return report
     }
@@ -351,7 +359,7 @@ public final class TreeRestorer {
     /// Gives a written file its metadata and name, or removes it. Returns why it failed (then
     /// nothing is left under its name) or what it lacks.
     private static func finish(_ n: TreeNode, at w: Where, temp: [UInt8], failed: String?, handles: DirectoryHandles,
-                               chown: Bool, sync: Bool) -> (failed: String?, incomplete: String?) {
+                               chown: Bool) -> (failed: String?, incomplete: String?) {
         let parent: Int32
         switch handles.fd(w.parent, create: false) {
         case .success(let p): parent = p
@@ -371,11 +379,6 @@ public final class TreeRestorer {
         case .failure(let e): return ("cannot open: \(e)" + remove(), nil)
         }
         let incomplete = applyMetadata(n, fd: fd, chown: chown)
-        if sync && fsync(fd) != 0 {
-            let e = PosixFS.errorText()
-            close(fd)
-            return ("fsync failed: \(e)" + remove(), nil)
-        }
         close(fd)
         // A hard link never replaces: a name that appeared meanwhile is not overwritten.
         let rc = PosixFS.withCName(temp) { a in PosixFS.withCName(w.name) { b in linkat(parent, a, parent, b, 0) } }
@@ -526,8 +529,8 @@ struct Where {
 }
 
 /// Descriptors of directories under a restore target, opened one component at a time with
-/// `O_NOFOLLOW | O_DIRECTORY` from the target's descriptor and cached (at most 256; one cache per
-/// thread).
+/// `O_NOFOLLOW | O_DIRECTORY` from the target's descriptor and cached (about 256 at most; one
+/// cache per thread).
 final class DirectoryHandles {
     private let root: Int32
     private var cache: [[UInt8]: Int32] = [:]
@@ -535,14 +538,21 @@ final class DirectoryHandles {
     init(root: Int32) { self.root = root }
 
     /// The descriptor of directory `path` (relative; empty is the target). With `create`, missing
-    /// directories are made (mode 0755, as parents of a selected subtree). Owned by the cache.
-    func fd(_ path: [UInt8], create: Bool) -> Result<Int32, Errno> {
+    /// directories are made (mode 0755, as parents of a selected subtree). Owned by the cache and
+    /// valid until the next call with `evict` (the default), which may close every cached one;
+    /// pass `evict: false` while holding a descriptor from an earlier call.
+    func fd(_ path: [UInt8], create: Bool, evict: Bool = true) -> Result<Int32, Errno> {
+        if evict && cache.count >= 256 && cache[path] == nil { closeAll() }
+        return resolve(path, create: create)
+    }
+
+    private func resolve(_ path: [UInt8], create: Bool) -> Result<Int32, Errno> {
         if path.isEmpty { return .success(root) }
         if let fd = cache[path] { return .success(fd) }
         let w = Where(path)
         let name = w.name
         let parent: Int32
-        switch fd(w.parent, create: create) {
+        switch resolve(w.parent, create: create) {
         case .success(let p): parent = p
         case .failure(let e): return .failure(e)
         }
@@ -552,10 +562,6 @@ final class DirectoryHandles {
             opened = PosixFS.openAt(parent, name, O_RDONLY | O_DIRECTORY)
         }
         guard case .success(let fd) = opened else { return opened }
-        if cache.count >= 256 {
-            // Parents of `path` may be among them; `parent` is not used after this point.
-            closeAll()
-        }
         cache[path] = fd
         return .success(fd)
     }

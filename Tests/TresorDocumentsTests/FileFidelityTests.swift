@@ -200,6 +200,23 @@ private func lstatBytes(_ path: [UInt8]) -> stat? {
         #expect(read(bytes(target + "/docs/b.txt")) == bytes("shared content"))
     }
 
+    @Test func hardLinksAcrossMoreDirectoriesThanTheHandleCacheHoldsAllReachOneInode() throws {
+        let b = try Bench()
+        write(bytes(b.docs + "/first.txt"), bytes("one inode"))
+        for d in 0..<300 {
+            try FileManager.default.createDirectory(atPath: b.docs + "/d\(d)", withIntermediateDirectories: false)
+            #expect(link(b.docs + "/first.txt", b.docs + "/d\(d)/again.txt") == 0)
+        }
+        let snap = try b.backup()
+        let (target, report) = try b.restore(snap.nodes)
+        #expect(report.failed.isEmpty && report.hardLinks == 300)
+        let first = try #require(lstatBytes(bytes(target + "/docs/first.txt")))
+        #expect(first.st_nlink == 301)
+        for d in [0, 137, 299] {
+            #expect(lstatBytes(bytes(target + "/docs/d\(d)/again.txt"))?.st_ino == first.st_ino)
+        }
+    }
+
     @Test func aSparseFileIsNotStoredOrRestoredAsZeros() throws {
         let b = try Bench()
         let path = b.docs + "/sparse.img"
