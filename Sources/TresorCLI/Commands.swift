@@ -201,15 +201,17 @@ struct DocsCommand: ParsableCommand {
         @Option(help: "Target directory (new or empty).") var to: String
         @Option(help: "latest, a snapshot id (prefix), or a date/time.") var snapshot: String = "latest"
         @Option(help: "Restore only this path of the snapshot (starting with the root's name).") var path: String?
+        @Flag(help: "Do not flush the restore to disk before returning (faster; a crash may then lose or damage what was restored).") var noSync = false
 
         func run() throws {
-            let r = try ctx.installation().restoreDocuments(tenant: tenant, to: to, snapshot: snapshot, path: path) { done, total in
+            let r = try ctx.installation().restoreDocuments(tenant: tenant, to: to, snapshot: snapshot, path: path, sync: !noSync) { done, total in
                 ctx.progress("restored \(formatBytes(done)) of \(formatBytes(total))")
             }
             ctx.endProgress()
             ctx.emit(r, outcome: r.outcome) {
-                var lines = ["restored snapshot \(r.snapshot.prefix(8)) of \(r.tenant) to \(r.target): \(r.report.files) files, \(r.report.directories) directories, \(r.report.symlinks) symlinks, \(formatBytes(r.report.bytes)) in \(String(format: "%.1f", r.seconds)) s"]
-                for (p, why) in r.report.failed.sorted(by: { $0.key < $1.key }) { lines.append("  failed: \(p): \(why)") }
+                var lines = ["restored snapshot \(r.snapshot.prefix(8)) of \(r.tenant) to \(r.target): \(r.report.files) files (\(r.report.hardLinks) as hard links), \(r.report.directories) directories, \(r.report.symlinks) symlinks, \(r.report.specialFiles) special files, \(formatBytes(r.report.bytes)) in \(String(format: "%.1f", r.seconds)) s"]
+                for (p, why) in r.report.failed.sorted(by: { $0.key < $1.key }) { lines.append("  failed (not restored): \(p): \(why)") }
+                for (p, why) in r.report.incomplete.sorted(by: { $0.key < $1.key }) { lines.append("  incomplete: \(p): \(why)") }
                 return lines.joined(separator: "\n")
             }
         }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import CSystem
+internal import CPosix
 import Foundation
 import TresorCore
 import TresorEngine

@@ -119,9 +119,9 @@ extension Installation {
         throw CoreError.usage("no snapshot '\(selector)' for tenant '\(tenant)'", hint: "use latest, an id from tresor snapshots \(tenant), or a date")
     }
 
-    /// `tresor docs restore T --to DIR [--snapshot S] [--path SUB]`.
+    /// `tresor docs restore T --to DIR [--snapshot S] [--path SUB] [--no-sync]`.
     public func restoreDocuments(tenant name: String, to target: String, snapshot selector: String, path: String?,
-                                 progress: (@Sendable (UInt64, UInt64) -> Void)? = nil) throws -> RestoreResult {
+                                 sync: Bool = true, progress: (@Sendable (UInt64, UInt64) -> Void)? = nil) throws -> RestoreResult {
         let tenant = try self.tenant(name)
         let wallStart = Date()
         let repo = try repository(for: tenant, create: false)
@@ -132,11 +132,11 @@ extension Installation {
             throw CoreError.usage("snapshot \(chosen.id.short) has nothing at '\(path)'", hint: "paths start with the root's name, e.g. \(chosen.manifest.roots.first?.label ?? "docs")/...")
         }
         let absolute = URL(fileURLWithPath: target).standardizedFileURL.path
-        let report = try DocumentRestore(repository: repo, index: index, progress: progress).restore(nodes: nodes, to: absolute)
+        let report = try DocumentRestore(repository: repo, index: index, sync: sync, progress: progress).restore(nodes: nodes, to: absolute)
         let run = try catalog.startRun(kind: "docs-restore", tenant: name, at: clock.now())
         let result = RestoreResult(tenant: name, snapshot: chosen.id.hex, target: absolute, report: report,
                                    seconds: Date().timeIntervalSince(wallStart),
-                                   outcome: report.failed.isEmpty ? .ok : .problemFound)
+                                   outcome: report.failed.isEmpty && report.incomplete.isEmpty ? .ok : .problemFound)
         try catalog.finishRun(id: run, at: clock.now(), status: result.outcome.rawValue, detail: json(result))
         return result
     }

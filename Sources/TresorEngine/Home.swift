@@ -1,5 +1,5 @@
 import Foundation
-import CSystem
+internal import CPosix
 import TresorCore
 
 /// The directory that holds all state of one installation: config, catalog, keys, policies,
@@ -95,7 +95,7 @@ public struct Home: Sendable {
 /// file written there with mode 0644 by one user is 0640 and readable by the other, and a
 /// directory 2770. `pg setup` uses it where the operator (umask 077) and the PostgreSQL OS user
 /// both write WAL objects of a local store.
-public func shareWithGroup(_ dir: String, gid: gid_t) throws {
+public func shareWithGroup(_ dir: String, gid: UInt32) throws {
     func fail(_ what: String) -> CoreError {
         CoreError.failed("cannot share \(dir) with group \(gid): \(what) failed: \(String(cString: strerror(errno)))",
                          hint: "the filesystem needs POSIX ACLs (mount option acl), or give the postgresql user its own store directory")

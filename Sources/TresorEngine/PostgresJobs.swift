@@ -293,7 +293,7 @@ extension Installation {
             return c
         }
         let absolute = URL(fileURLWithPath: pgdata).standardizedFileURL.path
-        let report = try DocumentRestore(repository: repo, index: index).restore(nodes: inside, to: absolute)
+        let report = try TreeRestorer(repository: repo, index: index).restore(nodes: inside, to: absolute)
         guard report.failed.isEmpty else {
             throw CoreError.failed("\(report.failed.count) files of base backup \(chosen.id.short) could not be restored, e.g. \(report.failed.keys.sorted().first!)",
                                    hint: "tresor check \(name) --read-data")

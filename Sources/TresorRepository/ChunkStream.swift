@@ -75,20 +75,26 @@ public final class ChunkStream {
         }
     }
 
-    /// Reads `fd` to its end as the current stream's bytes; `progress` gets the byte count of each
-    /// chunk cut. ``finish()`` then cuts the rest.
-    public func appendFile(_ fd: Int32, progress: (Int) -> Void = { _ in }) throws {
-        while true {
+    /// Reads `fd` to its end (or `limit` bytes) as the current stream's bytes; `progress` gets the
+    /// byte count of each chunk cut. ``finish()`` then cuts the rest; calling ``finish()`` and then
+    /// appending again continues the same stream with a cut at that point (one per sparse extent).
+    /// Returns the bytes read. A read error is thrown as ``Errno``.
+    @discardableResult
+    public func appendFile(_ fd: Int32, limit: UInt64 = .max, progress: (Int) -> Void = { _ in }) throws -> UInt64 {
+        var left = limit
+        while left > 0 {
             compactIfFull()
-            let n = read(fd, window.baseAddress! + end, window.count - end)
+            let n = read(fd, window.baseAddress! + end, Int(min(UInt64(window.count - end), left)))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw RepositoryError(.failed, "cannot read: \(String(cString: strerror(errno)))")
+                throw Errno(errno) // the file's failure, not the repository's: the caller reports it
             }
             if n == 0 { break }
             end += n
+            left -= UInt64(n)
             while end - start >= threshold { progress(try emit()) }
         }
+        return limit - left
     }
 
     /// Cuts what is left and returns the stream's chunk ids, in order.

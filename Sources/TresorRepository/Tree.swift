@@ -1,11 +1,18 @@
 import TresorCore
 
 /// One entry of a snapshot's file tree.
+///
+/// Paths and link targets are bytes, as the file system holds them: a name that is not valid
+/// UTF-8 is kept exactly. ``path`` and ``linkTarget`` are views of them for printing only.
 public struct TreeNode: Sendable, Equatable {
     public enum Kind: UInt8, Sendable {
         case file = 1
         case directory = 2
         case symlink = 3
+        case fifo = 4
+        case socket = 5
+        case characterDevice = 6
+        case blockDevice = 7
     }
 
     /// Flags recorded with a node.
@@ -14,30 +21,98 @@ public struct TreeNode: Sendable, Equatable {
         public init(rawValue: UInt8) { self.rawValue = rawValue }
         /// The file kept changing while it was read; its content may mix old and new bytes.
         public static let changedDuringBackup = Flags(rawValue: 1)
+        /// The file has holes: only ``TreeNode/extents`` hold data (`TTR2` only).
+        public static let sparse = Flags(rawValue: 2)
+    }
+
+    /// One extended attribute (POSIX ACLs are the `system.posix_acl_access` and
+    /// `system.posix_acl_default` attributes, in the kernel's binary form).
+    public struct ExtendedAttribute: Sendable, Equatable {
+        public var name: [UInt8]
+        public var value: [UInt8]
+        public init(name: [UInt8], value: [UInt8]) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    /// A stretch of a sparse file that holds data. The file's chunks, concatenated, are the
+    /// extents' bytes in order; everything outside the extents is a hole.
+    public struct Extent: Sendable, Equatable {
+        public var offset: UInt64
+        public var length: UInt64
+        public init(offset: UInt64, length: UInt64) {
+            self.offset = offset
+            self.length = length
+        }
     }
 
     /// Path relative to the snapshot's top, `/`-separated, first segment is the root's label.
-    public var path: String
+    public var pathBytes: [UInt8]
     public var kind: Kind
     /// Permission bits (including setuid, setgid, sticky).
     public var mode: UInt32
     public var mtimeSeconds: Int64
     public var mtimeNanoseconds: UInt32
+    /// Inode change time when the node was recorded (0 in trees written before `TTR2`).
+    public var ctimeSeconds: Int64 = 0
+    public var ctimeNanoseconds: UInt32 = 0
     public var uid: UInt32
     public var gid: UInt32
     public var size: UInt64
     public var device: UInt64
     public var inode: UInt64
+    /// The device number of a character or block device node.
+    public var rdev: UInt64 = 0
     public var flags: Flags
     /// The link target of a symlink, as stored on disk.
-    public var linkTarget: String
+    public var linkTargetBytes: [UInt8]
     /// Content chunk ids of a file, in order.
     public var chunks: [ObjectID]
+    /// Extended attributes, in the order the file system listed them.
+    public var xattrs: [ExtendedAttribute] = []
+    /// Data extents of a file flagged ``Flags/sparse`` (possibly none: all hole); without the flag
+    /// the file is stored whole and its chunks cover `size` bytes.
+    public var extents: [Extent] = []
 
-    public init(path: String, kind: Kind, mode: UInt32, mtimeSeconds: Int64, mtimeNanoseconds: UInt32,
+    /// The path for printing (invalid UTF-8 shown as U+FFFD); setting it stores its UTF-8 bytes.
+    public var path: String {
+        get { String(decoding: pathBytes, as: UTF8.self) }
+        set { pathBytes = Array(newValue.utf8) }
+    }
+
+    /// The link target for printing; setting it stores its UTF-8 bytes.
+    public var linkTarget: String {
+        get { String(decoding: linkTargetBytes, as: UTF8.self) }
+        set { linkTargetBytes = Array(newValue.utf8) }
+    }
+
+    /// The path for messages: itself when it is UTF-8, else with each invalid byte as `\xNN`.
+    public var displayPath: String { Self.display(pathBytes) }
+
+    /// `bytes` as text for messages: itself when valid UTF-8, else invalid bytes as `\xNN`.
+    public static func display<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+        if let s = String(validating: bytes, as: UTF8.self) { return s }
+        var out = ""
+        var rest = Array(bytes)[...]
+        while !rest.isEmpty {
+            // Longest valid prefix, then one escaped byte.
+            var n = rest.count
+            while n > 0, String(validating: rest.prefix(n), as: UTF8.self) == nil { n -= 1 }
+            out += String(decoding: rest.prefix(n), as: UTF8.self)
+            rest = rest.dropFirst(n)
+            if let b = rest.first {
+                out += "\\x" + String(b, radix: 16, uppercase: false).leftPadded(2)
+                rest = rest.dropFirst()
+            }
+        }
+        return out
+    }
+
+    public init(pathBytes: [UInt8], kind: Kind, mode: UInt32, mtimeSeconds: Int64, mtimeNanoseconds: UInt32,
                 uid: UInt32, gid: UInt32, size: UInt64, device: UInt64, inode: UInt64,
-                flags: Flags = [], linkTarget: String = "", chunks: [ObjectID] = []) {
-        self.path = path
+                flags: Flags = [], linkTargetBytes: [UInt8] = [], chunks: [ObjectID] = []) {
+        self.pathBytes = pathBytes
         self.kind = kind
         self.mode = mode
         self.mtimeSeconds = mtimeSeconds
@@ -48,37 +123,66 @@ public struct TreeNode: Sendable, Equatable {
         self.device = device
         self.inode = inode
         self.flags = flags
-        self.linkTarget = linkTarget
+        self.linkTargetBytes = linkTargetBytes
         self.chunks = chunks
     }
+
+    public init(path: String, kind: Kind, mode: UInt32, mtimeSeconds: Int64, mtimeNanoseconds: UInt32,
+                uid: UInt32, gid: UInt32, size: UInt64, device: UInt64, inode: UInt64,
+                flags: Flags = [], linkTarget: String = "", chunks: [ObjectID] = []) {
+        self.init(pathBytes: Array(path.utf8), kind: kind, mode: mode, mtimeSeconds: mtimeSeconds,
+                  mtimeNanoseconds: mtimeNanoseconds, uid: uid, gid: gid, size: size, device: device, inode: inode,
+                  flags: flags, linkTargetBytes: Array(linkTarget.utf8), chunks: chunks)
+    }
+}
+
+private extension String {
+    func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
 
 /// The binary encoding of a snapshot's file tree.
 ///
-/// `"TTR1"` then nodes in depth-first, name-sorted order (a directory before its contents), each:
-/// kind (1) ‖ path ‖ mode ‖ mtime seconds (zig-zag) ‖ mtime nanoseconds ‖ uid ‖ gid ‖ size ‖
-/// device ‖ inode ‖ flags (1) ‖ link target ‖ chunk count ‖ chunk ids (32 each). Strings are a
-/// varint length and UTF-8 bytes; numbers are varints. The stream is split into `tree` blobs with
-/// the tenant's chunker, so unchanged stretches of a tree are stored once across snapshots.
+/// `"TTR2"` then nodes in depth-first, bytewise name-sorted order (a directory before its
+/// contents), each: kind (1) ‖ path ‖ mode ‖ mtime seconds (zig-zag) ‖ mtime nanoseconds ‖ ctime
+/// seconds (zig-zag) ‖ ctime nanoseconds ‖ uid ‖ gid ‖ size ‖ device ‖ inode ‖ rdev ‖ flags (1) ‖
+/// link target ‖ xattr count ‖ (name ‖ value)… ‖ extent count ‖ (offset ‖ length)… ‖ chunk count ‖
+/// chunk ids (32 each). Byte strings are a varint length and the bytes; numbers are varints.
+/// `"TTR1"` trees (no ctime, rdev, xattrs or extents; paths written from UTF-8 text) are still
+/// read. The stream is split into `tree` blobs with the tenant's chunker, so unchanged stretches of
+/// a tree are stored once across snapshots.
 public enum TreeCodec {
-    static let magic = Array("TTR1".utf8)
+    static let magicV1 = Array("TTR1".utf8)
+    static let magic = Array("TTR2".utf8)
 
     public static func encode(_ nodes: [TreeNode]) -> [UInt8] {
-        var w = ByteWriter(capacity: 4 + nodes.count * 96)
+        var w = ByteWriter(capacity: 4 + nodes.count * 100)
         w.raw(magic)
         for n in nodes {
             w.u8(n.kind.rawValue)
-            w.string(n.path)
+            w.data(n.pathBytes)
             w.varint(UInt64(n.mode))
             w.svarint(n.mtimeSeconds)
             w.varint(UInt64(n.mtimeNanoseconds))
+            w.svarint(n.ctimeSeconds)
+            w.varint(UInt64(n.ctimeNanoseconds))
             w.varint(UInt64(n.uid))
             w.varint(UInt64(n.gid))
             w.varint(n.size)
             w.varint(n.device)
             w.varint(n.inode)
+            w.varint(n.rdev)
             w.u8(n.flags.rawValue)
-            w.string(n.linkTarget)
+            w.data(n.linkTargetBytes)
+            w.varint(n.xattrs.count)
+            for x in n.xattrs {
+                w.data(x.name)
+                w.data(x.value)
+            }
+            w.varint(n.extents.count)
+            for e in n.extents {
+                w.varint(e.offset)
+                w.varint(e.length)
+            }
             w.varint(n.chunks.count)
             for c in n.chunks { w.id(c) }
         }
@@ -87,12 +191,16 @@ public enum TreeCodec {
 
     public static func decode(_ bytes: [UInt8], name: String) throws -> [TreeNode] {
         var r = ByteReader(bytes, what: name)
-        guard Array(try r.raw(4)) == magic else { throw RepositoryError(.corrupt, "\(name) is not a tree (bad magic)") }
+        let head = Array(try r.raw(4))
+        let v2: Bool
+        if head == magic { v2 = true } else if head == magicV1 { v2 = false } else {
+            throw RepositoryError(.corrupt, "\(name) is not a tree (bad magic)")
+        }
         var nodes: [TreeNode] = []
         while !r.isAtEnd {
             let k = try r.u8()
-            guard let kind = TreeNode.Kind(rawValue: k) else { throw RepositoryError(.corrupt, "\(name) has an unknown node kind \(k)") }
-            let path = try r.string()
+            guard let kind = TreeNode.Kind(rawValue: k), v2 || k <= 3 else { throw RepositoryError(.corrupt, "\(name) has an unknown node kind \(k)") }
+            let path = Array(try r.data())
             func u32() throws -> UInt32 {
                 let v = try r.varint()
                 guard v <= UInt64(UInt32.max) else { throw RepositoryError(.corrupt, "\(name) has an out-of-range field") }
@@ -101,18 +209,44 @@ public enum TreeCodec {
             let mode = try u32()
             let secs = try r.svarint()
             let nsec = try u32()
+            let csecs = v2 ? try r.svarint() : 0
+            let cnsec = v2 ? try u32() : 0
             let uid = try u32(), gid = try u32()
             let size = try r.varint(), dev = try r.varint(), ino = try r.varint()
+            let rdev = v2 ? try r.varint() : 0
             let flags = TreeNode.Flags(rawValue: try r.u8())
-            let link = try r.string()
+            let link = Array(try r.data())
+            var node = TreeNode(pathBytes: path, kind: kind, mode: mode, mtimeSeconds: secs, mtimeNanoseconds: nsec,
+                                uid: uid, gid: gid, size: size, device: dev, inode: ino, flags: flags,
+                                linkTargetBytes: link)
+            node.ctimeSeconds = csecs
+            node.ctimeNanoseconds = cnsec
+            node.rdev = rdev
+            if v2 {
+                let xcount = try r.int()
+                guard xcount <= r.remaining / 2 else { throw RepositoryError(.corrupt, "\(name) has a truncated attribute list") }
+                for _ in 0..<xcount {
+                    let xn = Array(try r.data())
+                    node.xattrs.append(.init(name: xn, value: Array(try r.data())))
+                }
+                let ecount = try r.int()
+                guard ecount <= r.remaining / 2 else { throw RepositoryError(.corrupt, "\(name) has a truncated extent list") }
+                var end: UInt64 = 0
+                for _ in 0..<ecount {
+                    let e = TreeNode.Extent(offset: try r.varint(), length: try r.varint())
+                    // Extents are in order, do not overlap and stay inside the file.
+                    guard e.offset >= end, e.length <= size, e.offset <= size - e.length else {
+                        throw RepositoryError(.corrupt, "\(name) has an extent outside its file")
+                    }
+                    end = e.offset + e.length
+                    node.extents.append(e)
+                }
+            }
             let count = try r.int()
             guard count <= r.remaining / 32 else { throw RepositoryError(.corrupt, "\(name) has a truncated chunk list") }
-            var chunks: [ObjectID] = []
-            chunks.reserveCapacity(count)
-            for _ in 0..<count { chunks.append(try r.id()) }
-            nodes.append(TreeNode(path: path, kind: kind, mode: mode, mtimeSeconds: secs, mtimeNanoseconds: nsec,
-                                  uid: uid, gid: gid, size: size, device: dev, inode: ino, flags: flags,
-                                  linkTarget: link, chunks: chunks))
+            node.chunks.reserveCapacity(count)
+            for _ in 0..<count { node.chunks.append(try r.id()) }
+            nodes.append(node)
         }
         return nodes
     }

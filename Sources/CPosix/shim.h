@@ -1,0 +1,21 @@
+// Linux calls Swift's Glibc module leaves out: extended attributes, syncfs, the GNU seek/open flags,
+// and a typed prctl for the process hardening the CLI does at start.
+#include <sys/xattr.h>
+
+extern int syncfs(int fd); // <unistd.h> declares it only under _GNU_SOURCE
+
+static const int tresor_SEEK_DATA = 3;      // lseek: next data at or after offset (Linux ABI)
+static const int tresor_SEEK_HOLE = 4;      // lseek: next hole at or after offset (Linux ABI)
+static const int tresor_O_PATH = 010000000; // open: a handle that names an inode without opening it
+
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+// prctl is variadic, which Swift cannot call: this typed wrapper is what the CLI uses to keep
+// secrets (master key, data keys, DSN passwords) out of core dumps and away from ptrace by
+// other processes of the same user. Returns 0, or -1 with errno set.
+static inline int tresor_disable_core_dumps(void) {
+    struct rlimit none = { 0, 0 };
+    if (setrlimit(RLIMIT_CORE, &none) != 0) return -1;
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}

@@ -1,0 +1,98 @@
+import TresorCore
+import TresorStore
+
+/// Reads the files of a snapshot tree in tree order as byte streams, one chunk at a time, for a
+/// consumer that writes them elsewhere (an archive writer for exports) without a scratch copy.
+///
+/// Memory stays bounded by one chunk: each ``FileContent/next(_:)`` reads one blob's sealed bytes
+/// from its pack (one ranged get), opens it into a buffer reused for the whole tree, and hands
+/// out a view of that buffer. Holes of sparse files come as zeros, in pieces of at most 64 KiB
+/// from one shared zero buffer, so a consumer sees each file's full logical content. A blob that
+/// is missing, unreadable or fails authentication is thrown from ``FileContent/next(_:)``; nothing is skipped.
+public final class TreeReader {
+    private let repo: TenantRepository
+    private let index: RepositoryIndex
+    private let opener: BlobOpener
+    fileprivate var plain: [UInt8] = []
+    fileprivate let zeros = [UInt8](repeating: 0, count: 64 << 10)
+
+    public init(repository: TenantRepository, index: RepositoryIndex) throws {
+        repo = repository
+        self.index = index
+        opener = try BlobOpener(keys: repository.keys)
+    }
+
+    /// Calls `body` for each node in order; for a regular file, `content` streams its bytes (it
+    /// is valid only during the call), for any other node it is nil.
+    public func forEach(_ nodes: [TreeNode], _ body: (TreeNode, FileContent?) throws -> Void) throws {
+        for n in nodes {
+            if n.kind == .file {
+                let content = FileContent(reader: self, node: n)
+                try body(n, content)
+            } else {
+                try body(n, nil)
+            }
+        }
+    }
+
+    fileprivate func openChunk(_ id: ObjectID) throws {
+        guard let loc = index.location(of: id) else {
+            throw RepositoryError(.corrupt, "chunk \(id.short) is not in the index of tenant '\(repo.tenant)'")
+        }
+        let sealed = try repo.store.get(repo.layout.pack(loc.pack), range: loc.range)
+        try sealed.withUnsafeBytes { try opener.open($0, id: id, location: loc, into: &plain) }
+    }
+}
+
+/// The content of one file of a ``TreeReader`` walk.
+public final class FileContent {
+    private unowned let reader: TreeReader
+    private let node: TreeNode
+    private let extents: [TreeNode.Extent]
+    private var chunk = 0
+    /// Logical position in the file.
+    private var position: UInt64 = 0
+    private var extent = 0
+    private var withinExtent: UInt64 = 0
+
+    fileprivate init(reader: TreeReader, node: TreeNode) {
+        self.reader = reader
+        self.node = node
+        extents = node.flags.contains(.sparse) ? node.extents : [.init(offset: 0, length: node.size)]
+    }
+
+    /// Hands the next piece of the file to `body` (the view is valid only during the call);
+    /// false at the end of the file.
+    public func next(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+        while extent < extents.count && withinExtent == extents[extent].length {
+            extent += 1
+            withinExtent = 0
+        }
+        let dataStart = extent < extents.count ? extents[extent].offset : node.size
+        if position < dataStart {
+            let n = Int(min(UInt64(reader.zeros.count), dataStart - position))
+            position += UInt64(n)
+            try reader.zeros.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            return true
+        }
+        guard extent < extents.count else {
+            if chunk < node.chunks.count {
+                throw RepositoryError(.corrupt, "\(node.displayPath) has more chunks than its size holds")
+            }
+            return false
+        }
+        guard chunk < node.chunks.count else {
+            throw RepositoryError(.corrupt, "\(node.displayPath) has fewer chunk bytes than its size")
+        }
+        try reader.openChunk(node.chunks[chunk])
+        chunk += 1
+        let n = UInt64(reader.plain.count)
+        guard n <= extents[extent].length - withinExtent else {
+            throw RepositoryError(.corrupt, "\(node.displayPath) has a chunk that does not fit its size and extents")
+        }
+        withinExtent += n
+        position += n
+        try reader.plain.withUnsafeBytes { try body($0) }
+        return true
+    }
+}

@@ -1,0 +1,573 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+internal import CPosix
+import TresorCore
+import TresorStore
+
+/// Restores the nodes of a snapshot tree (all of it, or a subtree) into an empty directory.
+///
+/// Algorithm: (1) every path is checked to stay inside the target (relative, no empty, `.` or
+/// `..` segments); (2) directories are created, then every regular file under a temporary name
+/// (`.tresor-partial-N`, `O_EXCL`) at its final size, so holes stay holes; (3) the blobs are
+/// grouped by the pack that holds them, and worker threads take one pack at a time, read the byte
+/// range covering the needed blobs in one request, open each blob and write it at every offset
+/// where it occurs, in whichever files; the file system is synced (`syncfs`), so all content is
+/// on disk before any file has its name; (4) each complete file gets its owner (as root), mode,
+/// extended attributes and times through its descriptor and is linked under its name (never
+/// replacing anything); a file that could not be restored completely is removed, so no
+/// zero-filled file with a plausible name is ever left; (5) hard links, symlinks, FIFOs and
+/// device nodes are created; (6) directories get their metadata deepest first; (7) the file
+/// system is synced again, so "restore finished" means "on disk". `sync: false` skips both syncs.
+///
+/// Safety in a target that others can write to (the `postgres` user's data directory, restored
+/// by root): every path is resolved from a descriptor of the target, one component at a time,
+/// with `O_NOFOLLOW | O_DIRECTORY`, and every change of owner, mode or times goes through a
+/// descriptor of the object itself, so a symlink planted during the restore is never followed:
+/// what would go through it fails and is reported.
+///
+/// Nothing is dropped quietly: a file that fails is in ``Report/failed``; a file restored without
+/// part of its metadata, or a special file that cannot be restored here (a device node without
+/// root, a socket), is in ``Report/incomplete``.
+public final class TreeRestorer {
+    /// What a restore did.
+    public struct Report: Sendable, Codable {
+        public var files = 0
+        public var directories = 0
+        public var symlinks = 0
+        /// FIFOs and device nodes created.
+        public var specialFiles = 0
+        /// Files restored as further names of a file restored before (counted in `files` too).
+        public var hardLinks = 0
+        public var bytes: UInt64 = 0
+        /// Paths that could not be restored, with the reason; nothing is left under their names.
+        public var failed: [String: String] = [:]
+        /// Paths restored without some of what the snapshot holds (owner, mode, attributes, times),
+        /// or special files not restored here, with the reason.
+        public var incomplete: [String: String] = [:]
+        public init() {}
+    }
+
+    /// Phases a test can act in (to plant a symlink while a restore runs).
+    public enum Phase: Sendable {
+        /// Directories and temporary files exist; no content is written yet.
+        case created
+    }
+
+    private struct Placement {
+        var file: Int
+        var offset: UInt64
+    }
+
+    private let repo: TenantRepository
+    private let index: RepositoryIndex
+    private let threads: Int
+    private let sync: Bool
+    private let progress: (@Sendable (_ bytesWritten: UInt64, _ totalBytes: UInt64) -> Void)?
+    /// Called at each ``Phase``, for tests.
+    public var phaseHook: (@Sendable (Phase) -> Void)?
+
+    /// `sync: false` skips the two `syncfs` calls (faster; "restore finished" then means "in the
+    /// page cache", and a crash may leave named files whose content was not yet written back).
+    /// `progress`, when given, is called about once a second from a restore thread.
+    public init(repository: TenantRepository, index: RepositoryIndex, threads: Int = 2 * availableCores, sync: Bool = true,
+                progress: (@Sendable (_ bytesWritten: UInt64, _ totalBytes: UInt64) -> Void)? = nil) {
+        self.repo = repository
+        self.index = index
+        self.threads = threads
+        self.sync = sync
+        self.progress = progress
+    }
+
+    /// Selects the nodes at `subpath` (the node itself and everything under it).
+    public static func select(_ nodes: [TreeNode], subpath: String?) -> [TreeNode] {
+        guard let raw = subpath else { return nodes }
+        let sub = Array(raw.split(separator: "/").joined(separator: "/").utf8)
+        if sub.isEmpty { return nodes }
+        return nodes.filter { $0.pathBytes == sub || ($0.pathBytes.count > sub.count && $0.pathBytes.starts(with: sub) && $0.pathBytes[sub.count] == 0x2F) }
+    }
+
+    /// True when `path` is a plain relative path that cannot leave the directory it is joined to.
+    public static func isContained(_ path: [UInt8]) -> Bool {
+        guard !path.isEmpty, path.first != 0x2F else { return false }
+        return path.split(separator: 0x2F, omittingEmptySubsequences: false).allSatisfy { seg in
+            !seg.isEmpty && !seg.elementsEqual([0x2E]) && !seg.elementsEqual([0x2E, 0x2E]) && !seg.contains(0)
+        }
+    }
+
+    public static func isContained(_ path: String) -> Bool { isContained(Array(path.utf8)) }
+
+    // MARK: - Restore
+
+    public func restore(nodes selected: [TreeNode], to target: String) throws -> Report {
+        var report = Report()
+        // Refuse before anything is created.
+        for n in selected where !Self.isContained(n.pathBytes) {
+            throw RepositoryError(.corrupt, "snapshot path '\(n.displayPath)' would escape the target directory; refusing to restore it")
+        }
+        let rootFD = try prepareTarget(target)
+        defer { close(rootFD) }
+        let handles = DirectoryHandles(root: rootFD)
+        defer { handles.closeAll() }
+        let isRoot = geteuid() == 0
+
+        for n in selected where n.kind == .directory {
+            let w = Where(n.pathBytes)
+            let parent = try handles.fd(w.parent, create: true).get(or: "cannot create the parents of \(n.displayPath)")
+            let rc = PosixFS.withCName(w.name) { mkdirat(parent, $0, 0o700) }
+            if rc != 0 && errno != EEXIST {
+                throw RepositoryError(.failed, "cannot create \(target)/\(n.displayPath): \(PosixFS.errorText())")
+            }
+            report.directories += 1
+        }
+
+        // Regular files: the first name of each (device, inode) holds the content, later names link to it.
+        var regular: [TreeNode] = []
+        var linkTo: [(node: TreeNode, first: Int)] = []
+        var firstOf: [[UInt64]: Int] = [:]
+        for n in selected where n.kind == .file {
+            if n.inode != 0, let first = firstOf[[n.device, n.inode]] {
+                linkTo.append((n, first))
+                continue
+            }
+            if n.inode != 0 { firstOf[[n.device, n.inode]] = regular.count }
+            regular.append(n)
+        }
+        let files = regular
+        let places = files.map { Where($0.pathBytes) }
+        let temps = files.indices.map { Array(".tresor-partial-\($0)".utf8) }
+        var failed = [Int: String]()
+        for (i, n) in files.enumerated() {
+            let created = handles.fd(places[i].parent, create: true).flatMap { parent in
+                PosixFS.openAt(parent, temps[i], O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+            }
+            switch created {
+            case .failure(let e): failed[i] = "cannot create: \(e)"
+            case .success(let fd):
+                if n.size > 0 && ftruncate(fd, off_t(n.size)) != 0 { failed[i] = "cannot set its size: \(PosixFS.errorText())" }
+                close(fd)
+            }
+            report.bytes += n.size
+        }
+        phaseHook?(.created)
+        // From here on every path is resolved afresh, so a directory swapped meanwhile is noticed.
+        handles.closeAll()
+
+        // Which blob goes where, grouped by pack.
+        var byPack: [ObjectID: [ObjectID: (BlobLocation, [Placement])]] = [:]
+        for (i, n) in files.enumerated() where failed[i] == nil {
+            if let problem = plan(n, file: i, into: &byPack) { failed[i] = problem }
+        }
+        let failures = Locked(failed)
+        writeContent(byPack, rootFD: rootFD, places: places, temps: temps, total: report.bytes, failures: failures)
+        // Content durable before any file gets its name: a crash from here on leaves complete
+        // files or `.tresor-partial-N` ones, never a named file with missing bytes. One syncfs
+        // instead of an fsync per file lets the kernel write back in one sweep.
+        if sync && syncfs(rootFD) != 0 {
+            throw RepositoryError(.failed, "cannot flush the restored data to disk under \(target): \(PosixFS.errorText()); the partial files are named .tresor-partial-N")
+        }
+
+        // Complete files get their metadata and name; failed ones are removed.
+        let finalized = Locked((next: 0, incomplete: [Int: String]()))
+        runOnThreads(min(threads, max(1, files.count)), name: "restore-finish") { _ in
+            let handles = DirectoryHandles(root: rootFD)
+            defer { handles.closeAll() }
+            while true {
+                let i = finalized.withLock { s -> Int in
+                    s.next += 1
+                    return s.next - 1
+                }
+                guard i < files.count else { return }
+                let problem = failures.withLock { $0[i] }
+                let outcome = Self.finish(files[i], at: places[i], temp: temps[i], failed: problem, handles: handles,
+                                          chown: isRoot)
+                if let f = outcome.failed { failures.withLock { $0[i] = f } }
+                if let inc = outcome.incomplete { finalized.withLock { $0.incomplete[i] = inc } }
+            }
+        }
+        for (i, reason) in failures.current { report.failed[files[i].displayPath] = reason }
+        for (i, reason) in finalized.current.incomplete { report.incomplete[files[i].displayPath] = reason }
+        report.files = files.count - failures.current.count
+
+        for (n, first) in linkTo {
+            let w = Where(n.pathBytes)
+            if let why = failures.current[first] {
+                report.failed[n.displayPath] = "hard link to \(files[first].displayPath), which was not restored: \(why)"
+                continue
+            }
+            let linked = handles.fd(places[first].parent, create: false).flatMap { from in
+                handles.fd(w.parent, create: true, evict: false).flatMap { to -> Result<Void, Errno> in
+                    let rc = PosixFS.withCName(places[first].name) { a in PosixFS.withCName(w.name) { b in linkat(from, a, to, b, 0) } }
+                    return rc == 0 ? .success(()) : .failure(Errno(errno))
+                }
+            }
+            switch linked {
+            case .success:
+                report.files += 1
+                report.hardLinks += 1
+            case .failure(let e): report.failed[n.displayPath] = "cannot link to \(files[first].displayPath): \(e)"
+            }
+        }
+
+        for n in selected where n.kind != .file && n.kind != .directory {
+            restoreOther(n, handles: handles, chown: isRoot, report: &report)
+        }
+
+        // Directories deepest first, so a directory's mode never blocks work inside it.
+        let dirs = selected.filter { $0.kind == .directory }.sorted { $0.pathBytes.count > $1.pathBytes.count }
+        for n in dirs {
+            let opened = handles.fd(n.pathBytes, create: false)
+            guard case .success(let fd) = opened else {
+                if case .failure(let e) = opened { report.incomplete[n.displayPath] = "cannot open to set owner, mode and times: \(e)" }
+                continue
+            }
+            if let why = Self.applyMetadata(n, fd: fd, chown: isRoot) { report.incomplete[n.displayPath] = why }
+        }
+        // Names, links, modes and times durable too.
+        if sync && syncfs(rootFD) != 0 {
+            throw RepositoryError(.failed, "cannot flush the restore under \(target) to disk: \(PosixFS.errorText())")
+        }
+        return report
+    }
+
+    /// Places each chunk of file `i` at its offset (holes skipped); a reason when it cannot be.
+    private func plan(_ n: TreeNode, file i: Int, into byPack: inout [ObjectID: [ObjectID: (BlobLocation, [Placement])]]) -> String? {
+        let extents = n.flags.contains(.sparse) ? n.extents : [TreeNode.Extent(offset: 0, length: n.size)]
+        var e = 0, within: UInt64 = 0
+        for c in n.chunks {
+            guard let loc = index.location(of: c) else { return "chunk \(c.short) is missing from the index" }
+            let len = UInt64(loc.rawLength)
+            while e < extents.count && within == extents[e].length {
+                e += 1
+                within = 0
+            }
+            guard e < extents.count, extents[e].length - within >= len else {
+                return "the snapshot's chunks do not fit the file's size and extents"
+            }
+            byPack[loc.pack, default: [:]][c, default: (loc, [])].1.append(Placement(file: i, offset: extents[e].offset + within))
+            within += len
+        }
+        while e < extents.count && within == extents[e].length {
+            e += 1
+            within = 0
+        }
+        return e < extents.count ? "the snapshot's chunks hold fewer bytes than the file's size" : nil
+    }
+
+    private func writeContent(_ byPack: [ObjectID: [ObjectID: (BlobLocation, [Placement])]], rootFD: Int32, places: [Where],
+                              temps: [[UInt8]], total: UInt64, failures: Locked<[Int: String]>) {
+        guard !byPack.isEmpty else { return }
+        let queue = BlockingQueue<(ObjectID, [ObjectID: (BlobLocation, [Placement])])>(capacity: max(1, byPack.count))
+        for (pack, blobs) in byPack { queue.push((pack, blobs)) }
+        queue.close()
+        let keys = repo.keys
+        let store = repo.store
+        let layout = repo.layout
+        let written = Locked((bytes: UInt64(0), reported: Date()))
+        let progress = self.progress
+        runOnThreads(threads, name: "restore") { _ in
+            let handles = DirectoryHandles(root: rootFD)
+            var open: (file: Int, fd: Int32)?
+            defer {
+                if let open { close(open.fd) }
+                handles.closeAll()
+            }
+            func fd(_ file: Int) -> Result<Int32, Errno> {
+                if let open, open.file == file { return .success(open.fd) }
+                if let open { close(open.fd) }
+                open = nil
+                let r = handles.fd(places[file].parent, create: false).flatMap { PosixFS.openAt($0, temps[file], O_WRONLY) }
+                if case .success(let f) = r { open = (file, f) }
+                return r
+            }
+            let opener: BlobOpener
+            do {
+                opener = try BlobOpener(keys: keys)
+            } catch {
+                // Whatever this thread takes is marked failed, so no file is left looking complete.
+                while let (_, blobs) = queue.pop() {
+                    failures.withLock { f in for (_, (_, ps)) in blobs { for p in ps { f[p.file] = "\(error)" } } }
+                }
+                return
+            }
+            var plain: [UInt8] = []
+            while let (pack, blobs) = queue.pop() {
+                let sorted = blobs.sorted { $0.value.0.offset < $1.value.0.offset }
+                for window in PackFormat.readWindows(sorted.map { $0.value.0.range }, maxBytes: PackFormat.readWindowBytes) {
+                    let members = sorted[window.members]
+                    let bytes: [UInt8]
+                    do {
+                        bytes = try store.get(layout.pack(pack), range: window.range)
+                    } catch {
+                        failures.withLock { f in
+                            for (_, (_, ps)) in members { for p in ps { f[p.file] = "pack \(pack.short) cannot be read: \(error)" } }
+                        }
+                        continue
+                    }
+                    for (id, (loc, ps)) in members {
+                        do {
+                            try bytes.withUnsafeBytes { all in
+                                let s = Int(loc.offset) - window.range.lowerBound
+                                try opener.open(UnsafeRawBufferPointer(rebasing: all[s..<s + Int(loc.length)]), id: id, location: loc, into: &plain)
+                            }
+                        } catch {
+                            failures.withLock { f in for p in ps { f[p.file] = "\(error)" } }
+                            continue
+                        }
+                        for p in ps {
+                            switch fd(p.file) {
+                            case .failure(let e): failures.withLock { $0[p.file] = "cannot open for writing: \(e)" }
+                            case .success(let f):
+                                if let e = Self.write(plain, fd: f, at: p.offset) {
+                                    failures.withLock { $0[p.file] = "cannot write: \(e)" }
+                                }
+                            }
+                        }
+                        if let progress {
+                            let due = written.withLock { w -> UInt64? in
+                                w.bytes += UInt64(plain.count * ps.count)
+                                guard Date().timeIntervalSince(w.reported) >= 1 else { return nil }
+                                w.reported = Date()
+                                return w.bytes
+                            }
+                            if let due { progress(due, total) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static func write(_ data: [UInt8], fd: Int32, at offset: UInt64) -> Errno? {
+        data.withUnsafeBytes { buf in
+            var done = 0
+            while done < buf.count {
+                let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return Errno(errno)
+                }
+                done += n
+            }
+            return nil
+        }
+    }
+
+    /// Gives a written file its metadata and name, or removes it. Returns why it failed (then
+    /// nothing is left under its name) or what it lacks.
+    private static func finish(_ n: TreeNode, at w: Where, temp: [UInt8], failed: String?, handles: DirectoryHandles,
+                               chown: Bool) -> (failed: String?, incomplete: String?) {
+        let parent: Int32
+        switch handles.fd(w.parent, create: false) {
+        case .success(let p): parent = p
+        case .failure(let e):
+            return (failed ?? "cannot open its directory: \(e)", nil)
+        }
+        func remove() -> String {
+            if PosixFS.withCName(temp, { unlinkat(parent, $0, 0) }) != 0 && errno != ENOENT {
+                return "; its partial copy \(TreeNode.display(w.parent))/\(TreeNode.display(temp)) could not be removed: \(PosixFS.errorText())"
+            }
+            return ""
+        }
+        if let failed { return (failed + remove(), nil) }
+        let fd: Int32
+        switch PosixFS.openAt(parent, temp, O_WRONLY) {
+        case .success(let f): fd = f
+        case .failure(let e): return ("cannot open: \(e)" + remove(), nil)
+        }
+        let incomplete = applyMetadata(n, fd: fd, chown: chown)
+        close(fd)
+        // A hard link never replaces: a name that appeared meanwhile is not overwritten.
+        let rc = PosixFS.withCName(temp) { a in PosixFS.withCName(w.name) { b in linkat(parent, a, parent, b, 0) } }
+        if rc != 0 {
+            let e = PosixFS.errorText()
+            return ("cannot give it its name: \(e)" + remove(), nil)
+        }
+        if PosixFS.withCName(temp, { unlinkat(parent, $0, 0) }) != 0 {
+            return (nil, "its temporary name \(TreeNode.display(temp)) could not be removed: \(PosixFS.errorText())")
+        }
+        return (nil, incomplete)
+    }
+
+    /// Owner (as root), mode, extended attributes and times through the object's own descriptor;
+    /// what could not be set.
+    static func applyMetadata(_ n: TreeNode, fd: Int32, chown: Bool) -> String? {
+        var problems: [String] = []
+        if chown && fchown(fd, n.uid, n.gid) != 0 { problems.append("owner: \(PosixFS.errorText())") }
+        if fchmod(fd, mode_t(n.mode)) != 0 { problems.append("mode: \(PosixFS.errorText())") }
+        for x in n.xattrs {
+            if let e = PosixFS.setExtendedAttribute(fd, x) { problems.append("attribute \(TreeNode.display(x.name)): \(e)") }
+        }
+        var times = Self.times(n)
+        if futimens(fd, &times) != 0 { problems.append("times: \(PosixFS.errorText())") }
+        return problems.isEmpty ? nil : "not set: " + problems.joined(separator: ", ")
+    }
+
+    private static func times(_ n: TreeNode) -> [timespec] {
+        let t = timespec(tv_sec: Int(n.mtimeSeconds), tv_nsec: Int(n.mtimeNanoseconds))
+        return [t, t]
+    }
+
+    /// Symlinks, FIFOs, device nodes and sockets.
+    private func restoreOther(_ n: TreeNode, handles: DirectoryHandles, chown: Bool, report: inout Report) {
+        let w = Where(n.pathBytes)
+        let parent: Int32
+        switch handles.fd(w.parent, create: true) {
+        case .success(let p): parent = p
+        case .failure(let e):
+            report.failed[n.displayPath] = "cannot open its directory: \(e)"
+            return
+        }
+        let rc: Int32
+        switch n.kind {
+        case .symlink:
+            rc = PosixFS.withCName(n.linkTargetBytes) { t in PosixFS.withCName(w.name) { symlinkat(t, parent, $0) } }
+        case .fifo:
+            rc = PosixFS.withCName(w.name) { mkfifoat(parent, $0, 0o600) }
+        case .characterDevice, .blockDevice:
+            guard chown else {
+                report.incomplete[n.displayPath] = "device node not restored: creating one needs root"
+                return
+            }
+            let type = n.kind == .characterDevice ? S_IFCHR : S_IFBLK
+            rc = PosixFS.withCName(w.name) { mknodat(parent, $0, type | 0o600, dev_t(n.rdev)) }
+        case .socket:
+            report.incomplete[n.displayPath] = "socket not restored: a socket is created by the program that listens on it"
+            return
+        case .file, .directory:
+            return
+        }
+        guard rc == 0 else {
+            report.failed[n.displayPath] = "cannot create: \(PosixFS.errorText())"
+            return
+        }
+        if n.kind == .symlink {
+            report.symlinks += 1
+            var problems: [String] = []
+            if chown && PosixFS.withCName(w.name, { fchownat(parent, $0, n.uid, n.gid, AT_SYMLINK_NOFOLLOW) }) != 0 {
+                problems.append("owner: \(PosixFS.errorText())")
+            }
+            var times = Self.times(n)
+            if PosixFS.withCName(w.name, { utimensat(parent, $0, &times, AT_SYMLINK_NOFOLLOW) }) != 0 {
+                problems.append("times: \(PosixFS.errorText())")
+            }
+            if !problems.isEmpty { report.incomplete[n.displayPath] = "not set: " + problems.joined(separator: ", ") }
+            return
+        }
+        report.specialFiles += 1
+        // Opening a FIFO or device could block or act on the device: change it through an O_PATH
+        // descriptor's /proc name instead, which names that very inode and follows nothing.
+        switch PosixFS.openAt(parent, w.name, tresor_O_PATH) {
+        case .failure(let e):
+            report.incomplete[n.displayPath] = "cannot open to set owner, mode and times: \(e)"
+        case .success(let fd):
+            defer { close(fd) }
+            let proc = "/proc/self/fd/\(fd)"
+            var problems: [String] = []
+            if chown && Glibc.chown(proc, n.uid, n.gid) != 0 { problems.append("owner: \(PosixFS.errorText())") }
+            if chmod(proc, mode_t(n.mode)) != 0 { problems.append("mode: \(PosixFS.errorText())") }
+            var times = Self.times(n)
+            if utimensat(AT_FDCWD, proc, &times, 0) != 0 { problems.append("times: \(PosixFS.errorText())") }
+            if !problems.isEmpty { report.incomplete[n.displayPath] = "not set: " + problems.joined(separator: ", ") }
+        }
+    }
+
+    /// Opens the target (creating it when missing); it must be an empty directory, not a symlink.
+    private func prepareTarget(_ target: String) throws -> Int32 {
+        var st = stat()
+        if Glibc.lstat(target, &st) != 0 {
+            do {
+                try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+            } catch {
+                throw RepositoryError(.usage, "cannot create restore target \(target): \(error.localizedDescription)")
+            }
+        }
+        let fd = open(target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw RepositoryError(.usage, "restore target \(target) cannot be opened as a directory: \(PosixFS.errorText())",
+                                  hint: "choose an empty or new directory")
+        }
+        switch PosixFS.listDirectory(fd) {
+        case .success(let names) where names.isEmpty:
+            return fd
+        case .success:
+            close(fd)
+            throw RepositoryError(.usage, "restore target \(target) is not empty", hint: "choose an empty or new directory")
+        case .failure(let e):
+            close(fd)
+            throw RepositoryError(.failed, "cannot list restore target \(target): \(e)")
+        }
+    }
+}
+
+extension Result where Failure == Errno {
+    /// The value, or a ``RepositoryError`` saying `what` with the errno text.
+    func get(or what: String) throws -> Success {
+        switch self {
+        case .success(let v): return v
+        case .failure(let e): throw RepositoryError(.failed, "\(what): \(e)")
+        }
+    }
+}
+
+/// One relative path split for `openat`: its parent directory's path and its last name.
+struct Where {
+    var parent: [UInt8]
+    var name: [UInt8]
+    init(_ path: [UInt8]) {
+        if let slash = path.lastIndex(of: 0x2F) {
+            parent = Array(path[..<slash])
+            name = Array(path[(slash + 1)...])
+        } else {
+            parent = []
+            name = path
+        }
+    }
+}
+
+/// Descriptors of directories under a restore target, opened one component at a time with
+/// `O_NOFOLLOW | O_DIRECTORY` from the target's descriptor and cached (about 256 at most; one
+/// cache per thread).
+final class DirectoryHandles {
+    private let root: Int32
+    private var cache: [[UInt8]: Int32] = [:]
+
+    init(root: Int32) { self.root = root }
+
+    /// The descriptor of directory `path` (relative; empty is the target). With `create`, missing
+    /// directories are made (mode 0755, as parents of a selected subtree). Owned by the cache and
+    /// valid until the next call with `evict` (the default), which may close every cached one;
+    /// pass `evict: false` while holding a descriptor from an earlier call.
+    func fd(_ path: [UInt8], create: Bool, evict: Bool = true) -> Result<Int32, Errno> {
+        if evict && cache.count >= 256 && cache[path] == nil { closeAll() }
+        return resolve(path, create: create)
+    }
+
+    private func resolve(_ path: [UInt8], create: Bool) -> Result<Int32, Errno> {
+        if path.isEmpty { return .success(root) }
+        if let fd = cache[path] { return .success(fd) }
+        let w = Where(path)
+        let name = w.name
+        let parent: Int32
+        switch resolve(w.parent, create: create) {
+        case .success(let p): parent = p
+        case .failure(let e): return .failure(e)
+        }
+        var opened = PosixFS.openAt(parent, name, O_RDONLY | O_DIRECTORY)
+        if create, case .failure(let e) = opened, e.code == ENOENT {
+            if PosixFS.withCName(name, { mkdirat(parent, $0, 0o755) }) != 0 && errno != EEXIST { return .failure(Errno(errno)) }
+            opened = PosixFS.openAt(parent, name, O_RDONLY | O_DIRECTORY)
+        }
+        guard case .success(let fd) = opened else { return opened }
+        cache[path] = fd
+        return .success(fd)
+    }
+
+    func closeAll() {
+        for fd in cache.values { close(fd) }
+        cache.removeAll(keepingCapacity: true)
+    }
+}

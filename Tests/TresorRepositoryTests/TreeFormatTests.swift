@@ -1,0 +1,59 @@
+import Testing
+import TresorCore
+import TresorRepository
+
+@Suite struct TreeFormatTests {
+    private func id(_ b: UInt8) -> ObjectID { ObjectID([UInt8](repeating: b, count: 32)) }
+
+    @Test func aTreeWrittenBeforeTTR2IsStillRead() throws {
+        // A TTR1 stream written by hand from the format description: one file node.
+        var w = ByteWriter()
+        w.raw(Array("TTR1".utf8))
+        w.u8(1) // file
+        w.data(Array("docs/a.txt".utf8))
+        w.varint(UInt64(0o644))
+        w.svarint(1_700_000_000)
+        w.varint(UInt64(5))
+        w.varint(UInt64(1000))
+        w.varint(UInt64(1000))
+        w.varint(UInt64(11))
+        w.varint(UInt64(7))
+        w.varint(UInt64(8))
+        w.u8(0)
+        w.data([UInt8]())
+        w.varint(1)
+        w.id(id(3))
+        let nodes = try TreeCodec.decode(w.bytes, name: "old tree")
+        #expect(nodes.count == 1)
+        #expect(nodes[0].pathBytes == Array("docs/a.txt".utf8))
+        #expect(nodes[0].size == 11 && nodes[0].inode == 8 && nodes[0].chunks == [id(3)])
+        #expect(nodes[0].ctimeSeconds == 0 && nodes[0].xattrs.isEmpty && !nodes[0].flags.contains(.sparse))
+    }
+
+    @Test func namesLinkTargetsAttributesAndHolesSurviveTheEncoding() throws {
+        var f = TreeNode(pathBytes: Array("docs/caf".utf8) + [0xE9], kind: .file, mode: 0o640, mtimeSeconds: 3,
+                         mtimeNanoseconds: 4, uid: 1, gid: 2, size: 1 << 30, device: 5, inode: 6,
+                         flags: .sparse, chunks: [id(1)])
+        f.ctimeSeconds = 9
+        f.ctimeNanoseconds = 10
+        f.xattrs = [.init(name: Array("user.x".utf8), value: [0, 0xFF])]
+        f.extents = [.init(offset: 4096, length: 100)]
+        var l = TreeNode(pathBytes: [0x64, 0xFF], kind: .symlink, mode: 0o777, mtimeSeconds: 0, mtimeNanoseconds: 0,
+                         uid: 0, gid: 0, size: 2, device: 0, inode: 0)
+        l.linkTargetBytes = [0xC3, 0x28]
+        var d = TreeNode(path: "docs/null", kind: .characterDevice, mode: 0o600, mtimeSeconds: 0, mtimeNanoseconds: 0,
+                         uid: 0, gid: 0, size: 0, device: 0, inode: 0)
+        d.rdev = 259
+        let bytes = TreeCodec.encode([f, l, d])
+        #expect(Array(bytes.prefix(4)) == Array("TTR2".utf8))
+        #expect(try TreeCodec.decode(bytes, name: "t") == [f, l, d])
+        #expect(f.displayPath == "docs/caf\\xe9")
+    }
+
+    @Test func anExtentOutsideItsFileIsRefused() {
+        var f = TreeNode(path: "docs/s", kind: .file, mode: 0, mtimeSeconds: 0, mtimeNanoseconds: 0, uid: 0, gid: 0,
+                         size: 100, device: 0, inode: 0, flags: .sparse)
+        f.extents = [.init(offset: 90, length: 20)]
+        #expect(throws: RepositoryError.self) { try TreeCodec.decode(TreeCodec.encode([f]), name: "t") }
+    }
+}
