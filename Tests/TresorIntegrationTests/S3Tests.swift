@@ -240,6 +240,11 @@ final class S3Fixture: @unchecked Sendable {
         #expect(!stderr.contains(server.secretKey))
 
         try server.start()
+        // The S3 port answers before the restarted volume server serves reads again (a loaded
+        // machine showed 500s for several seconds): wait until a stored object reads back, so the
+        // backup below measures Tresor, not weed's start-up.
+        let readable = Date().addingTimeInterval(60)
+        while Date() < readable, (try? s3.get("tenants/acme/config")) == nil { usleep(200_000) }
         try f.setIncompleteUploadAge("0s")
         try f.expectOK(["docs", "backup", "acme"])
         #expect(try s3.incompleteUploads(prefix: "tenants/acme/").isEmpty, "no orphan multipart uploads")
