@@ -110,6 +110,6 @@ struct Tresor: ParsableCommand {
             """,
         subcommands: [
             InitCommand.self, StoreCommand.self, TenantCommand.self, RegionCommand.self,
-            DocsCommand.self, SnapshotsCommand.self, CheckCommand.self, ReplicateCommand.self, PGCommand.self,
+            DocsCommand.self, SnapshotsCommand.self, CheckCommand.self, RepairCommand.self, ReplicateCommand.self, PGCommand.self,
         ])
 }

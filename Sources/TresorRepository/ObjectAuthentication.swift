@@ -1,0 +1,90 @@
+import Foundation
+import TresorCore
+import TresorCrypto
+
+/// Checks that one stored object of a tenant is what its key says it is, by the object's kind:
+///
+/// | key | check |
+/// | --- | --- |
+/// | `data/..` pack | SHA-256 of the bytes equals the name; the sealed header authenticates and its blobs tile the pack |
+/// | `index/<id>` | SHA-256 equals the name; authenticates as an index object and parses |
+/// | `snapshots/<id>` | authenticates as a snapshot; SHA-256 of the manifest equals the name; parses |
+/// | `keys/<id>` | a key envelope of this tenant with this id that the master key opens |
+/// | `config` | a tenant config of this tenant |
+/// | `wal/<tl>/<name>` | authenticates under the WAL key, bound to its file name; content matches its keyed hash |
+///
+/// Anything else under the tenant's prefix is not a Tresor object and fails. Used by
+/// `replicate` before copying and by `check` for envelopes and config. Costs one decryption of
+/// the object (for packs, of the header only).
+public struct ObjectAuthenticator: Sendable {
+    let layout: RepositoryLayout
+    let keys: TenantKeys
+    let master: MasterKey
+
+    public init(repository: TenantRepository, master: MasterKey) {
+        self.layout = repository.layout
+        self.keys = repository.keys
+        self.master = master
+    }
+
+    /// Throws a ``RepositoryError/Code/corrupt`` error naming `key` when `bytes` are not
+    /// the object `key` names.
+    public func authenticate(key: String, bytes: [UInt8]) throws {
+        let last = String(key.split(separator: "/").last ?? "")
+        func named() throws -> ObjectID {
+            guard let id = ObjectID(hex: last) else { throw RepositoryError(.corrupt, "\(key) is not named by an object id") }
+            return id
+        }
+        if key.hasPrefix(layout.packsPrefix) {
+            let id = try named()
+            guard SHA256.hash(bytes) == id else { throw RepositoryError(.corrupt, "pack \(key) does not match its name (SHA-256)") }
+            _ = try PackFormat.readHeader(bytes, keys: keys, name: id.short)
+        } else if key.hasPrefix(layout.indexPrefix) {
+            let id = try named()
+            guard SHA256.hash(bytes) == id else { throw RepositoryError(.corrupt, "index object \(key) does not match its name (SHA-256)") }
+            _ = try IndexFile.decode(try SealedObject.open(bytes, kind: .index, keys: keys, name: key), name: key)
+        } else if key.hasPrefix(layout.snapshotsPrefix) {
+            let id = try named()
+            let json = try SealedObject.open(bytes, kind: .snapshot, keys: keys, name: key)
+            guard SHA256.hash(json) == id else { throw RepositoryError(.corrupt, "snapshot \(key) does not match its name (SHA-256 of its manifest)") }
+            guard (try? JSONDecoder().decode(SnapshotManifest.self, from: Data(json))) != nil else {
+                throw RepositoryError(.corrupt, "\(key) is not a valid snapshot manifest")
+            }
+        } else if key.hasPrefix(layout.keysPrefix) {
+            try Self.authenticateEnvelope(key: key, bytes: bytes, layout: layout, master: master)
+        } else if key == layout.config {
+            try Self.authenticateConfig(bytes, layout: layout)
+        } else if key.hasPrefix(layout.walPrefix) {
+            _ = try WALObject.open(bytes, name: last, keys: keys.wal)
+        } else {
+            throw RepositoryError(.corrupt, "\(key) is not a kind of object Tresor stores")
+        }
+    }
+
+    /// The config check: a tenant config (format, version) of this tenant.
+    public static func authenticateConfig(_ bytes: [UInt8], layout: RepositoryLayout) throws {
+        guard let config = try? JSONDecoder().decode(TenantConfig.self, from: Data(bytes)),
+              config.format == "tresor-tenant", config.version == 1, config.tenant == layout.tenant else {
+            throw RepositoryError(.corrupt, "\(layout.config) is not a valid config of tenant '\(layout.tenant)'")
+        }
+    }
+
+    /// The envelope check; needs only the master key, so it runs before a repository is opened.
+    public static func authenticateEnvelope(key: String, bytes: [UInt8], layout: RepositoryLayout, master: MasterKey) throws {
+        let id = String(key.split(separator: "/").last ?? "")
+        guard let envelope = try? JSONDecoder().decode(KeyEnvelope.self, from: Data(bytes)) else {
+            throw RepositoryError(.corrupt, "key envelope \(key) is not valid JSON")
+        }
+        guard envelope.format == "tresor-key-envelope", envelope.version == 1, envelope.kdf == "hkdf-sha256",
+              envelope.tenant == layout.tenant, envelope.id == id, TimeFormat.parse(envelope.created) != nil else {
+            throw RepositoryError(.corrupt, "key envelope \(key) does not describe key \(id) of tenant '\(layout.tenant)'")
+        }
+        do {
+            _ = try envelope.unwrap(master: master)
+        } catch let e as RepositoryError {
+            // With the same master key that opens the envelope in use, a refusal here means the
+            // envelope's bytes changed.
+            throw RepositoryError(.corrupt, "key envelope \(key) cannot be opened: \(e.message)")
+        }
+    }
+}
