@@ -36,14 +36,7 @@ extension Installation {
     /// than before. Reads the store itself, not the local cache; runs under the tenant's lock.
     /// A pack whose header is damaged cannot be indexed and is reported (exit 3).
     public func repairIndex(tenant name: String) throws -> RepairIndexResult {
-        let t = try tenant(name)
-        let lock = try TenantLock(home: home, name: name)
-        defer { withExtendedLifetime(lock) {} }
-        let run = try catalog.startRun(kind: "repair-index", tenant: name, at: clock.now())
-        do {
-            let store = try openStore(for: t, create: false)
-            let repo = try TenantRepository.open(store: store, tenant: name, master: try masterKey(), policy: policy.backup,
-                                                 clock: clock, create: false)
+        try repairRun(kind: "repair-index", tenant: name, outcome: \.outcome) { store, repo in
             let (index, damaged) = try repo.loadIndexReportingDamage()
             let indexed = index.packSizes
             var unindexed: [ObjectID: Int] = [:]
@@ -62,16 +55,11 @@ extension Installation {
                 written.append(try repo.writeIndex(IndexFile(packs: batch), level: policy.backup.compressionLevel).hex)
             }
             if !damaged.isEmpty { try store.deleteMany(damaged.map(\.key)) }
-            let result = RepairIndexResult(
+            return RepairIndexResult(
                 tenant: name, packs: packs, damagedIndexObjects: Dictionary(damaged.map { ($0.key, $0.why) }, uniquingKeysWith: { a, _ in a }),
                 packsDescribed: described.count, indexObjectsWritten: written,
                 damagedPacks: Dictionary(badPacks.map { ($0.key.hex, $0.value) }, uniquingKeysWith: { a, _ in a }),
                 outcome: badPacks.isEmpty ? .ok : .problemFound)
-            try catalog.finishRun(id: run, at: clock.now(), status: result.outcome.rawValue, detail: json(result))
-            return result
-        } catch {
-            try? catalog.finishRun(id: run, at: clock.now(), status: "failed", detail: json(["error": "\(error)"]))
-            throw error
         }
     }
 
@@ -79,14 +67,7 @@ extension Installation {
     /// covered (from the catalog), and removes them only with `remove`. Without it, damage found
     /// is exit 3 and nothing changes; with it, the removed keys are listed.
     public func repairSnapshots(tenant name: String, remove: Bool) throws -> RepairSnapshotsResult {
-        let t = try tenant(name)
-        let lock = try TenantLock(home: home, name: name)
-        defer { withExtendedLifetime(lock) {} }
-        let run = try catalog.startRun(kind: "repair-snapshots", tenant: name, at: clock.now())
-        do {
-            let store = try openStore(for: t, create: false)
-            let repo = try TenantRepository.open(store: store, tenant: name, master: try masterKey(), policy: policy.backup,
-                                                 clock: clock, create: false)
+        try repairRun(kind: "repair-snapshots", tenant: name, outcome: \.outcome) { store, repo in
             var report = Checker.Report()
             report.damagedSnapshots = try repo.snapshotsReportingDamage().damaged.map { Checker.LostSnapshot(key: $0.key, why: $0.why) }
             lostSnapshotCoverage(tenant: name, into: &report)
@@ -95,9 +76,25 @@ extension Installation {
                 removed = report.damagedSnapshots.map(\.key)
                 try store.deleteMany(removed)
             }
-            let result = RepairSnapshotsResult(tenant: name, damaged: report.damagedSnapshots, removed: removed,
-                                               outcome: report.damagedSnapshots.isEmpty || remove ? .ok : .problemFound)
-            try catalog.finishRun(id: run, at: clock.now(), status: result.outcome.rawValue, detail: json(result))
+            return RepairSnapshotsResult(tenant: name, damaged: report.damagedSnapshots, removed: removed,
+                                         outcome: report.damagedSnapshots.isEmpty || remove ? .ok : .problemFound)
+        }
+    }
+
+    /// Runs a repair under the tenant's lock, recorded in the catalog, on the repository in the
+    /// tenant's primary store opened without the local cache (a repair judges the store itself).
+    private func repairRun<R: Encodable>(kind: String, tenant name: String, outcome: (R) -> Outcome,
+                                         _ body: (any Store, TenantRepository) throws -> R) throws -> R {
+        let t = try tenant(name)
+        let lock = try TenantLock(home: home, name: name)
+        defer { withExtendedLifetime(lock) {} }
+        let run = try catalog.startRun(kind: kind, tenant: name, at: clock.now())
+        do {
+            let store = try openStore(for: t, create: false)
+            let repo = try TenantRepository.open(store: store, tenant: name, master: try masterKey(), policy: policy.backup,
+                                                 clock: clock, create: false)
+            let result = try body(store, repo)
+            try catalog.finishRun(id: run, at: clock.now(), status: outcome(result).rawValue, detail: json(result))
             return result
         } catch {
             try? catalog.finishRun(id: run, at: clock.now(), status: "failed", detail: json(["error": "\(error)"]))
