@@ -75,8 +75,14 @@ public struct ObjectAuthenticator: Sendable {
         guard let envelope = try? JSONDecoder().decode(KeyEnvelope.self, from: Data(bytes)) else {
             throw RepositoryError(.corrupt, "key envelope \(key) is not valid JSON")
         }
+        // Hex and time fields must be in the form Tresor writes (lowercase hex, a canonical
+        // time): the decoders accept more, and a flipped case bit would otherwise go unnoticed.
+        func canonicalHex(_ text: String) -> Bool { Hex.decode(text).map { Hex.encode($0) == text } ?? false }
+        let created = TimeFormat.parse(envelope.created)
         guard envelope.format == "tresor-key-envelope", envelope.version == 1, envelope.kdf == "hkdf-sha256",
-              envelope.tenant == layout.tenant, envelope.id == id, TimeFormat.parse(envelope.created) != nil else {
+              envelope.tenant == layout.tenant, envelope.id == id, canonicalHex(envelope.id), canonicalHex(envelope.salt),
+              canonicalHex(envelope.sealed), let created,
+              [TimeFormat.string(created), TimeFormat.string(created, fractional: true)].contains(envelope.created) else {
             throw RepositoryError(.corrupt, "key envelope \(key) does not describe key \(id) of tenant '\(layout.tenant)'")
         }
         do {
