@@ -62,11 +62,24 @@ public struct ObjectAuthenticator: Sendable {
     }
 
     /// The config check: a tenant config (format, version) of this tenant.
+    ///
+    /// The config is plaintext without a MAC: a change that leaves every value valid (a digit of
+    /// its creation time, say) cannot be told from the original. What can be checked is: it
+    /// parses, names no key Tresor does not write (a damaged key name would otherwise be ignored
+    /// and its default used), and holds values Tresor can use.
     public static func authenticateConfig(_ bytes: [UInt8], layout: RepositoryLayout) throws {
         guard let config = try? JSONDecoder().decode(TenantConfig.self, from: Data(bytes)),
-              config.format == "tresor-tenant", config.version == 1, config.tenant == layout.tenant else {
+              let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any],
+              let chunker = object["chunker"] as? [String: Any] else {
             throw RepositoryError(.corrupt, "\(layout.config) is not a valid config of tenant '\(layout.tenant)'")
         }
+        // The fields Tresor writes are those the decoded config encodes to again.
+        guard let again = try? JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any],
+              let chunkerAgain = again["chunker"] as? [String: Any],
+              Set(object.keys) == Set(again.keys), Set(chunker.keys) == Set(chunkerAgain.keys) else {
+            throw RepositoryError(.corrupt, "\(layout.config) has fields Tresor does not write: damaged")
+        }
+        try config.validate(tenant: layout.tenant, key: layout.config)
     }
 
     /// The envelope check; needs only the master key, so it runs before a repository is opened.

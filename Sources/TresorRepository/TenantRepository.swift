@@ -23,6 +23,28 @@ public struct TenantConfig: Codable, Sendable, Equatable {
     public var compression = "zstd"
 }
 
+extension TenantConfig {
+    /// Throws a ``RepositoryError/Code/corrupt`` error unless this is a config this version of
+    /// Tresor can use for `tenant`: the format, algorithms and chunker sizes it writes (so a
+    /// damaged size is a finding, not a failed precondition in the chunker).
+    public func validate(tenant: String, key: String) throws {
+        guard format == "tresor-tenant", version == 1, self.tenant == tenant else {
+            throw RepositoryError(.corrupt, "\(key) describes another tenant or format")
+        }
+        guard chunker.algorithm == "fastcdc-gear-v1", chunkIDs == "hmac-sha256", encryption == "aes-256-gcm", compression == "zstd" else {
+            throw RepositoryError(.corrupt, "\(key) names an algorithm Tresor does not use: damaged, or written by another version")
+        }
+        let avg = chunker.averageSize
+        guard avg > 0, avg & (avg - 1) == 0, (6...40).contains(avg.trailingZeroBitCount),
+              chunker.minSize >= 1, chunker.minSize <= avg, avg <= chunker.maxSize else {
+            throw RepositoryError(.corrupt, "\(key) has chunker sizes no chunker accepts (\(chunker.minSize)/\(avg)/\(chunker.maxSize))")
+        }
+        guard TimeFormat.parse(created) != nil else {
+            throw RepositoryError(.corrupt, "\(key) has a creation time that is not a time")
+        }
+    }
+}
+
 /// One tenant's repository in one store: its config, keys, index objects, packs and snapshots.
 ///
 /// Opening it reads the config and unwraps the tenant's data key with the master key; a wrong
@@ -81,9 +103,7 @@ public final class TenantRepository: Sendable {
         } catch {
             throw RepositoryError(.corrupt, "\(layout.config) is not a valid tenant config")
         }
-        guard config.format == "tresor-tenant", config.version == 1, config.tenant == tenant else {
-            throw RepositoryError(.corrupt, "\(layout.config) describes another tenant or format")
-        }
+        try config.validate(tenant: tenant, key: layout.config)
         // Two first backups racing could each wrap a key; everyone uses the envelope that sorts
         // first, so they agree before any data is written.
         let envelopes = try store.list(prefix: layout.keysPrefix)

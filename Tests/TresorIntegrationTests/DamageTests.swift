@@ -70,6 +70,25 @@ import TresorTestSupport
         #expect(Array(keys.keys) == ["tenants/acme/keys/" + URL(fileURLWithPath: envelope).lastPathComponent])
     }
 
+    @Test func aDamagedChunkerSizeInTheConfigIsNamedInsteadOfCrashingTheChunker() throws {
+        let f = try Fixture(corpus: Self.small)
+        try f.expectOK(["docs", "backup", "acme"])
+        let config = f.storePath + "/tenants/acme/config"
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        let avg = try #require(text.range(of: "\"averageSize\" : "))
+        // One bit of the last digit of the average size: no longer a power of two.
+        var bytes = Array(text.utf8)
+        let digits = text.utf8.distance(from: text.startIndex, to: avg.upperBound)
+        var end = digits
+        while bytes[end] >= 48 && bytes[end] <= 57 { end += 1 }
+        bytes[end - 1] ^= 0x01
+        try Data(bytes).write(to: URL(fileURLWithPath: config))
+        let r = try f.tresor.run(["--json", "check", "acme"])
+        #expect(r.code == 3, "\(r.stdout) \(r.stderr)")
+        let keys = try #require(try Self.report(r)["damagedKeys"] as? [String: String])
+        #expect(Array(keys.keys) == ["tenants/acme/config"])
+    }
+
     @Test func aSnapshotCopiedUnderAnotherSnapshotsNameIsRefused() throws {
         let f = try Self.twoSnapshots()
         let snaps = Self.files(f.storePath + "/tenants/acme/snapshots")
