@@ -16,7 +16,7 @@ struct RepairCommand: ParsableCommand {
             let r = try ctx.installation().repairIndex(tenant: tenant)
             ctx.emit(r, outcome: r.outcome) {
                 var lines = ["repaired the index of \(r.tenant): \(r.packs) packs, \(r.packsDescribed) described from their headers into \(r.indexObjectsWritten.count) new index objects, \(r.damagedIndexObjects.count) damaged index objects removed"]
-                for (k, why) in r.damagedIndexObjects.sorted(by: { $0.key < $1.key }) { lines.append("  removed \(k): \(why)") }
+                for (k, why) in r.damagedIndexObjects.sorted(by: { $0.key < $1.key }) { lines.append("  removed: " + naming(k, why)) }
                 for (p, why) in r.damagedPacks.sorted(by: { $0.key < $1.key }) { lines.append("  damaged pack \(p), not indexed: \(why)") }
                 return lines.joined(separator: "\n")
             }
@@ -36,7 +36,7 @@ struct RepairCommand: ParsableCommand {
                 for s in r.damaged {
                     let covered = s.time.map { "\(s.kind ?? "snapshot") at \($0), \(s.files.map(String.init) ?? "?") files, roots \((s.roots ?? []).joined(separator: ", "))" }
                         ?? "the catalog has no record of what it covered"
-                    lines.append("  \(s.key): \(s.why); covered: \(covered)")
+                    lines.append("  " + naming(s.key, s.why) + "; covered: \(covered)")
                 }
                 return lines.joined(separator: "\n")
             }
