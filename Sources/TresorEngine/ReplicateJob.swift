@@ -28,8 +28,9 @@ extension Installation {
     /// lacks, and verifies each copy by reading it back and comparing its SHA-256 with the source's.
     ///
     /// Never overwrites: every copy is a put-if-absent. An object the target already holds under
-    /// an immutable key with another size (or, when a put-if-absent finds it there, other
-    /// content) is reported as a problem (exit 3) and left alone; only a WAL `.streaming` object,
+    /// an immutable key with another size or other content (see
+    /// ``differingOnTarget(_:source:target:layout:)`` for what is compared) is reported as a
+    /// problem (exit 3) and left alone; only a WAL `.streaming` object,
     /// which `pg stream` itself replaces, is replaced. Every source object is authenticated
     /// before it is copied (``ObjectAuthenticator``: packs, index objects, snapshots, WAL objects,
     /// key envelopes, config); one that fails is reported and not copied.
@@ -70,6 +71,9 @@ extension Installation {
                 conflicts.append("\(o.key): the target holds \(size) bytes, the source \(o.size); an immutable object is never replaced")
                 return false
             }
+            // Same size is not yet the same object: compare what can be compared cheaply.
+            let present = all.filter { have[$0.key] == $0.size && !Self.isReplaceable($0.key) && !$0.key.hasPrefix(layout.packsPrefix) }
+            conflicts += try Self.differingOnTarget(present, source: source, target: target, layout: layout)
             func phase(_ key: String) -> Int {
                 if key.hasPrefix(layout.packsPrefix) { return 0 }
                 if key.hasPrefix(layout.indexPrefix) { return 1 }
@@ -118,6 +122,33 @@ extension Installation {
             try? catalog.finishRun(id: run, at: clock.now(), status: "failed", detail: json(["error": "\(error)"]))
             throw error
         }
+    }
+
+    /// Objects the target holds with the source's size but other content: index objects,
+    /// snapshots, envelopes and config compared whole (they are small), WAL objects by their
+    /// header (it holds the keyed hash of the file). Packs are not compared here: they are named
+    /// by their SHA-256, so a pack that differs on the target is damage there, which `check` on
+    /// the target finds.
+    static func differingOnTarget(_ objects: [ObjectInfo], source: any Store, target: any Store, layout: RepositoryLayout) throws -> [String] {
+        let queue = BlockingQueue<ObjectInfo>(capacity: max(1, objects.count))
+        for o in objects { queue.push(o) }
+        queue.close()
+        let found = Locked((differing: [String](), error: Error?.none))
+        runOnThreads(min(4, max(1, objects.count)), name: "replicate-compare") { _ in
+            while let o = queue.pop() {
+                if found.withLock({ $0.error != nil }) { return }
+                do {
+                    let range = o.key.hasPrefix(layout.walPrefix) ? 0..<min(o.size, WALObject.headerSize) : nil
+                    if SHA256.hash(try source.get(o.key, range: range)) != SHA256.hash(try target.get(o.key, range: range)) {
+                        found.withLock { $0.differing.append("\(o.key): the target holds other content of the same size; an immutable object is never replaced") }
+                    }
+                } catch {
+                    found.withLock { if $0.error == nil { $0.error = error } }
+                }
+            }
+        }
+        if let e = found.current.error { throw e }
+        return found.current.differing.sorted()
     }
 
     /// Only a WAL `.streaming` object (the growing tail of a segment, replaced by `pg stream`

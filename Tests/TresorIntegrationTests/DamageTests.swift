@@ -153,12 +153,18 @@ import TresorTestSupport
         var bytes = try Data(contentsOf: URL(fileURLWithPath: index))
         bytes.append(0)
         try bytes.write(to: URL(fileURLWithPath: index))
+        // And its snapshot differs in one bit, at the same size.
+        let snapshot = try #require(Self.files(off + "/tenants/acme/snapshots").first)
+        try Self.flipBit(snapshot)
+        let flipped = try Data(contentsOf: URL(fileURLWithPath: snapshot))
         let r = try f.tresor.run(["--json", "replicate", "acme", "--to", "off"])
         #expect(r.code == 3, "\(r.stdout) \(r.stderr)")
         let problems = try #require(r.json()?["problems"] as? [String])
-        #expect(problems.count == 1)
-        #expect(problems.first?.hasPrefix("tenants/acme/index/" + URL(fileURLWithPath: index).lastPathComponent) == true)
+        #expect(problems.count == 2)
+        #expect(problems.contains { $0.hasPrefix("tenants/acme/index/" + URL(fileURLWithPath: index).lastPathComponent) })
+        #expect(problems.contains { $0.hasPrefix("tenants/acme/snapshots/" + URL(fileURLWithPath: snapshot).lastPathComponent) })
         #expect(try Data(contentsOf: URL(fileURLWithPath: index)) == bytes, "left as it was")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: snapshot)) == flipped, "left as it was")
     }
 
     @Test func replicateDoesNotCopyADamagedSnapshot() throws {
