@@ -20,6 +20,7 @@ let package = Package(
         .systemLibrary(name: "CLibpq", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CSystem"),
 
         .target(name: "TresorCore", resources: [.copy("Resources/policies")]),
         .target(name: "TresorCrypto", dependencies: ["TresorCore", "CCrypto"]),
@@ -28,12 +29,13 @@ let package = Package(
         .target(name: "TresorDocuments", dependencies: ["TresorCore", "TresorRepository"]),
         .target(name: "TresorPostgres", dependencies: ["TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "CLibpq"]),
         .target(name: "TresorCatalog", dependencies: ["TresorCore", "CSQLite"]),
+        .target(name: "TresorEvidence", dependencies: ["TresorCore", "TresorCrypto", "TresorStore"]),
         .target(name: "TresorEngine", dependencies: [
             "TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "TresorDocuments", "TresorCatalog",
-            "TresorPostgres",
+            "TresorPostgres", "TresorEvidence", "CSystem",
         ]),
         .target(name: "TresorCLI", dependencies: [
-            "TresorEngine", "TresorPostgres", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "TresorEngine", "TresorPostgres", "TresorEvidence", "CSystem", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tresor", dependencies: ["TresorCLI"]),
 
@@ -45,6 +47,7 @@ let package = Package(
         .testTarget(name: "TresorPostgresTests", dependencies: ["TresorPostgres", "TresorRepository", "TresorCrypto", "TresorTestSupport"]),
         .testTarget(name: "TresorCatalogTests", dependencies: ["TresorCatalog"]),
         .testTarget(name: "TresorDocumentsTests", dependencies: ["TresorDocuments", "TresorTestSupport"]),
+        .testTarget(name: "TresorEvidenceTests", dependencies: ["TresorEvidence", "TresorStore", "TresorCrypto", "TresorTestSupport"]),
         .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI", "TresorCatalog", "TresorPostgres"]),
         .testTarget(name: "TresorIntegrationTests", dependencies: ["TresorTestSupport", "TresorStore", "TresorPostgres", "tresor"]),
     ]

@@ -12,18 +12,20 @@ public struct CheckResult: Codable, Sendable {
 }
 
 extension Installation {
-    /// `tresor check [T] [--read-data | --read-data-subset PCT]`: every tenant (or one).
+    /// `tresor check [T] [--read-data | --read-data-subset PCT] [--store NAME]`: every tenant (or
+    /// one), in its primary store or in `store` (an offsite copy).
     ///
     /// Reads the store itself, never the local cache of index and snapshot objects: a check that
     /// trusted the cache would pass while the store's copy is damaged. Damage anywhere (config,
-    /// key envelopes, index, snapshots, packs, WAL) is a finding and checking goes on; only a
-    /// store that cannot be read fails the run.
-    public func check(tenant: String?, readData: Checker.ReadData) throws -> CheckResult {
+    /// key envelopes, index, snapshots, packs, WAL) is a finding and checking goes on. A store
+    /// that refuses access (403) or cannot be reached fails the check (exit 1) instead of
+    /// counting as damage.
+    public func check(tenant: String?, readData: Checker.ReadData, store storeName: String? = nil) throws -> CheckResult {
         let names = try tenant.map { [try self.tenant($0).name] } ?? catalog.tenants().map(\.name)
         var reports: [String: Checker.Report] = [:]
         for name in names {
             let t = try self.tenant(name)
-            let store = try openStore(for: t, create: false)
+            let store = try openStore(for: t, storeName: storeName, create: false)
             guard try TenantRepository.exists(store: store, tenant: name) else {
                 if tenant != nil {
                     throw CoreError.usage("tenant '\(name)' has no backups yet", hint: "tresor docs backup \(name)")
@@ -35,7 +37,10 @@ extension Installation {
                 withExtendedLifetime(lock) { removeOrphanUploads(tenant: t, store: store) }
             }
             let run = try catalog.startRun(kind: "check", tenant: name, at: clock.now())
-            var report = try checkTenant(t, store: store, readData: readData)
+            let watch = AccessWatchingStore(store)
+            var report = try checkTenant(t, store: watch, readData: readData)
+            // An object the key may not read is an access failure, not damage.
+            if let denied = watch.denied { throw denied }
             lostSnapshotCoverage(tenant: name, into: &report)
             try catalog.finishRun(id: run, at: clock.now(), status: report.isClean ? "ok" : "problem_found", detail: json(report))
             reports[name] = report
@@ -46,7 +51,7 @@ extension Installation {
 
     private func checkTenant(_ t: TenantRecord, store: any Store, readData: Checker.ReadData) throws -> Checker.Report {
         let layout = RepositoryLayout(tenant: t.name)
-        let master = try masterKey()
+        let masters = [try masterKey()] + (try previousMasterKeys())
         var damagedKeys: [String: String] = [:]
         func authenticate(_ key: String, _ body: ([UInt8]) throws -> Void) throws {
             do {
@@ -57,12 +62,12 @@ extension Installation {
         }
         try authenticate(layout.config) { try ObjectAuthenticator.authenticateConfig($0, layout: layout) }
         for o in try store.list(prefix: layout.keysPrefix) {
-            try authenticate(o.key) { try ObjectAuthenticator.authenticateEnvelope(key: o.key, bytes: $0, layout: layout, master: master) }
+            try authenticate(o.key) { try ObjectAuthenticator.authenticateEnvelope(key: o.key, bytes: $0, layout: layout, masters: masters) }
         }
         let repo: TenantRepository
         do {
-            repo = try TenantRepository.open(store: store, tenant: t.name, master: master, policy: policy.backup,
-                                             clock: clock, create: false)
+            repo = try TenantRepository.open(store: store, tenant: t.name, master: masters[0], previousMasters: Array(masters.dropFirst()),
+                                             policy: policy.backup, clock: clock, create: false)
         } catch let e as RepositoryError where !damagedKeys.isEmpty || e.code == .corrupt {
             // The damaged config or envelope is named above; nothing else can be read without it.
             var report = Checker.Report()
@@ -72,6 +77,10 @@ extension Installation {
         }
         var report = try Checker(repository: repo).run(readData: readData)
         report.damagedKeys = damagedKeys
+        // Envelopes the repository opened without that are not damaged (one wrapping another data
+        // key than the config names, left by a creator that lost a race) are problems too.
+        report.problems += repo.keyProblems.filter { p in !damagedKeys.keys.contains { p.hasPrefix($0 + ":") } }
+            .map { "key envelope \($0)" }
         try checkWAL(repo, readData: readData, into: &report)
         return report
     }

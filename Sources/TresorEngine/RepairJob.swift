@@ -91,7 +91,8 @@ extension Installation {
         let run = try catalog.startRun(kind: kind, tenant: name, at: clock.now())
         do {
             let store = try openStore(for: t, create: false)
-            let repo = try TenantRepository.open(store: store, tenant: name, master: try masterKey(), policy: policy.backup,
+            let repo = try TenantRepository.open(store: store, tenant: name, master: try masterKey(),
+                                                 previousMasters: try previousMasterKeys(), policy: policy.backup,
                                                  clock: clock, create: false)
             let result = try body(store, repo)
             try catalog.finishRun(id: run, at: clock.now(), status: outcome(result).rawValue, detail: json(result))

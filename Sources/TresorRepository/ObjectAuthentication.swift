@@ -19,12 +19,14 @@ import TresorCrypto
 public struct ObjectAuthenticator: Sendable {
     let layout: RepositoryLayout
     let keys: TenantKeys
-    let master: MasterKey
+    let masters: [MasterKey]
 
-    public init(repository: TenantRepository, master: MasterKey) {
+    /// `masters`: the installation's master key, then any previous ones (a key rotation in
+    /// progress), as ``TenantRepository/open(store:tenant:master:previousMasters:policy:clock:create:)`` takes them.
+    public init(repository: TenantRepository, masters: [MasterKey]) {
         self.layout = repository.layout
         self.keys = repository.keys
-        self.master = master
+        self.masters = masters
     }
 
     /// Throws a ``RepositoryError/Code/corrupt`` error naming `key` when `bytes` are not
@@ -51,7 +53,7 @@ public struct ObjectAuthenticator: Sendable {
                 throw RepositoryError(.corrupt, "\(key) is not a valid snapshot manifest")
             }
         } else if key.hasPrefix(layout.keysPrefix) {
-            try Self.authenticateEnvelope(key: key, bytes: bytes, layout: layout, master: master)
+            try Self.authenticateEnvelope(key: key, bytes: bytes, layout: layout, masters: masters)
         } else if key == layout.config {
             try Self.authenticateConfig(bytes, layout: layout)
         } else if key.hasPrefix(layout.walPrefix) {
@@ -82,28 +84,24 @@ public struct ObjectAuthenticator: Sendable {
         try config.validate(tenant: layout.tenant, key: layout.config)
     }
 
-    /// The envelope check; needs only the master key, so it runs before a repository is opened.
-    public static func authenticateEnvelope(key: String, bytes: [UInt8], layout: RepositoryLayout, master: MasterKey) throws {
-        let id = String(key.split(separator: "/").last ?? "")
-        guard let envelope = try? JSONDecoder().decode(KeyEnvelope.self, from: Data(bytes)) else {
-            throw RepositoryError(.corrupt, "key envelope \(key) is not valid JSON")
-        }
+    /// The envelope check; needs only the master keys, so it runs before a repository is opened.
+    /// An envelope none of `masters` opens is reported as damage: with the installation's own
+    /// key in hand, that is what it is unless the envelope was wrapped under a foreign key.
+    public static func authenticateEnvelope(key: String, bytes: [UInt8], layout: RepositoryLayout, masters: [MasterKey]) throws {
+        let id = String(key.dropFirst(layout.keysPrefix.count))
+        let envelope = try KeyEnvelope.decode(bytes, key: key)
         // Hex and time fields must be in the form Tresor writes (lowercase hex, a canonical
         // time): the decoders accept more, and a flipped case bit would otherwise go unnoticed.
         func canonicalHex(_ text: String) -> Bool { Hex.decode(text).map { Hex.encode($0) == text } ?? false }
         let created = TimeFormat.parse(envelope.created)
-        guard envelope.format == "tresor-key-envelope", envelope.version == 1, envelope.kdf == "hkdf-sha256",
-              envelope.tenant == layout.tenant, envelope.id == id, canonicalHex(envelope.id), canonicalHex(envelope.salt),
-              canonicalHex(envelope.sealed), let created,
+        guard envelope.kdf == "hkdf-sha256", canonicalHex(envelope.salt), canonicalHex(envelope.sealed), let created,
               [TimeFormat.string(created), TimeFormat.string(created, fractional: true)].contains(envelope.created) else {
-            throw RepositoryError(.corrupt, "key envelope \(key) does not describe key \(id) of tenant '\(layout.tenant)'")
+            throw RepositoryError(.corrupt, "key envelope \(key) is not in the form Tresor writes: damaged")
         }
         do {
-            _ = try envelope.unwrap(master: master)
-        } catch let e as RepositoryError {
-            // With the same master key that opens the envelope in use, a refusal here means the
-            // envelope's bytes changed.
-            throw RepositoryError(.corrupt, "key envelope \(key) cannot be opened: \(e.message)")
+            _ = try envelope.unwrap(anyOf: masters, tenant: layout.tenant, id: id)
+        } catch let e as RepositoryError where e.code == .usage {
+            throw RepositoryError(.corrupt, "key envelope \(key) cannot be opened with this installation's master key(s): damaged, or wrapped under another master key (\(e.message))")
         }
     }
 }
