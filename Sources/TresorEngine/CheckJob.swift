@@ -60,9 +60,22 @@ extension Installation {
                 damagedKeys[key] = RepositoryError.describe(error)
             }
         }
-        try authenticate(layout.config) { try ObjectAuthenticator.authenticateConfig($0, layout: layout) }
+        var named: String?
+        try authenticate(layout.config) {
+            try ObjectAuthenticator.authenticateConfig($0, layout: layout)
+            named = try JSONDecoder().decode(TenantConfig.self, from: Data($0)).dataKey
+        }
+        var fingerprints = Set<String>()
         for o in try store.list(prefix: layout.keysPrefix) {
-            try authenticate(o.key) { try ObjectAuthenticator.authenticateEnvelope(key: o.key, bytes: $0, layout: layout, masters: masters) }
+            try authenticate(o.key) {
+                let key = try ObjectAuthenticator.authenticateEnvelope(key: o.key, bytes: $0, layout: layout, masters: masters)
+                fingerprints.insert(KeyEnvelope.fingerprint(dataKey: key))
+            }
+        }
+        // Every envelope opens, yet none holds the key the config names: the config's name of
+        // it is what changed (with no envelope at all the tenant was shredded, which opening reports).
+        if let named, !fingerprints.isEmpty, !fingerprints.contains(named), damagedKeys.isEmpty {
+            damagedKeys[layout.config] = "\(layout.config) names data key \(named), which no key envelope holds: damaged"
         }
         let repo: TenantRepository
         do {

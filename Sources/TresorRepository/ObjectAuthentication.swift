@@ -82,12 +82,17 @@ public struct ObjectAuthenticator: Sendable {
             throw RepositoryError(.corrupt, "\(layout.config) has fields Tresor does not write: damaged")
         }
         try config.validate(tenant: layout.tenant, key: layout.config)
+        if let fingerprint = config.dataKey, Hex.decode(fingerprint).map({ Hex.encode($0) }) != fingerprint {
+            throw RepositoryError(.corrupt, "\(layout.config) names its data key in a form Tresor does not write: damaged")
+        }
     }
 
     /// The envelope check; needs only the master keys, so it runs before a repository is opened.
     /// An envelope none of `masters` opens is reported as damage: with the installation's own
     /// key in hand, that is what it is unless the envelope was wrapped under a foreign key.
-    public static func authenticateEnvelope(key: String, bytes: [UInt8], layout: RepositoryLayout, masters: [MasterKey]) throws {
+    /// Returns the data key the envelope wraps.
+    @discardableResult
+    public static func authenticateEnvelope(key: String, bytes: [UInt8], layout: RepositoryLayout, masters: [MasterKey]) throws -> [UInt8] {
         let id = String(key.dropFirst(layout.keysPrefix.count))
         let envelope = try KeyEnvelope.decode(bytes, key: key)
         // Hex and time fields must be in the form Tresor writes (lowercase hex, a canonical
@@ -99,7 +104,7 @@ public struct ObjectAuthenticator: Sendable {
             throw RepositoryError(.corrupt, "key envelope \(key) is not in the form Tresor writes: damaged")
         }
         do {
-            _ = try envelope.unwrap(anyOf: masters, tenant: layout.tenant, id: id)
+            return try envelope.unwrap(anyOf: masters, tenant: layout.tenant, id: id)
         } catch let e as RepositoryError where e.code == .usage {
             throw RepositoryError(.corrupt, "key envelope \(key) cannot be opened with this installation's master key(s): damaged, or wrapped under another master key (\(e.message))")
         }

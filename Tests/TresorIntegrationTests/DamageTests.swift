@@ -89,6 +89,21 @@ import TresorTestSupport
         #expect(Array(keys.keys) == ["tenants/acme/config"])
     }
 
+    @Test func aConfigNamingADataKeyNoEnvelopeHoldsIsNamedAsTheDamagedObject() throws {
+        let f = try Fixture(corpus: Self.small)
+        try f.expectOK(["docs", "backup", "acme"])
+        let config = f.storePath + "/tenants/acme/config"
+        var text = try String(contentsOfFile: config, encoding: .utf8)
+        let range = try #require(text.range(of: #""dataKey" : ""#), "a version 2 config names its data key")
+        let digit = text.index(range.upperBound, offsetBy: 3)
+        text.replaceSubrange(digit...digit, with: text[digit] == "0" ? "1" : "0")
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let r = try f.tresor.run(["--json", "check", "acme"])
+        #expect(r.code == 3, "\(r.stdout) \(r.stderr)")
+        let keys = try #require(try Self.report(r)["damagedKeys"] as? [String: String])
+        #expect(Array(keys.keys) == ["tenants/acme/config"])
+    }
+
     @Test func aSnapshotCopiedUnderAnotherSnapshotsNameIsRefused() throws {
         let f = try Self.twoSnapshots()
         let snaps = Self.files(f.storePath + "/tenants/acme/snapshots")
