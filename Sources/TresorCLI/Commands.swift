@@ -252,6 +252,20 @@ struct CheckCommand: ParsableCommand {
             for (name, rep) in r.tenants.sorted(by: { $0.key < $1.key }) {
                 let wal = rep.walFiles > 0 ? ", \(rep.walFiles) wal files (read \(rep.walFilesRead))" : ""
                 lines.append("\(name): \(rep.snapshots) snapshots, \(rep.packs) packs, \(rep.blobs) blobs\(wal); read \(rep.packsRead) packs (\(formatBytes(rep.bytesRead)))" + (rep.isClean ? ": ok" : ": PROBLEMS"))
+                for (k, why) in rep.damagedKeys.sorted(by: { $0.key < $1.key }) { lines.append("  damaged: " + naming(k, why)) }
+                for (k, why) in rep.damagedIndexes.sorted(by: { $0.key < $1.key }) { lines.append("  damaged index object: " + naming(k, why)) }
+                if !rep.damagedIndexes.isEmpty {
+                    lines.append("    \(rep.packsDescribedFromHeaders) packs were checked from their own headers; rebuild the index: tresor repair index \(name)")
+                }
+                for s in rep.damagedSnapshots {
+                    lines.append("  damaged snapshot: " + naming(s.key, s.why))
+                    if let time = s.time {
+                        lines.append("    it covered: \(s.kind ?? "snapshot") at \(time), \(s.files.map(String.init) ?? "?") files, roots \((s.roots ?? []).joined(separator: ", "))")
+                    } else {
+                        lines.append("    the catalog has no record of what it covered")
+                    }
+                }
+                if !rep.damagedSnapshots.isEmpty { lines.append("    to remove damaged snapshots: tresor repair snapshots \(name) --remove") }
                 for (p, why) in rep.damagedPacks.sorted(by: { $0.key < $1.key }) { lines.append("  damaged pack \(p): \(why)") }
                 for p in rep.problems { lines.append("  \(p)") }
                 for (s, paths) in rep.affected.sorted(by: { $0.key < $1.key }) {
@@ -283,6 +297,9 @@ struct ReplicateCommand: ParsableCommand {
         }
     }
 }
+
+/// `why` alone when it names `key` already, else `key: why`.
+func naming(_ key: String, _ why: String) -> String { why.contains(key) ? why : "\(key): \(why)" }
 
 func formatBytes(_ n: UInt64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"]

@@ -129,7 +129,7 @@ struct Tresor: ParsableCommand {
             """,
         subcommands: [
             InitCommand.self, StoreCommand.self, TenantCommand.self, RegionCommand.self,
-            DocsCommand.self, SnapshotsCommand.self, CheckCommand.self, ReplicateCommand.self, PGCommand.self,
+            DocsCommand.self, SnapshotsCommand.self, CheckCommand.self, RepairCommand.self, ReplicateCommand.self, PGCommand.self,
             EvidenceCommand.self,
             KeysCommand.self,
         ])

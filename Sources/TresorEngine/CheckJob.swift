@@ -13,8 +13,13 @@ public struct CheckResult: Codable, Sendable {
 
 extension Installation {
     /// `tresor check [T] [--read-data | --read-data-subset PCT] [--store NAME]`: every tenant (or
-    /// one), in its primary store or in `store` (an offsite copy). A store that refuses access
-    /// (403) fails the check (exit 1 with the store's hint) instead of counting as damage.
+    /// one), in its primary store or in `store` (an offsite copy).
+    ///
+    /// Reads the store itself, never the local cache of index and snapshot objects: a check that
+    /// trusted the cache would pass while the store's copy is damaged. Damage anywhere (config,
+    /// key envelopes, index, snapshots, packs, WAL) is a finding and checking goes on. A store
+    /// that refuses access (403) or cannot be reached fails the check (exit 1) instead of
+    /// counting as damage.
     public func check(tenant: String?, readData: Checker.ReadData, store storeName: String? = nil) throws -> CheckResult {
         let names = try tenant.map { [try self.tenant($0).name] } ?? catalog.tenants().map(\.name)
         var reports: [String: Checker.Report] = [:]
@@ -27,23 +32,16 @@ extension Installation {
                 }
                 continue
             }
-            var watch: AccessWatchingStore?
-            let repo = try repository(for: t, storeName: storeName, create: false) { base in
-                let w = AccessWatchingStore(base)
-                watch = w
-                return w
-            }
             // Orphaned uploads are only certain when no backup of the tenant is running.
             if let lock = try? TenantLock(home: home, name: name) {
                 withExtendedLifetime(lock) { removeOrphanUploads(tenant: t, store: store) }
             }
             let run = try catalog.startRun(kind: "check", tenant: name, at: clock.now())
-            var report = try Checker(repository: repo).run(readData: readData)
-            // Envelopes the repository opened without (damaged, moved in, foreign key) are problems.
-            report.problems += repo.keyProblems.map { "key envelope \($0)" }
-            try checkWAL(repo, readData: readData, into: &report)
+            let watch = AccessWatchingStore(store)
+            var report = try checkTenant(t, store: watch, readData: readData)
             // An object the key may not read is an access failure, not damage.
-            if let denied = watch?.denied { throw denied }
+            if let denied = watch.denied { throw denied }
+            lostSnapshotCoverage(tenant: name, into: &report)
             try catalog.finishRun(id: run, at: clock.now(), status: report.isClean ? "ok" : "problem_found", detail: json(report))
             reports[name] = report
         }
@@ -51,19 +49,103 @@ extension Installation {
         return CheckResult(tenants: reports, outcome: clean ? .ok : .problemFound)
     }
 
+    private func checkTenant(_ t: TenantRecord, store: any Store, readData: Checker.ReadData) throws -> Checker.Report {
+        let layout = RepositoryLayout(tenant: t.name)
+        let masters = [try masterKey()] + (try previousMasterKeys())
+        var damagedKeys: [String: String] = [:]
+        func authenticate(_ key: String, _ body: ([UInt8]) throws -> Void) throws {
+            do {
+                try body(try store.get(key))
+            } catch where RepositoryError.isDamage(error) {
+                damagedKeys[key] = RepositoryError.describe(error)
+            }
+        }
+        var named: String?
+        try authenticate(layout.config) {
+            try ObjectAuthenticator.authenticateConfig($0, layout: layout)
+            named = try JSONDecoder().decode(TenantConfig.self, from: Data($0)).dataKey
+        }
+        var fingerprints = Set<String>()
+        for o in try store.list(prefix: layout.keysPrefix) {
+            try authenticate(o.key) {
+                let key = try ObjectAuthenticator.authenticateEnvelope(key: o.key, bytes: $0, layout: layout, masters: masters)
+                fingerprints.insert(KeyEnvelope.fingerprint(dataKey: key))
+            }
+        }
+        // Every envelope opens, yet none holds the key the config names: the config's name of
+        // it is what changed (with no envelope at all the tenant was shredded, which opening reports).
+        if let named, !fingerprints.isEmpty, !fingerprints.contains(named), damagedKeys.isEmpty {
+            damagedKeys[layout.config] = "\(layout.config) names data key \(named), which no key envelope holds: damaged"
+        }
+        let repo: TenantRepository
+        do {
+            repo = try TenantRepository.open(store: store, tenant: t.name, master: masters[0], previousMasters: Array(masters.dropFirst()),
+                                             policy: policy.backup, clock: clock, create: false)
+        } catch let e as RepositoryError where !damagedKeys.isEmpty || e.code == .corrupt {
+            // The damaged config or envelope is named above; nothing else can be read without it.
+            var report = Checker.Report()
+            report.damagedKeys = damagedKeys
+            report.problems.append("the repository cannot be opened (\(e.message)): nothing else of it was checked")
+            return report
+        }
+        var report = try Checker(repository: repo).run(readData: readData)
+        report.damagedKeys = damagedKeys
+        // Envelopes the repository opened without that are not damaged (one wrapping another data
+        // key than the config names, left by a creator that lost a race) are problems too.
+        report.problems += repo.keyProblems.filter { p in !damagedKeys.keys.contains { p.hasPrefix($0 + ":") } }
+            .map { "key envelope \($0)" }
+        try checkWAL(repo, readData: readData, into: &report)
+        return report
+    }
+
     /// Adds the WAL archive's findings (``WALCheck``) to a tenant's report.
     private func checkWAL(_ repo: TenantRepository, readData: Checker.ReadData, into report: inout Checker.Report) throws {
-                let fraction: Double
+        let fraction: Double
         switch readData {
         case .none: fraction = 0
         case .all: fraction = 1
         case .subset(let percent): fraction = percent / 100
         }
-        let wal = try WALCheck(archive: walArchive(repo)).run(backups: try baseBackups(repo), readFraction: fraction)
+        // Damaged snapshot objects are already named; the WAL check works from the readable ones.
+        let backups = try repo.snapshotsReportingDamage().snapshots.compactMap { s -> BaseBackupRef? in
+            guard s.manifest.kind == "pg-base", let info = s.manifest.postgres else { return nil }
+            return BaseBackupRef(id: s.id, info: info)
+        }
+        let wal = try WALCheck(archive: walArchive(repo)).run(backups: backups, readFraction: fraction)
         report.walFiles = wal.walFiles
         report.walFilesRead = wal.walFilesRead
         report.bytesRead += wal.walBytesRead
         report.problems += wal.problems
+    }
+
+    /// Fills in what each damaged snapshot covered from the catalog's record of the run that made
+    /// it (time, kind, roots, file count), so the operator knows what is lost. A snapshot the
+    /// catalog has no record of keeps these empty, and the report says so.
+    func lostSnapshotCoverage(tenant: String, into report: inout Checker.Report) {
+        guard !report.damagedSnapshots.isEmpty else { return }
+        let runs: [RunRecord]
+        do {
+            runs = try catalog.runs(tenant: tenant, kind: nil, limit: 1_000_000)
+        } catch {
+            report.problems.append("the catalog's runs could not be read to say what the damaged snapshots covered: \(error)")
+            return
+        }
+        var byID: [String: [String: Any]] = [:]
+        for r in runs {
+            // Results of backup runs carry a "snapshot" summary (id, time, kind, roots, files).
+            guard let data = r.detail.data(using: .utf8),
+                  let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+                  let summary = object["snapshot"] as? [String: Any], let id = summary["id"] as? String else { continue }
+            byID[id] = summary
+        }
+        for i in report.damagedSnapshots.indices {
+            let id = String(report.damagedSnapshots[i].key.split(separator: "/").last ?? "")
+            guard let s = byID[id] else { continue }
+            report.damagedSnapshots[i].time = s["time"] as? String
+            report.damagedSnapshots[i].kind = s["kind"] as? String
+            report.damagedSnapshots[i].roots = s["roots"] as? [String]
+            report.damagedSnapshots[i].files = s["files"] as? Int
+        }
     }
 
     /// `tresor tenant list`.

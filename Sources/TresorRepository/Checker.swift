@@ -10,6 +10,11 @@ import TresorStore
 /// equal its name, its header must agree with the index, and every blob must authenticate,
 /// decompress and hash (keyed) to its id. Damage is reported as findings naming the packs and
 /// the snapshots and files that need them; it is a result, not an error.
+///
+/// The check never stops at the first damaged object: a damaged index object is named and the
+/// packs it listed are described from their own headers instead, so their data is still checked;
+/// a damaged snapshot object is named and the other snapshots are checked. Only a store that
+/// cannot be read (access refused, transport failure) stops it, as a failed job.
 public struct Checker {
     /// What the check found.
     public struct Report: Sendable, Codable {
@@ -22,6 +27,15 @@ public struct Checker {
         public var damagedPacks: [String: String] = [:]
         /// Other problems (missing blobs, unreadable snapshots).
         public var problems: [String] = []
+        /// Index object key → what is wrong with it (`tresor repair index` replaces them).
+        public var damagedIndexes: [String: String] = [:]
+        /// Snapshot objects that cannot be read, with what they covered when the catalog knows.
+        public var damagedSnapshots: [LostSnapshot] = []
+        /// Key envelope (or config) key → what is wrong with it (filled in by the engine).
+        public var damagedKeys: [String: String] = [:]
+        /// Packs no healthy index object lists that were described from their own headers
+        /// (because an index object is damaged).
+        public var packsDescribedFromHeaders = 0
         /// Snapshot id → paths that cannot be restored intact.
         public var affected: [String: [String]] = [:]
         /// Packs in the store that no index lists (left by an interrupted run; harmless).
@@ -31,7 +45,27 @@ public struct Checker {
         public var walFiles = 0
         public var walFilesRead = 0
 
-        public var isClean: Bool { damagedPacks.isEmpty && problems.isEmpty }
+        public init() {}
+
+        public var isClean: Bool {
+            damagedPacks.isEmpty && problems.isEmpty && damagedIndexes.isEmpty && damagedSnapshots.isEmpty && damagedKeys.isEmpty
+        }
+    }
+
+    /// A snapshot object that cannot be read: its key, why, and what it covered as far as the
+    /// catalog's record of the run that made it says (nil when the catalog does not know).
+    public struct LostSnapshot: Sendable, Codable, Equatable {
+        public var key: String
+        public var why: String
+        public var time: String?
+        public var kind: String?
+        public var roots: [String]?
+        public var files: Int?
+
+        public init(key: String, why: String) {
+            self.key = key
+            self.why = why
+        }
     }
 
     public enum ReadData: Sendable, Equatable {
@@ -51,16 +85,28 @@ public struct Checker {
 
     public func run(readData: ReadData) throws -> Report {
         var report = Report()
-        let index = try repo.loadIndex()
-        let expected = index.packSizes
-        report.packs = expected.count
-        report.blobs = index.blobCount
+        let (index, damagedIndexes) = try repo.loadIndexReportingDamage()
+        for d in damagedIndexes { report.damagedIndexes[d.key] = d.why }
         var present: [ObjectID: Int] = [:]
         for o in try repo.store.list(prefix: repo.layout.packsPrefix) {
             if let id = RepositoryLayout.id(fromKey: o.key) { present[id] = o.size }
         }
-        report.unreferencedPacks = present.keys.filter { expected[$0] == nil }.count
         var damaged: [ObjectID: String] = [:]
+        let indexed = index.packSizes
+        var unreferenced = present.filter { indexed[$0.key] == nil }
+        if !damagedIndexes.isEmpty && !unreferenced.isEmpty {
+            // The packs a damaged index object listed are among these: describe them from their
+            // headers so their data and the snapshots that need them are still checked.
+            let (described, bad) = try repo.describePacksFromHeaders(unreferenced)
+            index.add(IndexFile(packs: described), indexID: nil)
+            report.packsDescribedFromHeaders = described.count
+            for (id, why) in bad { damaged[id] = "no index lists it and its header is damaged: \(why)" }
+            unreferenced = [:]
+        }
+        let expected = index.packSizes
+        report.packs = expected.count
+        report.blobs = index.blobCount
+        report.unreferencedPacks = unreferenced.count
         for (id, size) in expected {
             guard let actual = present[id] else {
                 damaged[id] = "missing from the store"
@@ -80,20 +126,29 @@ public struct Checker {
             for p in toRead { queue.push(p) }
             queue.close()
             let found = Locked([ObjectID: String]())
+            let failure = Locked(Error?.none)
             let counters = Locked((packs: 0, bytes: UInt64(0)))
             let keys = repo.keys
             let store = repo.store
             let layout = repo.layout
             runOnThreads(min(threads, max(1, toRead.count)), name: "check") { _ in
                 let hmac = HMACSHA256(key: keys.chunkID)
-                guard let opener = try? BlobOpener(keys: keys) else { return }
                 var plain: [UInt8] = []
-                while let pack = queue.pop() {
-                    let problem = Self.verify(pack: pack, size: expected[pack] ?? 0, blobs: byPack[pack] ?? [], store: store, layout: layout,
-                                              keys: keys, hmac: hmac, opener: opener, plain: &plain, counters: counters)
-                    if let problem { found.withLock { $0[pack] = problem } }
+                do {
+                    let opener = try BlobOpener(keys: keys)
+                    while let pack = queue.pop() {
+                        if failure.current != nil { return }
+                        let problem = try Self.verify(pack: pack, size: expected[pack] ?? 0, blobs: byPack[pack] ?? [], store: store,
+                                                      layout: layout, keys: keys, hmac: hmac, opener: opener, plain: &plain, counters: counters)
+                        if let problem { found.withLock { $0[pack] = problem } }
+                    }
+                } catch {
+                    // Not damage (that is a finding, returned above): the store could not be
+                    // read, so the check cannot say anything about the rest. A failed job.
+                    failure.withLock { if $0 == nil { $0 = error } }
                 }
             }
+            if let e = failure.current { throw e }
             for (k, v) in found.current { damaged[k] = v }
             report.packsRead = counters.current.packs
             report.bytesRead = counters.current.bytes
@@ -106,7 +161,9 @@ public struct Checker {
                 for (id, _) in blobs { damagedBlobs.insert(id) }
             }
         }
-        for (id, manifest) in try repo.snapshots() {
+        let (snapshots, damagedSnapshots) = try repo.snapshotsReportingDamage()
+        report.damagedSnapshots = damagedSnapshots.map { LostSnapshot(key: $0.key, why: $0.why) }
+        for (id, manifest) in snapshots {
             report.snapshots += 1
             let treeIDs = manifest.tree.compactMap(ObjectID.init(hex:))
             if treeIDs.contains(where: { damagedBlobs.contains($0) || !index.contains($0) }) {
@@ -116,8 +173,9 @@ public struct Checker {
             let nodes: [TreeNode]
             do {
                 nodes = try repo.loadTree(manifest, index: index)
-            } catch {
-                report.problems.append("snapshot \(id.short): cannot read its file list: \(error)")
+            } catch where RepositoryError.isDamage(error) {
+                report.problems.append("snapshot \(id.short): cannot read its file list: \(RepositoryError.describe(error))")
+                report.affected[id.hex] = ["(the whole snapshot: its file list is damaged)"]
                 continue
             }
             var paths: [String] = []
@@ -136,33 +194,25 @@ public struct Checker {
     }
 
     /// Reads one pack in bounded windows: trailer and header first, then the blobs in order,
-    /// hashing everything so the pack's name (its SHA-256) is checked too.
+    /// hashing everything so the pack's name (its SHA-256) is checked too. Returns what is wrong
+    /// with the pack; throws only when the store cannot be read (not damage).
     private static func verify(pack: ObjectID, size: Int, blobs: [(ObjectID, BlobLocation)], store: any Store,
                                layout: RepositoryLayout, keys: TenantKeys, hmac: HMACSHA256, opener: BlobOpener,
-                               plain: inout [UInt8], counters: Locked<(packs: Int, bytes: UInt64)>) -> String? {
+                               plain: inout [UInt8], counters: Locked<(packs: Int, bytes: UInt64)>) throws -> String? {
         let key = layout.pack(pack)
         do {
-            let trailer = try store.get(key, range: (size - PackFormat.trailerSize)..<size)
-            let headerLength = try PackFormat.headerLength(trailer: trailer, packSize: size, name: pack.short)
-            let headerStart = size - PackFormat.trailerSize - headerLength
-            let sealedHeader = try store.get(key, range: headerStart..<(size - PackFormat.trailerSize))
-            let header = try PackFormat.openHeader(sealedHeader, keys: keys, name: pack.short).sorted { $0.offset < $1.offset }
+            let stored = try PackFormat.readHeader(store: store, key: key, size: size, keys: keys, name: pack.short)
+            let header = stored.entries
             let inHeader = Dictionary(header.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             for (id, loc) in blobs {
                 guard let e = inHeader[id], e.offset == loc.offset, e.length == loc.length else {
                     return "header does not list blob \(id.short) where the index says"
                 }
             }
-            // Blobs must tile the pack from 0 to the header, so hashing the windows and the
-            // header covers every byte.
-            var expected = 0
-            for e in header {
-                guard Int(e.offset) == expected else { return "blobs do not tile the pack (gap at \(expected))" }
-                expected += Int(e.length)
-            }
-            guard expected == headerStart else { return "blobs do not reach the header" }
+            // The header's blobs tile the pack (readHeader checks), so hashing the windows and
+            // the header covers every byte.
             let hasher = SHA256Hasher()
-            var read = trailer.count + sealedHeader.count
+            var read = stored.trailer.count + stored.sealedHeader.count
             for window in PackFormat.readWindows(header.map { Int($0.offset)..<Int($0.offset + $0.length) },
                                                  maxBytes: PackFormat.readWindowBytes) {
                 let bytes = try store.get(key, range: window.range)
@@ -179,15 +229,17 @@ public struct Checker {
                     guard actual == e.id else { return "blob \(e.id.short) does not hash to its id" }
                 }
             }
-            hasher.update(sealedHeader)
-            hasher.update(trailer)
+            hasher.update(stored.sealedHeader)
+            hasher.update(stored.trailer)
             counters.withLock {
                 $0.packs += 1
                 $0.bytes += UInt64(read)
             }
             guard hasher.finalize() == pack else { return "content does not match its name (SHA-256): damaged" }
-        } catch {
-            return "\(error)"
+        } catch where RepositoryError.isDamage(error) {
+            return RepositoryError.describe(error)
+        } catch let e as StoreError where e.code == .notFound {
+            return "missing from the store"
         }
         return nil
     }

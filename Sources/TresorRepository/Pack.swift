@@ -1,6 +1,7 @@
 import Foundation
 import TresorCore
 import TresorCrypto
+import TresorStore
 
 /// A pack object: many sealed blobs followed by their sealed header.
 ///
@@ -59,6 +60,45 @@ public enum PackFormat {
         var entries: [PackEntry] = []
         for _ in 0..<n { entries.append(try PackEntry.decode(&r)) }
         return entries
+    }
+}
+
+extension PackFormat {
+    /// A pack's header as read from the store: its entries sorted by offset, and the raw trailer
+    /// and sealed header (so a caller hashing the whole pack need not fetch them again).
+    public struct StoredHeader {
+        public var entries: [PackEntry]
+        public var trailer: [UInt8]
+        public var sealedHeader: [UInt8]
+        /// Where the sealed header starts: the blobs end here.
+        public var headerStart: Int
+    }
+
+    /// Reads a pack's header from the store with two ranged reads (trailer, then header),
+    /// authenticates it, and checks that its blobs tile the pack from byte 0 to the header, so
+    /// the header alone describes every byte (packs are self-describing: `repair index` builds
+    /// index objects from this). Damage throws a ``RepositoryError/Code/corrupt`` error; store
+    /// failures are thrown as they are.
+    public static func readHeader(store: any Store, key: String, size: Int, keys: TenantKeys, name: String) throws -> StoredHeader {
+        guard size >= trailerSize + AESGCM.overhead else {
+            throw RepositoryError(.corrupt, "pack \(name) is too short (\(size) bytes) to be a pack")
+        }
+        let trailer = try store.get(key, range: (size - trailerSize)..<size)
+        let headerLength = try headerLength(trailer: trailer, packSize: size, name: name)
+        let headerStart = size - trailerSize - headerLength
+        let sealedHeader = try store.get(key, range: headerStart..<(size - trailerSize))
+        let entries = try openHeader(sealedHeader, keys: keys, name: name).sorted { $0.offset < $1.offset }
+        var expected = 0
+        for e in entries {
+            guard Int(e.offset) == expected, e.length >= UInt32(AESGCM.overhead) else {
+                throw RepositoryError(.corrupt, "pack \(name) header: blobs do not tile the pack (gap or overlap at \(expected))")
+            }
+            expected += Int(e.length)
+        }
+        guard expected == headerStart else {
+            throw RepositoryError(.corrupt, "pack \(name) header: blobs end at \(expected), the header starts at \(headerStart)")
+        }
+        return StoredHeader(entries: entries, trailer: trailer, sealedHeader: sealedHeader, headerStart: headerStart)
     }
 }
 

@@ -28,6 +28,28 @@ public struct TenantConfig: Codable, Sendable, Equatable {
     public var dataKey: String?
 }
 
+extension TenantConfig {
+    /// Throws a ``RepositoryError/Code/corrupt`` error unless this is a config this version of
+    /// Tresor can use for `tenant`: the format, algorithms and chunker sizes it writes (so a
+    /// damaged size is a finding, not a failed precondition in the chunker).
+    public func validate(tenant: String, key: String) throws {
+        guard format == "tresor-tenant", version == 1 || (version == 2 && dataKey != nil), self.tenant == tenant else {
+            throw RepositoryError(.corrupt, "\(key) describes another tenant or format")
+        }
+        guard chunker.algorithm == "fastcdc-gear-v1", chunkIDs == "hmac-sha256", encryption == "aes-256-gcm", compression == "zstd" else {
+            throw RepositoryError(.corrupt, "\(key) names an algorithm Tresor does not use: damaged, or written by another version")
+        }
+        let avg = chunker.averageSize
+        guard avg > 0, avg & (avg - 1) == 0, (6...40).contains(avg.trailingZeroBitCount),
+              chunker.minSize >= 1, chunker.minSize <= avg, avg <= chunker.maxSize else {
+            throw RepositoryError(.corrupt, "\(key) has chunker sizes no chunker accepts (\(chunker.minSize)/\(avg)/\(chunker.maxSize))")
+        }
+        guard TimeFormat.parse(created) != nil else {
+            throw RepositoryError(.corrupt, "\(key) has a creation time that is not a time")
+        }
+    }
+}
+
 /// One tenant's repository in one store: its config, keys, index objects, packs and snapshots.
 ///
 /// Opening it reads the config and unwraps the tenant's data key with the master key; a wrong
@@ -89,10 +111,7 @@ public final class TenantRepository: Sendable {
         } catch {
             throw RepositoryError(.corrupt, "\(layout.config) is not a valid tenant config")
         }
-        guard config.format == "tresor-tenant", config.version == 1 || (config.version == 2 && config.dataKey != nil),
-              config.tenant == tenant else {
-            throw RepositoryError(.corrupt, "\(layout.config) describes another tenant or format")
-        }
+        try config.validate(tenant: tenant, key: layout.config)
         let (dataKey, problems) = try findDataKey(store: store, layout: layout, fingerprint: config.dataKey,
                                                   masters: [master] + previousMasters)
         return TenantRepository(store: store, layout: layout, config: config, keys: TenantKeys(dataKey: dataKey),
@@ -182,27 +201,54 @@ public final class TenantRepository: Sendable {
 
     // MARK: index
 
-    /// Reads every index object of the tenant (in parallel) into one in-memory index.
+    /// Reads every index object of the tenant (in parallel) into one in-memory index. The first
+    /// damaged index object is thrown; ``loadIndexReportingDamage(threads:)`` names them all.
     public func loadIndex(threads: Int = 4) throws -> RepositoryIndex {
+        let (index, damaged) = try loadIndexReportingDamage(threads: threads)
+        if let first = damaged.first {
+            throw RepositoryError(.corrupt, first.why, hint: "tresor check \(tenant); tresor repair index \(tenant)")
+        }
+        return index
+    }
+
+    /// Reads every index object it can into one index and names each damaged one (it does not
+    /// match its name, fails authentication or does not parse) with the reason, instead of
+    /// stopping at the first. Store failures (access, transport) are not damage and are thrown.
+    public func loadIndexReportingDamage(threads: Int = 4) throws -> (index: RepositoryIndex, damaged: [(key: String, why: String)]) {
         let index = RepositoryIndex()
         let objects = try store.list(prefix: layout.indexPrefix)
         let errors = Locked<[Error]>([])
+        let damaged = Locked<[(key: String, why: String)]>([])
         let queue = BlockingQueue<ObjectInfo>(capacity: max(1, objects.count))
         for o in objects { queue.push(o) }
         queue.close()
         runOnThreads(min(threads, max(1, objects.count)), name: "index") { _ in
             while let o = queue.pop() {
                 do {
-                    let sealed = try self.store.get(o.key)
-                    let plain = try SealedObject.open(sealed, kind: .index, keys: self.keys, name: o.key)
-                    index.add(try IndexFile.decode(plain, name: o.key), indexID: RepositoryLayout.id(fromKey: o.key))
+                    let file = try self.readIndexObject(o.key)
+                    index.add(file, indexID: RepositoryLayout.id(fromKey: o.key))
+                } catch where RepositoryError.isDamage(error) {
+                    damaged.withLock { $0.append((o.key, RepositoryError.describe(error))) }
                 } catch {
                     errors.withLock { $0.append(error) }
                 }
             }
         }
         if let e = errors.current.first { throw e }
-        return index
+        return (index, damaged.current.sorted { $0.key < $1.key })
+    }
+
+    /// Reads, authenticates and parses one index object; its SHA-256 must equal its name.
+    func readIndexObject(_ key: String) throws -> IndexFile {
+        let sealed = try store.get(key)
+        guard let named = RepositoryLayout.id(fromKey: key) else {
+            throw RepositoryError(.corrupt, "index object \(key) has no id for a name")
+        }
+        guard SHA256.hash(sealed) == named else {
+            throw RepositoryError(.corrupt, "index object \(key) does not match its name (SHA-256): damaged")
+        }
+        let plain = try SealedObject.open(sealed, kind: .index, keys: keys, name: key)
+        return try IndexFile.decode(plain, name: key)
     }
 
     /// Seals and stores an index object; returns its id (SHA-256 of the stored bytes).
@@ -236,6 +282,11 @@ public final class TenantRepository: Sendable {
             throw RepositoryError(.usage, "tenant '\(tenant)' has no snapshot \(id.short)", hint: "tresor snapshots \(tenant)")
         }
         let json = try SealedObject.open(sealed, kind: .snapshot, keys: keys, name: key)
+        // A snapshot's name is the SHA-256 of its JSON: an authentic manifest stored under
+        // another snapshot's name is refused too.
+        guard SHA256.hash(json) == id else {
+            throw RepositoryError(.corrupt, "snapshot \(key) does not match its name (SHA-256 of its manifest)")
+        }
         do {
             return try JSONDecoder().decode(SnapshotManifest.self, from: Data(json))
         } catch {
@@ -243,14 +294,33 @@ public final class TenantRepository: Sendable {
         }
     }
 
-    /// Every snapshot of the tenant, oldest first.
+    /// Every snapshot of the tenant, oldest first. The first damaged one is thrown;
+    /// ``snapshotsReportingDamage()`` names them all.
     public func snapshots() throws -> [(id: ObjectID, manifest: SnapshotManifest)] {
-        var out: [(id: ObjectID, manifest: SnapshotManifest)] = []
-        for o in try store.list(prefix: layout.snapshotsPrefix) {
-            guard let id = RepositoryLayout.id(fromKey: o.key) else { continue }
-            out.append((id, try loadSnapshot(id)))
+        let (good, damaged) = try snapshotsReportingDamage()
+        if let first = damaged.first {
+            throw RepositoryError(.corrupt, first.why, hint: "tresor repair snapshots \(tenant)")
         }
-        return out.sorted { ($0.manifest.time, $0.id.hex) < ($1.manifest.time, $1.id.hex) }
+        return good
+    }
+
+    /// Every readable snapshot (oldest first), and each damaged snapshot object by key with the
+    /// reason. A key under `snapshots/` that is not an id is damage too. Store failures are thrown.
+    public func snapshotsReportingDamage() throws -> (snapshots: [(id: ObjectID, manifest: SnapshotManifest)], damaged: [(key: String, why: String)]) {
+        var out: [(id: ObjectID, manifest: SnapshotManifest)] = []
+        var damaged: [(key: String, why: String)] = []
+        for o in try store.list(prefix: layout.snapshotsPrefix) {
+            guard let id = RepositoryLayout.id(fromKey: o.key) else {
+                damaged.append((o.key, "\(o.key) is not named by a snapshot id"))
+                continue
+            }
+            do {
+                out.append((id, try loadSnapshot(id)))
+            } catch where RepositoryError.isDamage(error) {
+                damaged.append((o.key, RepositoryError.describe(error)))
+            }
+        }
+        return (out.sorted { ($0.manifest.time, $0.id.hex) < ($1.manifest.time, $1.id.hex) }, damaged)
     }
 
     // MARK: blobs

@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+import TresorCore
+import TresorCrypto
+@testable import TresorRepository
+import TresorStore
+import TresorTestSupport
+
+/// A store that cannot be read is a failed check (exit 1, retried), never reported as damage.
+@Suite struct CheckerTests {
+    static func repositoryWithPacks(_ dir: TempDirectory, master: MasterKey) throws -> LocalStore {
+        let store = try LocalStore(root: dir.url)
+        let repo = try openRepository(store, master: master)
+        let writer = try BlobWriter(repository: repo, index: RepositoryIndex(), settings: .init(policy: smallPolicy, uploaders: 1))
+        let hmac = HMACSHA256(key: repo.keys.chunkID)
+        var rng = SeededRandom(seed: 5)
+        for _ in 0..<20 {
+            let data = rng.bytes(20_000)
+            _ = try data.withUnsafeBytes { try writer.add(id: hmac.mac(data), type: .data, data: $0) }
+        }
+        _ = try writer.finish()
+        return store
+    }
+
+    @Test func aPackReadThatIsRefusedFailsTheCheckInsteadOfNamingThePackDamaged() throws {
+        let dir = TempDirectory()
+        let master = MasterKey.generate()
+        let store = try Self.repositoryWithPacks(dir, master: master)
+        let refusing = FaultInjectingStore(store, rules: [
+            .init(.get, keyContains: "/data/", times: 1_000_000, fault: .error(StoreError(.permission, "get: http 403 AccessDenied (injected)"))),
+        ])
+        let repo = try TenantRepository.open(store: refusing, tenant: "acme", master: master, policy: smallPolicy,
+                                             clock: SystemClock(), create: false)
+        let error = #expect(throws: StoreError.self) { try Checker(repository: repo, threads: 2).run(readData: .all) }
+        #expect(error?.code == .permission)
+        // Without the fault the same repository is clean: the refusal was the only thing wrong.
+        let clean = try Checker(repository: try openRepository(store, master: master)).run(readData: .all)
+        #expect(clean.isClean && clean.packsRead > 0)
+    }
+}
