@@ -13,7 +13,8 @@ public enum RunKind: String, Sendable, Codable, CaseIterable {
     case replicate
     case storeClean = "store-clean"
     case keyRotation = "key-rotation"
-    case repair
+    case repairIndex = "repair-index"
+    case repairSnapshots = "repair-snapshots"
     case drill
     case tick
     case retention
