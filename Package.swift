@@ -3,7 +3,7 @@ import PackageDescription
 
 // Dependencies are deliberate: every one is rebuilt on each CI run. Crypto, compression, SQLite
 // and PostgreSQL's client come from system libraries (OpenSSL, zstd, sqlite3, libpq) through
-// system-library targets; the only Swift package is the argument parser.
+// system-library targets; the Swift packages are the argument parser and swift-mustache (the evidence report).
 let package = Package(
     name: "Tresor",
     platforms: [.macOS(.v14)],
@@ -12,6 +12,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // The evidence report's HTML template (escapes every value); no dependencies of its own.
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // System libraries: a module map and a shim header each, nothing else.
@@ -28,7 +30,9 @@ let package = Package(
         .target(name: "TresorDocuments", dependencies: ["TresorCore", "TresorRepository"]),
         .target(name: "TresorPostgres", dependencies: ["TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "CLibpq"]),
         .target(name: "TresorCatalog", dependencies: ["TresorCore", "CSQLite"]),
-        .target(name: "TresorEvidence", dependencies: ["TresorCore", "TresorCrypto", "TresorStore"]),
+        .target(name: "TresorEvidence", dependencies: [
+            "TresorCore", "TresorCrypto", "TresorStore", .product(name: "Mustache", package: "swift-mustache"),
+        ]),
         .target(name: "TresorEngine", dependencies: [
             "TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "TresorDocuments", "TresorCatalog",
             "TresorPostgres", "TresorEvidence",
@@ -48,6 +52,8 @@ let package = Package(
         .testTarget(name: "TresorDocumentsTests", dependencies: ["TresorDocuments", "TresorTestSupport"]),
         .testTarget(name: "TresorEvidenceTests", dependencies: ["TresorEvidence", "TresorStore", "TresorCrypto", "TresorTestSupport"]),
         .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI", "TresorCatalog", "TresorPostgres"]),
-        .testTarget(name: "TresorIntegrationTests", dependencies: ["TresorTestSupport", "TresorStore", "TresorPostgres", "tresor"]),
+        .testTarget(name: "TresorIntegrationTests", dependencies: [
+            "TresorTestSupport", "TresorStore", "TresorPostgres", "TresorEngine", "TresorEvidence", "tresor",
+        ]),
     ]
 )

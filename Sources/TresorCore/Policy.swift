@@ -52,9 +52,30 @@ public struct Policy: Sendable, Equatable {
         public var streamStatusInterval: PolicyDuration
     }
 
+    /// Restore drills and the control over them.
+    public struct Drills: Sendable, Equatable {
+        /// The control flags a tenant whose last passing drill is older than this (`max_age`).
+        public var maxAge: PolicyDuration
+    }
+
+    /// The restore figures the service terms promise; the evidence report measures drills
+    /// against them.
+    public struct ServiceTerms: Sendable, Equatable {
+        /// Every restore within this (`rto`, 1 hour).
+        public var rto: PolicyDuration
+        /// Most restores within this (`rto_typical`, 15 minutes) ...
+        public var rtoTypical: PolicyDuration
+        /// ... namely more than this share of them, percent (`rto_typical_share_percent`, 75).
+        public var rtoTypicalSharePercent: Int
+        /// Data loss on a crash under this (`rpo`, 1 minute).
+        public var rpo: PolicyDuration
+    }
+
     public var backup: Backup
     public var documents: Documents
     public var postgres: Postgres
+    public var drills: Drills
+    public var serviceTerms: ServiceTerms
 
     /// Builds the policy from a merged TOML document.
     public init(toml: TOMLValue, source: String) throws {
@@ -80,6 +101,12 @@ public struct Policy: Sendable, Equatable {
             archiveWait: try r.duration("postgres.archive_wait"),
             streamFlushInterval: try r.duration("postgres.stream_flush_interval"),
             streamStatusInterval: try r.duration("postgres.stream_status_interval"))
+        drills = Drills(maxAge: try r.duration("drills.max_age"))
+        serviceTerms = ServiceTerms(
+            rto: try r.duration("service_terms.rto"), rtoTypical: try r.duration("service_terms.rto_typical"),
+            rtoTypicalSharePercent: try r.int("service_terms.rto_typical_share_percent", in: 0...100),
+            rpo: try r.duration("service_terms.rpo"))
+        guard drills.maxAge.seconds > 0 else { throw CoreError.usage("\(source): drills.max_age must be more than 0s") }
         guard postgres.streamFlushInterval.seconds > 0, postgres.streamStatusInterval.seconds > 0 else {
             throw CoreError.usage("\(source): postgres.stream_flush_interval and stream_status_interval must be more than 0s")
         }
