@@ -159,7 +159,7 @@ public enum EvidenceReportPage {
                      detail: "\(f.withinTypical) of \(f.drills); promised over \(p.rtoTypicalSharePercent) %",
                      cls: share == nil ? "neutral" : (shareOK ? "good" : "bad")),
                 Card(label: "Largest data loss (RPO)", value: f.rpoMaxMs.map(Format.millis) ?? "–",
-                     detail: "\(f.latestTargetDrills) drills to the latest point; promised under \(Format.duration(p.rpo))",
+                     detail: "\(Format.count(f.latestTargetDrills, "drill")) to the latest point; promised under \(Format.duration(p.rpo))",
                      cls: f.rpoMaxMs == nil ? "neutral" : (f.rpoBreaches == 0 ? "good" : "bad")),
             ]
 
@@ -206,7 +206,7 @@ public enum EvidenceReportPage {
                 ControlRow(control: "Data loss under \(Format.duration(p.rpo))",
                            clauses: ["SOC 2 A1.2 Recovery infrastructure and backup", "Service terms: data loss (RPO)"],
                            evidence: f.rpoMaxMs == nil ? "No drill to the latest point in \(r.month.name)."
-                               : "\(f.rpoBreaches) of \(f.latestTargetDrills) drills to the latest point at or over \(Format.duration(p.rpo)); largest \(Format.millis(f.rpoMaxMs!)).",
+                               : "\(f.rpoBreaches) of \(Format.count(f.latestTargetDrills, "drill")) to the latest point at or over \(Format.duration(p.rpo)); largest \(Format.millis(f.rpoMaxMs!)).",
                            statusClass: f.rpoMaxMs == nil ? "none" : (f.rpoBreaches == 0 ? "pass" : "fail"),
                            statusLabel: f.rpoMaxMs == nil ? "No data" : (f.rpoBreaches == 0 ? "Met" : "Not met")),
                 ControlRow(control: "Integrity of this evidence",
@@ -286,7 +286,7 @@ public enum EvidenceReportPage {
                 resultLabel: (d.selfTest ? "Self-test " : "") + (d.result == .pass ? "pass" : "fail"),
                 rto: d.rtoMs.map(Format.millis) ?? "no usable database", rtoClass: rtoClass,
                 rpo: d.rpoMs.map(Format.millis) ?? "–", rpoClass: rpoClass,
-                restored: "\(Format.bytes(d.bytesRestored)) · \(d.filesRestored) files",
+                restored: "\(Format.bytes(d.bytesRestored)) · \(Format.count(Int(d.filesRestored), "file"))",
                 split: "restore \(Format.millis(d.timings.restoreMs)) · recovery \(Format.millis(d.timings.recoveryMs)) · checks \(Format.millis(d.timings.checksMs))",
                 problems: problems, hasProblems: !problems.isEmpty,
                 versions: "Tresor \(d.tresorVersion) · PostgreSQL \(d.postgresVersion) · drill \(d.drillID)")
@@ -329,6 +329,9 @@ enum Format {
         default: return "\(s) s"
         }
     }
+
+    /// `1 drill`, `2 drills`.
+    static func count(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
 
     static func bytes(_ n: Int64) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB"]

@@ -59,6 +59,7 @@ svg.spark .ref { stroke:#9aa5b1; stroke-width:1; stroke-dasharray:3 3; }
 svg.spark .fast { fill:var(--accent); } svg.spark .slow { fill:#d49a1c; } svg.spark .over { fill:var(--fail); }
 ul.problems { margin:4px 0 0; padding-left:18px; color:var(--fail); font-size:12.5px; }
 .small { font-size:12px; color:var(--muted); }
+.nw { white-space:nowrap; }
 ul.clauses { margin:0; padding-left:16px; }
 footer { margin-top:36px; padding-top:14px; border-top:1px solid var(--line); color:var(--muted); font-size:12.5px; }
 code { font-family:"DejaVu Sans Mono", Menlo, Consolas, monospace; font-size:12px; background:#eef1f5; padding:1px 4px; border-radius:3px; }
@@ -121,7 +122,7 @@ code { font-family:"DejaVu Sans Mono", Menlo, Consolas, monospace; font-size:12p
   <thead><tr><th>Record</th><th>Tenant</th><th>Target</th><th>Result</th><th>RTO</th><th>RPO</th><th>Restored</th><th>Time split</th></tr></thead>
   <tbody>
 {{#drills}}
-    <tr><td>{{seq}}<div class="small">{{time}}</div></td><td class="tenant">{{tenant}}</td><td>{{target}}</td><td><span class="pill {{resultClass}}">{{resultLabel}}</span>{{#hasProblems}}<ul class="problems">{{#problems}}<li><b>{{name}}</b> {{statusLabel}}: {{reason}}</li>{{/problems}}</ul>{{/hasProblems}}</td><td class="{{rtoClass}}">{{rto}}</td><td class="{{rpoClass}}">{{rpo}}</td><td>{{restored}}</td><td class="small">{{split}}<div>{{versions}}</div></td></tr>
+    <tr><td>{{seq}}<div class="small">{{time}}</div></td><td class="tenant">{{tenant}}</td><td>{{target}}</td><td><span class="pill {{resultClass}}">{{resultLabel}}</span>{{#hasProblems}}<ul class="problems">{{#problems}}<li><b>{{name}}</b> {{statusLabel}}: {{reason}}</li>{{/problems}}</ul>{{/hasProblems}}</td><td class="nw {{rtoClass}}">{{rto}}</td><td class="nw {{rpoClass}}">{{rpo}}</td><td>{{restored}}</td><td class="small">{{split}}<div>{{versions}}</div></td></tr>
 {{/drills}}
 {{#noDrills}}<tr><td colspan="8" class="small">No drills recorded in {{monthName}}.</td></tr>{{/noDrills}}
   </tbody>
