@@ -34,6 +34,9 @@ public enum EvidenceReportPage {
         var dots: [Point]
         var refY: String
         var label: String
+        /// The slowest restore of the 12 months, printed next to the line as its scale.
+        var peak: String
+        var peakClass: String
     }
 
     struct TenantRow {
@@ -266,7 +269,8 @@ public enum EvidenceReportPage {
             }
             return Spark(points: dots.map { "\($0.x),\($0.y)" }.joined(separator: " "), dots: dots,
                          refY: String(format: "%.1f", y(typical)),
-                         label: "Slowest restore per month over 12 months; dashed line: \(Format.duration(p.rtoTypical))")
+                         label: "Slowest restore per month over 12 months; dashed line: \(Format.duration(p.rtoTypical))",
+                         peak: Format.millis(top), peakClass: Double(top) > p.rto.seconds * 1000 ? "bad" : "")
         }
 
         static func drillRow(_ e: DrillHistory.Entry, promises p: EvidenceReport.Promises) -> DrillRow {

@@ -53,7 +53,8 @@ tr.former td { color:var(--muted); }
 .pill.fail { background:var(--fail-bg); color:var(--fail); }
 .pill.none { background:var(--none-bg); color:var(--muted); }
 .bad { color:var(--fail); font-weight:600; } .warn { color:var(--warn); font-weight:600; }
-svg.spark { display:block; }
+svg.spark { display:inline-block; vertical-align:middle; }
+.peak { font-size:11.5px; color:var(--muted); margin-left:6px; vertical-align:middle; }
 svg.spark .line { fill:none; stroke:var(--accent); stroke-width:1.5; }
 svg.spark .ref { stroke:#9aa5b1; stroke-width:1; stroke-dasharray:3 3; }
 svg.spark .fast { fill:var(--accent); } svg.spark .slow { fill:#d49a1c; } svg.spark .over { fill:var(--fail); }
@@ -96,10 +97,10 @@ code { font-family:"DejaVu Sans Mono", Menlo, Consolas, monospace; font-size:12p
 
 <h2>Drill results per tenant, last 12 months</h2>
 <table id="tenants">
-  <thead><tr><th>Tenant</th><th>Control</th><th>Last pass</th><th>Age</th>{{#months}}<th class="m">{{.}}</th>{{/months}}<th>Slowest restore per month</th></tr></thead>
+  <thead><tr><th>Tenant</th><th>Control</th><th>Last pass</th><th>Age</th>{{#months}}<th class="m">{{.}}</th>{{/months}}<th>Slowest restore, 12 months</th></tr></thead>
   <tbody>
 {{#tenants}}
-    <tr class="{{rowClass}}"><td class="tenant">{{name}}</td><td><span class="pill {{stateClass}}">{{stateLabel}}</span></td><td>{{lastPass}}</td><td>{{age}}</td>{{#cells}}<td class="m"><span class="cell {{cls}}" title="{{title}}">{{text}}</span></td>{{/cells}}<td>{{#spark}}<svg class="spark" width="140" height="30" viewBox="0 0 140 30" role="img" aria-label="{{label}}"><title>{{label}}</title><line class="ref" x1="0" x2="140" y1="{{refY}}" y2="{{refY}}"/><polyline class="line" points="{{points}}"/>{{#dots}}<circle class="{{cls}}" cx="{{x}}" cy="{{y}}" r="2.6"><title>{{title}}</title></circle>{{/dots}}</svg>{{/spark}}{{^spark}}<span class="small">no restore</span>{{/spark}}</td></tr>
+    <tr class="{{rowClass}}"><td class="tenant">{{name}}</td><td><span class="pill {{stateClass}}">{{stateLabel}}</span></td><td>{{lastPass}}</td><td>{{age}}</td>{{#cells}}<td class="m"><span class="cell {{cls}}" title="{{title}}">{{text}}</span></td>{{/cells}}<td class="nw">{{#spark}}<svg class="spark" width="140" height="30" viewBox="0 0 140 30" role="img" aria-label="{{label}}"><title>{{label}}</title><line class="ref" x1="0" x2="140" y1="{{refY}}" y2="{{refY}}"/><polyline class="line" points="{{points}}"/>{{#dots}}<circle class="{{cls}}" cx="{{x}}" cy="{{y}}" r="2.6"><title>{{title}}</title></circle>{{/dots}}</svg><span class="peak {{peakClass}}">max {{peak}}</span>{{/spark}}{{^spark}}<span class="small">no restore</span>{{/spark}}</td></tr>
 {{/tenants}}
 {{#noTenants}}<tr><td colspan="17" class="small">No tenants.</td></tr>{{/noTenants}}
   </tbody>
