@@ -42,7 +42,7 @@ struct DrillCommand: ParsableCommand {
                     lines.append("\(flag)\t\(s.tenant)\t\(last)")
                 }
                 if r.tenants.isEmpty { lines.append("no active tenants") }
-                for i in r.invalidDrillRecords { lines.append("PROBLEM: record \(i.seq) is not a valid drill record: \(i.reason)") }
+                for i in r.invalidDrillRecords { lines.append("PROBLEM: drill record \(i.seq) is not counted: \(i.reason)") }
                 if r.drillsAfterNow > 0 { lines.append("note: \(r.drillsAfterNow) drill records are dated after \(TimeFormat.string(r.asOf)) and were not considered") }
                 let late = r.overdue.count
                 lines.append("\(r.tenants.count - late) of \(r.tenants.count) tenants passed a drill within \(r.maxAge)"

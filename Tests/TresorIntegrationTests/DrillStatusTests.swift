@@ -65,6 +65,42 @@ func recordDrill(home: String, tenant: String, at time: String, failing check: S
         #expect(lateEntry?["tenant"] as? String == "acme" && lateEntry?["state"] as? String == "overdue"
                 && lateEntry?["last_pass_seq"] as? Int == 1)
         #expect(try f.expectOK(["--json", "evidence", "verify"]).json()?["verifiedRecords"] as? Int == 5)
+        // The auditors' verifier, without Tresor, accepts the drill and control records too.
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../scripts/verify-evidence.py").standardizedFileURL.path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", script, f.home + "/evidence/log.jsonl", f.home + "/keys/evidence.pub"]
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+    }
+
+    @Test func aTornTailIsReportedOnceThenSetAsideByTheControlsOwnRecord() throws {
+        let f = try Fixture(corpus: small())
+        try recordDrill(home: f.home, tenant: "acme", at: "2026-11-01T02:00:00Z")
+        let handle = try #require(FileHandle(forWritingAtPath: f.home + "/evidence/log.jsonl"))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("{\"sig\":\"00".utf8))
+        try handle.close()
+        let first = try f.tresor.run(["--json", "--now", "2026-11-02T00:00:00Z", "drill", "status"])
+        #expect(first.code == 3)
+        #expect((first.json()?["chain"] as? [String: Any])?["tornTailBytes"] as? Int == 10)
+        #expect(first.json()?["controlRecordSeq"] as? Int == 3, "after the log-repair record: \(first.stdout)")
+        #expect(try f.tresor.run(["--now", "2026-11-02T00:00:00Z", "drill", "status"]).code == 0)
+        #expect(try f.tresor.run(["evidence", "verify"]).code == 0)
+    }
+
+    @Test func aSignedDrillRecordThatIsNotAValidDrillIsAProblemNotAPass() throws {
+        let f = try Fixture(corpus: small())
+        let installation = try Installation.open(home: Home(root: URL(fileURLWithPath: f.home)), configFile: nil,
+                                                 clock: FixedClock(TimeFormat.parse("2026-11-01T02:00:00Z")!))
+        try installation.recordEvidence(kind: .drill, tenant: "acme", payload: ["drill_id": "x", "result": "pass"])
+        let r = try f.tresor.run(["--now", "2026-11-02T00:00:00Z", "drill", "status"])
+        #expect(r.code == 3)
+        #expect(r.stdout.contains("PROBLEM: drill record 1 is not counted: not a valid drill record: target is missing"), "\(r.stdout)")
+        #expect(r.stdout.contains("NEVER  \tacme"))
     }
 
     @Test func aTenantThatNeverPassedExitsThree() throws {
