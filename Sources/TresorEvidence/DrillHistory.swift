@@ -72,11 +72,6 @@ public struct DrillHistory: Sendable {
         if case DecodingError.valueNotFound(_, let c) = error { return "\(c.codingPath.map(\.stringValue).joined(separator: ".")) is null" }
         return "\(error)"
     }
-
-    /// The drill records of `tenant` at or before `asOf`, oldest first.
-    public func drills(of tenant: String, asOf: Date) -> [Entry] {
-        entries.filter { $0.tenant == tenant && $0.time <= asOf }
-    }
 }
 
 /// The 30-day control: for each active tenant, its last passing restore test and whether that is

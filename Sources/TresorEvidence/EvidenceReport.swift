@@ -113,6 +113,9 @@ public struct EvidenceReport: Sendable {
     public var activeTenants: [String]
     public var statuses: [DrillControl.TenantStatus]
     public var figures: Figures
+    /// Real restore tests in the 12 shown months up to ``asOf``, by tenant (oldest first), so the
+    /// page's cells cost one pass over the log's drills rather than one per tenant and month.
+    let shownDrills: [String: [DrillHistory.Entry]]
 
     public init(month: Month, now: Date, activeTenants: [String], verification: EvidenceVerification,
                 history: DrillHistory, promises: Promises) {
@@ -127,6 +130,9 @@ public struct EvidenceReport: Sendable {
         self.activeTenants = activeTenants
         self.statuses = DrillControl.evaluate(history: history, tenants: activeTenants, asOf: asOf, maxAge: promises.maxAge)
         let inMonth = history.entries.filter { month.contains($0.time) && $0.time <= asOf && !$0.drill.selfTest }
+        let first = month.adding(-11).start
+        self.shownDrills = Dictionary(grouping: history.entries.filter { $0.time >= first && $0.time <= asOf && !$0.drill.selfTest },
+                                      by: \.tenant)
         self.figures = Self.figures(of: inMonth,
                                     promises: promises)
     }
@@ -159,19 +165,19 @@ public struct EvidenceReport: Sendable {
         return f
     }
 
-    /// Tenants shown: the active ones, then those the log has drills of in the shown months but
-    /// the catalog no longer lists (evidence outlives tenants).
+    /// The 12 months of the per-tenant rows, oldest first, ending with ``month``.
     public var shownMonths: [Month] { (0..<12).map { month.adding($0 - 11) } }
 
+    /// Tenants the log has drills of in the shown months but that are not active (evidence
+    /// outlives tenants); the page lists them after the active ones, marked as not active.
     public var formerTenants: [String] {
-        let first = shownMonths[0].start
         let active = Set(activeTenants)
-        return Set(history.entries.filter { $0.time >= first && $0.time <= asOf && !active.contains($0.tenant) }.map(\.tenant)).sorted()
+        return shownDrills.keys.filter { !active.contains($0) }.sorted()
     }
 
-    /// Real restore tests of `tenant` in `month` up to ``asOf``.
+    /// Real restore tests of `tenant` in `month` (one of ``shownMonths``) up to ``asOf``.
     func drills(of tenant: String, in m: Month) -> [DrillHistory.Entry] {
-        history.entries.filter { $0.tenant == tenant && m.contains($0.time) && $0.time <= asOf && !$0.drill.selfTest }
+        (shownDrills[tenant] ?? []).filter { m.contains($0.time) }
     }
 
     /// The chain is intact, no active tenant is overdue, and every drill record was readable.
