@@ -22,6 +22,7 @@ let package = Package(
         .systemLibrary(name: "CLibpq", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CSystem"),
 
         .target(name: "TresorCore", resources: [.copy("Resources/policies")]),
         .target(name: "TresorCrypto", dependencies: ["TresorCore", "CCrypto"]),
@@ -35,10 +36,10 @@ let package = Package(
         ]),
         .target(name: "TresorEngine", dependencies: [
             "TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "TresorDocuments", "TresorCatalog",
-            "TresorPostgres", "TresorEvidence",
+            "TresorPostgres", "TresorEvidence", "CSystem",
         ]),
         .target(name: "TresorCLI", dependencies: [
-            "TresorEngine", "TresorPostgres", "TresorEvidence", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "TresorEngine", "TresorPostgres", "TresorEvidence", "CSystem", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tresor", dependencies: ["TresorCLI"]),
 

@@ -52,6 +52,16 @@ public struct Policy: Sendable, Equatable {
         public var streamStatusInterval: PolicyDuration
     }
 
+    /// Store maintenance.
+    public struct StoreMaintenance: Sendable, Equatable {
+        /// What interrupted writers leave (S3 multipart uploads, local `.tmp` files) is removed
+        /// only once it is older than this (`store.incomplete_upload_age`; 24h when absent), so
+        /// an upload another host still has in flight is never touched.
+        public var incompleteUploadAge: PolicyDuration
+
+        public init(incompleteUploadAge: PolicyDuration) { self.incompleteUploadAge = incompleteUploadAge }
+    }
+
     /// Restore drills and the control over them.
     public struct Drills: Sendable, Equatable {
         /// The control flags a tenant whose last passing drill is older than this (`max_age`).
@@ -74,6 +84,7 @@ public struct Policy: Sendable, Equatable {
     public var backup: Backup
     public var documents: Documents
     public var postgres: Postgres
+    public var store: StoreMaintenance
     public var drills: Drills
     public var serviceTerms: ServiceTerms
 
@@ -110,6 +121,8 @@ public struct Policy: Sendable, Equatable {
         guard postgres.streamFlushInterval.seconds > 0, postgres.streamStatusInterval.seconds > 0 else {
             throw CoreError.usage("\(source): postgres.stream_flush_interval and stream_status_interval must be more than 0s")
         }
+        store = StoreMaintenance(
+            incompleteUploadAge: try r.duration("store.incomplete_upload_age", default: PolicyDuration(seconds: 86400)))
         guard postgres.relationChunkBytes % 8192 == 0, postgres.relationChunkBytes <= backup.chunkMax else {
             throw CoreError.usage("\(source): postgres.relation_chunk_bytes must be a multiple of 8192 and at most backup.chunk_max_bytes")
         }
@@ -176,8 +189,11 @@ struct PolicyReader {
         return i
     }
 
-    func duration(_ key: String) throws -> PolicyDuration {
-        guard let v = toml.value(at: key) else { throw missing(key) }
+    func duration(_ key: String, default fallback: PolicyDuration? = nil) throws -> PolicyDuration {
+        guard let v = toml.value(at: key) else {
+            if let fallback { return fallback }
+            throw missing(key)
+        }
         guard case .string(let s) = v, let d = PolicyDuration(s) else {
             throw CoreError.usage("\(source): \(key) must be a duration such as \"1d\" or \"12h\"")
         }
