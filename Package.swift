@@ -3,8 +3,9 @@ import PackageDescription
 
 // Dependencies are deliberate: every one is rebuilt on each CI run. Crypto, compression, SQLite
 // and PostgreSQL's client come from system libraries (OpenSSL, zstd, sqlite3, libpq) through
-// system-library targets. Swift packages: the argument parser, and TOMLKit (toml++) so that
-// configuration and policy files are read by a full TOML 1.0 parser.
+// system-library targets. Swift packages: the argument parser, TOMLKit (toml++) so that
+// configuration and policy files are read by a full TOML 1.0 parser, and swift-mustache for the
+// evidence report's HTML template (escapes every value; no dependencies of its own).
 let package = Package(
     name: "Tresor",
     platforms: [.macOS(.v14)],
@@ -14,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // System libraries: a module map and a shim header each, nothing else.
@@ -31,7 +33,9 @@ let package = Package(
         .target(name: "TresorDocuments", dependencies: ["TresorCore", "TresorRepository"]),
         .target(name: "TresorPostgres", dependencies: ["TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "CLibpq"]),
         .target(name: "TresorCatalog", dependencies: ["TresorCore", "CSQLite"]),
-        .target(name: "TresorEvidence", dependencies: ["TresorCore", "TresorCrypto", "TresorStore"]),
+        .target(name: "TresorEvidence", dependencies: [
+            "TresorCore", "TresorCrypto", "TresorStore", .product(name: "Mustache", package: "swift-mustache"),
+        ]),
         .target(name: "TresorEngine", dependencies: [
             "TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "TresorDocuments", "TresorCatalog",
             "TresorPostgres", "TresorEvidence", "CPosix",
@@ -51,6 +55,8 @@ let package = Package(
         .testTarget(name: "TresorDocumentsTests", dependencies: ["TresorDocuments", "TresorTestSupport"]),
         .testTarget(name: "TresorEvidenceTests", dependencies: ["TresorEvidence", "TresorStore", "TresorCrypto", "TresorTestSupport"]),
         .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI", "TresorEngine", "TresorCatalog", "TresorPostgres", "TresorTestSupport"]),
-        .testTarget(name: "TresorIntegrationTests", dependencies: ["TresorTestSupport", "TresorStore", "TresorPostgres", "tresor"]),
+        .testTarget(name: "TresorIntegrationTests", dependencies: [
+            "TresorTestSupport", "TresorStore", "TresorPostgres", "TresorEngine", "TresorEvidence", "tresor",
+        ]),
     ]
 )

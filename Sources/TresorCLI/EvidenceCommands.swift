@@ -7,7 +7,7 @@ import TresorEvidence
 struct EvidenceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evidence", abstract: "The signed, hash-chained evidence log (docs/evidence.md).",
-        subcommands: [Verify.self, List.self, ExportKey.self, RotateKey.self, Replicate.self])
+        subcommands: [Verify.self, List.self, ExportKey.self, RotateKey.self, Replicate.self, Report.self])
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(

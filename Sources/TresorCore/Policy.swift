@@ -99,6 +99,20 @@ public struct Policy: Sendable, Equatable {
         public init(incompleteUploadAge: PolicyDuration) { self.incompleteUploadAge = incompleteUploadAge }
     }
 
+    /// Restore drills and the control over them.
+    /// The restore figures the service terms promise; the evidence report measures drills
+    /// against them.
+    public struct ServiceTerms: Sendable, Equatable {
+        /// Every restore within this (`rto`, 1 hour).
+        public var rto: PolicyDuration
+        /// Most restores within this (`rto_typical`, 15 minutes) ...
+        public var rtoTypical: PolicyDuration
+        /// ... namely more than this share of them, percent (`rto_typical_share_percent`, 75).
+        public var rtoTypicalSharePercent: Int
+        /// Data loss on a crash under this (`rpo`, 1 minute).
+        public var rpo: PolicyDuration
+    }
+
     public var backup: Backup
     public var documents: Documents
     public var postgres: Postgres
@@ -107,6 +121,7 @@ public struct Policy: Sendable, Equatable {
     public var deletion: Deletion
     public var exports: Exports
     public var accessLog: AccessLog
+    public var serviceTerms: ServiceTerms
 
     /// Every key a policy file may hold, with what its value must be. A key not listed here is
     /// an error, so a misspelt key never silently leaves a figure at another file's value.
@@ -139,6 +154,10 @@ public struct Policy: Sendable, Equatable {
             "exports.link_lifetime": .duration(60...(90 * day)),
             "access_log.retention": .duration(day...(3660 * day)),
             "store.incomplete_upload_age": .duration(0...(366 * day)),
+            "service_terms.rto": .duration(60...(7 * day)),
+            "service_terms.rto_typical": .duration(60...(7 * day)),
+            "service_terms.rto_typical_share_percent": .integer(0...100),
+            "service_terms.rpo": .duration(1...day),
         ], reference: "policies/default.toml")
     }()
 
@@ -158,6 +177,10 @@ public struct Policy: Sendable, Equatable {
         "exports.link_lifetime": .string("7d"),
         "access_log.retention": .string("183d"),
         "store.incomplete_upload_age": .string("24h"),
+        "service_terms.rto": .string("1h"),
+        "service_terms.rto_typical": .string("15m"),
+        "service_terms.rto_typical_share_percent": .integer(75),
+        "service_terms.rpo": .string("1m"),
     ]
 
     /// Builds the policy from a merged TOML document. `origins` names, for each key, the file
@@ -189,6 +212,10 @@ public struct Policy: Sendable, Equatable {
             streamStatusInterval: try r.duration("postgres.stream_status_interval"),
             recoveryWindow: try r.duration("postgres.recovery_window"),
             baseBackupInterval: try r.duration("postgres.base_backup_interval"))
+        serviceTerms = ServiceTerms(
+            rto: try r.duration("service_terms.rto"), rtoTypical: try r.duration("service_terms.rto_typical"),
+            rtoTypicalSharePercent: try r.int("service_terms.rto_typical_share_percent"),
+            rpo: try r.duration("service_terms.rpo"))
         guard postgres.streamFlushInterval.seconds > 0, postgres.streamStatusInterval.seconds > 0 else {
             throw r.error("postgres.stream_flush_interval", "stream_flush_interval and stream_status_interval must be more than 0s")
         }

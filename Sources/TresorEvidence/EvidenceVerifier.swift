@@ -54,6 +54,14 @@ public enum EvidenceVerifier {
     /// A missing log has no records and verifies (a home that never recorded evidence); callers
     /// that were given a log path check that it exists.
     public static func verify(log url: URL, trustedKey: Ed25519PublicKey) throws -> EvidenceVerification {
+        try verify(log: url, trustedKey: trustedKey, visit: { _, _ in })
+    }
+
+    /// Verifies as above and calls `visit` with each record that verified (and its line hash), in
+    /// order, as it goes: readers that must trust what they read (the drill control, the report)
+    /// see only records of the verified prefix, in one pass over the file.
+    public static func verify(log url: URL, trustedKey: Ed25519PublicKey,
+                              visit: (EvidenceRecord, String) throws -> Void) throws -> EvidenceVerification {
         var result = EvidenceVerification(log: url.path, trustedKeyFingerprint: EvidenceKeys.fingerprint(trustedKey),
                                           keys: [EvidenceKeys.hex(trustedKey)])
         guard FileManager.default.fileExists(atPath: url.path) else { return result }
@@ -101,6 +109,7 @@ public enum EvidenceVerifier {
                 current = next
                 result.keys.append(hex)
             }
+            try visit(record, prev)
             return true
         }
         result.tornTailBytes = result.firstBad == nil ? torn : 0

@@ -1,0 +1,233 @@
+import Foundation
+import TresorCore
+
+/// The payload of a `drill` evidence record: what one restore drill of one tenant did and found.
+///
+/// The tenant is the record's own `tenant` member, not part of the payload. Everything here is
+/// ids, counts, durations (milliseconds), sizes (bytes), times and versions: never customer
+/// content. Check reasons are Tresor's own messages and must not quote table names or data.
+///
+/// **A drill with a check that did not run is never a pass.** ``result`` is not stored by the
+/// writer's choice: it is derived from ``checks`` (pass only when there is at least one check and
+/// every check passed). Decoding a payload whose stored `result` disagrees with its checks fails,
+/// so a record claiming a pass with a failed or skipped check is never counted as one.
+/// Field names and meanings are listed in docs/evidence.md (*Drill records*).
+public struct DrillRecord: Sendable, Equatable, Codable {
+    /// What the drill restored to.
+    public struct Target: Sendable, Equatable, Codable {
+        public enum Kind: String, Sendable, Codable, CaseIterable {
+            /// A random point in the recoverable window, chosen from ``DrillRecord/seed``.
+            case random
+            /// The newest recoverable point (the drill measures the RPO).
+            case latest
+            /// A time the operator named.
+            case time
+            /// A WAL position the operator named.
+            case lsn
+        }
+
+        public var kind: Kind
+        /// The target time (RFC 3339 UTC, milliseconds), for `random`, `latest` and `time`.
+        public var time: String?
+        /// The target WAL position (`X/XXXXXXXX`), for `lsn`.
+        public var lsn: String?
+
+        public init(kind: Kind, time: Date? = nil, lsn: String? = nil) {
+            self.kind = kind
+            self.time = time.map { TimeFormat.string($0, fractional: true) }
+            self.lsn = lsn
+        }
+    }
+
+    /// One check of the restored data and what came of it.
+    public struct Check: Sendable, Equatable, Codable {
+        public enum Status: String, Sendable, Codable {
+            case passed
+            /// The check ran and found a problem (``Check/reason`` says which).
+            case failed
+            /// The check could not run: no tool, no port, a timeout (``Check/reason`` says why).
+            case notRun = "not_run"
+        }
+
+        /// The check's name, e.g. `pg_verifybackup`, `connect`, `target_reached`, `amcheck`,
+        /// `read_tables`, `data_checksums`, `smoke_queries`, `documents_sample`.
+        public var name: String
+        public var status: Status
+        /// Why it failed or did not run; nil exactly when it passed.
+        public var reason: String?
+
+        public static func passed(_ name: String) -> Check { Check(name: name, status: .passed, reason: nil) }
+        public static func failed(_ name: String, reason: String) -> Check { Check(name: name, status: .failed, reason: reason) }
+        public static func notRun(_ name: String, reason: String) -> Check { Check(name: name, status: .notRun, reason: reason) }
+    }
+
+    public enum Result: String, Sendable, Codable {
+        case pass
+        case fail
+    }
+
+    /// Split of the drill's wall time, milliseconds.
+    public struct Timings: Sendable, Equatable, Codable {
+        /// Restoring the base backup and documents into the scratch directory.
+        public var restoreMs: Int64
+        /// WAL replay until the target was reached and the server promoted.
+        public var recoveryMs: Int64
+        /// The checks after (and before) recovery.
+        public var checksMs: Int64
+
+        public init(restoreMs: Int64, recoveryMs: Int64, checksMs: Int64) {
+            self.restoreMs = restoreMs
+            self.recoveryMs = recoveryMs
+            self.checksMs = checksMs
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case restoreMs = "restore_ms", recoveryMs = "recovery_ms", checksMs = "checks_ms"
+        }
+    }
+
+    /// Unique per drill (e.g. a UUID), so logs of the scratch run can be tied to the record.
+    public var drillID: String
+    /// The seed that chose a random target; repeating the drill with it picks the same point.
+    public var seed: Int64?
+    public var target: Target
+    /// In order of running. A drill that stopped early lists the checks it never got to as not run.
+    public private(set) var checks: [Check]
+    /// Time from the drill's start to a database that accepts connections at the target (the
+    /// drill's RTO), ms; nil when no usable database was reached.
+    public var rtoMs: Int64?
+    /// For a `latest` target: the drill's start minus the newest recoverable point (the RPO), ms.
+    public var rpoMs: Int64?
+    public var bytesRestored: Int64
+    public var filesRestored: Int64
+    public var timings: Timings
+    /// A self-test drill restores a deliberately damaged copy; its checks pass when the damage was
+    /// caught. Self-tests never count as the tenant's restore test.
+    public var selfTest: Bool
+    /// Tresor's version and the PostgreSQL server version of the scratch cluster.
+    public var tresorVersion: String
+    public var postgresVersion: String
+
+    /// Pass only when there is at least one check and every check passed.
+    public var result: Result {
+        !checks.isEmpty && checks.allSatisfy { $0.status == .passed } ? .pass : .fail
+    }
+
+    /// Checks a record without a reason, or with a passing check carrying one, are refused: the
+    /// reason is what an auditor reads when a drill did not pass.
+    public init(drillID: String, seed: Int64?, target: Target, checks: [Check], rtoMs: Int64?, rpoMs: Int64?,
+                bytesRestored: Int64, filesRestored: Int64, timings: Timings, selfTest: Bool,
+                tresorVersion: String, postgresVersion: String) throws {
+        self.drillID = drillID
+        self.seed = seed
+        self.target = target
+        self.checks = checks
+        self.rtoMs = rtoMs
+        self.rpoMs = rpoMs
+        self.bytesRestored = bytesRestored
+        self.filesRestored = filesRestored
+        self.timings = timings
+        self.selfTest = selfTest
+        self.tresorVersion = tresorVersion
+        self.postgresVersion = postgresVersion
+        try validate()
+    }
+
+    /// The longest check reason the format carries, in UTF-8 bytes (reasons are short messages).
+    public static let maxReasonBytes = 300
+
+    func validate() throws {
+        guard !drillID.isEmpty else { throw EvidenceError(.badInput, "a drill record needs a drill id") }
+        for c in checks {
+            guard !c.name.isEmpty else { throw EvidenceError(.badInput, "drill \(drillID): a check has no name") }
+            switch c.status {
+            case .passed:
+                guard c.reason == nil else { throw EvidenceError(.badInput, "drill \(drillID): passed check \(c.name) carries a reason") }
+            case .failed, .notRun:
+                guard let r = c.reason, !r.isEmpty, r.utf8.count <= Self.maxReasonBytes else {
+                    throw EvidenceError(.badInput, "drill \(drillID): check \(c.name) is \(c.status.rawValue) and needs a reason of 1-\(Self.maxReasonBytes) bytes")
+                }
+            }
+        }
+        for (name, v) in [("rto_ms", rtoMs), ("rpo_ms", rpoMs), ("bytes_restored", bytesRestored), ("files_restored", filesRestored),
+                          ("restore_ms", timings.restoreMs), ("recovery_ms", timings.recoveryMs), ("checks_ms", timings.checksMs)] {
+            if let v, v < 0 { throw EvidenceError(.badInput, "drill \(drillID): \(name) is negative") }
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case drillID = "drill_id", seed, target, checks, result, rtoMs = "rto_ms", rpoMs = "rpo_ms"
+        case bytesRestored = "bytes_restored", filesRestored = "files_restored", timings, selfTest = "self_test"
+        case tresorVersion = "tresor_version", postgresVersion = "postgres_version"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        try self.init(
+            drillID: c.decode(String.self, forKey: .drillID), seed: c.decodeIfPresent(Int64.self, forKey: .seed),
+            target: c.decode(Target.self, forKey: .target), checks: c.decode([Check].self, forKey: .checks),
+            rtoMs: c.decodeIfPresent(Int64.self, forKey: .rtoMs), rpoMs: c.decodeIfPresent(Int64.self, forKey: .rpoMs),
+            bytesRestored: c.decode(Int64.self, forKey: .bytesRestored), filesRestored: c.decode(Int64.self, forKey: .filesRestored),
+            timings: c.decode(Timings.self, forKey: .timings), selfTest: c.decode(Bool.self, forKey: .selfTest),
+            tresorVersion: c.decode(String.self, forKey: .tresorVersion), postgresVersion: c.decode(String.self, forKey: .postgresVersion))
+        let stored = try c.decode(Result.self, forKey: .result)
+        guard stored == result else {
+            throw DecodingError.dataCorruptedError(forKey: .result, in: c,
+                                                   debugDescription: "result \(stored.rawValue) contradicts the checks (\(result.rawValue))")
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(drillID, forKey: .drillID)
+        try c.encode(seed, forKey: .seed)  // null rather than absent: every member is always there
+        try c.encode(target, forKey: .target)
+        try c.encode(checks, forKey: .checks)
+        try c.encode(result, forKey: .result)
+        try c.encode(rtoMs, forKey: .rtoMs)
+        try c.encode(rpoMs, forKey: .rpoMs)
+        try c.encode(bytesRestored, forKey: .bytesRestored)
+        try c.encode(filesRestored, forKey: .filesRestored)
+        try c.encode(timings, forKey: .timings)
+        try c.encode(selfTest, forKey: .selfTest)
+        try c.encode(tresorVersion, forKey: .tresorVersion)
+        try c.encode(postgresVersion, forKey: .postgresVersion)
+    }
+
+    /// The record as an evidence payload (what ``EvidenceLog/append(kind:tenant:payload:)`` takes).
+    public func payload() throws -> [String: EvidenceValue] {
+        let data = try JSONEncoder().encode(self)
+        guard case .object(let o) = try JSONDecoder().decode(EvidenceValue.self, from: data) else {
+            throw EvidenceError(.badInput, "a drill record did not encode as an object")
+        }
+        return o
+    }
+
+    /// Reads a `drill` record's payload; throws when it is not a valid drill record (including a
+    /// stored pass that its checks contradict).
+    public init(payload: [String: EvidenceValue]) throws {
+        self = try JSONDecoder().decode(DrillRecord.self, from: JSONEncoder().encode(EvidenceValue.object(payload)))
+    }
+}
+
+extension DrillRecord.Check {
+    enum CodingKeys: String, CodingKey { case name, status, reason }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(status, forKey: .status)
+        try c.encode(reason, forKey: .reason)
+    }
+}
+
+extension DrillRecord.Target {
+    enum CodingKeys: String, CodingKey { case kind, time, lsn }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(time, forKey: .time)
+        try c.encode(lsn, forKey: .lsn)
+    }
+}
