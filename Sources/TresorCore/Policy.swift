@@ -50,6 +50,11 @@ public struct Policy: Sendable, Equatable {
         /// `pg stream`: how often it reports its positions to the server when nothing else
         /// happens (below the server's `wal_sender_timeout`).
         public var streamStatusInterval: PolicyDuration
+        /// `wal-fetch` (restore_command): how long it retries a WAL file it cannot read (store
+        /// down, object damaged, key unreadable) before it makes PostgreSQL stop recovery with a
+        /// FATAL error (`wal_fetch_retry`; when the key is absent, as in homes made before it
+        /// existed, 5 minutes).
+        public var walFetchRetry: PolicyDuration
     }
 
     public var backup: Backup
@@ -79,7 +84,8 @@ public struct Policy: Sendable, Equatable {
             indexCompressionLevel: try r.int("postgres.index_compression_level", in: 1...19, default: 6),
             archiveWait: try r.duration("postgres.archive_wait"),
             streamFlushInterval: try r.duration("postgres.stream_flush_interval"),
-            streamStatusInterval: try r.duration("postgres.stream_status_interval"))
+            streamStatusInterval: try r.duration("postgres.stream_status_interval"),
+            walFetchRetry: try r.duration("postgres.wal_fetch_retry", default: PolicyDuration("300s")!))
         guard postgres.streamFlushInterval.seconds > 0, postgres.streamStatusInterval.seconds > 0 else {
             throw CoreError.usage("\(source): postgres.stream_flush_interval and stream_status_interval must be more than 0s")
         }
@@ -149,8 +155,11 @@ struct PolicyReader {
         return i
     }
 
-    func duration(_ key: String) throws -> PolicyDuration {
-        guard let v = toml.value(at: key) else { throw missing(key) }
+    func duration(_ key: String, default fallback: PolicyDuration? = nil) throws -> PolicyDuration {
+        guard let v = toml.value(at: key) else {
+            if let fallback { return fallback }
+            throw missing(key)
+        }
         guard case .string(let s) = v, let d = PolicyDuration(s) else {
             throw CoreError.usage("\(source): \(key) must be a duration such as \"1d\" or \"12h\"")
         }
