@@ -68,24 +68,16 @@ struct PGCommand: ParsableCommand {
     struct WALFetch: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "wal-fetch",
-            abstract: "restore_command: write one WAL file to DEST; exit 1 when it is not archived. Prefetches ahead.")
+            abstract: "restore_command: write one WAL file to DEST; exit 1 when it is not archived, 126 when it cannot be read (PostgreSQL then stops instead of promoting early). Prefetches ahead.")
         @Argument var tenant: String
         @Argument(help: "The WAL file name (%f).") var name: String
         @Argument(help: "Where to write it (%p).") var destination: String
 
         func run() throws {
-            guard let wal = WALName(name) else {
-                throw PostgresError(.usage, "'\(name)' is not a wal file name")
-            }
-            let access = try PostgresWALAccess.open(home: ctx.home, configFile: ctx.configFile, tenant: tenant, clock: try ctx.clock(),
-                                                    environmentCredentials: ctx.s3Credentials)
-            _ = try access.spool.deliver(wal, to: destination)
-            let depth = access.policy.postgres.walPrefetchDepth
-            if depth > 0, wal.kind == .segment {
-                // Detached, no descriptors shared: PostgreSQL waits only for this process.
-                var args = ["--home", ctx.home.root.path]
-                if let c = ctx.configFile { args += ["--config", c.path] }
-                _ = try? Spawn.start(tresorBinaryPath, args + ["pg", "wal-prefetch", tenant, name], newSession: true)
+            try PostgresWALAccess.restoreCommand(home: ctx.home, configFile: ctx.configFile, tenant: tenant, name: name,
+                                                 destination: destination, clock: try ctx.clock(),
+                                                 environmentCredentials: ctx.s3Credentials, binary: tresorBinaryPath) {
+                FileHandle.standardError.write(Data(($0 + "\n").utf8))
             }
         }
     }
@@ -99,11 +91,8 @@ struct PGCommand: ParsableCommand {
         @Flag(help: "Wait for a running prefetcher instead of leaving the work to it.") var wait = false
 
         func run() throws {
-            guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
-            let access = try PostgresWALAccess.open(home: ctx.home, configFile: ctx.configFile, tenant: tenant, clock: try ctx.clock(),
-                                                    environmentCredentials: ctx.s3Credentials)
-            let depth = access.policy.postgres.walPrefetchDepth
-            try access.spool.prefetch(after: wal, depth: depth, threads: min(depth, 2 * availableCores), waitForLock: wait)
+            try PostgresWALAccess.prefetch(home: ctx.home, configFile: ctx.configFile, tenant: tenant, name: name, clock: try ctx.clock(),
+                                           environmentCredentials: ctx.s3Credentials, wait: wait)
         }
     }
 
@@ -129,6 +118,7 @@ struct PGCommand: ParsableCommand {
         @Option(help: "Recover up to this LSN (X/X).") var targetLsn: String?
         @Flag(help: "Recover all archived WAL.") var latest = false
         @Option(help: "Timeline to follow: latest, or a number (default: the base backup's).") var timeline: String?
+        @Flag(help: "Keep the backup's archive_mode: once promoted, the restored server archives into the tenant's WAL (for a restore that replaces production).") var archive = false
 
         func run() throws {
             let chosen = [targetTime != nil, targetLsn != nil, latest].filter { $0 }.count
@@ -147,9 +137,11 @@ struct PGCommand: ParsableCommand {
             } else {
                 target = .latest
             }
-            let r = try ctx.installation().restorePostgres(tenant: tenant, pgdata: pgdata, target: target, timeline: timeline, binary: tresorBinaryPath)
+            let r = try ctx.installation().restorePostgres(tenant: tenant, pgdata: pgdata, target: target, timeline: timeline, archive: archive,
+                                                           binary: tresorBinaryPath)
             ctx.emit(r, outcome: r.outcome) {
-                "restored base backup \(r.snapshot.prefix(8)) (ended \(r.baseBackupEnd)) of \(r.tenant) to \(r.pgdata): \(r.files) files, \(formatBytes(r.bytes)) in \(String(format: "%.1f", r.seconds)) s\n  recovery configured to \(r.target); start the server to replay the wal"
+                "restored base backup \(r.snapshot.prefix(8)) (ended \(r.baseBackupEnd)) of \(r.tenant) to \(r.pgdata): \(r.files) files, \(formatBytes(r.bytes)) in \(String(format: "%.1f", r.seconds)) s\n  recovery configured to \(r.target)\(r.stopLSN.map { " (recovery_target_lsn \($0))" } ?? ""); start the server to replay the wal" +
+                    r.notes.map { "\n  \($0)" }.joined()
             }
         }
     }

@@ -92,12 +92,28 @@ public struct WALArchive: Sendable {
     }
 
     /// Stores the first `buf.count` bytes of `segment` as its `.streaming` object, replacing the
-    /// previous one atomically. Durable when it returns.
-    public func storeStreamed(_ buf: UnsafeRawBufferPointer, segment: WALName) throws {
+    /// previous one atomically. Durable when it returns. A stored object that is longer and
+    /// begins with these bytes is kept (returns false): a restarted `pg stream` receives the
+    /// segment again from its start, and replacing what an earlier run stored with less would
+    /// move the recoverable point back.
+    @discardableResult
+    public func storeStreamed(_ buf: UnsafeRawBufferPointer, segment: WALName) throws -> Bool {
         let name = segment.with(kind: .streaming)
+        if try store.head(key(name)) != nil, try header(name).length > UInt64(buf.count) {
+            let stored: [UInt8]
+            do {
+                stored = try fetch(name)
+            } catch let e as PostgresError where e.code == .notFound {
+                stored = []   // removed since the head (the whole segment was archived): store ours
+            }
+            if stored.count > buf.count, buf.count == 0 || stored.withUnsafeBytes({ memcmp($0.baseAddress!, buf.baseAddress!, buf.count) == 0 }) {
+                return false
+            }
+        }
         try WALObject.withSealed(buf, name: name.description, keys: keys, level: compressionLevel, pushedAt: clock.now()) { sealed, _ in
             _ = try store.put(key(name), bytes: sealed, ifAbsent: false)
         }
+        return true
     }
 
     /// Removes the `.streaming` object of `segment` (once the whole segment is archived).
@@ -133,7 +149,17 @@ public struct WALArchive: Sendable {
         do {
             return try fetch(name)
         } catch let e as PostgresError where e.code == .notFound && name.kind == .segment {
-            guard var streamed = try? fetch(name.with(kind: .streaming)), streamed.count <= Int(WALName.segmentSize) else { throw e }
+            var streamed: [UInt8]
+            do {
+                streamed = try fetch(name.with(kind: .streaming))
+            } catch let absent as PostgresError where absent.code == .notFound {
+                throw e
+            }
+            // Any other failure (a streamed part that does not authenticate, the store gone)
+            // propagates: treated as absent it would end recovery early.
+            guard streamed.count <= Int(WALName.segmentSize) else {
+                throw PostgresError(.failed, "the streamed part of wal file \(name) holds \(streamed.count) bytes, more than a segment")
+            }
             streamed.append(contentsOf: repeatElement(0, count: Int(WALName.segmentSize) - streamed.count))
             return streamed
         }
