@@ -12,7 +12,7 @@ import TresorEngine
 /// | 2 | bad usage, bad configuration, or bad input |
 /// | 3 | done, and it found a problem |
 /// | 4 | another run holds the lock; nothing was done |
-/// | 126 | `pg wal-fetch` only: the WAL file could not be read; PostgreSQL must stop recovery |
+/// | 128 | `pg wal-fetch` only: the WAL file could not be read; PostgreSQL must stop recovery |
 public enum ExitCodes {
     public static let ok: Int32 = 0
     public static let failed: Int32 = 1

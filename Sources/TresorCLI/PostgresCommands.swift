@@ -68,7 +68,7 @@ struct PGCommand: ParsableCommand {
     struct WALFetch: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "wal-fetch",
-            abstract: "restore_command: write one WAL file to DEST; exit 1 when it is not archived, 126 when it cannot be read (PostgreSQL then stops instead of promoting early). Prefetches ahead.")
+            abstract: "restore_command: write one WAL file to DEST; exit 1 when it is not archived, 128 when it cannot be read (PostgreSQL then stops instead of promoting early). Prefetches ahead.")
         @Argument var tenant: String
         @Argument(help: "The WAL file name (%f).") var name: String
         @Argument(help: "Where to write it (%p).") var destination: String

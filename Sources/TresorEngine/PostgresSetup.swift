@@ -170,11 +170,13 @@ extension Installation {
 
 extension Installation {
     /// A command line PostgreSQL runs through the shell (archive_command, restore_command):
-    /// every word shell-quoted, with `--config` when this installation was opened with one.
+    /// every word shell-quoted (and `%` doubled), with `--config` when this installation was
+    /// opened with one.
     func walCommand(binary: String, _ verb: String, tenant: String, _ placeholders: String...) -> String {
         var words = [binary, "--home", home.root.path]
         if let configFile { words += ["--config", configFile.path] }
         words += ["pg", verb, tenant]
-        return (words.map(shellQuoted) + placeholders).joined(separator: " ")
+        // PostgreSQL replaces %p, %f, %r and %%: a % of our own is written %%.
+        return (words.map { shellQuoted($0.replacingOccurrences(of: "%", with: "%%")) } + placeholders).joined(separator: " ")
     }
 }

@@ -80,14 +80,15 @@ public struct PostgresWALAccess: Sendable {
 /// every other failure (store unreachable, 5xx after the store's own retries, an object that does
 /// not authenticate, a key or access file it cannot read) is retried for
 /// `[postgres] wal_fetch_retry`, then reported as ``WALFetchAbort``, which the command line
-/// turns into exit status 126: PostgreSQL stops with a FATAL error and can be started again once
+/// turns into exit status 128: PostgreSQL stops with a FATAL error and can be started again once
 /// the store is back.
 public struct WALFetchAbort: TresorFailure {
     public let message: String
     public var kind: FailureKind { .failed }
     public var hint: String? { "fix the store or the access of the postgresql user, then start the server again: recovery resumes where it stopped" }
-    /// The exit status that makes PostgreSQL abort recovery (126 and above).
-    public static let exitStatus: Int32 = 126
+    /// The exit status that makes PostgreSQL abort recovery (above 125; 126 and 127 it would log
+    /// as "command not executable" and "command not found", which would mislead).
+    public static let exitStatus: Int32 = 128
 }
 
 extension PostgresWALAccess {

@@ -10,12 +10,14 @@ import TresorCore
 public func shellQuoted(_ word: String) -> String {
     let safe = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./:=@%+,")
     if !word.isEmpty && word.allSatisfy({ safe.contains($0) }) { return word }
-    return "'" + word.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
+    // A quote as '"'"' (close, a double-quoted quote, reopen): no backslash, which
+    // postgresql.conf would read as an escape.
+    return "'" + word.replacingOccurrences(of: "'", with: #"'"'"'"#) + "'"
 }
 
-/// A string value for postgresql.conf: in single quotes, a quote doubled.
+/// A string value for postgresql.conf: in single quotes, a quote doubled, a backslash escaped.
 public func confQuoted(_ value: String) -> String {
-    "'" + value.replacingOccurrences(of: "'", with: "''") + "'"
+    "'" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "''") + "'"
 }
 
 /// A restored data directory made ready for point-in-time recovery: the recovery settings
