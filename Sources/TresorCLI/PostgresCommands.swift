@@ -18,15 +18,19 @@ struct PGCommand: ParsableCommand {
         @Argument var tenant: String
         @Option(help: "The OS user PostgreSQL runs as (it runs archive_command and restore_command).") var osUser = "postgres"
         @Option(help: "S3 stores: an AWS-style credentials file for that user, limited to the tenant's WAL prefix.") var walCredentials: String?
+        @Flag(help: "The tenant's cluster was re-created on purpose: accept the next WAL's system identifier (the old cluster's backups are kept).") var newCluster = false
 
         func run() throws {
-            let r = try ctx.installation().setupPostgres(tenant: tenant, osUser: osUser, binary: tresorBinaryPath, walCredentials: walCredentials)
+            let r = try ctx.installation().setupPostgres(tenant: tenant, osUser: osUser, binary: tresorBinaryPath, walCredentials: walCredentials,
+                                                         newCluster: newCluster)
             ctx.emit(r) {
                 var lines = ["# postgresql.conf (or ALTER SYSTEM SET ...) for tenant \(r.tenant):"]
                 lines += r.postgresqlConf
                 lines.append("")
                 lines.append("# pg_hba.conf:")
                 lines += r.pgHBA
+                lines.append("")
+                lines.append("# cluster: \(r.cluster)")
                 lines.append("")
                 lines.append("# replication slot:")
                 lines.append(r.slot)

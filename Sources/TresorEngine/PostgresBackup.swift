@@ -36,7 +36,7 @@ extension Installation {
         do {
             let repo = try repository(for: tenant, create: true)
             let index = try repo.loadIndex()
-            let archive = walArchive(repo)
+            let archive = try clusterArchive(repo, dsn: dsn)
             let backup = try BaseBackup(repository: repo, index: index, policy: policy.backup,
                                         settings: .init(relationChunkBytes: policy.postgres.relationChunkBytes,
                                                         archiveWaitSeconds: policy.postgres.archiveWait.seconds,
@@ -54,15 +54,36 @@ extension Installation {
         }
     }
 
-    /// The tenant's WAL archive, opened with the repository's WAL keys (as the operator).
-    func walArchive(_ repo: TenantRepository) -> WALArchive {
+    /// The tenant's WAL archive before its cluster is known, opened with the repository's WAL
+    /// keys (as the operator).
+    func walArchiveRoot(_ repo: TenantRepository) -> WALArchive {
         WALArchive(store: repo.store, tenant: repo.layout.tenant, keys: repo.keys.wal,
                    compressionLevel: policy.backup.compressionLevel, clock: clock)
     }
 
+    /// The WAL archive of the tenant's current cluster (``WALClusters``).
+    func walArchive(_ repo: TenantRepository) throws -> WALArchive {
+        try walArchiveRoot(repo).current()
+    }
+
+    /// The WAL archive for the cluster the tenant's DSN reaches: its system identifier must be
+    /// the tenant's current cluster's (or becomes it, when none is recorded yet or after
+    /// `pg setup --new-cluster`).
+    func clusterArchive(_ repo: TenantRepository, dsn: String) throws -> WALArchive {
+        let rows = try PGConnection(dsn: dsn).query("SELECT system_identifier FROM pg_control_system()")
+        guard let text = rows.first?.first ?? nil, let sid = UInt64(text) else {
+            throw PostgresError(.server, "the server did not say its system identifier")
+        }
+        return try walArchiveRoot(repo).bound(to: sid)
+    }
+
+    /// The tenant's base backups of its current cluster (those of a cluster replaced with
+    /// `pg setup --new-cluster` are kept, but restore and the window do not consider them).
     func baseBackups(_ repo: TenantRepository) throws -> [BaseBackupRef] {
-        try repo.snapshots().compactMap { s in
+        let current = try walArchive(repo).systemID
+        return try repo.snapshots().compactMap { s in
             guard s.manifest.kind == "pg-base", let info = s.manifest.postgres else { return nil }
+            if let current, info.systemID != String(current) { return nil }
             return BaseBackupRef(id: s.id, info: info)
         }
     }
@@ -73,7 +94,7 @@ extension Installation {
     public func postgresWindow(tenant name: String) throws -> RecoveryWindow {
         let tenant = try self.tenant(name)
         let repo = try repository(for: tenant, create: false)
-        let archive = walArchive(repo)
+        let archive = try walArchive(repo)
         return RecoveryPlanner.window(backups: try baseBackups(repo), wal: try archive.listWithHeaders())
     }
 }
@@ -95,7 +116,7 @@ extension Installation {
         let lock = try TenantLock(home: home, name: name + ".stream")
         defer { withExtendedLifetime(lock) {} }
         let repo = try repository(for: tenant, create: true)
-        let archive = walArchive(repo)
+        let archive = try clusterArchive(repo, dsn: dsn)
         let run = try catalog.startRun(kind: "pg-stream", tenant: name, at: clock.now())
         let streamer = WALStreamer(dsn: dsn, archive: archive,
                                    settings: .init(slot: slotName, flushInterval: policy.postgres.streamFlushInterval.seconds,

@@ -50,7 +50,7 @@ extension Installation {
         let tenant = try self.tenant(name)
         let wallStart = Date()
         let repo = try repository(for: tenant, create: false)
-        let archive = walArchive(repo)
+        let archive = try walArchive(repo)
         let backups = try baseBackups(repo)
         let wal = try archive.listWithHeaders()
         let window = RecoveryPlanner.window(backups: backups, wal: wal)

@@ -64,6 +64,8 @@ public struct PostgresSetupResult: Codable, Sendable {
     public var todo: [String]
     /// S3 stores: what the PostgreSQL user's key may do, and nothing more.
     public var s3Scope: String?
+    /// The database system whose WAL the tenant archives, or what happens next.
+    public var cluster: String
 }
 
 /// `tresor pg setup`.
@@ -73,7 +75,11 @@ extension Installation {
     /// the settings the server needs.
     /// `walCredentials`: for an S3 store, an AWS-style credentials file for the PostgreSQL OS
     /// user (a key that may only read, list and write the tenant's WAL prefix); required there.
-    public func setupPostgres(tenant name: String, osUser: String, binary: String, walCredentials: String? = nil) throws -> PostgresSetupResult {
+    /// `newCluster`: the tenant's cluster was re-created on purpose (new system identifier): the
+    /// next WAL archived defines the tenant's cluster; the old cluster's WAL and base backups
+    /// are kept where they are (``WALClusters``).
+    public func setupPostgres(tenant name: String, osUser: String, binary: String, walCredentials: String? = nil,
+                              newCluster: Bool = false) throws -> PostgresSetupResult {
         let tenant = try self.tenant(name)
         let record = try storeRecord(tenant.store)
         let storeURL = try StoreURL.parse(record.url)
@@ -110,6 +116,21 @@ extension Installation {
             prepared.append(credentialsURL.path)
         } else {
             unlink(credentialsURL.path)
+        }
+        let walRoot = walArchiveRoot(repo)
+        var clusterText: String
+        if var record = try walRoot.clusters(), let last = record.clusters.last {
+            if newCluster {
+                record.awaitingNew = true
+                try walRoot.writeClusters(record, ifAbsent: false)
+                clusterText = "waiting for the re-created cluster: the next wal archived defines it; the wal and base backups of database system \(last.systemID) are kept"
+            } else if record.awaitingNew {
+                clusterText = "waiting for the re-created cluster (replacing database system \(last.systemID))"
+            } else {
+                clusterText = "database system \(last.systemID)"
+            }
+        } else {
+            clusterText = "not recorded yet: the first wal archived defines it" + (newCluster ? " (--new-cluster has nothing to replace)" : "")
         }
         var todo: [String] = []
         var storeWAL: String? = nil
@@ -164,7 +185,8 @@ extension Installation {
         return PostgresSetupResult(tenant: name, settings: settings, postgresqlConf: conf, pgHBA: hba, restoreCommand: fetch,
                                    slot: "SELECT pg_create_physical_replication_slot('\(slot)', true);  -- tresor pg stream \(name) creates it when missing",
                                    prepared: prepared, todo: todo,
-                                   s3Scope: storeURL.needsCredentials ? PostgresAccess.walScope(record.url, tenant: name) : nil)
+                                   s3Scope: storeURL.needsCredentials ? PostgresAccess.walScope(record.url, tenant: name) : nil,
+                                   cluster: clusterText)
     }
 }
 

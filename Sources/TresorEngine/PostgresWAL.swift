@@ -29,8 +29,9 @@ public struct WALPushResult: Codable, Sendable {
 /// The WAL commands as PostgreSQL runs them (as its own OS user): they read the home's config,
 /// policies and `HOME/pg/<tenant>/`, never the catalog or the master key.
 public struct PostgresWALAccess: Sendable {
+    /// For `wal-push`: finds the cluster from each file's page header (``WALArchive/bound(to:)``).
     public let archive: WALArchive
-    public let spool: WALSpool
+    let spoolDirectory: String
     public let policy: Policy
 
     /// Opens the tenant's WAL archive from the files `tresor pg setup` wrote.
@@ -69,8 +70,16 @@ public struct PostgresWALAccess: Sendable {
         }
         let store = try url.open(create: false, credentials: credentials)
         let archive = WALArchive(store: store, tenant: tenant, keys: keys, compressionLevel: policy.backup.compressionLevel, clock: clock)
-        return PostgresWALAccess(archive: archive, spool: WALSpool(archive: archive, directory: PostgresAccess.spool(home, tenant).path),
+        return PostgresWALAccess(archive: archive, spoolDirectory: PostgresAccess.spool(home, tenant).path,
                                  policy: policy)
+    }
+}
+
+extension PostgresWALAccess {
+    /// What `restore_command` reads: the prefetch spool, over the archive of the tenant's
+    /// current cluster.
+    public func spool() throws -> WALSpool {
+        WALSpool(archive: try archive.current(), directory: spoolDirectory)
     }
 }
 
@@ -110,7 +119,7 @@ extension PostgresWALAccess {
             do {
                 let access = try open(home: home, configFile: configFile, tenant: tenant, clock: clock, environmentCredentials: environmentCredentials)
                 retryFor = access.policy.postgres.walFetchRetry.seconds
-                _ = try access.spool.deliver(wal, to: destination)
+                _ = try access.spool().deliver(wal, to: destination)
                 let depth = access.policy.postgres.walPrefetchDepth
                 if depth > 0, wal.kind == .segment {
                     var args = ["--home", home.root.path]
@@ -145,7 +154,7 @@ extension PostgresWALAccess {
         try becomeOwner(of: PostgresAccess.spool(home, tenant).path)
         let access = try open(home: home, configFile: configFile, tenant: tenant, clock: clock, environmentCredentials: environmentCredentials)
         let depth = access.policy.postgres.walPrefetchDepth
-        try access.spool.prefetch(after: wal, depth: depth, threads: min(depth, 2 * availableCores), waitForLock: wait)
+        try access.spool().prefetch(after: wal, depth: depth, threads: min(depth, 2 * availableCores), waitForLock: wait)
     }
 
     /// When running as root, switches this process to the owner of `path` (group, then user).

@@ -209,4 +209,48 @@ import TresorPostgres
         let spooled = try FileManager.default.contentsOfDirectory(atPath: f.home + "/spool/pg/acme").filter { !$0.hasPrefix(".") }
         #expect(spooled.contains(first), "\(spooled)")
     }
+
+    @Test func walOfAnotherClusterIsRefusedUntilTheTenantIsToldItsClusterWasRecreated() throws {
+        let f = try PostgresFixture()
+        _ = try f.insertMarkers(1...2)
+        try f.expectOK(["pg", "basebackup", "acme"])
+        try f.cluster.switchAndWaitForArchive()
+        let ours = try f.cluster.sql("SELECT system_identifier FROM pg_control_system()")
+        let ourSegment = try f.cluster.sql("SELECT pg_walfile_name(pg_current_wal_insert_lsn())")
+        try f.cluster.switchAndWaitForArchive()
+        try f.cluster.stop()
+        let ourCopy = f.dir.sub("ours").path
+        try FileManager.default.createDirectory(atPath: ourCopy, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: f.cluster.dataDirectory + "/pg_wal/" + ourSegment, toPath: ourCopy + "/" + ourSegment)
+
+        // Another cluster (its own initdb) whose WAL reaches this tenant's archive_command.
+        let other = try ScratchCluster(label: "pgother")
+        try other.start()
+        let theirs = try other.sql("SELECT system_identifier FROM pg_control_system()")
+        #expect(theirs != ours)
+        let segment = try other.sql("SELECT pg_walfile_name(pg_current_wal_insert_lsn())")
+        try other.stop()
+        let copy = f.dir.sub("theirs").path
+        try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: other.dataDirectory + "/pg_wal/" + segment, toPath: copy + "/" + segment)
+        let refused = try f.tresor.run(["pg", "wal-push", "acme", copy + "/" + segment])
+        #expect(refused.code == 1, "\(refused.stdout) \(refused.stderr)")
+        #expect(refused.stderr.contains(theirs) && refused.stderr.contains(ours), "\(refused.stderr)")
+        #expect(refused.stderr.contains("--new-cluster"), "\(refused.stderr)")
+
+        // Re-created on purpose: accepted after pg setup --new-cluster, beside the old WAL.
+        let setup = try f.expectOK(["pg", "setup", "acme", "--new-cluster"])
+        #expect(setup.stdout.contains("database system \(ours) are kept"), "\(setup.stdout)")
+        try f.expectOK(["pg", "wal-push", "acme", copy + "/" + segment])
+        #expect(FileManager.default.fileExists(atPath: f.storePath + "/tenants/acme/wal/\(theirs)/00000001/\(segment)"))
+        #expect(FileManager.default.fileExists(atPath: objectPath(f, segment)), "the old cluster's segment of that name is kept")
+        // The window is the new cluster's: the old cluster's base backup is kept, not used.
+        let window = try #require(try f.expectOK(["--json", "pg", "window", "acme"]).json())
+        #expect(window["baseBackups"] as? Int == 0 && window["walFiles"] as? Int == 1, "\(window)")
+        let snapshots = try f.expectOK(["--json", "snapshots", "acme"]).jsonArray()
+        #expect(snapshots?.count == 1, "\(snapshots ?? [])")
+        // And the replaced cluster can no longer archive here.
+        let old = try f.tresor.run(["pg", "wal-push", "acme", ourCopy + "/" + ourSegment])
+        #expect(old.code == 1 && old.stderr.contains("before it was replaced"), "\(old.stderr)")
+    }
 }
