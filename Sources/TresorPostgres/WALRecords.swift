@@ -10,7 +10,8 @@ import TresorCore
 /// starting with a 24-byte header (the first page of a segment: 40 bytes) holding `xlp_magic`
 /// (u16), `xlp_info` (u16; 0x1 = the page starts with the rest of a record, 0x2 = long header),
 /// `xlp_tli` (u32), `xlp_pageaddr` (u64, the page's LSN), `xlp_rem_len` (u32, bytes of that rest);
-/// the long header adds `xlp_sysid` (u64 at offset 24). Records are 8-byte aligned and start
+/// the long header adds `xlp_sysid` (u64 at offset 24), `xlp_seg_size` (u32 at 32) and
+/// `xlp_xlog_blcksz` (u32 at 36). Records are 8-byte aligned and start
 /// with `xl_tot_len` (u32), `xl_xid` (u32), `xl_prev` (u64), `xl_info` (u8), `xl_rmid` (u8); a
 /// record may continue over page and segment boundaries. An `XLOG_SWITCH` record (rmid 0, info
 /// 0x40) ends the segment's WAL.
@@ -20,9 +21,11 @@ public enum WALRecords {
     static let longHeader = 40
 
     /// The system identifier in a segment's first page header, or nil when `segment` does not
-    /// start with a long page header.
+    /// start with a long page header (the long-header flag, a 16 MiB segment size and 8 KiB pages
+    /// at their places; `xlp_magic` changes with every major version, so it is not compared).
     public static func systemIdentifier(_ segment: UnsafeRawBufferPointer) -> UInt64? {
-        guard segment.count >= longHeader, u16(segment, 2) & 0x2 != 0 else { return nil }
+        guard segment.count >= longHeader, u16(segment, 2) & 0x2 != 0,
+              u32(segment, 32) == UInt32(WALName.segmentSize), u32(segment, 36) == UInt32(pageSize) else { return nil }
         return u64(segment, 24)
     }
 
