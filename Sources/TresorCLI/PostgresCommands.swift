@@ -122,6 +122,7 @@ struct PGCommand: ParsableCommand {
         @Option(help: "Recover up to this LSN (X/X).") var targetLsn: String?
         @Flag(help: "Recover all archived WAL.") var latest = false
         @Option(help: "Timeline to follow: latest, or a number (default: the base backup's).") var timeline: String?
+        @Flag(name: .customLong("run"), help: "Start the restored server on a free loopback port until it reached the target and promoted, then stop it; exit 1 if recovery stops first.") var runServer = false
         @Flag(help: "Keep the backup's archive_mode: once promoted, the restored server archives into the tenant's WAL (for a restore that replaces production).") var archive = false
 
         func run() throws {
@@ -142,7 +143,7 @@ struct PGCommand: ParsableCommand {
                 target = .latest
             }
             let r = try ctx.installation().restorePostgres(tenant: tenant, pgdata: pgdata, target: target, timeline: timeline, archive: archive,
-                                                           binary: tresorBinaryPath)
+                                                           run: runServer, binary: tresorBinaryPath)
             ctx.emit(r, outcome: r.outcome) {
                 "restored base backup \(r.snapshot.prefix(8)) (ended \(r.baseBackupEnd)) of \(r.tenant) to \(r.pgdata): \(r.files) files, \(formatBytes(r.bytes)) in \(String(format: "%.1f", r.seconds)) s\n  recovery configured to \(r.target)\(r.stopLSN.map { " (recovery_target_lsn \($0))" } ?? ""); start the server to replay the wal" +
                     r.notes.map { "\n  \($0)" }.joined()

@@ -42,8 +42,11 @@ extension Installation {
     /// target has no gap (refused with the gap named), and for `--latest` it writes the last
     /// archived record's LSN as the target, so a replay that falls short fails instead of
     /// promoting early.
+    /// `run`: start the restored server (``RecoveryServer``: a free loopback port, as the data
+    /// directory's owner) until recovery reached the target and it promoted, then stop it; a
+    /// recovery that stops with an error fails the restore, with the server log's last FATAL line.
     public func restorePostgres(tenant name: String, pgdata: String, target: RecoveryTarget, timeline: String?, archive archiving: Bool = false,
-                                binary: String) throws -> PostgresRestoreResult {
+                                run runServer: Bool = false, binary: String) throws -> PostgresRestoreResult {
         if let t = timeline, t != "latest", UInt32(t) == nil {
             throw CoreError.usage("--timeline must be latest or a timeline number, not '\(t)'")
         }
@@ -106,6 +109,10 @@ extension Installation {
         try RecoveryDirectory.prepare(absolute, settings: settings, owner: getuid() == 0 ? root.map { ($0.uid, $0.gid) } : nil)
         notes.append(archiving ? "archive_mode kept (--archive): once promoted, the server archives into tenant '\(name)'"
                                : "archive_mode = off: the restored server does not archive (--archive to let it archive into tenant '\(name)')")
+        if runServer {
+            try runUntilPromoted(absolute, tenant: name)
+            notes.append("recovered to the target and promoted (the server was stopped again)")
+        }
         let targetText: String
         switch target {
         case .time(let t): targetText = TimeFormat.string(t, fractional: true)
@@ -119,5 +126,26 @@ extension Installation {
         let run = try catalog.startRun(kind: "pg-restore", tenant: name, at: clock.now())
         try catalog.finishRun(id: run, at: clock.now(), status: "ok", detail: json(result))
         return result
+    }
+
+    /// Runs the restored data directory until it is promoted; throws with the log's last FATAL
+    /// line when recovery stops first. The run's log stays in `<pgdata>.tresor-run-*/sock` when
+    /// it fails.
+    private func runUntilPromoted(_ pgdata: String, tenant name: String) throws {
+        let work = pgdata + ".tresor-run-\(UUID().uuidString.prefix(8))"
+        let server = try RecoveryServer(dataDirectory: pgdata, workDirectory: work)
+        try server.start()
+        // No time limit of its own: recovery ends, or the server stops with an error (restore_command
+        // gives up after [postgres] wal_fetch_retry).
+        guard try server.waitForPromotion(seconds: 7 * 86400) else {
+            try server.stop(mode: "immediate")
+            // A missing log leaves the last lines logTail finds (none): the error still says where.
+            let log = (try? String(contentsOfFile: server.logPath, encoding: .utf8)) ?? ""
+            let fatal = log.split(separator: "\n").last { $0.contains("FATAL:") }.map(String.init) ?? server.logTail(3)
+            throw CoreError.failed("recovery of tenant '\(name)' in \(pgdata) stopped before the target: \(fatal)",
+                                   hint: "the server log is \(server.logPath); tresor pg window \(name) shows what the archive holds")
+        }
+        try server.stop()
+        try FileManager.default.removeItem(atPath: work)
     }
 }

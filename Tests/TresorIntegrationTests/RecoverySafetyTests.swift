@@ -26,15 +26,11 @@ import TresorPostgres
         return names
     }
 
-    /// Waits until the restored server's postmaster has exited (it stops itself after a FATAL
-    /// error in recovery); returns whether it did.
-    func waitForExit(_ c: ScratchCluster, seconds: Double = 120) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if !FileManager.default.fileExists(atPath: c.dataDirectory + "/postmaster.pid") { return true }
-            Thread.sleep(forTimeInterval: 0.3)
-        }
-        return false
+    /// Whether the restored server stopped by itself (a FATAL error in recovery) without
+    /// having been promoted.
+    func stoppedWithoutPromotion(_ c: ScratchCluster) throws -> Bool {
+        let promoted = try #require(c.server).waitForPromotion(seconds: 120)
+        return !promoted && !FileManager.default.fileExists(atPath: c.dataDirectory + "/postmaster.pid")
     }
 
     @Test func aWALObjectThatCannotBeReadMidReplayStopsRecoveryInsteadOfPromotingEarly() throws {
@@ -63,7 +59,7 @@ import TresorPostgres
         try f.expectOK(["pg", "restore", "acme", "--pgdata", pgdata, "--latest"])
         let restored = try ScratchCluster(adopting: pgdata, in: f.dir)
         try? restored.start()
-        #expect(waitForExit(restored), "the restored server is still running:\n\(restored.logTail())")
+        #expect(try stoppedWithoutPromotion(restored), "\(restored.logTail())")
         let log = (try? String(contentsOfFile: restored.logPath, encoding: .utf8)) ?? ""
         #expect(log.contains("could not restore file \"\(segments[1])\" from archive: child process exited with exit code 128"), "\(restored.logTail(60))")
         #expect(!log.contains("selected new timeline ID"), "\(restored.logTail(60))")
@@ -84,6 +80,7 @@ import TresorPostgres
         try restored.start()
         #expect(try restored.waitFor("SELECT pg_is_in_recovery()", toBe: "f", seconds: 120) == "f", "\(restored.logTail())")
         #expect(try restored.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM marker") == (1...12).map(String.init).joined(separator: ","))
+        #expect(restored.logTail(100).contains("recovery stopping after WAL location (LSN) \"\(stop)\""), "\(restored.logTail(100))")
         try restored.stop()
 
         // Short: the last segment disappears from the store after the restore was configured
@@ -94,10 +91,16 @@ import TresorPostgres
         try FileManager.default.removeItem(atPath: objectPath(f, segments[2]))
         let early = try ScratchCluster(adopting: short, in: f.dir)
         try? early.start()
-        #expect(waitForExit(early), "the restored server is still running:\n\(early.logTail())")
+        #expect(try stoppedWithoutPromotion(early), "\(early.logTail())")
         let log = (try? String(contentsOfFile: early.logPath, encoding: .utf8)) ?? ""
         #expect(log.contains("recovery ended before configured recovery target was reached"), "\(early.logTail(40))")
         #expect(!log.contains("selected new timeline ID"), "\(early.logTail(40))")
+
+        // pg restore --run says so itself: exit 1 with PostgreSQL's reason.
+        let again = f.dir.sub("again").path
+        let run = try f.tresor.run(["pg", "restore", "acme", "--pgdata", again, "--latest", "--run"])
+        #expect(run.code == 1, "\(run.stdout) \(run.stderr)")
+        #expect(run.stderr.contains("stopped before the target") && run.stderr.contains("recovery ended before configured recovery target was reached"), "\(run.stderr)")
     }
 
     @Test func aRestoredClusterNeverArchivesIntoTheProductionTenant() throws {
