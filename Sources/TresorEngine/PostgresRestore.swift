@@ -134,10 +134,17 @@ extension Installation {
     private func runUntilPromoted(_ pgdata: String, tenant name: String) throws {
         let work = pgdata + ".tresor-run-\(UUID().uuidString.prefix(8))"
         let server = try RecoveryServer(dataDirectory: pgdata, workDirectory: work)
-        try server.start()
+        // A server that stops in recovery before it accepts connections fails its start; the
+        // reason is in its log either way.
+        var started = true
+        do {
+            try server.start()
+        } catch {
+            started = false
+        }
         // No time limit of its own: recovery ends, or the server stops with an error (restore_command
         // gives up after [postgres] wal_fetch_retry).
-        guard try server.waitForPromotion(seconds: 7 * 86400) else {
+        guard started, try server.waitForPromotion(seconds: 7 * 86400) else {
             try server.stop(mode: "immediate")
             // A missing log leaves the last lines logTail finds (none): the error still says where.
             let log = (try? String(contentsOfFile: server.logPath, encoding: .utf8)) ?? ""

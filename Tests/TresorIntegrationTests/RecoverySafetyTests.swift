@@ -64,6 +64,12 @@ import TresorPostgres
         #expect(log.contains("could not restore file \"\(segments[1])\" from archive: child process exited with exit code 128"), "\(restored.logTail(60))")
         #expect(!log.contains("selected new timeline ID"), "\(restored.logTail(60))")
         #expect(!log.contains("archive recovery complete"), "\(restored.logTail(60))")
+
+        // pg restore --run says so itself: exit 1 with PostgreSQL's reason.
+        let again = f.dir.sub("again").path
+        let run = try f.tresor.run(["pg", "restore", "acme", "--pgdata", again, "--latest", "--run"])
+        #expect(run.code == 1, "\(run.stdout) \(run.stderr)")
+        #expect(run.stderr.contains("stopped before the target") && run.stderr.contains("could not restore file \"\(segments[1])\""), "\(run.stderr)")
     }
 
     @Test func aLatestRestoreThatFallsShortOfTheLastArchivedRecordFailsInsteadOfPromoting() throws {
@@ -95,12 +101,6 @@ import TresorPostgres
         let log = (try? String(contentsOfFile: early.logPath, encoding: .utf8)) ?? ""
         #expect(log.contains("recovery ended before configured recovery target was reached"), "\(early.logTail(40))")
         #expect(!log.contains("selected new timeline ID"), "\(early.logTail(40))")
-
-        // pg restore --run says so itself: exit 1 with PostgreSQL's reason.
-        let again = f.dir.sub("again").path
-        let run = try f.tresor.run(["pg", "restore", "acme", "--pgdata", again, "--latest", "--run"])
-        #expect(run.code == 1, "\(run.stdout) \(run.stderr)")
-        #expect(run.stderr.contains("stopped before the target") && run.stderr.contains("recovery ended before configured recovery target was reached"), "\(run.stderr)")
     }
 
     @Test func aRestoredClusterNeverArchivesIntoTheProductionTenant() throws {
