@@ -28,12 +28,13 @@ let package = Package(
         .target(name: "TresorDocuments", dependencies: ["TresorCore", "TresorRepository"]),
         .target(name: "TresorPostgres", dependencies: ["TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "CLibpq"]),
         .target(name: "TresorCatalog", dependencies: ["TresorCore", "CSQLite"]),
+        .target(name: "TresorEvidence", dependencies: ["TresorCore", "TresorCrypto", "TresorStore"]),
         .target(name: "TresorEngine", dependencies: [
             "TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "TresorDocuments", "TresorCatalog",
-            "TresorPostgres",
+            "TresorPostgres", "TresorEvidence",
         ]),
         .target(name: "TresorCLI", dependencies: [
-            "TresorEngine", "TresorPostgres", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "TresorEngine", "TresorPostgres", "TresorEvidence", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tresor", dependencies: ["TresorCLI"]),
 
@@ -45,6 +46,7 @@ let package = Package(
         .testTarget(name: "TresorPostgresTests", dependencies: ["TresorPostgres", "TresorRepository", "TresorCrypto", "TresorTestSupport"]),
         .testTarget(name: "TresorCatalogTests", dependencies: ["TresorCatalog"]),
         .testTarget(name: "TresorDocumentsTests", dependencies: ["TresorDocuments", "TresorTestSupport"]),
+        .testTarget(name: "TresorEvidenceTests", dependencies: ["TresorEvidence", "TresorStore", "TresorCrypto", "TresorTestSupport"]),
         .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI", "TresorCatalog", "TresorPostgres"]),
         .testTarget(name: "TresorIntegrationTests", dependencies: ["TresorTestSupport", "TresorStore", "TresorPostgres", "tresor"]),
     ]

@@ -28,7 +28,7 @@ struct InitCommand: ParsableCommand {
 struct StoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "store", abstract: "Manage stores (where repositories live).",
-        subcommands: [Add.self, List.self])
+        subcommands: [Add.self, List.self, Clean.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a store.")
@@ -47,6 +47,45 @@ struct StoreCommand: ParsableCommand {
         func run() throws {
             let stores = try ctx.installation().listStores()
             ctx.emit(stores) { stores.map { "\($0.name)\t\($0.region)\t\($0.url)" }.joined(separator: "\n") }
+        }
+    }
+}
+
+extension StoreCommand {
+    struct Clean: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove what interrupted writers left in a store (temporaries, multipart uploads) older than store.incomplete_upload_age.")
+        @Argument(help: "Store name.") var name: String
+
+        func run() throws {
+            let r = try ctx.installation().cleanStore(name: name)
+            ctx.emit(r, outcome: r.outcome) {
+                "store \(r.store): removed \(r.removed) \(r.kind) older than \(PolicyDuration(seconds: r.olderThanSeconds))"
+            }
+        }
+    }
+}
+
+struct KeysCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys", abstract: "Manage the master key.", subcommands: [RotateMaster.self])
+
+    struct RotateMaster: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-master",
+            abstract: "Make a new master key and re-wrap every tenant's key envelopes in every store under it.",
+            discussion: "The old key is kept as <key file>.previous until --finish; run again to resume an interrupted rotation.")
+        @Flag(help: "Check that every repository opens with the new key, then remove the previous key.") var finish = false
+
+        func run() throws {
+            let r = try ctx.installation().rotateMasterKey(finish: finish)
+            ctx.emit(r, outcome: r.outcome) {
+                var lines = ["\(r.step == "finish" ? "finished rotation" : r.newKey ? "new master key" : "resumed rotation"): \(r.rewrapped) envelopes re-wrapped, \(r.alreadyCurrent) already under the current key, in \(r.repositories) repositories of \(r.stores) stores (\(String(format: "%.2f", r.seconds)) s)"]
+                if r.previousKeyRemoved { lines.append("the previous master key was removed") }
+                else if r.step == "rotate" { lines.append("the previous master key is kept until: tresor keys rotate-master --finish") }
+                lines += r.problems.map { "  problem: \($0)" }
+                return lines.joined(separator: "\n")
+            }
         }
     }
 }
@@ -116,11 +155,7 @@ struct RegionCommand: ParsableCommand {
         @Option var reason: String
 
         func run() throws {
-            let inst = try ctx.installation()
-            _ = try inst.tenant(tenant)
-            _ = try inst.storeRecord(store)
-            let a = RegionApproval(tenant: tenant, store: store, approvedBy: by, reason: reason, approvedAt: inst.clock.now())
-            try inst.catalog.addRegionApproval(a)
+            let a = try ctx.installation().approveRegion(tenant: tenant, store: store, by: by, reason: reason)
             ctx.emit(a) { "recorded: \(by) approved tenant \(tenant) in store \(store): \(reason)" }
         }
     }

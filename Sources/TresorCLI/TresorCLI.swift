@@ -111,5 +111,7 @@ struct Tresor: ParsableCommand {
         subcommands: [
             InitCommand.self, StoreCommand.self, TenantCommand.self, RegionCommand.self,
             DocsCommand.self, SnapshotsCommand.self, CheckCommand.self, ReplicateCommand.self, PGCommand.self,
+            EvidenceCommand.self,
+            KeysCommand.self,
         ])
 }

@@ -31,6 +31,8 @@ extension Installation {
             }
             let run = try catalog.startRun(kind: "check", tenant: name, at: clock.now())
             var report = try Checker(repository: repo).run(readData: readData)
+            // Envelopes the repository opened without (damaged, moved in, foreign key) are problems.
+            report.problems += repo.keyProblems.map { "key envelope \($0)" }
             try checkWAL(repo, readData: readData, into: &report)
             try catalog.finishRun(id: run, at: clock.now(), status: report.isClean ? "ok" : "problem_found", detail: json(report))
             reports[name] = report

@@ -9,7 +9,8 @@ import TresorCore
 /// HOME/catalog.sqlite        embedded catalog
 /// HOME/keys/master.key       64 hex digits, mode 0600 (unless master_key_command is set)
 /// HOME/keys/evidence.key     Ed25519 signing key, 64 hex digits, mode 0600
-/// HOME/keys/evidence.pub     its public key, for auditors
+/// HOME/keys/evidence.pub     its public key, for auditors (the anchor: rotations keep it)
+/// HOME/evidence/log.jsonl    the signed, hash-chained evidence log (docs/evidence.md)
 /// HOME/policies/*.toml       the policy figures
 /// HOME/locks/                per-tenant run locks
 /// ```

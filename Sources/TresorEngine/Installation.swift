@@ -143,7 +143,18 @@ public final class Installation: @unchecked Sendable {
             store = try CachedStore(base: store, directory: home.root.appendingPathComponent("cache/\(tenant.store)"),
                                     prefixes: [layout.indexPrefix, layout.snapshotsPrefix])
         }
-        return try TenantRepository.open(store: store, tenant: tenant.name, master: try masterKey(),
-                                         policy: policy.backup, clock: clock, create: create)
+        do {
+            return try TenantRepository.open(store: store, tenant: tenant.name, master: try masterKey(),
+                                             previousMasters: try previousMasterKeys(),
+                                             policy: policy.backup, clock: clock, create: create)
+        } catch let e as RepositoryError where e.code == .usage && e.message.hasPrefix("wrong master key") {
+            // A key rotation may have swapped the key file since this process read it (a long
+            // `tick` or `pg stream`): read it again once before giving up.
+            guard case .file = config.masterKey else { throw e }
+            masterKeyCache.withLock { $0 = nil }
+            return try TenantRepository.open(store: store, tenant: tenant.name, master: try masterKey(),
+                                             previousMasters: try previousMasterKeys(),
+                                             policy: policy.backup, clock: clock, create: create)
+        }
     }
 }
