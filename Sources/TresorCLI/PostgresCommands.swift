@@ -58,13 +58,8 @@ struct PGCommand: ParsableCommand {
         @Argument(help: "The file (%p).") var path: String
 
         func run() throws {
-            let start = Date()
-            let access = try PostgresWALAccess.open(home: ctx.home, configFile: ctx.configFile, tenant: tenant, clock: try ctx.clock(),
-                                                    environmentCredentials: ctx.s3Credentials)
-            let result = try access.archive.push(path: path)
-            let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
-            let r = WALPushResult(tenant: tenant, file: (path as NSString).lastPathComponent, result: result, bytes: size,
-                                  seconds: Date().timeIntervalSince(start))
+            let r = try PostgresWALAccess.archiveCommand(home: ctx.home, configFile: ctx.configFile, tenant: tenant, path: path,
+                                                         clock: try ctx.clock(), environmentCredentials: ctx.s3Credentials)
             ctx.emit(r) { "" }
         }
     }

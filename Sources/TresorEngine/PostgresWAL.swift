@@ -34,15 +34,19 @@ public struct PostgresWALAccess: Sendable {
     let spoolDirectory: String
     public let policy: Policy
 
+    /// The home's policy, as the WAL commands read it (config file, then its policies directory).
+    static func loadPolicy(home: Home, configFile: URL?) throws -> Policy {
+        let config = try Config.load(from: configFile ?? home.configFile)
+        return try Policy.load(directory: home.path(config.policiesDirectory))
+    }
+
     /// Opens the tenant's WAL archive from the files `tresor pg setup` wrote.
     /// `environmentCredentials`: S3 credentials from the caller's environment, which win over the
     /// file `pg setup --wal-credentials` stored for the PostgreSQL user.
     public static func open(home: Home, configFile: URL?, tenant: String, clock: any Clock,
                             environmentCredentials: S3Credentials? = nil) throws -> PostgresWALAccess {
         try RepositoryLayout.validate(tenant: tenant)
-        let configURL = configFile ?? home.configFile
-        let config = try Config.load(from: configURL)
-        let policy = try Policy.load(directory: home.path(config.policiesDirectory))
+        let policy = try loadPolicy(home: home, configFile: configFile)
         let dir = PostgresAccess.directory(home, tenant)
         guard let accessData = FileManager.default.contents(atPath: dir.appendingPathComponent("access.json").path),
               let access = try? JSONDecoder().decode(PostgresAccess.self, from: accessData), access.tenant == tenant else {
@@ -76,6 +80,20 @@ public struct PostgresWALAccess: Sendable {
 }
 
 extension PostgresWALAccess {
+    /// What `archive_command` (`tresor pg wal-push T PATH`) does: stores the WAL file at `path`
+    /// in the archive of the cluster it belongs to (``WALArchive/bound(to:)``).
+    public static func archiveCommand(home: Home, configFile: URL?, tenant: String, path: String, clock: any Clock,
+                                      environmentCredentials: S3Credentials?) throws -> WALPushResult {
+        let start = Date()
+        let access = try open(home: home, configFile: configFile, tenant: tenant, clock: clock, environmentCredentials: environmentCredentials)
+        let result = try access.archive.push(path: path)
+        var st = stat()
+        // The file was just read whole; a size that cannot be read back is reported as 0 bytes.
+        let size = stat(path, &st) == 0 ? Int(st.st_size) : 0
+        return WALPushResult(tenant: tenant, file: (path as NSString).lastPathComponent, result: result, bytes: size,
+                             seconds: Date().timeIntervalSince(start))
+    }
+
     /// What `restore_command` reads: the prefetch spool, over the archive of the tenant's
     /// current cluster.
     public func spool() throws -> WALSpool {
@@ -117,8 +135,9 @@ extension PostgresWALAccess {
         var pause = 1.0
         while true {
             do {
+                // The retry time first: it holds even when the access files are what fails.
+                retryFor = try loadPolicy(home: home, configFile: configFile).postgres.walFetchRetry.seconds
                 let access = try open(home: home, configFile: configFile, tenant: tenant, clock: clock, environmentCredentials: environmentCredentials)
-                retryFor = access.policy.postgres.walFetchRetry.seconds
                 _ = try access.spool().deliver(wal, to: destination)
                 let depth = access.policy.postgres.walPrefetchDepth
                 if depth > 0, wal.kind == .segment {

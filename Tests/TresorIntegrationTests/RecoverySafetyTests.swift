@@ -53,6 +53,13 @@ import TresorPostgres
         #expect(damaged.stderr.contains("cannot fetch wal file \(segments[1])"), "\(damaged.stderr)")
         let absent = try f.tresor.run(["pg", "wal-fetch", "acme", "0000000100000000000000F0", out + "/y"])
         #expect(absent.code == 1, "\(absent.stderr)")
+        // Access it cannot read (here: the access file gone) is no "not archived" either.
+        let access = f.home + "/pg/acme/access.json"
+        try FileManager.default.moveItem(atPath: access, toPath: access + ".away")
+        let unreadable = try f.tresor.run(["pg", "wal-fetch", "acme", segments[0], out + "/z"])
+        try FileManager.default.moveItem(atPath: access + ".away", toPath: access)
+        #expect(unreadable.code == 128, "\(unreadable.stderr)")
+        #expect(unreadable.stderr.contains("is not set up for postgresql"), "\(unreadable.stderr)")
 
         // The restored server stops with a FATAL error at the damaged segment: no promotion.
         let pgdata = f.dir.sub("restored").path
