@@ -32,7 +32,8 @@ public enum WALRecords {
     /// The LSN of the last record that starts and ends inside the first `length` bytes of
     /// `segment` (which begins at LSN `start`), walking the records from the first one that
     /// starts in it and checking each page's address and each record's back link; nil when no
-    /// whole record starts in it.
+    /// whole record starts in it, or when the walk meets bytes that are neither a record nor
+    /// the zeros after the end of the WAL (never a target short of the real end).
     public static func lastRecordStart(_ segment: [UInt8], start: UInt64, length: Int) -> UInt64? {
         segment.withUnsafeBytes { buf -> UInt64? in
             let n = min(length, buf.count)
@@ -54,13 +55,41 @@ public enum WALRecords {
             }
             guard p >= 0 else { return nil }
             var last: UInt64? = nil
+            // The walk stopped at `p` on something that is not a record: the end of the WAL when
+            // only zeros follow; otherwise this walker does not understand the segment, and a
+            // target it found could be short of the real end, so it finds none.
+            func endOfWAL(_ p: Int) -> UInt64? {
+                (p..<n).allSatisfy { buf[$0] == 0 } ? last : nil
+            }
             var previous: UInt64? = nil
-            while p + 24 <= n {
+            // Byte `i` of the record starting at `p`: its 24-byte header may continue on the next
+            // page, after that page's header (`xl_tot_len` itself never does: records are 8-byte
+            // aligned).
+            func headerByte(_ p: Int, _ i: Int) -> UInt8? {
+                let room = (p / pageSize + 1) * pageSize - p
+                let q = i < room ? p + i : p + room + shortHeader + (i - room)
+                return q < n ? buf[q] : nil
+            }
+            while p + 4 <= n {
                 let total = Int(u32(buf, p))
-                guard total >= 24 else { break }
+                guard total >= 24 else { return endOfWAL(p) }
                 let lsn = start + UInt64(p)
-                if let previous, u64(buf, p + 8) != previous { break }
-                let info = buf[p + 16], rmid = buf[p + 17]
+                var header = (prev: UInt64(0), info: UInt8(0), rmid: UInt8(0))
+                if p % pageSize + 24 <= pageSize && p + 24 <= n {
+                    header = (u64(buf, p + 8), buf[p + 16], buf[p + 17])
+                } else {
+                    var bytes = (UInt64(0), UInt8(0), UInt8(0)), whole = true
+                    for i in 8..<18 {
+                        guard let b = headerByte(p, i) else {
+                            whole = false
+                            break
+                        }
+                        if i < 16 { bytes.0 |= UInt64(b) << (8 * UInt64(i - 8)) } else if i == 16 { bytes.1 = b } else { bytes.2 = b }
+                    }
+                    guard whole else { return last }   // the header continues past the data
+                    header = bytes
+                }
+                if let previous, header.prev != previous { return endOfWAL(p) }
                 // Where the record ends, over page headers.
                 var q = p, remaining = total, whole = true
                 while remaining > 0 {
@@ -69,20 +98,22 @@ public enum WALRecords {
                     q += take
                     remaining -= take
                     if remaining > 0 {
-                        guard pageEnd < n, pageOK(pageEnd) else {
+                        guard pageEnd < n else {
                             whole = false
                             break
                         }
+                        guard pageOK(pageEnd) else { return endOfWAL(p) }
                         q = pageEnd + shortHeader
                     }
                 }
-                guard whole, q <= n else { break }
+                guard whole, q <= n else { return last }   // continues past the data
                 last = lsn
                 previous = lsn
-                if rmid == 0 && info & 0xF0 == 0x40 { break }   // XLOG_SWITCH
+                if header.rmid == 0 && header.info & 0xF0 == 0x40 { return last }   // XLOG_SWITCH
                 p = align8(q)
                 if p % pageSize == 0 {
-                    guard p < n, pageOK(p) else { break }
+                    guard p < n else { return last }
+                    guard pageOK(p) else { return endOfWAL(p) }
                     p += shortHeader
                 }
             }
@@ -91,11 +122,7 @@ public enum WALRecords {
     }
 
     static func align8(_ v: Int) -> Int { (v + 7) & ~7 }
-    static func u16(_ b: UnsafeRawBufferPointer, _ o: Int) -> UInt16 { UInt16(b[o]) | UInt16(b[o + 1]) << 8 }
-    static func u32(_ b: UnsafeRawBufferPointer, _ o: Int) -> UInt32 {
-        (0..<4).reduce(UInt32(0)) { $0 | UInt32(b[o + $1]) << (8 * $1) }
-    }
-    static func u64(_ b: UnsafeRawBufferPointer, _ o: Int) -> UInt64 {
-        (0..<8).reduce(UInt64(0)) { $0 | UInt64(b[o + $1]) << (8 * $1) }
-    }
+    static func u16(_ b: UnsafeRawBufferPointer, _ o: Int) -> UInt16 { b.loadUnaligned(fromByteOffset: o, as: UInt16.self).littleEndian }
+    static func u32(_ b: UnsafeRawBufferPointer, _ o: Int) -> UInt32 { b.loadUnaligned(fromByteOffset: o, as: UInt32.self).littleEndian }
+    static func u64(_ b: UnsafeRawBufferPointer, _ o: Int) -> UInt64 { b.loadUnaligned(fromByteOffset: o, as: UInt64.self).littleEndian }
 }
