@@ -45,7 +45,7 @@ let package = Package(
         ]),
         .executableTarget(name: "tresor", dependencies: ["TresorCLI"]),
 
-        .target(name: "TresorTestSupport", dependencies: ["TresorCore", "TresorStore", "TresorRepository"], path: "Tests/TresorTestSupport"),
+        .target(name: "TresorTestSupport", dependencies: ["TresorCore", "TresorStore", "TresorRepository", "TresorPostgres"], path: "Tests/TresorTestSupport"),
         .testTarget(name: "TresorCoreTests", dependencies: ["TresorCore"]),
         .testTarget(name: "TresorCryptoTests", dependencies: ["TresorCrypto"]),
         .testTarget(name: "TresorStoreTests", dependencies: ["TresorStore", "TresorCrypto", "TresorTestSupport"]),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TresorCore
+import TresorEngine
 
 /// The one place where outcomes and errors become process exit codes (DESIGN.md):
 ///
@@ -11,6 +12,7 @@ import TresorCore
 /// | 2 | bad usage, bad configuration, or bad input |
 /// | 3 | done, and it found a problem |
 /// | 4 | another run holds the lock; nothing was done |
+/// | 128 | `pg wal-fetch` only: the WAL file could not be read; PostgreSQL must stop recovery |
 public enum ExitCodes {
     public static let ok: Int32 = 0
     public static let failed: Int32 = 1
@@ -35,6 +37,8 @@ public enum ExitCodes {
 
     /// Any error: Tresor's own by kind; the argument parser's usage errors as 2 (not its 64).
     public static func code(for error: Error) -> Int32 {
+        // restore_command: any status below 126 would make PostgreSQL end recovery early.
+        if error is WALFetchAbort { return WALFetchAbort.exitStatus }
         if let f = error as? any TresorFailure { return code(for: f.kind) }
         if error is ValidationError { return usage }
         if error is CleanExit { return ok }

@@ -18,15 +18,19 @@ struct PGCommand: ParsableCommand {
         @Argument var tenant: String
         @Option(help: "The OS user PostgreSQL runs as (it runs archive_command and restore_command).") var osUser = "postgres"
         @Option(help: "S3 stores: an AWS-style credentials file for that user, limited to the tenant's WAL prefix.") var walCredentials: String?
+        @Flag(help: "The tenant's cluster was re-created on purpose: accept the next WAL's system identifier (the old cluster's backups are kept).") var newCluster = false
 
         func run() throws {
-            let r = try ctx.installation().setupPostgres(tenant: tenant, osUser: osUser, binary: tresorBinaryPath, walCredentials: walCredentials)
+            let r = try ctx.installation().setupPostgres(tenant: tenant, osUser: osUser, binary: tresorBinaryPath, walCredentials: walCredentials,
+                                                         newCluster: newCluster)
             ctx.emit(r) {
                 var lines = ["# postgresql.conf (or ALTER SYSTEM SET ...) for tenant \(r.tenant):"]
                 lines += r.postgresqlConf
                 lines.append("")
                 lines.append("# pg_hba.conf:")
                 lines += r.pgHBA
+                lines.append("")
+                lines.append("# cluster: \(r.cluster)")
                 lines.append("")
                 lines.append("# replication slot:")
                 lines.append(r.slot)
@@ -54,13 +58,8 @@ struct PGCommand: ParsableCommand {
         @Argument(help: "The file (%p).") var path: String
 
         func run() throws {
-            let start = Date()
-            let access = try PostgresWALAccess.open(home: ctx.home, configFile: ctx.configFile, tenant: tenant, clock: try ctx.clock(),
-                                                    environmentCredentials: ctx.s3Credentials)
-            let result = try access.archive.push(path: path)
-            let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
-            let r = WALPushResult(tenant: tenant, file: (path as NSString).lastPathComponent, result: result, bytes: size,
-                                  seconds: Date().timeIntervalSince(start))
+            let r = try PostgresWALAccess.archiveCommand(home: ctx.home, configFile: ctx.configFile, tenant: tenant, path: path,
+                                                         clock: try ctx.clock(), environmentCredentials: ctx.s3Credentials)
             ctx.emit(r) { "" }
         }
     }
@@ -68,24 +67,16 @@ struct PGCommand: ParsableCommand {
     struct WALFetch: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "wal-fetch",
-            abstract: "restore_command: write one WAL file to DEST; exit 1 when it is not archived. Prefetches ahead.")
+            abstract: "restore_command: write one WAL file to DEST; exit 1 when it is not archived, 128 when it cannot be read (PostgreSQL then stops instead of promoting early). Prefetches ahead.")
         @Argument var tenant: String
         @Argument(help: "The WAL file name (%f).") var name: String
         @Argument(help: "Where to write it (%p).") var destination: String
 
         func run() throws {
-            guard let wal = WALName(name) else {
-                throw PostgresError(.usage, "'\(name)' is not a wal file name")
-            }
-            let access = try PostgresWALAccess.open(home: ctx.home, configFile: ctx.configFile, tenant: tenant, clock: try ctx.clock(),
-                                                    environmentCredentials: ctx.s3Credentials)
-            _ = try access.spool.deliver(wal, to: destination)
-            let depth = access.policy.postgres.walPrefetchDepth
-            if depth > 0, wal.kind == .segment {
-                // Detached, no descriptors shared: PostgreSQL waits only for this process.
-                var args = ["--home", ctx.home.root.path]
-                if let c = ctx.configFile { args += ["--config", c.path] }
-                _ = try? Spawn.start(tresorBinaryPath, args + ["pg", "wal-prefetch", tenant, name], newSession: true)
+            try PostgresWALAccess.restoreCommand(home: ctx.home, configFile: ctx.configFile, tenant: tenant, name: name,
+                                                 destination: destination, clock: try ctx.clock(),
+                                                 environmentCredentials: ctx.s3Credentials, binary: tresorBinaryPath) {
+                FileHandle.standardError.write(Data(($0 + "\n").utf8))
             }
         }
     }
@@ -99,11 +90,8 @@ struct PGCommand: ParsableCommand {
         @Flag(help: "Wait for a running prefetcher instead of leaving the work to it.") var wait = false
 
         func run() throws {
-            guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
-            let access = try PostgresWALAccess.open(home: ctx.home, configFile: ctx.configFile, tenant: tenant, clock: try ctx.clock(),
-                                                    environmentCredentials: ctx.s3Credentials)
-            let depth = access.policy.postgres.walPrefetchDepth
-            try access.spool.prefetch(after: wal, depth: depth, threads: min(depth, 2 * availableCores), waitForLock: wait)
+            try PostgresWALAccess.prefetch(home: ctx.home, configFile: ctx.configFile, tenant: tenant, name: name, clock: try ctx.clock(),
+                                           environmentCredentials: ctx.s3Credentials, wait: wait)
         }
     }
 
@@ -129,6 +117,8 @@ struct PGCommand: ParsableCommand {
         @Option(help: "Recover up to this LSN (X/X).") var targetLsn: String?
         @Flag(help: "Recover all archived WAL.") var latest = false
         @Option(help: "Timeline to follow: latest, or a number (default: the base backup's).") var timeline: String?
+        @Flag(name: .customLong("run"), help: "Start the restored server on a free loopback port until it reached the target and promoted, then stop it; exit 1 if recovery stops first.") var runServer = false
+        @Flag(help: "Keep the backup's archive_mode: once promoted, the restored server archives into the tenant's WAL (for a restore that replaces production).") var archive = false
 
         func run() throws {
             let chosen = [targetTime != nil, targetLsn != nil, latest].filter { $0 }.count
@@ -147,9 +137,11 @@ struct PGCommand: ParsableCommand {
             } else {
                 target = .latest
             }
-            let r = try ctx.installation().restorePostgres(tenant: tenant, pgdata: pgdata, target: target, timeline: timeline, binary: tresorBinaryPath)
+            let r = try ctx.installation().restorePostgres(tenant: tenant, pgdata: pgdata, target: target, timeline: timeline, archive: archive,
+                                                           run: runServer, binary: tresorBinaryPath)
             ctx.emit(r, outcome: r.outcome) {
-                "restored base backup \(r.snapshot.prefix(8)) (ended \(r.baseBackupEnd)) of \(r.tenant) to \(r.pgdata): \(r.files) files, \(formatBytes(r.bytes)) in \(String(format: "%.1f", r.seconds)) s\n  recovery configured to \(r.target); start the server to replay the wal"
+                "restored base backup \(r.snapshot.prefix(8)) (ended \(r.baseBackupEnd)) of \(r.tenant) to \(r.pgdata): \(r.files) files, \(formatBytes(r.bytes)) in \(String(format: "%.1f", r.seconds)) s\n  recovery configured to \(r.target)\(r.stopLSN.map { " (recovery_target_lsn \($0))" } ?? ""); start the server to replay the wal" +
+                    r.notes.map { "\n  \($0)" }.joined()
             }
         }
     }

@@ -58,6 +58,11 @@ public struct Policy: Sendable, Equatable {
         public var recoveryWindow: PolicyDuration
         /// How often a base backup is taken (`base_backup_interval`).
         public var baseBackupInterval: PolicyDuration
+        /// `wal-fetch` (restore_command): how long it retries a WAL file it cannot read (store
+        /// down, object damaged, key unreadable) before it makes PostgreSQL stop recovery with a
+        /// FATAL error (`wal_fetch_retry`; when the key is absent, as in homes made before it
+        /// existed, 5 minutes).
+        public var walFetchRetry: PolicyDuration
     }
 
     /// Restore drills.
@@ -147,6 +152,7 @@ public struct Policy: Sendable, Equatable {
             "postgres.stream_status_interval": .duration(0.001...3600),
             "postgres.recovery_window": .duration(day...(3660 * day)),
             "postgres.base_backup_interval": .duration(3600...(31 * day)),
+            "postgres.wal_fetch_retry": .duration(0...day),
             "drills.interval": .duration(3600...(366 * day)),
             "drills.max_age": .duration(day...(366 * day)),
             "deletion.delay_after_contract_end": .duration(0...(90 * day)),
@@ -170,6 +176,7 @@ public struct Policy: Sendable, Equatable {
         "documents.daily_snapshots_kept": .integer(31),
         "postgres.recovery_window": .string("30d"),
         "postgres.base_backup_interval": .string("1d"),
+        "postgres.wal_fetch_retry": .string("300s"),
         "drills.interval": .string("7d"),
         "drills.max_age": .string("30d"),
         "deletion.delay_after_contract_end": .string("90d"),
@@ -211,7 +218,8 @@ public struct Policy: Sendable, Equatable {
             streamFlushInterval: try r.duration("postgres.stream_flush_interval"),
             streamStatusInterval: try r.duration("postgres.stream_status_interval"),
             recoveryWindow: try r.duration("postgres.recovery_window"),
-            baseBackupInterval: try r.duration("postgres.base_backup_interval"))
+            baseBackupInterval: try r.duration("postgres.base_backup_interval"),
+            walFetchRetry: try r.duration("postgres.wal_fetch_retry"))
         serviceTerms = ServiceTerms(
             rto: try r.duration("service_terms.rto"), rtoTypical: try r.duration("service_terms.rto_typical"),
             rtoTypicalSharePercent: try r.int("service_terms.rto_typical_share_percent"),

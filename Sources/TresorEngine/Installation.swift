@@ -13,6 +13,9 @@ public final class Installation: @unchecked Sendable {
     public let catalog: any Catalog
     public let policy: Policy
     public let clock: any Clock
+    /// The config file given on the command line (`--config`), when one was: commands written
+    /// for PostgreSQL (archive_command, restore_command) must carry it.
+    public internal(set) var configFile: URL?
     /// S3 credentials the caller found in the environment; they win over the config's file.
     let environmentCredentials: S3Credentials?
     private let masterKeyCache = Locked<MasterKey?>(nil)
@@ -39,8 +42,10 @@ public final class Installation: @unchecked Sendable {
         let config = try Config.load(from: configURL)
         let policy = try Policy.load(directory: home.path(config.policiesDirectory))
         let catalog = try SQLiteCatalog(path: home.path(config.catalogPath).path)
-        return Installation(home: home, config: config, catalog: catalog, policy: policy, clock: clock,
-                            environmentCredentials: s3Credentials)
+        let installation = Installation(home: home, config: config, catalog: catalog, policy: policy, clock: clock,
+                                        environmentCredentials: s3Credentials)
+        installation.configFile = configFile
+        return installation
     }
 
     /// The master key, from its file or command. Read once per process.

@@ -23,7 +23,7 @@ public struct BaseBackupRef: Sendable, Equatable {
     }
 
     var endTime: Date { TimeFormat.parse(info.endTime) ?? .distantFuture }
-    var endLSN: UInt64 { LSN.parse(info.endLSN) ?? .max }
+    public var endLSN: UInt64 { LSN.parse(info.endLSN) ?? .max }
 }
 
 /// One stored WAL object as the planner sees it (from its header).
@@ -148,9 +148,19 @@ public enum RecoveryPlanner {
     /// `timeline` is `latest` or a timeline number: which history to follow when timelines forked
     /// after the base backup (PostgreSQL's default, `latest`, would follow a fork made by an
     /// earlier restore rather than the history the backup was taken on).
-    public static func recoverySettings(restoreCommand: String, target: RecoveryTarget, timeline: String = "latest") -> String {
-        var lines = ["", "# added by tresor pg restore", "restore_command = '\(restoreCommand.replacingOccurrences(of: "'", with: "''"))'",
+    /// `latestRecord`: for `.latest`, the start of the last whole record of the archived WAL
+    /// (``latestRecordStart(window:fetch:)``), written as `recovery_target_lsn` so a replay that
+    /// falls short of it (a WAL file that could not be fetched) stops with a FATAL error instead
+    /// of promoting. `archive`: false writes `archive_mode = off`, so the restored server never
+    /// archives into the tenant's WAL (where its new timeline would conflict with the
+    /// production cluster's).
+    public static func recoverySettings(restoreCommand: String, target: RecoveryTarget, timeline: String = "latest",
+                                        latestRecord: UInt64? = nil, archive: Bool = false) -> String {
+        var lines = ["", "# added by tresor pg restore", "restore_command = \(confQuoted(restoreCommand))",
                      "recovery_target_timeline = '\(timeline)'"]
+        if !archive {
+            lines.append("archive_mode = off   # a restored server must not archive into the production tenant's wal (tresor pg restore --archive)")
+        }
         switch target {
         case .time(let t):
             let f = DateFormatter()
@@ -166,8 +176,49 @@ public enum RecoveryPlanner {
             lines.append("recovery_target_lsn = '\(LSN.format(l))'")
             lines.append("recovery_target_action = 'promote'")
         case .latest:
-            break
+            if let latestRecord {
+                lines.append("recovery_target_lsn = '\(LSN.format(latestRecord))'   # the last archived record: a shorter replay fails")
+                lines.append("recovery_target_action = 'promote'")
+            }
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The start of the last whole WAL record up to the window's latest point on its timeline:
+    /// PostgreSQL reaches a `recovery_target_lsn` only by replaying a record that starts at or
+    /// after it, so the window's latest LSN itself (the end of the WAL) could never be reached.
+    /// `fetch` returns a segment as `restore_command` would deliver it. Looks back at most
+    /// `segments` segments (a record longer than a segment starts in none of them); nil when
+    /// none holds a whole record.
+    public static func latestRecordStart(window: RecoveryWindow, segments: Int = 4, fetch: (WALName) throws -> [UInt8]) throws -> UInt64? {
+        guard let text = window.latestLSN, let latest = LSN.parse(text), let tli = window.timeline, latest > 0 else { return nil }
+        var segment = WALName(timeline: tli, segment: (latest - 1) / WALName.segmentSize)
+        for _ in 0..<segments {
+            let bytes = try fetch(segment)
+            let length = Int(min(latest - segment.startLSN, WALName.segmentSize))
+            if let lsn = WALRecords.lastRecordStart(bytes, start: segment.startLSN, length: length) { return lsn }
+            guard segment.segment > 0 else { break }
+            segment = WALName(timeline: tli, segment: segment.segment - 1)
+        }
+        return nil
+    }
+
+    /// The first run of segments missing between a base backup's first WAL file and
+    /// `through` (inclusive) on the backup's timeline; `through` may also be present as the
+    /// part `pg stream` stored. Nil when every segment is there.
+    public static func missingWAL(from backup: BaseBackupRef, through: WALName, wal: [ArchivedWAL]) -> (first: WALName, last: WALName)? {
+        guard let first = WALName(backup.info.startWAL), through.segment >= first.segment else { return nil }
+        let present = Set(wal.map(\.name))
+        var run: (first: WALName, last: WALName)? = nil
+        for n in first.segment...through.segment {
+            let s = WALName(timeline: first.timeline, segment: n)
+            let there = present.contains(s) || (n == through.segment && present.contains(s.with(kind: .streaming)))
+            if !there {
+                run = (run?.first ?? s, s)
+            } else if run != nil {
+                return run
+            }
+        }
+        return run
     }
 }

@@ -21,14 +21,33 @@ public struct WALArchive: Sendable {
     public let keys: WALKeys
     public let compressionLevel: Int
     public let clock: any Clock
+    /// Where this archive's WAL objects live: the tenant's WAL prefix for the first cluster it
+    /// archived, `<prefix><system id>/` for each cluster accepted later (``WALClusters``).
+    public let root: String
+    /// The database system whose WAL this archive holds, once known; nil for an archive opened
+    /// before any cluster was recorded (or whose WAL files carry no page header).
+    public let systemID: UInt64?
 
-    /// `clock` stamps each object's push time (the window's latest point).
+    /// `clock` stamps each object's push time (the window's latest point). The archive opened
+    /// here is the tenant's first cluster's; ``current()`` and ``bound(to:)`` find the right one.
     public init(store: any Store, tenant: String, keys: WALKeys, compressionLevel: Int, clock: any Clock) {
         self.store = store
         self.layout = RepositoryLayout(tenant: tenant)
         self.keys = keys
         self.compressionLevel = compressionLevel
         self.clock = clock
+        self.root = layout.walPrefix
+        self.systemID = nil
+    }
+
+    init(_ base: WALArchive, cluster: WALClusters.Cluster) {
+        store = base.store
+        layout = base.layout
+        keys = base.keys
+        compressionLevel = base.compressionLevel
+        clock = base.clock
+        root = base.layout.walPrefix + cluster.directory
+        systemID = UInt64(cluster.systemID)
     }
 
     /// What a push did.
@@ -38,7 +57,7 @@ public struct WALArchive: Sendable {
         case alreadyArchived = "already_archived"
     }
 
-    func key(_ name: WALName) -> String { layout.wal(timeline: name.timelineHex, name: name.description) }
+    func key(_ name: WALName) -> String { root + name.timelineHex + "/" + name.description }
 
     /// The state machine of the duplicate rule: given what the store holds under the name,
     /// decide what a push does.
@@ -72,6 +91,14 @@ public struct WALArchive: Sendable {
     /// unconditional `s3:ListBucket` cannot learn (AWS and Ceph RGW answer 403 for a missing
     /// key then). A repeated push therefore seals the segment before it finds the duplicate.
     public func push(_ buf: UnsafeRawBufferPointer, name wal: WALName) throws -> PushResult {
+        if let sid = WALRecords.systemIdentifier(buf), sid != systemID {
+            return try bound(to: sid).push(buf, name: wal)
+        }
+        if systemID == nil, wal.kind != .segment, wal.kind != .partial {
+            // No page header to tell: the cluster whose WAL the tenant archives now.
+            let current = try current()
+            if current.root != root { return try current.push(buf, name: wal) }
+        }
         let fileName = wal.description
         let k = key(wal)
         let (stored, hash) = try WALObject.withSealed(buf, name: fileName, keys: keys, level: compressionLevel, pushedAt: clock.now()) {
@@ -91,12 +118,31 @@ public struct WALArchive: Sendable {
     }
 
     /// Stores the first `buf.count` bytes of `segment` as its `.streaming` object, replacing the
-    /// previous one atomically. Durable when it returns.
-    public func storeStreamed(_ buf: UnsafeRawBufferPointer, segment: WALName) throws {
+    /// previous one atomically. Durable when it returns. A stored object that is longer and
+    /// begins with these bytes is kept (returns false): a restarted `pg stream` receives the
+    /// segment again from its start, and replacing what an earlier run stored with less would
+    /// move the recoverable point back.
+    @discardableResult
+    public func storeStreamed(_ buf: UnsafeRawBufferPointer, segment: WALName) throws -> Bool {
+        if let sid = WALRecords.systemIdentifier(buf), sid != systemID {
+            return try bound(to: sid).storeStreamed(buf, segment: segment)
+        }
         let name = segment.with(kind: .streaming)
+        if try store.head(key(name)) != nil, try header(name).length > UInt64(buf.count) {
+            let stored: [UInt8]
+            do {
+                stored = try fetch(name)
+            } catch let e as PostgresError where e.code == .notFound {
+                stored = []   // removed since the head (the whole segment was archived): store ours
+            }
+            if stored.count > buf.count, buf.count == 0 || stored.withUnsafeBytes({ memcmp($0.baseAddress!, buf.baseAddress!, buf.count) == 0 }) {
+                return false
+            }
+        }
         try WALObject.withSealed(buf, name: name.description, keys: keys, level: compressionLevel, pushedAt: clock.now()) { sealed, _ in
             _ = try store.put(key(name), bytes: sealed, ifAbsent: false)
         }
+        return true
     }
 
     /// Removes the `.streaming` object of `segment` (once the whole segment is archived).
@@ -137,7 +183,17 @@ public struct WALArchive: Sendable {
         do {
             return try fetch(name)
         } catch let e as PostgresError where e.code == .notFound && name.kind == .segment {
-            guard var streamed = try? fetch(name.with(kind: .streaming)), streamed.count <= Int(WALName.segmentSize) else { throw e }
+            var streamed: [UInt8]
+            do {
+                streamed = try fetch(name.with(kind: .streaming))
+            } catch let absent as PostgresError where absent.code == .notFound {
+                throw e
+            }
+            // Any other failure (a streamed part that does not authenticate, the store gone)
+            // propagates: treated as absent it would end recovery early.
+            guard streamed.count <= Int(WALName.segmentSize) else {
+                throw PostgresError(.failed, "the streamed part of wal file \(name) holds \(streamed.count) bytes, more than a segment")
+            }
             streamed.append(contentsOf: repeatElement(0, count: Int(WALName.segmentSize) - streamed.count))
             return streamed
         }
@@ -145,8 +201,11 @@ public struct WALArchive: Sendable {
 
     /// Every archived WAL file, sorted by timeline and position.
     public func list() throws -> [(name: WALName, size: Int)] {
-        try store.list(prefix: layout.walPrefix).compactMap { o in
-            guard let last = o.key.split(separator: "/").last, let n = WALName(String(last)) else { return nil }
+        try store.list(prefix: root).compactMap { o in
+            // Only `<timeline>/<name>` under this root: the WAL of clusters accepted later
+            // lives deeper, under `<system id>/`.
+            let parts = o.key.dropFirst(root.count).split(separator: "/")
+            guard parts.count == 2, parts[0].count == 8, let n = WALName(String(parts[1])) else { return nil }
             return (n, o.size)
         }.sorted { $0.name < $1.name }
     }

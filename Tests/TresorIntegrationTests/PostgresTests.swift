@@ -145,7 +145,7 @@ final class PostgresFixture: @unchecked Sendable {
         let t8 = try #require(at[8]), t9 = try #require(at[9])
         let d8 = try #require(ISO8601DateFormatter.fractional.date(from: t8)), d9 = try #require(ISO8601DateFormatter.fractional.date(from: t9))
         let target = ISO8601DateFormatter.fractional.string(from: d8.addingTimeInterval(d9.timeIntervalSince(d8) / 2))
-        let (byTime, idsByTime) = try f.restoreAndStart(["--target-time", target])
+        let (byTime, idsByTime) = try f.restoreAndStart(["--target-time", target, "--archive"])
         #expect(idsByTime == Array(1...8), "target \(target) between \(t8) and \(t9): \(idsByTime)")
         // The promoted server starts timeline 2 and archives its history file through tresor.
         try byTime.sql("INSERT INTO marker VALUES (100, clock_timestamp())")

@@ -91,9 +91,9 @@ private let segmentSize = Int(WALName.segmentSize)
         let whole = rng.text(segmentSize)
         let missing = #expect(throws: PostgresError.self) { try a.fetchForRecovery(seg) }
         #expect(missing?.code == .notFound)
-        try whole[0..<5000].withUnsafeBytes { try a.storeStreamed($0, segment: seg) }
+        _ = try whole[0..<5000].withUnsafeBytes { try a.storeStreamed($0, segment: seg) }
         // A longer part replaces the shorter one.
-        try whole[0..<70000].withUnsafeBytes { try a.storeStreamed($0, segment: seg) }
+        _ = try whole[0..<70000].withUnsafeBytes { try a.storeStreamed($0, segment: seg) }
         let served = try a.fetchForRecovery(seg)
         #expect(served.count == segmentSize)
         #expect(Array(served[0..<70000]) == Array(whole[0..<70000]))
@@ -110,6 +110,28 @@ private let segmentSize = Int(WALName.segmentSize)
         #expect(throws: PostgresError.self) { try a.push(path: src.sub("000000010000000000000006.streaming").path) }
     }
 
+    /// A restarted `pg stream` receives the current segment again from its start: its first
+    /// flushes hold less than the previous run stored, and must not replace it.
+    @Test func aRestartedStreamNeverReplacesALongerStreamedPartWithAShorterOne() throws {
+        let dir = TempDirectory()
+        let a = try archive(dir)
+        let seg = try #require(WALName("000000010000000000000009"))
+        var rng = SeededRandom(seed: 13)
+        let whole = rng.text(segmentSize)
+        #expect(try whole[0..<90000].withUnsafeBytes { try a.storeStreamed($0, segment: seg) })
+        // The second run's first flush: a prefix of what is stored.
+        #expect(try whole[0..<20000].withUnsafeBytes { try a.storeStreamed($0, segment: seg) } == false)
+        #expect(try a.header(seg.with(kind: .streaming)).length == 90000)
+        #expect(Array(try a.fetchForRecovery(seg)[0..<90000]) == Array(whole[0..<90000]))
+        // Caught up and past it: stored again.
+        #expect(try whole[0..<120000].withUnsafeBytes { try a.storeStreamed($0, segment: seg) })
+        #expect(try a.header(seg.with(kind: .streaming)).length == 120000)
+        // Different bytes (another history of that segment): the newer stream's bytes are stored.
+        let other = rng.text(50000)
+        #expect(try other.withUnsafeBytes { try a.storeStreamed($0, segment: seg) })
+        #expect(try a.header(seg.with(kind: .streaming)).length == 50000)
+    }
+
     @Test func headersOfEveryObjectAreListedInOrderWithTheirLengths() throws {
         let dir = TempDirectory()
         let a = try archive(dir)
@@ -118,7 +140,7 @@ private let segmentSize = Int(WALName.segmentSize)
         for (segment, length) in lengths {
             _ = try rng.text(length).withUnsafeBytes { try a.push($0, name: WALName(timeline: 1, segment: UInt64(segment))) }
         }
-        try rng.text(444).withUnsafeBytes { try a.storeStreamed($0, segment: WALName(timeline: 1, segment: 8)) }
+        _ = try rng.text(444).withUnsafeBytes { try a.storeStreamed($0, segment: WALName(timeline: 1, segment: 8)) }
         let listed = try a.listWithHeaders(threads: 3)
         #expect(listed.map(\.name.description) == ["000000010000000000000005", "000000010000000000000006", "000000010000000000000007",
                                                     "000000010000000000000008.streaming"])

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import TresorCore
+import TresorPostgres
 
 /// A throwaway PostgreSQL 15 cluster for tests and drills: `initdb` as the `postgres` OS user
 /// into a temp dir, started on a free loopback port with its unix socket in the same temp dir,
@@ -43,15 +44,18 @@ public final class ScratchCluster: @unchecked Sendable {
     }
 
     /// Adopts an existing data directory (a restore) in `directory`, owned by postgres, to start
-    /// it on a free port.
+    /// it on a free port: run by the production ``RecoveryServer``, as `pg restore`'s drills will.
     public init(adopting data: String, in directory: TempDirectory) throws {
         dir = directory
         dataDirectory = data
-        socketDirectory = directory.sub("sock-\(UUID().uuidString.prefix(6))").path
-        port = try Self.freePort()
-        try FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
-        try Self.handToPostgres(socketDirectory)
+        let server = try RecoveryServer(dataDirectory: data, workDirectory: directory.sub("server-\(UUID().uuidString.prefix(6))").path)
+        self.server = server
+        socketDirectory = server.socketDirectory
+        port = server.port
     }
+
+    /// The production runner of an adopted (restored) data directory.
+    public private(set) var server: RecoveryServer?
 
     deinit {
         if running { try? stop(mode: "immediate") }
@@ -69,6 +73,11 @@ public final class ScratchCluster: @unchecked Sendable {
     /// Starts the server and waits until it accepts connections (`pg_ctl -w`). A recovering
     /// server accepts connections once consistent (hot_standby is on by default).
     public func start() throws {
+        if let server {
+            try server.start()
+            running = true
+            return
+        }
         do {
             try Self.run(Self.bin + "/pg_ctl", ["-D", dataDirectory, "-l", logPath, "-w", "-t", "120",
                                                "-o", "-p \(port) -k \(socketDirectory) -c listen_addresses=127.0.0.1", "start"], asPostgres: true)
@@ -79,6 +88,11 @@ public final class ScratchCluster: @unchecked Sendable {
     }
 
     public func stop(mode: String = "fast") throws {
+        if let server {
+            try server.stop(mode: mode)
+            running = false
+            return
+        }
         try Self.run(Self.bin + "/pg_ctl", ["-D", dataDirectory, "-m", mode, "-w", "stop"], asPostgres: true)
         running = false
     }
@@ -129,21 +143,7 @@ public final class ScratchCluster: @unchecked Sendable {
 
     // MARK: helpers
 
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket() failed") }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        guard ok else { throw Failure(description: "cannot find a free port") }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
+    static func freePort() throws -> Int { try RecoveryServer.freePort() }
 
     /// Gives `path` to the postgres user when we are root.
     public static func handToPostgres(_ path: String) throws {

@@ -1,0 +1,134 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import TresorCatalog
+import TresorCore
+import TresorDocuments
+import TresorPostgres
+import TresorRepository
+import TresorStore
+
+/// What `tresor pg basebackup` did.
+public struct BaseBackupResult: Codable, Sendable {
+    public var tenant: String
+    public var snapshot: String
+    public var postgres: PostgresBackupInfo
+    public var files: Int
+    public var bytes: UInt64
+    public var newBlobs: Int
+    public var newBytesStored: UInt64
+    public var seconds: Double
+}
+
+/// `tresor pg basebackup`, `pg window`, `pg stream`.
+extension Installation {
+    /// `tresor pg basebackup T`.
+    public func basebackupPostgres(tenant name: String) throws -> BaseBackupResult {
+        let tenant = try self.tenant(name)
+        guard let dsn = tenant.pgDSN else {
+            throw CoreError.usage("tenant '\(name)' has no postgresql dsn", hint: "register the tenant with tresor tenant add \(name) ... --pg DSN")
+        }
+        let lock = try TenantLock(home: home, name: name)
+        defer { withExtendedLifetime(lock) {} }
+        let wallStart = Date()
+        let run = try catalog.startRun(kind: "pg-basebackup", tenant: name, at: clock.now())
+        do {
+            let repo = try repository(for: tenant, create: true)
+            let index = try repo.loadIndex()
+            let archive = try clusterArchive(repo, dsn: dsn)
+            let backup = try BaseBackup(repository: repo, index: index, policy: policy.backup,
+                                        settings: .init(relationChunkBytes: policy.postgres.relationChunkBytes,
+                                                        archiveWaitSeconds: policy.postgres.archiveWait.seconds,
+                                                        indexCompressionLevel: policy.postgres.indexCompressionLevel),
+                                        clock: clock)
+            let (id, m) = try backup.run(dsn: dsn, archive: archive)
+            let result = BaseBackupResult(tenant: name, snapshot: id.hex, postgres: m.postgres!, files: m.stats.files, bytes: m.stats.bytes,
+                                          newBlobs: m.stats.newBlobs, newBytesStored: m.stats.newBytesStored,
+                                          seconds: Date().timeIntervalSince(wallStart))
+            try catalog.finishRun(id: run, at: clock.now(), status: "ok", detail: json(result))
+            return result
+        } catch {
+            try? catalog.finishRun(id: run, at: clock.now(), status: "failed", detail: json(["error": "\(error)"]))
+            throw error
+        }
+    }
+
+    /// The tenant's WAL archive before its cluster is known, opened with the repository's WAL
+    /// keys (as the operator).
+    func walArchiveRoot(_ repo: TenantRepository) -> WALArchive {
+        WALArchive(store: repo.store, tenant: repo.layout.tenant, keys: repo.keys.wal,
+                   compressionLevel: policy.backup.compressionLevel, clock: clock)
+    }
+
+    /// The WAL archive of the tenant's current cluster (``WALClusters``).
+    func walArchive(_ repo: TenantRepository) throws -> WALArchive {
+        try walArchiveRoot(repo).current()
+    }
+
+    /// The WAL archive for the cluster the tenant's DSN reaches: its system identifier must be
+    /// the tenant's current cluster's (or becomes it, when none is recorded yet or after
+    /// `pg setup --new-cluster`).
+    func clusterArchive(_ repo: TenantRepository, dsn: String) throws -> WALArchive {
+        let rows = try PGConnection(dsn: dsn).query("SELECT system_identifier FROM pg_control_system()")
+        guard let text = rows.first?.first ?? nil, let sid = UInt64(text) else {
+            throw PostgresError(.server, "the server did not say its system identifier")
+        }
+        return try walArchiveRoot(repo).bound(to: sid)
+    }
+
+    /// The tenant's base backups of its current cluster (those of a cluster replaced with
+    /// `pg setup --new-cluster` are kept, but restore and the window do not consider them).
+    func baseBackups(_ repo: TenantRepository) throws -> [BaseBackupRef] {
+        let current = try walArchive(repo).systemID
+        return try repo.snapshots().compactMap { s in
+            guard s.manifest.kind == "pg-base", let info = s.manifest.postgres else { return nil }
+            if let current, info.systemID != String(current) { return nil }
+            return BaseBackupRef(id: s.id, info: info)
+        }
+    }
+
+
+
+    /// `tresor pg window T`.
+    public func postgresWindow(tenant name: String) throws -> RecoveryWindow {
+        let tenant = try self.tenant(name)
+        let repo = try repository(for: tenant, create: false)
+        let archive = try walArchive(repo)
+        return RecoveryPlanner.window(backups: try baseBackups(repo), wal: try archive.listWithHeaders())
+    }
+}
+
+extension Installation {
+    /// `tresor pg stream T`: streams the tenant's WAL into its archive until a stop is
+    /// requested (SIGTERM or SIGINT), through the physical replication slot `slot` (default
+    /// `tresor_<tenant>`, created when missing). One stream per tenant and home (a lock).
+    public func streamPostgres(tenant name: String, slot: String?, log: @escaping (WALStreamer.Event) -> Void,
+                               shouldStop: @escaping () -> Bool) throws -> WALStreamer.Stats {
+        let tenant = try self.tenant(name)
+        guard let dsn = tenant.pgDSN else {
+            throw CoreError.usage("tenant '\(name)' has no postgresql dsn", hint: "register the tenant with tresor tenant add \(name) ... --pg DSN")
+        }
+        let slotName = slot ?? PostgresAccess.defaultSlot(name)
+        guard !slotName.isEmpty, slotName.count <= 63, slotName.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") }) else {
+            throw CoreError.usage("replication slot name '\(slotName)' is not valid", hint: "use lower-case letters, digits and _ (at most 63)")
+        }
+        let lock = try TenantLock(home: home, name: name + ".stream")
+        defer { withExtendedLifetime(lock) {} }
+        let repo = try repository(for: tenant, create: true)
+        let archive = try clusterArchive(repo, dsn: dsn)
+        let run = try catalog.startRun(kind: "pg-stream", tenant: name, at: clock.now())
+        let streamer = WALStreamer(dsn: dsn, archive: archive,
+                                   settings: .init(slot: slotName, flushInterval: policy.postgres.streamFlushInterval.seconds,
+                                                   statusInterval: policy.postgres.streamStatusInterval.seconds),
+                                   log: log, shouldStop: shouldStop)
+        do {
+            let stats = try streamer.run()
+            try catalog.finishRun(id: run, at: clock.now(), status: "ok", detail: json(stats))
+            return stats
+        } catch {
+            try? catalog.finishRun(id: run, at: clock.now(), status: "failed", detail: json(["error": "\(error)"]))
+            throw error
+        }
+    }
+}

@@ -1,0 +1,158 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import TresorCatalog
+import TresorCore
+import TresorDocuments
+import TresorPostgres
+import TresorRepository
+import TresorStore
+
+/// What `tresor pg restore` did.
+public struct PostgresRestoreResult: Codable, Sendable {
+    public var tenant: String
+    public var snapshot: String
+    public var baseBackupEnd: String
+    public var pgdata: String
+    public var target: String
+    /// The `recovery_target_lsn` written for `--latest` (the last archived record), if any.
+    public var stopLSN: String?
+    /// Whether the restored server archives (`--archive`) into the tenant's WAL.
+    public var archiveMode: Bool
+    /// What the operator must know about the recovery settings written.
+    public var notes: [String]
+    public var files: Int
+    public var bytes: UInt64
+    public var seconds: Double
+    public var outcome: Outcome
+}
+
+/// `tresor pg restore`.
+extension Installation {
+    /// `tresor pg restore T --pgdata DIR (--target-time | --target-lsn | --latest)`: restores the
+    /// newest base backup that ends before the target into a new or empty DIR and configures
+    /// recovery (recovery.signal, restore_command through wal-fetch, the target, promote).
+    /// Starting the server is left to the operator (or the drill).
+    /// `timeline`: nil follows the chosen base backup's timeline; `latest` or a number as given.
+    /// `archive`: false (the default) writes `archive_mode = off`: a restored server must not
+    /// push its new timeline into the production tenant's WAL.
+    ///
+    /// Before anything is written it checks that the WAL from the chosen base backup to the
+    /// target has no gap (refused with the gap named), and for `--latest` it writes the last
+    /// archived record's LSN as the target, so a replay that falls short fails instead of
+    /// promoting early.
+    /// `run`: start the restored server (``RecoveryServer``: a free loopback port, as the data
+    /// directory's owner) until recovery reached the target and it promoted, then stop it; a
+    /// recovery that stops with an error fails the restore, with the server log's last FATAL line.
+    public func restorePostgres(tenant name: String, pgdata: String, target: RecoveryTarget, timeline: String?, archive archiving: Bool = false,
+                                run runServer: Bool = false, binary: String) throws -> PostgresRestoreResult {
+        if let t = timeline, t != "latest", UInt32(t) == nil {
+            throw CoreError.usage("--timeline must be latest or a timeline number, not '\(t)'")
+        }
+        let tenant = try self.tenant(name)
+        let wallStart = Date()
+        let repo = try repository(for: tenant, create: false)
+        let archive = try walArchive(repo)
+        let backups = try baseBackups(repo)
+        let wal = try archive.listWithHeaders()
+        let window = RecoveryPlanner.window(backups: backups, wal: wal)
+        let chosen = try RecoveryPlanner.choose(target: target, backups: backups, window: window, tenant: name)
+        let followsBackup = timeline == nil || timeline == String(chosen.info.timeline)
+        var notes: [String] = []
+        // The WAL the replay needs, on the backup's timeline: up to the target's segment.
+        var stopLSN: UInt64? = nil
+        if followsBackup {
+            let through: WALName?
+            switch target {
+            case .lsn(let l): through = WALName(timeline: chosen.info.timeline, segment: l / WALName.segmentSize)
+            case .latest: through = window.latestLSN.flatMap(LSN.parse).map { WALName(timeline: chosen.info.timeline, segment: (max($0, 1) - 1) / WALName.segmentSize) }
+            case .time(let t):
+                // The first segment stored at or after the target time holds (or follows) it.
+                through = wal.filter { $0.name.timeline == chosen.info.timeline && ($0.name.kind == .segment || $0.name.kind == .streaming) && $0.pushedAt >= t }
+                    .map { $0.name.with(kind: .segment) }.min()
+            }
+            if let through, let gap = RecoveryPlanner.missingWAL(from: chosen, through: through, wal: wal) {
+                throw CoreError.failed("wal \(gap.first)..\(gap.last) of tenant '\(name)' is missing between base backup \(chosen.id.short) (\(chosen.info.startWAL)) and the target: recovery would stop at the gap",
+                                       hint: "choose a target before \(gap.first) or after a base backup taken after the gap (tresor pg window \(name))")
+            }
+            if case .latest = target {
+                stopLSN = try RecoveryPlanner.latestRecordStart(window: window) { try archive.fetchForRecovery($0) }
+                if stopLSN == nil { notes.append("no recovery_target_lsn: no whole wal record found near the latest point \(window.latestLSN ?? "?")") }
+            }
+        } else if case .latest = target {
+            notes.append("no recovery_target_lsn: following timeline \(timeline ?? "?"), replay ends where its archived wal ends")
+        }
+        if let s = stopLSN, s < chosen.endLSN {
+            notes.append("no recovery_target_lsn: the archive holds no wal after the base backup's end \(chosen.info.endLSN)")
+            stopLSN = nil
+        }
+        let index = try repo.loadIndex()
+        let manifest = try repo.loadSnapshot(chosen.id)
+        let nodes = try repo.loadTree(manifest, index: index)
+        let root = nodes.first { $0.path == "pgdata" }
+        let inside = nodes.compactMap { n -> TreeNode? in
+            guard n.path.hasPrefix("pgdata/") else { return nil }
+            var c = n
+            c.path = String(n.path.dropFirst("pgdata/".count))
+            return c
+        }
+        let absolute = URL(fileURLWithPath: pgdata).standardizedFileURL.path
+        let report = try TreeRestorer(repository: repo, index: index).restore(nodes: inside, to: absolute)
+        guard report.failed.isEmpty else {
+            throw CoreError.failed("\(report.failed.count) files of base backup \(chosen.id.short) could not be restored, e.g. \(report.failed.keys.sorted().first!)",
+                                   hint: "tresor check \(name) --read-data")
+        }
+        let settings = RecoveryPlanner.recoverySettings(restoreCommand: walCommand(binary: binary, "wal-fetch", tenant: name, "%f", "%p"),
+                                                        target: target, timeline: timeline ?? String(chosen.info.timeline),
+                                                        latestRecord: stopLSN, archive: archiving)
+        try RecoveryDirectory.prepare(absolute, settings: settings, owner: getuid() == 0 ? root.map { ($0.uid, $0.gid) } : nil)
+        notes.append(archiving ? "archive_mode kept (--archive): once promoted, the server archives into tenant '\(name)'"
+                               : "archive_mode = off: the restored server does not archive (--archive to let it archive into tenant '\(name)')")
+        if runServer {
+            try runUntilPromoted(absolute, tenant: name)
+            notes.append("recovered to the target and promoted (the server was stopped again)")
+        }
+        let targetText: String
+        switch target {
+        case .time(let t): targetText = TimeFormat.string(t, fractional: true)
+        case .lsn(let l): targetText = LSN.format(l)
+        case .latest: targetText = "latest"
+        }
+        let result = PostgresRestoreResult(tenant: name, snapshot: chosen.id.hex, baseBackupEnd: chosen.info.endTime, pgdata: absolute,
+                                           target: targetText, stopLSN: stopLSN.map(LSN.format), archiveMode: archiving, notes: notes,
+                                           files: report.files, bytes: report.bytes,
+                                           seconds: Date().timeIntervalSince(wallStart), outcome: .ok)
+        let run = try catalog.startRun(kind: "pg-restore", tenant: name, at: clock.now())
+        try catalog.finishRun(id: run, at: clock.now(), status: "ok", detail: json(result))
+        return result
+    }
+
+    /// Runs the restored data directory until it is promoted; throws with the log's last FATAL
+    /// line when recovery stops first. The run's log stays in `<pgdata>.tresor-run-*/sock` when
+    /// it fails.
+    private func runUntilPromoted(_ pgdata: String, tenant name: String) throws {
+        let work = pgdata + ".tresor-run-\(UUID().uuidString.prefix(8))"
+        let server = try RecoveryServer(dataDirectory: pgdata, workDirectory: work)
+        // A server that stops in recovery before it accepts connections fails its start; the
+        // reason is in its log either way.
+        var started = true
+        do {
+            try server.start()
+        } catch {
+            started = false
+        }
+        // No time limit of its own: recovery ends, or the server stops with an error (restore_command
+        // gives up after [postgres] wal_fetch_retry).
+        guard started, try server.waitForPromotion(seconds: 7 * 86400) else {
+            try server.stop(mode: "immediate")
+            // A missing log leaves the last lines logTail finds (none): the error still says where.
+            let log = (try? String(contentsOfFile: server.logPath, encoding: .utf8)) ?? ""
+            let fatal = log.split(separator: "\n").last { $0.contains("FATAL:") }.map(String.init) ?? server.logTail(3)
+            throw CoreError.failed("recovery of tenant '\(name)' in \(pgdata) stopped before the target: \(fatal)",
+                                   hint: "the server log is \(server.logPath); tresor pg window \(name) shows what the archive holds")
+        }
+        try server.stop()
+        try FileManager.default.removeItem(atPath: work)
+    }
+}

@@ -1,0 +1,191 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import TresorCatalog
+import TresorCore
+import TresorDocuments
+import TresorPostgres
+import TresorRepository
+import TresorStore
+
+/// What `tresor pg wal-push` did.
+public struct WALPushResult: Codable, Sendable {
+    public var tenant: String
+    public var file: String
+    public var result: WALArchive.PushResult
+    public var bytes: Int
+    public var seconds: Double
+
+    public init(tenant: String, file: String, result: WALArchive.PushResult, bytes: Int, seconds: Double) {
+        self.tenant = tenant
+        self.file = file
+        self.result = result
+        self.bytes = bytes
+        self.seconds = seconds
+    }
+}
+
+/// The WAL commands as PostgreSQL runs them (as its own OS user): they read the home's config,
+/// policies and `HOME/pg/<tenant>/`, never the catalog or the master key.
+public struct PostgresWALAccess: Sendable {
+    /// For `wal-push`: finds the cluster from each file's page header (``WALArchive/bound(to:)``).
+    public let archive: WALArchive
+    let spoolDirectory: String
+    public let policy: Policy
+
+    /// The home's policy, as the WAL commands read it (config file, then its policies directory).
+    static func loadPolicy(home: Home, configFile: URL?) throws -> Policy {
+        let config = try Config.load(from: configFile ?? home.configFile)
+        return try Policy.load(directory: home.path(config.policiesDirectory))
+    }
+
+    /// Opens the tenant's WAL archive from the files `tresor pg setup` wrote.
+    /// `environmentCredentials`: S3 credentials from the caller's environment, which win over the
+    /// file `pg setup --wal-credentials` stored for the PostgreSQL user.
+    public static func open(home: Home, configFile: URL?, tenant: String, clock: any Clock,
+                            environmentCredentials: S3Credentials? = nil) throws -> PostgresWALAccess {
+        try RepositoryLayout.validate(tenant: tenant)
+        let policy = try loadPolicy(home: home, configFile: configFile)
+        let dir = PostgresAccess.directory(home, tenant)
+        guard let accessData = FileManager.default.contents(atPath: dir.appendingPathComponent("access.json").path),
+              let access = try? JSONDecoder().decode(PostgresAccess.self, from: accessData), access.tenant == tenant else {
+            throw CoreError.usage("tenant '\(tenant)' is not set up for postgresql in \(home.root.path), or this user cannot read \(dir.path)",
+                                  hint: "tresor pg setup \(tenant) (as the operator)")
+        }
+        guard let keyText = try? String(contentsOfFile: dir.appendingPathComponent("wal.key").path, encoding: .utf8) else {
+            throw CoreError.usage("cannot read the wal key of tenant '\(tenant)' (\(dir.path)/wal.key)",
+                                  hint: "tresor pg setup \(tenant) --os-user USER gives the postgresql user read access")
+        }
+        let keys = try WALKeys(fileText: keyText)
+        let url = try StoreURL.parse(access.store)
+        var credentials: S3Credentials? = nil
+        if url.needsCredentials {
+            // The environment's key wins (as for every command), else the one pg setup stored.
+            credentials = environmentCredentials
+            let file = dir.appendingPathComponent(PostgresAccess.credentialsFile).path
+            if credentials == nil, FileManager.default.fileExists(atPath: file) {
+                credentials = try S3Credentials.load(file: file)
+            }
+            guard credentials != nil else {
+                throw CoreError.usage("no s3 credentials for the wal of tenant '\(tenant)' (\(file) is missing or unreadable to this user)",
+                                      hint: "tresor pg setup \(tenant) --wal-credentials FILE (as the operator)")
+            }
+        }
+        let store = try url.open(create: false, credentials: credentials)
+        let archive = WALArchive(store: store, tenant: tenant, keys: keys, compressionLevel: policy.backup.compressionLevel, clock: clock)
+        return PostgresWALAccess(archive: archive, spoolDirectory: PostgresAccess.spool(home, tenant).path,
+                                 policy: policy)
+    }
+}
+
+extension PostgresWALAccess {
+    /// What `archive_command` (`tresor pg wal-push T PATH`) does: stores the WAL file at `path`
+    /// in the archive of the cluster it belongs to (``WALArchive/bound(to:)``).
+    public static func archiveCommand(home: Home, configFile: URL?, tenant: String, path: String, clock: any Clock,
+                                      environmentCredentials: S3Credentials?) throws -> WALPushResult {
+        let start = Date()
+        let access = try open(home: home, configFile: configFile, tenant: tenant, clock: clock, environmentCredentials: environmentCredentials)
+        let result = try access.archive.push(path: path)
+        var st = stat()
+        // The file was just read whole; a size that cannot be read back is reported as 0 bytes.
+        let size = stat(path, &st) == 0 ? Int(st.st_size) : 0
+        return WALPushResult(tenant: tenant, file: (path as NSString).lastPathComponent, result: result, bytes: size,
+                             seconds: Date().timeIntervalSince(start))
+    }
+
+    /// What `restore_command` reads: the prefetch spool, over the archive of the tenant's
+    /// current cluster.
+    public func spool() throws -> WALSpool {
+        WALSpool(archive: try archive.current(), directory: spoolDirectory)
+    }
+}
+
+/// `restore_command` must never make PostgreSQL end recovery early: it reads any exit status
+/// below 126 as "this file is not in the archive", ends recovery there and promotes. So
+/// `wal-fetch` answers "not archived" (exit 1) only when the store says the object is absent;
+/// every other failure (store unreachable, 5xx after the store's own retries, an object that does
+/// not authenticate, a key or access file it cannot read) is retried for
+/// `[postgres] wal_fetch_retry`, then reported as ``WALFetchAbort``, which the command line
+/// turns into exit status 128: PostgreSQL stops with a FATAL error and can be started again once
+/// the store is back.
+public struct WALFetchAbort: TresorFailure {
+    public let message: String
+    public var kind: FailureKind { .failed }
+    public var hint: String? { "fix the store or the access of the postgresql user, then start the server again: recovery resumes where it stopped" }
+    /// The exit status that makes PostgreSQL abort recovery (above 125; 126 and 127 it would log
+    /// as "command not executable" and "command not found", which would mislead).
+    public static let exitStatus: Int32 = 128
+}
+
+extension PostgresWALAccess {
+    /// What `restore_command` (`tresor pg wal-fetch T NAME DEST`) does: delivers WAL file `name`
+    /// to `destination`, then starts the prefetcher for the segments after it (a detached
+    /// `binary … pg wal-prefetch`, so PostgreSQL waits only for this process). Throws
+    /// ``PostgresError/Code/notFound`` only when the archive really lacks the file, and
+    /// ``WALFetchAbort`` when it could not be read for `[postgres] wal_fetch_retry`. `log` gets a
+    /// line per failed attempt (PostgreSQL's server log).
+    public static func restoreCommand(home: Home, configFile: URL?, tenant: String, name: String, destination: String,
+                                      clock: any Clock, environmentCredentials: S3Credentials?, binary: String,
+                                      log: (String) -> Void) throws {
+        guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
+        let started = Date()
+        // Until the policy is read, the shipped default.
+        var retryFor = 300.0
+        var pause = 1.0
+        while true {
+            do {
+                // The retry time first: it holds even when the access files are what fails.
+                retryFor = try loadPolicy(home: home, configFile: configFile).postgres.walFetchRetry.seconds
+                let access = try open(home: home, configFile: configFile, tenant: tenant, clock: clock, environmentCredentials: environmentCredentials)
+                _ = try access.spool().deliver(wal, to: destination)
+                let depth = access.policy.postgres.walPrefetchDepth
+                if depth > 0, wal.kind == .segment {
+                    var args = ["--home", home.root.path]
+                    if let configFile { args += ["--config", configFile.path] }
+                    // A prefetcher that does not start costs speed only: the next segment is
+                    // then fetched directly when PostgreSQL asks for it.
+                    _ = try? Spawn.start(binary, args + ["pg", "wal-prefetch", tenant, name], newSession: true)
+                }
+                return
+            } catch let e as PostgresError where e.code == .notFound {
+                throw e
+            } catch {
+                let left = retryFor - Date().timeIntervalSince(started)
+                guard left > 0 else {
+                    throw WALFetchAbort(message: "cannot fetch wal file \(name) of tenant '\(tenant)' (\(error)); gave up after \(Int(retryFor)) s ([postgres] wal_fetch_retry) and stop recovery rather than end it early")
+                }
+                log("warning: cannot fetch wal file \(name) of tenant '\(tenant)': \(error); retrying for \(Int(left.rounded(.up))) s more")
+                Thread.sleep(forTimeInterval: min(pause, left))
+                pause = min(pause * 2, 10)
+            }
+        }
+    }
+
+    /// What `tresor pg wal-prefetch T NAME` does. Run as root (an operator's manual call), it
+    /// first becomes the spool's owner (the PostgreSQL OS user), so everything it creates in the
+    /// spool (segments, its lock file) belongs to the user that later renames and reopens them,
+    /// and a link that user plants in its spool is never followed with root's rights.
+    public static func prefetch(home: Home, configFile: URL?, tenant: String, name: String, clock: any Clock,
+                                environmentCredentials: S3Credentials?, wait: Bool) throws {
+        guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
+        try RepositoryLayout.validate(tenant: tenant)
+        try becomeOwner(of: PostgresAccess.spool(home, tenant).path)
+        let access = try open(home: home, configFile: configFile, tenant: tenant, clock: clock, environmentCredentials: environmentCredentials)
+        let depth = access.policy.postgres.walPrefetchDepth
+        try access.spool().prefetch(after: wal, depth: depth, threads: min(depth, 2 * availableCores), waitForLock: wait)
+    }
+
+    /// When running as root, switches this process to the owner of `path` (group, then user).
+    static func becomeOwner(of path: String) throws {
+        guard getuid() == 0 else { return }
+        var st = stat()
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw PostgresError(.usage, "the wal spool \(path) is missing or not a directory", hint: "tresor pg setup (as the operator)")
+        }
+        guard st.st_uid != 0 else { return }
+        guard setgroups(0, nil) == 0, setgid(st.st_gid) == 0, setuid(st.st_uid) == 0 else {
+            throw PostgresError(.failed, "cannot switch to the owner (uid \(st.st_uid)) of the wal spool \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
