@@ -8,9 +8,11 @@ import TresorTestSupport
 @Suite(.serialized) struct S3RealityTests {
     static let small: CorpusBuilder.Options = { var o = CorpusBuilder.Options(); o.smallFiles = 40; o.largeFiles = 1; o.largeFileSize = 2 << 20; return o }()
 
-    /// wal-push with a WAL key for which a HEAD of a missing key answers 403 (no unconditional
-    /// ListBucket on AWS or RGW; here a write-only SeaweedFS identity): the first segment is
-    /// stored, because the push never asks whether the key exists.
+    /// wal-push with a WAL key for which a HEAD or GET of a missing key answers 403 (no
+    /// unconditional ListBucket on AWS or RGW; here a SeaweedFS identity that may write and list
+    /// the tenant's WAL prefix but not read it): the first segment is stored. The push writes
+    /// with a conditional put, and the one read it makes (the tenant's cluster record, absent on
+    /// the first push) is proved absent by the prefix listing that `pg setup`'s policy allows.
     @Test func walPushDoesNotNeedA404ForAMissingKey() throws {
         let server = try SeaweedServer.shared()
         let dir = TempDirectory("tresor-s3wal")
@@ -18,14 +20,14 @@ import TresorTestSupport
         tresor.environment = server.credentialsEnvironment
         let cluster = try ScratchCluster(label: "s3wal")   // initdb leaves the first segment in pg_wal
         for args in [["init"], ["store", "add", "s3", "--url", server.url(bucket: SeaweedServer.walBucket), "--region", "eu"],
-                     ["tenant", "add", "wpush", "--region", "eu", "--store", "s3"]] {
+                     ["tenant", "add", "wlist", "--region", "eu", "--store", "s3"]] {
             let r = try tresor.run(args)
             #expect(r.code == 0, "\(args): \(r.stderr)")
         }
         let credentials = dir.sub("wal-credentials").path
-        try "[default]\naws_access_key_id = \(server.walWriteOnlyAccessKey)\naws_secret_access_key = \(server.walWriteOnlySecretKey)\n"
+        try "[default]\naws_access_key_id = \(server.walListAccessKey)\naws_secret_access_key = \(server.walListSecretKey)\n"
             .write(toFile: credentials, atomically: true, encoding: .utf8)
-        let setup = try tresor.run(["--json", "pg", "setup", "wpush", "--wal-credentials", credentials])
+        let setup = try tresor.run(["--json", "pg", "setup", "wlist", "--wal-credentials", credentials])
         #expect(setup.code == 0, "\(setup.stderr)")
         let scope = try #require(setup.json()?["s3Scope"] as? String)
         #expect(scope.contains("s3:PutObjectAcl") && scope.contains("s3:prefix"), "pg setup names the exact policy: \(scope)")
@@ -34,11 +36,11 @@ import TresorTestSupport
         let segment = try #require(segments.sorted().first)
         var asPostgres = tresor
         asPostgres.environment = [:]   // the key pg setup stored, as archive_command would use it
-        let push = try asPostgres.run(["--json", "pg", "wal-push", "wpush", cluster.dataDirectory + "/pg_wal/" + segment])
+        let push = try asPostgres.run(["--json", "pg", "wal-push", "wlist", cluster.dataDirectory + "/pg_wal/" + segment])
         #expect(push.code == 0, "\(push.stderr)")
         let operatorStore = try StoreURL.parse(server.url(bucket: SeaweedServer.walBucket))
             .open(create: false, credentials: S3Credentials(accessKeyID: server.accessKey, secretAccessKey: server.secretKey))
-        #expect(try operatorStore.list(prefix: "tenants/wpush/wal/").contains { $0.key.hasSuffix("/" + segment) })
+        #expect(try operatorStore.list(prefix: "tenants/wlist/wal/").contains { $0.key.hasSuffix("/" + segment) })
     }
 
     /// A key that may list the packs but not read them: check fails (exit 1, with a hint about
