@@ -111,6 +111,6 @@ struct Tresor: ParsableCommand {
         subcommands: [
             InitCommand.self, StoreCommand.self, TenantCommand.self, RegionCommand.self,
             DocsCommand.self, SnapshotsCommand.self, CheckCommand.self, ReplicateCommand.self, PGCommand.self,
-            EvidenceCommand.self,
+            EvidenceCommand.self, ExportCommand.self,
         ])
 }

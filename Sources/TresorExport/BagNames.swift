@@ -1,0 +1,69 @@
+/// How names are written where bytes cannot go as they are.
+///
+/// - In a zip archive every entry name must be UTF-8. A name that is not valid UTF-8 is escaped:
+///   every byte that is not part of a valid UTF-8 sequence, and every `%` of that name, becomes
+///   `%XX` (two uppercase hex digits). Valid UTF-8 names are never changed. Each escaped name is
+///   listed with its original bytes in `data/README.txt`.
+/// - In a BagIt manifest (RFC 8493 §2.1.3) a path's CR, LF and `%` are written as `%0D`, `%0A`
+///   and `%25`. A name that is not valid UTF-8 (possible only in tar exports, which keep names as
+///   bytes) has its invalid bytes written as `%XX` there too; such a line is not valid BagIt and
+///   the export says so (see ``BagWriter/nonUTF8Names``).
+enum BagNames {
+    /// The zip entry name for `path`.
+    static func zipName(_ path: [UInt8]) -> [UInt8] {
+        if String(validating: path, as: UTF8.self) != nil { return path }
+        var out: [UInt8] = []
+        out.reserveCapacity(path.count + 8)
+        var i = 0
+        while i < path.count {
+            if path[i] == UInt8(ascii: "%") {
+                out += Array("%25".utf8)
+                i += 1
+            } else if let n = utf8SequenceLength(path, at: i) {
+                out += path[i..<i + n]
+                i += n
+            } else {
+                out += Array(("%" + hex2(path[i])).utf8)
+                i += 1
+            }
+        }
+        return out
+    }
+
+    /// `path` as written in a manifest line.
+    static func manifestPath(_ path: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(path.count)
+        var i = 0
+        while i < path.count {
+            switch path[i] {
+            case 0x0D: out += Array("%0D".utf8); i += 1
+            case 0x0A: out += Array("%0A".utf8); i += 1
+            case UInt8(ascii: "%"): out += Array("%25".utf8); i += 1
+            default:
+                if let n = utf8SequenceLength(path, at: i) {
+                    out += path[i..<i + n]
+                    i += n
+                } else {
+                    out += Array(("%" + hex2(path[i])).utf8)
+                    i += 1
+                }
+            }
+        }
+        return out
+    }
+
+    /// A schema or table name as a file name component: `/`, `%` and control characters as `%XX`
+    /// (the name itself is UTF-8, the server's encoding for the export).
+    static func fileComponent(_ name: String) -> String {
+        var out: [UInt8] = []
+        for b in name.utf8 {
+            if b == UInt8(ascii: "/") || b == UInt8(ascii: "%") || b < 0x20 || b == 0x7F {
+                out += Array(("%" + hex2(b)).utf8)
+            } else {
+                out.append(b)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,155 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import TresorCore
+import TresorPostgres
+
+/// What the database part of an export holds.
+public struct DatabaseSummary: Sendable, Codable {
+    public var database: String
+    public var serverVersion: String
+    /// The WAL position of the snapshot (`pg_current_wal_lsn()` in the exporting transaction).
+    public var lsn: String
+    /// The server's time when the snapshot was taken.
+    public var snapshotTime: String
+    public var tables: [TableSummary]
+    /// Relations with no CSV file (materialized views, foreign tables): their definitions are in
+    /// dump.sql; named here so nothing goes missing quietly.
+    public var notCopied: [String]
+}
+
+public struct TableSummary: Sendable, Codable {
+    public var schema: String
+    public var table: String
+    public var file: String
+    public var rows: Int64
+    public var bytes: Int64
+}
+
+/// The database of a live server, from one snapshot: a REPEATABLE READ transaction exports its
+/// snapshot (`pg_export_snapshot()`) and stays open while `pg_dump --snapshot` writes schema.sql
+/// and dump.sql and the same transaction runs every table's `COPY ... TO STDOUT`, so every file
+/// shows the same moment. Outputs are spooled to `spoolDirectory` one at a time (tar needs each
+/// entry's size before its bytes) and removed once archived: disk use peaks at the largest one.
+struct LiveDatabaseExport {
+    let dsn: String
+    let binDirectory: String
+    let spoolDirectory: String
+
+    /// The CSV dialect, in one place: README.txt describes exactly this.
+    static let copyOptions = "FORMAT csv, HEADER true, FORCE_QUOTE *, ENCODING 'UTF8'"
+
+    func run(into bag: BagWriter) throws -> DatabaseSummary {
+        let conn = try PGConnection(dsn: dsn, applicationName: "tresor export")
+        // Text forms every reader agrees on: UTF-8, bytea as \x hex, ISO dates, exact floats.
+        for setting in ["SET client_encoding = 'UTF8'", "SET bytea_output = 'hex'", "SET DateStyle = 'ISO, YMD'",
+                        "SET IntervalStyle = 'postgres'", "SET extra_float_digits = 3", "SET TimeZone = 'UTC'",
+                        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"] {
+            try conn.query(setting)
+        }
+        let info = try conn.query("""
+            SELECT pg_export_snapshot(), current_database(), current_setting('server_version'),
+                   CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text,
+                   to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+            """)
+        guard let row = info.first, row.count == 5, let snapshot = row[0], let database = row[1] else {
+            throw ExportError(.database, "the server returned no snapshot")
+        }
+        var summary = DatabaseSummary(database: database, serverVersion: row[2] ?? "", lsn: row[3] ?? "",
+                                      snapshotTime: row[4] ?? "", tables: [], notCopied: [])
+        let mtime = bag.mtime
+
+        try pgDump(["--schema-only"], snapshot: snapshot, to: "schema.sql")
+        _ = try bag.addFile(Array("data/database/schema.sql".utf8), contentsOf: spool("schema.sql"), mode: 0o644, mtime: mtime)
+        unlink(spool("schema.sql"))
+        try pgDump([], snapshot: snapshot, to: "dump.sql")
+        _ = try bag.addFile(Array("data/database/dump.sql".utf8), contentsOf: spool("dump.sql"), mode: 0o644, mtime: mtime)
+        unlink(spool("dump.sql"))
+
+        let relations = try conn.query("""
+            SELECT n.nspname, c.relname, c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+              AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+            ORDER BY convert_to(n.nspname, 'UTF8'), convert_to(c.relname, 'UTF8')
+            """)
+        var usedFiles = Set<String>()
+        for r in relations {
+            guard let schema = r[0], let table = r[1], let kind = r[2] else { continue }
+            guard kind == "r" else {
+                summary.notCopied.append("\(schema).\(table) (\(kind == "m" ? "materialized view" : "foreign table"): definition in dump.sql)")
+                continue
+            }
+            var file = "\(BagNames.fileComponent(schema)).\(BagNames.fileComponent(table)).csv"
+            // Distinct names that escape alike ("a.b"."c" and "a"."b.c") get a number.
+            var n = 2
+            while !usedFiles.insert(file).inserted {
+                file = "\(BagNames.fileComponent(schema)).\(BagNames.fileComponent(table))~\(n).csv"
+                n += 1
+            }
+            let rows = try copyTable(conn, schema: schema, table: table, to: "table.csv")
+            let w = try bag.addFile(Array("data/database/tables/\(file)".utf8), contentsOf: spool("table.csv"), mode: 0o644, mtime: mtime)
+            unlink(spool("table.csv"))
+            summary.tables.append(TableSummary(schema: schema, table: table, file: file, rows: rows, bytes: w.delivered))
+        }
+        try conn.query("COMMIT")
+        return summary
+    }
+
+    private func spool(_ name: String) -> String { spoolDirectory + "/" + name }
+
+    /// Quotes an identifier for SQL.
+    static func ident(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+
+    /// COPY of one table into a spool file; returns its row count (libpq hands COPY OUT over one
+    /// row per message, the header being the first).
+    private func copyTable(_ conn: PGConnection, schema: String, table: String, to name: String) throws -> Int64 {
+        let path = spool(name)
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ExportError(.io, "cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let sql = "COPY (SELECT * FROM ONLY \(Self.ident(schema)).\(Self.ident(table))) TO STDOUT WITH (\(Self.copyOptions))"
+        try conn.send(sql)
+        var messages: Int64 = 0
+        var sawCopy = false
+        while true {
+            switch try conn.next() {
+            case .copyOut:
+                sawCopy = true
+                while try conn.copyData({ chunk in
+                    var done = 0
+                    while done < chunk.count {
+                        let n = write(fd, chunk.baseAddress! + done, chunk.count - done)
+                        if n < 0 {
+                            if errno == EINTR { continue }
+                            throw ExportError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
+                        }
+                        done += n
+                    }
+                    messages += 1
+                }) {}
+            case .rows:
+                continue
+            case .done:
+                guard sawCopy else { throw ExportError(.database, "copy of \(schema).\(table) returned no data stream") }
+                return max(0, messages - 1)
+            }
+        }
+    }
+
+    /// Runs pg_dump on the exported snapshot into a spool file.
+    private func pgDump(_ extra: [String], snapshot: String, to name: String) throws {
+        let out = spool(name), err = spool(name + ".err")
+        defer { unlink(err) }
+        let args = ["--dbname=" + dsn, "--snapshot=" + snapshot, "--no-owner", "--encoding=UTF8", "--no-password", "--file=" + out] + extra
+        let pid = try Spawn.start(binDirectory + "/pg_dump", args, stderr: err)
+        let status = Spawn.wait(pid)
+        guard status == 0 else {
+            let text = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+            let line = text.split(separator: "\n").first.map(String.init) ?? "no message"
+            throw ExportError(.database, "pg_dump \(extra.joined(separator: " ")) exited \(status): \(redactDSN(line))",
+                              hint: "check that \(binDirectory)/pg_dump is of the server's major version or newer")
+        }
+    }
+}
