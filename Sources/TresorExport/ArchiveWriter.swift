@@ -68,11 +68,24 @@ private let sinkWrite: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?,
 /// libarchive status into an ``ExportError`` in ``check(_:_:)``. Calls block: run it on a thread
 /// of its own, not on Swift's cooperative pool.
 final class ArchiveWriter {
+    /// libarchive converts names through the C library's locale; a process in the "C" locale
+    /// cannot hand it non-ASCII UTF-8 names. Every call runs with this UTF-8 locale for the
+    /// calling thread only (`uselocale`), so the process's own locale is never changed.
+    // A locale object is never changed after newlocale(), so sharing it between threads is safe.
+    nonisolated(unsafe) private static let utf8Locale: locale_t? = newlocale(LC_CTYPE_MASK, "C.UTF-8", nil)
+
+    @discardableResult
+    private func inUTF8<R>(_ body: () throws -> R) rethrows -> R {
+        guard let loc = Self.utf8Locale else { return try body() }
+        let old = uselocale(loc)
+        defer { uselocale(old) }
+        return try body()
+    }
+
     private let archive: OpaquePointer
     private let entry: OpaquePointer
     private let sink: ArchiveSink
     let format: ArchiveFormat
-    private var closed = false
 
     /// Starts an archive that writes to `fd` (which the caller keeps and closes).
     init(fd: Int32, format: ArchiveFormat, zstdLevel: Int = 3) throws {
@@ -85,6 +98,10 @@ final class ArchiveWriter {
         entry = e
         sink = ArchiveSink(fd: fd)
         self.format = format
+        try inUTF8 { try configure(a, format: format, zstdLevel: zstdLevel) }
+    }
+
+    private func configure(_ a: OpaquePointer, format: ArchiveFormat, zstdLevel: Int) throws {
         switch format {
         case .tar:
             try check(archive_write_set_format_pax_restricted(a), "choosing pax tar")
@@ -106,7 +123,7 @@ final class ArchiveWriter {
     deinit {
         archive_entry_free(entry)
         // archive_write_free closes an archive still open; after a failure that is all we want.
-        archive_write_free(archive)
+        inUTF8 { _ = archive_write_free(archive) }
     }
 
     /// The one place a libarchive status becomes a Swift error. Warnings are errors too: an
@@ -128,27 +145,29 @@ final class ArchiveWriter {
     /// Writes an entry's header. `path` is the entry name as bytes; it is stored as given in tar
     /// (pax marks non-UTF-8 names as binary) and must be valid UTF-8 for zip.
     func begin(path: [UInt8], kind: EntryKind, mode: UInt32, mtime: Int64, mtimeNanos: Int = 0) throws {
-        archive_entry_clear(entry)
-        let utf8 = String(validating: path, as: UTF8.self)
-        (path + [0]).withUnsafeBufferPointer { p in
-            p.withMemoryRebound(to: CChar.self) { c in
-                if utf8 != nil {
-                    archive_entry_update_pathname_utf8(entry, c.baseAddress)
-                } else {
-                    archive_entry_copy_pathname(entry, c.baseAddress)
-                }
+        try inUTF8 {
+            archive_entry_clear(entry)
+            // In the UTF-8 locale a valid name passes through unchanged; pax marks any other as
+            // binary (hdrcharset=BINARY) and keeps its bytes.
+            (path + [0]).withUnsafeBufferPointer { p in
+                p.withMemoryRebound(to: CChar.self) { archive_entry_copy_pathname(entry, $0.baseAddress) }
             }
+            switch kind {
+            case .file(let size):
+                archive_entry_set_filetype(entry, 0o100000)
+                archive_entry_set_size(entry, size)
+            case .directory:
+                archive_entry_set_filetype(entry, 0o040000)
+            }
+            archive_entry_set_perm(entry, mode_t(mode & 0o7777))
+            archive_entry_set_mtime(entry, time_t(mtime), mtimeNanos)
+            let status = archive_write_header(archive, entry)
+            // pax reports a name it cannot translate to UTF-8 with a warning and stores it as
+            // bytes (hdrcharset=BINARY): exactly what a non-UTF-8 name should get in tar. Any other
+            // warning, and this one for a UTF-8 name or in zip, is an error.
+            if status == ARCHIVE_WARN, format != .zip, String(validating: path, as: UTF8.self) == nil { return }
+            try check(status, "writing the header of \(printable(path))")
         }
-        switch kind {
-        case .file(let size):
-            archive_entry_set_filetype(entry, 0o100000)
-            archive_entry_set_size(entry, size)
-        case .directory:
-            archive_entry_set_filetype(entry, 0o040000)
-        }
-        archive_entry_set_perm(entry, mode_t(mode & 0o7777))
-        archive_entry_set_mtime(entry, time_t(mtime), mtimeNanos)
-        try check(archive_write_header(archive, entry), "writing the header of \(printable(path))")
     }
 
     /// Appends `data` to the current entry's content.
@@ -162,13 +181,12 @@ final class ArchiveWriter {
 
     /// Ends the current entry.
     func finishEntry() throws {
-        try check(archive_write_finish_entry(archive), "finishing an archive entry")
+        try inUTF8 { try check(archive_write_finish_entry(archive), "finishing an archive entry") }
     }
 
     /// Writes the archive's trailer and returns its size and SHA-256.
     func close() throws -> (bytes: Int64, sha256: ObjectID) {
-        try check(archive_write_close(archive), "closing the archive")
-        closed = true
+        try inUTF8 { try check(archive_write_close(archive), "closing the archive") }
         return (sink.bytes, sink.hasher.finalize())
     }
 }

@@ -4,8 +4,10 @@
 ///   every byte that is not part of a valid UTF-8 sequence, and every `%` of that name, becomes
 ///   `%XX` (two uppercase hex digits). Valid UTF-8 names are never changed. Each escaped name is
 ///   listed with its original bytes in `data/README.txt`.
-/// - In a BagIt manifest (RFC 8493 §2.1.3) a path's CR, LF and `%` are written as `%0D`, `%0A`
-///   and `%25`. A name that is not valid UTF-8 (possible only in tar exports, which keep names as
+/// - In a BagIt manifest a path's CR and LF are written as `%0D` and `%0A`, and `%` is left as it
+///   is. RFC 8493 §2.1.3 also asks for `%` as `%25`, but no validator decodes that (the Library of
+///   Congress's bagit-python 1.9 reads `%25` literally and would report such a file missing:
+///   bagit-python issue 157), so Tresor writes what validators read. A name that is not valid UTF-8 (possible only in tar exports, which keep names as
 ///   bytes) has its invalid bytes written as `%XX` there too; such a line is not valid BagIt and
 ///   the export says so (see ``BagWriter/nonUTF8Names``).
 enum BagNames {
@@ -39,7 +41,6 @@ enum BagNames {
             switch path[i] {
             case 0x0D: out += Array("%0D".utf8); i += 1
             case 0x0A: out += Array("%0A".utf8); i += 1
-            case UInt8(ascii: "%"): out += Array("%25".utf8); i += 1
             default:
                 if let n = utf8SequenceLength(path, at: i) {
                     out += path[i..<i + n]

@@ -79,8 +79,11 @@ func sh(_ command: String) throws -> String {
 /// Runs a shell command and returns its exit status and combined output.
 func shStatus(_ command: String) -> (Int32, String) {
     do {
-        return (0, try sh(command + " 2>&1"))
+        let out = try sh("{ \(command) ; } 2>&1; echo \"rc=$?\"")
+        let lines = out.split(separator: "\n", omittingEmptySubsequences: false)
+        let rc = lines.last(where: { $0.hasPrefix("rc=") }).flatMap { Int32($0.dropFirst(3)) } ?? -1
+        return (rc, out)
     } catch {
-        return (1, "\(error)")
+        return (-1, "\(error)")
     }
 }
