@@ -26,7 +26,6 @@ extension Installation {
             "by": .string(by),
             "source": .string("live"),
             "format": .string(result.format.rawValue),
-            "archive_name": .string(URL(fileURLWithPath: result.archive).lastPathComponent),
             "archive_bytes": .int(result.bytes),
             "archive_sha256": .string(result.sha256),
             "payload_files": .int(result.payloadFiles),
