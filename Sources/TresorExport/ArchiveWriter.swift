@@ -42,15 +42,10 @@ final class ArchiveSink {
     init(fd: Int32) { self.fd = fd }
 
     func write(_ buffer: UnsafeRawPointer, _ length: Int) -> Int {
-        var done = 0
-        while done < length {
-            let n = Glibc.write(fd, buffer + done, length - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                writeErrno = errno
-                return -1
-            }
-            done += n
+        let err = writeFully(fd: fd, UnsafeRawBufferPointer(start: buffer, count: length))
+        guard err == 0 else {
+            writeErrno = err
+            return -1
         }
         hasher.update(UnsafeRawBufferPointer(start: buffer, count: length))
         bytes += Int64(length)

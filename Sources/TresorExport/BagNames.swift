@@ -14,12 +14,29 @@ enum BagNames {
     /// The zip entry name for `path`.
     static func zipName(_ path: [UInt8]) -> [UInt8] {
         if String(validating: path, as: UTF8.self) != nil { return path }
+        return escaping(path) { $0 == UInt8(ascii: "%") ? "%25" : nil }
+    }
+
+    /// `path` as written in a manifest line.
+    static func manifestPath(_ path: [UInt8]) -> [UInt8] {
+        escaping(path) { b in
+            switch b {
+            case 0x0D: return "%0D"
+            case 0x0A: return "%0A"
+            default: return nil
+            }
+        }
+    }
+
+    /// `path` with every byte outside a valid UTF-8 sequence as `%XX`, and the ASCII bytes that
+    /// `special` names replaced by what it returns.
+    private static func escaping(_ path: [UInt8], special: (UInt8) -> String?) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(path.count + 8)
         var i = 0
         while i < path.count {
-            if path[i] == UInt8(ascii: "%") {
-                out += Array("%25".utf8)
+            if path[i] < 0x80, let replacement = special(path[i]) {
+                out += Array(replacement.utf8)
                 i += 1
             } else if let n = utf8SequenceLength(path, at: i) {
                 out += path[i..<i + n]
@@ -27,28 +44,6 @@ enum BagNames {
             } else {
                 out += Array(("%" + hex2(path[i])).utf8)
                 i += 1
-            }
-        }
-        return out
-    }
-
-    /// `path` as written in a manifest line.
-    static func manifestPath(_ path: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(path.count)
-        var i = 0
-        while i < path.count {
-            switch path[i] {
-            case 0x0D: out += Array("%0D".utf8); i += 1
-            case 0x0A: out += Array("%0A".utf8); i += 1
-            default:
-                if let n = utf8SequenceLength(path, at: i) {
-                    out += path[i..<i + n]
-                    i += n
-                } else {
-                    out += Array(("%" + hex2(path[i])).utf8)
-                    i += 1
-                }
             }
         }
         return out

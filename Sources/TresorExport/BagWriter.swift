@@ -218,3 +218,17 @@ func readFully(fd: Int32, into buf: UnsafeMutableRawBufferPointer, what: String)
     }
     return got
 }
+
+/// Writes all of `data` to `fd`, retrying EINTR and short writes; returns 0 or the errno.
+func writeFully(fd: Int32, _ data: UnsafeRawBufferPointer) -> Int32 {
+    var done = 0
+    while done < data.count {
+        let n = write(fd, data.baseAddress! + done, data.count - done)
+        if n < 0 {
+            if errno == EINTR { continue }
+            return errno
+        }
+        done += n
+    }
+    return 0
+}

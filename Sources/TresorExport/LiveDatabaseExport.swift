@@ -118,15 +118,8 @@ struct LiveDatabaseExport {
             case .copyOut:
                 sawCopy = true
                 while try conn.copyData({ chunk in
-                    var done = 0
-                    while done < chunk.count {
-                        let n = write(fd, chunk.baseAddress! + done, chunk.count - done)
-                        if n < 0 {
-                            if errno == EINTR { continue }
-                            throw ExportError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
-                        }
-                        done += n
-                    }
+                    let err = writeFully(fd: fd, chunk)
+                    guard err == 0 else { throw ExportError(.io, "cannot write \(path): \(String(cString: strerror(err)))") }
                     messages += 1
                 }) {}
             case .rows:
