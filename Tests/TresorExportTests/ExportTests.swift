@@ -158,6 +158,26 @@ struct ExportTests {
         #expect(status == 0, "\(output)")
     }
 
+    @Test("a fifo in a document folder is reported as not exported, and a missing root is a usage error")
+    func specialFileThatIsSkippedSilently() throws {
+        let f = try ExportFixture(documents: false)
+        let root = f.dir.sub("special")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        #expect(mkfifo(root.appendingPathComponent("pipe").path, 0o644) == 0)
+        try Data("x".utf8).write(to: root.appendingPathComponent("plain.txt"))
+        let r = try f.export("special.tar", roots: [.init(path: root.path, label: "special")], dsn: nil)
+        #expect(r.outcome == .problemFound)
+        #expect(r.problems.map(\.path) == ["special/pipe"])
+        #expect(r.documentFiles == 1)
+        let bag = try f.unpack(r)
+        #expect(try String(contentsOf: bag.appendingPathComponent("data/README.txt"), encoding: .utf8).contains("special/pipe: not a regular file"))
+
+        #expect {
+            _ = try f.export("missing.tar", roots: [.init(path: f.dir.sub("nope").path, label: "nope")], dsn: nil)
+        } throws: { ($0 as? ExportError)?.code == .usage }
+        #expect(!FileManager.default.fileExists(atPath: f.dir.sub("missing.tar").path))
+    }
+
     @Test("a failed export leaves no archive and no temp files")
     func failedExportThatLeavesAPlausibleArchive() throws {
         let f = try ExportFixture()
