@@ -9,32 +9,43 @@ enum ExportReadme {
             under data/; bag-info.txt says what was exported and when. Check it with the Library of
             Congress validator:  pip install bagit; bagit.py --validate FOLDER  (after unpacking).
 
-            data/documents/   The documents, with their original names and folder tree; each
-                              document root is a folder named after the root. Modification times
-                              and permissions are kept in the archive's headers. Hard-linked files
-                              appear once per name.
 
             """
-        t += """
-            data/database/schema.sql
-                              The schema only (pg_dump --schema-only --no-owner).
-            data/database/dump.sql
-                              Schema and data as plain SQL (pg_dump --no-owner). Loads into a new,
-                              empty database of PostgreSQL \(result.database?.serverVersion ?? "") or newer:
-                                  createdb mydb && psql -v ON_ERROR_STOP=1 -d mydb -f dump.sql
-            data/database/tables/<schema>.<table>.csv
-                              One file per table, RFC 4180 CSV in UTF-8 with a header row of the
-                              column names, written by PostgreSQL's COPY (FORMAT csv, HEADER,
-                              FORCE_QUOTE *). Every value that is not NULL is in double quotes, so
-                              an empty string is "" and NULL is an empty, unquoted field. Line
-                              breaks inside values are kept inside the quotes. bytea values are hex
-                              ("\\x0102ff"); dates and times are ISO 8601 in UTC; numbers as
-                              PostgreSQL prints them. In a schema or table name, '/', '%' and
-                              control characters are written as %XX (hex of the UTF-8 byte).
-                              All tables come from one snapshot of the server, the one dump.sql
-                              and schema.sql were taken from, so they agree with each other.
+        if request.documents != nil {
+            t += """
+                data/documents/   The documents, with their original names and folder tree; each
+                                  document root is a folder named after the root. Modification times
+                                  and permissions are kept in the archive's headers. Hard-linked files
+                                  appear once per name.
 
-            """
+
+                """
+        } else {
+            t += "The tenant has no document folders registered: there is no data/documents/ folder.\n\n"
+        }
+        if let db = result.database {
+            t += """
+                data/database/schema.sql
+                                  The schema only (pg_dump --schema-only --no-owner).
+                data/database/dump.sql
+                                  Schema and data as plain SQL (pg_dump --no-owner). Loads into a new,
+                                  empty database of PostgreSQL \(db.serverVersion.split(separator: " ").first.map(String.init) ?? "") or newer:
+                                      createdb mydb && psql -v ON_ERROR_STOP=1 -d mydb -f dump.sql
+                data/database/tables/<schema>.<table>.csv
+                                  One file per table, RFC 4180 CSV in UTF-8 with a header row of the
+                                  column names, written by PostgreSQL's COPY (FORMAT csv, HEADER,
+                                  FORCE_QUOTE *). Every value that is not NULL is in double quotes, so
+                                  an empty string is "" and NULL is an empty, unquoted field. Line
+                                  breaks inside values are kept inside the quotes. bytea values are hex
+                                  ("\\x0102ff"); dates and times are ISO 8601 in UTC; numbers as
+                                  PostgreSQL prints them. In a schema or table name, '/', '%' and
+                                  control characters are written as %XX (hex of the UTF-8 byte).
+                                  All tables come from one snapshot of the server, the one dump.sql
+                                  and schema.sql were taken from, so they agree with each other.
+
+
+                """
+        }
         if let db = result.database {
             t += "Database \(db.database) at WAL position \(db.lsn), \(db.snapshotTime): \(db.tables.count) tables, "
             t += "\(db.tables.reduce(0) { $0 + $1.rows }) rows.\n"
