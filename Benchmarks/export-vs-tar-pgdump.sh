@@ -41,7 +41,7 @@ source "$HERE/pg-lib.sh"
 ensure_corpus
 
 RUN=$(mktemp -d /tmp/tresor-export-bench.XXXXXX)
-chmod 755 "$RUN"
+chmod 755 "$RUN"; chown postgres "$RUN"   # initdb runs as postgres
 WORK=$RUN   # pg-lib.sh's cluster lives in the run directory
 cleanup() {
     [[ -f "$RUN/data/postmaster.pid" ]] && as_pg "$BIN/pg_ctl" -D "$RUN/data" -m immediate -w stop >/dev/null 2>&1 || true
