@@ -21,6 +21,7 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CSystem"),
 
         .target(name: "TresorCore", resources: [.copy("Resources/policies")]),
         .target(name: "TresorCrypto", dependencies: ["TresorCore", "CCrypto"]),
@@ -33,10 +34,10 @@ let package = Package(
         .target(name: "TresorExport", dependencies: ["TresorCore", "TresorCrypto", "TresorPostgres", "CArchive"]),
         .target(name: "TresorEngine", dependencies: [
             "TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "TresorDocuments", "TresorCatalog",
-            "TresorPostgres", "TresorEvidence", "TresorExport",
+            "TresorPostgres", "TresorEvidence", "TresorExport", "CSystem",
         ]),
         .target(name: "TresorCLI", dependencies: [
-            "TresorEngine", "TresorPostgres", "TresorEvidence", "TresorExport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "TresorEngine", "TresorPostgres", "TresorEvidence", "TresorExport", "CSystem", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tresor", dependencies: ["TresorCLI"]),
 

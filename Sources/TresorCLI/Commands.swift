@@ -28,7 +28,7 @@ struct InitCommand: ParsableCommand {
 struct StoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "store", abstract: "Manage stores (where repositories live).",
-        subcommands: [Add.self, List.self])
+        subcommands: [Add.self, List.self, Clean.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a store.")
@@ -51,6 +51,45 @@ struct StoreCommand: ParsableCommand {
     }
 }
 
+extension StoreCommand {
+    struct Clean: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove what interrupted writers left in a store (temporaries, multipart uploads) older than store.incomplete_upload_age.")
+        @Argument(help: "Store name.") var name: String
+
+        func run() throws {
+            let r = try ctx.installation().cleanStore(name: name)
+            ctx.emit(r, outcome: r.outcome) {
+                "store \(r.store): removed \(r.removed) \(r.kind) older than \(PolicyDuration(seconds: r.olderThanSeconds))"
+            }
+        }
+    }
+}
+
+struct KeysCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys", abstract: "Manage the master key.", subcommands: [RotateMaster.self])
+
+    struct RotateMaster: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-master",
+            abstract: "Make a new master key and re-wrap every tenant's key envelopes in every store under it.",
+            discussion: "The old key is kept as <key file>.previous until --finish; run again to resume an interrupted rotation.")
+        @Flag(help: "Check that every repository opens with the new key, then remove the previous key.") var finish = false
+
+        func run() throws {
+            let r = try ctx.installation().rotateMasterKey(finish: finish)
+            ctx.emit(r, outcome: r.outcome) {
+                var lines = ["\(r.step == "finish" ? "finished rotation" : r.newKey ? "new master key" : "resumed rotation"): \(r.rewrapped) envelopes re-wrapped, \(r.alreadyCurrent) already under the current key, in \(r.repositories) repositories of \(r.stores) stores (\(String(format: "%.2f", r.seconds)) s)"]
+                if r.previousKeyRemoved { lines.append("the previous master key was removed") }
+                else if r.step == "rotate" { lines.append("the previous master key is kept until: tresor keys rotate-master --finish") }
+                lines += r.problems.map { "  problem: \($0)" }
+                return lines.joined(separator: "\n")
+            }
+        }
+    }
+}
+
 struct TenantCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tenant", abstract: "Manage tenants.", subcommands: [Add.self, List.self])
@@ -61,11 +100,20 @@ struct TenantCommand: ParsableCommand {
         @Option(help: "The tenant's region; its data stays there.") var region: String
         @Option(help: "Primary store name.") var store: String
         @Option(help: "Store that tresor replicate copies to.") var offsite: String?
-        @Option(help: "PostgreSQL DSN with replication rights.") var pg: String?
+        @Option(help: "PostgreSQL DSN with replication rights, without a password (see --pg-password-stdin, or PGPASSFILE).") var pg: String?
+        @Flag(help: "Read the DSN's password from standard input into a 0600 passfile under the home.") var pgPasswordStdin = false
         @Option(help: "A document root (repeatable).") var docs: [String] = []
 
         func run() throws {
-            let t = try ctx.installation().addTenant(name: name, region: region, store: store, docs: docs, pgDSN: pg, offsite: offsite)
+            var password: String? = nil
+            if pgPasswordStdin {
+                var text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+                if text.hasSuffix("\n") { text.removeLast() }
+                if text.hasSuffix("\r") { text.removeLast() }
+                password = text
+            }
+            let t = try ctx.installation().addTenant(name: name, region: region, store: store, docs: docs, pgDSN: pg,
+                                                     pgPassword: password, offsite: offsite)
             ctx.emit(TenantView(t)) { "tenant \(t.name) added (region \(t.region), store \(t.store), \(t.docRoots.count) document roots)" }
         }
     }
@@ -171,9 +219,10 @@ struct DocsCommand: ParsableCommand {
 struct SnapshotsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "snapshots", abstract: "List a tenant's snapshots.")
     @Argument var tenant: String
+    @Option(help: "Read this store instead of the tenant's primary store (e.g. its offsite copy).") var store: String?
 
     func run() throws {
-        let list = try ctx.installation().snapshots(tenant: tenant)
+        let list = try ctx.installation().snapshots(tenant: tenant, store: store)
         ctx.emit(list) {
             list.map { "\($0.short)  \($0.time)  \($0.kind)  \($0.files) files  \(formatBytes($0.bytes))" }.joined(separator: "\n")
         }
@@ -185,6 +234,7 @@ struct CheckCommand: ParsableCommand {
     @Argument var tenant: String?
     @Flag(help: "Read, decrypt and hash every chunk.") var readData = false
     @Option(help: "Read this percentage of packs, chosen at random.") var readDataSubset: Double?
+    @Option(help: "Check this store instead of each tenant's primary store (e.g. the offsite copy).") var store: String?
 
     func validate() throws {
         if let p = readDataSubset, !(0...100).contains(p) {
@@ -194,7 +244,7 @@ struct CheckCommand: ParsableCommand {
 
     func run() throws {
         let mode: Checker.ReadData = readData ? .all : readDataSubset.map { .subset($0) } ?? .none
-        let r = try ctx.installation().check(tenant: tenant, readData: mode)
+        let r = try ctx.installation().check(tenant: tenant, readData: mode, store: store)
         ctx.emit(r, outcome: r.outcome) {
             var lines: [String] = []
             for (name, rep) in r.tenants.sorted(by: { $0.key < $1.key }) {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSystem
 import Foundation
 import TresorCore
 import TresorEngine
@@ -8,6 +9,14 @@ import TresorStore
 public enum TresorCLI {
     /// Runs the command line and exits with the code from ``ExitCodes``.
     public static func main() -> Never {
+        // Nothing this process creates is for other users (keys, catalog, spools, restored
+        // files get their modes set explicitly where others need them).
+        umask(0o077)
+        if tresor_disable_core_dumps() != 0 {
+            let reason = String(cString: strerror(errno))
+            exit(report(CoreError.failed("cannot turn off core dumps (\(reason)); refusing to handle keys in a process that may dump them"),
+                        json: CommandLine.arguments.contains("--json")))
+        }
         exit(run(arguments: Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment))
     }
 
@@ -73,16 +82,26 @@ public enum TresorCLI {
             message = "\(error)"
         }
         if json {
-            var obj: [String: String] = ["error": message, "exit_code": "\(code)"]
-            if let hint { obj["hint"] = hint }
             let e = JSONEncoder()
             e.outputFormatting = [.sortedKeys]
-            if let d = try? e.encode(obj) { print(String(decoding: d, as: UTF8.self)) }
+            if let d = try? e.encode(ErrorView(error: message, hint: hint, exitCode: code)) { print(String(decoding: d, as: UTF8.self)) }
         }
         var text = "error: \(message)\n"
         if let hint { text += "hint: \(hint)\n" }
         FileHandle.standardError.write(Data(text.utf8))
         return code
+    }
+}
+
+/// An error as `--json` prints it: `exit_code` is a number, as scripts compare it.
+struct ErrorView: Encodable {
+    var error: String
+    var hint: String?
+    var exitCode: Int32
+
+    enum CodingKeys: String, CodingKey {
+        case error, hint
+        case exitCode = "exit_code"
     }
 }
 
@@ -111,6 +130,7 @@ struct Tresor: ParsableCommand {
         subcommands: [
             InitCommand.self, StoreCommand.self, TenantCommand.self, RegionCommand.self,
             DocsCommand.self, SnapshotsCommand.self, CheckCommand.self, ReplicateCommand.self, PGCommand.self,
-            EvidenceCommand.self, ExportCommand.self,
+            EvidenceCommand.self,
+            KeysCommand.self, ExportCommand.self,
         ])
 }

@@ -1,4 +1,5 @@
 import CSQLite
+import Foundation
 
 // A deliberately narrow wrapper over libsqlite3: what the catalog needs, not the whole library.
 // It owns the C handles (closed and finalized in `deinit`) and turns every SQLite result code
@@ -30,6 +31,12 @@ final class SQLiteDatabase {
         // FULLMUTEX is a safety net only: the caller's lock is what keeps a transaction, or a
         // statement and its `changes` count, from interleaving with another thread's.
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX
+        // The catalog holds tenants, stores and runs: owner only. SQLite gives its -wal and -shm
+        // files the mode of the database file, so creating that 0600 covers all three.
+        if path != ":memory:" {
+            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            if fd >= 0 { close(fd) }   // a failure here is reported by sqlite3_open_v2 below
+        }
         let rc = sqlite3_open_v2(path, &opened, flags, nil)
         guard rc == SQLITE_OK, let opened else {
             // SQLite hands back a handle even when opening fails; it carries the message.

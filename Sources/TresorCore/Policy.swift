@@ -52,9 +52,20 @@ public struct Policy: Sendable, Equatable {
         public var streamStatusInterval: PolicyDuration
     }
 
+    /// Store maintenance.
+    public struct StoreMaintenance: Sendable, Equatable {
+        /// What interrupted writers leave (S3 multipart uploads, local `.tmp` files) is removed
+        /// only once it is older than this (`store.incomplete_upload_age`; 24h when absent), so
+        /// an upload another host still has in flight is never touched.
+        public var incompleteUploadAge: PolicyDuration
+
+        public init(incompleteUploadAge: PolicyDuration) { self.incompleteUploadAge = incompleteUploadAge }
+    }
+
     public var backup: Backup
     public var documents: Documents
     public var postgres: Postgres
+    public var store: StoreMaintenance
 
     /// Builds the policy from a merged TOML document.
     public init(toml: TOMLValue, source: String) throws {
@@ -83,6 +94,8 @@ public struct Policy: Sendable, Equatable {
         guard postgres.streamFlushInterval.seconds > 0, postgres.streamStatusInterval.seconds > 0 else {
             throw CoreError.usage("\(source): postgres.stream_flush_interval and stream_status_interval must be more than 0s")
         }
+        store = StoreMaintenance(
+            incompleteUploadAge: try r.duration("store.incomplete_upload_age", default: PolicyDuration(seconds: 86400)))
         guard postgres.relationChunkBytes % 8192 == 0, postgres.relationChunkBytes <= backup.chunkMax else {
             throw CoreError.usage("\(source): postgres.relation_chunk_bytes must be a multiple of 8192 and at most backup.chunk_max_bytes")
         }
@@ -149,8 +162,11 @@ struct PolicyReader {
         return i
     }
 
-    func duration(_ key: String) throws -> PolicyDuration {
-        guard let v = toml.value(at: key) else { throw missing(key) }
+    func duration(_ key: String, default fallback: PolicyDuration? = nil) throws -> PolicyDuration {
+        guard let v = toml.value(at: key) else {
+            if let fallback { return fallback }
+            throw missing(key)
+        }
         guard case .string(let s) = v, let d = PolicyDuration(s) else {
             throw CoreError.usage("\(source): \(key) must be a duration such as \"1d\" or \"12h\"")
         }

@@ -89,9 +89,9 @@ extension Installation {
     }
 
     /// `tresor snapshots T`, oldest first.
-    public func snapshots(tenant name: String) throws -> [SnapshotSummary] {
+    public func snapshots(tenant name: String, store storeName: String? = nil) throws -> [SnapshotSummary] {
         let tenant = try self.tenant(name)
-        let repo = try repository(for: tenant, create: false)
+        let repo = try repository(for: tenant, storeName: storeName, create: false)
         return try repo.snapshots().map { SnapshotSummary(id: $0.id, manifest: $0.manifest) }
     }
 

@@ -50,6 +50,11 @@ public final class Installation: @unchecked Sendable {
         switch config.masterKey {
         case .file(let p):
             let url = home.path(p)
+            var st = stat()
+            if stat(url.path, &st) == 0, st.st_mode & 0o077 != 0 {
+                throw CoreError.usage("the master key file \(url.path) is readable by other users (mode \(String(st.st_mode & 0o777, radix: 8)))",
+                                      hint: "chmod 600 \(url.path), and consider the key exposed: rotate it")
+            }
             guard let text = try? String(contentsOf: url, encoding: .utf8) else {
                 throw CoreError.usage("cannot read the master key file \(url.path)",
                                       hint: "restore it from your offline copy, or set keys.master_key_command")
@@ -129,16 +134,30 @@ public final class Installation: @unchecked Sendable {
                               hint: "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or [s3] credentials_file in tresor.toml")
     }
 
-    /// Opens the tenant's repository in its primary store. For remote stores, index objects and
-    /// snapshot manifests (immutable, named by content) are cached under `HOME/cache/<store>/`.
-    public func repository(for tenant: TenantRecord, create: Bool) throws -> TenantRepository {
-        var store = try openStore(for: tenant, create: create)
+    /// Opens the tenant's repository in its primary store, or in `storeName` (an offsite copy:
+    /// `check --store`, `snapshots --store`). For remote stores, index objects and snapshot
+    /// manifests (immutable, named by content) are cached under `HOME/cache/<store>/`. `wrap`
+    /// may put a wrapper around the store before the cache (check watches for access failures).
+    public func repository(for tenant: TenantRecord, storeName: String? = nil, create: Bool,
+                           wrap: (any Store) -> any Store = { $0 }) throws -> TenantRepository {
+        var store = wrap(try openStore(for: tenant, storeName: storeName, create: create))
         if !store.capabilities.cheapRangedReads {
             let layout = RepositoryLayout(tenant: tenant.name)
-            store = try CachedStore(base: store, directory: home.root.appendingPathComponent("cache/\(tenant.store)"),
+            store = try CachedStore(base: store, directory: home.root.appendingPathComponent("cache/\(storeName ?? tenant.store)"),
                                     prefixes: [layout.indexPrefix, layout.snapshotsPrefix])
         }
-        return try TenantRepository.open(store: store, tenant: tenant.name, master: try masterKey(),
-                                         policy: policy.backup, clock: clock, create: create)
+        do {
+            return try TenantRepository.open(store: store, tenant: tenant.name, master: try masterKey(),
+                                             previousMasters: try previousMasterKeys(),
+                                             policy: policy.backup, clock: clock, create: create)
+        } catch let e as RepositoryError where e.code == .usage && e.message.hasPrefix("wrong master key") {
+            // A key rotation may have swapped the key file since this process read it (a long
+            // `tick` or `pg stream`): read it again once before giving up.
+            guard case .file = config.masterKey else { throw e }
+            masterKeyCache.withLock { $0 = nil }
+            return try TenantRepository.open(store: store, tenant: tenant.name, master: try masterKey(),
+                                             previousMasters: try previousMasterKeys(),
+                                             policy: policy.backup, clock: clock, create: create)
+        }
     }
 }

@@ -31,7 +31,12 @@ public struct PostgresAccess: Codable, Sendable {
     static func walScope(_ storeURL: String, tenant: String) -> String {
         guard case .s3(let location)? = try? StoreURL.parse(storeURL) else { return "tenants/\(tenant)/wal/" }
         let prefix = location.prefix.isEmpty ? "" : location.prefix + "/"
-        return "GetObject, PutObject and ListBucket on s3://\(location.bucket)/\(prefix)tenants/\(tenant)/wal/"
+        let walPrefix = "\(prefix)tenants/\(tenant)/wal/"
+        // wal-push needs only PutObject (+ PutObjectAcl for the owner ACL it sends); GetObject reads
+        // a duplicate's header and serves wal-fetch; ListBucket limited to the prefix lets a 403
+        // for a missing key be told apart from a refusal (wal-fetch's "not archived").
+        return "s3:PutObject, s3:PutObjectAcl and s3:GetObject on s3://\(location.bucket)/\(walPrefix)* (arn:aws:s3:::\(location.bucket)/\(walPrefix)*); " +
+            "s3:ListBucket on arn:aws:s3:::\(location.bucket) with condition StringLike s3:prefix \(walPrefix)*"
     }
 
     /// The replication slot `pg stream` uses unless told otherwise.
@@ -151,7 +156,10 @@ extension Installation {
             try fm.createDirectory(atPath: root + "/.tmp", withIntermediateDirectories: true)
             storeWAL = walDir
             prepared += [walDir, root + "/.tmp"]
+            try home.openPath(to: [URL(fileURLWithPath: walDir)], from: URL(fileURLWithPath: root))
         }
+        // The home stays closed except for the path to these and the (secret-free) config and policies.
+        try home.openPath(to: [dir, spool], readable: [home.configFile, home.path(config.policiesDirectory)])
         if getuid() == 0 {
             guard let pw = getpwnam(osUser) else {
                 throw CoreError.usage("no such os user '\(osUser)'", hint: "pass the user PostgreSQL runs as: --os-user NAME")
@@ -169,6 +177,11 @@ extension Installation {
                 // sticky, so the pg user can create its own and remove nothing else.
                 chown(url.path + "/.tmp", 0, gid)
                 chmod(url.path + "/.tmp", 0o1770)
+                // Both users write WAL objects (wal-push, pg stream) under umask 077: objects
+                // (created in .tmp) and timeline directories stay readable by the other.
+                try shareWithGroup(walDir, gid: gid)
+                try shareWithGroup(url.path + "/.tmp", gid: gid)
+                chmod(url.path + "/.tmp", 0o3770)
             }
         } else {
             todo.append("chgrp \(osUser) \(dir.path) \(keyURL.path)" + (walCredentialsText != nil ? " \(credentialsURL.path)" : ""))

@@ -50,7 +50,9 @@ extension Installation {
         let run = try catalog.startRun(kind: "replicate", tenant: name, at: clock.now())
         do {
             let layout = RepositoryLayout(tenant: name)
-            _ = try? target.abortIncompleteUploads(prefix: layout.prefix, olderThan: 0)
+            // Best effort (a failed abort leaves uploads the next run or `store clean` removes);
+            // only uploads older than the policy's age, never another host's in flight.
+            _ = try? target.abortIncompleteUploads(prefix: layout.prefix, olderThan: policy.store.incompleteUploadAge.seconds)
             let have = Dictionary(try target.list(prefix: layout.prefix).map { ($0.key, $0.size) }, uniquingKeysWith: { a, _ in a })
             let all = try source.list(prefix: layout.prefix)
             let missing = all.filter { have[$0.key] != $0.size }
@@ -121,9 +123,12 @@ extension Installation {
         return nil
     }
 
-    /// Aborts uploads an interrupted run left under the tenant's prefix in its primary store.
-    /// Only call while holding the tenant's lock: every upload there is then an orphan.
+    /// Aborts uploads an interrupted run left under the tenant's prefix in its primary store,
+    /// once they are older than the policy's `store.incomplete_upload_age`. The tenant's lock is
+    /// local to this home, so a younger upload may be another host's in flight: it is left alone.
+    /// Best effort: what a failed abort leaves, the next run or `tresor store clean` removes.
     func removeOrphanUploads(tenant: TenantRecord, store: any Store) {
-        _ = try? store.abortIncompleteUploads(prefix: RepositoryLayout(tenant: tenant.name).prefix, olderThan: 0)
+        _ = try? store.abortIncompleteUploads(prefix: RepositoryLayout(tenant: tenant.name).prefix,
+                                              olderThan: policy.store.incompleteUploadAge.seconds)
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import TresorCatalog
 import TresorCore
 import TresorCrypto
+import TresorPostgres
 import TresorRepository
 import TresorStore
 
@@ -44,20 +45,23 @@ extension Installation {
             created.append(url.path)
         }
 
-        try mkdir(home.root, mode: 0o755)
-        try create(configFile ?? home.configFile, Config.initialText, mode: 0o644)
+        // The home holds keys, the catalog and DSN passwords: owner only. An existing one that
+        // others can read is refused rather than quietly filled with secrets.
+        if fm.fileExists(atPath: home.root.path) { try home.requireClosed() }
+        try mkdir(home.root, mode: 0o700)
+        try create(configFile ?? home.configFile, Config.initialText, mode: 0o600)
         let config = try Config.load(from: configFile ?? home.configFile)
         try mkdir(home.root.appendingPathComponent("keys"), mode: 0o700)
-        try mkdir(home.locks, mode: 0o755)
+        try mkdir(home.locks, mode: 0o700)
 
         let policies = home.path(config.policiesDirectory)
-        try mkdir(policies, mode: 0o755)
+        try mkdir(policies, mode: 0o700)
         let present = ((try? fm.contentsOfDirectory(atPath: policies.path)) ?? []).filter { $0.hasSuffix(".toml") }
         if let bundled = Policy.bundledDirectory,
            let names = try? fm.contentsOfDirectory(atPath: bundled.path) {
             for name in names.sorted() where name.hasSuffix(".toml") {
                 let text = try String(contentsOf: bundled.appendingPathComponent(name), encoding: .utf8)
-                try create(policies.appendingPathComponent(name), text, mode: 0o644)
+                try create(policies.appendingPathComponent(name), text, mode: 0o600)
             }
         } else if present.isEmpty {
             throw CoreError.failed("cannot find Tresor's default policies next to the executable",
@@ -94,11 +98,42 @@ extension Installation {
         return record
     }
 
-    /// `tresor tenant add`.
+    /// Where `tenant add --pg-password-stdin` keeps a tenant's database password: a libpq
+    /// password file, 0600, that the stored DSN names with `passfile=`.
+    func passfile(tenant: String) -> URL { home.root.appendingPathComponent("secrets/pg/\(tenant).pgpass") }
+
+    /// `tresor tenant add`. `pgDSN` must not carry a password (it would sit in the catalog and
+    /// on a command line); `pgPassword` (read from stdin by the CLI) goes to a 0600 libpq
+    /// password file under the home instead, else libpq finds one through PGPASSFILE.
     public func addTenant(name: String, region: String, store: String, docs: [String], pgDSN: String?,
-                          offsite: String? = nil) throws -> TenantRecord {
+                          pgPassword: String? = nil, offsite: String? = nil) throws -> TenantRecord {
         try RepositoryLayout.validate(tenant: name)
         try Self.validateName(region, what: "region")
+        var dsn = pgDSN
+        if let pgDSN {
+            let info = try ConnInfo(pgDSN)
+            guard info.password == nil else {
+                throw CoreError.usage("the --pg connection string carries a password; it is not stored",
+                                      hint: "remove password= from it and pass the password with --pg-password-stdin, or keep it in a libpq passfile named by PGPASSFILE")
+            }
+            if pgPassword != nil {
+                guard !info.options.contains(where: { $0.keyword == "passfile" }) else {
+                    throw CoreError.usage("--pg-password-stdin and a passfile= in the connection string exclude each other")
+                }
+                dsn = (info.options.map { "\($0.keyword)=\(ConnInfo.quote($0.value))" } +
+                       ["passfile=\(ConnInfo.quote(passfile(tenant: name).path))"]).joined(separator: " ")
+            }
+        } else if pgPassword != nil {
+            throw CoreError.usage("--pg-password-stdin needs --pg DSN")
+        }
+        if let pgPassword {
+            guard !pgPassword.isEmpty, !pgPassword.contains(where: \.isNewline) else {
+                throw CoreError.usage("the password on standard input is empty or has more than one line")
+            }
+            guard try catalog.tenant(named: name) == nil else {
+                throw CoreError.usage("tenant '\(name)' exists already")
+            }
+        }
         var roots: [String] = []
         for d in docs {
             let url = URL(fileURLWithPath: d).standardizedFileURL
@@ -108,13 +143,20 @@ extension Installation {
             }
             roots.append(url.path)
         }
-        let record = TenantRecord(name: name, region: region, store: store, offsiteStore: offsite, pgDSN: pgDSN,
+        let record = TenantRecord(name: name, region: region, store: store, offsiteStore: offsite, pgDSN: dsn,
                                   docRoots: roots, createdAt: clock.now(), contractEnd: nil, holdReason: nil)
         // Refuse a store outside the region now, not at the first backup.
         _ = try openStore(for: record, create: true)
         if let offsite {
             if offsite == store { throw CoreError.usage("the offsite store must differ from the primary store '\(store)'") }
             _ = try openStore(for: record, storeName: offsite, create: true)
+        }
+        if let pgPassword {
+            let file = passfile(tenant: name)
+            try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            // Created 0600 (writeFileAtomically), as libpq requires of a passfile.
+            try writeFileAtomically(Array(ConnInfo.passfileLine(password: pgPassword).utf8), to: file.path)
         }
         try catalog.addTenant(record)
         return record
@@ -125,3 +167,4 @@ extension Installation {
         guard ok else { throw CoreError.usage("invalid \(what) name '\(name)': use letters, digits, '-' or '_'") }
     }
 }
+

@@ -43,6 +43,7 @@ public final class BaseBackup {
 
     /// Starts the pipeline's writer threads; `index` is the tenant's loaded index (for dedup).
     public init(repository: TenantRepository, index: RepositoryIndex, policy: Policy.Backup, settings: Settings, clock: any Clock) throws {
+        try repository.validateFixedChunkSize(settings.relationChunkBytes, policyKey: "postgres.relation_chunk_bytes")
         repo = repository
         self.policy = policy
         self.settings = settings

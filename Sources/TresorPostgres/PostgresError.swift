@@ -29,9 +29,9 @@ public struct PostgresError: TresorFailure {
     }
 }
 
-/// Replaces the password of a key=value or URL-style connection string with `***`.
+/// The connection string as libpq reads it (``ConnInfo``), with the password replaced by `***`.
 public func redactDSN(_ dsn: String) -> String {
-    var out = dsn.replacingOccurrences(of: #"password\s*=\s*('[^']*'|\S+)"#, with: "password=***", options: .regularExpression)
-    out = out.replacingOccurrences(of: #"(://[^:/@]+):[^@]*@"#, with: "$1:***@", options: .regularExpression)
-    return out
+    // A string libpq cannot parse is not shown at all: it may hold a password in a form no
+    // rule here could find.
+    (try? ConnInfo(dsn).redacted) ?? "(a connection string libpq cannot read)"
 }

@@ -66,15 +66,14 @@ public struct WALArchive: Sendable {
         return try withMappedFile(path) { try push($0, name: wal) }
     }
 
-    /// Archives one WAL file's bytes under `name`, applying the duplicate rule. When nothing is
-    /// stored under the name yet (the usual case), the keyed hash is computed alongside the
-    /// compression; only a repeated push hashes first.
+    /// Archives one WAL file's bytes under `name`, applying the duplicate rule. The object is
+    /// created with a conditional put (`ifAbsent`) first, and only a refused put reads what is
+    /// stored: the push never asks whether a missing key exists, which a WAL key without an
+    /// unconditional `s3:ListBucket` cannot learn (AWS and Ceph RGW answer 403 for a missing
+    /// key then). A repeated push therefore seals the segment before it finds the duplicate.
     public func push(_ buf: UnsafeRawBufferPointer, name wal: WALName) throws -> PushResult {
         let fileName = wal.description
         let k = key(wal)
-        if let existing = try storedHash(k, name: fileName) {
-            return try judge(existing: existing, pushing: WALObject.hash(buf, keys: keys), name: fileName)
-        }
         let (stored, hash) = try WALObject.withSealed(buf, name: fileName, keys: keys, level: compressionLevel, pushedAt: clock.now()) {
             (try store.put(k, bytes: $0, ifAbsent: true), $1)
         }
@@ -111,8 +110,13 @@ public struct WALArchive: Sendable {
     }
 
     private func storedHash(_ key: String, name: String) throws -> ObjectID? {
-        guard try store.head(key) != nil else { return nil }
-        return try WALObject.header(try store.get(key, range: 0..<WALObject.headerSize), name: name).hash
+        let header: [UInt8]
+        do {
+            header = try store.get(key, range: 0..<WALObject.headerSize)
+        } catch let e as StoreError where e.code == .notFound {
+            return nil
+        }
+        return try WALObject.header(header, name: name).hash
     }
 
     /// Reads and opens one WAL file. Throws ``PostgresError/Code/notFound`` when it is not archived.

@@ -73,6 +73,11 @@ public final class BlobWriter: @unchecked Sendable {
     public init(repository: TenantRepository, index: RepositoryIndex, settings: Settings) throws {
         self.repo = repository
         self.index = index
+        // The repository's chunker decides how large a chunk can be, not today's policy: a policy
+        // whose chunk_max_bytes was lowered after the repository was created must not size the
+        // chunk slots below the chunks the repository's chunker cuts.
+        var settings = settings
+        settings.maxBlob = repository.config.chunker.maxSize
         self.settings = settings
         let slotCount = settings.workers + 1
         slots = (0..<slotCount).map { _ in
@@ -104,7 +109,7 @@ public final class BlobWriter: @unchecked Sendable {
     @discardableResult
     public func add(id: ObjectID, type: BlobType, data: UnsafeRawBufferPointer, compression: ZstdSetting? = nil) throws -> Bool {
         if let e = state.withLock({ $0.error }) { throw e }
-        precondition(data.count <= settings.maxBlob, "blob larger than the policy's maximum chunk size")
+        precondition(data.count <= settings.maxBlob, "blob larger than the repository's maximum chunk size")
         let isNew = pending.withLock { set -> Bool in
             if index.contains(id) || set.contains(id) { return false }
             set.insert(id)

@@ -65,18 +65,76 @@ public struct KeyEnvelope: Codable, Sendable {
                            salt: Hex.encode(salt), sealed: Hex.encode(sealed))
     }
 
-    /// Recovers the data key; a wrong master key fails here with a usage error.
-    public func unwrap(master: MasterKey) throws -> [UInt8] {
+    /// Recovers the data key of the envelope stored at `tenants/<tenant>/keys/<id>`.
+    ///
+    /// The envelope is bound to where it is stored: `tenant` and `id` are the caller's (from the
+    /// key it read), not the JSON's, and both enter the key-encryption key and the associated
+    /// data. An envelope copied in from another tenant, or renamed, fails here as ``corrupt``
+    /// with a message that says so; a wrong master key fails as ``usage``.
+    public func unwrap(master: MasterKey, tenant expectedTenant: String, id expectedID: String) throws -> [UInt8] {
         guard format == "tresor-key-envelope", version == 1,
               let salt = Hex.decode(self.salt), let sealed = Hex.decode(self.sealed) else {
-            throw RepositoryError(.corrupt, "key envelope \(id) of tenant '\(tenant)' is malformed")
+            throw RepositoryError(.corrupt, "key envelope \(expectedID) of tenant '\(expectedTenant)' is malformed")
         }
-        let gcm = try AESGCM(key: master.keyEncryptionKey(tenant: tenant, salt: salt))
-        guard let key = try? gcm.open(sealed, aad: Self.aad(tenant: tenant, id: id)), key.count == 32 else {
-            throw RepositoryError(.usage, "wrong master key: it does not open the key of tenant '\(tenant)'",
+        guard tenant == expectedTenant, id == expectedID else {
+            throw RepositoryError(.corrupt, "key envelope \(expectedID) of tenant '\(expectedTenant)' names tenant '\(tenant)' and id \(id): it was moved or renamed")
+        }
+        let gcm = try AESGCM(key: master.keyEncryptionKey(tenant: expectedTenant, salt: salt))
+        guard let key = try? gcm.open(sealed, aad: Self.aad(tenant: expectedTenant, id: expectedID)), key.count == 32 else {
+            throw RepositoryError(.usage, "wrong master key: it does not open key envelope \(expectedID) of tenant '\(expectedTenant)'",
                                   hint: "use the master key this installation was initialised with (HOME/keys/master.key)")
         }
         return key
+    }
+
+    /// ``unwrap(master:tenant:id:)`` with each of `masters` in turn. A damaged or moved envelope
+    /// fails at once (no master key helps); when every key fails, the first key's error is thrown.
+    public func unwrap(anyOf masters: [MasterKey], tenant: String, id: String) throws -> [UInt8] {
+        var first: Error?
+        for master in masters {
+            do {
+                return try unwrap(master: master, tenant: tenant, id: id)
+            } catch let e as RepositoryError where e.code == .usage {
+                first = first ?? e
+            }
+        }
+        throw first ?? RepositoryError(.usage, "no master key to open key envelope \(id) of tenant '\(tenant)'")
+    }
+
+    /// The same data key wrapped again under `master` (key rotation), with a fresh salt and an id
+    /// that sorts right after this one's (`<id>-<8 hex>`), so readers that take the first envelope
+    /// in key order (version 1 configs) keep choosing the same data key.
+    public func rewrapped(dataKey: [UInt8], master: MasterKey, created: Date) throws -> KeyEnvelope {
+        let newID = id + "-" + Hex.encode(SecureRandom.bytes(4))
+        let salt = SecureRandom.bytes(16)
+        let gcm = try AESGCM(key: master.keyEncryptionKey(tenant: tenant, salt: salt))
+        let sealed = gcm.seal(dataKey, aad: Self.aad(tenant: tenant, id: newID))
+        return KeyEnvelope(tenant: tenant, id: newID, created: TimeFormat.string(created),
+                           salt: Hex.encode(salt), sealed: Hex.encode(sealed))
+    }
+
+    /// Decodes an envelope's JSON; damaged JSON is ``RepositoryError/Code/corrupt``.
+    public static func decode(_ bytes: [UInt8], key: String) throws -> KeyEnvelope {
+        do {
+            return try JSONDecoder().decode(KeyEnvelope.self, from: Data(bytes))
+        } catch {
+            throw RepositoryError(.corrupt, "key envelope \(key) is not valid JSON")
+        }
+    }
+
+    /// The envelope's JSON as stored.
+    public func encoded() throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return Array(try encoder.encode(self))
+    }
+
+    /// The public fingerprint of a data key that a version 2 tenant config records:
+    /// `HKDF-SHA256(ikm: data key, salt: empty, info: "tresor data key id v1", 16)` as hex. It
+    /// names the data key every writer must use, whichever envelope wraps it, and reveals
+    /// nothing of the key.
+    public static func fingerprint(dataKey: [UInt8]) -> String {
+        Hex.encode(HKDF.sha256(ikm: dataKey, salt: [], info: "tresor data key id v1", count: 16))
     }
 }
 

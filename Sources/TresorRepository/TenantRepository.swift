@@ -14,13 +14,18 @@ public struct TenantConfig: Codable, Sendable, Equatable {
     }
 
     public var format = "tresor-tenant"
-    public var version = 1
+    /// 2 since configs name their data key; version 1 configs (no ``dataKey``) are still read.
+    public var version = 2
     public var tenant: String
     public var created: String
     public var chunker: Chunker
     public var chunkIDs = "hmac-sha256"
     public var encryption = "aes-256-gcm"
     public var compression = "zstd"
+    /// The fingerprint (``KeyEnvelope/fingerprint(dataKey:)``) of the one data key of this
+    /// repository. Every opener uses an envelope that wraps this key, so two creators racing
+    /// never write under different keys. Absent in version 1 configs.
+    public var dataKey: String?
 }
 
 /// One tenant's repository in one store: its config, keys, index objects, packs and snapshots.
@@ -33,10 +38,15 @@ public final class TenantRepository: Sendable {
     public let config: TenantConfig
     public let keys: TenantKeys
     public let chunker: FastCDC
+    /// Key envelopes of the tenant that could not be used (damaged, moved from another tenant,
+    /// under an unknown master key, or wrapping a key the config does not name), one line each.
+    /// Opening succeeded with another envelope; callers that check a repository report these.
+    public let keyProblems: [String]
 
     public var tenant: String { layout.tenant }
 
-    init(store: any Store, layout: RepositoryLayout, config: TenantConfig, keys: TenantKeys) {
+    init(store: any Store, layout: RepositoryLayout, config: TenantConfig, keys: TenantKeys, keyProblems: [String] = []) {
+        self.keyProblems = keyProblems
         self.store = store
         self.layout = layout
         self.config = config
@@ -53,10 +63,16 @@ public final class TenantRepository: Sendable {
     /// Opens the tenant's repository, creating it (config and a fresh wrapped data key) when
     /// `create` is set and it does not exist yet. Chunker sizes of a new repository come from the
     /// policy; an existing repository keeps the sizes it was created with, so dedup keeps working.
-    public static func open(store: any Store, tenant: String, master: MasterKey, policy: Policy.Backup,
-                            clock: any Clock, create: Bool) throws -> TenantRepository {
+    ///
+    /// Creation writes an envelope, then the config with `ifAbsent`; the config names the data
+    /// key (by fingerprint), so of several creators racing, every one ends up with the key of the
+    /// config that won, and a loser removes its own, unused envelope. Opening tries the envelopes
+    /// in key order with `master`, then with each of `previousMasters` (a key rotation in
+    /// progress), and takes the first that opens and wraps the config's data key. Envelopes that
+    /// cannot be read are listed in ``keyProblems``; only when none opens does opening fail.
+    public static func open(store: any Store, tenant: String, master: MasterKey, previousMasters: [MasterKey] = [],
+                            policy: Policy.Backup, clock: any Clock, create: Bool) throws -> TenantRepository {
         let layout = RepositoryLayout(tenant: tenant)
-        let decoder = JSONDecoder()
         var configBytes: [UInt8]
         do {
             configBytes = try store.get(layout.config)
@@ -65,42 +81,103 @@ public final class TenantRepository: Sendable {
                 throw RepositoryError(.usage, "tenant '\(tenant)' has no backups in \(store.location)",
                                       hint: "run tresor docs backup \(tenant) first")
             }
-            let config = TenantConfig(
-                tenant: tenant, created: TimeFormat.string(clock.now()),
-                chunker: .init(minSize: policy.chunkMin, averageSize: policy.chunkAvg, maxSize: policy.chunkMax))
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            let envelope = try KeyEnvelope.wrap(dataKey: SecureRandom.bytes(32), tenant: tenant, master: master, created: clock.now())
-            try store.put(layout.key(envelope.id), Array(try encoder.encode(envelope)), ifAbsent: true)
-            try store.put(layout.config, Array(try encoder.encode(config)), ifAbsent: true)
-            configBytes = try store.get(layout.config)
+            configBytes = try createRepository(store: store, layout: layout, master: master, policy: policy, clock: clock)
         }
         let config: TenantConfig
         do {
-            config = try decoder.decode(TenantConfig.self, from: Data(configBytes))
+            config = try JSONDecoder().decode(TenantConfig.self, from: Data(configBytes))
         } catch {
             throw RepositoryError(.corrupt, "\(layout.config) is not a valid tenant config")
         }
-        guard config.format == "tresor-tenant", config.version == 1, config.tenant == tenant else {
+        guard config.format == "tresor-tenant", config.version == 1 || (config.version == 2 && config.dataKey != nil),
+              config.tenant == tenant else {
             throw RepositoryError(.corrupt, "\(layout.config) describes another tenant or format")
         }
-        // Two first backups racing could each wrap a key; everyone uses the envelope that sorts
-        // first, so they agree before any data is written.
-        let envelopes = try store.list(prefix: layout.keysPrefix)
-        guard let first = envelopes.first else {
-            throw RepositoryError(.usage, "tenant '\(tenant)' has no key in \(store.location): its data was shredded",
+        let (dataKey, problems) = try findDataKey(store: store, layout: layout, fingerprint: config.dataKey,
+                                                  masters: [master] + previousMasters)
+        return TenantRepository(store: store, layout: layout, config: config, keys: TenantKeys(dataKey: dataKey),
+                                keyProblems: problems)
+    }
+
+    /// Writes a new repository's envelope and config; returns the config that won (ours, or a
+    /// racing creator's).
+    private static func createRepository(store: any Store, layout: RepositoryLayout, master: MasterKey,
+                                         policy: Policy.Backup, clock: any Clock) throws -> [UInt8] {
+        let dataKey = SecureRandom.bytes(32)
+        let config = TenantConfig(
+            tenant: layout.tenant, created: TimeFormat.string(clock.now()),
+            chunker: .init(minSize: policy.chunkMin, averageSize: policy.chunkAvg, maxSize: policy.chunkMax),
+            dataKey: KeyEnvelope.fingerprint(dataKey: dataKey))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let envelope = try KeyEnvelope.wrap(dataKey: dataKey, tenant: layout.tenant, master: master, created: clock.now())
+        // The envelope first: a config must never name a key no envelope holds.
+        try store.put(layout.key(envelope.id), try envelope.encoded(), ifAbsent: true)
+        let won = try store.put(layout.config, Array(try encoder.encode(config)), ifAbsent: true)
+        if !won {
+            // Another creator's config is in place and names its own key; nothing was written
+            // under ours, so its envelope goes (one tenant, one data key).
+            try store.delete(layout.key(envelope.id))
+        }
+        return try store.get(layout.config)
+    }
+
+    /// The data key: from the first envelope (in key order) that opens with one of `masters` and,
+    /// when `fingerprint` is set, wraps that key. Returns the problems of the envelopes passed over.
+    static func findDataKey(store: any Store, layout: RepositoryLayout, fingerprint: String?,
+                            masters: [MasterKey]) throws -> (key: [UInt8], problems: [String]) {
+        var problems: [String] = []
+        var wrongMaster = 0
+        // An envelope can vanish between list and get when a key rotation replaces it; its
+        // replacement was stored before, so a second listing finds it.
+        for attempt in 0..<2 {
+            problems = []
+            wrongMaster = 0
+            var vanished = false
+            let envelopes = try store.list(prefix: layout.keysPrefix)
+            if envelopes.isEmpty && attempt == 0 { continue }
+            for object in envelopes {
+                let id = String(object.key.dropFirst(layout.keysPrefix.count))
+                let bytes: [UInt8]
+                do {
+                    bytes = try store.get(object.key)
+                } catch let e as StoreError where e.code == .notFound {
+                    vanished = true
+                    continue
+                }
+                do {
+                    let envelope = try KeyEnvelope.decode(bytes, key: object.key)
+                    let key = try envelope.unwrap(anyOf: masters, tenant: layout.tenant, id: id)
+                    if let fingerprint, KeyEnvelope.fingerprint(dataKey: key) != fingerprint {
+                        problems.append("\(object.key): wraps another data key than the config names (left by a creator that lost a race)")
+                        continue
+                    }
+                    return (key, problems)
+                } catch let e as RepositoryError {
+                    if e.code == .usage { wrongMaster += 1 }
+                    problems.append("\(object.key): \(e.message)")
+                }
+            }
+            if !vanished { break }
+        }
+        if problems.isEmpty {
+            throw RepositoryError(.usage, "tenant '\(layout.tenant)' has no key in \(store.location): its data was shredded",
                                   hint: "its backups can no longer be read")
         }
-        let envelope: KeyEnvelope
-        do {
-            envelope = try decoder.decode(KeyEnvelope.self, from: Data(try store.get(first.key)))
-        } catch let e as StoreError {
-            throw e
-        } catch {
-            throw RepositoryError(.corrupt, "key envelope \(first.key) is not valid JSON")
+        if wrongMaster == problems.count {
+            throw RepositoryError(.usage, "wrong master key: it opens none of the \(problems.count) key envelope(s) of tenant '\(layout.tenant)'",
+                                  hint: "use the master key this installation was initialised with (HOME/keys/master.key)")
         }
-        let dataKey = try envelope.unwrap(master: master)
-        return TenantRepository(store: store, layout: layout, config: config, keys: TenantKeys(dataKey: dataKey))
+        throw RepositoryError(.corrupt, "no key envelope of tenant '\(layout.tenant)' opens: " + problems.joined(separator: "; "))
+    }
+
+    /// Refuses a fixed chunk size the repository cannot hold: chunks are at most the chunker
+    /// maximum fixed when the repository was created, whatever the policy says today.
+    public func validateFixedChunkSize(_ bytes: Int, policyKey: String) throws {
+        guard bytes <= config.chunker.maxSize else {
+            throw RepositoryError(.usage, "\(policyKey) is \(bytes) bytes, more than the \(config.chunker.maxSize)-byte chunk maximum of tenant '\(tenant)''s repository",
+                                  hint: "set \(policyKey) to at most \(config.chunker.maxSize) (a repository keeps the chunk sizes it was created with)")
+        }
     }
 
     // MARK: index

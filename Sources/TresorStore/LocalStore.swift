@@ -10,9 +10,11 @@ import TresorCore
 ///
 /// A put writes a temporary file under `.tmp/`, fsyncs it, renames (or, for `ifAbsent`, hard-links)
 /// it into place and fsyncs the directory, so an object is either absent or complete even across a
-/// crash or `kill -9`; temporaries left by a killed writer are never listed or referenced. (They
-/// are not removed yet: `.tmp/` is shared by every tenant of the store, so that belongs to a
-/// store-wide maintenance job, not to one tenant's run.)
+/// crash or `kill -9`; directories a put creates are fsynced into their parents, so a stored
+/// object's path survives a crash too. Temporaries left by a killed writer are never listed or
+/// referenced; `.tmp/` is shared by every tenant of the store, so they are removed only by the
+/// store-wide ``abortIncompleteUploads(prefix:olderThan:)`` with an empty prefix
+/// (`tresor store clean`), and only once older than the policy's age, never a writer's in flight.
 public final class LocalStore: Store {
     public let root: URL
     public let location: String
@@ -111,7 +113,7 @@ public final class LocalStore: Store {
             guard rename(tmp, final) == 0 else { throw posixError("rename \(key)") }
         }
         ok = true
-        syncDirectory(dir)
+        try syncDirectory(dir)
         return true
     }
 
@@ -207,21 +209,64 @@ public final class LocalStore: Store {
         }
     }
 
+    /// Creates `dir` and any missing parents inside the store, fsyncing each new directory's
+    /// parent so the entry survives a crash (a file's fsync does not persist its directory's name).
     private func makeDirectories(_ dir: String) throws {
         if access(dir, F_OK) == 0 { return }
-        do {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        } catch {
-            if access(dir, F_OK) != 0 { throw StoreError(.io, "cannot create \(dir): \(error.localizedDescription)") }
+        var missing: [String] = []
+        var d = dir
+        while d.count > root.path.count, access(d, F_OK) != 0 {
+            missing.append(d)
+            d = (d as NSString).deletingLastPathComponent
+        }
+        for m in missing.reversed() {
+            // EEXIST: a concurrent writer made it; its parent is synced again below all the same.
+            if mkdir(m, 0o755) != 0 && errno != EEXIST { throw posixError("create directory \(m)") }
+            try syncDirectory((m as NSString).deletingLastPathComponent)
         }
     }
 
-    private func syncDirectory(_ dir: String) {
+    private func syncDirectory(_ dir: String) throws {
         let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
+        guard fd >= 0 else { throw posixError("open directory \(dir) to sync it") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw posixError("fsync directory \(dir)") }
+    }
+
+    /// With an empty `prefix` (a store-wide clean): removes temporaries under `.tmp/` whose last
+    /// change is more than `age` seconds ago, by this machine's clock against their mtime; returns
+    /// how many. Temporaries are not filed by tenant, so any other prefix removes nothing (0):
+    /// one tenant's run must not decide for the whole store.
+    public func abortIncompleteUploads(prefix: String, olderThan age: Double) throws -> Int {
+        guard prefix.isEmpty else { return 0 }
+        let tmp = root.path + "/.tmp"
+        guard let d = opendir(tmp) else {
+            if errno == ENOENT { return 0 }
+            throw posixError("list \(tmp)")
         }
+        defer { closedir(d) }
+        let now = SystemClock().now().timeIntervalSince1970
+        var removed = 0
+        while let entry = readdir(d) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name == "." || name == ".." { continue }
+            var st = stat()
+            guard lstat(tmp + "/" + name, &st) == 0 else {
+                if errno == ENOENT { continue }  // its writer finished (renamed or unlinked it)
+                throw posixError("stat \(tmp)/\(name)")
+            }
+            guard (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            let mtime = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
+            guard now - mtime > age else { continue }
+            if unlink(tmp + "/" + name) == 0 {
+                removed += 1
+            } else if errno != ENOENT {
+                throw posixError("remove \(tmp)/\(name)")
+            }
+        }
+        return removed
     }
 
     private func randomTag() -> [UInt8] {

@@ -50,7 +50,7 @@ extension S3Store {
     /// leave one behind the way a killed process would.
     public func createMultipartUpload(_ key: String, sha256: String? = nil) throws -> String {
         try validateStoreKey(key)
-        let created = try send("POST", key: key, query: [("uploads", "")], headers: sha256.map { [("x-amz-meta-sha256", $0)] } ?? [])
+        let created = try send("POST", key: key, query: [("uploads", "")], headers: [Self.ownerACL] + (sha256.map { [("x-amz-meta-sha256", $0)] } ?? []))
         guard created.status == 200 else { throw failure(created, "start multipart upload of \(key)") }
         guard let uploadID = S3XML.value("UploadId", in: String(decoding: created.body, as: UTF8.self)) else {
             throw StoreError(.io, "start multipart upload of \(key) in \(location): no upload id in the answer")
@@ -63,8 +63,10 @@ extension S3Store {
         _ = try? send("DELETE", key: key, query: [("uploadId", uploadID)])
     }
 
-    /// Aborts multipart uploads under `prefix` started more than `age` seconds ago (by the
-    /// server's clock against this machine's); returns how many it aborted.
+    /// Aborts multipart uploads under `prefix` started at least `age` seconds ago (by the
+    /// server's clock against this machine's); returns how many it aborted. An empty `prefix`
+    /// covers the whole store (`tresor store clean`). With `age` above 0, an upload whose start
+    /// time the server does not give is kept.
     public func abortIncompleteUploads(prefix: String, olderThan age: TimeInterval) throws -> Int {
         let full = config.prefix.isEmpty ? prefix : config.prefix + "/" + prefix
         let strip = config.prefix.isEmpty ? 0 : config.prefix.count + 1
@@ -87,7 +89,10 @@ extension S3Store {
                 guard let key = S3XML.value("Key", in: upload), key.count > strip,
                       let id = S3XML.value("UploadId", in: upload) else { continue }
                 let initiated = S3XML.value("Initiated", in: upload).flatMap { iso.date(from: $0) ?? isoPlain.date(from: $0) }
-                if let initiated, now.timeIntervalSince(initiated) < age { continue }
+                // Age 0 means every upload; otherwise one of unknown age may be in flight and is
+                // kept (it costs only space until its age can be told).
+                let old = age <= 0 || initiated.map { now.timeIntervalSince($0) >= age } == true
+                if !old { continue }
                 let d = try send("DELETE", key: String(key.dropFirst(strip)), query: [("uploadId", id)])
                 guard d.status == 204 || d.status == 200 || d.status == 404 else { throw failure(d, "abort upload of \(key)") }
                 aborted += 1

@@ -101,6 +101,11 @@ public final class S3Store: Store {
         signer = S3Signer(credentials: credentials, region: config.region)
     }
 
+    /// Sent with every object written: on stores with object ACLs (Ceph RGW, AWS buckets without
+    /// "bucket owner enforced"), an object written with another user's key (the PostgreSQL user's
+    /// WAL key) is otherwise unreadable to the bucket owner, so `pg window` and `pg restore` fail.
+    static let ownerACL = ("x-amz-acl", "bucket-owner-full-control")
+
     // MARK: requests
 
     func objectKey(_ key: String) -> String { config.prefix.isEmpty ? key : config.prefix + "/" + key }
@@ -134,8 +139,11 @@ public final class S3Store: Store {
     /// request (whose headers hold the signature).
     func failure(_ r: HTTPResponse, _ what: String) -> StoreError {
         let text = String(decoding: r.body.prefix(4096), as: UTF8.self)
-        let code = S3XML.value("Code", in: text)
-        let message = S3XML.value("Message", in: text).map { ": " + $0.lowercased() } ?? ""
+        let code = S3XML.value("Code", in: text).flatMap { $0.isEmpty ? nil : $0 }
+        // RGW sends an empty <Message/>: no dangling ": " then.
+        let message = S3XML.value("Message", in: text)
+            .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            .flatMap { $0.isEmpty ? nil : ": " + $0.lowercased() } ?? ""
         let detail = "\(what) in \(location): http \(r.status)" + (code.map { " \($0)" } ?? "") + message
         switch r.status {
         case 500...599, 429, 408:
@@ -146,7 +154,7 @@ public final class S3Store: Store {
         case 409 where code == "OperationAborted" || code == "ConditionalRequestConflict":
             return StoreError(.transient, detail)
         case 401, 403:
-            return StoreError(.permission, detail, hint: "check the s3 credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or s3.credentials_file) and the bucket policy")
+            return StoreError(.permission, detail, hint: "check the s3 credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or s3.credentials_file), the bucket policy and object ACLs")
         default:
             return StoreError(.io, detail)
         }
@@ -167,7 +175,17 @@ public final class S3Store: Store {
         if r.status == 200 { return }
         let code = S3XML.value("Code", in: String(decoding: r.body, as: UTF8.self))
         if r.status == 409, code == "BucketAlreadyOwnedByYou" || code == "BucketAlreadyExists" { return }
-        throw failure(r, "create bucket \(config.bucket)")
+        throw bucketCreationFailure(r)
+    }
+
+    /// Why creating the bucket failed. A region the server does not know (Ceph RGW names regions
+    /// after its zonegroups, often `default`) is a configuration error with a way out.
+    func bucketCreationFailure(_ r: HTTPResponse) -> StoreError {
+        let code = S3XML.value("Code", in: String(decoding: r.body.prefix(4096), as: UTF8.self))
+        guard code == "InvalidLocationConstraint" else { return failure(r, "create bucket \(config.bucket)") }
+        let e = failure(r, "create bucket \(config.bucket) with location constraint '\(config.region)'")
+        return StoreError(.badURL, e.message,
+                          hint: "the server does not know region '\(config.region)': put its own region name in the url (&region=NAME; Ceph RGW: its zonegroup, often 'default'), or &region=us-east-1 to send no constraint, or create the bucket yourself")
     }
 
     // MARK: Store
@@ -186,14 +204,19 @@ public final class S3Store: Store {
         }
         // x-amz-checksum-sha256 is what servers check against the body they received (AWS, and
         // SeaweedFS, which does not check the signed x-amz-content-sha256): 400 BadDigest otherwise.
-        var headers = [("x-amz-meta-sha256", hash), ("x-amz-checksum-sha256", Data(sha256.bytes).base64EncodedString())]
-        if ifAbsent { headers.append(("if-none-match", "*")) }
-        let r = try send("PUT", key: key, headers: headers, body: bytes, payloadHash: hash)
+        let r = try send("PUT", key: key, headers: Self.putHeaders(sha256: sha256, ifAbsent: ifAbsent), body: bytes, payloadHash: hash)
         switch r.status {
         case 200: return true
         case 412 where ifAbsent: return false
         default: throw failure(r, "put \(key)")
         }
+    }
+
+    /// The headers of a single-request put besides the signature's.
+    static func putHeaders(sha256: ObjectID, ifAbsent: Bool) -> [(String, String)] {
+        var headers = [("x-amz-meta-sha256", sha256.hex), ("x-amz-checksum-sha256", Data(sha256.bytes).base64EncodedString()), ownerACL]
+        if ifAbsent { headers.append(("if-none-match", "*")) }
+        return headers
     }
 
     public func get(_ key: String, range: Range<Int>?) throws -> [UInt8] {
@@ -220,6 +243,8 @@ public final class S3Store: Store {
             guard let range, r.body.count == range.count else { throw shortRead(key, range ?? 0..<0) }
             return r.body
         case 404:
+            throw StoreError.notFound(key, in: location)
+        case 403 where try provedAbsent(key):
             throw StoreError.notFound(key, in: location)
         case 416:
             throw shortRead(key, range ?? 0..<0)
@@ -253,8 +278,22 @@ public final class S3Store: Store {
             }
             return ObjectInfo(key: key, size: size)
         case 404: return nil
+        case 403 where try provedAbsent(key): return nil
         default: throw failure(r, "head \(key)")
         }
+    }
+
+    /// Whether a key that answered 403 is in fact absent. Without an unconditional `s3:ListBucket`
+    /// (AWS, Ceph RGW), HEAD and GET of a missing key answer 403, not 404; a key allowed to list
+    /// its own prefix (`s3:prefix` condition) can still tell: a listing with the key as prefix
+    /// that does not contain it proves the key absent. Anything else (listing refused too, or
+    /// the key listed) leaves the 403 standing as a permission failure.
+    func provedAbsent(_ key: String) throws -> Bool {
+        let full = objectKey(key)
+        let r = try send("GET", key: nil, query: [("list-type", "2"), ("prefix", full), ("max-keys", "1")])
+        guard r.status == 200 else { return false }
+        let text = String(decoding: r.body, as: UTF8.self)[...]
+        return !S3XML.blocks("Contents", in: text).contains { S3XML.value("Key", in: $0) == full }
     }
 
     public func list(prefix: String) throws -> [ObjectInfo] {

@@ -75,8 +75,11 @@ public protocol Store: Sendable {
     /// DeleteObjects) use it; the default deletes one by one.
     func deleteMany(_ keys: [String]) throws
 
-    /// Removes what interrupted writers left under `prefix` that is older than `age` seconds
-    /// (S3 multipart uploads, local temporaries); returns how many. The default has none.
+    /// Removes what interrupted writers left under `prefix` that is at least `age` seconds old
+    /// (S3 multipart uploads, local temporaries); returns how many. An empty prefix is the whole
+    /// store (`tresor store clean`); leftovers not filed by key (local temporaries) are removed
+    /// only then. Callers pass the policy's age, so another host's write in flight is never
+    /// touched. The default has none.
     func abortIncompleteUploads(prefix: String, olderThan age: Double) throws -> Int
 }
 

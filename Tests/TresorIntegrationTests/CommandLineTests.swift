@@ -50,6 +50,7 @@ import TresorTestSupport
         #expect(try String(contentsOfFile: keyFile, encoding: .utf8) == original)
 
         try String(repeating: "ab", count: 32).write(toFile: keyFile, atomically: true, encoding: .utf8)
+        chmod(keyFile, 0o600)
         let wrong = try f.tresor.run(["snapshots", "acme"])
         #expect(wrong.code == 2)
         #expect(wrong.stderr.contains("wrong master key"))

@@ -44,6 +44,12 @@ final class S3Fixture: @unchecked Sendable {
         return try S3Store(loc, credentials: S3Credentials(accessKeyID: server.accessKey, secretAccessKey: server.secretKey))
     }
 
+    /// Overrides the policy's `store.incomplete_upload_age` with a later policy file.
+    func setIncompleteUploadAge(_ age: String) throws {
+        try "[store]\nincomplete_upload_age = \"\(age)\"\n".write(
+            toFile: home + "/policies/zz-upload-age.toml", atomically: true, encoding: .utf8)
+    }
+
     func restore(_ tenant: String = "acme") throws -> (URL, TresorProcess.Result) {
         let target = dir.sub("restore-\(UUID().uuidString.prefix(6))")
         let r = try tresor.run(["docs", "restore", tenant, "--to", target.path])
@@ -59,9 +65,11 @@ final class S3Fixture: @unchecked Sendable {
         try f.expectOK(["docs", "backup", "acme"])
         #expect(try f.lastRequests() > 0)
         #expect(try !f.store().list(prefix: "tenants/acme/data/").isEmpty, "packs landed in the bucket under the prefix")
-        // An upload a killed run left behind is aborted by the next check (no backup is running).
+        // An upload a killed run left behind is aborted by the next check once it is older than
+        // the policy's store.incomplete_upload_age (here lowered to 0s).
         _ = try f.store().createMultipartUpload("tenants/acme/data/00/orphan")
         #expect(try f.store().incompleteUploads(prefix: "tenants/acme/") == ["tenants/acme/data/00/orphan"])
+        try f.setIncompleteUploadAge("0s")
         try f.expectOK(["check", "acme", "--read-data"])
         #expect(try f.store().incompleteUploads(prefix: "tenants/acme/").isEmpty)
         let (restored, r) = try f.restore()
@@ -71,6 +79,35 @@ final class S3Fixture: @unchecked Sendable {
         let packs = try f.store().list(prefix: "tenants/acme/data/").count
         try f.expectOK(["docs", "backup", "acme"])
         #expect(try f.store().list(prefix: "tenants/acme/data/").count == packs)
+    }
+
+    /// Another host's upload in flight (seconds old) must survive this host's backup, check and
+    /// replicate: they abort only uploads older than the policy's age (24h by default).
+    @Test func anotherHostsUploadInFlightIsNotAbortedByBackupCheckOrReplicate() throws {
+        let server = try SeaweedServer.shared()
+        let f = try S3Fixture(server: server, corpus: Self.small)
+        let offBucket = "off-" + UUID().uuidString.prefix(8).lowercased()
+        try f.expectOK(["store", "add", "off", "--url", server.url(bucket: offBucket, prefix: "tresor"), "--region", "eu-central"])
+        try f.expectOK(["docs", "backup", "acme"])
+        let inFlight = "tenants/acme/data/00/other-host"
+        _ = try f.store().createMultipartUpload(inFlight)
+        _ = try f.store(bucket: offBucket).createMultipartUpload(inFlight)
+        try f.expectOK(["docs", "backup", "acme"])
+        try f.expectOK(["check", "acme"])
+        try f.expectOK(["replicate", "acme", "--to", "off"])
+        #expect(try f.store().incompleteUploads(prefix: "tenants/acme/") == [inFlight])
+        #expect(try f.store(bucket: offBucket).incompleteUploads(prefix: "tenants/acme/") == [inFlight])
+
+        // `store clean` keeps it too, and removes it (counted) once the policy's age says it is old.
+        let kept = try f.expectOK(["--json", "store", "clean", "s3"])
+        #expect(kept.stdout.contains("\"removed\" : 0") || kept.stdout.contains("\"removed\":0"), "\(kept.stdout)")
+        #expect(try f.store().incompleteUploads(prefix: "") == [inFlight])
+        try f.setIncompleteUploadAge("0s")
+        let cleaned = try f.expectOK(["--json", "store", "clean", "s3"])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(cleaned.stdout.utf8)) as? [String: Any])
+        #expect(json["removed"] as? Int == 1 && json["kind"] as? String == "multipart uploads", "\(cleaned.stdout)")
+        #expect(try f.store().incompleteUploads(prefix: "").isEmpty)
+        #expect(try f.store(bucket: offBucket).incompleteUploads(prefix: "tenants/acme/") == [inFlight], "only the named store is cleaned")
     }
 
     @Test func replicateCopiesWhatTheOffsiteStoreLacksAndVerifiesIt() throws {
@@ -203,6 +240,7 @@ final class S3Fixture: @unchecked Sendable {
         #expect(!stderr.contains(server.secretKey))
 
         try server.start()
+        try f.setIncompleteUploadAge("0s")
         try f.expectOK(["docs", "backup", "acme"])
         #expect(try s3.incompleteUploads(prefix: "tenants/acme/").isEmpty, "no orphan multipart uploads")
         try f.expectOK(["check", "acme", "--read-data"])

@@ -103,12 +103,15 @@ private func id(_ n: UInt8) -> ObjectID { ObjectID(Array(repeating: n, count: 32
         let master = MasterKey.generate()
         let dataKey = SecureRandom.bytes(32)
         let env = try KeyEnvelope.wrap(dataKey: dataKey, tenant: "acme", master: master, created: Date(timeIntervalSince1970: 0))
-        #expect(try env.unwrap(master: master) == dataKey)
-        let wrong = #expect(throws: RepositoryError.self) { try env.unwrap(master: MasterKey.generate()) }
+        #expect(try env.unwrap(master: master, tenant: "acme", id: env.id) == dataKey)
+        let wrong = #expect(throws: RepositoryError.self) { try env.unwrap(master: MasterKey.generate(), tenant: "acme", id: env.id) }
         #expect(wrong?.kind == .usage)
         var moved = env
         moved.tenant = "globex"
-        #expect(throws: RepositoryError.self) { try moved.unwrap(master: master) }
+        #expect(throws: RepositoryError.self) { try moved.unwrap(master: master, tenant: "globex", id: env.id) }
+        // Stored under another tenant's prefix or another name, it does not open either.
+        #expect(throws: RepositoryError.self) { try env.unwrap(master: master, tenant: "globex", id: env.id) }
+        #expect(throws: RepositoryError.self) { try env.unwrap(master: master, tenant: "acme", id: "0000000000000000") }
         #expect(!env.sealed.contains(Hex.encode(dataKey)))
     }
 

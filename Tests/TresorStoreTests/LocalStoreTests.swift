@@ -21,6 +21,24 @@ import TresorTestSupport
         #expect(try store.list(prefix: "").map(\.key) == ["t/x"])
     }
 
+    /// Temporaries a killed writer left used to stay forever; they go in a store-wide clean once
+    /// older than the given age, while a fresh one (a writer in flight) and every object stay.
+    @Test func staleTemporariesGoInAStoreWideCleanFreshOnesAndObjectsStay() throws {
+        let dir = TempDirectory()
+        let store = try LocalStore(root: dir.url)
+        try store.put("t/x", [1, 2, 3])
+        let stale = dir.sub(".tmp/killed.part").path, fresh = dir.sub(".tmp/in-flight.part").path
+        #expect(FileManager.default.createFile(atPath: stale, contents: Data([1])))
+        #expect(FileManager.default.createFile(atPath: fresh, contents: Data([2])))
+        let twoHoursAgo = Date().addingTimeInterval(-7200)
+        try FileManager.default.setAttributes([.modificationDate: twoHoursAgo], ofItemAtPath: stale)
+        #expect(try store.abortIncompleteUploads(prefix: "tenants/t/", olderThan: 3600) == 0, "one tenant's run never decides for the store")
+        #expect(try store.abortIncompleteUploads(prefix: "", olderThan: 3600) == 1)
+        #expect(!FileManager.default.fileExists(atPath: stale))
+        #expect(FileManager.default.fileExists(atPath: fresh))
+        #expect(try store.get("t/x") == [1, 2, 3])
+    }
+
     @Test func aMissingDirectoryIsRefusedWhenNotCreating() {
         let dir = TempDirectory()
         #expect(throws: StoreError.self) { try LocalStore(root: dir.sub("absent"), create: false) }

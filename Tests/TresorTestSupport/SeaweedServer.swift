@@ -14,18 +14,36 @@ public final class SeaweedServer: @unchecked Sendable {
     public let dir = TempDirectory("tresor-weed")
     public let accessKey = "tresortestkey"
     /// Random per server, so a test can grep every output for it.
-    public let secretKey = "tresor-secret-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+    public let secretKey: String
     /// A second identity that may only read, list and write `walBucket/tenants/acme/wal`: the
     /// key `tresor pg setup --wal-credentials` gives the PostgreSQL OS user.
     public let walAccessKey = "tresorwalonly"
-    public let walSecretKey = "tresor-wal-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+    public let walSecretKey: String
     public static let walBucket = "pgwal"
+    /// A key that may only write `walBucket/tenants/wpush/wal` (no read, no list): there, as on
+    /// AWS or Ceph RGW without an unconditional `s3:ListBucket`, a HEAD or GET of a missing key
+    /// answers 403, not 404.
+    public let walWriteOnlyAccessKey = "tresorwalwriteonly"
+    public let walWriteOnlySecretKey: String
+    /// A key that may write and list (not read) `walBucket/tenants/wlist/wal`: 403 for a missing
+    /// key, but a listing of the prefix can prove it absent.
+    public let walListAccessKey = "tresorwallist"
+    public let walListSecretKey: String
+    /// A bucket whose `tresor/tenants/acme/data/` (the packs) the ``noPacksAccessKey`` may list
+    /// but not read, while it may read everything else there: a check with it meets 403s.
+    public static let restrictedBucket = "restricted"
+    public let noPacksAccessKey = "tresornopacks"
+    public let noPacksSecretKey: String
     public let s3Port: Int
+    /// An already running server named by the environment (scripts/test-s3-rgw.sh), or nil.
+    public let externalEndpoint: String?
+    /// The signing region URLs name (`test-1` here; RGW wants a zonegroup name or us-east-1).
+    public let region: String
     private let ports: [String: Int]
     private var process: Process?
     private let lock = NSLock()
 
-    public var endpoint: String { "http://127.0.0.1:\(s3Port)" }
+    public var endpoint: String { externalEndpoint ?? "http://127.0.0.1:\(s3Port)" }
     public var pid: Int32? { process?.processIdentifier }
     public var logPath: String { dir.sub("weed.log").path }
 
@@ -36,11 +54,36 @@ public final class SeaweedServer: @unchecked Sendable {
 
     /// A store URL for `bucket` (and `prefix`) on this server.
     public func url(bucket: String, prefix: String = "", extra: String = "") -> String {
-        "s3://\(bucket)" + (prefix.isEmpty ? "" : "/\(prefix)") + "?endpoint=\(endpoint)&region=test-1" + extra
+        "s3://\(bucket)" + (prefix.isEmpty ? "" : "/\(prefix)") + "?endpoint=\(endpoint)&region=\(region)" + extra
     }
 
-    /// Starts a server and waits until it answers S3 requests.
+    /// Starts a server and waits until it answers S3 requests. With `TRESOR_TEST_S3_ENDPOINT` set
+    /// (scripts/test-s3-rgw.sh), starts nothing and speaks to that server instead: every
+    /// identity's secret is then `<access key>-secret-<TRESOR_TEST_S3_SECRET>`, region
+    /// `TRESOR_TEST_S3_REGION`, and the script has created the identities and bucket policies.
     public init() throws {
+        let env = ProcessInfo.processInfo.environment
+        if let external = env["TRESOR_TEST_S3_ENDPOINT"], !external.isEmpty {
+            let shared = env["TRESOR_TEST_S3_SECRET"] ?? ""
+            externalEndpoint = external
+            region = env["TRESOR_TEST_S3_REGION"] ?? "us-east-1"
+            secretKey = accessKey + "-secret-" + shared
+            walSecretKey = walAccessKey + "-secret-" + shared
+            walWriteOnlySecretKey = walWriteOnlyAccessKey + "-secret-" + shared
+            walListSecretKey = walListAccessKey + "-secret-" + shared
+            noPacksSecretKey = noPacksAccessKey + "-secret-" + shared
+            s3Port = URL(string: external)?.port ?? 80
+            ports = [:]
+            return
+        }
+        func random(_ tag: String) -> String { "tresor-\(tag)-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }
+        externalEndpoint = nil
+        region = "test-1"
+        secretKey = random("secret")
+        walSecretKey = random("wal")
+        walWriteOnlySecretKey = random("wwo")
+        walListSecretKey = random("wl")
+        noPacksSecretKey = random("np")
         var taken = Set<Int>()
         var ports: [String: Int] = [:]
         for name in ["s3", "s3.grpc", "master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc",
@@ -50,11 +93,19 @@ public final class SeaweedServer: @unchecked Sendable {
         self.ports = ports
         s3Port = ports["s3"]!
         let walPath = "\(Self.walBucket)/tenants/acme/wal"
+        let r = Self.restrictedBucket
         let config = """
             {"identities":[{"name":"test","credentials":[{"accessKey":"\(accessKey)","secretKey":"\(secretKey)"}],
               "actions":["Admin","Read","List","Tagging","Write"]},
              {"name":"walonly","credentials":[{"accessKey":"\(walAccessKey)","secretKey":"\(walSecretKey)"}],
-              "actions":["Read:\(walPath)/*","List:\(walPath)/*","Write:\(walPath)/*"]}]}
+              "actions":["Read:\(walPath)/*","List:\(walPath)/*","Write:\(walPath)/*"]},
+             {"name":"walwriteonly","credentials":[{"accessKey":"\(walWriteOnlyAccessKey)","secretKey":"\(walWriteOnlySecretKey)"}],
+              "actions":["Write:\(Self.walBucket)/tenants/wpush/wal/*"]},
+             {"name":"wallist","credentials":[{"accessKey":"\(walListAccessKey)","secretKey":"\(walListSecretKey)"}],
+              "actions":["List:\(Self.walBucket)/tenants/wlist/wal/*","Write:\(Self.walBucket)/tenants/wlist/wal/*"]},
+             {"name":"nopacks","credentials":[{"accessKey":"\(noPacksAccessKey)","secretKey":"\(noPacksSecretKey)"}],
+              "actions":["List:\(r)","Read:\(r)/tresor/tenants/acme/keys/*","Read:\(r)/tresor/tenants/acme/index/*",
+                         "Read:\(r)/tresor/tenants/acme/snapshots/*","Read:\(r)/tresor/tenants/acme/config*"]}]}
             """
         try config.write(to: dir.sub("s3.json"), atomically: true, encoding: .utf8)
         try FileManager.default.createDirectory(at: dir.sub("data"), withIntermediateDirectories: true)
@@ -86,7 +137,7 @@ public final class SeaweedServer: @unchecked Sendable {
     public func start() throws {
         lock.lock()
         defer { lock.unlock() }
-        guard process == nil else { return }
+        guard process == nil, externalEndpoint == nil else { return }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try Self.binary())
         func port(_ n: String) -> String { "\(ports[n]!)" }

@@ -46,7 +46,13 @@ public struct TresorProcess: Sendable {
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
+        let input = stdin.map { _ in Pipe() }
+        if let input { p.standardInput = input } else { p.standardInput = FileHandle.nullDevice }
         try p.run()
+        if let input, let stdin {
+            input.fileHandleForWriting.write(Data(stdin.utf8))
+            try input.fileHandleForWriting.close()
+        }
         // Drain both pipes while the process runs so a chatty process cannot block.
         let outData = Locked2<Data>(Data()), errData = Locked2<Data>(Data())
         let g = DispatchGroup()
