@@ -83,7 +83,9 @@ final class ArchiveWriter {
     let format: ArchiveFormat
 
     /// Starts an archive that writes to `fd` (which the caller keeps and closes).
-    init(fd: Int32, format: ArchiveFormat, zstdLevel: Int = 3) throws {
+    /// `zstdThreads` above 1 lets zstd compress on that many worker threads of its own while this
+    /// thread reads and hashes.
+    init(fd: Int32, format: ArchiveFormat, zstdLevel: Int = 3, zstdThreads: Int = 1) throws {
         guard let a = archive_write_new() else { throw ExportError(.archive, "libarchive cannot allocate a writer") }
         guard let e = archive_entry_new() else {
             archive_write_free(a)
@@ -93,10 +95,10 @@ final class ArchiveWriter {
         entry = e
         sink = ArchiveSink(fd: fd)
         self.format = format
-        try inUTF8 { try configure(a, format: format, zstdLevel: zstdLevel) }
+        try inUTF8 { try configure(a, format: format, zstdLevel: zstdLevel, zstdThreads: zstdThreads) }
     }
 
-    private func configure(_ a: OpaquePointer, format: ArchiveFormat, zstdLevel: Int) throws {
+    private func configure(_ a: OpaquePointer, format: ArchiveFormat, zstdLevel: Int, zstdThreads: Int) throws {
         switch format {
         case .tar:
             try check(archive_write_set_format_pax_restricted(a), "choosing pax tar")
@@ -104,6 +106,9 @@ final class ArchiveWriter {
             try check(archive_write_set_format_pax_restricted(a), "choosing pax tar")
             try check(archive_write_add_filter_zstd(a), "adding the zstd filter")
             try check(archive_write_set_filter_option(a, "zstd", "compression-level", "\(zstdLevel)"), "setting the zstd level")
+            if zstdThreads > 1 {
+                try check(archive_write_set_filter_option(a, "zstd", "threads", "\(zstdThreads)"), "setting zstd threads")
+            }
         case .zip:
             try check(archive_write_set_format_zip(a), "choosing zip")
             // Entry names are handed over as UTF-8 (see ``beginFile``); say so in the zip headers.

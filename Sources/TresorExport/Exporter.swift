@@ -102,10 +102,14 @@ public enum Exporter {
 
         let bagName = String(out.lastPathComponent.dropLast(format.fileExtension.count))
         let mtime = Int64(request.now.timeIntervalSince1970)
-        let archive = try ArchiveWriter(fd: fd, format: format)
+        let archive = try ArchiveWriter(fd: fd, format: format, zstdThreads: ProcessInfo.processInfo.activeProcessorCount)
         let bag = try BagWriter(archive: archive, bagName: bagName.isEmpty ? request.tenant : bagName, mtime: mtime, spoolDirectory: spool)
         var result = ExportResult(tenant: request.tenant, archive: out.path, format: format, bytes: 0, sha256: "", bagName: bag.bagName)
 
+        // The database snapshot first: its pg_dumps run while the documents stream.
+        let database = try request.databaseDSN.map {
+            try LiveDatabaseExport(dsn: $0, binDirectory: request.pgBinDirectory, spoolDirectory: spool)
+        }
         var symlinks: [(path: [UInt8], target: [UInt8])] = []
         if let source = request.documents {
             try bag.addDirectory(Array("data/documents".utf8), mode: 0o755, mtime: mtime)
@@ -142,9 +146,7 @@ public enum Exporter {
             result.problems += problems
         }
 
-        if let dsn = request.databaseDSN {
-            result.database = try LiveDatabaseExport(dsn: dsn, binDirectory: request.pgBinDirectory, spoolDirectory: spool).run(into: bag)
-        }
+        result.database = try database?.finish(into: bag)
 
         result.nonUTF8Names = bag.nonUTF8Names.map(printable)
         result.escapedNames = bag.escapedNames.map { printable($0.original) }

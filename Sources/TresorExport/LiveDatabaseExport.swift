@@ -30,18 +30,32 @@ public struct TableSummary: Sendable, Codable {
 /// The database of a live server, from one snapshot: a REPEATABLE READ transaction exports its
 /// snapshot (`pg_export_snapshot()`) and stays open while `pg_dump --snapshot` writes schema.sql
 /// and dump.sql and the same transaction runs every table's `COPY ... TO STDOUT`, so every file
-/// shows the same moment. Outputs are spooled to `spoolDirectory` one at a time (tar needs each
-/// entry's size before its bytes) and removed once archived: disk use peaks at the largest one.
-struct LiveDatabaseExport {
+/// shows the same moment.
+///
+/// ``begin(dsn:binDirectory:spoolDirectory:)`` takes the snapshot and starts both pg_dumps in the
+/// background, so they run while the documents stream into the archive; ``finish(into:)`` waits
+/// for them, archives their output, then copies the tables. Outputs are spooled to
+/// `spoolDirectory` (tar needs each entry's size before its bytes) and removed once archived:
+/// disk use peaks at the two dumps or the largest table. Dropping the value before `finish`
+/// ends the pg_dumps it started.
+final class LiveDatabaseExport {
     let dsn: String
     let binDirectory: String
     let spoolDirectory: String
+    private let conn: PGConnection
+    private var summary: DatabaseSummary
+    /// pg_dump processes still running: spool name and pid.
+    private var dumps: [(name: String, pid: pid_t)] = []
 
     /// The CSV dialect, in one place: README.txt describes exactly this.
     static let copyOptions = "FORMAT csv, HEADER true, FORCE_QUOTE *, ENCODING 'UTF8'"
 
-    func run(into bag: BagWriter) throws -> DatabaseSummary {
-        let conn = try PGConnection(dsn: dsn, applicationName: "tresor export")
+    /// Takes the snapshot and starts pg_dump --schema-only and pg_dump on it.
+    init(dsn: String, binDirectory: String, spoolDirectory: String) throws {
+        self.dsn = dsn
+        self.binDirectory = binDirectory
+        self.spoolDirectory = spoolDirectory
+        conn = try PGConnection(dsn: dsn, applicationName: "tresor export")
         // Text forms every reader agrees on: UTF-8, bytea as \x hex, ISO dates, exact floats.
         for setting in ["SET client_encoding = 'UTF8'", "SET bytea_output = 'hex'", "SET DateStyle = 'ISO, YMD'",
                         "SET IntervalStyle = 'postgres'", "SET extra_float_digits = 3", "SET TimeZone = 'UTC'",
@@ -56,16 +70,29 @@ struct LiveDatabaseExport {
         guard let row = info.first, row.count == 5, let snapshot = row[0], let database = row[1] else {
             throw ExportError(.database, "the server returned no snapshot")
         }
-        var summary = DatabaseSummary(database: database, serverVersion: row[2] ?? "", lsn: row[3] ?? "",
-                                      snapshotTime: row[4] ?? "", tables: [], notCopied: [])
-        let mtime = bag.mtime
+        summary = DatabaseSummary(database: database, serverVersion: row[2] ?? "", lsn: row[3] ?? "",
+                                  snapshotTime: row[4] ?? "", tables: [], notCopied: [])
+        try startDump(["--schema-only"], snapshot: snapshot, to: "schema.sql")
+        try startDump([], snapshot: snapshot, to: "dump.sql")
+    }
 
-        try pgDump(["--schema-only"], snapshot: snapshot, to: "schema.sql")
-        _ = try bag.addFile(Array("data/database/schema.sql".utf8), contentsOf: spool("schema.sql"), mode: 0o644, mtime: mtime)
-        unlink(spool("schema.sql"))
-        try pgDump([], snapshot: snapshot, to: "dump.sql")
-        _ = try bag.addFile(Array("data/database/dump.sql".utf8), contentsOf: spool("dump.sql"), mode: 0o644, mtime: mtime)
-        unlink(spool("dump.sql"))
+    deinit {
+        // An export that failed before finish(): its dumps are of no use, and must not outlive it.
+        for d in dumps {
+            kill(d.pid, SIGTERM)
+            _ = Spawn.wait(d.pid)
+        }
+    }
+
+    /// Waits for the dumps, archives them, then copies every table inside the snapshot.
+    func finish(into bag: BagWriter) throws -> DatabaseSummary {
+        let mtime = bag.mtime
+        while !dumps.isEmpty {
+            let d = dumps.removeFirst()
+            try waitDump(d.name, pid: d.pid)
+            _ = try bag.addFile(Array("data/database/\(d.name)".utf8), contentsOf: spool(d.name), mode: 0o644, mtime: mtime)
+            unlink(spool(d.name))
+        }
 
         let relations = try conn.query("""
             SELECT n.nspname, c.relname, c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -88,7 +115,7 @@ struct LiveDatabaseExport {
                 file = "\(BagNames.fileComponent(schema)).\(BagNames.fileComponent(table))~\(n).csv"
                 n += 1
             }
-            let rows = try copyTable(conn, schema: schema, table: table, to: "table.csv")
+            let rows = try copyTable(schema: schema, table: table, to: "table.csv")
             let w = try bag.addFile(Array("data/database/tables/\(file)".utf8), contentsOf: spool("table.csv"), mode: 0o644, mtime: mtime)
             unlink(spool("table.csv"))
             summary.tables.append(TableSummary(schema: schema, table: table, file: file, rows: rows, bytes: w.delivered))
@@ -104,7 +131,7 @@ struct LiveDatabaseExport {
 
     /// COPY of one table into a spool file; returns its row count (libpq hands COPY OUT over one
     /// row per message, the header being the first).
-    private func copyTable(_ conn: PGConnection, schema: String, table: String, to name: String) throws -> Int64 {
+    private func copyTable(schema: String, table: String, to name: String) throws -> Int64 {
         let path = spool(name)
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ExportError(.io, "cannot create \(path): \(String(cString: strerror(errno)))") }
@@ -131,17 +158,22 @@ struct LiveDatabaseExport {
         }
     }
 
-    /// Runs pg_dump on the exported snapshot into a spool file.
-    private func pgDump(_ extra: [String], snapshot: String, to name: String) throws {
-        let out = spool(name), err = spool(name + ".err")
+    /// Starts pg_dump on the exported snapshot, writing a spool file.
+    private func startDump(_ extra: [String], snapshot: String, to name: String) throws {
+        let args = ["--dbname=" + dsn, "--snapshot=" + snapshot, "--no-owner", "--encoding=UTF8", "--no-password",
+                    "--file=" + spool(name)] + extra
+        dumps.append((name, try Spawn.start(binDirectory + "/pg_dump", args, stderr: spool(name + ".err"))))
+    }
+
+    /// Waits for a pg_dump; throws with its first error line when it failed.
+    private func waitDump(_ name: String, pid: pid_t) throws {
+        let err = spool(name + ".err")
         defer { unlink(err) }
-        let args = ["--dbname=" + dsn, "--snapshot=" + snapshot, "--no-owner", "--encoding=UTF8", "--no-password", "--file=" + out] + extra
-        let pid = try Spawn.start(binDirectory + "/pg_dump", args, stderr: err)
         let status = Spawn.wait(pid)
         guard status == 0 else {
             let text = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
             let line = text.split(separator: "\n").first.map(String.init) ?? "no message"
-            throw ExportError(.database, "pg_dump \(extra.joined(separator: " ")) exited \(status): \(redactDSN(line))",
+            throw ExportError(.database, "pg_dump for \(name) exited \(status): \(redactDSN(line))",
                               hint: "check that \(binDirectory)/pg_dump is of the server's major version or newer")
         }
     }
