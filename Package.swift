@@ -24,6 +24,7 @@ let package = Package(
         .systemLibrary(name: "CLibpq", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .systemLibrary(name: "CPosix"),
 
         .target(name: "TresorCore", dependencies: ["TOMLKit"], resources: [.copy("Resources/policies")]),
@@ -36,12 +37,13 @@ let package = Package(
         .target(name: "TresorEvidence", dependencies: [
             "TresorCore", "TresorCrypto", "TresorStore", .product(name: "Mustache", package: "swift-mustache"),
         ]),
+        .target(name: "TresorExport", dependencies: ["TresorCore", "TresorCrypto", "TresorPostgres", "CArchive"]),
         .target(name: "TresorEngine", dependencies: [
             "TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "TresorDocuments", "TresorCatalog",
-            "TresorPostgres", "TresorEvidence", "CPosix",
+            "TresorPostgres", "TresorEvidence", "TresorExport", "CPosix",
         ]),
         .target(name: "TresorCLI", dependencies: [
-            "TresorEngine", "TresorPostgres", "TresorEvidence", "CPosix", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "TresorEngine", "TresorPostgres", "TresorEvidence", "TresorExport", "CPosix", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tresor", dependencies: ["TresorCLI"]),
 
@@ -55,6 +57,7 @@ let package = Package(
         .testTarget(name: "TresorDocumentsTests", dependencies: ["TresorDocuments", "TresorTestSupport"]),
         .testTarget(name: "TresorEvidenceTests", dependencies: ["TresorEvidence", "TresorStore", "TresorCrypto", "TresorTestSupport"]),
         .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI", "TresorEngine", "TresorCatalog", "TresorPostgres", "TresorTestSupport"]),
+        .testTarget(name: "TresorExportTests", dependencies: ["TresorExport", "TresorTestSupport"]),
         .testTarget(name: "TresorIntegrationTests", dependencies: [
             "TresorTestSupport", "TresorStore", "TresorPostgres", "TresorEngine", "TresorEvidence", "tresor",
         ]),

@@ -28,3 +28,10 @@ command -v weed >/dev/null 2>&1 || { echo "install-deps: weed is not on the PATH
 if ! python3 -c 'import cryptography.hazmat.primitives.asymmetric.ed25519' 2>/dev/null; then
   python3 -m pip install -q cryptography || python3 -m pip install -q --break-system-packages cryptography
 fi
+
+# The Library of Congress BagIt validator (bagit.py), which the export tests run on every export.
+if ! command -v bagit.py >/dev/null 2>&1; then
+  python3 -m pip install -q bagit || python3 -m pip install -q --break-system-packages bagit
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+fi
+command -v bagit.py >/dev/null 2>&1 || { echo "install-deps: bagit.py is not on the PATH after pip install bagit" >&2; exit 1; }

@@ -3,7 +3,8 @@
 # a home under a temp dir (SQLite catalog, keys, policies) and a local store;
 #  1. documents: a tenant whose documents are testdata/documents: backup, restore, compare, check;
 #  2. PostgreSQL: a scratch cluster archiving its WAL into Tresor, a base backup, rows written
-#     before and after a target time, a point-in-time restore, and the restored rows checked.
+#     before and after a target time, a point-in-time restore, and the restored rows checked;
+#  3. export: the tenant's documents and live database as a BagIt bag, checked with bagit.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -62,5 +63,13 @@ for _ in $(seq 120); do [ "$(psql -X -At -h 127.0.0.1 -p 55433 -U postgres -d po
 ROWS=$(psql -X -At -h 127.0.0.1 -p 55433 -U postgres -d postgres -c "SELECT count(*) FROM orders")
 set +x
 [ "$ROWS" = 100 ] || { echo "point-in-time restore gave $ROWS rows, expected 100"; exit 1; }
-echo "quick start done: documents restored byte for byte; PostgreSQL restored to $TARGET with the 100 rows written before it"
+
+# --- exit export: documents and the live database as a BagIt bag, checked by the LoC validator -
+set -x
+$TRESOR export acme --out "$WORK/acme-export.tar.zst"
+mkdir "$WORK/export" && tar --zstd -xf "$WORK/acme-export.tar.zst" -C "$WORK/export"
+bagit.py --validate "$WORK/export/acme-export"
+set +x
+echo "quick start done: documents restored byte for byte; PostgreSQL restored to $TARGET with the 100 rows written before it;"
+echo "export $WORK/acme-export.tar.zst validated as a BagIt bag"
 echo "everything lives in $WORK (TRESOR_HOME=$TRESOR_HOME)"

@@ -1,0 +1,51 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Foundation
+import TresorCore
+import TresorEngine
+import TresorExport
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write a tenant's documents and database as a BagIt bag in FILE.tar, FILE.tar.zst or FILE.zip (docs/export.md).")
+
+    @Argument(help: "Tenant name.") var tenant: String
+    @Option(help: "The archive to create (must not exist): FILE.tar, FILE.tar.zst or FILE.zip.") var out: String
+    @Option(help: "Who asks for the export, for the evidence log (default: the OS user).") var by: String?
+    @Option(name: .customLong("pg-bin"), help: "Where pg_dump is.") var pgBin = "/usr/lib/postgresql/15/bin"
+    @Flag(name: .customLong("from-backup"), help: "Not yet available: export from a backup instead of the live data.") var fromBackup = false
+    @Option(help: "Not yet available (with --from-backup): the point in time.") var at: String?
+    @Option(help: "Not yet available: only documents added or changed since an earlier export.") var since: String?
+
+    func run() throws {
+        if fromBackup || at != nil || since != nil {
+            let flag = since != nil ? "--since" : (fromBackup ? "--from-backup" : "--at")
+            throw CoreError.usage("\(flag) is not available yet: exports read the live documents and database only",
+                                  hint: "tresor export \(tenant) --out FILE.tar.zst")
+        }
+        guard ArchiveFormat(path: out) != nil else {
+            throw CoreError.usage("cannot tell the archive format of '\(out)'", hint: "name the output FILE.tar, FILE.tar.zst or FILE.zip")
+        }
+        let who = by ?? Self.osUser()
+        let r = try ctx.installation().export(tenant: tenant, output: out, by: who, pgBinDirectory: pgBin)
+        ctx.emit(r, outcome: r.outcome) {
+            var lines = ["exported \(r.tenant) to \(r.archive) (\(r.format.rawValue), \(r.bytes) bytes, sha256 \(r.sha256))",
+                         "  \(r.documentFiles) documents (\(r.documentBytes) bytes) in \(r.directories) folders, \(r.symlinks) symbolic links listed in README.txt"]
+            if let db = r.database {
+                lines.append("  database \(db.database) at \(db.lsn): \(db.tables.count) tables, \(db.tables.reduce(0) { $0 + $1.rows }) rows")
+            }
+            for p in r.problems { lines.append("PROBLEM: \(p.path): \(p.reason)") }
+            for n in r.nonUTF8Names { lines.append("PROBLEM: \(n): name is not UTF-8; kept as bytes, BagIt validators will report it") }
+            for n in r.escapedNames { lines.append("  note: \(n): name is not UTF-8, escaped in the zip (see data/README.txt)") }
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    static func osUser() -> String {
+        if let pw = getpwuid(geteuid()), let name = pw.pointee.pw_name { return String(cString: name) }
+        return "uid \(geteuid())"
+    }
+}

@@ -1,0 +1,255 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import TresorCore
+import TresorPostgres
+
+/// What the database part of an export holds.
+public struct DatabaseSummary: Sendable, Codable {
+    public var database: String
+    public var serverVersion: String
+    /// The WAL position of the snapshot (`pg_current_wal_lsn()` in the exporting transaction).
+    public var lsn: String
+    /// The server's time when the snapshot was taken.
+    public var snapshotTime: String
+    public var tables: [TableSummary]
+    /// Relations with no CSV file (materialized views, foreign tables): their definitions are in
+    /// dump.sql; named here so nothing goes missing quietly.
+    public var notCopied: [String]
+}
+
+public struct TableSummary: Sendable, Codable {
+    public var schema: String
+    public var table: String
+    public var file: String
+    public var rows: Int64
+    public var bytes: Int64
+}
+
+/// The database of a live server, from one snapshot: a REPEATABLE READ transaction exports its
+/// snapshot (`pg_export_snapshot()`) and stays open while `pg_dump --snapshot` writes schema.sql
+/// and dump.sql and the same transaction runs every table's `COPY ... TO STDOUT`, so every file
+/// shows the same moment.
+///
+/// ``begin(dsn:binDirectory:spoolDirectory:)`` takes the snapshot and starts both pg_dumps in the
+/// background, so they run while the documents stream into the archive; ``finish(into:)`` waits
+/// for them, archives their output, then copies the tables. Outputs are spooled to
+/// `spoolDirectory` (tar needs each entry's size before its bytes) and removed once archived:
+/// disk use peaks at the two dumps or the largest table. Dropping the value before `finish`
+/// ends the pg_dumps it started.
+final class LiveDatabaseExport {
+    let dsn: String
+    let binDirectory: String
+    let spoolDirectory: String
+    private let conn: PGConnection
+    private var summary: DatabaseSummary
+    /// pg_dump processes still running: spool name and pid.
+    private var dumps: [(name: String, pid: pid_t)] = []
+    /// The tables to copy, in archive order, with their file names.
+    private var tables: [(schema: String, table: String, file: String)] = []
+    private var copier: TableCopier!
+
+    /// The CSV dialect, in one place: README.txt describes exactly this.
+    static let copyOptions = "FORMAT csv, HEADER true, FORCE_QUOTE *, ENCODING 'UTF8'"
+
+    /// A connection in a REPEATABLE READ READ ONLY transaction, with the text forms every reader
+    /// agrees on: UTF-8, bytea as \x hex, ISO dates in UTC, floats that round-trip.
+    static func connect(_ dsn: String) throws -> PGConnection {
+        let conn = try PGConnection(dsn: dsn, applicationName: "tresor export")
+        for setting in ["SET client_encoding = 'UTF8'", "SET bytea_output = 'hex'", "SET DateStyle = 'ISO, YMD'",
+                        "SET IntervalStyle = 'postgres'", "SET extra_float_digits = 3", "SET TimeZone = 'UTC'",
+                        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"] {
+            try conn.query(setting)
+        }
+        return conn
+    }
+
+    /// Takes the snapshot, starts pg_dump --schema-only and pg_dump on it, and starts copying
+    /// the tables on a second connection that joins the snapshot.
+    init(dsn: String, binDirectory: String, spoolDirectory: String) throws {
+        self.dsn = dsn
+        self.binDirectory = binDirectory
+        self.spoolDirectory = spoolDirectory
+        conn = try Self.connect(dsn)
+        let info = try conn.query("""
+            SELECT pg_export_snapshot(), current_database(), current_setting('server_version'),
+                   CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text,
+                   to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+            """)
+        guard let row = info.first, row.count == 5, let snapshot = row[0], let database = row[1] else {
+            throw ExportError(.database, "the server returned no snapshot")
+        }
+        summary = DatabaseSummary(database: database, serverVersion: row[2] ?? "", lsn: row[3] ?? "",
+                                  snapshotTime: row[4] ?? "", tables: [], notCopied: [])
+        try startDump(["--schema-only"], snapshot: snapshot, to: "schema.sql")
+        try startDump([], snapshot: snapshot, to: "dump.sql")
+        let relations = try conn.query("""
+            SELECT n.nspname, c.relname, c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+              AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+            ORDER BY convert_to(n.nspname, 'UTF8'), convert_to(c.relname, 'UTF8')
+            """)
+        var usedFiles = Set<String>()
+        for r in relations {
+            guard let schema = r[0], let table = r[1], let kind = r[2] else { continue }
+            guard kind == "r" else {
+                summary.notCopied.append("\(schema).\(table) (\(kind == "m" ? "materialized view" : "foreign table"): definition in dump.sql)")
+                continue
+            }
+            var file = "\(BagNames.fileComponent(schema)).\(BagNames.fileComponent(table)).csv"
+            // Distinct names that escape alike ("a.b"."c" and "a"."b.c") get a number.
+            var n = 2
+            while !usedFiles.insert(file).inserted {
+                file = "\(BagNames.fileComponent(schema)).\(BagNames.fileComponent(table))~\(n).csv"
+                n += 1
+            }
+            tables.append((schema, table, file))
+        }
+        copier = TableCopier(dsn: dsn, snapshot: snapshot, tables: tables.map { ($0.schema, $0.table) }, spoolDirectory: spoolDirectory)
+    }
+
+    deinit {
+        // An export that failed before finish(): its dumps and copies are of no use, and must not
+        // outlive it.
+        copier?.cancel()
+        for d in dumps {
+            kill(d.pid, SIGTERM)
+            _ = Spawn.wait(d.pid)
+        }
+    }
+
+    /// Waits for the dumps, archives them, then copies every table inside the snapshot.
+    func finish(into bag: BagWriter) throws -> DatabaseSummary {
+        let mtime = bag.mtime
+        while !dumps.isEmpty {
+            let d = dumps.removeFirst()
+            try waitDump(d.name, pid: d.pid)
+            _ = try bag.addFile(Array("data/database/\(d.name)".utf8), contentsOf: spool(d.name), mode: 0o644, mtime: mtime)
+            unlink(spool(d.name))
+        }
+
+        for (i, t) in tables.enumerated() {
+            let (rows, path) = try copier.wait(i)
+            let w = try bag.addFile(Array("data/database/tables/\(t.file)".utf8), contentsOf: path, mode: 0o644, mtime: mtime)
+            unlink(path)
+            summary.tables.append(TableSummary(schema: t.schema, table: t.table, file: t.file, rows: rows, bytes: w.delivered))
+        }
+        try conn.query("COMMIT")
+        return summary
+    }
+
+    private func spool(_ name: String) -> String { spoolDirectory + "/" + name }
+
+    /// Quotes an identifier for SQL.
+    static func ident(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+
+    /// COPY of one table into a spool file; returns its row count (libpq hands COPY OUT over one
+    /// row per message, the header being the first).
+    static func copyTable(_ conn: PGConnection, schema: String, table: String, to path: String) throws -> Int64 {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ExportError(.io, "cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let sql = "COPY (SELECT * FROM ONLY \(ident(schema)).\(ident(table))) TO STDOUT WITH (\(copyOptions))"
+        try conn.send(sql)
+        var messages: Int64 = 0
+        var sawCopy = false
+        while true {
+            switch try conn.next() {
+            case .copyOut:
+                sawCopy = true
+                while try conn.copyData({ chunk in
+                    let err = writeFully(fd: fd, chunk)
+                    guard err == 0 else { throw ExportError(.io, "cannot write \(path): \(String(cString: strerror(err)))") }
+                    messages += 1
+                }) {}
+            case .rows:
+                continue
+            case .done:
+                guard sawCopy else { throw ExportError(.database, "copy of \(schema).\(table) returned no data stream") }
+                return max(0, messages - 1)
+            }
+        }
+    }
+
+    /// Starts pg_dump on the exported snapshot, writing a spool file.
+    private func startDump(_ extra: [String], snapshot: String, to name: String) throws {
+        let args = ["--dbname=" + dsn, "--snapshot=" + snapshot, "--no-owner", "--encoding=UTF8", "--no-password",
+                    "--file=" + spool(name)] + extra
+        dumps.append((name, try Spawn.start(binDirectory + "/pg_dump", args, stderr: spool(name + ".err"))))
+    }
+
+    /// Waits for a pg_dump; throws with its first error line when it failed.
+    private func waitDump(_ name: String, pid: pid_t) throws {
+        let err = spool(name + ".err")
+        defer { unlink(err) }
+        let status = Spawn.wait(pid)
+        guard status == 0 else {
+            let text = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+            let line = text.split(separator: "\n").first.map(String.init) ?? "no message"
+            throw ExportError(.database, "pg_dump for \(name) exited \(status): \(redactDSN(line))",
+                              hint: "check that \(binDirectory)/pg_dump is of the server's major version or newer")
+        }
+    }
+}
+
+/// Copies tables, in order, into spool files on a thread of its own: one connection whose
+/// transaction joins the exported snapshot (`SET TRANSACTION SNAPSHOT`), so the copies run while
+/// the documents and dumps stream into the archive, and still show the snapshot's moment. Each
+/// table's file waits on disk until it is archived: extra disk use can reach the whole database's
+/// CSV size. ``cancel()`` stops it after the table it is copying.
+final class TableCopier: @unchecked Sendable {
+    private let condition = NSCondition()
+    /// Row counts and spool paths of finished tables, by index; guarded by `condition`.
+    private var finished: [Int: (Int64, String)] = [:]
+    private var failure: Error?
+    private var cancelled = false
+
+    init(dsn: String, snapshot: String, tables: [(schema: String, table: String)], spoolDirectory: String) {
+        let thread = Thread { [self] in
+            do {
+                let conn = try LiveDatabaseExport.connect(dsn)
+                try conn.query("SET TRANSACTION SNAPSHOT '\(snapshot.replacingOccurrences(of: "'", with: "''"))'")
+                for (i, t) in tables.enumerated() {
+                    condition.lock()
+                    let stop = cancelled
+                    condition.unlock()
+                    if stop { return }
+                    let path = spoolDirectory + "/table-\(i).csv"
+                    let rows = try LiveDatabaseExport.copyTable(conn, schema: t.schema, table: t.table, to: path)
+                    condition.lock()
+                    finished[i] = (rows, path)
+                    condition.broadcast()
+                    condition.unlock()
+                }
+                try conn.query("COMMIT")
+            } catch {
+                condition.lock()
+                failure = error
+                condition.broadcast()
+                condition.unlock()
+            }
+        }
+        thread.name = "tresor-export-copy"
+        thread.start()
+    }
+
+    /// Stops the copier after the table it is copying (its thread holds it until then).
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        condition.unlock()
+    }
+
+    /// Waits until table `index` is copied; returns its row count and spool file.
+    func wait(_ index: Int) throws -> (rows: Int64, path: String) {
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            if let done = finished[index] { return done }
+            if let failure { throw failure }
+            condition.wait()
+        }
+    }
+}
