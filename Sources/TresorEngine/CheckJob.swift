@@ -60,17 +60,24 @@ extension Installation {
                 damagedKeys[key] = RepositoryError.describe(error)
             }
         }
-        var named: String?
+        var config: TenantConfig?
         try authenticate(layout.config) {
             try ObjectAuthenticator.authenticateConfig($0, layout: layout)
-            named = try JSONDecoder().decode(TenantConfig.self, from: Data($0)).dataKey
+            config = try JSONDecoder().decode(TenantConfig.self, from: Data($0))
         }
-        var fingerprints = Set<String>()
+        let named = config?.dataKey
+        var dataKeys: [String: [UInt8]] = [:]
         for o in try store.list(prefix: layout.keysPrefix) {
             try authenticate(o.key) {
                 let key = try ObjectAuthenticator.authenticateEnvelope(key: o.key, bytes: $0, layout: layout, masters: masters)
-                fingerprints.insert(KeyEnvelope.fingerprint(dataKey: key))
+                dataKeys[KeyEnvelope.fingerprint(dataKey: key)] = key
             }
+        }
+        let fingerprints = Set(dataKeys.keys)
+        // A version 3 config carries a MAC under its data key: a flipped digit of a chunker size
+        // or of the creation time, which leaves a valid config, shows here.
+        if let config, let mac = config.mac, let named, let key = dataKeys[named], mac != config.computeMAC(dataKey: key) {
+            damagedKeys[layout.config] = "\(layout.config) fails authentication (its MAC under the data key): damaged"
         }
         // Every envelope opens, yet none holds the key the config names: the config's name of
         // it is what changed (with no envelope at all the tenant was shredded, which opening reports).
