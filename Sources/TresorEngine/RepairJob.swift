@@ -1,4 +1,5 @@
 import Foundation
+import TresorCatalog
 import TresorCore
 import TresorRepository
 import TresorStore
@@ -36,7 +37,7 @@ extension Installation {
     /// than before. Reads the store itself, not the local cache; runs under the tenant's lock.
     /// A pack whose header is damaged cannot be indexed and is reported (exit 3).
     public func repairIndex(tenant name: String) throws -> RepairIndexResult {
-        try repairRun(kind: .repairIndex, tenant: name) { store, repo in
+        try repairRun(kind: .repairIndex, tenant: name) { [self] store, repo in
             let (index, damaged) = try repo.loadIndexReportingDamage()
             let indexed = index.packSizes
             var unindexed: [ObjectID: Int] = [:]
@@ -67,7 +68,7 @@ extension Installation {
     /// covered (from the catalog), and removes them only with `remove`. Without it, damage found
     /// is exit 3 and nothing changes; with it, the removed keys are listed.
     public func repairSnapshots(tenant name: String, remove: Bool) throws -> RepairSnapshotsResult {
-        try repairRun(kind: .repairSnapshots, tenant: name) { store, repo in
+        try repairRun(kind: .repairSnapshots, tenant: name) { [self] store, repo in
             var report = Checker.Report()
             report.damagedSnapshots = try repo.snapshotsReportingDamage().damaged.map { Checker.LostSnapshot(key: $0.key, why: $0.why) }
             lostSnapshotCoverage(tenant: name, into: &report)

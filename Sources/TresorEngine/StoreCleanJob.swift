@@ -1,4 +1,5 @@
 import Foundation
+import TresorCatalog
 import TresorCore
 import TresorStore
 
