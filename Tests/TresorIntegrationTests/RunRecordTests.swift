@@ -28,3 +28,19 @@ import TresorTestSupport
         #expect(try catalog.runs(tenant: "acme", kind: .documentsBackup, limit: 10).map(\.status) == [.ok])
     }
 }
+
+/// Every caller opens the home the same way: the postgres OS user's WAL commands meet the same
+/// check and message as the operator's.
+@Suite struct HomeOpenerTests {
+    @Test func walPushOnAHomeWithoutConfigNamesTheMissingInstallationLikeEveryCommand() throws {
+        let dir = TempDirectory("tresor-open")
+        let tresor = TresorProcess(home: dir.sub("nohome").path)
+        let wal = dir.sub("000000010000000000000001")
+        try Data(count: 16).write(to: wal)
+        let push = try tresor.run(["pg", "wal-push", "acme", wal.path])
+        let backup = try tresor.run(["docs", "backup", "acme"])
+        #expect(push.code == 2 && backup.code == 2, "\(push.stderr) \(backup.stderr)")
+        #expect(push.stderr.contains("error: no Tresor installation at"), "\(push.stderr)")
+        #expect(push.stderr == backup.stderr)
+    }
+}
