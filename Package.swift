@@ -43,7 +43,8 @@ let package = Package(
             "TresorPostgres", "TresorEvidence", "TresorExport", "CPosix",
         ]),
         .target(name: "TresorCLI", dependencies: [
-            "TresorEngine", "TresorPostgres", "TresorEvidence", "TresorExport", "CPosix", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "TresorCore", "TresorStore", "TresorRepository", "TresorDocuments", "TresorCatalog", "TresorEngine", "TresorPostgres",
+            "TresorEvidence", "TresorExport", "CPosix", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tresor", dependencies: ["TresorCLI"]),
 
@@ -59,7 +60,7 @@ let package = Package(
         .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI", "TresorEngine", "TresorCatalog", "TresorPostgres", "TresorTestSupport"]),
         .testTarget(name: "TresorExportTests", dependencies: ["TresorExport", "TresorTestSupport"]),
         .testTarget(name: "TresorIntegrationTests", dependencies: [
-            "TresorTestSupport", "TresorStore", "TresorPostgres", "TresorEngine", "TresorEvidence", "tresor",
+            "TresorTestSupport", "TresorStore", "TresorPostgres", "TresorEngine", "TresorEvidence", "TresorCatalog", "tresor",
         ]),
     ]
 )

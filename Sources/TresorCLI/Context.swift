@@ -92,7 +92,7 @@ final class Context: @unchecked Sendable {
     var configFile: URL? { (options.config ?? environment["TRESOR_CONFIG"]).map { URL(fileURLWithPath: $0) } }
 
     func installation() throws -> Installation {
-        try Installation.open(home: home, configFile: configFile, clock: try clock(), s3Credentials: s3Credentials)
+        try HomeOpener(home: home, configFile: configFile).installation(clock: try clock(), s3Credentials: s3Credentials)
     }
 
     /// Prints a result: JSON on one line with `--json`, else the human text.

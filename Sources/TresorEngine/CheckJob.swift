@@ -36,14 +36,14 @@ extension Installation {
             if let lock = try? TenantLock(home: home, name: name) {
                 withExtendedLifetime(lock) { removeOrphanUploads(tenant: t, store: store) }
             }
-            let run = try catalog.startRun(kind: "check", tenant: name, at: clock.now())
-            let watch = AccessWatchingStore(store)
-            var report = try checkTenant(t, store: watch, readData: readData)
-            // An object the key may not read is an access failure, not damage.
-            if let denied = watch.denied { throw denied }
-            lostSnapshotCoverage(tenant: name, into: &report)
-            try catalog.finishRun(id: run, at: clock.now(), status: report.isClean ? "ok" : "problem_found", detail: json(report))
-            reports[name] = report
+            reports[name] = try run(Job(.check, tenant: name) { [self] in
+                let watch = AccessWatchingStore(store)
+                var report = try checkTenant(t, store: watch, readData: readData)
+                // An object the key may not read is an access failure, not damage.
+                if let denied = watch.denied { throw denied }
+                lostSnapshotCoverage(tenant: name, into: &report)
+                return report
+            })
         }
         let clean = reports.values.allSatisfy(\.isClean)
         return CheckResult(tenants: reports, outcome: clean ? .ok : .problemFound)
@@ -116,7 +116,7 @@ extension Installation {
         // Damaged snapshot objects are already named; the WAL check works from the readable ones.
         let backups = try repo.snapshotsReportingDamage().snapshots.compactMap { s -> BaseBackupRef? in
             guard s.manifest.kind == "pg-base", let info = s.manifest.postgres else { return nil }
-            return BaseBackupRef(id: s.id, info: info)
+            return try BaseBackupRef(id: s.id, info: info)
         }
         let wal = try WALCheck(archive: walArchive(repo)).run(backups: backups, readFraction: fraction)
         report.walFiles = wal.walFiles

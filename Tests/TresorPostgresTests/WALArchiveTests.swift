@@ -159,8 +159,8 @@ private let keys = TenantKeys(dataKey: Array(repeating: 9, count: 32)).wal
 }
 
 @Suite struct RecoveryPlannerTests {
-    func backup(_ end: String, lsn: String, start: String) -> BaseBackupRef {
-        BaseBackupRef(id: ObjectID(Array(repeating: UInt8(lsn.count), count: 32)),
+    func backup(_ end: String, lsn: String, start: String) throws -> BaseBackupRef {
+        try BaseBackupRef(id: ObjectID(Array(repeating: UInt8(lsn.count), count: 32)),
                       info: PostgresBackupInfo(startLSN: lsn, endLSN: lsn, timeline: 1, endTimeline: 1, systemID: "1",
                                                startTime: end, endTime: end, startWAL: start, endWAL: start))
     }
@@ -168,8 +168,8 @@ private let keys = TenantKeys(dataKey: Array(repeating: 9, count: 32)).wal
     @Test func refusesTargetsOutsideTheWindowAndPicksTheNewestBackupBefore() throws {
         let t0 = TimeFormat.parse("2026-11-27T10:00:00Z")!
         let wal = (2...6).map { ArchivedWAL(name: WALName(timeline: 1, segment: UInt64($0)), pushedAt: t0.addingTimeInterval(Double($0) * 60)) }
-        let b1 = backup("2026-11-27T10:02:30Z", lsn: "0/2000100", start: "000000010000000000000002")
-        let b2 = backup("2026-11-27T10:04:30Z", lsn: "0/4000100", start: "000000010000000000000004")
+        let b1 = try backup("2026-11-27T10:02:30Z", lsn: "0/2000100", start: "000000010000000000000002")
+        let b2 = try backup("2026-11-27T10:04:30Z", lsn: "0/4000100", start: "000000010000000000000004")
         let w = RecoveryPlanner.window(backups: [b1, b2], wal: wal)
         #expect(w.earliestTime == "2026-11-27T10:02:30Z")
         #expect(w.latestLSN == "0/7000000")
@@ -186,6 +186,19 @@ private let keys = TenantKeys(dataKey: Array(repeating: 9, count: 32)).wal
             try RecoveryPlanner.choose(target: .lsn(0x900_0000), backups: [b1, b2], window: w, tenant: "a")
         }
         #expect(late?.message.contains("after the latest archived wal") == true)
+    }
+
+    @Test func aBaseBackupWithAnUnreadableEndIsRefusedNotRankedNewest() throws {
+        // Once an unparseable end time counted as .distantFuture and an unparseable end LSN as
+        // .max: the damaged manifest was picked for --latest.
+        let badTime = #expect(throws: PostgresError.self) {
+            try backup("yesterday", lsn: "0/2000100", start: "000000010000000000000002")
+        }
+        #expect(badTime?.message.contains("unreadable end time 'yesterday'") == true)
+        let badLSN = #expect(throws: PostgresError.self) {
+            try backup("2026-11-27T10:02:30Z", lsn: "zero", start: "000000010000000000000002")
+        }
+        #expect(badLSN?.message.contains("unreadable end lsn 'zero'") == true)
     }
 
     @Test func reportsGaps() {
