@@ -183,7 +183,7 @@ extension Installation {
         }
         var histories: [[UInt8]: History] = [:]
         var order: [[UInt8]] = []
-        var glob = TreeGlob(pattern, ignoreCase: ignoreCase)
+        let glob = TreeGlob(pattern, ignoreCase: ignoreCase)
         let cache = try TreeBlobCache(repository: b.repo, index: b.index)
         for (i, s) in chosen.enumerated() {
             let ref = SnapshotRef(s)
@@ -338,7 +338,8 @@ extension Installation {
                                  bytes: nodes.reduce(0) { $0 + ($1.kind == .file ? $1.size : 0) })
             }
             let report = try DocumentRestore(repository: b.repo, index: b.index, sync: sync, progress: progress).restore(nodes: nodes, to: absolute)
-            let result = RestoreResult(tenant: name, snapshot: chosen.id.hex, target: absolute, report: report,
+            let result = RestoreResult(tenant: name, snapshot: chosen.id.hex, target: absolute,
+                                       paths: wanted.isEmpty ? nil : wanted.map { BrowsePath.shown($0).text }, report: report,
                                        seconds: Date().timeIntervalSince(wallStart),
                                        outcome: report.failed.isEmpty && report.incomplete.isEmpty ? .ok : .problemFound)
             try catalog.finishRun(id: run, at: clock.now(), status: RunStatus(result.outcome), detail: json(result))

@@ -85,11 +85,11 @@ public enum BrowsePath {
         }
     }
 
-    /// `bytes` for printing on one line: itself when it is UTF-8 without control characters,
+    /// `bytes` for printing on one line: itself when it is UTF-8 without control characters or backslashes,
     /// else with every invalid byte, control byte and backslash as `\xNN` (which ``parse(_:)``
     /// reads back). `escaped` tells which.
     public static func shown(_ bytes: [UInt8]) -> (text: String, escaped: Bool) {
-        if let s = String(validating: bytes, as: UTF8.self), !bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
+        if let s = String(validating: bytes, as: UTF8.self), !bytes.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0x5C }) {
             return (s, false)
         }
         var plain: [UInt8] = []
@@ -124,7 +124,7 @@ public enum BrowsePath {
 }
 
 /// A shell glob (`fnmatch(3)`) over names or paths of a tree.
-public struct TreeGlob {
+public final class TreeGlob {
     private let pattern: [CChar]
     private let flags: Int32
     /// The pattern has a `/`: it matches a path (any tail of it starting at a segment, or the
@@ -142,7 +142,7 @@ public struct TreeGlob {
         flags = (matchesPaths ? FNM_PATHNAME : 0) | (ignoreCase ? (1 << 4) : 0)  // 1 << 4 is FNM_CASEFOLD
     }
 
-    public mutating func matches(_ path: [UInt8]) -> Bool {
+    public func matches(_ path: [UInt8]) -> Bool {
         if !matchesPaths {
             let start = path.lastIndex(of: 0x2F).map { $0 + 1 } ?? 0
             return test(path[start...])
@@ -155,7 +155,7 @@ public struct TreeGlob {
         return false
     }
 
-    private mutating func test(_ bytes: ArraySlice<UInt8>) -> Bool {
+    private func test(_ bytes: ArraySlice<UInt8>) -> Bool {
         buffer.removeAll(keepingCapacity: true)
         for b in bytes { buffer.append(CChar(bitPattern: b)) }
         buffer.append(0)
