@@ -176,6 +176,10 @@ extension Installation {
             guard s.manifest.kind == "documents", let d = s.manifest.date else { return false }
             return (from.map { d >= $0 } ?? true) && (to.map { d <= $0 } ?? true)
         }
+        if chosen.isEmpty {
+            throw CoreError.usage("tenant '\(name)' has no document snapshots\(since.map { " from \($0)" } ?? "")\(until.map { " until \($0)" } ?? "")",
+                                  hint: "tresor snapshots \(name)")
+        }
         struct History {
             var versions: [(key: ObjectID, version: FindResult.Version)] = []
             var lastSeen = -1
@@ -276,6 +280,7 @@ extension Installation {
             try catalog.finishRun(id: run, at: clock.now(), status: .ok, detail: json(result))
             return result
         } catch {
+            // The error thrown below is what is reported; if even this fails the run stays `running`.
             try? catalog.finishRun(id: run, at: clock.now(), status: .failed, detail: json(["error": "\(error)"]))
             throw error
         }
@@ -345,6 +350,7 @@ extension Installation {
             try catalog.finishRun(id: run, at: clock.now(), status: RunStatus(result.outcome), detail: json(result))
             return result
         } catch {
+            // The error thrown below is what is reported; if even this fails the run stays `running`.
             try? catalog.finishRun(id: run, at: clock.now(), status: .failed, detail: json(["error": "\(error)"]))
             throw error
         }

@@ -131,6 +131,8 @@ import TresorTestSupport
                                  "--since", History.day(21), "--until", History.day(24)])
         #expect(ranged["snapshotsSearched"] as? Int == 4)
         #expect((ranged["files"] as? [[String: Any]] ?? []).map { $0["path"] as? String } == ["docs/invoices/invoice-2026-04.pdf"])
+        let empty = try h.dump(["docs", "find", "acme", "*.pdf", "--since", "2027-01-01"])
+        #expect(empty.0 == 2 && empty.2.contains("no document snapshots from 2027-01-01"), "\(empty.2)")
         let text = try h.f.expectOK(["docs", "find", "acme", "invoice-*.pdf", "--path-only"]).stdout
         #expect(text == History.invoice + "\ndocs/invoices/invoice-2026-04.pdf\n")
     }
