@@ -172,7 +172,7 @@ struct RegionCommand: ParsableCommand {
 
 struct DocsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "docs", abstract: "Back up and restore uploaded documents.", subcommands: [Backup.self, Restore.self])
+        commandName: "docs", abstract: "Back up and restore uploaded documents.", subcommands: [Backup.self, Restore.self, List.self, Find.self, Diff.self, Dump.self])
 
     struct Backup: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Back up all of a tenant's document roots.")
@@ -200,11 +200,14 @@ struct DocsCommand: ParsableCommand {
         @Argument var tenant: String
         @Option(help: "Target directory (new or empty).") var to: String
         @Option(help: "latest, a snapshot id (prefix), or a date/time.") var snapshot: String = "latest"
-        @Option(help: "Restore only this path of the snapshot (starting with the root's name).") var path: String?
+        @Option(help: "Restore only this file or directory of the snapshot (starting with the root's name; repeatable).") var path: [String] = []
+        @Option(help: "Read this store instead of the tenant's primary store (e.g. its offsite copy).") var store: String?
+        @Option(help: "Who asks, for the evidence log of a --path restore (default: the OS user).") var by: String?
         @Flag(help: "Do not flush the restore to disk before returning (faster; a crash may then lose or damage what was restored).") var noSync = false
 
         func run() throws {
-            let r = try ctx.installation().restoreDocuments(tenant: tenant, to: to, snapshot: snapshot, path: path, sync: !noSync) { done, total in
+            let r = try ctx.installation().restoreDocuments(tenant: tenant, to: to, snapshot: snapshot, paths: path, store: store,
+                                                            by: by ?? ExportCommand.osUser(), sync: !noSync) { done, total in
                 ctx.progress("restored \(formatBytes(done)) of \(formatBytes(total))")
             }
             ctx.endProgress()

@@ -6,6 +6,7 @@ import TresorCore
 public enum RunKind: String, Sendable, Codable, CaseIterable {
     case documentsBackup = "docs-backup"
     case documentsRestore = "docs-restore"
+    case documentsDump = "docs-dump"
     case postgresBaseBackup = "pg-basebackup"
     case postgresRestore = "pg-restore"
     case postgresStream = "pg-stream"

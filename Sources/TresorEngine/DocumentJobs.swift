@@ -47,6 +47,8 @@ public struct RestoreResult: Codable, Sendable, JobResult {
     public var tenant: String
     public var snapshot: String
     public var target: String
+    /// The paths asked for (`--path`), shown escaped; nil for the whole snapshot.
+    public var paths: [String]? = nil
     public var report: DocumentRestore.Report
     public var seconds: Double
     public var outcome: Outcome
