@@ -60,14 +60,7 @@ final class DrillFixture: @unchecked Sendable {
         return r
     }
 
-    func packs() -> [String] {
-        let e = FileManager.default.enumerator(atPath: storePath + "/tenants/acme/data")
-        var out: [String] = []
-        while let p = e?.nextObject() as? String {
-            if p.count > 3 { out.append(storePath + "/tenants/acme/data/" + p) }
-        }
-        return out.sorted()
-    }
+    func packs() -> [String] { storedPacks(storePath) }
 
     /// Flips a byte every 1000 bytes of each file (every blob in a pack is hit); returns the
     /// originals so the damage can be undone.
