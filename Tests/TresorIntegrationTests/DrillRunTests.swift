@@ -117,7 +117,7 @@ final class DrillFixture: @unchecked Sendable {
         #expect(r.code == 0, "\(r.stdout)\n\(r.stderr)")
         let record = try #require(r.json()?["record"] as? [String: Any], "\(r.stdout)")
         let checks = (record["checks"] as? [[String: Any]]) ?? []
-        #expect(checks.compactMap { $0["name"] as? String } == ["restore", "connect", "target_reached", "amcheck", "read_tables", "data_checksums", "documents_sample"])
+        #expect(checks.compactMap { $0["name"] as? String } == ["restore", "pg_verifybackup", "connect", "target_reached", "amcheck", "read_tables", "data_checksums", "documents_sample"])
         #expect(checks.allSatisfy { $0["status"] as? String == "passed" }, "\(checks)")
         #expect(record["result"] as? String == "pass")
         #expect((record["rto_ms"] as? Int ?? 0) > 0 && record["rpo_ms"] is Int)
