@@ -87,7 +87,8 @@ final class DrillFixture: @unchecked Sendable {
         return procs.compactMap(Int32.init).filter { pid in
             let cmd = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
             let text = String(decoding: cmd, as: UTF8.self)
-            return text.contains("postgres") && text.contains(home + "/scratch")
+            // The postmaster itself (not runuser or pg_ctl on its way to start it).
+            return text.hasPrefix(ScratchCluster.bin + "/postgres\0") && text.contains(home + "/scratch")
         }
     }
 
@@ -185,7 +186,13 @@ final class DrillFixture: @unchecked Sendable {
         try p.run()
         // Wait until the scratch server runs, then kill the drill.
         let deadline = Date().addingTimeInterval(120)
-        while f.scratchServers().isEmpty && p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        func ready() -> Bool {
+            f.scratchLeftovers().contains { d in
+                let log = (try? String(contentsOfFile: f.home + "/scratch/" + d + "/server/sock/server.log", encoding: .utf8)) ?? ""
+                return log.contains("database system is ready to accept connections")
+            }
+        }
+        while !ready() && p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
         try #require(p.isRunning, "the drill ended before its scratch server was seen")
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
