@@ -2,7 +2,7 @@
 # Installs the system packages Tresor builds, tests and benchmarks against (idempotent).
 set -euo pipefail
 # chromium: the tests open the evidence report in a real (headless) browser.
-packages=(libzstd-dev libssl-dev libcurl4-openssl-dev libsqlite3-dev libarchive-dev libpq-dev postgresql-15 zstd pkg-config chromium)
+packages=(libzstd-dev libssl-dev libcurl4-openssl-dev libsqlite3-dev libarchive-dev libpq-dev postgresql-15 postgresql-contrib zstd pkg-config chromium)
 if [ "${1:-}" = "--bench" ]; then packages+=(restic borgbackup pgbackrest time); fi
 missing=()
 for p in "${packages[@]}"; do

@@ -71,6 +71,14 @@ public struct Policy: Sendable, Equatable {
         public var interval: PolicyDuration
         /// The control flags a tenant whose last passing drill is older than this (`max_age`).
         public var maxAge: PolicyDuration
+        /// A drill restores this share of the latest document snapshot's files, percent
+        /// (`document_sample_percent`) ...
+        public var documentSamplePercent: Int
+        /// ... and at least this many (`document_sample_min`; all of them when there are fewer).
+        public var documentSampleMin: Int
+        /// A drill that has not reached a usable database within this gives up (`timeout`); its
+        /// unfinished checks are recorded as not run.
+        public var timeout: PolicyDuration
     }
 
     /// Deletion after a contract ends, and the sweeper that hunts residual copies.
@@ -155,6 +163,9 @@ public struct Policy: Sendable, Equatable {
             "postgres.wal_fetch_retry": .duration(0...day),
             "drills.interval": .duration(3600...(366 * day)),
             "drills.max_age": .duration(day...(366 * day)),
+            "drills.document_sample_percent": .integer(1...100),
+            "drills.document_sample_min": .integer(1...1_000_000),
+            "drills.timeout": .duration(60...(7 * day)),
             "deletion.delay_after_contract_end": .duration(0...(90 * day)),
             "deletion.sweep_interval": .duration(3600...(90 * day)),
             "exports.link_lifetime": .duration(60...(90 * day)),
@@ -179,6 +190,9 @@ public struct Policy: Sendable, Equatable {
         "postgres.wal_fetch_retry": .string("300s"),
         "drills.interval": .string("7d"),
         "drills.max_age": .string("30d"),
+        "drills.document_sample_percent": .integer(5),
+        "drills.document_sample_min": .integer(20),
+        "drills.timeout": .string("2h"),
         "deletion.delay_after_contract_end": .string("90d"),
         "deletion.sweep_interval": .string("7d"),
         "exports.link_lifetime": .string("7d"),
@@ -234,7 +248,10 @@ public struct Policy: Sendable, Equatable {
         guard postgres.baseBackupInterval.seconds <= postgres.recoveryWindow.seconds else {
             throw r.error("postgres.base_backup_interval", "must not be longer than postgres.recovery_window")
         }
-        drills = Drills(interval: try r.duration("drills.interval"), maxAge: try r.duration("drills.max_age"))
+        drills = Drills(interval: try r.duration("drills.interval"), maxAge: try r.duration("drills.max_age"),
+                        documentSamplePercent: try r.int("drills.document_sample_percent"),
+                        documentSampleMin: try r.int("drills.document_sample_min"),
+                        timeout: try r.duration("drills.timeout"))
         guard drills.interval.seconds <= drills.maxAge.seconds else {
             throw r.error("drills.interval", "must not be longer than drills.max_age, or every tenant is overdue")
         }
