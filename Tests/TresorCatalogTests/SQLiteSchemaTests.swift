@@ -17,8 +17,8 @@ struct SQLiteSchemaTests {
             let again = try SQLiteCatalog(path: path)
             _ = try SQLiteCatalog(path: path)
 
-            #expect(SQLiteCatalog.latestSchemaVersion == 2)
-            #expect(try again.schemaVersion() == 2)
+            #expect(SQLiteCatalog.latestSchemaVersion == 3)
+            #expect(try again.schemaVersion() == 3)
             #expect(try versions(at: path) == [1, 2])
             #expect(try again.stores() == [sampleStore("primary")])
         }
