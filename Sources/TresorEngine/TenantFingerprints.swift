@@ -69,10 +69,13 @@ public struct TenantFingerprints: Codable, Sendable {
         defer { try? h.close() }   // read-only handle: closing cannot lose data
         let hasher = SHA256Hasher()
         hasher.update(salt)
-        while true {
-            guard let d = try? h.read(upToCount: 1 << 20) else { return nil }
-            if d.isEmpty { break }
-            d.withUnsafeBytes { hasher.update($0) }
+        do {
+            // `read(upToCount:)` answers nil (or empty) at the end of the file.
+            while let d = try h.read(upToCount: 1 << 20), !d.isEmpty {
+                d.withUnsafeBytes { hasher.update($0) }
+            }
+        } catch {
+            return nil
         }
         return hasher.finalize().hex
     }
