@@ -62,7 +62,7 @@ struct DeletionTests {
 
         let restore = try f.tresor.run(["docs", "restore", "acme", "--to", f.dir.sub("r").path])
         #expect(restore.code == 2)
-        #expect(restore.stderr.contains("unknown tenant 'acme'"))
+        #expect(restore.stderr.contains("tenant 'acme' was deleted after its contract ended"), "\(restore.stderr)")
         let verify = try f.tresor.run(["evidence", "verify"])
         #expect(verify.code == 0, "\(verify.stdout)")
         let list = try f.tresor.run(["--json", "evidence", "list", "--kind", "deletion"])
