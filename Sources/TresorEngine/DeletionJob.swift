@@ -94,7 +94,7 @@ extension Installation {
         }
         let footprint = try JSONDecoder().decode(TenantFootprint.self, from: Data(record.plan.utf8))
         var removed = try JSONDecoder().decode([String: DeletionCount].self, from: Data(record.report.utf8))
-        var result = DeletionTenantResult(tenant: name, state: "deleted", contractEnd: nil, deadline: nil,
+        var result = DeletionTenantResult(tenant: name, state: "deleted", contractEnd: footprint.contractEnd, deadline: nil,
                                           footprint: footprint, removed: [:], problems: [])
         func save(_ step: DeletionStep, finished: Date? = nil) throws {
             let text = String(decoding: try JSONEncoder().encode(removed), as: UTF8.self)
@@ -184,6 +184,8 @@ extension Installation {
                 seq = try recordEvidence(kind: .deletion, tenant: name, payload: [
                     "deleted_at": .string(TimeFormat.string(now)),
                     "started_at": .string(TimeFormat.string(record.startedAt)),
+                    "contract_end": footprint.contractEnd.map { .string(TimeFormat.string($0)) } ?? .null,
+                    "deadline": footprint.contractEnd.map { .string(TimeFormat.string(DeletionRule.deadline(contractEnd: $0, delay: policy.deletion.delayAfterContractEnd))) } ?? .null,
                     "policy": .object(["delay_after_contract_end": .string(policy.deletion.delayAfterContractEnd.description)]),
                     "removed": .object(places),
                     "verification": .object(proof),

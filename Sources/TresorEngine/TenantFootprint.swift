@@ -49,6 +49,9 @@ public struct TenantFootprint: Codable, Sendable, Equatable {
     /// The tenant's database server, when it has one. Holds no password (that is in the
     /// `secrets` path) but may name a host: never printed.
     public var pgDSN: String?
+    /// When the tenant's contract ended, as the catalog said when the footprint was taken: the
+    /// deletion certificate names it after the tenant row is gone.
+    public var contractEnd: Date?
 
     /// The tenant's footprint in `home`, from its catalog record and the catalog's stores.
     /// A store named by the tenant but missing from the catalog is an error: a place would be
@@ -79,7 +82,8 @@ public struct TenantFootprint: Codable, Sendable, Equatable {
         ]
         return TenantFootprint(tenant: tenant.name, stores: stores, paths: paths,
                                walKey: PostgresAccess.directory(home, tenant.name).appendingPathComponent("wal.key").path,
-                               slot: PostgresAccess.defaultSlot(tenant.name), pgDSN: tenant.pgDSN)
+                               slot: PostgresAccess.defaultSlot(tenant.name), pgDSN: tenant.pgDSN,
+                               contractEnd: tenant.contractEnd)
     }
 
     /// Where the tenant's scratch directories live: the sweeper looks there for leftovers

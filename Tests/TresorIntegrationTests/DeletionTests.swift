@@ -54,6 +54,11 @@ struct DeletionTests {
         #expect(cal.code == 0, "\(cal.stdout)")
         #expect(cal.stdout.contains("2026-04-01"))
 
+        let dry = try f.tresor.run(["--now", Self.day91, "deletion", "run", "--dry-run"])
+        #expect(dry.code == 0)
+        #expect(dry.stdout.contains("planned\tacme") && dry.stdout.contains("would destroy keys"), "\(dry.stdout)")
+        #expect(!Self.tree(f.storePath + "/tenants/acme/keys").isEmpty, "a dry run destroyed keys")
+
         let r = try f.tresor.run(["--now", Self.day91, "deletion", "run"])
         #expect(r.code == 0, "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("deleted\tacme"))
@@ -67,6 +72,8 @@ struct DeletionTests {
         #expect(verify.code == 0, "\(verify.stdout)")
         let list = try f.tresor.run(["--json", "evidence", "list", "--kind", "deletion"])
         #expect(list.stdout.contains("\"tenant\":\"acme\""))
+        #expect(list.stdout.contains("\"contract_end\":\"2026-01-01T00:00:00"), "\(list.stdout)")
+        #expect(list.stdout.contains("\"keys:local\""), "\(list.stdout)")
         let status = try f.tresor.run(["--now", Self.day91, "drill", "status"])
         #expect(!status.stdout.contains("\tacme\t"), "\(status.stdout)")
         #expect(status.stdout.contains("\tacme2\t"))
@@ -144,5 +151,33 @@ struct DeletionTests {
         #expect(found.code == 3)
         #expect(found.stdout.contains("pg-database") && found.stdout.contains("acme_restore"))
         #expect(!found.stdout.contains(":acme2"))
+    }
+}
+
+@Suite("Deletion and sweep on S3")
+struct DeletionS3Tests {
+    @Test func anAbandonedMultipartUploadOfADeletedTenantWouldEscapeDeletionAndSweep() throws {
+        var o = CorpusBuilder.Options()
+        o.smallFiles = 100
+        o.largeFiles = 1
+        o.largeFileSize = 1 << 20
+        let f = try S3Fixture(server: try SeaweedServer.shared(), corpus: o)
+        try f.expectOK(["docs", "backup", "acme"])
+        try f.expectOK(["tenant", "end-contract", "acme", "--date", DeletionTests.end])
+        _ = try f.store().createMultipartUpload("tenants/acme/data/00/in-flight")
+        let r = try f.tresor.run(["--now", DeletionTests.day91, "deletion", "run"])
+        #expect(r.code == 0, "\(r.stdout)\n\(r.stderr)")
+        #expect(try f.store().list(prefix: "tenants/acme/").isEmpty)
+        #expect(try f.store().incompleteUploads(prefix: "tenants/acme/").isEmpty)
+
+        _ = try f.store().createMultipartUpload("tenants/acme/data/01/abandoned")
+        let found = try f.tresor.run(["--now", DeletionTests.day91, "sweep"])
+        #expect(found.code == 3, "\(found.stdout)\n\(found.stderr)")
+        #expect(found.stdout.contains("store-upload") && found.stdout.contains("tenants/acme/data/01/abandoned"), "\(found.stdout)")
+        let purged = try f.tresor.run(["--now", DeletionTests.day91, "sweep", "--purge"])
+        #expect(purged.code == 3)
+        #expect(try f.store().incompleteUploads(prefix: "tenants/acme/").isEmpty)
+        let clean = try f.tresor.run(["--now", DeletionTests.day91, "sweep"])
+        #expect(clean.code == 0, "\(clean.stdout)")
     }
 }
