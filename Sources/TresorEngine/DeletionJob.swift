@@ -54,6 +54,26 @@ extension Installation {
     /// a crash resumes where it stopped. `crashAfter` exists for tests: it is called after each
     /// recorded step with that step.
     public func runDeletion(dryRun: Bool, crashAfter: ((DeletionStep) -> Void)? = nil) throws -> DeletionRunResult {
+        guard !dryRun else { return try deletionPass(dryRun: true, crashAfter: nil) }
+        return try recordedRun(.deletion) { try deletionPass(dryRun: false, crashAfter: crashAfter) } outcome: { $0.outcome }
+    }
+
+    /// Runs `body` as a catalog run of `kind` (no tenant: a run outlives the tenants it deleted),
+    /// recording its result, or its error as a failed run.
+    func recordedRun<R: Encodable>(_ kind: RunKind, _ body: () throws -> R, outcome: (R) -> Outcome) throws -> R {
+        let run = try catalog.startRun(kind: kind, tenant: nil, at: clock.now())
+        do {
+            let r = try body()
+            try catalog.finishRun(id: run, at: clock.now(), status: RunStatus(outcome(r)), detail: json(r))
+            return r
+        } catch {
+            // The job's own error is what the caller must see; a failure to record it is secondary.
+            try? catalog.finishRun(id: run, at: clock.now(), status: .failed, detail: json(["error": "\(error)"]))
+            throw error
+        }
+    }
+
+    private func deletionPass(dryRun: Bool, crashAfter: ((DeletionStep) -> Void)?) throws -> DeletionRunResult {
         let now = clock.now()
         let delay = policy.deletion.delayAfterContractEnd
         var results: [DeletionTenantResult] = []

@@ -73,6 +73,10 @@ extension Installation {
     /// in `roots`, PostgreSQL servers `dsns`, `storeNames` (default: every store in the catalog)
     /// and the home's own places. `purge` removes what it found and appends a `sweep` record.
     public func sweep(roots: [String], dsns: [String], storeNames: [String], purge: Bool) throws -> SweepResult {
+        try recordedRun(.sweep) { try sweepPass(roots: roots, dsns: dsns, storeNames: storeNames, purge: purge) } outcome: { $0.outcome }
+    }
+
+    private func sweepPass(roots: [String], dsns: [String], storeNames: [String], purge: Bool) throws -> SweepResult {
         let now = clock.now()
         let delay = policy.deletion.delayAfterContractEnd
         let tenants = try catalog.tenants()

@@ -78,6 +78,15 @@ struct DeletionTests {
         #expect(!status.stdout.contains("\tacme\t"), "\(status.stdout)")
         #expect(status.stdout.contains("\tacme2\t"))
 
+        let runs = Process()
+        runs.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        runs.arguments = [f.home + "/catalog.sqlite", "SELECT kind, status, tenant IS NULL FROM runs WHERE kind = 'deletion'; SELECT COUNT(*) FROM runs WHERE tenant = 'acme'"]
+        let pipe = Pipe()
+        runs.standardOutput = pipe
+        try runs.run()
+        runs.waitUntilExit()
+        #expect(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "deletion|ok|1\n0\n")
+
         // A second run is idempotent: nothing more to do, no second certificate.
         let again = try f.tresor.run(["--now", Self.day91, "deletion", "run"])
         #expect(again.code == 0)
