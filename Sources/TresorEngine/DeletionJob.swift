@@ -79,6 +79,9 @@ extension Installation {
         var results: [DeletionTenantResult] = []
         var resumable = Set(try catalog.deletions().filter { $0.step < .certified }.map(\.tenant))
         for t in try catalog.tenants() {
+            // A tenant with a row is decided here (a planned deletion under a new hold waits);
+            // the loop below is only for deletions whose tenant row is already gone.
+            resumable.remove(t.name)
             var r = DeletionTenantResult(tenant: t.name, state: "", contractEnd: t.contractEnd,
                                          deadline: t.contractEnd.map { DeletionRule.deadline(contractEnd: $0, delay: delay) },
                                          footprint: nil, removed: [:], problems: [])
@@ -89,7 +92,6 @@ extension Installation {
                 if r.state != "running" { results.append(r) }
                 continue
             }
-            resumable.remove(t.name)
             let footprint = try TenantFootprint.of(t, catalog: catalog, home: home)
             r.footprint = footprint
             if dryRun {
@@ -99,6 +101,7 @@ extension Installation {
             }
             let plan = String(decoding: try JSONEncoder().encode(footprint), as: UTF8.self)
             _ = try catalog.beginDeletion(tenant: t.name, plan: plan, at: now)
+            crashAfter?(.planned)
             results.append(try finishDeletion(t.name, now: now, crashAfter: crashAfter))
         }
         // Deletions whose tenant row is already gone (a crash after the catalog rows went).

@@ -37,6 +37,9 @@ struct DeletionTests {
         #expect(r89.code == 0, "\(r89.stderr)")
         #expect(Self.tree(f.storePath + "/tenants/acme") == before)
 
+        // A crash right after the plan was recorded, then a hold: the rerun must wait too.
+        let crashed = try f.tresor.run(["--now", Self.day91, "deletion", "run", "--crash-after", "planned"])
+        #expect(crashed.code != 0)
         try f.expectOK(["tenant", "hold", "acme", "--reason", "litigation 42", "--by", "legal"])
         let held = try f.tresor.run(["--now", Self.day91, "deletion", "run"])
         #expect(held.code == 0)
