@@ -92,7 +92,7 @@ struct KeysCommand: ParsableCommand {
 
 struct TenantCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "tenant", abstract: "Manage tenants.", subcommands: [Add.self, List.self])
+        commandName: "tenant", abstract: "Manage tenants.", subcommands: [Add.self, List.self, EndContract.self, Hold.self, Release.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a tenant.")

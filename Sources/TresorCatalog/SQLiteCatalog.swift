@@ -268,4 +268,75 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
             }
         }
     }
+
+    // MARK: Deletions
+
+    private static let deletionColumns = "tenant, step, started_at, finished_at, plan, report"
+
+    private static func deletion(_ row: SQLiteStatement) throws -> DeletionRecord {
+        guard let step = DeletionStep(rawValue: row.text(1)) else {
+            throw CatalogError(.corrupt, "deletion of '\(row.text(0))' has unknown step '\(row.text(1))'",
+                               hint: "run a tresor release at least as new as the one that wrote it")
+        }
+        return DeletionRecord(tenant: row.text(0), step: step, startedAt: row.date(2), finishedAt: row.optionalDate(3),
+                              plan: row.text(4), report: row.text(5))
+    }
+
+    public func beginDeletion(tenant: String, plan: String, at: Date) throws -> DeletionRecord {
+        try locked { db in
+            try db.transaction {
+                try db.execute("""
+                    INSERT INTO deletions (\(Self.deletionColumns)) VALUES (?, ?, ?, NULL, ?, '{}')
+                    ON CONFLICT (tenant) DO NOTHING
+                    """, [.text(tenant), .text(DeletionStep.planned.rawValue), SQLiteValue(at), .text(plan)])
+                guard let row = try db.query("SELECT \(Self.deletionColumns) FROM deletions WHERE tenant = ?",
+                                             [.text(tenant)], row: Self.deletion).first else {
+                    throw CatalogError(.sqlite, "cannot record the deletion of '\(tenant)': the row is missing after its insert")
+                }
+                return row
+            }
+        }
+    }
+
+    public func deletion(tenant: String) throws -> DeletionRecord? {
+        try locked { db in
+            try db.query("SELECT \(Self.deletionColumns) FROM deletions WHERE tenant = ?", [.text(tenant)], row: Self.deletion).first
+        }
+    }
+
+    public func deletions() throws -> [DeletionRecord] {
+        try locked { db in
+            try db.query("SELECT \(Self.deletionColumns) FROM deletions ORDER BY tenant", row: Self.deletion)
+        }
+    }
+
+    public func updateDeletion(tenant: String, step: DeletionStep, report: String, finishedAt: Date?) throws {
+        let updated = try locked { db in
+            try db.execute("UPDATE deletions SET step = ?, report = ?, finished_at = ? WHERE tenant = ?",
+                           [.text(step.rawValue), .text(report), SQLiteValue(finishedAt), .text(tenant)])
+        }
+        guard updated == 1 else { throw CatalogError(.notFound, "no deletion of '\(tenant)' is recorded") }
+    }
+
+    private static let tenantTables = [("runs", "tenant"), ("region_approvals", "tenant"), ("tenant_doc_roots", "tenant"), ("tenants", "name")]
+
+    public func purgeTenantRows(_ tenant: String) throws -> Int {
+        try locked { db in
+            try db.transaction {
+                var removed = 0
+                for (table, column) in Self.tenantTables {
+                    removed += try db.execute("DELETE FROM \(table) WHERE \(column) = ?", [.text(tenant)])
+                }
+                return removed
+            }
+        }
+    }
+
+    public func tenantRowCount(_ tenant: String) throws -> Int {
+        try locked { db in
+            try Self.tenantTables.reduce(0) { sum, t in
+                sum + Int(try db.query("SELECT COUNT(*) FROM \(t.0) WHERE \(t.1) = ?", [.text(tenant)]) { $0.int64(0) }.first ?? 0)
+            }
+        }
+    }
 }

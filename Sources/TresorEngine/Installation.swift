@@ -87,6 +87,11 @@ public final class Installation: @unchecked Sendable {
 
     public func tenant(_ name: String) throws -> TenantRecord {
         guard let t = try catalog.tenant(named: name) else {
+            if let d = try catalog.deletion(tenant: name), d.step > .planned {
+                throw CoreError.usage(
+                    "tenant '\(name)' was deleted after its contract ended (\(d.step == .certified ? "certified \(TimeFormat.string(d.finishedAt ?? d.startedAt))" : "deletion in progress")): its key envelopes are destroyed and no backup of it can be restored",
+                    hint: "tresor evidence list --tenant \(name) --kind deletion")
+            }
             throw CoreError.usage("unknown tenant '\(name)'", hint: "tresor tenant list, or tresor tenant add \(name) --region R --store NAME")
         }
         return t
