@@ -45,7 +45,7 @@ struct RetentionApplyCommand: ParsableCommand {
                     if let e = s.error {
                         lines.append("  store \(s.store): FAILED: \(e)")
                     } else if let p = s.prune {
-                        lines.append("  store \(s.store): \(dryRun ? "would delete" : "deleted") \(p.snapshotsDeleted) snapshots, \(p.packsDeleted) packs (\(formatBytes(p.packBytesFreed))), \(s.walDeleted) WAL objects (\(formatBytes(s.walBytesFreed))); \(p.indexesWritten) index objects rewritten; \(p.mostlyGarbagePacksKept) packs mostly garbage kept")
+                        lines.append("  store \(s.store): \(dryRun ? "would delete" : "deleted") \(p.snapshotsDeleted) snapshots, \(p.packsDeleted) packs (\(formatBytes(p.packBytesFreed))), \(s.walDeleted) WAL objects (\(formatBytes(s.walBytesFreed))); \(p.indexesWritten) index objects rewritten; \(p.packsRepacked) mostly-garbage packs repacked into \(p.packsWritten)")
                     }
                 }
                 lines.append("  bytes to free: " + r.bytesToFree.keys.sorted().map { "\($0) \(formatBytes(r.bytesToFree[$0]!))" }.joined(separator: ", ")

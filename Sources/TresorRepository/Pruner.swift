@@ -13,8 +13,10 @@ public struct PruneResult: Codable, Sendable, Equatable {
     /// Packs no index lists: never deleted here (a concurrent writer may not have indexed them
     /// yet); `check` reports them.
     public var unindexedPacksLeft = 0
-    /// Packs kept because some blob in them is still needed although most of the pack is garbage.
-    public var mostlyGarbagePacksKept = 0
+    /// Packs mostly garbage (policy `store.repack_garbage_percent`) whose needed blobs were
+    /// copied into a new pack before the old one was deleted.
+    public var packsRepacked = 0
+    public var packsWritten = 0
     public init() {}
 }
 
@@ -67,6 +69,7 @@ public struct Pruner {
             for node in try repo.loadTree(manifest, index: index) { needed.formUnion(node.chunks) }
         }
         var doomed = Set<ObjectID>()
+        var repack: [ObjectID] = []
         let sizes = index.packSizes
         let byPack = index.blobsByPack()
         for (pack, blobs) in byPack {
@@ -75,7 +78,7 @@ public struct Pruner {
                 doomed.insert(pack)
                 result.packBytesFreed += UInt64(sizes[pack] ?? 0)
             } else if Double(used) < Double(sizes[pack] ?? 0) * (1 - garbageFraction) {
-                result.mostlyGarbagePacksKept += 1
+                repack.append(pack)
             }
         }
         // An index may list a pack with no entries: nothing in it can be needed.
@@ -86,6 +89,31 @@ public struct Pruner {
         result.packsDeleted = doomed.count
         let listed = try store.list(prefix: layout.packsPrefix).compactMap { RepositoryLayout.id(fromKey: $0.key) }
         result.unindexedPacksLeft = listed.filter { sizes[$0] == nil }.count
+        // Repack first: the needed blobs of each mostly-garbage pack go into a new pack, and a new
+        // index object lists the new packs, before anything is deleted.
+        var written: [IndexFile.Pack] = []
+        for pack in repack.sorted() {
+            let blobs = (byPack[pack] ?? []).filter { needed.contains($0.0) }.sorted { $0.1.offset < $1.1.offset }
+            let old = try store.get(layout.pack(pack))
+            guard old.count == sizes[pack] else {
+                throw RepositoryError(.corrupt, "pack \(pack.short) has \(old.count) bytes, the index says \(sizes[pack] ?? 0)")
+            }
+            let (bytes, entries) = try Self.assemblePack(blobs.map { (id, loc) in
+                (PackEntry(id: id, type: loc.type, compression: loc.compression, offset: 0, length: loc.length, rawLength: loc.rawLength),
+                 old[loc.range])
+            }, keys: repo.keys)
+            let id = SHA256.hash(bytes)
+            if !dryRun { _ = try bytes.withUnsafeBytes { try store.put(layout.pack(id), bytes: $0, ifAbsent: true, sha256: id) } }
+            written.append(IndexFile.Pack(id: id, size: bytes.count, entries: entries))
+            result.packBytesFreed += UInt64(old.count - bytes.count)
+            doomed.insert(pack)
+            result.packsRepacked += 1
+        }
+        if !written.isEmpty {
+            if !dryRun { _ = try repo.writeIndex(IndexFile(packs: written), level: 3) }
+            result.packsWritten = written.count
+            result.indexesWritten += 1
+        }
         guard !doomed.isEmpty else { return result }
 
         // (3) and (4): rewrite the index objects that list a doomed pack.
@@ -102,5 +130,28 @@ public struct Pruner {
         // (5)
         if !dryRun { try store.deleteMany(doomed.sorted().map(layout.pack)) }
         return result
+    }
+
+    /// A pack of already sealed blobs (their associated data binds them to id, type and
+    /// compression, not to a pack, so they move unchanged) with a freshly sealed header.
+    static func assemblePack(_ blobs: [(PackEntry, ArraySlice<UInt8>)], keys: TenantKeys) throws -> (bytes: [UInt8], entries: [PackEntry]) {
+        var out: [UInt8] = []
+        out.reserveCapacity(blobs.reduce(0) { $0 + $1.1.count } + 64 + blobs.count * 44)
+        var entries: [PackEntry] = []
+        for (entry, sealed) in blobs {
+            var e = entry
+            e.offset = UInt32(out.count)
+            entries.append(e)
+            out += sealed
+        }
+        var w = ByteWriter(capacity: 16 + entries.count * 44)
+        w.raw(PackFormat.headerMagic)
+        w.varint(entries.count)
+        for e in entries { e.encode(into: &w) }
+        let header = try AESGCM(key: keys.encryption).seal(w.bytes, aad: PackFormat.headerAAD)
+        out += header
+        withUnsafeBytes(of: UInt32(header.count).littleEndian) { out += $0 }
+        out += PackFormat.trailerMagic
+        return (out, entries)
     }
 }
