@@ -150,6 +150,15 @@ import TresorTestSupport
             try f.expectOK(["--now", Self.time(day: d), "docs", "backup", "beta"])
         }
         try f.expectOK(["replicate", "beta"])
+        func snapshotCount(_ extra: [String]) throws -> Int {
+            let out = try f.expectOK(["--json", "snapshots", "beta"] + extra).stdout
+            return out.components(separatedBy: "\"kind\"").count - 1
+        }
+        // Reachable: both stores pruned alike (day 32 is after this `now`, day 0 goes).
+        try f.expectOK(["--now", Self.time(day: 31, hour: 20), "retention", "apply", "beta"])
+        #expect(try snapshotCount([]) == 32)
+        #expect(try snapshotCount(["--store", "far"]) == 32)
+        try f.expectOK(["check", "beta", "--store", "far", "--read-data"])
         // The offsite store's directory becomes a plain file: every request to it fails.
         try FileManager.default.removeItem(atPath: offsite)
         try Data("not a store".utf8).write(to: URL(fileURLWithPath: offsite))
