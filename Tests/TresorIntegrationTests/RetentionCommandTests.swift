@@ -106,6 +106,9 @@ import TresorTestSupport
         let dropped = (plan["dropSnapshots"] as? [[String: Any]] ?? []).compactMap { $0["item"] as? String }
         #expect(kept.contains(ids[0]))
         #expect(Set(dropped) == [ids[1], ids[2]])
+        let planned = try #require(try f.expectOK(["--json", "--now", Self.time(day: 33, hour: 20), "retention", "plan", "acme"]).json())
+        let planDrops = ((planned["acme"] as? [String: Any])?["dropSnapshots"] as? [[String: Any]] ?? []).compactMap { $0["item"] as? String }
+        #expect(Set(planDrops) == [ids[1], ids[2]])
         let bytes = try #require(result["bytesToFree"] as? [String: Any])
         #expect((bytes["packs"] as? Int ?? 0) >= 2 * (200 << 10))
         #expect(storeListing(f) == before)
