@@ -26,11 +26,13 @@ public struct SnapshotPins: Sendable {
         return { _ = unlink(path) }
     }
 
-    /// Snapshot ids pinned by a live process.
-    public func pinned(tenant: String) -> [String] {
+    /// Snapshot ids pinned by a live process. A pins directory that exists and cannot be read
+    /// is an error: retention must not run blind to readers.
+    public func pinned(tenant: String) throws -> [String] {
         let dir = directory.appendingPathComponent(tenant)
-        // A missing directory means no pins: nothing is lost by reading it as empty.
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        // No directory: nobody ever pinned a snapshot of this tenant.
+        guard FileManager.default.fileExists(atPath: dir.path) else { return [] }
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path)
         return names.compactMap { name in
             let parts = name.split(separator: ".")
             guard parts.count == 2, let pid = Int32(parts[1]) else { return nil }
@@ -80,7 +82,7 @@ extension Installation {
         return RetentionInput(now: TimeFormat.string(clock.now(), fractional: true),
                               recoveryWindowSeconds: policy.postgres.recoveryWindow.seconds,
                               dailySnapshotsKept: policy.documents.dailySnapshotsKept,
-                              snapshots: snapshots, wal: wal, inUse: SnapshotPins(home: home).pinned(tenant: tenant))
+                              snapshots: snapshots, wal: wal, inUse: try SnapshotPins(home: home).pinned(tenant: tenant))
     }
 
     /// `tresor retention apply T [--dry-run]`: plans from the primary store, then, under the
