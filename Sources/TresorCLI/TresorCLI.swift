@@ -132,5 +132,6 @@ struct Tresor: ParsableCommand {
             DocsCommand.self, SnapshotsCommand.self, CheckCommand.self, RepairCommand.self, ReplicateCommand.self, PGCommand.self,
             EvidenceCommand.self,
             KeysCommand.self, DrillCommand.self, ExportCommand.self, DeletionCommand.self, SweepCommand.self,
+            RetentionCommand.self,
         ])
 }

@@ -108,8 +108,15 @@ public struct Policy: Sendable, Equatable {
         /// only once it is older than this (`store.incomplete_upload_age`; 24h when absent), so
         /// an upload another host still has in flight is never touched.
         public var incompleteUploadAge: PolicyDuration
+        /// `store.repack_garbage_percent`: retention reports a pack as mostly garbage when more
+        /// than this share of its bytes belongs to no kept snapshot (50 when absent).
+        public var repackGarbagePercent: Int
+        public var repackGarbageFraction: Double { Double(repackGarbagePercent) / 100 }
 
-        public init(incompleteUploadAge: PolicyDuration) { self.incompleteUploadAge = incompleteUploadAge }
+        public init(incompleteUploadAge: PolicyDuration, repackGarbagePercent: Int = 50) {
+            self.incompleteUploadAge = incompleteUploadAge
+            self.repackGarbagePercent = repackGarbagePercent
+        }
     }
 
     /// Restore drills and the control over them.
@@ -171,6 +178,7 @@ public struct Policy: Sendable, Equatable {
             "exports.link_lifetime": .duration(60...(90 * day)),
             "access_log.retention": .duration(day...(3660 * day)),
             "store.incomplete_upload_age": .duration(0...(366 * day)),
+            "store.repack_garbage_percent": .integer(1...100),
             "service_terms.rto": .duration(60...(7 * day)),
             "service_terms.rto_typical": .duration(60...(7 * day)),
             "service_terms.rto_typical_share_percent": .integer(0...100),
@@ -198,6 +206,7 @@ public struct Policy: Sendable, Equatable {
         "exports.link_lifetime": .string("7d"),
         "access_log.retention": .string("183d"),
         "store.incomplete_upload_age": .string("24h"),
+        "store.repack_garbage_percent": .integer(50),
         "service_terms.rto": .string("1h"),
         "service_terms.rto_typical": .string("15m"),
         "service_terms.rto_typical_share_percent": .integer(75),
@@ -241,7 +250,8 @@ public struct Policy: Sendable, Equatable {
         guard postgres.streamFlushInterval.seconds > 0, postgres.streamStatusInterval.seconds > 0 else {
             throw r.error("postgres.stream_flush_interval", "stream_flush_interval and stream_status_interval must be more than 0s")
         }
-        store = StoreMaintenance(incompleteUploadAge: try r.duration("store.incomplete_upload_age"))
+        store = StoreMaintenance(incompleteUploadAge: try r.duration("store.incomplete_upload_age"),
+                                 repackGarbagePercent: try r.int("store.repack_garbage_percent"))
         guard postgres.relationChunkBytes % 8192 == 0, postgres.relationChunkBytes <= backup.chunkMax else {
             throw r.error("postgres.relation_chunk_bytes", "must be a multiple of 8192 and at most backup.chunk_max_bytes")
         }

@@ -257,6 +257,9 @@ extension Installation {
         let wallStart = Date()
         let b = try browse(name, store: store)
         let chosen = try Self.selectSnapshot(selector, from: b.snapshots, tenant: name)
+        // Retention keeps a snapshot that is being read.
+        let unpin = try SnapshotPins(home: home).pin(tenant: name, snapshot: chosen.id.hex)
+        defer { unpin() }
         let nodes = try TreeBlobCache(repository: b.repo, index: b.index).nodes(of: chosen.manifest)
         guard let node = nodes.first(where: { $0.pathBytes == path }) else {
             throw CoreError.usage("snapshot \(chosen.id.short) has nothing at '\(text)'", hint: "tresor docs find \(name) 'NAME' to see where and when it exists")
@@ -325,6 +328,8 @@ extension Installation {
         let wallStart = Date()
         let b = try browse(name, store: store)
         let chosen = try Self.selectSnapshot(selector, from: b.snapshots, tenant: name)
+        let unpin = try SnapshotPins(home: home).pin(tenant: name, snapshot: chosen.id.hex)
+        defer { unpin() }
         let all = try TreeBlobCache(repository: b.repo, index: b.index).nodes(of: chosen.manifest)
         func under(_ p: [UInt8], _ n: TreeNode) -> Bool {
             n.pathBytes == p || (n.pathBytes.count > p.count && n.pathBytes[p.count] == 0x2F && n.pathBytes.starts(with: p))

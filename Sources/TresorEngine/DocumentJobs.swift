@@ -124,6 +124,9 @@ extension Installation {
         return try run(Job(.documentsRestore, tenant: name) { [self] in
             let repo = try repository(for: tenant, create: false)
             let chosen = try Self.selectSnapshot(selector, from: try repo.snapshots(), tenant: name)
+            // Retention keeps a snapshot that is being read.
+            let unpin = try SnapshotPins(home: home).pin(tenant: name, snapshot: chosen.id.hex)
+            defer { unpin() }
             let index = try repo.loadIndex()
             let nodes = DocumentRestore.select(try repo.loadTree(chosen.manifest, index: index), subpath: path)
             if let path, nodes.isEmpty {
