@@ -326,38 +326,33 @@ extension Installation {
                                  progress: (@Sendable (UInt64, UInt64) -> Void)? = nil) throws -> RestoreResult {
         let wanted = try paths.map(Self.browsePath)
         let wallStart = Date()
-        let b = try browse(name, store: store)
-        let chosen = try Self.selectSnapshot(selector, from: b.snapshots, tenant: name)
-        let unpin = try SnapshotPins(home: home).pin(tenant: name, snapshot: chosen.id.hex)
-        defer { unpin() }
-        let all = try TreeBlobCache(repository: b.repo, index: b.index).nodes(of: chosen.manifest)
-        func under(_ p: [UInt8], _ n: TreeNode) -> Bool {
-            n.pathBytes == p || (n.pathBytes.count > p.count && n.pathBytes[p.count] == 0x2F && n.pathBytes.starts(with: p))
-        }
-        for (p, text) in zip(wanted, paths) where !all.contains(where: { $0.pathBytes == p }) {
-            throw CoreError.usage("snapshot \(chosen.id.short) has nothing at '\(text)'",
-                                  hint: "paths start with the root's name, e.g. \(chosen.manifest.roots.first?.label ?? "docs")/...; tresor docs ls \(name) --snapshot \(chosen.id.short)")
-        }
-        let nodes = wanted.isEmpty ? all : all.filter { n in wanted.contains { under($0, n) } }
-        let absolute = URL(fileURLWithPath: target).standardizedFileURL.path
-        let run = try catalog.startRun(kind: RunKind.documentsRestore, tenant: name, at: clock.now())
-        do {
+        // Recorded from here on: a restore that fails (a store out of reach, a damaged tree) is a
+        // failed run in the catalog.
+        return try run(Job(.documentsRestore, tenant: name) { [self] in
+            let b = try browse(name, store: store)
+            let chosen = try Self.selectSnapshot(selector, from: b.snapshots, tenant: name)
+            let unpin = try SnapshotPins(home: home).pin(tenant: name, snapshot: chosen.id.hex)
+            defer { unpin() }
+            let all = try TreeBlobCache(repository: b.repo, index: b.index).nodes(of: chosen.manifest)
+            func under(_ p: [UInt8], _ n: TreeNode) -> Bool {
+                n.pathBytes == p || (n.pathBytes.count > p.count && n.pathBytes[p.count] == 0x2F && n.pathBytes.starts(with: p))
+            }
+            for (p, text) in zip(wanted, paths) where !all.contains(where: { $0.pathBytes == p }) {
+                throw CoreError.usage("snapshot \(chosen.id.short) has nothing at '\(text)'",
+                                      hint: "paths start with the root's name, e.g. \(chosen.manifest.roots.first?.label ?? "docs")/...; tresor docs ls \(name) --snapshot \(chosen.id.short)")
+            }
+            let nodes = wanted.isEmpty ? all : all.filter { n in wanted.contains { under($0, n) } }
+            let absolute = URL(fileURLWithPath: target).standardizedFileURL.path
             if !wanted.isEmpty {
                 try recordAccess(tenant: name, action: "restore", snapshot: chosen.id, paths: wanted, by: by, store: store,
                                  files: nodes.filter { $0.kind == .file }.count,
                                  bytes: nodes.reduce(0) { $0 + ($1.kind == .file ? $1.size : 0) })
             }
             let report = try DocumentRestore(repository: b.repo, index: b.index, sync: sync, progress: progress).restore(nodes: nodes, to: absolute)
-            let result = RestoreResult(tenant: name, snapshot: chosen.id.hex, target: absolute,
-                                       paths: wanted.isEmpty ? nil : wanted.map { BrowsePath.shown($0).text }, report: report,
-                                       seconds: Date().timeIntervalSince(wallStart),
-                                       outcome: report.failed.isEmpty && report.incomplete.isEmpty ? .ok : .problemFound)
-            try catalog.finishRun(id: run, at: clock.now(), status: RunStatus(result.outcome), detail: json(result))
-            return result
-        } catch {
-            // The error thrown below is what is reported; if even this fails the run stays `running`.
-            try? catalog.finishRun(id: run, at: clock.now(), status: .failed, detail: json(["error": "\(error)"]))
-            throw error
-        }
+            return RestoreResult(tenant: name, snapshot: chosen.id.hex, target: absolute,
+                                 paths: wanted.isEmpty ? nil : wanted.map { BrowsePath.shown($0).text }, report: report,
+                                 seconds: Date().timeIntervalSince(wallStart),
+                                 outcome: report.failed.isEmpty && report.incomplete.isEmpty ? .ok : .problemFound)
+        })
     }
 }

@@ -113,32 +113,7 @@ extension Installation {
         }
         throw CoreError.usage("no snapshot '\(selector)' for tenant '\(tenant)'", hint: "use latest, an id from tresor snapshots \(tenant), or a date")
     }
-
-    /// `tresor docs restore T --to DIR [--snapshot S] [--path SUB] [--no-sync]`.
-    public func restoreDocuments(tenant name: String, to target: String, snapshot selector: String, path: String?,
-                                 sync: Bool = true, progress: (@Sendable (UInt64, UInt64) -> Void)? = nil) throws -> RestoreResult {
-        let tenant = try self.tenant(name)
-        let wallStart = Date()
-        // Recorded from here on: a restore that fails (a store out of reach, a damaged tree) is a
-        // failed run in the catalog, like a failed backup.
-        return try run(Job(.documentsRestore, tenant: name) { [self] in
-            let repo = try repository(for: tenant, create: false)
-            let chosen = try Self.selectSnapshot(selector, from: try repo.snapshots(), tenant: name)
-            // Retention keeps a snapshot that is being read.
-            let unpin = try SnapshotPins(home: home).pin(tenant: name, snapshot: chosen.id.hex)
-            defer { unpin() }
-            let index = try repo.loadIndex()
-            let nodes = DocumentRestore.select(try repo.loadTree(chosen.manifest, index: index), subpath: path)
-            if let path, nodes.isEmpty {
-                throw CoreError.usage("snapshot \(chosen.id.short) has nothing at '\(path)'", hint: "paths start with the root's name, e.g. \(chosen.manifest.roots.first?.label ?? "docs")/...")
-            }
-            let absolute = URL(fileURLWithPath: target).standardizedFileURL.path
-            let report = try DocumentRestore(repository: repo, index: index, sync: sync, progress: progress).restore(nodes: nodes, to: absolute)
-            return RestoreResult(tenant: name, snapshot: chosen.id.hex, target: absolute, report: report,
-                                 seconds: Date().timeIntervalSince(wallStart),
-                                 outcome: report.failed.isEmpty && report.incomplete.isEmpty ? .ok : .problemFound)
-        })
-    }
+    // `docs restore` (whole snapshots and chosen paths) is in DocumentBrowse.swift.
 }
 
 func json<T: Encodable>(_ value: T) -> String {
