@@ -55,17 +55,32 @@ let targets: [String: (UnsafeRawBufferPointer) -> Void] = [
             _ = S3XML.value(name, in: text)
         }
     },
-    // A base backup's tar stream, fed in pieces whose sizes the first byte chooses.
+    // A base backup's tar stream, fed in pieces whose sizes the first byte chooses. Every
+    // 512-byte block with the ustar magic gets its checksum set right, so that mutations reach
+    // the fields behind the checksum.
     "tar": { data in
         guard let first = data.first else { return }
         let step = Int(first) * 7 + 1
+        var bytes = Array(data.dropFirst())
+        var block = 0
+        while block + 512 <= bytes.count {
+            if bytes[(block + 257)..<(block + 262)].elementsEqual("ustar".utf8) {
+                var sum = 0
+                for i in 0..<512 { sum += (148..<156).contains(i) ? 32 : Int(bytes[block + i]) }
+                let octal = Array(String(format: "%06o", sum).utf8) + [0, 32]
+                bytes.replaceSubrange((block + 148)..<(block + 156), with: octal)
+            }
+            block += 512
+        }
         var reader = TarReader()
-        var off = 1
+        var off = 0
         do {
-            while off < data.count {
-                let n = min(step, data.count - off)
-                try reader.feed(UnsafeRawBufferPointer(rebasing: data[off..<off + n])) { _ in }
-                off += n
+            try bytes.withUnsafeBytes { all in
+                while off < all.count {
+                    let n = min(step, all.count - off)
+                    try reader.feed(UnsafeRawBufferPointer(rebasing: all[off..<off + n])) { _ in }
+                    off += n
+                }
             }
         } catch {}
     },
