@@ -55,9 +55,21 @@ seeds() {
     printf 'more\n' >>"$S/docs/a.txt"
     "${t[@]}" docs backup acme >/dev/null
     # A WAL segment as initdb writes it (sealed by the fuzz binary as wal-push seals it).
-    /usr/lib/postgresql/15/bin/initdb -D "$S/pgdata" -U postgres --auth=trust >/dev/null 2>&1 ||
-        runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -D "$S/pgdata" -U postgres --auth=trust >/dev/null 2>&1 || true
-    local seg; seg=$(ls "$S/pgdata/pg_wal/"0* 2>/dev/null | head -1)
+    # initdb runs as postgres (as root it refuses), in a directory of its own under /tmp.
+    local pgtmp; pgtmp=$(mktemp -d /tmp/fuzz-initdb.XXXXXX); chmod 755 "$pgtmp"; chown postgres "$pgtmp" 2>/dev/null
+    if [[ $(id -u) -eq 0 ]]; then
+        runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -D "$pgtmp/data" -U postgres --auth=trust >/dev/null 2>&1
+    else
+        /usr/lib/postgresql/15/bin/initdb -D "$pgtmp/data" -U postgres --auth=trust >/dev/null 2>&1
+    fi
+    local seg=
+    if ls "$pgtmp/data/pg_wal/"0* >/dev/null 2>&1; then
+        seg=$S/$(basename "$(ls "$pgtmp/data/pg_wal/"0* | head -1)")
+        cp "$(ls "$pgtmp/data/pg_wal/"0* | head -1)" "$seg"
+    else
+        echo "note: initdb failed; no WAL segment seeds" >&2
+    fi
+    rm -rf "$pgtmp"
     printf '1\t0/3000000\tno recovery target specified\n' >"$S/00000002.history"
     local walfiles=$S/00000002.history
     if [[ -n $seg ]]; then
