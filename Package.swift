@@ -11,6 +11,9 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "tresor", targets: ["tresor"]),
+        // For Benchmarks/fuzz (a separate package that fuzzes the parsers of stored and received
+        // bytes with libFuzzer); nothing else uses it.
+        .library(name: "TresorParsers", targets: ["TresorRepository", "TresorStore", "TresorPostgres", "TresorEvidence"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -88,6 +88,21 @@ private let keys = TenantKeys(dataKey: Array(repeating: 9, count: 32)).wal
 }
 
 @Suite struct WALObjectFormatTests {
+    /// Found by Benchmarks/fuzz.sh (target wal, crash-5fa208b4…): an authenticated object whose
+    /// header gives a length beyond Int.max trapped in open() ("not enough bits") instead of
+    /// being reported as damage.
+    @Test func fuzzFoundWALObjectWithHugeLengthIsDamageNotATrap() throws {
+        let name = "00000002.history"
+        var header = Array("TRSW".utf8) + [2, BlobCompression.none.rawValue]
+        header += withUnsafeBytes(of: UInt64(0x8000_0000_0000_0003).littleEndian, Array.init)
+        header += withUnsafeBytes(of: UInt64(1_700_000_000_000).littleEndian, Array.init)
+        header += Array(repeating: 0x11, count: 32)
+        let gcm = try AESGCM(key: keys.encryption)
+        let object = header + gcm.seal(Array("1\t0/3000000\tno recovery target specified\n".utf8), aad: header + Array(name.utf8))
+        #expect(throws: RepositoryError.self) { try WALObject.header(object, name: name) }
+        #expect(throws: RepositoryError.self) { try WALObject.open(object, name: name, keys: keys) }
+    }
+
     let name = "00000001000000000000000A"
 
     func pushed(_ plain: [UInt8]) throws -> (archive: WALArchive, object: [UInt8], dir: TempDirectory) {
