@@ -55,7 +55,7 @@ struct GlobalOptions: Sendable {
 /// Flags that take no value (so the argument after them is not swallowed as one).
 enum CLIFlags {
     static let booleans: Set<String> = ["--help", "--read-data", "--latest", "--dry-run", "--version", "--wait", "--pem", "--current", "--pg-password-stdin",
-                                        "--from-backup"]
+                                        "--from-backup", "--failed"]
 }
 
 /// Everything a command needs from the process: options, environment, where output goes.

@@ -71,6 +71,10 @@ extension SQLiteCatalog {
         CREATE INDEX runs_by_start ON runs (started_at);
         CREATE INDEX runs_by_tenant ON runs (tenant, started_at);
         """,
+        // 3: which worker (host and process) started a run; NULL for runs recorded before.
+        """
+        ALTER TABLE runs ADD COLUMN worker TEXT;
+        """,
     ]
 
     /// The schema version this build writes and understands.
