@@ -10,6 +10,9 @@ struct GlobalOptions: Sendable {
     var config: String?
     var json = false
     var now: String?
+    /// `--log-level LEVEL` (trace ... critical): JSON log lines on stderr or `--log-file`.
+    var logLevel: String?
+    var logFile: String?
 
     /// Removes the global options from `arguments` and returns them with the rest. Values of
     /// other options are skipped, so `--reason --json` keeps `--json` as a reason.
@@ -37,6 +40,8 @@ struct GlobalOptions: Sendable {
             case "--home": g.home = try inline ?? value(name)
             case "--config": g.config = try inline ?? value(name)
             case "--now": g.now = try inline ?? value(name)
+            case "--log-level": g.logLevel = try inline ?? value(name)
+            case "--log-file": g.logFile = try inline ?? value(name)
             case "--json": g.json = true
             default:
                 rest.append(a)
