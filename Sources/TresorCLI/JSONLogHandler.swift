@@ -81,14 +81,14 @@ struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
-             source: String, file: String, function: String, line: UInt) {
+    func log(event: LogEvent) {
         var all = metadata
-        if let explicit { all.merge(explicit) { _, new in new } }
+        if let explicit = event.metadata { all.merge(explicit) { _, new in new } }
+        if let error = event.error { all["error"] = "\(error)" }
         var object: [String: Any] = [
             "time": TimeFormat.string(Date(), fractional: true),
-            "level": level.rawValue,
-            "message": redactor.scrub(message.description),
+            "level": event.level.rawValue,
+            "message": redactor.scrub(event.message.description),
         ]
         for key in ["job", "tenant", "run"] {
             if let v = all.removeValue(forKey: key) { object[key] = plain(v) }
