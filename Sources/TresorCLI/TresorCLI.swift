@@ -142,6 +142,6 @@ struct Tresor: ParsableCommand {
             InitCommand.self, StoreCommand.self, TenantCommand.self, RegionCommand.self,
             DocsCommand.self, SnapshotsCommand.self, CheckCommand.self, RepairCommand.self, ReplicateCommand.self, PGCommand.self,
             EvidenceCommand.self,
-            KeysCommand.self, DrillCommand.self, ExportCommand.self, JobsCommand.self,
+            KeysCommand.self, DrillCommand.self, ExportCommand.self, JobsCommand.self, MetricsCommand.self,
         ])
 }
