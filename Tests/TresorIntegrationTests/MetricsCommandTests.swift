@@ -45,7 +45,7 @@ import TresorTestSupport
         #expect(r.stdout.hasPrefix("wrote "))
 
         let samples = try parse(out)
-        #expect(samples.contains("tresor_last_success_timestamp_seconds{job=docs-backup,tenant=acme} \(Double(1_763_632_800))"), "\(samples)")
+        #expect(samples.contains("tresor_last_success_timestamp_seconds{job=docs-backup,tenant=acme} \(Double(1_795_168_800))"), "\(samples)")
         #expect(samples.contains("tresor_last_success_bytes{job=docs-backup,tenant=acme} \(Double(bytesRead))"), "\(samples)")
         // Nobody ran a drill: never passed, and no age sample that could look fresh.
         #expect(samples.contains("tresor_drill_passed_ever{tenant=acme} 0.0"), "\(samples)")
