@@ -32,7 +32,7 @@ import TresorTestSupport
         let text = try onTerminal(f, ["docs", "backup", "acme"])
         let draws = text.components(separatedBy: Self.clear)
         // Several redraws of the same line, each with files, bytes and a rate.
-        let lines = draws.dropFirst().filter { $0.contains(" files, ") }
+        let lines = draws.dropFirst().dropLast().filter { $0.contains(" files, ") }
         #expect(lines.count >= 2, "\(text.debugDescription)")
         #expect(lines.allSatisfy { $0.contains("/s") && !$0.contains("\n") }, "\(text.debugDescription)")
         // Ends cleanly: the line is cleared, then the result starts at column 0.
