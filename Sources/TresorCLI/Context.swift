@@ -68,6 +68,8 @@ final class Context: @unchecked Sendable {
     let options: GlobalOptions
     let environment: [String: String]
     private(set) var outcome: Outcome = .ok
+    /// Set by a command whose output is printed but whose jobs partly failed (`tick`: exit 1).
+    var exitOverride: Int32?
 
     nonisolated(unsafe) static var current: Context!
 

@@ -56,7 +56,7 @@ public enum TresorCLI {
         logger?.info("command started", metadata: ["command": "\(rest.prefix(2).joined(separator: " "))"])
         do {
             try command.run()
-            let code = ExitCodes.code(for: context.outcome)
+            let code = context.exitOverride ?? ExitCodes.code(for: context.outcome)
             if let logger { Logs.finished(logger, context: context, code: code, error: nil) }
             return code
         } catch {
@@ -142,6 +142,6 @@ struct Tresor: ParsableCommand {
             InitCommand.self, StoreCommand.self, TenantCommand.self, RegionCommand.self,
             DocsCommand.self, SnapshotsCommand.self, CheckCommand.self, RepairCommand.self, ReplicateCommand.self, PGCommand.self,
             EvidenceCommand.self,
-            KeysCommand.self, DrillCommand.self, ExportCommand.self, JobsCommand.self, MetricsCommand.self,
+            KeysCommand.self, DrillCommand.self, ExportCommand.self, JobsCommand.self, MetricsCommand.self, TickCommand.self,
         ])
 }
