@@ -48,8 +48,13 @@ import TresorTestSupport
         let f = try Fixture(corpus: Self.small)
         try FileManager.default.createDirectory(atPath: f.home + "/locks", withIntermediateDirectories: true)
         let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
-        holder.arguments = ["-n", f.home + "/locks/acme.lock", "-c", "echo held; sleep 600"]
+        // One process that holds the tenant's flock until it is terminated.
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        holder.arguments = ["python3", "-c", """
+            import fcntl, sys, time
+            f = open(sys.argv[1], "w"); fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            print("held", flush=True); time.sleep(600)
+            """, f.home + "/locks/acme.lock"]
         let out = Pipe()
         holder.standardOutput = out
         try holder.run()
