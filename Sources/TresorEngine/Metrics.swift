@@ -34,7 +34,9 @@ extension Installation {
         var perWorker: [String: [String: Int]] = [:]
         for run in try catalog.runs(tenant: nil, kind: nil, limit: Int(Int32.max)) {
             let job = JobRun(run)
-            perWorker[job.worker ?? "unknown", default: [:]][job.result, default: 0] += 1
+            // Per host: the pid part of `host:pid` differs for every process (each tick is one).
+            let host = job.worker.map { w in w.lastIndex(of: ":").map { String(w[..<$0]) } ?? w } ?? "unknown"
+            perWorker[host, default: [:]][job.result, default: 0] += 1
             guard run.status == .ok else { continue }
             let key = Key(tenant: job.tenant ?? "", kind: job.kind)
             if lastOK[key] == nil { lastOK[key] = job }  // newest first
@@ -52,7 +54,7 @@ extension Installation {
         }
         for (worker, counts) in perWorker.sorted(by: { $0.key < $1.key }) {
             for (result, n) in counts.sorted(by: { $0.key < $1.key }) {
-                m.gauge("tresor_worker_runs", "Recorded runs per worker (host:pid) and result.", [("worker", worker), ("result", result)], Double(n))
+                m.gauge("tresor_worker_runs", "Recorded runs per worker host and result (\"unknown\": runs from before catalogs named the worker).", [("worker", worker), ("result", result)], Double(n))
             }
         }
 

@@ -90,12 +90,12 @@ struct SQLiteSchemaTests {
     @Test func aCatalogFromANewerTresorIsRefused() throws {
         try withCatalogPath { path in
             _ = try SQLiteCatalog(path: path)
-            try SQLiteDatabase(path: path).execute("INSERT INTO schema_version (version) VALUES (3)")
+            try SQLiteDatabase(path: path).execute("INSERT INTO schema_version (version) VALUES (\(SQLiteCatalog.latestSchemaVersion + 1))")
 
             let error = #expect(throws: CatalogError.self) { try SQLiteCatalog(path: path) }
             #expect(error?.code == .unsupportedSchema)
             #expect(error?.kind == .failed)
-            #expect(error?.message == "catalog schema version 3 is newer than this tresor understands (2)")
+            #expect(error?.message == "catalog schema version 4 is newer than this tresor understands (3)")
         }
     }
 

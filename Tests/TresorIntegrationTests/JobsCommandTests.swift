@@ -20,7 +20,7 @@ import TresorTestSupport
         try FileManager.default.removeItem(atPath: f.storePath)
         try "not a store".write(toFile: f.storePath, atomically: true, encoding: .utf8)
         let bad = try f.tresor.run(["docs", "backup", "acme", "--now", "2026-11-25T10:00:00Z"])
-        #expect(bad.code == 1, "\(bad.stderr)")
+        #expect(bad.code == 2, "\(bad.stderr)")
 
         let all = try runs(f, [])
         #expect(all.count == 2)

@@ -48,25 +48,29 @@ import TresorTestSupport
         let f = try Fixture(corpus: Self.small)
         try FileManager.default.createDirectory(atPath: f.home + "/locks", withIntermediateDirectories: true)
         let holder = Process()
-        // One process that holds the tenant's flock until it is terminated.
+        // One process that holds the tenant's flock until its standard input closes.
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         holder.arguments = ["python3", "-c", """
-            import fcntl, sys, time
+            import fcntl, sys
             f = open(sys.argv[1], "w"); fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            print("held", flush=True); time.sleep(600)
+            print("held", flush=True); sys.stdin.read()
             """, f.home + "/locks/acme.lock"]
-        let out = Pipe()
+        let out = Pipe(), input = Pipe()
         holder.standardOutput = out
+        holder.standardInput = input
         try holder.run()
-        defer { holder.terminate(); holder.waitUntilExit() }
+        func release() {
+            try? input.fileHandleForWriting.close()  // a second close after release() changes nothing
+            holder.waitUntilExit()
+        }
+        defer { release() }
         #expect(String(decoding: out.fileHandleForReading.availableData, as: UTF8.self) == "held\n")
 
         let held = try tick(f, at: "2026-11-20T00:05:00Z", code: 3)
         #expect(names(held).contains("docs-backup acme locked"), "\(names(held))")
         #expect(try runCount(f, kind: "docs-backup", tenant: "acme") == 0)
 
-        holder.terminate()
-        holder.waitUntilExit()
+        release()
         let next = try tick(f, at: "2026-11-20T00:10:00Z", code: 0)
         #expect(names(next) == ["docs-backup acme ok"])
     }
