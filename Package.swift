@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // System libraries: a module map and a shim header each, nothing else.
@@ -48,6 +49,7 @@ let package = Package(
         .target(name: "TresorCLI", dependencies: [
             "TresorCore", "TresorStore", "TresorRepository", "TresorDocuments", "TresorCatalog", "TresorEngine", "TresorPostgres",
             "TresorEvidence", "TresorExport", "CPosix", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "tresor", dependencies: ["TresorCLI"]),
 

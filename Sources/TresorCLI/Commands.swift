@@ -179,10 +179,11 @@ struct DocsCommand: ParsableCommand {
         @Argument var tenant: String
 
         func run() throws {
+            let line = ProgressLine(ctx)
             let r = try ctx.installation().backupDocuments(tenant: tenant) { p in
-                ctx.progress("\(p.files) files, \(formatBytes(p.bytes)) scanned, \(formatBytes(p.bytesRead)) read  \(p.currentPath)")
+                line.update(bytes: p.bytesRead, files: p.files, note: "\(formatBytes(p.bytes)) scanned  \(p.currentPath)")
             }
-            ctx.endProgress()
+            line.end()
             ctx.emit(r, outcome: r.outcome) {
                 var lines = [
                     "snapshot \(r.snapshot.short) of \(r.tenant): \(r.snapshot.files) files, \(formatBytes(r.snapshot.bytes))",
@@ -206,11 +207,12 @@ struct DocsCommand: ParsableCommand {
         @Flag(help: "Do not flush the restore to disk before returning (faster; a crash may then lose or damage what was restored).") var noSync = false
 
         func run() throws {
+            let line = ProgressLine(ctx)
             let r = try ctx.installation().restoreDocuments(tenant: tenant, to: to, snapshot: snapshot, paths: path, store: store,
                                                             by: by ?? ExportCommand.osUser(), sync: !noSync) { done, total in
-                ctx.progress("restored \(formatBytes(done)) of \(formatBytes(total))")
+                line.update(bytes: done, totalBytes: total)
             }
-            ctx.endProgress()
+            line.end()
             ctx.emit(r, outcome: r.outcome) {
                 var lines = ["restored snapshot \(r.snapshot.prefix(8)) of \(r.tenant) to \(r.target): \(r.report.files) files (\(r.report.hardLinks) as hard links), \(r.report.directories) directories, \(r.report.symlinks) symlinks, \(r.report.specialFiles) special files, \(formatBytes(r.report.bytes)) in \(String(format: "%.1f", r.seconds)) s"]
                 for (p, why) in r.report.failed.sorted(by: { $0.key < $1.key }) { lines.append("  failed (not restored): \(p): \(why)") }
@@ -289,10 +291,11 @@ struct ReplicateCommand: ParsableCommand {
     @Option(help: "Target store (default: the tenant's offsite store).") var to: String?
 
     func run() throws {
+        let line = ProgressLine(ctx)
         let r = try ctx.installation().replicate(tenant: tenant, to: to) { done, total in
-            ctx.progress("\(done)/\(total) objects copied")
+            line.update(done: done, total: total, unit: "objects copied")
         }
-        ctx.endProgress()
+        line.end()
         ctx.emit(r, outcome: r.outcome) {
             var lines = ["replicated \(r.tenant) from \(r.from) to \(r.to): \(r.copied) objects copied and verified (\(formatBytes(r.bytesCopied))), \(r.alreadyPresent) of \(r.objects) already there, in \(String(format: "%.1f", r.seconds)) s"]
             for p in r.problems { lines.append("  problem: \(p)") }

@@ -97,14 +97,18 @@ public struct RunRecord: Sendable, Equatable, Codable {
     public var status: RunStatus
     /// JSON text, stored verbatim; `{}` until the run finishes.
     public var detail: String
+    /// Who started the run (`host:pid`, see ``WorkerName``); `nil` for runs recorded before
+    /// catalogs kept it.
+    public var worker: String?
 
     /// The status of a run that has started and not finished.
     public static let runningStatus = RunStatus.running
 
     public init(
         id: Int64, tenant: String?, kind: RunKind, startedAt: Date, endedAt: Date? = nil,
-        status: RunStatus, detail: String
+        status: RunStatus, detail: String, worker: String? = nil
     ) {
+        self.worker = worker
         self.id = id
         self.tenant = tenant
         self.kind = kind
@@ -206,5 +210,13 @@ public struct DeletionRecord: Sendable, Equatable, Codable {
         self.finishedAt = finishedAt
         self.plan = plan
         self.report = report
+    }
+}
+
+/// The name a worker writes into the runs it starts: `host:pid`, so `tresor jobs` says where a
+/// run happened and which process to look for when it is still `running`.
+public enum WorkerName {
+    public static var current: String {
+        "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
     }
 }

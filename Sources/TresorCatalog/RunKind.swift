@@ -18,6 +18,8 @@ public enum RunKind: String, Sendable, Codable, CaseIterable {
     case repairSnapshots = "repair-snapshots"
     case drill
     case tick
+    /// The drill-age control (`drill status`) as `tick` runs it daily.
+    case drillControl = "drill-control"
     case retention
     case deletion
     case sweep

@@ -85,6 +85,10 @@ extension SQLiteCatalog {
             report      TEXT NOT NULL
         );
         """,
+        // 4: which worker (host and process) started a run; NULL for runs recorded before.
+        """
+        ALTER TABLE runs ADD COLUMN worker TEXT;
+        """,
     ]
 
     /// The schema version this build writes and understands.

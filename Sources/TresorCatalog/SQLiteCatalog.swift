@@ -12,11 +12,14 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
     // @unchecked: `database` is only touched while `lock` is held.
     private let lock = NSLock()
     private let database: SQLiteDatabase
+    /// Written into every run this catalog starts: ``WorkerName/current`` unless told otherwise.
+    public let worker: String
 
     /// Opens the catalog at `path`, creating the file if missing (its directory must exist),
     /// and migrates its schema to ``latestSchemaVersion``. Throws `.unsupportedSchema` if a newer
     /// Tresor wrote it, `.corrupt` if it is not a SQLite database.
-    public init(path: String) throws {
+    public init(path: String, worker: String = WorkerName.current) throws {
+        self.worker = worker
         database = try SQLiteDatabase(path: path)
         // busy_timeout first: switching to WAL needs a lock another process may hold.
         try database.exec("PRAGMA busy_timeout = 5000")
@@ -219,9 +222,10 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
     public func startRun(kind: RunKind, tenant: String?, at start: Date) throws -> Int64 {
         try locked { db in
             let ids = try db.query("""
-                INSERT INTO runs (tenant, kind, started_at, status, detail) VALUES (?, ?, ?, ?, '{}')
+                INSERT INTO runs (tenant, kind, started_at, status, detail, worker) VALUES (?, ?, ?, ?, '{}', ?)
                 RETURNING id
-                """, [SQLiteValue(tenant), .text(kind.rawValue), SQLiteValue(start), .text(RunRecord.runningStatus.rawValue)]) { $0.int64(0) }
+                """, [SQLiteValue(tenant), .text(kind.rawValue), SQLiteValue(start), .text(RunRecord.runningStatus.rawValue),
+                      .text(worker)]) { $0.int64(0) }
             guard let id = ids.first else { throw CatalogError(.sqlite, "cannot start run: the catalog returned no id") }
             return id
         }
@@ -251,11 +255,11 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
         values.append(.int64(Int64(max(limit, 0))))
         return try locked { db in
             try db.query("""
-                SELECT id, tenant, kind, started_at, ended_at, status, detail FROM runs
+                SELECT id, tenant, kind, started_at, ended_at, status, detail, worker FROM runs
                 \(filter) ORDER BY started_at DESC, id DESC LIMIT ?
                 """, values) { row in
                 (id: row.int64(0), tenant: row.optionalText(1), kind: row.text(2), startedAt: row.date(3),
-                 endedAt: row.optionalDate(4), status: row.text(5), detail: row.text(6))
+                 endedAt: row.optionalDate(4), status: row.text(5), detail: row.text(6), worker: row.optionalText(7))
             }.map { r in
                 // The status column only holds RunStatus values (schema 2); a kind from a newer
                 // tresor, or an edited file, is reported rather than read as something else.
@@ -264,7 +268,7 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
                                        hint: "run a tresor release at least as new as the one that wrote it")
                 }
                 return RunRecord(id: r.id, tenant: r.tenant, kind: kind, startedAt: r.startedAt, endedAt: r.endedAt,
-                                 status: status, detail: r.detail)
+                                 status: status, detail: r.detail, worker: r.worker)
             }
         }
     }

@@ -142,6 +142,8 @@ public struct Policy: Sendable, Equatable {
     public var exports: Exports
     public var accessLog: AccessLog
     public var serviceTerms: ServiceTerms
+    /// How many jobs one `tresor tick` runs at once (`tick.concurrency`, 2 when absent).
+    public var tickConcurrency: Int
 
     /// Every key a policy file may hold, with what its value must be. A key not listed here is
     /// an error, so a misspelt key never silently leaves a figure at another file's value.
@@ -183,6 +185,7 @@ public struct Policy: Sendable, Equatable {
             "service_terms.rto_typical": .duration(60...(7 * day)),
             "service_terms.rto_typical_share_percent": .integer(0...100),
             "service_terms.rpo": .duration(1...day),
+            "tick.concurrency": .integer(1...64),
         ], reference: "policies/default.toml")
     }()
 
@@ -211,6 +214,7 @@ public struct Policy: Sendable, Equatable {
         "service_terms.rto_typical": .string("15m"),
         "service_terms.rto_typical_share_percent": .integer(75),
         "service_terms.rpo": .string("1m"),
+        "tick.concurrency": .integer(2),
     ]
 
     /// Builds the policy from a merged TOML document. `origins` names, for each key, the file
@@ -252,6 +256,7 @@ public struct Policy: Sendable, Equatable {
         }
         store = StoreMaintenance(incompleteUploadAge: try r.duration("store.incomplete_upload_age"),
                                  repackGarbagePercent: try r.int("store.repack_garbage_percent"))
+        tickConcurrency = try r.int("tick.concurrency")
         guard postgres.relationChunkBytes % 8192 == 0, postgres.relationChunkBytes <= backup.chunkMax else {
             throw r.error("postgres.relation_chunk_bytes", "must be a multiple of 8192 and at most backup.chunk_max_bytes")
         }
