@@ -326,6 +326,8 @@ extension Installation {
                                  progress: (@Sendable (UInt64, UInt64) -> Void)? = nil) throws -> RestoreResult {
         let wanted = try paths.map(Self.browsePath)
         let wallStart = Date()
+        // An unknown or deleted tenant is a usage error, not a run (a deleted tenant keeps no rows).
+        _ = try tenant(name)
         // Recorded from here on: a restore that fails (a store out of reach, a damaged tree) is a
         // failed run in the catalog.
         return try run(Job(.documentsRestore, tenant: name) { [self] in
