@@ -94,9 +94,14 @@ struct JSONLogHandler: LogHandler {
             if let v = all.removeValue(forKey: key) { object[key] = plain(v) }
         }
         if !all.isEmpty { object["metadata"] = all.mapValues(plain) }
-        // Every value is a string, array or dictionary of them: serialisation cannot fail.
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
-        sink.write(String(decoding: data, as: UTF8.self))
+        // Every value is a string, array or dictionary of them, so serialisation should not fail;
+        // if it ever does, the log says so instead of losing the event without a trace.
+        do {
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+            sink.write(String(decoding: data, as: UTF8.self))
+        } catch {
+            sink.write(#"{"level":"error","message":"a log event could not be written as JSON"}"#)
+        }
     }
 
     private func plain(_ value: Logger.Metadata.Value) -> Any {

@@ -44,7 +44,7 @@ extension DrillRun {
             }
             let verifier = ChunkVerifier(repository: repo)
             var wrong = 0
-            for node in sample where try !verifier.matches(node, path: target + "/" + node.path) { wrong += 1 }
+            for node in sample where try !verifier.matches(node, path: Array((target + "/").utf8) + node.pathBytes) { wrong += 1 }
             if wrong == 0 {
                 checks.append(.passed("documents_sample"))
             } else {
@@ -74,8 +74,11 @@ final class ChunkVerifier {
 
     deinit { window.deallocate() }
 
-    func matches(_ node: TreeNode, path: String) throws -> Bool {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW)
+    /// `path` is bytes: a document's name need not be UTF-8.
+    func matches(_ node: TreeNode, path: [UInt8]) throws -> Bool {
+        let fd = (path + [0]).withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_RDONLY | O_NOFOLLOW) }
+        }
         guard fd >= 0 else { throw CoreError.failed("cannot open a restored sample file: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var ids: [ObjectID] = []

@@ -100,11 +100,12 @@ extension Installation {
         let index = try repo.loadIndex()
         let manifest = try repo.loadSnapshot(chosen.id)
         let nodes = try repo.loadTree(manifest, index: index)
-        let root = nodes.first { $0.path == "pgdata" }
+        let top = Array("pgdata".utf8), prefix = Array("pgdata/".utf8)
+        let root = nodes.first { $0.pathBytes == top }
         let inside = nodes.compactMap { n -> TreeNode? in
-            guard n.path.hasPrefix("pgdata/") else { return nil }
+            guard n.pathBytes.starts(with: prefix) else { return nil }
             var c = n
-            c.path = String(n.path.dropFirst("pgdata/".count))
+            c.pathBytes = Array(n.pathBytes.dropFirst(prefix.count))
             return c
         }
         let absolute = URL(fileURLWithPath: pgdata).standardizedFileURL.path

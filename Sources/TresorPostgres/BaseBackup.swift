@@ -133,7 +133,7 @@ public final class BaseBackup {
                                     stats.directories += 1
                                 case .symlink(let target):
                                     n.kind = .symlink
-                                    n.linkTarget = target
+                                    n.linkTargetBytes = Array(target.utf8)
                                     stats.symlinks += 1
                                 }
                                 guard !e.path.isEmpty, e.path != "." else { return }
@@ -162,7 +162,7 @@ public final class BaseBackup {
         stats.files += 1
         stats.filesRead += 1
         stats.bytes += manifestBytes
-        if let root = nodes.first(where: { $0.path == "pgdata/global" }) {
+        if let root = nodes.first(where: { $0.pathBytes == Array("pgdata/global".utf8) }) {
             nodes[0].uid = root.uid
             nodes[0].gid = root.gid
             nodes[0].mtimeSeconds = root.mtimeSeconds
@@ -178,7 +178,7 @@ public final class BaseBackup {
         // Packs and index first, while archive_command is still storing the last segment: the
         // snapshot, stored only once the WAL is there, is what makes them a backup.
         // Directories before their contents, in name order, as the tree codec expects.
-        nodes.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        nodes.sort { $0.pathBytes.lexicographicallyPrecedes($1.pathBytes) }
         let treeIDs = try chunker.storeTree(TreeCodec.encode(nodes))
         let written = try writer.finish()
         stats.newBlobs = written.newBlobs

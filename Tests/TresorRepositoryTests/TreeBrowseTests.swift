@@ -44,7 +44,7 @@ import TresorRepository
                    node("d/h", .file, mtime: 1)]
         let new = [node("d", .directory, mtime: 2), node("d/f", .file, mtime: 2, chunks: [b]), node("d/g", .file, mtime: 1, mode: 0o600),
                    node("d/i", .file, mtime: 2)]
-        let d = TreeDiff.diff(old: old, new: new).map { ($0.new ?? $0.old)!.path + ":" + ($0.change?.rawValue ?? ($0.new == nil ? "removed" : "added")) }
+        let d = TreeDiff.diff(old: old, new: new).map { ($0.new ?? $0.old)!.displayPath + ":" + ($0.change?.rawValue ?? ($0.new == nil ? "removed" : "added")) }
         #expect(d == ["d/f:content", "d/g:metadata", "d/i:added", "d/h:removed"])
     }
 }
