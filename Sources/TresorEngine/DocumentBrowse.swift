@@ -188,10 +188,10 @@ extension Installation {
         var histories: [[UInt8]: History] = [:]
         var order: [[UInt8]] = []
         let glob = TreeGlob(pattern, ignoreCase: ignoreCase)
-        let cache = try TreeBlobCache(repository: b.repo, index: b.index)
+        let cache = try TreeBlobCache(repository: b.repo, index: b.index, capacity: 8 << 20)
         for (i, s) in chosen.enumerated() {
             let ref = SnapshotRef(s)
-            for n in try cache.nodes(of: s.manifest) where n.kind == .file && glob.matches(n.pathBytes) {
+            for n in try cache.nodes(of: s.manifest, including: { $0 == .file && glob.matches($1) }) {
                 let key = TreeDiff.contentKey(n)
                 var h = histories[n.pathBytes] ?? { order.append(n.pathBytes); return History() }()
                 if let v = h.versions.firstIndex(where: { $0.key == key }) {

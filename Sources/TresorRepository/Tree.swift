@@ -179,6 +179,14 @@ public enum TreeCodec {
     }
 
     public static func decode(_ bytes: [UInt8], name: String) throws -> [TreeNode] {
+        try decode(bytes, name: name, including: nil)
+    }
+
+    /// The nodes of `bytes` for which `include(kind, path)` holds; the others are stepped over
+    /// (still bounds-checked) without building them, so a search over many trees allocates only
+    /// for its matches.
+    public static func decode(_ bytes: [UInt8], name: String,
+                              including include: ((TreeNode.Kind, ArraySlice<UInt8>) -> Bool)?) throws -> [TreeNode] {
         var r = ByteReader(bytes, what: name)
         let head = Array(try r.raw(4))
         let v2: Bool
@@ -189,7 +197,12 @@ public enum TreeCodec {
         while !r.isAtEnd {
             let k = try r.u8()
             guard let kind = TreeNode.Kind(rawValue: k), v2 || k <= 3 else { throw RepositoryError(.corrupt, "\(name) has an unknown node kind \(k)") }
-            let path = Array(try r.data())
+            let pathSlice = try r.data()
+            if let include, !include(kind, pathSlice) {
+                try skipNode(&r, v2: v2, name: name)
+                continue
+            }
+            let path = Array(pathSlice)
             func u32() throws -> UInt32 {
                 let v = try r.varint()
                 guard v <= UInt64(UInt32.max) else { throw RepositoryError(.corrupt, "\(name) has an out-of-range field") }
@@ -238,6 +251,29 @@ public enum TreeCodec {
             nodes.append(node)
         }
         return nodes
+    }
+}
+
+extension TreeCodec {
+    /// Steps over the fields of one node after its path, checking only that they are there.
+    fileprivate static func skipNode(_ r: inout ByteReader, v2: Bool, name: String) throws {
+        for _ in 0..<(v2 ? 11 : 8) { _ = try r.varint() }  // mode, mtime (2), [ctime (2)], uid, gid, size, device, inode, [rdev]
+        _ = try r.u8()
+        _ = try r.data()
+        if v2 {
+            let xcount = try r.int()
+            guard xcount <= r.remaining / 2 else { throw RepositoryError(.corrupt, "\(name) has a truncated attribute list") }
+            for _ in 0..<xcount {
+                _ = try r.data()
+                _ = try r.data()
+            }
+            let ecount = try r.int()
+            guard ecount <= r.remaining / 2 else { throw RepositoryError(.corrupt, "\(name) has a truncated extent list") }
+            for _ in 0..<(2 * ecount) { _ = try r.varint() }
+        }
+        let count = try r.int()
+        guard count <= r.remaining / 32 else { throw RepositoryError(.corrupt, "\(name) has a truncated chunk list") }
+        _ = try r.raw(32 * count)
     }
 }
 

@@ -28,13 +28,14 @@ public final class TreeBlobCache {
     }
 
     /// The decoded tree of `manifest`.
-    public func nodes(of manifest: SnapshotManifest) throws -> [TreeNode] {
+    public func nodes(of manifest: SnapshotManifest,
+                      including include: ((TreeNode.Kind, ArraySlice<UInt8>) -> Bool)? = nil) throws -> [TreeNode] {
         var bytes: [UInt8] = []
         for hex in manifest.tree {
             guard let id = ObjectID(hex: hex) else { throw RepositoryError(.corrupt, "snapshot at \(manifest.time) lists a malformed tree id") }
             bytes += try blob(id)
         }
-        return try TreeCodec.decode(bytes, name: "tree of snapshot at \(manifest.time)")
+        return try TreeCodec.decode(bytes, name: "tree of snapshot at \(manifest.time)", including: include)
     }
 
     private func blob(_ id: ObjectID) throws -> [UInt8] {
@@ -142,14 +143,16 @@ public final class TreeGlob {
         flags = (matchesPaths ? FNM_PATHNAME : 0) | (ignoreCase ? (1 << 4) : 0)  // 1 << 4 is FNM_CASEFOLD
     }
 
-    public func matches(_ path: [UInt8]) -> Bool {
+    public func matches(_ path: [UInt8]) -> Bool { matches(path[...]) }
+
+    public func matches(_ path: ArraySlice<UInt8>) -> Bool {
         if !matchesPaths {
-            let start = path.lastIndex(of: 0x2F).map { $0 + 1 } ?? 0
+            let start = path.lastIndex(of: 0x2F).map { $0 + 1 } ?? path.startIndex
             return test(path[start...])
         }
-        if anchored { return test(path[...]) }
-        if test(path[...]) { return true }
-        for (i, b) in path.enumerated() where b == 0x2F {
+        if anchored { return test(path) }
+        if test(path) { return true }
+        for i in path.indices where path[i] == 0x2F {
             if test(path[(i + 1)...]) { return true }
         }
         return false

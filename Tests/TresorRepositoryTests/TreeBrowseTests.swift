@@ -34,6 +34,18 @@ import TresorRepository
         #expect(folded.matches(Array("docs/invoice".utf8)))
     }
 
+    @Test func aGlobReadsAPathInsideALargerBufferByItsOwnIndices() {
+        // Paths come as slices of a decoded tree blob: indices do not start at 0.
+        let blob = Array("xx/invoice.pdf|docs/x/a.pdf|docs/x/y/a.pdf".utf8)
+        let first = blob[0..<14], second = blob[15..<27], third = blob[28...]
+        #expect(TreeGlob("inv*.pdf", ignoreCase: false).matches(first))
+        #expect(!TreeGlob("xx*", ignoreCase: false).matches(first), "a name glob sees only the last segment")
+        #expect(TreeGlob("x/*.pdf", ignoreCase: false).matches(second))
+        #expect(!TreeGlob("x/*.pdf", ignoreCase: false).matches(third))
+        #expect(TreeGlob("/docs/x/a.pdf", ignoreCase: false).matches(second))
+        #expect(!TreeGlob("/x/a.pdf", ignoreCase: false).matches(second))
+    }
+
     @Test func aDirectoryWhoseOnlyChangeIsItsMtimeIsNotReportedChanged() {
         func node(_ p: String, _ kind: TreeNode.Kind, mtime: Int64, mode: UInt32 = 0o644, chunks: [ObjectID] = []) -> TreeNode {
             TreeNode(path: p, kind: kind, mode: mode, mtimeSeconds: mtime, mtimeNanoseconds: 0, uid: 0, gid: 0,

@@ -56,4 +56,31 @@ import TresorRepository
         f.extents = [.init(offset: 90, length: 20)]
         #expect(throws: RepositoryError.self) { try TreeCodec.decode(TreeCodec.encode([f]), name: "t") }
     }
+
+    @Test func aFilteredDecodeStepsOverEveryFieldOfTheNodesItLeavesOut() throws {
+        // Nodes with attributes, extents, link targets and chunks between the ones kept: a
+        // miscounted field while stepping over would shift every later node.
+        var nodes: [TreeNode] = []
+        for i in 0..<6 {
+            var n = TreeNode(pathBytes: Array("docs/f\(i)".utf8), kind: i % 3 == 1 ? .symlink : .file, mode: 0o600 + UInt32(i),
+                             mtimeSeconds: -Int64(i) * 1000, mtimeNanoseconds: 7, uid: 300, gid: 301, size: 1 << 20, device: 9,
+                             inode: UInt64(i), flags: i % 2 == 0 ? .sparse : [], chunks: (0..<i).map { id(UInt8($0)) })
+            n.ctimeSeconds = 1 << 40
+            n.ctimeNanoseconds = 999_999_999
+            n.rdev = 1 << 33
+            if n.kind == .symlink { n.linkTargetBytes = Array("../target-\(i)".utf8) }
+            n.xattrs = (0..<i).map { .init(name: Array("user.k\($0)".utf8), value: [UInt8](repeating: 0xAB, count: $0 * 200)) }
+            if n.flags.contains(.sparse) { n.extents = [.init(offset: 0, length: 10), .init(offset: 4096, length: 300)] }
+            nodes.append(n)
+        }
+        let bytes = TreeCodec.encode(nodes)
+        let kept = try TreeCodec.decode(bytes, name: "t") { _, path in path.last.map { $0 == 0x31 || $0 == 0x34 } ?? false }
+        #expect(kept == [nodes[1], nodes[4]])
+        #expect(try TreeCodec.decode(bytes, name: "t") { kind, _ in kind == .symlink }.map(\.pathBytes)
+                == [Array("docs/f1".utf8), Array("docs/f4".utf8)])
+        // A tree cut inside a node that is stepped over is still refused.
+        #expect(throws: RepositoryError.self) {
+            try TreeCodec.decode(Array(bytes.dropLast(40)), name: "t") { _, _ in false }
+        }
+    }
 }
