@@ -8,6 +8,9 @@ public struct ByteWriter: Sendable {
         bytes.reserveCapacity(capacity)
     }
 
+    /// Empties the writer for reuse, keeping its storage.
+    public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
+
     public mutating func u8(_ v: UInt8) { bytes.append(v) }
 
     public mutating func u32(_ v: UInt32) {
@@ -59,9 +62,10 @@ public struct ByteReader {
     public private(set) var offset: Int
     private let what: String
 
-    public init(_ bytes: [UInt8], what: String = "object") {
+    /// Reads `bytes` from `offset` on.
+    public init(_ bytes: [UInt8], what: String = "object", offset: Int = 0) {
         self.bytes = bytes
-        self.offset = 0
+        self.offset = min(max(offset, 0), bytes.count)
         self.what = what
     }
 

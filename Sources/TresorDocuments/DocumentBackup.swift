@@ -55,8 +55,10 @@ public final class DocumentBackup {
     private let progressCallback: ((Progress) -> Void)?
     private var progress = Progress()
     private var stats = SnapshotManifest.Stats()
-    private var nodes: [TreeNode] = []
-    private var parentByPath: [[UInt8]: TreeNode] = [:]
+    /// The new tree, encoded node by node into its own chunk stream as the walk records them.
+    private let treeChunks: ChunkStream
+    private var nodeBytes = ByteWriter(capacity: 1 << 12)
+    private var parent: ParentFiles?
     private var linked: [FileID: TreeNode] = [:]
     private var lastProgress = 0.0
     /// Called with a regular file's path (relative, as in the tree) just before it is opened; for
@@ -71,6 +73,7 @@ public final class DocumentBackup {
         self.clock = clock
         self.writer = try BlobWriter(repository: repository, index: index, settings: .init(policy: policy, uploaders: repository.store.capabilities.writeConcurrency))
         self.chunks = ChunkStream(repository: repository, writer: writer)
+        self.treeChunks = ChunkStream(repository: repository, writer: writer)
         self.progressCallback = progress
     }
 
@@ -90,11 +93,21 @@ public final class DocumentBackup {
         }
     }
 
-    /// Runs the backup and stores the snapshot. `parent` (nodes of the previous snapshot) lets
-    /// unchanged files be skipped.
+    /// Runs the backup and stores the snapshot. `parentNodes` (the previous snapshot's tree)
+    /// lets unchanged files be skipped.
     public func run(roots: [Root], parentID: ObjectID?, parentNodes: [TreeNode]) throws -> (id: ObjectID, manifest: SnapshotManifest) {
+        var rest = parentNodes.makeIterator()
+        return try run(roots: roots, parentID: parentID, parent: parentNodes.isEmpty ? nil : { rest.next() })
+    }
+
+    /// Runs the backup and stores the snapshot. `parent` yields the previous snapshot's nodes in
+    /// tree order (a ``TreeNodeStream``): it is read alongside the walk, which visits paths in the
+    /// same order, so neither the parent's tree nor the new one is ever held whole.
+    public func run(roots: [Root], parentID: ObjectID?, parent next: (() throws -> TreeNode?)?) throws -> (id: ObjectID, manifest: SnapshotManifest) {
         let started = clock.now()
-        for n in parentNodes where n.kind == .file { parentByPath[n.pathBytes] = n }
+        parent = next.map { ParentFiles(next: $0, roots: roots.map { Array($0.label.utf8) }) }
+        treeChunks.begin(type: .tree)
+        nodeBytes.raw(TreeCodec.header)
         do {
             for root in roots {
                 let fd = open(root.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -109,7 +122,8 @@ public final class DocumentBackup {
                 try walkDirectory(fd: fd, relative: Array(root.label.utf8), st: st)
             }
             // The tree goes through the same chunker and writer as file content.
-            let treeIDs = try chunks.storeTree(TreeCodec.encode(nodes))
+            try flushTree()
+            let treeIDs = try treeChunks.finish().map(\.hex)
             let written = try writer.finish()
             stats.newBlobs = written.newBlobs
             stats.newBytesStored = written.packBytes
@@ -125,6 +139,17 @@ public final class DocumentBackup {
             _ = try? writer.finish()
             throw error
         }
+    }
+
+    /// Adds one node to the new tree (the walk's order is the tree's order).
+    private func record(_ n: TreeNode) throws {
+        TreeCodec.encodeNode(n, into: &nodeBytes)
+        if nodeBytes.bytes.count >= 1 << 16 { try flushTree() }
+    }
+
+    private func flushTree() throws {
+        try nodeBytes.bytes.withUnsafeBytes { try treeChunks.append($0) }
+        nodeBytes.removeAll()
     }
 
     private func skip(_ relative: [UInt8], _ reason: String) {
@@ -143,7 +168,7 @@ public final class DocumentBackup {
     private func walkDirectory(fd: Int32, relative: [UInt8], st: stat) throws {
         var dir = node(relative, .directory, st)
         dir.xattrs = attributes(fd, relative)
-        nodes.append(dir)
+        try record(dir)
         stats.directories += 1
         let names: [[UInt8]]
         switch PosixFS.listDirectory(fd) {
@@ -195,15 +220,15 @@ public final class DocumentBackup {
                 skip(relative, "cannot read link: \(e)")
                 return
             }
-            nodes.append(n)
+            try record(n)
             stats.symlinks += 1
         default:
-            recordSpecial(relative, st)
+            try recordSpecial(relative, st)
         }
     }
 
     /// A FIFO, socket or device node: recorded as what it is, never opened.
-    private func recordSpecial(_ relative: [UInt8], _ st: stat) {
+    private func recordSpecial(_ relative: [UInt8], _ st: stat) throws {
         let kind: TreeNode.Kind
         switch st.st_mode & S_IFMT {
         case S_IFIFO: kind = .fifo
@@ -217,7 +242,7 @@ public final class DocumentBackup {
         var n = node(relative, kind, st)
         n.size = 0
         n.rdev = UInt64(st.st_rdev)
-        nodes.append(n)
+        try record(n)
     }
 
     /// Extended attributes of the open file; a failure to read them is reported, not dropped.
@@ -261,7 +286,7 @@ public final class DocumentBackup {
         stats.bytes += n.size
         progress.files += 1
         progress.bytes += n.size
-        if let old = parentByPath[relative], old.size == n.size, old.mtimeSeconds == n.mtimeSeconds,
+        if let old = try parent?.file(at: relative), old.size == n.size, old.mtimeSeconds == n.mtimeSeconds,
            old.mtimeNanoseconds == n.mtimeNanoseconds, old.ctimeSeconds == n.ctimeSeconds,
            old.ctimeNanoseconds == n.ctimeNanoseconds, old.inode == n.inode, old.device == n.device,
            !old.flags.contains(.changedDuringBackup), old.chunks.allSatisfy({ index.contains($0) }) {
@@ -270,14 +295,14 @@ public final class DocumentBackup {
             n.extents = old.extents
             n.flags = old.flags
             remember(n, st)
-            nodes.append(n)
+            try record(n)
             return
         }
         // A second name of a file already read in this run: same content, not read again.
         if st.st_nlink > 1, let first = linked[FileID(device: n.device, inode: n.inode)] {
             var copy = first
             copy.pathBytes = relative
-            nodes.append(copy)
+            try record(copy)
             return
         }
         var attempt = 0
@@ -305,7 +330,7 @@ public final class DocumentBackup {
                 close(fd)
                 stats.files -= 1
                 stats.bytes -= n.size
-                recordSpecial(relative, before)
+                try recordSpecial(relative, before)
                 return
             }
             let xattrs = attributes(fd, relative)
@@ -347,7 +372,7 @@ public final class DocumentBackup {
                     stats.changedDuringBackup.append(TreeNode.display(relative))
                 }
                 remember(n, after)
-                nodes.append(n)
+                try record(n)
                 return
             }
             attempt += 1
@@ -378,5 +403,61 @@ public final class DocumentBackup {
             try chunks.appendFile(fd, progress: onCut)
         }
         return (try chunks.finish(), chunks.byteCount, extents)
+    }
+}
+
+/// The parent snapshot's files, read alongside the walk. The walk visits each root in the order
+/// given and, inside it, paths depth-first in bytewise name order, which is the order the parent's
+/// tree was written in; so each lookup only moves forward. A parent whose roots came in another
+/// order only costs re-reading: a file is taken from the parent only on an exact path match.
+final class ParentFiles {
+    private let next: () throws -> TreeNode?
+    private let roots: [[UInt8]]
+    private var pending: TreeNode?
+    private var done = false
+
+    init(next: @escaping () throws -> TreeNode?, roots: [[UInt8]]) {
+        self.next = next
+        self.roots = roots
+    }
+
+    /// The parent's regular file at `path`, if it has one. Calls must come in walk order.
+    func file(at path: [UInt8]) throws -> TreeNode? {
+        while !done {
+            if pending == nil {
+                pending = try next()
+                if pending == nil {
+                    done = true
+                    return nil
+                }
+            }
+            switch Self.order(pending!.pathBytes, path, roots: roots) {
+            case .orderedAscending: pending = nil
+            case .orderedSame: return pending!.kind == .file ? pending : nil
+            case .orderedDescending: return nil
+            }
+        }
+        return nil
+    }
+
+    enum Order { case orderedAscending, orderedSame, orderedDescending }
+
+    /// Walk order: by root (a root the walk does not have first, so its entries are passed
+    /// over), then segment by segment, bytewise; a directory before what it holds.
+    static func order(_ a: [UInt8], _ b: [UInt8], roots: [[UInt8]]) -> Order {
+        let ea = a.firstIndex(of: 0x2F) ?? a.count, eb = b.firstIndex(of: 0x2F) ?? b.count
+        func rank(_ label: ArraySlice<UInt8>) -> Int { roots.firstIndex { $0.elementsEqual(label) } ?? -1 }
+        let ra = rank(a[..<ea]), rb = rank(b[..<eb])
+        if ra != rb { return ra < rb ? .orderedAscending : .orderedDescending }
+        // Same root: '/' sorts below every byte of a name, and the end of a path below '/'.
+        var i = ea, j = eb
+        while true {
+            let ca = i < a.count ? (a[i] == 0x2F ? -1 : Int(a[i])) : -2
+            let cb = j < b.count ? (b[j] == 0x2F ? -1 : Int(b[j])) : -2
+            if ca != cb { return ca < cb ? .orderedAscending : .orderedDescending }
+            if ca == -2 { return .orderedSame }
+            i += 1
+            j += 1
+        }
     }
 }

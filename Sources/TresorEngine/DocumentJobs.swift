@@ -72,9 +72,9 @@ extension Installation {
             let roots = DocumentBackup.roots(for: tenant.docRoots)
             // The parent is the newest documents snapshot over the same roots.
             let parent = try repo.snapshots().last { $0.manifest.kind == "documents" && $0.manifest.roots.map(\.path) == tenant.docRoots }
-            let parentNodes = try parent.map { try repo.loadTree($0.manifest, index: index) } ?? []
+            let parentTree = try parent.map { try TreeNodeStream(repository: repo, index: index, manifest: $0.manifest) }
             let backup = try DocumentBackup(repository: repo, index: index, policy: policy.backup, clock: clock, progress: progress)
-            let (id, manifest) = try backup.run(roots: roots, parentID: parent?.id, parentNodes: parentNodes)
+            let (id, manifest) = try backup.run(roots: roots, parentID: parent?.id, parent: parentTree.map { t in { try t.next() } })
             return BackupResult(
                 tenant: name, snapshot: SnapshotSummary(id: id, manifest: manifest), parent: parent?.id.hex,
                 filesRead: manifest.stats.filesRead, bytesRead: manifest.stats.bytesRead, newBlobs: manifest.stats.newBlobs,

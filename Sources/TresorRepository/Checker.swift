@@ -170,23 +170,26 @@ public struct Checker {
                 report.affected[id.hex] = ["(the whole snapshot: its file list is damaged)"]
                 continue
             }
-            let nodes: [TreeNode]
+            // Node by node, so a tree of millions of entries is never held whole.
+            var paths: [String] = []
+            var missing: [String] = []
             do {
-                nodes = try repo.loadTree(manifest, index: index)
+                let tree = try TreeNodeStream(repository: repo, index: index, manifest: manifest)
+                while let n = try tree.next() {
+                    guard n.kind == .file else { continue }
+                    if n.chunks.contains(where: { damagedBlobs.contains($0) }) {
+                        paths.append(n.displayPath)
+                    } else if let chunk = n.chunks.first(where: { !index.contains($0) }) {
+                        missing.append("snapshot \(id.short): \(n.displayPath) needs chunk \(chunk.short), which no index lists")
+                        paths.append(n.displayPath)
+                    }
+                }
             } catch where RepositoryError.isDamage(error) {
                 report.problems.append("snapshot \(id.short): cannot read its file list: \(RepositoryError.describe(error))")
                 report.affected[id.hex] = ["(the whole snapshot: its file list is damaged)"]
                 continue
             }
-            var paths: [String] = []
-            for n in nodes where n.kind == .file {
-                if n.chunks.contains(where: { damagedBlobs.contains($0) }) {
-                    paths.append(n.displayPath)
-                } else if let missing = n.chunks.first(where: { !index.contains($0) }) {
-                    report.problems.append("snapshot \(id.short): \(n.displayPath) needs chunk \(missing.short), which no index lists")
-                    paths.append(n.displayPath)
-                }
-            }
+            report.problems += missing
             if !paths.isEmpty { report.affected[id.hex] = paths }
         }
         for (k, v) in damaged { report.damagedPacks[k.hex] = v }

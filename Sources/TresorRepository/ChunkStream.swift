@@ -27,6 +27,7 @@ public final class ChunkStream {
     private var compressionOf: ((UnsafeRawBufferPointer) -> ZstdSetting?)?
     private var chunks: [ObjectID] = []
     private var bytes: UInt64 = 0
+    private var blobType = BlobType.data
 
     /// `maxChunk` bounds fixed-size chunks; it defaults to the repository's chunker maximum.
     public init(repository: TenantRepository, writer: BlobWriter, maxChunk: Int? = nil) {
@@ -42,8 +43,9 @@ public final class ChunkStream {
     /// Starts a new stream: content-defined chunks, or fixed-size ones of `fixed` bytes (for
     /// page-structured files, where fixed boundaries dedup better). `compression`, when given, is
     /// asked for each chunk's zstd setting (nil: the policy's level), once per chunk.
-    public func begin(fixed: Int? = nil, compression: ((UnsafeRawBufferPointer) -> ZstdSetting?)? = nil) {
+    public func begin(fixed: Int? = nil, compression: ((UnsafeRawBufferPointer) -> ZstdSetting?)? = nil, type: BlobType = .data) {
         self.fixed = fixed.map { min($0, maxChunk) }
+        blobType = type
         compressionOf = compression
         start = 0
         end = 0
@@ -112,7 +114,7 @@ public final class ChunkStream {
         let n = fixed.map { Swift.min($0, view.count) } ?? chunker.cut(view)
         let chunk = UnsafeRawBufferPointer(rebasing: view[0..<n])
         let id = hmac.mac(chunk)
-        try writer.add(id: id, type: .data, data: chunk, compression: compressionOf?(chunk))
+        try writer.add(id: id, type: blobType, data: chunk, compression: compressionOf?(chunk))
         chunks.append(id)
         start += n
         bytes += UInt64(n)

@@ -66,7 +66,8 @@ public struct Pruner {
                 guard let t = ObjectID(hex: hex) else { throw RepositoryError(.corrupt, "snapshot \(id.short) lists a malformed tree id") }
                 needed.insert(t)
             }
-            for node in try repo.loadTree(manifest, index: index) { needed.formUnion(node.chunks) }
+            let tree = try TreeNodeStream(repository: repo, index: index, manifest: manifest)
+            while let node = try tree.next() { needed.formUnion(node.chunks) }
         }
         var doomed = Set<ObjectID>()
         var repack: [ObjectID] = []

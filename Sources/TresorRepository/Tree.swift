@@ -146,36 +146,42 @@ public enum TreeCodec {
     public static func encode(_ nodes: [TreeNode]) -> [UInt8] {
         var w = ByteWriter(capacity: 4 + nodes.count * 100)
         w.raw(magic)
-        for n in nodes {
-            w.u8(n.kind.rawValue)
-            w.data(n.pathBytes)
-            w.varint(UInt64(n.mode))
-            w.svarint(n.mtimeSeconds)
-            w.varint(UInt64(n.mtimeNanoseconds))
-            w.svarint(n.ctimeSeconds)
-            w.varint(UInt64(n.ctimeNanoseconds))
-            w.varint(UInt64(n.uid))
-            w.varint(UInt64(n.gid))
-            w.varint(n.size)
-            w.varint(n.device)
-            w.varint(n.inode)
-            w.varint(n.rdev)
-            w.u8(n.flags.rawValue)
-            w.data(n.linkTargetBytes)
-            w.varint(n.xattrs.count)
-            for x in n.xattrs {
-                w.data(x.name)
-                w.data(x.value)
-            }
-            w.varint(n.extents.count)
-            for e in n.extents {
-                w.varint(e.offset)
-                w.varint(e.length)
-            }
-            w.varint(n.chunks.count)
-            for c in n.chunks { w.id(c) }
-        }
+        for n in nodes { encodeNode(n, into: &w) }
         return w.bytes
+    }
+
+    /// The bytes that open every tree: the magic of the current format.
+    public static var header: [UInt8] { magic }
+
+    /// Appends one node's encoding (as ``encode(_:)`` writes it after the magic).
+    public static func encodeNode(_ n: TreeNode, into w: inout ByteWriter) {
+        w.u8(n.kind.rawValue)
+        w.data(n.pathBytes)
+        w.varint(UInt64(n.mode))
+        w.svarint(n.mtimeSeconds)
+        w.varint(UInt64(n.mtimeNanoseconds))
+        w.svarint(n.ctimeSeconds)
+        w.varint(UInt64(n.ctimeNanoseconds))
+        w.varint(UInt64(n.uid))
+        w.varint(UInt64(n.gid))
+        w.varint(n.size)
+        w.varint(n.device)
+        w.varint(n.inode)
+        w.varint(n.rdev)
+        w.u8(n.flags.rawValue)
+        w.data(n.linkTargetBytes)
+        w.varint(n.xattrs.count)
+        for x in n.xattrs {
+            w.data(x.name)
+            w.data(x.value)
+        }
+        w.varint(n.extents.count)
+        for e in n.extents {
+            w.varint(e.offset)
+            w.varint(e.length)
+        }
+        w.varint(n.chunks.count)
+        for c in n.chunks { w.id(c) }
     }
 
     public static func decode(_ bytes: [UInt8], name: String) throws -> [TreeNode] {
@@ -188,73 +194,83 @@ public enum TreeCodec {
     public static func decode(_ bytes: [UInt8], name: String,
                               including include: ((TreeNode.Kind, ArraySlice<UInt8>) -> Bool)?) throws -> [TreeNode] {
         var r = ByteReader(bytes, what: name)
-        let head = Array(try r.raw(4))
-        let v2: Bool
-        if head == magic { v2 = true } else if head == magicV1 { v2 = false } else {
-            throw RepositoryError(.corrupt, "\(name) is not a tree (bad magic)")
-        }
+        let v2 = try readHeader(&r, name: name)
         var nodes: [TreeNode] = []
         while !r.isAtEnd {
-            let k = try r.u8()
-            guard let kind = TreeNode.Kind(rawValue: k), v2 || k <= 3 else { throw RepositoryError(.corrupt, "\(name) has an unknown node kind \(k)") }
-            let pathSlice = try r.data()
-            if let include, !include(kind, pathSlice) {
-                try skipNode(&r, v2: v2, name: name)
-                continue
-            }
-            let path = Array(pathSlice)
-            func u32() throws -> UInt32 {
-                let v = try r.varint()
-                guard v <= UInt64(UInt32.max) else { throw RepositoryError(.corrupt, "\(name) has an out-of-range field") }
-                return UInt32(v)
-            }
-            let mode = try u32()
-            let secs = try r.svarint()
-            let nsec = try u32()
-            let csecs = v2 ? try r.svarint() : 0
-            let cnsec = v2 ? try u32() : 0
-            let uid = try u32(), gid = try u32()
-            let size = try r.varint(), dev = try r.varint(), ino = try r.varint()
-            let rdev = v2 ? try r.varint() : 0
-            let flags = TreeNode.Flags(rawValue: try r.u8())
-            let link = Array(try r.data())
-            var node = TreeNode(pathBytes: path, kind: kind, mode: mode, mtimeSeconds: secs, mtimeNanoseconds: nsec,
-                                uid: uid, gid: gid, size: size, device: dev, inode: ino, flags: flags,
-                                linkTargetBytes: link)
-            node.ctimeSeconds = csecs
-            node.ctimeNanoseconds = cnsec
-            node.rdev = rdev
-            if v2 {
-                let xcount = try r.int()
-                guard xcount <= r.remaining / 2 else { throw RepositoryError(.corrupt, "\(name) has a truncated attribute list") }
-                for _ in 0..<xcount {
-                    let xn = Array(try r.data())
-                    node.xattrs.append(.init(name: xn, value: Array(try r.data())))
-                }
-                let ecount = try r.int()
-                guard ecount <= r.remaining / 2 else { throw RepositoryError(.corrupt, "\(name) has a truncated extent list") }
-                var end: UInt64 = 0
-                for _ in 0..<ecount {
-                    let e = TreeNode.Extent(offset: try r.varint(), length: try r.varint())
-                    // Extents are in order, do not overlap and stay inside the file.
-                    guard e.offset >= end, e.length <= size, e.offset <= size - e.length else {
-                        throw RepositoryError(.corrupt, "\(name) has an extent outside its file")
-                    }
-                    end = e.offset + e.length
-                    node.extents.append(e)
-                }
-            }
-            let count = try r.int()
-            guard count <= r.remaining / 32 else { throw RepositoryError(.corrupt, "\(name) has a truncated chunk list") }
-            node.chunks.reserveCapacity(count)
-            for _ in 0..<count { node.chunks.append(try r.id()) }
-            nodes.append(node)
+            if let node = try decodeNode(&r, v2: v2, name: name, including: include) { nodes.append(node) }
         }
         return nodes
     }
 }
 
 extension TreeCodec {
+    /// Reads the magic; true for `TTR2`, false for `TTR1`.
+    static func readHeader(_ r: inout ByteReader, name: String) throws -> Bool {
+        let head = Array(try r.raw(4))
+        if head == magic { return true }
+        if head == magicV1 { return false }
+        throw RepositoryError(.corrupt, "\(name) is not a tree (bad magic)")
+    }
+
+    /// Reads one node at `r`; nil when `include` leaves it out (its bytes are stepped over).
+    static func decodeNode(_ r: inout ByteReader, v2: Bool, name: String,
+                           including include: ((TreeNode.Kind, ArraySlice<UInt8>) -> Bool)?) throws -> TreeNode? {
+        let k = try r.u8()
+        guard let kind = TreeNode.Kind(rawValue: k), v2 || k <= 3 else { throw RepositoryError(.corrupt, "\(name) has an unknown node kind \(k)") }
+        let pathSlice = try r.data()
+        if let include, !include(kind, pathSlice) {
+            try skipNode(&r, v2: v2, name: name)
+            return nil
+        }
+        let path = Array(pathSlice)
+        func u32() throws -> UInt32 {
+            let v = try r.varint()
+            guard v <= UInt64(UInt32.max) else { throw RepositoryError(.corrupt, "\(name) has an out-of-range field") }
+            return UInt32(v)
+        }
+        let mode = try u32()
+        let secs = try r.svarint()
+        let nsec = try u32()
+        let csecs = v2 ? try r.svarint() : 0
+        let cnsec = v2 ? try u32() : 0
+        let uid = try u32(), gid = try u32()
+        let size = try r.varint(), dev = try r.varint(), ino = try r.varint()
+        let rdev = v2 ? try r.varint() : 0
+        let flags = TreeNode.Flags(rawValue: try r.u8())
+        let link = Array(try r.data())
+        var node = TreeNode(pathBytes: path, kind: kind, mode: mode, mtimeSeconds: secs, mtimeNanoseconds: nsec,
+                            uid: uid, gid: gid, size: size, device: dev, inode: ino, flags: flags,
+                            linkTargetBytes: link)
+        node.ctimeSeconds = csecs
+        node.ctimeNanoseconds = cnsec
+        node.rdev = rdev
+        if v2 {
+            let xcount = try r.int()
+            guard xcount <= r.remaining / 2 else { throw RepositoryError(.corrupt, "\(name) has a truncated attribute list") }
+            for _ in 0..<xcount {
+                let xn = Array(try r.data())
+                node.xattrs.append(.init(name: xn, value: Array(try r.data())))
+            }
+            let ecount = try r.int()
+            guard ecount <= r.remaining / 2 else { throw RepositoryError(.corrupt, "\(name) has a truncated extent list") }
+            var end: UInt64 = 0
+            for _ in 0..<ecount {
+                let e = TreeNode.Extent(offset: try r.varint(), length: try r.varint())
+                // Extents are in order, do not overlap and stay inside the file.
+                guard e.offset >= end, e.length <= size, e.offset <= size - e.length else {
+                    throw RepositoryError(.corrupt, "\(name) has an extent outside its file")
+                }
+                end = e.offset + e.length
+                node.extents.append(e)
+            }
+        }
+        let count = try r.int()
+        guard count <= r.remaining / 32 else { throw RepositoryError(.corrupt, "\(name) has a truncated chunk list") }
+        node.chunks.reserveCapacity(count)
+        for _ in 0..<count { node.chunks.append(try r.id()) }
+        return node
+    }
+
     /// Steps over the fields of one node after its path, checking only that they are there.
     fileprivate static func skipNode(_ r: inout ByteReader, v2: Bool, name: String) throws {
         for _ in 0..<(v2 ? 11 : 8) { _ = try r.varint() }  // mode, mtime (2), [ctime (2)], uid, gid, size, device, inode, [rdev]

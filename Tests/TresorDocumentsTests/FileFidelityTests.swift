@@ -294,6 +294,58 @@ private func lstatBytes(_ path: [UInt8]) -> stat? {
         #expect(get(target + "/docs", "user.dir") == value)
     }
 
+    @Test func anUnchangedRerunWithTheParentStreamedReadsNoFileWhateverTheNamesSortLike() throws {
+        let b = try Bench()
+        // Siblings whose bytewise order differs from the order of whole paths ("a/x" sorts after
+        // "a-b/x" as bytes, but the walk visits "a" and its contents first), a name that is not
+        // UTF-8, and enough files that the tree spans several tree blobs (chunks of at most 64 KiB).
+        let dirs: [[UInt8]] = [bytes("a"), bytes("a-b"), bytes("a b"), bytes("ab"), bytes("a.b"), [0x61, 0xFF], bytes("Z")]
+        for d in dirs {
+            let dir = bytes(b.docs + "/") + d
+            #expect(withPath(dir) { mkdir($0, 0o755) } == 0)
+            for i in 0..<300 { write(dir + bytes("/file-\(i)-with-a-long-name-to-make-the-tree-large.txt"), bytes("\(d) \(i)")) }
+        }
+        let first = try b.backup()
+        #expect(first.manifest.tree.count > 1, "the test needs a tree of several blobs")
+        let index = try b.repo.loadIndex()
+        let stream = try TreeNodeStream(repository: b.repo, index: index, manifest: first.manifest)
+        var streamed: [TreeNode] = []
+        while let n = try stream.next() { streamed.append(n) }
+        #expect(streamed == first.nodes, "the stream yields the tree loadTree decodes")
+        #expect(stream.blobsRead == first.manifest.tree.count)
+
+        let backup = try DocumentBackup(repository: b.repo, index: index, policy: b.policy, clock: SystemClock())
+        let parent = try TreeNodeStream(repository: b.repo, index: index, manifest: first.manifest)
+        let (_, second) = try backup.run(roots: [.init(path: b.docs, label: "docs")], parentID: first.id, parent: { try parent.next() })
+        #expect(second.stats.files == 7 * 300)
+        #expect(second.stats.filesRead == 0, "every file was found in the parent")
+        #expect(second.tree == first.manifest.tree, "an unchanged tree written node by node cuts into the same tree blobs")
+
+        // A new file that the parent lacks: the lookup must stop at "a b" (next in walk order)
+        // without passing over it, though "a b/…" sorts before "a/new.txt" as whole paths.
+        write(bytes(b.docs + "/a/new.txt"), bytes("new"))
+        let again = try DocumentBackup(repository: b.repo, index: try b.repo.loadIndex(), policy: b.policy, clock: SystemClock())
+        let parent2 = try TreeNodeStream(repository: b.repo, index: index, manifest: second)
+        let (_, third) = try again.run(roots: [.init(path: b.docs, label: "docs")], parentID: nil, parent: { try parent2.next() })
+        #expect(third.stats.filesRead == 1, "only the new file is read")
+    }
+
+    @Test func aChangedFileAmongManyIsTheOnlyOneReadWithAStreamedParent() throws {
+        let b = try Bench()
+        for i in 0..<400 { write(bytes(b.docs + "/f\(i)"), bytes("content \(i)")) }
+        let first = try b.backup()
+        write(bytes(b.docs + "/f399"), bytes("changed, and longer than before"))
+        let index = try b.repo.loadIndex()
+        let parent = try TreeNodeStream(repository: b.repo, index: index, manifest: first.manifest)
+        let backup = try DocumentBackup(repository: b.repo, index: index, policy: b.policy, clock: SystemClock())
+        let (_, second) = try backup.run(roots: [.init(path: b.docs, label: "docs")], parentID: first.id, parent: { try parent.next() })
+        #expect(second.stats.filesRead == 1)
+        let nodes = try b.repo.loadTree(second, index: try b.repo.loadIndex())
+        let (target, _) = try b.restore(nodes)
+        #expect(read(bytes(target + "/docs/f399")) == bytes("changed, and longer than before"))
+        #expect(read(bytes(target + "/docs/f7")) == bytes("content 7"))
+    }
+
     @Test func aChangeThatKeepsSizeAndMtimeIsSeenThroughCtime() throws {
         let b = try Bench()
         let path = b.docs + "/same.txt"
