@@ -59,7 +59,7 @@ struct PGCommand: ParsableCommand {
 
         func run() throws {
             let r = try PostgresWALAccess.archiveCommand(home: ctx.home, configFile: ctx.configFile, tenant: tenant, path: path,
-                                                         clock: try ctx.clock(), environmentCredentials: ctx.s3Credentials)
+                                                         clock: try ctx.clock(), environmentCredentials: ctx.s3Credentials, traffic: ctx.traffic)
             ctx.emit(r) { "" }
         }
     }
@@ -75,7 +75,7 @@ struct PGCommand: ParsableCommand {
         func run() throws {
             try PostgresWALAccess.restoreCommand(home: ctx.home, configFile: ctx.configFile, tenant: tenant, name: name,
                                                  destination: destination, clock: try ctx.clock(),
-                                                 environmentCredentials: ctx.s3Credentials, binary: tresorBinaryPath) {
+                                                 environmentCredentials: ctx.s3Credentials, traffic: ctx.traffic, binary: tresorBinaryPath) {
                 FileHandle.standardError.write(Data(($0 + "\n").utf8))
             }
         }
@@ -91,7 +91,7 @@ struct PGCommand: ParsableCommand {
 
         func run() throws {
             try PostgresWALAccess.prefetch(home: ctx.home, configFile: ctx.configFile, tenant: tenant, name: name, clock: try ctx.clock(),
-                                           environmentCredentials: ctx.s3Credentials, wait: wait)
+                                           environmentCredentials: ctx.s3Credentials, traffic: ctx.traffic, wait: wait)
         }
     }
 

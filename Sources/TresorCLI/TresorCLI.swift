@@ -52,7 +52,7 @@ public enum TresorCLI {
                                           hint: "tresor help \(rest.first ?? "")".trimmingCharacters(in: .whitespaces)),
                           json: options.json)
         }
-        defer { writeStoreStatistics(environment) }
+        defer { writeStoreStatistics(environment, traffic: context.traffic) }
         logger?.info("command started", metadata: ["command": "\(rest.prefix(2).joined(separator: " "))"])
         do {
             try command.run()
@@ -116,13 +116,13 @@ struct ErrorView: Encodable {
     }
 }
 
-/// With `TRESOR_STORE_STATS=FILE`, writes the S3 requests this process sent to FILE as JSON
+/// With `TRESOR_STORE_STATS=FILE`, writes the S3 requests this command sent to FILE as JSON
 /// (benchmarks count requests per backed-up GiB with it; tests check that a refused job sent none).
-func writeStoreStatistics(_ environment: [String: String]) {
+func writeStoreStatistics(_ environment: [String: String], traffic: StoreTraffic) {
     guard let path = environment["TRESOR_STORE_STATS"], !path.isEmpty else { return }
     let e = JSONEncoder()
     e.outputFormatting = [.sortedKeys]
-    if let data = try? e.encode(S3Store.traffic.current) { try? data.write(to: URL(fileURLWithPath: path)) }
+    if let data = try? e.encode(traffic.current) { try? data.write(to: URL(fileURLWithPath: path)) }
 }
 
 extension String {

@@ -36,14 +36,15 @@ public struct PostgresWALAccess: Sendable {
 
     /// Same as ``HomeOpener/walAccess(tenant:clock:environmentCredentials:)``.
     public static func open(home: Home, configFile: URL?, tenant: String, clock: any Clock,
-                            environmentCredentials: S3Credentials? = nil) throws -> PostgresWALAccess {
-        try HomeOpener(home: home, configFile: configFile).walAccess(tenant: tenant, clock: clock, environmentCredentials: environmentCredentials)
+                            environmentCredentials: S3Credentials? = nil, traffic: StoreTraffic = StoreTraffic()) throws -> PostgresWALAccess {
+        try HomeOpener(home: home, configFile: configFile).walAccess(tenant: tenant, clock: clock, environmentCredentials: environmentCredentials,
+                                                                     traffic: traffic)
     }
 
     /// Opens the tenant's WAL archive from the files `tresor pg setup` wrote, with the policy the
     /// opener read. `environmentCredentials`: S3 credentials from the caller's environment, which
     /// win over the file `pg setup --wal-credentials` stored for the PostgreSQL user.
-    init(opener: HomeOpener, tenant: String, clock: any Clock, environmentCredentials: S3Credentials?) throws {
+    init(opener: HomeOpener, tenant: String, clock: any Clock, environmentCredentials: S3Credentials?, traffic: StoreTraffic) throws {
         try RepositoryLayout.validate(tenant: tenant)
         let home = opener.home
         let policy = opener.policy
@@ -72,7 +73,7 @@ public struct PostgresWALAccess: Sendable {
                                       hint: "tresor pg setup \(tenant) --wal-credentials FILE (as the operator)")
             }
         }
-        let store = try url.open(create: false, credentials: credentials)
+        let store = try url.open(create: false, credentials: credentials, traffic: traffic)
         let archive = WALArchive(store: store, tenant: tenant, keys: keys, compressionLevel: policy.backup.compressionLevel, clock: clock)
         self.archive = archive
         spoolDirectory = PostgresAccess.spool(home, tenant).path
@@ -84,9 +85,9 @@ extension PostgresWALAccess {
     /// What `archive_command` (`tresor pg wal-push T PATH`) does: stores the WAL file at `path`
     /// in the archive of the cluster it belongs to (``WALArchive/bound(to:)``).
     public static func archiveCommand(home: Home, configFile: URL?, tenant: String, path: String, clock: any Clock,
-                                      environmentCredentials: S3Credentials?) throws -> WALPushResult {
+                                      environmentCredentials: S3Credentials?, traffic: StoreTraffic = StoreTraffic()) throws -> WALPushResult {
         let start = Date()
-        let access = try open(home: home, configFile: configFile, tenant: tenant, clock: clock, environmentCredentials: environmentCredentials)
+        let access = try open(home: home, configFile: configFile, tenant: tenant, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
         let result = try access.archive.push(path: path)
         var st = stat()
         // The file was just read whole; a size that cannot be read back is reported as 0 bytes.
@@ -127,7 +128,7 @@ extension PostgresWALAccess {
     /// ``WALFetchAbort`` when it could not be read for `[postgres] wal_fetch_retry`. `log` gets a
     /// line per failed attempt (PostgreSQL's server log).
     public static func restoreCommand(home: Home, configFile: URL?, tenant: String, name: String, destination: String,
-                                      clock: any Clock, environmentCredentials: S3Credentials?, binary: String,
+                                      clock: any Clock, environmentCredentials: S3Credentials?, traffic: StoreTraffic = StoreTraffic(), binary: String,
                                       log: (String) -> Void) throws {
         guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
         let started = Date()
@@ -139,7 +140,7 @@ extension PostgresWALAccess {
                 // The retry time first: it holds even when the access files are what fails.
                 let opener = try HomeOpener(home: home, configFile: configFile)
                 retryFor = opener.policy.postgres.walFetchRetry.seconds
-                let access = try opener.walAccess(tenant: tenant, clock: clock, environmentCredentials: environmentCredentials)
+                let access = try opener.walAccess(tenant: tenant, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
                 _ = try access.spool().deliver(wal, to: destination)
                 let depth = access.policy.postgres.walPrefetchDepth
                 if depth > 0, wal.kind == .segment {
@@ -169,11 +170,11 @@ extension PostgresWALAccess {
     /// spool (segments, its lock file) belongs to the user that later renames and reopens them,
     /// and a link that user plants in its spool is never followed with root's rights.
     public static func prefetch(home: Home, configFile: URL?, tenant: String, name: String, clock: any Clock,
-                                environmentCredentials: S3Credentials?, wait: Bool) throws {
+                                environmentCredentials: S3Credentials?, traffic: StoreTraffic = StoreTraffic(), wait: Bool) throws {
         guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
         try RepositoryLayout.validate(tenant: tenant)
         try becomeOwner(of: PostgresAccess.spool(home, tenant).path)
-        let access = try open(home: home, configFile: configFile, tenant: tenant, clock: clock, environmentCredentials: environmentCredentials)
+        let access = try open(home: home, configFile: configFile, tenant: tenant, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
         let depth = access.policy.postgres.walPrefetchDepth
         try access.spool().prefetch(after: wal, depth: depth, threads: min(depth, 2 * availableCores), waitForLock: wait)
     }
