@@ -113,6 +113,8 @@ extension PostgresWALAccess {
 /// the store is back.
 public struct WALFetchAbort: TresorFailure {
     public let message: String
+    /// The last failure of the fetch.
+    public var cause: (any Error)?
     public var kind: FailureKind { .failed }
     public var hint: String? { "fix the store or the access of the postgresql user, then start the server again: recovery resumes where it stopped" }
     /// The exit status that makes PostgreSQL abort recovery (above 125; 126 and 127 it would log
@@ -156,7 +158,8 @@ extension PostgresWALAccess {
             } catch {
                 let left = retryFor - Date().timeIntervalSince(started)
                 guard left > 0 else {
-                    throw WALFetchAbort(message: "cannot fetch wal file \(name) of tenant '\(tenant)' (\(error)); gave up after \(Int(retryFor)) s ([postgres] wal_fetch_retry) and stop recovery rather than end it early")
+                    throw WALFetchAbort(message: "cannot fetch wal file \(name) of tenant '\(tenant)'; gave up after \(Int(retryFor)) s ([postgres] wal_fetch_retry) and stop recovery rather than end it early",
+                                        cause: error)
                 }
                 log("warning: cannot fetch wal file \(name) of tenant '\(tenant)': \(error); retrying for \(Int(left.rounded(.up))) s more")
                 Thread.sleep(forTimeInterval: min(pause, left))

@@ -171,39 +171,31 @@ extension StoreWrapper {
 }
 
 /// Why a store operation failed.
-public struct StoreError: TresorFailure {
-    public enum Code: String, Sendable {
-        case notFound = "not_found"
-        case invalidKey = "invalid_key"
-        case io
-        case badURL = "bad_url"
-        case permission
-        /// May succeed when tried again: a server error (5xx), throttling (429), a timeout or a
-        /// dropped connection.
-        case transient
-        /// Bytes came back different from what was stored.
-        case integrity
-        /// The store is outside the tenant's region and no approval is on file (usage).
-        case region
-    }
+public typealias StoreError = TresorError<StoreErrorCode>
 
-    public let code: Code
-    public let message: String
-    public let hint: String?
+public enum StoreErrorCode: String, Sendable, FailureCode {
+    case notFound = "not_found"
+    case invalidKey = "invalid_key"
+    case io
+    case badURL = "bad_url"
+    case permission
+    /// May succeed when tried again: a server error (5xx), throttling (429), a timeout or a
+    /// dropped connection.
+    case transient
+    /// Bytes came back different from what was stored.
+    case integrity
+    /// The store is outside the tenant's region and no approval is on file (usage).
+    case region
 
     public var kind: FailureKind {
-        switch code {
+        switch self {
         case .invalidKey, .badURL, .region: return .usage
         default: return .failed
         }
     }
+}
 
-    public init(_ code: Code, _ message: String, hint: String? = nil) {
-        self.code = code
-        self.message = message
-        self.hint = hint
-    }
-
+extension StoreError {
     public static func notFound(_ key: String, in location: String) -> StoreError {
         StoreError(.notFound, "object \(key) not found in \(location)")
     }
