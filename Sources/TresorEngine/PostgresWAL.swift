@@ -35,9 +35,9 @@ public struct PostgresWALAccess: Sendable {
     public let policy: Policy
 
     /// Same as ``HomeOpener/walAccess(tenant:clock:environmentCredentials:)``.
-    public static func open(home: Home, configFile: URL?, tenant: String, clock: any Clock,
+    public static func open(home: Home, configFile: URL?, tenant id: TenantID, clock: any Clock,
                             environmentCredentials: S3Credentials? = nil, traffic: StoreTraffic = StoreTraffic()) throws -> PostgresWALAccess {
-        try HomeOpener(home: home, configFile: configFile).walAccess(tenant: tenant, clock: clock, environmentCredentials: environmentCredentials,
+        try HomeOpener(home: home, configFile: configFile).walAccess(tenant: id.rawValue, clock: clock, environmentCredentials: environmentCredentials,
                                                                      traffic: traffic)
     }
 
@@ -84,10 +84,11 @@ public struct PostgresWALAccess: Sendable {
 extension PostgresWALAccess {
     /// What `archive_command` (`tresor pg wal-push T PATH`) does: stores the WAL file at `path`
     /// in the archive of the cluster it belongs to (``WALArchive/bound(to:)``).
-    public static func archiveCommand(home: Home, configFile: URL?, tenant: String, path: String, clock: any Clock,
+    public static func archiveCommand(home: Home, configFile: URL?, tenant id: TenantID, path: String, clock: any Clock,
                                       environmentCredentials: S3Credentials?, traffic: StoreTraffic = StoreTraffic()) throws -> WALPushResult {
+        let tenant = id.rawValue
         let start = Date()
-        let access = try open(home: home, configFile: configFile, tenant: tenant, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
+        let access = try open(home: home, configFile: configFile, tenant: id, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
         let result = try access.archive.push(path: path)
         var st = stat()
         // The file was just read whole; a size that cannot be read back is reported as 0 bytes.
@@ -129,9 +130,10 @@ extension PostgresWALAccess {
     /// ``PostgresError/Code/notFound`` only when the archive really lacks the file, and
     /// ``WALFetchAbort`` when it could not be read for `[postgres] wal_fetch_retry`. `log` gets a
     /// line per failed attempt (PostgreSQL's server log).
-    public static func restoreCommand(home: Home, configFile: URL?, tenant: String, name: String, destination: String,
+    public static func restoreCommand(home: Home, configFile: URL?, tenant id: TenantID, name: String, destination: String,
                                       clock: any Clock, environmentCredentials: S3Credentials?, traffic: StoreTraffic = StoreTraffic(), binary: String,
                                       log: (String) -> Void) throws {
+        let tenant = id.rawValue
         guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
         let started = Date()
         // Until the policy is read, the shipped default.
@@ -172,12 +174,13 @@ extension PostgresWALAccess {
     /// first becomes the spool's owner (the PostgreSQL OS user), so everything it creates in the
     /// spool (segments, its lock file) belongs to the user that later renames and reopens them,
     /// and a link that user plants in its spool is never followed with root's rights.
-    public static func prefetch(home: Home, configFile: URL?, tenant: String, name: String, clock: any Clock,
+    public static func prefetch(home: Home, configFile: URL?, tenant id: TenantID, name: String, clock: any Clock,
                                 environmentCredentials: S3Credentials?, traffic: StoreTraffic = StoreTraffic(), wait: Bool) throws {
+        let tenant = id.rawValue
         guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
         try RepositoryLayout.validate(tenant: tenant)
         try becomeOwner(of: PostgresAccess.spool(home, tenant).path)
-        let access = try open(home: home, configFile: configFile, tenant: tenant, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
+        let access = try open(home: home, configFile: configFile, tenant: id, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
         let depth = access.policy.postgres.walPrefetchDepth
         try access.spool().prefetch(after: wal, depth: depth, threads: min(depth, 2 * availableCores), waitForLock: wait)
     }
