@@ -2,23 +2,23 @@ import Foundation
 import Testing
 @testable import TresorCLI
 import TresorCore
+import TresorCatalog
 import TresorPostgres
-import TresorStore
 
 /// An error raised because of another used to print only its own line, so the reason underneath
-/// (a store refusing access, a damaged record) was lost; now every cause is printed and carried.
+/// (a store or a database refusing, a damaged record) was lost; now every cause is printed and carried.
 @Suite struct ErrorChainTests {
     static let chained = PostgresError(.failed, "the cluster record of tenant 'acme' cannot be read",
                                        hint: "tresor pg setup acme",
-                                       cause: StoreError(.permission, "get tenants/acme/wal/clusters: http 403 AccessDenied",
-                                                         cause: CoreError.failed("the bucket policy denies this key")))
+                                       cause: CatalogError(.sqlite, "catalog.db: database is locked",
+                                                         cause: CoreError.failed("another tresor holds the catalog for more than 30 s")))
 
     @Test func everyCauseIsPrintedUnderTheErrorAndBeforeTheHint() {
         let view = ErrorView(Self.chained)
         #expect(view.text == """
             error: the cluster record of tenant 'acme' cannot be read
-              caused by: get tenants/acme/wal/clusters: http 403 AccessDenied
-              caused by: the bucket policy denies this key
+              caused by: catalog.db: database is locked
+              caused by: another tresor holds the catalog for more than 30 s
             hint: tresor pg setup acme
 
             """)
@@ -29,8 +29,8 @@ import TresorStore
         let data = try JSONEncoder().encode(ErrorView(Self.chained))
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         #expect(object["error"] as? String == "the cluster record of tenant 'acme' cannot be read")
-        #expect(object["caused_by"] as? [String] == ["get tenants/acme/wal/clusters: http 403 AccessDenied",
-                                                     "the bucket policy denies this key"])
+        #expect(object["caused_by"] as? [String] == ["catalog.db: database is locked",
+                                                     "another tresor holds the catalog for more than 30 s"])
         #expect(object["exit_code"] as? Int == 1)
     }
 
