@@ -9,7 +9,7 @@ extension DocsCommand {
         static let configuration = CommandConfiguration(
             commandName: "ls", abstract: "List the entries of a snapshot at a path.",
             discussion: "Names that are not UTF-8 or hold control characters are shown with those bytes (and backslashes) as \\xNN, marked [escaped]; PATH arguments read \\xNN the same way.")
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
         @Argument(help: "A path in the snapshot, starting with a root's name (default: the roots).") var path: String?
         @Option(help: "latest, a snapshot id (prefix), or a date/time.") var snapshot: String = "latest"
         @Flag(help: "Show kind, mode, size and modification time.") var long = false
@@ -32,7 +32,7 @@ extension DocsCommand {
     struct Find: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Find every version of the files whose name (or path, when the pattern has a /) matches a shell glob, across snapshots.")
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
         @Argument(help: "A shell glob, e.g. 'invoice-2026-*.pdf' or 'invoices/*.pdf' (quote it).") var pattern: String
         @Option(help: "Only snapshots at or after this date/time.") var since: String?
         @Option(help: "Only snapshots at or before this date/time (a bare date: the end of that day).") var until: String?
@@ -61,7 +61,7 @@ extension DocsCommand {
 
     struct Diff: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Paths added, removed and changed between two snapshots.")
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
         @Argument(help: "The older snapshot: an id (prefix), latest, or a date/time.") var from: String
         @Argument(help: "The newer snapshot.") var to: String
         @Option(help: "Read this store instead of the tenant's primary store (e.g. its offsite copy).") var store: String?
@@ -84,7 +84,7 @@ extension DocsCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write one file of a snapshot to standard output.",
             discussion: "The summary (with --json, as JSON) goes to standard error. The access is recorded in the job history and the evidence log.")
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
         @Argument(help: "The file's path in the snapshot, starting with a root's name.") var path: String
         @Option(help: "latest, a snapshot id (prefix), or a date/time.") var snapshot: String = "latest"
         @Option(help: "Read this store instead of the tenant's primary store (e.g. its offsite copy).") var store: String?

@@ -158,13 +158,13 @@ struct RegionCommand: ParsableCommand {
 
     struct Approve: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Record an approval to keep a tenant's data in a store outside its region.")
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
         @Option var store: String
         @Option var by: String
         @Option var reason: String
 
         func run() throws {
-            let a = try ctx.installation().approveRegion(tenant: tenant, store: store, by: by, reason: reason)
+            let a = try ctx.installation().approveRegion(tenant: tenant.rawValue, store: store, by: by, reason: reason)
             ctx.emit(a) { "recorded: \(by) approved tenant \(tenant) in store \(store): \(reason)" }
         }
     }
@@ -176,7 +176,7 @@ struct DocsCommand: ParsableCommand {
 
     struct Backup: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Back up all of a tenant's document roots.")
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
 
         func run() throws {
             let line = ProgressLine(ctx)
@@ -198,7 +198,7 @@ struct DocsCommand: ParsableCommand {
 
     struct Restore: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Restore documents into a new or empty directory.")
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
         @Option(help: "Target directory (new or empty).") var to: String
         @Option(help: "latest, a snapshot id (prefix), or a date/time.") var snapshot: String = "latest"
         @Option(help: "Restore only this file or directory of the snapshot (starting with the root's name; repeatable).") var path: [String] = []
@@ -225,7 +225,7 @@ struct DocsCommand: ParsableCommand {
 
 struct SnapshotsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "snapshots", abstract: "List a tenant's snapshots.")
-    @Argument var tenant: String
+    @Argument(transform: TenantID.init) var tenant: TenantID
     @Option(help: "Read this store instead of the tenant's primary store (e.g. its offsite copy).") var store: String?
 
     func run() throws {
@@ -238,7 +238,7 @@ struct SnapshotsCommand: ParsableCommand {
 
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "check", abstract: "Verify repositories; exit 3 when something is damaged.")
-    @Argument var tenant: String?
+    @Argument(transform: TenantID.init) var tenant: TenantID?
     @Flag(help: "Read, decrypt and hash every chunk.") var readData = false
     @Option(help: "Read this percentage of packs, chosen at random.") var readDataSubset: Double?
     @Option(help: "Check this store instead of each tenant's primary store (e.g. the offsite copy).") var store: String?
@@ -251,7 +251,7 @@ struct CheckCommand: ParsableCommand {
 
     func run() throws {
         let mode: Checker.ReadData = readData ? .all : readDataSubset.map { .subset($0) } ?? .none
-        let r = try ctx.installation().check(tenant: tenant, readData: mode, store: store)
+        let r = try ctx.installation().check(tenant: tenant?.rawValue, readData: mode, store: store)
         ctx.emit(r, outcome: r.outcome) {
             var lines: [String] = []
             for (name, rep) in r.tenants.sorted(by: { $0.key < $1.key }) {
@@ -287,12 +287,12 @@ struct CheckCommand: ParsableCommand {
 struct ReplicateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replicate", abstract: "Copy what another store lacks of a tenant's repository, verified.")
-    @Argument var tenant: String
+    @Argument(transform: TenantID.init) var tenant: TenantID
     @Option(help: "Target store (default: the tenant's offsite store).") var to: String?
 
     func run() throws {
         let line = ProgressLine(ctx)
-        let r = try ctx.installation().replicate(tenant: tenant, to: to) { done, total in
+        let r = try ctx.installation().replicate(tenant: tenant.rawValue, to: to) { done, total in
             line.update(done: done, total: total, unit: "objects copied")
         }
         line.end()

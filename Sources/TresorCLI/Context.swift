@@ -73,6 +73,8 @@ final class Context: @unchecked Sendable {
     var exitOverride: Int32?
 
     nonisolated(unsafe) static var current: Context!
+    /// The S3 requests this command's stores sent (`TRESOR_STORE_STATS`).
+    let traffic = StoreTraffic()
 
     init(options: GlobalOptions, environment: [String: String]) {
         self.options = options
@@ -100,7 +102,7 @@ final class Context: @unchecked Sendable {
     var configFile: URL? { (options.config ?? environment["TRESOR_CONFIG"]).map { URL(fileURLWithPath: $0) } }
 
     func installation() throws -> Installation {
-        try HomeOpener(home: home, configFile: configFile).installation(clock: try clock(), s3Credentials: s3Credentials)
+        try HomeOpener(home: home, configFile: configFile).installation(clock: try clock(), s3Credentials: s3Credentials, traffic: traffic)
     }
 
     /// Prints a result: JSON on one line with `--json`, else the human text.

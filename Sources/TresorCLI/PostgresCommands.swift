@@ -15,7 +15,7 @@ struct PGCommand: ParsableCommand {
 
     struct Setup: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Prepare WAL access for the PostgreSQL OS user and print the settings the server needs.")
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
         @Option(help: "The OS user PostgreSQL runs as (it runs archive_command and restore_command).") var osUser = "postgres"
         @Option(help: "S3 stores: an AWS-style credentials file for that user, limited to the tenant's WAL prefix.") var walCredentials: String?
         @Flag(help: "The tenant's cluster was re-created on purpose: accept the next WAL's system identifier (the old cluster's backups are kept).") var newCluster = false
@@ -54,12 +54,12 @@ struct PGCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "wal-push",
             abstract: "archive_command: store one WAL file; exit 0 only once it is durably stored.")
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
         @Argument(help: "The file (%p).") var path: String
 
         func run() throws {
             let r = try PostgresWALAccess.archiveCommand(home: ctx.home, configFile: ctx.configFile, tenant: tenant, path: path,
-                                                         clock: try ctx.clock(), environmentCredentials: ctx.s3Credentials)
+                                                         clock: try ctx.clock(), environmentCredentials: ctx.s3Credentials, traffic: ctx.traffic)
             ctx.emit(r) { "" }
         }
     }
@@ -68,14 +68,14 @@ struct PGCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "wal-fetch",
             abstract: "restore_command: write one WAL file to DEST; exit 1 when it is not archived, 128 when it cannot be read (PostgreSQL then stops instead of promoting early). Prefetches ahead.")
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
         @Argument(help: "The WAL file name (%f).") var name: String
         @Argument(help: "Where to write it (%p).") var destination: String
 
         func run() throws {
             try PostgresWALAccess.restoreCommand(home: ctx.home, configFile: ctx.configFile, tenant: tenant, name: name,
                                                  destination: destination, clock: try ctx.clock(),
-                                                 environmentCredentials: ctx.s3Credentials, binary: tresorBinaryPath) {
+                                                 environmentCredentials: ctx.s3Credentials, traffic: ctx.traffic, binary: tresorBinaryPath) {
                 FileHandle.standardError.write(Data(($0 + "\n").utf8))
             }
         }
@@ -85,19 +85,19 @@ struct PGCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "wal-prefetch", abstract: "Fetch the WAL segments after NAME into the spool (started by wal-fetch).",
             shouldDisplay: false)
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
         @Argument var name: String
         @Flag(help: "Wait for a running prefetcher instead of leaving the work to it.") var wait = false
 
         func run() throws {
             try PostgresWALAccess.prefetch(home: ctx.home, configFile: ctx.configFile, tenant: tenant, name: name, clock: try ctx.clock(),
-                                           environmentCredentials: ctx.s3Credentials, wait: wait)
+                                           environmentCredentials: ctx.s3Credentials, traffic: ctx.traffic, wait: wait)
         }
     }
 
     struct BaseBackupCommand: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "basebackup", abstract: "Take a base backup over the replication protocol.")
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
 
         func run() throws {
             let r = try ctx.installation().basebackupPostgres(tenant: tenant)
@@ -111,7 +111,7 @@ struct PGCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "restore",
             abstract: "Restore a base backup into a new or empty data directory and configure recovery to a target.")
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
         @Option(help: "The data directory to create (new or empty).") var pgdata: String
         @Option(help: "Recover up to this time (RFC 3339).") var targetTime: String?
         @Option(help: "Recover up to this LSN (X/X).") var targetLsn: String?
@@ -148,7 +148,7 @@ struct PGCommand: ParsableCommand {
 
     struct Window: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Earliest and latest recoverable points, and WAL gaps.")
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
 
         func run() throws {
             let w = try ctx.installation().postgresWindow(tenant: tenant)
@@ -168,7 +168,7 @@ struct PGCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Stream WAL over the replication protocol into the archive until stopped (SIGTERM/SIGINT).",
             discussion: "Stores received WAL at least every [postgres] stream_flush_interval, reconnects when the server goes away, and confirms to the server only WAL that is stored. Runs next to archive_command.")
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
         @Option(help: "Physical replication slot (default tresor_<tenant>; created when missing).") var slot: String?
 
         func run() throws {

@@ -52,7 +52,7 @@ public enum TresorCLI {
                                           hint: "tresor help \(rest.first ?? "")".trimmingCharacters(in: .whitespaces)),
                           json: options.json)
         }
-        defer { writeStoreStatistics(environment) }
+        defer { writeStoreStatistics(environment, traffic: context.traffic) }
         logger?.info("command started", metadata: ["command": "\(rest.prefix(2).joined(separator: " "))"])
         do {
             try command.run()
@@ -79,50 +79,64 @@ public enum TresorCLI {
         }
     }
 
-    /// Prints an error (one line, then a hint line) and returns its exit code.
+    /// Prints an error (one line, a `caused by:` line per cause underneath it, then a hint line)
+    /// and returns its exit code.
     static func report(_ error: Error, json: Bool) -> Int32 {
-        let code = ExitCodes.code(for: error)
-        let message: String
-        var hint: String? = nil
-        if let f = error as? any TresorFailure {
-            message = f.message
-            hint = f.hint
-        } else if let v = error as? ValidationError {
-            message = v.message
-        } else {
-            message = "\(error)"
-        }
+        let view = ErrorView(error)
         if json {
             let e = JSONEncoder()
             e.outputFormatting = [.sortedKeys]
-            if let d = try? e.encode(ErrorView(error: message, hint: hint, exitCode: code)) { print(String(decoding: d, as: UTF8.self)) }
+            if let d = try? e.encode(view) { print(String(decoding: d, as: UTF8.self)) }
         }
-        var text = "error: \(message)\n"
-        if let hint { text += "hint: \(hint)\n" }
-        FileHandle.standardError.write(Data(text.utf8))
-        return code
+        FileHandle.standardError.write(Data(view.text.utf8))
+        return view.exitCode
     }
 }
 
 /// An error as `--json` prints it: `exit_code` is a number, as scripts compare it.
+/// `caused_by` lists the causes underneath, outermost first (absent when there are none).
 struct ErrorView: Encodable {
     var error: String
+    var causedBy: [String]?
     var hint: String?
     var exitCode: Int32
 
     enum CodingKeys: String, CodingKey {
         case error, hint
+        case causedBy = "caused_by"
         case exitCode = "exit_code"
+    }
+
+    init(_ error: Error) {
+        exitCode = ExitCodes.code(for: error)
+        if let f = error as? any TresorFailure {
+            hint = f.hint
+        }
+        if let v = error as? ValidationError {
+            self.error = v.message
+        } else {
+            let chain = failureChain(error)
+            self.error = chain[0]
+            causedBy = chain.count > 1 ? Array(chain.dropFirst()) : nil
+        }
+    }
+
+    /// What standard error gets: `error:`, then `  caused by:` lines, then `hint:`.
+    var text: String {
+        var text = "error: \(error)\n"
+        for cause in causedBy ?? [] { text += "  caused by: \(cause)\n" }
+        if let hint { text += "hint: \(hint)\n" }
+        return text
     }
 }
 
-/// With `TRESOR_STORE_STATS=FILE`, writes the S3 requests this process sent to FILE as JSON
+/// With `TRESOR_STORE_STATS=FILE`, writes the S3 requests this command sent to FILE as JSON
 /// (benchmarks count requests per backed-up GiB with it; tests check that a refused job sent none).
-func writeStoreStatistics(_ environment: [String: String]) {
+func writeStoreStatistics(_ environment: [String: String], traffic: StoreTraffic) {
     guard let path = environment["TRESOR_STORE_STATS"], !path.isEmpty else { return }
     let e = JSONEncoder()
     e.outputFormatting = [.sortedKeys]
-    if let data = try? e.encode(S3Store.traffic.current) { try? data.write(to: URL(fileURLWithPath: path)) }
+    if let data = try? e.encode(traffic.current) { try? data.write(to: URL(fileURLWithPath: path)) }
 }
 
 extension String {

@@ -20,31 +20,86 @@ public protocol TresorFailure: Error, CustomStringConvertible, Sendable {
     var message: String { get }
     /// A command or setting that fixes the problem, when there is one.
     var hint: String? { get }
+    /// The error underneath, when this one was raised because of another (the CLI prints it as
+    /// `caused by:`); nil by default.
+    var cause: (any Error)? { get }
 }
 
 extension TresorFailure {
     public var description: String { message }
+    public var cause: (any Error)? { nil }
 }
 
-/// The general error for Core-level problems (configuration, policy, input parsing).
-public struct CoreError: TresorFailure {
-    public let kind: FailureKind
+/// The general error for Core-level problems (configuration, policy, input parsing): its code
+/// is the kind of failure itself.
+public typealias CoreError = TresorError<FailureKind>
+
+extension FailureKind: FailureCode {
+    public var kind: FailureKind { self }
+}
+
+extension CoreError {
+    public static func usage(_ message: String, hint: String? = nil, cause: (any Error)? = nil) -> CoreError {
+        CoreError(.usage, message, hint: hint, cause: cause)
+    }
+
+    public static func failed(_ message: String, hint: String? = nil, cause: (any Error)? = nil) -> CoreError {
+        CoreError(.failed, message, hint: hint, cause: cause)
+    }
+}
+
+/// What a module's error codes share: each code says which kind of failure it is.
+public protocol FailureCode: Sendable {
+    var kind: FailureKind { get }
+}
+
+/// The one shape of Tresor's errors: a code from the module's own enum (``FailureCode``), a
+/// message, a hint, and the error underneath. Each module names its own with a typealias
+/// (`typealias StoreError = TresorError<StoreErrorCode>`), so `catch let e as StoreError` and
+/// `e.code == .notFound` read as before; constructors for common cases live in an extension
+/// of that typealias.
+public struct TresorError<C: FailureCode>: TresorFailure {
+    public typealias Code = C
+
+    public let code: Code
     public let message: String
     public let hint: String?
+    public let cause: (any Error)?
 
-    public init(_ kind: FailureKind, _ message: String, hint: String? = nil) {
-        self.kind = kind
+    public var kind: FailureKind { code.kind }
+
+    public init(_ code: Code, _ message: String, hint: String? = nil, cause: (any Error)? = nil) {
+        self.code = code
         self.message = message
         self.hint = hint
+        self.cause = cause
     }
+}
 
-    public static func usage(_ message: String, hint: String? = nil) -> CoreError {
-        CoreError(.usage, message, hint: hint)
+/// Two errors are equal when code, message and hint are; causes are not compared (errors in
+/// general are not equatable).
+extension TresorError: Equatable where C: Equatable {
+    public static func == (a: Self, b: Self) -> Bool {
+        a.code == b.code && a.message == b.message && a.hint == b.hint
     }
+}
 
-    public static func failed(_ message: String, hint: String? = nil) -> CoreError {
-        CoreError(.failed, message, hint: hint)
+/// The messages of an error and of every cause underneath it, outermost first: what the CLI
+/// prints as `error: …` and `  caused by: …` lines. Stops at 16 levels, which no real chain
+/// reaches, so a cause that points back at itself cannot loop.
+public func failureChain(_ error: any Error) -> [String] {
+    var messages: [String] = []
+    var next: (any Error)? = error
+    while let e = next, messages.count < 16 {
+        if let f = e as? any TresorFailure {
+            messages.append(f.message)
+            next = f.cause
+        } else {
+            messages.append("\(e)")
+            next = nil
+        }
     }
+    return messages
 }
 
 /// How a job that ran to its end came out.

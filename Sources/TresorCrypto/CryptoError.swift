@@ -7,34 +7,23 @@ import TresorCore
 /// Messages never contain key material or plaintext; they name the operation and, for OpenSSL
 /// failures, OpenSSL's own reason string. Every case is ``FailureKind/failed``: a bad key or a
 /// tampered object is a problem with stored data, not with the user's command line.
-public struct CryptoError: TresorFailure {
-    /// What went wrong, for callers that react differently to each.
-    public enum Code: String, Sendable, Hashable {
-        /// Sealed data did not verify: it was modified, truncated, or sealed under another key or
-        /// with other associated data.
-        case authenticationFailed
-        /// A key had the wrong length or could not be loaded.
-        case invalidKey
-        /// OpenSSL reported an error not covered by the other codes.
-        case openssl
-    }
+public typealias CryptoError = TresorError<CryptoErrorCode>
 
-    /// What went wrong.
-    public let code: Code
-    /// One lowercase line naming the failed operation, without secrets.
-    public let message: String
-    /// How to fix it, when there is something the user can do.
-    public let hint: String?
+/// What went wrong, for callers that react differently to each.
+public enum CryptoErrorCode: String, Sendable, Hashable, FailureCode {
+    /// Sealed data did not verify: it was modified, truncated, or sealed under another key or
+    /// with other associated data.
+    case authenticationFailed
+    /// A key had the wrong length or could not be loaded.
+    case invalidKey
+    /// OpenSSL reported an error not covered by the other codes.
+    case openssl
 
     /// Always ``FailureKind/failed``.
     public var kind: FailureKind { .failed }
+}
 
-    init(_ code: Code, _ message: String, hint: String? = nil) {
-        self.code = code
-        self.message = message
-        self.hint = hint
-    }
-
+extension CryptoError {
     /// Sealed data that failed verification; `detail` says how, without revealing anything secret.
     static func authenticationFailed(_ detail: String) -> CryptoError {
         CryptoError(.authenticationFailed, "sealed data failed authentication: \(detail)")

@@ -138,8 +138,9 @@ extension Installation {
     }
 
     /// `tresor docs ls T [PATH]`.
-    public func listDocuments(tenant name: String, snapshot selector: String, path: String?, recursive: Bool,
+    public func listDocuments(tenant id: TenantID, snapshot selector: String, path: String?, recursive: Bool,
                               store: String? = nil) throws -> ListResult {
+        let name = id.rawValue
         let dir = try path.map(Self.browsePath)
         let b = try browse(name, store: store)
         let chosen = try Self.selectSnapshot(selector, from: b.snapshots, tenant: name)
@@ -160,8 +161,9 @@ extension Installation {
     /// document snapshots from `since` to `until` (a bare date as `until` means the end of that
     /// day). One snapshot's tree is in memory at a time; what is kept per matching path is its
     /// distinct versions, not its snapshots.
-    public func findDocuments(tenant name: String, pattern: String, since: String?, until: String?, ignoreCase: Bool,
+    public func findDocuments(tenant id: TenantID, pattern: String, since: String?, until: String?, ignoreCase: Bool,
                               store: String? = nil) throws -> FindResult {
+        let name = id.rawValue
         func date(_ text: String?, endOfDay: Bool) throws -> Date? {
             guard let text else { return nil }
             guard let d = TimeFormat.parse(text) else {
@@ -219,7 +221,8 @@ extension Installation {
     }
 
     /// `tresor docs diff T A B`.
-    public func diffDocuments(tenant name: String, from a: String, to b2: String, store: String? = nil) throws -> DiffResult {
+    public func diffDocuments(tenant id: TenantID, from a: String, to b2: String, store: String? = nil) throws -> DiffResult {
+        let name = id.rawValue
         let b = try browse(name, store: store)
         let old = try Self.selectSnapshot(a, from: b.snapshots, tenant: name)
         let new = try Self.selectSnapshot(b2, from: b.snapshots, tenant: name)
@@ -251,8 +254,9 @@ extension Installation {
     /// `tresor docs dump T PATH`: one file's content written to `fd` as it is read, one chunk at
     /// a time. The access is recorded (a `docs-dump` run, and a `document-access` evidence
     /// record written before the first byte goes out, so no content leaves without its record).
-    public func dumpDocument(tenant name: String, path text: String, snapshot selector: String, store: String? = nil,
+    public func dumpDocument(tenant id: TenantID, path text: String, snapshot selector: String, store: String? = nil,
                              by: String, to fd: Int32) throws -> DumpResult {
+        let name = id.rawValue
         let path = try Self.browsePath(text)
         let wallStart = Date()
         let b = try browse(name, store: store)
@@ -321,9 +325,10 @@ extension Installation {
     /// given files or directories (each with everything below it). Each path must exist in the
     /// snapshot. A restore of chosen paths is recorded as a `document-access` evidence record
     /// before anything is written.
-    public func restoreDocuments(tenant name: String, to target: String, snapshot selector: String, paths: [String],
+    public func restoreDocuments(tenant id: TenantID, to target: String, snapshot selector: String, paths: [String],
                                  store: String? = nil, by: String, sync: Bool = true,
                                  progress: (@Sendable (UInt64, UInt64) -> Void)? = nil) throws -> RestoreResult {
+        let name = id.rawValue
         let wanted = try paths.map(Self.browsePath)
         let wallStart = Date()
         // An unknown or deleted tenant is a usage error, not a run (a deleted tenant keeps no rows).

@@ -56,7 +56,8 @@ public struct RestoreResult: Codable, Sendable, JobResult {
 
 extension Installation {
     /// `tresor docs backup T`: one snapshot of all the tenant's document roots.
-    public func backupDocuments(tenant name: String, progress: ((DocumentBackup.Progress) -> Void)? = nil) throws -> BackupResult {
+    public func backupDocuments(tenant id: TenantID, progress: ((DocumentBackup.Progress) -> Void)? = nil) throws -> BackupResult {
+        let name = id.rawValue
         let tenant = try self.tenant(name)
         guard !tenant.docRoots.isEmpty else {
             throw CoreError.usage("tenant '\(name)' has no document roots", hint: "tresor tenant add \(name) --docs DIR")
@@ -84,7 +85,8 @@ extension Installation {
     }
 
     /// `tresor snapshots T`, oldest first.
-    public func snapshots(tenant name: String, store storeName: String? = nil) throws -> [SnapshotSummary] {
+    public func snapshots(tenant id: TenantID, store storeName: String? = nil) throws -> [SnapshotSummary] {
+        let name = id.rawValue
         let tenant = try self.tenant(name)
         let repo = try repository(for: tenant, storeName: storeName, create: false)
         return try repo.snapshots().map { SnapshotSummary(id: $0.id, manifest: $0.manifest) }

@@ -219,7 +219,7 @@ struct DrillRun {
     mutating func restoreDatabase(_ target: RecoveryTarget, binary: String) throws -> String {
         let t0 = Date()
         defer { restoreMs = DrillRun.ms(t0) }
-        let r = try installation.restorePostgres(tenant: tenant.name, pgdata: pgdata, target: target, timeline: nil,
+        let r = try installation.restorePostgres(tenant: tenant.id, pgdata: pgdata, target: target, timeline: nil,
                                                  archive: false, run: false, binary: binary)
         bytes += r.bytes
         files += r.files

@@ -35,16 +35,19 @@ public struct HomeOpener: Sendable {
     /// The operator's capability. `s3Credentials` are what the caller read from
     /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; without them S3 stores use
     /// `[s3] credentials_file`.
-    public func installation(clock: any Clock, s3Credentials: S3Credentials? = nil) throws -> Installation {
+    /// `traffic` counts the S3 requests of the stores it opens (the command's counter).
+    public func installation(clock: any Clock, s3Credentials: S3Credentials? = nil,
+                             traffic: StoreTraffic = StoreTraffic()) throws -> Installation {
         let catalog = try SQLiteCatalog(path: home.path(config.catalogPath).path)
         let installation = Installation(home: home, config: config, catalog: catalog, policy: policy, clock: clock,
-                                        environmentCredentials: s3Credentials)
+                                        environmentCredentials: s3Credentials, traffic: traffic)
         installation.configFile = configFile
         return installation
     }
 
     /// The `postgres` OS user's capability for `tenant` (see ``PostgresWALAccess``).
-    public func walAccess(tenant: String, clock: any Clock, environmentCredentials: S3Credentials? = nil) throws -> PostgresWALAccess {
-        try PostgresWALAccess(opener: self, tenant: tenant, clock: clock, environmentCredentials: environmentCredentials)
+    public func walAccess(tenant: String, clock: any Clock, environmentCredentials: S3Credentials? = nil,
+                          traffic: StoreTraffic = StoreTraffic()) throws -> PostgresWALAccess {
+        try PostgresWALAccess(opener: self, tenant: tenant, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
     }
 }

@@ -19,15 +19,23 @@ public final class Installation: @unchecked Sendable {
     /// S3 credentials the caller found in the environment; they win over the config's file.
     let environmentCredentials: S3Credentials?
     private let masterKeyCache = Locked<MasterKey?>(nil)
+    /// The S3 requests this installation's stores sent (the command's counter, passed in).
+    public let traffic: StoreTraffic
 
     init(home: Home, config: Config, catalog: any Catalog, policy: Policy, clock: any Clock,
-         environmentCredentials: S3Credentials? = nil) {
+         environmentCredentials: S3Credentials? = nil, traffic: StoreTraffic = StoreTraffic()) {
         self.home = home
         self.config = config
         self.catalog = catalog
         self.policy = policy
         self.clock = clock
         self.environmentCredentials = environmentCredentials
+        self.traffic = traffic
+    }
+
+    /// How every store of this installation is opened and wrapped (``StoreFactory``).
+    public var storeFactory: StoreFactory {
+        StoreFactory(credentials: { [self] in try s3Credentials() }, traffic: traffic)
     }
 
     /// Opens an initialised home. `configFile` overrides `HOME/tresor.toml`. `s3Credentials` are
@@ -105,25 +113,31 @@ public final class Installation: @unchecked Sendable {
     }
 
     /// Opens the store a tenant's data goes to, refusing one outside the tenant's region unless
-    /// an approval is on file. The refusal happens before any byte is sent.
+    /// an approval is on file (a ``RegionGuardStore``). The refusal happens before any byte is sent.
     public func openStore(for tenant: TenantRecord, storeName: String? = nil, create: Bool) throws -> any Store {
+        try openStore(for: tenant, storeName: storeName, create: create, cache: false)
+    }
+
+    /// ``openStore(for:storeName:create:)``, with the cache of immutable objects (index objects,
+    /// snapshot manifests) under `HOME/cache/<store>/` when `cache` is set. `wrap` goes around
+    /// the store inside the cache.
+    func openStore(for tenant: TenantRecord, storeName: String?, create: Bool, cache: Bool,
+                   wrap: (any Store) -> any Store = { $0 }) throws -> any Store {
         let record = try storeRecord(storeName ?? tenant.store)
-        if record.region != tenant.region {
-            let approved = try catalog.regionApprovals(tenant: tenant.name).contains { $0.store == record.name }
-            guard approved else {
-                throw CoreError.usage(
-                    "tenant '\(tenant.name)' is in region \(tenant.region) but store '\(record.name)' is in \(record.region)",
-                    hint: "use a store in \(tenant.region), or record an approval: tresor region approve \(tenant.name) --store \(record.name) --by WHO --reason TEXT")
-            }
-        }
-        return try openStore(url: record.url, create: create)
+        let approved = try record.region == tenant.region
+            || catalog.regionApprovals(tenant: tenant.name).contains { $0.store == record.name }
+        let placement = RegionPlacement(tenant: tenant.name, tenantRegion: tenant.region, store: record.name,
+                                        storeRegion: record.region, approved: approved)
+        let layout = RepositoryLayout(tenant: tenant.name)
+        let cached = cache ? StoreFactory.Cache(directory: home.root.appendingPathComponent("cache/\(record.name)"),
+                                                prefixes: [layout.indexPrefix, layout.snapshotsPrefix]) : nil
+        return try storeFactory.open(url: record.url, create: create, placement: placement, cache: cached, wrap: wrap)
     }
 
     /// Opens a store by URL with the credentials it needs. No region check: callers that write a
     /// tenant's data go through ``openStore(for:storeName:create:)``.
     func openStore(url: String, create: Bool) throws -> any Store {
-        let parsed = try StoreURL.parse(url)
-        return try parsed.open(create: create, credentials: parsed.needsCredentials ? try s3Credentials() : nil)
+        try storeFactory.open(url: url, create: create)
     }
 
     /// The environment's S3 credentials, else those of `[s3] credentials_file`.
@@ -140,12 +154,7 @@ public final class Installation: @unchecked Sendable {
     /// may put a wrapper around the store before the cache (check watches for access failures).
     public func repository(for tenant: TenantRecord, storeName: String? = nil, create: Bool,
                            wrap: (any Store) -> any Store = { $0 }) throws -> TenantRepository {
-        var store = wrap(try openStore(for: tenant, storeName: storeName, create: create))
-        if !store.capabilities.cheapRangedReads {
-            let layout = RepositoryLayout(tenant: tenant.name)
-            store = try CachedStore(base: store, directory: home.root.appendingPathComponent("cache/\(storeName ?? tenant.store)"),
-                                    prefixes: [layout.indexPrefix, layout.snapshotsPrefix])
-        }
+        let store = try openStore(for: tenant, storeName: storeName, create: create, cache: true, wrap: wrap)
         do {
             return try TenantRepository.open(store: store, tenant: tenant.name, master: try masterKey(),
                                              previousMasters: try previousMasterKeys(),

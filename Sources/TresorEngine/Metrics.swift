@@ -80,7 +80,7 @@ extension Installation {
         for t in tenants {
             if t.pgDSN != nil {
                 do {
-                    let w = try postgresWindow(tenant: t.name)
+                    let w = try postgresWindow(tenant: t.id)
                     if let s = w.earliestTime.flatMap(TimeFormat.parse) {
                         m.gauge("tresor_pg_window_start_timestamp_seconds", "Earliest point the tenant's database can be restored to.",
                                 [("tenant", t.name)], s.timeIntervalSince1970)

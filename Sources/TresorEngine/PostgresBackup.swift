@@ -31,7 +31,8 @@ extension WALStreamer.Stats: JobResult {
 /// `tresor pg basebackup`, `pg window`, `pg stream`.
 extension Installation {
     /// `tresor pg basebackup T`.
-    public func basebackupPostgres(tenant name: String) throws -> BaseBackupResult {
+    public func basebackupPostgres(tenant id: TenantID) throws -> BaseBackupResult {
+        let name = id.rawValue
         let tenant = try self.tenant(name)
         guard let dsn = tenant.pgDSN else {
             throw CoreError.usage("tenant '\(name)' has no postgresql dsn", hint: "register the tenant with tresor tenant add \(name) ... --pg DSN")
@@ -93,7 +94,8 @@ extension Installation {
 
 
     /// `tresor pg window T`.
-    public func postgresWindow(tenant name: String) throws -> RecoveryWindow {
+    public func postgresWindow(tenant id: TenantID) throws -> RecoveryWindow {
+        let name = id.rawValue
         let tenant = try self.tenant(name)
         let repo = try repository(for: tenant, create: false)
         let archive = try walArchive(repo)
@@ -105,8 +107,9 @@ extension Installation {
     /// `tresor pg stream T`: streams the tenant's WAL into its archive until a stop is
     /// requested (SIGTERM or SIGINT), through the physical replication slot `slot` (default
     /// `tresor_<tenant>`, created when missing). One stream per tenant and home (a lock).
-    public func streamPostgres(tenant name: String, slot: String?, log: @escaping (WALStreamer.Event) -> Void,
+    public func streamPostgres(tenant id: TenantID, slot: String?, log: @escaping (WALStreamer.Event) -> Void,
                                shouldStop: @escaping () -> Bool) throws -> WALStreamer.Stats {
+        let name = id.rawValue
         let tenant = try self.tenant(name)
         guard let dsn = tenant.pgDSN else {
             throw CoreError.usage("tenant '\(name)' has no postgresql dsn", hint: "register the tenant with tresor tenant add \(name) ... --pg DSN")

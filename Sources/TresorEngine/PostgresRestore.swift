@@ -45,8 +45,9 @@ extension Installation {
     /// `run`: start the restored server (``RecoveryServer``: a free loopback port, as the data
     /// directory's owner) until recovery reached the target and it promoted, then stop it; a
     /// recovery that stops with an error fails the restore, with the server log's last FATAL line.
-    public func restorePostgres(tenant name: String, pgdata: String, target: RecoveryTarget, timeline: String?, archive archiving: Bool = false,
+    public func restorePostgres(tenant id: TenantID, pgdata: String, target: RecoveryTarget, timeline: String?, archive archiving: Bool = false,
                                 run runServer: Bool = false, binary: String) throws -> PostgresRestoreResult {
+        let name = id.rawValue
         if let t = timeline, t != "latest", UInt32(t) == nil {
             throw CoreError.usage("--timeline must be latest or a timeline number, not '\(t)'")
         }

@@ -83,8 +83,9 @@ extension Installation {
     /// `newCluster`: the tenant's cluster was re-created on purpose (new system identifier): the
     /// next WAL archived defines the tenant's cluster; the old cluster's WAL and base backups
     /// are kept where they are (``WALClusters``).
-    public func setupPostgres(tenant name: String, osUser: String, binary: String, walCredentials: String? = nil,
+    public func setupPostgres(tenant id: TenantID, osUser: String, binary: String, walCredentials: String? = nil,
                               newCluster: Bool = false) throws -> PostgresSetupResult {
+        let name = id.rawValue
         let tenant = try self.tenant(name)
         let record = try storeRecord(tenant.store)
         let storeURL = try StoreURL.parse(record.url)

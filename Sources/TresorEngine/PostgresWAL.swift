@@ -35,15 +35,16 @@ public struct PostgresWALAccess: Sendable {
     public let policy: Policy
 
     /// Same as ``HomeOpener/walAccess(tenant:clock:environmentCredentials:)``.
-    public static func open(home: Home, configFile: URL?, tenant: String, clock: any Clock,
-                            environmentCredentials: S3Credentials? = nil) throws -> PostgresWALAccess {
-        try HomeOpener(home: home, configFile: configFile).walAccess(tenant: tenant, clock: clock, environmentCredentials: environmentCredentials)
+    public static func open(home: Home, configFile: URL?, tenant id: TenantID, clock: any Clock,
+                            environmentCredentials: S3Credentials? = nil, traffic: StoreTraffic = StoreTraffic()) throws -> PostgresWALAccess {
+        try HomeOpener(home: home, configFile: configFile).walAccess(tenant: id.rawValue, clock: clock, environmentCredentials: environmentCredentials,
+                                                                     traffic: traffic)
     }
 
     /// Opens the tenant's WAL archive from the files `tresor pg setup` wrote, with the policy the
     /// opener read. `environmentCredentials`: S3 credentials from the caller's environment, which
     /// win over the file `pg setup --wal-credentials` stored for the PostgreSQL user.
-    init(opener: HomeOpener, tenant: String, clock: any Clock, environmentCredentials: S3Credentials?) throws {
+    init(opener: HomeOpener, tenant: String, clock: any Clock, environmentCredentials: S3Credentials?, traffic: StoreTraffic) throws {
         try RepositoryLayout.validate(tenant: tenant)
         let home = opener.home
         let policy = opener.policy
@@ -72,7 +73,7 @@ public struct PostgresWALAccess: Sendable {
                                       hint: "tresor pg setup \(tenant) --wal-credentials FILE (as the operator)")
             }
         }
-        let store = try url.open(create: false, credentials: credentials)
+        let store = try url.open(create: false, credentials: credentials, traffic: traffic)
         let archive = WALArchive(store: store, tenant: tenant, keys: keys, compressionLevel: policy.backup.compressionLevel, clock: clock)
         self.archive = archive
         spoolDirectory = PostgresAccess.spool(home, tenant).path
@@ -83,10 +84,11 @@ public struct PostgresWALAccess: Sendable {
 extension PostgresWALAccess {
     /// What `archive_command` (`tresor pg wal-push T PATH`) does: stores the WAL file at `path`
     /// in the archive of the cluster it belongs to (``WALArchive/bound(to:)``).
-    public static func archiveCommand(home: Home, configFile: URL?, tenant: String, path: String, clock: any Clock,
-                                      environmentCredentials: S3Credentials?) throws -> WALPushResult {
+    public static func archiveCommand(home: Home, configFile: URL?, tenant id: TenantID, path: String, clock: any Clock,
+                                      environmentCredentials: S3Credentials?, traffic: StoreTraffic = StoreTraffic()) throws -> WALPushResult {
+        let tenant = id.rawValue
         let start = Date()
-        let access = try open(home: home, configFile: configFile, tenant: tenant, clock: clock, environmentCredentials: environmentCredentials)
+        let access = try open(home: home, configFile: configFile, tenant: id, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
         let result = try access.archive.push(path: path)
         var st = stat()
         // The file was just read whole; a size that cannot be read back is reported as 0 bytes.
@@ -112,6 +114,8 @@ extension PostgresWALAccess {
 /// the store is back.
 public struct WALFetchAbort: TresorFailure {
     public let message: String
+    /// The last failure of the fetch.
+    public var cause: (any Error)?
     public var kind: FailureKind { .failed }
     public var hint: String? { "fix the store or the access of the postgresql user, then start the server again: recovery resumes where it stopped" }
     /// The exit status that makes PostgreSQL abort recovery (above 125; 126 and 127 it would log
@@ -126,9 +130,10 @@ extension PostgresWALAccess {
     /// ``PostgresError/Code/notFound`` only when the archive really lacks the file, and
     /// ``WALFetchAbort`` when it could not be read for `[postgres] wal_fetch_retry`. `log` gets a
     /// line per failed attempt (PostgreSQL's server log).
-    public static func restoreCommand(home: Home, configFile: URL?, tenant: String, name: String, destination: String,
-                                      clock: any Clock, environmentCredentials: S3Credentials?, binary: String,
+    public static func restoreCommand(home: Home, configFile: URL?, tenant id: TenantID, name: String, destination: String,
+                                      clock: any Clock, environmentCredentials: S3Credentials?, traffic: StoreTraffic = StoreTraffic(), binary: String,
                                       log: (String) -> Void) throws {
+        let tenant = id.rawValue
         guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
         let started = Date()
         // Until the policy is read, the shipped default.
@@ -139,7 +144,7 @@ extension PostgresWALAccess {
                 // The retry time first: it holds even when the access files are what fails.
                 let opener = try HomeOpener(home: home, configFile: configFile)
                 retryFor = opener.policy.postgres.walFetchRetry.seconds
-                let access = try opener.walAccess(tenant: tenant, clock: clock, environmentCredentials: environmentCredentials)
+                let access = try opener.walAccess(tenant: tenant, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
                 _ = try access.spool().deliver(wal, to: destination)
                 let depth = access.policy.postgres.walPrefetchDepth
                 if depth > 0, wal.kind == .segment {
@@ -155,7 +160,8 @@ extension PostgresWALAccess {
             } catch {
                 let left = retryFor - Date().timeIntervalSince(started)
                 guard left > 0 else {
-                    throw WALFetchAbort(message: "cannot fetch wal file \(name) of tenant '\(tenant)' (\(error)); gave up after \(Int(retryFor)) s ([postgres] wal_fetch_retry) and stop recovery rather than end it early")
+                    throw WALFetchAbort(message: "cannot fetch wal file \(name) of tenant '\(tenant)'; gave up after \(Int(retryFor)) s ([postgres] wal_fetch_retry) and stop recovery rather than end it early",
+                                        cause: error)
                 }
                 log("warning: cannot fetch wal file \(name) of tenant '\(tenant)': \(error); retrying for \(Int(left.rounded(.up))) s more")
                 Thread.sleep(forTimeInterval: min(pause, left))
@@ -168,12 +174,13 @@ extension PostgresWALAccess {
     /// first becomes the spool's owner (the PostgreSQL OS user), so everything it creates in the
     /// spool (segments, its lock file) belongs to the user that later renames and reopens them,
     /// and a link that user plants in its spool is never followed with root's rights.
-    public static func prefetch(home: Home, configFile: URL?, tenant: String, name: String, clock: any Clock,
-                                environmentCredentials: S3Credentials?, wait: Bool) throws {
+    public static func prefetch(home: Home, configFile: URL?, tenant id: TenantID, name: String, clock: any Clock,
+                                environmentCredentials: S3Credentials?, traffic: StoreTraffic = StoreTraffic(), wait: Bool) throws {
+        let tenant = id.rawValue
         guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
         try RepositoryLayout.validate(tenant: tenant)
         try becomeOwner(of: PostgresAccess.spool(home, tenant).path)
-        let access = try open(home: home, configFile: configFile, tenant: tenant, clock: clock, environmentCredentials: environmentCredentials)
+        let access = try open(home: home, configFile: configFile, tenant: id, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
         let depth = access.policy.postgres.walPrefetchDepth
         try access.spool().prefetch(after: wal, depth: depth, threads: min(depth, 2 * availableCores), waitForLock: wait)
     }

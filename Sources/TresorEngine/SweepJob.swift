@@ -157,7 +157,7 @@ extension Installation {
                 // Unfinished uploads exist only on S3; the opened store is wrapped (retry,
                 // limit), so the listing goes to a plain S3Store of the same location.
                 if case .s3(let location) = try StoreURL.parse(s.url) {
-                    let s3 = try S3Store(location, credentials: try s3Credentials())
+                    let s3 = try S3Store(location, credentials: try s3Credentials(), traffic: traffic)
                     for key in try s3.incompleteUploads(prefix: "") {
                         if let t = key.split(separator: "/").lazy.compactMap({ matcher.match(String($0)) }).first {
                             found(t, "store-upload", "\(s.name):\(key)") { _ = try s3.abortIncompleteUploads(prefix: key, olderThan: 0) }

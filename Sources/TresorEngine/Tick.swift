@@ -109,11 +109,11 @@ extension Installation {
                 var jobs: [TickJob] = []
                 var backedUp = false
                 if !t.docRoots.isEmpty, due(.documentsBackup, t.name, self.policy.documents.backupInterval) {
-                    jobs.append(self.tickJob(tenant: t.name, kind: .documentsBackup) { try self.backupDocuments(tenant: t.name).outcome })
+                    jobs.append(self.tickJob(tenant: t.name, kind: .documentsBackup) { try self.backupDocuments(tenant: t.id).outcome })
                     backedUp = backedUp || jobs.last?.result == .ok || jobs.last?.result == .problemFound
                 }
                 if t.pgDSN != nil, due(.postgresBaseBackup, t.name, self.policy.postgres.baseBackupInterval) {
-                    jobs.append(self.tickJob(tenant: t.name, kind: .postgresBaseBackup) { _ = try self.basebackupPostgres(tenant: t.name); return .ok })
+                    jobs.append(self.tickJob(tenant: t.name, kind: .postgresBaseBackup) { _ = try self.basebackupPostgres(tenant: t.id); return .ok })
                     backedUp = backedUp || jobs.last?.result == .ok
                 }
                 if t.offsiteStore != nil {

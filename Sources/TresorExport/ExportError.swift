@@ -1,27 +1,18 @@
 import TresorCore
 
 /// Why an export failed. Messages never hold a DSN's password.
-public struct ExportError: TresorFailure {
-    public enum Code: String, Sendable {
-        /// The user can fix it: bad output name, existing file, missing source.
-        case usage
-        /// libarchive refused or failed (the message carries its text).
-        case archive
-        /// Reading a document or the database, or writing the output, failed.
-        case io
-        /// pg_dump or the server failed.
-        case database
-    }
+public typealias ExportError = TresorError<ExportErrorCode>
 
-    public let code: Code
-    public let message: String
-    public let hint: String?
+public enum ExportErrorCode: String, Sendable, FailureCode {
+    /// The user can fix it: bad output name, existing file, missing source.
+    case usage
+    /// libarchive refused or failed (the message carries its text).
+    case archive
+    /// Reading a document or the database, or writing the output, failed.
+    case io
+    /// pg_dump or the server failed.
+    case database
 
-    public var kind: FailureKind { code == .usage ? .usage : .failed }
-
-    public init(_ code: Code, _ message: String, hint: String? = nil) {
-        self.code = code
-        self.message = message
-        self.hint = hint
-    }
+    public var kind: FailureKind { self == .usage ? .usage : .failed }
 }
+

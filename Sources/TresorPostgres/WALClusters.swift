@@ -47,7 +47,7 @@ extension WALArchive {
         do {
             return try JSONDecoder().decode(WALClusters.self, from: Data(plain))
         } catch {
-            throw PostgresError(.failed, "the cluster record of tenant '\(layout.tenant)' (\(clustersKey)) cannot be read: \(error)")
+            throw PostgresError(.failed, "the cluster record of tenant '\(layout.tenant)' (\(clustersKey)) cannot be read", cause: error)
         }
     }
 

@@ -110,7 +110,7 @@ public struct ObjectAuthenticator: Sendable {
         do {
             return try envelope.unwrap(anyOf: masters, tenant: layout.tenant, id: id)
         } catch let e as RepositoryError where e.code == .usage {
-            throw RepositoryError(.corrupt, "key envelope \(key) cannot be opened with this installation's master key(s): damaged, or wrapped under another master key (\(e.message))")
+            throw RepositoryError(.corrupt, "key envelope \(key) cannot be opened with this installation's master key(s): damaged, or wrapped under another master key", cause: e)
         }
     }
 }

@@ -1,27 +1,17 @@
 import TresorCore
 
 /// Why a repository operation failed.
-public struct RepositoryError: TresorFailure {
-    public enum Code: String, Sendable {
-        /// The user can fix it: wrong key, unknown snapshot, bad path.
-        case usage
-        /// An object is damaged or inconsistent.
-        case corrupt
-        /// Something else failed (I/O underneath, a store).
-        case failed
-    }
+public typealias RepositoryError = TresorError<RepositoryErrorCode>
 
-    public let code: Code
-    public let message: String
-    public let hint: String?
+public enum RepositoryErrorCode: String, Sendable, FailureCode {
+    /// The user can fix it: wrong key, unknown snapshot, bad path.
+    case usage
+    /// An object is damaged or inconsistent.
+    case corrupt
+    /// Something else failed (I/O underneath, a store).
+    case failed
 
-    public var kind: FailureKind { code == .usage ? .usage : .failed }
-
-    public init(_ code: Code, _ message: String, hint: String? = nil) {
-        self.code = code
-        self.message = message
-        self.hint = hint
-    }
+    public var kind: FailureKind { self == .usage ? .usage : .failed }
 }
 
 extension RepositoryError {

@@ -8,44 +8,21 @@ import TresorCore
 /// (exit 1 and the store's hint) instead of reporting damage (exit 3).
 ///
 /// Every operation is forwarded unchanged; errors are rethrown as they are.
-public final class AccessWatchingStore: Store {
+public final class AccessWatchingStore: StoreWrapper {
     public let base: any Store
     private let first = Locked<StoreError?>(nil)
 
     public init(_ base: any Store) { self.base = base }
 
-    public var location: String { base.location }
-    public var capabilities: StoreCapabilities { base.capabilities }
-
     /// The first permission failure seen, if any.
     public var denied: StoreError? { first.current }
 
-    private func watched<T>(_ body: () throws -> T) throws -> T {
+    public func around<T>(_ operation: StoreOperation, _ key: String, _ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let e as StoreError where e.code == .permission {
             first.withLock { if $0 == nil { $0 = e } }
             throw e
         }
-    }
-
-    @discardableResult
-    public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool) throws -> Bool {
-        try watched { try base.put(key, bytes: bytes, ifAbsent: ifAbsent) }
-    }
-
-    @discardableResult
-    public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool, sha256: ObjectID) throws -> Bool {
-        try watched { try base.put(key, bytes: bytes, ifAbsent: ifAbsent, sha256: sha256) }
-    }
-
-    public func get(_ key: String, range: Range<Int>?) throws -> [UInt8] { try watched { try base.get(key, range: range) } }
-    public func head(_ key: String) throws -> ObjectInfo? { try watched { try base.head(key) } }
-    public func list(prefix: String) throws -> [ObjectInfo] { try watched { try base.list(prefix: prefix) } }
-    public func delete(_ key: String) throws { try watched { try base.delete(key) } }
-    public func deleteMany(_ keys: [String]) throws { try watched { try base.deleteMany(keys) } }
-
-    public func abortIncompleteUploads(prefix: String, olderThan age: Double) throws -> Int {
-        try watched { try base.abortIncompleteUploads(prefix: prefix, olderThan: age) }
     }
 }

@@ -14,13 +14,10 @@ import TresorCrypto
 /// object, and a hit is returned only when that hash matches. A damaged, truncated or
 /// old-format cache file is dropped and the object fetched from the store again, so a bad cache
 /// costs a fetch, never a wrong answer or a failed run.
-public final class CachedStore: Store {
-    private let base: any Store
+public final class CachedStore: StoreWrapper {
+    public let base: any Store
     private let cache: LocalStore
     private let prefixes: [String]
-
-    public var location: String { base.location }
-    public var capabilities: StoreCapabilities { base.capabilities }
 
     /// `prefixes` are key prefixes whose objects are immutable, e.g. `tenants/acme/index/`.
     public init(base: any Store, directory: URL, prefixes: [String]) throws {
@@ -31,23 +28,11 @@ public final class CachedStore: Store {
 
     private func cacheable(_ key: String) -> Bool { prefixes.contains { key.hasPrefix($0) } }
 
-    @discardableResult
-    public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool) throws -> Bool {
-        try base.put(key, bytes: bytes, ifAbsent: ifAbsent)
-    }
-
-    @discardableResult
-    public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool, sha256: ObjectID) throws -> Bool {
-        try base.put(key, bytes: bytes, ifAbsent: ifAbsent, sha256: sha256)
-    }
-
-    public func deleteMany(_ keys: [String]) throws {
-        try base.deleteMany(keys)
+    public func delete(keys: [String]) throws {
+        try base.delete(keys: keys)
+        // A cached copy that stays behind is harmless: the object is named by its content, so
+        // the copy is what the key would hold if it were written again.
         for k in keys where cacheable(k) { try? cache.delete(k) }
-    }
-
-    public func abortIncompleteUploads(prefix: String, olderThan age: Double) throws -> Int {
-        try base.abortIncompleteUploads(prefix: prefix, olderThan: age)
     }
 
     public func get(_ key: String, range: Range<Int>?) throws -> [UInt8] {
@@ -70,14 +55,5 @@ public final class CachedStore: Store {
         guard entry.count >= 32 else { return nil }
         let payload = Array(entry[..<(entry.count - 32)])
         return SHA256.hash(payload).bytes == Array(entry[(entry.count - 32)...]) ? payload : nil
-    }
-
-    public func head(_ key: String) throws -> ObjectInfo? { try base.head(key) }
-
-    public func list(prefix: String) throws -> [ObjectInfo] { try base.list(prefix: prefix) }
-
-    public func delete(_ key: String) throws {
-        try base.delete(key)
-        if cacheable(key) { try? cache.delete(key) }
     }
 }

@@ -3,11 +3,9 @@ import TresorCore
 
 /// A store that fails on purpose, for tests: errors, slow answers and dropped connections at
 /// chosen points, in front of a real store. Counts every call it sees.
-public final class FaultInjectingStore: Store {
-    /// The five operations (and the batch delete), for choosing where a fault strikes.
-    public enum Operation: String, Sendable, CaseIterable {
-        case put, get, head, list, delete
-    }
+public final class FaultInjectingStore: StoreWrapper {
+    /// The store's operations, for choosing where a fault strikes.
+    public typealias Operation = StoreOperation
 
     /// What happens to a matching call.
     public enum Fault: Sendable {
@@ -46,9 +44,6 @@ public final class FaultInjectingStore: Store {
         self.state = Locked((rules.map { ($0, 0) }, [:], 0))
     }
 
-    public var location: String { base.location }
-    public var capabilities: StoreCapabilities { base.capabilities }
-
     /// Adds a rule after the existing ones.
     public func add(_ rule: Rule) { state.withLock { $0.rules.append((rule, 0)) } }
 
@@ -77,7 +72,7 @@ public final class FaultInjectingStore: Store {
         }
     }
 
-    private func run<T>(_ op: Operation, _ key: String, _ body: () throws -> T) throws -> T {
+    public func around<T>(_ op: StoreOperation, _ key: String, _ body: () throws -> T) throws -> T {
         switch fault(for: op, key: key) {
         case .error(let e)?:
             throw e
@@ -90,24 +85,5 @@ public final class FaultInjectingStore: Store {
         case nil:
             return try body()
         }
-    }
-
-    @discardableResult
-    public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool) throws -> Bool {
-        try run(.put, key) { try base.put(key, bytes: bytes, ifAbsent: ifAbsent) }
-    }
-
-    @discardableResult
-    public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool, sha256: ObjectID) throws -> Bool {
-        try run(.put, key) { try base.put(key, bytes: bytes, ifAbsent: ifAbsent, sha256: sha256) }
-    }
-
-    public func get(_ key: String, range: Range<Int>?) throws -> [UInt8] { try run(.get, key) { try base.get(key, range: range) } }
-    public func head(_ key: String) throws -> ObjectInfo? { try run(.head, key) { try base.head(key) } }
-    public func list(prefix: String) throws -> [ObjectInfo] { try run(.list, prefix) { try base.list(prefix: prefix) } }
-    public func delete(_ key: String) throws { try run(.delete, key) { try base.delete(key) } }
-
-    public func abortIncompleteUploads(prefix: String, olderThan age: Double) throws -> Int {
-        try base.abortIncompleteUploads(prefix: prefix, olderThan: age)
     }
 }

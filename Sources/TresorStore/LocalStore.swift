@@ -55,7 +55,8 @@ public final class LocalStore: Store {
     #endif
 
     @discardableResult
-    public func put(_ key: String, bytes buf: UnsafeRawBufferPointer, ifAbsent: Bool) throws -> Bool {
+    public func put(_ key: String, bytes buf: UnsafeRawBufferPointer, options: PutOptions) throws -> Bool {
+        let ifAbsent = options.ifAbsent
         try validateStoreKey(key)
         let final = path(key)
         let dir = (final as NSString).deletingLastPathComponent
@@ -202,10 +203,12 @@ public final class LocalStore: Store {
         }
     }
 
-    public func delete(_ key: String) throws {
-        try validateStoreKey(key)
-        if unlink(path(key)) != 0 && errno != ENOENT {
-            throw posixError("delete \(key)")
+    public func delete(keys: [String]) throws {
+        for key in keys {
+            try validateStoreKey(key)
+            if unlink(path(key)) != 0 && errno != ENOENT {
+                throw posixError("delete \(key)")
+            }
         }
     }
 

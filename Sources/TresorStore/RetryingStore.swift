@@ -14,7 +14,7 @@ import TresorCore
 /// Retrying a put is safe: puts replace whole objects, and an `ifAbsent` put whose first attempt
 /// landed but whose answer was lost returns `false` the second time, which callers of content-
 /// addressed keys treat as success. Retrying a delete is safe because deletes are idempotent.
-public final class RetryingStore: Store {
+public final class RetryingStore: StoreWrapper {
     /// How hard to try.
     public struct Policy: Sendable {
         /// Attempts in all, the first included.
@@ -42,8 +42,6 @@ public final class RetryingStore: Store {
         self.sleep = sleep
     }
 
-    public var location: String { base.location }
-    public var capabilities: StoreCapabilities { base.capabilities }
     /// How many retries (attempts after a first failure) this wrapper made.
     public var retries: Int { retryCount.current }
 
@@ -53,7 +51,9 @@ public final class RetryingStore: Store {
         return full / 2 + Double.random(in: 0...(full / 2))
     }
 
-    func retrying<T>(_ body: () throws -> T) throws -> T {
+    /// Runs `body` with the retry rules above (also for calls that are not store operations,
+    /// such as creating a bucket).
+    public func retrying<T>(_ body: () throws -> T) throws -> T {
         var attempt = 1
         while true {
             do {
@@ -70,26 +70,7 @@ public final class RetryingStore: Store {
         }
     }
 
-    @discardableResult
-    public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool) throws -> Bool {
-        try retrying { try base.put(key, bytes: bytes, ifAbsent: ifAbsent) }
-    }
-
-    @discardableResult
-    public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool, sha256: ObjectID) throws -> Bool {
-        try retrying { try base.put(key, bytes: bytes, ifAbsent: ifAbsent, sha256: sha256) }
-    }
-
-    public func get(_ key: String, range: Range<Int>?) throws -> [UInt8] {
-        try retrying { try base.get(key, range: range) }
-    }
-
-    public func head(_ key: String) throws -> ObjectInfo? { try retrying { try base.head(key) } }
-    public func list(prefix: String) throws -> [ObjectInfo] { try retrying { try base.list(prefix: prefix) } }
-    public func delete(_ key: String) throws { try retrying { try base.delete(key) } }
-    public func deleteMany(_ keys: [String]) throws { try retrying { try base.deleteMany(keys) } }
-
-    public func abortIncompleteUploads(prefix: String, olderThan age: Double) throws -> Int {
-        try retrying { try base.abortIncompleteUploads(prefix: prefix, olderThan: age) }
+    public func around<T>(_ operation: StoreOperation, _ key: String, _ body: () throws -> T) throws -> T {
+        try retrying(body)
     }
 }

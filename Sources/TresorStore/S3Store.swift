@@ -35,7 +35,7 @@ public struct S3Location: Sendable, Equatable {
     }
 }
 
-/// Requests sent by every S3 store of this process, for reports and benchmarks.
+/// Requests sent by the S3 stores of one command, for reports and benchmarks.
 public struct S3Traffic: Sendable, Codable, Equatable {
     /// HTTP requests sent, retries included.
     public var requests = 0
@@ -78,8 +78,9 @@ public final class S3Store: Store {
     /// Signing needs the real time (servers refuse skewed requests), never an injected clock.
     private let wallClock: any Clock = SystemClock()
 
-    /// Everything every S3 store of this process sent.
-    public static let traffic = Locked(S3Traffic())
+    /// Where this store counts the requests it sends (one counter per command, shared by its
+    /// stores: ``StoreFactory/traffic``).
+    public let traffic: StoreTraffic
 
     /// Keys per ListObjectsV2 page and per DeleteObjects request (S3 allows at most 1000 each;
     /// tests lower them to exercise continuation and batching).
@@ -87,8 +88,9 @@ public final class S3Store: Store {
     let deleteBatchSize: Int
 
     public init(_ config: S3Location, credentials: S3Credentials, connectTimeout: Int = 10, stallTimeout: Int = 60,
-                listPageSize: Int = 1000, deleteBatchSize: Int = 1000) throws {
+                listPageSize: Int = 1000, deleteBatchSize: Int = 1000, traffic: StoreTraffic = StoreTraffic()) throws {
         self.config = config
+        self.traffic = traffic
         self.listPageSize = min(1000, max(1, listPageSize))
         self.deleteBatchSize = min(1000, max(1, deleteBatchSize))
         self.location = "s3://\(config.bucket)" + (config.prefix.isEmpty ? "" : "/\(config.prefix)")
@@ -119,11 +121,7 @@ public final class S3Store: Store {
         let signed = signer.sign(method: method, host: host, path: path, query: query, headers: headers,
                                  payloadHash: hash, date: wallClock.now())
         let qs = query.isEmpty ? "" : "?" + S3Signer.canonicalQuery(query)
-        Self.traffic.withLock { t in
-            t.requests += 1
-            t.bytesSent += UInt64(body?.count ?? 0)
-            t.byMethod[method, default: 0] += 1
-        }
+        traffic.sent(method: method, bytes: body?.count ?? 0)
         let response: HTTPResponse
         do {
             response = try http.perform(method: method, url: config.endpoint + path + qs, headers: signed, body: body,
@@ -131,7 +129,7 @@ public final class S3Store: Store {
         } catch let e as HTTPTransportError {
             throw StoreError(.transient, "s3 \(method.lowercased()) \(key ?? config.bucket) in \(location) failed: \(e.message.lowercased())")
         }
-        Self.traffic.withLock { $0.bytesReceived += UInt64(response.body.count) }
+        traffic.received(bytes: response.body.count)
         return response
     }
 
@@ -191,13 +189,10 @@ public final class S3Store: Store {
     // MARK: Store
 
     @discardableResult
-    public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool) throws -> Bool {
-        try put(key, bytes: bytes, ifAbsent: ifAbsent, sha256: SHA256.hash(bytes))
-    }
-
-    @discardableResult
-    public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool, sha256: ObjectID) throws -> Bool {
+    public func put(_ key: String, bytes: UnsafeRawBufferPointer, options: PutOptions) throws -> Bool {
         try validateStoreKey(key)
+        let ifAbsent = options.ifAbsent
+        let sha256 = options.sha256 ?? SHA256.hash(bytes)
         let hash = sha256.hex
         if bytes.count > config.multipartThreshold {
             return try putMultipart(key, bytes: bytes, sha256: hash, ifAbsent: ifAbsent)
@@ -320,15 +315,15 @@ public final class S3Store: Store {
         return out
     }
 
-    public func delete(_ key: String) throws {
-        try validateStoreKey(key)
-        let r = try send("DELETE", key: key)
-        guard r.status == 204 || r.status == 200 || r.status == 404 else { throw failure(r, "delete \(key)") }
-    }
-
-    /// Deletes up to `deleteBatchSize` (1000) keys per DeleteObjects request (quiet mode: only failures come back).
-    public func deleteMany(_ keys: [String]) throws {
+    /// One key is one DeleteObject; more go up to `deleteBatchSize` (1000) keys per DeleteObjects
+    /// request (quiet mode: only failures come back).
+    public func delete(keys: [String]) throws {
         for k in keys { try validateStoreKey(k) }
+        if keys.count == 1 {
+            let r = try send("DELETE", key: keys[0])
+            guard r.status == 204 || r.status == 200 || r.status == 404 else { throw failure(r, "delete \(keys[0])") }
+            return
+        }
         var start = 0
         while start < keys.count {
             let batch = keys[start..<min(keys.count, start + deleteBatchSize)]

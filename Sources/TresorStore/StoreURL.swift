@@ -77,32 +77,21 @@ public enum StoreURL: Sendable, Equatable {
         return false
     }
 
-    /// Opens the store the URL names. S3 stores come wrapped: retries with backoff around a
-    /// bound of ``s3ConnectionLimit`` operations in flight. `create` makes a missing directory
-    /// or bucket.
-    public func open(create: Bool, credentials: S3Credentials? = nil) throws -> any Store {
-        switch self {
-        case .file(let path):
-            return try LocalStore(root: URL(fileURLWithPath: path), create: create)
-        case .s3(let location):
+    /// Opens the store the URL names, as ``StoreFactory`` composes it (S3: retries with backoff
+    /// around a bound of ``s3ConnectionLimit`` operations in flight). `create` makes a missing
+    /// directory or bucket.
+    public func open(create: Bool, credentials: S3Credentials? = nil, traffic: StoreTraffic = StoreTraffic()) throws -> any Store {
+        let bucket = if case .s3(let location) = self { location.bucket } else { "" }
+        let factory = StoreFactory(credentials: {
             guard let credentials else {
-                throw StoreError(.badURL, "no s3 credentials for s3://\(location.bucket)",
+                throw StoreError(.badURL, "no s3 credentials for s3://\(bucket)",
                                  hint: "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or s3.credentials_file in tresor.toml")
             }
-            let s3 = try S3Store(location, credentials: credentials)
-            let store = RetryingStore(LimitedStore(s3, limit: Self.s3ConnectionLimit))
-            if create { try RetryingStore(s3).ensureBucketExists(s3) }
-            return store
-        }
+            return credentials
+        }, traffic: traffic)
+        return try factory.base(self, create: create)
     }
 
     /// Connections one process opens to one S3 store at most.
     public static let s3ConnectionLimit = 16
-}
-
-extension RetryingStore {
-    /// Creates the bucket with retries (a server just started may answer 503 for a moment).
-    func ensureBucketExists(_ s3: S3Store) throws {
-        try retrying { try s3.ensureBucket() }
-    }
 }

@@ -88,7 +88,7 @@ import TresorTestSupport
 }
 
 /// Passes on `allowed` puts and deletes, then fails every later one, like a process killed there.
-final class WriteLimitStore: Store, @unchecked Sendable {
+final class WriteLimitStore: StoreWrapper, @unchecked Sendable {
     let base: any Store
     private let remaining: Locked<Int>
 
@@ -96,9 +96,6 @@ final class WriteLimitStore: Store, @unchecked Sendable {
         self.base = base
         remaining = Locked(allowed)
     }
-
-    var location: String { base.location }
-    var capabilities: StoreCapabilities { base.capabilities }
 
     private func spend() throws {
         let ok = remaining.withLock { r -> Bool in
@@ -108,17 +105,16 @@ final class WriteLimitStore: Store, @unchecked Sendable {
         if !ok { throw StoreError(.io, "killed") }
     }
 
-    func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool) throws -> Bool {
+    func put(_ key: String, bytes: UnsafeRawBufferPointer, options: PutOptions) throws -> Bool {
         try spend()
-        return try base.put(key, bytes: bytes, ifAbsent: ifAbsent)
+        return try base.put(key, bytes: bytes, options: options)
     }
 
-    func get(_ key: String, range: Range<Int>?) throws -> [UInt8] { try base.get(key, range: range) }
-    func head(_ key: String) throws -> ObjectInfo? { try base.head(key) }
-    func list(prefix: String) throws -> [ObjectInfo] { try base.list(prefix: prefix) }
-
-    func delete(_ key: String) throws {
-        try spend()
-        try base.delete(key)
+    /// One write per key, so a batch can be cut off in its middle.
+    func delete(keys: [String]) throws {
+        for key in keys {
+            try spend()
+            try base.delete(key)
+        }
     }
 }

@@ -8,7 +8,7 @@ import TresorTestSupport
 
 /// A store whose first `get` of a tenant config waits until `parties` callers have asked, so that
 /// many openers all find no repository and race to create it.
-final class CreationRaceStore: Store, @unchecked Sendable {
+final class CreationRaceStore: StoreWrapper, @unchecked Sendable {
     let base: any Store
     let parties: Int
     private let condition = NSCondition()
@@ -17,13 +17,6 @@ final class CreationRaceStore: Store, @unchecked Sendable {
     init(_ base: any Store, parties: Int) {
         self.base = base
         self.parties = parties
-    }
-
-    var location: String { base.location }
-    var capabilities: StoreCapabilities { base.capabilities }
-
-    func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool) throws -> Bool {
-        try base.put(key, bytes: bytes, ifAbsent: ifAbsent)
     }
 
     func get(_ key: String, range: Range<Int>?) throws -> [UInt8] {
@@ -40,10 +33,6 @@ final class CreationRaceStore: Store, @unchecked Sendable {
         }
         return try base.get(key, range: range)
     }
-
-    func head(_ key: String) throws -> ObjectInfo? { try base.head(key) }
-    func list(prefix: String) throws -> [ObjectInfo] { try base.list(prefix: prefix) }
-    func delete(_ key: String) throws { try base.delete(key) }
 }
 
 @Suite struct KeyTests {

@@ -55,20 +55,14 @@ import TresorTestSupport
 
 @Suite struct CachedStoreTests {
     /// A store that counts the reads that reach it.
-    final class CountingStore: Store, @unchecked Sendable {
-        let base: LocalStore
+    final class CountingStore: StoreWrapper, @unchecked Sendable {
+        let base: any Store
         let gets = Locked(0)
         init(_ base: LocalStore) { self.base = base }
-        var location: String { base.location }
-        var capabilities: StoreCapabilities { base.capabilities }
-        func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool) throws -> Bool { try base.put(key, bytes: bytes, ifAbsent: ifAbsent) }
         func get(_ key: String, range: Range<Int>?) throws -> [UInt8] {
             gets.withLock { $0 += 1 }
             return try base.get(key, range: range)
         }
-        func head(_ key: String) throws -> ObjectInfo? { try base.head(key) }
-        func list(prefix: String) throws -> [ObjectInfo] { try base.list(prefix: prefix) }
-        func delete(_ key: String) throws { try base.delete(key) }
     }
 
     @Test func immutableObjectsAreFetchedOnceAndOthersAlways() throws {

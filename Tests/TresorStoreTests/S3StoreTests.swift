@@ -9,9 +9,10 @@ import TresorTestSupport
 @Suite struct S3StoreTests {
     static func bucket() -> String { "t-" + UUID().uuidString.prefix(8).lowercased() }
 
-    func open(_ server: SeaweedServer, bucket: String = bucket(), prefix: String = "", extra: String = "") throws -> any Store {
+    func open(_ server: SeaweedServer, bucket: String = bucket(), prefix: String = "", extra: String = "",
+              traffic: StoreTraffic = StoreTraffic()) throws -> any Store {
         try StoreURL.parse(server.url(bucket: bucket, prefix: prefix, extra: extra))
-            .open(create: true, credentials: S3Credentials(accessKeyID: server.accessKey, secretAccessKey: server.secretKey))
+            .open(create: true, credentials: S3Credentials(accessKeyID: server.accessKey, secretAccessKey: server.secretKey), traffic: traffic)
     }
 
     func raw(_ server: SeaweedServer, bucket: String, prefix: String = "", extra: String = "") throws -> S3Store {
@@ -45,12 +46,13 @@ import TresorTestSupport
         let server = try SeaweedServer.shared()
         let b = Self.bucket()
         let extra = "&part_size=\(5 << 20)&multipart_threshold=\(6 << 20)"
-        let store = try open(server, bucket: b, extra: extra)
+        let traffic = StoreTraffic()
+        let store = try open(server, bucket: b, extra: extra, traffic: traffic)
         var rng = SeededRandom(seed: 7)
         let big = rng.bytes(13 << 20)
-        let before = S3Store.traffic.current.byMethod["POST"] ?? 0
+        let before = traffic.current.byMethod["POST"] ?? 0
         #expect(try store.put("big/object", big) == true)
-        #expect((S3Store.traffic.current.byMethod["POST"] ?? 0) - before >= 2, "create and complete are POSTs")
+        #expect((traffic.current.byMethod["POST"] ?? 0) - before >= 2, "create and complete are POSTs")
         #expect(try store.head("big/object")?.size == big.count)
         #expect(try store.get("big/object") == big)
         #expect(try store.get("big/object", range: (6 << 20)..<(6 << 20) + 100) == Array(big[(6 << 20)..<(6 << 20) + 100]))
@@ -106,12 +108,12 @@ import TresorTestSupport
         let keys = (0..<11).map { "l/k\($0 < 10 ? "0" : "")\($0)" }
         for k in keys { try s3.put(k, [UInt8(k.count)]) }
         try s3.put("m/outside", [1])
-        let before = S3Store.traffic.current.byMethod["GET"] ?? 0
+        let before = s3.traffic.current.byMethod["GET"] ?? 0
         #expect(try s3.list(prefix: "l/").map(\.key) == keys)
-        #expect((S3Store.traffic.current.byMethod["GET"] ?? 0) - before >= 4, "11 keys in pages of 3")
-        let posts = S3Store.traffic.current.byMethod["POST"] ?? 0
+        #expect((s3.traffic.current.byMethod["GET"] ?? 0) - before >= 4, "11 keys in pages of 3")
+        let posts = s3.traffic.current.byMethod["POST"] ?? 0
         try s3.deleteMany(keys)
-        #expect((S3Store.traffic.current.byMethod["POST"] ?? 0) - posts >= 3, "11 keys in batches of 4")
+        #expect((s3.traffic.current.byMethod["POST"] ?? 0) - posts >= 3, "11 keys in batches of 4")
         #expect(try s3.list(prefix: "").map(\.key) == ["m/outside"])
     }
 

@@ -98,15 +98,13 @@ import TresorTestSupport
 }
 
 /// Records how many calls were inside the wrapped store at once.
-final class InFlightProbe: Store, @unchecked Sendable {
+final class InFlightProbe: StoreWrapper, @unchecked Sendable {
     let base: any Store
     private let state = Locked((now: 0, max: 0))
     init(_ base: any Store) { self.base = base }
-    var location: String { base.location }
-    var capabilities: StoreCapabilities { base.capabilities }
     var maximum: Int { state.current.max }
 
-    private func track<T>(_ body: () throws -> T) rethrows -> T {
+    func around<T>(_ operation: StoreOperation, _ key: String, _ body: () throws -> T) rethrows -> T {
         state.withLock { s in
             s.now += 1
             s.max = max(s.max, s.now)
@@ -114,10 +112,4 @@ final class InFlightProbe: Store, @unchecked Sendable {
         defer { state.withLock { $0.now -= 1 } }
         return try body()
     }
-
-    func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool) throws -> Bool { try track { try base.put(key, bytes: bytes, ifAbsent: ifAbsent) } }
-    func get(_ key: String, range: Range<Int>?) throws -> [UInt8] { try track { try base.get(key, range: range) } }
-    func head(_ key: String) throws -> ObjectInfo? { try track { try base.head(key) } }
-    func list(prefix: String) throws -> [ObjectInfo] { try track { try base.list(prefix: prefix) } }
-    func delete(_ key: String) throws { try track { try base.delete(key) } }
 }

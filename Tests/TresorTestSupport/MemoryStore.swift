@@ -14,11 +14,11 @@ public final class MemoryStore: Store, @unchecked Sendable {
     public init(name: String = "test") { location = "memory://\(name)" }
 
     @discardableResult
-    public func put(_ key: String, bytes: UnsafeRawBufferPointer, ifAbsent: Bool) throws -> Bool {
+    public func put(_ key: String, bytes: UnsafeRawBufferPointer, options: PutOptions) throws -> Bool {
         try validateStoreKey(key)
         let copy = [UInt8](bytes)
         return objects.withLock { all in
-            if ifAbsent && all[key] != nil { return false }
+            if options.ifAbsent && all[key] != nil { return false }
             all[key] = copy
             return true
         }
@@ -45,10 +45,13 @@ public final class MemoryStore: Store, @unchecked Sendable {
         }.sorted { $0.key < $1.key }
     }
 
-    public func delete(_ key: String) throws {
-        try validateStoreKey(key)
-        objects.withLock { _ = $0.removeValue(forKey: key) }
+    public func delete(keys: [String]) throws {
+        for key in keys { try validateStoreKey(key) }
+        objects.withLock { all in for key in keys { all.removeValue(forKey: key) } }
     }
+
+    /// A memory store has no interrupted uploads.
+    public func abortIncompleteUploads(prefix: String, olderThan age: Double) throws -> Int { 0 }
 
     /// Every key, sorted: what a test compares against.
     public var keys: [String] { objects.withLock { Array($0.keys) }.sorted() }
