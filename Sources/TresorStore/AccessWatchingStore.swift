@@ -45,6 +45,8 @@ public final class AccessWatchingStore: Store {
     public func delete(_ key: String) throws { try watched { try base.delete(key) } }
     public func deleteMany(_ keys: [String]) throws { try watched { try base.deleteMany(keys) } }
 
+    public var versions: (any ObjectVersions)? { base.versions }
+
     public func abortIncompleteUploads(prefix: String, olderThan age: Double) throws -> Int {
         try watched { try base.abortIncompleteUploads(prefix: prefix, olderThan: age) }
     }

@@ -46,6 +46,8 @@ public final class CachedStore: Store {
         for k in keys where cacheable(k) { try? cache.delete(k) }
     }
 
+    public var versions: (any ObjectVersions)? { base.versions }
+
     public func abortIncompleteUploads(prefix: String, olderThan age: Double) throws -> Int {
         try base.abortIncompleteUploads(prefix: prefix, olderThan: age)
     }

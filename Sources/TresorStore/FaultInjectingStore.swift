@@ -107,6 +107,8 @@ public final class FaultInjectingStore: Store {
     public func list(prefix: String) throws -> [ObjectInfo] { try run(.list, prefix) { try base.list(prefix: prefix) } }
     public func delete(_ key: String) throws { try run(.delete, key) { try base.delete(key) } }
 
+    public var versions: (any ObjectVersions)? { base.versions }
+
     public func abortIncompleteUploads(prefix: String, olderThan age: Double) throws -> Int {
         try base.abortIncompleteUploads(prefix: prefix, olderThan: age)
     }

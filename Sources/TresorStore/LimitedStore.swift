@@ -44,6 +44,8 @@ public final class LimitedStore: Store {
     public func delete(_ key: String) throws { try limited { try base.delete(key) } }
     public func deleteMany(_ keys: [String]) throws { try limited { try base.deleteMany(keys) } }
 
+    public var versions: (any ObjectVersions)? { base.versions }
+
     public func abortIncompleteUploads(prefix: String, olderThan age: Double) throws -> Int {
         try limited { try base.abortIncompleteUploads(prefix: prefix, olderThan: age) }
     }

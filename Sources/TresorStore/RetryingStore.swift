@@ -89,6 +89,8 @@ public final class RetryingStore: Store {
     public func delete(_ key: String) throws { try retrying { try base.delete(key) } }
     public func deleteMany(_ keys: [String]) throws { try retrying { try base.deleteMany(keys) } }
 
+    public var versions: (any ObjectVersions)? { base.versions }
+
     public func abortIncompleteUploads(prefix: String, olderThan age: Double) throws -> Int {
         try retrying { try base.abortIncompleteUploads(prefix: prefix, olderThan: age) }
     }
