@@ -340,9 +340,9 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
         // Same order as `runs` (and tick): newest start first, ties by id.
         let condition = """
             tenant = ?1 AND ended_at IS NOT NULL AND ended_at < ?2 AND status != 'running' AND id NOT IN (
-                SELECT (SELECT n.id FROM runs n WHERE n.tenant = r.tenant AND n.kind = r.kind
-                        AND n.status IN ('ok', 'problem_found') ORDER BY n.started_at DESC, n.id DESC LIMIT 1)
-                FROM runs r WHERE r.tenant = ?1 GROUP BY r.kind)
+                SELECT n.id FROM runs n WHERE n.tenant = ?1 AND n.status IN ('ok', 'problem_found') AND NOT EXISTS (
+                    SELECT 1 FROM runs m WHERE m.tenant = ?1 AND m.kind = n.kind AND m.status IN ('ok', 'problem_found')
+                    AND (m.started_at > n.started_at OR (m.started_at = n.started_at AND m.id > n.id))))
             """
         let values: [SQLiteValue] = [.text(tenant), SQLiteValue(cutoff)]
         return try locked { db in

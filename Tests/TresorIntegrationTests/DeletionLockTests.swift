@@ -7,10 +7,14 @@ import TresorTestSupport
 @Suite(.serialized) struct DeletionLockTests {
     static let day91 = DeletionTests.day91
 
+    /// The files (store objects) under `path`; a local store leaves empty directories behind.
     func listing(_ path: String) -> [String] {
         let e = FileManager.default.enumerator(atPath: path)
         var out: [String] = []
-        while let p = e?.nextObject() as? String { out.append(p) }
+        while let p = e?.nextObject() as? String {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path + "/" + p, isDirectory: &isDir), !isDir.boolValue { out.append(p) }
+        }
         return out.sorted()
     }
 
@@ -52,7 +56,7 @@ import TresorTestSupport
         let crashed = try f.tresor.run(["--now", Self.day91, "deletion", "run", "--crash-after", "keys-destroyed"])
         #expect(crashed.code != 0)
         let before = listing(f.storePath + "/tenants/acme")
-        #expect(!before.isEmpty && !before.contains { $0.hasPrefix("keys/") && $0.count > 5 }, "\(before)")
+        #expect(!before.isEmpty && !before.contains { $0.hasPrefix("keys/") }, "\(before)")
         for args in [["docs", "backup", "acme"], ["--now", Self.day91, "retention", "apply", "acme"]] {
             let r = try f.tresor.run(args)
             #expect(r.code == 2, "\(args): \(r.code) \(r.stderr)")
