@@ -98,4 +98,30 @@ import TresorTestSupport
         let certificate = try f.expectOK(["--json", "evidence", "list", "--kind", "deletion"]).stdout
         #expect(certificate.contains("list-versions tenants/acme/ (versioning enabled): 0 versions and delete markers"), "\(certificate)")
     }
+
+    /// Versioning on, and the versions under the tenant's keys cannot be listed (403): deleting
+    /// the keys by name would only add delete markers and leave every envelope readable. The
+    /// deletion must stop before destroying anything, name the store and exit 3.
+    @Test func versionedBucketWhoseVersionsCannotBeListedStopsTheDeletionWithExitThree() throws {
+        let server = try SeaweedServer.shared()
+        let f = try S3Fixture(server: server)
+        let bucket = SeaweedServer.noVersionListBucket
+        try f.expectOK(["store", "add", "vers", "--url", server.url(bucket: bucket, prefix: "tresor"), "--region", "eu-central"])
+        try f.expectOK(["tenant", "add", "acme2", "--region", "eu-central", "--store", "vers", "--docs", f.docs.path])
+        try f.expectOK(["docs", "backup", "acme2"])
+        let s3 = try f.store(bucket: bucket)
+        try s3.setVersioning(enabled: true)
+        let before = try s3.listVersions(prefix: "tenants/acme2/")
+        try f.expectOK(["tenant", "end-contract", "acme2", "--date", DeletionTests.end])
+
+        var limited = f.tresor
+        limited.environment["AWS_ACCESS_KEY_ID"] = server.noVersionListAccessKey
+        limited.environment["AWS_SECRET_ACCESS_KEY"] = server.noVersionListSecretKey
+        let r = try limited.run(["--now", Self.day91, "deletion", "run"])
+        #expect(r.code == 3, "\(r.code): \(r.stdout) \(r.stderr)")
+        #expect(r.stdout.contains("store vers has versioning enabled") && r.stdout.contains("could not be listed or deleted"), "\(r.stdout)")
+        #expect(try s3.listVersions(prefix: "tenants/acme2/") == before, "nothing may be destroyed half-way")
+        let certificates = try f.expectOK(["evidence", "list", "--kind", "deletion"]).stdout
+        #expect(!certificates.contains("acme2"), "no certificate for an unfinished deletion: \(certificates)")
+    }
 }
