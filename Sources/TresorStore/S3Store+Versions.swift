@@ -75,18 +75,8 @@ extension S3Store: ObjectVersions {
         while start < versions.count {
             let batch = versions[start..<min(versions.count, start + deleteBatchSize)]
             start += batch.count
-            var xml = "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>"
-            for v in batch {
-                xml += "<Object><Key>\(S3XML.escape(objectKey(v.key)))</Key><VersionId>\(S3XML.escape(v.versionID))</VersionId></Object>"
-            }
-            xml += "</Delete>"
-            let body = Array(xml.utf8)
-            let md5 = Data(MD5.digest(body)).base64EncodedString()
-            let r = try body.withUnsafeBytes {
-                try send("POST", key: nil, query: [("delete", "")], headers: [("content-md5", md5), ("content-type", "application/xml")], body: $0)
-            }
-            guard r.status == 200 else { throw failure(r, "delete \(batch.count) object versions") }
-            let text = String(decoding: r.body, as: UTF8.self)[...]
+            let text = try deleteObjects(batch.map { "<Key>\(S3XML.escape(objectKey($0.key)))</Key><VersionId>\(S3XML.escape($0.versionID))</VersionId>" },
+                                         what: "delete \(batch.count) object versions")
             let errors = S3XML.blocks("Error", in: text).filter { !["NoSuchKey", "NoSuchVersion"].contains(S3XML.value("Code", in: $0)) }
             if let first = errors.first {
                 throw StoreError(.io, "delete version \(S3XML.value("VersionId", in: first) ?? "?") of \(S3XML.value("Key", in: first) ?? "?") in \(location): \(S3XML.value("Code", in: first) ?? "error")")

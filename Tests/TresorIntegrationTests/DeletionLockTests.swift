@@ -30,11 +30,7 @@ import TresorTestSupport
         let backup = f.tresor.start(["docs", "backup", "acme"])
         backup.standardOutput = FileHandle.nullDevice
         try backup.run()
-        let lockFile = f.home + "/locks/acme.lock"
-        while backup.isRunning,
-              (try? String(contentsOfFile: lockFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) != "\(backup.processIdentifier)" {
-            usleep(10_000)
-        }
+        waitUntilLockHeld(home: f.home, by: backup)
         let deletion = try f.tresor.run(["--now", Self.day91, "deletion", "run"])
         backup.waitUntilExit()
         #expect(backup.terminationStatus == 0)

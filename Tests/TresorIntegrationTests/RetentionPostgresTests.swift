@@ -61,11 +61,7 @@ import TresorTestSupport
         let b3 = f.tresor.start(["pg", "basebackup", "acme"])
         b3.standardOutput = FileHandle.nullDevice
         try b3.run()
-        let lockFile = f.home + "/locks/acme.lock"
-        while b3.isRunning,
-              (try? String(contentsOfFile: lockFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) != "\(b3.processIdentifier)" {
-            usleep(10_000)
-        }
+        waitUntilLockHeld(home: f.home, by: b3)
         let apply = f.tresor.start(["--json", "--now", now, "retention", "apply", "acme"])
         let applyOut = Pipe()
         apply.standardOutput = applyOut
