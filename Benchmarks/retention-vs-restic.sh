@@ -86,7 +86,7 @@ sweep_rc=0
 /usr/bin/time -f '%e %M' -o "$RUN/time-sweep" "${T[@]}" --now "@$((day0 + 101 * 86400))" --json sweep --root "$RUN/corpus" \
     >"$RUN/sweep.json" || sweep_rc=$?
 [[ $sweep_rc -eq 3 ]] || die "sweep exited $sweep_rc, expected 3 (copies of the deleted tenant's documents found)"
-read -r sw sm <"$RUN/time-sweep"
+read -r sw sm < <(tail -n 1 "$RUN/time-sweep") # GNU time notes the exit status 3 on a line of its own
 files=$(tree_files "$RUN/corpus")
 bytes=$(tree_bytes "$RUN/corpus")
 found=$(grep -o '"folder-content"' "$RUN/sweep.json" | wc -l)
