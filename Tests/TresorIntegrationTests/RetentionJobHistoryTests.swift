@@ -46,3 +46,23 @@ import TresorTestSupport
         #expect(try runs(f, tenant: "acme").compactMap { $0["kind"] as? String }.contains("docs-backup"))
     }
 }
+
+/// `retention.timezone` reaches the planner through `tresor retention plan`.
+@Suite(.serialized) struct RetentionTimeZoneCommandTests {
+    /// Day 0 is a UTC midnight in September 2026 (Berlin is UTC+2): 23:00Z on day 0 is 01:00 on
+    /// day 1 in Berlin. In UTC it would be day 0's last snapshot and 12:00Z's would go.
+    @Test func aBerlinPolicyCountsDaysInBerlinNotInUTC() throws {
+        let f = try Fixture(corpus: RetentionCommandTests.small())
+        try "[retention]\ntimezone = \"Europe/Berlin\"\n".write(toFile: f.home + "/policies/zz-zone.toml", atomically: true, encoding: .utf8)
+        var ids: [String] = []
+        for (day, hour) in [(0, 12), (0, 23), (1, 12)] {
+            let r = try f.expectOK(["--json", "--now", RetentionCommandTests.time(day: day, hour: hour), "docs", "backup", "acme"])
+            ids.append(try #require((r.json()?["snapshot"] as? [String: Any])?["id"] as? String))
+        }
+        let plan = try #require(try f.expectOK(["--json", "--now", RetentionCommandTests.time(day: 1, hour: 20), "retention", "plan", "acme"])
+            .json()?["acme"] as? [String: Any])
+        #expect(plan["timeZone"] as? String == "Europe/Berlin")
+        let dropped = (plan["dropSnapshots"] as? [[String: Any]] ?? []).compactMap { $0["item"] as? String }
+        #expect(dropped == [ids[1]], "\(plan)")
+    }
+}
