@@ -8,6 +8,9 @@
 # once per day for --days days, mutate.py changing it between days (seed 100+day, 1 %); Tresor's
 # clock and restic's --time carry the same day. Then both keep 31 daily snapshots and prune;
 # each is timed with GNU time (wall seconds, peak RSS). State lives in Benchmarks/work/.
+# Then the sweeper's throughput over the corpus: a tenant whose documents were the day-0 corpus
+# is deleted (its salted fingerprints recorded), and `tresor sweep --root` hunts its copies in the
+# 40th day's corpus, where nearly every file has a fingerprinted size and is hashed (worst case).
 # TRESOR_BIN as in tresor-bin.sh (release binary, else debug).
 set -euo pipefail
 SCALE=0.05
@@ -72,3 +75,20 @@ printf '%-8s %10s %12s %14s %14s %10s\n' tresor "$tw" "$tm" "$before_t" "$after_
     "$("${T[@]}" --json snapshots acme | grep -o '"kind"' | wc -l)"
 printf '%-8s %10s %12s %14s %14s %10s\n' restic "$rw" "$rm_" "$before_r" "$after_r" \
     "$(restic -r "$RESTIC_REPO" snapshots --json | grep -o '"time"' | wc -l)"
+
+# The sweeper over the corpus. `gone` had the day-0 corpus as its documents; its deletion records
+# the fingerprints (and must not touch the documents themselves, which are the customer's).
+cp -a "$PRISTINE" "$RUN/gone-docs"
+"${T[@]}" tenant add gone --region bench --store local --docs "$RUN/gone-docs" >/dev/null
+"${T[@]}" tenant end-contract gone --date "$(date -u -d "@$day0" +%Y-%m-%d)" >/dev/null
+"${T[@]}" --now "@$((day0 + 100 * 86400))" deletion run >/dev/null
+sweep_rc=0
+/usr/bin/time -f '%e %M' -o "$RUN/time-sweep" "${T[@]}" --now "@$((day0 + 101 * 86400))" --json sweep --root "$RUN/corpus" \
+    >"$RUN/sweep.json" || sweep_rc=$?
+[[ $sweep_rc -eq 3 ]] || die "sweep exited $sweep_rc, expected 3 (copies of the deleted tenant's documents found)"
+read -r sw sm < <(tail -n 1 "$RUN/time-sweep") # GNU time notes the exit status 3 on a line of its own
+files=$(tree_files "$RUN/corpus")
+bytes=$(tree_bytes "$RUN/corpus")
+found=$(grep -o '"folder-content"' "$RUN/sweep.json" | wc -l)
+printf 'sweep    %10s %12s  %s files, %s bytes: %s files/s, %s MB/s; %s copies found\n' "$sw" "$sm" "$files" "$bytes" \
+    "$(python3 -c "print(round($files / max($sw, 0.01)))")" "$(python3 -c "print(round($bytes / max($sw, 0.01) / 1e6, 1))")" "$found"

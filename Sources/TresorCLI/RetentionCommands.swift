@@ -48,6 +48,11 @@ struct RetentionApplyCommand: ParsableCommand {
                         lines.append("  store \(s.store): \(dryRun ? "would delete" : "deleted") \(p.snapshotsDeleted) snapshots, \(p.packsDeleted) packs (\(formatBytes(p.packBytesFreed))), \(s.walDeleted) WAL objects (\(formatBytes(s.walBytesFreed))); \(p.indexesWritten) index objects rewritten; \(p.packsRepacked) mostly-garbage packs repacked into \(p.packsWritten)")
                     }
                 }
+                for c in r.classes {
+                    let kinds = c.deletedByKind.keys.sorted().map { "\($0) \(c.deletedByKind[$0]!)" }.joined(separator: ", ")
+                    lines.append("  \(c.name): \(dryRun ? "would delete" : "deleted") \(c.deleted) older than \(c.cutoff) (\(c.policyKey) = \(c.period))"
+                                 + (kinds.isEmpty ? "" : ": \(kinds)"))
+                }
                 lines.append("  bytes to free: " + r.bytesToFree.keys.sorted().map { "\($0) \(formatBytes(r.bytesToFree[$0]!))" }.joined(separator: ", ")
                              + (dryRun ? " (dry run: nothing changed)" : ""))
                 return lines.joined(separator: "\n")

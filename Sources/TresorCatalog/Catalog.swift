@@ -158,6 +158,10 @@ public protocol Catalog: Sendable {
     /// `limit` is 0 or less). A non-nil `tenant` or `kind` keeps only the runs that match it;
     /// `nil` matches every run.
     func runs(tenant: String?, kind: RunKind?, limit: Int) throws -> [RunRecord]
+    /// Deletes `tenant`'s runs that ended before `cutoff` (with `dryRun`, only counts them) and
+    /// returns how many per kind. Never deleted: a run still running, and the newest finished (ok
+    /// or problem found) run of each kind, which `tick` reads to decide what is due.
+    func pruneRuns(tenant: String, endedBefore cutoff: Date, dryRun: Bool) throws -> [RunKind: Int]
 
     /// Starts recording a tenant's deletion with `plan` at step `planned`, unless one is already
     /// recorded (then that one is returned unchanged: a rerun resumes it).

@@ -336,6 +336,30 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
         }
     }
 
+    public func pruneRuns(tenant: String, endedBefore cutoff: Date, dryRun: Bool) throws -> [RunKind: Int] {
+        // Same order as `runs` (and tick): newest start first, ties by id.
+        let condition = """
+            tenant = ?1 AND ended_at IS NOT NULL AND ended_at < ?2 AND status != 'running' AND id NOT IN (
+                SELECT n.id FROM runs n WHERE n.tenant = ?1 AND n.status IN ('ok', 'problem_found') AND NOT EXISTS (
+                    SELECT 1 FROM runs m WHERE m.tenant = ?1 AND m.kind = n.kind AND m.status IN ('ok', 'problem_found')
+                    AND (m.started_at > n.started_at OR (m.started_at = n.started_at AND m.id > n.id))))
+            """
+        let values: [SQLiteValue] = [.text(tenant), SQLiteValue(cutoff)]
+        return try locked { db in
+            var counts: [RunKind: Int] = [:]
+            for (kind, count) in try db.query("SELECT kind, COUNT(*) FROM runs WHERE \(condition) GROUP BY kind", values, row: {
+                ($0.text(0), Int($0.int64(1)))
+            }) {
+                guard let k = RunKind(rawValue: kind) else {
+                    throw CatalogError(.corrupt, "run kind '\(kind)' is unknown to this build; job history of '\(tenant)' left as it is")
+                }
+                counts[k] = count
+            }
+            if !dryRun { _ = try db.execute("DELETE FROM runs WHERE \(condition)", values) }
+            return counts
+        }
+    }
+
     public func tenantRowCount(_ tenant: String) throws -> Int {
         try locked { db in
             try Self.tenantTables.reduce(0) { sum, t in

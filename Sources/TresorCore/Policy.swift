@@ -102,6 +102,23 @@ public struct Policy: Sendable, Equatable {
         public var retention: PolicyDuration
     }
 
+    /// How retention reads calendar days.
+    public struct Retention: Sendable, Equatable {
+        /// `retention.timezone`: the IANA zone (`UTC`, `Europe/Berlin`) whose local dates decide
+        /// which snapshots are "the last of a day" and in which whole-day windows are counted
+        /// (a day is 23 or 25 hours long across a daylight-saving change there).
+        public var timeZone: String
+
+        public init(timeZone: String = "UTC") { self.timeZone = timeZone }
+    }
+
+    /// Job history: the catalog's record of runs.
+    public struct JobHistory: Sendable, Equatable {
+        /// Runs that finished longer ago than this are deleted from the catalog by
+        /// `tresor retention apply` (`job_history.retention`).
+        public var retention: PolicyDuration
+    }
+
     /// Store maintenance.
     public struct StoreMaintenance: Sendable, Equatable {
         /// What interrupted writers leave (S3 multipart uploads, local `.tmp` files) is removed
@@ -141,6 +158,8 @@ public struct Policy: Sendable, Equatable {
     public var deletion: Deletion
     public var exports: Exports
     public var accessLog: AccessLog
+    public var retention: Retention
+    public var jobHistory: JobHistory
     public var serviceTerms: ServiceTerms
     /// How many jobs one `tresor tick` runs at once (`tick.concurrency`, 2 when absent).
     public var tickConcurrency: Int
@@ -179,6 +198,8 @@ public struct Policy: Sendable, Equatable {
             "deletion.sweep_interval": .duration(3600...(90 * day)),
             "exports.link_lifetime": .duration(60...(90 * day)),
             "access_log.retention": .duration(day...(3660 * day)),
+            "retention.timezone": .string,
+            "job_history.retention": .duration(day...(3660 * day)),
             "store.incomplete_upload_age": .duration(0...(366 * day)),
             "store.repack_garbage_percent": .integer(1...100),
             "service_terms.rto": .duration(60...(7 * day)),
@@ -208,6 +229,8 @@ public struct Policy: Sendable, Equatable {
         "deletion.sweep_interval": .string("7d"),
         "exports.link_lifetime": .string("7d"),
         "access_log.retention": .string("183d"),
+        "retention.timezone": .string("UTC"),
+        "job_history.retention": .string("183d"),
         "store.incomplete_upload_age": .string("24h"),
         "store.repack_garbage_percent": .integer(50),
         "service_terms.rto": .string("1h"),
@@ -274,6 +297,12 @@ public struct Policy: Sendable, Equatable {
                             sweepInterval: try r.duration("deletion.sweep_interval"))
         exports = Exports(linkLifetime: try r.duration("exports.link_lifetime"))
         accessLog = AccessLog(retention: try r.duration("access_log.retention"))
+        retention = Retention(timeZone: try r.string("retention.timezone"))
+        guard TimeZone(identifier: retention.timeZone) != nil else {
+            throw r.error("retention.timezone", "\(retention.timeZone) is not a time zone name",
+                          hint: "use an IANA name such as \"UTC\" or \"Europe/Berlin\"")
+        }
+        jobHistory = JobHistory(retention: try r.duration("job_history.retention"))
     }
 
     /// Loads every `*.toml` in `directory` in name order; later files override earlier keys.
@@ -354,6 +383,13 @@ struct PolicyReader {
             preconditionFailure("\(key) is not an integer in Policy.schema")
         }
         return i
+    }
+
+    func string(_ key: String) throws -> String {
+        guard let v = try value(key), case .string(let s) = v else {
+            preconditionFailure("\(key) is not a string in Policy.schema")
+        }
+        return s
     }
 
     func duration(_ key: String) throws -> PolicyDuration {

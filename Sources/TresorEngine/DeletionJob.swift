@@ -9,7 +9,8 @@ import TresorStore
 /// What `tresor deletion run` did or would do for one tenant.
 public struct DeletionTenantResult: Codable, Sendable {
     public var tenant: String
-    /// `not-due`, `held`, `planned` (dry run), `deleted`, `already-deleted`, `verification-failed`.
+    /// `not-due`, `held`, `planned` (dry run), `deleted`, `already-deleted`, `verification-failed`,
+    /// `versions-left` (a versioned store whose versions could not be listed or deleted).
     public var state: String
     public var contractEnd: Date?
     public var deadline: Date?
@@ -53,9 +54,13 @@ extension Installation {
     /// certificate. Each step is recorded in the catalog before the next starts, so a rerun after
     /// a crash resumes where it stopped. `crashAfter` exists for tests: it is called after each
     /// recorded step with that step.
-    public func runDeletion(dryRun: Bool, crashAfter: ((DeletionStep) -> Void)? = nil) throws -> DeletionRunResult {
-        guard !dryRun else { return try deletionPass(dryRun: true, crashAfter: nil) }
-        return try recordedRun(.deletion) { try deletionPass(dryRun: false, crashAfter: crashAfter) } outcome: { $0.outcome }
+    ///
+    /// Each tenant's deletion holds the tenant's lock (waiting up to `lockWait` seconds for a
+    /// running backup to finish), so a backup never writes while its data is being destroyed, and
+    /// a backup that starts later finds the deletion and refuses (``lockTenantForWriting(_:)``).
+    public func runDeletion(dryRun: Bool, lockWait: Double = 3600, crashAfter: ((DeletionStep) -> Void)? = nil) throws -> DeletionRunResult {
+        guard !dryRun else { return try deletionPass(dryRun: true, lockWait: lockWait, crashAfter: nil) }
+        return try recordedRun(.deletion) { try deletionPass(dryRun: false, lockWait: lockWait, crashAfter: crashAfter) } outcome: { $0.outcome }
     }
 
     /// Runs `body` as a catalog run of `kind` (no tenant: a run outlives the tenants it deleted),
@@ -73,7 +78,7 @@ extension Installation {
         }
     }
 
-    private func deletionPass(dryRun: Bool, crashAfter: ((DeletionStep) -> Void)?) throws -> DeletionRunResult {
+    private func deletionPass(dryRun: Bool, lockWait: Double, crashAfter: ((DeletionStep) -> Void)?) throws -> DeletionRunResult {
         let now = clock.now()
         let delay = policy.deletion.delayAfterContractEnd
         var results: [DeletionTenantResult] = []
@@ -99,6 +104,8 @@ extension Installation {
                 results.append(r)
                 continue
             }
+            let lock = try waitForLock(t.name, seconds: lockWait)
+            defer { withExtendedLifetime(lock) {} }
             let plan = String(decoding: try JSONEncoder().encode(footprint), as: UTF8.self)
             _ = try catalog.beginDeletion(tenant: t.name, plan: plan, at: now)
             crashAfter?(.planned)
@@ -106,6 +113,10 @@ extension Installation {
         }
         // Deletions whose tenant row is already gone (a crash after the catalog rows went).
         for name in resumable.sorted() where !dryRun {
+            // Past its data step the lock file is gone with the rest; taking the lock would
+            // create it again and fail the verification. No writer gets past the missing row.
+            let lock = try catalog.deletion(tenant: name).map { $0.step < .dataDeleted } == true ? try waitForLock(name, seconds: lockWait) : nil
+            defer { withExtendedLifetime(lock) {} }
             results.append(try finishDeletion(name, now: now, crashAfter: crashAfter))
         }
         return DeletionRunResult(asOf: now, dryRun: dryRun, tenants: results)
@@ -138,9 +149,8 @@ extension Installation {
             }
             for s in footprint.stores {
                 let store = try openStore(url: s.url, create: false)
-                let keys = try store.list(prefix: s.keysPrefix)
-                try store.deleteMany(keys.map(\.key))
-                add("keys:\(s.name)", keys.count, keys.reduce(0) { $0 + $1.size })
+                guard let gone = try purge(store, storeName: s.name, prefix: s.keysPrefix, into: &result) else { return result }
+                add("keys:\(s.name)", gone.count, gone.bytes)
             }
             let walKeySize = fileSize(footprint.walKey)
             if let size = walKeySize {
@@ -163,10 +173,9 @@ extension Installation {
             }
             for s in footprint.stores {
                 let store = try openStore(url: s.url, create: false)
-                let objects = try store.list(prefix: s.prefix)
-                try store.deleteMany(objects.map(\.key))
+                guard let gone = try purge(store, storeName: s.name, prefix: s.prefix, into: &result) else { return result }
                 let aborted = try store.abortIncompleteUploads(prefix: s.prefix, olderThan: 0)
-                add("store:\(s.name)", objects.count + aborted, objects.reduce(0) { $0 + $1.size })
+                add("store:\(s.name)", gone.count + aborted, gone.bytes)
             }
             for p in footprint.paths {
                 let (files, bytes) = try removeTree(p.path)
@@ -183,6 +192,15 @@ extension Installation {
             let left = try store.list(prefix: s.prefix).count
             proof["store:\(s.name)"] = .string("list \(s.prefix): \(left) objects")
             if left > 0 { result.problems.append("store \(s.name) still lists \(left) objects under \(s.prefix)") }
+            if let versions = store.versions, let state = try versionState(versions, storeName: s.name, into: &result), state != .off {
+                do {
+                    let kept = try versions.listVersions(prefix: s.prefix)
+                    proof["versions:\(s.name)"] = .string("list-versions \(s.prefix) (versioning \(state.rawValue)): \(kept.count) versions and delete markers")
+                    if !kept.isEmpty { result.problems.append("store \(s.name) still lists \(kept.count) versions or delete markers under \(s.prefix)") }
+                } catch {
+                    result.problems.append("store \(s.name) has versioning \(state.rawValue) and its versions under \(s.prefix) cannot be listed: \(error)")
+                }
+            }
         }
         let rows = try catalog.tenantRowCount(name)
         proof["catalog"] = .string("\(rows) rows name the tenant")
@@ -219,6 +237,45 @@ extension Installation {
             try save(.certified, finished: now)
         }
         return result
+    }
+
+    /// Deletes every object under `prefix`; on a store that keeps versions (versioning enabled or
+    /// suspended), every version and delete marker under it instead, since deleting a key there
+    /// only adds a marker and keeps the bytes. Returns how many and how many bytes; nil, with the
+    /// problem in `result`, when the store keeps versions and they cannot be listed or deleted:
+    /// the deletion then stops at this step (exit 3) rather than certify while versions remain.
+    private func purge(_ store: any Store, storeName: String, prefix: String,
+                       into result: inout DeletionTenantResult) throws -> (count: Int, bytes: Int)? {
+        if let versions = store.versions {
+            guard let state = try versionState(versions, storeName: storeName, into: &result) else { return nil }
+            if state != .off {
+                do {
+                    let all = try versions.listVersions(prefix: prefix)
+                    try versions.deleteVersions(all)
+                    return (all.count, all.reduce(0) { $0 + $1.size })
+                } catch {
+                    result.state = "versions-left"
+                    result.problems.append("store \(storeName) has versioning \(state.rawValue) and the versions under \(prefix) could not be listed or deleted: \(error); nothing past this step was done")
+                    return nil
+                }
+            }
+        }
+        let objects = try store.list(prefix: prefix)
+        try store.deleteMany(objects.map(\.key))
+        return (objects.count, objects.reduce(0) { $0 + $1.size })
+    }
+
+    /// The store's versioning state, or nil with the problem in `result` when it cannot be read
+    /// (a deletion must not guess that a bucket keeps no versions).
+    private func versionState(_ versions: any ObjectVersions, storeName: String,
+                              into result: inout DeletionTenantResult) throws -> VersioningState? {
+        do {
+            return try versions.versioning()
+        } catch {
+            result.state = "versions-left"
+            result.problems.append("store \(storeName): its versioning state cannot be read: \(error); nothing past this step was done")
+            return nil
+        }
     }
 
     private enum SlotDrop { case dropped, absent, unreachable(String), failed(String) }

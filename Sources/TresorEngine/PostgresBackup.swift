@@ -37,7 +37,7 @@ extension Installation {
         guard let dsn = tenant.pgDSN else {
             throw CoreError.usage("tenant '\(name)' has no postgresql dsn", hint: "register the tenant with tresor tenant add \(name) ... --pg DSN")
         }
-        let lock = try TenantLock(home: home, name: name)
+        let lock = try lockTenantForWriting(name)
         defer { withExtendedLifetime(lock) {} }
         let wallStart = Date()
         return try run(Job(.postgresBaseBackup, tenant: name) { [self] in

@@ -51,6 +51,56 @@ public struct RetentionStoreResult: Codable, Sendable {
     public var walBytesFreed: UInt64 = 0
 }
 
+/// What retention did (or, dry, would do) to one data class that is kept for a period and then
+/// deleted (job history; the download access log joins here).
+public struct RetentionClassResult: Codable, Sendable {
+    /// The class's name in output and evidence (`job-history`).
+    public var name: String
+    /// The policy key that sets the period, and its value.
+    public var policyKey: String
+    public var period: String
+    /// Entries older than this go.
+    public var cutoff: String
+    public var deleted: Int
+    /// Deleted entries per sub-kind (job history: per run kind).
+    public var deletedByKind: [String: Int]
+    public var bytesFreed: UInt64
+
+    public init(name: String, policyKey: String, period: PolicyDuration, cutoff: Date, deleted: [String: Int], bytesFreed: UInt64 = 0) {
+        self.name = name
+        self.policyKey = policyKey
+        self.period = period.description
+        self.cutoff = TimeFormat.string(cutoff)
+        self.deleted = deleted.values.reduce(0, +)
+        self.deletedByKind = deleted
+        self.bytesFreed = bytesFreed
+    }
+}
+
+/// A data class retention keeps for the policy's period and deletes after, besides snapshots,
+/// packs and WAL. `apply` runs under the tenant's lock inside `retention apply`; with `dryRun`
+/// it only counts. Add a class by appending it to ``Installation/retentionDataClasses``.
+public protocol RetentionDataClass: Sendable {
+    var name: String { get }
+    func apply(_ installation: Installation, tenant: String, now: Date, dryRun: Bool) throws -> RetentionClassResult
+}
+
+/// Job history: the catalog's runs of the tenant older than `job_history.retention` (the newest
+/// finished run of each kind stays, `tick` reads it).
+public struct JobHistoryRetention: RetentionDataClass {
+    public var name: String { "job-history" }
+
+    public init() {}
+
+    public func apply(_ installation: Installation, tenant: String, now: Date, dryRun: Bool) throws -> RetentionClassResult {
+        let period = installation.policy.jobHistory.retention
+        let cutoff = now.addingTimeInterval(-period.seconds)
+        let deleted = try installation.catalog.pruneRuns(tenant: tenant, endedBefore: cutoff, dryRun: dryRun)
+        return RetentionClassResult(name: name, policyKey: "job_history.retention", period: period, cutoff: cutoff,
+                                    deleted: Dictionary(uniqueKeysWithValues: deleted.map { ($0.key.rawValue, $0.value) }))
+    }
+}
+
 /// `tresor retention plan|apply`.
 public struct RetentionResult: Codable, Sendable {
     public var tenant: String
@@ -58,6 +108,8 @@ public struct RetentionResult: Codable, Sendable {
     public var applied: Bool
     public var plan: RetentionPlan
     public var stores: [RetentionStoreResult]
+    /// The other data classes (``Installation/retentionDataClasses``), in that order.
+    public var classes: [RetentionClassResult] = []
     /// Bytes freed (or, dry, to be freed) per class in the primary store: `wal`, `packs`.
     public var bytesToFree: [String: UInt64]
     public var outcome: Outcome
@@ -66,6 +118,9 @@ public struct RetentionResult: Codable, Sendable {
 }
 
 extension Installation {
+    /// The data classes `retention apply` keeps for a period, besides snapshots, packs and WAL.
+    public var retentionDataClasses: [any RetentionDataClass] { [JobHistoryRetention()] }
+
     /// The retention plan of `tenant` from its primary store, the policy and the clock.
     public func retentionPlan(tenant name: String) throws -> RetentionPlan {
         let tenant = try self.tenant(name)
@@ -82,7 +137,8 @@ extension Installation {
         return RetentionInput(now: TimeFormat.string(clock.now(), fractional: true),
                               recoveryWindowSeconds: policy.postgres.recoveryWindow.seconds,
                               dailySnapshotsKept: policy.documents.dailySnapshotsKept,
-                              snapshots: snapshots, wal: wal, inUse: try SnapshotPins(home: home).pinned(tenant: tenant))
+                              snapshots: snapshots, wal: wal, inUse: try SnapshotPins(home: home).pinned(tenant: tenant),
+                              timeZone: policy.retention.timeZone)
     }
 
     /// `tresor retention apply T [--dry-run]`: plans from the primary store, then, under the
@@ -93,6 +149,7 @@ extension Installation {
         let tenant = try self.tenant(name)
         let lock = try waitForLock(name, seconds: lockWait)
         defer { withExtendedLifetime(lock) {} }
+        try refuseIfDeleted(name)
         let run = try catalog.startRun(kind: RunKind.retention.rawValue, tenant: name, at: clock.now())
         do {
             let primary = try repository(for: tenant, create: false)
@@ -119,8 +176,12 @@ extension Installation {
                 stores.append(r)
             }
             let first = stores[0]
+            let now = clock.now()
+            let classes = try retentionDataClasses.map { try $0.apply(self, tenant: name, now: now, dryRun: dryRun) }
+            var bytesToFree = ["wal": first.walBytesFreed, "packs": first.prune?.packBytesFreed ?? 0]
+            for c in classes { bytesToFree[c.name] = c.bytesFreed }
             var result = RetentionResult(tenant: name, dryRun: dryRun, applied: !dryRun, plan: plan, stores: stores,
-                                         bytesToFree: ["wal": first.walBytesFreed, "packs": first.prune?.packBytesFreed ?? 0],
+                                         classes: classes, bytesToFree: bytesToFree,
                                          outcome: plan.problems.isEmpty ? .ok : .problemFound)
             if !dryRun {
                 try recordEvidence(kind: .retention, tenant: name, payload: [
@@ -135,6 +196,12 @@ extension Installation {
                         "wal_bytes_freed": .int(Int64(s.walBytesFreed)),
                     ]) }),
                     "problems": .array(plan.problems.map { .string($0) }),
+                    "classes": .array(classes.map { c in .object([
+                        "class": .string(c.name), "policy_key": .string(c.policyKey), "period": .string(c.period),
+                        "cutoff": .string(c.cutoff), "deleted": .int(Int64(c.deleted)),
+                        "deleted_by_kind": .object(c.deletedByKind.mapValues { .int(Int64($0)) }),
+                        "bytes_freed": .int(Int64(c.bytesFreed)),
+                    ]) }),
                 ])
             }
             if !result.failedStores.isEmpty { result.outcome = .problemFound }

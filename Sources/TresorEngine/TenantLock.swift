@@ -16,3 +16,24 @@ extension Home {
     /// The home's locks: `flock` files in ``locks``, exclusive on this host.
     public var locker: any Locks { FileLocks(directory: locks) }
 }
+
+extension Installation {
+    /// The tenant's lock for a job that writes to its repository (a backup, replication,
+    /// retention). Taken, then the catalog is read again: a deletion may have run between the
+    /// caller's first look at the tenant and the lock (deletion holds the same lock while it
+    /// destroys keys and data and removes the lock file), and a writer that went on would create
+    /// new keys and write the deleted tenant's data back. A deletion past its plan refuses too.
+    public func lockTenantForWriting(_ name: String) throws -> TenantLock {
+        let lock = try TenantLock(home: home, name: name)
+        try refuseIfDeleted(name)
+        return lock
+    }
+
+    func refuseIfDeleted(_ name: String) throws {
+        _ = try tenant(name) // throws naming the deletion when the row is gone
+        if let d = try catalog.deletion(tenant: name), d.step > .planned {
+            throw CoreError.usage("tenant '\(name)' is being deleted after its contract ended (step \(d.step.rawValue)): nothing may be written for it",
+                                  hint: "tresor deletion run finishes the deletion")
+        }
+    }
+}

@@ -44,9 +44,12 @@ public struct RetentionInput: Codable, Sendable, Equatable {
     public var wal: [WALObject]
     /// Snapshot ids a drill or an export is reading right now (``SnapshotPins`` in the engine).
     public var inUse: [String]
+    /// `retention.timezone`: the IANA zone whose local dates are the days (absent: UTC).
+    public var timeZone: String?
 
     public init(now: String, recoveryWindowSeconds: Double, dailySnapshotsKept: Int, snapshots: [Snapshot],
-                wal: [WALObject], inUse: [String]) {
+                wal: [WALObject], inUse: [String], timeZone: String? = nil) {
+        self.timeZone = timeZone
         self.now = now
         self.recoveryWindowSeconds = recoveryWindowSeconds
         self.dailySnapshotsKept = dailySnapshotsKept
@@ -67,6 +70,8 @@ public struct RetentionPlan: Codable, Sendable, Equatable {
 
     public var now: String
     public var windowStart: String
+    /// The zone the days were counted in, when not UTC.
+    public var timeZone: String?
     public var keepSnapshots: [Decision] = []
     public var dropSnapshots: [Decision] = []
     public var keepWAL: [Decision] = []
@@ -87,8 +92,10 @@ public enum RetentionPlanner {
         guard let now = TimeFormat.parse(input.now) else {
             throw CoreError.usage("retention: cannot read the time \(input.now)")
         }
-        let windowStart = now.addingTimeInterval(-input.recoveryWindowSeconds)
+        let calendar = try RetentionCalendar(zone: input.timeZone)
+        let windowStart = calendar.windowStart(now: now, seconds: input.recoveryWindowSeconds)
         var plan = RetentionPlan(now: TimeFormat.string(now), windowStart: TimeFormat.string(windowStart))
+        plan.timeZone = input.timeZone
         let inUse = Set(input.inUse)
 
         var documents: [(snapshot: RetentionInput.Snapshot, time: Date)] = []
@@ -113,29 +120,29 @@ public enum RetentionPlanner {
                 plan.keepSnapshots.append(.init(item: s.id, reason: "kept: kind \(s.kind) has no retention rule"))
             }
         }
-        planDocuments(documents, now: now, days: input.dailySnapshotsKept, inUse: inUse, into: &plan)
+        planDocuments(documents, now: now, days: input.dailySnapshotsKept, calendar: calendar, inUse: inUse, into: &plan)
         planPostgres(bases, wal: input.wal, windowStart: windowStart, inUse: inUse, into: &plan)
         plan.keepSnapshots.sort { $0.item < $1.item }
         plan.dropSnapshots.sort { $0.item < $1.item }
         return plan
     }
 
-    /// The last snapshot of each of the newest `days` UTC days that have one (days without a
-    /// snapshot are not counted, so a pause in backups never ages the history away).
+    /// The last snapshot of each of the newest `days` local days (in the policy's zone) that have
+    /// one (days without a snapshot are not counted, so a pause in backups never ages the history away).
     static func planDocuments(_ docs: [(snapshot: RetentionInput.Snapshot, time: Date)], now: Date, days: Int,
-                              inUse: Set<String>, into plan: inout RetentionPlan) {
+                              calendar: RetentionCalendar, inUse: Set<String>, into plan: inout RetentionPlan) {
         var byDay: [Int: [(snapshot: RetentionInput.Snapshot, time: Date)]] = [:]
         for d in docs {
             if d.time > now {
                 plan.keepSnapshots.append(.init(item: d.snapshot.id, reason: "kept: dated after now"))
                 continue
             }
-            byDay[Int((d.time.timeIntervalSince1970 / 86_400).rounded(.down)), default: []].append(d)
+            byDay[calendar.day(of: d.time), default: []].append(d)
         }
         let keptDays = Set(byDay.keys.sorted(by: >).prefix(days))
         for (day, list) in byDay {
             let sorted = list.sorted { ($0.time, $0.snapshot.id) < ($1.time, $1.snapshot.id) }
-            let dayText = String(TimeFormat.string(Date(timeIntervalSince1970: Double(day) * 86_400)).prefix(10))
+            let dayText = RetentionCalendar.text(day: day)
             for (i, d) in sorted.enumerated() {
                 let last = i == sorted.count - 1
                 if keptDays.contains(day) && last {
@@ -234,5 +241,42 @@ public enum RetentionPlanner {
         }
         plan.keepWAL.sort { $0.item < $1.item }
         plan.dropWAL.sort { $0.item < $1.item }
+    }
+}
+
+/// Calendar days in the policy's time zone, for the planner. A day is the local date
+/// (`yyyymmdd` as a number, so days sort), however many hours it has there.
+struct RetentionCalendar {
+    let calendar: Calendar
+
+    init(zone: String?) throws {
+        guard let tz = TimeZone(identifier: zone ?? "UTC") else {
+            throw CoreError.usage("retention: \(zone ?? "") is not a time zone name")
+        }
+        var c = Calendar(identifier: .gregorian)
+        c.timeZone = tz
+        calendar = c
+    }
+
+    func day(of time: Date) -> Int {
+        let c = calendar.dateComponents([.year, .month, .day], from: time)
+        return (c.year ?? 0) * 10_000 + (c.month ?? 0) * 100 + (c.day ?? 0)
+    }
+
+    static func text(day: Int) -> String {
+        let y = String(day / 10_000), m = String(day / 100 % 100), d = String(day % 100)
+        return String(repeating: "0", count: max(0, 4 - y.count)) + y + "-" + (m.count < 2 ? "0" : "") + m
+            + "-" + (d.count < 2 ? "0" : "") + d
+    }
+
+    /// `seconds` back from `now`; for a whole number of days, the same local wall-clock time that
+    /// many calendar days back when that is earlier (a window across a change back from summer
+    /// time is an hour longer than its days × 24 h), so the window is never shorter than promised
+    /// in either reading of "N days".
+    func windowStart(now: Date, seconds: Double) -> Date {
+        let elapsed = now.addingTimeInterval(-seconds)
+        guard seconds.truncatingRemainder(dividingBy: 86_400) == 0,
+              let local = calendar.date(byAdding: .day, value: -Int(seconds / 86_400), to: now) else { return elapsed }
+        return min(elapsed, local)
     }
 }

@@ -328,20 +328,26 @@ public final class S3Store: Store {
         while start < keys.count {
             let batch = keys[start..<min(keys.count, start + deleteBatchSize)]
             start += batch.count
-            var xml = "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>"
-            for k in batch { xml += "<Object><Key>\(S3XML.escape(objectKey(k)))</Key></Object>" }
-            xml += "</Delete>"
-            let body = Array(xml.utf8)
-            let md5 = Data(MD5.digest(body)).base64EncodedString()
-            let r = try body.withUnsafeBytes {
-                try send("POST", key: nil, query: [("delete", "")], headers: [("content-md5", md5), ("content-type", "application/xml")], body: $0)
-            }
-            guard r.status == 200 else { throw failure(r, "delete \(batch.count) objects") }
-            let text = String(decoding: r.body, as: UTF8.self)[...]
+            let text = try deleteObjects(batch.map { "<Key>\(S3XML.escape(objectKey($0)))</Key>" }, what: "delete \(batch.count) objects")
             let errors = S3XML.blocks("Error", in: text).filter { S3XML.value("Code", in: $0) != "NoSuchKey" }
             if let first = errors.first {
                 throw StoreError(.io, "delete \(S3XML.value("Key", in: first) ?? "?") in \(location): \(S3XML.value("Code", in: first) ?? "error")")
             }
         }
+    }
+
+    /// One DeleteObjects request (quiet: only failures come back) for `objects`, each the inner
+    /// XML of an `<Object>`; returns the answer's text for the caller to judge its errors.
+    func deleteObjects(_ objects: [String], what: String) throws -> Substring {
+        var xml = "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>"
+        for o in objects { xml += "<Object>\(o)</Object>" }
+        xml += "</Delete>"
+        let body = Array(xml.utf8)
+        let md5 = Data(MD5.digest(body)).base64EncodedString()
+        let r = try body.withUnsafeBytes {
+            try send("POST", key: nil, query: [("delete", "")], headers: [("content-md5", md5), ("content-type", "application/xml")], body: $0)
+        }
+        guard r.status == 200 else { throw failure(r, what) }
+        return String(decoding: r.body, as: UTF8.self)[...]
     }
 }

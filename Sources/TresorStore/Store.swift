@@ -101,6 +101,46 @@ public protocol Store: Sendable {
     /// only then. Callers pass the policy's age, so another host's write in flight is never
     /// touched. A store that has no such leftovers returns 0.
     func abortIncompleteUploads(prefix: String, olderThan age: Double) throws -> Int
+
+    /// Object versions, for stores that can keep them (S3 buckets with versioning); nil for a
+    /// store that never keeps an older version of an object (a local directory). Wrappers pass
+    /// their base's on: a wrapper that answered nil would hide versions from deletion.
+    var versions: (any ObjectVersions)? { get }
+}
+
+/// Whether a store keeps older versions of overwritten and deleted objects.
+public enum VersioningState: String, Sendable, Codable {
+    /// Never enabled: an object has one version (S3's "null" version).
+    case off
+    case enabled
+    /// Was enabled: versions made then are still there.
+    case suspended
+}
+
+/// One version of an object, or a delete marker, as S3's ListObjectVersions reports it.
+public struct ObjectVersion: Sendable, Equatable {
+    public var key: String
+    public var versionID: String
+    public var isDeleteMarker: Bool
+    public var size: Int
+
+    public init(key: String, versionID: String, isDeleteMarker: Bool, size: Int) {
+        self.key = key
+        self.versionID = versionID
+        self.isDeleteMarker = isDeleteMarker
+        self.size = size
+    }
+}
+
+/// The versioning side of a store (S3: GetBucketVersioning, ListObjectVersions, DeleteObjects
+/// with version ids). Deleting a key in a versioned bucket only adds a delete marker; only
+/// deleting each version removes the bytes.
+public protocol ObjectVersions: Sendable {
+    func versioning() throws -> VersioningState
+    /// Every version and delete marker whose key starts with `prefix`, sorted by key.
+    func listVersions(prefix: String) throws -> [ObjectVersion]
+    /// Removes exactly these versions (and delete markers); absent ones count as removed.
+    func deleteVersions(_ versions: [ObjectVersion]) throws
 }
 
 extension Store {
@@ -128,6 +168,9 @@ extension Store {
     public func deleteMany(_ keys: [String]) throws {
         if !keys.isEmpty { try delete(keys: keys) }
     }
+
+    /// Stores that keep no versions (and test doubles) have none.
+    public var versions: (any ObjectVersions)? { nil }
 }
 
 /// A store around another store that forwards every operation through one hook, ``around(_:_:_:)``
@@ -168,6 +211,8 @@ extension StoreWrapper {
     public func abortIncompleteUploads(prefix: String, olderThan age: Double) throws -> Int {
         try around(.cleanUploads, prefix) { try base.abortIncompleteUploads(prefix: prefix, olderThan: age) }
     }
+
+    public var versions: (any ObjectVersions)? { base.versions }
 }
 
 /// Why a store operation failed.

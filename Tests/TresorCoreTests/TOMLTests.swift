@@ -185,6 +185,14 @@ import Testing
         #expect(p.exports.linkLifetime.seconds == 7 * day)
         #expect(p.accessLog.retention.seconds == 183 * day)
     }
+
+    /// A zone name the system does not know would otherwise fall back to some default zone and
+    /// move every day boundary retention draws.
+    @Test func anUnknownRetentionTimeZoneIsAnErrorNamingFileLineAndKey() throws {
+        let e = try loadError { $0.replacingOccurrences(of: "timezone = \"UTC\"", with: "timezone = \"Europe/Atlantis\"") }
+        #expect(e?.message == "default.toml:\(line(of: "timezone")): retention.timezone: Europe/Atlantis is not a time zone name", "\(String(describing: e))")
+        #expect(try loadError { $0.replacingOccurrences(of: "timezone = \"UTC\"", with: "timezone = \"Europe/Berlin\"") } == nil)
+    }
 }
 
 @Suite struct PolicyTests {

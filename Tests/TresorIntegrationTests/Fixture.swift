@@ -44,3 +44,13 @@ func storedPacks(_ storePath: String) -> [String] {
     }
     return out.sorted()
 }
+
+/// Waits until `process` holds `tenant`'s lock in `home` (its pid is in the lock file), or has
+/// exited; a job started after this meets the lock.
+func waitUntilLockHeld(home: String, tenant: String = "acme", by process: Process) {
+    let lockFile = home + "/locks/\(tenant).lock"
+    while process.isRunning,
+          (try? String(contentsOfFile: lockFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) != "\(process.processIdentifier)" {
+        usleep(10_000)
+    }
+}

@@ -127,12 +127,7 @@ import TresorTestSupport
         let backup = f.tresor.start(["--now", Self.time(day: 33, hour: 21), "docs", "backup", "acme"])
         backup.standardOutput = FileHandle.nullDevice
         try backup.run()
-        // Start retention once the backup holds the lock (its pid is in the lock file).
-        let lockFile = f.home + "/locks/acme.lock"
-        while backup.isRunning,
-              (try? String(contentsOfFile: lockFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) != "\(backup.processIdentifier)" {
-            usleep(10_000)
-        }
+        waitUntilLockHeld(home: f.home, by: backup)
         let retention = try f.tresor.run(["--now", Self.time(day: 33, hour: 22), "retention", "apply", "acme"])
         backup.waitUntilExit()
         #expect(backup.terminationStatus == 0)

@@ -74,4 +74,71 @@ import TresorPostgres
         #expect(plan.dropSnapshots.map(\.item).sorted() == ["d-2028-02-26", "d-2028-02-28", "d-2028-02-29",
                                                              "d-2028-03-01-plus1", "d-2028-03-31"])
     }
+
+    /// The same input planned in UTC, to show what the zone changes.
+    func inUTC(_ name: String) throws -> RetentionPlan {
+        var input = try JSONDecoder().decode(RetentionInput.self,
+                                             from: Data(contentsOf: Self.fixtures.appendingPathComponent(name + ".input.json")))
+        input.timeZone = nil
+        return try RetentionPlanner.plan(input)
+    }
+
+    /// Europe/Berlin springs forward on 2027-03-28 (02:00 CET → 03:00 CEST, a 23-hour day). Days
+    /// are local dates: 23:30Z on 03-26 is 00:30 on 03-27 there, 22:30Z on 03-28 is already 03-29,
+    /// 22:30Z on the month's last day is April 1st. Six days kept: the last snapshot of each
+    /// local day stays. The 30-day window starts 30 × 24 h back (10:00Z on 03-02), earlier than
+    /// the same local time 30 days back (12:00 CET = 11:00Z).
+    @Test func springForwardDayInABerlinPolicyEndsAtLocalMidnight() throws {
+        let plan = try golden("documents-berlin-spring-forward")
+        #expect(plan.keepSnapshots.map(\.item) == ["s-0327-1200Z", "s-0328-2130Z", "s-0328-2230Z", "s-0330-1200Z",
+                                                   "s-0331-2130Z", "s-0401-0900Z"])
+        #expect(plan.dropSnapshots.map(\.item) == ["s-0326-2330Z", "s-0327-2330Z", "s-0328-0130Z", "s-0331-2230Z"])
+        #expect(plan.windowStart == "2027-03-02T10:00:00Z")
+        #expect(plan.timeZone == "Europe/Berlin")
+        // UTC days would keep other snapshots (the old planner's answer).
+        #expect(try inUTC("documents-berlin-spring-forward").keepSnapshots.map(\.item)
+                == ["s-0326-2330Z", "s-0327-2330Z", "s-0328-2230Z", "s-0330-1200Z", "s-0331-2230Z", "s-0401-0900Z"])
+    }
+
+    /// Europe/Berlin falls back on 2027-10-31, also the month's last day (03:00 CEST → 02:00 CET,
+    /// a 25-hour day with 02:30 twice: 00:30Z and 01:30Z). The local day runs from 22:00Z on
+    /// 10-30 to 23:00Z on 10-31; three days kept.
+    @Test func fallBackDayInABerlinPolicyIsTwentyFiveHoursLong() throws {
+        let plan = try golden("documents-berlin-fall-back")
+        #expect(plan.keepSnapshots.map(\.item) == ["f-1031-2245Z", "f-1101-1200Z", "f-1102-1100Z"])
+        #expect(plan.dropSnapshots.map(\.item) == ["f-1030-2100Z", "f-1030-2215Z", "f-1031-0030Z", "f-1031-0130Z",
+                                                   "f-1031-2315Z", "f-1101-2330Z"])
+        #expect(plan.dropSnapshots.first { $0.item == "f-1031-0130Z" }?.reason == "not the last of 2027-10-31")
+        #expect(try inUTC("documents-berlin-fall-back").keepSnapshots.map(\.item) == ["f-1031-2315Z", "f-1101-2330Z", "f-1102-1100Z"])
+    }
+
+    /// The leap day and the end of February in Berlin: 23:15Z on 02-29 is March 1st there.
+    @Test func leapDayAndMonthEndInABerlinPolicyFollowLocalDates() throws {
+        let plan = try golden("documents-berlin-month-ends-leap-day")
+        #expect(plan.keepSnapshots.map(\.item) == ["l-0228-2230Z", "l-0229-2245Z", "l-0301-1100Z"])
+        #expect(plan.dropSnapshots.map(\.item) == ["l-0228-2330Z", "l-0229-2315Z"])
+        #expect(try inUTC("documents-berlin-month-ends-leap-day").keepSnapshots.map(\.item)
+                == ["l-0228-2330Z", "l-0229-2315Z", "l-0301-1100Z"])
+    }
+
+    /// Now is 12:00 CET on 2027-11-15; 30 local days back is 12:00 CEST on 10-16 = 10:00Z, an
+    /// hour before 30 × 24 h (11:00Z): the window starts at 10:00Z. b2 ended at 10:30Z, inside the
+    /// window, so b1 (and its WAL from segment 2) must stay; in UTC b1 would go.
+    @Test func windowAcrossFallBackStartsAtTheEarlierOfLocalAndElapsedDays() throws {
+        let plan = try golden("window-berlin-fall-back")
+        #expect(plan.windowStart == "2027-10-16T10:00:00Z")
+        #expect(plan.keepSnapshots.map(\.item) == ["b1", "b2", "b3"])
+        #expect(plan.dropWAL.map(\.item) == ["000000010000000000000001"])
+        #expect(plan.problems.isEmpty)
+        let utc = try inUTC("window-berlin-fall-back")
+        #expect(utc.windowStart == "2027-10-16T11:00:00Z")
+        #expect(utc.dropSnapshots.map(\.item) == ["b1"])
+    }
+
+    @Test func unknownTimeZoneIsRefused() throws {
+        var input = try JSONDecoder().decode(RetentionInput.self,
+                                             from: Data(contentsOf: Self.fixtures.appendingPathComponent("documents-berlin-fall-back.input.json")))
+        input.timeZone = "Europe/Atlantis"
+        #expect(throws: (any Error).self) { try RetentionPlanner.plan(input) }
+    }
 }

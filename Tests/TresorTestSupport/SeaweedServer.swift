@@ -34,6 +34,12 @@ public final class SeaweedServer: @unchecked Sendable {
     public static let restrictedBucket = "restricted"
     public let noPacksAccessKey = "tresornopacks"
     public let noPacksSecretKey: String
+    /// A bucket the ``noVersionListAccessKey`` may read and write, and list only under
+    /// `tresor/tenants/acme/data/`: on it, with versioning on, listing the versions of a
+    /// tenant's keys fails (403) while everything a deletion reads first works.
+    public static let noVersionListBucket = "noverlist"
+    public let noVersionListAccessKey = "tresornoverlist"
+    public let noVersionListSecretKey: String
     public let s3Port: Int
     /// An already running server named by the environment (scripts/test-s3-rgw.sh), or nil.
     public let externalEndpoint: String?
@@ -72,6 +78,7 @@ public final class SeaweedServer: @unchecked Sendable {
             walWriteOnlySecretKey = walWriteOnlyAccessKey + "-secret-" + shared
             walListSecretKey = walListAccessKey + "-secret-" + shared
             noPacksSecretKey = noPacksAccessKey + "-secret-" + shared
+            noVersionListSecretKey = noVersionListAccessKey + "-secret-" + shared
             s3Port = URL(string: external)?.port ?? 80
             ports = [:]
             return
@@ -84,6 +91,7 @@ public final class SeaweedServer: @unchecked Sendable {
         walWriteOnlySecretKey = random("wwo")
         walListSecretKey = random("wl")
         noPacksSecretKey = random("np")
+        noVersionListSecretKey = random("nvl")
         var taken = Set<Int>()
         var ports: [String: Int] = [:]
         for name in ["s3", "s3.grpc", "master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc",
@@ -105,7 +113,10 @@ public final class SeaweedServer: @unchecked Sendable {
               "actions":["List:\(Self.walBucket)/tenants/wlist/wal/*","Write:\(Self.walBucket)/tenants/wlist/wal/*"]},
              {"name":"nopacks","credentials":[{"accessKey":"\(noPacksAccessKey)","secretKey":"\(noPacksSecretKey)"}],
               "actions":["List:\(r)","Read:\(r)/tresor/tenants/acme/keys/*","Read:\(r)/tresor/tenants/acme/index/*",
-                         "Read:\(r)/tresor/tenants/acme/snapshots/*","Read:\(r)/tresor/tenants/acme/config*"]}]}
+                         "Read:\(r)/tresor/tenants/acme/snapshots/*","Read:\(r)/tresor/tenants/acme/config*"]},
+             {"name":"noverlist","credentials":[{"accessKey":"\(noVersionListAccessKey)","secretKey":"\(noVersionListSecretKey)"}],
+              "actions":["Read:\(Self.noVersionListBucket)","Read:\(Self.noVersionListBucket)/*","Write:\(Self.noVersionListBucket)/*",
+                         "List:\(Self.noVersionListBucket)/tresor/tenants/acme/data/*"]}]}
             """
         try config.write(to: dir.sub("s3.json"), atomically: true, encoding: .utf8)
         try FileManager.default.createDirectory(at: dir.sub("data"), withIntermediateDirectories: true)
