@@ -61,7 +61,7 @@ extension Installation {
         guard !tenant.docRoots.isEmpty else {
             throw CoreError.usage("tenant '\(name)' has no document roots", hint: "tresor tenant add \(name) --docs DIR")
         }
-        let lock = try TenantLock(home: home, name: name)
+        let lock = try locks.acquire(name)
         defer { withExtendedLifetime(lock) {} }
         let wallStart = Date()
         return try run(Job(.documentsBackup, tenant: name) { [self] in

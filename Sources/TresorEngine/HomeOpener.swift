@@ -36,7 +36,7 @@ public struct HomeOpener: Sendable {
     /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; without them S3 stores use
     /// `[s3] credentials_file`.
     public func installation(clock: any Clock, s3Credentials: S3Credentials? = nil) throws -> Installation {
-        let catalog = try SQLiteCatalog(path: home.path(config.catalogPath).path)
+        let catalog = try config.openCatalog(home: home)
         let installation = Installation(home: home, config: config, catalog: catalog, policy: policy, clock: clock,
                                         environmentCredentials: s3Credentials)
         installation.configFile = configFile

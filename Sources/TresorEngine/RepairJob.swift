@@ -87,7 +87,7 @@ extension Installation {
     private func repairRun<R: JobResult>(kind: RunKind, tenant name: String,
                                          _ body: @escaping (any Store, TenantRepository) throws -> R) throws -> R {
         let t = try tenant(name)
-        let lock = try TenantLock(home: home, name: name)
+        let lock = try locks.acquire(name)
         defer { withExtendedLifetime(lock) {} }
         return try run(Job(kind, tenant: name) { [self] in
             let store = try openStore(for: t, create: false)

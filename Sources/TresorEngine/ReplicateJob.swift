@@ -51,7 +51,7 @@ extension Installation {
         // Region guard first: a refused target sees no request at all.
         let target = try openStore(for: tenant, storeName: targetName, create: true)
         let source = try openStore(for: tenant, create: false)
-        let lock = try TenantLock(home: home, name: name)
+        let lock = try locks.acquire(name)
         defer { withExtendedLifetime(lock) {} }
         let wallStart = Date()
         return try run(Job(.replicate, tenant: name) { [self] in
