@@ -19,6 +19,9 @@ public final class Installation: @unchecked Sendable {
     /// S3 credentials the caller found in the environment; they win over the config's file.
     let environmentCredentials: S3Credentials?
     private let masterKeyCache = Locked<MasterKey?>(nil)
+    /// Seconds `tick` waits between claiming a job's lease and running it (0: none). For tests
+    /// only (`TRESOR_TEST_HOLD_AFTER_CLAIM`): it holds a worker mid-job so a test can kill it.
+    public var holdAfterClaim: Double = 0
 
     init(home: Home, config: Config, catalog: any Catalog, policy: Policy, clock: any Clock,
          environmentCredentials: S3Credentials? = nil) {

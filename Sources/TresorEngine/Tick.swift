@@ -186,6 +186,7 @@ extension Installation {
         }
         let outcome: Outcome
         do {
+            if holdAfterClaim > 0 { Thread.sleep(forTimeInterval: holdAfterClaim) }
             outcome = try body()
         } catch {
             try lease.finish(doneAt: nil)
