@@ -121,7 +121,7 @@ import TresorTestSupport
             Thread.sleep(forTimeInterval: 1)
         }
         let runs = try fleet.sql("SELECT tenant || ' ' || status || ' ' || (worker LIKE '\(worker)') FROM runs WHERE kind = 'docs-backup' ORDER BY 1")
-        #expect(runs == FleetTests.tenants.map { "\($0) ok f" })
+        #expect(runs == FleetTests.tenants.map { "\($0) ok false" })
         for tenant in held {
             let leases = try fleet.sql("SELECT worker LIKE '\(worker)' FROM job_leases WHERE owner = '\(tenant)' AND job = 'docs-backup'")
             #expect(leases == ["f"], "\(tenant)'s lease still names the killed worker")
