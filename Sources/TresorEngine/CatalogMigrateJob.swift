@@ -79,7 +79,7 @@ extension Config {
             var end = start + 1
             while end < lines.count, !isHeader(lines[end]) { end += 1 }
             lines.replaceSubrange(start..<end, with: [
-                "# [catalog] path = \"\(sqlitePath)\" was moved to PostgreSQL by tresor catalog migrate (catalog above).", "",
+                "# The SQLite catalog (\(sqlitePath)) was moved to PostgreSQL by tresor catalog migrate (catalog above).", "",
             ])
         }
         let escaped = dsn.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
