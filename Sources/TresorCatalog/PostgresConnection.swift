@@ -11,6 +11,9 @@ final class PostgresConnection: CatalogConnection {
     init(dsn: String, applicationName: String) throws {
         do {
             connection = try PGConnection(dsn: dsn, applicationName: applicationName)
+            // libpq prints NOTICEs (CREATE TABLE IF NOT EXISTS ... skipping) on stderr; the
+            // catalog's only notices are those, and warnings and errors still come through.
+            try connection.query("SET client_min_messages = warning")
         } catch let e as PostgresError {
             throw CatalogError(.postgres, "cannot open the postgresql catalog: \(e.message)",
                                hint: "check the catalog setting in tresor.toml and that the server accepts this host")
