@@ -189,7 +189,8 @@ extension Installation {
             if holdAfterClaim > 0 { Thread.sleep(forTimeInterval: holdAfterClaim) }
             outcome = try body()
         } catch {
-            try lease.finish(doneAt: nil)
+            // The job's own error is the one to report; a lease that cannot be released runs out.
+            _ = try? lease.finish(doneAt: nil)
             throw error
         }
         if let lost = try lease.finish(doneAt: clock.now()) {
