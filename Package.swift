@@ -36,8 +36,10 @@ let package = Package(
         .target(name: "TresorStore", dependencies: ["TresorCore", "TresorCrypto", "CCurl"]),
         .target(name: "TresorRepository", dependencies: ["TresorCore", "TresorCrypto", "TresorStore", "CZstd", "CPosix"]),
         .target(name: "TresorDocuments", dependencies: ["TresorCore", "TresorRepository"]),
-        .target(name: "TresorPostgres", dependencies: ["TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "CLibpq"]),
-        .target(name: "TresorCatalog", dependencies: ["TresorCore", "CSQLite"]),
+        // The narrow libpq client, shared by the replication code and the PostgreSQL catalog.
+        .target(name: "TresorLibpq", dependencies: ["TresorCore", "CLibpq"]),
+        .target(name: "TresorPostgres", dependencies: ["TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "TresorLibpq"]),
+        .target(name: "TresorCatalog", dependencies: ["TresorCore", "CSQLite", "TresorLibpq"]),
         .target(name: "TresorEvidence", dependencies: [
             "TresorCore", "TresorCrypto", "TresorStore", .product(name: "Mustache", package: "swift-mustache"),
         ]),
@@ -60,7 +62,7 @@ let package = Package(
         .testTarget(name: "TresorRepositoryTests", dependencies: ["TresorRepository", "TresorTestSupport"]),
         .testTarget(name: "TresorPostgresTests", dependencies: ["TresorPostgres", "TresorRepository", "TresorCrypto", "TresorTestSupport"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "TresorCatalogTests", dependencies: ["TresorCatalog"]),
+        .testTarget(name: "TresorCatalogTests", dependencies: ["TresorCatalog", "TresorTestSupport"]),
         .testTarget(name: "TresorDocumentsTests", dependencies: ["TresorDocuments", "TresorTestSupport"]),
         .testTarget(name: "TresorEvidenceTests", dependencies: ["TresorEvidence", "TresorStore", "TresorCrypto", "TresorTestSupport"]),
         .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI", "TresorEngine", "TresorCatalog", "TresorPostgres", "TresorTestSupport"]),

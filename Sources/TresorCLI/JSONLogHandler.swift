@@ -3,6 +3,7 @@ import Logging
 import TresorCatalog
 import TresorCore
 import TresorEngine
+import TresorPostgres
 
 /// Removes secrets from text before it is logged: the values it was told about (the master key
 /// file's text, AWS and PostgreSQL secrets from the environment) and anything shaped like a
@@ -116,9 +117,13 @@ struct JSONLogHandler: LogHandler {
 
 enum Logs {
     /// The secrets of this process that a log line must never show.
-    static func redactor(environment: [String: String], installation: Installation?) -> Redactor {
+    static func redactor(environment: [String: String], installation: Installation?, context: Context) -> Redactor {
         var r = Redactor()
         for key in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD"] { r.add(environment[key]) }
+        // The fleet catalog's DSN password, from the config alone: an unreachable catalog is
+        // exactly when its DSN shows up in errors, and then there is no installation.
+        let config = installation?.config ?? (try? HomeOpener(home: context.home, configFile: context.configFile))?.config
+        if let dsn = config?.catalogDSN { r.add((try? ConnInfo(dsn))?.password) }
         if let installation, case .file(let path) = installation.config.masterKey {
             // Unreadable key file: the command itself fails on it and says so; nothing to hide then.
             r.add(try? String(contentsOf: installation.home.path(path), encoding: .utf8))
@@ -162,7 +167,7 @@ extension Logs {
         let sink = try LogSink(file: options.logFile)
         // Without an installation (before `init`, or a broken config the command will report)
         // only the environment's secrets are known; the patterns still apply.
-        let redactor = redactor(environment: environment, installation: try? context.installation())
+        let redactor = redactor(environment: environment, installation: try? context.installation(), context: context)
         var logger = Logger(label: "tresor") { _ in JSONLogHandler(level: level, sink: sink, redactor: redactor) }
         logger.logLevel = level
         return logger

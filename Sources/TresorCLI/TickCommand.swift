@@ -11,7 +11,10 @@ struct TickCommand: ParsableCommand {
     @Option(name: .customLong("metrics-out"), help: "Write the Prometheus textfile here at the end (as tresor metrics --out).") var metricsOut: String?
 
     func run() throws {
-        let r = try ctx.installation().tick(metricsOut: metricsOut)
+        let installation = try ctx.installation()
+        // A test hook: hold every claimed job this long before running it (see Installation.holdAfterClaim).
+        if let hold = ctx.environment["TRESOR_TEST_HOLD_AFTER_CLAIM"].flatMap(Double.init) { installation.holdAfterClaim = hold }
+        let r = try installation.tick(metricsOut: metricsOut)
         ctx.emit(r, outcome: r.outcome) {
             var lines = ["tick at \(TimeFormat.string(r.asOf)): \(r.jobs.count) due jobs for \(r.tenants) tenants (\(r.concurrency) at once)"]
             for j in r.jobs {

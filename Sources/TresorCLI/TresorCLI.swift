@@ -158,5 +158,6 @@ struct Tresor: ParsableCommand {
             EvidenceCommand.self,
             KeysCommand.self, DrillCommand.self, ExportCommand.self, DeletionCommand.self, SweepCommand.self,
             RetentionCommand.self, JobsCommand.self, MetricsCommand.self, TickCommand.self,
+            CatalogCommand.self,
         ])
 }

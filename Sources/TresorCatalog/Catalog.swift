@@ -178,6 +178,43 @@ public protocol Catalog: Sendable {
     func purgeTenantRows(_ tenant: String) throws -> Int
     /// How many rows still name `tenant` (what ``purgeTenantRows(_:)`` removes).
     func tenantRowCount(_ tenant: String) throws -> Int
+
+    /// Claims `job` for `worker` for `lease` seconds of the database's clock (so hosts with
+    /// different clocks agree), unless another worker holds an unexpired lease on it (`.held`)
+    /// or a worker finished it at or after `notDoneSince` (`.done`: someone did it since the
+    /// caller looked). At most one caller gets `.claimed` while the lease runs; a worker that dies
+    /// holding one releases it when the lease runs out. PostgreSQL locks the lease row `FOR
+    /// UPDATE SKIP LOCKED`; SQLite takes its write lock (one host).
+    func claimJob(_ job: JobKey, worker: String, lease: TimeInterval, notDoneSince: Date?) throws -> JobClaim
+    /// Extends `worker`'s lease on `job` to `lease` seconds from now; `false` if another worker
+    /// holds it now (the lease ran out and was taken).
+    func renewJob(_ job: JobKey, worker: String, lease: TimeInterval) throws -> Bool
+    /// Ends `worker`'s lease on `job`; `doneAt`, when given, records the job as finished then
+    /// (what later claims compare with `notDoneSince`). `false` if another worker holds it now.
+    @discardableResult
+    func releaseJob(_ job: JobKey, worker: String, doneAt: Date?) throws -> Bool
+}
+
+/// What a lease is on: a job name (a ``RunKind``'s raw value, or `lock` for a named lock) of an
+/// owner (a tenant, a store, a lock name, or `""` for installation-wide jobs).
+public struct JobKey: Sendable, Hashable, Codable {
+    public var owner: String
+    public var job: String
+
+    public init(owner: String, job: String) {
+        self.owner = owner
+        self.job = job
+    }
+}
+
+/// The answer to ``Catalog/claimJob(_:worker:lease:notDoneSince:)``.
+public enum JobClaim: Sendable, Equatable {
+    /// The caller holds the lease now.
+    case claimed
+    /// Another worker holds an unexpired lease (named when the catalog knows it).
+    case held(by: String)
+    /// A worker finished the job at this time, not before `notDoneSince`.
+    case done(at: Date)
 }
 
 /// Where a tenant's post-contract deletion stands. Steps only move forward.

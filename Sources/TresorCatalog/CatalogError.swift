@@ -13,6 +13,8 @@ public enum CatalogErrorCode: String, Sendable, Codable, FailureCode {
     case invalid
     /// The database refused or failed an operation: I/O, busy, full, bad SQL (failed).
     case sqlite
+    /// The PostgreSQL catalog's server refused or failed an operation, or cannot be reached (failed).
+    case postgres
     /// The catalog file is damaged or is not a database (failed).
     case corrupt
     /// The catalog was written by a newer Tresor whose schema this one does not know (failed).
@@ -22,7 +24,7 @@ public enum CatalogErrorCode: String, Sendable, Codable, FailureCode {
     public var kind: FailureKind {
         switch self {
         case .notFound, .duplicate, .invalid: .usage
-        case .sqlite, .corrupt, .unsupportedSchema: .failed
+        case .sqlite, .postgres, .corrupt, .unsupportedSchema: .failed
         }
     }
 }

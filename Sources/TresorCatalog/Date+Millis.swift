@@ -25,7 +25,7 @@ extension SQLiteValue {
     init(_ date: Date?) { self = date.map { .int64($0.unixMilliseconds) } ?? .null }
 }
 
-extension SQLiteStatement {
+extension CatalogRow {
     func date(_ column: Int32) -> Date { Date(unixMilliseconds: int64(column)) }
     func optionalDate(_ column: Int32) -> Date? { optionalInt64(column).map(Date.init(unixMilliseconds:)) }
 }

@@ -89,17 +89,36 @@ extension SQLiteCatalog {
         """
         ALTER TABLE runs ADD COLUMN worker TEXT;
         """,
+        // 5: job leases: which worker holds a job (an owner, a tenant or store or "", and a job
+        // name) until when (expires_ms, the database's clock in Unix ms; 0 when released), and
+        // when a worker last finished it (done_at, the installation's clock). See Catalog.claimJob.
+        """
+        CREATE TABLE job_leases (
+            owner      TEXT NOT NULL,
+            job        TEXT NOT NULL,
+            worker     TEXT NOT NULL,
+            expires_ms INTEGER NOT NULL,
+            done_at    INTEGER,
+            PRIMARY KEY (owner, job)
+        );
+        """,
     ]
 
     /// The schema version this build writes and understands.
     public static var latestSchemaVersion: Int { migrations.count }
+}
 
+extension SQLCatalog {
     /// Brings the schema to ``latestSchemaVersion`` in one write transaction, so a crash leaves
     /// the previous version intact and two processes opening a new catalog at once migrate it
     /// once. `schema_version` holds one row per applied migration.
-    /// `migrations` is a parameter only so tests can add a version.
-    static func migrate(_ db: SQLiteDatabase, to migrations: [String] = SQLiteCatalog.migrations) throws {
+    /// `migrations` is a parameter only so tests can add a version (and PostgreSQL passes its
+    /// own); `serialize`, when given, runs first in the transaction to keep concurrent migrations
+    /// apart where the write transaction alone does not (PostgreSQL's advisory lock).
+    static func migrate(_ db: any CatalogConnection, to migrations: [String] = SQLiteCatalog.migrations,
+                        serialize: String? = nil) throws {
         try db.transaction {
+            if let serialize { try db.exec(serialize) }
             try db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)")
             let current = try schemaVersion(db)
             guard current <= migrations.count else {
@@ -115,7 +134,7 @@ extension SQLiteCatalog {
         }
     }
 
-    static func schemaVersion(_ db: SQLiteDatabase) throws -> Int {
+    static func schemaVersion(_ db: any CatalogConnection) throws -> Int {
         try db.query("SELECT COALESCE(MAX(version), 0) FROM schema_version") { Int($0.int64(0)) }.first ?? 0
     }
 }

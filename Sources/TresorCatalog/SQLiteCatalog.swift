@@ -1,39 +1,28 @@
 import Foundation
 import TresorCore
 
-/// The embedded catalog: one SQLite file in the tresor home.
+/// The catalog over a SQL database: every ``Catalog`` method, written once for both back ends.
+/// ``SQLiteCatalog`` (embedded, one file) and ``PostgresCatalog`` (a fleet's shared catalog)
+/// only open the connection and bring its schema up to date.
 ///
 /// One connection, used under a lock, so calls from many threads are serialised in this
-/// process; other processes (cron's `tick`, an operator's CLI) share the file through SQLite's
-/// WAL mode and wait up to 5 seconds for each other's writes. Every multi-statement write runs
-/// in one transaction. Calls block the calling thread on file I/O: call them off the cooperative
-/// pool when the caller is async and the call may wait.
-public final class SQLiteCatalog: Catalog, @unchecked Sendable {
+/// process; other processes (cron's `tick`, an operator's CLI, other hosts' workers) share the
+/// database through its own locking. Every multi-statement write runs in one transaction. Calls
+/// block the calling thread on I/O: call them off the cooperative pool when the caller is async
+/// and the call may wait.
+public class SQLCatalog: Catalog, @unchecked Sendable {
     // @unchecked: `database` is only touched while `lock` is held.
     private let lock = NSLock()
-    private let database: SQLiteDatabase
+    private let database: any CatalogConnection
     /// Written into every run this catalog starts: ``WorkerName/current`` unless told otherwise.
     public let worker: String
 
-    /// Opens the catalog at `path`, creating the file if missing (its directory must exist),
-    /// and migrates its schema to ``latestSchemaVersion``. Throws `.unsupportedSchema` if a newer
-    /// Tresor wrote it, `.corrupt` if it is not a SQLite database.
-    public init(path: String, worker: String = WorkerName.current) throws {
+    init(connection: any CatalogConnection, worker: String) {
         self.worker = worker
-        database = try SQLiteDatabase(path: path)
-        // busy_timeout first: switching to WAL needs a lock another process may hold.
-        try database.exec("PRAGMA busy_timeout = 5000")
-        try database.exec("PRAGMA journal_mode = WAL")
-        try database.exec("PRAGMA foreign_keys = ON")  // per connection, outside any transaction
-        try Self.migrate(database)
+        database = connection
     }
 
-    /// The schema version of the open catalog: ``latestSchemaVersion`` once `init` has returned.
-    public func schemaVersion() throws -> Int {
-        try locked { try Self.schemaVersion($0) }
-    }
-
-    private func locked<T>(_ body: (SQLiteDatabase) throws -> T) throws -> T {
+    func locked<T>(_ body: (any CatalogConnection) throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
         return try body(database)
@@ -43,7 +32,7 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
 
     private static let storeColumns = "name, url, region, added_at"
 
-    private static func store(_ row: SQLiteStatement) -> StoreRecord {
+    private static func store(_ row: any CatalogRow) -> StoreRecord {
         StoreRecord(name: row.text(0), url: row.text(1), region: row.text(2), addedAt: row.date(3))
     }
 
@@ -75,7 +64,7 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
 
     private static let tenantColumns = "name, region, store, offsite_store, pg_dsn, created_at, contract_end, hold_reason"
 
-    private static func tenant(_ row: SQLiteStatement) -> TenantRecord {
+    private static func tenant(_ row: any CatalogRow) -> TenantRecord {
         TenantRecord(
             name: row.text(0), region: row.text(1), store: row.text(2), offsiteStore: row.optionalText(3),
             pgDSN: row.optionalText(4), docRoots: [], createdAt: row.date(5), contractEnd: row.optionalDate(6),
@@ -157,7 +146,7 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
          SQLiteValue(tenant.holdReason)]
     }
 
-    private static func insertDocRoots(of tenant: TenantRecord, in db: SQLiteDatabase) throws {
+    private static func insertDocRoots(of tenant: TenantRecord, in db: any CatalogConnection) throws {
         for (position, path) in tenant.docRoots.enumerated() {
             try db.execute("INSERT INTO tenant_doc_roots (tenant, position, path) VALUES (?, ?, ?)",
                            [.text(tenant.name), .int64(Int64(position)), .text(path)])
@@ -166,24 +155,24 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
 
     /// The foreign keys would refuse a missing store too, but with SQLite's anonymous
     /// "FOREIGN KEY constraint failed"; this names the store and is a usage error.
-    private static func requireStores(of tenant: TenantRecord, in db: SQLiteDatabase) throws {
+    private static func requireStores(of tenant: TenantRecord, in db: any CatalogConnection) throws {
         for name in [tenant.store, tenant.offsiteStore].compactMap({ $0 }) {
             try requireStore(name, in: db)
         }
     }
 
-    private static func requireStore(_ name: String, in db: SQLiteDatabase) throws {
+    private static func requireStore(_ name: String, in db: any CatalogConnection) throws {
         guard try exists("SELECT 1 FROM stores WHERE name = ?", name, in: db) else {
             throw CatalogError(.notFound, "store '\(name)' does not exist",
                                hint: "tresor store add \(name) --url URL --region REGION")
         }
     }
 
-    private static func exists(_ sql: String, _ key: String, in db: SQLiteDatabase) throws -> Bool {
+    private static func exists(_ sql: String, _ key: String, in db: any CatalogConnection) throws -> Bool {
         try !db.query(sql, [.text(key)]) { _ in true }.isEmpty
     }
 
-    private static func requireTenant(_ name: String, in db: SQLiteDatabase) throws {
+    private static func requireTenant(_ name: String, in db: any CatalogConnection) throws {
         guard try exists("SELECT 1 FROM tenants WHERE name = ?", name, in: db) else {
             throw CatalogError(.notFound, "tenant '\(name)' does not exist", hint: "tresor tenant list")
         }
@@ -277,7 +266,7 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
 
     private static let deletionColumns = "tenant, step, started_at, finished_at, plan, report"
 
-    private static func deletion(_ row: SQLiteStatement) throws -> DeletionRecord {
+    private static func deletion(_ row: any CatalogRow) throws -> DeletionRecord {
         guard let step = DeletionStep(rawValue: row.text(1)) else {
             throw CatalogError(.corrupt, "deletion of '\(row.text(0))' has unknown step '\(row.text(1))'",
                                hint: "run a tresor release at least as new as the one that wrote it")

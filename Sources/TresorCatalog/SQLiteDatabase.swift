@@ -11,18 +11,8 @@ import Foundation
 /// `SQLITE_TRANSIENT` is a cast of -1 to a function pointer, which Swift does not import.
 private let transientDestructor = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-/// A value bound to a `?` parameter. Dates are bound as Unix milliseconds (see `Date+Millis`).
-enum SQLiteValue {
-    case null
-    case int64(Int64)
-    case text(String)
-
-    init(_ text: String?) { self = text.map(SQLiteValue.text) ?? .null }
-    init(_ number: Int64?) { self = number.map(SQLiteValue.int64) ?? .null }
-}
-
 /// One open connection to a database file.
-final class SQLiteDatabase {
+final class SQLiteDatabase: CatalogConnection {
     private let handle: OpaquePointer
 
     /// Opens `path` read-write, creating the file (not its directory) if missing.
@@ -83,6 +73,10 @@ final class SQLiteDatabase {
         Self.error(rc, handle, doing: action)
     }
 
+    // julianday has millisecond precision; 2440587.5 is the Julian day of the Unix epoch.
+    var nowMilliseconds: String { "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)" }
+    var lockRowSkippingLocked: String { "" }
+
     /// Runs one or more `;`-separated statements that take no parameters (pragmas, schema scripts).
     func exec(_ sql: String) throws {
         try check(sqlite3_exec(handle, sql, nil, nil, nil), doing: "run catalog statement")
@@ -101,7 +95,7 @@ final class SQLiteDatabase {
     /// Runs one statement to its end, discarding any rows, and returns how many rows it
     /// inserted, updated or deleted.
     @discardableResult
-    func execute(_ sql: String, _ values: [SQLiteValue] = []) throws -> Int {
+    func execute(_ sql: String, _ values: [SQLiteValue]) throws -> Int {
         let statement = try prepare(sql)
         try statement.bind(values)
         while try statement.step() {}
@@ -109,7 +103,7 @@ final class SQLiteDatabase {
     }
 
     /// Runs one statement and maps each row it returns.
-    func query<Row>(_ sql: String, _ values: [SQLiteValue] = [], row: (SQLiteStatement) throws -> Row) throws -> [Row] {
+    func query<Row>(_ sql: String, _ values: [SQLiteValue], row: (any CatalogRow) throws -> Row) throws -> [Row] {
         let statement = try prepare(sql)
         try statement.bind(values)
         var rows: [Row] = []
@@ -123,7 +117,7 @@ final class SQLiteDatabase {
     /// makes it wait for the busy timeout instead of failing half-way when a read upgrades to a
     /// write. A read transaction (`write: false`) gives its queries one consistent snapshot.
     @discardableResult
-    func transaction<T>(write: Bool = true, _ body: () throws -> T) throws -> T {
+    func transaction<T>(write: Bool, _ body: () throws -> T) throws -> T {
         try exec(write ? "BEGIN IMMEDIATE" : "BEGIN")
         do {
             let result = try body()
@@ -138,7 +132,7 @@ final class SQLiteDatabase {
 }
 
 /// One compiled statement. Rows are read through the column accessors between `step()` calls.
-final class SQLiteStatement {
+final class SQLiteStatement: CatalogRow {
     private let handle: OpaquePointer
     private let database: SQLiteDatabase  // keeps the connection open while the statement lives
 

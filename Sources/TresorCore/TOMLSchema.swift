@@ -40,7 +40,11 @@ public struct TOMLSchema: Sendable {
     }
 
     private func validate(_ value: TOMLValue, path: String, in document: TOMLDocument) throws {
-        if let field = fields[path] {
+        // A key may be a leaf or a table (`catalog = "postgresql://..."` or `[catalog] path`):
+        // a table there is checked against the keys below it.
+        var isTable = false
+        if case .table = value { isTable = true }
+        if let field = fields[path], !(isTable && fields.keys.contains(where: { $0.hasPrefix(path + ".") })) {
             try check(value, against: field, path: path, in: document)
             return
         }

@@ -32,8 +32,9 @@ extension Installation {
                 }
                 continue
             }
-            // Orphaned uploads are only certain when no backup of the tenant is running.
-            if let lock = try? TenantLock(home: home, name: name) {
+            // Orphaned uploads are only certain when no backup of the tenant is running (on any
+            // host, in fleet mode: the lock is then a catalog lease).
+            if let lock = try? locks.acquire(name) {
                 withExtendedLifetime(lock) { removeOrphanUploads(tenant: t, store: store) }
             }
             reports[name] = try run(Job(.check, tenant: name) { [self] in

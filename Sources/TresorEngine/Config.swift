@@ -1,5 +1,7 @@
 import Foundation
+import TresorCatalog
 import TresorCore
+import TresorPostgres
 
 /// The installation's configuration, read once from `tresor.toml` (after flags and environment,
 /// before policies and defaults). Immutable.
@@ -14,6 +16,14 @@ public struct Config: Sendable {
     public var masterKey: MasterKeySource
     public var evidenceKeyFile: String
     public var catalogPath: String
+    /// `catalog = "postgresql://..."` (top level): the fleet's shared PostgreSQL catalog, used
+    /// instead of the SQLite file ``catalogPath``. May hold a password: never print it
+    /// (``redactedCatalog``).
+    public var catalogDSN: String?
+    /// `[fleet] lease`: how long a worker's claim on a due job, or a catalog lock, lasts unless
+    /// renewed (every third of it while the worker lives); a killed worker's jobs go to another
+    /// worker after it. Default 5 minutes.
+    public var leaseSeconds: Double = 300
     public var policiesDirectory: String
     /// An AWS-style credentials file for S3 stores (`[s3] credentials_file`), used when
     /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not set. Relative to the home.
@@ -51,6 +61,8 @@ public struct Config: Sendable {
         "keys.master_key_command": .string,
         "keys.evidence_key_file": .string,
         "catalog.path": .string,
+        "catalog": .string,
+        "fleet.lease": .duration(1...86400),
         "policies.dir": .string,
         "s3.credentials_file": .string,
     ], reference: "the tresor.toml that tresor init writes")
@@ -72,10 +84,35 @@ public struct Config: Sendable {
         } else {
             throw CoreError.usage("\(url.path): set keys.master_key_file or keys.master_key_command")
         }
-        return Config(masterKey: master,
-                      evidenceKeyFile: string("keys.evidence_key_file") ?? "keys/evidence.key",
-                      catalogPath: string("catalog.path") ?? "catalog.sqlite",
-                      policiesDirectory: string("policies.dir") ?? "policies",
-                      s3CredentialsFile: string("s3.credentials_file"))
+        let dsn = string("catalog")
+        if let dsn, !dsn.hasPrefix("postgresql://"), !dsn.hasPrefix("postgres://") {
+            throw CoreError.usage("\(url.path): catalog must be a postgresql:// URL (for a SQLite file use [catalog] path)",
+                                  hint: "catalog = \"postgresql://tresor@db1/tresor\"")
+        }
+        var config = Config(masterKey: master,
+                            evidenceKeyFile: string("keys.evidence_key_file") ?? "keys/evidence.key",
+                            catalogPath: string("catalog.path") ?? "catalog.sqlite",
+                            catalogDSN: dsn,
+                            policiesDirectory: string("policies.dir") ?? "policies",
+                            s3CredentialsFile: string("s3.credentials_file"))
+        if case .string(let text)? = document.root.value(at: "fleet.lease"), let lease = PolicyDuration(text) {
+            config.leaseSeconds = lease.seconds
+        }
+        return config
+    }
+}
+
+extension Config {
+    /// The catalog this config names: the PostgreSQL catalog of ``catalogDSN`` when set, else
+    /// the SQLite file ``catalogPath`` in `home` (created if missing). Either is migrated to the
+    /// schema this build writes.
+    public func openCatalog(home: Home) throws -> any Catalog {
+        if let catalogDSN { return try PostgresCatalog(dsn: catalogDSN) }
+        return try SQLiteCatalog(path: home.path(catalogPath).path)
+    }
+
+    /// The catalog as it may be printed: the SQLite path, or the DSN without its password.
+    public var redactedCatalog: String {
+        catalogDSN.map(redactDSN) ?? catalogPath
     }
 }

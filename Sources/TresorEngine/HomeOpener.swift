@@ -38,7 +38,7 @@ public struct HomeOpener: Sendable {
     /// `traffic` counts the S3 requests of the stores it opens (the command's counter).
     public func installation(clock: any Clock, s3Credentials: S3Credentials? = nil,
                              traffic: StoreTraffic = StoreTraffic()) throws -> Installation {
-        let catalog = try SQLiteCatalog(path: home.path(config.catalogPath).path)
+        let catalog = try config.openCatalog(home: home)
         let installation = Installation(home: home, config: config, catalog: catalog, policy: policy, clock: clock,
                                         environmentCredentials: s3Credentials, traffic: traffic)
         installation.configFile = configFile

@@ -21,6 +21,9 @@ public final class Installation: @unchecked Sendable {
     private let masterKeyCache = Locked<MasterKey?>(nil)
     /// The S3 requests this installation's stores sent (the command's counter, passed in).
     public let traffic: StoreTraffic
+    /// Seconds `tick` waits between claiming a job's lease and running it (0: none). For tests
+    /// only (`TRESOR_TEST_HOLD_AFTER_CLAIM`): it holds a worker mid-job so a test can kill it.
+    public var holdAfterClaim: Double = 0
 
     init(home: Home, config: Config, catalog: any Catalog, policy: Policy, clock: any Clock,
          environmentCredentials: S3Credentials? = nil, traffic: StoreTraffic = StoreTraffic()) {

@@ -61,7 +61,7 @@ extension Installation {
     /// repository has an envelope that opens with the current key.
     public func rotateMasterKey(finish: Bool) throws -> KeyRotationResult {
         let files = try masterKeyFiles()
-        let lock = try TenantLock(home: home, name: "master-key-rotation")
+        let lock = try locks.acquire("master-key-rotation")
         defer { withExtendedLifetime(lock) {} }
         let start = Date()
         let fm = FileManager.default

@@ -118,7 +118,7 @@ extension Installation {
         guard !slotName.isEmpty, slotName.count <= 63, slotName.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") }) else {
             throw CoreError.usage("replication slot name '\(slotName)' is not valid", hint: "use lower-case letters, digits and _ (at most 63)")
         }
-        let lock = try TenantLock(home: home, name: name + ".stream")
+        let lock = try locks.acquire(name + ".stream")
         defer { withExtendedLifetime(lock) {} }
         let repo = try repository(for: tenant, create: true)
         let archive = try clusterArchive(repo, dsn: dsn)

@@ -215,11 +215,11 @@ extension Installation {
     }
 
     /// The tenant's lock, waiting while another run (a backup) holds it.
-    func waitForLock(_ name: String, seconds: Double) throws -> TenantLock {
+    func waitForLock(_ name: String, seconds: Double) throws -> any Lock {
         let deadline = Date().addingTimeInterval(seconds)
         while true {
             do {
-                return try TenantLock(home: home, name: name)
+                return try locks.acquire(name)
             } catch let e as CoreError where e.kind == .locked && Date() < deadline {
                 usleep(200_000)
             }

@@ -81,10 +81,16 @@ extension Installation {
         let pub = Hex.encode(try Ed25519PrivateKey(rawRepresentation: raw).publicKey.rawRepresentation)
         try create(evidenceURL.deletingPathExtension().appendingPathExtension("pub"), pub + "\n", mode: 0o644)
 
-        let catalogURL = home.path(config.catalogPath)
-        let existed = fm.fileExists(atPath: catalogURL.path)
-        _ = try SQLiteCatalog(path: catalogURL.path)
-        (existed ? { existing.append(catalogURL.path) } : { created.append(catalogURL.path) })()
+        if config.catalogDSN != nil {
+            // Fleet mode: the shared catalog is created (migrated) by whichever worker opens it first.
+            _ = try config.openCatalog(home: home)
+            existing.append(config.redactedCatalog)
+        } else {
+            let catalogURL = home.path(config.catalogPath)
+            let existed = fm.fileExists(atPath: catalogURL.path)
+            _ = try SQLiteCatalog(path: catalogURL.path)
+            (existed ? { existing.append(catalogURL.path) } : { created.append(catalogURL.path) })()
+        }
         return InitResult(home: home.root.path, created: created, existing: existing, evidencePublicKey: pub)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TresorCatalog
 import TresorCore
 
 /// The lock on one tenant's jobs within one home: a ``FileLock`` in `HOME/locks/`. Callers
@@ -23,8 +24,8 @@ extension Installation {
     /// caller's first look at the tenant and the lock (deletion holds the same lock while it
     /// destroys keys and data and removes the lock file), and a writer that went on would create
     /// new keys and write the deleted tenant's data back. A deletion past its plan refuses too.
-    public func lockTenantForWriting(_ name: String) throws -> TenantLock {
-        let lock = try TenantLock(home: home, name: name)
+    public func lockTenantForWriting(_ name: String) throws -> any Lock {
+        let lock = try locks.acquire(name)
         try refuseIfDeleted(name)
         return lock
     }
@@ -35,5 +36,14 @@ extension Installation {
             throw CoreError.usage("tenant '\(name)' is being deleted after its contract ended (step \(d.step.rawValue)): nothing may be written for it",
                                   hint: "tresor deletion run finishes the deletion")
         }
+    }
+
+    /// The locks jobs take (a tenant's jobs, its WAL stream, key rotation): `flock` files in the
+    /// home (``Home/locker``), or in fleet mode (a PostgreSQL catalog) leases in the catalog, so
+    /// workers on different hosts exclude each other too.
+    public var locks: any Locks {
+        config.catalogDSN == nil
+            ? home.locker
+            : CatalogLocks(catalog: catalog, worker: WorkerName.current, lease: config.leaseSeconds)
     }
 }

@@ -108,19 +108,22 @@ extension Installation {
                 let t = tenants[i]
                 var jobs: [TickJob] = []
                 var backedUp = false
+                let backupsStart = self.clock.now()
                 if !t.docRoots.isEmpty, due(.documentsBackup, t.name, self.policy.documents.backupInterval) {
-                    jobs.append(self.tickJob(tenant: t.name, kind: .documentsBackup) { try self.backupDocuments(tenant: t.id).outcome })
+                    jobs.append(self.tickJob(tenant: t.name, kind: .documentsBackup,
+                                             notDoneSince: Self.slotStart(now, interval: self.policy.documents.backupInterval)) { try self.backupDocuments(tenant: t.id).outcome })
                     backedUp = backedUp || jobs.last?.result == .ok || jobs.last?.result == .problemFound
                 }
                 if t.pgDSN != nil, due(.postgresBaseBackup, t.name, self.policy.postgres.baseBackupInterval) {
-                    jobs.append(self.tickJob(tenant: t.name, kind: .postgresBaseBackup) { _ = try self.basebackupPostgres(tenant: t.id); return .ok })
+                    jobs.append(self.tickJob(tenant: t.name, kind: .postgresBaseBackup,
+                                             notDoneSince: Self.slotStart(now, interval: self.policy.postgres.baseBackupInterval)) { _ = try self.basebackupPostgres(tenant: t.id); return .ok })
                     backedUp = backedUp || jobs.last?.result == .ok
                 }
                 if t.offsiteStore != nil {
                     let lastBackup = [RunKind.documentsBackup, .postgresBaseBackup].compactMap { lastDone[Self.doneKey(kind: $0.rawValue, owner: t.name)] }.max()
                     let lastReplication = lastDone[Self.doneKey(kind: RunKind.replicate.rawValue, owner: t.name)]
                     if backedUp || (lastBackup != nil && (lastReplication == nil || lastReplication! < lastBackup!)) {
-                        jobs.append(self.tickJob(tenant: t.name, kind: .replicate) { try self.replicate(tenant: t.name, to: nil).outcome })
+                        jobs.append(self.tickJob(tenant: t.name, kind: .replicate, notDoneSince: backedUp ? backupsStart : lastBackup) { try self.replicate(tenant: t.name, to: nil).outcome })
                     }
                 }
                 results.withLock { $0[i] = jobs }
@@ -131,10 +134,11 @@ extension Installation {
         // Installation-wide jobs, daily, each under its own lock so two ticks do not both run it.
         let day = PolicyDuration(seconds: 86400)
         if due(.drillControl, "", day) {
-            jobs.append(tickJob(tenant: nil, kind: .drillControl, lockName: "tick-drill-control") { try self.drillControlRun() })
+            jobs.append(tickJob(tenant: nil, kind: .drillControl, lockName: "tick-drill-control", notDoneSince: Self.slotStart(now, interval: day)) { try self.drillControlRun() })
         }
         for store in try catalog.stores() where due(.storeClean, store.name, day) {
-            var job = tickJob(tenant: nil, kind: .storeClean, lockName: "tick-store-clean-\(store.name)") { try self.cleanStore(name: store.name).outcome }
+            var job = tickJob(tenant: nil, kind: .storeClean, lockName: "tick-store-clean-\(store.name)",
+                              notDoneSince: Self.slotStart(now, interval: day)) { try self.cleanStore(name: store.name).outcome }
             job.store = store.name
             jobs.append(job)
         }
@@ -147,12 +151,15 @@ extension Installation {
 
     /// Runs one due job and turns its end into a ``TickJob``: a lock held elsewhere is `locked`,
     /// any other error `failed` with its message (the job itself recorded the failed run).
-    private func tickJob(tenant: String?, kind: RunKind, lockName: String? = nil, _ body: () throws -> Outcome) -> TickJob {
+    /// The job runs only under a lease claimed in the catalog (``runClaimed(_:notDoneSince:_:)``).
+    private func tickJob(tenant: String?, kind: RunKind, lockName: String? = nil, notDoneSince: Date? = nil,
+                         _ body: () throws -> Outcome) -> TickJob {
         var job = TickJob(tenant: tenant, store: nil, kind: kind.rawValue, result: .ok, error: nil)
         do {
             let lock = try lockName.map { try FileLock(home: home, name: $0) }
             defer { withExtendedLifetime(lock) {} }
-            job.result = try body() == .ok ? .ok : .problemFound
+            let key = JobKey(owner: tenant ?? lockName ?? "", job: kind.rawValue)
+            job.result = try runClaimed(key, notDoneSince: notDoneSince, body) == .ok ? .ok : .problemFound
         } catch let f as any TresorFailure where f.kind == .locked {
             job.result = .locked
             job.error = f.message
@@ -161,6 +168,36 @@ extension Installation {
             job.error = (error as? any TresorFailure)?.message ?? "\(error)"
         }
         return job
+    }
+
+    /// Runs `body` only if this worker claims the lease on `key` (see ``Catalog/claimJob(_:worker:lease:notDoneSince:)``),
+    /// renewing it while the job runs and releasing it after, marked done unless the job threw.
+    /// Another worker's live lease, or a finish since `notDoneSince`, is a `.locked` failure
+    /// (that worker is doing it or did it); a lease lost while the job ran is a `.failed` one,
+    /// since another worker may then have run the job too.
+    func runClaimed(_ key: JobKey, notDoneSince: Date?, _ body: () throws -> Outcome) throws -> Outcome {
+        let lease: JobLease
+        switch try JobLease.claim(key, in: catalog, worker: WorkerName.current, lease: config.leaseSeconds, notDoneSince: notDoneSince) {
+        case .success(let l): lease = l
+        case .failure(.held(let by)):
+            throw CoreError(.locked, "worker \(by) holds the lease on \(key.job) of '\(key.owner)'; it is running it")
+        case .failure(.done(let at)):
+            throw CoreError(.locked, "another worker finished \(key.job) of '\(key.owner)' at \(TimeFormat.string(at)) after this tick read the catalog")
+        }
+        let outcome: Outcome
+        do {
+            if holdAfterClaim > 0 { Thread.sleep(forTimeInterval: holdAfterClaim) }
+            outcome = try body()
+        } catch {
+            // The job's own error is the one to report; a lease that cannot be released runs out.
+            _ = try? lease.finish(doneAt: nil)
+            throw error
+        }
+        if let lost = try lease.finish(doneAt: clock.now()) {
+            throw CoreError.failed("\(key.job) of '\(key.owner)' ran, but \(lost): another worker may have run it too",
+                                   hint: "raise [fleet] lease in tresor.toml above the job's duration")
+        }
+        return outcome
     }
 
     /// The drill-age control (`drill status`) as a recorded run, so tick knows it ran today.

@@ -34,3 +34,33 @@ import TresorTestSupport
         #expect(config.masterKey == .file("keys/master.key"))
     }
 }
+
+@Suite struct FleetConfigTests {
+    @Test func aTopLevelCatalogURLSelectsPostgresAndTheLeaseIsRead() throws {
+        let home = TempDirectory("tresor-home")
+        let text = "catalog = \"postgresql://tresor:pw@db1:5432/tresor\"\n[keys]\nmaster_key_file = \"k\"\n[fleet]\nlease = \"90s\"\n"
+        try text.write(to: home.sub("tresor.toml"), atomically: true, encoding: .utf8)
+        let config = try Config.load(from: home.sub("tresor.toml"))
+        #expect(config.catalogDSN == "postgresql://tresor:pw@db1:5432/tresor")
+        #expect(config.leaseSeconds == 90)
+        #expect(!config.redactedCatalog.contains("pw"))
+        #expect(config.redactedCatalog.contains("password=***"))
+    }
+
+    @Test func aCatalogThatIsNoPostgresURLIsAUsageError() throws {
+        let home = TempDirectory("tresor-home")
+        try "catalog = \"/var/lib/tresor/catalog.sqlite\"\n[keys]\nmaster_key_file = \"k\"\n"
+            .write(to: home.sub("tresor.toml"), atomically: true, encoding: .utf8)
+        let error = #expect(throws: CoreError.self) { try Config.load(from: home.sub("tresor.toml")) }
+        #expect(error?.kind == .usage)
+        #expect(error?.message.contains("catalog must be a postgresql:// URL") == true)
+    }
+
+    @Test func theInitialConfigKeepsItsSQLiteCatalogTable() throws {
+        let home = TempDirectory("tresor-home")
+        try Config.initialText.write(to: home.sub("tresor.toml"), atomically: true, encoding: .utf8)
+        let config = try Config.load(from: home.sub("tresor.toml"))
+        #expect(config.catalogDSN == nil)
+        #expect(config.leaseSeconds == 300)
+    }
+}

@@ -1,5 +1,7 @@
 import Foundation
+import Testing
 import TresorCatalog
+import TresorTestSupport
 
 /// A fresh directory under the system temp dir holding nothing yet; removed when `body` returns.
 /// `body` gets the path of a catalog file that does not exist yet.
@@ -43,5 +45,42 @@ final class ErrorSink: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return collected.map { "\($0)" }
+    }
+}
+
+/// The back ends every catalog test runs against.
+enum CatalogBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case sqlite
+    /// A database of its own in a real PostgreSQL 15 cluster shared by the tests of this process.
+    case postgresql
+
+    var testDescription: String { rawValue }
+}
+
+/// Opens a new connection to one test's catalog: every call a separate connection, so what a
+/// second one reads is what reached the database.
+struct CatalogOpener {
+    let backend: CatalogBackend
+    let location: String
+
+    func callAsFunction(worker: String = WorkerName.current) throws -> SQLCatalog {
+        switch backend {
+        case .sqlite: try SQLiteCatalog(path: location, worker: worker)
+        case .postgresql: try PostgresCatalog(dsn: location, worker: worker)
+        }
+    }
+}
+
+/// A catalog location that holds nothing yet (a file path not yet created, or an empty
+/// database), removed when `body` returns.
+func withCatalog<T>(_ backend: CatalogBackend, _ body: (_ open: CatalogOpener) throws -> T) throws -> T {
+    switch backend {
+    case .sqlite:
+        return try withCatalogPath { try body(CatalogOpener(backend: .sqlite, location: $0)) }
+    case .postgresql:
+        let cluster = try ScratchCluster.shared()
+        let db = try cluster.freshDatabase(prefix: "catalog")
+        defer { _ = try? cluster.sql("DROP DATABASE \(db.name) WITH (FORCE)") }
+        return try body(CatalogOpener(backend: .postgresql, location: db.dsn))
     }
 }

@@ -5,24 +5,24 @@ import TresorCore
 
 @Suite("Catalog deletions")
 struct DeletionCatalogTests {
-    @Test func aRerunOfBeginDeletionWouldRestartACrashedDeletionFromScratch() throws {
-        try withCatalogPath { path in
-            let catalog = try SQLiteCatalog(path: path)
+    @Test(arguments: CatalogBackend.allCases) func aRerunOfBeginDeletionWouldRestartACrashedDeletionFromScratch(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
+            let catalog = try open()
             _ = try catalog.beginDeletion(tenant: "acme", plan: "{\"a\":1}", at: jan5)
             try catalog.updateDeletion(tenant: "acme", step: .keysDestroyed, report: "{\"keys\":1}", finishedAt: nil)
             let again = try catalog.beginDeletion(tenant: "acme", plan: "{\"other\":2}", at: mar9)
             #expect(again.step == .keysDestroyed)
             #expect(again.plan == "{\"a\":1}")
             #expect(again.startedAt == jan5)
-            let reopened = try SQLiteCatalog(path: path)
+            let reopened = try open()
             #expect(try reopened.deletion(tenant: "acme")?.report == "{\"keys\":1}")
             #expect(try reopened.deletions().map(\.tenant) == ["acme"])
         }
     }
 
-    @Test func purgingATenantLeavesNoRowNamingItAndSparesOthers() throws {
-        try withCatalogPath { path in
-            let catalog = try SQLiteCatalog(path: path)
+    @Test(arguments: CatalogBackend.allCases) func purgingATenantLeavesNoRowNamingItAndSparesOthers(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
+            let catalog = try open()
             try catalog.addStore(sampleStore("primary"))
             var acme = sampleTenant("acme")
             acme.docRoots = ["/srv/acme"]
@@ -40,9 +40,9 @@ struct DeletionCatalogTests {
         }
     }
 
-    @Test func updatingAnUnrecordedDeletionIsNotFound() throws {
-        try withCatalogPath { path in
-            let catalog = try SQLiteCatalog(path: path)
+    @Test(arguments: CatalogBackend.allCases) func updatingAnUnrecordedDeletionIsNotFound(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
+            let catalog = try open()
             let e = #expect(throws: CatalogError.self) {
                 try catalog.updateDeletion(tenant: "ghost", step: .certified, report: "{}", finishedAt: jan5)
             }

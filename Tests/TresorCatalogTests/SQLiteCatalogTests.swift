@@ -5,30 +5,30 @@ import TresorCore
 
 /// Every test writes through one `SQLiteCatalog` and reads back through a second one opened on
 /// the same file, so what is checked is what reached the disk.
-@Suite("SQLiteCatalog")
+@Suite("Catalog on SQLite and PostgreSQL")
 struct SQLiteCatalogTests {
     // MARK: Stores
 
-    @Test func storesRoundTripSortedByName() throws {
-        try withCatalogPath { path in
+    @Test(arguments: CatalogBackend.allCases) func storesRoundTripSortedByName(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
             let zurich = sampleStore("zurich", region: "ch")
             let berlin = StoreRecord(name: "berlin", url: "s3://backups/t?endpoint=http://127.0.0.1:8333&region=eu",
                                      region: "eu-central", addedAt: mar9)
             do {
-                let catalog = try SQLiteCatalog(path: path)
+                let catalog = try open()
                 try catalog.addStore(zurich)
                 try catalog.addStore(berlin)
             }
-            let reopened = try SQLiteCatalog(path: path)
+            let reopened = try open()
             #expect(try reopened.stores() == [berlin, zurich])
             #expect(try reopened.store(named: "zurich") == zurich)
             #expect(try reopened.store(named: "paris") == nil)
         }
     }
 
-    @Test func duplicateStoreIsAUsageErrorAndKeepsTheFirst() throws {
-        try withCatalogPath { path in
-            let catalog = try SQLiteCatalog(path: path)
+    @Test(arguments: CatalogBackend.allCases) func duplicateStoreIsAUsageErrorAndKeepsTheFirst(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
+            let catalog = try open()
             let first = sampleStore("primary")
             try catalog.addStore(first)
             var second = sampleStore("primary", region: "us-east")
@@ -39,14 +39,14 @@ struct SQLiteCatalogTests {
             #expect(error?.kind == .usage)
             #expect(error?.message == "store 'primary' already exists")
             #expect(error?.hint == "tresor store list")
-            #expect(try SQLiteCatalog(path: path).stores() == [first])
+            #expect(try open().stores() == [first])
         }
     }
 
     // MARK: Tenants
 
-    @Test func tenantsRoundTripWithEveryFieldSortedByName() throws {
-        try withCatalogPath { path in
+    @Test(arguments: CatalogBackend.allCases) func tenantsRoundTripWithEveryFieldSortedByName(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
             let full = TenantRecord(
                 name: "acme", region: "eu-central", store: "primary", offsiteStore: "offsite",
                 pgDSN: "host=127.0.0.1 port=5433 user=acme password=s3cret dbname=acme",
@@ -56,12 +56,12 @@ struct SQLiteCatalogTests {
             let middle = TenantRecord(name: "beta", region: "ch", store: "offsite", docRoots: ["/data/beta"],
                                       createdAt: mar9)
             do {
-                let catalog = try SQLiteCatalog(path: path)
+                let catalog = try open()
                 try catalog.addStore(sampleStore("primary"))
                 try catalog.addStore(sampleStore("offsite", region: "ch"))
                 for tenant in [minimal, full, middle] { try catalog.addTenant(tenant) }
             }
-            let reopened = try SQLiteCatalog(path: path)
+            let reopened = try open()
             #expect(try reopened.tenants() == [full, middle, minimal])
             #expect(try reopened.tenant(named: "acme") == full)
             #expect(try reopened.tenant(named: "zeta")?.docRoots == [])
@@ -69,14 +69,14 @@ struct SQLiteCatalogTests {
         }
     }
 
-    @Test func updateTenantReplacesEveryFieldAndTheDocRoots() throws {
-        try withCatalogPath { path in
+    @Test(arguments: CatalogBackend.allCases) func updateTenantReplacesEveryFieldAndTheDocRoots(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
             var tenant = TenantRecord(name: "acme", region: "eu-central", store: "primary", pgDSN: "host=a",
                                       docRoots: ["/a", "/b", "/c"], createdAt: feb1)
             let other = TenantRecord(name: "other", region: "eu-central", store: "primary", docRoots: ["/other"],
                                      createdAt: feb1)
             do {
-                let catalog = try SQLiteCatalog(path: path)
+                let catalog = try open()
                 try catalog.addStore(sampleStore("primary"))
                 try catalog.addStore(sampleStore("offsite"))
                 try catalog.addTenant(tenant)
@@ -89,7 +89,7 @@ struct SQLiteCatalogTests {
                 tenant.holdReason = "litigation"
                 try catalog.updateTenant(tenant)
             }
-            let reopened = try SQLiteCatalog(path: path)
+            let reopened = try open()
             #expect(try reopened.tenant(named: "acme") == tenant)
             #expect(try reopened.tenant(named: "other") == other)
 
@@ -98,13 +98,13 @@ struct SQLiteCatalogTests {
             tenant.holdReason = nil
             tenant.docRoots = []
             try reopened.updateTenant(tenant)
-            #expect(try SQLiteCatalog(path: path).tenant(named: "acme") == tenant)
+            #expect(try open().tenant(named: "acme") == tenant)
         }
     }
 
-    @Test func duplicateTenantIsAUsageErrorAndKeepsTheFirst() throws {
-        try withCatalogPath { path in
-            let catalog = try SQLiteCatalog(path: path)
+    @Test(arguments: CatalogBackend.allCases) func duplicateTenantIsAUsageErrorAndKeepsTheFirst(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
+            let catalog = try open()
             try catalog.addStore(sampleStore("primary"))
             var first = sampleTenant("acme")
             first.docRoots = ["/first"]
@@ -116,13 +116,13 @@ struct SQLiteCatalogTests {
             #expect(error?.code == .duplicate)
             #expect(error?.kind == .usage)
             #expect(error?.message == "tenant 'acme' already exists")
-            #expect(try SQLiteCatalog(path: path).tenants() == [first])
+            #expect(try open().tenants() == [first])
         }
     }
 
-    @Test func updatingAMissingTenantIsAUsageErrorAndCreatesNothing() throws {
-        try withCatalogPath { path in
-            let catalog = try SQLiteCatalog(path: path)
+    @Test(arguments: CatalogBackend.allCases) func updatingAMissingTenantIsAUsageErrorAndCreatesNothing(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
+            let catalog = try open()
             try catalog.addStore(sampleStore("primary"))
 
             let error = #expect(throws: CatalogError.self) { try catalog.updateTenant(sampleTenant("ghost")) }
@@ -133,9 +133,9 @@ struct SQLiteCatalogTests {
         }
     }
 
-    @Test func tenantOnAnUnknownStoreIsAUsageErrorNamingTheStore() throws {
-        try withCatalogPath { path in
-            let catalog = try SQLiteCatalog(path: path)
+    @Test(arguments: CatalogBackend.allCases) func tenantOnAnUnknownStoreIsAUsageErrorNamingTheStore(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
+            let catalog = try open()
             try catalog.addStore(sampleStore("primary"))
             var tenant = sampleTenant("acme")
             tenant.offsiteStore = "nowhere"
@@ -156,9 +156,9 @@ struct SQLiteCatalogTests {
         }
     }
 
-    @Test func errorsNeverShowTheDSN() throws {
-        try withCatalogPath { path in
-            let catalog = try SQLiteCatalog(path: path)
+    @Test(arguments: CatalogBackend.allCases) func errorsNeverShowTheDSN(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
+            let catalog = try open()
             try catalog.addStore(sampleStore("primary"))
             var tenant = sampleTenant("acme")
             tenant.pgDSN = "postgresql://acme:hunter2@db.internal/acme"
@@ -170,8 +170,8 @@ struct SQLiteCatalogTests {
 
     // MARK: Region approvals
 
-    @Test func regionApprovalsRoundTripOldestFirstPerTenant() throws {
-        try withCatalogPath { path in
+    @Test(arguments: CatalogBackend.allCases) func regionApprovalsRoundTripOldestFirstPerTenant(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
             let later = RegionApproval(tenant: "acme", store: "us", approvedBy: "dpo@example.com",
                                        reason: "customer asked for a US replica", approvedAt: nov27)
             let earlier = RegionApproval(tenant: "acme", store: "us", approvedBy: "ciso", reason: "migration",
@@ -179,23 +179,23 @@ struct SQLiteCatalogTests {
             let otherTenant = RegionApproval(tenant: "beta", store: "us", approvedBy: "ciso", reason: "dr test",
                                              approvedAt: feb1)
             do {
-                let catalog = try SQLiteCatalog(path: path)
+                let catalog = try open()
                 try catalog.addStore(sampleStore("primary"))
                 try catalog.addStore(sampleStore("us", region: "us-east"))
                 try catalog.addTenant(sampleTenant("acme"))
                 try catalog.addTenant(sampleTenant("beta"))
                 for approval in [later, otherTenant, earlier] { try catalog.addRegionApproval(approval) }
             }
-            let reopened = try SQLiteCatalog(path: path)
+            let reopened = try open()
             #expect(try reopened.regionApprovals(tenant: "acme") == [earlier, later])
             #expect(try reopened.regionApprovals(tenant: "beta") == [otherTenant])
             #expect(try reopened.regionApprovals(tenant: "nobody") == [])
         }
     }
 
-    @Test func regionApprovalNeedsAKnownTenantAndStore() throws {
-        try withCatalogPath { path in
-            let catalog = try SQLiteCatalog(path: path)
+    @Test(arguments: CatalogBackend.allCases) func regionApprovalNeedsAKnownTenantAndStore(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
+            let catalog = try open()
             try catalog.addStore(sampleStore("primary"))
             try catalog.addTenant(sampleTenant("acme"))
 
@@ -218,11 +218,11 @@ struct SQLiteCatalogTests {
 
     // MARK: Runs
 
-    @Test func runsRoundTripNewestFirstWithLimitAndFilters() throws {
-        try withCatalogPath { path in
+    @Test(arguments: CatalogBackend.allCases) func runsRoundTripNewestFirstWithLimitAndFilters(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
             var ids: [String: Int64] = [:]
             do {
-                let catalog = try SQLiteCatalog(path: path, worker: "w1:42")
+                let catalog = try open(worker: "w1:42")
                 ids["tick"] = try catalog.startRun(kind: .tick, tenant: nil, at: jan5)
                 ids["acme-docs"] = try catalog.startRun(kind: .documentsBackup, tenant: "acme", at: feb1)
                 ids["beta-docs"] = try catalog.startRun(kind: .documentsBackup, tenant: "beta", at: mar9)
@@ -232,7 +232,7 @@ struct SQLiteCatalogTests {
             }
             #expect(Set(ids.values).count == 4)
 
-            let catalog = try SQLiteCatalog(path: path)
+            let catalog = try open()
             let all = try catalog.runs(tenant: nil, kind: nil, limit: 10)
             #expect(all.map(\.id) == [ids["acme-drill"], ids["beta-docs"], ids["acme-docs"], ids["tick"]].map { $0! })
             #expect(all[2] == RunRecord(id: ids["acme-docs"]!, tenant: "acme", kind: .documentsBackup, startedAt: feb1,
@@ -253,18 +253,18 @@ struct SQLiteCatalogTests {
         }
     }
 
-    @Test func runsStartedAtTheSameInstantAreOrderedNewestIdFirst() throws {
-        try withCatalogPath { path in
-            let catalog = try SQLiteCatalog(path: path)
+    @Test(arguments: CatalogBackend.allCases) func runsStartedAtTheSameInstantAreOrderedNewestIdFirst(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
+            let catalog = try open()
             let first = try catalog.startRun(kind: .tick, tenant: nil, at: mar9)
             let second = try catalog.startRun(kind: .tick, tenant: nil, at: mar9)
             #expect(try catalog.runs(tenant: nil, kind: nil, limit: 5).map(\.id) == [second, first])
         }
     }
 
-    @Test func finishingAnUnknownRunIsANotFoundError() throws {
-        try withCatalogPath { path in
-            let catalog = try SQLiteCatalog(path: path)
+    @Test(arguments: CatalogBackend.allCases) func finishingAnUnknownRunIsANotFoundError(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
+            let catalog = try open()
             let id = try catalog.startRun(kind: .tick, tenant: nil, at: jan5)
             let error = #expect(throws: CatalogError.self) {
                 try catalog.finishRun(id: id + 1, at: feb1, status: .ok, detail: "{}")
@@ -275,11 +275,11 @@ struct SQLiteCatalogTests {
         }
     }
 
-    @Test func concurrentRunsFromManyThreadsAndTwoConnectionsAreAllKept() throws {
-        try withCatalogPath { path in
+    @Test(arguments: CatalogBackend.allCases) func concurrentRunsFromManyThreadsAndTwoConnectionsAreAllKept(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
             // Two catalogs on one file: threads contend for each one's lock, and the two
             // connections contend for the file's write lock (busy timeout, WAL).
-            let catalogs = [try SQLiteCatalog(path: path), try SQLiteCatalog(path: path)]
+            let catalogs = [try open(), try open()]
             let sink = ErrorSink()
             DispatchQueue.concurrentPerform(iterations: 200) { i in
                 sink.record {
@@ -291,7 +291,7 @@ struct SQLiteCatalogTests {
             }
             #expect(sink.errors == [])
 
-            let runs = try SQLiteCatalog(path: path).runs(tenant: nil, kind: nil, limit: 1000)
+            let runs = try open().runs(tenant: nil, kind: nil, limit: 1000)
             #expect(runs.count == 200)
             #expect(Set(runs.map(\.id)).count == 200)
             #expect(runs.allSatisfy { $0.status == .ok && $0.endedAt == $0.startedAt.addingTimeInterval(1) })
@@ -300,9 +300,9 @@ struct SQLiteCatalogTests {
         }
     }
 
-    @Test func concurrentTenantWritesOnOneCatalogDoNotInterleaveTheirTransactions() throws {
-        try withCatalogPath { path in
-            let catalog = try SQLiteCatalog(path: path)
+    @Test(arguments: CatalogBackend.allCases) func concurrentTenantWritesOnOneCatalogDoNotInterleaveTheirTransactions(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
+            let catalog = try open()
             try catalog.addStore(sampleStore("primary"))
             let sink = ErrorSink()
             DispatchQueue.concurrentPerform(iterations: 40) { i in
@@ -317,7 +317,7 @@ struct SQLiteCatalogTests {
             }
             #expect(sink.errors == [])
 
-            let tenants = try SQLiteCatalog(path: path).tenants()
+            let tenants = try open().tenants()
             #expect(tenants.map(\.name) == (0..<40).map { String(format: "t%02d", $0) })
             for (i, tenant) in tenants.enumerated() {
                 #expect(tenant.holdReason == "hold \(i)")
@@ -328,8 +328,8 @@ struct SQLiteCatalogTests {
 
     // MARK: Dates
 
-    @Test func datesKeepMillisecondsAndRoundFinerParts() throws {
-        try withCatalogPath { path in
+    @Test(arguments: CatalogBackend.allCases) func datesKeepMillisecondsAndRoundFinerParts(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
             let cases: [(stored: Date, readBack: Date)] = [
                 (nov27, nov27),
                 (Date(timeIntervalSince1970: 1_795_773_600.1236), Date(timeIntervalSince1970: 1_795_773_600.124)),
@@ -338,12 +338,12 @@ struct SQLiteCatalogTests {
                 (Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: 0)),
             ]
             do {
-                let catalog = try SQLiteCatalog(path: path)
+                let catalog = try open()
                 for (index, date) in cases.enumerated() {
                     try catalog.addStore(sampleStore("s\(index)", addedAt: date.stored))
                 }
             }
-            let reopened = try SQLiteCatalog(path: path)
+            let reopened = try open()
             for (index, date) in cases.enumerated() {
                 let read = try #require(try reopened.store(named: "s\(index)")).addedAt
                 #expect(read == date.readBack, "case \(index): \(read.timeIntervalSince1970)")
@@ -354,9 +354,9 @@ struct SQLiteCatalogTests {
 
 @Suite("Catalog values that are not strings")
 struct CatalogTypedValueTests {
-    @Test func aTenantNameThatIsNoTenantIDIsRefused() throws {
-        try withCatalogPath { path in
-            let catalog = try SQLiteCatalog(path: path)
+    @Test(arguments: CatalogBackend.allCases) func aTenantNameThatIsNoTenantIDIsRefused(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
+            let catalog = try open()
             try catalog.addStore(sampleStore("primary"))
             for bad in ["Acme", "-acme", "a/b", "", String(repeating: "a", count: 65), "acme corp"] {
                 let error = #expect(throws: CatalogError.self) { try catalog.addTenant(sampleTenant(bad)) }
@@ -369,9 +369,9 @@ struct CatalogTypedValueTests {
         }
     }
 
-    @Test func runKindsAndStatusesGivenAsTextMustBeKnown() throws {
-        try withCatalogPath { path in
-            let catalog = try SQLiteCatalog(path: path)
+    @Test(arguments: CatalogBackend.allCases) func runKindsAndStatusesGivenAsTextMustBeKnown(_ backend: CatalogBackend) throws {
+        try withCatalog(backend) { open in
+            let catalog = try open()
             let start = Date(timeIntervalSince1970: 1_000)
             let error = #expect(throws: CatalogError.self) { try catalog.startRun(kind: "docs_backup", tenant: "acme", at: start) }
             #expect(error?.code == .invalid)

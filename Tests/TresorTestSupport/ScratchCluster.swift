@@ -180,3 +180,33 @@ public final class ScratchCluster: @unchecked Sendable {
         return stdout
     }
 }
+
+extension ScratchCluster {
+    nonisolated(unsafe) private static var sharedInstance: Result<ScratchCluster, Error>?
+    private static let sharedLock = NSLock()
+
+    /// One running cluster for every test of this process that only needs databases in it (the
+    /// PostgreSQL catalog's tests); started on first use, stopped when the process exits.
+    public static func shared() throws -> ScratchCluster {
+        sharedLock.lock()
+        defer { sharedLock.unlock() }
+        if sharedInstance == nil {
+            sharedInstance = Result {
+                let c = try ScratchCluster(label: "pg-shared", settings: ["max_connections": "200"])
+                try c.start()
+                return c
+            }
+            atexit {
+                if case .success(let c)? = ScratchCluster.sharedInstance { try? c.stop(mode: "immediate") }
+            }
+        }
+        return try sharedInstance!.get()
+    }
+
+    /// Creates an empty database with a fresh name and returns its DSN (key=value form).
+    public func freshDatabase(prefix: String = "t") throws -> (name: String, dsn: String) {
+        let name = prefix + "_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
+        try sql("CREATE DATABASE \(name)")
+        return (name, "host=127.0.0.1 port=\(port) user=postgres dbname=\(name)")
+    }
+}

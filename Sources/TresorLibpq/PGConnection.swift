@@ -64,9 +64,29 @@ public final class PGConnection {
         return try rows(res, sql: sql)
     }
 
+    /// Runs one SQL statement with `$1`, `$2`, ... parameters sent apart from the text (never
+    /// spliced into it), as text (`nil` is NULL). Returns its rows as text and, for INSERT,
+    /// UPDATE and DELETE, how many rows it changed.
+    public func execute(_ sql: String, _ parameters: [String?]) throws -> (rows: [[String?]], changed: Int) {
+        let copies: [UnsafeMutablePointer<CChar>?] = parameters.map { $0.map { strdup($0) } ?? nil }
+        defer { for p in copies { free(p) } }
+        let pointers: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } }
+        let res = pointers.withUnsafeBufferPointer { p in
+            PQexecParams(conn, sql, Int32(parameters.count), nil, p.baseAddress, nil, nil, 0)
+        }
+        guard let res else { throw failure("query failed") }
+        defer { PQclear(res) }
+        let rows = try self.rows(res, sql: sql)
+        return (rows, Int(String(cString: PQcmdTuples(res))) ?? 0)
+    }
+
+    /// The SQLSTATE of the last failed ``execute(_:_:)``'s error, when the server sent one.
+    public private(set) var lastSQLState: String?
+
     fileprivate func rows(_ res: OpaquePointer, sql: String) throws -> [[String?]] {
         let status = PQresultStatus(res)
         guard status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK else {
+            lastSQLState = PQresultErrorField(res, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
             let msg = String(cString: PQresultErrorMessage(res)).split(separator: "\n").first.map(String.init) ?? "error"
             throw PostgresError(.server, "\(sql.split(separator: " ").prefix(2).joined(separator: " ").lowercased()) failed: \(msg)")
         }
