@@ -52,7 +52,7 @@ struct ExportCommandTests {
         #expect(r.stderr.hasPrefix("error: "), "\(r.stderr)")
         // No snapshot yet for --since and --from-backup; --at alone is live; a time that is none.
         let expected = extra.isEmpty ? "archive format" : extra == ["--at", "2026-11-01T00:00:00Z"] ? "--at needs --from-backup"
-            : extra.last == "yesterday" ? "cannot read time" : "no document snapshot"
+            : extra.last == "yesterday" ? "cannot read time" : "has no backups"
         #expect(r.stderr.contains(expected), "\(r.stderr)")
         #expect(r.stderr.contains("hint: "))
         #expect(!FileManager.default.fileExists(atPath: out))
