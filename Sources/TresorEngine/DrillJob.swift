@@ -51,9 +51,15 @@ extension Installation {
     /// The version written into drill records.
     public static let tresorVersion = "tresor 0.1 (drill format 1)"
 
-    /// `tresor drill clean`: removes what killed drills left behind.
+    /// `tresor drill clean`: removes what killed drills, and killed exports from backup, left
+    /// behind (their scratch directories and servers).
     public func cleanDrills() throws -> DrillScratch.Cleaned {
-        try DrillScratch(home: home).cleanLeftovers()
+        var cleaned = try DrillScratch(home: home).cleanLeftovers()
+        let exports = try DrillScratch(home: home, kind: "export").cleanLeftovers()
+        cleaned.directories += exports.directories
+        cleaned.serversStopped += exports.serversStopped
+        cleaned.inUse += exports.inUse
+        return cleaned
     }
 
     /// `tresor drill run T`: restores the tenant's database to `target` into a scratch directory

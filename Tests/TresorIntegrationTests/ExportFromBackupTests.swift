@@ -117,6 +117,39 @@ struct ExportFromBackupTests {
         #expect(Self.leftovers(f).isEmpty, "\(Self.leftovers(f))")
     }
 
+    @Test("an export from backup killed with SIGKILL leaves a scratch server that the next export from backup, or drill clean, removes")
+    func killedExportFromBackupThatLeavesAServerForever() throws {
+        let f = try DrillFixture()
+        func killMidExport() throws {
+            let p = f.tresor.start(["export", "acme", "--from-backup", "--out", f.dir.sub("killed-\(UUID().uuidString.prefix(4)).tar").path])
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let deadline = Date().addingTimeInterval(120)
+            func ready() -> Bool {
+                ((try? FileManager.default.contentsOfDirectory(atPath: f.home + "/scratch")) ?? []).contains { d in
+                    let log = (try? String(contentsOfFile: f.home + "/scratch/" + d + "/server/sock/server.log", encoding: .utf8)) ?? ""
+                    return d.hasPrefix("export-") && log.contains("database system is ready to accept connections")
+                }
+            }
+            while !ready() && p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+            try #require(p.isRunning, "the export ended before its scratch server was seen")
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            #expect(Self.leftovers(f).count == 2, "\(Self.leftovers(f))") // the directory and its server
+        }
+        try killMidExport()
+        let out = f.dir.sub("next.tar").path
+        try f.expectOK(["export", "acme", "--from-backup", "--out", out])
+        #expect(Self.leftovers(f).isEmpty, "\(Self.leftovers(f))")
+        #expect(FileManager.default.fileExists(atPath: out))
+
+        try killMidExport()
+        let clean = try f.expectOK(["--json", "drill", "clean"])
+        #expect(clean.json()?["serversStopped"] as? Int == 1, "\(clean.stdout)")
+        #expect(Self.leftovers(f).isEmpty, "\(Self.leftovers(f))")
+    }
+
     @Test("an export --since an earlier export's snapshot holds exactly the added and changed documents and lists the removed ones")
     func sinceExportThatMissesOrRepeatsDocuments() throws {
         let f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 40; o.largeFiles = 1; return o }())
