@@ -92,14 +92,14 @@ struct DrillCommand: ParsableCommand {
 
     struct Clean: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Stop the scratch servers and remove the scratch directories that killed drills left behind.")
+            abstract: "Stop the scratch servers and remove the scratch directories that killed drills and exports from backup left behind.")
 
         func run() throws {
             let r = try ctx.installation().cleanDrills()
             ctx.emit(r) {
                 var lines = r.directories.map { "removed \($0)" }
                 if r.serversStopped > 0 { lines.append("stopped \(r.serversStopped) scratch servers") }
-                lines += r.inUse.map { "left \($0): its drill is still running" }
+                lines += r.inUse.map { "left \($0): its drill or export is still running" }
                 if lines.isEmpty { lines.append("nothing to clean") }
                 return lines.joined(separator: "\n")
             }

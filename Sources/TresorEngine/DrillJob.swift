@@ -51,9 +51,15 @@ extension Installation {
     /// The version written into drill records.
     public static let tresorVersion = "tresor 0.1 (drill format 1)"
 
-    /// `tresor drill clean`: removes what killed drills left behind.
+    /// `tresor drill clean`: removes what killed drills, and killed exports from backup, left
+    /// behind (their scratch directories and servers).
     public func cleanDrills() throws -> DrillScratch.Cleaned {
-        try DrillScratch(home: home).cleanLeftovers()
+        var cleaned = try DrillScratch(home: home).cleanLeftovers()
+        let exports = try DrillScratch(home: home, kind: "export").cleanLeftovers()
+        cleaned.directories += exports.directories
+        cleaned.serversStopped += exports.serversStopped
+        cleaned.inUse += exports.inUse
+        return cleaned
     }
 
     /// `tresor drill run T`: restores the tenant's database to `target` into a scratch directory
@@ -224,15 +230,7 @@ struct DrillRun {
         bytes += r.bytes
         files += r.files
         stopLSN = r.stopLSN.flatMap(LSN.parse)
-        // The scratch copy's own access rule: only its unix socket, in a directory only the
-        // server's user and root reach, without a password. The production pg_hba.conf (which
-        // Tresor cannot assume to let it in) stays in the backup, untouched.
-        let hba = pgdata + "/pg_hba.conf"
-        var st = stat()
-        stat(pgdata, &st)
-        try "# written by tresor drill \(drillID): scratch copy, unix socket only\nlocal all all trust\n"
-            .write(toFile: hba, atomically: false, encoding: .utf8)
-        if getuid() == 0 { chown(hba, st.st_uid, st.st_gid) }
+        try ScratchDatabase.allowLocalOnly(pgdata: pgdata, by: "tresor drill \(drillID)")
         checks.append(.passed("restore"))
         return r.snapshot
     }
@@ -317,27 +315,11 @@ struct DrillRun {
     }
 
     func dsn(_ server: RecoveryServer, user: String, database: String) -> String {
-        "host=\(ConnInfo.quote(server.socketDirectory)) port=\(server.port) user=\(ConnInfo.quote(user)) dbname=\(ConnInfo.quote(database)) connect_timeout=30"
+        ScratchDatabase.dsn(server, user: user, database: database)
     }
 
-    /// Connects as the cluster's bootstrap superuser (role oid 10): tried as `postgres`, then as
-    /// the tenant's backup role, whose session finds the bootstrap role's name.
     func connectAsSuperuser(_ server: RecoveryServer, database: String) throws -> (String, PGConnection) {
-        var candidates = ["postgres"]
-        if let dsn = tenant.pgDSN, let info = try? ConnInfo(dsn), // an unreadable DSN leaves "postgres" to try
-           let u = info.options.last(where: { $0.keyword == "user" })?.value, u != "postgres" { candidates.append(u) }
-        var lastError: Error = CoreError.failed("no role to connect as")
-        for u in candidates {
-            do {
-                let c = try PGConnection(dsn: dsn(server, user: u, database: database))
-                let boot = try c.query("SELECT rolname FROM pg_roles WHERE oid = 10").first?.first ?? nil
-                guard let boot, boot != u else { return (u, c) }
-                return (boot, try PGConnection(dsn: dsn(server, user: boot, database: database)))
-            } catch {
-                lastError = error
-            }
-        }
-        throw lastError
+        try ScratchDatabase.connectAsSuperuser(server, tenantDSN: tenant.pgDSN, database: database)
     }
 
     /// Recovery stopped where it was asked to. For an LSN (random) or latest target: the last

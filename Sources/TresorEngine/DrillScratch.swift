@@ -4,7 +4,8 @@ import Glibc
 import Foundation
 import TresorCore
 
-/// The scratch directories of restore drills: `HOME/scratch/drill-<id>/`, each holding an
+/// The scratch directories of restore drills, `HOME/scratch/drill-<id>/`, and of exports from
+/// backup, `HOME/scratch/export-<id>/` (one ``kind`` per value), each holding an
 /// `owner` file with the drill process's pid, the restored data directory (`pgdata`), the scratch
 /// server's work directory (`server`) and the sampled documents (`docs`).
 ///
@@ -14,9 +15,12 @@ import TresorCore
 /// (immediate shutdown, through the pid in `postmaster.pid`) and removes everything.
 public struct DrillScratch: Sendable {
     public let root: URL
+    /// The directory name prefix this value creates and cleans: `drill` or `export`.
+    public let kind: String
 
-    public init(home: Home) {
+    public init(home: Home, kind: String = "drill") {
         root = home.root.appendingPathComponent("scratch")
+        self.kind = kind
     }
 
     /// What `drill clean` (or the start of a drill) removed.
@@ -32,7 +36,7 @@ public struct DrillScratch: Sendable {
     /// Creates a new drill directory owned by this process. The directories are traversable by
     /// others (mode 0711, never listable) so the `postgres` user reaches the data directory.
     public func create(id: String) throws -> URL {
-        let dir = root.appendingPathComponent("drill-\(id)")
+        let dir = root.appendingPathComponent("\(kind)-\(id)")
         for d in [root.path, dir.path] {
             if mkdir(d, 0o711) != 0 && errno != EEXIST {
                 throw CoreError.failed("cannot create \(d): \(String(cString: strerror(errno)))")
@@ -69,7 +73,7 @@ public struct DrillScratch: Sendable {
         } catch {
             throw CoreError.failed("cannot list \(root.path): \(error)")
         }
-        for name in names.sorted() where name.hasPrefix("drill-") {
+        for name in names.sorted() where name.hasPrefix(kind + "-") {
             let dir = root.appendingPathComponent(name)
             if ownerAlive(dir) {
                 cleaned.inUse.append(name)
@@ -89,8 +93,8 @@ public struct DrillScratch: Sendable {
         } catch CocoaError.fileNoSuchFile {
             return // already gone: nothing left behind
         } catch {
-            throw CoreError.failed("cannot remove the drill's scratch directory \(dir.path): \(error)",
-                                   hint: "remove it by hand, or run tresor drill clean")
+            throw CoreError.failed("cannot remove the \(kind)'s scratch directory \(dir.path): \(error)",
+                                   hint: kind == "drill" ? "remove it by hand, or run tresor drill clean" : "remove it by hand; the next \(kind) from backup removes it too")
         }
     }
 

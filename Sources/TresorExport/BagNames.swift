@@ -28,6 +28,19 @@ enum BagNames {
         }
     }
 
+    /// `path` as a line of `tresor-removed-paths.txt`: every `%`, CR, LF and byte outside a valid
+    /// UTF-8 sequence as `%XX`, so the line is UTF-8 and decodes back to the exact bytes.
+    static func listedPath(_ path: [UInt8]) -> [UInt8] {
+        escaping(path) { b in
+            switch b {
+            case 0x25: return "%25"
+            case 0x0D: return "%0D"
+            case 0x0A: return "%0A"
+            default: return nil
+            }
+        }
+    }
+
     /// `path` with every byte outside a valid UTF-8 sequence as `%XX`, and the ASCII bytes that
     /// `special` names replaced by what it returns.
     private static func escaping(_ path: [UInt8], special: (UInt8) -> String?) -> [UInt8] {

@@ -169,8 +169,9 @@ final class BagWriter {
     }
 
     /// Writes the tag files after the payload. `info` are bag-info.txt's labels and values, in
-    /// order; Payload-Oxum is added here.
-    func finish(info: [(String, String)]) throws {
+    /// order; Payload-Oxum is added here. `tagFiles` are more tag files (name, UTF-8 content),
+    /// listed in tagmanifest-sha256.txt like the others.
+    func finish(info: [(String, String)], tagFiles: [(String, [UInt8])] = []) throws {
         var tagManifest: [UInt8] = []
         // manifest-sha256.txt streams from its spool.
         try manifestSpool.synchronize()
@@ -195,6 +196,7 @@ final class BagWriter {
         lines.append("Payload-Oxum: \(payloadBytes).\(payloadFiles)")
         tagManifest += try addTagFile("bag-info.txt", Array((lines.joined(separator: "\n") + "\n").utf8))
         tagManifest += try addTagFile("bagit.txt", Array("BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n".utf8))
+        for (name, bytes) in tagFiles { tagManifest += try addTagFile(name, bytes) }
         _ = try addTagFile("tagmanifest-sha256.txt", tagManifest)
     }
 

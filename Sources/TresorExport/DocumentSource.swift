@@ -42,6 +42,11 @@ public struct DocumentProblem: Sendable, Codable, Equatable {
     /// The path below `data/documents/`, printable (non-UTF-8 bytes as `\xNN`).
     public var path: String
     public var reason: String
+
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
 }
 
 /// Where an export's documents come from: the live folders (``LiveFolderSource``) or, later, a

@@ -3,7 +3,7 @@ enum ExportReadme {
     static func text(result: ExportResult, request: ExportRequest, symlinks: [(path: [UInt8], target: [UInt8])],
                      escaped: [(original: [UInt8], written: [UInt8])]) -> String {
         var t = """
-            Export of tenant \(request.tenant), made by Tresor on \(Exporter.day(request.now)) from the \(request.sourceLabel) data.
+            Export of tenant \(request.tenant), made by Tresor on \(Exporter.day(request.now)) (source: \(request.sourceLabel)).
 
             This is a BagIt 1.0 bag (RFC 8493). manifest-sha256.txt holds the SHA-256 of every file
             under data/; bag-info.txt says what was exported and when. Check it with the Library of
@@ -11,6 +11,20 @@ enum ExportReadme {
 
 
             """
+        if let origin = request.documentsOrigin { t += origin + "\n\n" }
+        if let removed = request.removedPaths {
+            t += """
+                Only documents added or changed since the earlier snapshot named in bag-info.txt
+                (Tresor-Documents-Since-Snapshot) are in this bag, with the folders that hold them.
+                Paths that snapshot had and this one has not (\(removed.count)) are listed in the tag file
+                tresor-removed-paths.txt, one per line, as data/documents/...; in those lines '%', line
+                breaks and bytes that are not UTF-8 are written as %XX (hex). To bring a copy of the
+                earlier export up to date: unpack this bag over it, then delete the listed paths.
+                Pass Tresor-Documents-Snapshot from bag-info.txt as --since to the next export.
+
+
+                """
+        }
         if request.documents != nil {
             t += """
                 data/documents/   The documents, with their original names and folder tree; each
@@ -47,6 +61,9 @@ enum ExportReadme {
                 """
         }
         if let db = result.database {
+            if let point = request.databasePoint {
+                t += "The database was restored from backup to \(point.target) (last replayed commit \(point.time)) and exported from that copy.\n"
+            }
             t += "Database \(db.database) at WAL position \(db.lsn), \(db.snapshotTime): \(db.tables.count) tables, "
             t += "\(db.tables.reduce(0) { $0 + $1.rows }) rows.\n"
             for tb in db.tables { t += "    \(tb.file)\t\(tb.rows) rows\n" }

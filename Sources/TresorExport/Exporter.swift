@@ -20,6 +20,18 @@ public struct ExportRequest {
     public var now: Date
     /// Who asked for the export (recorded in bag-info.txt).
     public var by: String
+    /// When the database is a copy restored from backup: the point it was restored to, which
+    /// bag-info.txt and README.txt give instead of the copy's own WAL position and clock.
+    public var databasePoint: DatabasePoint?
+    /// More bag-info.txt labels and values (the snapshots an export from backup read), after
+    /// Tresor's own.
+    public var extraInfo: [(String, String)] = []
+    /// For an export of the documents changed since an earlier snapshot: the paths (below
+    /// `data/documents/`) that snapshot had and this one has not, written to the tag file
+    /// `tresor-removed-paths.txt` (see ``BagNames/listedPath(_:)``). Nil: a full export, no such file.
+    public var removedPaths: [[UInt8]]?
+    /// One line for README.txt on where the documents come from (nil: the live folders).
+    public var documentsOrigin: String?
 
     public init(tenant: String, output: String, documents: (any DocumentSource)?, databaseDSN: String?,
                 pgBinDirectory: String, sourceLabel: String = "live", now: Date, by: String) {
@@ -31,6 +43,22 @@ public struct ExportRequest {
         self.sourceLabel = sourceLabel
         self.now = now
         self.by = by
+    }
+}
+
+/// The point in time a restored database copy shows.
+public struct DatabasePoint: Sendable {
+    /// The last WAL position replayed (`pg_last_wal_replay_lsn()` after recovery).
+    public var lsn: String
+    /// The commit time of the last transaction replayed, or the target when none was.
+    public var time: String
+    /// What was asked for: a time, or `latest`.
+    public var target: String
+
+    public init(lsn: String, time: String, target: String) {
+        self.lsn = lsn
+        self.time = time
+        self.target = target
     }
 }
 
@@ -58,6 +86,12 @@ public struct ExportResult: Sendable, Codable {
     public var nonUTF8Names: [String] = []
     /// Zip only: payload paths whose non-UTF-8 names were escaped.
     public var escapedNames: [String] = []
+    /// Exports from backup: the document snapshot exported, and with `--since` the earlier one
+    /// and how many paths it had that are gone; the recovery target of the database.
+    public var documentsSnapshot: String?
+    public var sinceSnapshot: String?
+    public var removedPaths: Int?
+    public var recoveryTarget: String?
 
     /// Problems make the export "done, found a problem" (exit 3).
     public var outcome: Outcome { problems.isEmpty && nonUTF8Names.isEmpty ? .ok : .problemFound }
@@ -70,8 +104,12 @@ public struct ExportResult: Sendable, Codable {
 /// an existing file), and on any failure the directory is removed, so a failed export leaves no
 /// plausible-looking archive behind. Memory: one 1 MiB buffer plus libarchive's own buffers.
 public enum Exporter {
-    public static func run(_ request: ExportRequest) throws -> ExportResult {
-        let out = URL(fileURLWithPath: request.output).standardizedFileURL
+    /// Refuses an output the export could not create (a usage error): no known extension, an
+    /// existing file, no folder to put it in. ``run(_:)`` checks again; callers with slow work
+    /// before it (a restore from backup) check first.
+    @discardableResult
+    public static func checkOutput(_ output: String) throws -> (url: URL, format: ArchiveFormat, directory: String) {
+        let out = URL(fileURLWithPath: output).standardizedFileURL
         guard let format = ArchiveFormat(path: out.lastPathComponent) else {
             throw ExportError(.usage, "cannot tell the archive format of '\(out.lastPathComponent)'",
                               hint: "name the output FILE.tar, FILE.tar.zst or FILE.zip")
@@ -84,6 +122,11 @@ public enum Exporter {
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
             throw ExportError(.usage, "no folder \(directory) for the export", hint: "create it first")
         }
+        return (out, format, directory)
+    }
+
+    public static func run(_ request: ExportRequest) throws -> ExportResult {
+        let (out, format, directory) = try checkOutput(request.output)
         var template = Array("\(directory)/.\(out.lastPathComponent).tresor-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else {
             throw ExportError(.io, "cannot create a temp folder in \(directory): \(String(cString: strerror(errno)))")
@@ -147,6 +190,10 @@ public enum Exporter {
         }
 
         result.database = try database?.finish(into: bag)
+        if let point = request.databasePoint, result.database != nil {
+            result.database?.lsn = point.lsn
+            result.database?.snapshotTime = point.time
+        }
 
         result.nonUTF8Names = bag.nonUTF8Names.map(printable)
         result.escapedNames = bag.escapedNames.map { printable($0.original) }
@@ -178,9 +225,18 @@ public enum Exporter {
                 ("Tresor-Database-Tables", "\(db.tables.count)"),
                 ("Tresor-Database-Rows", "\(db.tables.reduce(0) { $0 + $1.rows })"),
             ]
+            if let point = request.databasePoint { info.append(("Tresor-Database-Recovery-Target", point.target)) }
+        }
+        info += request.extraInfo
+        var tagFiles: [(String, [UInt8])] = []
+        if let removed = request.removedPaths {
+            info.append(("Tresor-Documents-Removed", "\(removed.count)"))
+            var text: [UInt8] = []
+            for p in removed { text += BagNames.listedPath(Array("data/documents/".utf8) + p) + [0x0A] }
+            tagFiles.append(("tresor-removed-paths.txt", text))
         }
         info.append(("Bag-Size", formatSize(bag.payloadBytes)))
-        try bag.finish(info: info)
+        try bag.finish(info: info, tagFiles: tagFiles)
         let (bytes, digest) = try archive.close()
         result.bytes = bytes
         result.sha256 = digest.hex

@@ -61,9 +61,71 @@ public final class FileContent {
         extents = node.flags.contains(.sparse) ? node.extents : [.init(offset: 0, length: node.size)]
     }
 
+    /// One piece of a file: a run of zeros (a hole), or the chunk just opened into the reader's
+    /// buffer (valid until the next chunk is opened).
+    private enum Piece {
+        case zeros(Int)
+        case chunk
+    }
+
+    /// The rest of the piece ``read(into:)`` is handing out: zeros still due, or the reader's
+    /// chunk buffer from `pendingOffset` on.
+    private var pendingZeros = 0
+    private var pendingOffset = 0
+    private var pendingChunk = false
+
     /// Hands the next piece of the file to `body` (the view is valid only during the call);
     /// false at the end of the file.
     public func next(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+        switch try advance() {
+        case nil:
+            return false
+        case .zeros(let n):
+            try reader.zeros.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        case .chunk:
+            try reader.plain.withUnsafeBytes { try body($0) }
+        }
+        return true
+    }
+
+    /// Fills `buffer` with the file's next bytes and returns how many: fewer than `buffer.count`
+    /// only at the end of the file, 0 after it. For consumers that pull into a buffer of their own
+    /// (an archive writer); nothing is allocated per call. Use either this or ``next(_:)`` on one
+    /// file, not both.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        var filled = 0
+        while filled < buffer.count {
+            if pendingZeros > 0 {
+                let n = min(pendingZeros, buffer.count - filled)
+                (buffer.baseAddress! + filled).initializeMemory(as: UInt8.self, repeating: 0, count: n)
+                pendingZeros -= n
+                filled += n
+            } else if pendingChunk, pendingOffset < reader.plain.count {
+                let n = min(reader.plain.count - pendingOffset, buffer.count - filled)
+                let from = pendingOffset
+                reader.plain.withUnsafeBytes { src in
+                    (buffer.baseAddress! + filled).copyMemory(from: src.baseAddress! + from, byteCount: n)
+                }
+                pendingOffset += n
+                filled += n
+            } else {
+                pendingChunk = false
+                switch try advance() {
+                case nil:
+                    return filled
+                case .zeros(let n):
+                    pendingZeros = n
+                case .chunk:
+                    pendingChunk = true
+                    pendingOffset = 0
+                }
+            }
+        }
+        return filled
+    }
+
+    /// Moves to the next piece of the file; nil at its end.
+    private func advance() throws -> Piece? {
         while extent < extents.count && withinExtent == extents[extent].length {
             extent += 1
             withinExtent = 0
@@ -72,14 +134,13 @@ public final class FileContent {
         if position < dataStart {
             let n = Int(min(UInt64(reader.zeros.count), dataStart - position))
             position += UInt64(n)
-            try reader.zeros.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            return true
+            return .zeros(n)
         }
         guard extent < extents.count else {
             if chunk < node.chunks.count {
                 throw RepositoryError(.corrupt, "\(node.displayPath) has more chunks than its size holds")
             }
-            return false
+            return nil
         }
         guard chunk < node.chunks.count else {
             throw RepositoryError(.corrupt, "\(node.displayPath) has fewer chunk bytes than its size")
@@ -92,7 +153,6 @@ public final class FileContent {
         }
         withinExtent += n
         position += n
-        try reader.plain.withUnsafeBytes { try body($0) }
-        return true
+        return .chunk
     }
 }

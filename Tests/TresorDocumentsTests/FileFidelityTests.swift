@@ -186,6 +186,44 @@ private func lstatBytes(_ path: [UInt8]) -> stat? {
         #expect((seen.first?.2 ?? 0) > 1, "a large file comes chunk by chunk, not whole")
     }
 
+    @Test func pullingFromTheStreamingReaderIntoAnOddBufferLosesNoByteAtChunkOrHoleEdges() throws {
+        let b = try Bench()
+        var rng = SeededRandom(seed: 11)
+        let big = (0..<2_500_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        write(bytes(b.docs + "/a.bin"), big)
+        // A sparse file: a hole, data, a hole, data, a hole at the end.
+        let size = 8 << 20
+        var expected = [UInt8](repeating: 0, count: size)
+        let fd = open(b.docs + "/b.img", O_WRONLY | O_CREAT, 0o644)
+        #expect(ftruncate(fd, off_t(size)) == 0)
+        for (offset, length) in [(1 << 20, 300_000), (5 << 20, 70_000)] {
+            let data = (0..<length).map { _ in UInt8.random(in: 1...255, using: &rng) }
+            expected.replaceSubrange(offset..<offset + length, with: data)
+            _ = data.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
+        }
+        close(fd)
+        let snap = try b.backup()
+        #expect(snap.nodes.first { $0.pathBytes == bytes("docs/b.img") }?.flags.contains(.sparse) == true)
+        let reader = try TreeReader(repository: b.repo, index: try b.repo.loadIndex())
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 100_003, alignment: 1)
+        defer { buffer.deallocate() }
+        var got: [String: [UInt8]] = [:]
+        try reader.forEach(snap.nodes) { node, content in
+            guard let content else { return }
+            var out: [UInt8] = []
+            while true {
+                let n = try content.read(into: buffer)
+                out += buffer[0..<n]
+                if n < buffer.count { break }
+            }
+            #expect(try content.read(into: buffer) == 0, "nothing after the end")
+            got[node.displayPath] = out
+        }
+        #expect(got["docs/a.bin"] == big)
+        #expect(got["docs/b.img"]?.count == size)
+        #expect(got["docs/b.img"] == expected)
+    }
+
     @Test func aHardLinkPairIsRestoredAsOneInode() throws {
         let b = try Bench()
         write(bytes(b.docs + "/a.txt"), bytes("shared content"))
