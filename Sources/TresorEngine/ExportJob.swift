@@ -201,7 +201,7 @@ extension Installation {
         let result: ExportResult
         do {
             let target: RecoveryTarget = at.map { .time($0) } ?? .latest
-            let restored = try restorePostgres(tenant: t.name, pgdata: pgdata, target: target, timeline: nil, archive: false,
+            let restored = try restorePostgres(tenant: t.id, pgdata: pgdata, target: target, timeline: nil, archive: false,
                                                run: false, binary: binary)
             try ScratchDatabase.allowLocalOnly(pgdata: pgdata, by: "tresor export")
             let s = try RecoveryServer(dataDirectory: pgdata, workDirectory: dir.appendingPathComponent("server").path, binDirectory: pgBinDirectory)
