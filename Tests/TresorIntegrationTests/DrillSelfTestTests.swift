@@ -91,7 +91,7 @@ struct InvisibleDamage: DrillDamage {
         try f.cluster.switchAndWaitForArchive()
         func at(_ id: Int) throws -> Date {
             let text = try f.cluster.sql("SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM marker WHERE id = \(id)")
-            return try #require(TimeFormat.parse(text.trimmingCharacters(in: .whitespacesAndNewlines)), text)
+            return try #require(TimeFormat.parse(text.trimmingCharacters(in: .whitespacesAndNewlines)), "\(text)")
         }
         let before = try at(10), after = try at(11)
         try f.cluster.stop()
