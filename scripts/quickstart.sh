@@ -5,8 +5,8 @@
 #  2. PostgreSQL: a scratch cluster archiving its WAL into Tresor, a base backup, rows written
 #     before and after a target time, a point-in-time restore, and the restored rows checked;
 #  3. export: the tenant's documents and live database as a BagIt bag, checked with bagit.py;
-#  4. a restore drill (restore, recovery, checks, a document sample) recorded in the signed
-#     evidence log, the log verified (by Tresor and by the auditors' Python script), the HTML report.
+#  4. a restore drill (restore, recovery, checks, a document sample) and a self-test over damaged
+#     copies, recorded in the signed evidence log, the log verified (by Tresor and by the auditors' Python script), the HTML report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -76,6 +76,7 @@ set +x
 # --- restore drill, the signed evidence log, the auditors' report -----------------------------
 set -x
 $TRESOR drill run acme --target latest                 # exit 3 if any check failed or could not run
+$TRESOR drill self-test acme                           # the same checks over damaged copies: each damage must be caught
 $TRESOR evidence verify
 python3 scripts/verify-evidence.py "$TRESOR_HOME/evidence/log.jsonl" "$TRESOR_HOME/keys/evidence.pub"
 $TRESOR evidence report --out "$WORK/report.html"
