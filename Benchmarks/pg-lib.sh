@@ -17,10 +17,10 @@ as_pg() { runuser -u postgres -- "$@"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # pg_init PORT ARCHIVE_COMMAND: initdb WORK/data as postgres, archiving with ARCHIVE_COMMAND,
-# listening on 127.0.0.1:PORT and WORK/sock, then starts it.
+# listening on 127.0.0.1:PORT and WORK/sock, then starts it. INITDB_EXTRA: more initdb options.
 pg_init() {
     mkdir -p "$WORK/sock"; chown postgres "$WORK/sock"
-    as_pg "$BIN/initdb" -D "$WORK/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
+    as_pg "$BIN/initdb" -D "$WORK/data" -U postgres --auth=trust -E UTF8 --locale=C ${INITDB_EXTRA:-} >/dev/null
     cat >> "$WORK/data/postgresql.conf" <<CONF
 port = $1
 listen_addresses = '127.0.0.1'

@@ -4,7 +4,9 @@
 #  1. documents: a tenant whose documents are testdata/documents: backup, restore, compare, check;
 #  2. PostgreSQL: a scratch cluster archiving its WAL into Tresor, a base backup, rows written
 #     before and after a target time, a point-in-time restore, and the restored rows checked;
-#  3. export: the tenant's documents and live database as a BagIt bag, checked with bagit.py.
+#  3. export: the tenant's documents and live database as a BagIt bag, checked with bagit.py;
+#  4. a restore drill (restore, recovery, checks, a document sample) and a self-test over damaged
+#     copies, recorded in the signed evidence log, the log verified (by Tresor and by the auditors' Python script), the HTML report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -34,7 +36,7 @@ $TRESOR check acme --read-data
 
 # --- PostgreSQL point-in-time recovery on a scratch cluster ----------------------------------
 install -d -o postgres -g postgres "$WORK/pg" "$WORK/sock" "$WORK/logs"
-runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/pg" -U postgres --auth=trust --no-sync >/dev/null
+runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/pg" -U postgres --auth=trust --no-sync --data-checksums >/dev/null  # drills need checksums
 $TRESOR pg setup acme                                  # prepares access for postgres, prints the settings
 ARCHIVE=$($TRESOR --json pg setup acme | python3 -c 'import json,sys; print(json.load(sys.stdin)["settings"]["archive_command"])')
 cat >> "$WORK/pg/postgresql.conf" <<CONF
@@ -70,6 +72,16 @@ $TRESOR export acme --out "$WORK/acme-export.tar.zst"
 mkdir "$WORK/export" && tar --zstd -xf "$WORK/acme-export.tar.zst" -C "$WORK/export"
 bagit.py --validate "$WORK/export/acme-export"
 set +x
+
+# --- restore drill, the signed evidence log, the auditors' report -----------------------------
+set -x
+$TRESOR drill run acme --target latest                 # exit 3 if any check failed or could not run
+$TRESOR drill self-test acme                           # the same checks over damaged copies: each damage must be caught
+$TRESOR evidence verify
+python3 scripts/verify-evidence.py "$TRESOR_HOME/evidence/log.jsonl" "$TRESOR_HOME/keys/evidence.pub"
+$TRESOR evidence report --out "$WORK/report.html"
+set +x
 echo "quick start done: documents restored byte for byte; PostgreSQL restored to $TARGET with the 100 rows written before it;"
-echo "export $WORK/acme-export.tar.zst validated as a BagIt bag"
+echo "export $WORK/acme-export.tar.zst validated as a BagIt bag; a restore drill passed and is in the verified evidence log;"
+echo "the auditors' report is $WORK/report.html"
 echo "everything lives in $WORK (TRESOR_HOME=$TRESOR_HOME)"

@@ -7,7 +7,7 @@ import TresorEvidence
 struct DrillCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drill", abstract: "Restore drills and the control over them.",
-        subcommands: [Run.self, Clean.self, Status.self])
+        subcommands: [Run.self, Clean.self, Status.self, SelfTest.self])
 
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -85,9 +85,42 @@ struct DrillCommand: ParsableCommand {
                 lines.append("  rto \(d.rtoMs.map { "\($0) ms" } ?? "none")\(d.rpoMs.map { ", rpo \($0) ms" } ?? ""); restore \(d.timings.restoreMs) ms, recovery \(d.timings.recoveryMs) ms, checks \(d.timings.checksMs) ms")
                 lines.append("  \(d.filesRestored) files, \(d.bytesRestored) bytes restored; evidence record \(r.evidenceSeq.map(String.init) ?? "?")")
                 if !r.cleaned.directories.isEmpty { lines.append("  removed leftovers of killed drills: \(r.cleaned.directories.joined(separator: ", "))") }
+                if let h = d.heartbeat { lines.append("  restored heartbeat \(h): data-loss bound \(d.dataLossBoundMs.map { "\($0) ms" } ?? "?")") }
+                if let t = d.target.replayedCommit { lines.append("  last replayed commit \(t); next commit in the archive \(d.target.nextCommit ?? "none")") }
+                if let s = r.selfTest { lines += ["  followed by a self-test (drills.self_test_every):"] + DrillCommand.selfTestLines(s).map { "  " + $0 } }
                 return lines.joined(separator: "\n")
             }
         }
+    }
+
+    struct SelfTest: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "self-test",
+            abstract: "Run the drill over an undamaged copy and over deliberately damaged ones (a flipped byte, a missing WAL segment, a wrong document hash) and record that each damage was caught; exit 3 if one went unnoticed.")
+        @Argument(help: "The tenant.") var tenant: String
+        @Option(help: "The seed for the random target and the document sample (default: a new one, recorded).")
+        var seed: Int64?
+
+        func run() throws {
+            let r = try ctx.installation().runDrillSelfTest(tenant: tenant, seed: seed, binary: tresorBinaryPath)
+            ctx.emit(r, outcome: r.outcome) { DrillCommand.selfTestLines(r).joined(separator: "\n") }
+        }
+    }
+
+    static func selfTestLines(_ r: DrillSelfTestResult) -> [String] {
+        let d = r.record
+        var lines = ["drill self-test \(d.drillID) of tenant \(r.tenant): \(d.result == .pass ? "PASS" : "FAIL")"
+                     + " (target \(d.target.kind.rawValue) \(d.target.lsn ?? d.target.time ?? "")\(d.seed.map { ", seed \($0)" } ?? ""))"]
+        if let baseline = d.checks.first(where: { $0.name == "baseline" }) {
+            lines.append("  \(baseline.status.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) baseline (undamaged copy)\(baseline.reason.map { ": \($0)" } ?? "")")
+        }
+        for x in d.damages ?? [] {
+            let how = x.status == .caught ? ": by \(x.caughtBy.joined(separator: ", "))" : x.reason.map { ": \($0)" } ?? ""
+            lines.append("  \(x.status.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(x.name)\(how)")
+        }
+        for c in d.checks where c.name == "cleanup" { lines.append("  failed      cleanup: \(c.reason ?? "")") }
+        lines.append("  evidence record \(r.evidenceSeq.map(String.init) ?? "?")")
+        return lines
     }
 
     struct Clean: ParsableCommand {

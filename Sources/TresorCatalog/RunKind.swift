@@ -17,6 +17,8 @@ public enum RunKind: String, Sendable, Codable, CaseIterable {
     case repairIndex = "repair-index"
     case repairSnapshots = "repair-snapshots"
     case drill
+    /// `drill self-test`: drills over deliberately damaged copies.
+    case drillSelfTest = "drill-self-test"
     case tick
     /// The drill-age control (`drill status`) as `tick` runs it daily.
     case drillControl = "drill-control"

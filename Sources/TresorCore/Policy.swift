@@ -79,6 +79,13 @@ public struct Policy: Sendable, Equatable {
         /// A drill that has not reached a usable database within this gives up (`timeout`); its
         /// unfinished checks are recorded as not run.
         public var timeout: PolicyDuration
+        /// Every this many drills of a tenant (counted in its drill runs), `drill run` also runs a
+        /// self-test over deliberately damaged copies (`self_test_every`; 0: only on demand).
+        public var selfTestEvery: Int
+        /// The tenants that opted in to heartbeats (`heartbeat_tenants`: comma-separated names,
+        /// `*` for all, empty for none): `tick` writes `tresor.heartbeat` in their database and a
+        /// `latest` drill reads it back for the exact data-loss bound.
+        public var heartbeatTenants: String
     }
 
     /// Deletion after a contract ends, and the sweeper that hunts residual copies.
@@ -194,6 +201,8 @@ public struct Policy: Sendable, Equatable {
             "drills.document_sample_percent": .integer(1...100),
             "drills.document_sample_min": .integer(1...1_000_000),
             "drills.timeout": .duration(60...(7 * day)),
+            "drills.self_test_every": .integer(0...100_000),
+            "drills.heartbeat_tenants": .string,
             "deletion.delay_after_contract_end": .duration(0...(90 * day)),
             "deletion.sweep_interval": .duration(3600...(90 * day)),
             "exports.link_lifetime": .duration(60...(90 * day)),
@@ -225,6 +234,8 @@ public struct Policy: Sendable, Equatable {
         "drills.document_sample_percent": .integer(5),
         "drills.document_sample_min": .integer(20),
         "drills.timeout": .string("2h"),
+        "drills.self_test_every": .integer(10),
+        "drills.heartbeat_tenants": .string(""),
         "deletion.delay_after_contract_end": .string("90d"),
         "deletion.sweep_interval": .string("7d"),
         "exports.link_lifetime": .string("7d"),
@@ -289,7 +300,8 @@ public struct Policy: Sendable, Equatable {
         drills = Drills(interval: try r.duration("drills.interval"), maxAge: try r.duration("drills.max_age"),
                         documentSamplePercent: try r.int("drills.document_sample_percent"),
                         documentSampleMin: try r.int("drills.document_sample_min"),
-                        timeout: try r.duration("drills.timeout"))
+                        timeout: try r.duration("drills.timeout"), selfTestEvery: try r.int("drills.self_test_every"),
+                        heartbeatTenants: try r.string("drills.heartbeat_tenants"))
         guard drills.interval.seconds <= drills.maxAge.seconds else {
             throw r.error("drills.interval", "must not be longer than drills.max_age, or every tenant is overdue")
         }

@@ -42,9 +42,17 @@ extension DrillRun {
                 checks.append(.failed("documents_sample", reason: "\(report.failed.count) of \(sample.count) sampled files could not be restored"))
                 return latest.id.hex
             }
+            var expected = sample
+            if let damage {
+                do {
+                    if try damage.damage(sample: &expected) { damageApplied = true }
+                } catch {
+                    damageError = DrillRun.reason("\(error)")
+                }
+            }
             let verifier = ChunkVerifier(repository: repo)
             var wrong = 0
-            for node in sample where try !verifier.matches(node, path: Array((target + "/").utf8) + node.pathBytes) { wrong += 1 }
+            for node in expected where try !verifier.matches(node, path: Array((target + "/").utf8) + node.pathBytes) { wrong += 1 }
             if wrong == 0 {
                 checks.append(.passed("documents_sample"))
             } else {

@@ -30,6 +30,8 @@ public struct DrillRunResult: Codable, Sendable {
     public var documentSnapshot: String?
     /// Leftovers of earlier drills removed before this one.
     public var cleaned: DrillScratch.Cleaned
+    /// The self-test this drill was followed by (every `drills.self_test_every`-th drill).
+    public var selfTest: DrillSelfTestResult?
     public var outcome: Outcome
 }
 
@@ -67,20 +69,47 @@ extension Installation {
     /// verifies a sample of the latest document snapshot, records a `drill` evidence record (pass
     /// or fail) and removes every scratch file. Problems the drill finds are in the record and
     /// make the outcome `problemFound` (exit 3); only a failure to record is thrown.
+    ///
+    /// Every `drills.self_test_every`-th drill of the tenant (counted in the catalog's drill
+    /// runs) is followed by a self-test (``runDrillSelfTest(tenant:seed:binary:binDirectory:damages:)``),
+    /// whose result is part of this one's outcome.
     public func runDrill(tenant name: String, target choice: DrillTargetChoice, seed: Int64?, binary: String,
                          binDirectory: String = RecoveryServer.defaultBinDirectory) throws -> DrillRunResult {
         let tenantRecord = try tenant(name)
+        let cleaned = try DrillScratch(home: home).cleanLeftovers()
+        let run = try catalog.startRun(kind: .drill, tenant: name, at: clock.now())
+        let done = try performDrill(tenantRecord, choice, seed: seed, damage: nil, binary: binary, binDirectory: binDirectory)
+        let record = try done.record(selfTest: false)
+        let appended = try recordDrill(tenant: name, record)
+        var result = DrillRunResult(tenant: name, record: record, evidenceSeq: appended.record.seq, baseBackup: done.baseBackup,
+                                    documentSnapshot: done.documentSnapshot, cleaned: cleaned,
+                                    outcome: record.result == .pass ? .ok : .problemFound)
+        try catalog.finishRun(id: run, at: clock.now(), status: RunStatus(result.outcome), detail: json(result))
+        let every = policy.drills.selfTestEvery
+        if every > 0, try catalog.runs(tenant: name, kind: .drill, limit: Int(Int32.max)).count % every == 0 {
+            let selfTest = try runDrillSelfTest(tenant: name, seed: nil, binary: binary, binDirectory: binDirectory)
+            result.selfTest = selfTest
+            if selfTest.outcome != .ok { result.outcome = .problemFound }
+        }
+        return result
+    }
+
+    /// One drill from the restore to the removal of its scratch files, not recorded anywhere:
+    /// what `drill run` records, and each of a self-test's runs (`damage` applied to its copy).
+    func performDrill(_ tenantRecord: TenantRecord, _ choice: DrillTargetChoice, seed: Int64?, damage: (any DrillDamage)?,
+                      binary: String, binDirectory: String) throws -> PerformedDrill {
         let started = Date()
         let now = clock.now()
         let scratch = DrillScratch(home: home)
-        let cleaned = try scratch.cleanLeftovers()
         let drillID = UUID().uuidString.lowercased()
         let dir = try scratch.create(id: String(drillID.prefix(8)))
-        let run = try catalog.startRun(kind: .drill, tenant: name, at: now)
         let deadline = started.addingTimeInterval(policy.drills.timeout.seconds)
 
         var d = DrillRun(installation: self, tenant: tenantRecord, dir: dir, drillID: drillID, started: started,
                          deadline: deadline, binDirectory: binDirectory)
+        d.damage = damage
+        d.now = now
+        if case .latest = choice { d.expectsHeartbeat = heartbeatOptedIn(tenantRecord) }
         var seedUsed: Int64? = nil
         if choice == .random || tenantRecord.docRoots.isEmpty == false {
             seedUsed = seed ?? Int64(bitPattern: UInt64.random(in: 0...UInt64.max))
@@ -95,6 +124,7 @@ extension Installation {
             target = plan.target
             rpoMs = plan.rpoMs
             baseBackup = try d.restoreDatabase(plan.recoveryTarget, binary: binary)
+            d.damageRestored(plan, binary: binary)
             d.verifyBackup()
             d.recoverAndCheck(plan)
         } catch {
@@ -115,18 +145,43 @@ extension Installation {
             cleanupError = (cleanupError.map { $0 + "; " } ?? "") + "\(error)"
         }
         if let cleanupError { d.checks.append(.failed("cleanup", reason: String(cleanupError.prefix(DrillRecord.maxReasonBytes)))) }
+        target.replayedCommit = d.replayedCommit.map(DrillRun.microsecondTime)
+        target.nextCommit = d.nextCommit.map(DrillRun.microsecondTime)
+        return PerformedDrill(drillID: drillID, seed: seedUsed, target: target, checks: d.checks, rtoMs: d.rtoMs, rpoMs: rpoMs,
+                              bytes: Int64(d.bytes), files: Int64(d.files),
+                              timings: .init(restoreMs: d.restoreMs, recoveryMs: d.recoveryMs, checksMs: d.checksMs),
+                              postgresVersion: d.postgresVersion, baseBackup: baseBackup, documentSnapshot: docs,
+                              damageApplied: d.damageApplied, damageError: d.damageError,
+                              heartbeat: d.heartbeat.map(DrillRun.microsecondTime), dataLossBoundMs: d.dataLossBoundMs)
+    }
+}
 
-        let record = try DrillRecord(
-            drillID: drillID, seed: seedUsed, target: target, checks: d.checks, rtoMs: d.rtoMs, rpoMs: rpoMs,
-            bytesRestored: Int64(d.bytes), filesRestored: Int64(d.files),
-            timings: .init(restoreMs: d.restoreMs, recoveryMs: d.recoveryMs, checksMs: d.checksMs),
-            selfTest: false, tresorVersion: Self.tresorVersion, postgresVersion: d.postgresVersion)
-        let appended = try recordDrill(tenant: name, record)
-        let result = DrillRunResult(tenant: name, record: record, evidenceSeq: appended.record.seq, baseBackup: baseBackup,
-                                    documentSnapshot: docs, cleaned: cleaned,
-                                    outcome: record.result == .pass ? .ok : .problemFound)
-        try catalog.finishRun(id: run, at: clock.now(), status: RunStatus(result.outcome), detail: json(result))
-        return result
+/// What one drill did, before it is recorded.
+struct PerformedDrill {
+    var drillID: String
+    var seed: Int64?
+    var target: DrillRecord.Target
+    var checks: [DrillRecord.Check]
+    var rtoMs: Int64?
+    var rpoMs: Int64?
+    var bytes: Int64
+    var files: Int64
+    var timings: DrillRecord.Timings
+    var postgresVersion: String
+    var baseBackup: String?
+    var documentSnapshot: String?
+    /// For a self-test's damaged run: whether a hook of the damage applied it, and the error of
+    /// one that could not.
+    var damageApplied: Bool
+    var damageError: String?
+    var heartbeat: String?
+    var dataLossBoundMs: Int64?
+
+    func record(selfTest: Bool) throws -> DrillRecord {
+        try DrillRecord(drillID: drillID, seed: seed, target: target, checks: checks, rtoMs: rtoMs, rpoMs: rpoMs,
+                        bytesRestored: bytes, filesRestored: files, timings: timings, selfTest: selfTest,
+                        tresorVersion: Installation.tresorVersion, postgresVersion: postgresVersion,
+                        heartbeat: heartbeat, dataLossBoundMs: dataLossBoundMs)
     }
 }
 
@@ -156,6 +211,20 @@ struct DrillRun {
     var postgresVersion = "unknown"
     /// The stop position `pg restore` wrote for a latest target.
     var stopLSN: UInt64?
+    /// A self-test's damage for this copy (nil for a real drill), and what applying it did.
+    var damage: (any DrillDamage)?
+    var damageApplied = false
+    var damageError: String?
+    /// For a time target: the commit times read from the archived WAL around the stop.
+    var replayedCommit: Date?
+    var nextCommit: Date?
+    var backupTimeline: UInt32?
+    /// The drill's start on the installation's clock (the crash point of a `latest` drill).
+    var now = Date.distantPast
+    /// For a `latest` drill of a heartbeat tenant: the restored heartbeat and the bound it proves.
+    var expectsHeartbeat = false
+    var heartbeat: Date?
+    var dataLossBoundMs: Int64?
 
     var pgdata: String { dir.appendingPathComponent("pgdata").path }
 
@@ -173,6 +242,15 @@ struct DrillRun {
     }
 
     static func ms(_ from: Date, _ to: Date = Date()) -> Int64 { max(0, Int64((to.timeIntervalSince(from) * 1000).rounded())) }
+
+    /// RFC 3339 UTC with microseconds, PostgreSQL's resolution (TimeFormat stops at milliseconds).
+    static func microsecondTime(_ date: Date) -> String {
+        let t = date.timeIntervalSince1970
+        var whole = t.rounded(.down)
+        var micros = Int(((t - whole) * 1_000_000).rounded())
+        if micros == 1_000_000 { whole += 1; micros = 0 }
+        return String(TimeFormat.string(Date(timeIntervalSince1970: whole)).dropLast()) + "." + String(String(micros + 1_000_000).dropFirst()) + "Z"
+    }
 
     static func reason(_ text: String) -> String {
         let t = text.replacingOccurrences(of: "\n", with: " ").trimmingCharacters(in: .whitespaces)
@@ -192,6 +270,7 @@ struct DrillRun {
         for name in Self.databaseChecks where !done.contains(name) {
             checks.append(.notRun(name, reason: why))
         }
+        if expectsHeartbeat && !done.contains("heartbeat") { checks.append(.notRun("heartbeat", reason: why)) }
     }
 
     // MARK: target
@@ -230,9 +309,32 @@ struct DrillRun {
         bytes += r.bytes
         files += r.files
         stopLSN = r.stopLSN.flatMap(LSN.parse)
+        // The timeline recovery starts on (and, for a time target, replays: the restore follows
+        // the base backup's timeline); the server renames backup_label once it starts.
+        let label = (try? String(contentsOfFile: pgdata + "/backup_label", encoding: .utf8)) ?? "" // no label: the time check says the timeline is unknown
+        backupTimeline = label.split(separator: "\n").first { $0.hasPrefix("START TIMELINE:") }
+            .flatMap { UInt32($0.dropFirst("START TIMELINE:".count).trimmingCharacters(in: .whitespaces)) }
         try ScratchDatabase.allowLocalOnly(pgdata: pgdata, by: "tresor drill \(drillID)")
         checks.append(.passed("restore"))
         return r.snapshot
+    }
+
+    /// Applies a self-test's damage to the restored copy (nothing for a real drill).
+    mutating func damageRestored(_ plan: Plan, binary: String) {
+        guard let damage else { return }
+        let lsn: UInt64?
+        switch plan.recoveryTarget {
+        case .lsn(let l): lsn = l
+        case .latest: lsn = stopLSN
+        case .time: lsn = nil
+        }
+        let site = DrillDamageSite(pgdata: pgdata, targetLSN: lsn,
+                                   restoreCommand: installation.walCommand(binary: binary, "wal-fetch", tenant: tenant.name, "%f", "%p"))
+        do {
+            if try damage.damage(restored: site) { damageApplied = true }
+        } catch {
+            damageError = DrillRun.reason("\(error)")
+        }
     }
 
     /// `pg_verifybackup` against the manifest the server sent with the base backup (restored as
@@ -310,6 +412,7 @@ struct DrillRun {
             return
         }
         checkTarget(plan, conn: conn, server: server)
+        checkHeartbeat(plan, server: server, user: user, now: now)
         checkAmcheck(server, user: user)
         checkTables(server, user: user, conn: conn)
     }
@@ -324,9 +427,10 @@ struct DrillRun {
 
     /// Recovery stopped where it was asked to. For an LSN (random) or latest target: the last
     /// replayed position is at or past the target (`pg_last_wal_replay_lsn()`, which keeps the
-    /// end of recovery after promotion). For a time target: the server log's "last completed
-    /// transaction was at log time" is at or before the target and, when recovery stopped before
-    /// a commit, that commit's time is after it.
+    /// end of recovery after promotion). For a time target, read from the archived WAL
+    /// (``WALCommits``): the last commit record before the replay's end is at or before the
+    /// target, and the first commit record after it is after the target; both times go into the
+    /// record.
     mutating func checkTarget(_ plan: Plan, conn: PGConnection, server: RecoveryServer) {
         do {
             let replayed = try conn.query("SELECT pg_last_wal_replay_lsn()").first?.first??.description
@@ -345,18 +449,38 @@ struct DrillRun {
                     }
                 }
             case .time(let want):
-                let log = try String(contentsOfFile: server.logPath, encoding: .utf8)
-                let last = Self.logTime(log, after: "last completed transaction was at log time ")
-                guard let last else {
-                    checks.append(.notRun("target_reached", reason: "the server log names no last completed transaction"))
+                // Proven from the archived WAL, not from the server's log: the last commit replayed
+                // is at or before the target, and the first commit after it is after the target.
+                guard let end = replayedLSN, let timeline = backupTimeline else {
+                    checks.append(.notRun("target_reached", reason: "the replay position or the base backup's timeline is unknown"))
                     return
                 }
-                guard last <= want else {
-                    checks.append(.failed("target_reached", reason: "the last replayed commit (\(TimeFormat.string(last, fractional: true))) is after the target"))
+                let repo = try installation.repository(for: tenant, create: false)
+                let archive = try installation.walArchive(repo)
+                let around = try WALCommits.around(end, timeline: timeline) { name in
+                    do {
+                        return try archive.fetchForRecovery(name)
+                    } catch let e as PostgresError where e.code == .notFound {
+                        return nil // the archive ends here: the walk stops and says what it found
+                    }
+                }
+                replayedCommit = around.replayed?.time
+                nextCommit = around.next?.time
+                let wantText = TimeFormat.string(want, fractional: true)
+                guard let last = around.replayed else {
+                    checks.append(.notRun("target_reached", reason: "no replayed commit record found in the archived wal before \(LSN.format(end))"))
                     return
                 }
-                if let next = Self.logTime(log, after: "recovery stopping before commit of transaction "), next <= want {
-                    checks.append(.failed("target_reached", reason: "recovery stopped before a commit at or before the target"))
+                guard last.time <= want else {
+                    checks.append(.failed("target_reached", reason: "the last replayed commit (\(TimeFormat.string(last.time, fractional: true)) at \(LSN.format(last.lsn))) is after the target \(wantText)"))
+                    return
+                }
+                guard let next = around.next else {
+                    checks.append(.notRun("target_reached", reason: "no commit after the replayed one found in the archived wal: the stop is not proven"))
+                    return
+                }
+                guard next.time > want else {
+                    checks.append(.failed("target_reached", reason: "a commit at \(TimeFormat.string(next.time, fractional: true)) (\(LSN.format(next.lsn))), at or before the target \(wantText), was not replayed"))
                     return
                 }
             }

@@ -143,6 +143,9 @@ extension Installation {
             jobs.append(job)
         }
 
+        // Heartbeats of the tenants that opted in (drills.heartbeat_tenants), every tick: see HeartbeatJob.swift.
+        jobs += writeHeartbeats()
+
         var result = TickResult(asOf: now, tenants: tenants.count, concurrency: threads, jobs: jobs,
                                 notYetScheduled: TickHooks.notYetScheduled, metrics: nil)
         if let metricsOut { result.metrics = try writeMetrics(to: metricsOut) }

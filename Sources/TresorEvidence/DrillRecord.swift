@@ -31,6 +31,12 @@ public struct DrillRecord: Sendable, Equatable, Codable {
         public var time: String?
         /// The target WAL position (`X/XXXXXXXX`), for `lsn`.
         public var lsn: String?
+        /// For a time target, read from the archived WAL (not the server's word): the commit time
+        /// of the last transaction recovery replayed (at or before ``time``) and of the first
+        /// commit after it in the archive (after ``time``), RFC 3339 UTC with microseconds.
+        /// Absent when not established (the `target_reached` check then says why).
+        public var replayedCommit: String?
+        public var nextCommit: String?
 
         public init(kind: Kind, time: Date? = nil, lsn: String? = nil) {
             self.kind = kind
@@ -64,6 +70,43 @@ public struct DrillRecord: Sendable, Equatable, Codable {
     public enum Result: String, Sendable, Codable {
         case pass
         case fail
+    }
+
+    /// What became of one deliberate damage in a self-test (``DrillRecord/damages``).
+    public struct Damage: Sendable, Equatable, Codable {
+        public enum Status: String, Sendable, Codable {
+            /// At least one check of the damaged copy failed.
+            case caught
+            /// Every check of the damaged copy passed: the drill cannot see this damage.
+            case notCaught = "not_caught"
+            /// The damage could not be applied (e.g. no document to damage), so it proves nothing.
+            case notRun = "not_run"
+        }
+
+        /// The damage's name, e.g. `flipped_relation_byte`, `missing_wal_segment`, `wrong_document_hash`.
+        public var name: String
+        public var status: Status
+        /// The checks that failed on the damaged copy (empty unless caught).
+        public var caughtBy: [String]
+        /// Why it was not caught or not run; nil when caught.
+        public var reason: String?
+
+        public init(name: String, status: Status, caughtBy: [String], reason: String?) {
+            self.name = name
+            self.status = status
+            self.caughtBy = caughtBy
+            self.reason = reason
+        }
+
+        enum CodingKeys: String, CodingKey { case name, status, caughtBy = "caught_by", reason }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(name, forKey: .name)
+            try c.encode(status, forKey: .status)
+            try c.encode(caughtBy, forKey: .caughtBy)
+            try c.encode(reason, forKey: .reason)
+        }
     }
 
     /// Split of the drill's wall time, milliseconds.
@@ -104,6 +147,14 @@ public struct DrillRecord: Sendable, Equatable, Codable {
     /// A self-test drill restores a deliberately damaged copy; its checks pass when the damage was
     /// caught. Self-tests never count as the tenant's restore test.
     public var selfTest: Bool
+    /// For a self-test: each damage and whether the checks caught it (its `caught_<name>` check
+    /// passes exactly when it was caught). Nil for a real restore test (and absent from its JSON).
+    public var damages: [Damage]?
+    /// For a `latest` drill of a tenant that opted in to heartbeats: the newest heartbeat in the
+    /// restored database (RFC 3339 UTC, microseconds) and the data-loss bound it proves, the
+    /// drill's start minus that time, ms. Absent otherwise.
+    public var heartbeat: String?
+    public var dataLossBoundMs: Int64?
     /// Tresor's version and the PostgreSQL server version of the scratch cluster.
     public var tresorVersion: String
     public var postgresVersion: String
@@ -117,7 +168,8 @@ public struct DrillRecord: Sendable, Equatable, Codable {
     /// reason is what an auditor reads when a drill did not pass.
     public init(drillID: String, seed: Int64?, target: Target, checks: [Check], rtoMs: Int64?, rpoMs: Int64?,
                 bytesRestored: Int64, filesRestored: Int64, timings: Timings, selfTest: Bool,
-                tresorVersion: String, postgresVersion: String) throws {
+                tresorVersion: String, postgresVersion: String, damages: [Damage]? = nil,
+                heartbeat: String? = nil, dataLossBoundMs: Int64? = nil) throws {
         self.drillID = drillID
         self.seed = seed
         self.target = target
@@ -130,6 +182,9 @@ public struct DrillRecord: Sendable, Equatable, Codable {
         self.selfTest = selfTest
         self.tresorVersion = tresorVersion
         self.postgresVersion = postgresVersion
+        self.damages = damages
+        self.heartbeat = heartbeat
+        self.dataLossBoundMs = dataLossBoundMs
         try validate()
     }
 
@@ -149,7 +204,13 @@ public struct DrillRecord: Sendable, Equatable, Codable {
                 }
             }
         }
-        for (name, v) in [("rto_ms", rtoMs), ("rpo_ms", rpoMs), ("bytes_restored", bytesRestored), ("files_restored", filesRestored),
+        if damages != nil && !selfTest { throw EvidenceError(.badInput, "drill \(drillID): only a self-test lists damages") }
+        for d in damages ?? [] {
+            guard let check = checks.first(where: { $0.name == "caught_" + d.name }), (check.status == .passed) == (d.status == .caught) else {
+                throw EvidenceError(.badInput, "drill \(drillID): damage \(d.name) needs a check caught_\(d.name) that passed exactly when it was caught")
+            }
+        }
+        for (name, v) in [("rto_ms", rtoMs), ("rpo_ms", rpoMs), ("data_loss_bound_ms", dataLossBoundMs), ("bytes_restored", bytesRestored), ("files_restored", filesRestored),
                           ("restore_ms", timings.restoreMs), ("recovery_ms", timings.recoveryMs), ("checks_ms", timings.checksMs)] {
             if let v, v < 0 { throw EvidenceError(.badInput, "drill \(drillID): \(name) is negative") }
         }
@@ -158,7 +219,8 @@ public struct DrillRecord: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case drillID = "drill_id", seed, target, checks, result, rtoMs = "rto_ms", rpoMs = "rpo_ms"
         case bytesRestored = "bytes_restored", filesRestored = "files_restored", timings, selfTest = "self_test"
-        case tresorVersion = "tresor_version", postgresVersion = "postgres_version"
+        case tresorVersion = "tresor_version", postgresVersion = "postgres_version", damages
+        case heartbeat, dataLossBoundMs = "data_loss_bound_ms"
     }
 
     public init(from decoder: Decoder) throws {
@@ -169,7 +231,9 @@ public struct DrillRecord: Sendable, Equatable, Codable {
             rtoMs: c.decodeIfPresent(Int64.self, forKey: .rtoMs), rpoMs: c.decodeIfPresent(Int64.self, forKey: .rpoMs),
             bytesRestored: c.decode(Int64.self, forKey: .bytesRestored), filesRestored: c.decode(Int64.self, forKey: .filesRestored),
             timings: c.decode(Timings.self, forKey: .timings), selfTest: c.decode(Bool.self, forKey: .selfTest),
-            tresorVersion: c.decode(String.self, forKey: .tresorVersion), postgresVersion: c.decode(String.self, forKey: .postgresVersion))
+            tresorVersion: c.decode(String.self, forKey: .tresorVersion), postgresVersion: c.decode(String.self, forKey: .postgresVersion),
+            damages: c.decodeIfPresent([Damage].self, forKey: .damages),
+            heartbeat: c.decodeIfPresent(String.self, forKey: .heartbeat), dataLossBoundMs: c.decodeIfPresent(Int64.self, forKey: .dataLossBoundMs))
         let stored = try c.decode(Result.self, forKey: .result)
         guard stored == result else {
             throw DecodingError.dataCorruptedError(forKey: .result, in: c,
@@ -192,6 +256,10 @@ public struct DrillRecord: Sendable, Equatable, Codable {
         try c.encode(selfTest, forKey: .selfTest)
         try c.encode(tresorVersion, forKey: .tresorVersion)
         try c.encode(postgresVersion, forKey: .postgresVersion)
+        // Only where they apply (self-tests; heartbeat tenants' latest drills): other records keep their members.
+        try c.encodeIfPresent(damages, forKey: .damages)
+        try c.encodeIfPresent(heartbeat, forKey: .heartbeat)
+        try c.encodeIfPresent(dataLossBoundMs, forKey: .dataLossBoundMs)
     }
 
     /// The record as an evidence payload (what ``EvidenceLog/append(kind:tenant:payload:)`` takes).
@@ -222,12 +290,15 @@ extension DrillRecord.Check {
 }
 
 extension DrillRecord.Target {
-    enum CodingKeys: String, CodingKey { case kind, time, lsn }
+    enum CodingKeys: String, CodingKey { case kind, time, lsn, replayedCommit = "replayed_commit", nextCommit = "next_commit" }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(kind, forKey: .kind)
         try c.encode(time, forKey: .time)
         try c.encode(lsn, forKey: .lsn)
+        // Only where established: records of other targets keep their members.
+        try c.encodeIfPresent(replayedCommit, forKey: .replayedCommit)
+        try c.encodeIfPresent(nextCommit, forKey: .nextCommit)
     }
 }

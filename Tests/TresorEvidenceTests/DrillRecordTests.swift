@@ -45,6 +45,28 @@ func sampleDrill(_ checks: [DrillRecord.Check] = [.passed("connect"), .passed("a
         #expect(try DrillRecord(payload: p) == d)
     }
 
+    /// A self-test's damages and its `caught_<name>` checks must agree: a record claiming a catch
+    /// that its check denies (or the other way round), or damages on a real drill, is refused.
+    @Test func aSelfTestRecordWhoseDamagesContradictItsChecksIsRefused() throws {
+        func selfTest(_ status: DrillRecord.Damage.Status, check: DrillRecord.Check, selfTest: Bool = true) throws -> DrillRecord {
+            try DrillRecord(drillID: "s-1", seed: 1, target: .init(kind: .random, lsn: "0/3000028"), checks: [.passed("baseline"), check],
+                            rtoMs: 1, rpoMs: nil, bytesRestored: 1, filesRestored: 1, timings: .init(restoreMs: 1, recoveryMs: 1, checksMs: 1),
+                            selfTest: selfTest, tresorVersion: "t", postgresVersion: "15",
+                            damages: [.init(name: "flipped_relation_byte", status: status, caughtBy: status == .caught ? ["pg_verifybackup"] : [],
+                                            reason: status == .caught ? nil : "NOT CAUGHT: every check passed over the damaged copy")])
+        }
+        let ok = try selfTest(.caught, check: .passed("caught_flipped_relation_byte"))
+        #expect(ok.result == .pass)
+        let p = try ok.payload()
+        #expect(p["damages"] == .array([.object(["name": "flipped_relation_byte", "status": "caught", "caught_by": .array(["pg_verifybackup"]), "reason": .null])]))
+        #expect(try DrillRecord(payload: p) == ok)
+        let missed = try selfTest(.notCaught, check: .failed("caught_flipped_relation_byte", reason: "NOT CAUGHT"))
+        #expect(missed.result == .fail)
+        #expect(throws: EvidenceError.self) { try selfTest(.notCaught, check: .passed("caught_flipped_relation_byte")) }
+        #expect(throws: EvidenceError.self) { try selfTest(.caught, check: .failed("caught_flipped_relation_byte", reason: "x")) }
+        #expect(throws: EvidenceError.self) { try selfTest(.caught, check: .passed("caught_flipped_relation_byte"), selfTest: false) }
+    }
+
     /// A correctly signed record whose payload claims a pass its checks contradict (a writer bug
     /// or a hand-made record) is named as invalid and never counts as the tenant's pass.
     @Test func aSignedRecordClaimingPassWithACheckNotRunNeverCountsAsAPass() throws {
