@@ -185,6 +185,12 @@ public struct Checker {
                 } else if let missing = n.chunks.first(where: { !index.contains($0) }) {
                     report.problems.append("snapshot \(id.short): \(n.displayPath) needs chunk \(missing.short), which no index lists")
                     paths.append(n.displayPath)
+                } else if let bad = n.slices.first(where: { s in
+                    index.location(of: n.chunks[Int(s.chunk)]).map { UInt64(s.offset) + UInt64(s.length) > UInt64($0.rawLength) } ?? true
+                }) {
+                    // A paged file's slice must lie inside the chunk it names.
+                    report.problems.append("snapshot \(id.short): \(n.displayPath) has a slice past the end of chunk \(n.chunks[Int(bad.chunk)].short)")
+                    paths.append(n.displayPath)
                 }
             }
             if !paths.isEmpty { report.affected[id.hex] = paths }

@@ -35,12 +35,18 @@ public final class TreeReader {
         }
     }
 
+    /// The chunk whose plaintext ``plain`` holds (slices of paged files reuse it).
+    fileprivate var opened: ObjectID?
+
     fileprivate func openChunk(_ id: ObjectID) throws {
+        if opened == id { return }
+        opened = nil
         guard let loc = index.location(of: id) else {
             throw RepositoryError(.corrupt, "chunk \(id.short) is not in the index of tenant '\(repo.tenant)'")
         }
         let sealed = try repo.store.get(repo.layout.pack(loc.pack), range: loc.range)
         try sealed.withUnsafeBytes { try opener.open($0, id: id, location: loc, into: &plain) }
+        opened = id
     }
 }
 
@@ -49,6 +55,7 @@ public final class FileContent {
     private unowned let reader: TreeReader
     private let node: TreeNode
     private let extents: [TreeNode.Extent]
+    /// The next chunk, or for a paged file the next slice.
     private var chunk = 0
     /// Logical position in the file.
     private var position: UInt64 = 0
@@ -64,6 +71,18 @@ public final class FileContent {
     /// Hands the next piece of the file to `body` (the view is valid only during the call);
     /// false at the end of the file.
     public func next(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+        if node.flags.contains(.paged) {
+            guard chunk < node.slices.count else { return false }
+            let s = node.slices[chunk]
+            chunk += 1
+            try reader.openChunk(node.chunks[Int(s.chunk)])
+            guard Int(s.offset) + Int(s.length) <= reader.plain.count else {
+                throw RepositoryError(.corrupt, "\(node.displayPath) has a slice that reaches past the end of its chunk")
+            }
+            position += UInt64(s.length)
+            try reader.plain.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[Int(s.offset)..<Int(s.offset) + Int(s.length)])) }
+            return true
+        }
         while extent < extents.count && withinExtent == extents[extent].length {
             extent += 1
             withinExtent = 0
