@@ -9,6 +9,7 @@ import TresorTestSupport
     static func packs(_ f: PostgresFixture) throws -> [String: Int] {
         let root = f.storePath + "/tenants/acme/data"
         var out: [String: Int] = [:]
+        guard FileManager.default.fileExists(atPath: root) else { return out }  // no pack yet
         for dir in try FileManager.default.contentsOfDirectory(atPath: root) {
             for name in try FileManager.default.contentsOfDirectory(atPath: root + "/" + dir) where !name.hasPrefix(".") {
                 let size = try FileManager.default.attributesOfItem(atPath: root + "/" + dir + "/" + name)[.size] as? Int ?? 0
