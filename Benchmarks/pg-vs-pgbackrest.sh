@@ -12,8 +12,9 @@
 # either tool the script runs CHECKPOINT and waits for it: otherwise the first tool after pgbench
 # pays the backup's fast checkpoint that flushes pgbench's dirty pages, and the second does not.
 # The restore target is a marker row committed right after pgbench, before the second backup,
-# so each tool restores its first base backup and replays all of pgbench's WAL: restore into a new data directory, then the server's recovery
-# until it is promoted and the marker is there (Tresor also with prefetching off).
+# so each tool restores its first base backup and replays all of pgbench's WAL: restore into a
+# new data directory, then the server's recovery until it is promoted and the marker is there
+# (Tresor also with prefetching off).
 # pgBackRest: compress-type=zst, compress-level=3, process-max=2, a local posix repo.
 # Needs root (initdb and postgres run as the postgres user through runuser), postgresql-15,
 # pgbackrest, pgbench (in postgresql-15's bin), python3. TRESOR_BIN or .build/release/tresor.
@@ -173,6 +174,21 @@ restore_and_recover tresor "$WORK/restore-tresor-noprefetch"
 t2=$(now)
 rm "$TRESOR_HOME/policies/zz-bench-no-prefetch.toml"
 N_RECOVER=$(secs "$t1" "$t2")
+rm -rf "$WORK/restore-tresor" "$WORK/restore-pgbr" "$WORK/restore-tresor-noprefetch"
+
+# The files of the latest (third) base backup, no recovery: Tresor's is a whole backup whose
+# unchanged pages sit in chunks the earlier backups stored; pgBackRest's is an incremental that
+# it composes from three backups.
+echo "restores of the latest base backup (files only) ..."
+t0=$(now)
+"$TRESOR" pg restore bench --pgdata "$WORK/restore-tresor-latest" --latest >/dev/null
+t1=$(now)
+T_LATEST=$(secs "$t0" "$t1")
+mkdir -p "$WORK/restore-pgbr-latest"; chown postgres "$WORK/restore-pgbr-latest"; chmod 700 "$WORK/restore-pgbr-latest"
+t0=$(now)
+as_pg $PGBR restore --pg1-path="$WORK/restore-pgbr-latest" >/dev/null
+t1=$(now)
+P_LATEST=$(secs "$t0" "$t1")
 REPLAYED=$(ls "$WORK/tresor-store/tenants/bench/wal/00000001" | wc -l)
 
 read -r SEGS T_ARCH P_ARCH <<<"$(python3 - "$WORK/archive-times.log" <<'PY'
@@ -195,11 +211,12 @@ third, after a 1% update           ${T_THIRD} s          ${P_THIRD} s
   (same kinds), bytes added         $(mib "$T_THIRD_BYTES") MiB        $(mib "$P_THIRD_BYTES") MiB
 archive push, median per segment    ${T_ARCH} ms          ${P_ARCH} ms      ($SEGS segments)
 restore to target time              ${T_RESTORE} s          ${P_RESTORE} s
+restore of the third backup (files) ${T_LATEST} s          ${P_LATEST} s
   + recovery until promoted         ${T_RECOVER} s          ${P_RECOVER} s
   (tresor without prefetch)         ${N_RECOVER} s      ($REPLAYED WAL files in the archive)
 
 tresor / pgbackrest (one run, $(uptime | sed 's/.*load average: /load /'))
-  time: full $(ratio "$T_FULL" "$P_FULL")  second $(ratio "$T_SECOND" "$P_SECOND")  third $(ratio "$T_THIRD" "$P_THIRD")  restore+recovery $(ratio "$T_RESTORE + $T_RECOVER" "$P_RESTORE + $P_RECOVER")  recovery $(ratio "$T_RECOVER" "$P_RECOVER")
+  time: full $(ratio "$T_FULL" "$P_FULL")  second $(ratio "$T_SECOND" "$P_SECOND")  third $(ratio "$T_THIRD" "$P_THIRD")  restore+recovery $(ratio "$T_RESTORE + $T_RECOVER" "$P_RESTORE + $P_RECOVER")  restore of the third $(ratio "$T_LATEST" "$P_LATEST")  recovery $(ratio "$T_RECOVER" "$P_RECOVER")
   bytes: full $(ratio "$T_FULL_BYTES" "$P_FULL_BYTES")  second $(ratio "$T_SECOND_BYTES" "$P_SECOND_BYTES")  third $(ratio "$T_THIRD_BYTES" "$P_THIRD_BYTES")
   tresor's second backup: packs $(mib $((D1 - D0))) MiB, index $(mib $((I1 - I0))) MiB, snapshot manifest $(mib $((S1 - S0))) MiB
 REPORT
