@@ -72,8 +72,16 @@ public final class BaseBackup {
             .filter { $0.manifest.kind == "pg-base" && $0.manifest.postgres?.systemID == systemID }
             .max { ($0.manifest.date ?? .distantPast, $0.id) < ($1.manifest.date ?? .distantPast, $1.id) }
         guard let latest else { return [:] }
+        let nodes: [TreeNode]
+        do {
+            nodes = try repo.loadTree(latest.manifest, index: index)
+        } catch where RepositoryError.isDamage(error) {
+            // Nothing is lost: without a previous version every page is stored (as in a first
+            // backup). `check` reports the damaged backup; refusing new ones would not repair it.
+            return [:]
+        }
         var map: [[UInt8]: PagedPrevious] = [:]
-        for node in try repo.loadTree(latest.manifest, index: index) {
+        for node in nodes {
             if let p = PagedPrevious(node: node, index: index) { map[node.pathBytes] = p }
         }
         return map
