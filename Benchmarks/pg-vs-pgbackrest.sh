@@ -49,7 +49,7 @@ secs() { python3 -c "print(f'{$2-$1:.1f}')"; }
 tresor_bytes() { du -sb --exclude=wal "$WORK/tresor-store" | cut -f1; }
 pgbr_bytes() { du -sb "$WORK/pgbr-repo/backup" | cut -f1; }
 mib() { python3 -c "print(f'{$1/1048576:.1f}')"; }
-ratio() { python3 -c "print(f'{$1/$2:.2f}' if $2 else '-')"; }
+ratio() { python3 -c "a, b = ($1), ($2); print(f'{a/b:.2f}' if b else '-')"; }
 # Where Tresor's bytes go: packs (data/), index objects (index/), snapshot manifests (snapshots/).
 tresor_parts() { for d in data index snapshots; do du -sb "$WORK/tresor-store/tenants/bench/$d" 2>/dev/null | cut -f1 || echo 0; done | paste -sd' '; }
 
@@ -211,9 +211,9 @@ third, after a 1% update           ${T_THIRD} s          ${P_THIRD} s
   (same kinds), bytes added         $(mib "$T_THIRD_BYTES") MiB        $(mib "$P_THIRD_BYTES") MiB
 archive push, median per segment    ${T_ARCH} ms          ${P_ARCH} ms      ($SEGS segments)
 restore to target time              ${T_RESTORE} s          ${P_RESTORE} s
-restore of the third backup (files) ${T_LATEST} s          ${P_LATEST} s
   + recovery until promoted         ${T_RECOVER} s          ${P_RECOVER} s
   (tresor without prefetch)         ${N_RECOVER} s      ($REPLAYED WAL files in the archive)
+restore of the third backup (files) ${T_LATEST} s          ${P_LATEST} s
 
 tresor / pgbackrest (one run, $(uptime | sed 's/.*load average: /load /'))
   time: full $(ratio "$T_FULL" "$P_FULL")  second $(ratio "$T_SECOND" "$P_SECOND")  third $(ratio "$T_THIRD" "$P_THIRD")  restore+recovery $(ratio "$T_RESTORE + $T_RECOVER" "$P_RESTORE + $P_RECOVER")  restore of the third $(ratio "$T_LATEST" "$P_LATEST")  recovery $(ratio "$T_RECOVER" "$P_RECOVER")
