@@ -8,10 +8,13 @@
 # per-segment archive figures). Then, for each tool: a full base backup; pgbench -T DURATION; a
 # second base backup (Tresor: a full one, deduplicated against the first; pgBackRest: incr, its
 # usual way to keep a second backup small); a third after updating 1% of pgbench_accounts (one
-# contiguous key range: 1% of its pages). The restore target is a marker row committed right
-# after pgbench, before the second backup, so each tool restores its first base backup and
-# replays all of pgbench's WAL: restore into a new data directory, then the server's recovery
-# until it is promoted and the marker is there (Tresor also with prefetching off).
+# contiguous key range: 1% of its pages). Tresor always goes first, so before every backup of
+# either tool the script runs CHECKPOINT and waits for it: otherwise the first tool after pgbench
+# pays the backup's fast checkpoint that flushes pgbench's dirty pages, and the second does not.
+# The restore target is a marker row committed right after pgbench, before the second backup,
+# so each tool restores its first base backup and replays all of pgbench's WAL: restore into a
+# new data directory, then the server's recovery until it is promoted and the marker is there
+# (Tresor also with prefetching off).
 # pgBackRest: compress-type=zst, compress-level=3, process-max=2, a local posix repo.
 # Needs root (initdb and postgres run as the postgres user through runuser), postgresql-15,
 # pgbackrest, pgbench (in postgresql-15's bin), python3. TRESOR_BIN or .build/release/tresor.
@@ -46,6 +49,9 @@ secs() { python3 -c "print(f'{$2-$1:.1f}')"; }
 tresor_bytes() { du -sb --exclude=wal "$WORK/tresor-store" | cut -f1; }
 pgbr_bytes() { du -sb "$WORK/pgbr-repo/backup" | cut -f1; }
 mib() { python3 -c "print(f'{$1/1048576:.1f}')"; }
+ratio() { python3 -c "a, b = ($1), ($2); print(f'{a/b:.2f}' if b else '-')"; }
+# Where Tresor's bytes go: packs (data/), index objects (index/), snapshot manifests (snapshots/).
+tresor_parts() { for d in data index snapshots; do du -sb "$WORK/tresor-store/tenants/bench/$d" 2>/dev/null | cut -f1 || echo 0; done | paste -sd' '; }
 
 PORT=$(free_port)
 chown postgres "$WORK"
@@ -72,6 +78,8 @@ touch "$WORK/archive-times.log"; chown postgres "$WORK/archive-times.log"
 
 pg_init "$PORT" "$WORK/archive.sh %p"
 PSQL="$BIN/psql -X -h 127.0.0.1 -p $PORT -U postgres -d postgres -Atq"
+# The fairness step: no backup pays for flushing what the workload (or the other tool) left dirty.
+checkpoint() { $PSQL -c "CHECKPOINT"; }
 switch_and_wait() {
     local seg; seg=$($PSQL -c "SELECT pg_walfile_name(pg_switch_wal())")
     until [ "$($PSQL -c "SELECT coalesce(last_archived_wal,'') >= '$seg' FROM pg_stat_archiver")" = t ]; do sleep 0.2; done
@@ -86,11 +94,11 @@ switch_and_wait
 
 echo "full base backups ..."
 s0=$(tresor_bytes)
-t0=$(now); "$TRESOR" pg basebackup bench >/dev/null; t1=$(now)
+checkpoint; t0=$(now); "$TRESOR" pg basebackup bench >/dev/null; t1=$(now)
 s1=$(tresor_bytes)
 T_FULL=$(secs "$t0" "$t1"); T_FULL_BYTES=$((s1 - s0))
 r0=$(pgbr_bytes)
-t0=$(now); as_pg $PGBR backup --type=full >/dev/null; t1=$(now)
+checkpoint; t0=$(now); as_pg $PGBR backup --type=full >/dev/null; t1=$(now)
 r1=$(pgbr_bytes)
 P_FULL=$(secs "$t0" "$t1"); P_FULL_BYTES=$((r1 - r0))
 
@@ -106,12 +114,14 @@ TARGET_PGBR="${TARGET/T/ }"; TARGET_PGBR="${TARGET_PGBR%Z}+00"   # pgBackRest's 
 sleep 1
 
 echo "second base backups ..."
+read -r D0 I0 S0 <<<"$(tresor_parts)"
 s0=$(tresor_bytes)
-t0=$(now); "$TRESOR" pg basebackup bench >/dev/null; t1=$(now)
+checkpoint; t0=$(now); "$TRESOR" pg basebackup bench >/dev/null; t1=$(now)
 s1=$(tresor_bytes)
 T_SECOND=$(secs "$t0" "$t1"); T_SECOND_BYTES=$((s1 - s0))
+read -r D1 I1 S1 <<<"$(tresor_parts)"
 r0=$(pgbr_bytes)
-t0=$(now); as_pg $PGBR backup --type=incr >/dev/null; t1=$(now)
+checkpoint; t0=$(now); as_pg $PGBR backup --type=incr >/dev/null; t1=$(now)
 r1=$(pgbr_bytes)
 P_SECOND=$(secs "$t0" "$t1"); P_SECOND_BYTES=$((r1 - r0))
 
@@ -119,11 +129,11 @@ echo "third base backups after updating 1% of pgbench_accounts (one contiguous k
 $PSQL -c "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= $SCALE * 1000" -c "CHECKPOINT"
 switch_and_wait
 s0=$(tresor_bytes)
-t0=$(now); "$TRESOR" pg basebackup bench >/dev/null; t1=$(now)
+checkpoint; t0=$(now); "$TRESOR" pg basebackup bench >/dev/null; t1=$(now)
 s1=$(tresor_bytes)
 T_THIRD=$(secs "$t0" "$t1"); T_THIRD_BYTES=$((s1 - s0))
 r0=$(pgbr_bytes)
-t0=$(now); as_pg $PGBR backup --type=incr >/dev/null; t1=$(now)
+checkpoint; t0=$(now); as_pg $PGBR backup --type=incr >/dev/null; t1=$(now)
 r1=$(pgbr_bytes)
 P_THIRD=$(secs "$t0" "$t1"); P_THIRD_BYTES=$((r1 - r0))
 
@@ -164,6 +174,21 @@ restore_and_recover tresor "$WORK/restore-tresor-noprefetch"
 t2=$(now)
 rm "$TRESOR_HOME/policies/zz-bench-no-prefetch.toml"
 N_RECOVER=$(secs "$t1" "$t2")
+rm -rf "$WORK/restore-tresor" "$WORK/restore-pgbr" "$WORK/restore-tresor-noprefetch"
+
+# The files of the latest (third) base backup, no recovery: Tresor's is a whole backup whose
+# unchanged pages sit in chunks the earlier backups stored; pgBackRest's is an incremental that
+# it composes from three backups.
+echo "restores of the latest base backup (files only) ..."
+t0=$(now)
+"$TRESOR" pg restore bench --pgdata "$WORK/restore-tresor-latest" --latest >/dev/null
+t1=$(now)
+T_LATEST=$(secs "$t0" "$t1")
+mkdir -p "$WORK/restore-pgbr-latest"; chown postgres "$WORK/restore-pgbr-latest"; chmod 700 "$WORK/restore-pgbr-latest"
+t0=$(now)
+as_pg $PGBR restore --pg1-path="$WORK/restore-pgbr-latest" >/dev/null
+t1=$(now)
+P_LATEST=$(secs "$t0" "$t1")
 REPLAYED=$(ls "$WORK/tresor-store/tenants/bench/wal/00000001" | wc -l)
 
 read -r SEGS T_ARCH P_ARCH <<<"$(python3 - "$WORK/archive-times.log" <<'PY'
@@ -188,4 +213,10 @@ archive push, median per segment    ${T_ARCH} ms          ${P_ARCH} ms      ($SE
 restore to target time              ${T_RESTORE} s          ${P_RESTORE} s
   + recovery until promoted         ${T_RECOVER} s          ${P_RECOVER} s
   (tresor without prefetch)         ${N_RECOVER} s      ($REPLAYED WAL files in the archive)
+restore of the third backup (files) ${T_LATEST} s          ${P_LATEST} s
+
+tresor / pgbackrest (one run, $(uptime | sed 's/.*load average: /load /'))
+  time: full $(ratio "$T_FULL" "$P_FULL")  second $(ratio "$T_SECOND" "$P_SECOND")  third $(ratio "$T_THIRD" "$P_THIRD")  restore+recovery $(ratio "$T_RESTORE + $T_RECOVER" "$P_RESTORE + $P_RECOVER")  restore of the third $(ratio "$T_LATEST" "$P_LATEST")  recovery $(ratio "$T_RECOVER" "$P_RECOVER")
+  bytes: full $(ratio "$T_FULL_BYTES" "$P_FULL_BYTES")  second $(ratio "$T_SECOND_BYTES" "$P_SECOND_BYTES")  third $(ratio "$T_THIRD_BYTES" "$P_THIRD_BYTES")
+  tresor's second backup: packs $(mib $((D1 - D0))) MiB, index $(mib $((I1 - I0))) MiB, snapshot manifest $(mib $((S1 - S0))) MiB
 REPORT

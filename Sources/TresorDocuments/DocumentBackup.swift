@@ -107,7 +107,7 @@ public final class DocumentBackup {
         let started = clock.now()
         parent = next.map { ParentFiles(next: $0, roots: roots.map { Array($0.label.utf8) }) }
         treeChunks.begin(type: .tree)
-        nodeBytes.raw(TreeCodec.header)
+        nodeBytes.raw(TreeCodec.header(paged: false)) // documents are never paged
         do {
             for root in roots {
                 let fd = open(root.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)

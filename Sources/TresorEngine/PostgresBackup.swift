@@ -18,6 +18,10 @@ public struct BaseBackupResult: Codable, Sendable, JobResult {
     public var bytes: UInt64
     public var newBlobs: Int
     public var newBytesStored: UInt64
+    /// Pages of relation files unchanged since the previous base backup (referred to, not stored
+    /// again), and pages stored.
+    public var pagesReused: Int
+    public var pagesStored: Int
     public var seconds: Double
     /// A base backup that ran to its end is whole (anything less throws).
     public var outcome: Outcome { .ok }
@@ -52,6 +56,7 @@ extension Installation {
             let (id, m) = try backup.run(dsn: dsn, archive: archive)
             let result = BaseBackupResult(tenant: name, snapshot: id.hex, postgres: m.postgres!, files: m.stats.files, bytes: m.stats.bytes,
                                           newBlobs: m.stats.newBlobs, newBytesStored: m.stats.newBytesStored,
+                                          pagesReused: backup.pagesReused, pagesStored: backup.pagesStored,
                                           seconds: Date().timeIntervalSince(wallStart))
             return result
         })

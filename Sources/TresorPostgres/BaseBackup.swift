@@ -9,9 +9,11 @@ import TresorRepository
 /// `archive_wait`) streams a tar archive in one COPY OUT. The tar is read as it arrives; each
 /// file's content is cut into chunks, identified with the tenant's chunk-id key and handed to the
 /// ``BlobWriter``, exactly like document content, so unchanged data dedups against earlier base
-/// backups. Relation files (under `base/` and `global/`) are cut at fixed, page-aligned offsets
-/// (the policy's `relation_chunk_bytes`, a multiple of 8 KiB): a changed page then costs one
-/// chunk, and unchanged pages keep their chunk ids whatever changes before them in the file.
+/// backups. Relation files (under `base/` and `global/`) are stored by page (``PagedStream``):
+/// each 8 KiB page's digest is compared with the same page of the file in the tenant's last base
+/// backup of the same cluster, unchanged pages refer to the chunk that already holds them, and
+/// changed ones are gathered into new chunks of up to the policy's `relation_chunk_bytes`. Every
+/// backup's tree still names all the chunks it needs, so each restores and checks on its own.
 /// Other files go through FastCDC. The file list becomes a tree (``TreeCodec``) under the root
 /// label `pgdata`; the manifest records start and end LSN, timeline and times.
 ///
@@ -40,6 +42,11 @@ public final class BaseBackup {
     private let settings: Settings
     private let clock: any Clock
     private let chunker: ChunkStream
+    private let pages: PagedStream
+    /// Pages of relation files found unchanged since the previous base backup (not stored again),
+    /// and pages stored; set by ``run(dsn:archive:)``.
+    public private(set) var pagesReused = 0
+    public private(set) var pagesStored = 0
 
     /// Starts the pipeline's writer threads; `index` is the tenant's loaded index (for dedup).
     public init(repository: TenantRepository, index: RepositoryIndex, policy: Policy.Backup, settings: Settings, clock: any Clock) throws {
@@ -51,6 +58,33 @@ public final class BaseBackup {
         writer = try BlobWriter(repository: repository, index: index,
                                 settings: .init(policy: policy, uploaders: repository.store.capabilities.writeConcurrency))
         chunker = ChunkStream(repository: repository, writer: writer, maxChunk: policy.chunkMax)
+        pages = PagedStream(repository: repository, writer: writer, groupBytes: settings.relationChunkBytes)
+        self.index = index
+    }
+
+    private let index: RepositoryIndex
+
+    /// The relation files of the tenant's latest base backup of cluster `systemID`, by tree path,
+    /// as the page maps new pages are compared with. Empty when there is none, or when it was
+    /// taken before base backups were stored by page.
+    private func previousPages(systemID: String) throws -> [[UInt8]: PagedPrevious] {
+        let latest = try repo.snapshots()
+            .filter { $0.manifest.kind == "pg-base" && $0.manifest.postgres?.systemID == systemID }
+            .max { ($0.manifest.date ?? .distantPast, $0.id) < ($1.manifest.date ?? .distantPast, $1.id) }
+        guard let latest else { return [:] }
+        let nodes: [TreeNode]
+        do {
+            nodes = try repo.loadTree(latest.manifest, index: index)
+        } catch where RepositoryError.isDamage(error) {
+            // Nothing is lost: without a previous version every page is stored (as in a first
+            // backup). `check` reports the damaged backup; refusing new ones would not repair it.
+            return [:]
+        }
+        var map: [[UInt8]: PagedPrevious] = [:]
+        for node in nodes {
+            if let p = PagedPrevious(node: node, index: index) { map[node.pathBytes] = p }
+        }
+        return map
     }
 
     /// Runs the backup against `dsn` and stores the snapshot once `archive` holds its WAL.
@@ -69,6 +103,8 @@ public final class BaseBackup {
         guard let row = ident.first, row.count >= 2, let systemID = row[0] else {
             throw PostgresError(.server, "identify_system returned nothing")
         }
+        let previous = try previousPages(systemID: systemID)
+        var paged = false
         let started = clock.now()
         // The server's backup manifest (SHA-256 of every file) is stored as pgdata/backup_manifest,
         // so a restore carries it and `pg_verifybackup` can check the restored files against it.
@@ -107,9 +143,10 @@ public final class BaseBackup {
                             switch event {
                             case .begin(let e):
                                 if case .file = e.kind {
-                                    if Self.isRelationFile(e.path) {
+                                    paged = Self.isRelationFile(e.path)
+                                    if paged {
                                         let indexLevel = self.settings.indexCompressionLevel
-                                        self.chunker.begin(fixed: self.settings.relationChunkBytes, compression: indexLevel.map { l in
+                                        self.pages.begin(previous: previous[Array(("pgdata/" + e.path).utf8)], compression: indexLevel.map { l in
                                             { Self.startsWithIndexPage($0) ? ZstdSetting(level: l, indexPages: true) : nil }
                                         })
                                     } else {
@@ -117,12 +154,23 @@ public final class BaseBackup {
                                     }
                                 }
                             case .data(let bytes):
-                                try self.chunker.append(bytes)
+                                if paged { try self.pages.append(bytes) } else { try self.chunker.append(bytes) }
                                 stats.bytesRead += UInt64(bytes.count)
                             case .end(let e):
                                 var n = TreeNode(path: "pgdata/" + e.path, kind: .file, mode: e.mode, mtimeSeconds: e.mtime, mtimeNanoseconds: 0,
                                                  uid: e.uid, gid: e.gid, size: e.size, device: 0, inode: 0)
                                 switch e.kind {
+                                case .file where paged:
+                                    let (chunks, slices, digests) = try self.pages.finish()
+                                    n.chunks = chunks
+                                    n.slices = slices
+                                    n.pageDigests = digests
+                                    n.flags.insert(.paged)
+                                    self.pagesReused += self.pages.reusedPages
+                                    self.pagesStored += self.pages.storedPages
+                                    stats.files += 1
+                                    stats.filesRead += 1
+                                    stats.bytes += e.size
                                 case .file:
                                     n.chunks = try self.chunker.finish()
                                     stats.files += 1

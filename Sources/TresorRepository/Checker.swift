@@ -182,6 +182,12 @@ public struct Checker {
                     } else if let chunk = n.chunks.first(where: { !index.contains($0) }) {
                         missing.append("snapshot \(id.short): \(n.displayPath) needs chunk \(chunk.short), which no index lists")
                         paths.append(n.displayPath)
+                    } else if let bad = n.slices.first(where: { s in
+                        index.location(of: n.chunks[Int(s.chunk)]).map { UInt64(s.offset) + UInt64(s.length) > UInt64($0.rawLength) } ?? true
+                    }) {
+                        // A paged file's slice must lie inside the chunk it names.
+                        missing.append("snapshot \(id.short): \(n.displayPath) has a slice past the end of chunk \(n.chunks[Int(bad.chunk)].short)")
+                        paths.append(n.displayPath)
                     }
                 }
             } catch where RepositoryError.isDamage(error) {

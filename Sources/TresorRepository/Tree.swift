@@ -23,6 +23,22 @@ public struct TreeNode: Sendable, Equatable {
         public static let changedDuringBackup = Flags(rawValue: 1)
         /// The file has holes: only ``TreeNode/extents`` hold data (`TTR2` only).
         public static let sparse = Flags(rawValue: 2)
+        /// The file is 8 KiB pages stored by page (`TTR3` only): its content is ``TreeNode/slices``
+        /// of its chunks, and ``TreeNode/pageDigests`` let the next backup find unchanged pages.
+        public static let paged = Flags(rawValue: 4)
+    }
+
+    /// A stretch of one of the file's chunks: `length` bytes from `offset` of the plaintext of
+    /// `chunks[chunk]`. A paged file's content is its slices' bytes, in order.
+    public struct Slice: Sendable, Equatable {
+        public var chunk: UInt32
+        public var offset: UInt32
+        public var length: UInt32
+        public init(chunk: UInt32, offset: UInt32, length: UInt32) {
+            self.chunk = chunk
+            self.offset = offset
+            self.length = length
+        }
     }
 
     /// One extended attribute (POSIX ACLs are the `system.posix_acl_access` and
@@ -74,6 +90,16 @@ public struct TreeNode: Sendable, Equatable {
     /// Data extents of a file flagged ``Flags/sparse`` (possibly none: all hole); without the flag
     /// the file is stored whole and its chunks cover `size` bytes.
     public var extents: [Extent] = []
+    /// For a ``Flags/paged`` file: its content as stretches of its chunks, in file order.
+    public var slices: [Slice] = []
+    /// For a ``Flags/paged`` file: ``pageDigestBytes`` bytes per page (the last page may be
+    /// short), the first bytes of the page's keyed chunk id. Not needed to restore; the next base
+    /// backup compares pages with them instead of reading this one's data.
+    public var pageDigests: [UInt8] = []
+
+    /// Bytes of a page digest: a false "unchanged" needs two versions of one page whose keyed
+    /// HMAC-SHA-256 agree in 64 bits (2^-64 per changed page), and costs 8 bytes per page per tree.
+    public static let pageDigestBytes = 8
 
     /// The path for messages: itself when it is UTF-8, else with each invalid byte as `\xNN`.
     public var displayPath: String { Self.display(pathBytes) }
@@ -141,17 +167,20 @@ private extension String {
 /// a tree are stored once across snapshots.
 public enum TreeCodec {
     static let magicV1 = Array("TTR1".utf8)
-    static let magic = Array("TTR2".utf8)
+    static let magicV2 = Array("TTR2".utf8)
+    static let magic = Array("TTR3".utf8)
 
+    /// `TTR3` when a node is paged, else `TTR2` (which Tresor before paged files reads too).
     public static func encode(_ nodes: [TreeNode]) -> [UInt8] {
-        var w = ByteWriter(capacity: 4 + nodes.count * 100)
-        w.raw(magic)
+        let paged = nodes.contains { $0.flags.contains(.paged) }
+        var w = ByteWriter(capacity: 4 + nodes.count * 100 + nodes.reduce(0) { $0 + $1.pageDigests.count + $1.slices.count * 8 })
+        w.raw(header(paged: paged))
         for n in nodes { encodeNode(n, into: &w) }
         return w.bytes
     }
 
-    /// The bytes that open every tree: the magic of the current format.
-    public static var header: [UInt8] { magic }
+    /// The bytes that open a tree: `TTR3` when it has a paged node, else `TTR2`.
+    public static func header(paged: Bool) -> [UInt8] { paged ? magic : magicV2 }
 
     /// Appends one node's encoding (as ``encode(_:)`` writes it after the magic).
     public static func encodeNode(_ n: TreeNode, into w: inout ByteWriter) {
@@ -182,6 +211,15 @@ public enum TreeCodec {
         }
         w.varint(n.chunks.count)
         for c in n.chunks { w.id(c) }
+        if n.flags.contains(.paged) {
+            w.data(n.pageDigests)
+            w.varint(n.slices.count)
+            for sl in n.slices {
+                w.varint(UInt64(sl.chunk))
+                w.varint(UInt64(sl.offset))
+                w.varint(UInt64(sl.length))
+            }
+        }
     }
 
     public static func decode(_ bytes: [UInt8], name: String) throws -> [TreeNode] {
@@ -194,32 +232,34 @@ public enum TreeCodec {
     public static func decode(_ bytes: [UInt8], name: String,
                               including include: ((TreeNode.Kind, ArraySlice<UInt8>) -> Bool)?) throws -> [TreeNode] {
         var r = ByteReader(bytes, what: name)
-        let v2 = try readHeader(&r, name: name)
+        let version = try readHeader(&r, name: name)
         var nodes: [TreeNode] = []
         while !r.isAtEnd {
-            if let node = try decodeNode(&r, v2: v2, name: name, including: include) { nodes.append(node) }
+            if let node = try decodeNode(&r, version: version, name: name, including: include) { nodes.append(node) }
         }
         return nodes
     }
 }
 
 extension TreeCodec {
-    /// Reads the magic; true for `TTR2`, false for `TTR1`.
-    static func readHeader(_ r: inout ByteReader, name: String) throws -> Bool {
+    /// Reads the magic; the format's version (1, 2 or 3).
+    static func readHeader(_ r: inout ByteReader, name: String) throws -> Int {
         let head = Array(try r.raw(4))
-        if head == magic { return true }
-        if head == magicV1 { return false }
+        if head == magic { return 3 }
+        if head == magicV2 { return 2 }
+        if head == magicV1 { return 1 }
         throw RepositoryError(.corrupt, "\(name) is not a tree (bad magic)")
     }
 
     /// Reads one node at `r`; nil when `include` leaves it out (its bytes are stepped over).
-    static func decodeNode(_ r: inout ByteReader, v2: Bool, name: String,
+    static func decodeNode(_ r: inout ByteReader, version: Int, name: String,
                            including include: ((TreeNode.Kind, ArraySlice<UInt8>) -> Bool)?) throws -> TreeNode? {
+        let v2 = version >= 2
         let k = try r.u8()
         guard let kind = TreeNode.Kind(rawValue: k), v2 || k <= 3 else { throw RepositoryError(.corrupt, "\(name) has an unknown node kind \(k)") }
         let pathSlice = try r.data()
         if let include, !include(kind, pathSlice) {
-            try skipNode(&r, v2: v2, name: name)
+            try skipNode(&r, version: version, name: name)
             return nil
         }
         let path = Array(pathSlice)
@@ -268,13 +308,36 @@ extension TreeCodec {
         guard count <= r.remaining / 32 else { throw RepositoryError(.corrupt, "\(name) has a truncated chunk list") }
         node.chunks.reserveCapacity(count)
         for _ in 0..<count { node.chunks.append(try r.id()) }
+        if flags.contains(.paged) {
+            guard version >= 3, kind == .file, !flags.contains(.sparse) else { throw RepositoryError(.corrupt, "\(name) has a paged node where none can be") }
+            node.pageDigests = Array(try r.data())
+            let pages = (size + 8191) / 8192
+            guard UInt64(node.pageDigests.count) == pages * UInt64(TreeNode.pageDigestBytes) else {
+                throw RepositoryError(.corrupt, "\(name) has page digests that do not fit its file")
+            }
+            let scount = try r.int()
+            guard scount <= r.remaining / 3 else { throw RepositoryError(.corrupt, "\(name) has a truncated slice list") }
+            node.slices.reserveCapacity(scount)
+            var total: UInt64 = 0
+            for _ in 0..<scount {
+                let c = try r.varint(), o = try r.varint(), l = try r.varint()
+                // Every slice names one of the node's chunks, inside a chunk's largest size.
+                guard c < UInt64(count), o <= UInt64(UInt32.max), l > 0, l <= UInt64(UInt32.max) - o else {
+                    throw RepositoryError(.corrupt, "\(name) has a slice outside its chunks")
+                }
+                total += l
+                node.slices.append(.init(chunk: UInt32(c), offset: UInt32(o), length: UInt32(l)))
+            }
+            guard total == size else { throw RepositoryError(.corrupt, "\(name) has slices that do not add up to its size") }
+        }
         return node
     }
 
     /// Steps over the fields of one node after its path, checking only that they are there.
-    fileprivate static func skipNode(_ r: inout ByteReader, v2: Bool, name: String) throws {
+    fileprivate static func skipNode(_ r: inout ByteReader, version: Int, name: String) throws {
+        let v2 = version >= 2
         for _ in 0..<(v2 ? 11 : 8) { _ = try r.varint() }  // mode, mtime (2), [ctime (2)], uid, gid, size, device, inode, [rdev]
-        _ = try r.u8()
+        let flags = TreeNode.Flags(rawValue: try r.u8())
         _ = try r.data()
         if v2 {
             let xcount = try r.int()
@@ -290,6 +353,13 @@ extension TreeCodec {
         let count = try r.int()
         guard count <= r.remaining / 32 else { throw RepositoryError(.corrupt, "\(name) has a truncated chunk list") }
         _ = try r.raw(32 * count)
+        if flags.contains(.paged) {
+            guard version >= 3 else { throw RepositoryError(.corrupt, "\(name) has a paged node where none can be") }
+            _ = try r.data()
+            let scount = try r.int()
+            guard scount <= r.remaining / 3 else { throw RepositoryError(.corrupt, "\(name) has a truncated slice list") }
+            for _ in 0..<(3 * scount) { _ = try r.varint() }
+        }
     }
 }
 

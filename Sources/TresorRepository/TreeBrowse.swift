@@ -213,7 +213,7 @@ public enum TreeDiff {
         return nil
     }
 
-    /// What identifies a node's content: size, chunks and extents of a file, the target of a
+    /// What identifies a node's content: size, chunks, extents and slices of a file, the target of a
     /// link, the device number of a device. Equal keys mean equal content.
     public static func contentKey(_ n: TreeNode) -> ObjectID {
         var w = ByteWriter(capacity: 64 + n.chunks.count * 32)
@@ -228,6 +228,13 @@ public enum TreeDiff {
             w.varint(e.length)
         }
         for c in n.chunks { w.id(c) }
+        // A paged file's content is its slices of those chunks (its page digests follow from it).
+        w.varint(n.slices.count)
+        for s in n.slices {
+            w.varint(UInt64(s.chunk))
+            w.varint(UInt64(s.offset))
+            w.varint(UInt64(s.length))
+        }
         return SHA256.hash(w.bytes)
     }
 }

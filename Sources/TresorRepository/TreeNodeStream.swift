@@ -16,7 +16,7 @@ public final class TreeNodeStream {
     private var nextBlob = 0
     private var buffer: [UInt8] = []
     private var offset = 0
-    private var v2: Bool?
+    private var version: Int?
 
     /// Throws on a malformed tree id; blobs are read later, by ``next()``.
     public init(repository: TenantRepository, index: RepositoryIndex, manifest: SnapshotManifest) throws {
@@ -35,9 +35,9 @@ public final class TreeNodeStream {
 
     /// The next node in tree order; nil after the last.
     public func next() throws -> TreeNode? {
-        if v2 == nil {
+        if version == nil {
             while buffer.count < 4, try loadBlob() {}
-            v2 = try readHeader()
+            version = try readHeader()
         }
         while true {
             if offset == buffer.count, !(try loadBlob()) { return nil }
@@ -50,17 +50,17 @@ public final class TreeNodeStream {
         }
     }
 
-    private func readHeader() throws -> Bool {
+    private func readHeader() throws -> Int {
         var r = ByteReader(buffer, what: name)
-        let v2 = try TreeCodec.readHeader(&r, name: name)
+        let version = try TreeCodec.readHeader(&r, name: name)
         offset = r.offset
-        return v2
+        return version
     }
 
     private func decodeOne() throws -> TreeNode? {
         var r = ByteReader(buffer, what: name, offset: offset)
         // `include` is nil, so a node always comes back.
-        let node = try TreeCodec.decodeNode(&r, v2: v2 ?? true, name: name, including: nil)
+        let node = try TreeCodec.decodeNode(&r, version: version ?? 2, name: name, including: nil)
         offset = r.offset
         return node
     }

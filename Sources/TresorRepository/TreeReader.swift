@@ -35,12 +35,18 @@ public final class TreeReader {
         }
     }
 
+    /// The chunk whose plaintext ``plain`` holds (slices of paged files reuse it).
+    fileprivate var opened: ObjectID?
+
     fileprivate func openChunk(_ id: ObjectID) throws {
+        if opened == id { return }
+        opened = nil
         guard let loc = index.location(of: id) else {
             throw RepositoryError(.corrupt, "chunk \(id.short) is not in the index of tenant '\(repo.tenant)'")
         }
         let sealed = try repo.store.get(repo.layout.pack(loc.pack), range: loc.range)
         try sealed.withUnsafeBytes { try opener.open($0, id: id, location: loc, into: &plain) }
+        opened = id
     }
 }
 
@@ -49,6 +55,7 @@ public final class FileContent {
     private unowned let reader: TreeReader
     private let node: TreeNode
     private let extents: [TreeNode.Extent]
+    /// The next chunk, or for a paged file the next slice.
     private var chunk = 0
     /// Logical position in the file.
     private var position: UInt64 = 0
@@ -65,13 +72,15 @@ public final class FileContent {
     /// buffer (valid until the next chunk is opened).
     private enum Piece {
         case zeros(Int)
-        case chunk
+        /// These bytes of the reader's chunk buffer.
+        case chunk(Range<Int>)
     }
 
     /// The rest of the piece ``read(into:)`` is handing out: zeros still due, or the reader's
     /// chunk buffer from `pendingOffset` on.
     private var pendingZeros = 0
     private var pendingOffset = 0
+    private var pendingEnd = 0
     private var pendingChunk = false
 
     /// Hands the next piece of the file to `body` (the view is valid only during the call);
@@ -82,8 +91,8 @@ public final class FileContent {
             return false
         case .zeros(let n):
             try reader.zeros.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-        case .chunk:
-            try reader.plain.withUnsafeBytes { try body($0) }
+        case .chunk(let range):
+            try reader.plain.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[range])) }
         }
         return true
     }
@@ -100,8 +109,8 @@ public final class FileContent {
                 (buffer.baseAddress! + filled).initializeMemory(as: UInt8.self, repeating: 0, count: n)
                 pendingZeros -= n
                 filled += n
-            } else if pendingChunk, pendingOffset < reader.plain.count {
-                let n = min(reader.plain.count - pendingOffset, buffer.count - filled)
+            } else if pendingChunk, pendingOffset < pendingEnd {
+                let n = min(pendingEnd - pendingOffset, buffer.count - filled)
                 let from = pendingOffset
                 reader.plain.withUnsafeBytes { src in
                     (buffer.baseAddress! + filled).copyMemory(from: src.baseAddress! + from, byteCount: n)
@@ -115,9 +124,10 @@ public final class FileContent {
                     return filled
                 case .zeros(let n):
                     pendingZeros = n
-                case .chunk:
+                case .chunk(let range):
                     pendingChunk = true
-                    pendingOffset = 0
+                    pendingOffset = range.lowerBound
+                    pendingEnd = range.upperBound
                 }
             }
         }
@@ -126,6 +136,18 @@ public final class FileContent {
 
     /// Moves to the next piece of the file; nil at its end.
     private func advance() throws -> Piece? {
+        if node.flags.contains(.paged) {
+            // A paged file is its slices, in order: stretches of its chunks.
+            guard chunk < node.slices.count else { return nil }
+            let s = node.slices[chunk]
+            chunk += 1
+            try reader.openChunk(node.chunks[Int(s.chunk)])
+            guard Int(s.offset) + Int(s.length) <= reader.plain.count else {
+                throw RepositoryError(.corrupt, "\(node.displayPath) has a slice that reaches past the end of its chunk")
+            }
+            position += UInt64(s.length)
+            return .chunk(Int(s.offset)..<Int(s.offset) + Int(s.length))
+        }
         while extent < extents.count && withinExtent == extents[extent].length {
             extent += 1
             withinExtent = 0
@@ -153,6 +175,6 @@ public final class FileContent {
         }
         withinExtent += n
         position += n
-        return .chunk
+        return .chunk(0..<reader.plain.count)
     }
 }

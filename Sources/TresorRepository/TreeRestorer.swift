@@ -57,9 +57,13 @@ public final class TreeRestorer {
         case created
     }
 
+    /// Where a blob's bytes go: `length` bytes from `from` of its plaintext (all of it when
+    /// `length` is nil) at `offset` of file `file`.
     private struct Placement {
         var file: Int
         var offset: UInt64
+        var from: UInt32 = 0
+        var length: UInt32? = nil
     }
 
     private let repo: TenantRepository
@@ -235,6 +239,20 @@ public final class TreeRestorer {
 
     /// Places each chunk of file `i` at its offset (holes skipped); a reason when it cannot be.
     private func plan(_ n: TreeNode, file i: Int, into byPack: inout [ObjectID: [ObjectID: (BlobLocation, [Placement])]]) -> String? {
+        if n.flags.contains(.paged) {
+            // Each slice is a stretch of one chunk; a chunk several slices use is opened once.
+            var at: UInt64 = 0
+            for s in n.slices {
+                let c = n.chunks[Int(s.chunk)]
+                guard let loc = index.location(of: c) else { return "chunk \(c.short) is missing from the index" }
+                guard UInt64(s.offset) + UInt64(s.length) <= UInt64(loc.rawLength) else {
+                    return "a slice of chunk \(c.short) reaches past its end"
+                }
+                byPack[loc.pack, default: [:]][c, default: (loc, [])].1.append(Placement(file: i, offset: at, from: s.offset, length: s.length))
+                at += UInt64(s.length)
+            }
+            return at == n.size ? nil : "the snapshot's slices do not add up to the file's size"
+        }
         let extents = n.flags.contains(.sparse) ? n.extents : [TreeNode.Extent(offset: 0, length: n.size)]
         var e = 0, within: UInt64 = 0
         for c in n.chunks {
@@ -321,14 +339,15 @@ public final class TreeRestorer {
                             switch fd(p.file) {
                             case .failure(let e): failures.withLock { $0[p.file] = "cannot open for writing: \(e)" }
                             case .success(let f):
-                                if let e = Self.write(plain, fd: f, at: p.offset) {
+                                let piece = p.length.map { Int(p.from)..<Int(p.from) + Int($0) } ?? plain.indices
+                                if let e = Self.write(plain[piece], fd: f, at: p.offset) {
                                     failures.withLock { $0[p.file] = "cannot write: \(e)" }
                                 }
                             }
                         }
                         if let progress {
                             let due = written.withLock { w -> UInt64? in
-                                w.bytes += UInt64(plain.count * ps.count)
+                                w.bytes += ps.reduce(0) { $0 + UInt64($1.length.map(Int.init) ?? plain.count) }
                                 guard Date().timeIntervalSince(w.reported) >= 1 else { return nil }
                                 w.reported = Date()
                                 return w.bytes
@@ -341,7 +360,7 @@ public final class TreeRestorer {
         }
     }
 
-    private static func write(_ data: [UInt8], fd: Int32, at offset: UInt64) -> Errno? {
+    private static func write(_ data: ArraySlice<UInt8>, fd: Int32, at offset: UInt64) -> Errno? {
         data.withUnsafeBytes { buf in
             var done = 0
             while done < buf.count {

@@ -1,0 +1,214 @@
+import TresorCore
+import TresorCrypto
+
+/// Where each page of a paged file's previous version is stored, read from its tree node: what a
+/// ``PagedStream`` compares new pages with, so unchanged pages are neither stored nor their old
+/// chunks read again.
+///
+/// A chunk the previous version uses for less than ``minShare`` of its bytes, or that the index
+/// no longer lists, is not reused: its pages count as changed and are stored again. That bounds
+/// what a restore reads for nothing (a chunk is always opened whole) as backups pile up.
+public struct PagedPrevious: Sendable {
+    /// The least share of a chunk's bytes a file must still use for its pages to be reused.
+    public static let minShare = 0.25
+
+    let digests: [UInt8]
+    let chunks: [ObjectID]
+    /// For each full page of the previous version: the index in `chunks` (-1: store it again)
+    /// and the byte offset in that chunk's plaintext.
+    let pageChunk: [Int32]
+    let pageOffset: [UInt32]
+
+    /// The previous version of a file from its tree node; nil when the node is not paged (a base
+    /// backup taken before paged files: every page is then stored, deduplicating by chunk as
+    /// before) or its digests do not describe its pages.
+    public init?(node: TreeNode, index: RepositoryIndex) {
+        let page = PagedStream.pageSize
+        guard node.kind == .file, node.flags.contains(.paged) else { return nil }
+        let fullPages = Int(node.size / UInt64(page))
+        var pageChunk = [Int32](repeating: -1, count: fullPages)
+        var pageOffset = [UInt32](repeating: 0, count: fullPages)
+        var used = [Int](repeating: 0, count: node.chunks.count)
+        var at: UInt64 = 0
+        for s in node.slices {
+            // Slices of paged files are whole pages, except a short last one (never reused).
+            var o = s.offset, left = s.length
+            while left >= UInt32(page) {
+                let p = Int(at / UInt64(page))
+                if at % UInt64(page) == 0, p < fullPages {
+                    pageChunk[p] = Int32(s.chunk)
+                    pageOffset[p] = o
+                    used[Int(s.chunk)] += page
+                }
+                at += UInt64(page)
+                o += UInt32(page)
+                left -= UInt32(page)
+            }
+            at += UInt64(left)
+        }
+        let keep = node.chunks.enumerated().map { i, c -> Bool in
+            guard let loc = index.location(of: c) else { return false }
+            return Double(used[i]) >= Self.minShare * Double(loc.rawLength)
+        }
+        for p in 0..<fullPages where pageChunk[p] >= 0 && !keep[Int(pageChunk[p])] { pageChunk[p] = -1 }
+        digests = node.pageDigests
+        chunks = node.chunks
+        self.pageChunk = pageChunk
+        self.pageOffset = pageOffset
+    }
+}
+
+/// The producer side for paged files (PostgreSQL relation files): cuts a stream into 8 KiB
+/// pages, compares each page's digest with the same page of the file's previous version, and
+/// refers to the chunk that already holds an unchanged page instead of storing it again. Changed
+/// pages are gathered, in file order, into new chunks of up to `groupBytes`, so they compress
+/// together. The file becomes a list of chunks and ``TreeNode/Slice``s of them, plus the page
+/// digests the next backup compares with.
+///
+/// Every backup's tree names every chunk its files need (old ones too), so each backup is whole
+/// by itself: `check` finds a lost chunk in every backup that uses it, prune keeps a chunk while
+/// any backup refers to it, and no backup is a delta on another. Without a previous version every
+/// page is "changed": the chunks are then exactly the fixed `groupBytes` chunks of the whole file.
+///
+/// Buffers (one page, one group) are allocated once and reused for every file. Not thread-safe.
+public final class PagedStream {
+    /// PostgreSQL's page size, the unit of comparison.
+    public static let pageSize = 8192
+    private static let unset = ObjectID([UInt8](repeating: 0, count: ObjectID.byteCount))
+
+    private let writer: BlobWriter
+    private let hmac: HMACSHA256
+    private let groupBytes: Int
+    private let page: UnsafeMutableRawBufferPointer
+    private var pageFill = 0
+    private let group: UnsafeMutableRawBufferPointer
+    private var groupFill = 0
+    /// The index in `chunks` reserved for the group being gathered.
+    private var groupSlot: UInt32?
+    private var previous: PagedPrevious?
+    private var compressionOf: ((UnsafeRawBufferPointer) -> ZstdSetting?)?
+    private var pageNumber = 0
+    private var chunks: [ObjectID] = []
+    private var slot: [ObjectID: UInt32] = [:]
+    private var slices: [TreeNode.Slice] = []
+    private var digests: [UInt8] = []
+    private var bytes: UInt64 = 0
+
+    /// Pages of the current file found unchanged and not stored.
+    public private(set) var reusedPages = 0
+    /// Pages of the current file stored (changed, new, or in a chunk not worth reusing).
+    public private(set) var storedPages = 0
+
+    /// `groupBytes` (a multiple of ``pageSize``, at most the repository's largest chunk) bounds
+    /// a chunk of changed pages.
+    public init(repository: TenantRepository, writer: BlobWriter, groupBytes: Int) {
+        precondition(groupBytes % Self.pageSize == 0 && groupBytes > 0, "page groups are whole pages")
+        self.writer = writer
+        self.groupBytes = groupBytes
+        hmac = HMACSHA256(key: repository.keys.chunkID)
+        page = .allocate(byteCount: Self.pageSize, alignment: 64)
+        group = .allocate(byteCount: groupBytes, alignment: 64)
+    }
+
+    deinit {
+        page.deallocate()
+        group.deallocate()
+    }
+
+    /// Starts a file; `previous` is its last version (nil: store every page). `compression`
+    /// chooses a zstd setting per new chunk, as in ``ChunkStream/begin(fixed:compression:)``.
+    public func begin(previous: PagedPrevious?, compression: ((UnsafeRawBufferPointer) -> ZstdSetting?)? = nil) {
+        self.previous = previous
+        compressionOf = compression
+        pageFill = 0
+        groupFill = 0
+        groupSlot = nil
+        pageNumber = 0
+        chunks = []
+        slot = [:]
+        slices = []
+        digests = []
+        bytes = 0
+        reusedPages = 0
+        storedPages = 0
+    }
+
+    /// Adds bytes of the current file.
+    public func append(_ data: UnsafeRawBufferPointer) throws {
+        var off = 0
+        while off < data.count {
+            let n = min(Self.pageSize - pageFill, data.count - off)
+            (page.baseAddress! + pageFill).copyMemory(from: data.baseAddress! + off, byteCount: n)
+            pageFill += n
+            off += n
+            if pageFill == Self.pageSize { try takePage() }
+        }
+    }
+
+    /// Ends the file: the chunks it uses, its slices of them and its page digests.
+    public func finish() throws -> (chunks: [ObjectID], slices: [TreeNode.Slice], pageDigests: [UInt8]) {
+        if pageFill > 0 { try takePage() }
+        try storeGroup()
+        return (chunks, slices, digests)
+    }
+
+    /// Bytes of the current file so far.
+    public var byteCount: UInt64 { bytes }
+
+    private func takePage() throws {
+        let view = UnsafeRawBufferPointer(start: page.baseAddress, count: pageFill)
+        let digest = hmac.mac(view).w0
+        withUnsafeBytes(of: digest) { digests.append(contentsOf: $0) }
+        let n = pageNumber
+        pageNumber += 1
+        bytes += UInt64(pageFill)
+        defer { pageFill = 0 }
+        if pageFill == Self.pageSize, let prev = previous, n < prev.pageChunk.count, prev.pageChunk[n] >= 0,
+           prev.digests.withUnsafeBytes({ $0.loadUnaligned(fromByteOffset: n * TreeNode.pageDigestBytes, as: UInt64.self) }) == digest {
+            let id = prev.chunks[Int(prev.pageChunk[n])]
+            let s: UInt32
+            if let known = slot[id] {
+                s = known
+            } else {
+                s = UInt32(chunks.count)
+                chunks.append(id)
+                slot[id] = s
+            }
+            addSlice(chunk: s, offset: prev.pageOffset[n], length: UInt32(pageFill))
+            reusedPages += 1
+            return
+        }
+        let s: UInt32
+        if let g = groupSlot {
+            s = g
+        } else {
+            s = UInt32(chunks.count)
+            chunks.append(Self.unset)  // replaced by the group's id when it is stored
+            groupSlot = s
+        }
+        (group.baseAddress! + groupFill).copyMemory(from: page.baseAddress!, byteCount: pageFill)
+        addSlice(chunk: s, offset: UInt32(groupFill), length: UInt32(pageFill))
+        groupFill += pageFill
+        storedPages += 1
+        if groupFill + Self.pageSize > groupBytes { try storeGroup() }
+    }
+
+    private func addSlice(chunk: UInt32, offset: UInt32, length: UInt32) {
+        if let last = slices.last, last.chunk == chunk, last.offset + last.length == offset {
+            slices[slices.count - 1].length += length
+        } else {
+            slices.append(.init(chunk: chunk, offset: offset, length: length))
+        }
+    }
+
+    private func storeGroup() throws {
+        guard let s = groupSlot else { return }
+        let view = UnsafeRawBufferPointer(start: group.baseAddress, count: groupFill)
+        let id = hmac.mac(view)
+        try writer.add(id: id, type: .data, data: view, compression: compressionOf?(view))
+        chunks[Int(s)] = id
+        if slot[id] == nil { slot[id] = s }
+        groupSlot = nil
+        groupFill = 0
+    }
+}
