@@ -83,4 +83,17 @@ import TresorRepository
             try TreeCodec.decode(Array(bytes.dropLast(40)), name: "t") { _, _ in false }
         }
     }
+
+    @Test func aFilteredDecodeStepsOverAPagedNode() throws {
+        var paged = TreeNode(path: "pg/base/1/16384", kind: .file, mode: 0o600, mtimeSeconds: 1, mtimeNanoseconds: 0,
+                             uid: 26, gid: 26, size: 3 * 8192, device: 1, inode: 2, flags: .paged, chunks: [id(1), id(2)])
+        paged.pageDigests = [UInt8](repeating: 7, count: 3 * TreeNode.pageDigestBytes)
+        paged.slices = [.init(chunk: 0, offset: 8192, length: 8192), .init(chunk: 1, offset: 0, length: 16384)]
+        let after = TreeNode(path: "pg/base/1/16385", kind: .file, mode: 0o600, mtimeSeconds: 1, mtimeNanoseconds: 0,
+                             uid: 26, gid: 26, size: 0, device: 1, inode: 3)
+        let bytes = TreeCodec.encode([paged, after])
+        #expect(Array(bytes.prefix(4)) == Array("TTR3".utf8))
+        #expect(try TreeCodec.decode(bytes, name: "t") == [paged, after])
+        #expect(try TreeCodec.decode(bytes, name: "t") { _, path in path.last == 0x35 } == [after])
+    }
 }
