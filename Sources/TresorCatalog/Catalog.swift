@@ -158,6 +158,10 @@ public protocol Catalog: Sendable {
     /// `limit` is 0 or less). A non-nil `tenant` or `kind` keeps only the runs that match it;
     /// `nil` matches every run.
     func runs(tenant: String?, kind: RunKind?, limit: Int) throws -> [RunRecord]
+    /// For each kind, tenant, status among `statuses` and (for `store-clean` runs) the store in
+    /// the detail, the newest run (latest start, ties: higher id): what `tick` reads to decide
+    /// what is due, in one query whatever the history's length. Order unspecified.
+    func latestRuns(statuses: Set<RunStatus>) throws -> [RunRecord]
 
     /// Starts recording a tenant's deletion with `plan` at step `planned`, unless one is already
     /// recorded (then that one is returned unchanged: a rerun resumes it).
@@ -174,6 +178,30 @@ public protocol Catalog: Sendable {
     func purgeTenantRows(_ tenant: String) throws -> Int
     /// How many rows still name `tenant` (what ``purgeTenantRows(_:)`` removes).
     func tenantRowCount(_ tenant: String) throws -> Int
+}
+
+extension Catalog {
+    /// ``Catalog/latestRuns(statuses:)`` by reading every run: correct for any catalog, linear
+    /// in the history. Catalogs with a query language answer it with one grouped query.
+    public func latestRuns(statuses: Set<RunStatus>) throws -> [RunRecord] {
+        var seen = Set<String>()
+        var out: [RunRecord] = []
+        for run in try runs(tenant: nil, kind: nil, limit: Int(Int32.max)) where statuses.contains(run.status) {
+            let key = [run.kind.rawValue, run.tenant ?? "\u{0}", run.status.rawValue, RunRecord.storeCleaned(run) ?? ""].joined(separator: "\u{1}")
+            if seen.insert(key).inserted { out.append(run) }
+        }
+        return out
+    }
+}
+
+extension RunRecord {
+    /// The store a `store-clean` run cleaned (its detail's `store`); `nil` for other runs and for
+    /// a detail without one (then that store counts as never cleaned and is cleaned again).
+    public static func storeCleaned(_ run: RunRecord) -> String? {
+        guard run.kind == .storeClean else { return nil }
+        let object = (try? JSONSerialization.jsonObject(with: Data(run.detail.utf8))) as? [String: Any]
+        return object?["store"] as? String
+    }
 }
 
 /// Where a tenant's post-contract deletion stands. Steps only move forward.

@@ -239,6 +239,36 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
         guard updated == 1 else { throw CatalogError(.notFound, "run \(id) does not exist") }
     }
 
+    public func latestRuns(statuses: Set<RunStatus>) throws -> [RunRecord] {
+        guard !statuses.isEmpty else { return [] }
+        let marks = Array(repeating: "?", count: statuses.count).joined(separator: ", ")
+        return try locked { db in
+            try db.query("""
+                SELECT id, tenant, kind, started_at, ended_at, status, detail, worker FROM (
+                    SELECT *, row_number() OVER (
+                        PARTITION BY kind, tenant, status, CASE WHEN kind = 'store-clean' AND json_valid(detail) THEN json_extract(detail, '$.store') END
+                        ORDER BY started_at DESC, id DESC) AS newest
+                    FROM runs WHERE status IN (\(marks)))
+                WHERE newest = 1
+                """, statuses.map(\.rawValue).sorted().map { .text($0) }) { row in
+                try Self.runRecord(id: row.int64(0), tenant: row.optionalText(1), kind: row.text(2), startedAt: row.date(3),
+                                   endedAt: row.optionalDate(4), status: row.text(5), detail: row.text(6), worker: row.optionalText(7))
+            }
+        }
+    }
+
+    /// A run row as a ``RunRecord``; a kind or status this build does not know is reported.
+    private static func runRecord(id: Int64, tenant: String?, kind: String, startedAt: Date, endedAt: Date?, status: String,
+                                  detail: String, worker: String?) throws -> RunRecord {
+        // The status column only holds RunStatus values (schema 2); a kind from a newer
+        // tresor, or an edited file, is reported rather than read as something else.
+        guard let k = RunKind(rawValue: kind), let s = RunStatus(rawValue: status) else {
+            throw CatalogError(.corrupt, "run \(id) has unknown kind '\(kind)' or status '\(status)'",
+                               hint: "run a tresor release at least as new as the one that wrote it")
+        }
+        return RunRecord(id: id, tenant: tenant, kind: k, startedAt: startedAt, endedAt: endedAt, status: s, detail: detail, worker: worker)
+    }
+
     public func runs(tenant: String?, kind: RunKind?, limit: Int) throws -> [RunRecord] {
         var conditions: [String] = []
         var values: [SQLiteValue] = []
@@ -261,14 +291,8 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
                 (id: row.int64(0), tenant: row.optionalText(1), kind: row.text(2), startedAt: row.date(3),
                  endedAt: row.optionalDate(4), status: row.text(5), detail: row.text(6), worker: row.optionalText(7))
             }.map { r in
-                // The status column only holds RunStatus values (schema 2); a kind from a newer
-                // tresor, or an edited file, is reported rather than read as something else.
-                guard let kind = RunKind(rawValue: r.kind), let status = RunStatus(rawValue: r.status) else {
-                    throw CatalogError(.corrupt, "run \(r.id) has unknown kind '\(r.kind)' or status '\(r.status)'",
-                                       hint: "run a tresor release at least as new as the one that wrote it")
-                }
-                return RunRecord(id: r.id, tenant: r.tenant, kind: kind, startedAt: r.startedAt, endedAt: r.endedAt,
-                                 status: status, detail: r.detail, worker: r.worker)
+                try Self.runRecord(id: r.id, tenant: r.tenant, kind: r.kind, startedAt: r.startedAt, endedAt: r.endedAt,
+                                   status: r.status, detail: r.detail, worker: r.worker)
             }
         }
     }

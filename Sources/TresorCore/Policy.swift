@@ -79,6 +79,9 @@ public struct Policy: Sendable, Equatable {
         /// A drill that has not reached a usable database within this gives up (`timeout`); its
         /// unfinished checks are recorded as not run.
         public var timeout: PolicyDuration
+        /// `tick` drills a tenant whose last passing drill is older than `maxAge` minus this at
+        /// once, whatever its day in the drill cycle (`renew_before`; 3 days when absent).
+        public var renewBefore: PolicyDuration = PolicyDuration(seconds: 3 * 86400)
     }
 
     /// Deletion after a contract ends, and the sweeper that hunts residual copies.
@@ -175,6 +178,7 @@ public struct Policy: Sendable, Equatable {
             "drills.document_sample_percent": .integer(1...100),
             "drills.document_sample_min": .integer(1...1_000_000),
             "drills.timeout": .duration(60...(7 * day)),
+            "drills.renew_before": .duration(0...(366 * day)),
             "deletion.delay_after_contract_end": .duration(0...(90 * day)),
             "deletion.sweep_interval": .duration(3600...(90 * day)),
             "exports.link_lifetime": .duration(60...(90 * day)),
@@ -204,6 +208,7 @@ public struct Policy: Sendable, Equatable {
         "drills.document_sample_percent": .integer(5),
         "drills.document_sample_min": .integer(20),
         "drills.timeout": .string("2h"),
+        "drills.renew_before": .string("3d"),
         "deletion.delay_after_contract_end": .string("90d"),
         "deletion.sweep_interval": .string("7d"),
         "exports.link_lifetime": .string("7d"),
@@ -267,6 +272,10 @@ public struct Policy: Sendable, Equatable {
                         documentSamplePercent: try r.int("drills.document_sample_percent"),
                         documentSampleMin: try r.int("drills.document_sample_min"),
                         timeout: try r.duration("drills.timeout"))
+        drills.renewBefore = try r.duration("drills.renew_before")
+        guard drills.renewBefore.seconds < drills.maxAge.seconds else {
+            throw r.error("drills.renew_before", "must be shorter than drills.max_age")
+        }
         guard drills.interval.seconds <= drills.maxAge.seconds else {
             throw r.error("drills.interval", "must not be longer than drills.max_age, or every tenant is overdue")
         }

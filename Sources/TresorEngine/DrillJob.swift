@@ -61,8 +61,12 @@ extension Installation {
     /// verifies a sample of the latest document snapshot, records a `drill` evidence record (pass
     /// or fail) and removes every scratch file. Problems the drill finds are in the record and
     /// make the outcome `problemFound` (exit 3); only a failure to record is thrown.
+    ///
+    /// `progress` hears the drill's stage (`restore`, `recovery`, `documents`) and, while the
+    /// base backup is restored, its bytes written and their total.
     public func runDrill(tenant name: String, target choice: DrillTargetChoice, seed: Int64?, binary: String,
-                         binDirectory: String = RecoveryServer.defaultBinDirectory) throws -> DrillRunResult {
+                         binDirectory: String = RecoveryServer.defaultBinDirectory,
+                         progress: (@Sendable (_ stage: String, _ bytes: UInt64, _ total: UInt64?) -> Void)? = nil) throws -> DrillRunResult {
         let tenantRecord = try tenant(name)
         let started = Date()
         let now = clock.now()
@@ -75,6 +79,7 @@ extension Installation {
 
         var d = DrillRun(installation: self, tenant: tenantRecord, dir: dir, drillID: drillID, started: started,
                          deadline: deadline, binDirectory: binDirectory)
+        d.progress = progress
         var seedUsed: Int64? = nil
         if choice == .random || tenantRecord.docRoots.isEmpty == false {
             seedUsed = seed ?? Int64(bitPattern: UInt64.random(in: 0...UInt64.max))
@@ -89,12 +94,14 @@ extension Installation {
             target = plan.target
             rpoMs = plan.rpoMs
             baseBackup = try d.restoreDatabase(plan.recoveryTarget, binary: binary)
+            progress?("recovery", d.bytes, nil)
             d.verifyBackup()
             d.recoverAndCheck(plan)
         } catch {
             d.fail("restore", error)
         }
         d.finishUnrun()
+        progress?("documents", d.bytes, nil)
         let docs = d.checkDocuments(rng: &rng)
         // Stop the scratch server and remove every scratch file, whatever happened above.
         do {
@@ -150,6 +157,7 @@ struct DrillRun {
     var postgresVersion = "unknown"
     /// The stop position `pg restore` wrote for a latest target.
     var stopLSN: UInt64?
+    var progress: (@Sendable (String, UInt64, UInt64?) -> Void)?
 
     var pgdata: String { dir.appendingPathComponent("pgdata").path }
 
@@ -219,8 +227,11 @@ struct DrillRun {
     mutating func restoreDatabase(_ target: RecoveryTarget, binary: String) throws -> String {
         let t0 = Date()
         defer { restoreMs = DrillRun.ms(t0) }
+        var restoreProgress: (@Sendable (UInt64, UInt64) -> Void)?
+        if let progress { restoreProgress = { written, total in progress("restore", written, total) } }
         let r = try installation.restorePostgres(tenant: tenant.name, pgdata: pgdata, target: target, timeline: nil,
-                                                 archive: false, run: false, binary: binary)
+                                                 archive: false, run: false, binary: binary,
+                                                 progress: restoreProgress)
         bytes += r.bytes
         files += r.files
         stopLSN = r.stopLSN.flatMap(LSN.parse)

@@ -13,7 +13,9 @@ extension Installation {
     /// (see ``Exporter``), then an `export` record in the evidence log. An export without its
     /// record does not stand: when the record cannot be written the archive is removed and the
     /// error thrown. `by` is who asked (the OS user unless given).
-    public func export(tenant name: String, output: String, by: String, pgBinDirectory: String) throws -> ExportResult {
+    /// `progress` hears the document files and bytes archived so far.
+    public func export(tenant name: String, output: String, by: String, pgBinDirectory: String,
+                       progress: ((_ files: Int64, _ bytes: Int64) -> Void)? = nil) throws -> ExportResult {
         let t = try tenant(name)
         guard !t.docRoots.isEmpty || t.pgDSN != nil else {
             throw CoreError.usage("tenant '\(name)' has neither document roots nor a database to export",
@@ -22,15 +24,17 @@ extension Installation {
         let roots = DocumentBackup.roots(for: t.docRoots).map { LiveFolderSource.Root(path: $0.path, label: $0.label) }
         return try run(Job(.export, tenant: name) { [self] in
             try exportRecorded(tenant: name, output: output, by: by, pgBinDirectory: pgBinDirectory,
-                               documents: roots.isEmpty ? nil : LiveFolderSource(roots: roots), dsn: t.pgDSN)
+                               documents: roots.isEmpty ? nil : LiveFolderSource(roots: roots), dsn: t.pgDSN, progress: progress)
         })
     }
 
     private func exportRecorded(tenant name: String, output: String, by: String, pgBinDirectory: String,
-                                documents: LiveFolderSource?, dsn: String?) throws -> ExportResult {
-        let result = try Exporter.run(ExportRequest(
-            tenant: name, output: output, documents: documents,
-            databaseDSN: dsn, pgBinDirectory: pgBinDirectory, now: clock.now(), by: by))
+                                documents: LiveFolderSource?, dsn: String?,
+                                progress: ((_ files: Int64, _ bytes: Int64) -> Void)?) throws -> ExportResult {
+        var request = ExportRequest(tenant: name, output: output, documents: documents,
+                                    databaseDSN: dsn, pgBinDirectory: pgBinDirectory, now: clock.now(), by: by)
+        request.progress = progress
+        let result = try Exporter.run(request)
         var payload: [String: EvidenceValue] = [
             "by": .string(by),
             "source": .string("live"),

@@ -20,6 +20,8 @@ public struct ExportRequest {
     public var now: Date
     /// Who asked for the export (recorded in bag-info.txt).
     public var by: String
+    /// Called after each document file is in the archive: document files and bytes so far.
+    public var progress: ((_ files: Int64, _ bytes: Int64) -> Void)?
 
     public init(tenant: String, output: String, documents: (any DocumentSource)?, databaseDSN: String?,
                 pgBinDirectory: String, sourceLabel: String = "live", now: Date, by: String) {
@@ -141,6 +143,7 @@ public enum Exporter {
                     }
                     result.documentFiles += 1
                     result.documentBytes += size
+                    request.progress?(result.documentFiles, result.documentBytes)
                 }
             }
             result.problems += problems
