@@ -18,7 +18,9 @@ import TresorCore
 // day later. A tenant never drilled counts from its creation, so a new installation's tenants
 // are spread too, rather than all drilled by the first tick. Whatever the phase, a tenant whose
 // last passing drill (or, never passed, its creation) is older than `drills.max_age` minus
-// `drills.renew_before` is drilled at once, at most once a UTC day.
+// `drills.renew_before` is drilled at once, at most once a UTC day, when its last drill did not
+// pass (or it never had one) or when its next phase point comes after `max_age` (after a policy
+// change); a tenant whose drills pass keeps its day, so a 30-day interval stays one drill a month.
 
 /// One job of a tick: its kind and what it concerns.
 public struct TickJobSpec: Hashable, Sendable, Codable, CustomStringConvertible {
@@ -64,6 +66,8 @@ public struct TickState: Sendable {
     public var lastDone: [Key: Date]
     /// The start of the newest `ok` run, per kind and owner (for drills: the last passing one).
     public var lastOK: [Key: Date]
+    /// The start of the newest `failed` run, per kind and owner.
+    public var lastFailed: [Key: Date] = [:]
 
     public init(tenants: [TenantRecord], stores: [String], deletions: [String: DeletionStep] = [:],
                 lastDone: [Key: Date] = [:], lastOK: [Key: Date] = [:]) {
@@ -78,14 +82,15 @@ public struct TickState: Sendable {
     public static func load(from catalog: any Catalog) throws -> TickState {
         var state = TickState(tenants: try catalog.tenants(), stores: try catalog.stores().map(\.name))
         for d in try catalog.deletions() { state.deletions[d.tenant] = d.step }
-        for run in try catalog.latestRuns(statuses: [.ok, .problemFound]) { state.note(run) }
+        for run in try catalog.latestRuns(statuses: [.ok, .problemFound, .failed]) { state.note(run) }
         return state
     }
 
     /// Adds a finished run to the state (what ``load(from:)`` does for each newest run).
     public mutating func note(_ run: RunRecord) {
-        guard run.status == .ok || run.status == .problemFound else { return }
         let key = Key(run.kind, run.tenant ?? RunRecord.storeCleaned(run) ?? "")
+        if run.status == .failed, lastFailed[key].map({ $0 < run.startedAt }) ?? true { lastFailed[key] = run.startedAt }
+        guard run.status == .ok || run.status == .problemFound else { return }
         if lastDone[key].map({ $0 < run.startedAt }) ?? true { lastDone[key] = run.startedAt }
         if run.status == .ok, lastOK[key].map({ $0 < run.startedAt }) ?? true { lastOK[key] = run.startedAt }
     }
@@ -165,16 +170,24 @@ public enum TickPlanner {
     /// Whether the tenant's drill is due (see the overview at the top of this file).
     static func drillDue(_ t: TenantRecord, _ state: TickState, policy: Policy, now: Date) -> Bool {
         let interval = policy.drills.interval
+        // A drill is hours of work: one that failed (could not even record its result) is
+        // retried the next day, not at every tick.
+        let today = slotStart(now, interval: PolicyDuration(seconds: 86400))
+        if let failed = state.lastFailed[.init(.drill, t.name)], failed >= today { return false }
         let lastDrill = state.lastDone[.init(.drill, t.name)]
         let phasePoint = slotStart(now, interval: interval, phase: drillPhase(tenant: t.name, interval: interval))
         // A drill done within half an interval before the phase point covers it; a tenant never
         // drilled is due at the first phase point after its creation.
         let covered = lastDrill.map { $0 >= phasePoint.addingTimeInterval(-interval.seconds / 2) } ?? (t.createdAt >= phasePoint)
         if !covered { return true }
-        let passed = [state.lastOK[.init(.drill, t.name)], t.createdAt].compactMap { $0 }.max()!
+        let lastPass = state.lastOK[.init(.drill, t.name)]
+        let passed = [lastPass, t.createdAt].compactMap { $0 }.max()!
         let renewAt = passed.addingTimeInterval(policy.drills.maxAge.seconds - policy.drills.renewBefore.seconds)
-        let triedToday = lastDrill.map { $0 >= slotStart(now, interval: PolicyDuration(seconds: 86400)) } ?? false
-        return now >= renewAt && !triedToday
+        guard now >= renewAt else { return false }
+        let triedToday = lastDrill.map { $0 >= today } ?? false
+        let lastDidNotPass = lastPass == nil || lastDrill.map { $0 > lastPass! } ?? true
+        let nextPhasePoint = phasePoint.addingTimeInterval(interval.seconds)
+        return !triedToday && (lastDidNotPass || nextPhasePoint > passed.addingTimeInterval(policy.drills.maxAge.seconds))
     }
 
     /// A tenant past its deletion deadline (and not on hold), or whose deletion has begun, is no
