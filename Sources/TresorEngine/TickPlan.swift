@@ -98,6 +98,9 @@ public struct TickState: Sendable {
 
 /// The schedule: which jobs are due, as a pure function of state, policy and time.
 public enum TickPlanner {
+    /// The kinds of the jobs `tick` runs per tenant, in the order it runs them.
+    public static let tenantJobKinds: [RunKind] = [.documentsBackup, .postgresBaseBackup, .replicate, .retention, .drill]
+
     /// The jobs due at `now`, grouped: each inner list runs in order, one job after another (a
     /// tenant's jobs: document backup, base backup, replication, retention, drill); the groups
     /// may run at once. Tenant groups come first, by tenant name, then installation-wide jobs
