@@ -6,7 +6,7 @@
 # count: tenants, runs in the catalog, the best and the median of 5 ticks, and the jobs the
 # tick found due (0 expected).
 #
-#   bash Benchmarks/tick.sh [COUNT...]
+#   [KEEP=1] bash Benchmarks/tick.sh [COUNT...]     (KEEP: leave the homes in /tmp)
 #
 # TRESOR_BIN: the binary (default: the release build, else the debug one; build with
 # `swift build -c release --product tresor`; the 1 s goal is for a release build).
@@ -17,7 +17,7 @@ source "$HERE/tresor-bin.sh"
 COUNTS=("$@")
 [[ ${#COUNTS[@]} -gt 0 ]] || COUNTS=(10 100 1000)
 WORK=$(mktemp -d /tmp/tresor-tick-bench.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+[[ -n "${KEEP:-}" ]] && echo "keeping $WORK" || trap 'rm -rf "$WORK"' EXIT
 echo "binary: $BIN"
 printf '%8s %9s %10s %10s %5s\n' tenants runs best_s median_s due
 

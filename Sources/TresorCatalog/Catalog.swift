@@ -158,10 +158,10 @@ public protocol Catalog: Sendable {
     /// `limit` is 0 or less). A non-nil `tenant` or `kind` keeps only the runs that match it;
     /// `nil` matches every run.
     func runs(tenant: String?, kind: RunKind?, limit: Int) throws -> [RunRecord]
-    /// For each kind, tenant, status among `statuses` and (for `store-clean` runs) the store in
-    /// the detail, the newest run (latest start, ties: higher id): what `tick` reads to decide
-    /// what is due, in one query whatever the history's length. Order unspecified.
-    func latestRuns(statuses: Set<RunStatus>) throws -> [RunRecord]
+    /// For each kind among `kinds`, tenant, status among `statuses` and (for `store-clean` runs)
+    /// the store in the detail, the start of the newest run: what `tick` reads to decide what is
+    /// due, without reading the history row by row. Order unspecified.
+    func latestRuns(kinds: Set<RunKind>, statuses: Set<RunStatus>) throws -> [LatestRun]
 
     /// Starts recording a tenant's deletion with `plan` at step `planned`, unless one is already
     /// recorded (then that one is returned unchanged: a rerun resumes it).
@@ -180,17 +180,39 @@ public protocol Catalog: Sendable {
     func tenantRowCount(_ tenant: String) throws -> Int
 }
 
+/// The newest run of one kind, tenant (or store) and status: see ``Catalog/latestRuns(kinds:statuses:)``.
+public struct LatestRun: Sendable, Equatable, Hashable {
+    public var kind: RunKind
+    public var tenant: String?
+    /// The store a `store-clean` run cleaned; `nil` for other kinds.
+    public var store: String?
+    public var status: RunStatus
+    public var startedAt: Date
+
+    public init(kind: RunKind, tenant: String?, store: String? = nil, status: RunStatus, startedAt: Date) {
+        self.kind = kind
+        self.tenant = tenant
+        self.store = store
+        self.status = status
+        self.startedAt = startedAt
+    }
+
+    public init(_ run: RunRecord) {
+        self.init(kind: run.kind, tenant: run.tenant, store: RunRecord.storeCleaned(run), status: run.status, startedAt: run.startedAt)
+    }
+}
+
 extension Catalog {
-    /// ``Catalog/latestRuns(statuses:)`` by reading every run: correct for any catalog, linear
-    /// in the history. Catalogs with a query language answer it with one grouped query.
-    public func latestRuns(statuses: Set<RunStatus>) throws -> [RunRecord] {
-        var seen = Set<String>()
-        var out: [RunRecord] = []
-        for run in try runs(tenant: nil, kind: nil, limit: Int(Int32.max)) where statuses.contains(run.status) {
-            let key = [run.kind.rawValue, run.tenant ?? "\u{0}", run.status.rawValue, RunRecord.storeCleaned(run) ?? ""].joined(separator: "\u{1}")
-            if seen.insert(key).inserted { out.append(run) }
+    /// ``Catalog/latestRuns(kinds:statuses:)`` by reading every run: correct for any catalog,
+    /// linear in the history. Catalogs with a query language answer it with grouped queries.
+    public func latestRuns(kinds: Set<RunKind>, statuses: Set<RunStatus>) throws -> [LatestRun] {
+        var newest: [LatestRun: Date] = [:]
+        for run in try runs(tenant: nil, kind: nil, limit: Int(Int32.max)) where kinds.contains(run.kind) && statuses.contains(run.status) {
+            var key = LatestRun(run)
+            key.startedAt = .distantPast
+            if newest[key].map({ $0 < run.startedAt }) ?? true { newest[key] = run.startedAt }
         }
-        return out
+        return newest.map { var r = $0.key; r.startedAt = $0.value; return r }
     }
 }
 

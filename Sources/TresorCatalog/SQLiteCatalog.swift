@@ -239,20 +239,35 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
         guard updated == 1 else { throw CatalogError(.notFound, "run \(id) does not exist") }
     }
 
-    public func latestRuns(statuses: Set<RunStatus>) throws -> [RunRecord] {
-        guard !statuses.isEmpty else { return [] }
-        let marks = Array(repeating: "?", count: statuses.count).joined(separator: ", ")
+    public func latestRuns(kinds: Set<RunKind>, statuses: Set<RunStatus>) throws -> [LatestRun] {
+        guard !kinds.isEmpty, !statuses.isEmpty else { return [] }
+        let kindList = kinds.map(\.rawValue).sorted()
+        let statusList = statuses.map(\.rawValue).sorted()
+        let marks = { (n: Int) in Array(repeating: "?", count: n).joined(separator: ", ") }
+        let values = (kindList + statusList).map { SQLiteValue.text($0) }
+        // Both read the index runs_latest (schema 5) alone, never the rows: the history's length
+        // costs index entries, not row reads. Runs without a tenant are few (ticks excluded by
+        // kind); of those, only store-clean runs need their detail, for the store.
         return try locked { db in
-            try db.query("""
-                SELECT id, tenant, kind, started_at, ended_at, status, detail, worker FROM (
-                    SELECT *, row_number() OVER (
-                        PARTITION BY kind, tenant, status, CASE WHEN kind = 'store-clean' AND json_valid(detail) THEN json_extract(detail, '$.store') END
-                        ORDER BY started_at DESC, id DESC) AS newest
-                    FROM runs WHERE status IN (\(marks)))
-                WHERE newest = 1
-                """, statuses.map(\.rawValue).sorted().map { .text($0) }) { row in
-                try Self.runRecord(id: row.int64(0), tenant: row.optionalText(1), kind: row.text(2), startedAt: row.date(3),
-                                   endedAt: row.optionalDate(4), status: row.text(5), detail: row.text(6), worker: row.optionalText(7))
+            let rows = try db.query("""
+                SELECT kind, tenant, status, max(started_at), 0 FROM runs
+                WHERE kind IN (\(marks(kindList.count))) AND status IN (\(marks(statusList.count))) AND tenant IS NOT NULL
+                GROUP BY kind, tenant, status
+                UNION ALL
+                SELECT kind, CASE WHEN kind = 'store-clean' AND json_valid(detail) THEN json_extract(detail, '$.store') END, status, max(started_at), 1
+                FROM runs
+                WHERE kind IN (\(marks(kindList.count))) AND status IN (\(marks(statusList.count))) AND tenant IS NULL
+                GROUP BY 1, 2, 3
+                """, values + values) { row in
+                (kind: row.text(0), owner: row.optionalText(1), status: row.text(2), startedAt: row.date(3), tenantless: row.int64(4) == 1)
+            }
+            return try rows.map { r in
+                guard let kind = RunKind(rawValue: r.kind), let status = RunStatus(rawValue: r.status) else {
+                    throw CatalogError(.corrupt, "a run has unknown kind '\(r.kind)' or status '\(r.status)'",
+                                       hint: "run a tresor release at least as new as the one that wrote it")
+                }
+                return LatestRun(kind: kind, tenant: r.tenantless ? nil : r.owner, store: r.tenantless ? r.owner : nil,
+                                 status: status, startedAt: r.startedAt)
             }
         }
     }

@@ -82,13 +82,17 @@ public struct TickState: Sendable {
     public static func load(from catalog: any Catalog) throws -> TickState {
         var state = TickState(tenants: try catalog.tenants(), stores: try catalog.stores().map(\.name))
         for d in try catalog.deletions() { state.deletions[d.tenant] = d.step }
-        for run in try catalog.latestRuns(statuses: [.ok, .problemFound, .failed]) { state.note(run) }
+        let kinds = Set(TickPlanner.tenantJobKinds + TickPlanner.installationJobKinds)
+        for run in try catalog.latestRuns(kinds: kinds, statuses: [.ok, .problemFound, .failed]) { state.note(run) }
         return state
     }
 
-    /// Adds a finished run to the state (what ``load(from:)`` does for each newest run).
-    public mutating func note(_ run: RunRecord) {
-        let key = Key(run.kind, run.tenant ?? RunRecord.storeCleaned(run) ?? "")
+    /// Adds a finished run to the state.
+    public mutating func note(_ run: RunRecord) { note(LatestRun(run)) }
+
+    /// Adds the newest run of a kind, owner and status (what ``load(from:)`` does for each).
+    public mutating func note(_ run: LatestRun) {
+        let key = Key(run.kind, run.tenant ?? run.store ?? "")
         if run.status == .failed, lastFailed[key].map({ $0 < run.startedAt }) ?? true { lastFailed[key] = run.startedAt }
         guard run.status == .ok || run.status == .problemFound else { return }
         if lastDone[key].map({ $0 < run.startedAt }) ?? true { lastDone[key] = run.startedAt }
@@ -100,6 +104,8 @@ public struct TickState: Sendable {
 public enum TickPlanner {
     /// The kinds of the jobs `tick` runs per tenant, in the order it runs them.
     public static let tenantJobKinds: [RunKind] = [.documentsBackup, .postgresBaseBackup, .replicate, .retention, .drill]
+    /// The kinds of the installation-wide and store jobs `tick` runs.
+    public static let installationJobKinds: [RunKind] = [.drillControl, .deletion, .sweep, .storeClean]
 
     /// The jobs due at `now`, grouped: each inner list runs in order, one job after another (a
     /// tenant's jobs: document backup, base backup, replication, retention, drill); the groups
