@@ -17,9 +17,9 @@ struct SQLiteSchemaTests {
             let again = try SQLiteCatalog(path: path)
             _ = try SQLiteCatalog(path: path)
 
-            #expect(SQLiteCatalog.latestSchemaVersion == 4)
-            #expect(try again.schemaVersion() == 4)
-            #expect(try versions(at: path) == [1, 2, 3, 4])
+            #expect(SQLiteCatalog.latestSchemaVersion == SQLiteCatalog.migrations.count)
+            #expect(try again.schemaVersion() == SQLiteCatalog.latestSchemaVersion)
+            #expect(try versions(at: path) == (1...SQLiteCatalog.latestSchemaVersion).map { Int64($0) })
             #expect(try again.stores() == [sampleStore("primary")])
         }
     }
@@ -46,7 +46,7 @@ struct SQLiteSchemaTests {
             let error = #expect(throws: CatalogError.self) { try SQLiteCatalog.migrate(db, to: broken) }
             #expect(error?.code == .sqlite)
             #expect(error?.message.contains("no such table: no_such_table") == true)
-            #expect(try versions(at: path) == [1, 2, 3, 4])
+            #expect(try versions(at: path) == (1...SQLiteCatalog.latestSchemaVersion).map { Int64($0) })
             #expect(try db.query("SELECT name FROM sqlite_master WHERE name = 'extra'") { $0.text(0) }.isEmpty)
         }
     }
@@ -61,7 +61,7 @@ struct SQLiteSchemaTests {
                 """)
 
             let catalog = try SQLiteCatalog(path: path)
-            #expect(try versions(at: path) == [1, 2, 3, 4])
+            #expect(try versions(at: path) == (1...SQLiteCatalog.latestSchemaVersion).map { Int64($0) })
             let runs = try catalog.runs(tenant: nil, kind: nil, limit: 10)
             #expect(runs.map(\.kind) == [.documentsBackup])
             #expect(runs.map(\.status) == [.problemFound])

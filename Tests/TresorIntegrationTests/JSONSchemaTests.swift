@@ -12,6 +12,7 @@ import TresorTestSupport
     static func commands(_ f: Fixture) -> [(schema: String, args: [String])] {
         let d = f.dir
         return [
+            ("init", ["init"]),
             ("store add", ["store", "add", "off", "--url", "file://" + d.sub("off").path, "--region", "eu-central"]),
             ("store list", ["store", "list"]),
             ("tenant add", ["tenant", "add", "beta", "--region", "eu-central", "--store", "local", "--offsite", "off", "--docs", f.docs.path]),
