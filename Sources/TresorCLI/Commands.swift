@@ -251,7 +251,11 @@ struct CheckCommand: ParsableCommand {
 
     func run() throws {
         let mode: Checker.ReadData = readData ? .all : readDataSubset.map { .subset($0) } ?? .none
-        let r = try ctx.installation().check(tenant: tenant?.rawValue, readData: mode, store: store)
+        let line = ProgressLine(ctx)
+        let r = try ctx.installation().check(tenant: tenant?.rawValue, readData: mode, store: store) { name, packs, bytes, total in
+            line.update(bytes: bytes, totalBytes: total, files: packs, unit: "packs", note: name)
+        }
+        line.end()
         ctx.emit(r, outcome: r.outcome) {
             var lines: [String] = []
             for (name, rep) in r.tenants.sorted(by: { $0.key < $1.key }) {

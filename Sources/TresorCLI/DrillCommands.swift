@@ -74,7 +74,13 @@ struct DrillCommand: ParsableCommand {
             case "latest": choice = .latest
             default: choice = .time(TimeFormat.parse(target)!) // validate() parsed it
             }
-            let r = try ctx.installation().runDrill(tenant: tenant, target: choice, seed: seed, binary: tresorBinaryPath)
+            let line = ProgressLine(ctx)
+            let shown = Locked("")
+            let r = try ctx.installation().runDrill(tenant: tenant, target: choice, seed: seed, binary: tresorBinaryPath) { stage, bytes, total in
+                let changed = shown.withLock { s in defer { s = stage }; return s != stage }
+                line.update(bytes: bytes, totalBytes: total, note: stage, force: changed)
+            }
+            line.end()
             ctx.emit(r, outcome: r.outcome) {
                 let d = r.record
                 var lines = ["drill \(d.drillID) of tenant \(r.tenant): \(d.result == .pass ? "PASS" : "FAIL")"

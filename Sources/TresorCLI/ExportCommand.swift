@@ -36,9 +36,13 @@ struct ExportCommand: ParsableCommand {
             throw CoreError.usage("cannot tell the archive format of '\(out)'", hint: "name the output FILE.tar, FILE.tar.zst or FILE.zip")
         }
         let who = by ?? Self.osUser()
+        let line = ProgressLine(ctx)
         let r = try ctx.installation().export(tenant: tenant, output: out, by: who, pgBinDirectory: pgBin,
                                               options: ExportOptions(fromBackup: fromBackup, at: atDate, since: since),
-                                              binary: tresorBinaryPath)
+                                              binary: tresorBinaryPath) { files, bytes in
+            line.update(bytes: UInt64(bytes), files: Int(files))
+        }
+        line.end()
         ctx.emit(r, outcome: r.outcome) {
             var lines = ["exported \(r.tenant) to \(r.archive) (\(r.format.rawValue), \(r.bytes) bytes, sha256 \(r.sha256))",
                          "  \(r.documentFiles) documents (\(r.documentBytes) bytes) in \(r.directories) folders, \(r.symlinks) symbolic links listed in README.txt"]

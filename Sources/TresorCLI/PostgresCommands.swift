@@ -100,7 +100,11 @@ struct PGCommand: ParsableCommand {
         @Argument(transform: TenantID.init) var tenant: TenantID
 
         func run() throws {
-            let r = try ctx.installation().basebackupPostgres(tenant: tenant)
+            let line = ProgressLine(ctx)
+            let r = try ctx.installation().basebackupPostgres(tenant: tenant) { bytes, files, estimate in
+                line.update(bytes: bytes, totalBytes: estimate, files: files)
+            }
+            line.end()
             ctx.emit(r) {
                 "base backup \(r.snapshot.prefix(8)) of \(r.tenant): \(r.files) files, \(formatBytes(r.bytes)), stored \(formatBytes(r.newBytesStored)) new in \(String(format: "%.1f", r.seconds)) s\n  wal \(r.postgres.startLSN) .. \(r.postgres.endLSN) on timeline \(r.postgres.timeline) (\(r.postgres.startWAL) .. \(r.postgres.endWAL))"
             }

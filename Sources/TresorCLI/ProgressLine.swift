@@ -18,10 +18,11 @@ final class ProgressLine: @unchecked Sendable {
         interval = ms / 1000
     }
 
-    /// `bytes` of `totalBytes` (when known) done; `files` and `note` are shown when given.
-    func update(bytes: UInt64, totalBytes: UInt64? = nil, files: Int? = nil, unit: String? = nil, note: String = "") {
+    /// `bytes` of `totalBytes` (when known) done; `files` and `note` are shown when given. `force`
+    /// draws even within the interval (a new stage of the work must not wait for the next update).
+    func update(bytes: UInt64, totalBytes: UInt64? = nil, files: Int? = nil, unit: String? = nil, note: String = "", force: Bool = false) {
         let now = Date()
-        if let lastDraw, now.timeIntervalSince(lastDraw) < interval { return }
+        if !force, let lastDraw, now.timeIntervalSince(lastDraw) < interval { return }
         lastDraw = now
         let elapsed = max(now.timeIntervalSince(started), 0.001)
         let rate = Double(bytes) / elapsed

@@ -163,6 +163,11 @@ public protocol Catalog: Sendable {
     /// or problem found) run of each kind, which `tick` reads to decide what is due.
     func pruneRuns(tenant: String, endedBefore cutoff: Date, dryRun: Bool) throws -> [RunKind: Int]
 
+    /// For each kind among `kinds`, tenant, status among `statuses` and (for `store-clean` runs)
+    /// the store in the detail, the start of the newest run: what `tick` reads to decide what is
+    /// due, without reading the history row by row. Order unspecified.
+    func latestRuns(kinds: Set<RunKind>, statuses: Set<RunStatus>) throws -> [LatestRun]
+
     /// Starts recording a tenant's deletion with `plan` at step `planned`, unless one is already
     /// recorded (then that one is returned unchanged: a rerun resumes it).
     func beginDeletion(tenant: String, plan: String, at: Date) throws -> DeletionRecord
@@ -215,6 +220,52 @@ public enum JobClaim: Sendable, Equatable {
     case held(by: String)
     /// A worker finished the job at this time, not before `notDoneSince`.
     case done(at: Date)
+}
+
+/// The newest run of one kind, tenant (or store) and status: see ``Catalog/latestRuns(kinds:statuses:)``.
+public struct LatestRun: Sendable, Equatable, Hashable {
+    public var kind: RunKind
+    public var tenant: String?
+    /// The store a `store-clean` run cleaned; `nil` for other kinds.
+    public var store: String?
+    public var status: RunStatus
+    public var startedAt: Date
+
+    public init(kind: RunKind, tenant: String?, store: String? = nil, status: RunStatus, startedAt: Date) {
+        self.kind = kind
+        self.tenant = tenant
+        self.store = store
+        self.status = status
+        self.startedAt = startedAt
+    }
+
+    public init(_ run: RunRecord) {
+        self.init(kind: run.kind, tenant: run.tenant, store: RunRecord.storeCleaned(run), status: run.status, startedAt: run.startedAt)
+    }
+}
+
+extension Catalog {
+    /// ``Catalog/latestRuns(kinds:statuses:)`` by reading every run: correct for any catalog,
+    /// linear in the history. Catalogs with a query language answer it with grouped queries.
+    public func latestRuns(kinds: Set<RunKind>, statuses: Set<RunStatus>) throws -> [LatestRun] {
+        var newest: [LatestRun: Date] = [:]
+        for run in try runs(tenant: nil, kind: nil, limit: Int(Int32.max)) where kinds.contains(run.kind) && statuses.contains(run.status) {
+            var key = LatestRun(run)
+            key.startedAt = .distantPast
+            if newest[key].map({ $0 < run.startedAt }) ?? true { newest[key] = run.startedAt }
+        }
+        return newest.map { var r = $0.key; r.startedAt = $0.value; return r }
+    }
+}
+
+extension RunRecord {
+    /// The store a `store-clean` run cleaned (its detail's `store`); `nil` for other runs and for
+    /// a detail without one (then that store counts as never cleaned and is cleaned again).
+    public static func storeCleaned(_ run: RunRecord) -> String? {
+        guard run.kind == .storeClean else { return nil }
+        let object = (try? JSONSerialization.jsonObject(with: Data(run.detail.utf8))) as? [String: Any]
+        return object?["store"] as? String
+    }
 }
 
 /// Where a tenant's post-contract deletion stands. Steps only move forward.

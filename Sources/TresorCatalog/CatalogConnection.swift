@@ -45,6 +45,9 @@ protocol CatalogConnection: AnyObject {
     /// Appended to a SELECT of one lease row in a write transaction: PostgreSQL's `FOR UPDATE
     /// SKIP LOCKED`; empty for SQLite, whose write transaction already excludes other writers.
     var lockRowSkippingLocked: String { get }
+    /// An SQL expression for the string member `field` of the JSON object in text `column`,
+    /// NULL when the column is not such an object or lacks the member; never an error.
+    func jsonStringField(_ column: String, _ field: String) -> String
 }
 
 extension CatalogConnection {

@@ -54,6 +54,11 @@ final class PostgresConnection: CatalogConnection {
     }
 
     var nowMilliseconds: String { "(extract(epoch FROM clock_timestamp()) * 1000)::bigint" }
+    /// PostgreSQL 15 has no way to test text for JSON without an error (`IS JSON` came in 16), so
+    /// the member is matched as Tresor's encoder writes it (`"field":"value"`, names without quotes).
+    func jsonStringField(_ column: String, _ field: String) -> String {
+        "substring(\(column) from '\"\(field)\":\"([^\"]*)\"')"
+    }
     var lockRowSkippingLocked: String { " FOR UPDATE SKIP LOCKED" }
 
     func exec(_ sql: String) throws {

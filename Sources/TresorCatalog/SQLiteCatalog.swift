@@ -228,6 +228,51 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
         guard updated == 1 else { throw CatalogError(.notFound, "run \(id) does not exist") }
     }
 
+    public func latestRuns(kinds: Set<RunKind>, statuses: Set<RunStatus>) throws -> [LatestRun] {
+        guard !kinds.isEmpty, !statuses.isEmpty else { return [] }
+        let kindList = kinds.map(\.rawValue).sorted()
+        let statusList = statuses.map(\.rawValue).sorted()
+        let marks = { (n: Int) in Array(repeating: "?", count: n).joined(separator: ", ") }
+        let values = (kindList + statusList).map { SQLiteValue.text($0) }
+        // Both read the index runs_latest (schema 5) alone, never the rows: the history's length
+        // costs index entries, not row reads. Runs without a tenant are few (ticks excluded by
+        // kind); of those, only store-clean runs need their detail, for the store.
+        return try locked { db in
+            let rows = try db.query("""
+                SELECT kind, tenant, status, max(started_at), 0 FROM runs
+                WHERE kind IN (\(marks(kindList.count))) AND status IN (\(marks(statusList.count))) AND tenant IS NOT NULL
+                GROUP BY kind, tenant, status
+                UNION ALL
+                SELECT kind, CASE WHEN kind = 'store-clean' THEN \(db.jsonStringField("detail", "store")) END, status, max(started_at), 1
+                FROM runs
+                WHERE kind IN (\(marks(kindList.count))) AND status IN (\(marks(statusList.count))) AND tenant IS NULL
+                GROUP BY 1, 2, 3
+                """, values + values) { row in
+                (kind: row.text(0), owner: row.optionalText(1), status: row.text(2), startedAt: row.date(3), tenantless: row.int64(4) == 1)
+            }
+            return try rows.map { r in
+                guard let kind = RunKind(rawValue: r.kind), let status = RunStatus(rawValue: r.status) else {
+                    throw CatalogError(.corrupt, "a run has unknown kind '\(r.kind)' or status '\(r.status)'",
+                                       hint: "run a tresor release at least as new as the one that wrote it")
+                }
+                return LatestRun(kind: kind, tenant: r.tenantless ? nil : r.owner, store: r.tenantless ? r.owner : nil,
+                                 status: status, startedAt: r.startedAt)
+            }
+        }
+    }
+
+    /// A run row as a ``RunRecord``; a kind or status this build does not know is reported.
+    private static func runRecord(id: Int64, tenant: String?, kind: String, startedAt: Date, endedAt: Date?, status: String,
+                                  detail: String, worker: String?) throws -> RunRecord {
+        // The status column only holds RunStatus values (schema 2); a kind from a newer
+        // tresor, or an edited file, is reported rather than read as something else.
+        guard let k = RunKind(rawValue: kind), let s = RunStatus(rawValue: status) else {
+            throw CatalogError(.corrupt, "run \(id) has unknown kind '\(kind)' or status '\(status)'",
+                               hint: "run a tresor release at least as new as the one that wrote it")
+        }
+        return RunRecord(id: id, tenant: tenant, kind: k, startedAt: startedAt, endedAt: endedAt, status: s, detail: detail, worker: worker)
+    }
+
     public func runs(tenant: String?, kind: RunKind?, limit: Int) throws -> [RunRecord] {
         var conditions: [String] = []
         var values: [SQLiteValue] = []
@@ -250,14 +295,8 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
                 (id: row.int64(0), tenant: row.optionalText(1), kind: row.text(2), startedAt: row.date(3),
                  endedAt: row.optionalDate(4), status: row.text(5), detail: row.text(6), worker: row.optionalText(7))
             }.map { r in
-                // The status column only holds RunStatus values (schema 2); a kind from a newer
-                // tresor, or an edited file, is reported rather than read as something else.
-                guard let kind = RunKind(rawValue: r.kind), let status = RunStatus(rawValue: r.status) else {
-                    throw CatalogError(.corrupt, "run \(r.id) has unknown kind '\(r.kind)' or status '\(r.status)'",
-                                       hint: "run a tresor release at least as new as the one that wrote it")
-                }
-                return RunRecord(id: r.id, tenant: r.tenant, kind: kind, startedAt: r.startedAt, endedAt: r.endedAt,
-                                 status: status, detail: r.detail, worker: r.worker)
+                try Self.runRecord(id: r.id, tenant: r.tenant, kind: r.kind, startedAt: r.startedAt, endedAt: r.endedAt,
+                                   status: r.status, detail: r.detail, worker: r.worker)
             }
         }
     }

@@ -75,6 +75,9 @@ final class SQLiteDatabase: CatalogConnection {
 
     // julianday has millisecond precision; 2440587.5 is the Julian day of the Unix epoch.
     var nowMilliseconds: String { "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)" }
+    func jsonStringField(_ column: String, _ field: String) -> String {
+        "CASE WHEN json_valid(\(column)) THEN json_extract(\(column), '$.\(field)') END"
+    }
     var lockRowSkippingLocked: String { "" }
 
     /// Runs one or more `;`-separated statements that take no parameters (pragmas, schema scripts).

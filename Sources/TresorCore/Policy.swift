@@ -86,6 +86,9 @@ public struct Policy: Sendable, Equatable {
         /// `*` for all, empty for none): `tick` writes `tresor.heartbeat` in their database and a
         /// `latest` drill reads it back for the exact data-loss bound.
         public var heartbeatTenants: String
+        /// `tick` drills a tenant whose last passing drill is older than `maxAge` minus this at
+        /// once, whatever its day in the drill cycle (`renew_before`; 3 days when absent).
+        public var renewBefore: PolicyDuration = PolicyDuration(seconds: 3 * 86400)
     }
 
     /// Deletion after a contract ends, and the sweeper that hunts residual copies.
@@ -203,6 +206,7 @@ public struct Policy: Sendable, Equatable {
             "drills.timeout": .duration(60...(7 * day)),
             "drills.self_test_every": .integer(0...100_000),
             "drills.heartbeat_tenants": .string,
+            "drills.renew_before": .duration(0...(366 * day)),
             "deletion.delay_after_contract_end": .duration(0...(90 * day)),
             "deletion.sweep_interval": .duration(3600...(90 * day)),
             "exports.link_lifetime": .duration(60...(90 * day)),
@@ -236,6 +240,7 @@ public struct Policy: Sendable, Equatable {
         "drills.timeout": .string("2h"),
         "drills.self_test_every": .integer(10),
         "drills.heartbeat_tenants": .string(""),
+        "drills.renew_before": .string("3d"),
         "deletion.delay_after_contract_end": .string("90d"),
         "deletion.sweep_interval": .string("7d"),
         "exports.link_lifetime": .string("7d"),
@@ -302,6 +307,10 @@ public struct Policy: Sendable, Equatable {
                         documentSampleMin: try r.int("drills.document_sample_min"),
                         timeout: try r.duration("drills.timeout"), selfTestEvery: try r.int("drills.self_test_every"),
                         heartbeatTenants: try r.string("drills.heartbeat_tenants"))
+        drills.renewBefore = try r.duration("drills.renew_before")
+        guard drills.renewBefore.seconds < drills.maxAge.seconds else {
+            throw r.error("drills.renew_before", "must be shorter than drills.max_age")
+        }
         guard drills.interval.seconds <= drills.maxAge.seconds else {
             throw r.error("drills.interval", "must not be longer than drills.max_age, or every tenant is overdue")
         }

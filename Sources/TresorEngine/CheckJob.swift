@@ -20,7 +20,10 @@ extension Installation {
     /// key envelopes, index, snapshots, packs, WAL) is a finding and checking goes on. A store
     /// that refuses access (403) or cannot be reached fails the check (exit 1) instead of
     /// counting as damage.
-    public func check(tenant: String?, readData: Checker.ReadData, store storeName: String? = nil) throws -> CheckResult {
+    ///
+    /// `progress`, when given, hears each tenant's pack reads (tenant, packs read, bytes read, bytes to read).
+    public func check(tenant: String?, readData: Checker.ReadData, store storeName: String? = nil,
+                      progress: (@Sendable (String, Int, UInt64, UInt64) -> Void)? = nil) throws -> CheckResult {
         let names = try tenant.map { [try self.tenant($0).name] } ?? catalog.tenants().map(\.name)
         var reports: [String: Checker.Report] = [:]
         for name in names {
@@ -39,7 +42,9 @@ extension Installation {
             }
             reports[name] = try run(Job(.check, tenant: name) { [self] in
                 let watch = AccessWatchingStore(store)
-                var report = try checkTenant(t, store: watch, readData: readData)
+                var tenantProgress: (@Sendable (Int, UInt64, UInt64) -> Void)?
+                if let progress { tenantProgress = { packs, bytes, total in progress(name, packs, bytes, total) } }
+                var report = try checkTenant(t, store: watch, readData: readData, progress: tenantProgress)
                 // An object the key may not read is an access failure, not damage.
                 if let denied = watch.denied { throw denied }
                 lostSnapshotCoverage(tenant: name, into: &report)
@@ -50,7 +55,8 @@ extension Installation {
         return CheckResult(tenants: reports, outcome: clean ? .ok : .problemFound)
     }
 
-    private func checkTenant(_ t: TenantRecord, store: any Store, readData: Checker.ReadData) throws -> Checker.Report {
+    private func checkTenant(_ t: TenantRecord, store: any Store, readData: Checker.ReadData,
+                             progress: (@Sendable (Int, UInt64, UInt64) -> Void)?) throws -> Checker.Report {
         let layout = RepositoryLayout(tenant: t.name)
         let masters = [try masterKey()] + (try previousMasterKeys())
         var damagedKeys: [String: String] = [:]
@@ -96,7 +102,9 @@ extension Installation {
             report.problems.append("the repository cannot be opened (\(e.message)): nothing else of it was checked")
             return report
         }
-        var report = try Checker(repository: repo).run(readData: readData)
+        var checker = Checker(repository: repo)
+        checker.progress = progress
+        var report = try checker.run(readData: readData)
         report.damagedKeys = damagedKeys
         // Envelopes the repository opened without that are not damaged (one wrapping another data
         // key than the config names, left by a creator that lost a race) are problems too.

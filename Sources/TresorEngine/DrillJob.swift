@@ -73,12 +73,16 @@ extension Installation {
     /// Every `drills.self_test_every`-th drill of the tenant (counted in the catalog's drill
     /// runs) is followed by a self-test (``runDrillSelfTest(tenant:seed:binary:binDirectory:damages:)``),
     /// whose result is part of this one's outcome.
+    /// `progress` hears the drill's stage (`restore`, `recovery`, `documents`) and, while the
+    /// base backup is restored, its bytes written and their total.
     public func runDrill(tenant name: String, target choice: DrillTargetChoice, seed: Int64?, binary: String,
-                         binDirectory: String = RecoveryServer.defaultBinDirectory) throws -> DrillRunResult {
+                         binDirectory: String = RecoveryServer.defaultBinDirectory,
+                         progress: (@Sendable (_ stage: String, _ bytes: UInt64, _ total: UInt64?) -> Void)? = nil) throws -> DrillRunResult {
         let tenantRecord = try tenant(name)
         let cleaned = try DrillScratch(home: home).cleanLeftovers()
         let run = try catalog.startRun(kind: .drill, tenant: name, at: clock.now())
-        let done = try performDrill(tenantRecord, choice, seed: seed, damage: nil, binary: binary, binDirectory: binDirectory)
+        let done = try performDrill(tenantRecord, choice, seed: seed, damage: nil, binary: binary, binDirectory: binDirectory,
+                                    progress: progress)
         let record = try done.record(selfTest: false)
         let appended = try recordDrill(tenant: name, record)
         var result = DrillRunResult(tenant: name, record: record, evidenceSeq: appended.record.seq, baseBackup: done.baseBackup,
@@ -97,7 +101,8 @@ extension Installation {
     /// One drill from the restore to the removal of its scratch files, not recorded anywhere:
     /// what `drill run` records, and each of a self-test's runs (`damage` applied to its copy).
     func performDrill(_ tenantRecord: TenantRecord, _ choice: DrillTargetChoice, seed: Int64?, damage: (any DrillDamage)?,
-                      binary: String, binDirectory: String) throws -> PerformedDrill {
+                      binary: String, binDirectory: String,
+                      progress: (@Sendable (_ stage: String, _ bytes: UInt64, _ total: UInt64?) -> Void)? = nil) throws -> PerformedDrill {
         let started = Date()
         let now = clock.now()
         let scratch = DrillScratch(home: home)
@@ -110,6 +115,7 @@ extension Installation {
         d.damage = damage
         d.now = now
         if case .latest = choice { d.expectsHeartbeat = heartbeatOptedIn(tenantRecord) }
+        d.progress = progress
         var seedUsed: Int64? = nil
         if choice == .random || tenantRecord.docRoots.isEmpty == false {
             seedUsed = seed ?? Int64(bitPattern: UInt64.random(in: 0...UInt64.max))
@@ -125,12 +131,14 @@ extension Installation {
             rpoMs = plan.rpoMs
             baseBackup = try d.restoreDatabase(plan.recoveryTarget, binary: binary)
             d.damageRestored(plan, binary: binary)
+            progress?("recovery", d.bytes, nil)
             d.verifyBackup()
             d.recoverAndCheck(plan)
         } catch {
             d.fail("restore", error)
         }
         d.finishUnrun()
+        progress?("documents", d.bytes, nil)
         let docs = d.checkDocuments(rng: &rng)
         // Stop the scratch server and remove every scratch file, whatever happened above.
         do {
@@ -225,6 +233,7 @@ struct DrillRun {
     var expectsHeartbeat = false
     var heartbeat: Date?
     var dataLossBoundMs: Int64?
+    var progress: (@Sendable (String, UInt64, UInt64?) -> Void)?
 
     var pgdata: String { dir.appendingPathComponent("pgdata").path }
 
@@ -304,8 +313,11 @@ struct DrillRun {
     mutating func restoreDatabase(_ target: RecoveryTarget, binary: String) throws -> String {
         let t0 = Date()
         defer { restoreMs = DrillRun.ms(t0) }
+        var restoreProgress: (@Sendable (UInt64, UInt64) -> Void)?
+        if let progress { restoreProgress = { written, total in progress("restore", written, total) } }
         let r = try installation.restorePostgres(tenant: tenant.id, pgdata: pgdata, target: target, timeline: nil,
-                                                 archive: false, run: false, binary: binary)
+                                                 archive: false, run: false, binary: binary,
+                                                 progress: restoreProgress)
         bytes += r.bytes
         files += r.files
         stopLSN = r.stopLSN.flatMap(LSN.parse)

@@ -43,7 +43,8 @@ extension Installation {
     /// is stopped and removed whatever happens; an ended tenant (not yet deleted) exports so.
     /// With `since` only the documents changed since that snapshot go in.
     public func export(tenant name: String, output: String, by: String, pgBinDirectory: String,
-                       options: ExportOptions = ExportOptions(), binary: String = "tresor") throws -> ExportResult {
+                       options: ExportOptions = ExportOptions(), binary: String = "tresor",
+                       progress: ((_ files: Int64, _ bytes: Int64) -> Void)? = nil) throws -> ExportResult {
         let t = try tenant(name)
         if options.at != nil && !options.fromBackup {
             throw CoreError.usage("--at needs --from-backup: a live export shows the data as it is now",
@@ -60,11 +61,11 @@ extension Installation {
             return try run(Job(.export, tenant: name) { [self] in
                 try exportRecorded(ExportRequest(tenant: name, output: output, documents: roots.isEmpty ? nil : LiveFolderSource(roots: roots),
                                                  databaseDSN: t.pgDSN, pgBinDirectory: pgBinDirectory, now: clock.now(), by: by),
-                                   options: options)
+                                   options: options, progress: progress)
             })
         }
         return try run(Job(.export, tenant: name) { [self] in
-            try exportFromBackup(t, output: output, by: by, pgBinDirectory: pgBinDirectory, options: options, binary: binary)
+            try exportFromBackup(t, output: output, by: by, pgBinDirectory: pgBinDirectory, options: options, binary: binary, progress: progress)
         })
     }
 
@@ -137,7 +138,8 @@ extension Installation {
     }
 
     private func exportFromBackup(_ t: TenantRecord, output: String, by: String, pgBinDirectory: String,
-                                  options: ExportOptions, binary: String) throws -> ExportResult {
+                                  options: ExportOptions, binary: String,
+                                  progress: ((_ files: Int64, _ bytes: Int64) -> Void)?) throws -> ExportResult {
         let repo = try repository(for: t, create: false)
         let documents = try snapshotDocuments(t, repo: repo, options: options)
         // Retention keeps the snapshots being read.
@@ -160,13 +162,13 @@ extension Installation {
                 throw CoreError.usage("tenant '\(t.name)' has neither document snapshots nor base backups to export",
                                       hint: "tresor snapshots \(t.name)")
             }
-            return try exportRecorded(request, options: options)
+            return try exportRecorded(request, options: options, progress: progress)
         }
         return try withRestoredDatabase(t, at: options.at, pgBinDirectory: pgBinDirectory, binary: binary) { dsn, point, baseBackup in
             request.databaseDSN = dsn
             request.databasePoint = point
             request.extraInfo.append(("Tresor-Database-Base-Backup", baseBackup))
-            return try exportRecorded(request, options: options)
+            return try exportRecorded(request, options: options, progress: progress)
         }
     }
 
@@ -241,7 +243,11 @@ extension Installation {
         return result
     }
 
-    private func exportRecorded(_ request: ExportRequest, options: ExportOptions) throws -> ExportResult {
+    /// `progress` hears the document files and bytes archived so far.
+    private func exportRecorded(_ request: ExportRequest, options: ExportOptions,
+                                progress: ((_ files: Int64, _ bytes: Int64) -> Void)?) throws -> ExportResult {
+        var request = request
+        request.progress = progress
         var result = try Exporter.run(request)
         result.documentsSnapshot = request.extraInfo.first { $0.0 == "Tresor-Documents-Snapshot" }?.1
         result.sinceSnapshot = request.extraInfo.first { $0.0 == "Tresor-Documents-Since-Snapshot" }?.1

@@ -34,8 +34,11 @@ extension WALStreamer.Stats: JobResult {
 
 /// `tresor pg basebackup`, `pg window`, `pg stream`.
 extension Installation {
-    /// `tresor pg basebackup T`.
-    public func basebackupPostgres(tenant id: TenantID) throws -> BaseBackupResult {
+    /// `tresor pg basebackup T`. `progress` hears the bytes read from the server, the files
+    /// finished and the size of the cluster's databases (the estimate of the total; the data
+    /// directory holds a little more), on the backup's thread.
+    public func basebackupPostgres(tenant id: TenantID,
+                                   progress: ((_ bytes: UInt64, _ files: Int, _ estimate: UInt64?) -> Void)? = nil) throws -> BaseBackupResult {
         let name = id.rawValue
         let tenant = try self.tenant(name)
         guard let dsn = tenant.pgDSN else {
@@ -53,6 +56,12 @@ extension Installation {
                                                         archiveWaitSeconds: policy.postgres.archiveWait.seconds,
                                                         indexCompressionLevel: policy.postgres.indexCompressionLevel),
                                         clock: clock)
+            if let progress {
+                // Only for the ETA: a server that does not answer leaves the line without one.
+                let rows = try? PGConnection(dsn: dsn).query("SELECT sum(pg_database_size(oid))::bigint FROM pg_database")
+                let estimate = (rows?.first?.first ?? nil).flatMap { UInt64($0) }
+                backup.progress = { progress($0, $1, estimate) }
+            }
             let (id, m) = try backup.run(dsn: dsn, archive: archive)
             let result = BaseBackupResult(tenant: name, snapshot: id.hex, postgres: m.postgres!, files: m.stats.files, bytes: m.stats.bytes,
                                           newBlobs: m.stats.newBlobs, newBytesStored: m.stats.newBytesStored,

@@ -45,8 +45,10 @@ extension Installation {
     /// `run`: start the restored server (``RecoveryServer``: a free loopback port, as the data
     /// directory's owner) until recovery reached the target and it promoted, then stop it; a
     /// recovery that stops with an error fails the restore, with the server log's last FATAL line.
+    /// `progress` hears the bytes of the base backup written and their total, about once a second.
     public func restorePostgres(tenant id: TenantID, pgdata: String, target: RecoveryTarget, timeline: String?, archive archiving: Bool = false,
-                                run runServer: Bool = false, binary: String) throws -> PostgresRestoreResult {
+                                run runServer: Bool = false, binary: String,
+                                progress: (@Sendable (_ written: UInt64, _ total: UInt64) -> Void)? = nil) throws -> PostgresRestoreResult {
         let name = id.rawValue
         if let t = timeline, t != "latest", UInt32(t) == nil {
             throw CoreError.usage("--timeline must be latest or a timeline number, not '\(t)'")
@@ -55,12 +57,13 @@ extension Installation {
         // Recorded from here on: a restore that fails is a failed run in the catalog.
         return try run(Job(.postgresRestore, tenant: name) { [self] in
             try restorePostgres(tenant, pgdata: pgdata, target: target, timeline: timeline, archive: archiving,
-                                run: runServer, binary: binary)
+                                run: runServer, binary: binary, progress: progress)
         })
     }
 
     private func restorePostgres(_ tenant: TenantRecord, pgdata: String, target: RecoveryTarget, timeline: String?, archive archiving: Bool,
-                                 run runServer: Bool, binary: String) throws -> PostgresRestoreResult {
+                                 run runServer: Bool, binary: String,
+                                 progress: (@Sendable (UInt64, UInt64) -> Void)?) throws -> PostgresRestoreResult {
         let name = tenant.name
         let wallStart = Date()
         let repo = try repository(for: tenant, create: false)
@@ -110,7 +113,7 @@ extension Installation {
             return c
         }
         let absolute = URL(fileURLWithPath: pgdata).standardizedFileURL.path
-        let report = try TreeRestorer(repository: repo, index: index).restore(nodes: inside, to: absolute)
+        let report = try TreeRestorer(repository: repo, index: index, progress: progress).restore(nodes: inside, to: absolute)
         guard report.failed.isEmpty else {
             throw CoreError.failed("\(report.failed.count) files of base backup \(chosen.id.short) could not be restored, e.g. \(report.failed.keys.sorted().first!)",
                                    hint: "tresor check \(name) --read-data")

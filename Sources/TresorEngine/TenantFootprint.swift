@@ -13,6 +13,7 @@ import TresorRepository
 /// HOME/spool/pg/T/           prefetched WAL
 /// HOME/cache/S/tenants/T/    cached index objects and snapshot manifests, per store S
 /// HOME/locks/T.lock          the tenant's run lock
+/// HOME/locks/tick-KIND-T.lock tick's claims of the tenant's jobs
 /// HOME/scratch/T/            scratch space of restores, drills and exports
 /// HOME/exports/T/            exports kept under the home
 /// HOME/secrets/pg/T.pgpass   the DSN's password
@@ -76,7 +77,12 @@ public struct TenantFootprint: Codable, Sendable, Equatable {
         for s in stores { paths.append(PathPlace(kind: "cache", path: "\(root)/cache/\(s.name)/\(layout.prefix.dropLast())")) }
         paths += [
             PathPlace(kind: "lock", path: home.locks.appendingPathComponent("\(tenant.name).lock").path),
-            PathPlace(kind: "scratch", path: "\(root)/scratch/\(tenant.name)"),
+        ]
+        // The claims `tick` took for the tenant's jobs: empty files, but named after the tenant.
+        paths += TickPlanner.tenantJobKinds.map {
+            PathPlace(kind: "lock", path: home.locks.appendingPathComponent(TickJobSpec($0, tenant: tenant.name).claimName + ".lock").path)
+        }
+        paths += [            PathPlace(kind: "scratch", path: "\(root)/scratch/\(tenant.name)"),
             PathPlace(kind: "exports", path: "\(root)/exports/\(tenant.name)"),
             PathPlace(kind: "secrets", path: "\(root)/secrets/pg/\(tenant.name).pgpass"),
         ]

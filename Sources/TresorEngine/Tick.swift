@@ -15,7 +15,8 @@ public struct TickJob: Codable, Sendable, Equatable {
     /// The tenant, or for store jobs `nil` (see `store`).
     public var tenant: String?
     public var store: String?
-    /// The run kind (`docs-backup`, `pg-basebackup`, `replicate`, `drill-control`, `store-clean`).
+    /// The run kind (`docs-backup`, `pg-basebackup`, `replicate`, `retention`, `drill`,
+    /// `drill-control`, `deletion`, `sweep`, `store-clean`).
     public var kind: String
     public var result: Result
     public var error: String?
@@ -26,10 +27,11 @@ public struct TickResult: Codable, Sendable {
     public var asOf: Date
     public var tenants: Int
     public var concurrency: Int
-    /// Every due job, in the order tenants are sorted (store jobs last).
+    /// Every due job, tenants' jobs first (by tenant), then installation-wide and store jobs.
     public var jobs: [TickJob]
-    /// Jobs issue 14 names that this tick does not run yet (their capabilities are being built):
-    /// see ``TickHooks``.
+    /// Due jobs another tick claimed between this tick's plan and its claim: that tick did them.
+    public var alreadyDone: Int
+    /// Work issue 14 names that `tick` leaves to something else: see ``TickHooks``.
     public var notYetScheduled: [String]
     public var metrics: MetricsResult?
 
@@ -39,130 +41,114 @@ public struct TickResult: Codable, Sendable {
     }
 }
 
-/// The places where the jobs other capabilities bring plug into `tick`: each returns its due
-/// jobs for a tenant as closures. Until a capability registers here, its name is listed in
-/// ``TickResult/notYetScheduled`` so an operator sees the gap rather than assuming it runs.
+/// What `tick` does not run itself. `pg stream` is a long-lived process per streaming tenant; a
+/// systemd unit keeps it alive (docs/operations.md), restarting it within seconds, where a tick
+/// from cron would notice a dead stream only minutes later and would tie the stream's life to a
+/// short-lived cron job's process group.
 public enum TickHooks {
-    /// Drills (spread over the month by a stable hash of the tenant), retention, deletion,
-    /// sweeps: not scheduled by this tick yet.
-    public static let notYetScheduled = ["drills", "retention", "deletion", "sweeps", "pg-stream supervision"]
+    public static let notYetScheduled: [String] = []
+}
+
+/// Runs one due job. ``InstallationTickExecutor`` runs the real jobs; tests of the schedule use
+/// a double that only records runs.
+public protocol TickExecutor: Sendable {
+    /// Runs `job` (recording its run in the catalog) and returns its outcome; a `.locked`
+    /// failure means another process is doing the work.
+    func run(_ job: TickJobSpec, in installation: Installation) throws -> Outcome
+}
+
+/// The real jobs, as `tresor tick` runs them.
+public struct InstallationTickExecutor: TickExecutor {
+    /// The tresor executable, which drills write into the scratch cluster's restore_command.
+    public let binary: String
+
+    public init(binary: String) { self.binary = binary }
+
+    public func run(_ job: TickJobSpec, in inst: Installation) throws -> Outcome {
+        let tenant = job.tenant ?? ""
+        switch job.kind {
+        case .documentsBackup: return try inst.backupDocuments(tenant: TenantID(tenant)).outcome
+        case .postgresBaseBackup: return try inst.basebackupPostgres(tenant: TenantID(tenant)).outcome
+        case .replicate: return try inst.replicate(tenant: tenant, to: nil).outcome
+        // A running backup holds the tenant's lock: retention does not wait for it, the next tick retries.
+        case .retention: return try inst.applyRetention(tenant: tenant, dryRun: false, lockWait: 0).outcome
+        case .drill: return try inst.runDrill(tenant: tenant, target: .random, seed: nil, binary: binary).outcome
+        case .drillControl: return try inst.drillControlRun()
+        case .deletion: return try inst.runDeletion(dryRun: false).outcome
+        // Reports what it finds (exit 3) and purges nothing: an operator decides (docs/operations.md).
+        case .sweep: return try inst.sweep(roots: [], dsns: [], storeNames: [], purge: false).outcome
+        case .storeClean: return try inst.cleanStore(name: job.store ?? "").outcome
+        default: throw CoreError.failed("tick has no job of kind \(job.kind.rawValue)")
+        }
+    }
 }
 
 extension Installation {
-    /// The start of the policy slot `now` falls in: intervals are aligned to the Unix epoch
-    /// (UTC), so a daily job is due once per UTC day whatever time the last one ran, and after
-    /// downtime it runs once, not once per missed slot.
-    static func slotStart(_ now: Date, interval: PolicyDuration) -> Date {
-        let s = max(interval.seconds, 1)
-        return Date(timeIntervalSince1970: (now.timeIntervalSince1970 / s).rounded(.down) * s)
-    }
-
     /// `tresor tick`: runs every job that is due according to the policies and the catalog.
     ///
-    /// A job is due when no run of its kind (for that tenant, or store) ended `ok` or
-    /// `problem_found` since the start of the current slot of its interval: document backups
-    /// per `documents.backup_interval`, base backups per `postgres.base_backup_interval` (tenants
-    /// with a DSN), replication when a backup finished after the last replication (tenants with
-    /// an offsite store), and daily the drill-age control and `store clean` of every store. A
-    /// failed run leaves the job due, so the next tick retries it.
-    ///
-    /// Tenants are worked on by `policy.tickConcurrency` threads, one tenant's jobs one after
-    /// another; each job takes the tenant's lock, and a lock another process holds makes the job
-    /// `locked` (that process is doing it), not failed. `metricsOut`, when given, is written last.
-    public func tick(metricsOut: String? = nil) throws -> TickResult {
+    /// ``TickPlanner/due(_:policy:now:)`` decides what is due from the catalog's state. Each job
+    /// is then claimed (`claims`, by default ``locks``: `flock` files, or catalog leases in fleet mode; one claim per job kind
+    /// and tenant or store), the catalog is read again for that job (another tick may have done
+    /// it since the plan), and it runs. A claim another process holds makes the job `locked`:
+    /// that process is doing it. Tenants are worked on by `policy.tickConcurrency` threads, one
+    /// tenant's jobs one after another. `metricsOut`, when given, is written last.
+    public func tick(metricsOut: String? = nil, executor: any TickExecutor, claims: (any Locks)? = nil) throws -> TickResult {
         let now = clock.now()
         let tickRun = try catalog.startRun(kind: .tick, tenant: nil, at: now)
         do {
-            let result = try tickBody(now: now, metricsOut: metricsOut)
+            let result = try tickBody(now: now, metricsOut: metricsOut, executor: executor, claims: claims ?? locks)
             try catalog.finishRun(id: tickRun, at: clock.now(), status: result.failed > 0 ? .failed : RunStatus(result.outcome),
                                   detail: json(["jobs": result.jobs.count, "failed": result.failed]))
             return result
         } catch {
+            // The tick's own error is what the caller must see; an unrecorded end leaves the row `running`.
             try? catalog.finishRun(id: tickRun, at: clock.now(), status: .failed, detail: json(["error": "\(error)"]))
             throw error
         }
     }
 
-    private func tickBody(now: Date, metricsOut: String?) throws -> TickResult {
-        // The newest finished (ok or problem found) run per tenant-or-store and kind, in one read.
-        var latest: [String: Date] = [:]
-        for run in try catalog.runs(tenant: nil, kind: nil, limit: Int(Int32.max))
-        where run.status == .ok || run.status == .problemFound {
-            let key = Self.doneKey(kind: run.kind.rawValue, owner: run.tenant ?? Self.storeOf(run) ?? "")
-            if latest[key] == nil { latest[key] = run.startedAt }
-        }
-        let lastDone = latest
-        @Sendable func due(_ kind: RunKind, _ owner: String, _ interval: PolicyDuration) -> Bool {
-            guard let last = lastDone[Self.doneKey(kind: kind.rawValue, owner: owner)] else { return true }
-            return last < Self.slotStart(now, interval: interval)
-        }
-
-        let tenants = try catalog.tenants()
-        let results = Locked([[TickJob]](repeating: [], count: tenants.count))
+    private func tickBody(now: Date, metricsOut: String?, executor: any TickExecutor, claims: any Locks) throws -> TickResult {
+        let state = try TickState.load(from: catalog)
+        let groups = TickPlanner.due(state, policy: policy, now: now)
+        let results = Locked([[TickJob]](repeating: [], count: groups.count))
+        let skipped = Locked(0)
         let next = Locked(0)
-        let threads = max(1, min(policy.tickConcurrency, tenants.count))
+        let threads = max(1, min(policy.tickConcurrency, groups.count))
         runOnThreads(threads, name: "tick") { _ in
             while true {
                 let i = next.withLock { n -> Int in defer { n += 1 }; return n }
-                guard i < tenants.count else { return }
-                let t = tenants[i]
+                guard i < groups.count else { return }
                 var jobs: [TickJob] = []
-                var backedUp = false
-                let backupsStart = self.clock.now()
-                if !t.docRoots.isEmpty, due(.documentsBackup, t.name, self.policy.documents.backupInterval) {
-                    jobs.append(self.tickJob(tenant: t.name, kind: .documentsBackup,
-                                             notDoneSince: Self.slotStart(now, interval: self.policy.documents.backupInterval)) { try self.backupDocuments(tenant: t.id).outcome })
-                    backedUp = backedUp || jobs.last?.result == .ok || jobs.last?.result == .problemFound
-                }
-                if t.pgDSN != nil, due(.postgresBaseBackup, t.name, self.policy.postgres.baseBackupInterval) {
-                    jobs.append(self.tickJob(tenant: t.name, kind: .postgresBaseBackup,
-                                             notDoneSince: Self.slotStart(now, interval: self.policy.postgres.baseBackupInterval)) { _ = try self.basebackupPostgres(tenant: t.id); return .ok })
-                    backedUp = backedUp || jobs.last?.result == .ok
-                }
-                if t.offsiteStore != nil {
-                    let lastBackup = [RunKind.documentsBackup, .postgresBaseBackup].compactMap { lastDone[Self.doneKey(kind: $0.rawValue, owner: t.name)] }.max()
-                    let lastReplication = lastDone[Self.doneKey(kind: RunKind.replicate.rawValue, owner: t.name)]
-                    if backedUp || (lastBackup != nil && (lastReplication == nil || lastReplication! < lastBackup!)) {
-                        jobs.append(self.tickJob(tenant: t.name, kind: .replicate, notDoneSince: backedUp ? backupsStart : lastBackup) { try self.replicate(tenant: t.name, to: nil).outcome })
+                for spec in groups[i] {
+                    if let job = self.claimAndRun(spec, planned: state, executor: executor, claims: claims) {
+                        jobs.append(job)
+                    } else {
+                        skipped.withLock { $0 += 1 }
                     }
                 }
                 results.withLock { $0[i] = jobs }
             }
         }
         var jobs = results.current.flatMap { $0 }
-
-        // Installation-wide jobs, daily, each under its own lock so two ticks do not both run it.
-        let day = PolicyDuration(seconds: 86400)
-        if due(.drillControl, "", day) {
-            jobs.append(tickJob(tenant: nil, kind: .drillControl, lockName: "tick-drill-control", notDoneSince: Self.slotStart(now, interval: day)) { try self.drillControlRun() })
-        }
-        for store in try catalog.stores() where due(.storeClean, store.name, day) {
-            var job = tickJob(tenant: nil, kind: .storeClean, lockName: "tick-store-clean-\(store.name)",
-                              notDoneSince: Self.slotStart(now, interval: day)) { try self.cleanStore(name: store.name).outcome }
-            job.store = store.name
-            jobs.append(job)
-        }
-
         // Heartbeats of the tenants that opted in (drills.heartbeat_tenants), every tick: see HeartbeatJob.swift.
         jobs += writeHeartbeats()
-
-        var result = TickResult(asOf: now, tenants: tenants.count, concurrency: threads, jobs: jobs,
-                                notYetScheduled: TickHooks.notYetScheduled, metrics: nil)
+        var result = TickResult(asOf: now, tenants: state.tenants.count, concurrency: threads, jobs: jobs,
+                                alreadyDone: skipped.current, notYetScheduled: TickHooks.notYetScheduled, metrics: nil)
         if let metricsOut { result.metrics = try writeMetrics(to: metricsOut) }
         return result
     }
 
-    /// Runs one due job and turns its end into a ``TickJob``: a lock held elsewhere is `locked`,
-    /// any other error `failed` with its message (the job itself recorded the failed run).
-    /// The job runs only under a lease claimed in the catalog (``runClaimed(_:notDoneSince:_:)``).
-    private func tickJob(tenant: String?, kind: RunKind, lockName: String? = nil, notDoneSince: Date? = nil,
-                         _ body: () throws -> Outcome) -> TickJob {
-        var job = TickJob(tenant: tenant, store: nil, kind: kind.rawValue, result: .ok, error: nil)
+    /// Claims `spec`, checks it is still undone, runs it. `nil` when another run finished it since
+    /// the plan was made.
+    private func claimAndRun(_ spec: TickJobSpec, planned: TickState, executor: any TickExecutor, claims: any Locks) -> TickJob? {
+        var job = TickJob(tenant: spec.tenant, store: spec.store, kind: spec.kind.rawValue, result: .ok, error: nil)
         do {
-            let lock = try lockName.map { try FileLock(home: home, name: $0) }
-            defer { withExtendedLifetime(lock) {} }
-            let key = JobKey(owner: tenant ?? lockName ?? "", job: kind.rawValue)
-            job.result = try runClaimed(key, notDoneSince: notDoneSince, body) == .ok ? .ok : .problemFound
+            let claim = try claims.acquire(spec.claimName)
+            defer { claim.release() }
+            if try doneSincePlan(spec, planned: planned) { return nil }
+            // A test hook (TRESOR_TEST_HOLD_AFTER_CLAIM): hold the claim so a test can kill this worker mid-job.
+            if holdAfterClaim > 0 { Thread.sleep(forTimeInterval: holdAfterClaim) }
+            job.result = try executor.run(spec, in: self) == .ok ? .ok : .problemFound
         } catch let f as any TresorFailure where f.kind == .locked {
             job.result = .locked
             job.error = f.message
@@ -173,58 +159,25 @@ extension Installation {
         return job
     }
 
-    /// Runs `body` only if this worker claims the lease on `key` (see ``Catalog/claimJob(_:worker:lease:notDoneSince:)``),
-    /// renewing it while the job runs and releasing it after, marked done unless the job threw.
-    /// Another worker's live lease, or a finish since `notDoneSince`, is a `.locked` failure
-    /// (that worker is doing it or did it); a lease lost while the job ran is a `.failed` one,
-    /// since another worker may then have run the job too.
-    func runClaimed(_ key: JobKey, notDoneSince: Date?, _ body: () throws -> Outcome) throws -> Outcome {
-        let lease: JobLease
-        switch try JobLease.claim(key, in: catalog, worker: WorkerName.current, lease: config.leaseSeconds, notDoneSince: notDoneSince) {
-        case .success(let l): lease = l
-        case .failure(.held(let by)):
-            throw CoreError(.locked, "worker \(by) holds the lease on \(key.job) of '\(key.owner)'; it is running it")
-        case .failure(.done(let at)):
-            throw CoreError(.locked, "another worker finished \(key.job) of '\(key.owner)' at \(TimeFormat.string(at)) after this tick read the catalog")
-        }
-        let outcome: Outcome
-        do {
-            if holdAfterClaim > 0 { Thread.sleep(forTimeInterval: holdAfterClaim) }
-            outcome = try body()
-        } catch {
-            // The job's own error is the one to report; a lease that cannot be released runs out.
-            _ = try? lease.finish(doneAt: nil)
-            throw error
-        }
-        if let lost = try lease.finish(doneAt: clock.now()) {
-            throw CoreError.failed("\(key.job) of '\(key.owner)' ran, but \(lost): another worker may have run it too",
-                                   hint: "raise [fleet] lease in tresor.toml above the job's duration")
-        }
-        return outcome
+    /// Whether a run of `spec` finished (ok or problem found) after the state the plan was made
+    /// from: then a tick that held the claim meanwhile did it.
+    private func doneSincePlan(_ spec: TickJobSpec, planned: TickState) throws -> Bool {
+        let key = TickState.Key(spec.kind, spec.owner)
+        // Store-clean runs carry no tenant: read enough of them to see every store's newest.
+        let limit = spec.kind == .storeClean ? 4 * max(planned.stores.count, 1) : 8
+        let recent = try catalog.runs(tenant: spec.tenant, kind: spec.kind, limit: limit)
+        var fresh = TickState(tenants: [], stores: [])
+        for run in recent where (run.tenant ?? RunRecord.storeCleaned(run) ?? "") == spec.owner { fresh.note(run) }
+        guard let newest = fresh.lastDone[key] else { return false }
+        return planned.lastDone[key].map { newest > $0 } ?? true
     }
 
     /// The drill-age control (`drill status`) as a recorded run, so tick knows it ran today.
-    private func drillControlRun() throws -> Outcome {
-        let run = try catalog.startRun(kind: .drillControl, tenant: nil, at: clock.now())
-        do {
-            let r = try drillStatus(maxAge: nil)
-            struct Detail: Encodable { var overdue: [String]; var controlRecordSeq: Int64? }
-            try catalog.finishRun(id: run, at: clock.now(), status: RunStatus(r.outcome),
-                                  detail: json(Detail(overdue: r.overdue.map(\.tenant), controlRecordSeq: r.controlRecordSeq)))
-            return r.outcome
-        } catch {
-            try? catalog.finishRun(id: run, at: clock.now(), status: .failed, detail: json(["error": "\(error)"]))
-            throw error
-        }
-    }
-
-    private static func doneKey(kind: String, owner: String) -> String { kind + "\u{0}" + owner }
-
-    /// The store a `store-clean` run cleaned (its detail's `store`); `nil` for other runs.
-    private static func storeOf(_ run: RunRecord) -> String? {
-        guard run.kind == .storeClean else { return nil }
-        // Our own JSON; a detail that is not an object has no store and the store is cleaned again.
-        let object = (try? JSONSerialization.jsonObject(with: Data(run.detail.utf8))) as? [String: Any]
-        return object?["store"] as? String
+    func drillControlRun() throws -> Outcome {
+        struct Detail: Encodable, JobResult { var overdue: [String]; var controlRecordSeq: Int64?; var outcome: Outcome }
+        return try run(Job(.drillControl, tenant: nil) {
+            let r = try self.drillStatus(maxAge: nil)
+            return Detail(overdue: r.overdue.map(\.tenant), controlRecordSeq: r.controlRecordSeq, outcome: r.outcome)
+        }).outcome
     }
 }

@@ -32,6 +32,8 @@ public struct ExportRequest {
     public var removedPaths: [[UInt8]]?
     /// One line for README.txt on where the documents come from (nil: the live folders).
     public var documentsOrigin: String?
+    /// Called after each document file is in the archive: document files and bytes so far.
+    public var progress: ((_ files: Int64, _ bytes: Int64) -> Void)?
 
     public init(tenant: String, output: String, documents: (any DocumentSource)?, databaseDSN: String?,
                 pgBinDirectory: String, sourceLabel: String = "live", now: Date, by: String) {
@@ -184,6 +186,7 @@ public enum Exporter {
                     }
                     result.documentFiles += 1
                     result.documentBytes += size
+                    request.progress?(result.documentFiles, result.documentBytes)
                 }
             }
             result.problems += problems

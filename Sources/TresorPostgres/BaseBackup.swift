@@ -47,6 +47,9 @@ public final class BaseBackup {
     /// and pages stored; set by ``run(dsn:archive:)``.
     public private(set) var pagesReused = 0
     public private(set) var pagesStored = 0
+    /// Called as the server's stream is read: bytes read so far and files finished. On the
+    /// backup's own thread.
+    public var progress: ((_ bytes: UInt64, _ files: Int) -> Void)?
 
     /// Starts the pipeline's writer threads; `index` is the tenant's loaded index (for dedup).
     public init(repository: TenantRepository, index: RepositoryIndex, policy: Policy.Backup, settings: Settings, clock: any Clock) throws {
@@ -156,6 +159,7 @@ public final class BaseBackup {
                             case .data(let bytes):
                                 if paged { try self.pages.append(bytes) } else { try self.chunker.append(bytes) }
                                 stats.bytesRead += UInt64(bytes.count)
+                                self.progress?(stats.bytesRead, stats.files)
                             case .end(let e):
                                 var n = TreeNode(path: "pgdata/" + e.path, kind: .file, mode: e.mode, mtimeSeconds: e.mtime, mtimeNanoseconds: 0,
                                                  uid: e.uid, gid: e.gid, size: e.size, device: 0, inode: 0)

@@ -77,6 +77,9 @@ public struct Checker {
 
     let repo: TenantRepository
     let threads: Int
+    /// Called as packs are read (with `--read-data`): packs read, bytes read, bytes to read.
+    /// From the checking threads, one call at a time.
+    public var progress: (@Sendable (_ packs: Int, _ bytes: UInt64, _ totalBytes: UInt64) -> Void)?
 
     public init(repository: TenantRepository, threads: Int = max(2, availableCores)) {
         self.repo = repository
@@ -131,6 +134,8 @@ public struct Checker {
             let keys = repo.keys
             let store = repo.store
             let layout = repo.layout
+            let progress = self.progress
+            let total = toRead.reduce(UInt64(0)) { $0 + UInt64(expected[$1] ?? 0) }
             runOnThreads(min(threads, max(1, toRead.count)), name: "check") { _ in
                 let hmac = HMACSHA256(key: keys.chunkID)
                 var plain: [UInt8] = []
@@ -141,6 +146,7 @@ public struct Checker {
                         let problem = try Self.verify(pack: pack, size: expected[pack] ?? 0, blobs: byPack[pack] ?? [], store: store,
                                                       layout: layout, keys: keys, hmac: hmac, opener: opener, plain: &plain, counters: counters)
                         if let problem { found.withLock { $0[pack] = problem } }
+                        if let progress { counters.withLock { progress($0.packs, $0.bytes, total) } }
                     }
                 } catch {
                     // Not damage (that is a finding, returned above): the store could not be

@@ -17,6 +17,7 @@ struct SQLiteSchemaTests {
             let again = try SQLiteCatalog(path: path)
             _ = try SQLiteCatalog(path: path)
 
+            #expect(SQLiteCatalog.latestSchemaVersion == SQLiteCatalog.migrations.count)
             #expect(try again.schemaVersion() == SQLiteCatalog.latestSchemaVersion)
             #expect(try versions(at: path) == (1...SQLiteCatalog.latestSchemaVersion).map { Int64($0) })
             #expect(try again.stores() == [sampleStore("primary")])

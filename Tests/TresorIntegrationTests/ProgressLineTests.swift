@@ -45,6 +45,24 @@ import TresorTestSupport
         #expect(!json.contains("\u{1B}[K"), "\(json.debugDescription)")
     }
 
+    @Test func aReadDataCheckOnATerminalShowsPacksBytesAndETAThenClearsTheLine() throws {
+        let f = try Fixture()
+        try f.expectOK(["docs", "backup", "acme"])
+        let packs = f.packs().count
+        let text = try onTerminal(f, ["check", "acme", "--read-data"])
+        let draws = text.components(separatedBy: Self.clear)
+        let lines = draws.dropFirst().dropLast().filter { $0.contains(" packs, ") }
+        // One draw per pack read (the interval is 0 here), each with bytes of the total and a rate.
+        #expect(lines.count == packs, "\(packs) packs: \(text.debugDescription)")
+        #expect(lines.allSatisfy { $0.contains(" of ") && $0.contains("/s") && !$0.contains("\n") }, "\(text.debugDescription)")
+        #expect(lines.contains { $0.hasPrefix("\(packs) packs, ") }, "\(text.debugDescription)")
+        let last = try #require(draws.last)
+        #expect(last.hasPrefix("acme: "), "\(text.debugDescription)")
+
+        let json = try onTerminal(f, ["check", "acme", "--read-data", "--json"])
+        #expect(!json.contains("\u{1B}[K") && json.contains("\"tenants\""), "\(json.debugDescription)")
+    }
+
     @Test func noProgressWhenStderrIsNoTerminal() throws {
         let f = try Fixture()
         let r = try f.expectOK(["docs", "backup", "acme"])

@@ -11,7 +11,7 @@ import TresorTestSupport
         let r = try f.tresor.run(["tick", "--json", "--now", now])
         #expect(r.code == code, "tick at \(now) exited \(r.code): \(r.stderr) \(r.stdout)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stdout)")
-        #expect((object["notYetScheduled"] as? [String])?.contains("drills") == true)
+        #expect((object["notYetScheduled"] as? [String]) == [])
         return try #require(object["jobs"] as? [[String: Any]])
     }
 
@@ -33,6 +33,7 @@ import TresorTestSupport
         // No drill ever passed: the drill-age control finds a problem (exit 3), every day.
         let first = try tick(f, at: "2026-11-20T00:05:00Z", code: 3)
         #expect(Set(names(first)) == ["docs-backup acme ok", "docs-backup beta ok", "replicate beta ok",
+                                      "retention acme ok", "retention beta ok",
                                       "drill-control - problem_found", "store-clean local ok", "store-clean off ok"])
         #expect(try tick(f, at: "2026-11-20T00:10:00Z", code: 0).isEmpty)
         #expect(try tick(f, at: "2026-11-20T23:55:00Z", code: 0).isEmpty)
@@ -42,6 +43,27 @@ import TresorTestSupport
         #expect(try tick(f, at: "2026-11-23T09:05:00Z", code: 0).isEmpty)
         #expect(try runCount(f, kind: "docs-backup", tenant: "acme") == 2)
         #expect(try runCount(f, kind: "replicate", tenant: "beta") == 2)
+        #expect(try runCount(f, kind: "retention", tenant: "beta") == 2)
+    }
+
+    @Test func aTenantPastItsDeadlineIsDeletedOnceByTickThenSweptAndNoLongerBackedUp() throws {
+        let f = try Fixture(corpus: Self.small)
+        try f.expectOK(["tenant", "add", "gone", "--region", "eu-central", "--store", "local", "--docs", f.docs.path])
+        // Its 90 days run out on 2026-11-21 at noon.
+        try f.expectOK(["tenant", "end-contract", "gone", "--date", "2026-08-23T12:00:00Z"])
+        let first = try tick(f, at: "2026-11-20T00:05:00Z", code: 3)
+        #expect(names(first).contains("docs-backup gone ok"))
+        #expect(!names(first).contains { $0.hasPrefix("deletion") || $0.hasPrefix("sweep") }, "\(names(first))")
+
+        let due = try tick(f, at: "2026-11-21T12:05:00Z", code: 3)
+        let dueNames = names(due)
+        #expect(dueNames.contains("deletion - ok") && dueNames.contains("sweep - ok"), "\(dueNames)")
+        #expect(!dueNames.contains { $0.hasSuffix(" gone ok") && !$0.hasPrefix("deletion") }, "\(dueNames)")
+        let list = try f.expectOK(["tenant", "list"])
+        #expect(!list.stdout.contains("gone") && list.stdout.contains("acme"), "\(list.stdout)")
+        // The next ticks neither delete nor sweep again, nor back the tenant up.
+        let later = try tick(f, at: "2026-11-22T00:05:00Z", code: 3)
+        #expect(!names(later).contains { $0.contains("gone") || $0.hasPrefix("deletion") || $0.hasPrefix("sweep") }, "\(names(later))")
     }
 
     @Test func aTenantWhoseLockIsHeldIsLeftToItsHolderAndRunsOnTheNextTick() throws {
@@ -72,6 +94,6 @@ import TresorTestSupport
 
         release()
         let next = try tick(f, at: "2026-11-20T00:10:00Z", code: 0)
-        #expect(names(next) == ["docs-backup acme ok"])
+        #expect(names(next) == ["docs-backup acme ok", "retention acme ok"])
     }
 }
