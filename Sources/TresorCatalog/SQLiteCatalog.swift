@@ -367,12 +367,13 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
     public func pruneRuns(tenant: String, endedBefore cutoff: Date, dryRun: Bool) throws -> [RunKind: Int] {
         // Same order as `runs` (and tick): newest start first, ties by id.
         let condition = """
-            tenant = ?1 AND ended_at IS NOT NULL AND ended_at < ?2 AND status != 'running' AND id NOT IN (
-                SELECT n.id FROM runs n WHERE n.tenant = ?1 AND n.status IN ('ok', 'problem_found') AND NOT EXISTS (
-                    SELECT 1 FROM runs m WHERE m.tenant = ?1 AND m.kind = n.kind AND m.status IN ('ok', 'problem_found')
+            tenant = ? AND ended_at IS NOT NULL AND ended_at < ? AND status != 'running' AND id NOT IN (
+                SELECT n.id FROM runs n WHERE n.tenant = ? AND n.status IN ('ok', 'problem_found') AND NOT EXISTS (
+                    SELECT 1 FROM runs m WHERE m.tenant = ? AND m.kind = n.kind AND m.status IN ('ok', 'problem_found')
                     AND (m.started_at > n.started_at OR (m.started_at = n.started_at AND m.id > n.id))))
             """
-        let values: [SQLiteValue] = [.text(tenant), SQLiteValue(cutoff)]
+        // Plain `?` placeholders, one value each (PostgreSQL's connection numbers them in order).
+        let values: [SQLiteValue] = [.text(tenant), SQLiteValue(cutoff), .text(tenant), .text(tenant)]
         return try locked { db in
             var counts: [RunKind: Int] = [:]
             for (kind, count) in try db.query("SELECT kind, COUNT(*) FROM runs WHERE \(condition) GROUP BY kind", values, row: {

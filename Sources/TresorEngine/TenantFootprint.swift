@@ -82,6 +82,7 @@ public struct TenantFootprint: Codable, Sendable, Equatable {
         paths += TickPlanner.tenantJobKinds.map {
             PathPlace(kind: "lock", path: home.locks.appendingPathComponent(TickJobSpec($0, tenant: tenant.name).claimName + ".lock").path)
         }
+        paths.append(PathPlace(kind: "lock", path: home.locks.appendingPathComponent(TickJobSpec.tenantClaimName(tenant.name) + ".lock").path))
         paths += [            PathPlace(kind: "scratch", path: "\(root)/scratch/\(tenant.name)"),
             PathPlace(kind: "exports", path: "\(root)/exports/\(tenant.name)"),
             PathPlace(kind: "secrets", path: "\(root)/secrets/pg/\(tenant.name).pgpass"),

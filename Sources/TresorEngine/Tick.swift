@@ -143,6 +143,10 @@ extension Installation {
     private func claimAndRun(_ spec: TickJobSpec, planned: TickState, executor: any TickExecutor, claims: any Locks) -> TickJob? {
         var job = TickJob(tenant: spec.tenant, store: spec.store, kind: spec.kind.rawValue, result: .ok, error: nil)
         do {
+            // One tick at a time works on a tenant (a second one, or another worker in a fleet,
+            // must not prune or drill while the first is still backing it up), then one per job.
+            let tenantClaim = try spec.tenant.map { try claims.acquire(TickJobSpec.tenantClaimName($0)) }
+            defer { tenantClaim?.release() }
             let claim = try claims.acquire(spec.claimName)
             defer { claim.release() }
             if try doneSincePlan(spec, planned: planned) { return nil }

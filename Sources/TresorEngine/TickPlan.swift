@@ -42,6 +42,9 @@ public struct TickJobSpec: Hashable, Sendable, Codable, CustomStringConvertible 
     /// The name of the claim two ticks compete for (one lock per job kind and owner).
     public var claimName: String { owner.isEmpty ? "tick-\(kind.rawValue)" : "tick-\(kind.rawValue)-\(owner)" }
 
+    /// The claim a tick holds on a tenant while it runs any of the tenant's jobs.
+    public static func tenantClaimName(_ tenant: String) -> String { "tick-tenant-\(tenant)" }
+
     public var description: String { "\(kind.rawValue) \(owner.isEmpty ? "-" : owner)" }
 }
 

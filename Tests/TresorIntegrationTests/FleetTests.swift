@@ -86,7 +86,8 @@ import TresorTestSupport
         let runs = try fleet.sql("""
             SELECT kind || ' ' || COALESCE(tenant, '-') || ' ' || status FROM runs WHERE kind <> 'tick' ORDER BY 1
             """)
-        let expected = FleetTests.tenants.map { "docs-backup \($0) ok" } + ["drill-control - problem_found", "store-clean - ok"]
+        let expected = FleetTests.tenants.map { "docs-backup \($0) ok" } + FleetTests.tenants.map { "retention \($0) ok" }
+            + ["drill-control - problem_found", "store-clean - ok"]
         #expect(runs == expected.sorted())
         // The run rows name the workers: each is a tick that the catalog saw start and end.
         #expect(try fleet.sql("SELECT count(*) FROM runs WHERE kind = 'tick' AND status <> 'running'") == ["3"])
@@ -105,7 +106,7 @@ import TresorTestSupport
         let worker = "%:\(doomed.processIdentifier)"
         var held: [String] = []
         for _ in 0..<600 where held.isEmpty {
-            held = try fleet.sql("SELECT owner FROM job_leases WHERE worker LIKE '\(worker)' AND job = 'docs-backup' AND expires_ms > 0")
+            held = try fleet.sql("SELECT owner FROM job_leases WHERE worker LIKE '\(worker)' AND owner LIKE 'tick-docs-backup-%' AND expires_ms > 0")
             if held.isEmpty { Thread.sleep(forTimeInterval: 0.1) }
         }
         try #require(!held.isEmpty, "worker A never claimed a job")
@@ -123,7 +124,7 @@ import TresorTestSupport
         let runs = try fleet.sql("SELECT tenant || ' ' || status || ' ' || (worker LIKE '\(worker)') FROM runs WHERE kind = 'docs-backup' ORDER BY 1")
         #expect(runs == FleetTests.tenants.map { "\($0) ok false" })
         for tenant in held {
-            let leases = try fleet.sql("SELECT worker LIKE '\(worker)' FROM job_leases WHERE owner = '\(tenant)' AND job = 'docs-backup'")
+            let leases = try fleet.sql("SELECT worker LIKE '\(worker)' FROM job_leases WHERE owner = '\(tenant)' AND job = 'lock'")
             #expect(leases == ["f"], "\(tenant)'s lease still names the killed worker")
         }
     }
