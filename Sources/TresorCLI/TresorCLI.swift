@@ -131,6 +131,6 @@ struct Tresor: ParsableCommand {
             InitCommand.self, StoreCommand.self, TenantCommand.self, RegionCommand.self,
             DocsCommand.self, SnapshotsCommand.self, CheckCommand.self, RepairCommand.self, ReplicateCommand.self, PGCommand.self,
             EvidenceCommand.self,
-            KeysCommand.self, DrillCommand.self, ExportCommand.self,
+            KeysCommand.self, DrillCommand.self, ExportCommand.self, ServeCommand.self,
         ])
 }

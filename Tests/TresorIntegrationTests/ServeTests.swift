@@ -1,0 +1,252 @@
+import Foundation
+import Testing
+import TresorTestSupport
+
+/// `tresor serve` on 127.0.0.1 with an ephemeral port, driven by the real `curl`.
+@Suite("tresor serve", .serialized)
+struct ServeTests {
+    /// A fixture with tenants acme and globex, a published export of acme, a 48 MiB random file
+    /// of acme's and a file of globex's, and a running server (2 downloads per tenant at once).
+    final class Served: @unchecked Sendable {
+        let f: Fixture
+        let server: Process
+        let base: String
+        var exports: URL { URL(fileURLWithPath: f.home).appendingPathComponent("exports") }
+
+        init() throws {
+            f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 20; o.largeFiles = 1; o.largeFileSize = 1 << 20; return o }())
+            try f.expectOK(["tenant", "add", "globex", "--region", "eu-central", "--store", "local", "--docs", f.docs.path])
+            try Data("[exports]\nmax_concurrent_downloads = 2\n".utf8)
+                .write(to: URL(fileURLWithPath: f.home).appendingPathComponent("policies/zz-serve.toml"))
+            try f.expectOK(["export", "acme", "--publish", "--out", "acme.tar"])
+            var rng = SystemRandomNumberGenerator()
+            var big = [UInt8](repeating: 0, count: 48 << 20)
+            for i in stride(from: 0, to: big.count, by: 8) { withUnsafeBytes(of: rng.next() as UInt64) { big.replaceSubrange(i..<i + 8, with: $0) } }
+            try Data(big).write(to: exports.appendingPathComponent("acme/big.bin"))
+            try FileManager.default.createDirectory(at: exports.appendingPathComponent("globex"), withIntermediateDirectories: true)
+            try Data(big[0..<(16 << 20)]).write(to: exports.appendingPathComponent("globex/g.bin"))
+
+            server = f.tresor.start(["serve", "--listen", "127.0.0.1:0"])
+            let out = Pipe()
+            server.standardOutput = out
+            server.standardError = FileHandle.standardError
+            try server.run()
+            var line = Data()
+            while !line.contains(0x0a) {
+                let d = out.fileHandleForReading.availableData
+                if d.isEmpty { break }
+                line.append(d)
+            }
+            let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard text.hasPrefix("listening on http://") else {
+                server.terminate()
+                throw Failure("tresor serve did not start: \(text)")
+            }
+            base = String(text.dropFirst("listening on ".count))
+        }
+
+        deinit {
+            server.terminate()
+            server.waitUntilExit()
+        }
+
+        /// A link printed by `tresor export link`.
+        func link(_ tenant: String, _ file: String, extra: [String] = []) throws -> String {
+            let r = try f.expectOK(["--json"] + extra + ["export", "link", tenant, file, "--base", base])
+            return try #require(r.json()?["link"] as? String)
+        }
+
+        /// The access log's entries, once `count` are there (entries of interrupted downloads are
+        /// written when the server notices the client went away).
+        func accessLog(atLeast count: Int) throws -> [[String: Any]] {
+            var entries: [[String: Any]] = []
+            for _ in 0..<200 {
+                let data = (try? Data(contentsOf: exports.appendingPathComponent("access.jsonl"))) ?? Data()
+                entries = data.split(separator: 0x0a).compactMap { try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] }
+                if entries.count >= count { break }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            return entries
+        }
+    }
+
+    struct Failure: Error, CustomStringConvertible { let description: String; init(_ d: String) { description = d } }
+
+    /// Runs a shell command; returns its exit status and standard output.
+    @discardableResult
+    static func sh(_ command: String) throws -> (code: Int32, out: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = ["-c", command]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    static func sha256(_ path: String) throws -> String {
+        String(try sh("sha256sum '\(path)'").out.prefix(64))
+    }
+
+    /// Status code and body of a GET with curl (`--path-as-is` so that `..` reaches the server).
+    static func get(_ url: String, headers: [String] = []) throws -> (status: Int, body: String) {
+        let h = headers.map { "-H '\($0)'" }.joined(separator: " ")
+        let r = try sh("curl -s --path-as-is \(h) -o /dev/stdout -w '\\n%{http_code}' '\(url)'")
+        let lines = r.out.split(separator: "\n", omittingEmptySubsequences: false)
+        return (Int(lines.last ?? "") ?? -1, lines.dropLast().joined(separator: "\n"))
+    }
+
+    @Test("a download cut at random points and resumed with curl -C - has the file's SHA-256; headers carry size, ETag and Repr-Digest")
+    func resumedDownloadCorrupt() throws {
+        let s = try Served()
+        let link = try s.link("acme", "big.bin")
+        let bigPath = s.exports.appendingPathComponent("acme/big.bin").path
+        let expected = try Self.sha256(bigPath)
+        let size = 48 << 20
+        let part = s.f.dir.sub("big.part").path
+        let cut1 = Int.random(in: 1..<(size / 3)), cut2 = Int.random(in: (size / 3)..<(2 * size / 3))
+
+        // Cut 1: a whole-file GET whose reader stops after cut1 bytes.
+        try Self.sh("curl -s '\(link)' | head -c \(cut1) > '\(part)'")
+        #expect(try FileManager.default.attributesOfItem(atPath: part)[.size] as? Int == cut1)
+        // Cut 2: a resumed GET from cut1, stopped after cut2 - cut1 more bytes.
+        try Self.sh("curl -s -C \(cut1) '\(link)' | head -c \(cut2 - cut1) >> '\(part)'")
+        // Cut 3: curl -C - on the partial file, killed after a random moment while throttled.
+        try Self.sh("curl -s -C - --limit-rate 20M -o '\(part)' '\(link)' & pid=$!; sleep 0.$((RANDOM % 5 + 1)); kill -9 $pid; wait $pid")
+        let before = try FileManager.default.attributesOfItem(atPath: part)[.size] as? Int ?? 0
+        #expect(before >= cut2 && before < size)
+        // The end: curl -C - completes it with a 206.
+        let last = try Self.sh("curl -s -C - -o '\(part)' -w '%{http_code}' '\(link)'")
+        #expect(last.out == "206", "\(last.out)")
+        #expect(try Self.sha256(part) == expected)
+
+        // Headers of a whole-file download.
+        let head = try Self.sh("curl -s -D - -o /dev/null '\(link)'").out.lowercased()
+        #expect(head.contains("content-length: \(size)"))
+        #expect(head.contains("etag: \"\(expected)\""))
+        let digest = Data((0..<32).map { UInt8(expected.dropFirst($0 * 2).prefix(2), radix: 16)! }).base64EncodedString()
+        #expect(head.contains("repr-digest: sha-256=:\(digest.lowercased()):"), "\(head)")
+        #expect(head.contains("accept-ranges: bytes"))
+        // An unsatisfiable range: 416 with the size.
+        let r416 = try Self.sh("curl -s -D - -o /dev/null -r \(size)- '\(link)'").out.lowercased()
+        #expect(r416.hasPrefix("http/1.1 416"), "\(r416)")
+        #expect(r416.contains("content-range: bytes */\(size)"))
+
+        // The published export (written by tresor export --publish) is served with the SHA-256
+        // the export recorded in the evidence log.
+        let tarLink = try s.link("acme", "acme.tar")
+        let tarCopy = s.f.dir.sub("acme-copy.tar").path
+        try Self.sh("curl -s -o '\(tarCopy)' '\(tarLink)'")
+        let list = try s.f.expectOK(["--json", "evidence", "list", "--kind", "export", "--tenant", "acme"])
+        let payload = (list.json()?["entries"] as? [[String: Any]])?.first?["payload"] as? [String: Any]
+        #expect(payload?["archive_sha256"] as? String == (try Self.sha256(tarCopy)))
+
+        // Every attempt is in the access log: 4 cut or resumed downloads, the 2 header reads, the
+        // 416 and the export: 8, the cut ones marked incomplete.
+        let entries = try s.accessLog(atLeast: 8)
+        #expect(entries.count == 8, "\(entries)")
+        let linkID = String(link.split(separator: "id=")[1].prefix(32))
+        #expect(entries.filter { $0["link"] as? String == linkID }.count == 7)
+        #expect(entries.filter { $0["complete"] as? Bool == false }.count >= 2)
+        #expect(entries.allSatisfy { ($0["address"] as? String)?.hasPrefix("127.0.0.1:") == true })
+        #expect(entries.contains { $0["status"] as? Int == 416 })
+    }
+
+    @Test("other tenants', expired, revoked, forged and path-trick links get 403 or 404 and nothing else; all are logged")
+    func linkReachesWhatItShouldNot() throws {
+        let s = try Served()
+        let link = try s.link("acme", "big.bin")
+        let globexLink = try s.link("globex", "g.bin")
+        let base = s.base
+        let query = String(link[link.firstIndex(of: "?")!...])
+        var attempts: [(String, Int)] = []
+        func refuse(_ url: String, _ status: Int) throws {
+            let r = try Self.get(url)
+            #expect(r.status == status, "\(url): \(r.status)")
+            #expect(r.body == (status == 403 ? "forbidden" : "not found"), "\(url): \(r.body)")
+            attempts.append((url, status))
+        }
+        // Another tenant's file with acme's signature, and acme's name with globex's signature.
+        try refuse(base + "/d/globex/g.bin" + query, 403)
+        try refuse(link.replacingOccurrences(of: "/d/acme/", with: "/d/globex/"), 403)
+        try refuse(globexLink.replacingOccurrences(of: "/d/globex/g.bin", with: "/d/acme/big.bin"), 403)
+        // Forged: one signature digit changed; a later expiry with the same signature.
+        let sig = link.suffix(64)
+        let flipped = String(sig.first == "0" ? "1" : "0") + sig.dropFirst()
+        try refuse(link.dropLast(64) + flipped, 403)
+        let exp = link.split(separator: "exp=")[1].prefix { $0.isNumber }
+        try refuse(link.replacingOccurrences(of: "exp=\(exp)", with: "exp=\(Int(exp)! + 86400)"), 403)
+        // Expired: signed by a clock a year back, 7 days' life.
+        try refuse(try s.link("acme", "big.bin", extra: ["--now", "2025-11-01T00:00:00Z"]), 403)
+        // Revoked.
+        let revoked = try s.link("acme", "big.bin")
+        #expect(try Self.get(revoked, headers: ["Range: bytes=0-9"]).status == 206)
+        attempts.append((revoked, 206))
+        try s.f.expectOK(["export", "revoke", revoked])
+        try refuse(revoked, 403)
+        // Path tricks: out of the tenant's folder, to the key, to the digest cache, nested.
+        for path in ["/d/acme/..%2F..%2Fkeys%2Flinks.key", "/d/acme/../../keys/links.key", "/d/acme/.big.bin.sha256",
+                     "/d/acme/%2e%2e%2fglobex%2fg.bin", "/d/acme/x/../big.bin", "/d/..%2Fkeys/links.key", "/keys/links.key"] {
+            try refuse(base + path + query, 404)
+        }
+        // A forged link is not revocable (exit 2), the link list is unchanged.
+        let bad = try s.f.tresor.run(["export", "revoke", String(link.dropLast(64) + flipped)])
+        #expect(bad.code == 2, "\(bad.stderr)")
+
+        let entries = try s.accessLog(atLeast: attempts.count)
+        #expect(entries.count == attempts.count, "\(entries)")
+        #expect(entries.map { $0["status"] as? Int ?? 0 } == attempts.map(\.1))
+    }
+
+    @Test("the link page shows the file, its size and SHA-256, HTML-escaped; curl gets the file; the tenant downloads its own access log only")
+    func linkPageLeaksOrBreaks() throws {
+        let s = try Served()
+        let odd = "a<b>&\"c'.bin"
+        try Data("hello\n".utf8).write(to: s.exports.appendingPathComponent("acme/\(odd)"))
+        let link = try s.link("acme", odd)
+        let page = try Self.get(link, headers: ["Accept: text/html,application/xhtml+xml"])
+        #expect(page.status == 200)
+        #expect(page.body.contains("a&lt;b&gt;&amp;&quot;c&#39;.bin") || page.body.contains("a&lt;b&gt;&amp;&quot;c&#x27;.bin"), "\(page.body)")
+        #expect(!page.body.contains("<b>"))
+        #expect(page.body.contains("5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"))  // sha256 of "hello\n"
+        #expect(page.body.contains("6 bytes"))
+        #expect(page.body.contains("download=1"))
+        let raw = try Self.get(link + "&download=1", headers: ["Accept: text/html"])
+        #expect(raw.status == 200 && raw.body == "hello")
+        #expect(try Self.get(link).body == "hello")
+
+        // Downloads of globex and acme; each tenant's access log has its own entries only.
+        let g = try s.link("globex", "g.bin")
+        try Self.sh("curl -s -r 0-99 -o /dev/null '\(g)'")
+        _ = try s.accessLog(atLeast: 4)
+        let logURL = link.replacingOccurrences(of: "/d/", with: "/access-log/")
+        let acmeLog = try Self.get(logURL)
+        #expect(acmeLog.status == 200)
+        let lines = acmeLog.body.split(separator: "\n")
+        #expect(lines.count == 3, "\(acmeLog.body)")
+        #expect(lines.allSatisfy { $0.contains("\"tenant\":\"acme\"") })
+        let globexLog = try Self.get(g.replacingOccurrences(of: "/d/", with: "/access-log/"))
+        #expect(globexLog.body.split(separator: "\n").count == 1)
+        #expect(!globexLog.body.contains("acme"))
+    }
+
+    @Test("a tenant's third download at once gets 429 while two are running; another tenant is not held up")
+    func unboundedConcurrentDownloads() throws {
+        let s = try Served()
+        let link = try s.link("globex", "g.bin")
+        let a = s.f.dir.sub("slow-a").path, b = s.f.dir.sub("slow-b").path
+        let slow = try Self.sh("""
+            curl -s --limit-rate 256K -o '\(a)' '\(link)' & pa=$!
+            curl -s --limit-rate 256K -o '\(b)' '\(link)' & pb=$!
+            while [ ! -s '\(a)' ] || [ ! -s '\(b)' ]; do sleep 0.05; done
+            code=$(curl -s -o /dev/null -w '%{http_code}' '\(link)')
+            other=$(curl -s -o /dev/null -w '%{http_code}' -r 0-9 '\(try s.link("acme", "big.bin"))')
+            kill $pa $pb; wait
+            echo "$code $other"
+            """)
+        #expect(slow.out.trimmingCharacters(in: .whitespacesAndNewlines) == "429 206", "\(slow.out)")
+    }
+}
