@@ -73,8 +73,8 @@ struct ServeCommand: ParsableCommand {
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         let installation = try ctx.installation()
         try DownloadServer.run(installation: installation, host: host, port: port) { address in
-            print("listening on http://\(address)")
-            fflush(stdout)
+            // Unbuffered, so a parent reading the port sees it at once.
+            FileHandle.standardOutput.write(Data("listening on http://\(address)\n".utf8))
         }
     }
 }

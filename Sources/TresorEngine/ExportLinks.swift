@@ -219,7 +219,7 @@ extension Installation {
             }
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
-            let fd = open(url.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            let fd = Glibc.open(url.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw CoreError.failed("cannot create \(url.path): \(String(cString: strerror(errno)))") }
             let text = Array((Hex.encode(SecureRandom.bytes(32)) + "\n").utf8)
             let n = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
@@ -265,7 +265,7 @@ extension Installation {
             throw CoreError.usage("that link was not signed by this home's link key", hint: "pass the link tresor export link printed")
         }
         try FileManager.default.createDirectory(at: home.exports, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let fd = open(home.revokedLinks.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        let fd = Glibc.open(home.revokedLinks.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw CoreError.failed("cannot open \(home.revokedLinks.path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let line = Array("\(link.id)\n".utf8)

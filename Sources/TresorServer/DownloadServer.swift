@@ -82,11 +82,11 @@ struct DownloadHandler: Sendable {
     let limiter: DownloadLimiter
 
     static let chunk = 1 << 20
-    static let reprDigest = HTTPField.Name("Repr-Digest")!
+    static let reprDigest = HTTPFields.Element.Name("Repr-Digest")!
 
     func respond(_ request: Request, _ context: DownloadContext) async -> Response {
         let now = clock.now()
-        let raw = request.uri.string
+        let raw = request.uri.description
         var entry = AccessEntry(time: AccessLog.timestamp(now), address: Self.describe(context.remoteAddress),
                                 tenant: "", file: "", link: "", route: "file", status: 0,
                                 range: request.headers[.range], bytes: 0, complete: false)
@@ -195,7 +195,7 @@ struct DownloadHandler: Sendable {
         entry.complete = true
         log.append(withStatus(entry, 200))
         return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store",
-                                               .init("Content-Security-Policy")!: "default-src 'none'; style-src 'unsafe-inline'"],
+                                               HTTPFields.Element.Name("Content-Security-Policy")!: "default-src 'none'; style-src 'unsafe-inline'"],
                         body: .init(byteBuffer: body))
     }
 
@@ -229,6 +229,6 @@ struct DownloadHandler: Sendable {
         let units = ["bytes", "KiB", "MiB", "GiB", "TiB"]
         var v = Double(n), i = 0
         while v >= 1024, i < units.count - 1 { v /= 1024; i += 1 }
-        return i == 0 ? "\(n) bytes" : String(format: "%.1f %@", v, units[i])
+        return i == 0 ? "\(n) bytes" : "\(String(format: "%.1f", v)) \(units[i])"
     }
 }
