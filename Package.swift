@@ -11,6 +11,9 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "tresor", targets: ["tresor"]),
+        // For Benchmarks/fuzz (a separate package that fuzzes the parsers of stored and received
+        // bytes with libFuzzer); nothing else uses it.
+        .library(name: "TresorParsers", targets: ["TresorRepository", "TresorStore", "TresorPostgres", "TresorEvidence"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -54,7 +57,9 @@ let package = Package(
             .product(name: "_NIOFileSystem", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "TresorCLI", dependencies: [
-            "TresorEngine", "TresorServer", "TresorPostgres", "TresorEvidence", "TresorExport", "CPosix", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "TresorCore", "TresorStore", "TresorRepository", "TresorDocuments", "TresorCatalog", "TresorEngine", "TresorServer", "TresorPostgres",
+            "TresorEvidence", "TresorExport", "CPosix", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "tresor", dependencies: ["TresorCLI"]),
 
@@ -63,7 +68,8 @@ let package = Package(
         .testTarget(name: "TresorCryptoTests", dependencies: ["TresorCrypto"]),
         .testTarget(name: "TresorStoreTests", dependencies: ["TresorStore", "TresorCrypto", "TresorTestSupport"]),
         .testTarget(name: "TresorRepositoryTests", dependencies: ["TresorRepository", "TresorTestSupport"]),
-        .testTarget(name: "TresorPostgresTests", dependencies: ["TresorPostgres", "TresorRepository", "TresorCrypto", "TresorTestSupport"]),
+        .testTarget(name: "TresorPostgresTests", dependencies: ["TresorPostgres", "TresorRepository", "TresorCrypto", "TresorTestSupport"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "TresorCatalogTests", dependencies: ["TresorCatalog"]),
         .testTarget(name: "TresorDocumentsTests", dependencies: ["TresorDocuments", "TresorTestSupport"]),
         .testTarget(name: "TresorEvidenceTests", dependencies: ["TresorEvidence", "TresorStore", "TresorCrypto", "TresorTestSupport"]),
@@ -71,7 +77,7 @@ let package = Package(
         .testTarget(name: "TresorServerTests", dependencies: ["TresorServer", "TresorEngine"]),
         .testTarget(name: "TresorExportTests", dependencies: ["TresorExport", "TresorTestSupport"]),
         .testTarget(name: "TresorIntegrationTests", dependencies: [
-            "TresorTestSupport", "TresorStore", "TresorPostgres", "TresorEngine", "TresorEvidence", "tresor",
+            "TresorTestSupport", "TresorStore", "TresorPostgres", "TresorEngine", "TresorEvidence", "TresorCatalog", "tresor",
         ]),
     ]
 )

@@ -4,6 +4,10 @@
 # complete (exit 0) and `check --read-data` must pass for the primary store and the offsite copy.
 #
 #   bash Benchmarks/crash.sh [--kills 50] [--seed 1] [--mb 40] [--keep]
+#   bash Benchmarks/crash.sh --pg [--kills 20] [--seed 1] [--keep]
+#
+# With --pg it runs crash-pg.sh instead (as root): `pg stream` and `wal-push` killed at random
+# points, the recovery window and a restore to --latest checked after each kill.
 #
 # A fresh home under Benchmarks/work/crash/ with two local stores (primary and offsite), one
 # tenant whose documents (--mb MiB of random and text files) change a little before every
@@ -19,6 +23,7 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
+[[ ${1:-} == --pg ]] && { shift; exec bash "$HERE/crash-pg.sh" "$@"; }
 KILLS=50; SEED=1; MB=40; KEEP=0
 while [[ $# -gt 0 ]]; do
     case $1 in

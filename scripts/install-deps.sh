@@ -2,7 +2,7 @@
 # Installs the system packages Tresor builds, tests and benchmarks against (idempotent).
 set -euo pipefail
 # chromium: the tests open the evidence report in a real (headless) browser.
-packages=(libzstd-dev libssl-dev libcurl4-openssl-dev libsqlite3-dev libarchive-dev libpq-dev postgresql-15 zstd pkg-config chromium)
+packages=(libzstd-dev libssl-dev libcurl4-openssl-dev libsqlite3-dev libarchive-dev libpq-dev postgresql-15 postgresql-contrib zstd pkg-config chromium)
 if [ "${1:-}" = "--bench" ]; then packages+=(restic borgbackup pgbackrest time); fi
 missing=()
 for p in "${packages[@]}"; do
@@ -35,3 +35,8 @@ if ! command -v bagit.py >/dev/null 2>&1; then
   if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 fi
 command -v bagit.py >/dev/null 2>&1 || { echo "install-deps: bagit.py is not on the PATH after pip install bagit" >&2; exit 1; }
+
+# prometheus_client's text-format parser, which the metrics tests run on every metrics file.
+if ! python3 -c 'import prometheus_client.parser' 2>/dev/null; then
+  python3 -m pip install -q prometheus_client || python3 -m pip install -q --break-system-packages prometheus_client
+fi

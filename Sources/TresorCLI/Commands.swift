@@ -92,7 +92,7 @@ struct KeysCommand: ParsableCommand {
 
 struct TenantCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "tenant", abstract: "Manage tenants.", subcommands: [Add.self, List.self])
+        commandName: "tenant", abstract: "Manage tenants.", subcommands: [Add.self, List.self, EndContract.self, Hold.self, Release.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a tenant.")
@@ -172,17 +172,18 @@ struct RegionCommand: ParsableCommand {
 
 struct DocsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "docs", abstract: "Back up and restore uploaded documents.", subcommands: [Backup.self, Restore.self])
+        commandName: "docs", abstract: "Back up and restore uploaded documents.", subcommands: [Backup.self, Restore.self, List.self, Find.self, Diff.self, Dump.self])
 
     struct Backup: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Back up all of a tenant's document roots.")
         @Argument var tenant: String
 
         func run() throws {
+            let line = ProgressLine(ctx)
             let r = try ctx.installation().backupDocuments(tenant: tenant) { p in
-                ctx.progress("\(p.files) files, \(formatBytes(p.bytes)) scanned, \(formatBytes(p.bytesRead)) read  \(p.currentPath)")
+                line.update(bytes: p.bytesRead, files: p.files, note: "\(formatBytes(p.bytes)) scanned  \(p.currentPath)")
             }
-            ctx.endProgress()
+            line.end()
             ctx.emit(r, outcome: r.outcome) {
                 var lines = [
                     "snapshot \(r.snapshot.short) of \(r.tenant): \(r.snapshot.files) files, \(formatBytes(r.snapshot.bytes))",
@@ -200,14 +201,18 @@ struct DocsCommand: ParsableCommand {
         @Argument var tenant: String
         @Option(help: "Target directory (new or empty).") var to: String
         @Option(help: "latest, a snapshot id (prefix), or a date/time.") var snapshot: String = "latest"
-        @Option(help: "Restore only this path of the snapshot (starting with the root's name).") var path: String?
+        @Option(help: "Restore only this file or directory of the snapshot (starting with the root's name; repeatable).") var path: [String] = []
+        @Option(help: "Read this store instead of the tenant's primary store (e.g. its offsite copy).") var store: String?
+        @Option(help: "Who asks, for the evidence log of a --path restore (default: the OS user).") var by: String?
         @Flag(help: "Do not flush the restore to disk before returning (faster; a crash may then lose or damage what was restored).") var noSync = false
 
         func run() throws {
-            let r = try ctx.installation().restoreDocuments(tenant: tenant, to: to, snapshot: snapshot, path: path, sync: !noSync) { done, total in
-                ctx.progress("restored \(formatBytes(done)) of \(formatBytes(total))")
+            let line = ProgressLine(ctx)
+            let r = try ctx.installation().restoreDocuments(tenant: tenant, to: to, snapshot: snapshot, paths: path, store: store,
+                                                            by: by ?? ExportCreateCommand.osUser(), sync: !noSync) { done, total in
+                line.update(bytes: done, totalBytes: total)
             }
-            ctx.endProgress()
+            line.end()
             ctx.emit(r, outcome: r.outcome) {
                 var lines = ["restored snapshot \(r.snapshot.prefix(8)) of \(r.tenant) to \(r.target): \(r.report.files) files (\(r.report.hardLinks) as hard links), \(r.report.directories) directories, \(r.report.symlinks) symlinks, \(r.report.specialFiles) special files, \(formatBytes(r.report.bytes)) in \(String(format: "%.1f", r.seconds)) s"]
                 for (p, why) in r.report.failed.sorted(by: { $0.key < $1.key }) { lines.append("  failed (not restored): \(p): \(why)") }
@@ -286,10 +291,11 @@ struct ReplicateCommand: ParsableCommand {
     @Option(help: "Target store (default: the tenant's offsite store).") var to: String?
 
     func run() throws {
+        let line = ProgressLine(ctx)
         let r = try ctx.installation().replicate(tenant: tenant, to: to) { done, total in
-            ctx.progress("\(done)/\(total) objects copied")
+            line.update(done: done, total: total, unit: "objects copied")
         }
-        ctx.endProgress()
+        line.end()
         ctx.emit(r, outcome: r.outcome) {
             var lines = ["replicated \(r.tenant) from \(r.from) to \(r.to): \(r.copied) objects copied and verified (\(formatBytes(r.bytesCopied))), \(r.alreadyPresent) of \(r.objects) already there, in \(String(format: "%.1f", r.seconds)) s"]
             for p in r.problems { lines.append("  problem: \(p)") }

@@ -10,6 +10,9 @@ struct GlobalOptions: Sendable {
     var config: String?
     var json = false
     var now: String?
+    /// `--log-level LEVEL` (trace ... critical): JSON log lines on stderr or `--log-file`.
+    var logLevel: String?
+    var logFile: String?
 
     /// Removes the global options from `arguments` and returns them with the rest. Values of
     /// other options are skipped, so `--reason --json` keeps `--json` as a reason.
@@ -37,6 +40,8 @@ struct GlobalOptions: Sendable {
             case "--home": g.home = try inline ?? value(name)
             case "--config": g.config = try inline ?? value(name)
             case "--now": g.now = try inline ?? value(name)
+            case "--log-level": g.logLevel = try inline ?? value(name)
+            case "--log-file": g.logFile = try inline ?? value(name)
             case "--json": g.json = true
             default:
                 rest.append(a)
@@ -55,7 +60,8 @@ struct GlobalOptions: Sendable {
 /// Flags that take no value (so the argument after them is not swallowed as one).
 enum CLIFlags {
     static let booleans: Set<String> = ["--help", "--read-data", "--latest", "--dry-run", "--version", "--wait", "--pem", "--current", "--pg-password-stdin",
-                                        "--from-backup"]
+                                        "--from-backup", "--long", "--recursive", "--path-only", "--ignore-case", "--no-sync", "--purge",
+                                        "--failed"]
 }
 
 /// Everything a command needs from the process: options, environment, where output goes.
@@ -63,6 +69,8 @@ final class Context: @unchecked Sendable {
     let options: GlobalOptions
     let environment: [String: String]
     private(set) var outcome: Outcome = .ok
+    /// Set by a command whose output is printed but whose jobs partly failed (`tick`: exit 1).
+    var exitOverride: Int32?
 
     nonisolated(unsafe) static var current: Context!
 
@@ -92,7 +100,7 @@ final class Context: @unchecked Sendable {
     var configFile: URL? { (options.config ?? environment["TRESOR_CONFIG"]).map { URL(fileURLWithPath: $0) } }
 
     func installation() throws -> Installation {
-        try Installation.open(home: home, configFile: configFile, clock: try clock(), s3Credentials: s3Credentials)
+        try HomeOpener(home: home, configFile: configFile).installation(clock: try clock(), s3Credentials: s3Credentials)
     }
 
     /// Prints a result: JSON on one line with `--json`, else the human text.

@@ -7,7 +7,7 @@ import TresorEvidence
 struct DrillCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drill", abstract: "Restore drills and the control over them.",
-        subcommands: [Status.self])
+        subcommands: [Run.self, Clean.self, Status.self])
 
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -47,6 +47,60 @@ struct DrillCommand: ParsableCommand {
                 let late = r.overdue.count
                 lines.append("\(r.tenants.count - late) of \(r.tenants.count) tenants passed a drill within \(r.maxAge)"
                              + (r.controlRecordSeq.map { "; control recorded as evidence record \($0)" } ?? ""))
+                return lines.joined(separator: "\n")
+            }
+        }
+    }
+
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Restore a tenant's database and a sample of its documents into scratch, check them, and record the drill as evidence; exit 3 if a check failed or could not run.")
+        @Argument(help: "The tenant.") var tenant: String
+        @Option(help: "random (default: a random WAL position in the recoverable window), latest, or a time (RFC 3339).")
+        var target: String = "random"
+        @Option(help: "The seed for the random target and the document sample (default: a new one, recorded).")
+        var seed: Int64?
+
+        func validate() throws {
+            if target != "random", target != "latest", TimeFormat.parse(target) == nil {
+                throw ValidationError("cannot read --target '\(target)': use random, latest or a time such as 2026-11-30T12:00:00Z")
+            }
+        }
+
+        func run() throws {
+            let choice: DrillTargetChoice
+            switch target {
+            case "random": choice = .random
+            case "latest": choice = .latest
+            default: choice = .time(TimeFormat.parse(target)!) // validate() parsed it
+            }
+            let r = try ctx.installation().runDrill(tenant: tenant, target: choice, seed: seed, binary: tresorBinaryPath)
+            ctx.emit(r, outcome: r.outcome) {
+                let d = r.record
+                var lines = ["drill \(d.drillID) of tenant \(r.tenant): \(d.result == .pass ? "PASS" : "FAIL")"
+                             + " (target \(d.target.kind.rawValue) \(d.target.time ?? d.target.lsn ?? "")\(d.seed.map { ", seed \($0)" } ?? ""))"]
+                for c in d.checks {
+                    lines.append("  \(c.status.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)) \(c.name)\(c.reason.map { ": \($0)" } ?? "")")
+                }
+                lines.append("  rto \(d.rtoMs.map { "\($0) ms" } ?? "none")\(d.rpoMs.map { ", rpo \($0) ms" } ?? ""); restore \(d.timings.restoreMs) ms, recovery \(d.timings.recoveryMs) ms, checks \(d.timings.checksMs) ms")
+                lines.append("  \(d.filesRestored) files, \(d.bytesRestored) bytes restored; evidence record \(r.evidenceSeq.map(String.init) ?? "?")")
+                if !r.cleaned.directories.isEmpty { lines.append("  removed leftovers of killed drills: \(r.cleaned.directories.joined(separator: ", "))") }
+                return lines.joined(separator: "\n")
+            }
+        }
+    }
+
+    struct Clean: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stop the scratch servers and remove the scratch directories that killed drills left behind.")
+
+        func run() throws {
+            let r = try ctx.installation().cleanDrills()
+            ctx.emit(r) {
+                var lines = r.directories.map { "removed \($0)" }
+                if r.serversStopped > 0 { lines.append("stopped \(r.serversStopped) scratch servers") }
+                lines += r.inUse.map { "left \($0): its drill is still running" }
+                if lines.isEmpty { lines.append("nothing to clean") }
                 return lines.joined(separator: "\n")
             }
         }

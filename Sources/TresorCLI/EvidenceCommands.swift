@@ -60,13 +60,22 @@ struct EvidenceCommand: ParsableCommand {
             ctx.emit(r, outcome: r.outcome) {
                 var lines = r.entries.isEmpty ? ["no evidence records match"] : []
                 lines += r.entries.map { e in
-                    "\(e.seq)\t\(e.time)\t\(e.kind)\t\(e.tenant ?? "-")\t\(String(decoding: (try? JSONEncoder.sorted.encode(e.payload)) ?? Data(), as: UTF8.self))"
+                    "\(e.seq)\t\(e.time)\t\(e.kind)\t\(e.tenant ?? "-")\t\(Self.payloadText(e.payload))"
                 }
                 if !r.unreadableLines.isEmpty {
                     lines.append("PROBLEM: unreadable lines \(r.unreadableLines.map(String.init).joined(separator: ", ")): run tresor evidence verify")
                 }
                 if r.tornTailBytes > 0 { lines.append("PROBLEM: \(r.tornTailBytes) bytes of a torn final write after the last record") }
                 return lines.joined(separator: "\n")
+            }
+        }
+
+        /// A record's payload as one line of JSON; a payload that cannot be encoded says so.
+        static func payloadText(_ payload: [String: EvidenceValue]) -> String {
+            do {
+                return String(decoding: try JSONEncoder.sorted.encode(payload), as: UTF8.self)
+            } catch {
+                return "(payload could not be shown: \(error))"
             }
         }
     }

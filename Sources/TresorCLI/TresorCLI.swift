@@ -1,6 +1,7 @@
 import ArgumentParser
 internal import CPosix
 import Foundation
+import Logging
 import TresorCore
 import TresorEngine
 import TresorStore
@@ -31,6 +32,12 @@ public enum TresorCLI {
         }
         let context = Context(options: options, environment: environment)
         Context.current = context
+        let logger: Logger?
+        do {
+            logger = try Logs.logger(options: options, environment: environment, context: context)
+        } catch {
+            return report(error, json: options.json)
+        }
         var command: ParsableCommand
         do {
             command = try Tresor.parseAsRoot(rest)
@@ -46,10 +53,14 @@ public enum TresorCLI {
                           json: options.json)
         }
         defer { writeStoreStatistics(environment) }
+        logger?.info("command started", metadata: ["command": "\(rest.prefix(2).joined(separator: " "))"])
         do {
             try command.run()
-            return ExitCodes.code(for: context.outcome)
+            let code = context.exitOverride ?? ExitCodes.code(for: context.outcome)
+            if let logger { Logs.finished(logger, context: context, code: code, error: nil) }
+            return code
         } catch {
+            if let logger { Logs.finished(logger, context: context, code: ExitCodes.code(for: error), error: error) }
             context.endProgress()
             if !(error is any TresorFailure) {
                 // The parser's own outcomes (help requested, validation) surface from run().
@@ -131,6 +142,7 @@ struct Tresor: ParsableCommand {
             InitCommand.self, StoreCommand.self, TenantCommand.self, RegionCommand.self,
             DocsCommand.self, SnapshotsCommand.self, CheckCommand.self, RepairCommand.self, ReplicateCommand.self, PGCommand.self,
             EvidenceCommand.self,
-            KeysCommand.self, DrillCommand.self, ExportCommand.self, ServeCommand.self,
+            KeysCommand.self, DrillCommand.self, ExportCommand.self, DeletionCommand.self, SweepCommand.self,
+            RetentionCommand.self, JobsCommand.self, MetricsCommand.self, TickCommand.self, ServeCommand.self,
         ])
 }

@@ -97,14 +97,18 @@ public struct RunRecord: Sendable, Equatable, Codable {
     public var status: RunStatus
     /// JSON text, stored verbatim; `{}` until the run finishes.
     public var detail: String
+    /// Who started the run (`host:pid`, see ``WorkerName``); `nil` for runs recorded before
+    /// catalogs kept it.
+    public var worker: String?
 
     /// The status of a run that has started and not finished.
     public static let runningStatus = RunStatus.running
 
     public init(
         id: Int64, tenant: String?, kind: RunKind, startedAt: Date, endedAt: Date? = nil,
-        status: RunStatus, detail: String
+        status: RunStatus, detail: String, worker: String? = nil
     ) {
+        self.worker = worker
         self.id = id
         self.tenant = tenant
         self.kind = kind
@@ -154,4 +158,65 @@ public protocol Catalog: Sendable {
     /// `limit` is 0 or less). A non-nil `tenant` or `kind` keeps only the runs that match it;
     /// `nil` matches every run.
     func runs(tenant: String?, kind: RunKind?, limit: Int) throws -> [RunRecord]
+
+    /// Starts recording a tenant's deletion with `plan` at step `planned`, unless one is already
+    /// recorded (then that one is returned unchanged: a rerun resumes it).
+    func beginDeletion(tenant: String, plan: String, at: Date) throws -> DeletionRecord
+    /// The recorded deletion of `tenant`, or `nil`.
+    func deletion(tenant: String) throws -> DeletionRecord?
+    /// Every recorded deletion, by tenant name.
+    func deletions() throws -> [DeletionRecord]
+    /// Moves a deletion to `step` with `report`; `finishedAt` set marks it done. `.notFound` if
+    /// none is recorded.
+    func updateDeletion(tenant: String, step: DeletionStep, report: String, finishedAt: Date?) throws
+    /// Removes every row that names `tenant` (its tenant row, document roots, region approvals
+    /// and runs) in one transaction, and returns how many rows went. The deletion row stays.
+    func purgeTenantRows(_ tenant: String) throws -> Int
+    /// How many rows still name `tenant` (what ``purgeTenantRows(_:)`` removes).
+    func tenantRowCount(_ tenant: String) throws -> Int
+}
+
+/// Where a tenant's post-contract deletion stands. Steps only move forward.
+public enum DeletionStep: String, Sendable, Codable, CaseIterable, Comparable {
+    /// The plan (the footprint) is recorded; nothing is destroyed yet.
+    case planned
+    /// Every key envelope and the WAL key are gone: every copy is unreadable.
+    case keysDestroyed = "keys-destroyed"
+    /// Every object, row and path of the footprint is removed.
+    case dataDeleted = "data-deleted"
+    /// The certificate is in the evidence log.
+    case certified
+
+    public static func < (a: Self, b: Self) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+}
+
+/// One tenant's deletion as recorded in the catalog.
+public struct DeletionRecord: Sendable, Equatable, Codable {
+    public var tenant: String
+    public var step: DeletionStep
+    public var startedAt: Date
+    public var finishedAt: Date?
+    /// JSON text: the plan the deletion follows (written by the engine).
+    public var plan: String
+    /// JSON text: what was removed so far, accumulated over reruns.
+    public var report: String
+
+    public init(tenant: String, step: DeletionStep, startedAt: Date, finishedAt: Date?, plan: String, report: String) {
+        self.tenant = tenant
+        self.step = step
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.plan = plan
+        self.report = report
+    }
+}
+
+/// The name a worker writes into the runs it starts: `host:pid`, so `tresor jobs` says where a
+/// run happened and which process to look for when it is still `running`.
+public enum WorkerName {
+    public static var current: String {
+        "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
+    }
 }

@@ -6,6 +6,7 @@ import TresorCore
 public enum RunKind: String, Sendable, Codable, CaseIterable {
     case documentsBackup = "docs-backup"
     case documentsRestore = "docs-restore"
+    case documentsDump = "docs-dump"
     case postgresBaseBackup = "pg-basebackup"
     case postgresRestore = "pg-restore"
     case postgresStream = "pg-stream"
@@ -17,6 +18,8 @@ public enum RunKind: String, Sendable, Codable, CaseIterable {
     case repairSnapshots = "repair-snapshots"
     case drill
     case tick
+    /// The drill-age control (`drill status`) as `tick` runs it daily.
+    case drillControl = "drill-control"
     case retention
     case deletion
     case sweep

@@ -71,6 +71,24 @@ extension SQLiteCatalog {
         CREATE INDEX runs_by_start ON runs (started_at);
         CREATE INDEX runs_by_tenant ON runs (tenant, started_at);
         """,
+        // 3: post-contract deletions in progress and done. One row per tenant, kept after its
+        // tenant row is gone: it is how a rerun finishes a deletion a crash interrupted, and the
+        // tombstone that tells later runs and the sweeper the tenant was deleted. It holds the
+        // plan (store names and URLs, paths) and counts, never tenant content.
+        """
+        CREATE TABLE deletions (
+            tenant      TEXT PRIMARY KEY,
+            step        TEXT NOT NULL,
+            started_at  INTEGER NOT NULL,
+            finished_at INTEGER,
+            plan        TEXT NOT NULL,
+            report      TEXT NOT NULL
+        );
+        """,
+        // 4: which worker (host and process) started a run; NULL for runs recorded before.
+        """
+        ALTER TABLE runs ADD COLUMN worker TEXT;
+        """,
     ]
 
     /// The schema version this build writes and understands.

@@ -12,11 +12,14 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
     // @unchecked: `database` is only touched while `lock` is held.
     private let lock = NSLock()
     private let database: SQLiteDatabase
+    /// Written into every run this catalog starts: ``WorkerName/current`` unless told otherwise.
+    public let worker: String
 
     /// Opens the catalog at `path`, creating the file if missing (its directory must exist),
     /// and migrates its schema to ``latestSchemaVersion``. Throws `.unsupportedSchema` if a newer
     /// Tresor wrote it, `.corrupt` if it is not a SQLite database.
-    public init(path: String) throws {
+    public init(path: String, worker: String = WorkerName.current) throws {
+        self.worker = worker
         database = try SQLiteDatabase(path: path)
         // busy_timeout first: switching to WAL needs a lock another process may hold.
         try database.exec("PRAGMA busy_timeout = 5000")
@@ -219,9 +222,10 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
     public func startRun(kind: RunKind, tenant: String?, at start: Date) throws -> Int64 {
         try locked { db in
             let ids = try db.query("""
-                INSERT INTO runs (tenant, kind, started_at, status, detail) VALUES (?, ?, ?, ?, '{}')
+                INSERT INTO runs (tenant, kind, started_at, status, detail, worker) VALUES (?, ?, ?, ?, '{}', ?)
                 RETURNING id
-                """, [SQLiteValue(tenant), .text(kind.rawValue), SQLiteValue(start), .text(RunRecord.runningStatus.rawValue)]) { $0.int64(0) }
+                """, [SQLiteValue(tenant), .text(kind.rawValue), SQLiteValue(start), .text(RunRecord.runningStatus.rawValue),
+                      .text(worker)]) { $0.int64(0) }
             guard let id = ids.first else { throw CatalogError(.sqlite, "cannot start run: the catalog returned no id") }
             return id
         }
@@ -251,11 +255,11 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
         values.append(.int64(Int64(max(limit, 0))))
         return try locked { db in
             try db.query("""
-                SELECT id, tenant, kind, started_at, ended_at, status, detail FROM runs
+                SELECT id, tenant, kind, started_at, ended_at, status, detail, worker FROM runs
                 \(filter) ORDER BY started_at DESC, id DESC LIMIT ?
                 """, values) { row in
                 (id: row.int64(0), tenant: row.optionalText(1), kind: row.text(2), startedAt: row.date(3),
-                 endedAt: row.optionalDate(4), status: row.text(5), detail: row.text(6))
+                 endedAt: row.optionalDate(4), status: row.text(5), detail: row.text(6), worker: row.optionalText(7))
             }.map { r in
                 // The status column only holds RunStatus values (schema 2); a kind from a newer
                 // tresor, or an edited file, is reported rather than read as something else.
@@ -264,7 +268,78 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
                                        hint: "run a tresor release at least as new as the one that wrote it")
                 }
                 return RunRecord(id: r.id, tenant: r.tenant, kind: kind, startedAt: r.startedAt, endedAt: r.endedAt,
-                                 status: status, detail: r.detail)
+                                 status: status, detail: r.detail, worker: r.worker)
+            }
+        }
+    }
+
+    // MARK: Deletions
+
+    private static let deletionColumns = "tenant, step, started_at, finished_at, plan, report"
+
+    private static func deletion(_ row: SQLiteStatement) throws -> DeletionRecord {
+        guard let step = DeletionStep(rawValue: row.text(1)) else {
+            throw CatalogError(.corrupt, "deletion of '\(row.text(0))' has unknown step '\(row.text(1))'",
+                               hint: "run a tresor release at least as new as the one that wrote it")
+        }
+        return DeletionRecord(tenant: row.text(0), step: step, startedAt: row.date(2), finishedAt: row.optionalDate(3),
+                              plan: row.text(4), report: row.text(5))
+    }
+
+    public func beginDeletion(tenant: String, plan: String, at: Date) throws -> DeletionRecord {
+        try locked { db in
+            try db.transaction {
+                try db.execute("""
+                    INSERT INTO deletions (\(Self.deletionColumns)) VALUES (?, ?, ?, NULL, ?, '{}')
+                    ON CONFLICT (tenant) DO NOTHING
+                    """, [.text(tenant), .text(DeletionStep.planned.rawValue), SQLiteValue(at), .text(plan)])
+                guard let row = try db.query("SELECT \(Self.deletionColumns) FROM deletions WHERE tenant = ?",
+                                             [.text(tenant)], row: Self.deletion).first else {
+                    throw CatalogError(.sqlite, "cannot record the deletion of '\(tenant)': the row is missing after its insert")
+                }
+                return row
+            }
+        }
+    }
+
+    public func deletion(tenant: String) throws -> DeletionRecord? {
+        try locked { db in
+            try db.query("SELECT \(Self.deletionColumns) FROM deletions WHERE tenant = ?", [.text(tenant)], row: Self.deletion).first
+        }
+    }
+
+    public func deletions() throws -> [DeletionRecord] {
+        try locked { db in
+            try db.query("SELECT \(Self.deletionColumns) FROM deletions ORDER BY tenant", row: Self.deletion)
+        }
+    }
+
+    public func updateDeletion(tenant: String, step: DeletionStep, report: String, finishedAt: Date?) throws {
+        let updated = try locked { db in
+            try db.execute("UPDATE deletions SET step = ?, report = ?, finished_at = ? WHERE tenant = ?",
+                           [.text(step.rawValue), .text(report), SQLiteValue(finishedAt), .text(tenant)])
+        }
+        guard updated == 1 else { throw CatalogError(.notFound, "no deletion of '\(tenant)' is recorded") }
+    }
+
+    private static let tenantTables = [("runs", "tenant"), ("region_approvals", "tenant"), ("tenant_doc_roots", "tenant"), ("tenants", "name")]
+
+    public func purgeTenantRows(_ tenant: String) throws -> Int {
+        try locked { db in
+            try db.transaction {
+                var removed = 0
+                for (table, column) in Self.tenantTables {
+                    removed += try db.execute("DELETE FROM \(table) WHERE \(column) = ?", [.text(tenant)])
+                }
+                return removed
+            }
+        }
+    }
+
+    public func tenantRowCount(_ tenant: String) throws -> Int {
+        try locked { db in
+            try Self.tenantTables.reduce(0) { sum, t in
+                sum + Int(try db.query("SELECT COUNT(*) FROM \(t.0) WHERE \(t.1) = ?", [.text(tenant)]) { $0.int64(0) }.first ?? 0)
             }
         }
     }

@@ -1,4 +1,4 @@
-import CSQLite
+internal import CSQLite
 import Foundation
 
 // A deliberately narrow wrapper over libsqlite3: what the catalog needs, not the whole library.

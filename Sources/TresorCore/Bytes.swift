@@ -69,7 +69,9 @@ public struct ByteReader {
     public var remaining: Int { bytes.count - offset }
 
     private func need(_ n: Int) throws {
-        guard n >= 0, offset + n <= bytes.count else {
+        // `n <= remaining`, not `offset + n <= count`: a length read from damaged bytes can be
+        // near Int.max, and the sum would trap.
+        guard n >= 0, n <= bytes.count - offset else {
             throw Truncated(message: "\(what) is truncated or malformed at byte \(offset)")
         }
     }

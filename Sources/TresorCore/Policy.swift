@@ -71,6 +71,14 @@ public struct Policy: Sendable, Equatable {
         public var interval: PolicyDuration
         /// The control flags a tenant whose last passing drill is older than this (`max_age`).
         public var maxAge: PolicyDuration
+        /// A drill restores this share of the latest document snapshot's files, percent
+        /// (`document_sample_percent`) ...
+        public var documentSamplePercent: Int
+        /// ... and at least this many (`document_sample_min`; all of them when there are fewer).
+        public var documentSampleMin: Int
+        /// A drill that has not reached a usable database within this gives up (`timeout`); its
+        /// unfinished checks are recorded as not run.
+        public var timeout: PolicyDuration
     }
 
     /// Deletion after a contract ends, and the sweeper that hunts residual copies.
@@ -103,8 +111,15 @@ public struct Policy: Sendable, Equatable {
         /// only once it is older than this (`store.incomplete_upload_age`; 24h when absent), so
         /// an upload another host still has in flight is never touched.
         public var incompleteUploadAge: PolicyDuration
+        /// `store.repack_garbage_percent`: retention reports a pack as mostly garbage when more
+        /// than this share of its bytes belongs to no kept snapshot (50 when absent).
+        public var repackGarbagePercent: Int
+        public var repackGarbageFraction: Double { Double(repackGarbagePercent) / 100 }
 
-        public init(incompleteUploadAge: PolicyDuration) { self.incompleteUploadAge = incompleteUploadAge }
+        public init(incompleteUploadAge: PolicyDuration, repackGarbagePercent: Int = 50) {
+            self.incompleteUploadAge = incompleteUploadAge
+            self.repackGarbagePercent = repackGarbagePercent
+        }
     }
 
     /// Restore drills and the control over them.
@@ -130,6 +145,8 @@ public struct Policy: Sendable, Equatable {
     public var exports: Exports
     public var accessLog: AccessLog
     public var serviceTerms: ServiceTerms
+    /// How many jobs one `tresor tick` runs at once (`tick.concurrency`, 2 when absent).
+    public var tickConcurrency: Int
 
     /// Every key a policy file may hold, with what its value must be. A key not listed here is
     /// an error, so a misspelt key never silently leaves a figure at another file's value.
@@ -158,16 +175,21 @@ public struct Policy: Sendable, Equatable {
             "postgres.wal_fetch_retry": .duration(0...day),
             "drills.interval": .duration(3600...(366 * day)),
             "drills.max_age": .duration(day...(366 * day)),
+            "drills.document_sample_percent": .integer(1...100),
+            "drills.document_sample_min": .integer(1...1_000_000),
+            "drills.timeout": .duration(60...(7 * day)),
             "deletion.delay_after_contract_end": .duration(0...(90 * day)),
             "deletion.sweep_interval": .duration(3600...(90 * day)),
             "exports.link_lifetime": .duration(60...(90 * day)),
             "exports.max_concurrent_downloads": .integer(1...1000),
             "access_log.retention": .duration(day...(3660 * day)),
             "store.incomplete_upload_age": .duration(0...(366 * day)),
+            "store.repack_garbage_percent": .integer(1...100),
             "service_terms.rto": .duration(60...(7 * day)),
             "service_terms.rto_typical": .duration(60...(7 * day)),
             "service_terms.rto_typical_share_percent": .integer(0...100),
             "service_terms.rpo": .duration(1...day),
+            "tick.concurrency": .integer(1...64),
         ], reference: "policies/default.toml")
     }()
 
@@ -183,16 +205,21 @@ public struct Policy: Sendable, Equatable {
         "postgres.wal_fetch_retry": .string("300s"),
         "drills.interval": .string("7d"),
         "drills.max_age": .string("30d"),
+        "drills.document_sample_percent": .integer(5),
+        "drills.document_sample_min": .integer(20),
+        "drills.timeout": .string("2h"),
         "deletion.delay_after_contract_end": .string("90d"),
         "deletion.sweep_interval": .string("7d"),
         "exports.link_lifetime": .string("7d"),
         "exports.max_concurrent_downloads": .integer(4),
         "access_log.retention": .string("183d"),
         "store.incomplete_upload_age": .string("24h"),
+        "store.repack_garbage_percent": .integer(50),
         "service_terms.rto": .string("1h"),
         "service_terms.rto_typical": .string("15m"),
         "service_terms.rto_typical_share_percent": .integer(75),
         "service_terms.rpo": .string("1m"),
+        "tick.concurrency": .integer(2),
     ]
 
     /// Builds the policy from a merged TOML document. `origins` names, for each key, the file
@@ -232,14 +259,19 @@ public struct Policy: Sendable, Equatable {
         guard postgres.streamFlushInterval.seconds > 0, postgres.streamStatusInterval.seconds > 0 else {
             throw r.error("postgres.stream_flush_interval", "stream_flush_interval and stream_status_interval must be more than 0s")
         }
-        store = StoreMaintenance(incompleteUploadAge: try r.duration("store.incomplete_upload_age"))
+        store = StoreMaintenance(incompleteUploadAge: try r.duration("store.incomplete_upload_age"),
+                                 repackGarbagePercent: try r.int("store.repack_garbage_percent"))
+        tickConcurrency = try r.int("tick.concurrency")
         guard postgres.relationChunkBytes % 8192 == 0, postgres.relationChunkBytes <= backup.chunkMax else {
             throw r.error("postgres.relation_chunk_bytes", "must be a multiple of 8192 and at most backup.chunk_max_bytes")
         }
         guard postgres.baseBackupInterval.seconds <= postgres.recoveryWindow.seconds else {
             throw r.error("postgres.base_backup_interval", "must not be longer than postgres.recovery_window")
         }
-        drills = Drills(interval: try r.duration("drills.interval"), maxAge: try r.duration("drills.max_age"))
+        drills = Drills(interval: try r.duration("drills.interval"), maxAge: try r.duration("drills.max_age"),
+                        documentSamplePercent: try r.int("drills.document_sample_percent"),
+                        documentSampleMin: try r.int("drills.document_sample_min"),
+                        timeout: try r.duration("drills.timeout"))
         guard drills.interval.seconds <= drills.maxAge.seconds else {
             throw r.error("drills.interval", "must not be longer than drills.max_age, or every tenant is overdue")
         }

@@ -1,4 +1,4 @@
-import CCrypto
+internal import CCrypto
 
 nonisolated(unsafe) let aes256GCMCipher: OpaquePointer = {
     guard let cipher = EVP_CIPHER_fetch(nil, "AES-256-GCM", nil) else { opensslFatal("loading AES-256-GCM") }

@@ -1,4 +1,4 @@
-import CCrypto
+internal import CCrypto
 import TresorCore
 
 /// A failure of a cryptographic operation: authentication of sealed data failed, a key had the

@@ -1,4 +1,4 @@
-import CCrypto
+internal import CCrypto
 import TresorCore
 
 /// An Ed25519 signing key (RFC 8032), used to sign snapshots and manifests.

@@ -1,4 +1,4 @@
-import CCrypto
+internal import CCrypto
 
 nonisolated(unsafe) let hkdfAlgorithm: OpaquePointer = {
     guard let kdf = EVP_KDF_fetch(nil, "HKDF", nil) else { opensslFatal("loading HKDF") }

@@ -1,4 +1,4 @@
-import CCrypto
+internal import CCrypto
 import TresorCore
 
 // Algorithms are fetched from the default provider once per process. Fetched EVP_MD / EVP_MAC

@@ -1,4 +1,4 @@
-import CCrypto
+internal import CCrypto
 
 nonisolated(unsafe) let md5Digest: OpaquePointer = {
     guard let md = EVP_MD_fetch(nil, "MD5", nil) else { opensslFatal("loading MD5") }

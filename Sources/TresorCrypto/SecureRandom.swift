@@ -1,4 +1,4 @@
-import CCrypto
+internal import CCrypto
 
 /// Cryptographically secure random bytes from OpenSSL's default DRBG (`RAND_bytes`), seeded
 /// from the operating system.

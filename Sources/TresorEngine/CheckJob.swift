@@ -36,14 +36,14 @@ extension Installation {
             if let lock = try? TenantLock(home: home, name: name) {
                 withExtendedLifetime(lock) { removeOrphanUploads(tenant: t, store: store) }
             }
-            let run = try catalog.startRun(kind: "check", tenant: name, at: clock.now())
-            let watch = AccessWatchingStore(store)
-            var report = try checkTenant(t, store: watch, readData: readData)
-            // An object the key may not read is an access failure, not damage.
-            if let denied = watch.denied { throw denied }
-            lostSnapshotCoverage(tenant: name, into: &report)
-            try catalog.finishRun(id: run, at: clock.now(), status: report.isClean ? "ok" : "problem_found", detail: json(report))
-            reports[name] = report
+            reports[name] = try run(Job(.check, tenant: name) { [self] in
+                let watch = AccessWatchingStore(store)
+                var report = try checkTenant(t, store: watch, readData: readData)
+                // An object the key may not read is an access failure, not damage.
+                if let denied = watch.denied { throw denied }
+                lostSnapshotCoverage(tenant: name, into: &report)
+                return report
+            })
         }
         let clean = reports.values.allSatisfy(\.isClean)
         return CheckResult(tenants: reports, outcome: clean ? .ok : .problemFound)
@@ -60,17 +60,24 @@ extension Installation {
                 damagedKeys[key] = RepositoryError.describe(error)
             }
         }
-        var named: String?
+        var config: TenantConfig?
         try authenticate(layout.config) {
             try ObjectAuthenticator.authenticateConfig($0, layout: layout)
-            named = try JSONDecoder().decode(TenantConfig.self, from: Data($0)).dataKey
+            config = try JSONDecoder().decode(TenantConfig.self, from: Data($0))
         }
-        var fingerprints = Set<String>()
+        let named = config?.dataKey
+        var dataKeys: [String: [UInt8]] = [:]
         for o in try store.list(prefix: layout.keysPrefix) {
             try authenticate(o.key) {
                 let key = try ObjectAuthenticator.authenticateEnvelope(key: o.key, bytes: $0, layout: layout, masters: masters)
-                fingerprints.insert(KeyEnvelope.fingerprint(dataKey: key))
+                dataKeys[KeyEnvelope.fingerprint(dataKey: key)] = key
             }
+        }
+        let fingerprints = Set(dataKeys.keys)
+        // A version 3 config carries a MAC under its data key: a flipped digit of a chunker size
+        // or of the creation time, which leaves a valid config, shows here.
+        if let config, let mac = config.mac, let named, let key = dataKeys[named], mac != config.computeMAC(dataKey: key) {
+            damagedKeys[layout.config] = "\(layout.config) fails authentication (its MAC under the data key): damaged"
         }
         // Every envelope opens, yet none holds the key the config names: the config's name of
         // it is what changed (with no envelope at all the tenant was shredded, which opening reports).
@@ -109,7 +116,7 @@ extension Installation {
         // Damaged snapshot objects are already named; the WAL check works from the readable ones.
         let backups = try repo.snapshotsReportingDamage().snapshots.compactMap { s -> BaseBackupRef? in
             guard s.manifest.kind == "pg-base", let info = s.manifest.postgres else { return nil }
-            return BaseBackupRef(id: s.id, info: info)
+            return try BaseBackupRef(id: s.id, info: info)
         }
         let wal = try WALCheck(archive: walArchive(repo)).run(backups: backups, readFraction: fraction)
         report.walFiles = wal.walFiles

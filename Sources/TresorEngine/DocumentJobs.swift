@@ -30,7 +30,7 @@ public struct SnapshotSummary: Codable, Sendable {
 }
 
 /// What `docs backup` did.
-public struct BackupResult: Codable, Sendable {
+public struct BackupResult: Codable, Sendable, JobResult {
     public var tenant: String
     public var snapshot: SnapshotSummary
     public var parent: String?
@@ -43,10 +43,12 @@ public struct BackupResult: Codable, Sendable {
 }
 
 /// What `docs restore` did.
-public struct RestoreResult: Codable, Sendable {
+public struct RestoreResult: Codable, Sendable, JobResult {
     public var tenant: String
     public var snapshot: String
     public var target: String
+    /// The paths asked for (`--path`), shown escaped; nil for the whole snapshot.
+    public var paths: [String]? = nil
     public var report: DocumentRestore.Report
     public var seconds: Double
     public var outcome: Outcome
@@ -61,10 +63,8 @@ extension Installation {
         }
         let lock = try TenantLock(home: home, name: name)
         defer { withExtendedLifetime(lock) {} }
-        let started = clock.now()
         let wallStart = Date()
-        let run = try catalog.startRun(kind: "docs-backup", tenant: name, at: started)
-        do {
+        return try run(Job(.documentsBackup, tenant: name) { [self] in
             let repo = try repository(for: tenant, create: true)
             // Under the lock, any multipart upload under the tenant's prefix is a killed run's orphan.
             removeOrphanUploads(tenant: tenant, store: repo.store)
@@ -75,17 +75,12 @@ extension Installation {
             let parentNodes = try parent.map { try repo.loadTree($0.manifest, index: index) } ?? []
             let backup = try DocumentBackup(repository: repo, index: index, policy: policy.backup, clock: clock, progress: progress)
             let (id, manifest) = try backup.run(roots: roots, parentID: parent?.id, parentNodes: parentNodes)
-            let result = BackupResult(
+            return BackupResult(
                 tenant: name, snapshot: SnapshotSummary(id: id, manifest: manifest), parent: parent?.id.hex,
                 filesRead: manifest.stats.filesRead, bytesRead: manifest.stats.bytesRead, newBlobs: manifest.stats.newBlobs,
                 skipped: manifest.stats.skipped, seconds: Date().timeIntervalSince(wallStart),
                 outcome: manifest.stats.skipped.isEmpty ? .ok : .problemFound)
-            try catalog.finishRun(id: run, at: clock.now(), status: result.outcome.rawValue, detail: json(result))
-            return result
-        } catch {
-            try? catalog.finishRun(id: run, at: clock.now(), status: "failed", detail: json(["error": "\(error)"]))
-            throw error
-        }
+        })
     }
 
     /// `tresor snapshots T`, oldest first.
@@ -118,28 +113,7 @@ extension Installation {
         }
         throw CoreError.usage("no snapshot '\(selector)' for tenant '\(tenant)'", hint: "use latest, an id from tresor snapshots \(tenant), or a date")
     }
-
-    /// `tresor docs restore T --to DIR [--snapshot S] [--path SUB] [--no-sync]`.
-    public func restoreDocuments(tenant name: String, to target: String, snapshot selector: String, path: String?,
-                                 sync: Bool = true, progress: (@Sendable (UInt64, UInt64) -> Void)? = nil) throws -> RestoreResult {
-        let tenant = try self.tenant(name)
-        let wallStart = Date()
-        let repo = try repository(for: tenant, create: false)
-        let chosen = try Self.selectSnapshot(selector, from: try repo.snapshots(), tenant: name)
-        let index = try repo.loadIndex()
-        let nodes = DocumentRestore.select(try repo.loadTree(chosen.manifest, index: index), subpath: path)
-        if let path, nodes.isEmpty {
-            throw CoreError.usage("snapshot \(chosen.id.short) has nothing at '\(path)'", hint: "paths start with the root's name, e.g. \(chosen.manifest.roots.first?.label ?? "docs")/...")
-        }
-        let absolute = URL(fileURLWithPath: target).standardizedFileURL.path
-        let report = try DocumentRestore(repository: repo, index: index, sync: sync, progress: progress).restore(nodes: nodes, to: absolute)
-        let run = try catalog.startRun(kind: "docs-restore", tenant: name, at: clock.now())
-        let result = RestoreResult(tenant: name, snapshot: chosen.id.hex, target: absolute, report: report,
-                                   seconds: Date().timeIntervalSince(wallStart),
-                                   outcome: report.failed.isEmpty && report.incomplete.isEmpty ? .ok : .problemFound)
-        try catalog.finishRun(id: run, at: clock.now(), status: result.outcome.rawValue, detail: json(result))
-        return result
-    }
+    // `docs restore` (whole snapshots and chosen paths) is in DocumentBrowse.swift.
 }
 
 func json<T: Encodable>(_ value: T) -> String {

@@ -5,11 +5,13 @@ import TresorCrypto
 import TresorEvidence
 
 extension Installation {
-    /// The tenants the restore-test control and the report speak about. Today: every tenant in the
-    /// catalog. With contracts and deletion (issue 12) it becomes "contract running, or ended but
-    /// not yet deleted"; this is the one place that decides it.
+    /// The tenants the restore-test control and the report speak about: contract running, or
+    /// ended but not yet deleted. A tenant whose deletion has destroyed its keys is no longer
+    /// active (its backups cannot be restored any more); a deleted one has no tenant row.
+    /// This is the one place that decides it.
     public func activeTenants() throws -> [String] {
-        try catalog.tenants().map(\.name).sorted()
+        let deleting = Set(try catalog.deletions().filter { $0.step > .planned }.map(\.tenant))
+        return try catalog.tenants().map(\.name).filter { !deleting.contains($0) }.sorted()
     }
 
     /// Appends a `drill` record for `tenant` (what `tresor drill run` and `drill self-test` call

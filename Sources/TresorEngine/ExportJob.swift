@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import TresorCore
+import TresorCatalog
 import TresorDocuments
 import TresorEvidence
 import TresorExport
@@ -19,9 +20,17 @@ extension Installation {
                                   hint: "tresor tenant add \(name) --region R --store NAME --docs DIR --pg DSN")
         }
         let roots = DocumentBackup.roots(for: t.docRoots).map { LiveFolderSource.Root(path: $0.path, label: $0.label) }
+        return try run(Job(.export, tenant: name) { [self] in
+            try exportRecorded(tenant: name, output: output, by: by, pgBinDirectory: pgBinDirectory,
+                               documents: roots.isEmpty ? nil : LiveFolderSource(roots: roots), dsn: t.pgDSN)
+        })
+    }
+
+    private func exportRecorded(tenant name: String, output: String, by: String, pgBinDirectory: String,
+                                documents: LiveFolderSource?, dsn: String?) throws -> ExportResult {
         let result = try Exporter.run(ExportRequest(
-            tenant: name, output: output, documents: roots.isEmpty ? nil : LiveFolderSource(roots: roots),
-            databaseDSN: t.pgDSN, pgBinDirectory: pgBinDirectory, now: clock.now(), by: by))
+            tenant: name, output: output, documents: documents,
+            databaseDSN: dsn, pgBinDirectory: pgBinDirectory, now: clock.now(), by: by))
         var payload: [String: EvidenceValue] = [
             "by": .string(by),
             "source": .string("live"),
@@ -49,3 +58,5 @@ extension Installation {
         return result
     }
 }
+
+extension ExportResult: JobResult {}

@@ -33,19 +33,9 @@ public final class Installation: @unchecked Sendable {
     /// Opens an initialised home. `configFile` overrides `HOME/tresor.toml`. `s3Credentials` are
     /// what the caller read from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (library code never
     /// reads the environment); without them S3 stores use `[s3] credentials_file`.
+    /// Same as ``HomeOpener/installation(clock:s3Credentials:)``.
     public static func open(home: Home, configFile: URL?, clock: any Clock, s3Credentials: S3Credentials? = nil) throws -> Installation {
-        let configURL = configFile ?? home.configFile
-        guard FileManager.default.fileExists(atPath: configURL.path) else {
-            throw CoreError.usage("no Tresor installation at \(home.root.path) (missing \(configURL.lastPathComponent))",
-                                  hint: "tresor --home \(home.root.path) init")
-        }
-        let config = try Config.load(from: configURL)
-        let policy = try Policy.load(directory: home.path(config.policiesDirectory))
-        let catalog = try SQLiteCatalog(path: home.path(config.catalogPath).path)
-        let installation = Installation(home: home, config: config, catalog: catalog, policy: policy, clock: clock,
-                                        environmentCredentials: s3Credentials)
-        installation.configFile = configFile
-        return installation
+        try HomeOpener(home: home, configFile: configFile).installation(clock: clock, s3Credentials: s3Credentials)
     }
 
     /// The master key, from its file or command. Read once per process.
@@ -97,6 +87,11 @@ public final class Installation: @unchecked Sendable {
 
     public func tenant(_ name: String) throws -> TenantRecord {
         guard let t = try catalog.tenant(named: name) else {
+            if let d = try catalog.deletion(tenant: name), d.step > .planned {
+                throw CoreError.usage(
+                    "tenant '\(name)' was deleted after its contract ended (\(d.step == .certified ? "certified \(TimeFormat.string(d.finishedAt ?? d.startedAt))" : "deletion in progress")): its key envelopes are destroyed and no backup of it can be restored",
+                    hint: "tresor evidence list --tenant \(name) --kind deletion")
+            }
             throw CoreError.usage("unknown tenant '\(name)'", hint: "tresor tenant list, or tresor tenant add \(name) --region R --store NAME")
         }
         return t

@@ -5,7 +5,7 @@ import TresorRepository
 import TresorStore
 
 /// What `tresor keys rotate-master` did.
-public struct KeyRotationResult: Codable, Sendable {
+public struct KeyRotationResult: Codable, Sendable, JobResult {
     /// `rotate` or `finish`.
     public var step: String
     /// Whether this run made a new master key (false when it resumed an unfinished rotation).
@@ -85,8 +85,7 @@ extension Installation {
         }
         let current = try MasterKey(text: try String(contentsOf: files.current, encoding: .utf8))
         let previous = try previousMasterKeys().first
-        let run = try catalog.startRun(kind: "key-rotation", tenant: nil, at: clock.now())
-        do {
+        return try run(Job(.keyRotation, tenant: nil) { [self] in
             var result = KeyRotationResult(step: finish ? "finish" : "rotate", newKey: newKey, stores: 0, repositories: 0,
                                            rewrapped: 0, alreadyCurrent: 0, problems: [], previousKeyRemoved: false,
                                            seconds: 0, outcome: .ok)
@@ -124,12 +123,8 @@ extension Installation {
             }
             result.seconds = Date().timeIntervalSince(start)
             result.outcome = result.problems.isEmpty ? .ok : .problemFound
-            try catalog.finishRun(id: run, at: clock.now(), status: result.outcome.rawValue, detail: json(result))
             return result
-        } catch {
-            try? catalog.finishRun(id: run, at: clock.now(), status: "failed", detail: json(["error": "\(error)"]))
-            throw error
-        }
+        })
     }
 
     /// Writes a key file (0600) through a temporary, fsynced, then renamed into place.

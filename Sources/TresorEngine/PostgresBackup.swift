@@ -10,7 +10,7 @@ import TresorRepository
 import TresorStore
 
 /// What `tresor pg basebackup` did.
-public struct BaseBackupResult: Codable, Sendable {
+public struct BaseBackupResult: Codable, Sendable, JobResult {
     public var tenant: String
     public var snapshot: String
     public var postgres: PostgresBackupInfo
@@ -19,6 +19,13 @@ public struct BaseBackupResult: Codable, Sendable {
     public var newBlobs: Int
     public var newBytesStored: UInt64
     public var seconds: Double
+    /// A base backup that ran to its end is whole (anything less throws).
+    public var outcome: Outcome { .ok }
+}
+
+extension WALStreamer.Stats: JobResult {
+    /// A stream that ended without an error stored everything it confirmed.
+    public var outcome: Outcome { .ok }
 }
 
 /// `tresor pg basebackup`, `pg window`, `pg stream`.
@@ -32,8 +39,7 @@ extension Installation {
         let lock = try TenantLock(home: home, name: name)
         defer { withExtendedLifetime(lock) {} }
         let wallStart = Date()
-        let run = try catalog.startRun(kind: "pg-basebackup", tenant: name, at: clock.now())
-        do {
+        return try run(Job(.postgresBaseBackup, tenant: name) { [self] in
             let repo = try repository(for: tenant, create: true)
             let index = try repo.loadIndex()
             let archive = try clusterArchive(repo, dsn: dsn)
@@ -46,12 +52,8 @@ extension Installation {
             let result = BaseBackupResult(tenant: name, snapshot: id.hex, postgres: m.postgres!, files: m.stats.files, bytes: m.stats.bytes,
                                           newBlobs: m.stats.newBlobs, newBytesStored: m.stats.newBytesStored,
                                           seconds: Date().timeIntervalSince(wallStart))
-            try catalog.finishRun(id: run, at: clock.now(), status: "ok", detail: json(result))
             return result
-        } catch {
-            try? catalog.finishRun(id: run, at: clock.now(), status: "failed", detail: json(["error": "\(error)"]))
-            throw error
-        }
+        })
     }
 
     /// The tenant's WAL archive before its cluster is known, opened with the repository's WAL
@@ -84,7 +86,7 @@ extension Installation {
         return try repo.snapshots().compactMap { s in
             guard s.manifest.kind == "pg-base", let info = s.manifest.postgres else { return nil }
             if let current, info.systemID != String(current) { return nil }
-            return BaseBackupRef(id: s.id, info: info)
+            return try BaseBackupRef(id: s.id, info: info)
         }
     }
 
@@ -117,18 +119,10 @@ extension Installation {
         defer { withExtendedLifetime(lock) {} }
         let repo = try repository(for: tenant, create: true)
         let archive = try clusterArchive(repo, dsn: dsn)
-        let run = try catalog.startRun(kind: "pg-stream", tenant: name, at: clock.now())
         let streamer = WALStreamer(dsn: dsn, archive: archive,
                                    settings: .init(slot: slotName, flushInterval: policy.postgres.streamFlushInterval.seconds,
                                                    statusInterval: policy.postgres.streamStatusInterval.seconds),
                                    log: log, shouldStop: shouldStop)
-        do {
-            let stats = try streamer.run()
-            try catalog.finishRun(id: run, at: clock.now(), status: "ok", detail: json(stats))
-            return stats
-        } catch {
-            try? catalog.finishRun(id: run, at: clock.now(), status: "failed", detail: json(["error": "\(error)"]))
-            throw error
-        }
+        return try run(Job(.postgresStream, tenant: name) { try streamer.run() })
     }
 }

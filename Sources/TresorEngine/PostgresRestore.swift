@@ -10,7 +10,7 @@ import TresorRepository
 import TresorStore
 
 /// What `tresor pg restore` did.
-public struct PostgresRestoreResult: Codable, Sendable {
+public struct PostgresRestoreResult: Codable, Sendable, JobResult {
     public var tenant: String
     public var snapshot: String
     public var baseBackupEnd: String
@@ -51,6 +51,16 @@ extension Installation {
             throw CoreError.usage("--timeline must be latest or a timeline number, not '\(t)'")
         }
         let tenant = try self.tenant(name)
+        // Recorded from here on: a restore that fails is a failed run in the catalog.
+        return try run(Job(.postgresRestore, tenant: name) { [self] in
+            try restorePostgres(tenant, pgdata: pgdata, target: target, timeline: timeline, archive: archiving,
+                                run: runServer, binary: binary)
+        })
+    }
+
+    private func restorePostgres(_ tenant: TenantRecord, pgdata: String, target: RecoveryTarget, timeline: String?, archive archiving: Bool,
+                                 run runServer: Bool, binary: String) throws -> PostgresRestoreResult {
+        let name = tenant.name
         let wallStart = Date()
         let repo = try repository(for: tenant, create: false)
         let archive = try walArchive(repo)
@@ -90,11 +100,12 @@ extension Installation {
         let index = try repo.loadIndex()
         let manifest = try repo.loadSnapshot(chosen.id)
         let nodes = try repo.loadTree(manifest, index: index)
-        let root = nodes.first { $0.path == "pgdata" }
+        let top = Array("pgdata".utf8), prefix = Array("pgdata/".utf8)
+        let root = nodes.first { $0.pathBytes == top }
         let inside = nodes.compactMap { n -> TreeNode? in
-            guard n.path.hasPrefix("pgdata/") else { return nil }
+            guard n.pathBytes.starts(with: prefix) else { return nil }
             var c = n
-            c.path = String(n.path.dropFirst("pgdata/".count))
+            c.pathBytes = Array(n.pathBytes.dropFirst(prefix.count))
             return c
         }
         let absolute = URL(fileURLWithPath: pgdata).standardizedFileURL.path
@@ -123,8 +134,6 @@ extension Installation {
                                            target: targetText, stopLSN: stopLSN.map(LSN.format), archiveMode: archiving, notes: notes,
                                            files: report.files, bytes: report.bytes,
                                            seconds: Date().timeIntervalSince(wallStart), outcome: .ok)
-        let run = try catalog.startRun(kind: "pg-restore", tenant: name, at: clock.now())
-        try catalog.finishRun(id: run, at: clock.now(), status: "ok", detail: json(result))
         return result
     }
 

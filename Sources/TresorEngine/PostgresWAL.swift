@@ -34,19 +34,19 @@ public struct PostgresWALAccess: Sendable {
     let spoolDirectory: String
     public let policy: Policy
 
-    /// The home's policy, as the WAL commands read it (config file, then its policies directory).
-    static func loadPolicy(home: Home, configFile: URL?) throws -> Policy {
-        let config = try Config.load(from: configFile ?? home.configFile)
-        return try Policy.load(directory: home.path(config.policiesDirectory))
-    }
-
-    /// Opens the tenant's WAL archive from the files `tresor pg setup` wrote.
-    /// `environmentCredentials`: S3 credentials from the caller's environment, which win over the
-    /// file `pg setup --wal-credentials` stored for the PostgreSQL user.
+    /// Same as ``HomeOpener/walAccess(tenant:clock:environmentCredentials:)``.
     public static func open(home: Home, configFile: URL?, tenant: String, clock: any Clock,
                             environmentCredentials: S3Credentials? = nil) throws -> PostgresWALAccess {
+        try HomeOpener(home: home, configFile: configFile).walAccess(tenant: tenant, clock: clock, environmentCredentials: environmentCredentials)
+    }
+
+    /// Opens the tenant's WAL archive from the files `tresor pg setup` wrote, with the policy the
+    /// opener read. `environmentCredentials`: S3 credentials from the caller's environment, which
+    /// win over the file `pg setup --wal-credentials` stored for the PostgreSQL user.
+    init(opener: HomeOpener, tenant: String, clock: any Clock, environmentCredentials: S3Credentials?) throws {
         try RepositoryLayout.validate(tenant: tenant)
-        let policy = try loadPolicy(home: home, configFile: configFile)
+        let home = opener.home
+        let policy = opener.policy
         let dir = PostgresAccess.directory(home, tenant)
         guard let accessData = FileManager.default.contents(atPath: dir.appendingPathComponent("access.json").path),
               let access = try? JSONDecoder().decode(PostgresAccess.self, from: accessData), access.tenant == tenant else {
@@ -74,8 +74,9 @@ public struct PostgresWALAccess: Sendable {
         }
         let store = try url.open(create: false, credentials: credentials)
         let archive = WALArchive(store: store, tenant: tenant, keys: keys, compressionLevel: policy.backup.compressionLevel, clock: clock)
-        return PostgresWALAccess(archive: archive, spoolDirectory: PostgresAccess.spool(home, tenant).path,
-                                 policy: policy)
+        self.archive = archive
+        spoolDirectory = PostgresAccess.spool(home, tenant).path
+        self.policy = policy
     }
 }
 
@@ -136,8 +137,9 @@ extension PostgresWALAccess {
         while true {
             do {
                 // The retry time first: it holds even when the access files are what fails.
-                retryFor = try loadPolicy(home: home, configFile: configFile).postgres.walFetchRetry.seconds
-                let access = try open(home: home, configFile: configFile, tenant: tenant, clock: clock, environmentCredentials: environmentCredentials)
+                let opener = try HomeOpener(home: home, configFile: configFile)
+                retryFor = opener.policy.postgres.walFetchRetry.seconds
+                let access = try opener.walAccess(tenant: tenant, clock: clock, environmentCredentials: environmentCredentials)
                 _ = try access.spool().deliver(wal, to: destination)
                 let depth = access.policy.postgres.walPrefetchDepth
                 if depth > 0, wal.kind == .segment {

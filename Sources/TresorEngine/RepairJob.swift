@@ -1,10 +1,11 @@
 import Foundation
+import TresorCatalog
 import TresorCore
 import TresorRepository
 import TresorStore
 
 /// What `tresor repair index` did.
-public struct RepairIndexResult: Codable, Sendable {
+public struct RepairIndexResult: Codable, Sendable, JobResult {
     public var tenant: String
     /// Packs in the store.
     public var packs: Int
@@ -19,7 +20,7 @@ public struct RepairIndexResult: Codable, Sendable {
 }
 
 /// What `tresor repair snapshots` found and did.
-public struct RepairSnapshotsResult: Codable, Sendable {
+public struct RepairSnapshotsResult: Codable, Sendable, JobResult {
     public var tenant: String
     public var damaged: [Checker.LostSnapshot]
     /// Keys removed (only with `--remove`).
@@ -36,7 +37,7 @@ extension Installation {
     /// than before. Reads the store itself, not the local cache; runs under the tenant's lock.
     /// A pack whose header is damaged cannot be indexed and is reported (exit 3).
     public func repairIndex(tenant name: String) throws -> RepairIndexResult {
-        try repairRun(kind: "repair-index", tenant: name, outcome: \.outcome) { store, repo in
+        try repairRun(kind: .repairIndex, tenant: name) { [self] store, repo in
             let (index, damaged) = try repo.loadIndexReportingDamage()
             let indexed = index.packSizes
             var unindexed: [ObjectID: Int] = [:]
@@ -67,7 +68,7 @@ extension Installation {
     /// covered (from the catalog), and removes them only with `remove`. Without it, damage found
     /// is exit 3 and nothing changes; with it, the removed keys are listed.
     public func repairSnapshots(tenant name: String, remove: Bool) throws -> RepairSnapshotsResult {
-        try repairRun(kind: "repair-snapshots", tenant: name, outcome: \.outcome) { store, repo in
+        try repairRun(kind: .repairSnapshots, tenant: name) { [self] store, repo in
             var report = Checker.Report()
             report.damagedSnapshots = try repo.snapshotsReportingDamage().damaged.map { Checker.LostSnapshot(key: $0.key, why: $0.why) }
             lostSnapshotCoverage(tenant: name, into: &report)
@@ -83,23 +84,17 @@ extension Installation {
 
     /// Runs a repair under the tenant's lock, recorded in the catalog, on the repository in the
     /// tenant's primary store opened without the local cache (a repair judges the store itself).
-    private func repairRun<R: Encodable>(kind: String, tenant name: String, outcome: (R) -> Outcome,
-                                         _ body: (any Store, TenantRepository) throws -> R) throws -> R {
+    private func repairRun<R: JobResult>(kind: RunKind, tenant name: String,
+                                         _ body: @escaping (any Store, TenantRepository) throws -> R) throws -> R {
         let t = try tenant(name)
         let lock = try TenantLock(home: home, name: name)
         defer { withExtendedLifetime(lock) {} }
-        let run = try catalog.startRun(kind: kind, tenant: name, at: clock.now())
-        do {
+        return try run(Job(kind, tenant: name) { [self] in
             let store = try openStore(for: t, create: false)
             let repo = try TenantRepository.open(store: store, tenant: name, master: try masterKey(),
                                                  previousMasters: try previousMasterKeys(), policy: policy.backup,
                                                  clock: clock, create: false)
-            let result = try body(store, repo)
-            try catalog.finishRun(id: run, at: clock.now(), status: outcome(result).rawValue, detail: json(result))
-            return result
-        } catch {
-            try? catalog.finishRun(id: run, at: clock.now(), status: "failed", detail: json(["error": "\(error)"]))
-            throw error
-        }
+            return try body(store, repo)
+        })
     }
 }

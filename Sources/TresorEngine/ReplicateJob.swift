@@ -6,7 +6,7 @@ import TresorRepository
 import TresorStore
 
 /// What `tresor replicate` did.
-public struct ReplicateResult: Codable, Sendable {
+public struct ReplicateResult: Codable, Sendable, JobResult {
     public var tenant: String
     public var from: String
     public var to: String
@@ -54,8 +54,7 @@ extension Installation {
         let lock = try TenantLock(home: home, name: name)
         defer { withExtendedLifetime(lock) {} }
         let wallStart = Date()
-        let run = try catalog.startRun(kind: "replicate", tenant: name, at: clock.now())
-        do {
+        return try run(Job(.replicate, tenant: name) { [self] in
             let layout = RepositoryLayout(tenant: name)
             // Best effort (a failed abort leaves uploads the next run or `store clean` removes);
             // only uploads older than the policy's age, never another host's in flight.
@@ -120,12 +119,8 @@ extension Installation {
                 alreadyPresent: all.count - missing.count - conflicts.count,
                 copied: s.copied, bytesCopied: s.bytes, problems: s.problems.sorted(),
                 seconds: Date().timeIntervalSince(wallStart), outcome: s.problems.isEmpty ? .ok : .problemFound)
-            try catalog.finishRun(id: run, at: clock.now(), status: result.outcome.rawValue, detail: json(result))
             return result
-        } catch {
-            try? catalog.finishRun(id: run, at: clock.now(), status: "failed", detail: json(["error": "\(error)"]))
-            throw error
-        }
+        })
     }
 
     /// Objects the target holds with the source's size but other content: index objects,

@@ -1,9 +1,10 @@
 import Foundation
+import TresorCatalog
 import TresorCore
 import TresorStore
 
 /// What `tresor store clean` did.
-public struct StoreCleanResult: Codable, Sendable {
+public struct StoreCleanResult: Codable, Sendable, JobResult {
     public var store: String
     public var location: String
     /// What was removed: local temporaries (`file://`) or multipart uploads (S3).
@@ -23,17 +24,12 @@ extension Installation {
         let record = try storeRecord(name)
         let store = try openStore(url: record.url, create: false)
         let age = policy.store.incompleteUploadAge.seconds
-        let run = try catalog.startRun(kind: "store-clean", tenant: nil, at: clock.now())
-        do {
+        return try run(Job(.storeClean, tenant: nil) {
             let removed = try store.abortIncompleteUploads(prefix: "", olderThan: age)
             let result = StoreCleanResult(store: name, location: store.location,
                                           kind: record.url.hasPrefix("file:") ? "temporary files" : "multipart uploads",
                                           olderThanSeconds: age, removed: removed, outcome: .ok)
-            try catalog.finishRun(id: run, at: clock.now(), status: result.outcome.rawValue, detail: json(result))
             return result
-        } catch {
-            try? catalog.finishRun(id: run, at: clock.now(), status: "failed", detail: json(["error": "\(error)"]))
-            throw error
-        }
+        })
     }
 }

@@ -20,6 +20,10 @@ public enum EvidenceKind: String, Sendable, CaseIterable, Codable {
     case keyRotation = "key-rotation"
     /// An append found a torn final line left by a crash and set it aside.
     case logRepair = "log-repair"
+    /// A customer's documents were read out of a snapshot (`docs dump`, `docs restore --path`).
+    case documentAccess = "document-access"
+    /// A retention run: what it kept and deleted per class, in which stores.
+    case retention
 }
 
 /// One record of the evidence log, as read back from it.

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CArchive
+internal import CArchive
 import TresorCore
 import TresorCrypto
 

@@ -4,7 +4,7 @@ import TresorRepository
 
 /// Takes a base backup over the replication protocol and stores it as a `pg-base` snapshot.
 ///
-/// `BASE_BACKUP` (fast checkpoint, no WAL, no manifest, not waiting for the archive: the server
+/// `BASE_BACKUP` (fast checkpoint, no WAL, a SHA-256 backup manifest stored as `backup_manifest`, not waiting for the archive: the server
 /// would wait forever when archive_command fails, so Tresor waits itself, bounded by the policy's
 /// `archive_wait`) streams a tar archive in one COPY OUT. The tar is read as it arrives; each
 /// file's content is cut into chunks, identified with the tenant's chunk-id key and handed to the
@@ -70,7 +70,10 @@ public final class BaseBackup {
             throw PostgresError(.server, "identify_system returned nothing")
         }
         let started = clock.now()
-        try conn.send("BASE_BACKUP (LABEL 'tresor', CHECKPOINT 'fast', MANIFEST 'no', WAIT false)")
+        // The server's backup manifest (SHA-256 of every file) is stored as pgdata/backup_manifest,
+        // so a restore carries it and `pg_verifybackup` can check the restored files against it.
+        try conn.send("BASE_BACKUP (LABEL 'tresor', CHECKPOINT 'fast', MANIFEST 'yes', MANIFEST_CHECKSUMS 'SHA256', WAIT false)")
+        var inManifest = false
         var results: [[[String?]]] = []
         var nodes: [TreeNode] = [TreeNode(path: "pgdata", kind: .directory, mode: 0o700, mtimeSeconds: 0, mtimeNanoseconds: 0,
                                           uid: 0, gid: 0, size: 0, device: 0, inode: 0)]
@@ -93,6 +96,12 @@ public final class BaseBackup {
                         guard archives == 1, name == "base.tar" else {
                             throw PostgresError(.usage, "the cluster has tablespaces outside its data directory ('\(name)'); tresor backs up only the default tablespace")
                         }
+                    case UInt8(ascii: "m"):
+                        inManifest = true
+                        self.chunker.begin()
+                    case UInt8(ascii: "d") where inManifest:
+                        try self.chunker.append(body)
+                        stats.bytesRead += UInt64(body.count)
                     case UInt8(ascii: "d"):
                         try tar.feed(body) { event in
                             switch event {
@@ -124,7 +133,7 @@ public final class BaseBackup {
                                     stats.directories += 1
                                 case .symlink(let target):
                                     n.kind = .symlink
-                                    n.linkTarget = target
+                                    n.linkTargetBytes = Array(target.utf8)
                                     stats.symlinks += 1
                                 }
                                 guard !e.path.isEmpty, e.path != "." else { return }
@@ -144,11 +153,23 @@ public final class BaseBackup {
             throw PostgresError(.server, "base_backup did not report its start and end positions")
         }
         guard tar.finished || archives == 1 else { throw PostgresError(.server, "base backup stream ended early") }
-        if let root = nodes.first(where: { $0.path == "pgdata/global" }) {
+        guard inManifest else { throw PostgresError(.server, "the server sent no backup manifest") }
+        let manifestChunks = try chunker.finish()
+        let manifestBytes = chunker.byteCount  // all of the manifest once finished
+        var manifestNode = TreeNode(path: "pgdata/backup_manifest", kind: .file, mode: 0o600, mtimeSeconds: Int64(started.timeIntervalSince1970),
+                                    mtimeNanoseconds: 0, uid: 0, gid: 0, size: manifestBytes, device: 0, inode: 0)
+        manifestNode.chunks = manifestChunks
+        stats.files += 1
+        stats.filesRead += 1
+        stats.bytes += manifestBytes
+        if let root = nodes.first(where: { $0.pathBytes == Array("pgdata/global".utf8) }) {
             nodes[0].uid = root.uid
             nodes[0].gid = root.gid
             nodes[0].mtimeSeconds = root.mtimeSeconds
         }
+        manifestNode.uid = nodes[0].uid
+        manifestNode.gid = nodes[0].gid
+        nodes.append(manifestNode)
         let startWAL = WALName.segment(containing: startLSN, timeline: startTLI)
         // The end LSN points just past the backup's last record, so the segment holding endLSN - 1
         // is the last one needed.
@@ -157,7 +178,7 @@ public final class BaseBackup {
         // Packs and index first, while archive_command is still storing the last segment: the
         // snapshot, stored only once the WAL is there, is what makes them a backup.
         // Directories before their contents, in name order, as the tree codec expects.
-        nodes.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        nodes.sort { $0.pathBytes.lexicographicallyPrecedes($1.pathBytes) }
         let treeIDs = try chunker.storeTree(TreeCodec.encode(nodes))
         let written = try writer.finish()
         stats.newBlobs = written.newBlobs

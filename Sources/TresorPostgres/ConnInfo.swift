@@ -1,4 +1,4 @@
-import CLibpq
+internal import CLibpq
 import Foundation
 
 /// A libpq connection string read by libpq itself (`PQconninfoParse`), so redaction and the

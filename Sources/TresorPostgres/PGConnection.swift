@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLibpq
+internal import CLibpq
 import Foundation
 import TresorCore
 

@@ -17,13 +17,25 @@ public enum RecoveryTarget: Sendable, Equatable {
 public struct BaseBackupRef: Sendable, Equatable {
     public var id: ObjectID
     public var info: PostgresBackupInfo
-    public init(id: ObjectID, info: PostgresBackupInfo) {
+    /// When the backup ended and its end LSN, parsed once: a manifest whose end cannot be read is
+    /// refused here, never ranked (it once counted as the newest backup).
+    public let endTime: Date
+    public let endLSN: UInt64
+
+    public init(id: ObjectID, info: PostgresBackupInfo) throws {
+        guard let time = TimeFormat.parse(info.endTime) else {
+            throw PostgresError(.failed, "base backup \(id.short) has an unreadable end time '\(info.endTime)'",
+                                hint: "tresor check --read-data; remove the snapshot with tresor repair snapshots if it is damaged")
+        }
+        guard let lsn = LSN.parse(info.endLSN) else {
+            throw PostgresError(.failed, "base backup \(id.short) has an unreadable end lsn '\(info.endLSN)'",
+                                hint: "tresor check --read-data; remove the snapshot with tresor repair snapshots if it is damaged")
+        }
         self.id = id
         self.info = info
+        endTime = time
+        endLSN = lsn
     }
-
-    var endTime: Date { TimeFormat.parse(info.endTime) ?? .distantFuture }
-    public var endLSN: UInt64 { LSN.parse(info.endLSN) ?? .max }
 }
 
 /// One stored WAL object as the planner sees it (from its header).

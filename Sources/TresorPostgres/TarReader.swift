@@ -96,7 +96,10 @@ public struct TarReader {
         func number(_ r: Range<Int>) throws -> UInt64 {
             if h[r.lowerBound] & 0x80 != 0 {
                 var v: UInt64 = UInt64(h[r.lowerBound] & 0x7F)
-                for b in h[(r.lowerBound + 1)..<r.upperBound] { v = v << 8 | UInt64(b) }
+                for b in h[(r.lowerBound + 1)..<r.upperBound] {
+                    guard v >> 56 == 0 else { throw PostgresError(.failed, "base backup tar header has an out-of-range number") }
+                    v = v << 8 | UInt64(b)
+                }
                 return v
             }
             let t = text(r).trimmingCharacters(in: .whitespaces)
@@ -119,7 +122,12 @@ public struct TarReader {
         case UInt8(ascii: "2"): kind = .symlink(text(157..<257))
         default: throw PostgresError(.failed, "base backup tar entry '\(path)' has unsupported type '\(Character(UnicodeScalar(h[156])))'")
         }
-        return Entry(path: path, kind: kind, mode: UInt32(try number(100..<108) & 0o7777), uid: UInt32(try number(108..<116)),
-                     gid: UInt32(try number(116..<124)), size: try number(124..<136), mtime: Int64(try number(136..<148)))
+        // Base-256 fields can hold values no uid, gid or time has: damage, not a trap.
+        func small<T: FixedWidthInteger>(_ r: Range<Int>, as: T.Type) throws -> T {
+            guard let v = T(exactly: try number(r)) else { throw PostgresError(.failed, "base backup tar entry '\(path)' has an out-of-range number") }
+            return v
+        }
+        return Entry(path: path, kind: kind, mode: UInt32(try number(100..<108) & 0o7777), uid: try small(108..<116, as: UInt32.self),
+                     gid: try small(116..<124, as: UInt32.self), size: try number(124..<136), mtime: try small(136..<148, as: Int64.self))
     }
 }

@@ -181,10 +181,10 @@ public struct Checker {
             var paths: [String] = []
             for n in nodes where n.kind == .file {
                 if n.chunks.contains(where: { damagedBlobs.contains($0) }) {
-                    paths.append(n.path)
+                    paths.append(n.displayPath)
                 } else if let missing = n.chunks.first(where: { !index.contains($0) }) {
-                    report.problems.append("snapshot \(id.short): \(n.path) needs chunk \(missing.short), which no index lists")
-                    paths.append(n.path)
+                    report.problems.append("snapshot \(id.short): \(n.displayPath) needs chunk \(missing.short), which no index lists")
+                    paths.append(n.displayPath)
                 }
             }
             if !paths.isEmpty { report.affected[id.hex] = paths }

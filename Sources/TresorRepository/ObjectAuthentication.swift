@@ -65,10 +65,11 @@ public struct ObjectAuthenticator: Sendable {
 
     /// The config check: a tenant config (format, version) of this tenant.
     ///
-    /// The config is plaintext without a MAC: a change that leaves every value valid (a digit of
-    /// its creation time, say) cannot be told from the original. What can be checked is: it
-    /// parses, names no key Tresor does not write (a damaged key name would otherwise be ignored
-    /// and its default used), and holds values Tresor can use.
+    /// The config is plaintext; what can be checked without the data key is that it parses,
+    /// names no key Tresor does not write (a damaged key name would otherwise be ignored and its
+    /// default used), and holds values Tresor can use. A version 3 config's MAC is checked where
+    /// the data key is open (``TenantRepository/open``, and `check` after the envelopes); in
+    /// versions 1 and 2 a change that leaves every value valid cannot be told from the original.
     public static func authenticateConfig(_ bytes: [UInt8], layout: RepositoryLayout) throws {
         guard let config = try? JSONDecoder().decode(TenantConfig.self, from: Data(bytes)),
               let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any],
@@ -82,6 +83,9 @@ public struct ObjectAuthenticator: Sendable {
             throw RepositoryError(.corrupt, "\(layout.config) has fields Tresor does not write: damaged")
         }
         try config.validate(tenant: layout.tenant, key: layout.config)
+        if let mac = config.mac, Hex.decode(mac).map({ Hex.encode($0) }) != mac || mac.count != 64 {
+            throw RepositoryError(.corrupt, "\(layout.config) carries its MAC in a form Tresor does not write: damaged")
+        }
         if let fingerprint = config.dataKey, Hex.decode(fingerprint).map({ Hex.encode($0) }) != fingerprint {
             throw RepositoryError(.corrupt, "\(layout.config) names its data key in a form Tresor does not write: damaged")
         }

@@ -14,8 +14,9 @@ public struct TenantConfig: Codable, Sendable, Equatable {
     }
 
     public var format = "tresor-tenant"
-    /// 2 since configs name their data key; version 1 configs (no ``dataKey``) are still read.
-    public var version = 2
+    /// 3 since configs carry a ``mac``; 2 named their data key without one; version 1 configs
+    /// (no ``dataKey``) are still read.
+    public var version = 3
     public var tenant: String
     public var created: String
     public var chunker: Chunker
@@ -26,6 +27,24 @@ public struct TenantConfig: Codable, Sendable, Equatable {
     /// repository. Every opener uses an envelope that wraps this key, so two creators racing
     /// never write under different keys. Absent in version 1 configs.
     public var dataKey: String?
+    /// Version 3: HMAC-SHA-256 (hex) of ``authenticatedText`` under a key derived from the data
+    /// key (`HKDF-SHA256(data key, "tresor config mac v1")`). The config is plaintext so that a
+    /// reader knows how to chunk before it holds a key; the MAC makes a flipped digit of a size
+    /// or of the creation time a finding once the data key is open, not a silently different
+    /// repository. Absent in versions 1 and 2.
+    public var mac: String?
+
+    /// The exact bytes the ``mac`` covers: every member but the MAC, one per line.
+    public var authenticatedText: [UInt8] {
+        Array(("tresor-config-v3\n\(format)\n\(version)\n\(tenant)\n\(created)\n" +
+               "\(chunker.algorithm) \(chunker.minSize) \(chunker.averageSize) \(chunker.maxSize)\n" +
+               "\(chunkIDs) \(encryption) \(compression)\n\(dataKey ?? "")\n").utf8)
+    }
+
+    /// The MAC of ``authenticatedText`` under `dataKey`, as hex.
+    public func computeMAC(dataKey key: [UInt8]) -> String {
+        HMACSHA256(key: HKDF.sha256(ikm: key, salt: [], info: "tresor config mac v1", count: 32)).mac(authenticatedText).hex
+    }
 }
 
 extension TenantConfig {
@@ -33,7 +52,8 @@ extension TenantConfig {
     /// Tresor can use for `tenant`: the format, algorithms and chunker sizes it writes (so a
     /// damaged size is a finding, not a failed precondition in the chunker).
     public func validate(tenant: String, key: String) throws {
-        guard format == "tresor-tenant", version == 1 || (version == 2 && dataKey != nil), self.tenant == tenant else {
+        guard format == "tresor-tenant", self.tenant == tenant,
+              version == 1 || (version == 2 && dataKey != nil) || (version == 3 && dataKey != nil && mac != nil) else {
             throw RepositoryError(.corrupt, "\(key) describes another tenant or format")
         }
         guard chunker.algorithm == "fastcdc-gear-v1", chunkIDs == "hmac-sha256", encryption == "aes-256-gcm", compression == "zstd" else {
@@ -114,6 +134,10 @@ public final class TenantRepository: Sendable {
         try config.validate(tenant: tenant, key: layout.config)
         let (dataKey, problems) = try findDataKey(store: store, layout: layout, fingerprint: config.dataKey,
                                                   masters: [master] + previousMasters)
+        if let mac = config.mac, mac != config.computeMAC(dataKey: dataKey) {
+            throw RepositoryError(.corrupt, "\(layout.config) fails authentication: damaged (a chunker size or the creation time differs from what was written)",
+                                  hint: "tresor check \(tenant); restore the config object from the offsite copy (tresor check \(tenant) --store NAME)")
+        }
         return TenantRepository(store: store, layout: layout, config: config, keys: TenantKeys(dataKey: dataKey),
                                 keyProblems: problems)
     }
@@ -123,10 +147,11 @@ public final class TenantRepository: Sendable {
     private static func createRepository(store: any Store, layout: RepositoryLayout, master: MasterKey,
                                          policy: Policy.Backup, clock: any Clock) throws -> [UInt8] {
         let dataKey = SecureRandom.bytes(32)
-        let config = TenantConfig(
+        var config = TenantConfig(
             tenant: layout.tenant, created: TimeFormat.string(clock.now()),
             chunker: .init(minSize: policy.chunkMin, averageSize: policy.chunkAvg, maxSize: policy.chunkMax),
             dataKey: KeyEnvelope.fingerprint(dataKey: dataKey))
+        config.mac = config.computeMAC(dataKey: dataKey)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let envelope = try KeyEnvelope.wrap(dataKey: dataKey, tenant: layout.tenant, master: master, created: clock.now())

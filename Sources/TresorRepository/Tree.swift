@@ -75,18 +75,6 @@ public struct TreeNode: Sendable, Equatable {
     /// the file is stored whole and its chunks cover `size` bytes.
     public var extents: [Extent] = []
 
-    /// The path for printing (invalid UTF-8 shown as U+FFFD); setting it stores its UTF-8 bytes.
-    public var path: String {
-        get { String(decoding: pathBytes, as: UTF8.self) }
-        set { pathBytes = Array(newValue.utf8) }
-    }
-
-    /// The link target for printing; setting it stores its UTF-8 bytes.
-    public var linkTarget: String {
-        get { String(decoding: linkTargetBytes, as: UTF8.self) }
-        set { linkTargetBytes = Array(newValue.utf8) }
-    }
-
     /// The path for messages: itself when it is UTF-8, else with each invalid byte as `\xNN`.
     public var displayPath: String { Self.display(pathBytes) }
 
@@ -99,7 +87,8 @@ public struct TreeNode: Sendable, Equatable {
             // Longest valid prefix, then one escaped byte.
             var n = rest.count
             while n > 0, String(validating: rest.prefix(n), as: UTF8.self) == nil { n -= 1 }
-            out += String(decoding: rest.prefix(n), as: UTF8.self)
+            // Not lossy: the loop above stopped at a prefix that validates as UTF-8.
+            out += String(validating: rest.prefix(n), as: UTF8.self) ?? ""
             rest = rest.dropFirst(n)
             if let b = rest.first {
                 out += "\\x" + String(b, radix: 16, uppercase: false).leftPadded(2)

@@ -19,6 +19,8 @@ public enum WALObject {
     static let version: UInt8 = 2
     /// Bytes before the nonce.
     public static let headerSize = 54
+    /// The longest WAL file: PostgreSQL's largest `wal_segment_size`.
+    public static let maxFileBytes: UInt64 = 1 << 30
     /// Plaintext bytes per zstd frame: a 16 MiB segment is 4 frames, compressed in parallel with
     /// each other and with the keyed hash. Independent frames cost under 1% of compression on
     /// pgbench WAL against one frame (zstd -3 keeps a 2 MiB window anyway).
@@ -91,6 +93,11 @@ public enum WALObject {
         let length = try r.u64()
         let millis = try r.u64()
         let hash = try r.id()
+        // No WAL file is longer than PostgreSQL's largest segment size (1 GiB); a longer length
+        // is damage, and would trap or exhaust memory where open() sizes its output by it.
+        guard length <= maxFileBytes else {
+            throw RepositoryError(.corrupt, "wal object \(name) has a length (\(length) bytes) beyond any WAL file (bad header)")
+        }
         return Header(compression: compression, length: length,
                       pushedAt: Date(timeIntervalSince1970: Double(millis) / 1000), hash: hash)
     }

@@ -1,4 +1,4 @@
-import CZstd
+internal import CZstd
 import TresorCore
 
 extension ZstdDecompressor {

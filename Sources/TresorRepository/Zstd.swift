@@ -1,4 +1,4 @@
-import CZstd
+internal import CZstd
 import TresorCore
 
 /// A zstd compression or decompression failure: corrupt or truncated input, an output size

@@ -222,7 +222,7 @@ struct SQLiteCatalogTests {
         try withCatalogPath { path in
             var ids: [String: Int64] = [:]
             do {
-                let catalog = try SQLiteCatalog(path: path)
+                let catalog = try SQLiteCatalog(path: path, worker: "w1:42")
                 ids["tick"] = try catalog.startRun(kind: .tick, tenant: nil, at: jan5)
                 ids["acme-docs"] = try catalog.startRun(kind: .documentsBackup, tenant: "acme", at: feb1)
                 ids["beta-docs"] = try catalog.startRun(kind: .documentsBackup, tenant: "beta", at: mar9)
@@ -236,11 +236,11 @@ struct SQLiteCatalogTests {
             let all = try catalog.runs(tenant: nil, kind: nil, limit: 10)
             #expect(all.map(\.id) == [ids["acme-drill"], ids["beta-docs"], ids["acme-docs"], ids["tick"]].map { $0! })
             #expect(all[2] == RunRecord(id: ids["acme-docs"]!, tenant: "acme", kind: .documentsBackup, startedAt: feb1,
-                                        endedAt: mar9, status: .ok, detail: #"{"files":12,"bytes":4096}"#))
+                                        endedAt: mar9, status: .ok, detail: #"{"files":12,"bytes":4096}"#, worker: "w1:42"))
             #expect(all[3] == RunRecord(id: ids["tick"]!, tenant: nil, kind: .tick, startedAt: jan5, endedAt: feb1,
-                                        status: .failed, detail: #"{"error":"store down"}"#))
+                                        status: .failed, detail: #"{"error":"store down"}"#, worker: "w1:42"))
             #expect(all[0] == RunRecord(id: ids["acme-drill"]!, tenant: "acme", kind: .drill, startedAt: nov27,
-                                        endedAt: nil, status: RunRecord.runningStatus, detail: "{}"))
+                                        endedAt: nil, status: RunRecord.runningStatus, detail: "{}", worker: "w1:42"))
             #expect(RunRecord.runningStatus.rawValue == "running")
 
             #expect(try catalog.runs(tenant: nil, kind: nil, limit: 2).map(\.id) == [ids["acme-drill"]!, ids["beta-docs"]!])

@@ -17,9 +17,9 @@ struct SQLiteSchemaTests {
             let again = try SQLiteCatalog(path: path)
             _ = try SQLiteCatalog(path: path)
 
-            #expect(SQLiteCatalog.latestSchemaVersion == 2)
-            #expect(try again.schemaVersion() == 2)
-            #expect(try versions(at: path) == [1, 2])
+            #expect(SQLiteCatalog.latestSchemaVersion == 4)
+            #expect(try again.schemaVersion() == 4)
+            #expect(try versions(at: path) == [1, 2, 3, 4])
             #expect(try again.stores() == [sampleStore("primary")])
         }
     }
@@ -32,7 +32,7 @@ struct SQLiteSchemaTests {
             try SQLiteCatalog.migrate(db, to: next)
             try SQLiteCatalog.migrate(db, to: next)
 
-            #expect(try versions(at: path) == [1, 2, 3])
+            #expect(try versions(at: path) == (1...next.count).map { Int64($0) })
             #expect(try db.query("SELECT name, note FROM stores") { [$0.text(0), $0.text(1)] } == [["primary", "none"]])
         }
     }
@@ -46,7 +46,7 @@ struct SQLiteSchemaTests {
             let error = #expect(throws: CatalogError.self) { try SQLiteCatalog.migrate(db, to: broken) }
             #expect(error?.code == .sqlite)
             #expect(error?.message.contains("no such table: no_such_table") == true)
-            #expect(try versions(at: path) == [1, 2])
+            #expect(try versions(at: path) == [1, 2, 3, 4])
             #expect(try db.query("SELECT name FROM sqlite_master WHERE name = 'extra'") { $0.text(0) }.isEmpty)
         }
     }
@@ -61,7 +61,7 @@ struct SQLiteSchemaTests {
                 """)
 
             let catalog = try SQLiteCatalog(path: path)
-            #expect(try versions(at: path) == [1, 2])
+            #expect(try versions(at: path) == [1, 2, 3, 4])
             let runs = try catalog.runs(tenant: nil, kind: nil, limit: 10)
             #expect(runs.map(\.kind) == [.documentsBackup])
             #expect(runs.map(\.status) == [.problemFound])
@@ -90,12 +90,13 @@ struct SQLiteSchemaTests {
     @Test func aCatalogFromANewerTresorIsRefused() throws {
         try withCatalogPath { path in
             _ = try SQLiteCatalog(path: path)
-            try SQLiteDatabase(path: path).execute("INSERT INTO schema_version (version) VALUES (3)")
+            try SQLiteDatabase(path: path).execute("INSERT INTO schema_version (version) VALUES (\(SQLiteCatalog.latestSchemaVersion + 1))")
 
             let error = #expect(throws: CatalogError.self) { try SQLiteCatalog(path: path) }
             #expect(error?.code == .unsupportedSchema)
             #expect(error?.kind == .failed)
-            #expect(error?.message == "catalog schema version 3 is newer than this tresor understands (2)")
+            let latest = SQLiteCatalog.latestSchemaVersion
+            #expect(error?.message == "catalog schema version \(latest + 1) is newer than this tresor understands (\(latest))")
         }
     }
 

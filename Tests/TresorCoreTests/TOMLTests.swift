@@ -287,6 +287,20 @@ import Testing
         var short = ByteReader([0x80])
         #expect(throws: ByteReader.Truncated.self) { try short.varint() }
     }
+
+    /// Found by Benchmarks/fuzz.sh (target tree): a length near Int.max made `offset + n`
+    /// overflow inside the bounds check and trap instead of throwing.
+    @Test func lengthNearIntMaxThrowsInsteadOfTrapping() throws {
+        var w = ByteWriter()
+        w.u8(1)
+        w.varint(UInt64(Int.max))
+        var r = ByteReader(w.bytes)
+        _ = try r.u8()
+        #expect(throws: ByteReader.Truncated.self) { try r.data() }
+        var r2 = ByteReader([1, 2, 3])
+        _ = try r2.u8()
+        #expect(throws: ByteReader.Truncated.self) { try r2.raw(Int.max) }
+    }
 }
 
 @Suite struct BlockingQueueTests {

@@ -138,8 +138,8 @@ private func lstatBytes(_ path: [UInt8]) -> stat? {
         // A FIFO read by a backup would block forever with no writer; the run must still end.
         let snap = try b.backup()
         #expect(snap.manifest.stats.skipped.isEmpty)
-        #expect(snap.nodes.first { $0.path == "docs/pipe" }?.kind == .fifo)
-        #expect(snap.nodes.first { $0.path == "docs/null" }?.kind == .characterDevice)
+        #expect(snap.nodes.first { $0.pathBytes == Array("docs/pipe".utf8) }?.kind == .fifo)
+        #expect(snap.nodes.first { $0.pathBytes == Array("docs/null".utf8) }?.kind == .characterDevice)
         let (target, report) = try b.restore(snap.nodes)
         #expect(report.failed.isEmpty && report.incomplete.isEmpty && report.specialFiles == 2)
         let pipe = lstatBytes(bytes(target + "/docs/pipe"))
@@ -161,7 +161,7 @@ private func lstatBytes(_ path: [UInt8]) -> stat? {
             unlink(docs + "/report.pdf")
             mkfifo(docs + "/report.pdf", 0o600)
         })
-        let node = try #require(snap.nodes.first { $0.path == "docs/report.pdf" })
+        let node = try #require(snap.nodes.first { $0.pathBytes == Array("docs/report.pdf".utf8) })
         #expect(node.kind == .fifo && node.chunks.isEmpty)
         #expect(snap.manifest.stats.filesRead == 0)
     }
@@ -179,7 +179,7 @@ private func lstatBytes(_ path: [UInt8]) -> stat? {
             guard let content else { return }
             var got: [UInt8] = [], pieces = 0
             while try content.next({ got += $0; pieces += 1 }) {}
-            seen.append((node.path, got, pieces))
+            seen.append((node.displayPath, got, pieces))
         }
         #expect(seen.map(\.0) == ["docs/a.bin", "docs/b.txt"])
         #expect(seen.first?.1 == big && seen.last?.1 == bytes("small"))
@@ -228,7 +228,7 @@ private func lstatBytes(_ path: [UInt8]) -> stat? {
 
         let snap = try b.backup()
         #expect(snap.manifest.stats.bytesRead == 8192, "only the data extent is read")
-        let node = try #require(snap.nodes.first { $0.path == "docs/sparse.img" })
+        let node = try #require(snap.nodes.first { $0.pathBytes == Array("docs/sparse.img".utf8) })
         #expect(node.flags.contains(.sparse) && node.size == 1 << 30)
         let (target, report) = try b.restore(snap.nodes)
         #expect(report.failed.isEmpty)

@@ -104,6 +104,23 @@ import TresorTestSupport
         #expect(Array(keys.keys) == ["tenants/acme/config"])
     }
 
+    /// A flip that leaves the config valid (a digit of its creation time) went unnoticed by the
+    /// bit-flip harness before configs carried a MAC.
+    @Test func aConfigWhoseCreationTimeChangedIsNamedByCheck() throws {
+        let f = try Fixture(corpus: Self.small)
+        try f.expectOK(["docs", "backup", "acme"])
+        let config = f.storePath + "/tenants/acme/config"
+        var text = try String(contentsOfFile: config, encoding: .utf8)
+        let created = try #require(text.range(of: #""created" : "20"#))
+        let digit = text.index(created.upperBound, offsetBy: 1)
+        text.replaceSubrange(digit...digit, with: text[digit] == "7" ? "8" : "7")
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let r = try f.tresor.run(["--json", "check", "acme"])
+        #expect(r.code == 3, "\(r.stdout) \(r.stderr)")
+        let keys = try #require(try Self.report(r)["damagedKeys"] as? [String: String])
+        #expect(Array(keys.keys) == ["tenants/acme/config"])
+    }
+
     @Test func aSnapshotCopiedUnderAnotherSnapshotsNameIsRefused() throws {
         let f = try Self.twoSnapshots()
         let snaps = Self.files(f.storePath + "/tenants/acme/snapshots")

@@ -32,12 +32,15 @@ final class Fixture: @unchecked Sendable {
         return (target.appendingPathComponent("docs"), r)
     }
 
-    func packs() -> [String] {
-        let e = FileManager.default.enumerator(atPath: storePath + "/tenants/acme/data")
-        var out: [String] = []
-        while let p = e?.nextObject() as? String {
-            if p.count > 3 { out.append(storePath + "/tenants/acme/data/" + p) }
-        }
-        return out.sorted()
+    func packs() -> [String] { storedPacks(storePath) }
+}
+
+/// The pack objects of tenant acme in a local store, sorted.
+func storedPacks(_ storePath: String) -> [String] {
+    let e = FileManager.default.enumerator(atPath: storePath + "/tenants/acme/data")
+    var out: [String] = []
+    while let p = e?.nextObject() as? String {
+        if p.count > 3 { out.append(storePath + "/tenants/acme/data/" + p) }
     }
+    return out.sorted()
 }

@@ -154,7 +154,7 @@ private let segmentSize = Int(WALName.segmentSize)
         // A stale part of an archived segment changes nothing; the part after the run does.
         wal.append(ArchivedWAL(name: WALName(timeline: 1, segment: 3, kind: .streaming), pushedAt: t0, length: 100))
         wal.append(ArchivedWAL(name: WALName(timeline: 1, segment: 5, kind: .streaming), pushedAt: t0.addingTimeInterval(321), length: 0x6000))
-        let b = BaseBackupRef(id: ObjectID(Array(repeating: 1, count: 32)),
+        let b = try BaseBackupRef(id: ObjectID(Array(repeating: 1, count: 32)),
                               info: PostgresBackupInfo(startLSN: "0/2000028", endLSN: "0/2000100", timeline: 1, endTimeline: 1, systemID: "1",
                                                        startTime: "2026-11-27T10:02:00Z", endTime: "2026-11-27T10:02:10Z",
                                                        startWAL: "000000010000000000000002", endWAL: "000000010000000000000002"))
@@ -171,9 +171,9 @@ private let segmentSize = Int(WALName.segmentSize)
 }
 
 @Suite struct WALCheckTests {
-    func backup(start: UInt64, end: UInt64) -> BaseBackupRef {
+    func backup(start: UInt64, end: UInt64) throws -> BaseBackupRef {
         let s = WALName(timeline: 1, segment: start), e = WALName(timeline: 1, segment: end)
-        return BaseBackupRef(id: ObjectID(Array(repeating: UInt8(start), count: 32)),
+        return try BaseBackupRef(id: ObjectID(Array(repeating: UInt8(start), count: 32)),
                              info: PostgresBackupInfo(startLSN: LSN.format(s.startLSN + 40), endLSN: LSN.format(e.startLSN + 400), timeline: 1,
                                                       endTimeline: 1, systemID: "1", startTime: "2026-11-27T10:00:00Z",
                                                       endTime: "2026-11-27T10:01:00Z", startWAL: s.description, endWAL: e.description))
@@ -187,19 +187,19 @@ private let segmentSize = Int(WALName.segmentSize)
             _ = try rng.text(50_000).withUnsafeBytes { try a.push($0, name: WALName(timeline: 1, segment: UInt64(n))) }
         }
         let check = WALCheck(archive: a)
-        let clean = try check.run(backups: [backup(start: 2, end: 3), backup(start: 5, end: 6)], readFraction: 1)
+        let clean = try check.run(backups: [try backup(start: 2, end: 3), try backup(start: 5, end: 6)], readFraction: 1)
         #expect(clean.walFiles == 4 && clean.walFilesRead == 4)
         #expect(clean.problems == ["wal gap on timeline 1: 000000010000000000000004..000000010000000000000004 missing; points after it are reachable only from later base backups"])
 
         // A backup whose WAL is not all there, and a damaged object.
-        let missing = try check.run(backups: [backup(start: 5, end: 7)], readFraction: 0)
-        #expect(missing.problems == ["base backup \(backup(start: 5, end: 7).id.short) cannot be restored: wal segment 000000010000000000000007 is missing"])
+        let missing = try check.run(backups: [try backup(start: 5, end: 7)], readFraction: 0)
+        #expect(missing.problems == ["base backup \(try backup(start: 5, end: 7).id.short) cannot be restored: wal segment 000000010000000000000007 is missing"])
         #expect(missing.walFilesRead == 0)
         let object = dir.sub("tenants/acme/wal/00000001/000000010000000000000003").path
         var bytes = try #require(FileManager.default.contents(atPath: object))
         bytes[bytes.count - 20] ^= 1
         try bytes.write(to: URL(fileURLWithPath: object))
-        let damaged = try check.run(backups: [backup(start: 5, end: 6)], readFraction: 1)
+        let damaged = try check.run(backups: [try backup(start: 5, end: 6)], readFraction: 1)
         #expect(damaged.walFilesRead == 3)
         #expect(damaged.problems.count == 1)
         #expect(damaged.problems.first?.hasPrefix("wal object 000000010000000000000003 is damaged") == true, "\(damaged.problems)")

@@ -4,6 +4,26 @@ import TresorPostgres
 
 /// Builds a ustar archive with the system's tar, as PostgreSQL's would look.
 @Suite struct TarReaderTests {
+    /// Found by Benchmarks/fuzz.sh (target tar): a base-256 uid beyond UInt32 trapped in the
+    /// header parser; received bytes must give an error.
+    @Test func fuzzFoundBase256UidBeyondUInt32IsAnErrorNotATrap() throws {
+        var h = [UInt8](repeating: 0, count: 512)
+        func put(_ s: String, at o: Int) { h.replaceSubrange(o..<(o + s.utf8.count), with: Array(s.utf8)) }
+        put("a.txt", at: 0)
+        put("0000644\0", at: 100)
+        h.replaceSubrange(108..<116, with: [0x80, 0x93, 0xca, 0xa0, 0x96, 0x1e, 0x20, 0xe9])   // uid, base-256
+        put("0000000\0", at: 116)
+        put("00000000000\0", at: 124)
+        put("15303305110\0", at: 136)
+        h[156] = UInt8(ascii: "0")
+        put("ustar\0", at: 257)
+        put("00", at: 263)
+        let sum = h.enumerated().reduce(0) { $0 + ((148..<156).contains($1.offset) ? 32 : Int($1.element)) }
+        put(String(format: "%06o", sum) + "\0 ", at: 148)
+        var reader = TarReader()
+        #expect(throws: (any Error).self) { try h.withUnsafeBytes { try reader.feed($0) { _ in } } }
+    }
+
     @Test func readsFilesDirectoriesAndSymlinksAcrossAnySplit() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tar-\(UUID().uuidString.prefix(6))")
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -88,6 +88,21 @@ private let keys = TenantKeys(dataKey: Array(repeating: 9, count: 32)).wal
 }
 
 @Suite struct WALObjectFormatTests {
+    /// Found by Benchmarks/fuzz.sh (target wal, crash-5fa208b4…): an authenticated object whose
+    /// header gives a length beyond Int.max trapped in open() ("not enough bits") instead of
+    /// being reported as damage.
+    @Test func fuzzFoundWALObjectWithHugeLengthIsDamageNotATrap() throws {
+        let name = "00000002.history"
+        var header = Array("TRSW".utf8) + [2, BlobCompression.none.rawValue]
+        header += withUnsafeBytes(of: UInt64(0x8000_0000_0000_0003).littleEndian, Array.init)
+        header += withUnsafeBytes(of: UInt64(1_700_000_000_000).littleEndian, Array.init)
+        header += Array(repeating: 0x11, count: 32)
+        let gcm = try AESGCM(key: keys.encryption)
+        let object = header + gcm.seal(Array("1\t0/3000000\tno recovery target specified\n".utf8), aad: header + Array(name.utf8))
+        #expect(throws: RepositoryError.self) { try WALObject.header(object, name: name) }
+        #expect(throws: RepositoryError.self) { try WALObject.open(object, name: name, keys: keys) }
+    }
+
     let name = "00000001000000000000000A"
 
     func pushed(_ plain: [UInt8]) throws -> (archive: WALArchive, object: [UInt8], dir: TempDirectory) {
@@ -159,8 +174,8 @@ private let keys = TenantKeys(dataKey: Array(repeating: 9, count: 32)).wal
 }
 
 @Suite struct RecoveryPlannerTests {
-    func backup(_ end: String, lsn: String, start: String) -> BaseBackupRef {
-        BaseBackupRef(id: ObjectID(Array(repeating: UInt8(lsn.count), count: 32)),
+    func backup(_ end: String, lsn: String, start: String) throws -> BaseBackupRef {
+        try BaseBackupRef(id: ObjectID(Array(repeating: UInt8(lsn.count), count: 32)),
                       info: PostgresBackupInfo(startLSN: lsn, endLSN: lsn, timeline: 1, endTimeline: 1, systemID: "1",
                                                startTime: end, endTime: end, startWAL: start, endWAL: start))
     }
@@ -168,8 +183,8 @@ private let keys = TenantKeys(dataKey: Array(repeating: 9, count: 32)).wal
     @Test func refusesTargetsOutsideTheWindowAndPicksTheNewestBackupBefore() throws {
         let t0 = TimeFormat.parse("2026-11-27T10:00:00Z")!
         let wal = (2...6).map { ArchivedWAL(name: WALName(timeline: 1, segment: UInt64($0)), pushedAt: t0.addingTimeInterval(Double($0) * 60)) }
-        let b1 = backup("2026-11-27T10:02:30Z", lsn: "0/2000100", start: "000000010000000000000002")
-        let b2 = backup("2026-11-27T10:04:30Z", lsn: "0/4000100", start: "000000010000000000000004")
+        let b1 = try backup("2026-11-27T10:02:30Z", lsn: "0/2000100", start: "000000010000000000000002")
+        let b2 = try backup("2026-11-27T10:04:30Z", lsn: "0/4000100", start: "000000010000000000000004")
         let w = RecoveryPlanner.window(backups: [b1, b2], wal: wal)
         #expect(w.earliestTime == "2026-11-27T10:02:30Z")
         #expect(w.latestLSN == "0/7000000")
@@ -186,6 +201,19 @@ private let keys = TenantKeys(dataKey: Array(repeating: 9, count: 32)).wal
             try RecoveryPlanner.choose(target: .lsn(0x900_0000), backups: [b1, b2], window: w, tenant: "a")
         }
         #expect(late?.message.contains("after the latest archived wal") == true)
+    }
+
+    @Test func aBaseBackupWithAnUnreadableEndIsRefusedNotRankedNewest() throws {
+        // Once an unparseable end time counted as .distantFuture and an unparseable end LSN as
+        // .max: the damaged manifest was picked for --latest.
+        let badTime = #expect(throws: PostgresError.self) {
+            try backup("yesterday", lsn: "0/2000100", start: "000000010000000000000002")
+        }
+        #expect(badTime?.message.contains("unreadable end time 'yesterday'") == true)
+        let badLSN = #expect(throws: PostgresError.self) {
+            try backup("2026-11-27T10:02:30Z", lsn: "zero", start: "000000010000000000000002")
+        }
+        #expect(badLSN?.message.contains("unreadable end lsn 'zero'") == true)
     }
 
     @Test func reportsGaps() {

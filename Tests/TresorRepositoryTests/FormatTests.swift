@@ -11,6 +11,14 @@ private let keys = TenantKeys(dataKey: Array(repeating: 7, count: 32))
 private func id(_ n: UInt8) -> ObjectID { ObjectID(Array(repeating: n, count: 32)) }
 
 @Suite struct FormatTests {
+    /// Inputs that crashed the parsers under Benchmarks/fuzz.sh; each must now be a thrown error.
+    @Test func fuzzFoundTreeWithHugePathLengthThrows() {
+        // "TTR2", kind 2, then a path length near Int.max (crash-d4bcce40…, target tree).
+        let bytes: [UInt8] = [0x54, 0x54, 0x52, 0x32, 0x02, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x00, 0x00,
+                              0x00, 0x00, 0x20, 0x37]
+        #expect(throws: (any Error).self) { try TreeCodec.decode(bytes, name: "fuzz") }
+    }
+
     @Test func indexFileRoundTrips() throws {
         let file = IndexFile(packs: [
             .init(id: id(1), size: 12345, entries: [

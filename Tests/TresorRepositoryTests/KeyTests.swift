@@ -135,6 +135,46 @@ final class CreationRaceStore: Store, @unchecked Sendable {
         #expect(repo.config.version == 1)
     }
 
+    /// A config is plaintext; before version 3 a flipped digit of its creation time or of a
+    /// chunker size that left a valid value opened as a silently different repository.
+    @Test func aConfigChangedToAnotherValidValueFailsAuthentication() throws {
+        let dir = TempDirectory()
+        let store = try LocalStore(root: dir.url)
+        let master = MasterKey.generate()
+        let repo = try openRepository(store, tenant: "acme", master: master)
+        #expect(repo.config.version == 3 && repo.config.mac?.count == 64)
+        // Written independently of the code under test: the MAC recomputed from the stored text.
+        let text = String(decoding: try store.get("tenants/acme/config"), as: UTF8.self)
+        let created = try #require(text.range(of: #""created" : "20"#))
+        var changed = text
+        let digit = changed.index(created.upperBound, offsetBy: 1)   // the year's last digit
+        changed.replaceSubrange(digit...digit, with: changed[digit] == "7" ? "8" : "7")
+        try store.put("tenants/acme/config", Array(changed.utf8))
+        #expect(throws: RepositoryError.self) { try openRepository(store, tenant: "acme", master: master) }
+        // The original bytes open again: the MAC, not something else, refused the change.
+        try store.put("tenants/acme/config", Array(text.utf8))
+        #expect(try openRepository(store, tenant: "acme", master: master).config == repo.config)
+    }
+
+    /// A version 2 config (data key named, no MAC) still opens.
+    @Test func aVersion2ConfigWithoutAMACStillOpens() throws {
+        let dir = TempDirectory()
+        let store = try LocalStore(root: dir.url)
+        let master = MasterKey.generate()
+        let dataKey = SecureRandom.bytes(32)
+        let envelope = try KeyEnvelope.wrap(dataKey: dataKey, tenant: "two", master: master, created: Date())
+        try store.put("tenants/two/keys/\(envelope.id)", try envelope.encoded())
+        try store.put("tenants/two/config", Array("""
+            {"format":"tresor-tenant","version":2,"tenant":"two","created":"2026-01-01T00:00:00.000Z",
+             "chunker":{"algorithm":"fastcdc-gear-v1","minSize":4096,"averageSize":16384,"maxSize":65536},
+             "chunkIDs":"hmac-sha256","encryption":"aes-256-gcm","compression":"zstd",
+             "dataKey":"\(KeyEnvelope.fingerprint(dataKey: dataKey))"}
+            """.utf8))
+        let repo = try openRepository(store, tenant: "two", master: master)
+        #expect(repo.keys.encryption == TenantKeys(dataKey: dataKey).encryption)
+        #expect(repo.config.version == 2 && repo.config.mac == nil)
+    }
+
     /// One damaged envelope used to stop every open with "wrong master key" although another
     /// envelope of the same key was intact.
     @Test func oneDamagedEnvelopeDoesNotLockTheTenantOut() throws {

@@ -29,8 +29,9 @@ public final class ScratchCluster: @unchecked Sendable {
     /// Key=value DSN for libpq (TCP on 127.0.0.1, user postgres, trust auth).
     public var dsn: String { "host=127.0.0.1 port=\(port) user=postgres dbname=postgres" }
 
-    /// Runs initdb into a new temp dir. `settings` are appended to postgresql.conf.
-    public init(label: String = "pg", settings: [String: String] = [:]) throws {
+    /// Runs initdb into a new temp dir. `settings` are appended to postgresql.conf. `checksums`
+    /// turns on data checksums (`initdb --data-checksums`).
+    public init(label: String = "pg", settings: [String: String] = [:], checksums: Bool = false) throws {
         dir = TempDirectory("tresor-\(label)")
         dataDirectory = dir.sub("data").path
         socketDirectory = dir.sub("sock").path
@@ -38,7 +39,7 @@ public final class ScratchCluster: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
         try Self.handToPostgres(dir.path)
         try Self.handToPostgres(socketDirectory)
-        try Self.run(Self.bin + "/initdb", ["-D", dataDirectory, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"], asPostgres: true)
+        try Self.run(Self.bin + "/initdb", ["-D", dataDirectory, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"] + (checksums ? ["--data-checksums"] : []), asPostgres: true)
         try appendSettings(["listen_addresses": "'127.0.0.1'", "fsync": "off", "max_wal_senders": "4", "wal_level": "replica"]
             .merging(settings) { _, new in new })
     }

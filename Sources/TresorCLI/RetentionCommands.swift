@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import TresorCore
+import TresorEngine
+import TresorPostgres
+
+struct RetentionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retention", abstract: "Keep what the policy promises (PITR window, daily snapshots) and delete the rest.",
+        subcommands: [RetentionPlanCommand.self, RetentionApplyCommand.self])
+}
+
+struct RetentionPlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "plan", abstract: "Print what retention keeps and drops, and why.")
+    @Argument(help: "Tenants (default: all).") var tenants: [String] = []
+
+    func run() throws {
+        let inst = try ctx.installation()
+        let names = tenants.isEmpty ? try inst.catalog.tenants().map(\.name) : tenants
+        var plans: [String: RetentionPlan] = [:]
+        for name in names { plans[name] = try inst.retentionPlan(tenant: name) }
+        let problems = plans.values.contains { !$0.problems.isEmpty }
+        ctx.emit(plans, outcome: problems ? .problemFound : .ok) {
+            plans.keys.sorted().map { describe(tenant: $0, plan: plans[$0]!) }.joined(separator: "\n")
+        }
+    }
+}
+
+struct RetentionApplyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apply", abstract: "Apply the retention plan in the primary and the offsite store, then prune.")
+    @Argument(help: "Tenants (default: all).") var tenants: [String] = []
+    @Flag(help: "Print the plan and the bytes it would free; change nothing.") var dryRun = false
+
+    func run() throws {
+        let inst = try ctx.installation()
+        let names = tenants.isEmpty ? try inst.catalog.tenants().map(\.name) : tenants
+        var results: [RetentionResult] = []
+        for name in names { results.append(try inst.applyRetention(tenant: name, dryRun: dryRun)) }
+        let failed = results.flatMap { r in r.failedStores.map { "\(r.tenant) in store \($0)" } }
+        ctx.emit(results, outcome: results.contains { $0.outcome == .problemFound } ? .problemFound : .ok) {
+            results.map { r in
+                var lines = [describe(tenant: r.tenant, plan: r.plan)]
+                for s in r.stores {
+                    if let e = s.error {
+                        lines.append("  store \(s.store): FAILED: \(e)")
+                    } else if let p = s.prune {
+                        lines.append("  store \(s.store): \(dryRun ? "would delete" : "deleted") \(p.snapshotsDeleted) snapshots, \(p.packsDeleted) packs (\(formatBytes(p.packBytesFreed))), \(s.walDeleted) WAL objects (\(formatBytes(s.walBytesFreed))); \(p.indexesWritten) index objects rewritten; \(p.packsRepacked) mostly-garbage packs repacked into \(p.packsWritten)")
+                    }
+                }
+                lines.append("  bytes to free: " + r.bytesToFree.keys.sorted().map { "\($0) \(formatBytes(r.bytesToFree[$0]!))" }.joined(separator: ", ")
+                             + (dryRun ? " (dry run: nothing changed)" : ""))
+                return lines.joined(separator: "\n")
+            }.joined(separator: "\n")
+        }
+        if !failed.isEmpty {
+            throw CoreError.failed("retention could not prune \(failed.joined(separator: ", ")); the other stores were pruned")
+        }
+    }
+}
+
+private func describe(tenant: String, plan: RetentionPlan) -> String {
+    var lines = ["\(tenant): window \(plan.windowStart) … \(plan.now): keep \(plan.keepSnapshots.count) snapshots and \(plan.keepWAL.count) WAL objects; drop \(plan.dropSnapshots.count) snapshots and \(plan.dropWAL.count) WAL objects (\(formatBytes(UInt64(plan.walBytesToFree))))"]
+    for d in plan.dropSnapshots { lines.append("  drop snapshot \(d.item): \(d.reason)") }
+    for p in plan.problems { lines.append("  problem: \(p)") }
+    return lines.joined(separator: "\n")
+}

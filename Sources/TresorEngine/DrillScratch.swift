@@ -1,0 +1,122 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import TresorCore
+
+/// The scratch directories of restore drills: `HOME/scratch/drill-<id>/`, each holding an
+/// `owner` file with the drill process's pid, the restored data directory (`pgdata`), the scratch
+/// server's work directory (`server`) and the sampled documents (`docs`).
+///
+/// A drill removes its own directory when it ends, passed or failed. A drill killed with
+/// SIGKILL cannot: its directory (and possibly a running scratch server) stays until the next
+/// drill or `tresor drill clean` finds it, sees that its owner process is gone, stops the server
+/// (immediate shutdown, through the pid in `postmaster.pid`) and removes everything.
+public struct DrillScratch: Sendable {
+    public let root: URL
+
+    public init(home: Home) {
+        root = home.root.appendingPathComponent("scratch")
+    }
+
+    /// What `drill clean` (or the start of a drill) removed.
+    public struct Cleaned: Codable, Sendable {
+        /// Leftover drill directories removed.
+        public var directories: [String] = []
+        /// Scratch servers that were still running and were stopped.
+        public var serversStopped = 0
+        /// Directories left alone because their drill is still running.
+        public var inUse: [String] = []
+    }
+
+    /// Creates a new drill directory owned by this process. The directories are traversable by
+    /// others (mode 0711, never listable) so the `postgres` user reaches the data directory.
+    public func create(id: String) throws -> URL {
+        let dir = root.appendingPathComponent("drill-\(id)")
+        for d in [root.path, dir.path] {
+            if mkdir(d, 0o711) != 0 && errno != EEXIST {
+                throw CoreError.failed("cannot create \(d): \(String(cString: strerror(errno)))")
+            }
+            chmod(d, 0o711)
+        }
+        try "\(getpid())\n".write(to: dir.appendingPathComponent("owner"), atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    /// Whether the drill that owns `dir` is still running: its pid is alive and is a tresor
+    /// process. A directory without a readable owner file is a leftover too (a drill killed
+    /// before it wrote it).
+    func ownerAlive(_ dir: URL) -> Bool {
+        // No owner file: killed between mkdir and the write; nothing can be running in it.
+        guard let text = try? String(contentsOf: dir.appendingPathComponent("owner"), encoding: .utf8),
+              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { return false }
+        if pid == getpid() { return true }
+        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+        // A reused pid that is no tresor process is no drill.
+        let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+        return String(decoding: cmdline, as: UTF8.self).contains("tresor")
+    }
+
+    /// Removes every drill directory whose drill is no longer running, stopping a scratch server
+    /// still running in it first.
+    public func cleanLeftovers() throws -> Cleaned {
+        var cleaned = Cleaned()
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: root.path)
+        } catch CocoaError.fileReadNoSuchFile {
+            return cleaned // no drill ever ran here
+        } catch {
+            throw CoreError.failed("cannot list \(root.path): \(error)")
+        }
+        for name in names.sorted() where name.hasPrefix("drill-") {
+            let dir = root.appendingPathComponent(name)
+            if ownerAlive(dir) {
+                cleaned.inUse.append(name)
+                continue
+            }
+            if try Self.stopServer(dataDirectory: dir.appendingPathComponent("pgdata").path) { cleaned.serversStopped += 1 }
+            try remove(dir)
+            cleaned.directories.append(name)
+        }
+        return cleaned
+    }
+
+    /// Removes a drill directory; an error names what could not be removed.
+    public func remove(_ dir: URL) throws {
+        do {
+            try FileManager.default.removeItem(at: dir)
+        } catch CocoaError.fileNoSuchFile {
+            return // already gone: nothing left behind
+        } catch {
+            throw CoreError.failed("cannot remove the drill's scratch directory \(dir.path): \(error)",
+                                   hint: "remove it by hand, or run tresor drill clean")
+        }
+    }
+
+    /// Stops a postmaster left running in `dataDirectory` (immediate shutdown, then SIGKILL after
+    /// 30 s); true when one was running.
+    static func stopServer(dataDirectory: String) throws -> Bool {
+        // No postmaster.pid: no server ever started there, or it stopped cleanly.
+        guard let text = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8),
+              let first = text.split(separator: "\n").first, let pid = pid_t(first.trimmingCharacters(in: .whitespaces)), pid > 0
+        else { return false }
+        guard kill(pid, 0) == 0 else { return false }
+        let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+        guard String(decoding: cmdline, as: UTF8.self).contains("postgres") else { return false } // a reused pid
+        kill(pid, SIGQUIT)
+        let deadline = Date().addingTimeInterval(30)
+        while kill(pid, 0) == 0 {
+            if Date() > deadline {
+                kill(pid, SIGKILL)
+                Thread.sleep(forTimeInterval: 0.5)
+                break
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        if kill(pid, 0) == 0 {
+            throw CoreError.failed("the scratch server (pid \(pid)) in \(dataDirectory) does not stop", hint: "kill -9 \(pid), then tresor drill clean")
+        }
+        return true
+    }
+}

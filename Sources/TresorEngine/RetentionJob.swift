@@ -1,0 +1,161 @@
+import Foundation
+import TresorCatalog
+import TresorCore
+import TresorEvidence
+import TresorPostgres
+import TresorRepository
+import TresorStore
+
+/// Snapshots a drill or an export is reading right now: one file per reader,
+/// `HOME/pins/<tenant>/<snapshot hex>.<pid>`. Retention keeps a pinned snapshot; a pin whose
+/// process is gone no longer counts (a killed reader cannot hold data forever).
+public struct SnapshotPins: Sendable {
+    public let directory: URL
+
+    public init(home: Home) { directory = home.root.appendingPathComponent("pins") }
+
+    /// Pins `snapshot` of `tenant` for this process until the returned closure runs.
+    public func pin(tenant: String, snapshot: String) throws -> @Sendable () -> Void {
+        let dir = directory.appendingPathComponent(tenant)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let file = dir.appendingPathComponent("\(snapshot).\(getpid())")
+        guard FileManager.default.createFile(atPath: file.path, contents: Data()) else {
+            throw CoreError.failed("cannot write the pin \(file.path)")
+        }
+        let path = file.path
+        return { _ = unlink(path) }
+    }
+
+    /// Snapshot ids pinned by a live process. A pins directory that exists and cannot be read
+    /// is an error: retention must not run blind to readers.
+    public func pinned(tenant: String) throws -> [String] {
+        let dir = directory.appendingPathComponent(tenant)
+        // No directory: nobody ever pinned a snapshot of this tenant.
+        guard FileManager.default.fileExists(atPath: dir.path) else { return [] }
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path)
+        return names.compactMap { name in
+            let parts = name.split(separator: ".")
+            guard parts.count == 2, let pid = Int32(parts[1]) else { return nil }
+            return kill(pid, 0) == 0 || errno == EPERM ? String(parts[0]) : nil
+        }.sorted()
+    }
+}
+
+/// What retention did (or, dry, would do) in one store.
+public struct RetentionStoreResult: Codable, Sendable {
+    public var store: String
+    public var reachable: Bool
+    public var error: String?
+    public var prune: PruneResult?
+    public var walDeleted = 0
+    public var walBytesFreed: UInt64 = 0
+}
+
+/// `tresor retention plan|apply`.
+public struct RetentionResult: Codable, Sendable {
+    public var tenant: String
+    public var dryRun: Bool
+    public var applied: Bool
+    public var plan: RetentionPlan
+    public var stores: [RetentionStoreResult]
+    /// Bytes freed (or, dry, to be freed) per class in the primary store: `wal`, `packs`.
+    public var bytesToFree: [String: UInt64]
+    public var outcome: Outcome
+    /// Stores that could not be pruned (the run exits 1 naming them).
+    public var failedStores: [String] { stores.filter { $0.error != nil }.map(\.store) }
+}
+
+extension Installation {
+    /// The retention plan of `tenant` from its primary store, the policy and the clock.
+    public func retentionPlan(tenant name: String) throws -> RetentionPlan {
+        let tenant = try self.tenant(name)
+        return try RetentionPlanner.plan(try retentionInput(repository: try repository(for: tenant, create: false), tenant: name))
+    }
+
+    func retentionInput(repository repo: TenantRepository, tenant: String) throws -> RetentionInput {
+        let snapshots = try repo.snapshots().map {
+            RetentionInput.Snapshot(id: $0.id.hex, kind: $0.manifest.kind, time: $0.manifest.time, postgres: $0.manifest.postgres)
+        }
+        let wal = try repo.store.list(prefix: repo.layout.walPrefix).map {
+            RetentionInput.WALObject(name: String($0.key.split(separator: "/").last ?? ""), size: $0.size)
+        }
+        return RetentionInput(now: TimeFormat.string(clock.now(), fractional: true),
+                              recoveryWindowSeconds: policy.postgres.recoveryWindow.seconds,
+                              dailySnapshotsKept: policy.documents.dailySnapshotsKept,
+                              snapshots: snapshots, wal: wal, inUse: try SnapshotPins(home: home).pinned(tenant: tenant))
+    }
+
+    /// `tresor retention apply T [--dry-run]`: plans from the primary store, then, under the
+    /// tenant's lock (waited for up to `lockWait` seconds, so a running backup finishes first),
+    /// plans again (a backup may have added a snapshot meanwhile) and prunes the primary and the
+    /// offsite store alike. A store that fails leaves the others pruned; the result names it.
+    public func applyRetention(tenant name: String, dryRun: Bool, lockWait: Double = 3600) throws -> RetentionResult {
+        let tenant = try self.tenant(name)
+        let lock = try waitForLock(name, seconds: lockWait)
+        defer { withExtendedLifetime(lock) {} }
+        let run = try catalog.startRun(kind: RunKind.retention.rawValue, tenant: name, at: clock.now())
+        do {
+            let primary = try repository(for: tenant, create: false)
+            let plan = try RetentionPlanner.plan(try retentionInput(repository: primary, tenant: name))
+            let drop = Set(plan.dropSnapshots.compactMap { ObjectID(hex: $0.item) })
+            let dropWAL = plan.dropWAL.compactMap { WALName($0.item) }
+            var stores: [RetentionStoreResult] = []
+            for storeName in [tenant.store] + (tenant.offsiteStore.map { [$0] } ?? []) {
+                var r = RetentionStoreResult(store: storeName, reachable: true)
+                do {
+                    let repo = storeName == tenant.store ? primary : try repository(for: tenant, storeName: storeName, create: false)
+                    let store: any Store = repo.store
+                    r.prune = try Pruner(repository: repo, dryRun: dryRun).prune(drop: drop, garbageFraction: policy.store.repackGarbageFraction)
+                    let present = Dictionary(try store.list(prefix: repo.layout.walPrefix).map { ($0.key, $0.size) },
+                                             uniquingKeysWith: { a, _ in a })
+                    let keys = dropWAL.map { repo.layout.wal(timeline: $0.timelineHex, name: $0.description) }.filter { present[$0] != nil }
+                    if !dryRun { try store.deleteMany(keys) }
+                    r.walDeleted = keys.count
+                    r.walBytesFreed = keys.reduce(0) { $0 + UInt64(present[$1] ?? 0) }
+                } catch {
+                    r.reachable = false
+                    r.error = "\(error)"
+                }
+                stores.append(r)
+            }
+            let first = stores[0]
+            var result = RetentionResult(tenant: name, dryRun: dryRun, applied: !dryRun, plan: plan, stores: stores,
+                                         bytesToFree: ["wal": first.walBytesFreed, "packs": first.prune?.packBytesFreed ?? 0],
+                                         outcome: plan.problems.isEmpty ? .ok : .problemFound)
+            if !dryRun {
+                try recordEvidence(kind: .retention, tenant: name, payload: [
+                    "now": .string(plan.now), "window_start": .string(plan.windowStart),
+                    "snapshots_kept": .int(Int64(plan.keepSnapshots.count)),
+                    "snapshots_deleted": .int(Int64(plan.dropSnapshots.count)),
+                    "wal_kept": .int(Int64(plan.keepWAL.count)), "wal_deleted": .int(Int64(plan.dropWAL.count)),
+                    "stores": .array(stores.map { s in .object([
+                        "store": .string(s.store), "ok": .bool(s.error == nil),
+                        "packs_deleted": .int(Int64(s.prune?.packsDeleted ?? 0)),
+                        "pack_bytes_freed": .int(Int64(s.prune?.packBytesFreed ?? 0)),
+                        "wal_bytes_freed": .int(Int64(s.walBytesFreed)),
+                    ]) }),
+                    "problems": .array(plan.problems.map { .string($0) }),
+                ])
+            }
+            if !result.failedStores.isEmpty { result.outcome = .problemFound }
+            try catalog.finishRun(id: run, at: clock.now(), status: result.failedStores.isEmpty ? result.outcome.rawValue : "failed",
+                                  detail: json(result))
+            return result
+        } catch {
+            try? catalog.finishRun(id: run, at: clock.now(), status: "failed", detail: json(["error": "\(error)"]))
+            throw error
+        }
+    }
+
+    /// The tenant's lock, waiting while another run (a backup) holds it.
+    func waitForLock(_ name: String, seconds: Double) throws -> TenantLock {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            do {
+                return try TenantLock(home: home, name: name)
+            } catch let e as CoreError where e.kind == .locked && Date() < deadline {
+                usleep(200_000)
+            }
+        }
+    }
+}

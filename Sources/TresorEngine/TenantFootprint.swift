@@ -1,0 +1,92 @@
+import Foundation
+import TresorCatalog
+import TresorCore
+import TresorRepository
+
+/// Every place one tenant's data can live, in one value: deletion walks it, the sweeper checks
+/// it, and it is the one place that knows the layout of the home for a tenant.
+///
+/// ```
+/// store S, for S in {primary, offsite, stores with a region approval}: tenants/T/ (keys/ first)
+/// catalog: rows of tenants, tenant_doc_roots, region_approvals, runs that name T
+/// HOME/pg/T/                 access.json, wal.key (the WAL key), s3-credentials
+/// HOME/spool/pg/T/           prefetched WAL
+/// HOME/cache/S/tenants/T/    cached index objects and snapshot manifests, per store S
+/// HOME/locks/T.lock          the tenant's run lock
+/// HOME/scratch/T/            scratch space of restores, drills and exports
+/// HOME/exports/T/            exports kept under the home
+/// HOME/secrets/pg/T.pgpass   the DSN's password
+/// replication slot           PostgresAccess.defaultSlot(T) on the tenant's server
+/// ```
+/// Document roots are the tenant's live folders, not copies Tresor made: they are not listed.
+public struct TenantFootprint: Codable, Sendable, Equatable {
+    /// One store that may hold the tenant's objects, and why it is listed.
+    public struct StorePlace: Codable, Sendable, Equatable {
+        public var name: String
+        public var url: String
+        /// `primary`, `offsite` or `region-approval`.
+        public var role: String
+        /// `tenants/T/`: everything of the tenant in this store.
+        public var prefix: String
+        /// `tenants/T/keys/`: the key envelopes crypto-shredding destroys first.
+        public var keysPrefix: String
+    }
+
+    /// One local file or directory of the tenant under the home.
+    public struct PathPlace: Codable, Sendable, Equatable {
+        /// `pg`, `spool`, `cache`, `lock`, `scratch`, `exports`, `secrets`.
+        public var kind: String
+        public var path: String
+    }
+
+    public var tenant: String
+    public var stores: [StorePlace]
+    public var paths: [PathPlace]
+    /// `HOME/pg/T/wal.key`: destroyed with the key envelopes.
+    public var walKey: String
+    /// The replication slot `pg stream` uses for the tenant.
+    public var slot: String
+    /// The tenant's database server, when it has one. Holds no password (that is in the
+    /// `secrets` path) but may name a host: never printed.
+    public var pgDSN: String?
+    /// When the tenant's contract ended, as the catalog said when the footprint was taken: the
+    /// deletion certificate names it after the tenant row is gone.
+    public var contractEnd: Date?
+
+    /// The tenant's footprint in `home`, from its catalog record and the catalog's stores.
+    /// A store named by the tenant but missing from the catalog is an error: a place would be
+    /// left out silently otherwise.
+    public static func of(_ tenant: TenantRecord, catalog: any Catalog, home: Home) throws -> TenantFootprint {
+        var names: [(String, String)] = [(tenant.store, "primary")]
+        if let o = tenant.offsiteStore { names.append((o, "offsite")) }
+        for a in try catalog.regionApprovals(tenant: tenant.name) { names.append((a.store, "region-approval")) }
+        let layout = RepositoryLayout(tenant: tenant.name)
+        var stores: [StorePlace] = []
+        for (name, role) in names where !stores.contains(where: { $0.name == name }) {
+            guard let record = try catalog.store(named: name) else {
+                throw CoreError.failed("store '\(name)' of tenant '\(tenant.name)' is not in the catalog", hint: "tresor store list")
+            }
+            stores.append(StorePlace(name: name, url: record.url, role: role, prefix: layout.prefix, keysPrefix: layout.keysPrefix))
+        }
+        let root = home.root.path
+        var paths = [
+            PathPlace(kind: "pg", path: PostgresAccess.directory(home, tenant.name).path),
+            PathPlace(kind: "spool", path: PostgresAccess.spool(home, tenant.name).path),
+        ]
+        for s in stores { paths.append(PathPlace(kind: "cache", path: "\(root)/cache/\(s.name)/\(layout.prefix.dropLast())")) }
+        paths += [
+            PathPlace(kind: "lock", path: home.locks.appendingPathComponent("\(tenant.name).lock").path),
+            PathPlace(kind: "scratch", path: "\(root)/scratch/\(tenant.name)"),
+            PathPlace(kind: "exports", path: "\(root)/exports/\(tenant.name)"),
+            PathPlace(kind: "secrets", path: "\(root)/secrets/pg/\(tenant.name).pgpass"),
+        ]
+        return TenantFootprint(tenant: tenant.name, stores: stores, paths: paths,
+                               walKey: PostgresAccess.directory(home, tenant.name).appendingPathComponent("wal.key").path,
+                               slot: PostgresAccess.defaultSlot(tenant.name), pgDSN: tenant.pgDSN,
+                               contractEnd: tenant.contractEnd)
+    }
+
+    /// Where the tenant's scratch directories live: the sweeper looks there for leftovers
+    /// named after a tenant.
+    public static func scratchRoot(_ home: Home) -> URL { home.root.appendingPathComponent("scratch") }
+}

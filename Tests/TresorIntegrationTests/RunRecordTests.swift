@@ -1,0 +1,46 @@
+import Foundation
+import Testing
+import TresorCatalog
+import TresorTestSupport
+
+/// Every job run is in the catalog, failed ones too.
+@Suite struct RunRecordTests {
+    @Test func aFailedDocumentRestoreIsRecordedAsAFailedRun() throws {
+        var small = CorpusBuilder.Options()
+        small.smallFiles = 20
+        small.largeFiles = 0
+        let f = try Fixture(corpus: small)
+        try f.expectOK(["docs", "backup", "acme"])
+        // Without its index objects the snapshot's tree cannot be found: the restore fails.
+        let indexDir = f.storePath + "/tenants/acme/index"
+        for name in try FileManager.default.contentsOfDirectory(atPath: indexDir) {
+            try FileManager.default.removeItem(atPath: indexDir + "/" + name)
+        }
+        let (_, r) = try f.restore()
+        #expect(r.code == 1, "\(r.stdout) \(r.stderr)")
+        let catalog = try SQLiteCatalog(path: f.home + "/catalog.sqlite")
+        let restores = try catalog.runs(tenant: "acme", kind: .documentsRestore, limit: 10)
+        #expect(restores.count == 1)
+        #expect(restores.first?.status == .failed)
+        #expect(restores.first?.endedAt != nil)
+        #expect(restores.first?.detail.contains("\"error\"") == true)
+        // The backup before it is recorded as it was.
+        #expect(try catalog.runs(tenant: "acme", kind: .documentsBackup, limit: 10).map(\.status) == [.ok])
+    }
+}
+
+/// Every caller opens the home the same way: the postgres OS user's WAL commands meet the same
+/// check and message as the operator's.
+@Suite struct HomeOpenerTests {
+    @Test func walPushOnAHomeWithoutConfigNamesTheMissingInstallationLikeEveryCommand() throws {
+        let dir = TempDirectory("tresor-open")
+        let tresor = TresorProcess(home: dir.sub("nohome").path)
+        let wal = dir.sub("000000010000000000000001")
+        try Data(count: 16).write(to: wal)
+        let push = try tresor.run(["pg", "wal-push", "acme", wal.path])
+        let backup = try tresor.run(["docs", "backup", "acme"])
+        #expect(push.code == 2 && backup.code == 2, "\(push.stderr) \(backup.stderr)")
+        #expect(push.stderr.contains("error: no Tresor installation at"), "\(push.stderr)")
+        #expect(push.stderr == backup.stderr)
+    }
+}
