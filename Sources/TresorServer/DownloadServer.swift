@@ -1,4 +1,3 @@
-import _NIOFileSystem
 import Dispatch
 import Foundation
 import Hummingbird
@@ -21,8 +20,11 @@ import TresorEngine
 /// A link that is not one (path tricks, unknown shape) gets 404; a forged, expired or revoked
 /// link 403; a valid link to a file that is gone 404. The bodies say only "forbidden" or "not
 /// found". Each tenant has at most the policy's `exports.max_concurrent_downloads` files in
-/// flight; one more gets 429. Files are sent in 1 MiB chunks, each written only when the
-/// connection can take it, so a slow client holds about one chunk of memory.
+/// flight (a download holds its slot until its last byte went to the socket or the client went
+/// away); one more gets 429. Files are read in 1 MiB chunks without read-ahead
+/// (``FileChunkReader``), each read only when the connection took the previous one
+/// (``DownloadHandler/settle(_:)``), so a slow client holds at most about two chunks of the
+/// server's memory.
 public enum DownloadServer {
     /// Runs until SIGTERM or SIGINT. `announce` gets the bound address (`127.0.0.1:PORT`) once
     /// the server listens, which matters for port 0.
@@ -66,10 +68,13 @@ public enum DownloadServer {
 struct DownloadContext: RequestContext, RemoteAddressRequestContext {
     var coreContext: CoreRequestContextStorage
     let remoteAddress: SocketAddress?
+    /// The connection, for ``DownloadHandler/settle(_:)``.
+    let channel: any Channel
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
+        channel = source.channel
     }
 }
 
@@ -162,26 +167,41 @@ struct DownloadHandler: Sendable {
         entry.status = Int(status.code)
         let start = entry
         let (log, limiter, tenant) = (self.log, self.limiter, link.tenant)
+        let channel = context.channel
         let body = ResponseBody(contentLength: Int(length)) { writer in
             var e = start
+            // The slot is held until the last byte went to the socket or the connection failed.
             defer {
                 limiter.release(tenant)
                 log.append(e)
             }
             // A client that goes away makes write throw: the entry then records the bytes sent
             // and complete: false.
-            if length > 0 {
-                try await FileSystem.shared.withFileHandle(forReadingAt: FilePath(url.path)) { handle in
-                    for try await piece in handle.readChunks(in: first..<(last + 1), chunkLength: .bytes(Int64(Self.chunk))) {
-                        try await writer.write(piece)
-                        e.bytes += Int64(piece.readableBytes)
-                    }
-                }
+            let reader = try FileChunkReader(path: url.path, range: first..<(last + 1), chunk: Self.chunk)
+            while let piece = try await reader.next() {
+                try await writer.write(piece)
+                e.bytes += Int64(piece.readableBytes)
+                try await Self.settle(channel)
             }
             e.complete = e.bytes == length
             try await writer.finish(nil)
         }
         return Response(status: status, headers: headers, body: body)
+    }
+
+    /// Waits until the event loop has handed the chunks written so far to the socket.
+    ///
+    /// `writer.write` (NIO's `NIOAsyncChannelOutboundWriter`) returns as soon as the channel
+    /// *was* writable: the chunk then goes to the event loop in a task of its own, and the
+    /// channel turns unwritable (more than its 64 KiB high-water mark buffered) only once that
+    /// task ran. Without this wait a writer faster than the event loop gets several chunks
+    /// accepted before the first one turns the channel unwritable. A task submitted now runs
+    /// after that write (one event loop runs its tasks in order), so when it returns the writer
+    /// knows the channel's writability, and the next `write` waits while the socket is full.
+    /// Each connection thus buffers at most one chunk plus the high-water mark, and one chunk
+    /// waiting to be written, whatever the client's speed.
+    static func settle(_ channel: any Channel) async throws {
+        try await channel.eventLoop.submit {}.get()
     }
 
     private func page(_ link: ExportLink, _ digest: ExportDigest.Value, _ entry: inout AccessEntry) -> Response {

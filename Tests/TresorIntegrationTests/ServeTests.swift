@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Testing
 import TresorTestSupport
@@ -231,20 +234,91 @@ struct ServeTests {
         #expect(!globexLog.body.contains("acme"))
     }
 
-    @Test("a tenant's third download at once gets 429 while two are running; another tenant is not held up")
-    func unboundedConcurrentDownloads() throws {
+    @Test("two stalled clients hold the tenant's two download slots until they go away (a third gets 429, another tenant does not), and the server buffers at most about one chunk for each beyond the kernel's socket buffers")
+    func slowClientsOverrunDownloadLimitOrServerMemory() throws {
         let s = try Served()
-        let link = try s.link("globex", "g.bin")
-        let a = s.f.dir.sub("slow-a").path, b = s.f.dir.sub("slow-b").path
-        let slow = try Self.sh("""
-            curl -s --limit-rate 256K -o '\(a)' '\(link)' & pa=$!
-            curl -s --limit-rate 256K -o '\(b)' '\(link)' & pb=$!
-            while [ ! -s '\(a)' ] || [ ! -s '\(b)' ]; do sleep 0.05; done
-            code=$(curl -s -o /dev/null -w '%{http_code}' '\(link)')
-            other=$(curl -s -o /dev/null -w '%{http_code}' -r 0-9 '\(try s.link("acme", "big.bin"))')
-            kill $pa $pb; wait
-            echo "$code $other"
-            """)
-        #expect(slow.out.trimmingCharacters(in: .whitespacesAndNewlines) == "429 206", "\(slow.out)")
+        // The largest send buffer the kernel gives a TCP socket: what it may take off the server
+        // beyond what the server itself buffers.
+        let wmem = try #require(Int(String(contentsOfFile: "/proc/sys/net/ipv4/tcp_wmem", encoding: .utf8)
+            .split(whereSeparator: \.isWhitespace).last ?? ""))
+        let chunk = 1 << 20
+        // Far more than a stalled connection can absorb, so its download cannot have ended.
+        let size = max(64 << 20, 4 * wmem)
+        try Self.sh("truncate -s \(size) '\(s.exports.path)/acme/huge.bin'")
+        let link = try s.link("acme", "huge.bin")
+
+        // Two clients that read the response head and then nothing: slower than any real one.
+        let a = try StalledClient(link), b = try StalledClient(link)
+        #expect(a.statusLine == "HTTP/1.1 200 OK" && b.statusLine == "HTTP/1.1 200 OK", "\(a.statusLine) \(b.statusLine)")
+        // Both hold a slot (taken before the head was sent): a third download of acme's is refused,
+        // globex's is not held up.
+        #expect(try Self.get(link).status == 429)
+        #expect(try Self.sh("curl -s -o /dev/null -w '%{http_code}' -r 0-9 '\(try s.link("globex", "g.bin"))'").out == "206")
+        // A download's entry is written when it ends: the two stalled ones have none yet.
+        let during = try s.accessLog(atLeast: 2)
+        #expect(during.map { $0["status"] as? Int ?? 0 } == [429, 206], "\(during)")
+
+        a.close()
+        b.close()
+        let entries = try s.accessLog(atLeast: 4)
+        let stalled = entries.filter { $0["status"] as? Int == 200 }
+        #expect(stalled.count == 2, "\(entries)")
+        for (e, client) in zip(stalled.sorted { ($0["address"] as? String ?? "") < ($1["address"] as? String ?? "") },
+                               [a, b].sorted { $0.localAddress < $1.localAddress }) {
+            let sent = try #require(e["bytes"] as? Int)
+            #expect(e["complete"] as? Bool == false)
+            // What the server accepted = what sat in the two kernel buffers (the client read no
+            // body byte) + what the server buffered itself, which must stay within one chunk and
+            // NIO's 64 KiB high-water mark (the whole file, or 8 chunks of read-ahead, before).
+            let bound = wmem + client.receiveBuffer + chunk + (64 << 10)
+            #expect(sent <= bound, "\(sent) bytes accepted, at most \(bound) allowed")
+            #expect(sent < size)
+        }
+        // The slots are free again.
+        #expect(try Self.get(link, headers: ["Range: bytes=0-9"]).status == 206)
+    }
+
+    /// A raw HTTP/1.1 client with a small receive buffer that sends one GET, reads the response
+    /// head and then stops reading until `close()`.
+    final class StalledClient {
+        let fd: Int32
+        let statusLine: String
+        /// The socket's receive buffer as the kernel set it (it doubles what was asked).
+        let receiveBuffer: Int
+        let localAddress: String
+
+        init(_ link: String) throws {
+            let url = try #require(URLComponents(string: link))
+            let port = try #require(url.port)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            self.fd = fd
+            var rcv: Int32 = 64 << 10
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, socklen_t(MemoryLayout<Int32>.size))
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(UInt16(port).bigEndian)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let ok = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard ok == 0 else { throw Failure("connect: \(String(cString: strerror(errno)))") }
+            var got: Int32 = 0, len = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len)
+            receiveBuffer = Int(got)
+            var local = sockaddr_in(), llen = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &llen) } }
+            localAddress = "127.0.0.1:\(UInt16(bigEndian: local.sin_port))"
+            let request = Array("GET \(url.percentEncodedPath)?\(url.percentEncodedQuery ?? "") HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+            guard send(fd, request, request.count, 0) == request.count else { throw Failure("send: \(String(cString: strerror(errno)))") }
+            // One byte at a time, so no body byte is read with the head.
+            var head = [UInt8](), byte: UInt8 = 0
+            while !head.suffix(4).elementsEqual([13, 10, 13, 10]), head.count < 1 << 16 {
+                guard recv(fd, &byte, 1, 0) == 1 else { throw Failure("the server closed before the response head ended") }
+                head.append(byte)
+            }
+            statusLine = String(decoding: head.prefix { $0 != 0x0d }, as: UTF8.self)
+        }
+
+        func close() { _ = Glibc.close(fd) }
     }
 }
