@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import Synchronization
 import TresorCore
+import TresorEngine
 
 /// One download attempt, as a line of `HOME/exports/access.jsonl`.
 struct AccessEntry: Codable, Sendable {
@@ -28,22 +29,28 @@ struct AccessEntry: Codable, Sendable {
     var complete: Bool
 }
 
-/// The download endpoint's access log: JSON lines appended with one `write` each to a file
-/// opened with `O_APPEND`, so concurrent requests never interleave within a line. Entries older
-/// than the policy's `access_log.retention` are dropped when the server starts (``prune(olderThan:)``).
+/// The download endpoint's access log (``AccessLogFile``): JSON lines appended with one `write`
+/// each to a file opened with `O_APPEND`, under the log's lock, so concurrent requests never
+/// interleave within a line and a pruning (`tresor retention apply`, which replaces the file)
+/// never makes a line vanish into the replaced file.
 final class AccessLog: Sendable {
-    let url: URL
+    let home: Home
+    var url: URL { home.accessLog }
     private let fd: Mutex<Int32>
     private static let timeFormat: Date.ISO8601FormatStyle = .iso8601
 
-    init(url: URL) throws {
-        self.url = url
-        let fd = open(url.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw CoreError.failed("cannot open the access log \(url.path): \(String(cString: strerror(errno)))") }
-        self.fd = Mutex(fd)
+    init(home: Home) throws {
+        self.home = home
+        self.fd = Mutex(try Self.open(home.accessLog))
     }
 
     deinit { fd.withLock { _ = close($0) } }
+
+    private static func open(_ url: URL) throws -> Int32 {
+        let fd = Glibc.open(url.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CoreError.failed("cannot open the access log \(url.path): \(String(cString: strerror(errno)))") }
+        return fd
+    }
 
     static func timestamp(_ date: Date) -> String { date.formatted(timeFormat) }
 
@@ -58,9 +65,24 @@ final class AccessLog: Sendable {
             return
         }
         line.append(0x0a)
-        let written = fd.withLock { fd in line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
-        if written != line.count {
-            FileHandle.standardError.write(Data("error: cannot append to the access log \(url.path): \(String(cString: strerror(errno)))\n".utf8))
+        do {
+            try fd.withLock { fd in
+                try AccessLogFile.withLock(home) {
+                    // Pruned meanwhile (the path names another file now): append to the new one.
+                    var open = stat(), current = stat()
+                    if fstat(fd, &open) != 0 || stat(url.path, &current) != 0 || open.st_ino != current.st_ino || open.st_dev != current.st_dev {
+                        let fresh = try Self.open(url)
+                        close(fd)
+                        fd = fresh
+                    }
+                    let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                    if written != line.count {
+                        throw CoreError.failed("cannot append to the access log \(url.path): \(String(cString: strerror(errno)))")
+                    }
+                }
+            }
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
         }
     }
 
@@ -69,27 +91,8 @@ final class AccessLog: Sendable {
         let data = try Data(contentsOf: url)
         let decoder = JSONDecoder()
         return data.split(separator: 0x0a).filter { line in
+            // A line that does not parse names no tenant: it is nobody's to download.
             (try? decoder.decode(AccessEntry.self, from: line))?.tenant == tenant
         }.map { Data($0) + Data([0x0a]) }
-    }
-
-    /// Rewrites the log without the entries older than `cutoff` (through a temporary file and a
-    /// rename). Returns how many were dropped. Lines that do not parse are kept, not dropped.
-    @discardableResult
-    static func prune(_ url: URL, olderThan cutoff: Date) throws -> Int {
-        guard FileManager.default.fileExists(atPath: url.path) else { return 0 }
-        let data = try Data(contentsOf: url)
-        let decoder = JSONDecoder()
-        var kept = Data(), dropped = 0
-        for line in data.split(separator: 0x0a) {
-            if let e = try? decoder.decode(AccessEntry.self, from: line), let t = try? Date(e.time, strategy: timeFormat), t < cutoff {
-                dropped += 1
-                continue
-            }
-            kept.append(contentsOf: line)
-            kept.append(0x0a)
-        }
-        if dropped > 0 { try kept.write(to: url, options: .atomic) }
-        return dropped
     }
 }

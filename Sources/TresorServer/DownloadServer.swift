@@ -33,11 +33,14 @@ public enum DownloadServer {
         let retention = installation.policy.accessLog.retention.seconds
         try FileManager.default.createDirectory(at: installation.home.exports, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        try AccessLog.prune(installation.home.accessLog, olderThan: installation.clock.now().addingTimeInterval(-retention))
+        let pruned = try AccessLogFile.prune(installation.home, olderThan: installation.clock.now().addingTimeInterval(-retention))
+        if pruned.unreadable > 0 {
+            FileHandle.standardError.write(Data("warning: \(pruned.unreadable) lines of the access log have no readable time; kept, never pruned\n".utf8))
+        }
         let handler = DownloadHandler(
             home: installation.home, clock: installation.clock,
             signer: try installation.exportLinkSigner(create: true),
-            log: try AccessLog(url: installation.home.accessLog),
+            log: try AccessLog(home: installation.home),
             limiter: DownloadLimiter(limit: installation.policy.exports.maxConcurrentDownloads))
         // No router: every request, whatever its path or method, reaches the handler, which
         // answers and logs it (a router would answer unknown paths itself, unlogged).

@@ -278,6 +278,63 @@ struct ServeTests {
         #expect(try Self.get(link, headers: ["Range: bytes=0-9"]).status == 206)
     }
 
+    @Test("retention apply removes access log entries older than the policy's six months, atomically and while the server appends, and counts them in its result and evidence; a line without a time is kept and reported")
+    func accessLogKeptForeverOrCutShort() throws {
+        let s = try Served()
+        try s.f.expectOK(["docs", "backup", "acme"])
+        let link = try s.link("acme", "acme.tar")
+        let logURL = s.exports.appendingPathComponent("access.jsonl")
+        // Retention runs with a clock 10 days ahead (--now): "gone2" is past 183 days for it,
+        // not for the wall clock.
+        let later = Date().addingTimeInterval(10 * 86_400)
+        let clock = ["--now", later.formatted(.iso8601)]
+        func old(_ days: Double, _ mark: String) -> String {
+            let t = later.addingTimeInterval(-days * 86_400).formatted(.iso8601)
+            return #"{"address":"","bytes":0,"complete":true,"file":"x","link":"\#(mark)","route":"file","status":404,"tenant":"acme","time":"\#(t)"}"# + "\n"
+        }
+        // Written by hand after the server started (it prunes when it starts): two entries past
+        // 183 days, two within, and a crash's leftover of an earlier pruning. The server's own
+        // entries are 10 days old for that clock: kept.
+        let handle = try FileHandle(forWritingTo: logURL)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data((old(400, "gone1") + old(183.1, "gone2") + old(182.9, "kept1") + old(1, "kept2")).utf8))
+        try handle.close()
+        try Data("half a line".utf8).write(to: s.exports.appendingPathComponent(".access.jsonl.pruning"))
+        #expect(try Self.get(link, headers: ["Range: bytes=0-0"]).status == 206)
+        _ = try s.accessLog(atLeast: 5)
+
+        // A dry run counts and changes nothing.
+        let dry = try s.f.expectOK(["--json"] + clock + ["retention", "apply", "acme", "--dry-run"])
+        let dryResults = try JSONSerialization.jsonObject(with: Data(dry.stdout.utf8)) as? [[String: Any]]
+        let dryLog = dryResults?.first?["accessLog"] as? [String: Any]
+        #expect(dryLog?["deleted"] as? Int == 2, "\(dry.stdout)")
+        #expect(try String(contentsOf: logURL, encoding: .utf8).contains("gone1"))
+
+        let applied = try s.f.expectOK(["--json"] + clock + ["retention", "apply", "acme"])
+        let results = try #require(try JSONSerialization.jsonObject(with: Data(applied.stdout.utf8)) as? [[String: Any]], "\(applied.stdout)")
+        let counts = results.first?["accessLog"] as? [String: Any]
+        #expect(counts?["deleted"] as? Int == 2 && counts?["kept"] as? Int == 3 && counts?["unreadable"] as? Int == 0, "\(applied.stdout)")
+        // The server goes on appending, to the new file.
+        #expect(try Self.get(link, headers: ["Range: bytes=1-1"]).status == 206)
+        let after = try s.accessLog(atLeast: 4)
+        #expect(after.map { $0["link"] as? String ?? "" }.filter { $0.hasPrefix("gone") || $0.hasPrefix("kept") } == ["kept1", "kept2"])
+        #expect(after.filter { $0["status"] as? Int == 206 }.count == 2, "\(after)")
+        #expect(!FileManager.default.fileExists(atPath: s.exports.appendingPathComponent(".access.jsonl.pruning").path))
+        let evidence = try s.f.expectOK(["--json", "evidence", "list", "--kind", "retention", "--tenant", "acme"])
+        let payload = (evidence.json()?["entries"] as? [[String: Any]])?.last?["payload"] as? [String: Any]
+        #expect(payload?["access_log_entries_deleted"] as? Int == 2, "\(evidence.stdout)")
+
+        // A line without a readable time is never dropped unread: kept, and the run exits 3.
+        let garbage = try FileHandle(forWritingTo: logURL)
+        try garbage.seekToEnd()
+        try garbage.write(contentsOf: Data("not json\n".utf8))
+        try garbage.close()
+        let problem = try s.f.tresor.run(clock + ["retention", "apply", "acme"])
+        #expect(problem.code == 3, "\(problem.stdout) \(problem.stderr)")
+        #expect(problem.stdout.contains("1 lines without a readable time kept"), "\(problem.stdout)")
+        #expect(try String(contentsOf: logURL, encoding: .utf8).contains("not json"))
+    }
+
     /// A raw HTTP/1.1 client with a small receive buffer that sends one GET, reads the response
     /// head and then stops reading until `close()`.
     final class StalledClient {
