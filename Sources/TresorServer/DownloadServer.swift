@@ -209,7 +209,7 @@ struct DownloadHandler: Sendable {
 
     private func page(_ link: ExportLink, _ digest: ExportDigest.Value, _ entry: inout AccessEntry) -> Response {
         let html = LinkPage.render(LinkPage.View(
-            tenant: link.tenant, file: link.file, size: Self.humanSize(digest.size), bytes: "\(digest.size)",
+            tenant: link.tenant, file: link.file, size: digest.size < 1024 ? Self.humanSize(digest.size) : "\(Self.humanSize(digest.size)) (\(digest.size) bytes)",
             sha256: digest.sha256,
             expires: AccessLog.timestamp(Date(timeIntervalSince1970: Double(link.expires))),
             downloadURL: link.path + "&download=1", accessLogURL: link.accessLogPath))

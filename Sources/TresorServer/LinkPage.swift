@@ -8,8 +8,8 @@ enum LinkPage {
     struct View {
         let tenant: String
         let file: String
+        /// `6 bytes`, or `1.5 GiB (1610612736 bytes)`.
         let size: String
-        let bytes: String
         let sha256: String
         let expires: String
         let downloadURL: String
@@ -55,7 +55,7 @@ enum LinkPage {
     <h1>{{file}}</h1>
     <p class="lead">An export of everything tenant <strong>{{tenant}}</strong> keeps with Tresor: a BagIt bag of its documents and database.</p>
     <dl>
-    <dt>Size</dt><dd>{{size}} ({{bytes}} bytes)</dd>
+    <dt>Size</dt><dd>{{size}}</dd>
     <dt>SHA-256</dt><dd><code>{{sha256}}</code></dd>
     <dt>Link valid until</dt><dd>{{expires}}</dd>
     </dl>

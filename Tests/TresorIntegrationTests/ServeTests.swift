@@ -335,6 +335,44 @@ struct ServeTests {
         #expect(try String(contentsOf: logURL, encoding: .utf8).contains("not json"))
     }
 
+    @Test("headless Chromium at a link shows the export's name, tenant, exact size, SHA-256 and a download button whose link gets the file; screenshot saved")
+    func linkPageWrongInBrowser() throws {
+        let s = try Served()
+        let link = try s.link("acme", "acme.tar")
+        let tar = s.exports.appendingPathComponent("acme/acme.tar").path
+        let sha = try Self.sha256(tar)
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: tar)[.size] as? Int)
+        #expect(size >= 1024)
+
+        // What the browser built from the page (Chromium asks with Accept: text/html).
+        let browser = EvidenceReportCommandTests()
+        let dom = try browser.browser(["--dump-dom", link])
+        #expect(dom.code == 0)
+        #expect(dom.stdout.contains("<h1>acme.tar</h1>"), "\(dom.stdout)")
+        #expect(dom.stdout.contains("tenant <strong>acme</strong>"))
+        #expect(dom.stdout.contains("<dt>Size</dt><dd>") && dom.stdout.contains(" (\(size) bytes)</dd>"), "\(dom.stdout)")
+        #expect(dom.stdout.contains("<dt>SHA-256</dt><dd><code>\(sha)</code></dd>"))
+        #expect(!dom.stdout.contains("<script"))
+        // The button: an anchor to this link with download=1; following it gets the file itself.
+        let button = try #require(dom.stdout.range(of: #"<a class="button" href="[^"]*" download="">Download</a>"#, options: .regularExpression),
+                                  "\(dom.stdout)")
+        let href = String(dom.stdout[button].split(separator: "\"")[3]).replacingOccurrences(of: "&amp;", with: "&")
+        #expect(href.hasSuffix("&download=1"))
+        let copy = s.f.dir.sub("via-button.tar").path
+        #expect(try Self.sh("curl -s -H 'Accept: text/html' -o '\(copy)' -w '%{http_code}' '\(s.base)\(href)'").out == "200")
+        #expect(try Self.sha256(copy) == sha)
+
+        let shot = ProcessInfo.processInfo.environment["TRESOR_LINK_PAGE_SCREENSHOT"].map { URL(fileURLWithPath: $0) }
+            ?? s.f.dir.sub("link-page.png")
+        let png = try browser.browser(["--screenshot=\(shot.path)", "--window-size=1000,700", link])
+        #expect(png.code == 0)
+        let bytes = try Data(contentsOf: shot)
+        #expect(bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) && bytes.count > 10_000)
+        // Both browser visits got the page, and are logged as such.
+        let entries = try s.accessLog(atLeast: 3)
+        #expect(entries.filter { $0["route"] as? String == "page" && $0["status"] as? Int == 200 }.count == 2, "\(entries)")
+    }
+
     /// A raw HTTP/1.1 client with a small receive buffer that sends one GET, reads the response
     /// head and then stops reading until `close()`.
     final class StalledClient {
