@@ -92,7 +92,7 @@ extension DocsCommand {
 
         func run() throws {
             let r = try ctx.installation().dumpDocument(tenant: tenant, path: path, snapshot: snapshot, store: store,
-                                                        by: by ?? ExportCommand.osUser(), to: 1)
+                                                        by: by ?? ExportCreateCommand.osUser(), to: 1)
             let text: String
             if ctx.options.json {
                 let e = JSONEncoder()

@@ -209,7 +209,7 @@ struct DocsCommand: ParsableCommand {
         func run() throws {
             let line = ProgressLine(ctx)
             let r = try ctx.installation().restoreDocuments(tenant: tenant, to: to, snapshot: snapshot, paths: path, store: store,
-                                                            by: by ?? ExportCommand.osUser(), sync: !noSync) { done, total in
+                                                            by: by ?? ExportCreateCommand.osUser(), sync: !noSync) { done, total in
                 line.update(bytes: done, totalBytes: total)
             }
             line.end()

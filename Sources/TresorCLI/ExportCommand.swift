@@ -10,10 +10,20 @@ import TresorExport
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
+        abstract: "Export a tenant's data as a BagIt bag, and hand out download links (docs/export.md, docs/serve.md).",
+        discussion: "tresor export T --out FILE is `tresor export create T --out FILE`.",
+        subcommands: [ExportCreateCommand.self, ExportLinkCommand.self, ExportRevokeCommand.self],
+        defaultSubcommand: ExportCreateCommand.self)
+}
+
+struct ExportCreateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
         abstract: "Write a tenant's documents and database as a BagIt bag in FILE.tar, FILE.tar.zst or FILE.zip (docs/export.md).")
 
     @Argument(help: "Tenant name.") var tenant: String
     @Option(help: "The archive to create (must not exist): FILE.tar, FILE.tar.zst or FILE.zip.") var out: String
+    @Flag(help: "Write the archive into HOME/exports/TENANT/ (--out is then a file name), where tresor serve offers it through tresor export link.") var publish = false
     @Option(help: "Who asks for the export, for the evidence log (default: the OS user).") var by: String?
     @Option(name: .customLong("pg-bin"), help: "Where pg_dump is.") var pgBin = "/usr/lib/postgresql/15/bin"
     @Flag(name: .customLong("from-backup"), help: "Documents from a backup snapshot and the database restored from backup in a scratch cluster (also for a tenant whose contract ended).") var fromBackup = false
@@ -36,13 +46,16 @@ struct ExportCommand: ParsableCommand {
             throw CoreError.usage("cannot tell the archive format of '\(out)'", hint: "name the output FILE.tar, FILE.tar.zst or FILE.zip")
         }
         let who = by ?? Self.osUser()
+        let installation = try ctx.installation()
+        let output = publish ? try installation.publishedExportPath(tenant: tenant, file: out).path : out
         let line = ProgressLine(ctx)
-        let r = try ctx.installation().export(tenant: tenant, output: out, by: who, pgBinDirectory: pgBin,
-                                              options: ExportOptions(fromBackup: fromBackup, at: atDate, since: since),
-                                              binary: tresorBinaryPath) { files, bytes in
+        let r = try installation.export(tenant: tenant, output: output, by: who, pgBinDirectory: pgBin,
+                                        options: ExportOptions(fromBackup: fromBackup, at: atDate, since: since),
+                                        binary: tresorBinaryPath) { files, bytes in
             line.update(bytes: UInt64(bytes), files: Int(files))
         }
         line.end()
+        if publish { try ExportDigest.record(sha256: r.sha256, for: URL(fileURLWithPath: r.archive)) }
         ctx.emit(r, outcome: r.outcome) {
             var lines = ["exported \(r.tenant) to \(r.archive) (\(r.format.rawValue), \(r.bytes) bytes, sha256 \(r.sha256))",
                          "  \(r.documentFiles) documents (\(r.documentBytes) bytes) in \(r.directories) folders, \(r.symlinks) symbolic links listed in README.txt"]

@@ -37,7 +37,7 @@ struct RetentionApplyCommand: ParsableCommand {
         let names = tenants.isEmpty ? try inst.catalog.tenants().map(\.name) : tenants
         var results: [RetentionResult] = []
         for name in names { results.append(try inst.applyRetention(tenant: name, dryRun: dryRun)) }
-        let failed = results.flatMap { r in r.failedStores.map { "\(r.tenant) in store \($0)" } }
+        let failed = results.flatMap { r in r.failedStores.map { "\(r.tenant) in store \($0)" } + (r.accessLogError.map { ["the access log (\($0))"] } ?? []) }
         ctx.emit(results, outcome: results.contains { $0.outcome == .problemFound } ? .problemFound : .ok) {
             results.map { r in
                 var lines = [describe(tenant: r.tenant, plan: r.plan)]
@@ -53,13 +53,19 @@ struct RetentionApplyCommand: ParsableCommand {
                     lines.append("  \(c.name): \(dryRun ? "would delete" : "deleted") \(c.deleted) older than \(c.cutoff) (\(c.policyKey) = \(c.period))"
                                  + (kinds.isEmpty ? "" : ": \(kinds)"))
                 }
+                if let a = r.accessLog {
+                    lines.append("  access log: \(dryRun ? "would delete" : "deleted") \(a.deleted) entries older than \(inst.policy.accessLog.retention), kept \(a.kept)"
+                                 + (a.unreadable > 0 ? "; PROBLEM: \(a.unreadable) lines without a readable time kept" : ""))
+                } else if let e = r.accessLogError {
+                    lines.append("  access log: FAILED: \(e)")
+                }
                 lines.append("  bytes to free: " + r.bytesToFree.keys.sorted().map { "\($0) \(formatBytes(r.bytesToFree[$0]!))" }.joined(separator: ", ")
                              + (dryRun ? " (dry run: nothing changed)" : ""))
                 return lines.joined(separator: "\n")
             }.joined(separator: "\n")
         }
         if !failed.isEmpty {
-            throw CoreError.failed("retention could not prune \(failed.joined(separator: ", ")); the other stores were pruned")
+            throw CoreError.failed("retention could not prune \(failed.joined(separator: ", ")); the rest was pruned")
         }
     }
 }

@@ -157,7 +157,7 @@ struct Tresor: ParsableCommand {
             DocsCommand.self, SnapshotsCommand.self, CheckCommand.self, RepairCommand.self, ReplicateCommand.self, PGCommand.self,
             EvidenceCommand.self,
             KeysCommand.self, DrillCommand.self, ExportCommand.self, DeletionCommand.self, SweepCommand.self,
-            RetentionCommand.self, JobsCommand.self, MetricsCommand.self, TickCommand.self,
+            RetentionCommand.self, JobsCommand.self, MetricsCommand.self, TickCommand.self, ServeCommand.self,
             CatalogCommand.self,
         ])
 }

@@ -104,6 +104,9 @@ public struct Policy: Sendable, Equatable {
     public struct Exports: Sendable, Equatable {
         /// How long a signed download link stays valid (`link_lifetime`).
         public var linkLifetime: PolicyDuration
+        /// Downloads one tenant may have running at once on `tresor serve`; more get 429
+        /// (`max_concurrent_downloads`).
+        public var maxConcurrentDownloads: Int
     }
 
     /// The download endpoint's access log.
@@ -210,6 +213,7 @@ public struct Policy: Sendable, Equatable {
             "deletion.delay_after_contract_end": .duration(0...(90 * day)),
             "deletion.sweep_interval": .duration(3600...(90 * day)),
             "exports.link_lifetime": .duration(60...(90 * day)),
+            "exports.max_concurrent_downloads": .integer(1...1000),
             "access_log.retention": .duration(day...(3660 * day)),
             "retention.timezone": .string,
             "job_history.retention": .duration(day...(3660 * day)),
@@ -244,6 +248,7 @@ public struct Policy: Sendable, Equatable {
         "deletion.delay_after_contract_end": .string("90d"),
         "deletion.sweep_interval": .string("7d"),
         "exports.link_lifetime": .string("7d"),
+        "exports.max_concurrent_downloads": .integer(4),
         "access_log.retention": .string("183d"),
         "retention.timezone": .string("UTC"),
         "job_history.retention": .string("183d"),
@@ -316,7 +321,8 @@ public struct Policy: Sendable, Equatable {
         }
         deletion = Deletion(delayAfterContractEnd: try r.duration("deletion.delay_after_contract_end"),
                             sweepInterval: try r.duration("deletion.sweep_interval"))
-        exports = Exports(linkLifetime: try r.duration("exports.link_lifetime"))
+        exports = Exports(linkLifetime: try r.duration("exports.link_lifetime"),
+                          maxConcurrentDownloads: try r.int("exports.max_concurrent_downloads"))
         accessLog = AccessLog(retention: try r.duration("access_log.retention"))
         retention = Retention(timeZone: try r.string("retention.timezone"))
         guard TimeZone(identifier: retention.timeZone) != nil else {

@@ -113,6 +113,11 @@ public struct RetentionResult: Codable, Sendable {
     /// Bytes freed (or, dry, to be freed) per class in the primary store: `wal`, `packs`.
     public var bytesToFree: [String: UInt64]
     public var outcome: Outcome
+    /// The download access log (`HOME/exports/access.jsonl`, one for all tenants): entries older
+    /// than the policy's `access_log.retention` removed (or, dry, to be removed).
+    public var accessLog: AccessLogFile.PruneResult?
+    /// Why the access log could not be pruned (the run exits 1 saying so).
+    public var accessLogError: String?
     /// Stores that could not be pruned (the run exits 1 naming them).
     public var failedStores: [String] { stores.filter { $0.error != nil }.map(\.store) }
 }
@@ -183,6 +188,16 @@ extension Installation {
             var result = RetentionResult(tenant: name, dryRun: dryRun, applied: !dryRun, plan: plan, stores: stores,
                                          classes: classes, bytesToFree: bytesToFree,
                                          outcome: plan.problems.isEmpty ? .ok : .problemFound)
+            // The access log is kept for the policy's retention and no longer, whoever's entries
+            // they are: any tenant's retention run prunes it.
+            do {
+                let log = try AccessLogFile.prune(home, olderThan: clock.now().addingTimeInterval(-policy.accessLog.retention.seconds),
+                                                  dryRun: dryRun)
+                result.accessLog = log
+                if log.unreadable > 0 { result.outcome = .problemFound }
+            } catch {
+                result.accessLogError = "\(error)"
+            }
             if !dryRun {
                 try recordEvidence(kind: .retention, tenant: name, payload: [
                     "now": .string(plan.now), "window_start": .string(plan.windowStart),
@@ -202,10 +217,13 @@ extension Installation {
                         "deleted_by_kind": .object(c.deletedByKind.mapValues { .int(Int64($0)) }),
                         "bytes_freed": .int(Int64(c.bytesFreed)),
                     ]) }),
+                    "access_log_entries_deleted": .int(Int64(result.accessLog?.deleted ?? 0)),
+                    "access_log_pruned": .bool(result.accessLog != nil),
                 ])
             }
-            if !result.failedStores.isEmpty { result.outcome = .problemFound }
-            try catalog.finishRun(id: run, at: clock.now(), status: result.failedStores.isEmpty ? result.outcome.rawValue : "failed",
+            let failed = !result.failedStores.isEmpty || result.accessLogError != nil
+            if failed { result.outcome = .problemFound }
+            try catalog.finishRun(id: run, at: clock.now(), status: failed ? "failed" : result.outcome.rawValue,
                                   detail: json(result))
             return result
         } catch {
