@@ -164,7 +164,7 @@ struct RegionCommand: ParsableCommand {
         @Option var reason: String
 
         func run() throws {
-            let a = try ctx.installation().approveRegion(tenant: tenant.rawValue, store: store, by: by, reason: reason)
+            let a = try ctx.installation().approveRegion(tenant: tenant, store: store, by: by, reason: reason)
             ctx.emit(a) { "recorded: \(by) approved tenant \(tenant) in store \(store): \(reason)" }
         }
     }
@@ -252,7 +252,7 @@ struct CheckCommand: ParsableCommand {
     func run() throws {
         let mode: Checker.ReadData = readData ? .all : readDataSubset.map { .subset($0) } ?? .none
         let line = ProgressLine(ctx)
-        let r = try ctx.installation().check(tenant: tenant?.rawValue, readData: mode, store: store) { name, packs, bytes, total in
+        let r = try ctx.installation().check(tenant: tenant, readData: mode, store: store) { name, packs, bytes, total in
             line.update(bytes: bytes, totalBytes: total, files: packs, unit: "packs", note: name)
         }
         line.end()
@@ -296,7 +296,7 @@ struct ReplicateCommand: ParsableCommand {
 
     func run() throws {
         let line = ProgressLine(ctx)
-        let r = try ctx.installation().replicate(tenant: tenant.rawValue, to: to) { done, total in
+        let r = try ctx.installation().replicate(tenant: tenant, to: to) { done, total in
             line.update(done: done, total: total, unit: "objects copied")
         }
         line.end()

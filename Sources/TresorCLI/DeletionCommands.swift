@@ -7,7 +7,7 @@ import TresorEngine
 extension TenantCommand {
     struct EndContract: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "end-contract", abstract: "Record the end of a tenant's contract: the deletion clock starts.")
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
         @Option(help: "When the contract ended (RFC 3339 or YYYY-MM-DD).") var date: String
 
         func run() throws {
@@ -21,7 +21,7 @@ extension TenantCommand {
 
     struct Hold: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Put a tenant on legal hold: deletion waits until release.")
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
         @Option var reason: String
         @Option var by: String
 
@@ -33,7 +33,7 @@ extension TenantCommand {
 
     struct Release: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Lift a tenant's legal hold.")
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
 
         func run() throws {
             let t = try ctx.installation().releaseTenant(tenant)

@@ -55,7 +55,7 @@ struct DrillCommand: ParsableCommand {
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Restore a tenant's database and a sample of its documents into scratch, check them, and record the drill as evidence; exit 3 if a check failed or could not run.")
-        @Argument(help: "The tenant.") var tenant: String
+        @Argument(help: "The tenant.", transform: TenantID.init) var tenant: TenantID
         @Option(help: "random (default: a random WAL position in the recoverable window), latest, or a time (RFC 3339).")
         var target: String = "random"
         @Option(help: "The seed for the random target and the document sample (default: a new one, recorded).")
@@ -103,7 +103,7 @@ struct DrillCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "self-test",
             abstract: "Run the drill over an undamaged copy and over deliberately damaged ones (a flipped byte, a missing WAL segment, a wrong document hash) and record that each damage was caught; exit 3 if one went unnoticed.")
-        @Argument(help: "The tenant.") var tenant: String
+        @Argument(help: "The tenant.", transform: TenantID.init) var tenant: TenantID
         @Option(help: "The seed for the random target and the document sample (default: a new one, recorded).")
         var seed: Int64?
 

@@ -41,7 +41,7 @@ struct EvidenceCommand: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List evidence records (not a verification: see evidence verify).")
-        @Option(help: "Only records about this tenant.") var tenant: String?
+        @Option(help: "Only records about this tenant.", transform: TenantID.init) var tenant: TenantID?
         @Option(help: "Only records of this kind: \(EvidenceKind.allCases.map(\.rawValue).joined(separator: ", ")).") var kind: String?
         @Option(help: "Only records at or after this date/time.") var since: String?
 

@@ -21,7 +21,7 @@ struct ExportCreateCommand: ParsableCommand {
         commandName: "create",
         abstract: "Write a tenant's documents and database as a BagIt bag in FILE.tar, FILE.tar.zst or FILE.zip (docs/export.md).")
 
-    @Argument(help: "Tenant name.") var tenant: String
+    @Argument(help: "Tenant name.", transform: TenantID.init) var tenant: TenantID
     @Option(help: "The archive to create (must not exist): FILE.tar, FILE.tar.zst or FILE.zip.") var out: String
     @Flag(help: "Write the archive into HOME/exports/TENANT/ (--out is then a file name), where tresor serve offers it through tresor export link.") var publish = false
     @Option(help: "Who asks for the export, for the evidence log (default: the OS user).") var by: String?

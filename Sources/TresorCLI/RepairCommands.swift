@@ -10,7 +10,7 @@ struct RepairCommand: ParsableCommand {
     struct Index: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Rebuild index objects from pack headers; remove damaged index objects.")
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
 
         func run() throws {
             let r = try ctx.installation().repairIndex(tenant: tenant)
@@ -26,7 +26,7 @@ struct RepairCommand: ParsableCommand {
     struct Snapshots: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List damaged snapshots and what they covered; remove them only with --remove.")
-        @Argument var tenant: String
+        @Argument(transform: TenantID.init) var tenant: TenantID
         @Flag(help: "Remove the damaged snapshot objects.") var remove = false
 
         func run() throws {

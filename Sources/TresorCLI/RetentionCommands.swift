@@ -12,13 +12,13 @@ struct RetentionCommand: ParsableCommand {
 
 struct RetentionPlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "plan", abstract: "Print what retention keeps and drops, and why.")
-    @Argument(help: "Tenants (default: all).") var tenants: [String] = []
+    @Argument(help: "Tenants (default: all).", transform: TenantID.init) var tenants: [TenantID] = []
 
     func run() throws {
         let inst = try ctx.installation()
-        let names = tenants.isEmpty ? try inst.catalog.tenants().map(\.name) : tenants
+        let ids = tenants.isEmpty ? try inst.catalog.tenants().map { try $0.id } : tenants
         var plans: [String: RetentionPlan] = [:]
-        for name in names { plans[name] = try inst.retentionPlan(tenant: name) }
+        for id in ids { plans[id.rawValue] = try inst.retentionPlan(tenant: id) }
         let problems = plans.values.contains { !$0.problems.isEmpty }
         ctx.emit(plans, outcome: problems ? .problemFound : .ok) {
             plans.keys.sorted().map { describe(tenant: $0, plan: plans[$0]!) }.joined(separator: "\n")
@@ -29,14 +29,14 @@ struct RetentionPlanCommand: ParsableCommand {
 struct RetentionApplyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "apply", abstract: "Apply the retention plan in the primary and the offsite store, then prune.")
-    @Argument(help: "Tenants (default: all).") var tenants: [String] = []
+    @Argument(help: "Tenants (default: all).", transform: TenantID.init) var tenants: [TenantID] = []
     @Flag(help: "Print the plan and the bytes it would free; change nothing.") var dryRun = false
 
     func run() throws {
         let inst = try ctx.installation()
-        let names = tenants.isEmpty ? try inst.catalog.tenants().map(\.name) : tenants
+        let ids = tenants.isEmpty ? try inst.catalog.tenants().map { try $0.id } : tenants
         var results: [RetentionResult] = []
-        for name in names { results.append(try inst.applyRetention(tenant: name, dryRun: dryRun)) }
+        for id in ids { results.append(try inst.applyRetention(tenant: id, dryRun: dryRun)) }
         let failed = results.flatMap { r in r.failedStores.map { "\(r.tenant) in store \($0)" } + (r.accessLogError.map { ["the access log (\($0))"] } ?? []) }
         ctx.emit(results, outcome: results.contains { $0.outcome == .problemFound } ? .problemFound : .ok) {
             results.map { r in

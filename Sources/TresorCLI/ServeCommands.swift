@@ -10,7 +10,7 @@ struct ExportLinkCommand: ParsableCommand {
         commandName: "link",
         abstract: "Print a signed, expiring download link to a published export (HOME/exports/T/FILE) for tresor serve (docs/serve.md).")
 
-    @Argument(help: "Tenant name.") var tenant: String
+    @Argument(help: "Tenant name.", transform: TenantID.init) var tenant: TenantID
     @Argument(help: "The published export's file name (tresor export T --publish --out FILE).") var file: String
     @Option(help: "How long the link works, e.g. 7d, 12h (default: the policy's exports.link_lifetime).") var expires: String?
     @Option(help: "Where customers reach tresor serve (scheme, host, port).") var base = "http://127.0.0.1:8080"
@@ -32,7 +32,7 @@ struct ExportLinkCommand: ParsableCommand {
         let (link, digest) = try ctx.installation().makeExportLink(tenant: tenant, file: file, lifetime: lifetime)
         let root = base.hasSuffix("/") ? String(base.dropLast()) : base
         let expiry = Date(timeIntervalSince1970: Double(link.expires))
-        let out = Output(tenant: tenant, file: file, link: root + link.path, accessLog: root + link.accessLogPath, id: link.id,
+        let out = Output(tenant: tenant.rawValue, file: file, link: root + link.path, accessLog: root + link.accessLogPath, id: link.id,
                          sha256: digest.sha256, bytes: digest.size, expires: expiry)
         ctx.emit(out) {
             "\(out.link)\n  \(file): \(digest.size) bytes, sha256 \(digest.sha256)\n  valid until \(TimeFormat.string(expiry)), link id \(link.id)\n  access log: \(out.accessLog)"

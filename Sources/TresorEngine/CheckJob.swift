@@ -22,9 +22,9 @@ extension Installation {
     /// counting as damage.
     ///
     /// `progress`, when given, hears each tenant's pack reads (tenant, packs read, bytes read, bytes to read).
-    public func check(tenant: String?, readData: Checker.ReadData, store storeName: String? = nil,
+    public func check(tenant: TenantID?, readData: Checker.ReadData, store storeName: String? = nil,
                       progress: (@Sendable (String, Int, UInt64, UInt64) -> Void)? = nil) throws -> CheckResult {
-        let names = try tenant.map { [try self.tenant($0).name] } ?? catalog.tenants().map(\.name)
+        let names = try tenant.map { [try self.tenant($0.rawValue).name] } ?? catalog.tenants().map(\.name)
         var reports: [String: Checker.Report] = [:]
         for name in names {
             let t = try self.tenant(name)

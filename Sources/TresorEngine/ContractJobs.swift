@@ -7,7 +7,8 @@ import TresorEvidence
 extension Installation {
     /// `tresor tenant end-contract T --date D`: starts the deletion clock. The evidence record is
     /// appended first, then the catalog changes, so a contract end in force always has its record.
-    public func endContract(tenant name: String, at date: Date) throws -> TenantRecord {
+    public func endContract(tenant id: TenantID, at date: Date) throws -> TenantRecord {
+        let name = id.rawValue
         var t = try tenant(name)
         try recordEvidence(kind: .control, tenant: name, payload: [
             "action": .string("end-contract"), "contract_end": .string(TimeFormat.string(date)),
@@ -21,7 +22,8 @@ extension Installation {
 
     /// `tresor tenant hold T --reason R --by WHO`: a legal hold stops deletion until released.
     /// The reason may hold anything and the log is never redacted: the record keeps its SHA-256.
-    public func holdTenant(_ name: String, reason: String, by: String) throws -> TenantRecord {
+    public func holdTenant(_ id: TenantID, reason: String, by: String) throws -> TenantRecord {
+        let name = id.rawValue
         var t = try tenant(name)
         guard !reason.isEmpty else { throw CoreError.usage("a hold needs a reason", hint: "tresor tenant hold \(name) --reason TEXT --by WHO") }
         try recordEvidence(kind: .control, tenant: name, payload: [
@@ -33,7 +35,8 @@ extension Installation {
     }
 
     /// `tresor tenant release T`: lifts a hold. Releasing a tenant without a hold is a usage error.
-    public func releaseTenant(_ name: String) throws -> TenantRecord {
+    public func releaseTenant(_ id: TenantID) throws -> TenantRecord {
+        let name = id.rawValue
         var t = try tenant(name)
         guard t.holdReason != nil else {
             throw CoreError.usage("tenant '\(name)' is not on hold", hint: "tresor tenant list")

@@ -217,7 +217,7 @@ extension Installation {
 
         if record.step == .dataDeleted {
             // A crash between the append and the catalog update must not certify twice.
-            let earlier = try listEvidence(tenant: name, kind: .deletion, since: nil).entries.last
+            let earlier = try listEvidence(tenant: TenantID(name), kind: .deletion, since: nil).entries.last
             let seq: Int64
             if let earlier { seq = earlier.seq } else {
                 var places: [String: EvidenceValue] = [:]

@@ -262,7 +262,7 @@ extension Installation {
         let b = try browse(name, store: store)
         let chosen = try Self.selectSnapshot(selector, from: b.snapshots, tenant: name)
         // Retention keeps a snapshot that is being read.
-        let unpin = try SnapshotPins(home: home).pin(tenant: name, snapshot: chosen.id.hex)
+        let unpin = try SnapshotPins(home: home).pin(tenant: id, snapshot: chosen.id.hex)
         defer { unpin() }
         let nodes = try TreeBlobCache(repository: b.repo, index: b.index).nodes(of: chosen.manifest)
         guard let node = nodes.first(where: { $0.pathBytes == path }) else {
@@ -338,7 +338,7 @@ extension Installation {
         return try run(Job(.documentsRestore, tenant: name) { [self] in
             let b = try browse(name, store: store)
             let chosen = try Self.selectSnapshot(selector, from: b.snapshots, tenant: name)
-            let unpin = try SnapshotPins(home: home).pin(tenant: name, snapshot: chosen.id.hex)
+            let unpin = try SnapshotPins(home: home).pin(tenant: id, snapshot: chosen.id.hex)
             defer { unpin() }
             let all = try TreeBlobCache(repository: b.repo, index: b.index).nodes(of: chosen.manifest)
             func under(_ p: [UInt8], _ n: TreeNode) -> Bool {

@@ -75,23 +75,24 @@ extension Installation {
     /// whose result is part of this one's outcome.
     /// `progress` hears the drill's stage (`restore`, `recovery`, `documents`) and, while the
     /// base backup is restored, its bytes written and their total.
-    public func runDrill(tenant name: String, target choice: DrillTargetChoice, seed: Int64?, binary: String,
+    public func runDrill(tenant id: TenantID, target choice: DrillTargetChoice, seed: Int64?, binary: String,
                          binDirectory: String = RecoveryServer.defaultBinDirectory,
                          progress: (@Sendable (_ stage: String, _ bytes: UInt64, _ total: UInt64?) -> Void)? = nil) throws -> DrillRunResult {
+        let name = id.rawValue
         let tenantRecord = try tenant(name)
         let cleaned = try DrillScratch(home: home).cleanLeftovers()
         let run = try catalog.startRun(kind: .drill, tenant: name, at: clock.now())
         let done = try performDrill(tenantRecord, choice, seed: seed, damage: nil, binary: binary, binDirectory: binDirectory,
                                     progress: progress)
         let record = try done.record(selfTest: false)
-        let appended = try recordDrill(tenant: name, record)
+        let appended = try recordDrill(tenant: id, record)
         var result = DrillRunResult(tenant: name, record: record, evidenceSeq: appended.record.seq, baseBackup: done.baseBackup,
                                     documentSnapshot: done.documentSnapshot, cleaned: cleaned,
                                     outcome: record.result == .pass ? .ok : .problemFound)
         try catalog.finishRun(id: run, at: clock.now(), status: RunStatus(result.outcome), detail: json(result))
         let every = policy.drills.selfTestEvery
         if every > 0, try catalog.runs(tenant: name, kind: .drill, limit: Int(Int32.max)).count % every == 0 {
-            let selfTest = try runDrillSelfTest(tenant: name, seed: nil, binary: binary, binDirectory: binDirectory)
+            let selfTest = try runDrillSelfTest(tenant: id, seed: nil, binary: binary, binDirectory: binDirectory)
             result.selfTest = selfTest
             if selfTest.outcome != .ok { result.outcome = .problemFound }
         }

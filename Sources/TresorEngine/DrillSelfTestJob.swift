@@ -29,9 +29,10 @@ extension Installation {
     /// `damages`: what to apply (a tenant without document roots gets no document damage); the
     /// standard three unless a caller (a test proving that an
     /// invisible damage fails the self-test) passes others.
-    public func runDrillSelfTest(tenant name: String, seed: Int64?, binary: String,
+    public func runDrillSelfTest(tenant id: TenantID, seed: Int64?, binary: String,
                                  binDirectory: String = RecoveryServer.defaultBinDirectory,
                                  damages: [any DrillDamage] = DrillDamages.standard) throws -> DrillSelfTestResult {
+        let name = id.rawValue
         let tenantRecord = try tenant(name)
         _ = try DrillScratch(home: home).cleanLeftovers()
         let run = try catalog.startRun(kind: .drillSelfTest, tenant: name, at: clock.now())
@@ -81,7 +82,7 @@ extension Installation {
             drillID: UUID().uuidString.lowercased(), seed: seedUsed, target: baseline.target, checks: checks,
             rtoMs: baseline.rtoMs, rpoMs: nil, bytesRestored: bytes, filesRestored: files, timings: timings, selfTest: true,
             tresorVersion: Self.tresorVersion, postgresVersion: baseline.postgresVersion, damages: found)
-        let appended = try recordDrill(tenant: name, record)
+        let appended = try recordDrill(tenant: id, record)
         let result = DrillSelfTestResult(tenant: name, record: record, evidenceSeq: appended.record.seq,
                                          outcome: record.result == .pass ? .ok : .problemFound)
         try catalog.finishRun(id: run, at: clock.now(), status: RunStatus(result.outcome), detail: json(result))

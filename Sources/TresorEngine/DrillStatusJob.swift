@@ -17,9 +17,9 @@ extension Installation {
     /// Appends a `drill` record for `tenant` (what `tresor drill run` and `drill self-test` call
     /// when a drill ends, passed or not). The record's time is this installation's clock.
     @discardableResult
-    public func recordDrill(tenant: String, _ drill: DrillRecord) throws -> EvidenceLog.Appended {
-        _ = try self.tenant(tenant)
-        return try recordEvidence(kind: .drill, tenant: tenant, payload: try drill.payload())
+    public func recordDrill(tenant id: TenantID, _ drill: DrillRecord) throws -> EvidenceLog.Appended {
+        _ = try self.tenant(id.rawValue)
+        return try recordEvidence(kind: .drill, tenant: id.rawValue, payload: try drill.payload())
     }
 
     /// Verifies the home's log with its anchor public key (never a key from the log) and collects

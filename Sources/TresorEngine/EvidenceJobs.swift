@@ -87,7 +87,8 @@ extension Installation {
     /// so an approval in force always has its signed record. The free-text reason may hold
     /// anything, and the log can never be redacted: the record keeps its SHA-256, the catalog
     /// the text.
-    public func approveRegion(tenant name: String, store storeName: String, by: String, reason: String) throws -> RegionApproval {
+    public func approveRegion(tenant id: TenantID, store storeName: String, by: String, reason: String) throws -> RegionApproval {
+        let name = id.rawValue
         let tenant = try tenant(name)
         let store = try storeRecord(storeName)
         let approval = RegionApproval(tenant: name, store: storeName, approvedBy: by, reason: reason, approvedAt: clock.now())
@@ -100,8 +101,8 @@ extension Installation {
     }
 
     /// `tresor evidence list`.
-    public func listEvidence(tenant: String?, kind: EvidenceKind?, since: Date?) throws -> EvidenceListing {
-        try EvidenceListing.read(log: home.evidenceLog, tenant: tenant, kind: kind?.rawValue, since: since)
+    public func listEvidence(tenant: TenantID?, kind: EvidenceKind?, since: Date?) throws -> EvidenceListing {
+        try EvidenceListing.read(log: home.evidenceLog, tenant: tenant?.rawValue, kind: kind?.rawValue, since: since)
     }
 
     /// `tresor evidence rotate-key`: a new key signs from now on. The old key signs a record naming

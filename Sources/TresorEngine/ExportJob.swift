@@ -42,9 +42,10 @@ extension Installation {
     /// cluster under `HOME/scratch/export-<id>/` (the restore `pg restore` and drills use), which
     /// is stopped and removed whatever happens; an ended tenant (not yet deleted) exports so.
     /// With `since` only the documents changed since that snapshot go in.
-    public func export(tenant name: String, output: String, by: String, pgBinDirectory: String,
+    public func export(tenant id: TenantID, output: String, by: String, pgBinDirectory: String,
                        options: ExportOptions = ExportOptions(), binary: String = "tresor",
                        progress: ((_ files: Int64, _ bytes: Int64) -> Void)? = nil) throws -> ExportResult {
+        let name = id.rawValue
         let t = try tenant(name)
         if options.at != nil && !options.fromBackup {
             throw CoreError.usage("--at needs --from-backup: a live export shows the data as it is now",
@@ -146,7 +147,7 @@ extension Installation {
         let pins = SnapshotPins(home: home)
         var unpins: [@Sendable () -> Void] = []
         defer { for u in unpins { u() } }
-        for id in documents?.ids ?? [] { unpins.append(try pins.pin(tenant: t.name, snapshot: id.hex)) }
+        for id in documents?.ids ?? [] { unpins.append(try pins.pin(tenant: t.id, snapshot: id.hex)) }
 
         var request = ExportRequest(tenant: t.name, output: output, documents: documents?.source, databaseDSN: nil,
                                     pgBinDirectory: pgBinDirectory, sourceLabel: options.fromBackup ? "backup" : "live database, documents from backup",

@@ -194,7 +194,8 @@ extension Home {
 extension Installation {
     /// Where `tresor export T --publish --out NAME` writes, and what `tresor serve` serves.
     /// Creates `HOME/exports/T` (0700) when missing.
-    public func publishedExportPath(tenant name: String, file: String) throws -> URL {
+    public func publishedExportPath(tenant id: TenantID, file: String) throws -> URL {
+        let name = id.rawValue
         _ = try tenant(name)
         guard ExportLink.isPublishableName(file) else {
             throw CoreError.usage("'\(file)' is not a name a published export can have",
@@ -243,8 +244,9 @@ extension Installation {
     /// `tresor export link T FILE [--expires D]`: a signed link to a published export, valid for
     /// `lifetime` (the policy's `exports.link_lifetime` when nil). Also makes sure the file's
     /// digest is cached, so the first download does not wait for a pass over the file.
-    public func makeExportLink(tenant name: String, file: String, lifetime: PolicyDuration?) throws -> (ExportLink, ExportDigest.Value) {
-        let path = try publishedExportPath(tenant: name, file: file)
+    public func makeExportLink(tenant id: TenantID, file: String, lifetime: PolicyDuration?) throws -> (ExportLink, ExportDigest.Value) {
+        let name = id.rawValue
+        let path = try publishedExportPath(tenant: id, file: file)
         guard FileManager.default.fileExists(atPath: path.path) else {
             throw CoreError.usage("tenant '\(name)' has no published export '\(file)' (looked for \(path.path))",
                                   hint: "tresor export \(name) --publish --out \(file)")

@@ -46,8 +46,8 @@ public struct HomeOpener: Sendable {
     }
 
     /// The `postgres` OS user's capability for `tenant` (see ``PostgresWALAccess``).
-    public func walAccess(tenant: String, clock: any Clock, environmentCredentials: S3Credentials? = nil,
+    public func walAccess(tenant id: TenantID, clock: any Clock, environmentCredentials: S3Credentials? = nil,
                           traffic: StoreTraffic = StoreTraffic()) throws -> PostgresWALAccess {
-        try PostgresWALAccess(opener: self, tenant: tenant, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
+        try PostgresWALAccess(opener: self, tenant: id.rawValue, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
     }
 }

@@ -37,7 +37,7 @@ public struct PostgresWALAccess: Sendable {
     /// Same as ``HomeOpener/walAccess(tenant:clock:environmentCredentials:)``.
     public static func open(home: Home, configFile: URL?, tenant id: TenantID, clock: any Clock,
                             environmentCredentials: S3Credentials? = nil, traffic: StoreTraffic = StoreTraffic()) throws -> PostgresWALAccess {
-        try HomeOpener(home: home, configFile: configFile).walAccess(tenant: id.rawValue, clock: clock, environmentCredentials: environmentCredentials,
+        try HomeOpener(home: home, configFile: configFile).walAccess(tenant: id, clock: clock, environmentCredentials: environmentCredentials,
                                                                      traffic: traffic)
     }
 
@@ -144,7 +144,7 @@ extension PostgresWALAccess {
                 // The retry time first: it holds even when the access files are what fails.
                 let opener = try HomeOpener(home: home, configFile: configFile)
                 retryFor = opener.policy.postgres.walFetchRetry.seconds
-                let access = try opener.walAccess(tenant: tenant, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
+                let access = try opener.walAccess(tenant: id, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
                 _ = try access.spool().deliver(wal, to: destination)
                 let depth = access.policy.postgres.walPrefetchDepth
                 if depth > 0, wal.kind == .segment {

@@ -36,8 +36,9 @@ extension Installation {
     /// Only then are damaged index objects removed, so an interruption leaves the index no worse
     /// than before. Reads the store itself, not the local cache; runs under the tenant's lock.
     /// A pack whose header is damaged cannot be indexed and is reported (exit 3).
-    public func repairIndex(tenant name: String) throws -> RepairIndexResult {
-        try repairRun(kind: .repairIndex, tenant: name) { [self] store, repo in
+    public func repairIndex(tenant id: TenantID) throws -> RepairIndexResult {
+        let name = id.rawValue
+        return try repairRun(kind: .repairIndex, tenant: name) { [self] store, repo in
             let (index, damaged) = try repo.loadIndexReportingDamage()
             let indexed = index.packSizes
             var unindexed: [ObjectID: Int] = [:]
@@ -67,8 +68,9 @@ extension Installation {
     /// `tresor repair snapshots T [--remove]`: names every damaged snapshot object with what it
     /// covered (from the catalog), and removes them only with `remove`. Without it, damage found
     /// is exit 3 and nothing changes; with it, the removed keys are listed.
-    public func repairSnapshots(tenant name: String, remove: Bool) throws -> RepairSnapshotsResult {
-        try repairRun(kind: .repairSnapshots, tenant: name) { [self] store, repo in
+    public func repairSnapshots(tenant id: TenantID, remove: Bool) throws -> RepairSnapshotsResult {
+        let name = id.rawValue
+        return try repairRun(kind: .repairSnapshots, tenant: name) { [self] store, repo in
             var report = Checker.Report()
             report.damagedSnapshots = try repo.snapshotsReportingDamage().damaged.map { Checker.LostSnapshot(key: $0.key, why: $0.why) }
             lostSnapshotCoverage(tenant: name, into: &report)

@@ -40,7 +40,8 @@ extension Installation {
     /// objects, keys and config, and snapshots last, so the target never lists a snapshot whose
     /// data has not arrived. The target is opened through the region guard like any write, under
     /// the tenant's lock.
-    public func replicate(tenant name: String, to storeName: String?, progress: (@Sendable (Int, Int) -> Void)? = nil) throws -> ReplicateResult {
+    public func replicate(tenant id: TenantID, to storeName: String?, progress: (@Sendable (Int, Int) -> Void)? = nil) throws -> ReplicateResult {
+        let name = id.rawValue
         let tenant = try self.tenant(name)
         guard let targetName = storeName ?? tenant.offsiteStore else {
             throw CoreError.usage("tenant '\(name)' has no offsite store", hint: "tresor replicate \(name) --to STORE")

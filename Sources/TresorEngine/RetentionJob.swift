@@ -15,8 +15,8 @@ public struct SnapshotPins: Sendable {
     public init(home: Home) { directory = home.root.appendingPathComponent("pins") }
 
     /// Pins `snapshot` of `tenant` for this process until the returned closure runs.
-    public func pin(tenant: String, snapshot: String) throws -> @Sendable () -> Void {
-        let dir = directory.appendingPathComponent(tenant)
+    public func pin(tenant: TenantID, snapshot: String) throws -> @Sendable () -> Void {
+        let dir = directory.appendingPathComponent(tenant.rawValue)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let file = dir.appendingPathComponent("\(snapshot).\(getpid())")
         guard FileManager.default.createFile(atPath: file.path, contents: Data()) else {
@@ -28,8 +28,8 @@ public struct SnapshotPins: Sendable {
 
     /// Snapshot ids pinned by a live process. A pins directory that exists and cannot be read
     /// is an error: retention must not run blind to readers.
-    public func pinned(tenant: String) throws -> [String] {
-        let dir = directory.appendingPathComponent(tenant)
+    public func pinned(tenant: TenantID) throws -> [String] {
+        let dir = directory.appendingPathComponent(tenant.rawValue)
         // No directory: nobody ever pinned a snapshot of this tenant.
         guard FileManager.default.fileExists(atPath: dir.path) else { return [] }
         let names = try FileManager.default.contentsOfDirectory(atPath: dir.path)
@@ -127,12 +127,13 @@ extension Installation {
     public var retentionDataClasses: [any RetentionDataClass] { [JobHistoryRetention()] }
 
     /// The retention plan of `tenant` from its primary store, the policy and the clock.
-    public func retentionPlan(tenant name: String) throws -> RetentionPlan {
+    public func retentionPlan(tenant id: TenantID) throws -> RetentionPlan {
+        let name = id.rawValue
         let tenant = try self.tenant(name)
-        return try RetentionPlanner.plan(try retentionInput(repository: try repository(for: tenant, create: false), tenant: name))
+        return try RetentionPlanner.plan(try retentionInput(repository: try repository(for: tenant, create: false), tenant: id))
     }
 
-    func retentionInput(repository repo: TenantRepository, tenant: String) throws -> RetentionInput {
+    func retentionInput(repository repo: TenantRepository, tenant: TenantID) throws -> RetentionInput {
         let snapshots = try repo.snapshots().map {
             RetentionInput.Snapshot(id: $0.id.hex, kind: $0.manifest.kind, time: $0.manifest.time, postgres: $0.manifest.postgres)
         }
@@ -150,7 +151,8 @@ extension Installation {
     /// tenant's lock (waited for up to `lockWait` seconds, so a running backup finishes first),
     /// plans again (a backup may have added a snapshot meanwhile) and prunes the primary and the
     /// offsite store alike. A store that fails leaves the others pruned; the result names it.
-    public func applyRetention(tenant name: String, dryRun: Bool, lockWait: Double = 3600) throws -> RetentionResult {
+    public func applyRetention(tenant id: TenantID, dryRun: Bool, lockWait: Double = 3600) throws -> RetentionResult {
+        let name = id.rawValue
         let tenant = try self.tenant(name)
         let lock = try waitForLock(name, seconds: lockWait)
         defer { withExtendedLifetime(lock) {} }
@@ -158,7 +160,7 @@ extension Installation {
         let run = try catalog.startRun(kind: RunKind.retention.rawValue, tenant: name, at: clock.now())
         do {
             let primary = try repository(for: tenant, create: false)
-            let plan = try RetentionPlanner.plan(try retentionInput(repository: primary, tenant: name))
+            let plan = try RetentionPlanner.plan(try retentionInput(repository: primary, tenant: id))
             let drop = Set(plan.dropSnapshots.compactMap { ObjectID(hex: $0.item) })
             let dropWAL = plan.dropWAL.compactMap { WALName($0.item) }
             var stores: [RetentionStoreResult] = []

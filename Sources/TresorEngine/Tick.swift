@@ -69,10 +69,10 @@ public struct InstallationTickExecutor: TickExecutor {
         switch job.kind {
         case .documentsBackup: return try inst.backupDocuments(tenant: TenantID(tenant)).outcome
         case .postgresBaseBackup: return try inst.basebackupPostgres(tenant: TenantID(tenant)).outcome
-        case .replicate: return try inst.replicate(tenant: tenant, to: nil).outcome
+        case .replicate: return try inst.replicate(tenant: TenantID(tenant), to: nil).outcome
         // A running backup holds the tenant's lock: retention does not wait for it, the next tick retries.
-        case .retention: return try inst.applyRetention(tenant: tenant, dryRun: false, lockWait: 0).outcome
-        case .drill: return try inst.runDrill(tenant: tenant, target: .random, seed: nil, binary: binary).outcome
+        case .retention: return try inst.applyRetention(tenant: TenantID(tenant), dryRun: false, lockWait: 0).outcome
+        case .drill: return try inst.runDrill(tenant: TenantID(tenant), target: .random, seed: nil, binary: binary).outcome
         case .drillControl: return try inst.drillControlRun()
         case .deletion: return try inst.runDeletion(dryRun: false).outcome
         // Reports what it finds (exit 3) and purges nothing: an operator decides (docs/operations.md).

@@ -13,7 +13,7 @@ func recordDrill(home: String, tenant: String, at time: String, failing check: S
                                              clock: FixedClock(TimeFormat.parse(time)!))
     var checks: [DrillRecord.Check] = [.passed("pg_verifybackup"), .passed("connect"), .passed("target_reached")]
     checks.append(check.map { .failed($0, reason: "pg_amcheck reported 1 corrupt index page") } ?? .passed("amcheck"))
-    try installation.recordDrill(tenant: tenant, DrillRecord(
+    try installation.recordDrill(tenant: TenantID(tenant), DrillRecord(
         drillID: UUID().uuidString, seed: 7, target: .init(kind: target, time: TimeFormat.parse(time)!.addingTimeInterval(-3600)),
         checks: checks, rtoMs: rtoMs, rpoMs: rpoMs, bytesRestored: 1_610_612_736, filesRestored: 2_048,
         timings: .init(restoreMs: rtoMs / 2, recoveryMs: rtoMs / 4, checksMs: rtoMs / 4), selfTest: false,
