@@ -4,7 +4,8 @@
 #  1. documents: a tenant whose documents are testdata/documents: backup, restore, compare, check;
 #  2. PostgreSQL: a scratch cluster archiving its WAL into Tresor, a base backup, rows written
 #     before and after a target time, a point-in-time restore, and the restored rows checked;
-#  3. export: the tenant's documents and live database as a BagIt bag, checked with bagit.py;
+#  3. export: the tenant's documents and live database as a BagIt bag, checked with bagit.py,
+#     then published and downloaded through a signed link from `tresor serve`, as a customer would;
 #  4. a restore drill (restore, recovery, checks, a document sample) and a self-test over damaged
 #     copies, recorded in the signed evidence log, the log verified (by Tresor and by the auditors' Python script), the HTML report.
 set -euo pipefail
@@ -17,6 +18,7 @@ chmod 755 "$WORK"          # the postgres user runs archive_command and must rea
 export TRESOR_HOME=$WORK/home
 PGBIN=/usr/lib/postgresql/15/bin
 cleanup() {
+  [ -n "${SERVE_PID:-}" ] && kill "$SERVE_PID" 2>/dev/null || true
   for d in "$WORK/pg" "$WORK/pg-restored"; do
     [ -f "$d/postmaster.pid" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true
   done
@@ -71,7 +73,17 @@ set -x
 $TRESOR export acme --out "$WORK/acme-export.tar.zst"
 mkdir "$WORK/export" && tar --zstd -xf "$WORK/acme-export.tar.zst" -C "$WORK/export"
 bagit.py --validate "$WORK/export/acme-export"
+# the same export published, and downloaded through a signed, expiring link (resumable with curl -C -)
+$TRESOR export acme --publish --out acme.tar.zst
+$TRESOR serve --listen 127.0.0.1:58080 >"$WORK/logs/serve.log" 2>&1 &
+SERVE_PID=$!
+LINK=$($TRESOR export link acme acme.tar.zst --expires 1d --base http://127.0.0.1:58080 | head -1)
+for _ in $(seq 100); do curl -fs -r 0-0 -o /dev/null "$LINK" && break; sleep 0.2; done
+curl -fsS -C - -o "$WORK/acme-download.tar.zst" "$LINK"
+kill "$SERVE_PID"; SERVE_PID=
 set +x
+[ "$(sha256sum <"$WORK/acme-download.tar.zst")" = "$(sha256sum <"$TRESOR_HOME/exports/acme/acme.tar.zst")" ] \
+  || { echo "the downloaded export differs from the published one"; exit 1; }
 
 # --- restore drill, the signed evidence log, the auditors' report -----------------------------
 set -x
@@ -82,6 +94,7 @@ python3 scripts/verify-evidence.py "$TRESOR_HOME/evidence/log.jsonl" "$TRESOR_HO
 $TRESOR evidence report --out "$WORK/report.html"
 set +x
 echo "quick start done: documents restored byte for byte; PostgreSQL restored to $TARGET with the 100 rows written before it;"
-echo "export $WORK/acme-export.tar.zst validated as a BagIt bag; a restore drill passed and is in the verified evidence log;"
+echo "export $WORK/acme-export.tar.zst validated as a BagIt bag and downloaded through a signed link byte for byte;"
+echo "a restore drill passed and is in the verified evidence log;"
 echo "the auditors' report is $WORK/report.html"
 echo "everything lives in $WORK (TRESOR_HOME=$TRESOR_HOME)"

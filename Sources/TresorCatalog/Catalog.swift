@@ -158,10 +158,11 @@ public protocol Catalog: Sendable {
     /// `limit` is 0 or less). A non-nil `tenant` or `kind` keeps only the runs that match it;
     /// `nil` matches every run.
     func runs(tenant: String?, kind: RunKind?, limit: Int) throws -> [RunRecord]
-    /// Deletes `tenant`'s runs that ended before `cutoff` (with `dryRun`, only counts them) and
-    /// returns how many per kind. Never deleted: a run still running, and the newest finished (ok
-    /// or problem found) run of each kind, which `tick` reads to decide what is due.
-    func pruneRuns(tenant: String, endedBefore cutoff: Date, dryRun: Bool) throws -> [RunKind: Int]
+    /// Deletes `tenant`'s runs (nil: the runs of no tenant, the installation's own) that ended
+    /// before `cutoff` (with `dryRun`, only counts them) and returns how many per kind. Never
+    /// deleted: a run still running, and the newest finished (ok or problem found) run of each
+    /// kind (for the installation's store cleaning, of each store), which `tick` reads.
+    func pruneRuns(tenant: String?, endedBefore cutoff: Date, dryRun: Bool) throws -> [RunKind: Int]
 
     /// For each kind among `kinds`, tenant, status among `statuses` and (for `store-clean` runs)
     /// the store in the detail, the start of the newest run: what `tick` reads to decide what is

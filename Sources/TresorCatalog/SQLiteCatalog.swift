@@ -364,23 +364,29 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
         }
     }
 
-    public func pruneRuns(tenant: String, endedBefore cutoff: Date, dryRun: Bool) throws -> [RunKind: Int] {
-        // Same order as `runs` (and tick): newest start first, ties by id.
-        let condition = """
-            tenant = ? AND ended_at IS NOT NULL AND ended_at < ? AND status != 'running' AND id NOT IN (
-                SELECT n.id FROM runs n WHERE n.tenant = ? AND n.status IN ('ok', 'problem_found') AND NOT EXISTS (
-                    SELECT 1 FROM runs m WHERE m.tenant = ? AND m.kind = n.kind AND m.status IN ('ok', 'problem_found')
-                    AND (m.started_at > n.started_at OR (m.started_at = n.started_at AND m.id > n.id))))
-            """
-        // Plain `?` placeholders, one value each (PostgreSQL's connection numbers them in order).
-        let values: [SQLiteValue] = [.text(tenant), SQLiteValue(cutoff), .text(tenant), .text(tenant)]
-        return try locked { db in
+    public func pruneRuns(tenant: String?, endedBefore cutoff: Date, dryRun: Bool) throws -> [RunKind: Int] {
+        try locked { db in
+            // Whose runs: the tenant's, or (nil) the installation's own (ticks, deletions, sweeps,
+            // controls, store cleaning), whose newest is kept per kind and, for store cleaning, per store.
+            func owner(_ alias: String) -> String { tenant == nil ? "\(alias)tenant IS NULL" : "\(alias)tenant = ?" }
+            let sameStore = tenant != nil ? "" :
+                " AND COALESCE(\(db.jsonStringField("m.detail", "store")), '') = COALESCE(\(db.jsonStringField("n.detail", "store")), '')"
+            // Same order as `runs` (and tick): newest start first, ties by id.
+            let condition = """
+                \(owner("")) AND ended_at IS NOT NULL AND ended_at < ? AND status != 'running' AND id NOT IN (
+                    SELECT n.id FROM runs n WHERE \(owner("n.")) AND n.status IN ('ok', 'problem_found') AND NOT EXISTS (
+                        SELECT 1 FROM runs m WHERE \(owner("m.")) AND m.kind = n.kind AND m.status IN ('ok', 'problem_found')\(sameStore)
+                        AND (m.started_at > n.started_at OR (m.started_at = n.started_at AND m.id > n.id))))
+                """
+            // Plain `?` placeholders, one value each (PostgreSQL's connection numbers them in order).
+            let who: [SQLiteValue] = tenant.map { [.text($0)] } ?? []
+            let values: [SQLiteValue] = who + [SQLiteValue(cutoff)] + who + who
             var counts: [RunKind: Int] = [:]
             for (kind, count) in try db.query("SELECT kind, COUNT(*) FROM runs WHERE \(condition) GROUP BY kind", values, row: {
                 ($0.text(0), Int($0.int64(1)))
             }) {
                 guard let k = RunKind(rawValue: kind) else {
-                    throw CatalogError(.corrupt, "run kind '\(kind)' is unknown to this build; job history of '\(tenant)' left as it is")
+                    throw CatalogError(.corrupt, "run kind '\(kind)' is unknown to this build; job history of \(tenant.map { "'\($0)'" } ?? "the installation") left as it is")
                 }
                 counts[k] = count
             }

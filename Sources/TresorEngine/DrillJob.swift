@@ -153,6 +153,7 @@ extension Installation {
         } catch {
             cleanupError = (cleanupError.map { $0 + "; " } ?? "") + "\(error)"
         }
+        d.unpin?()
         if let cleanupError { d.checks.append(.failed("cleanup", reason: String(cleanupError.prefix(DrillRecord.maxReasonBytes)))) }
         target.replayedCommit = d.replayedCommit.map(DrillRun.microsecondTime)
         target.nextCommit = d.nextCommit.map(DrillRun.microsecondTime)
@@ -311,14 +312,19 @@ struct DrillRun {
 
     /// Restores the base backup and recovery settings into the scratch data directory; returns
     /// the base backup's snapshot id.
+    /// Releases the pin on the restored base backup, held until the drill is over.
+    var unpin: (@Sendable () -> Void)?
+
     mutating func restoreDatabase(_ target: RecoveryTarget, binary: String) throws -> String {
         let t0 = Date()
         defer { restoreMs = DrillRun.ms(t0) }
         var restoreProgress: (@Sendable (UInt64, UInt64) -> Void)?
         if let progress { restoreProgress = { written, total in progress("restore", written, total) } }
+        var held: (@Sendable () -> Void)?
         let r = try installation.restorePostgres(tenant: tenant.id, pgdata: pgdata, target: target, timeline: nil,
                                                  archive: false, run: false, binary: binary,
-                                                 progress: restoreProgress)
+                                                 progress: restoreProgress, keepPin: { held = $0 })
+        unpin = held
         bytes += r.bytes
         files += r.files
         stopLSN = r.stopLSN.flatMap(LSN.parse)

@@ -186,6 +186,9 @@ extension Installation {
         let dir = try scratch.create(id: String(UUID().uuidString.lowercased().prefix(8)))
         let pgdata = dir.appendingPathComponent("pgdata").path
         var server: RecoveryServer?
+        // The restored base backup stays pinned (kept by retention) until the copy is gone.
+        var unpin: (@Sendable () -> Void)?
+        defer { unpin?() }
         func cleanup() throws {
             var problems: [String] = []
             do { try server?.stop(mode: "immediate") } catch { problems.append("the scratch server did not stop: \(error)") }
@@ -205,7 +208,7 @@ extension Installation {
         do {
             let target: RecoveryTarget = at.map { .time($0) } ?? .latest
             let restored = try restorePostgres(tenant: t.id, pgdata: pgdata, target: target, timeline: nil, archive: false,
-                                               run: false, binary: binary)
+                                               run: false, binary: binary, keepPin: { unpin = $0 })
             try ScratchDatabase.allowLocalOnly(pgdata: pgdata, by: "tresor export")
             let s = try RecoveryServer(dataDirectory: pgdata, workDirectory: dir.appendingPathComponent("server").path, binDirectory: pgBinDirectory)
             server = s

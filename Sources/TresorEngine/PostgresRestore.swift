@@ -46,9 +46,13 @@ extension Installation {
     /// directory's owner) until recovery reached the target and it promoted, then stop it; a
     /// recovery that stops with an error fails the restore, with the server log's last FATAL line.
     /// `progress` hears the bytes of the base backup written and their total, about once a second.
+    /// The chosen base backup is pinned while the restore runs, so retention keeps it and the WAL
+    /// from its start; `keepPin`, when given, receives the pin's release after a successful restore
+    /// instead (a drill or an export holds it through recovery and its checks).
     public func restorePostgres(tenant id: TenantID, pgdata: String, target: RecoveryTarget, timeline: String?, archive archiving: Bool = false,
                                 run runServer: Bool = false, binary: String,
-                                progress: (@Sendable (_ written: UInt64, _ total: UInt64) -> Void)? = nil) throws -> PostgresRestoreResult {
+                                progress: (@Sendable (_ written: UInt64, _ total: UInt64) -> Void)? = nil,
+                                keepPin: ((@escaping @Sendable () -> Void) -> Void)? = nil) throws -> PostgresRestoreResult {
         let name = id.rawValue
         if let t = timeline, t != "latest", UInt32(t) == nil {
             throw CoreError.usage("--timeline must be latest or a timeline number, not '\(t)'")
@@ -57,13 +61,14 @@ extension Installation {
         // Recorded from here on: a restore that fails is a failed run in the catalog.
         return try run(Job(.postgresRestore, tenant: name) { [self] in
             try restorePostgres(tenant, pgdata: pgdata, target: target, timeline: timeline, archive: archiving,
-                                run: runServer, binary: binary, progress: progress)
+                                run: runServer, binary: binary, progress: progress, keepPin: keepPin)
         })
     }
 
     private func restorePostgres(_ tenant: TenantRecord, pgdata: String, target: RecoveryTarget, timeline: String?, archive archiving: Bool,
                                  run runServer: Bool, binary: String,
-                                 progress: (@Sendable (UInt64, UInt64) -> Void)?) throws -> PostgresRestoreResult {
+                                 progress: (@Sendable (UInt64, UInt64) -> Void)?,
+                                 keepPin: ((@escaping @Sendable () -> Void) -> Void)?) throws -> PostgresRestoreResult {
         let name = tenant.name
         let wallStart = Date()
         let repo = try repository(for: tenant, create: false)
@@ -72,6 +77,10 @@ extension Installation {
         let wal = try archive.listWithHeaders()
         let window = RecoveryPlanner.window(backups: backups, wal: wal)
         let chosen = try RecoveryPlanner.choose(target: target, backups: backups, window: window, tenant: name)
+        // Retention keeps a pinned base backup and the WAL from its start (RetentionPlan).
+        let unpin = try SnapshotPins(home: home).pin(tenant: tenant.id, snapshot: chosen.id.hex)
+        var pinHandedOver = false
+        defer { if !pinHandedOver { unpin() } }
         let followsBackup = timeline == nil || timeline == String(chosen.info.timeline)
         var notes: [String] = []
         // The WAL the replay needs, on the backup's timeline: up to the target's segment.
@@ -138,6 +147,10 @@ extension Installation {
                                            target: targetText, stopLSN: stopLSN.map(LSN.format), archiveMode: archiving, notes: notes,
                                            files: report.files, bytes: report.bytes,
                                            seconds: Date().timeIntervalSince(wallStart), outcome: .ok)
+        if let keepPin {
+            keepPin(unpin)
+            pinHandedOver = true
+        }
         return result
     }
 

@@ -86,7 +86,9 @@ public protocol RetentionDataClass: Sendable {
 }
 
 /// Job history: the catalog's runs of the tenant older than `job_history.retention` (the newest
-/// finished run of each kind stays, `tick` reads it).
+/// finished run of each kind stays, `tick` reads it), and with them the installation's own runs
+/// (ticks, deletions, sweeps, the drill-age control, store cleaning), counted as
+/// `installation:<kind>`: those belong to no tenant, so any tenant's retention run prunes them.
 public struct JobHistoryRetention: RetentionDataClass {
     public var name: String { "job-history" }
 
@@ -96,8 +98,10 @@ public struct JobHistoryRetention: RetentionDataClass {
         let period = installation.policy.jobHistory.retention
         let cutoff = now.addingTimeInterval(-period.seconds)
         let deleted = try installation.catalog.pruneRuns(tenant: tenant, endedBefore: cutoff, dryRun: dryRun)
+        let own = try installation.catalog.pruneRuns(tenant: nil, endedBefore: cutoff, dryRun: dryRun)
         return RetentionClassResult(name: name, policyKey: "job_history.retention", period: period, cutoff: cutoff,
-                                    deleted: Dictionary(uniqueKeysWithValues: deleted.map { ($0.key.rawValue, $0.value) }))
+                                    deleted: Dictionary(uniqueKeysWithValues: deleted.map { ($0.key.rawValue, $0.value) }
+                                        + own.map { ("installation:" + $0.key.rawValue, $0.value) }))
     }
 }
 

@@ -187,7 +187,10 @@ public enum RetentionPlanner {
                     plan.problems.append("base backup \(b.snapshot.id): start WAL \(b.info.startWAL) is not a WAL name")
                 }
             } else if inUse.contains(b.snapshot.id) {
+                // A drill or an export is restoring it: it and the WAL from its start stay.
                 plan.keepSnapshots.append(.init(item: b.snapshot.id, reason: "kept: in use"))
+                minTimeline = min(minTimeline, b.info.timeline)
+                if let s = WALName(b.info.startWAL), start == nil || s.segment < start!.segment { start = s }
             } else {
                 plan.dropSnapshots.append(.init(item: b.snapshot.id, reason: "superseded: ends before the base backup the window starts from"))
             }

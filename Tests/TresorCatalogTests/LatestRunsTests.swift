@@ -70,7 +70,7 @@ import TresorCore
                 }
                 func purgeTenantRows(_ tenant: String) throws -> Int { try base.purgeTenantRows(tenant) }
                 func tenantRowCount(_ tenant: String) throws -> Int { try base.tenantRowCount(tenant) }
-                func pruneRuns(tenant: String, endedBefore cutoff: Date, dryRun: Bool) throws -> [RunKind: Int] {
+                func pruneRuns(tenant: String?, endedBefore cutoff: Date, dryRun: Bool) throws -> [RunKind: Int] {
                     try base.pruneRuns(tenant: tenant, endedBefore: cutoff, dryRun: dryRun)
                 }
                 func claimJob(_ job: JobKey, worker: String, lease: TimeInterval, notDoneSince: Date?) throws -> JobClaim {

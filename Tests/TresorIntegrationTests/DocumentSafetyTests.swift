@@ -13,7 +13,7 @@ import TresorTestSupport
         let f = try Fixture(corpus: Self.small)
         let locked = f.docs.appendingPathComponent("locked").path
         try FileManager.default.createDirectory(atPath: locked, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: locked + "/inside.txt", contents: Data("x".utf8))
+        #expect(FileManager.default.createFile(atPath: locked + "/inside.txt", contents: Data("x".utf8)))
         // Root reads everything, so the backup runs as the postgres user, who owns all of it but
         // may not read the 000 directory.
         try Self.giveToPostgres(f)

@@ -38,6 +38,16 @@ import TresorPostgres
         #expect(plan.problems.isEmpty)
     }
 
+    /// The same history while a drill or an export restores b0 (pinned): b0 stays, and so does
+    /// the WAL from its start (segment 2), which the restore's recovery replays.
+    @Test func aBaseBackupBeingRestoredKeepsItsWALToo() throws {
+        let plan = try golden("base-backup-in-use")
+        #expect(plan.keepSnapshots.map(\.item).sorted() == ["b0", "b1", "b2", "b3"])
+        #expect(plan.dropSnapshots.isEmpty)
+        #expect(plan.dropWAL.map(\.item) == ["000000010000000000000001", "000000010000000000000009.streaming"])
+        #expect(plan.problems.isEmpty)
+    }
+
     @Test func walGapIsReportedAndNothingIsDroppedToHideIt() throws {
         let plan = try golden("wal-gap")
         #expect(plan.problems == ["WAL gap on timeline 1: 000000010000000000000007…000000010000000000000007 missing"])
