@@ -84,11 +84,22 @@ final class DrillFixture: @unchecked Sendable {
     /// PostgreSQL processes running on data directories under this fixture's home.
     func scratchServers() -> [Int32] {
         let procs = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return procs.compactMap(Int32.init).filter { pid in
+        func isScratchPostgres(_ pid: Int32) -> Bool {
             let cmd = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
             let text = String(decoding: cmd, as: UTF8.self)
-            // The postmaster itself (not runuser or pg_ctl on its way to start it).
             return text.hasPrefix(ScratchCluster.bin + "/postgres\0") && text.contains(home + "/scratch")
+        }
+        func parent(_ pid: Int32) -> Int32? {
+            // /proc/PID/stat: "pid (comm) state ppid ...": the field after the last ')'.
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 ? Int32(fields[1]) : nil
+        }
+        // The postmaster itself: not runuser or pg_ctl on its way to start it, and not a child it
+        // just forked (which shows the postmaster's command line until it sets its own title).
+        return procs.compactMap(Int32.init).filter { pid in
+            isScratchPostgres(pid) && !(parent(pid).map(isScratchPostgres) ?? false)
         }
     }
 
