@@ -88,16 +88,20 @@ extension Installation {
                     if let e = w.latestTime.flatMap(TimeFormat.parse) {
                         m.gauge("tresor_pg_window_end_timestamp_seconds", "Latest point the tenant's database can be restored to.",
                                 [("tenant", t.name)], e.timeIntervalSince1970)
+                        // What a crash now would lose: how far the archive (streamed or pushed WAL) trails the clock.
+                        m.gauge("tresor_pg_wal_lag_seconds", "Seconds between now and the latest point the tenant's database can be restored to.",
+                                [("tenant", t.name)], max(0, now.timeIntervalSince(e)))
                     }
                 } catch {
                     failed("pg_window", tenant: t.name, error)
                 }
             }
-            // The deletion deadline itself follows from the deletion policy (issue 12); its
-            // start is the contract's end.
+            // The deletion clock: the contract's end, and the deadline the deletion policy sets.
             if let end = t.contractEnd {
                 m.gauge("tresor_contract_end_timestamp_seconds", "When the tenant's contract ended (the deletion clock's start).",
                         [("tenant", t.name)], end.timeIntervalSince1970)
+                m.gauge("tresor_deletion_deadline_timestamp_seconds", "When every copy of the tenant's data must be gone (contract end plus deletion.delay_after_contract_end).",
+                        [("tenant", t.name)], end.addingTimeInterval(policy.deletion.delayAfterContractEnd.seconds).timeIntervalSince1970)
             }
         }
         return (m, failures, tenants.count)

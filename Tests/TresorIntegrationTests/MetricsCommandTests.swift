@@ -59,6 +59,17 @@ import TresorTestSupport
         #expect(try FileManager.default.attributesOfItem(atPath: out)[.posixPermissions] as? Int == 0o644)
     }
 
+    @Test func anEndedContractShowsItsDeletionDeadline() throws {
+        let f = try Fixture(corpus: Self.small)
+        try f.expectOK(["tenant", "end-contract", "acme", "--date", "2026-11-01"])
+        let out = f.dir.sub("tresor.prom").path
+        try f.expectOK(["metrics", "--out", out, "--now", "2026-11-22T10:00:00Z"])
+        let samples = try parse(out)
+        // 2026-11-01T00:00Z and 90 days later, 2027-01-30T00:00Z (the default delay).
+        #expect(samples.contains("tresor_contract_end_timestamp_seconds{tenant=acme} \(Double(1_793_491_200))"), "\(samples)")
+        #expect(samples.contains("tresor_deletion_deadline_timestamp_seconds{tenant=acme} \(Double(1_801_267_200))"), "\(samples)")
+    }
+
     @Test func aMissingOutputDirectoryFailsAndLeavesNoFile() throws {
         let f = try Fixture(corpus: Self.small)
         let r = try f.tresor.run(["metrics", "--out", f.dir.sub("no/such/dir/tresor.prom").path])
