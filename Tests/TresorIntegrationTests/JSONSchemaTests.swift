@@ -88,30 +88,7 @@ import TresorTestSupport
         let documented = try FileManager.default.contentsOfDirectory(atPath: Self.docs.path).filter { $0.hasSuffix(".schema.json") }
         #expect(Set(documented) == Set(pairs.map { URL(fileURLWithPath: $0[0]).lastPathComponent }))
 
-        let list = out.appendingPathComponent("pairs.json")
-        try JSONSerialization.data(withJSONObject: pairs).write(to: list)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", """
-            import json, sys, jsonschema
-            bad = 0
-            for schema, output in json.load(open(sys.argv[1])):
-                s = json.load(open(schema))
-                jsonschema.Draft202012Validator.check_schema(s)
-                for e in jsonschema.Draft202012Validator(s).iter_errors(json.load(open(output))):
-                    bad += 1
-                    print(schema.rsplit("/", 1)[1], "/".join(map(str, e.absolute_path)), e.message[:200])
-            print("checked", len(json.load(open(sys.argv[1]))))
-            sys.exit(1 if bad else 0)
-            """, list.path]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "\(text)")
-        #expect(text.contains("checked \(pairs.count)"), "\(text)")
+        try Self.validate(pairs, in: out)
     }
 
     /// Commands that print no JSON value of their own, and why.
@@ -123,10 +100,7 @@ import TresorTestSupport
 
     /// Commands that print JSON but have no schema in docs/json/ yet (they need a PostgreSQL cluster
     /// to run; see docs/json.md). Shrink this list; never grow it.
-    static let schemaMissing: Set<String> = [
-        "pg setup", "pg wal-push", "pg basebackup", "pg restore", "pg window", "pg stream",
-        "drill run", "drill self-test", "catalog migrate",
-    ]
+    static let schemaMissing: Set<String> = []
 
     /// The leaf commands of the CLI, as its own `--experimental-dump-help` describes them; a group's
     /// default subcommand also answers to the group's name (`export` is `export create`).
@@ -161,5 +135,108 @@ import TresorTestSupport
         }
         // The lists name real commands only.
         #expect(Set(Self.withoutJSON.keys).union(Self.schemaMissing).subtracting(leaves).isEmpty)
+    }
+
+    /// Validates each output file against its schema file (pairs of paths) with python3's jsonschema;
+    /// with TRESOR_JSON_SAMPLES set, also copies the outputs there (samples for scripts/json-schema-draft.py).
+    static func validate(_ pairs: [[String]], in out: URL, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        if let samples = ProcessInfo.processInfo.environment["TRESOR_JSON_SAMPLES"] {
+            for pair in pairs {
+                let name = URL(fileURLWithPath: pair[0]).lastPathComponent.replacingOccurrences(of: ".schema.json", with: "")
+                let target = URL(fileURLWithPath: samples).appendingPathComponent("\(name)-\(URL(fileURLWithPath: pair[1]).lastPathComponent)")
+                try? FileManager.default.removeItem(at: target)  // a sample from an earlier run is replaced
+                try FileManager.default.copyItem(at: URL(fileURLWithPath: pair[1]), to: target)
+            }
+        }
+        let list = out.appendingPathComponent("pairs.json")
+        try JSONSerialization.data(withJSONObject: pairs).write(to: list)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", """
+            import json, sys, jsonschema
+            bad = 0
+            for schema, output in json.load(open(sys.argv[1])):
+                s = json.load(open(schema))
+                jsonschema.Draft202012Validator.check_schema(s)
+                for e in jsonschema.Draft202012Validator(s).iter_errors(json.load(open(output))):
+                    bad += 1
+                    print(schema.rsplit("/", 1)[1], "/".join(map(str, e.absolute_path)), e.message[:200])
+            print("checked", len(json.load(open(sys.argv[1]))))
+            sys.exit(1 if bad else 0)
+            """, list.path]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(text)", sourceLocation: sourceLocation)
+        #expect(text.contains("checked \(pairs.count)"), "\(text)", sourceLocation: sourceLocation)
+    }
+
+    /// The commands that need a PostgreSQL cluster, all on one cluster (with data checksums, for the drill).
+    @Test func postgresCommandsJSONOutputMatchesItsDocumentedSchema() throws {
+        let dir = TempDirectory("tresor-pgjson")
+        let tresor = TresorProcess(home: dir.sub("home").path)
+        let cluster = try ScratchCluster(label: "pgjson", checksums: true)
+        let docs = dir.sub("docs")
+        try CorpusBuilder.build(at: docs, options: TickTests.small)
+        let out = dir.sub("json")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        var pairs: [[String]] = []
+        /// Runs a command; with a schema, with --json and keeps its output for validation.
+        @discardableResult
+        func run(_ schema: String?, _ args: [String], codes: [Int32] = [0]) throws -> [String: Any] {
+            let r = try tresor.run(args + (schema == nil ? [] : ["--json"]))
+            #expect(codes.contains(r.code), "\(args): exit \(r.code): \(r.stderr) \(r.stdout)")
+            guard let schema else { return [:] }
+            let file = out.appendingPathComponent("\(pairs.count).json")
+            try Data(r.stdout.utf8).write(to: file)
+            pairs.append([Self.docs.appendingPathComponent(schema.replacingOccurrences(of: " ", with: "-") + ".schema.json").path, file.path])
+            return (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]) ?? [:]  // the schema check reports bad JSON
+        }
+        try run(nil, ["init"])
+        try run(nil, ["store", "add", "local", "--url", "file://" + dir.sub("store").path, "--region", "eu-central"])
+        try run(nil, ["tenant", "add", "acme", "--region", "eu-central", "--store", "local", "--pg", cluster.dsn, "--docs", docs.path])
+        let setup = try run("pg setup", ["pg", "setup", "acme"])
+        let archiveCommand = try #require((setup["settings"] as? [String: String])?["archive_command"])
+        try cluster.appendSettings(["archive_mode": "on", "archive_command": "'\(archiveCommand)'"])
+        try cluster.start()
+        try cluster.sql("CREATE TABLE marker (id int PRIMARY KEY, at timestamptz NOT NULL)")
+        try run(nil, ["docs", "backup", "acme"])
+        try run("pg basebackup", ["pg", "basebackup", "acme"])
+        for i in 1...3 { try cluster.sql("INSERT INTO marker VALUES (\(i), clock_timestamp())") }
+        try cluster.switchAndWaitForArchive()
+        try run("pg window", ["pg", "window", "acme"])
+        // An archived segment pushed again: the archive accepts an identical second push.
+        let wal = try #require(try FileManager.default.contentsOfDirectory(atPath: cluster.dataDirectory + "/pg_wal")
+            .filter { $0.count == 24 && $0.allSatisfy(\.isHexDigit) }.sorted().first)
+        try run("pg wal-push", ["pg", "wal-push", "acme", cluster.dataDirectory + "/pg_wal/" + wal])
+        try run("pg restore", ["pg", "restore", "acme", "--pgdata", dir.sub("restored").path, "--latest"])
+        try run("drill run", ["drill", "run", "acme", "--target", "latest", "--seed", "7"], codes: [0, 3])
+        try run("drill self-test", ["drill", "self-test", "acme", "--seed", "7"], codes: [0, 3])
+
+        // pg stream prints one JSON line per event until SIGTERM: the first line is checked.
+        let stream = tresor.start(["pg", "stream", "acme", "--json"])
+        let pipe = Pipe()
+        stream.standardOutput = pipe
+        stream.standardError = FileHandle.nullDevice
+        try stream.run()
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = pipe.fileHandleForReading.availableData
+            if chunk.isEmpty { break }  // the process ended: the empty output fails the schema check
+            line.append(chunk)
+        }
+        stream.terminate()
+        stream.waitUntilExit()
+        let file = out.appendingPathComponent("\(pairs.count).json")
+        try line.prefix { $0 != UInt8(ascii: "\n") }.write(to: file)
+        pairs.append([Self.docs.appendingPathComponent("pg-stream.schema.json").path, file.path])
+
+        // Last, as it moves the catalog: into a database of the same cluster.
+        try cluster.sql("CREATE DATABASE tresor_catalog")
+        try run("catalog migrate", ["catalog", "migrate", "--from", "sqlite", "--to", "postgresql://postgres@127.0.0.1:\(cluster.port)/tresor_catalog"])
+        try Self.validate(pairs, in: out)
     }
 }
