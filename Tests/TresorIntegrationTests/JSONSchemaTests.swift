@@ -241,4 +241,33 @@ import TresorTestSupport
         #expect(ran == Set(Self.postgresCommands.map { $0.replacingOccurrences(of: " ", with: "-") + ".schema.json" }))
         try Self.validate(pairs, in: out)
     }
+
+    /// Each leaf command (words) with the long names of its flags (options that take no value).
+    static func flags(_ command: [String: Any], prefix: [String] = []) -> [(command: [String], flag: String)] {
+        let path = command["superCommands"] == nil && prefix.isEmpty ? [] : prefix + [command["commandName"] as? String ?? ""]
+        var found: [(command: [String], flag: String)] = []
+        for argument in command["arguments"] as? [[String: Any]] ?? [] where argument["kind"] as? String == "flag" {
+            for name in argument["names"] as? [[String: Any]] ?? [] where name["kind"] as? String == "long" {
+                if let n = name["name"] as? String, n != "help", n != "version" { found.append((path, "--" + n)) }
+            }
+        }
+        for sub in command["subcommands"] as? [[String: Any]] ?? [] { found += flags(sub, prefix: path.isEmpty ? [""] : path) }
+        return found.map { (Array($0.command.drop { $0.isEmpty }), $0.flag) }
+    }
+
+    /// `--json` after a flag is the global option, not the flag's value (`keys rotate-master --finish
+    /// --json` was refused with "unknown option '--json'"). Run on a home that does not exist, so
+    /// nothing is done.
+    @Test func jsonAfterAFlagIsStillTheGlobalOption() throws {
+        let home = TempDirectory("tresor-it")
+        let tresor = TresorProcess(home: home.sub("absent").path)
+        let dump = try tresor.run(["--experimental-dump-help"])
+        let tool = try #require(try JSONSerialization.jsonObject(with: Data(dump.stdout.utf8)) as? [String: Any])
+        let all = Self.flags(try #require(tool["command"] as? [String: Any]))
+        #expect(all.contains { $0.command == ["keys", "rotate-master"] && $0.flag == "--finish" }, "\(all)")
+        for (command, flag) in all where command.first != "init" {
+            let r = try tresor.run(command + [flag, "--json"])
+            #expect(!(r.stdout + r.stderr).contains("'--json'"), "tresor \(command.joined(separator: " ")) \(flag) --json: \(r.stderr)")
+        }
+    }
 }
