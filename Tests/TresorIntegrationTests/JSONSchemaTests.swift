@@ -243,16 +243,20 @@ import TresorTestSupport
     }
 
     /// Each leaf command (words) with the long names of its flags (options that take no value).
+    /// Required positional arguments are given as `x`, so the parser gets as far as the options.
     static func flags(_ command: [String: Any], prefix: [String] = []) -> [(command: [String], flag: String)] {
         let path = command["superCommands"] == nil && prefix.isEmpty ? [] : prefix + [command["commandName"] as? String ?? ""]
         var found: [(command: [String], flag: String)] = []
+        let positionals = (command["arguments"] as? [[String: Any]] ?? []).filter {
+            $0["kind"] as? String == "positional" && $0["isOptional"] as? Bool != true
+        }.map { _ in "x" }
         for argument in command["arguments"] as? [[String: Any]] ?? [] where argument["kind"] as? String == "flag" {
             for name in argument["names"] as? [[String: Any]] ?? [] where name["kind"] as? String == "long" {
-                if let n = name["name"] as? String, n != "help", n != "version" { found.append((path, "--" + n)) }
+                if let n = name["name"] as? String, n != "help", n != "version" { found.append((path + positionals, "--" + n)) }
             }
         }
         for sub in command["subcommands"] as? [[String: Any]] ?? [] { found += flags(sub, prefix: path.isEmpty ? [""] : path) }
-        return found.map { (Array($0.command.drop { $0.isEmpty }), $0.flag) }
+        return found.map { (Array($0.command.drop { $0.isEmpty }), $0.flag) }  // the root's name is left out
     }
 
     /// `--json` after a flag is the global option, not the flag's value (`keys rotate-master --finish
@@ -265,6 +269,7 @@ import TresorTestSupport
         let tool = try #require(try JSONSerialization.jsonObject(with: Data(dump.stdout.utf8)) as? [String: Any])
         let all = Self.flags(try #require(tool["command"] as? [String: Any]))
         #expect(all.contains { $0.command == ["keys", "rotate-master"] && $0.flag == "--finish" }, "\(all)")
+        #expect(all.contains { $0.command == ["repair", "snapshots", "x"] && $0.flag == "--remove" }, "\(all)")
         for (command, flag) in all where command.first != "init" {
             let r = try tresor.run(command + [flag, "--json"])
             #expect(!(r.stdout + r.stderr).contains("'--json'"), "tresor \(command.joined(separator: " ")) \(flag) --json: \(r.stderr)")
