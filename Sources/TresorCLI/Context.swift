@@ -61,7 +61,7 @@ struct GlobalOptions: Sendable {
 enum CLIFlags {
     static let booleans: Set<String> = ["--help", "--read-data", "--latest", "--dry-run", "--version", "--wait", "--pem", "--current", "--pg-password-stdin",
                                         "--from-backup", "--long", "--recursive", "--path-only", "--ignore-case", "--no-sync", "--purge",
-                                        "--failed"]
+                                        "--failed", "--finish", "--publish", "--new-cluster", "--archive", "--run", "--remove"]
 }
 
 /// Everything a command needs from the process: options, environment, where output goes.
