@@ -5,7 +5,9 @@ import PackageDescription
 // and PostgreSQL's client come from system libraries (OpenSSL, zstd, sqlite3, libpq) through
 // system-library targets. Swift packages: the argument parser, TOMLKit (toml++) so that
 // configuration and policy files are read by a full TOML 1.0 parser, and swift-mustache for the
-// evidence report's HTML template (escapes every value; no dependencies of its own).
+// evidence report's HTML template (escapes every value; no dependencies of its own), swift-log
+// for structured logs, swift-prometheus for the metrics file's text format, and Hummingbird
+// (SwiftNIO) for the download endpoint, the costliest to build.
 let package = Package(
     name: "Tresor",
     platforms: [.macOS(.v14)],
@@ -24,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
     ],
     targets: [
         // System libraries: a module map and a shim header each, nothing else.
@@ -51,6 +54,7 @@ let package = Package(
         .target(name: "TresorEngine", dependencies: [
             "TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "TresorDocuments", "TresorCatalog",
             "TresorPostgres", "TresorEvidence", "TresorExport", "CPosix",
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .target(name: "TresorServer", dependencies: [
             "TresorCore", "TresorEngine", .product(name: "Hummingbird", package: "hummingbird"),

@@ -1,12 +1,11 @@
 import Foundation
+import Prometheus
 import TresorCore
 
-/// A Prometheus text-format (0.0.4) document for node_exporter's textfile collector: gauges
-/// only, each family with its HELP and TYPE lines, samples in the order they were added.
-///
-/// Our own writer rather than swift-prometheus: the file is written once per `tick` or
-/// `tresor metrics` from values read out of the catalog, so no in-process registry, counters or
-/// HTTP exposition is needed, and the format is a few escaping rules (see docs/operations.md).
+/// A Prometheus text-format document for node_exporter's textfile collector: gauges only, each
+/// family with its HELP and TYPE lines. The values are read out of the catalog once per `tick`
+/// or `tresor metrics`; swift-prometheus's registry renders them (names, label escaping,
+/// numbers), and ``write(to:)`` puts the file in place atomically.
 public struct MetricsText: Sendable {
     public struct Family: Sendable {
         public var name: String
@@ -32,35 +31,15 @@ public struct MetricsText: Sendable {
         families[i].samples.append((labels, value))
     }
 
-    /// The document's text, ending with a newline.
+    /// The document's text, as swift-prometheus emits it.
     public var text: String {
-        var out = ""
+        let registry = PrometheusCollectorRegistry()
         for f in families {
-            out += "# HELP \(f.name) \(Self.escapeHelp(f.help))\n# TYPE \(f.name) gauge\n"
             for s in f.samples {
-                out += f.name
-                if !s.labels.isEmpty {
-                    out += "{" + s.labels.map { "\($0.0)=\"\(Self.escapeLabel($0.1))\"" }.joined(separator: ",") + "}"
-                }
-                out += " " + Self.number(s.value) + "\n"
+                registry.makeGauge(name: f.name, labels: s.labels, help: f.help).set(s.value)
             }
         }
-        return out
-    }
-
-    static func escapeHelp(_ s: String) -> String {
-        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
-    }
-
-    static func escapeLabel(_ s: String) -> String {
-        escapeHelp(s).replacingOccurrences(of: "\"", with: "\\\"")
-    }
-
-    static func number(_ v: Double) -> String {
-        if v.isNaN { return "NaN" }
-        if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
-        if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
-        return String(v)
+        return registry.emitToString()
     }
 
     /// Writes the document to `path` atomically: a temporary file in the same directory, flushed,
