@@ -116,17 +116,20 @@ struct JSONLogHandler: LogHandler {
 }
 
 enum Logs {
-    /// The secrets of this process that a log line must never show.
-    static func redactor(environment: [String: String], installation: Installation?, context: Context) -> Redactor {
+    /// The secrets of this process that a log line must never show. `opener` is the home's
+    /// config (nil when it cannot be read: the command fails on that same config and reports it,
+    /// and then no secret of the config is known to hide).
+    static func redactor(environment: [String: String], opener: HomeOpener?) -> Redactor {
         var r = Redactor()
         for key in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD"] { r.add(environment[key]) }
+        guard let opener else { return r }
         // The fleet catalog's DSN password, from the config alone: an unreachable catalog is
-        // exactly when its DSN shows up in errors, and then there is no installation.
-        let config = installation?.config ?? (try? HomeOpener(home: context.home, configFile: context.configFile))?.config
-        if let dsn = config?.catalogDSN { r.add((try? ConnInfo(dsn))?.password) }
-        if let installation, case .file(let path) = installation.config.masterKey {
+        // exactly when its DSN shows up in errors. A DSN libpq cannot parse holds no password it
+        // could send, and errors print such a DSN only as "(a connection string libpq cannot read)".
+        if let dsn = opener.config.catalogDSN { r.add((try? ConnInfo(dsn))?.password) }
+        if case .file(let path) = opener.config.masterKey {
             // Unreadable key file: the command itself fails on it and says so; nothing to hide then.
-            r.add(try? String(contentsOf: installation.home.path(path), encoding: .utf8))
+            r.add(try? String(contentsOf: opener.home.path(path), encoding: .utf8))
         }
         return r
     }
@@ -165,17 +168,23 @@ extension Logs {
                                   hint: "use one of " + Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))
         }
         let sink = try LogSink(file: options.logFile)
-        // Without an installation (before `init`, or a broken config the command will report)
-        // only the environment's secrets are known; the patterns still apply.
-        let redactor = redactor(environment: environment, installation: try? context.installation(), context: context)
+        // Only the config is read here (no catalog is opened). Without one (before `init`, or a
+        // broken config the command will report with its exit code) only the environment's
+        // secrets are known; the patterns still apply.
+        let redactor = redactor(environment: environment, opener: try? HomeOpener(home: context.home, configFile: context.configFile))
         var logger = Logger(label: "tresor") { _ in JSONLogHandler(level: level, sink: sink, redactor: redactor) }
         logger.logLevel = level
         return logger
     }
 
     static func finished(_ logger: Logger, context: Context, code: Int32, error: Error?) {
-        // As above: no installation means no runs were recorded by this process.
-        if let installation = try? context.installation() { logRuns(logger, installation: installation) }
+        do {
+            logRuns(logger, installation: try context.installation())
+        } catch {
+            // The command's own result (its exit code) stands; the log says why its runs are missing.
+            logger.warning("this process's job runs are not logged: the installation cannot be opened",
+                           metadata: ["error": "\((error as? any TresorFailure)?.message ?? "\(error)")"])
+        }
         if let error {
             let message = (error as? any TresorFailure)?.message ?? "\(error)"
             logger.error("command failed", metadata: ["exit": "\(code)", "error": "\(message)"])
