@@ -391,28 +391,23 @@ struct DrillRun {
         do {
             server = try RecoveryServer(dataDirectory: pgdata, workDirectory: dir.appendingPathComponent("server").path, binDirectory: binDirectory)
             self.server = server
-            // A server that stops in recovery fails its start; waitForPromotion tells.
-            do { try server.start(seconds: max(1, Int(deadline.timeIntervalSinceNow))) } catch {}
         } catch {
             fail("connect", error)
             return
         }
-        let left = deadline.timeIntervalSinceNow
         let promoted: Bool
         do {
-            promoted = try left > 0 && server.waitForPromotion(seconds: left)
+            promoted = try server.startUntilPromoted(seconds: deadline.timeIntervalSinceNow)
         } catch {
             fail("connect", error)
             return
         }
         recoveryMs = DrillRun.ms(t0)
         guard promoted else {
-            let log = (try? String(contentsOfFile: server.logPath, encoding: .utf8)) ?? "" // missing log: the tail below says nothing, the check still fails
-            let fatal = log.split(separator: "\n").last { $0.contains("FATAL:") }.map(String.init)
             if Date() >= deadline {
                 checks.append(.notRun("connect", reason: "timeout: recovery did not end within drills.timeout (\(installation.policy.drills.timeout))"))
             } else {
-                checks.append(.failed("connect", reason: DrillRun.reason("recovery stopped before the target: \(fatal ?? server.logTail(2))")))
+                checks.append(.failed("connect", reason: DrillRun.reason("recovery stopped before the target: \(server.stopReason())")))
             }
             return
         }

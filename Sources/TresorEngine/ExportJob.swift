@@ -212,13 +212,8 @@ extension Installation {
             try ScratchDatabase.allowLocalOnly(pgdata: pgdata, by: "tresor export")
             let s = try RecoveryServer(dataDirectory: pgdata, workDirectory: dir.appendingPathComponent("server").path, binDirectory: pgBinDirectory)
             server = s
-            // A server that stops in recovery fails its start; waitForPromotion tells.
-            do { try s.start() } catch {}
-            guard try s.waitForPromotion(seconds: 7 * 86400) else {
-                // A missing log leaves the tail empty: the error still says recovery stopped.
-                let log = (try? String(contentsOfFile: s.logPath, encoding: .utf8)) ?? ""
-                let fatal = log.split(separator: "\n").last { $0.contains("FATAL:") }.map(String.init) ?? s.logTail(3)
-                throw CoreError.failed("the database of tenant '\(t.name)' could not be recovered to \(restored.target): \(fatal)",
+            guard try s.startUntilPromoted(seconds: 7 * 86400) else {
+                throw CoreError.failed("the database of tenant '\(t.name)' could not be recovered to \(restored.target): \(s.stopReason())",
                                        hint: "tresor pg window \(t.name) shows what the archive holds")
             }
             // The tenant's database: the DSN's dbname, else libpq's default (the user's name).

@@ -160,22 +160,11 @@ extension Installation {
     private func runUntilPromoted(_ pgdata: String, tenant name: String) throws {
         let work = pgdata + ".tresor-run-\(UUID().uuidString.prefix(8))"
         let server = try RecoveryServer(dataDirectory: pgdata, workDirectory: work)
-        // A server that stops in recovery before it accepts connections fails its start; the
-        // reason is in its log either way.
-        var started = true
-        do {
-            try server.start()
-        } catch {
-            started = false
-        }
         // No time limit of its own: recovery ends, or the server stops with an error (restore_command
         // gives up after [postgres] wal_fetch_retry).
-        guard started, try server.waitForPromotion(seconds: 7 * 86400) else {
+        guard try server.startUntilPromoted(seconds: 7 * 86400) else {
             try server.stop(mode: "immediate")
-            // A missing log leaves the last lines logTail finds (none): the error still says where.
-            let log = (try? String(contentsOfFile: server.logPath, encoding: .utf8)) ?? ""
-            let fatal = log.split(separator: "\n").last { $0.contains("FATAL:") }.map(String.init) ?? server.logTail(3)
-            throw CoreError.failed("recovery of tenant '\(name)' in \(pgdata) stopped before the target: \(fatal)",
+            throw CoreError.failed("recovery of tenant '\(name)' in \(pgdata) stopped before the target: \(server.stopReason())",
                                    hint: "the server log is \(server.logPath); tresor pg window \(name) shows what the archive holds")
         }
         try server.stop()

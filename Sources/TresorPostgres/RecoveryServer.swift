@@ -94,6 +94,24 @@ public final class RecoveryServer: @unchecked Sendable {
         return false
     }
 
+    /// Starts the server and follows recovery until it is promoted (true), the server stopped,
+    /// or `seconds` passed (false; ``stopReason()`` tells why it stopped). A start that fails is
+    /// not thrown: ``start(extraOptions:seconds:)`` throws only when the server is gone, which is
+    /// the "stopped in recovery" answer, with its reason in the log.
+    public func startUntilPromoted(seconds: Double) throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        do { try start(seconds: max(1, Int(min(seconds, 120)))) } catch { return false }
+        let left = deadline.timeIntervalSinceNow
+        return try left > 0 && waitForPromotion(seconds: left)
+    }
+
+    /// Why the server stopped: the log's last FATAL line, else its last lines (empty when there
+    /// is no log, which the caller's own message then stands for).
+    public func stopReason() -> String {
+        let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        return log.split(separator: "\n").last { $0.contains("FATAL:") }.map(String.init) ?? logTail(3)
+    }
+
     public func stop(mode: String = "fast") throws {
         guard FileManager.default.fileExists(atPath: dataDirectory + "/postmaster.pid") else {
             running = false
