@@ -504,27 +504,6 @@ struct DrillRun {
         }
     }
 
-    /// The time at the end of the last log line containing `marker` (PostgreSQL writes
-    /// `..., time 2026-11-30 14:10:22.123456+00` or `... log time 2026-...+00`).
-    static func logTime(_ log: String, after marker: String) -> Date? {
-        guard let line = log.split(separator: "\n").last(where: { $0.contains(marker) }) else { return nil }
-        guard let r = line.range(of: #"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?[+-]\d\d(:?\d\d)?"#, options: [.regularExpression, .backwards]) else { return nil }
-        // 2026-11-30 14:10:22.123456+00: whole seconds through ISO 8601, the fraction (up to
-        // microseconds, which ISO8601DateFormatter would cut to milliseconds) added exactly.
-        let text = String(line[r])
-        var fraction = 0.0
-        var whole = text
-        if let dot = text.firstIndex(of: "."), let end = text[dot...].firstIndex(where: { $0 == "+" || $0 == "-" }) {
-            fraction = Double("0" + text[dot..<end]) ?? 0
-            whole = String(text[..<dot] + text[end...])
-        }
-        whole = whole.replacingOccurrences(of: " ", with: "T")
-        if whole.range(of: #"[+-]\d\d$"#, options: .regularExpression) != nil { whole += ":00" }
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        return f.date(from: whole).map { $0.addingTimeInterval(fraction) }
-    }
-
     /// `pg_amcheck --heapallindexed` over every database (installing the amcheck extension in
     /// the scratch copy where it is missing).
     mutating func checkAmcheck(_ server: RecoveryServer, user: String) {
