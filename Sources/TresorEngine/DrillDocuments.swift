@@ -14,8 +14,6 @@ extension DrillRun {
     /// Returns the snapshot's id. A tenant without document roots and without document
     /// snapshots has no such check; one with roots but no snapshot fails it.
     mutating func checkDocuments(rng: inout DrillRandom) -> String? {
-        let t0 = Date()
-        defer { checksMs += DrillRun.ms(t0) }
         do {
             let repo = try installation.repository(for: tenant, create: false)
             guard let latest = try repo.snapshots().last(where: { $0.manifest.kind == "documents" }) else {
@@ -63,6 +61,45 @@ extension DrillRun {
             fail("documents_sample", error)
             return nil
         }
+    }
+}
+
+/// A drill's document sample, checked on a thread of its own while the database is recovered
+/// and checked: it runs ``DrillRun/checkDocuments(rng:)`` on a copy of the drill's state that
+/// starts with no checks, bytes or files of its own, and ``join(into:)`` adds what it found to
+/// the drill. The sample depends on nothing the database part does (its own scratch
+/// subdirectory, its own reads of the repository; the catalog serialises its callers).
+final class DocumentSample: @unchecked Sendable {
+    // @unchecked: `run` and `snapshot` are written by the thread only, and read by `join` only
+    // after `threads.wait()` returned, which orders the accesses.
+    private var run: DrillRun
+    private var snapshot: String?
+    private let threads = ThreadGroup()
+
+    init(_ drill: DrillRun, rng: DrillRandom) {
+        var copy = drill
+        copy.checks = []
+        copy.bytes = 0
+        copy.files = 0
+        copy.damageApplied = false
+        copy.damageError = nil
+        run = copy
+        threads.start(1, name: "drill-documents") { [self] _ in
+            var r = rng
+            snapshot = run.timed { $0.checkDocuments(rng: &r) }
+        }
+    }
+
+    /// Waits for the sample's check and adds its check, bytes, files and damage outcome to
+    /// `drill`; returns the document snapshot's id (nil when there was none).
+    func join(into drill: inout DrillRun) -> String? {
+        threads.wait()
+        drill.checks += run.checks
+        drill.bytes += run.bytes
+        drill.files += run.files
+        if run.damageApplied { drill.damageApplied = true }
+        drill.damageError = drill.damageError ?? run.damageError
+        return snapshot
     }
 }
 

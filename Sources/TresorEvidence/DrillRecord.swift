@@ -61,6 +61,16 @@ public struct DrillRecord: Sendable, Equatable, Codable {
         public var status: Status
         /// Why it failed or did not run; nil exactly when it passed.
         public var reason: String?
+        /// The check's own duration, ms (checks may overlap, so these need not add up to
+        /// ``Timings/checksMs``); nil for a check that never started and in older records.
+        public var ms: Int64?
+
+        public init(name: String, status: Status, reason: String?, ms: Int64? = nil) {
+            self.name = name
+            self.status = status
+            self.reason = reason
+            self.ms = ms
+        }
 
         public static func passed(_ name: String) -> Check { Check(name: name, status: .passed, reason: nil) }
         public static func failed(_ name: String, reason: String) -> Check { Check(name: name, status: .failed, reason: reason) }
@@ -111,11 +121,13 @@ public struct DrillRecord: Sendable, Equatable, Codable {
 
     /// Split of the drill's wall time, milliseconds.
     public struct Timings: Sendable, Equatable, Codable {
-        /// Restoring the base backup and documents into the scratch directory.
+        /// Restoring the base backup into the scratch directory.
         public var restoreMs: Int64
         /// WAL replay until the target was reached and the server promoted.
         public var recoveryMs: Int64
-        /// The checks after (and before) recovery.
+        /// The wall time the checks added: `pg_verifybackup` before recovery, the checks after
+        /// promotion, and any wait for the document sample (restored and verified alongside the
+        /// database). Each check's own duration is its ``Check/ms``.
         public var checksMs: Int64
 
         public init(restoreMs: Int64, recoveryMs: Int64, checksMs: Int64) {
@@ -210,8 +222,10 @@ public struct DrillRecord: Sendable, Equatable, Codable {
                 throw EvidenceError(.badInput, "drill \(drillID): damage \(d.name) needs a check caught_\(d.name) that passed exactly when it was caught")
             }
         }
-        for (name, v) in [("rto_ms", rtoMs), ("rpo_ms", rpoMs), ("data_loss_bound_ms", dataLossBoundMs), ("bytes_restored", bytesRestored), ("files_restored", filesRestored),
-                          ("restore_ms", timings.restoreMs), ("recovery_ms", timings.recoveryMs), ("checks_ms", timings.checksMs)] {
+        let figures: [(String, Int64?)] = [("rto_ms", rtoMs), ("rpo_ms", rpoMs), ("data_loss_bound_ms", dataLossBoundMs), ("bytes_restored", bytesRestored),
+                                           ("files_restored", filesRestored), ("restore_ms", timings.restoreMs), ("recovery_ms", timings.recoveryMs),
+                                           ("checks_ms", timings.checksMs)]
+        for (name, v) in figures + checks.map({ ("check \($0.name) ms", $0.ms) }) {
             if let v, v < 0 { throw EvidenceError(.badInput, "drill \(drillID): \(name) is negative") }
         }
     }
@@ -279,13 +293,15 @@ public struct DrillRecord: Sendable, Equatable, Codable {
 }
 
 extension DrillRecord.Check {
-    enum CodingKeys: String, CodingKey { case name, status, reason }
+    enum CodingKeys: String, CodingKey { case name, status, reason, ms }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(name, forKey: .name)
         try c.encode(status, forKey: .status)
         try c.encode(reason, forKey: .reason)
+        // Absent rather than null when unmeasured: older records keep their exact members.
+        try c.encodeIfPresent(ms, forKey: .ms)
     }
 }
 

@@ -88,19 +88,45 @@ public final class RecoveryServer: @unchecked Sendable {
                 running = false
                 return false
             }
+            // The control file read directly every 0.1 s where its layout is known (no process
+            // started per look); else pg_controldata's answer every 0.3 s.
+            if let inProduction = Self.inProduction(dataDirectory: dataDirectory) {
+                if inProduction { return true }
+                Thread.sleep(forTimeInterval: 0.1)
+                continue
+            }
             if try controlState() == "in production" { return true }
             Thread.sleep(forTimeInterval: 0.3)
         }
         return false
     }
 
+    /// Whether `global/pg_control` says "in production", read from the file itself: its
+    /// `state` member (a 32-bit `DBState`, 6 = `DB_IN_PRODUCTION`) follows the system
+    /// identifier (64 bits), `pg_control_version` and `catalog_version_no` (32 bits each) in
+    /// PostgreSQL's `ControlFileData`. Nil when the file cannot be read or its
+    /// `pg_control_version` is not 1300 (PostgreSQL 13 to 16, whose layout this is): the caller
+    /// then asks `pg_controldata`.
+    static func inProduction(dataDirectory: String) -> Bool? {
+        let fd = open(dataDirectory + "/global/pg_control", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var head = [UInt8](repeating: 0, count: 20)
+        guard pread(fd, &head, 20, 0) == 20 else { return nil }
+        // In the host's byte order, as the server wrote it.
+        func u32(_ at: Int) -> UInt32 { head.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt32.self) } }
+        guard u32(8) == 1300 else { return nil }
+        return u32(16) == 6
+    }
+
     /// Starts the server and follows recovery until it is promoted (true), the server stopped,
     /// or `seconds` passed (false; ``stopReason()`` tells why it stopped). A start that fails is
     /// not thrown: ``start(extraOptions:seconds:)`` throws only when the server is gone, which is
     /// the "stopped in recovery" answer, with its reason in the log.
-    public func startUntilPromoted(seconds: Double) throws -> Bool {
+    /// `extraOptions`: more server settings (`-c name=value ...`), as for ``start(extraOptions:seconds:)``.
+    public func startUntilPromoted(seconds: Double, extraOptions: String = "") throws -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
-        do { try start(seconds: max(1, Int(min(seconds, 120)))) } catch { return false }
+        do { try start(extraOptions: extraOptions, seconds: max(1, Int(min(seconds, 120)))) } catch { return false }
         let left = deadline.timeIntervalSinceNow
         return try left > 0 && waitForPromotion(seconds: left)
     }

@@ -1,0 +1,121 @@
+import Foundation
+import TresorCore
+import TresorPostgres
+
+/// A drill's `read_tables` check, running on threads of its own while the drill's other checks
+/// go on: every user table and materialized view of every database of the scratch server read in
+/// full (each row converted to text, so every value is detoasted, decompressed and passed
+/// through its type's output function; no index used).
+///
+/// The tables are read over one connection per core, largest first, so small tables fill the
+/// connections while a large one is still read. A large table is not split into block ranges:
+/// measured on `pgbench -s 60`, TID range scans read rows at about half the speed of a sequential
+/// scan, while the server's own parallel sequential scan (`max_parallel_workers_per_gather`,
+/// which the scratch server keeps at its default) already spreads one large table over several
+/// processes. Table names are customer content: a failure is counted and placed by its
+/// database's position only.
+final class TableReads: @unchecked Sendable {
+    /// What the reads found.
+    struct Found: Sendable {
+        var tables = 0
+        /// (database position, table number) of each table that failed to read.
+        var failed: Set<[Int]> = []
+        /// Why the reads could not be done at all (a database that refused a connection, a
+        /// catalog that could not be listed); the check then fails with it.
+        var error: String?
+        var ms: Int64 = 0
+
+        var failedTables: Int { failed.count }
+        /// Positions (0-based, by name) of the databases with a table that failed to read.
+        var failedDatabases: Set<Int> { Set(failed.map { $0[0] }) }
+    }
+
+    /// One table to read.
+    struct Read: Sendable {
+        var database: Int
+        var table: Int
+        var relation: String
+
+        var sql: String { "SELECT count(*), sum(length(t::text)) FROM ONLY \(relation) t" }
+    }
+
+    // @unchecked: `found` is shared by the reading threads under its own lock; `threads` is only
+    // started in init and waited for in `join`.
+    private let found = Locked(Found())
+    private let threads = ThreadGroup()
+    private let started = Date()
+
+    /// Lists the tables over `conn` (a superuser's connection to the server) and one connection
+    /// per database, then starts reading them; ``join()`` waits for the result.
+    init(server: RecoveryServer, user: String, conn: PGConnection) {
+        var reads: [Read] = []
+        let dsns: [String]
+        do {
+            let dbs = try conn.query("SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname").compactMap { $0.first ?? nil }
+            dsns = dbs.map { ScratchDatabase.dsn(server, user: user, database: $0) }
+            var sized: [(read: Read, blocks: Int64)] = []
+            var tables = 0
+            for (i, dsn) in dsns.enumerated() {
+                let c = try PGConnection(dsn: dsn)
+                let rels = try c.query("""
+                    SELECT format('%I.%I', n.nspname, c.relname), pg_relation_size(c.oid) / current_setting('block_size')::bigint
+                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+                    ORDER BY 1
+                    """)
+                for row in rels {
+                    guard let relation = row.first ?? nil else { continue } // format() of a listed relation is never null
+                    let blocks = row.count > 1 ? (row[1].flatMap { Int64($0) } ?? 0) : 0
+                    sized.append((Read(database: i, table: tables, relation: relation), blocks))
+                    tables += 1
+                }
+            }
+            reads = sized.sorted { $0.blocks > $1.blocks }.map(\.read)
+            found.withLock { $0.tables = tables }
+        } catch {
+            found.withLock { $0.error = "\(error)" }
+            return
+        }
+        let next = Locked(0)
+        let todo = reads
+        let found = found
+        threads.start(max(1, min(availableCores, todo.count)), name: "drill-read") { _ in
+            var connections: [Int: PGConnection] = [:]
+            while true {
+                guard let read = next.withLock({ n -> Read? in
+                    guard n < todo.count, found.withLock({ $0.error == nil }) else { return nil }
+                    n += 1
+                    return todo[n - 1]
+                }) else { return }
+                let c: PGConnection
+                do {
+                    if let open = connections[read.database] {
+                        c = open
+                    } else {
+                        c = try PGConnection(dsn: dsns[read.database])
+                        // Sequential scans only: an index scan would skip the rows its index
+                        // does not point at.
+                        _ = try c.query("SET enable_indexscan = off; SET enable_indexonlyscan = off; SET enable_bitmapscan = off")
+                        connections[read.database] = c
+                    }
+                } catch {
+                    found.withLock { $0.error = $0.error ?? "\(error)" }
+                    return
+                }
+                do {
+                    _ = try c.query(read.sql)
+                } catch {
+                    found.withLock { _ = $0.failed.insert([read.database, read.table]) }
+                }
+            }
+        }
+    }
+
+    /// Waits until every table was read (or the reads gave up) and returns what they found.
+    func join() -> Found {
+        threads.wait()
+        var f = found.current
+        f.ms = DrillRun.ms(started)
+        return f
+    }
+}
