@@ -24,6 +24,8 @@ final class TableReads: @unchecked Sendable {
         /// catalog that could not be listed); the check then fails with it.
         var error: String?
         var ms: Int64 = 0
+        /// When the last reading thread ran out of tables (the check's own end, not ``join()``'s).
+        var finished: Date?
 
         var failedTables: Int { failed.count }
         /// Positions (0-based, by name) of the databases with a table that failed to read.
@@ -81,6 +83,7 @@ final class TableReads: @unchecked Sendable {
         let found = found
         threads.start(max(1, min(availableCores, todo.count)), name: "drill-read") { _ in
             var connections: [Int: PGConnection] = [:]
+            defer { found.withLock { $0.finished = max($0.finished ?? .distantPast, Date()) } }
             while true {
                 guard let read = next.withLock({ n -> Read? in
                     guard n < todo.count, found.withLock({ $0.error == nil }) else { return nil }
@@ -115,7 +118,7 @@ final class TableReads: @unchecked Sendable {
     func join() -> Found {
         threads.wait()
         var f = found.current
-        f.ms = DrillRun.ms(started)
+        f.ms = DrillRun.ms(started, f.finished ?? Date())
         return f
     }
 }
