@@ -86,7 +86,7 @@ extension Installation {
     public func setupPostgres(tenant id: TenantID, osUser: String, binary: String, walCredentials: String? = nil,
                               newCluster: Bool = false) throws -> PostgresSetupResult {
         let name = id.rawValue
-        let tenant = try self.tenant(name)
+        let tenant = try self.tenant(id)
         let record = try storeRecord(tenant.store)
         let storeURL = try StoreURL.parse(record.url)
         var walCredentialsText: String? = nil
