@@ -48,7 +48,7 @@ public struct PostgresWALAccess: Sendable {
         let tenant = id.rawValue
         let home = opener.home
         let policy = opener.policy
-        let dir = PostgresAccess.directory(home, tenant)
+        let dir = PostgresAccess.directory(home, id)
         guard let accessData = FileManager.default.contents(atPath: dir.appendingPathComponent("access.json").path),
               let access = try? JSONDecoder().decode(PostgresAccess.self, from: accessData), access.tenant == tenant else {
             throw CoreError.usage("tenant '\(tenant)' is not set up for postgresql in \(home.root.path), or this user cannot read \(dir.path)",
@@ -76,7 +76,7 @@ public struct PostgresWALAccess: Sendable {
         let store = try url.open(create: false, credentials: credentials, traffic: traffic)
         let archive = WALArchive(store: store, tenant: tenant, keys: keys, compressionLevel: policy.backup.compressionLevel, clock: clock)
         self.archive = archive
-        spoolDirectory = PostgresAccess.spool(home, tenant).path
+        spoolDirectory = PostgresAccess.spool(home, id).path
         self.policy = policy
     }
 }
@@ -179,7 +179,7 @@ extension PostgresWALAccess {
         let tenant = id.rawValue
         guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
         try RepositoryLayout.validate(tenant: tenant)
-        try becomeOwner(of: PostgresAccess.spool(home, tenant).path, tenant: id)
+        try becomeOwner(of: PostgresAccess.spool(home, id).path, tenant: id)
         let access = try open(home: home, configFile: configFile, tenant: id, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
         let depth = access.policy.postgres.walPrefetchDepth
         try access.spool().prefetch(after: wal, depth: depth, threads: min(depth, 2 * availableCores), waitForLock: wait)

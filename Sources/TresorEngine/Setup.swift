@@ -106,7 +106,7 @@ extension Installation {
 
     /// Where `tenant add --pg-password-stdin` keeps a tenant's database password: a libpq
     /// password file, 0600, that the stored DSN names with `passfile=`.
-    func passfile(tenant: String) -> URL { home.root.appendingPathComponent("secrets/pg/\(tenant).pgpass") }
+    func passfile(tenant: TenantID) -> URL { home.root.appendingPathComponent("secrets/pg/\(tenant.rawValue).pgpass") }
 
     /// The hint for a tenant that lacks a setting only `tenant add` gives (`--docs DIR`,
     /// `--pg DSN`): `tenant add` refuses a tenant that exists, and no command changes one yet,
@@ -132,7 +132,7 @@ extension Installation {
                     throw CoreError.usage("--pg-password-stdin and a passfile= in the connection string exclude each other")
                 }
                 dsn = (info.options.map { "\($0.keyword)=\(ConnInfo.quote($0.value))" } +
-                       ["passfile=\(ConnInfo.quote(passfile(tenant: name).path))"]).joined(separator: " ")
+                       ["passfile=\(ConnInfo.quote(passfile(tenant: id).path))"]).joined(separator: " ")
             }
         } else if pgPassword != nil {
             throw CoreError.usage("--pg-password-stdin needs --pg DSN")
@@ -163,7 +163,7 @@ extension Installation {
             _ = try openStore(for: record, storeName: offsite, create: true)
         }
         if let pgPassword {
-            let file = passfile(tenant: name)
+            let file = passfile(tenant: id)
             try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
             // Created 0600 (writeFileAtomically), as libpq requires of a passfile.
