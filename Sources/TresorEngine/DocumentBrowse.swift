@@ -174,8 +174,9 @@ extension Installation {
         let from = try date(since, endOfDay: false), to = try date(until, endOfDay: true)
         guard !pattern.isEmpty else { throw CoreError.usage("the pattern is empty", hint: "e.g. tresor docs find \(name) 'invoice-*.pdf'") }
         let b = try browse(id, store: store)
-        let chosen = b.snapshots.filter { s in
-            guard s.manifest.kind == .documents, let d = s.manifest.date else { return false }
+        let chosen = try b.snapshots.filter { s in
+            guard s.manifest.kind == .documents else { return false }
+            let d = try s.manifest.checkedDate()
             return (from.map { d >= $0 } ?? true) && (to.map { d <= $0 } ?? true)
         }
         if chosen.isEmpty {

@@ -109,7 +109,7 @@ extension Installation {
         }
         if var when = TimeFormat.parse(selector) {
             if selector.count == 10 { when = when.addingTimeInterval(86400 - 0.001) }
-            if let s = docs.last(where: { ($0.manifest.date ?? .distantFuture) <= when }) { return s }
+            if let s = try docs.last(where: { try $0.manifest.checkedDate() <= when }) { return s }
             throw CoreError.usage("tenant '\(tenant)' has no snapshot at or before \(selector)", hint: "tresor snapshots \(tenant)")
         }
         throw CoreError.usage("no snapshot '\(selector)' for tenant '\(tenant)'", hint: "use latest, an id from tresor snapshots \(tenant), or a date")

@@ -85,7 +85,7 @@ extension Installation {
         }
         let chosen: (id: ObjectID, manifest: SnapshotManifest)
         if let at = options.at {
-            guard let c = docs.last(where: { ($0.manifest.date ?? .distantFuture) <= at }) else {
+            guard let c = try docs.last(where: { try $0.manifest.checkedDate() <= at }) else {
                 throw CoreError.usage("tenant '\(t.name)' has no document snapshot at or before \(TimeFormat.string(at))",
                                       hint: "tresor snapshots \(t.name)")
             }
@@ -106,7 +106,7 @@ extension Installation {
             return (SnapshotDocumentSource(repository: repo, index: index, nodes: nodes), [chosen.id], info, nil, origin)
         }
         let since = try Self.selectSnapshot(sinceText, from: all, tenant: t.name)
-        guard (since.manifest.date ?? .distantPast) <= (chosen.manifest.date ?? .distantFuture) else {
+        guard try since.manifest.checkedDate() <= chosen.manifest.checkedDate() else {
             throw CoreError.usage("--since \(sinceText): snapshot \(since.id.short) (\(since.manifest.time)) is newer than the snapshot exported, \(chosen.id.short) (\(chosen.manifest.time))",
                                   hint: "pass the Tresor-Documents-Snapshot of an earlier export")
         }

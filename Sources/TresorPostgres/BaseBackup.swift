@@ -73,7 +73,7 @@ public final class BaseBackup {
     private func previousPages(systemID: String) throws -> [[UInt8]: PagedPrevious] {
         let latest = try repo.snapshots()
             .filter { $0.manifest.kind == .postgresBase && $0.manifest.postgres?.systemID == systemID }
-            .max { ($0.manifest.date ?? .distantPast, $0.id) < ($1.manifest.date ?? .distantPast, $1.id) }
+            .max { (try $0.manifest.checkedDate(), $0.id) < (try $1.manifest.checkedDate(), $1.id) }
         guard let latest else { return [:] }
         let nodes: [TreeNode]
         do {

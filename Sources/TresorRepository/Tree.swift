@@ -421,6 +421,16 @@ public struct SnapshotManifest: Codable, Sendable, Equatable {
 
     public var date: Date? { TimeFormat.parse(time) }
 
+    /// ``time`` as a date for choosing and ordering snapshots by time. The manifest is
+    /// authenticated, so a time that cannot be read is a writer's fault: it throws (`corrupt`)
+    /// rather than sorting the snapshot first or last, where it would be skipped unseen.
+    public func checkedDate() throws -> Date {
+        guard let d = date else {
+            throw RepositoryError(.corrupt, "a snapshot of tenant '\(tenant)' has a time that cannot be read: '\(time)'")
+        }
+        return d
+    }
+
     /// Reads the manifest stored under `key`. JSON that is no manifest is damage (`corrupt`);
     /// an authentic manifest of a kind this build does not know is not, and throws
     /// ``SnapshotKind``'s `failed` error naming the key.
