@@ -14,7 +14,7 @@ import TresorRepository
 
     static let snapshots: [(id: ObjectID, manifest: SnapshotManifest)] = [
         (ObjectID(Array(repeating: UInt8(1), count: 32)), manifest("2026-11-01T10:00:00.000Z")),
-        (ObjectID(Array(repeating: UInt8(2), count: 32)), manifest("2026-11-02 yesterday-ish")),
+        (ObjectID(Array(repeating: UInt8(2), count: 32)), manifest("sometime yesterday")),
     ]
 
     @Test func aDateSelectorRefusesToSkipASnapshotWhoseTimeCannotBeRead() throws {
@@ -22,7 +22,7 @@ import TresorRepository
             try Installation.selectSnapshot("2026-11-03", from: Self.snapshots, tenant: "acme")
         }
         #expect(error.code == .corrupt)
-        #expect(error.message.contains("'2026-11-02 yesterday-ish'"))
+        #expect(error.message.contains("'sometime yesterday'"))
         // Without the unreadable one, the same selector picks the readable snapshot.
         #expect(try Installation.selectSnapshot("2026-11-03", from: [Self.snapshots[0]], tenant: "acme").id == Self.snapshots[0].id)
     }
