@@ -96,7 +96,7 @@ struct TenantCommand: ParsableCommand {
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a tenant.")
-        @Argument(help: "Tenant name (lowercase letters, digits, '-', '_').") var name: String
+        @Argument(help: "Tenant name (lowercase letters, digits, '-', '_').", transform: TenantID.init) var name: TenantID
         @Option(help: "The tenant's region; its data stays there.") var region: String
         @Option(help: "Primary store name.") var store: String
         @Option(help: "Store that tresor replicate copies to.") var offsite: String?
@@ -269,7 +269,7 @@ struct CheckCommand: ParsableCommand {
                 for s in rep.damagedSnapshots {
                     lines.append("  damaged snapshot: " + naming(s.key, s.why))
                     if let time = s.time {
-                        lines.append("    it covered: \(s.kind ?? "snapshot") at \(time), \(s.files.map(String.init) ?? "?") files, roots \((s.roots ?? []).joined(separator: ", "))")
+                        lines.append("    it covered: \(s.kind?.rawValue ?? "snapshot") at \(time), \(s.files.map(String.init) ?? "?") files, roots \((s.roots ?? []).joined(separator: ", "))")
                     } else {
                         lines.append("    the catalog has no record of what it covered")
                     }

@@ -6,6 +6,11 @@ import TresorStore
 /// The options every command takes, wherever they appear on the command line:
 /// `--home DIR`, `--config FILE`, `--json`, `--now TIME`.
 struct GlobalOptions: Sendable {
+    /// The global options that take a value, and those that take none (what ``extract(from:)``
+    /// removes; a hint may put them before any command).
+    static let withValue: Set<String> = ["--home", "--config", "--now", "--log-level", "--log-file"]
+    static let flags: Set<String> = ["--json"]
+
     var home: String?
     var config: String?
     var json = false

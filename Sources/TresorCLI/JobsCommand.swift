@@ -13,7 +13,7 @@ struct JobsCommand: ParsableCommand {
     func run() throws {
         let installation = try ctx.installation()
         let sinceDate = try since.map { try JobFilter.parseSince($0, now: installation.clock.now()) }
-        let runs = try installation.jobs(JobFilter(tenant: tenant?.rawValue, failedOnly: failed, since: sinceDate))
+        let runs = try installation.jobs(JobFilter(tenant: tenant, failedOnly: failed, since: sinceDate))
         ctx.emit(runs) {
             guard !runs.isEmpty else { return "no job runs recorded" + (tenant.map { " for tenant \($0)" } ?? "") }
             return runs.map { r in

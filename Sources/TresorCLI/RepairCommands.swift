@@ -34,7 +34,7 @@ struct RepairCommand: ParsableCommand {
             ctx.emit(r, outcome: r.outcome) {
                 var lines = ["\(r.tenant): \(r.damaged.count) damaged snapshots" + (r.damaged.isEmpty ? "" : r.removed.isEmpty ? " (not removed; add --remove)" : ", removed")]
                 for s in r.damaged {
-                    let covered = s.time.map { "\(s.kind ?? "snapshot") at \($0), \(s.files.map(String.init) ?? "?") files, roots \((s.roots ?? []).joined(separator: ", "))" }
+                    let covered = s.time.map { "\(s.kind?.rawValue ?? "snapshot") at \($0), \(s.files.map(String.init) ?? "?") files, roots \((s.roots ?? []).joined(separator: ", "))" }
                         ?? "the catalog has no record of what it covered"
                     lines.append("  " + naming(s.key, s.why) + "; covered: \(covered)")
                 }

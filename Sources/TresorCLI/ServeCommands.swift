@@ -52,7 +52,7 @@ struct ExportRevokeCommand: ParsableCommand {
 
     func run() throws {
         let l = try ctx.installation().revokeExportLink(link)
-        ctx.emit(Output(tenant: l.tenant, file: l.file, id: l.id)) { "revoked link \(l.id) to \(l.tenant)/\(l.file)" }
+        ctx.emit(Output(tenant: l.tenant.rawValue, file: l.file, id: l.id)) { "revoked link \(l.id) to \(l.tenant)/\(l.file)" }
     }
 }
 

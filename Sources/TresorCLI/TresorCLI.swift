@@ -49,7 +49,7 @@ public enum TresorCLI {
             }
             let message = Tresor.message(for: error).split(separator: "\n").first.map(String.init) ?? "bad usage"
             return report(CoreError.usage(message.replacingOccurrences(of: "Error: ", with: "").lowercasedFirst,
-                                          hint: "tresor help \(rest.first ?? "")".trimmingCharacters(in: .whitespaces)),
+                                          hint: usageHint(rest)),
                           json: options.json)
         }
         defer { writeStoreStatistics(environment, traffic: context.traffic) }
@@ -77,6 +77,14 @@ public enum TresorCLI {
             }
             return report(error, json: options.json)
         }
+    }
+
+    /// The hint after a line the parser refused: the help of the command it named, or the
+    /// overall help when its first word names no command (`tresor help WORD` would fail too).
+    static func usageHint(_ arguments: [String]) -> String {
+        guard let first = arguments.first,
+              Tresor.configuration.subcommands.contains(where: { $0._commandName == first }) else { return "tresor --help" }
+        return "tresor help \(first)"
     }
 
     /// Prints an error (one line, a `caused by:` line per cause underneath it, then a hint line)

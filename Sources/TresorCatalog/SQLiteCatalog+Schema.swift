@@ -130,7 +130,7 @@ extension SQLCatalog {
                 throw CatalogError(
                     .unsupportedSchema,
                     "catalog schema version \(current) is newer than this tresor understands (\(migrations.count))",
-                    hint: "run a tresor release at least as new as the one that last wrote this catalog")
+                    hint: "run a Tresor release at least as new as the one that last wrote this catalog")
             }
             for (index, script) in migrations.enumerated().dropFirst(current) {
                 try db.exec(script)

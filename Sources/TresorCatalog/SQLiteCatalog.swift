@@ -253,7 +253,7 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
             return try rows.map { r in
                 guard let kind = RunKind(rawValue: r.kind), let status = RunStatus(rawValue: r.status) else {
                     throw CatalogError(.corrupt, "a run has unknown kind '\(r.kind)' or status '\(r.status)'",
-                                       hint: "run a tresor release at least as new as the one that wrote it")
+                                       hint: "run a Tresor release at least as new as the one that wrote it")
                 }
                 return LatestRun(kind: kind, tenant: r.tenantless ? nil : r.owner, store: r.tenantless ? r.owner : nil,
                                  status: status, startedAt: r.startedAt)
@@ -268,7 +268,7 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
         // tresor, or an edited file, is reported rather than read as something else.
         guard let k = RunKind(rawValue: kind), let s = RunStatus(rawValue: status) else {
             throw CatalogError(.corrupt, "run \(id) has unknown kind '\(kind)' or status '\(status)'",
-                               hint: "run a tresor release at least as new as the one that wrote it")
+                               hint: "run a Tresor release at least as new as the one that wrote it")
         }
         return RunRecord(id: id, tenant: tenant, kind: k, startedAt: startedAt, endedAt: endedAt, status: s, detail: detail, worker: worker)
     }
@@ -308,7 +308,7 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
     private static func deletion(_ row: any CatalogRow) throws -> DeletionRecord {
         guard let step = DeletionStep(rawValue: row.text(1)) else {
             throw CatalogError(.corrupt, "deletion of '\(row.text(0))' has unknown step '\(row.text(1))'",
-                               hint: "run a tresor release at least as new as the one that wrote it")
+                               hint: "run a Tresor release at least as new as the one that wrote it")
         }
         return DeletionRecord(tenant: row.text(0), step: step, startedAt: row.date(2), finishedAt: row.optionalDate(3),
                               plan: row.text(4), report: row.text(5))

@@ -53,10 +53,10 @@ final class SQLiteDatabase: CatalogConnection {
             return CatalogError(.corrupt, message,
                                 hint: "move the damaged catalog file aside and run 'tresor init'; the repository holds the truth")
         case SQLITE_BUSY, SQLITE_LOCKED:
-            return CatalogError(.sqlite, message, hint: "another tresor process is holding the catalog; try again")
+            return CatalogError(.sqlite, message, hint: "another Tresor process is holding the catalog; try again")
         case SQLITE_CANTOPEN, SQLITE_READONLY, SQLITE_PERM:
             return CatalogError(.sqlite, message,
-                                hint: "check that the tresor home directory exists and is writable by this user")
+                                hint: "check that the Tresor home directory exists and is writable by this user")
         case SQLITE_FULL:
             return CatalogError(.sqlite, message, hint: "free disk space where the catalog lives")
         default:

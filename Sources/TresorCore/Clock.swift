@@ -36,6 +36,9 @@ public enum TimeFormat {
             if let d = f.date(from: normalized) { return d }
             if let d = f.date(from: normalized + "Z") { return d }
         }
+        // Foundation's full-date parser ignores whatever follows the date ("2026-11-02 later"
+        // would read as that day): only a bare date is one.
+        guard normalized.utf8.count == 10 else { return nil }
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withFullDate]
         return f.date(from: normalized)

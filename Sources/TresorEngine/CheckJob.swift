@@ -24,14 +24,17 @@ extension Installation {
     /// `progress`, when given, hears each tenant's pack reads (tenant, packs read, bytes read, bytes to read).
     public func check(tenant: TenantID?, readData: Checker.ReadData, store storeName: String? = nil,
                       progress: (@Sendable (String, Int, UInt64, UInt64) -> Void)? = nil) throws -> CheckResult {
-        let names = try tenant.map { [try self.tenant($0.rawValue).name] } ?? catalog.tenants().map(\.name)
+        let ids = try tenant.map { [$0] } ?? catalog.tenants().map { try $0.id }
         var reports: [String: Checker.Report] = [:]
-        for name in names {
-            let t = try self.tenant(name)
+        for id in ids {
+            let name = id.rawValue
+            let t = try self.tenant(id)
             let store = try openStore(for: t, storeName: storeName, create: false)
             guard try TenantRepository.exists(store: store, tenant: name) else {
                 if tenant != nil {
-                    throw CoreError.usage("tenant '\(name)' has no backups yet", hint: "tresor docs backup \(name)")
+                    // The backup that fits the tenant: a database-only tenant has no document roots.
+                    throw CoreError.usage("tenant '\(name)' has no backups yet",
+                                          hint: t.docRoots.isEmpty && t.pgDSN != nil ? "tresor pg basebackup \(name)" : "tresor docs backup \(name)")
                 }
                 continue
             }
@@ -40,7 +43,7 @@ extension Installation {
             if let lock = try? locks.acquire(name) {
                 withExtendedLifetime(lock) { removeOrphanUploads(tenant: t, store: store) }
             }
-            reports[name] = try run(Job(.check, tenant: name) { [self] in
+            reports[name] = try run(Job(.check, tenant: id) { [self] in
                 let watch = AccessWatchingStore(store)
                 var tenantProgress: (@Sendable (Int, UInt64, UInt64) -> Void)?
                 if let progress { tenantProgress = { packs, bytes, total in progress(name, packs, bytes, total) } }
@@ -124,7 +127,7 @@ extension Installation {
         }
         // Damaged snapshot objects are already named; the WAL check works from the readable ones.
         let backups = try repo.snapshotsReportingDamage().snapshots.compactMap { s -> BaseBackupRef? in
-            guard s.manifest.kind == "pg-base", let info = s.manifest.postgres else { return nil }
+            guard s.manifest.kind == .postgresBase, let info = s.manifest.postgres else { return nil }
             return try BaseBackupRef(id: s.id, info: info)
         }
         let wal = try WALCheck(archive: walArchive(repo)).run(backups: backups, readFraction: fraction)
@@ -158,7 +161,13 @@ extension Installation {
             let id = String(report.damagedSnapshots[i].key.split(separator: "/").last ?? "")
             guard let s = byID[id] else { continue }
             report.damagedSnapshots[i].time = s["time"] as? String
-            report.damagedSnapshots[i].kind = s["kind"] as? String
+            if let text = s["kind"] as? String {
+                do {
+                    report.damagedSnapshots[i].kind = try SnapshotKind(parsing: text)
+                } catch {
+                    report.problems.append("the catalog's record of snapshot \(id) names \(RepositoryError.describe(error))")
+                }
+            }
             report.damagedSnapshots[i].roots = s["roots"] as? [String]
             report.damagedSnapshots[i].files = s["files"] as? Int
         }

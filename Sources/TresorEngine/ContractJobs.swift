@@ -8,9 +8,8 @@ extension Installation {
     /// `tresor tenant end-contract T --date D`: starts the deletion clock. The evidence record is
     /// appended first, then the catalog changes, so a contract end in force always has its record.
     public func endContract(tenant id: TenantID, at date: Date) throws -> TenantRecord {
-        let name = id.rawValue
-        var t = try tenant(name)
-        try recordEvidence(kind: .control, tenant: name, payload: [
+        var t = try tenant(id)
+        try recordEvidence(kind: .control, tenant: id, payload: [
             "action": .string("end-contract"), "contract_end": .string(TimeFormat.string(date)),
             "previous_contract_end": t.contractEnd.map { .string(TimeFormat.string($0)) } ?? .null,
             "deletion_delay": .string(policy.deletion.delayAfterContractEnd.description),
@@ -24,9 +23,9 @@ extension Installation {
     /// The reason may hold anything and the log is never redacted: the record keeps its SHA-256.
     public func holdTenant(_ id: TenantID, reason: String, by: String) throws -> TenantRecord {
         let name = id.rawValue
-        var t = try tenant(name)
+        var t = try tenant(id)
         guard !reason.isEmpty else { throw CoreError.usage("a hold needs a reason", hint: "tresor tenant hold \(name) --reason TEXT --by WHO") }
-        try recordEvidence(kind: .control, tenant: name, payload: [
+        try recordEvidence(kind: .control, tenant: id, payload: [
             "action": .string("hold"), "by": .string(by), "reason_sha256": .string(SHA256.hash(Array(reason.utf8)).hex),
         ])
         t.holdReason = reason
@@ -37,11 +36,11 @@ extension Installation {
     /// `tresor tenant release T`: lifts a hold. Releasing a tenant without a hold is a usage error.
     public func releaseTenant(_ id: TenantID) throws -> TenantRecord {
         let name = id.rawValue
-        var t = try tenant(name)
+        var t = try tenant(id)
         guard t.holdReason != nil else {
             throw CoreError.usage("tenant '\(name)' is not on hold", hint: "tresor tenant list")
         }
-        try recordEvidence(kind: .control, tenant: name, payload: ["action": .string("release")])
+        try recordEvidence(kind: .control, tenant: id, payload: ["action": .string("release")])
         t.holdReason = nil
         try catalog.updateTenant(t)
         return t

@@ -99,30 +99,36 @@ extension Installation {
             }
             let footprint = try TenantFootprint.of(t, catalog: catalog, home: home)
             r.footprint = footprint
+            // A dry run stops at the plan, the footprint: most of a deletion is no store operation
+            // (the replication slot, files under the home, catalog rows, the certificate), so a
+            // DryRunStore could hold back only part of it and the rest would happen.
             if dryRun {
                 r.state = "planned"
                 results.append(r)
                 continue
             }
-            let lock = try waitForLock(t.name, seconds: lockWait)
+            let id = try t.id
+            let lock = try waitForLock(id, seconds: lockWait)
             defer { withExtendedLifetime(lock) {} }
             let plan = String(decoding: try JSONEncoder().encode(footprint), as: UTF8.self)
             _ = try catalog.beginDeletion(tenant: t.name, plan: plan, at: now)
             crashAfter?(.planned)
-            results.append(try finishDeletion(t.name, now: now, crashAfter: crashAfter))
+            results.append(try finishDeletion(id, now: now, crashAfter: crashAfter))
         }
         // Deletions whose tenant row is already gone (a crash after the catalog rows went).
         for name in resumable.sorted() where !dryRun {
+            let id = try TenantID(name)
             // Past its data step the lock file is gone with the rest; taking the lock would
             // create it again and fail the verification. No writer gets past the missing row.
-            let lock = try catalog.deletion(tenant: name).map { $0.step < .dataDeleted } == true ? try waitForLock(name, seconds: lockWait) : nil
+            let lock = try catalog.deletion(tenant: name).map { $0.step < .dataDeleted } == true ? try waitForLock(id, seconds: lockWait) : nil
             defer { withExtendedLifetime(lock) {} }
-            results.append(try finishDeletion(name, now: now, crashAfter: crashAfter))
+            results.append(try finishDeletion(id, now: now, crashAfter: crashAfter))
         }
         return DeletionRunResult(asOf: now, dryRun: dryRun, tenants: results)
     }
 
-    private func finishDeletion(_ name: String, now: Date, crashAfter: ((DeletionStep) -> Void)?) throws -> DeletionTenantResult {
+    private func finishDeletion(_ id: TenantID, now: Date, crashAfter: ((DeletionStep) -> Void)?) throws -> DeletionTenantResult {
+        let name = id.rawValue
         guard var record = try catalog.deletion(tenant: name) else {
             throw CoreError.failed("the deletion of '\(name)' is not recorded")
         }
@@ -217,12 +223,12 @@ extension Installation {
 
         if record.step == .dataDeleted {
             // A crash between the append and the catalog update must not certify twice.
-            let earlier = try listEvidence(tenant: TenantID(name), kind: .deletion, since: nil).entries.last
+            let earlier = try listEvidence(tenant: id, kind: .deletion, since: nil).entries.last
             let seq: Int64
             if let earlier { seq = earlier.seq } else {
                 var places: [String: EvidenceValue] = [:]
                 for (k, v) in removed { places[k] = .object(["count": .int(Int64(v.count)), "bytes": .int(Int64(v.bytes))]) }
-                seq = try recordEvidence(kind: .deletion, tenant: name, payload: [
+                seq = try recordEvidence(kind: .deletion, tenant: id, payload: [
                     "deleted_at": .string(TimeFormat.string(now)),
                     "started_at": .string(TimeFormat.string(record.startedAt)),
                     "contract_end": footprint.contractEnd.map { .string(TimeFormat.string($0)) } ?? .null,

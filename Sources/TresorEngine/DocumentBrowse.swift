@@ -121,8 +121,8 @@ public struct DumpResult: Codable, Sendable {
 extension Installation {
     /// Opens the tenant's repository (on `storeName`, else its primary store) with its index
     /// and snapshots, for the browse commands.
-    private func browse(_ name: String, store storeName: String?) throws -> (repo: TenantRepository, index: RepositoryIndex, snapshots: [(id: ObjectID, manifest: SnapshotManifest)]) {
-        let tenant = try self.tenant(name)
+    private func browse(_ id: TenantID, store storeName: String?) throws -> (repo: TenantRepository, index: RepositoryIndex, snapshots: [(id: ObjectID, manifest: SnapshotManifest)]) {
+        let tenant = try self.tenant(id)
         let repo = try repository(for: tenant, storeName: storeName, create: false)
         let snapshots = try repo.snapshots()
         return (repo, try repo.loadIndex(), snapshots)
@@ -142,7 +142,7 @@ extension Installation {
                               store: String? = nil) throws -> ListResult {
         let name = id.rawValue
         let dir = try path.map(Self.browsePath)
-        let b = try browse(name, store: store)
+        let b = try browse(id, store: store)
         let chosen = try Self.selectSnapshot(selector, from: b.snapshots, tenant: name)
         let nodes = try TreeBlobCache(repository: b.repo, index: b.index).nodes(of: chosen.manifest)
         var entries: [TreeNode]
@@ -173,9 +173,10 @@ extension Installation {
         }
         let from = try date(since, endOfDay: false), to = try date(until, endOfDay: true)
         guard !pattern.isEmpty else { throw CoreError.usage("the pattern is empty", hint: "e.g. tresor docs find \(name) 'invoice-*.pdf'") }
-        let b = try browse(name, store: store)
-        let chosen = b.snapshots.filter { s in
-            guard s.manifest.kind == "documents", let d = s.manifest.date else { return false }
+        let b = try browse(id, store: store)
+        let chosen = try b.snapshots.filter { s in
+            guard s.manifest.kind == .documents else { return false }
+            let d = try s.manifest.checkedDate()
             return (from.map { d >= $0 } ?? true) && (to.map { d <= $0 } ?? true)
         }
         if chosen.isEmpty {
@@ -223,7 +224,7 @@ extension Installation {
     /// `tresor docs diff T A B`.
     public func diffDocuments(tenant id: TenantID, from a: String, to b2: String, store: String? = nil) throws -> DiffResult {
         let name = id.rawValue
-        let b = try browse(name, store: store)
+        let b = try browse(id, store: store)
         let old = try Self.selectSnapshot(a, from: b.snapshots, tenant: name)
         let new = try Self.selectSnapshot(b2, from: b.snapshots, tenant: name)
         let cache = try TreeBlobCache(repository: b.repo, index: b.index)
@@ -259,7 +260,7 @@ extension Installation {
         let name = id.rawValue
         let path = try Self.browsePath(text)
         let wallStart = Date()
-        let b = try browse(name, store: store)
+        let b = try browse(id, store: store)
         let chosen = try Self.selectSnapshot(selector, from: b.snapshots, tenant: name)
         // Retention keeps a snapshot that is being read.
         let unpin = try SnapshotPins(home: home).pin(tenant: id, snapshot: chosen.id.hex)
@@ -274,7 +275,7 @@ extension Installation {
         }
         let run = try catalog.startRun(kind: RunKind.documentsDump, tenant: name, at: clock.now())
         do {
-            try recordAccess(tenant: name, action: "dump", snapshot: chosen.id, paths: [path], by: by, store: store,
+            try recordAccess(tenant: id, action: "dump", snapshot: chosen.id, paths: [path], by: by, store: store,
                              files: 1, bytes: node.size)
             var written: UInt64 = 0
             let reader = try TreeReader(repository: b.repo, index: b.index)
@@ -308,7 +309,7 @@ extension Installation {
     /// Writes a `document-access` evidence record: who read which paths of which snapshot of a
     /// tenant. Paths are customer content (names of a customer's files) and the log can never be
     /// redacted, so each is recorded as the SHA-256 of its bytes; the catalog run keeps the path.
-    func recordAccess(tenant: String, action: String, snapshot: ObjectID, paths: [[UInt8]], by: String, store: String?,
+    func recordAccess(tenant: TenantID, action: String, snapshot: ObjectID, paths: [[UInt8]], by: String, store: String?,
                       files: Int, bytes: UInt64) throws {
         try recordEvidence(kind: .documentAccess, tenant: tenant, payload: [
             "action": .string(action),
@@ -332,11 +333,11 @@ extension Installation {
         let wanted = try paths.map(Self.browsePath)
         let wallStart = Date()
         // An unknown or deleted tenant is a usage error, not a run (a deleted tenant keeps no rows).
-        _ = try tenant(name)
+        _ = try tenant(id)
         // Recorded from here on: a restore that fails (a store out of reach, a damaged tree) is a
         // failed run in the catalog.
-        return try run(Job(.documentsRestore, tenant: name) { [self] in
-            let b = try browse(name, store: store)
+        return try run(Job(.documentsRestore, tenant: id) { [self] in
+            let b = try browse(id, store: store)
             let chosen = try Self.selectSnapshot(selector, from: b.snapshots, tenant: name)
             let unpin = try SnapshotPins(home: home).pin(tenant: id, snapshot: chosen.id.hex)
             defer { unpin() }
@@ -351,7 +352,7 @@ extension Installation {
             let nodes = wanted.isEmpty ? all : all.filter { n in wanted.contains { under($0, n) } }
             let absolute = URL(fileURLWithPath: target).standardizedFileURL.path
             if !wanted.isEmpty {
-                try recordAccess(tenant: name, action: "restore", snapshot: chosen.id, paths: wanted, by: by, store: store,
+                try recordAccess(tenant: id, action: "restore", snapshot: chosen.id, paths: wanted, by: by, store: store,
                                  files: nodes.filter { $0.kind == .file }.count,
                                  bytes: nodes.reduce(0) { $0 + ($1.kind == .file ? $1.size : 0) })
             }

@@ -9,7 +9,7 @@ public struct SnapshotSummary: Codable, Sendable {
     public var id: String
     public var short: String
     public var time: String
-    public var kind: String
+    public var kind: SnapshotKind
     public var roots: [String]
     public var files: Int
     public var bytes: UInt64
@@ -58,21 +58,21 @@ extension Installation {
     /// `tresor docs backup T`: one snapshot of all the tenant's document roots.
     public func backupDocuments(tenant id: TenantID, progress: ((DocumentBackup.Progress) -> Void)? = nil) throws -> BackupResult {
         let name = id.rawValue
-        let tenant = try self.tenant(name)
+        let tenant = try self.tenant(id)
         guard !tenant.docRoots.isEmpty else {
-            throw CoreError.usage("tenant '\(name)' has no document roots", hint: "tresor tenant add \(name) --docs DIR")
+            throw CoreError.usage("tenant '\(name)' has no document roots", hint: Self.addedWithoutHint(id, "--docs DIR"))
         }
-        let lock = try lockTenantForWriting(name)
+        let lock = try lockTenantForWriting(id)
         defer { withExtendedLifetime(lock) {} }
         let wallStart = Date()
-        return try run(Job(.documentsBackup, tenant: name) { [self] in
+        return try run(Job(.documentsBackup, tenant: id) { [self] in
             let repo = try repository(for: tenant, create: true)
             // Under the lock, any multipart upload under the tenant's prefix is a killed run's orphan.
             removeOrphanUploads(tenant: tenant, store: repo.store)
             let index = try repo.loadIndex()
             let roots = DocumentBackup.roots(for: tenant.docRoots)
             // The parent is the newest documents snapshot over the same roots.
-            let parent = try repo.snapshots().last { $0.manifest.kind == "documents" && $0.manifest.roots.map(\.path) == tenant.docRoots }
+            let parent = try repo.snapshots().last { $0.manifest.kind == .documents && $0.manifest.roots.map(\.path) == tenant.docRoots }
             let parentTree = try parent.map { try TreeNodeStream(repository: repo, index: index, manifest: $0.manifest) }
             let backup = try DocumentBackup(repository: repo, index: index, policy: policy.backup, clock: clock, progress: progress)
             let (id, manifest) = try backup.run(roots: roots, parentID: parent?.id, parent: parentTree.map { t in { try t.next() } })
@@ -86,8 +86,7 @@ extension Installation {
 
     /// `tresor snapshots T`, oldest first.
     public func snapshots(tenant id: TenantID, store storeName: String? = nil) throws -> [SnapshotSummary] {
-        let name = id.rawValue
-        let tenant = try self.tenant(name)
+        let tenant = try self.tenant(id)
         let repo = try repository(for: tenant, storeName: storeName, create: false)
         return try repo.snapshots().map { SnapshotSummary(id: $0.id, manifest: $0.manifest) }
     }
@@ -95,7 +94,7 @@ extension Installation {
     /// Picks a snapshot by `latest`, an id or id prefix (4+ hex digits), or a date/time (the newest
     /// snapshot at or before it; a bare date means the end of that day, UTC).
     public static func selectSnapshot(_ selector: String, from all: [(id: ObjectID, manifest: SnapshotManifest)], tenant: String) throws -> (id: ObjectID, manifest: SnapshotManifest) {
-        let docs = all.filter { $0.manifest.kind == "documents" }
+        let docs = all.filter { $0.manifest.kind == .documents }
         if selector == "latest" {
             guard let last = docs.last else {
                 throw CoreError.usage("tenant '\(tenant)' has no document snapshots", hint: "tresor docs backup \(tenant)")
@@ -110,7 +109,7 @@ extension Installation {
         }
         if var when = TimeFormat.parse(selector) {
             if selector.count == 10 { when = when.addingTimeInterval(86400 - 0.001) }
-            if let s = docs.last(where: { ($0.manifest.date ?? .distantFuture) <= when }) { return s }
+            if let s = try docs.last(where: { try $0.manifest.checkedDate() <= when }) { return s }
             throw CoreError.usage("tenant '\(tenant)' has no snapshot at or before \(selector)", hint: "tresor snapshots \(tenant)")
         }
         throw CoreError.usage("no snapshot '\(selector)' for tenant '\(tenant)'", hint: "use latest, an id from tresor snapshots \(tenant), or a date")

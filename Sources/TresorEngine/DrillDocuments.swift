@@ -16,7 +16,7 @@ extension DrillRun {
     mutating func checkDocuments(rng: inout DrillRandom) -> String? {
         do {
             let repo = try installation.repository(for: tenant, create: false)
-            guard let latest = try repo.snapshots().last(where: { $0.manifest.kind == "documents" }) else {
+            guard let latest = try repo.snapshots().last(where: { $0.manifest.kind == .documents }) else {
                 if !tenant.docRoots.isEmpty {
                     checks.append(.failed("documents_sample", reason: "the tenant has document roots but no document snapshot"))
                 }

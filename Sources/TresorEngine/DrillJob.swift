@@ -79,7 +79,7 @@ extension Installation {
                          binDirectory: String = RecoveryServer.defaultBinDirectory,
                          progress: (@Sendable (_ stage: String, _ bytes: UInt64, _ total: UInt64?) -> Void)? = nil) throws -> DrillRunResult {
         let name = id.rawValue
-        let tenantRecord = try tenant(name)
+        let tenantRecord = try tenant(id)
         let cleaned = try DrillScratch(home: home).cleanLeftovers()
         let run = try catalog.startRun(kind: .drill, tenant: name, at: clock.now())
         let done = try performDrill(tenantRecord, choice, seed: seed, damage: nil, binary: binary, binDirectory: binDirectory,

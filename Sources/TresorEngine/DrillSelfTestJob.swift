@@ -33,7 +33,7 @@ extension Installation {
                                  binDirectory: String = RecoveryServer.defaultBinDirectory,
                                  damages: [any DrillDamage] = DrillDamages.standard) throws -> DrillSelfTestResult {
         let name = id.rawValue
-        let tenantRecord = try tenant(name)
+        let tenantRecord = try tenant(id)
         _ = try DrillScratch(home: home).cleanLeftovers()
         let run = try catalog.startRun(kind: .drillSelfTest, tenant: name, at: clock.now())
         let seedUsed = seed ?? Int64(bitPattern: UInt64.random(in: 0...UInt64.max))

@@ -18,8 +18,8 @@ extension Installation {
     /// when a drill ends, passed or not). The record's time is this installation's clock.
     @discardableResult
     public func recordDrill(tenant id: TenantID, _ drill: DrillRecord) throws -> EvidenceLog.Appended {
-        _ = try self.tenant(id.rawValue)
-        return try recordEvidence(kind: .drill, tenant: id.rawValue, payload: try drill.payload())
+        _ = try self.tenant(id)
+        return try recordEvidence(kind: .drill, tenant: id, payload: try drill.payload())
     }
 
     /// Verifies the home's log with its anchor public key (never a key from the log) and collects

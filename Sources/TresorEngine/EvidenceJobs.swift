@@ -79,8 +79,16 @@ extension Installation {
     /// Appends one evidence record (no customer content: ids, hashes, counts, times, versions,
     /// results) and returns it once it is on disk.
     @discardableResult
-    public func recordEvidence(kind: EvidenceKind, tenant: String?, payload: [String: EvidenceValue]) throws -> EvidenceLog.Appended {
-        try evidenceLog().append(kind: kind, tenant: tenant, payload: payload)
+    public func recordEvidence(kind: EvidenceKind, tenant: TenantID?, payload: [String: EvidenceValue]) throws -> EvidenceLog.Appended {
+        try evidenceLog().append(kind: kind, tenant: tenant?.rawValue, payload: payload)
+    }
+
+    /// ``recordEvidence(kind:tenant:payload:)-(_,TenantID?,_)`` for code written before tenant
+    /// names were ``TenantID``s.
+    @available(*, deprecated, message: "parse the name into a TenantID where it enters the program")
+    @discardableResult
+    public func recordEvidence(kind: EvidenceKind, tenant: String, payload: [String: EvidenceValue]) throws -> EvidenceLog.Appended {
+        try recordEvidence(kind: kind, tenant: try TenantID(tenant), payload: payload)
     }
 
     /// `tresor region approve`: records the evidence first, then the approval that takes effect,
@@ -89,10 +97,10 @@ extension Installation {
     /// the text.
     public func approveRegion(tenant id: TenantID, store storeName: String, by: String, reason: String) throws -> RegionApproval {
         let name = id.rawValue
-        let tenant = try tenant(name)
+        let tenant = try tenant(id)
         let store = try storeRecord(storeName)
         let approval = RegionApproval(tenant: name, store: storeName, approvedBy: by, reason: reason, approvedAt: clock.now())
-        try recordEvidence(kind: .regionApproval, tenant: name, payload: [
+        try recordEvidence(kind: .regionApproval, tenant: id, payload: [
             "store": .string(storeName), "store_region": .string(store.region), "tenant_region": .string(tenant.region),
             "approved_by": .string(by), "reason_sha256": .string(SHA256.hash(Array(reason.utf8)).hex),
         ])

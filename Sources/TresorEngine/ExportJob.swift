@@ -46,7 +46,7 @@ extension Installation {
                        options: ExportOptions = ExportOptions(), binary: String = "tresor",
                        progress: ((_ files: Int64, _ bytes: Int64) -> Void)? = nil) throws -> ExportResult {
         let name = id.rawValue
-        let t = try tenant(name)
+        let t = try tenant(id)
         if options.at != nil && !options.fromBackup {
             throw CoreError.usage("--at needs --from-backup: a live export shows the data as it is now",
                                   hint: "tresor export \(name) --from-backup --at TIME --out FILE")
@@ -56,16 +56,16 @@ extension Installation {
         guard options.fromBackup || options.since != nil else {
             guard !t.docRoots.isEmpty || t.pgDSN != nil else {
                 throw CoreError.usage("tenant '\(name)' has neither document roots nor a database to export",
-                                      hint: "tresor tenant add \(name) --region R --store NAME --docs DIR --pg DSN")
+                                      hint: Self.addedWithoutHint(id, "--docs DIR or --pg DSN"))
             }
             let roots = DocumentBackup.roots(for: t.docRoots).map { LiveFolderSource.Root(path: $0.path, label: $0.label) }
-            return try run(Job(.export, tenant: name) { [self] in
-                try exportRecorded(ExportRequest(tenant: name, output: output, documents: roots.isEmpty ? nil : LiveFolderSource(roots: roots),
+            return try run(Job(.export, tenant: id) { [self] in
+                try exportRecorded(ExportRequest(tenant: id, output: output, documents: roots.isEmpty ? nil : LiveFolderSource(roots: roots),
                                                  databaseDSN: t.pgDSN, pgBinDirectory: pgBinDirectory, now: clock.now(), by: by),
                                    options: options, progress: progress)
             })
         }
-        return try run(Job(.export, tenant: name) { [self] in
+        return try run(Job(.export, tenant: id) { [self] in
             try exportFromBackup(t, output: output, by: by, pgBinDirectory: pgBinDirectory, options: options, binary: binary, progress: progress)
         })
     }
@@ -76,7 +76,7 @@ extension Installation {
     private func snapshotDocuments(_ t: TenantRecord, repo: TenantRepository, options: ExportOptions)
         throws -> (source: SnapshotDocumentSource, ids: [ObjectID], info: [(String, String)], removed: [[UInt8]]?, origin: String)? {
         let all = try repo.snapshots()
-        let docs = all.filter { $0.manifest.kind == "documents" }
+        let docs = all.filter { $0.manifest.kind == .documents }
         guard !docs.isEmpty || !t.docRoots.isEmpty else {
             if let s = options.since {
                 throw CoreError.usage("--since \(s): tenant '\(t.name)' has no documents", hint: "tresor snapshots \(t.name)")
@@ -85,7 +85,7 @@ extension Installation {
         }
         let chosen: (id: ObjectID, manifest: SnapshotManifest)
         if let at = options.at {
-            guard let c = docs.last(where: { ($0.manifest.date ?? .distantFuture) <= at }) else {
+            guard let c = try docs.last(where: { try $0.manifest.checkedDate() <= at }) else {
                 throw CoreError.usage("tenant '\(t.name)' has no document snapshot at or before \(TimeFormat.string(at))",
                                       hint: "tresor snapshots \(t.name)")
             }
@@ -106,7 +106,7 @@ extension Installation {
             return (SnapshotDocumentSource(repository: repo, index: index, nodes: nodes), [chosen.id], info, nil, origin)
         }
         let since = try Self.selectSnapshot(sinceText, from: all, tenant: t.name)
-        guard (since.manifest.date ?? .distantPast) <= (chosen.manifest.date ?? .distantFuture) else {
+        guard try since.manifest.checkedDate() <= chosen.manifest.checkedDate() else {
             throw CoreError.usage("--since \(sinceText): snapshot \(since.id.short) (\(since.manifest.time)) is newer than the snapshot exported, \(chosen.id.short) (\(chosen.manifest.time))",
                                   hint: "pass the Tresor-Documents-Snapshot of an earlier export")
         }
@@ -149,7 +149,7 @@ extension Installation {
         defer { for u in unpins { u() } }
         for id in documents?.ids ?? [] { unpins.append(try pins.pin(tenant: t.id, snapshot: id.hex)) }
 
-        var request = ExportRequest(tenant: t.name, output: output, documents: documents?.source, databaseDSN: nil,
+        var request = ExportRequest(tenant: try t.id, output: output, documents: documents?.source, databaseDSN: nil,
                                     pgBinDirectory: pgBinDirectory, sourceLabel: options.fromBackup ? "backup" : "live database, documents from backup",
                                     now: clock.now(), by: by)
         request.extraInfo = documents?.info ?? []

@@ -12,7 +12,7 @@ import TresorCrypto
 /// published file names hold no line break (both are checked), so the message is unambiguous: a
 /// link for one tenant's file cannot be turned into a link for another's.
 public struct ExportLink: Sendable, Equatable {
-    public let tenant: String
+    public let tenant: TenantID
     public let file: String
     /// Unix seconds after which the link no longer works.
     public let expires: Int64
@@ -23,15 +23,15 @@ public struct ExportLink: Sendable, Equatable {
 
     /// The link's path and query (no scheme or host): what `tresor serve` answers.
     public var path: String {
-        "/d/\(Self.escape(tenant))/\(Self.escape(file))?exp=\(expires)&id=\(id)&sig=\(signature)"
+        "/d/\(Self.escape(tenant.rawValue))/\(Self.escape(file))?exp=\(expires)&id=\(id)&sig=\(signature)"
     }
 
     /// The same link's access-log route: the tenant's download attempts as JSON lines.
     public var accessLogPath: String {
-        "/access-log/\(Self.escape(tenant))/\(Self.escape(file))?exp=\(expires)&id=\(id)&sig=\(signature)"
+        "/access-log/\(Self.escape(tenant.rawValue))/\(Self.escape(file))?exp=\(expires)&id=\(id)&sig=\(signature)"
     }
 
-    public init(tenant: String, file: String, expires: Int64, id: String, signature: String) {
+    public init(tenant: TenantID, file: String, expires: Int64, id: String, signature: String) {
         self.tenant = tenant
         self.file = file
         self.expires = expires
@@ -63,14 +63,16 @@ public struct ExportLink: Sendable, Equatable {
         return from(tenant: tenant, file: file, query: String(parts[1]))
     }
 
-    /// A link from its decoded path parts and raw query; nil when anything is missing or malformed.
-    public static func from(tenant: String, file: String, query: String) -> ExportLink? {
+    /// A link from its decoded path parts and raw query; nil when anything is missing or malformed
+    /// (a tenant segment that is no ``TenantID`` included).
+    public static func from(tenant text: String, file: String, query: String) -> ExportLink? {
         var fields: [String: String] = [:]
         for pair in query.split(separator: "&") {
             let kv = pair.split(separator: "=", maxSplits: 1)
             if kv.count == 2 { fields[String(kv[0])] = String(kv[1]) }
         }
-        guard TenantID.isValid(tenant), isPublishableName(file),
+        // A malformed tenant name makes the whole link malformed (nil), like every other part.
+        guard let tenant = try? TenantID(text), isPublishableName(file),
               let e = fields["exp"], let expires = Int64(e),
               let id = fields["id"], id.count == 32, id.allSatisfy(\.isHexDigit),
               let sig = fields["sig"], sig.count == 64, sig.allSatisfy(\.isHexDigit) else { return nil }
@@ -92,7 +94,7 @@ public struct ExportLinkSigner: Sendable {
     public init(key: [UInt8]) { self.key = key }
 
     /// A new link for `file` of `tenant`, valid until `expires`, with a fresh random id.
-    public func sign(tenant: String, file: String, expires: Int64) -> ExportLink {
+    public func sign(tenant: TenantID, file: String, expires: Int64) -> ExportLink {
         let id = Hex.encode(SecureRandom.bytes(16))
         return ExportLink(tenant: tenant, file: file, expires: expires, id: id,
                           signature: mac(tenant: tenant, file: file, expires: expires, id: id).hex)
@@ -109,8 +111,8 @@ public struct ExportLinkSigner: Sendable {
         return Double(link.expires) > now.timeIntervalSince1970 ? .valid : .expired
     }
 
-    private func mac(tenant: String, file: String, expires: Int64, id: String) -> ObjectID {
-        let message = Array("tresor-export-link-v1\n\(tenant)\n\(file)\n\(expires)\n\(id)".utf8)
+    private func mac(tenant: TenantID, file: String, expires: Int64, id: String) -> ObjectID {
+        let message = Array("tresor-export-link-v1\n\(tenant.rawValue)\n\(file)\n\(expires)\n\(id)".utf8)
         return HMACSHA256(key: key).mac(message)
     }
 }
@@ -184,7 +186,7 @@ extension Home {
     /// `HOME/exports`: published exports (`exports/T/FILE`), the revoked link ids
     /// (`exports/revoked-links`) and the download access log (`exports/access.jsonl`).
     public var exports: URL { root.appendingPathComponent("exports") }
-    public func exports(of tenant: String) -> URL { exports.appendingPathComponent(tenant) }
+    public func exports(of tenant: TenantID) -> URL { exports.appendingPathComponent(tenant.rawValue) }
     public var revokedLinks: URL { exports.appendingPathComponent("revoked-links") }
     public var accessLog: URL { exports.appendingPathComponent("access.jsonl") }
     /// `HOME/keys/links.key`: 64 hex digits, mode 0600, the HMAC key of download links.
@@ -196,12 +198,12 @@ extension Installation {
     /// Creates `HOME/exports/T` (0700) when missing.
     public func publishedExportPath(tenant id: TenantID, file: String) throws -> URL {
         let name = id.rawValue
-        _ = try tenant(name)
+        _ = try tenant(id)
         guard ExportLink.isPublishableName(file) else {
             throw CoreError.usage("'\(file)' is not a name a published export can have",
                                   hint: "give one file name (no '/', not starting with '.'), e.g. --publish --out \(name).tar.zst")
         }
-        let dir = home.exports(of: name)
+        let dir = home.exports(of: id)
         do {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
@@ -254,7 +256,7 @@ extension Installation {
         let digest = try ExportDigest.of(path)
         let life = lifetime ?? policy.exports.linkLifetime
         let expires = Int64((clock.now().timeIntervalSince1970 + life.seconds).rounded(.up))
-        return (try exportLinkSigner(create: true).sign(tenant: name, file: file, expires: expires), digest)
+        return (try exportLinkSigner(create: true).sign(tenant: id, file: file, expires: expires), digest)
     }
 
     /// `tresor export revoke LINK`: adds the link's id to `HOME/exports/revoked-links`. Only a

@@ -19,12 +19,18 @@ public struct HomeOpener: Sendable {
     public let policy: Policy
 
     /// Reads the config and the policies. A home without its config file is refused with the
-    /// command that makes one.
-    public init(home: Home, configFile: URL?) throws {
+    /// command that makes one, or, for the PostgreSQL OS user opening `walTenant`'s WAL access
+    /// (`archive_command`, `restore_command`), with where to look: that user must never create
+    /// a home of its own.
+    public init(home: Home, configFile: URL?, walTenant: TenantID? = nil) throws {
         let configURL = configFile ?? home.configFile
         guard FileManager.default.fileExists(atPath: configURL.path) else {
-            throw CoreError.usage("no Tresor installation at \(home.root.path) (missing \(configURL.lastPathComponent))",
-                                  hint: "tresor --home \(home.root.path) init")
+            let message = "no Tresor installation at \(home.root.path) (missing \(configURL.lastPathComponent))"
+            if let walTenant {
+                throw CoreError.usage(message + ", or this user cannot read it",
+                                      hint: "give archive_command and restore_command the operator's --home as tresor pg setup \(walTenant.rawValue) prints them (run it as the operator)")
+            }
+            throw CoreError.usage(message, hint: "tresor --home \(home.root.path) init")
         }
         self.home = home
         self.configFile = configFile
@@ -48,6 +54,6 @@ public struct HomeOpener: Sendable {
     /// The `postgres` OS user's capability for `tenant` (see ``PostgresWALAccess``).
     public func walAccess(tenant id: TenantID, clock: any Clock, environmentCredentials: S3Credentials? = nil,
                           traffic: StoreTraffic = StoreTraffic()) throws -> PostgresWALAccess {
-        try PostgresWALAccess(opener: self, tenant: id.rawValue, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
+        try PostgresWALAccess(opener: self, tenant: id, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
     }
 }

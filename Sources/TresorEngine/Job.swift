@@ -16,10 +16,10 @@ public protocol JobResult: Encodable {
 /// belong before the job is built; anything that fails inside `work` is a failed run.
 public struct Job<Result: JobResult> {
     public let kind: RunKind
-    public let tenant: String?
+    public let tenant: TenantID?
     let work: () throws -> Result
 
-    public init(_ kind: RunKind, tenant: String?, _ work: @escaping () throws -> Result) {
+    public init(_ kind: RunKind, tenant: TenantID?, _ work: @escaping () throws -> Result) {
         self.kind = kind
         self.tenant = tenant
         self.work = work
@@ -33,7 +33,7 @@ struct RunRecorder {
     let clock: any Clock
 
     func run<R: JobResult>(_ job: Job<R>) throws -> R {
-        let id = try catalog.startRun(kind: job.kind, tenant: job.tenant, at: clock.now())
+        let id = try catalog.startRun(kind: job.kind, tenant: job.tenant?.rawValue, at: clock.now())
         do {
             let result = try job.work()
             try catalog.finishRun(id: id, at: clock.now(), status: RunStatus(result.outcome), detail: json(result))

@@ -44,11 +44,11 @@ public struct JobRun: Codable, Sendable, Equatable {
 
 /// What `tresor jobs` selects.
 public struct JobFilter: Sendable {
-    public var tenant: String?
+    public var tenant: TenantID?
     public var failedOnly = false
     public var since: Date?
 
-    public init(tenant: String? = nil, failedOnly: Bool = false, since: Date? = nil) {
+    public init(tenant: TenantID? = nil, failedOnly: Bool = false, since: Date? = nil) {
         self.tenant = tenant
         self.failedOnly = failedOnly
         self.since = since
@@ -63,7 +63,7 @@ extension Installation {
         // The catalog protocol has no time filter yet; runs come newest first, so reading stops
         // at the first one older than `since`.
         var out: [JobRun] = []
-        for run in try catalog.runs(tenant: filter.tenant, kind: nil, limit: Int(Int32.max)) {
+        for run in try catalog.runs(tenant: filter.tenant?.rawValue, kind: nil, limit: Int(Int32.max)) {
             if let since = filter.since, run.startedAt < since { break }
             if filter.failedOnly, run.status != .failed, run.status != .problemFound { continue }
             out.append(JobRun(run))

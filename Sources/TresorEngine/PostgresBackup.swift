@@ -40,14 +40,14 @@ extension Installation {
     public func basebackupPostgres(tenant id: TenantID,
                                    progress: ((_ bytes: UInt64, _ files: Int, _ estimate: UInt64?) -> Void)? = nil) throws -> BaseBackupResult {
         let name = id.rawValue
-        let tenant = try self.tenant(name)
+        let tenant = try self.tenant(id)
         guard let dsn = tenant.pgDSN else {
-            throw CoreError.usage("tenant '\(name)' has no postgresql dsn", hint: "register the tenant with tresor tenant add \(name) ... --pg DSN")
+            throw CoreError.usage("tenant '\(name)' has no postgresql dsn", hint: Self.addedWithoutHint(id, "--pg DSN"))
         }
-        let lock = try lockTenantForWriting(name)
+        let lock = try lockTenantForWriting(id)
         defer { withExtendedLifetime(lock) {} }
         let wallStart = Date()
-        return try run(Job(.postgresBaseBackup, tenant: name) { [self] in
+        return try run(Job(.postgresBaseBackup, tenant: id) { [self] in
             let repo = try repository(for: tenant, create: true)
             let index = try repo.loadIndex()
             let archive = try clusterArchive(repo, dsn: dsn)
@@ -99,7 +99,7 @@ extension Installation {
     func baseBackups(_ repo: TenantRepository) throws -> [BaseBackupRef] {
         let current = try walArchive(repo).systemID
         return try repo.snapshots().compactMap { s in
-            guard s.manifest.kind == "pg-base", let info = s.manifest.postgres else { return nil }
+            guard s.manifest.kind == .postgresBase, let info = s.manifest.postgres else { return nil }
             if let current, info.systemID != String(current) { return nil }
             return try BaseBackupRef(id: s.id, info: info)
         }
@@ -109,8 +109,7 @@ extension Installation {
 
     /// `tresor pg window T`.
     public func postgresWindow(tenant id: TenantID) throws -> RecoveryWindow {
-        let name = id.rawValue
-        let tenant = try self.tenant(name)
+        let tenant = try self.tenant(id)
         let repo = try repository(for: tenant, create: false)
         let archive = try walArchive(repo)
         return RecoveryPlanner.window(backups: try baseBackups(repo), wal: try archive.listWithHeaders())
@@ -124,9 +123,9 @@ extension Installation {
     public func streamPostgres(tenant id: TenantID, slot: String?, log: @escaping (WALStreamer.Event) -> Void,
                                shouldStop: @escaping () -> Bool) throws -> WALStreamer.Stats {
         let name = id.rawValue
-        let tenant = try self.tenant(name)
+        let tenant = try self.tenant(id)
         guard let dsn = tenant.pgDSN else {
-            throw CoreError.usage("tenant '\(name)' has no postgresql dsn", hint: "register the tenant with tresor tenant add \(name) ... --pg DSN")
+            throw CoreError.usage("tenant '\(name)' has no postgresql dsn", hint: Self.addedWithoutHint(id, "--pg DSN"))
         }
         let slotName = slot ?? PostgresAccess.defaultSlot(name)
         guard !slotName.isEmpty, slotName.count <= 63, slotName.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") }) else {
@@ -140,6 +139,6 @@ extension Installation {
                                    settings: .init(slot: slotName, flushInterval: policy.postgres.streamFlushInterval.seconds,
                                                    statusInterval: policy.postgres.streamStatusInterval.seconds),
                                    log: log, shouldStop: shouldStop)
-        return try run(Job(.postgresStream, tenant: name) { try streamer.run() })
+        return try run(Job(.postgresStream, tenant: id) { try streamer.run() })
     }
 }

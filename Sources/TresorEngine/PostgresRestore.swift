@@ -53,13 +53,12 @@ extension Installation {
                                 run runServer: Bool = false, binary: String,
                                 progress: (@Sendable (_ written: UInt64, _ total: UInt64) -> Void)? = nil,
                                 keepPin: ((@escaping @Sendable () -> Void) -> Void)? = nil) throws -> PostgresRestoreResult {
-        let name = id.rawValue
         if let t = timeline, t != "latest", UInt32(t) == nil {
             throw CoreError.usage("--timeline must be latest or a timeline number, not '\(t)'")
         }
-        let tenant = try self.tenant(name)
+        let tenant = try self.tenant(id)
         // Recorded from here on: a restore that fails is a failed run in the catalog.
-        return try run(Job(.postgresRestore, tenant: name) { [self] in
+        return try run(Job(.postgresRestore, tenant: id) { [self] in
             try restorePostgres(tenant, pgdata: pgdata, target: target, timeline: timeline, archive: archiving,
                                 run: runServer, binary: binary, progress: progress, keepPin: keepPin)
         })

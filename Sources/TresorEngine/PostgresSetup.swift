@@ -23,8 +23,8 @@ public struct PostgresAccess: Codable, Sendable {
     public var tenant: String
     public var store: String
 
-    static func directory(_ home: Home, _ tenant: String) -> URL { home.root.appendingPathComponent("pg/\(tenant)") }
-    static func spool(_ home: Home, _ tenant: String) -> URL { home.root.appendingPathComponent("spool/pg/\(tenant)") }
+    static func directory(_ home: Home, _ tenant: TenantID) -> URL { home.root.appendingPathComponent("pg/\(tenant.rawValue)") }
+    static func spool(_ home: Home, _ tenant: TenantID) -> URL { home.root.appendingPathComponent("spool/pg/\(tenant.rawValue)") }
     /// The S3 credentials file of the PostgreSQL OS user, in ``directory(_:_:)``.
     static let credentialsFile = "s3-credentials"
 
@@ -86,7 +86,7 @@ extension Installation {
     public func setupPostgres(tenant id: TenantID, osUser: String, binary: String, walCredentials: String? = nil,
                               newCluster: Bool = false) throws -> PostgresSetupResult {
         let name = id.rawValue
-        let tenant = try self.tenant(name)
+        let tenant = try self.tenant(id)
         let record = try storeRecord(tenant.store)
         let storeURL = try StoreURL.parse(record.url)
         var walCredentialsText: String? = nil
@@ -102,8 +102,8 @@ extension Installation {
         }
         let repo = try repository(for: tenant, create: true)
         let fm = FileManager.default
-        let dir = PostgresAccess.directory(home, name)
-        let spool = PostgresAccess.spool(home, name)
+        let dir = PostgresAccess.directory(home, id)
+        let spool = PostgresAccess.spool(home, id)
         try fm.createDirectory(at: dir, withIntermediateDirectories: true)
         try fm.createDirectory(at: spool, withIntermediateDirectories: true)
         let access = PostgresAccess(tenant: name, store: record.url)

@@ -37,18 +37,18 @@ public struct PostgresWALAccess: Sendable {
     /// Same as ``HomeOpener/walAccess(tenant:clock:environmentCredentials:)``.
     public static func open(home: Home, configFile: URL?, tenant id: TenantID, clock: any Clock,
                             environmentCredentials: S3Credentials? = nil, traffic: StoreTraffic = StoreTraffic()) throws -> PostgresWALAccess {
-        try HomeOpener(home: home, configFile: configFile).walAccess(tenant: id, clock: clock, environmentCredentials: environmentCredentials,
+        try HomeOpener(home: home, configFile: configFile, walTenant: id).walAccess(tenant: id, clock: clock, environmentCredentials: environmentCredentials,
                                                                      traffic: traffic)
     }
 
     /// Opens the tenant's WAL archive from the files `tresor pg setup` wrote, with the policy the
     /// opener read. `environmentCredentials`: S3 credentials from the caller's environment, which
     /// win over the file `pg setup --wal-credentials` stored for the PostgreSQL user.
-    init(opener: HomeOpener, tenant: String, clock: any Clock, environmentCredentials: S3Credentials?, traffic: StoreTraffic) throws {
-        try RepositoryLayout.validate(tenant: tenant)
+    init(opener: HomeOpener, tenant id: TenantID, clock: any Clock, environmentCredentials: S3Credentials?, traffic: StoreTraffic) throws {
+        let tenant = id.rawValue
         let home = opener.home
         let policy = opener.policy
-        let dir = PostgresAccess.directory(home, tenant)
+        let dir = PostgresAccess.directory(home, id)
         guard let accessData = FileManager.default.contents(atPath: dir.appendingPathComponent("access.json").path),
               let access = try? JSONDecoder().decode(PostgresAccess.self, from: accessData), access.tenant == tenant else {
             throw CoreError.usage("tenant '\(tenant)' is not set up for postgresql in \(home.root.path), or this user cannot read \(dir.path)",
@@ -56,7 +56,7 @@ public struct PostgresWALAccess: Sendable {
         }
         guard let keyText = try? String(contentsOfFile: dir.appendingPathComponent("wal.key").path, encoding: .utf8) else {
             throw CoreError.usage("cannot read the wal key of tenant '\(tenant)' (\(dir.path)/wal.key)",
-                                  hint: "tresor pg setup \(tenant) --os-user USER gives the postgresql user read access")
+                                  hint: "tresor pg setup \(tenant) --os-user USER (as the operator) gives the postgresql user read access")
         }
         let keys = try WALKeys(fileText: keyText)
         let url = try StoreURL.parse(access.store)
@@ -76,7 +76,7 @@ public struct PostgresWALAccess: Sendable {
         let store = try url.open(create: false, credentials: credentials, traffic: traffic)
         let archive = WALArchive(store: store, tenant: tenant, keys: keys, compressionLevel: policy.backup.compressionLevel, clock: clock)
         self.archive = archive
-        spoolDirectory = PostgresAccess.spool(home, tenant).path
+        spoolDirectory = PostgresAccess.spool(home, id).path
         self.policy = policy
     }
 }
@@ -142,7 +142,7 @@ extension PostgresWALAccess {
         while true {
             do {
                 // The retry time first: it holds even when the access files are what fails.
-                let opener = try HomeOpener(home: home, configFile: configFile)
+                let opener = try HomeOpener(home: home, configFile: configFile, walTenant: id)
                 retryFor = opener.policy.postgres.walFetchRetry.seconds
                 let access = try opener.walAccess(tenant: id, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
                 _ = try access.spool().deliver(wal, to: destination)
@@ -179,18 +179,18 @@ extension PostgresWALAccess {
         let tenant = id.rawValue
         guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
         try RepositoryLayout.validate(tenant: tenant)
-        try becomeOwner(of: PostgresAccess.spool(home, tenant).path)
+        try becomeOwner(of: PostgresAccess.spool(home, id).path, tenant: id)
         let access = try open(home: home, configFile: configFile, tenant: id, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
         let depth = access.policy.postgres.walPrefetchDepth
         try access.spool().prefetch(after: wal, depth: depth, threads: min(depth, 2 * availableCores), waitForLock: wait)
     }
 
     /// When running as root, switches this process to the owner of `path` (group, then user).
-    static func becomeOwner(of path: String) throws {
+    static func becomeOwner(of path: String, tenant: TenantID) throws {
         guard getuid() == 0 else { return }
         var st = stat()
         guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
-            throw PostgresError(.usage, "the wal spool \(path) is missing or not a directory", hint: "tresor pg setup (as the operator)")
+            throw PostgresError(.usage, "the wal spool \(path) is missing or not a directory", hint: "tresor pg setup \(tenant) (as the operator)")
         }
         guard st.st_uid != 0 else { return }
         guard setgroups(0, nil) == 0, setgid(st.st_gid) == 0, setuid(st.st_uid) == 0 else {

@@ -38,7 +38,7 @@ extension Installation {
     /// A pack whose header is damaged cannot be indexed and is reported (exit 3).
     public func repairIndex(tenant id: TenantID) throws -> RepairIndexResult {
         let name = id.rawValue
-        return try repairRun(kind: .repairIndex, tenant: name) { [self] store, repo in
+        return try repairRun(kind: .repairIndex, tenant: id) { [self] store, repo in
             let (index, damaged) = try repo.loadIndexReportingDamage()
             let indexed = index.packSizes
             var unindexed: [ObjectID: Int] = [:]
@@ -70,7 +70,7 @@ extension Installation {
     /// is exit 3 and nothing changes; with it, the removed keys are listed.
     public func repairSnapshots(tenant id: TenantID, remove: Bool) throws -> RepairSnapshotsResult {
         let name = id.rawValue
-        return try repairRun(kind: .repairSnapshots, tenant: name) { [self] store, repo in
+        return try repairRun(kind: .repairSnapshots, tenant: id) { [self] store, repo in
             var report = Checker.Report()
             report.damagedSnapshots = try repo.snapshotsReportingDamage().damaged.map { Checker.LostSnapshot(key: $0.key, why: $0.why) }
             lostSnapshotCoverage(tenant: name, into: &report)
@@ -86,12 +86,13 @@ extension Installation {
 
     /// Runs a repair under the tenant's lock, recorded in the catalog, on the repository in the
     /// tenant's primary store opened without the local cache (a repair judges the store itself).
-    private func repairRun<R: JobResult>(kind: RunKind, tenant name: String,
+    private func repairRun<R: JobResult>(kind: RunKind, tenant id: TenantID,
                                          _ body: @escaping (any Store, TenantRepository) throws -> R) throws -> R {
-        let t = try tenant(name)
-        let lock = try lockTenantForWriting(name)
+        let name = id.rawValue
+        let t = try tenant(id)
+        let lock = try lockTenantForWriting(id)
         defer { withExtendedLifetime(lock) {} }
-        return try run(Job(kind, tenant: name) { [self] in
+        return try run(Job(kind, tenant: id) { [self] in
             let store = try openStore(for: t, create: false)
             let repo = try TenantRepository.open(store: store, tenant: name, master: try masterKey(),
                                                  previousMasters: try previousMasterKeys(), policy: policy.backup,

@@ -42,7 +42,7 @@ extension Installation {
     /// the tenant's lock.
     public func replicate(tenant id: TenantID, to storeName: String?, progress: (@Sendable (Int, Int) -> Void)? = nil) throws -> ReplicateResult {
         let name = id.rawValue
-        let tenant = try self.tenant(name)
+        let tenant = try self.tenant(id)
         guard let targetName = storeName ?? tenant.offsiteStore else {
             throw CoreError.usage("tenant '\(name)' has no offsite store", hint: "tresor replicate \(name) --to STORE")
         }
@@ -52,10 +52,10 @@ extension Installation {
         // Region guard first: a refused target sees no request at all.
         let target = try openStore(for: tenant, storeName: targetName, create: true)
         let source = try openStore(for: tenant, create: false)
-        let lock = try lockTenantForWriting(name)
+        let lock = try lockTenantForWriting(id)
         defer { withExtendedLifetime(lock) {} }
         let wallStart = Date()
-        return try run(Job(.replicate, tenant: name) { [self] in
+        return try run(Job(.replicate, tenant: id) { [self] in
             let layout = RepositoryLayout(tenant: name)
             // Best effort (a failed abort leaves uploads the next run or `store clean` removes);
             // only uploads older than the policy's age, never another host's in flight.

@@ -49,6 +49,9 @@ public struct RetentionStoreResult: Codable, Sendable {
     public var prune: PruneResult?
     public var walDeleted = 0
     public var walBytesFreed: UInt64 = 0
+    /// Dry runs only: the writes and deletes the store's ``DryRunStore`` held back, that is,
+    /// what the real run would have sent to this store (absent from a real run's output).
+    public var heldBack: DryRunStore.Skipped?
 }
 
 /// What retention did (or, dry, would do) to one data class that is kept for a period and then
@@ -82,7 +85,7 @@ public struct RetentionClassResult: Codable, Sendable {
 /// it only counts. Add a class by appending it to ``Installation/retentionDataClasses``.
 public protocol RetentionDataClass: Sendable {
     var name: String { get }
-    func apply(_ installation: Installation, tenant: String, now: Date, dryRun: Bool) throws -> RetentionClassResult
+    func apply(_ installation: Installation, tenant: TenantID, now: Date, dryRun: Bool) throws -> RetentionClassResult
 }
 
 /// Job history: the catalog's runs of the tenant older than `job_history.retention` (the newest
@@ -94,10 +97,10 @@ public struct JobHistoryRetention: RetentionDataClass {
 
     public init() {}
 
-    public func apply(_ installation: Installation, tenant: String, now: Date, dryRun: Bool) throws -> RetentionClassResult {
+    public func apply(_ installation: Installation, tenant: TenantID, now: Date, dryRun: Bool) throws -> RetentionClassResult {
         let period = installation.policy.jobHistory.retention
         let cutoff = now.addingTimeInterval(-period.seconds)
-        let deleted = try installation.catalog.pruneRuns(tenant: tenant, endedBefore: cutoff, dryRun: dryRun)
+        let deleted = try installation.catalog.pruneRuns(tenant: tenant.rawValue, endedBefore: cutoff, dryRun: dryRun)
         let own = try installation.catalog.pruneRuns(tenant: nil, endedBefore: cutoff, dryRun: dryRun)
         return RetentionClassResult(name: name, policyKey: "job_history.retention", period: period, cutoff: cutoff,
                                     deleted: Dictionary(uniqueKeysWithValues: deleted.map { ($0.key.rawValue, $0.value) }
@@ -132,8 +135,7 @@ extension Installation {
 
     /// The retention plan of `tenant` from its primary store, the policy and the clock.
     public func retentionPlan(tenant id: TenantID) throws -> RetentionPlan {
-        let name = id.rawValue
-        let tenant = try self.tenant(name)
+        let tenant = try self.tenant(id)
         return try RetentionPlanner.plan(try retentionInput(repository: try repository(for: tenant, create: false), tenant: id))
     }
 
@@ -157,13 +159,15 @@ extension Installation {
     /// offsite store alike. A store that fails leaves the others pruned; the result names it.
     public func applyRetention(tenant id: TenantID, dryRun: Bool, lockWait: Double = 3600) throws -> RetentionResult {
         let name = id.rawValue
-        let tenant = try self.tenant(name)
-        let lock = try waitForLock(name, seconds: lockWait)
+        let tenant = try self.tenant(id)
+        let lock = try waitForLock(id, seconds: lockWait)
         defer { withExtendedLifetime(lock) {} }
-        try refuseIfDeleted(name)
-        let run = try catalog.startRun(kind: RunKind.retention.rawValue, tenant: name, at: clock.now())
+        try refuseIfDeleted(id)
+        let run = try catalog.startRun(kind: .retention, tenant: name, at: clock.now())
         do {
-            let primary = try repository(for: tenant, create: false)
+            // A dry run opens its stores through a DryRunStore and runs the real path: the result
+            // says what would go, and nothing in a store can change.
+            let primary = try repository(for: tenant, create: false, dryRun: dryRun)
             let plan = try RetentionPlanner.plan(try retentionInput(repository: primary, tenant: id))
             let drop = Set(plan.dropSnapshots.compactMap { ObjectID(hex: $0.item) })
             let dropWAL = plan.dropWAL.compactMap { WALName($0.item) }
@@ -171,15 +175,19 @@ extension Installation {
             for storeName in [tenant.store] + (tenant.offsiteStore.map { [$0] } ?? []) {
                 var r = RetentionStoreResult(store: storeName, reachable: true)
                 do {
-                    let repo = storeName == tenant.store ? primary : try repository(for: tenant, storeName: storeName, create: false)
+                    let repo = storeName == tenant.store ? primary : try repository(for: tenant, storeName: storeName, create: false, dryRun: dryRun)
                     let store: any Store = repo.store
-                    r.prune = try Pruner(repository: repo, dryRun: dryRun).prune(drop: drop, garbageFraction: policy.store.repackGarbageFraction)
+                    guard !dryRun || store is DryRunStore else {
+                        throw CoreError.failed("the dry run opened store '\(storeName)' without a DryRunStore; nothing was pruned there")
+                    }
+                    r.prune = try Pruner(repository: repo).prune(drop: drop, garbageFraction: policy.store.repackGarbageFraction)
                     let present = Dictionary(try store.list(prefix: repo.layout.walPrefix).map { ($0.key, $0.size) },
                                              uniquingKeysWith: { a, _ in a })
                     let keys = dropWAL.map { repo.layout.wal(timeline: $0.timelineHex, name: $0.description) }.filter { present[$0] != nil }
-                    if !dryRun { try store.deleteMany(keys) }
+                    try store.deleteMany(keys)
                     r.walDeleted = keys.count
                     r.walBytesFreed = keys.reduce(0) { $0 + UInt64(present[$1] ?? 0) }
+                    r.heldBack = (store as? DryRunStore)?.skipped
                 } catch {
                     r.reachable = false
                     r.error = "\(error)"
@@ -188,7 +196,7 @@ extension Installation {
             }
             let first = stores[0]
             let now = clock.now()
-            let classes = try retentionDataClasses.map { try $0.apply(self, tenant: name, now: now, dryRun: dryRun) }
+            let classes = try retentionDataClasses.map { try $0.apply(self, tenant: id, now: now, dryRun: dryRun) }
             var bytesToFree = ["wal": first.walBytesFreed, "packs": first.prune?.packBytesFreed ?? 0]
             for c in classes { bytesToFree[c.name] = c.bytesFreed }
             var result = RetentionResult(tenant: name, dryRun: dryRun, applied: !dryRun, plan: plan, stores: stores,
@@ -205,7 +213,7 @@ extension Installation {
                 result.accessLogError = "\(error)"
             }
             if !dryRun {
-                try recordEvidence(kind: .retention, tenant: name, payload: [
+                try recordEvidence(kind: .retention, tenant: id, payload: [
                     "now": .string(plan.now), "window_start": .string(plan.windowStart),
                     "snapshots_kept": .int(Int64(plan.keepSnapshots.count)),
                     "snapshots_deleted": .int(Int64(plan.dropSnapshots.count)),
@@ -229,21 +237,21 @@ extension Installation {
             }
             let failed = !result.failedStores.isEmpty || result.accessLogError != nil
             if failed { result.outcome = .problemFound }
-            try catalog.finishRun(id: run, at: clock.now(), status: failed ? "failed" : result.outcome.rawValue,
+            try catalog.finishRun(id: run, at: clock.now(), status: failed ? .failed : RunStatus(result.outcome),
                                   detail: json(result))
             return result
         } catch {
-            try? catalog.finishRun(id: run, at: clock.now(), status: "failed", detail: json(["error": "\(error)"]))
+            try? catalog.finishRun(id: run, at: clock.now(), status: .failed, detail: json(["error": "\(error)"]))
             throw error
         }
     }
 
     /// The tenant's lock, waiting while another run (a backup) holds it.
-    func waitForLock(_ name: String, seconds: Double) throws -> any Lock {
+    func waitForLock(_ id: TenantID, seconds: Double) throws -> any Lock {
         let deadline = Date().addingTimeInterval(seconds)
         while true {
             do {
-                return try locks.acquire(name)
+                return try locks.acquire(id.rawValue)
             } catch let e as CoreError where e.kind == .locked && Date() < deadline {
                 usleep(200_000)
             }

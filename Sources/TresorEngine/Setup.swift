@@ -106,14 +106,19 @@ extension Installation {
 
     /// Where `tenant add --pg-password-stdin` keeps a tenant's database password: a libpq
     /// password file, 0600, that the stored DSN names with `passfile=`.
-    func passfile(tenant: String) -> URL { home.root.appendingPathComponent("secrets/pg/\(tenant).pgpass") }
+    func passfile(tenant: TenantID) -> URL { home.root.appendingPathComponent("secrets/pg/\(tenant.rawValue).pgpass") }
+
+    /// The hint for a tenant that lacks a setting only `tenant add` gives (`--docs DIR`,
+    /// `--pg DSN`): `tenant add` refuses a tenant that exists, and no command changes one yet,
+    /// so the hint says that instead of naming a command that would fail.
+    static func addedWithoutHint(_ tenant: TenantID, _ options: String) -> String { "\(options) is given when a tenant is added (tresor tenant add \(tenant.rawValue) --region R --store NAME \(options)); no command changes an existing tenant yet" }
 
     /// `tresor tenant add`. `pgDSN` must not carry a password (it would sit in the catalog and
     /// on a command line); `pgPassword` (read from stdin by the CLI) goes to a 0600 libpq
     /// password file under the home instead, else libpq finds one through PGPASSFILE.
-    public func addTenant(name: String, region: String, store: String, docs: [String], pgDSN: String?,
+    public func addTenant(name id: TenantID, region: String, store: String, docs: [String], pgDSN: String?,
                           pgPassword: String? = nil, offsite: String? = nil) throws -> TenantRecord {
-        try RepositoryLayout.validate(tenant: name)
+        let name = id.rawValue
         try Self.validateName(region, what: "region")
         var dsn = pgDSN
         if let pgDSN {
@@ -127,7 +132,7 @@ extension Installation {
                     throw CoreError.usage("--pg-password-stdin and a passfile= in the connection string exclude each other")
                 }
                 dsn = (info.options.map { "\($0.keyword)=\(ConnInfo.quote($0.value))" } +
-                       ["passfile=\(ConnInfo.quote(passfile(tenant: name).path))"]).joined(separator: " ")
+                       ["passfile=\(ConnInfo.quote(passfile(tenant: id).path))"]).joined(separator: " ")
             }
         } else if pgPassword != nil {
             throw CoreError.usage("--pg-password-stdin needs --pg DSN")
@@ -158,7 +163,7 @@ extension Installation {
             _ = try openStore(for: record, storeName: offsite, create: true)
         }
         if let pgPassword {
-            let file = passfile(tenant: name)
+            let file = passfile(tenant: id)
             try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
             // Created 0600 (writeFileAtomically), as libpq requires of a passfile.

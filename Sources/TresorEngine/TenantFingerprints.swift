@@ -18,8 +18,8 @@ public struct TenantFingerprints: Codable, Sendable {
     /// How long a set is kept after the deletion: one year, then the sweeper removes it.
     public static let retention: TimeInterval = 365 * 86400
 
-    static func url(_ home: Home, _ tenant: String) -> URL {
-        home.root.appendingPathComponent("fingerprints/\(tenant).json")
+    static func url(_ home: Home, _ tenant: TenantID) -> URL {
+        home.root.appendingPathComponent("fingerprints/\(tenant.rawValue).json")
     }
 
     /// Walks the tenant's document roots and writes its set (replacing one a crashed run wrote).
@@ -39,7 +39,7 @@ public struct TenantFingerprints: Codable, Sendable {
                 set.bySize[String(size), default: []].append(hash)
             }
         }
-        let url = Self.url(home, tenant.name)
+        let url = Self.url(home, try tenant.id)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try JSONEncoder().encode(set).write(to: url, options: .atomic)
     }

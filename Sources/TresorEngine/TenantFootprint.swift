@@ -58,6 +58,7 @@ public struct TenantFootprint: Codable, Sendable, Equatable {
     /// A store named by the tenant but missing from the catalog is an error: a place would be
     /// left out silently otherwise.
     public static func of(_ tenant: TenantRecord, catalog: any Catalog, home: Home) throws -> TenantFootprint {
+        let id = try tenant.id
         var names: [(String, String)] = [(tenant.store, "primary")]
         if let o = tenant.offsiteStore { names.append((o, "offsite")) }
         for a in try catalog.regionApprovals(tenant: tenant.name) { names.append((a.store, "region-approval")) }
@@ -71,8 +72,8 @@ public struct TenantFootprint: Codable, Sendable, Equatable {
         }
         let root = home.root.path
         var paths = [
-            PathPlace(kind: "pg", path: PostgresAccess.directory(home, tenant.name).path),
-            PathPlace(kind: "spool", path: PostgresAccess.spool(home, tenant.name).path),
+            PathPlace(kind: "pg", path: PostgresAccess.directory(home, id).path),
+            PathPlace(kind: "spool", path: PostgresAccess.spool(home, id).path),
         ]
         for s in stores { paths.append(PathPlace(kind: "cache", path: "\(root)/cache/\(s.name)/\(layout.prefix.dropLast())")) }
         paths += [
@@ -88,7 +89,7 @@ public struct TenantFootprint: Codable, Sendable, Equatable {
             PathPlace(kind: "secrets", path: "\(root)/secrets/pg/\(tenant.name).pgpass"),
         ]
         return TenantFootprint(tenant: tenant.name, stores: stores, paths: paths,
-                               walKey: PostgresAccess.directory(home, tenant.name).appendingPathComponent("wal.key").path,
+                               walKey: PostgresAccess.directory(home, id).appendingPathComponent("wal.key").path,
                                slot: PostgresAccess.defaultSlot(tenant.name), pgDSN: tenant.pgDSN,
                                contractEnd: tenant.contractEnd)
     }

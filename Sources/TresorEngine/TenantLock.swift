@@ -24,14 +24,20 @@ extension Installation {
     /// caller's first look at the tenant and the lock (deletion holds the same lock while it
     /// destroys keys and data and removes the lock file), and a writer that went on would create
     /// new keys and write the deleted tenant's data back. A deletion past its plan refuses too.
-    public func lockTenantForWriting(_ name: String) throws -> any Lock {
-        let lock = try locks.acquire(name)
-        try refuseIfDeleted(name)
+    public func lockTenantForWriting(_ id: TenantID) throws -> any Lock {
+        let lock = try locks.acquire(id.rawValue)
+        try refuseIfDeleted(id)
         return lock
     }
 
-    func refuseIfDeleted(_ name: String) throws {
-        _ = try tenant(name) // throws naming the deletion when the row is gone
+    /// ``lockTenantForWriting(_:)-(TenantID)`` for code written before tenant names were
+    /// ``TenantID``s.
+    @available(*, deprecated, message: "parse the name into a TenantID where it enters the program")
+    public func lockTenantForWriting(_ name: String) throws -> any Lock { try lockTenantForWriting(TenantID(name)) }
+
+    func refuseIfDeleted(_ id: TenantID) throws {
+        let name = id.rawValue
+        _ = try tenant(id) // throws naming the deletion when the row is gone
         if let d = try catalog.deletion(tenant: name), d.step > .planned {
             throw CoreError.usage("tenant '\(name)' is being deleted after its contract ended (step \(d.step.rawValue)): nothing may be written for it",
                                   hint: "tresor deletion run finishes the deletion")

@@ -7,7 +7,7 @@ import TresorCrypto
 
 /// What to export and where.
 public struct ExportRequest {
-    public var tenant: String
+    public var tenant: TenantID
     /// The archive to create; its extension picks the format (`.tar`, `.tar.zst`, `.zip`).
     public var output: String
     public var documents: (any DocumentSource)?
@@ -35,7 +35,7 @@ public struct ExportRequest {
     /// Called after each document file is in the archive: document files and bytes so far.
     public var progress: ((_ files: Int64, _ bytes: Int64) -> Void)?
 
-    public init(tenant: String, output: String, documents: (any DocumentSource)?, databaseDSN: String?,
+    public init(tenant: TenantID, output: String, documents: (any DocumentSource)?, databaseDSN: String?,
                 pgBinDirectory: String, sourceLabel: String = "live", now: Date, by: String) {
         self.tenant = tenant
         self.output = output
@@ -148,8 +148,8 @@ public enum Exporter {
         let bagName = String(out.lastPathComponent.dropLast(format.fileExtension.count))
         let mtime = Int64(request.now.timeIntervalSince1970)
         let archive = try ArchiveWriter(fd: fd, format: format, zstdThreads: ProcessInfo.processInfo.activeProcessorCount)
-        let bag = try BagWriter(archive: archive, bagName: bagName.isEmpty ? request.tenant : bagName, mtime: mtime, spoolDirectory: spool)
-        var result = ExportResult(tenant: request.tenant, archive: out.path, format: format, bytes: 0, sha256: "", bagName: bag.bagName)
+        let bag = try BagWriter(archive: archive, bagName: bagName.isEmpty ? request.tenant.rawValue : bagName, mtime: mtime, spoolDirectory: spool)
+        var result = ExportResult(tenant: request.tenant.rawValue, archive: out.path, format: format, bytes: 0, sha256: "", bagName: bag.bagName)
 
         // The database snapshot first: its pg_dumps run while the documents stream.
         let database = try request.databaseDSN.map {
@@ -209,7 +209,7 @@ public enum Exporter {
             ("Bag-Software-Agent", "tresor export"),
             ("Bagging-Date", Self.day(request.now)),
             ("External-Identifier", "tenant \(request.tenant)"),
-            ("Tresor-Tenant", request.tenant),
+            ("Tresor-Tenant", request.tenant.rawValue),
             ("Tresor-Source", request.sourceLabel),
             ("Tresor-Exported-At", TimeFormat.string(request.now)),
             ("Tresor-Exported-By", request.by),

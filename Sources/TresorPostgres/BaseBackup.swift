@@ -72,8 +72,8 @@ public final class BaseBackup {
     /// taken before base backups were stored by page.
     private func previousPages(systemID: String) throws -> [[UInt8]: PagedPrevious] {
         let latest = try repo.snapshots()
-            .filter { $0.manifest.kind == "pg-base" && $0.manifest.postgres?.systemID == systemID }
-            .max { ($0.manifest.date ?? .distantPast, $0.id) < ($1.manifest.date ?? .distantPast, $1.id) }
+            .filter { $0.manifest.kind == .postgresBase && $0.manifest.postgres?.systemID == systemID }
+            .max { (try $0.manifest.checkedDate(), $0.id) < (try $1.manifest.checkedDate(), $1.id) }
         guard let latest else { return [:] }
         let nodes: [TreeNode]
         do {
@@ -237,7 +237,7 @@ public final class BaseBackup {
         stats.newBytesStored = written.packBytes
         try waitForWAL(from: startWAL, to: endWAL, archive: archive)
         let ended = clock.now()
-        var manifest = SnapshotManifest(tenant: repo.tenant, kind: "pg-base", time: TimeFormat.string(started, fractional: true),
+        var manifest = SnapshotManifest(tenant: repo.tenant, kind: .postgresBase, time: TimeFormat.string(started, fractional: true),
                                         hostname: ProcessInfo.processInfo.hostName, roots: [.init(path: redactDSN(dsn), label: "pgdata")],
                                         parent: nil, tree: treeIDs, stats: stats)
         manifest.postgres = PostgresBackupInfo(

@@ -11,12 +11,13 @@ import TresorRepository
 public struct RetentionInput: Codable, Sendable, Equatable {
     public struct Snapshot: Codable, Sendable, Equatable {
         public var id: String
-        /// `documents` or `pg-base`; any other kind is kept and reported.
-        public var kind: String
+        /// A manifest of a kind this build does not know cannot be read at all (see
+        /// ``SnapshotKind``), so every snapshot here has a retention rule.
+        public var kind: SnapshotKind
         public var time: String
         public var postgres: PostgresBackupInfo?
 
-        public init(id: String, kind: String, time: String, postgres: PostgresBackupInfo? = nil) {
+        public init(id: String, kind: SnapshotKind, time: String, postgres: PostgresBackupInfo? = nil) {
             self.id = id
             self.kind = kind
             self.time = time
@@ -107,17 +108,15 @@ public enum RetentionPlanner {
                 continue
             }
             switch s.kind {
-            case "documents":
+            case .documents:
                 documents.append((s, time))
-            case "pg-base":
+            case .postgresBase:
                 guard let info = s.postgres, let end = TimeFormat.parse(info.endTime) else {
                     plan.keepSnapshots.append(.init(item: s.id, reason: "kept: base backup without a readable end"))
                     plan.problems.append("snapshot \(s.id): base backup without a readable end position or time")
                     continue
                 }
                 bases.append((s, info, end))
-            default:
-                plan.keepSnapshots.append(.init(item: s.id, reason: "kept: kind \(s.kind) has no retention rule"))
             }
         }
         planDocuments(documents, now: now, days: input.dailySnapshotsKept, calendar: calendar, inUse: inUse, into: &plan)

@@ -90,7 +90,7 @@ extension WALArchive {
                 if current.systemID != sid && record.clusters.contains(where: { $0.systemID == sid }) { throw replaced }
                 guard current.systemID == sid else {
                     throw PostgresError(.conflict, "this wal belongs to database system \(sid), but tenant '\(layout.tenant)' archives database system \(current.systemID); refusing it",
-                                        hint: "point archive_command of each cluster at its own tenant; if the cluster was re-created on purpose: tresor pg setup \(layout.tenant) --new-cluster")
+                                        hint: "point archive_command of each cluster at its own tenant; if the cluster was re-created on purpose: tresor pg setup \(layout.tenant) --new-cluster (as the operator)")
                 }
                 return WALArchive(self, cluster: current)
             }

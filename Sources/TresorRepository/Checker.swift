@@ -58,7 +58,7 @@ public struct Checker {
         public var key: String
         public var why: String
         public var time: String?
-        public var kind: String?
+        public var kind: SnapshotKind?
         public var roots: [String]?
         public var files: Int?
 

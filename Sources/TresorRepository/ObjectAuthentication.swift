@@ -30,7 +30,8 @@ public struct ObjectAuthenticator: Sendable {
     }
 
     /// Throws a ``RepositoryError/Code/corrupt`` error naming `key` when `bytes` are not
-    /// the object `key` names.
+    /// the object `key` names, and a `failed` one for an authentic snapshot of a kind this build
+    /// does not know (``SnapshotKind``).
     public func authenticate(key: String, bytes: [UInt8]) throws {
         let last = String(key.split(separator: "/").last ?? "")
         func named() throws -> ObjectID {
@@ -49,9 +50,7 @@ public struct ObjectAuthenticator: Sendable {
             let id = try named()
             let json = try SealedObject.open(bytes, kind: .snapshot, keys: keys, name: key)
             guard SHA256.hash(json) == id else { throw RepositoryError(.corrupt, "snapshot \(key) does not match its name (SHA-256 of its manifest)") }
-            guard (try? JSONDecoder().decode(SnapshotManifest.self, from: Data(json))) != nil else {
-                throw RepositoryError(.corrupt, "\(key) is not a valid snapshot manifest")
-            }
+            _ = try SnapshotManifest.decode(json, key: key)
         } else if key.hasPrefix(layout.keysPrefix) {
             try Self.authenticateEnvelope(key: key, bytes: bytes, layout: layout, masters: masters)
         } else if key == layout.config {

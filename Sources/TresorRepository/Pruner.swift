@@ -34,12 +34,11 @@ public struct PruneResult: Codable, Sendable, Equatable {
 /// are not packs and are never touched here (`wal-push` and `pg stream` take no tenant lock).
 public struct Pruner {
     public let repo: TenantRepository
-    /// Nothing is deleted or written; the result says what would be.
-    public let dryRun: Bool
 
-    public init(repository: TenantRepository, dryRun: Bool) {
+    /// A dry run passes a repository whose store is a `DryRunStore`: the same path runs, the
+    /// result says what would go, and nothing is written or deleted.
+    public init(repository: TenantRepository) {
         self.repo = repository
-        self.dryRun = dryRun
     }
 
     /// - Parameters:
@@ -55,7 +54,7 @@ public struct Pruner {
         let dropping = drop.intersection(present)
         // (1)
         for id in dropping.sorted() {
-            if !dryRun { try store.delete(layout.snapshot(id)) }
+            try store.delete(layout.snapshot(id))
             result.snapshotsDeleted += 1
         }
         // (2)
@@ -104,14 +103,14 @@ public struct Pruner {
                  old[loc.range])
             }, keys: repo.keys)
             let id = SHA256.hash(bytes)
-            if !dryRun { _ = try bytes.withUnsafeBytes { try store.put(layout.pack(id), bytes: $0, ifAbsent: true, sha256: id) } }
+            _ = try bytes.withUnsafeBytes { try store.put(layout.pack(id), bytes: $0, ifAbsent: true, sha256: id) }
             written.append(IndexFile.Pack(id: id, size: bytes.count, entries: entries))
             result.packBytesFreed += UInt64(old.count - bytes.count)
             doomed.insert(pack)
             result.packsRepacked += 1
         }
         if !written.isEmpty {
-            if !dryRun { _ = try repo.writeIndex(IndexFile(packs: written), level: 3) }
+            _ = try repo.writeIndex(IndexFile(packs: written), level: 3)
             result.packsWritten = written.count
             result.indexesWritten += 1
         }
@@ -122,14 +121,14 @@ public struct Pruner {
             let file = try repo.readIndexObject(layout.index(indexID))
             let rest = file.packs.filter { !doomed.contains($0.id) }
             if !rest.isEmpty {
-                if !dryRun { _ = try repo.writeIndex(IndexFile(packs: rest), level: 3) }
+                _ = try repo.writeIndex(IndexFile(packs: rest), level: 3)
                 result.indexesWritten += 1
             }
-            if !dryRun { try store.delete(layout.index(indexID)) }
+            try store.delete(layout.index(indexID))
             result.indexesDeleted += 1
         }
         // (5)
-        if !dryRun { try store.deleteMany(doomed.sorted().map(layout.pack)) }
+        try store.deleteMany(doomed.sorted().map(layout.pack))
         return result
     }
 

@@ -312,11 +312,7 @@ public final class TenantRepository: Sendable {
         guard SHA256.hash(json) == id else {
             throw RepositoryError(.corrupt, "snapshot \(key) does not match its name (SHA-256 of its manifest)")
         }
-        do {
-            return try JSONDecoder().decode(SnapshotManifest.self, from: Data(json))
-        } catch {
-            throw RepositoryError(.corrupt, "\(key) is not a valid snapshot manifest")
-        }
+        return try SnapshotManifest.decode(json, key: key)
     }
 
     /// Every snapshot of the tenant, oldest first. The first damaged one is thrown;

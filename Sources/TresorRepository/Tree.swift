@@ -395,8 +395,8 @@ public struct SnapshotManifest: Codable, Sendable, Equatable {
     public var format = "tresor-snapshot"
     public var version = 1
     public var tenant: String
-    /// What the snapshot holds: `documents`, or `pg-base` (a PostgreSQL base backup).
-    public var kind: String
+    /// What the snapshot holds: documents, or a PostgreSQL base backup.
+    public var kind: SnapshotKind
     public var time: String
     public var hostname: String
     public var roots: [Root]
@@ -407,7 +407,7 @@ public struct SnapshotManifest: Codable, Sendable, Equatable {
     /// For `pg-base` snapshots: where in the WAL the base backup starts and ends.
     public var postgres: PostgresBackupInfo?
 
-    public init(tenant: String, kind: String, time: String, hostname: String, roots: [Root], parent: String?,
+    public init(tenant: String, kind: SnapshotKind, time: String, hostname: String, roots: [Root], parent: String?,
                 tree: [String], stats: Stats) {
         self.tenant = tenant
         self.kind = kind
@@ -420,6 +420,29 @@ public struct SnapshotManifest: Codable, Sendable, Equatable {
     }
 
     public var date: Date? { TimeFormat.parse(time) }
+
+    /// ``time`` as a date for choosing and ordering snapshots by time. The manifest is
+    /// authenticated, so a time that cannot be read is a writer's fault: it throws (`corrupt`)
+    /// rather than sorting the snapshot first or last, where it would be skipped unseen.
+    public func checkedDate() throws -> Date {
+        guard let d = date else {
+            throw RepositoryError(.corrupt, "a snapshot of tenant '\(tenant)' has a time that cannot be read: '\(time)'")
+        }
+        return d
+    }
+
+    /// Reads the manifest stored under `key`. JSON that is no manifest is damage (`corrupt`);
+    /// an authentic manifest of a kind this build does not know is not, and throws
+    /// ``SnapshotKind``'s `failed` error naming the key.
+    public static func decode(_ json: [UInt8], key: String) throws -> SnapshotManifest {
+        do {
+            return try JSONDecoder().decode(SnapshotManifest.self, from: Data(json))
+        } catch let e as RepositoryError {
+            throw RepositoryError(e.code, "\(key): \(e.message)", hint: e.hint)
+        } catch {
+            throw RepositoryError(.corrupt, "\(key) is not a valid snapshot manifest")
+        }
+    }
 }
 
 /// What a `pg-base` snapshot records about the base backup it holds. A restore needs the WAL from

@@ -87,12 +87,12 @@ final class AccessLog: Sendable {
     }
 
     /// The lines whose `tenant` is `tenant`, in order.
-    func lines(of tenant: String) throws -> [Data] {
+    func lines(of tenant: TenantID) throws -> [Data] {
         let data = try Data(contentsOf: url)
         let decoder = JSONDecoder()
         return data.split(separator: 0x0a).filter { line in
             // A line that does not parse names no tenant: it is nobody's to download.
-            (try? decoder.decode(AccessEntry.self, from: line))?.tenant == tenant
+            (try? decoder.decode(AccessEntry.self, from: line))?.tenant == tenant.rawValue
         }.map { Data($0) + Data([0x0a]) }
     }
 }

@@ -101,7 +101,7 @@ struct DownloadHandler: Sendable {
         guard request.method == .get, let link = ExportLink.parse(raw) else {
             return finish(&entry, .notFound)
         }
-        entry.tenant = link.tenant
+        entry.tenant = link.tenant.rawValue
         entry.file = link.file
         entry.link = link.id
         let query = request.uri.queryParameters
@@ -209,7 +209,7 @@ struct DownloadHandler: Sendable {
 
     private func page(_ link: ExportLink, _ digest: ExportDigest.Value, _ entry: inout AccessEntry) -> Response {
         let html = LinkPage.render(LinkPage.View(
-            tenant: link.tenant, file: link.file, size: digest.size < 1024 ? Self.humanSize(digest.size) : "\(Self.humanSize(digest.size)) (\(digest.size) bytes)",
+            tenant: link.tenant.rawValue, file: link.file, size: digest.size < 1024 ? Self.humanSize(digest.size) : "\(Self.humanSize(digest.size)) (\(digest.size) bytes)",
             sha256: digest.sha256,
             expires: AccessLog.timestamp(Date(timeIntervalSince1970: Double(link.expires))),
             downloadURL: link.path + "&download=1", accessLogURL: link.accessLogPath))

@@ -7,7 +7,7 @@ import TresorCore
 /// back is counted in ``skipped`` for the caller's report, never dropped silently.
 public final class DryRunStore: StoreWrapper {
     /// What a dry run held back.
-    public struct Skipped: Sendable, Equatable {
+    public struct Skipped: Sendable, Equatable, Codable {
         public var puts = 0
         public var bytesNotWritten = 0
         public var deletes = 0

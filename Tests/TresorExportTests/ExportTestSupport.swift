@@ -52,7 +52,7 @@ final class ExportFixture: @unchecked Sendable {
 
     func export(_ name: String, roots: [LiveFolderSource.Root]? = nil, dsn: String? = "", source: (any DocumentSource)? = nil) throws -> ExportResult {
         let docsSource: (any DocumentSource)? = source ?? LiveFolderSource(roots: roots ?? [.init(path: docs.path, label: "docs")])
-        return try Exporter.run(ExportRequest(tenant: "acme", output: dir.sub(name).path, documents: docsSource,
+        return try Exporter.run(ExportRequest(tenant: try TenantID("acme"), output: dir.sub(name).path, documents: docsSource,
                                               databaseDSN: dsn == "" ? cluster.dsn : dsn, pgBinDirectory: ScratchCluster.bin,
                                               now: Date(timeIntervalSince1970: 1_790_000_000), by: "test"))
     }

@@ -64,6 +64,13 @@ import TresorTestSupport
         let nohome = TresorProcess(home: f.dir.sub("never-initialised").path)
         let r = try nohome.run(["tenant", "list"])
         #expect(r.code == 2 && r.stderr.contains("hint: tresor --home"))
+        // archive_command runs as the PostgreSQL OS user, which must never make a home of its
+        // own: its hint names the operator's pg setup instead of init.
+        let push = try nohome.run(["pg", "wal-push", "acme", "/nonexistent/000000010000000000000001"])
+        #expect(push.code != 0)
+        #expect(push.stderr.contains("hint: give archive_command and restore_command the operator's --home as tresor pg setup acme prints them"),
+                "\(push.stderr)")
+        #expect(!push.stderr.contains("hint: tresor --home"), "\(push.stderr)")
     }
 
     @Test func masterKeyFromACommand() throws {

@@ -116,6 +116,48 @@ import TresorTestSupport
         #expect(!evidence.stdout.contains("\"retention\"") && !evidence.stdout.contains(" retention "), "\(evidence.stdout)")
     }
 
+    /// Every file of the store by path, with its bytes.
+    func storeContents(_ f: Fixture) throws -> [String: Data] {
+        let e = FileManager.default.enumerator(atPath: f.storePath)
+        var out: [String: Data] = [:]
+        while let p = e?.nextObject() as? String {
+            let path = f.storePath + "/" + p
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+            out[p] = try Data(contentsOf: URL(fileURLWithPath: path))
+        }
+        return out
+    }
+
+    /// `--dry-run` runs the real path over a DryRunStore: the store stays byte for byte as it
+    /// was, and what the DryRunStore held back is exactly what the real run then does to it.
+    @Test func dryRunLeavesTheStoreByteIdenticalAndHoldsBackWhatTheRealRunDoes() throws {
+        let f = try Fixture(corpus: Self.small())
+        _ = try backupDays(f, days: 34)
+        let now = Self.time(day: 33, hour: 20)
+        let before = try storeContents(f)
+        let dry = try #require(try f.expectOK(["--json", "--now", now, "retention", "apply", "acme", "--dry-run"]).jsonArray()?.first)
+        #expect(try storeContents(f) == before, "the dry run changed the store")
+        let dropped = ((dry["plan"] as? [String: Any])?["dropSnapshots"] as? [[String: Any]] ?? []).compactMap { $0["item"] as? String }
+        #expect(!dropped.isEmpty)
+        let store = try #require((dry["stores"] as? [[String: Any]])?.first)
+        let prune = try #require(store["prune"] as? [String: Any], "\(store)")
+        #expect(prune["snapshotsDeleted"] as? Int == dropped.count)
+        let held = try #require(store["heldBack"] as? [String: Any], "\(store)")
+        let deletes = try #require(held["deletes"] as? Int)
+        let puts = try #require(held["puts"] as? Int)
+        #expect(deletes >= dropped.count + (prune["packsDeleted"] as? Int ?? 0))
+
+        let real = try #require(try f.expectOK(["--json", "--now", now, "retention", "apply", "acme"]).jsonArray()?.first)
+        #expect((real["stores"] as? [[String: Any]])?.first?["heldBack"] == nil, "a real run reports nothing held back")
+        let after = try storeContents(f)
+        #expect(Set(before.keys).subtracting(after.keys).count == deletes)
+        #expect(Set(after.keys).subtracting(before.keys).count == puts)
+        for id in dropped {
+            #expect(before.keys.contains { $0.hasSuffix("snapshots/" + id) } && !after.keys.contains { $0.hasSuffix("snapshots/" + id) }, "\(id)")
+        }
+    }
+
     @Test func backupRunningDuringApplyCompletesAndRestores() throws {
         let f = try Fixture(corpus: Self.small())
         _ = try backupDays(f, days: 33)

@@ -48,7 +48,7 @@ private func id(_ n: UInt8) -> ObjectID { ObjectID(Array(repeating: n, count: 32
     }
 
     @Test func manifestRoundTripsThroughASealedObject() throws {
-        let m = SnapshotManifest(tenant: "acme", kind: "documents", time: "2026-11-27T10:00:00.000Z", hostname: "h",
+        let m = SnapshotManifest(tenant: "acme", kind: .documents, time: "2026-11-27T10:00:00.000Z", hostname: "h",
                                  roots: [.init(path: "/srv/docs", label: "docs")], parent: nil, tree: [id(1).hex],
                                  stats: .init())
         let json = try JSONEncoder().encode(m)

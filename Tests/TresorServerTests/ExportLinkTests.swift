@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TresorCore
 import TresorEngine
 
 @Suite("Signed export links")
@@ -9,7 +10,7 @@ struct ExportLinkTests {
 
     @Test("a link verifies after a round trip through its text, and expires at its time")
     func validLinkRefused() throws {
-        let link = signer.sign(tenant: "acme", file: "acme 2026.tar.zst", expires: 1_800_000_100)
+        let link = signer.sign(tenant: try TenantID("acme"), file: "acme 2026.tar.zst", expires: 1_800_000_100)
         let parsed = try #require(ExportLink.parse("https://exports.example" + link.path))
         #expect(parsed == link)
         #expect(parsed.path.contains("acme%202026.tar.zst"))
@@ -19,9 +20,9 @@ struct ExportLinkTests {
 
     @Test("changing the tenant, file, expiry or id of a link, or another key, makes it forged")
     func alteredLinkAccepted() throws {
-        let link = signer.sign(tenant: "acme", file: "a.tar", expires: 1_800_000_100)
+        let link = signer.sign(tenant: try TenantID("acme"), file: "a.tar", expires: 1_800_000_100)
         let altered = [
-            ExportLink(tenant: "globex", file: link.file, expires: link.expires, id: link.id, signature: link.signature),
+            ExportLink(tenant: try TenantID("globex"), file: link.file, expires: link.expires, id: link.id, signature: link.signature),
             ExportLink(tenant: link.tenant, file: "b.tar", expires: link.expires, id: link.id, signature: link.signature),
             ExportLink(tenant: link.tenant, file: link.file, expires: link.expires + 1, id: link.id, signature: link.signature),
             ExportLink(tenant: link.tenant, file: link.file, expires: link.expires, id: String(repeating: "0", count: 32), signature: link.signature),
