@@ -11,7 +11,7 @@ import TresorTestSupport
         data.withUnsafeBytes { CompressibilityProbe.isIncompressible($0) }
     }
 
-    @Test func randomChunksAreRecognisedSoZstdIsNotRunOnThem() {
+    @Test func randomChunksAreRecognisedSoZstdIsNotRunOnThem() throws {
         var rng = SeededRandom(seed: 41)
         #expect(probe(rng.bytes(1 << 20)))
         #expect(probe(rng.bytes(CompressibilityProbe.minimumLength)))
