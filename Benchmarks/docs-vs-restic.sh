@@ -351,7 +351,7 @@ for line in open(tsv, encoding="utf-8"):
         r["throughput_mb_s"] = r["corpus_bytes"] / 1e6 / r["wall_s"]
 
 MB = 1e6
-steps = [("initial", "initial backup", 2.0), ("incremental", "incremental backup", 3.0),
+steps = [("initial", "initial backup", 3.0), ("incremental", "incremental backup", 3.0),
          ("restore", "restore latest", 2.0), ("check", "check --read-data", 1.5)]
 RSS_TARGET, SIZE_TARGET = 1.0, 1.05
 
@@ -425,6 +425,18 @@ if zstd:
     print("zstd -3 -T2 ceiling: %.1f MB/s of input (%.2f s for %.1f MB tar; output %.1f MB, ratio %.2f)"
           % (zstd["throughput_mb_s"], zstd["wall_s"], zstd["input_bytes"] / MB, zstd["output_bytes"] / MB,
              zstd["input_bytes"] / zstd["output_bytes"]))
+ceiling = {}
+if zstd:
+    # The same bytes through zstd -3 on both cores: no pipeline that compresses them at that
+    # level can be faster, so this is the limit an initial backup is compared with.
+    for tool in ("tresor", "restic"):
+        r = get("initial", tool)
+        if r:
+            ceiling[tool] = dict(wall_s=r["wall_s"], time_over_ceiling=r["wall_s"] / zstd["wall_s"],
+                                 share_of_ceiling_throughput=r["throughput_mb_s"] / zstd["throughput_mb_s"])
+            print("initial backup against the zstd ceiling, %s: %.2f s = %.2fx the ceiling's %.2f s (%.0f%% of its throughput)"
+                  % (tool, r["wall_s"], ceiling[tool]["time_over_ceiling"], zstd["wall_s"],
+                     100 * ceiling[tool]["share_of_ceiling_throughput"]))
 print()
 w = [max(len(str(row[i])) for row in table + [("step", "tresor", "restic", "ratio", "target", "")])
      for i in range(6)]
@@ -452,9 +464,10 @@ doc = dict(
     conditions="warm page cache (flush impossible); corpus read before each backup, repository before "
                "each restore/check; tools sequential, order alternating per step",
     zstd_ceiling=zstd,
+    initial_vs_ceiling=ceiling,
     steps=[r for (s, t), r in rows.items() if s != "zstd"],
     ratios=summary, peak_rss_kb=peak, peak_rss_ratio=overall_rss,
-    targets=dict(initial=">= 2x", incremental=">= 3x", restore=">= 2x", check=">= 1.5x",
+    targets=dict(initial=">= 3x", incremental=">= 3x", restore=">= 2x", check=">= 1.5x",
                  peak_rss="tresor <= restic", repo_size="tresor <= 1.05 x restic"),
     logs=logs,
 )

@@ -197,14 +197,17 @@ final class PackBuilder {
     /// packs stay at most the target (a blob larger than the target gets a pack of its own).
     func hasRoom(for length: Int) -> Bool { used + length + AESGCM.overhead <= target }
 
-    /// Compresses (when it saves space; with `compression`, else at the builder's level) and
+    /// Compresses (when it saves space, and unless ``CompressibilityProbe`` finds the blob random; with `compression`, else at the builder's level) and
     /// seals one blob into the pack.
     func add(id: ObjectID, type: BlobType, data: UnsafeRawBufferPointer, compression setting: ZstdSetting? = nil) throws {
         if buffer == nil { buffer = pool.take() }
         let memory = buffer!.memory
         precondition(used + data.count + AESGCM.overhead + Self.headerReserve <= memory.count,
                      "blob larger than the policy's maximum chunk size")
-        let compressedLength = try zstd.compress(data, into: scratch, setting: setting ?? ZstdSetting(level: zstd.level))
+        // Random-looking chunks skip zstd: it would fail to shrink them at the cost of compressing.
+        let compressedLength = CompressibilityProbe.isIncompressible(data)
+            ? data.count
+            : try zstd.compress(data, into: scratch, setting: setting ?? ZstdSetting(level: zstd.level))
         let compression: BlobCompression = compressedLength < data.count ? .zstd : .none
         // The associated data, written in place: id ‖ type ‖ compression.
         aad.withUnsafeMutableBytes { a in
