@@ -11,18 +11,13 @@ import TresorTestSupport
 
 /// Restores that read the tree node by node and restore it a batch at a time.
 @Suite struct StreamedRestoreTests {
-    let dir = TempDirectory("tresor-streamed-restore")
-    let repo: TenantRepository
-    var docs: String { dir.sub("docs").path }
-    let policy = Policy.Backup(compressionLevel: 3, chunkMin: 4096, chunkAvg: 16384, chunkMax: 65536,
-                               packTarget: 1 << 20, indexEveryPacks: 4, workers: 1, changedFileRetries: 0)
+    let bench: Bench
+    var dir: TempDirectory { bench.dir }
+    var repo: TenantRepository { bench.repo }
+    var docs: String { bench.docs }
+    var policy: Policy.Backup { bench.policy }
 
-    init() throws {
-        let store = try LocalStore(root: dir.sub("store"))
-        repo = try TenantRepository.open(store: store, tenant: "acme", master: .generate(), policy: policy,
-                                         clock: SystemClock(), create: true)
-        try FileManager.default.createDirectory(atPath: docs, withIntermediateDirectories: true)
-    }
+    init() throws { bench = try Bench() }
 
     private func backup() throws -> SnapshotManifest {
         let b = try DocumentBackup(repository: repo, index: try repo.loadIndex(), policy: policy, clock: SystemClock())
