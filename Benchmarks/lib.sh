@@ -49,11 +49,19 @@ MOUNTS=()
 unmount_all() { local m; for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null || true; done; MOUNTS=(); }
 # Unmounts restore filesystems that a kept earlier run left under DIR.
 unmount_under() { local m; for m in $(awk -v d="$1/" 'index($2, d) == 1 {print $2}' /proc/mounts); do umount "$m" || true; done; }
+# RESTORE_FS=ordinary (set by the caller) restores instead into a new directory on the filesystem
+# the run directory is on, after `sync` and with the page cache left as it is: what a user's
+# restore meets (issue 15's method).
 # fresh_restore_target DIR BYTES: sets RESTORE_TARGET to DIR/data, on a new filesystem sized for
 # BYTES when possible. (Not in a subshell: MOUNTS must remember the mount.)
 fresh_restore_target() {
     local fs=$1 bytes=$2
     rm -rf "$fs" "$fs.img"; mkdir -p "$fs"
+    if [[ "${RESTORE_FS:-fresh}" == ordinary ]]; then
+        mkdir -p "$fs/data"; sync
+        RESTORE_TARGET=$fs/data
+        return 0
+    fi
     if [[ $FRESH_FS -eq 1 ]]; then
         truncate -s $(( 3 * bytes / 1000000 + 512 ))M "$fs.img"
         if mkfs.ext4 -q -F "$fs.img" && mount -o loop "$fs.img" "$fs"; then MOUNTS+=("$fs"); else FRESH_FS=0; fi

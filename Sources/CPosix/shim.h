@@ -19,3 +19,13 @@ static inline int tresor_disable_core_dumps(void) {
     if (setrlimit(RLIMIT_CORE, &none) != 0) return -1;
     return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+// renameat2 through the system call (glibc declares it only under _GNU_SOURCE). With
+// RENAME_NOREPLACE it fails with EEXIST instead of replacing a name, in one call.
+static const unsigned int tresor_RENAME_NOREPLACE = 1;
+static inline int tresor_renameat2(int olddir, const char *oldname, int newdir, const char *newname, unsigned int flags) {
+    return (int)syscall(SYS_renameat2, olddir, oldname, newdir, newname, flags);
+}

@@ -26,4 +26,9 @@ public final class DocumentRestore {
     public func restore(nodes: [TreeNode], to target: String) throws -> Report {
         try restorer.restore(nodes: nodes, to: target)
     }
+
+    /// Restores a tree read node by node, a batch at a time (see ``TreeRestorer/restore(passes:to:)``).
+    public func restore(passes: () throws -> () throws -> TreeNode?, to target: String) throws -> Report {
+        try restorer.restore(passes: passes, to: target)
+    }
 }

@@ -341,22 +341,39 @@ extension Installation {
             let chosen = try Self.selectSnapshot(selector, from: b.snapshots, tenant: name)
             let unpin = try SnapshotPins(home: home).pin(tenant: id, snapshot: chosen.id.hex)
             defer { unpin() }
-            let all = try TreeBlobCache(repository: b.repo, index: b.index).nodes(of: chosen.manifest)
+            // The tree is read node by node (``TreeNodeStream``), never held whole: once here when
+            // paths are chosen, then by the restorer (see ``TreeRestorer/restore(passes:to:)``).
             func under(_ p: [UInt8], _ n: TreeNode) -> Bool {
                 n.pathBytes == p || (n.pathBytes.count > p.count && n.pathBytes[p.count] == 0x2F && n.pathBytes.starts(with: p))
             }
-            for (p, text) in zip(wanted, paths) where !all.contains(where: { $0.pathBytes == p }) {
-                throw CoreError.usage("snapshot \(chosen.id.short) has nothing at '\(text)'",
-                                      hint: "paths start with the root's name, e.g. \(chosen.manifest.roots.first?.label ?? "docs")/...; tresor docs ls \(name) --snapshot \(chosen.id.short)")
+            func walk() throws -> () throws -> TreeNode? {
+                let stream = try TreeNodeStream(repository: b.repo, index: b.index, manifest: chosen.manifest)
+                return {
+                    while let n = try stream.next() {
+                        if wanted.isEmpty || wanted.contains(where: { under($0, n) }) { return n }
+                    }
+                    return nil
+                }
             }
-            let nodes = wanted.isEmpty ? all : all.filter { n in wanted.contains { under($0, n) } }
             let absolute = URL(fileURLWithPath: target).standardizedFileURL.path
             if !wanted.isEmpty {
+                var found = Set<[UInt8]>(), files = 0, bytes: UInt64 = 0
+                let nodes = try walk()
+                while let n = try nodes() {
+                    if wanted.contains(n.pathBytes) { found.insert(n.pathBytes) }
+                    if n.kind == .file {
+                        files += 1
+                        bytes += n.size
+                    }
+                }
+                for (p, text) in zip(wanted, paths) where !found.contains(p) {
+                    throw CoreError.usage("snapshot \(chosen.id.short) has nothing at '\(text)'",
+                                          hint: "paths start with the root's name, e.g. \(chosen.manifest.roots.first?.label ?? "docs")/...; tresor docs ls \(name) --snapshot \(chosen.id.short)")
+                }
                 try recordAccess(tenant: id, action: "restore", snapshot: chosen.id, paths: wanted, by: by, store: store,
-                                 files: nodes.filter { $0.kind == .file }.count,
-                                 bytes: nodes.reduce(0) { $0 + ($1.kind == .file ? $1.size : 0) })
+                                 files: files, bytes: bytes)
             }
-            let report = try DocumentRestore(repository: b.repo, index: b.index, sync: sync, progress: progress).restore(nodes: nodes, to: absolute)
+            let report = try DocumentRestore(repository: b.repo, index: b.index, sync: sync, progress: progress).restore(passes: walk, to: absolute)
             return RestoreResult(tenant: name, snapshot: chosen.id.hex, target: absolute,
                                  paths: wanted.isEmpty ? nil : wanted.map { BrowsePath.shown($0).text }, report: report,
                                  seconds: Date().timeIntervalSince(wallStart),

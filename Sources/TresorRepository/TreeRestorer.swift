@@ -10,18 +10,23 @@ import TresorStore
 
 /// Restores the nodes of a snapshot tree (all of it, or a subtree) into an empty directory.
 ///
-/// Algorithm: (1) every path is checked to stay inside the target (relative, no empty, `.` or
-/// `..` segments); (2) directories are created, then every regular file under a temporary name
-/// (`.tresor-partial-N`, `O_EXCL`) at its final size, so holes stay holes; (3) the blobs are
-/// grouped by the pack that holds them, and worker threads take one pack at a time, read the byte
-/// range covering the needed blobs in one request, open each blob and write it at every offset
-/// where it occurs, in whichever files; the file system is synced (`syncfs`), so all content is
-/// on disk before any file has its name; (4) each complete file gets its owner (as root), mode,
-/// extended attributes and times through its descriptor and is linked under its name (never
-/// replacing anything); a file that could not be restored completely is removed, so no
-/// zero-filled file with a plausible name is ever left; (5) hard links, symlinks, FIFOs and
-/// device nodes are created; (6) directories get their metadata deepest first; (7) the file
-/// system is synced again, so "restore finished" means "on disk". `sync: false` skips both syncs.
+/// Algorithm: (1) a first walk over the tree checks that every path stays inside the target
+/// (relative, no empty, `.` or `..` segments) and notes hard links; (2) a second walk creates
+/// directories as it meets them and gathers files, symlinks and special files into batches
+/// (``batchFiles``, ``batchBytes``), so only a batch of nodes is held however large the tree;
+/// (3) per batch, the blobs are grouped by the pack that holds them, packs in the order the
+/// files first use them, and worker threads take one pack at a time, read the byte range
+/// covering the needed blobs in one request, open each blob and write it at every offset where
+/// it occurs, in whichever files, each under a temporary name (`.tresor-partial-N`, `O_EXCL`; a
+/// file spread over several packs is made beforehand at its final size, so holes stay holes);
+/// the thread that writes a file's last byte gives it its owner (as root), mode, extended
+/// attributes and times through that same descriptor; (4) the file system is synced
+/// (`syncfs`), so all content is on disk before any file of the batch has its name; (5) each
+/// complete file is renamed to its name (`RENAME_NOREPLACE`: never replacing anything); a file
+/// that could not be restored completely is removed, so no zero-filled file with a plausible name
+/// is ever left; the batch's symlinks, FIFOs and device nodes are created; (6) hard links are
+/// made, then directories get their metadata deepest first; (7) the file system is synced again,
+/// so "restore finished" means "on disk". `sync: false` skips the syncs.
 ///
 /// Safety in a target that others can write to (the `postgres` user's data directory, restored
 /// by root): every path is resolved from a descriptor of the target, one component at a time,
@@ -53,7 +58,7 @@ public final class TreeRestorer {
 
     /// Phases a test can act in (to plant a symlink while a restore runs).
     public enum Phase: Sendable {
-        /// Directories and temporary files exist; no content is written yet.
+        /// The directories met before the first batch exist; no content is written yet.
         case created
     }
 
@@ -106,105 +111,135 @@ public final class TreeRestorer {
 
     // MARK: - Restore
 
+    /// Files and content bytes restored per batch: the tree is read and restored a batch at a
+    /// time, so memory stays bounded whatever the file count.
+    public var batchFiles = 8192
+    public var batchBytes: UInt64 = 256 << 20
+
     public func restore(nodes selected: [TreeNode], to target: String) throws -> Report {
+        try restore(passes: {
+            var i = 0
+            return {
+                guard i < selected.count else { return nil }
+                i += 1
+                return selected[i - 1]
+            }
+        }, to: target)
+    }
+
+    /// Restores the nodes that `passes` yields, in tree order (a directory before what is in it).
+    /// Each call of `passes` starts a new walk over the same nodes (a ``TreeNodeStream`` each):
+    /// the first checks every path and notes hard links before anything is created, the second
+    /// restores a batch (``batchFiles``, ``batchBytes``) at a time, so no more than a batch of
+    /// nodes is held, however large the tree.
+    public func restore(passes: () throws -> () throws -> TreeNode?, to target: String) throws -> Report {
         var report = Report()
-        // Refuse before anything is created.
-        for n in selected where !Self.isContained(n.pathBytes) {
-            throw RepositoryError(.corrupt, "snapshot path '\(n.displayPath)' would escape the target directory; refusing to restore it")
+        // Pass 1: refuse before anything is created; hard links (a later name of a (device,
+        // inode) seen before) map their file number to the first name's.
+        var linkOf: [Int: Int] = [:]
+        var total: UInt64 = 0
+        do {
+            var firstOf: [FileKey: Int] = [:]
+            let walk = try passes()
+            var number = 0
+            while let n = try walk() {
+                guard Self.isContained(n.pathBytes) else {
+                    throw RepositoryError(.corrupt, "snapshot path '\(n.displayPath)' would escape the target directory; refusing to restore it")
+                }
+                guard n.kind == .file else { continue }
+                defer { number += 1 }
+                if n.inode != 0 {
+                    let key = FileKey(device: n.device, inode: n.inode)
+                    if let first = firstOf[key] {
+                        linkOf[number] = first
+                        continue
+                    }
+                    firstOf[key] = number
+                }
+                total += n.size
+            }
         }
+        let firstNames = Set(linkOf.values)
+
         let rootFD = try prepareTarget(target)
         defer { close(rootFD) }
+        let isRoot = geteuid() == 0
         let handles = DirectoryHandles(root: rootFD)
         defer { handles.closeAll() }
-        let isRoot = geteuid() == 0
+        var dirs: [TreeNode] = []
+        var links: [(node: TreeNode, first: Int)] = []
+        var namesOfFirsts: [Int: [UInt8]] = [:]
+        var failedFirsts: [Int: String] = [:]
+        var batch = Batch()
+        let written = Locked((bytes: UInt64(0), reported: Date()))
+        var hookCalled = false
 
-        for n in selected where n.kind == .directory {
-            let w = Where(n.pathBytes)
-            let parent = try handles.fd(w.parent, create: true).get(or: "cannot create the parents of \(n.displayPath)")
-            let rc = PosixFS.withCName(w.name) { mkdirat(parent, $0, 0o700) }
-            if rc != 0 && errno != EEXIST {
-                throw RepositoryError(.failed, "cannot create \(target)/\(n.displayPath): \(PosixFS.errorText())")
+        func flush() throws {
+            guard !batch.files.isEmpty || !batch.others.isEmpty else { return }
+            if !hookCalled {
+                phaseHook?(.created)
+                hookCalled = true
             }
-            report.directories += 1
-        }
-
-        // Regular files: the first name of each (device, inode) holds the content, later names link to it.
-        var regular: [TreeNode] = []
-        var linkTo: [(node: TreeNode, first: Int)] = []
-        var firstOf: [[UInt64]: Int] = [:]
-        for n in selected where n.kind == .file {
-            if n.inode != 0, let first = firstOf[[n.device, n.inode]] {
-                linkTo.append((n, first))
-                continue
+            // From here on every path is resolved afresh, so a directory swapped meanwhile is noticed.
+            handles.closeAll()
+            try restoreBatch(&batch, rootFD: rootFD, target: target, chown: isRoot, total: total, written: written, report: &report)
+            for (i, f) in batch.files.enumerated() where firstNames.contains(f.number) {
+                if let why = batch.failed[i] { failedFirsts[f.number] = why }
             }
-            if n.inode != 0 { firstOf[[n.device, n.inode]] = regular.count }
-            regular.append(n)
-        }
-        let files = regular
-        let places = files.map { Where($0.pathBytes) }
-        let temps = files.indices.map { Array(".tresor-partial-\($0)".utf8) }
-        var failed = [Int: String]()
-        for (i, n) in files.enumerated() {
-            let created = handles.fd(places[i].parent, create: true).flatMap { parent in
-                PosixFS.openAt(parent, temps[i], O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
-            }
-            switch created {
-            case .failure(let e): failed[i] = "cannot create: \(e)"
-            case .success(let fd):
-                if n.size > 0 && ftruncate(fd, off_t(n.size)) != 0 { failed[i] = "cannot set its size: \(PosixFS.errorText())" }
-                close(fd)
-            }
-            report.bytes += n.size
-        }
-        phaseHook?(.created)
-        // From here on every path is resolved afresh, so a directory swapped meanwhile is noticed.
-        handles.closeAll()
-
-        // Which blob goes where, grouped by pack.
-        var byPack: [ObjectID: [ObjectID: (BlobLocation, [Placement])]] = [:]
-        for (i, n) in files.enumerated() where failed[i] == nil {
-            if let problem = plan(n, file: i, into: &byPack) { failed[i] = problem }
-        }
-        let failures = Locked(failed)
-        writeContent(byPack, rootFD: rootFD, places: places, temps: temps, total: report.bytes, failures: failures)
-        // Content durable before any file gets its name: a crash from here on leaves complete
-        // files or `.tresor-partial-N` ones, never a named file with missing bytes. One syncfs
-        // instead of an fsync per file lets the kernel write back in one sweep.
-        if sync && syncfs(rootFD) != 0 {
-            throw RepositoryError(.failed, "cannot flush the restored data to disk under \(target): \(PosixFS.errorText()); the partial files are named .tresor-partial-N")
+            handles.closeAll()
+            for n in batch.others { restoreOther(n, handles: handles, chown: isRoot, report: &report) }
+            batch = Batch()
         }
 
-        // Complete files get their metadata and name; failed ones are removed.
-        let finalized = Locked((next: 0, incomplete: [Int: String]()))
-        runOnThreads(min(threads, max(1, files.count)), name: "restore-finish") { _ in
-            let handles = DirectoryHandles(root: rootFD)
-            defer { handles.closeAll() }
-            while true {
-                let i = finalized.withLock { s -> Int in
-                    s.next += 1
-                    return s.next - 1
+        // Pass 2: directories as they come; files and the rest a batch at a time.
+        let walk = try passes()
+        var number = 0
+        while let n = try walk() {
+            switch n.kind {
+            case .directory:
+                let w = Where(n.pathBytes)
+                let parent = try handles.fd(w.parent, create: true).get(or: "cannot create the parents of \(n.displayPath)")
+                let rc = PosixFS.withCName(w.name) { mkdirat(parent, $0, 0o700) }
+                if rc != 0 && errno != EEXIST {
+                    throw RepositoryError(.failed, "cannot create \(target)/\(n.displayPath): \(PosixFS.errorText())")
                 }
-                guard i < files.count else { return }
-                let problem = failures.withLock { $0[i] }
-                let outcome = Self.finish(files[i], at: places[i], temp: temps[i], failed: problem, handles: handles,
-                                          chown: isRoot)
-                if let f = outcome.failed { failures.withLock { $0[i] = f } }
-                if let inc = outcome.incomplete { finalized.withLock { $0.incomplete[i] = inc } }
+                report.directories += 1
+                dirs.append(n)
+            case .file:
+                defer { number += 1 }
+                if firstNames.contains(number) { namesOfFirsts[number] = n.pathBytes }
+                if let first = linkOf[number] {
+                    links.append((n, first))
+                    continue
+                }
+                // The parents of a selected subtree may not be in the walk. A failure here is
+                // reported with the file, when it cannot be created in that directory.
+                _ = handles.fd(Where(n.pathBytes).parent, create: true)
+                batch.files.append(BatchFile(node: n, number: number))
+                batch.bytes += n.size
+                report.bytes += n.size
+                if batch.files.count >= batchFiles || batch.bytes >= batchBytes { try flush() }
+            default:
+                batch.others.append(n)
+                if batch.others.count >= batchFiles { try flush() }
             }
         }
-        for (i, reason) in failures.current { report.failed[files[i].displayPath] = reason }
-        for (i, reason) in finalized.current.incomplete { report.incomplete[files[i].displayPath] = reason }
-        report.files = files.count - failures.current.count
+        try flush()
 
-        for (n, first) in linkTo {
+        for (n, first) in links {
             let w = Where(n.pathBytes)
-            if let why = failures.current[first] {
-                report.failed[n.displayPath] = "hard link to \(files[first].displayPath), which was not restored: \(why)"
+            guard let firstPath = namesOfFirsts[first] else {
+                report.failed[n.displayPath] = "hard link whose first name was not in the walk"
                 continue
             }
-            let linked = handles.fd(places[first].parent, create: false).flatMap { from in
+            if let why = failedFirsts[first] {
+                report.failed[n.displayPath] = "hard link to \(TreeNode.display(firstPath)), which was not restored: \(why)"
+                continue
+            }
+            let from = Where(firstPath)
+            let linked = handles.fd(from.parent, create: false).flatMap { fromFD in
                 handles.fd(w.parent, create: true, evict: false).flatMap { to -> Result<Void, Errno> in
-                    let rc = PosixFS.withCName(places[first].name) { a in PosixFS.withCName(w.name) { b in linkat(from, a, to, b, 0) } }
+                    let rc = PosixFS.withCName(from.name) { a in PosixFS.withCName(w.name) { b in linkat(fromFD, a, to, b, 0) } }
                     return rc == 0 ? .success(()) : .failure(Errno(errno))
                 }
             }
@@ -212,16 +247,12 @@ public final class TreeRestorer {
             case .success:
                 report.files += 1
                 report.hardLinks += 1
-            case .failure(let e): report.failed[n.displayPath] = "cannot link to \(files[first].displayPath): \(e)"
+            case .failure(let e): report.failed[n.displayPath] = "cannot link to \(TreeNode.display(firstPath)): \(e)"
             }
         }
 
-        for n in selected where n.kind != .file && n.kind != .directory {
-            restoreOther(n, handles: handles, chown: isRoot, report: &report)
-        }
-
         // Directories deepest first, so a directory's mode never blocks work inside it.
-        let dirs = selected.filter { $0.kind == .directory }.sorted { $0.pathBytes.count > $1.pathBytes.count }
+        dirs.sort { $0.pathBytes.count > $1.pathBytes.count }
         for n in dirs {
             let opened = handles.fd(n.pathBytes, create: false)
             guard case .success(let fd) = opened else {
@@ -237,8 +268,141 @@ public final class TreeRestorer {
         return report
     }
 
+    private struct FileKey: Hashable {
+        var device: UInt64
+        var inode: UInt64
+    }
+
+    private struct BatchFile {
+        var node: TreeNode
+        /// The file's number in the walk; its temporary name is `.tresor-partial-<number>`.
+        var number: Int
+    }
+
+    /// A batch of regular files (first names) and of symlinks and special files.
+    private struct Batch {
+        var files: [BatchFile] = []
+        var others: [TreeNode] = []
+        var bytes: UInt64 = 0
+        /// Why a file of `files` (by its index) was not restored.
+        var failed: [Int: String] = [:]
+    }
+
+    /// What the writing threads know of one file of a batch.
+    private struct FileState {
+        /// Placements not yet written; the one that writes the last sets the metadata.
+        var remaining: Int
+        /// All its placements are in one pack, so the thread taking that pack creates it.
+        var createdByWriter: Bool
+        var created = false
+        var needsTruncate: Bool
+        var done = false
+        var incomplete: String?
+    }
+
+    /// Writes one batch: each file under a temporary name, its content, then its metadata through
+    /// its descriptor once its last byte is written; the file system is synced, so all content is
+    /// on disk before any file of the batch has its name; then each complete file is renamed
+    /// (never replacing anything) and each failed one removed.
+    private func restoreBatch(_ batch: inout Batch, rootFD: Int32, target: String, chown: Bool, total: UInt64,
+                              written: Locked<(bytes: UInt64, reported: Date)>, report: inout Report) throws {
+        let files = batch.files
+        guard !files.isEmpty else { return }
+        let places = files.map { Where($0.node.pathBytes) }
+        let temps = files.map { Array(".tresor-partial-\($0.number)".utf8) }
+
+        // Which blob goes where, grouped by pack, packs in the order the files first use them.
+        var byPack: [ObjectID: [ObjectID: (BlobLocation, [Placement])]] = [:]
+        var packOrder: [ObjectID] = []
+        var failed = [Int: String]()
+        var states: [FileState] = []
+        states.reserveCapacity(files.count)
+        for (i, f) in files.enumerated() {
+            var pieces = 0, end: UInt64 = 0
+            var firstPack: ObjectID?, onePack = true
+            if let problem = plan(f.node, file: i, into: &byPack, order: &packOrder, placed: { pack, placement, length in
+                pieces += 1
+                end = max(end, placement.offset + length)
+                if firstPack == nil { firstPack = pack } else if firstPack != pack { onePack = false }
+            }) {
+                failed[i] = problem
+            }
+            states.append(FileState(remaining: pieces, createdByWriter: pieces > 0 && onePack && failed[i] == nil,
+                                    needsTruncate: end < f.node.size))
+        }
+        // Files the writers do not create: those spread over several packs (created here at their
+        // size, so holes stay holes) and those with no content to write.
+        let handles = DirectoryHandles(root: rootFD)
+        defer { handles.closeAll() }
+        for (i, f) in files.enumerated() where failed[i] == nil && !states[i].createdByWriter {
+            let created = handles.fd(places[i].parent, create: false).flatMap { parent in
+                PosixFS.openAt(parent, temps[i], O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+            }
+            switch created {
+            case .failure(let e): failed[i] = "cannot create: \(e)"
+            case .success(let fd):
+                states[i].created = true
+                if f.node.size > 0 && ftruncate(fd, off_t(f.node.size)) != 0 {
+                    failed[i] = "cannot set its size: \(PosixFS.errorText())"
+                } else if states[i].remaining == 0 {
+                    states[i].incomplete = Self.applyMetadata(f.node, fd: fd, chown: chown)
+                    states[i].done = true
+                }
+                states[i].needsTruncate = false
+                close(fd)
+            }
+        }
+        handles.closeAll()
+        let failures = Locked(failed)
+        let shared = Locked(states)
+        writeContent(byPack, order: packOrder, rootFD: rootFD, files: files, places: places, temps: temps,
+                     chown: chown, total: total, written: written, states: shared, failures: failures)
+        // Content durable before any file gets its name: a crash from here on leaves complete
+        // files or `.tresor-partial-N` ones, never a named file with missing bytes. One syncfs
+        // per batch instead of an fsync per file lets the kernel write back in one sweep.
+        if sync && syncfs(rootFD) != 0 {
+            throw RepositoryError(.failed, "cannot flush the restored data to disk under \(target): \(PosixFS.errorText()); the partial files are named .tresor-partial-N")
+        }
+
+        // Complete files get their name; failed ones are removed.
+        let finalStates = shared.current
+        let next = Locked(0)
+        runOnThreads(min(threads, max(1, files.count / 256 + 1)), name: "restore-finish") { _ in
+            let handles = DirectoryHandles(root: rootFD)
+            defer { handles.closeAll() }
+            while true {
+                let i = next.withLock { n -> Int in
+                    n += 1
+                    return n - 1
+                }
+                guard i < files.count else { return }
+                var problem = failures.withLock { $0[i] }
+                if problem == nil && !finalStates[i].done {
+                    // Not expected: every placement of a file that did not fail is written.
+                    problem = "not all of its content was written"
+                }
+                if let f = Self.name(at: places[i], temp: temps[i], failed: problem, handles: handles) {
+                    failures.withLock { $0[i] = f }
+                }
+            }
+        }
+        batch.failed = failures.current
+        for (i, reason) in batch.failed { report.failed[files[i].node.displayPath] = reason }
+        for (i, s) in finalStates.enumerated() where batch.failed[i] == nil {
+            if let inc = s.incomplete { report.incomplete[files[i].node.displayPath] = inc }
+        }
+        report.files += files.count - batch.failed.count
+    }
+
     /// Places each chunk of file `i` at its offset (holes skipped); a reason when it cannot be.
-    private func plan(_ n: TreeNode, file i: Int, into byPack: inout [ObjectID: [ObjectID: (BlobLocation, [Placement])]]) -> String? {
+    /// `placed` hears of each placement (its pack and length).
+    private func plan(_ n: TreeNode, file i: Int, into byPack: inout [ObjectID: [ObjectID: (BlobLocation, [Placement])]],
+                      order: inout [ObjectID], placed: (ObjectID, Placement, UInt64) -> Void) -> String? {
+        func add(_ c: ObjectID, _ loc: BlobLocation, _ p: Placement, length: UInt64) {
+            if byPack[loc.pack] == nil { order.append(loc.pack) }
+            byPack[loc.pack, default: [:]][c, default: (loc, [])].1.append(p)
+            placed(loc.pack, p, length)
+        }
         if n.flags.contains(.paged) {
             // Each slice is a stretch of one chunk; a chunk several slices use is opened once.
             var at: UInt64 = 0
@@ -248,7 +412,7 @@ public final class TreeRestorer {
                 guard UInt64(s.offset) + UInt64(s.length) <= UInt64(loc.rawLength) else {
                     return "a slice of chunk \(c.short) reaches past its end"
                 }
-                byPack[loc.pack, default: [:]][c, default: (loc, [])].1.append(Placement(file: i, offset: at, from: s.offset, length: s.length))
+                add(c, loc, Placement(file: i, offset: at, from: s.offset, length: s.length), length: UInt64(s.length))
                 at += UInt64(s.length)
             }
             return at == n.size ? nil : "the snapshot's slices do not add up to the file's size"
@@ -265,7 +429,7 @@ public final class TreeRestorer {
             guard e < extents.count, extents[e].length - within >= len else {
                 return "the snapshot's chunks do not fit the file's size and extents"
             }
-            byPack[loc.pack, default: [:]][c, default: (loc, [])].1.append(Placement(file: i, offset: extents[e].offset + within))
+            add(c, loc, Placement(file: i, offset: extents[e].offset + within), length: len)
             within += len
         }
         while e < extents.count && within == extents[e].length {
@@ -275,16 +439,17 @@ public final class TreeRestorer {
         return e < extents.count ? "the snapshot's chunks hold fewer bytes than the file's size" : nil
     }
 
-    private func writeContent(_ byPack: [ObjectID: [ObjectID: (BlobLocation, [Placement])]], rootFD: Int32, places: [Where],
-                              temps: [[UInt8]], total: UInt64, failures: Locked<[Int: String]>) {
+    private func writeContent(_ byPack: [ObjectID: [ObjectID: (BlobLocation, [Placement])]], order: [ObjectID], rootFD: Int32,
+                              files: [BatchFile], places: [Where], temps: [[UInt8]], chown: Bool, total: UInt64,
+                              written: Locked<(bytes: UInt64, reported: Date)>, states: Locked<[FileState]>,
+                              failures: Locked<[Int: String]>) {
         guard !byPack.isEmpty else { return }
         let queue = BlockingQueue<(ObjectID, [ObjectID: (BlobLocation, [Placement])])>(capacity: max(1, byPack.count))
-        for (pack, blobs) in byPack { queue.push((pack, blobs)) }
+        for pack in order { queue.push((pack, byPack[pack]!)) }
         queue.close()
         let keys = repo.keys
         let store = repo.store
         let layout = repo.layout
-        let written = Locked((bytes: UInt64(0), reported: Date()))
         let progress = self.progress
         runOnThreads(threads, name: "restore") { _ in
             let handles = DirectoryHandles(root: rootFD)
@@ -297,9 +462,30 @@ public final class TreeRestorer {
                 if let open, open.file == file { return .success(open.fd) }
                 if let open { close(open.fd) }
                 open = nil
-                let r = handles.fd(places[file].parent, create: false).flatMap { PosixFS.openAt($0, temps[file], O_WRONLY) }
+                // The first placement of a file in one pack creates it (only this thread writes it).
+                let create = states.withLock { s -> Bool in
+                    guard s[file].createdByWriter && !s[file].created else { return false }
+                    s[file].created = true
+                    return true
+                }
+                let flags = create ? O_WRONLY | O_CREAT | O_EXCL : O_WRONLY
+                let r = handles.fd(places[file].parent, create: false).flatMap { PosixFS.openAt($0, temps[file], flags, mode: 0o600) }
                 if case .success(let f) = r { open = (file, f) }
                 return r
+            }
+            /// After the last placement of a file: its size when it ends in a hole, then its
+            /// metadata, through the descriptor the content went through.
+            func complete(_ file: Int, fd: Int32) {
+                let truncate = states.withLock { $0[file].needsTruncate }
+                if truncate && ftruncate(fd, off_t(files[file].node.size)) != 0 {
+                    failures.withLock { $0[file] = "cannot set its size: \(PosixFS.errorText())" }
+                    return
+                }
+                let inc = Self.applyMetadata(files[file].node, fd: fd, chown: chown)
+                states.withLock {
+                    $0[file].incomplete = inc
+                    $0[file].done = true
+                }
             }
             let opener: BlobOpener
             do {
@@ -336,12 +522,21 @@ public final class TreeRestorer {
                             continue
                         }
                         for p in ps {
+                            // A file already failed keeps its first reason and is written no further.
+                            if failures.withLock({ $0[p.file] != nil }) { continue }
                             switch fd(p.file) {
                             case .failure(let e): failures.withLock { $0[p.file] = "cannot open for writing: \(e)" }
                             case .success(let f):
                                 let piece = p.length.map { Int(p.from)..<Int(p.from) + Int($0) } ?? plain.indices
                                 if let e = Self.write(plain[piece], fd: f, at: p.offset) {
                                     failures.withLock { $0[p.file] = "cannot write: \(e)" }
+                                    continue
+                                }
+                                if states.withLock({ s -> Bool in
+                                    s[p.file].remaining -= 1
+                                    return s[p.file].remaining == 0
+                                }) {
+                                    complete(p.file, fd: f)
                                 }
                             }
                         }
@@ -375,15 +570,14 @@ public final class TreeRestorer {
         }
     }
 
-    /// Gives a written file its metadata and name, or removes it. Returns why it failed (then
-    /// nothing is left under its name) or what it lacks.
-    private static func finish(_ n: TreeNode, at w: Where, temp: [UInt8], failed: String?, handles: DirectoryHandles,
-                               chown: Bool) -> (failed: String?, incomplete: String?) {
+    /// Gives a written file (metadata already set) its name, or removes it. Returns why it
+    /// failed; then nothing is left under its name.
+    private static func name(at w: Where, temp: [UInt8], failed: String?, handles: DirectoryHandles) -> String? {
         let parent: Int32
         switch handles.fd(w.parent, create: false) {
         case .success(let p): parent = p
         case .failure(let e):
-            return (failed ?? "cannot open its directory: \(e)", nil)
+            return failed ?? "cannot open its directory: \(e)"
         }
         func remove() -> String {
             if PosixFS.withCName(temp, { unlinkat(parent, $0, 0) }) != 0 && errno != ENOENT {
@@ -391,24 +585,22 @@ public final class TreeRestorer {
             }
             return ""
         }
-        if let failed { return (failed + remove(), nil) }
-        let fd: Int32
-        switch PosixFS.openAt(parent, temp, O_WRONLY) {
-        case .success(let f): fd = f
-        case .failure(let e): return ("cannot open: \(e)" + remove(), nil)
+        if let failed { return failed + remove() }
+        // Never replaces: a name that appeared meanwhile is not overwritten.
+        var rc = PosixFS.withCName(temp) { a in PosixFS.withCName(w.name) { b in tresor_renameat2(parent, a, parent, b, tresor_RENAME_NOREPLACE) } }
+        if rc != 0 && (errno == EINVAL || errno == ENOSYS) {
+            // A file system without RENAME_NOREPLACE: a hard link, which never replaces either,
+            // then the temporary name goes.
+            rc = PosixFS.withCName(temp) { a in PosixFS.withCName(w.name) { b in linkat(parent, a, parent, b, 0) } }
+            if rc == 0 && PosixFS.withCName(temp, { unlinkat(parent, $0, 0) }) != 0 {
+                return "named, but its temporary name \(TreeNode.display(temp)) could not be removed: \(PosixFS.errorText())"
+            }
         }
-        let incomplete = applyMetadata(n, fd: fd, chown: chown)
-        close(fd)
-        // A hard link never replaces: a name that appeared meanwhile is not overwritten.
-        let rc = PosixFS.withCName(temp) { a in PosixFS.withCName(w.name) { b in linkat(parent, a, parent, b, 0) } }
         if rc != 0 {
             let e = PosixFS.errorText()
-            return ("cannot give it its name: \(e)" + remove(), nil)
+            return "cannot give it its name: \(e)" + remove()
         }
-        if PosixFS.withCName(temp, { unlinkat(parent, $0, 0) }) != 0 {
-            return (nil, "its temporary name \(TreeNode.display(temp)) could not be removed: \(PosixFS.errorText())")
-        }
-        return (nil, incomplete)
+        return nil
     }
 
     /// Owner (as root), mode, extended attributes and times through the object's own descriptor;

@@ -10,7 +10,7 @@ import TresorStore
 import TresorTestSupport
 
 /// A repository on a local store plus a documents root, backed up and restored in-process.
-private final class Bench: @unchecked Sendable {
+final class Bench: @unchecked Sendable {
     let dir = TempDirectory("tresor-fidelity")
     let repo: TenantRepository
     var docs: String { dir.sub("docs").path }
