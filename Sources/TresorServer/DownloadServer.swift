@@ -284,11 +284,12 @@ final class StallWatchdog: Sendable {
         let time = Atomic<UInt64>(NIODeadline.now().uptimeNanoseconds)
     }
 
-    private let last = LastProgress()
+    private let last: LastProgress
     private let task: RepeatedTask
 
     init(channel: any Channel, timeout: TimeAmount) {
-        let last = self.last
+        let last = LastProgress()
+        self.last = last
         let limit = UInt64(max(timeout.nanoseconds, 1))
         let period = TimeAmount.nanoseconds(max(timeout.nanoseconds / 4, 1_000_000))
         task = channel.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { task in
