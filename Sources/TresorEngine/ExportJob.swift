@@ -247,6 +247,7 @@ extension Installation {
                                 progress: ((_ files: Int64, _ bytes: Int64) -> Void)?) throws -> ExportResult {
         var request = request
         request.progress = progress
+        request.zstdLevel = policy.exports.zstdLevel
         var result = try Exporter.run(request)
         result.documentsSnapshot = request.extraInfo.first { $0.0 == "Tresor-Documents-Snapshot" }?.1
         result.sinceSnapshot = request.extraInfo.first { $0.0 == "Tresor-Documents-Since-Snapshot" }?.1

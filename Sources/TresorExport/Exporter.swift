@@ -32,6 +32,8 @@ public struct ExportRequest {
     public var removedPaths: [[UInt8]]?
     /// One line for README.txt on where the documents come from (nil: the live folders).
     public var documentsOrigin: String?
+    /// The zstd level of a `.tar.zst` archive (the policy's `exports.zstd_level`).
+    public var zstdLevel = 3
     /// Called after each document file is in the archive: document files and bytes so far.
     public var progress: ((_ files: Int64, _ bytes: Int64) -> Void)?
 
@@ -147,7 +149,8 @@ public enum Exporter {
 
         let bagName = String(out.lastPathComponent.dropLast(format.fileExtension.count))
         let mtime = Int64(request.now.timeIntervalSince1970)
-        let archive = try ArchiveWriter(fd: fd, format: format, zstdThreads: ProcessInfo.processInfo.activeProcessorCount)
+        let archive = try ArchiveWriter(fd: fd, format: format, zstdLevel: request.zstdLevel,
+                                        zstdThreads: ProcessInfo.processInfo.activeProcessorCount)
         let bag = try BagWriter(archive: archive, bagName: bagName.isEmpty ? request.tenant.rawValue : bagName, mtime: mtime, spoolDirectory: spool)
         var result = ExportResult(tenant: request.tenant.rawValue, archive: out.path, format: format, bytes: 0, sha256: "", bagName: bag.bagName)
 

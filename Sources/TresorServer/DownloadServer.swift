@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 import TresorCore
 import TresorEngine
 
@@ -20,8 +21,9 @@ import TresorEngine
 /// A link that is not one (path tricks, unknown shape) gets 404; a forged, expired or revoked
 /// link 403; a valid link to a file that is gone 404. The bodies say only "forbidden" or "not
 /// found". Each tenant has at most the policy's `exports.max_concurrent_downloads` files in
-/// flight (a download holds its slot until its last byte went to the socket or the client went
-/// away); one more gets 429. Files are read in 1 MiB chunks without read-ahead
+/// flight (a download holds its slot until its last byte went to the socket, the client went
+/// away, or the connection took no chunk for `exports.download_stall_timeout` and was closed by
+/// ``StallWatchdog``); one more gets 429. Files are read in 1 MiB chunks without read-ahead
 /// (``FileChunkReader``), each read only when the connection took the previous one
 /// (``DownloadHandler/settle(_:)``), so a slow client holds at most about two chunks of the
 /// server's memory.
@@ -41,7 +43,8 @@ public enum DownloadServer {
             home: installation.home, clock: installation.clock,
             signer: try installation.exportLinkSigner(create: true),
             log: try AccessLog(home: installation.home),
-            limiter: DownloadLimiter(limit: installation.policy.exports.maxConcurrentDownloads))
+            limiter: DownloadLimiter(limit: installation.policy.exports.maxConcurrentDownloads),
+            stallTimeout: .nanoseconds(Int64(installation.policy.exports.downloadStallTimeout.seconds * 1e9)))
         // No router: every request, whatever its path or method, reaches the handler, which
         // answers and logs it (a router would answer unknown paths itself, unlogged).
         let responder = CallbackResponder<DownloadContext> { request, context in await handler.respond(request, context) }
@@ -88,6 +91,9 @@ struct DownloadHandler: Sendable {
     let signer: ExportLinkSigner
     let log: AccessLog
     let limiter: DownloadLimiter
+    /// How long a download may wait for its connection to take the next chunk
+    /// (`exports.download_stall_timeout`); see ``StallWatchdog``.
+    let stallTimeout: TimeAmount
 
     static let chunk = 1 << 20
     static let reprDigest = HTTPFields.Element.Name("Repr-Digest")!
@@ -171,10 +177,15 @@ struct DownloadHandler: Sendable {
         let start = entry
         let (log, limiter, tenant) = (self.log, self.limiter, link.tenant)
         let channel = context.channel
+        let stallTimeout = self.stallTimeout
         let body = ResponseBody(contentLength: Int(length)) { writer in
             var e = start
+            // A client that takes nothing for stallTimeout gets its connection closed, which makes
+            // the write below throw, so the slot is freed even though the client never goes away.
+            let watchdog = StallWatchdog(channel: channel, timeout: stallTimeout)
             // The slot is held until the last byte went to the socket or the connection failed.
             defer {
+                watchdog.stop()
                 limiter.release(tenant)
                 log.append(e)
             }
@@ -185,6 +196,7 @@ struct DownloadHandler: Sendable {
                 try await writer.write(piece)
                 e.bytes += Int64(piece.readableBytes)
                 try await Self.settle(channel)
+                watchdog.progressed()
             }
             e.complete = e.bytes == length
             try await writer.finish(nil)
@@ -254,4 +266,46 @@ struct DownloadHandler: Sendable {
         while v >= 1024, i < units.count - 1 { v /= 1024; i += 1 }
         return i == 0 ? "\(n) bytes" : "\(String(format: "%.1f", v)) \(units[i])"
     }
+}
+
+/// Closes a download's connection when it has taken no chunk for `timeout`: a client that stops
+/// reading (or reads far too slowly) would otherwise hold its tenant's download slot, a file
+/// descriptor and a chunk of memory until it disconnects, and a few such clients lock the tenant
+/// out of its own downloads.
+///
+/// One repeated task on the connection's event loop checks, four times per `timeout`, how long
+/// ago the download last made progress (``progressed()``, after each chunk the connection took);
+/// a chunk costs one atomic store, no allocation. Closing the channel fails the write the
+/// download is waiting in, so the download ends as an interrupted one (logged with the bytes
+/// sent and `complete: false`) and frees its slot; the client can resume with a Range request.
+final class StallWatchdog: Sendable {
+    /// When the download last made progress (`NIODeadline` uptime nanoseconds).
+    private final class LastProgress: Sendable {
+        let time = Atomic<UInt64>(NIODeadline.now().uptimeNanoseconds)
+    }
+
+    private let last: LastProgress
+    private let task: RepeatedTask
+
+    init(channel: any Channel, timeout: TimeAmount) {
+        let last = LastProgress()
+        self.last = last
+        let limit = UInt64(max(timeout.nanoseconds, 1))
+        let period = TimeAmount.nanoseconds(max(timeout.nanoseconds / 4, 1_000_000))
+        task = channel.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { task in
+            let now = NIODeadline.now().uptimeNanoseconds
+            let since = last.time.load(ordering: .relaxed)
+            if now > since, now - since >= limit {
+                task.cancel()
+                channel.close(mode: .all, promise: nil)
+            }
+        }
+    }
+
+    /// The connection took a chunk.
+    func progressed() {
+        last.time.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed)
+    }
+
+    func stop() { task.cancel() }
 }

@@ -183,6 +183,7 @@ import Testing
         #expect(p.deletion.delayAfterContractEnd.seconds == 90 * day)
         #expect(p.deletion.sweepInterval.seconds == 7 * day)
         #expect(p.exports.linkLifetime.seconds == 7 * day)
+        #expect(p.exports.downloadStallTimeout.seconds == 60)
         #expect(p.accessLog.retention.seconds == 183 * day)
     }
 

@@ -16,10 +16,11 @@ struct ServeTests {
         let base: String
         var exports: URL { URL(fileURLWithPath: f.home).appendingPathComponent("exports") }
 
-        init() throws {
+        /// `exportsPolicy`: more lines for the policy's [exports] table.
+        init(exportsPolicy: String = "") throws {
             f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 20; o.largeFiles = 1; o.largeFileSize = 1 << 20; return o }())
             try f.expectOK(["tenant", "add", "globex", "--region", "eu-central", "--store", "local", "--docs", f.docs.path])
-            try Data("[exports]\nmax_concurrent_downloads = 2\n".utf8)
+            try Data("[exports]\nmax_concurrent_downloads = 2\n\(exportsPolicy)".utf8)
                 .write(to: URL(fileURLWithPath: f.home).appendingPathComponent("policies/zz-serve.toml"))
             try f.expectOK(["export", "acme", "--publish", "--out", "acme.tar"])
             let ex = URL(fileURLWithPath: f.home).appendingPathComponent("exports")
@@ -278,6 +279,41 @@ struct ServeTests {
         #expect(try Self.get(link, headers: ["Range: bytes=0-9"]).status == 206)
     }
 
+    @Test("a client that stops reading is cut off after exports.download_stall_timeout: its slot is freed while it stays connected, its entry says incomplete, and it sees the connection end")
+    func stalledClientHoldsDownloadSlotForever() throws {
+        let s = try Served(exportsPolicy: "download_stall_timeout = \"2s\"\n")
+        let wmem = try #require(Int(String(contentsOfFile: "/proc/sys/net/ipv4/tcp_wmem", encoding: .utf8)
+            .split(whereSeparator: \.isWhitespace).last ?? ""))
+        // Far more than a stalled connection can absorb, so its download cannot have ended.
+        let size = max(64 << 20, 4 * wmem)
+        try Self.sh("truncate -s \(size) '\(s.exports.path)/acme/huge.bin'")
+        let link = try s.link("acme", "huge.bin")
+
+        // Both of acme's slots taken by clients that read the head and then nothing, and never
+        // disconnect on their own.
+        let a = try StalledClient(link), b = try StalledClient(link)
+        defer {
+            a.close()
+            b.close()
+        }
+        #expect(a.statusLine == "HTTP/1.1 200 OK" && b.statusLine == "HTTP/1.1 200 OK", "\(a.statusLine) \(b.statusLine)")
+        // The server gives up on both: their entries are written while they are still connected
+        // (before, only their disconnect ended a download).
+        let entries = try s.accessLog(atLeast: 2)
+        let stalled = entries.filter { $0["status"] as? Int == 200 }
+        #expect(stalled.count == 2, "\(entries)")
+        for e in stalled {
+            #expect(e["complete"] as? Bool == false, "\(e)")
+            #expect((e["bytes"] as? Int ?? size) < size, "\(e)")
+        }
+        // Their slots are free: another download of acme's is served in full.
+        let r = try Self.sh("curl -s -o /dev/null -w '%{http_code} %{size_download}' -r 0-9 '\(link)'")
+        #expect(r.out == "206 10", "\(r.out)")
+        // And the stalled clients see their connections end once they read what was in flight.
+        #expect(a.drainUntilClosed(seconds: 30))
+        #expect(b.drainUntilClosed(seconds: 30))
+    }
+
     @Test("retention apply removes access log entries older than the policy's six months, atomically and while the server appends, and counts them in its result and evidence; a line without a time is kept and reported")
     func accessLogKeptForeverOrCutShort() throws {
         let s = try Served()
@@ -412,6 +448,21 @@ struct ServeTests {
                 head.append(byte)
             }
             statusLine = String(decoding: head.prefix { $0 != 0x0d }, as: UTF8.self)
+        }
+
+        /// Reads and drops everything that arrives until the server closes the connection
+        /// (true), or until nothing arrives for `seconds` (false).
+        func drainUntilClosed(seconds: Int) -> Bool {
+            var tv = timeval(tv_sec: seconds, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n > 0 { continue }
+                if n == 0 { return true }
+                if errno == EINTR { continue }
+                return errno == ECONNRESET
+            }
         }
 
         func close() { _ = Glibc.close(fd) }
