@@ -138,14 +138,29 @@ public final class HMACSHA256 {
 
     /// The HMAC-SHA-256 of `data` under this instance's key.
     public func mac(_ data: UnsafeRawBufferPointer) -> ObjectID {
+        begin()
+        update(data)
+        return finish()
+    }
+
+    /// Starts a MAC fed piece by piece with ``update(_:)`` and ended by ``finish()`` (forgetting
+    /// any unfinished one).
+    public func begin() {
         // A NULL key re-initialises the context with the key given in `init`.
         guard EVP_MAC_init(context, nil, 0, nil) == 1 else { opensslFatal("HMAC-SHA-256 init") }
-        if data.count > 0 {
-            guard EVP_MAC_update(context, data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count) == 1 else {
-                opensslFatal("HMAC-SHA-256 update")
-            }
+    }
+
+    /// Adds `data` to the MAC started by ``begin()``.
+    public func update(_ data: UnsafeRawBufferPointer) {
+        guard data.count > 0 else { return }
+        guard EVP_MAC_update(context, data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count) == 1 else {
+            opensslFatal("HMAC-SHA-256 update")
         }
-        return makeObjectID { out in
+    }
+
+    /// The MAC of everything given since ``begin()``.
+    public func finish() -> ObjectID {
+        makeObjectID { out in
             var length = 0
             guard EVP_MAC_final(context, out, &length, 32) == 1, length == 32 else { opensslFatal("HMAC-SHA-256 final") }
         }

@@ -121,7 +121,14 @@ extension Installation {
             return c
         }
         let absolute = URL(fileURLWithPath: pgdata).standardizedFileURL.path
+        let prefetcher = followsBackup ? startSpoolPrefetch(binary: binary, tenant: name, from: chosen.info.startWAL, notes: &notes) : nil
         let report = try TreeRestorer(repository: repo, index: index, progress: progress).restore(nodes: inside, to: absolute)
+        if let pid = prefetcher {
+            let status = Spawn.wait(pid)
+            if status != 0 {
+                notes.append("prefetching the first wal segments into the spool failed (tresor pg wal-prefetch exited \(status)): the server fetches them itself, more slowly")
+            }
+        }
         guard report.failed.isEmpty else {
             throw CoreError.failed("\(report.failed.count) files of base backup \(chosen.id.short) could not be restored, e.g. \(report.failed.keys.sorted().first!)",
                                    hint: "tresor check \(name) --read-data")
@@ -151,6 +158,26 @@ extension Installation {
             pinHandedOver = true
         }
         return result
+    }
+
+    /// Starts `pg wal-prefetch` for the first segments the replay will ask for, from `startWAL`
+    /// (the chosen base backup's), so they reach the wal-fetch spool while the files are restored
+    /// and the server's first `restore_command` calls find them there instead of each waiting for
+    /// the store. A child process, because run as root it becomes the spool's owner (the
+    /// PostgreSQL user), as wal-fetch's own prefetcher does. Nil (with a note) when it cannot
+    /// start: the server then fetches those segments itself.
+    private func startSpoolPrefetch(binary: String, tenant name: String, from startWAL: String, notes: inout [String]) -> pid_t? {
+        guard policy.postgres.walPrefetchDepth > 0 else { return nil }
+        guard let first = WALName(startWAL), first.kind == .segment, first.segment > 0 else { return nil }
+        var args = ["--home", home.root.path]
+        if let configFile { args += ["--config", configFile.path] }
+        args += ["pg", "wal-prefetch", name, WALName(timeline: first.timeline, segment: first.segment - 1).description, "--wait"]
+        do {
+            return try Spawn.start(binary, args)
+        } catch {
+            notes.append("cannot prefetch the first wal segments into the spool (\(error)): the server fetches them itself, more slowly")
+            return nil
+        }
     }
 
     /// Runs the restored data directory until it is promoted; throws with the log's last FATAL

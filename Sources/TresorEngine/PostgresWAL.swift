@@ -144,9 +144,13 @@ extension PostgresWALAccess {
                 // The retry time first: it holds even when the access files are what fails.
                 let opener = try HomeOpener(home: home, configFile: configFile, walTenant: id)
                 retryFor = opener.policy.postgres.walFetchRetry.seconds
-                let access = try opener.walAccess(tenant: id, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
-                _ = try access.spool().deliver(wal, to: destination)
-                let depth = access.policy.postgres.walPrefetchDepth
+                // A prefetched segment first: a rename, without opening the archive (on an object
+                // store that is a round trip per segment).
+                if try !WALSpool.deliverSpooled(wal, directory: PostgresAccess.spool(home, tenant).path, to: destination) {
+                    let access = try opener.walAccess(tenant: id, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
+                    _ = try access.spool().deliver(wal, to: destination)
+                }
+                let depth = opener.policy.postgres.walPrefetchDepth
                 if depth > 0, wal.kind == .segment {
                     var args = ["--home", home.root.path]
                     if let configFile { args += ["--config", configFile.path] }

@@ -281,7 +281,10 @@ func withReadFile<R>(_ fd: Int32, size: Int, path: String, _ body: (UnsafeRawBuf
 
 /// Writes `bytes` to `path` through a temporary file, fsync and rename, so a reader (PostgreSQL,
 /// or a later fetch) never sees half a file.
-public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
+/// `durable: false` skips the fsync: for a file whose loss in a crash costs nothing (what
+/// `restore_command` hands PostgreSQL, which fetches it again after a crash and syncs what it
+/// keeps itself).
+public func writeFileAtomically(_ bytes: [UInt8], to path: String, durable: Bool = true) throws {
     let tmp = path + ".tresor-tmp-\(getpid())"
     let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
     guard fd >= 0 else { throw PostgresError(.failed, "cannot create \(tmp): \(String(cString: strerror(errno)))") }
@@ -295,7 +298,7 @@ public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
             }
             off += n
         }
-        return fsync(fd) == 0
+        return !durable || fsync(fd) == 0
     }
     close(fd)
     guard ok, rename(tmp, path) == 0 else {

@@ -34,17 +34,24 @@ public struct WALSpool: Sendable {
     /// part, see ``WALArchive/fetchForRecovery(_:)``). Throws ``PostgresError/Code/notFound``
     /// when the archive does not have it (restore_command must then exit 1).
     public func deliver(_ name: WALName, to destination: String) throws -> Source {
-        let spooled = directory + "/" + name.description
-        if access(spooled, F_OK) == 0 {
-            if rename(spooled, destination) == 0 { return .spool }
-            if let data = FileManager.default.contents(atPath: spooled) {
-                try writeFileAtomically(Array(data), to: destination)
-                unlink(spooled)
-                return .spool
-            }
-        }
-        try writeFileAtomically(try archive.fetchForRecovery(name), to: destination)
+        if try Self.deliverSpooled(name, directory: directory, to: destination) { return .spool }
+        // Not synced: PostgreSQL asks for the file again after a crash, and a 16 MiB fsync per
+        // segment is time recovery waits for.
+        try writeFileAtomically(try archive.fetchForRecovery(name), to: destination, durable: false)
         return .archive
+    }
+
+    /// Moves WAL file `name` from the spool `directory` to `destination` when the prefetcher put
+    /// it there; false when it is not there. Needs no archive, key or store: what `restore_command`
+    /// does first, so a prefetched segment costs a rename.
+    public static func deliverSpooled(_ name: WALName, directory: String, to destination: String) throws -> Bool {
+        let spooled = directory + "/" + name.description
+        guard access(spooled, F_OK) == 0 else { return false }
+        if rename(spooled, destination) == 0 { return true }
+        guard let data = FileManager.default.contents(atPath: spooled) else { return false }
+        try writeFileAtomically(Array(data), to: destination, durable: false)
+        unlink(spooled)
+        return true
     }
 
     /// Fetches the `depth` segments after `name` that the archive has and the spool lacks, on

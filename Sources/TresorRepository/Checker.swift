@@ -138,13 +138,15 @@ public struct Checker {
             let total = toRead.reduce(UInt64(0)) { $0 + UInt64(expected[$1] ?? 0) }
             runOnThreads(min(threads, max(1, toRead.count)), name: "check") { _ in
                 let hmac = HMACSHA256(key: keys.chunkID)
+                let pageGroups = PageGroupID(keys: keys)
                 var plain: [UInt8] = []
                 do {
                     let opener = try BlobOpener(keys: keys)
                     while let pack = queue.pop() {
                         if failure.current != nil { return }
                         let problem = try Self.verify(pack: pack, size: expected[pack] ?? 0, blobs: byPack[pack] ?? [], store: store,
-                                                      layout: layout, keys: keys, hmac: hmac, opener: opener, plain: &plain, counters: counters)
+                                                      layout: layout, keys: keys, hmac: hmac, pageGroups: pageGroups, opener: opener, plain: &plain,
+                                                      counters: counters)
                         if let problem { found.withLock { $0[pack] = problem } }
                         if let progress { counters.withLock { progress($0.packs, $0.bytes, total) } }
                     }
@@ -212,7 +214,7 @@ public struct Checker {
     /// hashing everything so the pack's name (its SHA-256) is checked too. Returns what is wrong
     /// with the pack; throws only when the store cannot be read (not damage).
     private static func verify(pack: ObjectID, size: Int, blobs: [(ObjectID, BlobLocation)], store: any Store,
-                               layout: RepositoryLayout, keys: TenantKeys, hmac: HMACSHA256, opener: BlobOpener,
+                               layout: RepositoryLayout, keys: TenantKeys, hmac: HMACSHA256, pageGroups: PageGroupID, opener: BlobOpener,
                                plain: inout [UInt8], counters: Locked<(packs: Int, bytes: UInt64)>) throws -> String? {
         let key = layout.pack(pack)
         do {
@@ -240,7 +242,7 @@ public struct Checker {
                         let s = Int(e.offset) - window.range.lowerBound
                         try opener.open(UnsafeRawBufferPointer(rebasing: all[s..<s + Int(e.length)]), id: e.id, location: loc, into: &plain)
                     }
-                    let actual = plain.withUnsafeBytes { hmac.mac($0) }
+                    let actual = plain.withUnsafeBytes { e.type == .pages ? pageGroups.id(of: $0) : hmac.mac($0) }
                     guard actual == e.id else { return "blob \(e.id.short) does not hash to its id" }
                 }
             }

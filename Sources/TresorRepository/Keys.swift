@@ -146,6 +146,9 @@ public struct TenantKeys: Sendable {
     public let encryption: [UInt8]
     /// HMAC-SHA-256 key for chunk ids.
     public let chunkID: [UInt8]
+    /// HMAC-SHA-256 key for the ids of page-group chunks (blob type `pages`): the MAC, under
+    /// this key, of the chunk-id MACs of the chunk's pages (``PageGroupID``).
+    public let pageGroupID: [UInt8]
     /// Seed of the tenant's FastCDC gear table.
     public let chunkerSeed: UInt64
     /// The keys of WAL objects only; the one secret the PostgreSQL OS user is given.
@@ -154,6 +157,7 @@ public struct TenantKeys: Sendable {
     public init(dataKey: [UInt8]) {
         encryption = HKDF.sha256(ikm: dataKey, salt: [], info: "tresor blob encryption v1", count: 32)
         chunkID = HKDF.sha256(ikm: dataKey, salt: [], info: "tresor chunk id v1", count: 32)
+        pageGroupID = HKDF.sha256(ikm: dataKey, salt: [], info: "tresor page group id v1", count: 32)
         let seed = HKDF.sha256(ikm: dataKey, salt: [], info: "tresor chunker seed v1", count: 8)
         chunkerSeed = seed.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         wal = WALKeys(encryption: HKDF.sha256(ikm: dataKey, salt: [], info: "tresor wal encryption v1", count: 32),

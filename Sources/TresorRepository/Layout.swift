@@ -48,6 +48,10 @@ public enum BlobType: UInt8, Sendable, Codable {
     case data = 0
     /// A piece of a snapshot's serialized file tree.
     case tree = 1
+    /// Database content stored by page (a base backup's changed pages): whole 8 KiB pages, the
+    /// last one possibly short, identified by ``PageGroupID`` rather than by one MAC of all of it,
+    /// so each page is hashed once.
+    case pages = 2
 }
 
 /// How a blob's payload is encoded before sealing.

@@ -58,17 +58,72 @@ public struct PagedPrevious: Sendable {
     }
 }
 
+/// How a chunk of pages (blob type ``BlobType/pages``) is identified, so that storing a page
+/// hashes it once: each 8 KiB page (the last one may be short) gets its chunk-id MAC,
+/// HMAC-SHA-256(chunk-id key, page), whose first 8 bytes are also its page digest, and the chunk's
+/// id is HMAC-SHA-256(page-group key, MAC of page 1 ‖ … ‖ MAC of page n).
+///
+/// Two different chunks get one id only if two different pages share a 256-bit chunk-id MAC or
+/// two different MAC lists share a page-group MAC: as unlikely as a collision of plain chunk
+/// ids. The page-group key is a separate key, so no such id equals the plain id of any content.
+/// Not thread-safe (two OpenSSL contexts): one per thread.
+public final class PageGroupID {
+    private let pageMAC: HMACSHA256
+    private let groupMAC: HMACSHA256
+
+    public init(keys: TenantKeys) {
+        pageMAC = HMACSHA256(key: keys.chunkID)
+        groupMAC = HMACSHA256(key: keys.pageGroupID)
+    }
+
+    /// The chunk-id MAC of one page (its first 8 bytes are the page's digest).
+    public func mac(page: UnsafeRawBufferPointer) -> ObjectID {
+        pageMAC.mac(page)
+    }
+
+    /// Starts the id of a new chunk of pages.
+    public func begin() {
+        groupMAC.begin()
+    }
+
+    /// Adds the next page of the chunk, by its ``mac(page:)``.
+    public func add(_ pageMAC: ObjectID) {
+        var words = (pageMAC.w0, pageMAC.w1, pageMAC.w2, pageMAC.w3)  // ObjectID's byte order
+        withUnsafeBytes(of: &words) { groupMAC.update($0) }
+    }
+
+    /// The id of the chunk whose pages were added since ``begin()``.
+    public func finish() -> ObjectID {
+        groupMAC.finish()
+    }
+
+    /// The id of a whole chunk of pages from its plaintext (what `check --read-data` compares).
+    public func id(of plaintext: UnsafeRawBufferPointer) -> ObjectID {
+        begin()
+        var at = 0
+        while at < plaintext.count {
+            let n = min(PagedStream.pageSize, plaintext.count - at)
+            add(mac(page: UnsafeRawBufferPointer(rebasing: plaintext[at..<at + n])))
+            at += n
+        }
+        return finish()
+    }
+}
+
 /// The producer side for paged files (PostgreSQL relation files): cuts a stream into 8 KiB
 /// pages, compares each page's digest with the same page of the file's previous version, and
 /// refers to the chunk that already holds an unchanged page instead of storing it again. Changed
 /// pages are gathered, in file order, into new chunks of up to `groupBytes`, so they compress
-/// together. The file becomes a list of chunks and ``TreeNode/Slice``s of them, plus the page
+/// together, as blobs of type ``BlobType/pages`` identified by ``PageGroupID``, so each stored
+/// page is hashed once. The file becomes a list of chunks and ``TreeNode/Slice``s of them, plus the page
 /// digests the next backup compares with.
 ///
 /// Every backup's tree names every chunk its files need (old ones too), so each backup is whole
 /// by itself: `check` finds a lost chunk in every backup that uses it, prune keeps a chunk while
 /// any backup refers to it, and no backup is a delta on another. Without a previous version every
-/// page is "changed": the chunks are then exactly the fixed `groupBytes` chunks of the whole file.
+/// page is "changed": the chunks then hold the fixed `groupBytes` pieces of the whole file. (Base
+/// backups before page-group ids named such chunks by one MAC of their plaintext; the first
+/// backup by a newer version of a file last stored that way stores it again once.)
 ///
 /// Buffers (one page, one group) are allocated once and reused for every file. Not thread-safe.
 public final class PagedStream {
@@ -77,7 +132,7 @@ public final class PagedStream {
     private static let unset = ObjectID([UInt8](repeating: 0, count: ObjectID.byteCount))
 
     private let writer: BlobWriter
-    private let hmac: HMACSHA256
+    private let ids: PageGroupID
     private let groupBytes: Int
     private let page: UnsafeMutableRawBufferPointer
     private var pageFill = 0
@@ -105,7 +160,7 @@ public final class PagedStream {
         precondition(groupBytes % Self.pageSize == 0 && groupBytes > 0, "page groups are whole pages")
         self.writer = writer
         self.groupBytes = groupBytes
-        hmac = HMACSHA256(key: repository.keys.chunkID)
+        ids = PageGroupID(keys: repository.keys)
         page = .allocate(byteCount: Self.pageSize, alignment: 64)
         group = .allocate(byteCount: groupBytes, alignment: 64)
     }
@@ -133,21 +188,27 @@ public final class PagedStream {
         storedPages = 0
     }
 
-    /// Adds bytes of the current file.
+    /// Adds bytes of the current file. Whole pages that lie in `data` are taken from it directly;
+    /// only a page split across calls is gathered in the page buffer first.
     public func append(_ data: UnsafeRawBufferPointer) throws {
         var off = 0
         while off < data.count {
+            if pageFill == 0 && data.count - off >= Self.pageSize {
+                try takePage(UnsafeRawBufferPointer(rebasing: data[off..<off + Self.pageSize]))
+                off += Self.pageSize
+                continue
+            }
             let n = min(Self.pageSize - pageFill, data.count - off)
             (page.baseAddress! + pageFill).copyMemory(from: data.baseAddress! + off, byteCount: n)
             pageFill += n
             off += n
-            if pageFill == Self.pageSize { try takePage() }
+            if pageFill == Self.pageSize { try takeBufferedPage() }
         }
     }
 
     /// Ends the file: the chunks it uses, its slices of them and its page digests.
     public func finish() throws -> (chunks: [ObjectID], slices: [TreeNode.Slice], pageDigests: [UInt8]) {
-        if pageFill > 0 { try takePage() }
+        if pageFill > 0 { try takeBufferedPage() }
         try storeGroup()
         return (chunks, slices, digests)
     }
@@ -155,15 +216,20 @@ public final class PagedStream {
     /// Bytes of the current file so far.
     public var byteCount: UInt64 { bytes }
 
-    private func takePage() throws {
-        let view = UnsafeRawBufferPointer(start: page.baseAddress, count: pageFill)
-        let digest = hmac.mac(view).w0
+    private func takeBufferedPage() throws {
+        defer { pageFill = 0 }
+        try takePage(UnsafeRawBufferPointer(start: page.baseAddress, count: pageFill))
+    }
+
+    /// One page (a whole one, or the file's short last one).
+    private func takePage(_ view: UnsafeRawBufferPointer) throws {
+        let mac = ids.mac(page: view)
+        let digest = mac.w0
         withUnsafeBytes(of: digest) { digests.append(contentsOf: $0) }
         let n = pageNumber
         pageNumber += 1
-        bytes += UInt64(pageFill)
-        defer { pageFill = 0 }
-        if pageFill == Self.pageSize, let prev = previous, n < prev.pageChunk.count, prev.pageChunk[n] >= 0,
+        bytes += UInt64(view.count)
+        if view.count == Self.pageSize, let prev = previous, n < prev.pageChunk.count, prev.pageChunk[n] >= 0,
            prev.digests.withUnsafeBytes({ $0.loadUnaligned(fromByteOffset: n * TreeNode.pageDigestBytes, as: UInt64.self) }) == digest {
             let id = prev.chunks[Int(prev.pageChunk[n])]
             let s: UInt32
@@ -174,7 +240,7 @@ public final class PagedStream {
                 chunks.append(id)
                 slot[id] = s
             }
-            addSlice(chunk: s, offset: prev.pageOffset[n], length: UInt32(pageFill))
+            addSlice(chunk: s, offset: prev.pageOffset[n], length: UInt32(view.count))
             reusedPages += 1
             return
         }
@@ -185,10 +251,12 @@ public final class PagedStream {
             s = UInt32(chunks.count)
             chunks.append(Self.unset)  // replaced by the group's id when it is stored
             groupSlot = s
+            ids.begin()
         }
-        (group.baseAddress! + groupFill).copyMemory(from: page.baseAddress!, byteCount: pageFill)
-        addSlice(chunk: s, offset: UInt32(groupFill), length: UInt32(pageFill))
-        groupFill += pageFill
+        ids.add(mac)
+        (group.baseAddress! + groupFill).copyMemory(from: view.baseAddress!, byteCount: view.count)
+        addSlice(chunk: s, offset: UInt32(groupFill), length: UInt32(view.count))
+        groupFill += view.count
         storedPages += 1
         if groupFill + Self.pageSize > groupBytes { try storeGroup() }
     }
@@ -204,8 +272,8 @@ public final class PagedStream {
     private func storeGroup() throws {
         guard let s = groupSlot else { return }
         let view = UnsafeRawBufferPointer(start: group.baseAddress, count: groupFill)
-        let id = hmac.mac(view)
-        try writer.add(id: id, type: .data, data: view, compression: compressionOf?(view))
+        let id = ids.finish()
+        try writer.add(id: id, type: .pages, data: view, compression: compressionOf?(view))
         chunks[Int(s)] = id
         if slot[id] == nil { slot[id] = s }
         groupSlot = nil

@@ -102,6 +102,8 @@ import TresorPostgres
         let short = f.dir.sub("short").path
         try f.expectOK(["pg", "restore", "acme", "--pgdata", short, "--latest"])
         try FileManager.default.removeItem(atPath: objectPath(f, segments[2]))
+        // pg restore prefetched the first segments into the spool: gone from there too.
+        try? FileManager.default.removeItem(atPath: f.home + "/spool/pg/acme/" + segments[2])  // absent when it was not prefetched
         let early = try ScratchCluster(adopting: short, in: f.dir)
         try? early.start()
         #expect(try stoppedWithoutPromotion(early), "\(early.logTail())")

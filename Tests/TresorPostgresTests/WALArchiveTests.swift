@@ -230,4 +230,21 @@ private let keys = TenantKeys(dataKey: Array(repeating: 9, count: 32)).wal
         #expect(s.contains("recovery_target_time = '2026-11-27 10:00:00.250000+00'"))
         #expect(s.contains("recovery_target_action = 'promote'"))
     }
+
+    /// A restored server that fsyncs every file before replay (PostgreSQL's default) loses
+    /// seconds after a restore that already synced the file system; syncfs only where the
+    /// kernel reports its write-back errors.
+    @Test func recoverySettingsUseSyncfsOnlyOnKernelsThatReportItsErrors() {
+        let target = RecoveryTarget.time(TimeFormat.parse("2026-11-27T10:00:00Z")!)
+        let on = RecoveryPlanner.recoverySettings(restoreCommand: "x", target: target, syncfs: true)
+        let off = RecoveryPlanner.recoverySettings(restoreCommand: "x", target: target, syncfs: false)
+        #expect(on.contains("\nrecovery_init_sync_method = syncfs "))
+        #expect(!off.contains("recovery_init_sync_method"))
+        #expect(RecoveryPlanner.linuxRelease("6.18.44-fc-v657", atLeast: (5, 8)))
+        #expect(RecoveryPlanner.linuxRelease("5.8.0", atLeast: (5, 8)))
+        #expect(RecoveryPlanner.linuxRelease("5.10.0-28-amd64", atLeast: (5, 8)))
+        #expect(!RecoveryPlanner.linuxRelease("5.7.19", atLeast: (5, 8)))
+        #expect(!RecoveryPlanner.linuxRelease("4.19.0-26-amd64", atLeast: (5, 8)))
+        #expect(!RecoveryPlanner.linuxRelease("unknown", atLeast: (5, 8)))
+    }
 }

@@ -37,4 +37,26 @@ import TresorTestSupport
         let clean = try Checker(repository: try openRepository(store, master: master)).run(readData: .all)
         #expect(clean.isClean && clean.packsRead > 0)
     }
+
+    /// A chunk of pages (blob type `pages`) is checked against its page-group id: a pages blob
+    /// stored under any other id (here the plain chunk id of its bytes) is named, and a right one
+    /// passes.
+    @Test func readDataNamesAPageChunkWhoseIDIsNotItsPageGroupID() throws {
+        let dir = TempDirectory()
+        let master = MasterKey.generate()
+        let store = try LocalStore(root: dir.url)
+        let repo = try openRepository(store, master: master)
+        let writer = try BlobWriter(repository: repo, index: RepositoryIndex(), settings: .init(policy: smallPolicy, uploaders: 1))
+        var rng = SeededRandom(seed: 6)
+        let good = rng.bytes(3 * 8192 + 100), bad = rng.bytes(2 * 8192)
+        let pageMAC = HMACSHA256(key: repo.keys.chunkID), groupMAC = HMACSHA256(key: repo.keys.pageGroupID)
+        let goodID = groupMAC.mac(stride(from: 0, to: good.count, by: 8192).flatMap { pageMAC.mac(Array(good[$0..<min($0 + 8192, good.count)])).bytes })
+        let badID = pageMAC.mac(bad)
+        _ = try good.withUnsafeBytes { try writer.add(id: goodID, type: .pages, data: $0) }
+        _ = try bad.withUnsafeBytes { try writer.add(id: badID, type: .pages, data: $0) }
+        _ = try writer.finish()
+        let report = try Checker(repository: try openRepository(store, master: master)).run(readData: .all)
+        #expect(report.damagedPacks.count == 1)
+        #expect(report.damagedPacks.values.first == "blob \(badID.short) does not hash to its id", "\(report.damagedPacks)")
+    }
 }

@@ -40,9 +40,13 @@ import TresorTestSupport
         var rng = SeededRandom(seed: 11)
         let v1 = rng.bytes(40 * Self.page)
         let first = try Self.store(v1, path: "pgdata/base/5/16384", previous: nil, temp: temp, index: RepositoryIndex())
-        // Without a previous version: the fixed 4-page chunks of the whole file, as before pages.
-        let hmac = HMACSHA256(key: temp.repository.keys.chunkID)
-        let fixed = stride(from: 0, to: v1.count, by: 4 * Self.page).map { hmac.mac(Array(v1[$0..<$0 + 4 * Self.page])) }
+        // Without a previous version: the fixed 4-page pieces of the whole file, each named by
+        // its page-group id, the MAC (page-group key) of its pages' chunk-id MACs in order.
+        let pageMAC = HMACSHA256(key: temp.repository.keys.chunkID)
+        let groupMAC = HMACSHA256(key: temp.repository.keys.pageGroupID)
+        let fixed = stride(from: 0, to: v1.count, by: 4 * Self.page).map { start in
+            groupMAC.mac((0..<4).flatMap { p in pageMAC.mac(Array(v1[start + p * Self.page..<start + (p + 1) * Self.page])).bytes })
+        }
         #expect(first.node.chunks == fixed)
         #expect(first.reused == 0 && first.stored == 40)
 
