@@ -146,7 +146,7 @@ extension PostgresWALAccess {
                 retryFor = opener.policy.postgres.walFetchRetry.seconds
                 // A prefetched segment first: a rename, without opening the archive (on an object
                 // store that is a round trip per segment).
-                if try !WALSpool.deliverSpooled(wal, directory: PostgresAccess.spool(home, tenant).path, to: destination) {
+                if try !WALSpool.deliverSpooled(wal, directory: PostgresAccess.spool(home, id).path, to: destination) {
                     let access = try opener.walAccess(tenant: id, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
                     _ = try access.spool().deliver(wal, to: destination)
                 }
