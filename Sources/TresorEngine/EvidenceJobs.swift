@@ -83,14 +83,6 @@ extension Installation {
         try evidenceLog().append(kind: kind, tenant: tenant?.rawValue, payload: payload)
     }
 
-    /// ``recordEvidence(kind:tenant:payload:)-(_,TenantID?,_)`` for code written before tenant
-    /// names were ``TenantID``s.
-    @available(*, deprecated, message: "parse the name into a TenantID where it enters the program")
-    @discardableResult
-    public func recordEvidence(kind: EvidenceKind, tenant: String, payload: [String: EvidenceValue]) throws -> EvidenceLog.Appended {
-        try recordEvidence(kind: kind, tenant: try TenantID(tenant), payload: payload)
-    }
-
     /// `tresor region approve`: records the evidence first, then the approval that takes effect,
     /// so an approval in force always has its signed record. The free-text reason may hold
     /// anything, and the log can never be redacted: the record keeps its SHA-256, the catalog

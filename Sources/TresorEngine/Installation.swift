@@ -111,11 +111,6 @@ public final class Installation: @unchecked Sendable {
         return t
     }
 
-    /// ``tenant(_:)-(TenantID)`` for code written before tenant names were ``TenantID``s; the
-    /// name is checked as the CLI checks it.
-    @available(*, deprecated, message: "parse the name into a TenantID where it enters the program")
-    public func tenant(_ name: String) throws -> TenantRecord { try tenant(TenantID(name)) }
-
     public func storeRecord(_ name: String) throws -> StoreRecord {
         guard let s = try catalog.store(named: name) else {
             throw CoreError.usage("unknown store '\(name)'", hint: "tresor store add \(name) --url URL --region R")

@@ -30,11 +30,6 @@ extension Installation {
         return lock
     }
 
-    /// ``lockTenantForWriting(_:)-(TenantID)`` for code written before tenant names were
-    /// ``TenantID``s.
-    @available(*, deprecated, message: "parse the name into a TenantID where it enters the program")
-    public func lockTenantForWriting(_ name: String) throws -> any Lock { try lockTenantForWriting(TenantID(name)) }
-
     func refuseIfDeleted(_ id: TenantID) throws {
         let name = id.rawValue
         _ = try tenant(id) // throws naming the deletion when the row is gone
