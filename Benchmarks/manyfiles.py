@@ -73,14 +73,23 @@ def combine(entries):
     return h.hexdigest()
 
 
-def digest_tree(root):
+def digest_dir(args):
+    root, dirpath, names = args
+    out = []
+    for name in names:
+        path = os.path.join(dirpath, name)
+        with open(path, "rb") as fh:
+            data = fh.read()
+        out.append((os.path.relpath(path, root), len(data), hashlib.sha256(data).hexdigest()))
+    return out
+
+
+def digest_tree(root, jobs):
+    tasks = [(root, dirpath, files) for dirpath, _dirs, files in os.walk(root) if files]
     entries = []
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            path = os.path.join(dirpath, name)
-            with open(path, "rb") as fh:
-                data = fh.read()
-            entries.append((os.path.relpath(path, root), len(data), hashlib.sha256(data).hexdigest()))
+    with multiprocessing.Pool(jobs) as pool:
+        for part in pool.imap_unordered(digest_dir, tasks, chunksize=16):
+            entries.extend(part)
     return entries
 
 
@@ -95,7 +104,7 @@ def main():
     ap.add_argument("--digest", action="store_true", help="print the digest of an existing tree OUT")
     a = ap.parse_args()
     if a.digest:
-        entries = digest_tree(a.out)
+        entries = digest_tree(a.out, a.jobs)
         print("files=%d bytes=%d digest=%s" % (len(entries), sum(e[1] for e in entries), combine(entries)))
         return 0
     if not a.files or a.files < 1 or not a.bytes or a.bytes < 1:

@@ -7,7 +7,7 @@
 #
 # Points (comma-separated, default all): files:20k files:200k files:2m bytes:1 bytes:4 bytes:16
 #   files:N   N small text files totalling --files-bytes (default 1 GiB) in a 2-level fan-out
-#   bytes:K   --bytes-files files (default 5000) totalling K x --base-bytes (default 256 MiB),
+#   bytes:K   --bytes-files files (default 5000) totalling K x --base-bytes (default 200 MiB),
 #             half of them incompressible
 # --quick: points files:2k,files:20k,bytes:1,bytes:4 with --base-bytes 16 MiB and --files-bytes
 #          64 MiB (a smoke run of a few minutes). Sizes take k/m/g suffixes (powers of 1024 for
@@ -26,7 +26,7 @@ KEEP=0
 VERIFY=1
 QUICK=0
 FILES_BYTES=1g
-BASE_BYTES=256m
+BASE_BYTES=200m
 BYTES_FILES=5000
 SEED=1
 while [[ $# -gt 0 ]]; do
@@ -228,7 +228,7 @@ run_point() { # AXIS VALUE
     done
     say "$pt: repository bytes:$sizes"
     echo "$pt$sizes" >>"$LOGS/repo-sizes.txt"
-    if [[ $KEEP -eq 0 ]]; then unmount_under "$RUN"; MOUNTS=(); rm -rf "$RUN"; fi
+    if [[ $KEEP -eq 0 ]]; then unmount_under "$RUN"; MOUNTS=(); rm -rf "$RUN" || say "could not remove $RUN (still mounted?)"; fi
     FAILED_ANY+=${!failed[*]}
 }
 
