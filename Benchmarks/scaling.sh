@@ -4,6 +4,7 @@
 #
 #   bash Benchmarks/scaling.sh [--points LIST] [--only tresor|restic] [--quick] [--keep]
 #                              [--files-bytes B] [--base-bytes B] [--bytes-files N] [--no-verify]
+#                              [--steps backup,rerun,restore,check] [--work DIR]
 #
 # Points (comma-separated, default all): files:20k files:200k files:2m bytes:1 bytes:4 bytes:16
 #   files:N   N small text files totalling --files-bytes (default 1 GiB) in a 2-level fan-out
@@ -15,10 +16,11 @@
 # At each point, for each tool (order alternating per step): backup, unchanged re-run, restore
 # of the latest snapshot into a new ext4 filesystem after sync and drop_caches (verified by
 # content digest, untimed), check --read-data. GNU time -v gives wall, user, sys and peak RSS.
-# Everything of a point is deleted before the next one. State: Benchmarks/work/scaling/.
+# --steps runs a subset (backup always runs). Everything of a point is deleted before the next
+# one unless --keep. State: --work DIR (default Benchmarks/work/scaling/; one run per DIR).
 set -euo pipefail
 
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 POINTS=""
 ONLY=both
@@ -29,6 +31,8 @@ FILES_BYTES=1g
 BASE_BYTES=200m
 BYTES_FILES=5000
 SEED=1
+STEPS=backup,rerun,restore,check
+WORK=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --points) POINTS=${2:?--points needs a list}; shift 2 ;;
@@ -42,6 +46,8 @@ while [[ $# -gt 0 ]]; do
         --base-bytes) BASE_BYTES=${2:?}; shift 2 ;;
         --bytes-files) BYTES_FILES=${2:?}; shift 2 ;;
         --seed) SEED=${2:?}; shift 2 ;;
+        --steps) STEPS=${2:?}; shift 2 ;;
+        --work) WORK=${2:?}; shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "scaling: unknown argument: $1" >&2; usage 2 >&2 ;;
     esac
@@ -76,7 +82,7 @@ done
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-WORK=$HERE/work/scaling
+WORK=${WORK:-$HERE/work/scaling}
 mkdir -p "$WORK"
 exec 9>"$WORK/.lock"
 flock -n 9 || die "another scaling run holds $WORK/.lock"
@@ -152,7 +158,7 @@ run_point() { # AXIS VALUE
     new_fs "$CORPUS" "$files" "$bytes"
     say "$pt: generating $files files, $bytes bytes"
     local gen
-    gen=$(python3 "$HERE/manyfiles.py" "$CORPUS/tree" --files "$files" --bytes "$bytes" --seed "$SEED" --random-fraction "$rf") \
+    gen=$(python3 "$HERE/manyfiles.py" "$CORPUS/tree" --files "$files" --bytes "$bytes" --seed "$SEED" --random-fraction "$rf" --jobs 4) \
         || die "manyfiles.py failed"
     say "$pt: $gen"
     local expected=${gen##*digest=} real_bytes
@@ -173,6 +179,7 @@ run_point() { # AXIS VALUE
     warm "$TREE"
     local i=0
     for step in backup rerun restore check; do
+        [[ $step == backup || ",$STEPS," == *",$step,"* ]] || continue
         for t in $(order $i); do
             [[ -n "${failed[$t]:-}" ]] && { record "$pt" "$step" "$t" skipped "" "" "" "" "$files" "$real_bytes" "earlier step failed"; continue; }
             local name="$pt-$t-$step" note="" target="" ok=1
@@ -204,7 +211,7 @@ run_point() { # AXIS VALUE
                     for c in "$target$TREE" "$target/tree" "$target"; do
                         [[ -f "$c/d0000/d0000/f000000.txt" ]] && { root=$c; break; }
                     done
-                    got=$([[ -n "$root" ]] && python3 "$HERE/manyfiles.py" "$root" --digest || echo "none")
+                    got=$([[ -n "$root" ]] && python3 "$HERE/manyfiles.py" "$root" --digest --jobs 4 || echo "none")
                     if [[ "$got" == *"digest=$expected" ]]; then note="verified"; else
                         say "$pt: $t RESTORE MISMATCH: expected $expected, got $got"; ok=0; note="restore differs"; fi
                 else
@@ -233,7 +240,7 @@ run_point() { # AXIS VALUE
 }
 
 FAILED_ANY=""
-say "points=$POINTS tools=${TOOLS[*]} files-axis bytes=$FILES_BYTES bytes-axis base=$BASE_BYTES files=$BYTES_FILES logs=$LOGS"
+say "points=$POINTS steps=$STEPS tools=${TOOLS[*]} files-axis bytes=$FILES_BYTES bytes-axis base=$BASE_BYTES files=$BYTES_FILES logs=$LOGS"
 {
     echo "restic: $(restic version 2>&1 | head -n1)"
     [[ -n "$TRESOR" ]] && echo "tresor: $TRESOR ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null))"
