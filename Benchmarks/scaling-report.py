@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Table, ratios and linearity summary of a scaling.sh run.
 
-    python3 Benchmarks/scaling-report.py results.tsv
+    python3 Benchmarks/scaling-report.py results.tsv [more.tsv ...]
+
+Several files (runs of different points or tools) are merged; a later row for the same point,
+step and tool replaces an earlier one.
 
 Columns of results.tsv: point step tool status wall_s rss_kb user_s sys_s files bytes note.
 """
@@ -17,10 +20,11 @@ def num(x):
     return float(x) if x not in ("", None) else None
 
 
-def main(path):
+def main(paths):
     rows = OrderedDict()
     meta = {}
-    for line in open(path, encoding="utf-8"):
+    lines = [line for path in paths for line in open(path, encoding="utf-8")]
+    for line in lines:
         point, step, tool, status, wall, rss, usr, sys_, files, nbytes, note = line.rstrip("\n").split("\t")
         rows[(point, step, tool)] = dict(status=status, wall=num(wall), rss=num(rss), usr=num(usr),
                                          sys=num(sys_), note=note)
@@ -90,4 +94,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1:])

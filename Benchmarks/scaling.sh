@@ -4,7 +4,7 @@
 #
 #   bash Benchmarks/scaling.sh [--points LIST] [--only tresor|restic] [--quick] [--keep]
 #                              [--files-bytes B] [--base-bytes B] [--bytes-files N] [--no-verify]
-#                              [--steps backup,rerun,restore,check] [--work DIR]
+#                              [--steps backup,rerun,restore,check] [--work DIR] [--tree DIR]
 #
 # Points (comma-separated, default all): files:20k files:200k files:2m bytes:1 bytes:4 bytes:16
 #   files:N   N small text files totalling --files-bytes (default 1 GiB) in a 2-level fan-out
@@ -18,9 +18,11 @@
 # content digest, untimed), check --read-data. GNU time -v gives wall, user, sys and peak RSS.
 # --steps runs a subset (backup always runs). Everything of a point is deleted before the next
 # one unless --keep. State: --work DIR (default Benchmarks/work/scaling/; one run per DIR).
+# --tree DIR: measure an existing manyfiles.py tree (a kept run's corpus/tree, with the
+# tree.gen line beside it) instead of generating one; one point only, never deleted.
 set -euo pipefail
 
-usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 POINTS=""
 ONLY=both
@@ -33,6 +35,7 @@ BYTES_FILES=5000
 SEED=1
 STEPS=backup,rerun,restore,check
 WORK=""
+REUSE=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --points) POINTS=${2:?--points needs a list}; shift 2 ;;
@@ -48,6 +51,7 @@ while [[ $# -gt 0 ]]; do
         --seed) SEED=${2:?}; shift 2 ;;
         --steps) STEPS=${2:?}; shift 2 ;;
         --work) WORK=${2:?}; shift 2 ;;
+        --tree) REUSE=$(realpath -- "${2:?}"); shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "scaling: unknown argument: $1" >&2; usage 2 >&2 ;;
     esac
@@ -154,16 +158,26 @@ run_point() { # AXIS VALUE
     pt="$axis:$value"
     local P=$RUN/$axis-$value
     unmount_under "$RUN"; rm -rf "$RUN"; mkdir -p "$P"
-    local CORPUS=$P/corpus
-    new_fs "$CORPUS" "$files" "$bytes"
-    say "$pt: generating $files files, $bytes bytes"
-    local gen
-    gen=$(python3 "$HERE/manyfiles.py" "$CORPUS/tree" --files "$files" --bytes "$bytes" --seed "$SEED" --random-fraction "$rf" --jobs 4) \
-        || die "manyfiles.py failed"
-    say "$pt: $gen"
+    local CORPUS=$P/corpus gen TREE=$P/corpus/tree
+    if [[ -n "$REUSE" ]]; then
+        [[ -f "$REUSE.gen" ]] || die "--tree $REUSE: no $REUSE.gen (the line manyfiles.py printed)"
+        TREE=$REUSE
+        gen=$(cat "$REUSE.gen")
+        say "$pt: reusing $TREE: $gen"
+        # The tree's own filesystem image, read once so the loop device is served from memory.
+        local img; img=$(awk -v m="$(dirname "$TREE")" '$2 == m {print $1}' /proc/mounts)
+        [[ "$img" == /dev/loop* ]] && cat "$(losetup -n -O BACK-FILE "$img")" >/dev/null
+    else
+        new_fs "$CORPUS" "$files" "$bytes"
+        say "$pt: generating $files files, $bytes bytes"
+        gen=$(python3 "$HERE/manyfiles.py" "$TREE" --files "$files" --bytes "$bytes" --seed "$SEED" --random-fraction "$rf" --jobs 4) \
+            || die "manyfiles.py failed"
+        echo "$gen" >"$TREE.gen"
+        say "$pt: $gen"
+    fi
     local expected=${gen##*digest=} real_bytes
     real_bytes=$(sed 's/.* bytes=\([0-9]*\).*/\1/' <<<"$gen")
-    local TREE=$CORPUS/tree THOME=$P/tresor-home TREPO=$P/tresor-repo RREPO=$P/restic-repo
+    local THOME=$P/tresor-home TREPO=$P/tresor-repo RREPO=$P/restic-repo
     export RESTIC_CACHE_DIR=$P/restic-cache
     declare -A failed=()
     for t in "${TOOLS[@]}"; do
