@@ -5,6 +5,7 @@
 #   bash Benchmarks/scaling.sh [--points LIST] [--only tresor|restic] [--quick] [--keep]
 #                              [--files-bytes B] [--base-bytes B] [--bytes-files N] [--no-verify]
 #                              [--steps backup,rerun,restore,check] [--work DIR] [--tree DIR]
+#                              [--no-drop-caches]
 #
 # Points (comma-separated, default all): files:20k files:200k files:2m bytes:1 bytes:4 bytes:16
 #   files:N   N small text files totalling --files-bytes (default 1 GiB) in a 2-level fan-out
@@ -20,9 +21,11 @@
 # one unless --keep. State: --work DIR (default Benchmarks/work/scaling/; one run per DIR).
 # --tree DIR: measure an existing manyfiles.py tree (a kept run's corpus/tree, with the
 # tree.gen line beside it) instead of generating one; one point only, never deleted.
+# --no-drop-caches: restores start with the page cache as it is (drop_caches is machine-wide:
+# it would also make a second, concurrent scaling run's steps read cold).
 set -euo pipefail
 
-usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 POINTS=""
 ONLY=both
@@ -36,6 +39,7 @@ SEED=1
 STEPS=backup,rerun,restore,check
 WORK=""
 REUSE=""
+DROP=1
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --points) POINTS=${2:?--points needs a list}; shift 2 ;;
@@ -45,6 +49,7 @@ while [[ $# -gt 0 ]]; do
         --quick) QUICK=1; shift ;;
         --keep) KEEP=1; shift ;;
         --no-verify) VERIFY=0; shift ;;
+        --no-drop-caches) DROP=0; shift ;;
         --files-bytes) FILES_BYTES=${2:?}; shift 2 ;;
         --base-bytes) BASE_BYTES=${2:?}; shift 2 ;;
         --bytes-files) BYTES_FILES=${2:?}; shift 2 ;;
@@ -206,7 +211,7 @@ run_point() { # AXIS VALUE
                 restore)
                     new_fs "$P/restore-$t" "$files" "$bytes"
                     target=$P/restore-$t/data; mkdir -p "$target"
-                    sync; echo 3 >/proc/sys/vm/drop_caches
+                    if [[ $DROP -eq 1 ]]; then sync; echo 3 >/proc/sys/vm/drop_caches; fi
                     case "$t" in
                         tresor) measure "$name" "$TRESOR" --home "$THOME" docs restore bench --to "$target" || ok=0 ;;
                         restic) measure "$name" restic -r "$RREPO" restore latest --target "$target" || ok=0 ;;
