@@ -5,7 +5,7 @@
 #   bash Benchmarks/scaling.sh [--points LIST] [--only tresor|restic] [--quick] [--keep]
 #                              [--files-bytes B] [--base-bytes B] [--bytes-files N] [--no-verify]
 #                              [--steps backup,rerun,restore,check] [--work DIR] [--tree DIR]
-#                              [--no-drop-caches]
+#                              [--no-drop-caches] [--no-warm]
 #
 # Points (comma-separated, default all): files:20k files:200k files:2m bytes:1 bytes:4 bytes:16
 #   files:N   N small text files totalling --files-bytes (default 1 GiB) in a 2-level fan-out
@@ -22,10 +22,11 @@
 # --tree DIR: measure an existing manyfiles.py tree (a kept run's corpus/tree, with the
 # tree.gen line beside it) instead of generating one; one point only, never deleted.
 # --no-drop-caches: restores start with the page cache as it is (drop_caches is machine-wide:
-# it would also make a second, concurrent scaling run's steps read cold).
+# it would also make a second, concurrent scaling run's steps read cold). --no-warm: no tar read
+# of the tree before the first backup (it is cached anyway right after generation).
 set -euo pipefail
 
-usage() { sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 POINTS=""
 ONLY=both
@@ -40,6 +41,7 @@ STEPS=backup,rerun,restore,check
 WORK=""
 REUSE=""
 DROP=1
+WARM=1
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --points) POINTS=${2:?--points needs a list}; shift 2 ;;
@@ -50,6 +52,7 @@ while [[ $# -gt 0 ]]; do
         --keep) KEEP=1; shift ;;
         --no-verify) VERIFY=0; shift ;;
         --no-drop-caches) DROP=0; shift ;;
+        --no-warm) WARM=0; shift ;;
         --files-bytes) FILES_BYTES=${2:?}; shift 2 ;;
         --base-bytes) BASE_BYTES=${2:?}; shift 2 ;;
         --bytes-files) BYTES_FILES=${2:?}; shift 2 ;;
@@ -171,7 +174,7 @@ run_point() { # AXIS VALUE
         say "$pt: reusing $TREE: $gen"
         # The tree's own filesystem image, read once so the loop device is served from memory.
         local img; img=$(awk -v m="$(dirname "$TREE")" '$2 == m {print $1}' /proc/mounts)
-        [[ "$img" == /dev/loop* ]] && cat "$(losetup -n -O BACK-FILE "$img")" >/dev/null
+        if [[ "$img" == /dev/loop* ]]; then cat "$(losetup -n -O BACK-FILE "$img")" >/dev/null; fi
     else
         new_fs "$CORPUS" "$files" "$bytes"
         say "$pt: generating $files files, $bytes bytes"
@@ -195,7 +198,7 @@ run_point() { # AXIS VALUE
             restic) setup "$pt-restic-init" restic -r "$RREPO" init --repository-version 2 || failed[$t]=1 ;;
         esac
     done
-    warm "$TREE"
+    if [[ $WARM -eq 1 ]]; then warm "$TREE"; fi
     local i=0
     for step in backup rerun restore check; do
         [[ $step == backup || ",$STEPS," == *",$step,"* ]] || continue
