@@ -124,7 +124,9 @@ public struct Checker {
                 let n = Int((Double(toRead.count) * pct / 100).rounded(.up))
                 toRead = Array(toRead.shuffled().prefix(n))
             }
-            let byPack = index.blobsByPack()
+            // Per pack only a count: the header's blobs are looked up in the index one by one
+            // (grouping the index by pack would hold a second copy of it, ~100 bytes a blob).
+            let countsByPack = index.blobCountsByPack()
             let queue = BlockingQueue<ObjectID>(capacity: max(1, toRead.count))
             for p in toRead { queue.push(p) }
             queue.close()
@@ -144,8 +146,8 @@ public struct Checker {
                     let opener = try BlobOpener(keys: keys)
                     while let pack = queue.pop() {
                         if failure.current != nil { return }
-                        let problem = try Self.verify(pack: pack, size: expected[pack] ?? 0, blobs: byPack[pack] ?? [], store: store,
-                                                      layout: layout, keys: keys, hmac: hmac, pageGroups: pageGroups, opener: opener, plain: &plain,
+                        let problem = try Self.verify(pack: pack, size: expected[pack] ?? 0, indexed: countsByPack[pack] ?? 0, index: index,
+                                                      store: store, layout: layout, keys: keys, hmac: hmac, pageGroups: pageGroups, opener: opener, plain: &plain,
                                                       counters: counters)
                         if let problem { found.withLock { $0[pack] = problem } }
                         if let progress { counters.withLock { progress($0.packs, $0.bytes, total) } }
@@ -165,9 +167,7 @@ public struct Checker {
         // Map damage to snapshots and files, and check every snapshot's references.
         var damagedBlobs = Set<ObjectID>()
         if !damaged.isEmpty {
-            for (pack, blobs) in index.blobsByPack() where damaged[pack] != nil {
-                for (id, _) in blobs { damagedBlobs.insert(id) }
-            }
+            for (id, _) in index.blobs(inPacks: Set(damaged.keys)) { damagedBlobs.insert(id) }
         }
         let (snapshots, damagedSnapshots) = try repo.snapshotsReportingDamage()
         report.damagedSnapshots = damagedSnapshots.map { LostSnapshot(key: $0.key, why: $0.why) }
@@ -213,18 +213,29 @@ public struct Checker {
     /// Reads one pack in bounded windows: trailer and header first, then the blobs in order,
     /// hashing everything so the pack's name (its SHA-256) is checked too. Returns what is wrong
     /// with the pack; throws only when the store cannot be read (not damage).
-    private static func verify(pack: ObjectID, size: Int, blobs: [(ObjectID, BlobLocation)], store: any Store,
+    /// `indexed` is how many blobs the index places in this pack: every one of them must be in
+    /// the header at the offset and length the index gives.
+    private static func verify(pack: ObjectID, size: Int, indexed: Int, index: RepositoryIndex, store: any Store,
                                layout: RepositoryLayout, keys: TenantKeys, hmac: HMACSHA256, pageGroups: PageGroupID, opener: BlobOpener,
                                plain: inout [UInt8], counters: Locked<(packs: Int, bytes: UInt64)>) throws -> String? {
         let key = layout.pack(pack)
         do {
             let stored = try PackFormat.readHeader(store: store, key: key, size: size, keys: keys, name: pack.short)
             let header = stored.entries
-            let inHeader = Dictionary(header.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-            for (id, loc) in blobs {
-                guard let e = inHeader[id], e.offset == loc.offset, e.length == loc.length else {
-                    return "header does not list blob \(id.short) where the index says"
+            // The index holds one location per blob, and header entries never share an offset
+            // (they tile the pack), so each indexed blob matches at most one entry: the count of
+            // matches equals `indexed` exactly when every indexed blob is where the index says.
+            var matched = 0
+            for e in header {
+                if let loc = index.location(of: e.id), loc.pack == pack, loc.offset == e.offset, loc.length == e.length { matched += 1 }
+            }
+            if matched != indexed {
+                let inHeader = Set(header.map { HeaderPlace(id: $0.id, offset: $0.offset, length: $0.length) })
+                let lost = index.blobs(inPacks: [pack]).map(\.0).sorted().first {
+                    guard let loc = index.location(of: $0) else { return false }
+                    return !inHeader.contains(HeaderPlace(id: $0, offset: loc.offset, length: loc.length))
                 }
+                return "header does not list blob \(lost?.short ?? "?") where the index says"
             }
             // The header's blobs tile the pack (readHeader checks), so hashing the windows and
             // the header covers every byte.
@@ -259,5 +270,11 @@ public struct Checker {
             return "missing from the store"
         }
         return nil
+    }
+
+    private struct HeaderPlace: Hashable {
+        var id: ObjectID
+        var offset: UInt32
+        var length: UInt32
     }
 }

@@ -147,7 +147,24 @@ public final class RepositoryIndex: @unchecked Sendable {
     /// Index object id → the packs it lists.
     public var indexObjects: [ObjectID: [ObjectID]] { state.withLock { $0.indexObjects } }
 
-    /// All blobs, grouped by pack (for checks).
+    /// How many blobs the index places in each pack: one number per pack, so a check of
+    /// millions of blobs does not hold a second copy of the index grouped by pack.
+    public func blobCountsByPack() -> [ObjectID: Int] {
+        state.withLock { s in
+            var out: [ObjectID: Int] = [:]
+            out.reserveCapacity(s.packSizes.count)
+            for loc in s.blobs.values { out[loc.pack, default: 0] += 1 }
+            return out
+        }
+    }
+
+    /// The blobs the index places in the given packs (one pass over the index; for damage).
+    public func blobs(inPacks packs: Set<ObjectID>) -> [(ObjectID, BlobLocation)] {
+        guard !packs.isEmpty else { return [] }
+        return state.withLock { s in s.blobs.filter { packs.contains($0.value.pack) }.map { ($0.key, $0.value) } }
+    }
+
+    /// All blobs, grouped by pack (for prune).
     public func blobsByPack() -> [ObjectID: [(ObjectID, BlobLocation)]] {
         state.withLock { s in
             var out: [ObjectID: [(ObjectID, BlobLocation)]] = [:]

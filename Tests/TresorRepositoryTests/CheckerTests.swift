@@ -59,4 +59,29 @@ import TresorTestSupport
         #expect(report.damagedPacks.count == 1)
         #expect(report.damagedPacks.values.first == "blob \(badID.short) does not hash to its id", "\(report.damagedPacks)")
     }
+
+    /// The check matches each pack's header against the index by a count of matches per pack
+    /// (not a second copy of the index grouped by pack): an index entry that the header does not
+    /// list at that place must still name the pack damaged, and name the blob.
+    @Test func anIndexEntryThatThePackHeaderDoesNotListThereNamesThePackAndTheBlob() throws {
+        let dir = TempDirectory()
+        let master = MasterKey.generate()
+        let store = try Self.repositoryWithPacks(dir, master: master)
+        let repo = try openRepository(store, master: master)
+        let keys = try store.list(prefix: repo.layout.indexPrefix).map(\.key)
+        var packs: [IndexFile.Pack] = []
+        for k in keys { packs += try repo.readIndexObject(k).packs }
+        guard let p = packs.firstIndex(where: { $0.entries.count >= 2 }) else {
+            Issue.record("the fixture wrote no pack with two blobs")
+            return
+        }
+        // The index now places the pack's first blob where its second one is.
+        let moved = packs[p].entries[0]
+        packs[p].entries[0].offset = packs[p].entries[1].offset
+        try store.deleteMany(keys)
+        _ = try repo.writeIndex(IndexFile(packs: packs), level: 3)
+        let report = try Checker(repository: try openRepository(store, master: master), threads: 2).run(readData: .all)
+        #expect(report.damagedPacks == [packs[p].id.hex: "header does not list blob \(moved.id.short) where the index says"])
+        #expect(report.affected.isEmpty && report.problems.isEmpty)
+    }
 }
