@@ -66,16 +66,7 @@ extension Installation {
     /// Runs `body` as a catalog run of `kind` (no tenant: a run outlives the tenants it deleted),
     /// recording its result, or its error as a failed run.
     func recordedRun<R: Encodable>(_ kind: RunKind, _ body: () throws -> R, outcome: (R) -> Outcome) throws -> R {
-        let run = try catalog.startRun(kind: kind, tenant: nil, at: clock.now())
-        do {
-            let r = try body()
-            try catalog.finishRun(id: run, at: clock.now(), status: RunStatus(outcome(r)), detail: json(r))
-            return r
-        } catch {
-            // The job's own error is what the caller must see; a failure to record it is secondary.
-            try? catalog.finishRun(id: run, at: clock.now(), status: .failed, detail: json(["error": "\(error)"]))
-            throw error
-        }
+        try recordRun(kind, tenant: nil, body, status: { RunStatus(outcome($0)) }, detail: { $0 })
     }
 
     private func deletionPass(dryRun: Bool, lockWait: Double, crashAfter: ((DeletionStep) -> Void)?) throws -> DeletionRunResult {

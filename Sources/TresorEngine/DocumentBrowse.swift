@@ -273,8 +273,7 @@ extension Installation {
             throw CoreError.usage("'\(text)' is a \(node.kind), not a file, in snapshot \(chosen.id.short)",
                                   hint: node.kind == .directory ? "tresor docs restore \(name) --to DIR --path \(text)" : "tresor docs ls \(name) --snapshot \(chosen.id.short) \(text) --long")
         }
-        let run = try catalog.startRun(kind: RunKind.documentsDump, tenant: name, at: clock.now())
-        do {
+        return try recordRun(.documentsDump, tenant: id) { () throws -> DumpResult in
             try recordAccess(tenant: id, action: "dump", snapshot: chosen.id, paths: [path], by: by, store: store,
                              files: 1, bytes: node.size)
             var written: UInt64 = 0
@@ -285,13 +284,8 @@ extension Installation {
             }
             let result = DumpResult(tenant: name, snapshot: SnapshotRef(chosen), path: BrowsePath.shown(path).text, bytes: written,
                                     seconds: Date().timeIntervalSince(wallStart), outcome: .ok)
-            try catalog.finishRun(id: run, at: clock.now(), status: .ok, detail: json(result))
             return result
-        } catch {
-            // The error thrown below is what is reported; if even this fails the run stays `running`.
-            try? catalog.finishRun(id: run, at: clock.now(), status: .failed, detail: json(["error": "\(error)"]))
-            throw error
-        }
+        } status: { _ in .ok } detail: { $0 }
     }
 
     private static func writeAll(_ fd: Int32, _ data: UnsafeRawBufferPointer) throws {

@@ -19,7 +19,7 @@ public enum DrillTargetChoice: Sendable, Equatable {
 }
 
 /// What `tresor drill run` did: the evidence record plus where it went.
-public struct DrillRunResult: Codable, Sendable {
+public struct DrillRunResult: Codable, Sendable, JobResult {
     public var tenant: String
     public var record: DrillRecord
     /// The evidence record's sequence number; nil when it could not be appended (then the drill
@@ -81,15 +81,17 @@ extension Installation {
         let name = id.rawValue
         let tenantRecord = try tenant(id)
         let cleaned = try DrillScratch(home: home).cleanLeftovers()
-        let run = try catalog.startRun(kind: .drill, tenant: name, at: clock.now())
-        let done = try performDrill(tenantRecord, choice, seed: seed, damage: nil, binary: binary, binDirectory: binDirectory,
-                                    progress: progress)
-        let record = try done.record(selfTest: false)
-        let appended = try recordDrill(tenant: id, record)
-        var result = DrillRunResult(tenant: name, record: record, evidenceSeq: appended.record.seq, baseBackup: done.baseBackup,
-                                    documentSnapshot: done.documentSnapshot, cleaned: cleaned,
-                                    outcome: record.result == .pass ? .ok : .problemFound)
-        try catalog.finishRun(id: run, at: clock.now(), status: RunStatus(result.outcome), detail: json(result))
+        // A drill that throws (its restore could not start, the evidence log could not be
+        // written) is a failed run, never one left `running`.
+        var result = try run(Job(.drill, tenant: id) { [self] in
+            let done = try performDrill(tenantRecord, choice, seed: seed, damage: nil, binary: binary, binDirectory: binDirectory,
+                                        progress: progress)
+            let record = try done.record(selfTest: false)
+            let appended = try recordDrill(tenant: id, record)
+            return DrillRunResult(tenant: name, record: record, evidenceSeq: appended.record.seq, baseBackup: done.baseBackup,
+                                  documentSnapshot: done.documentSnapshot, cleaned: cleaned,
+                                  outcome: record.result == .pass ? .ok : .problemFound)
+        })
         let every = policy.drills.selfTestEvery
         if every > 0, try catalog.runs(tenant: name, kind: .drill, limit: Int(Int32.max)).count % every == 0 {
             let selfTest = try runDrillSelfTest(tenant: id, seed: nil, binary: binary, binDirectory: binDirectory)

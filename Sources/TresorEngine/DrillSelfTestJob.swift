@@ -35,7 +35,7 @@ extension Installation {
         let name = id.rawValue
         let tenantRecord = try tenant(id)
         _ = try DrillScratch(home: home).cleanLeftovers()
-        let run = try catalog.startRun(kind: .drillSelfTest, tenant: name, at: clock.now())
+        return try recordRun(.drillSelfTest, tenant: id) { () throws -> DrillSelfTestResult in
         let seedUsed = seed ?? Int64(bitPattern: UInt64.random(in: 0...UInt64.max))
         let baseline = try performDrill(tenantRecord, .random, seed: seedUsed, damage: nil, binary: binary, binDirectory: binDirectory)
         var checks: [DrillRecord.Check] = []
@@ -83,9 +83,8 @@ extension Installation {
             rtoMs: baseline.rtoMs, rpoMs: nil, bytesRestored: bytes, filesRestored: files, timings: timings, selfTest: true,
             tresorVersion: Self.tresorVersion, postgresVersion: baseline.postgresVersion, damages: found)
         let appended = try recordDrill(tenant: id, record)
-        let result = DrillSelfTestResult(tenant: name, record: record, evidenceSeq: appended.record.seq,
-                                         outcome: record.result == .pass ? .ok : .problemFound)
-        try catalog.finishRun(id: run, at: clock.now(), status: RunStatus(result.outcome), detail: json(result))
-        return result
+        return DrillSelfTestResult(tenant: name, record: record, evidenceSeq: appended.record.seq,
+                                   outcome: record.result == .pass ? .ok : .problemFound)
+        } status: { RunStatus($0.outcome) } detail: { $0 }
     }
 }

@@ -33,10 +33,18 @@ struct RunRecorder {
     let clock: any Clock
 
     func run<R: JobResult>(_ job: Job<R>) throws -> R {
-        let id = try catalog.startRun(kind: job.kind, tenant: job.tenant?.rawValue, at: clock.now())
+        try record(job.kind, tenant: job.tenant, job.work, status: { RunStatus($0.outcome) }, detail: { $0 })
+    }
+
+    /// What ``run(_:)`` does, for work whose result is not a ``JobResult`` or whose run status
+    /// or detail is not simply the result's: a tick stores counts, retention makes a failed store
+    /// a failed run. Every recorded run in the Engine goes through here.
+    func record<R, Detail: Encodable>(_ kind: RunKind, tenant: TenantID?, _ work: () throws -> R,
+                                      status: (R) -> RunStatus, detail: (R) -> Detail) throws -> R {
+        let id = try catalog.startRun(kind: kind, tenant: tenant?.rawValue, at: clock.now())
         do {
-            let result = try job.work()
-            try catalog.finishRun(id: id, at: clock.now(), status: RunStatus(result.outcome), detail: json(result))
+            let result = try work()
+            try catalog.finishRun(id: id, at: clock.now(), status: status(result), detail: json(detail(result)))
             return result
         } catch {
             // The work's error is what the caller must see; a catalog that cannot record the
@@ -62,6 +70,12 @@ extension Installation {
     /// Runs `job` and records the run in the catalog, failed runs too.
     public func run<R: JobResult>(_ job: Job<R>) throws -> R {
         try RunRecorder(catalog: catalog, clock: clock).run(job)
+    }
+
+    /// ``RunRecorder/record(_:tenant:_:status:detail:)`` on this installation's catalog and clock.
+    func recordRun<R, Detail: Encodable>(_ kind: RunKind, tenant: TenantID?, _ work: () throws -> R,
+                                         status: (R) -> RunStatus, detail: (R) -> Detail) throws -> R {
+        try RunRecorder(catalog: catalog, clock: clock).record(kind, tenant: tenant, work, status: status, detail: detail)
     }
 }
 

@@ -127,6 +127,10 @@ public struct RetentionResult: Codable, Sendable {
     public var accessLogError: String?
     /// Stores that could not be pruned (the run exits 1 naming them).
     public var failedStores: [String] { stores.filter { $0.error != nil }.map(\.store) }
+
+    /// A store that could not be pruned, or an access log that could not be: the run failed,
+    /// whatever else it did.
+    var failed: Bool { !failedStores.isEmpty || accessLogError != nil }
 }
 
 extension Installation {
@@ -163,8 +167,7 @@ extension Installation {
         let lock = try waitForLock(id, seconds: lockWait)
         defer { withExtendedLifetime(lock) {} }
         try refuseIfDeleted(id)
-        let run = try catalog.startRun(kind: .retention, tenant: name, at: clock.now())
-        do {
+        return try recordRun(.retention, tenant: id) { () throws -> RetentionResult in
             // A dry run opens its stores through a DryRunStore and runs the real path: the result
             // says what would go, and nothing in a store can change.
             let primary = try repository(for: tenant, create: false, dryRun: dryRun)
@@ -235,15 +238,9 @@ extension Installation {
                     "access_log_pruned": .bool(result.accessLog != nil),
                 ])
             }
-            let failed = !result.failedStores.isEmpty || result.accessLogError != nil
-            if failed { result.outcome = .problemFound }
-            try catalog.finishRun(id: run, at: clock.now(), status: failed ? .failed : RunStatus(result.outcome),
-                                  detail: json(result))
+            if result.failed { result.outcome = .problemFound }
             return result
-        } catch {
-            try? catalog.finishRun(id: run, at: clock.now(), status: .failed, detail: json(["error": "\(error)"]))
-            throw error
-        }
+        } status: { $0.failed ? .failed : RunStatus($0.outcome) } detail: { $0 }
     }
 
     /// The tenant's lock, waiting while another run (a backup) holds it.

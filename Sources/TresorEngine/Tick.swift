@@ -94,17 +94,9 @@ extension Installation {
     /// tenant's jobs one after another. `metricsOut`, when given, is written last.
     public func tick(metricsOut: String? = nil, executor: any TickExecutor, claims: (any Locks)? = nil) throws -> TickResult {
         let now = clock.now()
-        let tickRun = try catalog.startRun(kind: .tick, tenant: nil, at: now)
-        do {
-            let result = try tickBody(now: now, metricsOut: metricsOut, executor: executor, claims: claims ?? locks)
-            try catalog.finishRun(id: tickRun, at: clock.now(), status: result.failed > 0 ? .failed : RunStatus(result.outcome),
-                                  detail: json(["jobs": result.jobs.count, "failed": result.failed]))
-            return result
-        } catch {
-            // The tick's own error is what the caller must see; an unrecorded end leaves the row `running`.
-            try? catalog.finishRun(id: tickRun, at: clock.now(), status: .failed, detail: json(["error": "\(error)"]))
-            throw error
-        }
+        return try recordRun(.tick, tenant: nil) {
+            try tickBody(now: now, metricsOut: metricsOut, executor: executor, claims: claims ?? locks)
+        } status: { $0.failed > 0 ? .failed : RunStatus($0.outcome) } detail: { ["jobs": $0.jobs.count, "failed": $0.failed] }
     }
 
     private func tickBody(now: Date, metricsOut: String?, executor: any TickExecutor, claims: any Locks) throws -> TickResult {

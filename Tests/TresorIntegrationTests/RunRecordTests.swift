@@ -29,6 +29,31 @@ import TresorTestSupport
     }
 }
 
+/// A drill whose work throws (here: its evidence record cannot be written) ends as a failed run;
+/// before drills went through the one run recorder, such a drill left its row `running` forever.
+@Suite struct DrillRunRecordTests {
+    @Test func aDrillThatThrowsIsRecordedAsAFailedRunNotLeftRunning() throws {
+        let dir = TempDirectory("tresor-drillrun")
+        let home = dir.sub("home").path
+        let tresor = TresorProcess(home: home)
+        for args in [["init"], ["store", "add", "local", "--url", "file://" + dir.sub("store").path, "--region", "eu-central"],
+                     ["tenant", "add", "acme", "--region", "eu-central", "--store", "local", "--pg", "host=127.0.0.1 port=9 dbname=x user=postgres"]] {
+            let r = try tresor.run(args)
+            #expect(r.code == 0, "\(args) \(r.stderr)")
+        }
+        // The evidence log's path is taken by a directory: the drill's record cannot be appended.
+        let log = home + "/evidence/log.jsonl"
+        try? FileManager.default.removeItem(atPath: log)
+        try FileManager.default.createDirectory(atPath: log, withIntermediateDirectories: true)
+        let drill = try tresor.run(["drill", "run", "acme"])
+        #expect(drill.code == 1, "\(drill.stdout) \(drill.stderr)")
+        let runs = try SQLiteCatalog(path: home + "/catalog.sqlite").runs(tenant: "acme", kind: .drill, limit: 10)
+        #expect(runs.map(\.status) == [.failed], "\(runs)")
+        #expect(runs.first?.endedAt != nil)
+        #expect(runs.first?.detail.contains("log.jsonl") == true, "\(runs.first?.detail ?? "")")
+    }
+}
+
 /// Every caller opens the home the same way: the postgres OS user's WAL commands meet the same
 /// check and message as the operator's; only the hint fits the caller (that user never runs init).
 @Suite struct HomeOpenerTests {
