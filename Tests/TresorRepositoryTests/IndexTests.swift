@@ -1,20 +1,15 @@
 import Testing
 import TresorCore
 @testable import TresorRepository
+import TresorTestSupport
 
 /// The compact index (issue 15) must answer exactly what was added, as a plain dictionary would.
 @Suite struct IndexTests {
     /// Deterministic ids; `weak` ones share three of their four words so they collide in any
     /// hash built from part of the id, exercising the table's probing.
     private struct Ids {
-        var state: UInt64 = 0x1234_5678_9ABC_DEF0
-        mutating func word() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var random = SeededRandom(seed: 0x1234_5678_9ABC_DEF0)
+        mutating func word() -> UInt64 { random.next() }
         mutating func next(weak: Bool) -> ObjectID {
             var id = ObjectID([UInt8](repeating: 0, count: 32))
             if weak { id.w3 = word() } else { id.w0 = word(); id.w1 = word(); id.w2 = word(); id.w3 = word() }
