@@ -100,3 +100,29 @@ import TresorTestSupport
         #expect(index.blobsByPack().isEmpty && index.blobCountsByPack().isEmpty && index.blobs(inPacks: [id]).isEmpty)
     }
 }
+
+extension IndexTests {
+    /// Index objects are loaded on several threads at once (`loadIndexReportingDamage`).
+    @Test func indexLoadedFromFourThreadsAtOnceLosesNoBlob() {
+        let index = RepositoryIndex()
+        var random = SeededRandom(seed: 42)
+        func newID() -> ObjectID {
+            var id = ObjectID([UInt8](repeating: 0, count: 32))
+            id.w0 = random.next(); id.w1 = random.next(); id.w2 = random.next(); id.w3 = random.next()
+            return id
+        }
+        let files = (0..<8).map { _ in
+            IndexFile(packs: (0..<10).map { _ in
+                .init(id: newID(), size: 1, entries: (0..<500).map { i in
+                    PackEntry(id: newID(), type: .data, compression: .none, offset: UInt32(i), length: 1, rawLength: 1)
+                })
+            })
+        }
+        runOnThreads(4, name: "index-test") { t in
+            for f in stride(from: t, to: files.count, by: 4) { index.add(files[f], indexID: nil) }
+        }
+        #expect(index.blobCount == 8 * 10 * 500)
+        let missing = files.flatMap(\.packs).flatMap { p in p.entries.filter { index.location(of: $0.id)?.pack != p.id || index.location(of: $0.id)?.offset != $0.offset } }
+        #expect(missing.isEmpty)
+    }
+}
