@@ -110,34 +110,61 @@ public struct IndexFile: Sendable, Equatable {
 }
 
 /// Every blob of a tenant known from its index objects, by id. Thread-safe.
+///
+/// Held compactly because a tenant of millions of files has millions of blobs: each pack id is
+/// stored once and blobs refer to it by number, blob records live in fixed-size segments (no
+/// doubling copy while the index grows), and lookup goes through an open-addressed table of
+/// 4-byte record numbers. About 60 bytes per blob instead of about 160 for a dictionary of
+/// ``BlobLocation``s (issue 15).
 public final class RepositoryIndex: @unchecked Sendable {
     private let state = Locked(State())
 
     struct State {
-        var blobs: [ObjectID: BlobLocation] = [:]
+        var blobs = BlobTable()
+        /// Pack number → pack id; the numbers blob records refer to.
+        var packs: [ObjectID] = []
+        var packNumbers: [ObjectID: UInt32] = [:]
         var packSizes: [ObjectID: Int] = [:]
         var indexObjects: [ObjectID: [ObjectID]] = [:]
+
+        mutating func packNumber(_ id: ObjectID) -> UInt32 {
+            if let n = packNumbers[id] { return n }
+            precondition(packs.count < Int(UInt32.max), "more than 2^32 packs in one index")
+            let n = UInt32(packs.count)
+            packs.append(id)
+            packNumbers[id] = n
+            return n
+        }
+
+        func location(_ r: BlobTable.Record) -> BlobLocation {
+            BlobLocation(pack: packs[Int(r.pack)], offset: r.offset, length: r.length, rawLength: r.rawLength,
+                         type: r.type, compression: r.compression)
+        }
     }
 
     public init() {}
 
-    /// Adds what one index object lists.
+    /// Adds what one index object lists. A blob listed again replaces its earlier location.
     public func add(_ file: IndexFile, indexID: ObjectID?) {
         state.withLock { s in
+            s.blobs.reserve(additional: file.packs.reduce(0) { $0 + $1.entries.count })
             for p in file.packs {
                 s.packSizes[p.id] = p.size
+                let pack = s.packNumber(p.id)
                 for e in p.entries {
-                    s.blobs[e.id] = BlobLocation(pack: p.id, offset: e.offset, length: e.length,
-                                                 rawLength: e.rawLength, type: e.type, compression: e.compression)
+                    s.blobs.set(BlobTable.Record(id: e.id, pack: pack, offset: e.offset, length: e.length,
+                                                 rawLength: e.rawLength, type: e.type, compression: e.compression))
                 }
             }
             if let indexID { s.indexObjects[indexID] = file.packs.map(\.id) }
         }
     }
 
-    public func location(of id: ObjectID) -> BlobLocation? { state.withLock { $0.blobs[id] } }
+    public func location(of id: ObjectID) -> BlobLocation? {
+        state.withLock { s in s.blobs.find(id).map { s.location(s.blobs[$0]) } }
+    }
 
-    public func contains(_ id: ObjectID) -> Bool { state.withLock { $0.blobs[id] != nil } }
+    public func contains(_ id: ObjectID) -> Bool { state.withLock { $0.blobs.find(id) != nil } }
 
     public var blobCount: Int { state.withLock { $0.blobs.count } }
 
@@ -151,9 +178,11 @@ public final class RepositoryIndex: @unchecked Sendable {
     /// millions of blobs does not hold a second copy of the index grouped by pack.
     public func blobCountsByPack() -> [ObjectID: Int] {
         state.withLock { s in
+            var counts = [Int](repeating: 0, count: s.packs.count)
+            s.blobs.forEach { counts[Int($0.pack)] += 1 }
             var out: [ObjectID: Int] = [:]
-            out.reserveCapacity(s.packSizes.count)
-            for loc in s.blobs.values { out[loc.pack, default: 0] += 1 }
+            out.reserveCapacity(s.packs.count)
+            for (n, c) in counts.enumerated() where c > 0 { out[s.packs[n]] = c }
             return out
         }
     }
@@ -161,14 +190,23 @@ public final class RepositoryIndex: @unchecked Sendable {
     /// The blobs the index places in the given packs (one pass over the index; for damage).
     public func blobs(inPacks packs: Set<ObjectID>) -> [(ObjectID, BlobLocation)] {
         guard !packs.isEmpty else { return [] }
-        return state.withLock { s in s.blobs.filter { packs.contains($0.value.pack) }.map { ($0.key, $0.value) } }
+        return state.withLock { s in
+            var wanted = [Bool](repeating: false, count: s.packs.count)
+            for p in packs { if let n = s.packNumbers[p] { wanted[Int(n)] = true } }
+            var out: [(ObjectID, BlobLocation)] = []
+            s.blobs.forEach { r in if wanted[Int(r.pack)] { out.append((r.id, s.location(r))) } }
+            return out
+        }
     }
 
     /// All blobs, grouped by pack (for prune).
     public func blobsByPack() -> [ObjectID: [(ObjectID, BlobLocation)]] {
         state.withLock { s in
+            var groups = [[(ObjectID, BlobLocation)]](repeating: [], count: s.packs.count)
+            s.blobs.forEach { r in groups[Int(r.pack)].append((r.id, s.location(r))) }
             var out: [ObjectID: [(ObjectID, BlobLocation)]] = [:]
-            for (id, loc) in s.blobs { out[loc.pack, default: []].append((id, loc)) }
+            out.reserveCapacity(s.packs.count)
+            for (n, g) in groups.enumerated() where !g.isEmpty { out[s.packs[n]] = g }
             return out
         }
     }
