@@ -215,32 +215,7 @@ extension Installation {
     /// The link signing key from `HOME/keys/links.key`, created (32 random bytes, 0600) when
     /// missing. A key file others can read is refused, like the master key.
     public func exportLinkSigner(create: Bool) throws -> ExportLinkSigner {
-        let url = home.linkKey
-        if !FileManager.default.fileExists(atPath: url.path) {
-            guard create else {
-                throw CoreError.usage("there is no link key at \(url.path) yet", hint: "tresor export link T FILE creates it")
-            }
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
-            let fd = Glibc.open(url.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw CoreError.failed("cannot create \(url.path): \(String(cString: strerror(errno)))") }
-            let text = Array((Hex.encode(SecureRandom.bytes(32)) + "\n").utf8)
-            let n = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            let ok = n == text.count && fsync(fd) == 0
-            close(fd)
-            guard ok else { throw CoreError.failed("cannot write \(url.path): \(String(cString: strerror(errno)))") }
-        }
-        var st = stat()
-        guard stat(url.path, &st) == 0 else { throw CoreError.failed("cannot stat \(url.path): \(String(cString: strerror(errno)))") }
-        guard st.st_mode & 0o077 == 0 else {
-            throw CoreError.usage("the link key \(url.path) is readable by other users (mode \(String(st.st_mode & 0o777, radix: 8)))",
-                                  hint: "chmod 600 \(url.path)")
-        }
-        let text = try String(contentsOf: url, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let key = ObjectID(hex: text) else {
-            throw CoreError.usage("the link key \(url.path) is not 64 hex digits", hint: "restore it from a copy; links signed under it stop working if it changes")
-        }
-        return ExportLinkSigner(key: key.bytes)
+        ExportLinkSigner(key: try ExportLinkKey.load(home.linkKey, create: create).bytes)
     }
 
     /// `tresor export link T FILE [--expires D]`: a signed link to a published export, valid for
@@ -290,5 +265,54 @@ public enum RevokedExportLinks {
         guard FileManager.default.fileExists(atPath: url.path) else { return [] }
         let text = try String(contentsOf: url, encoding: .utf8)
         return Set(text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+    }
+}
+
+/// The file that holds the link signing key.
+public enum ExportLinkKey {
+    /// Reads the key at `url`, creating it first when it is missing and `create` is set.
+    ///
+    /// The key appears whole or not at all: it is written and synced under a temporary name, then
+    /// linked to its name, which fails when another process got there first (`tresor serve` and
+    /// `tresor export link` started together both create it); the loser reads the winner's key.
+    /// A plain `O_EXCL` create followed by the write let a concurrent reader see an empty file,
+    /// which it refused as "not 64 hex digits".
+    public static func load(_ url: URL, create: Bool) throws -> ObjectID {
+        if !FileManager.default.fileExists(atPath: url.path) {
+            guard create else {
+                throw CoreError.usage("there is no link key at \(url.path) yet", hint: "tresor export link T FILE creates it")
+            }
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            let temporary = url.path + ".new-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+            let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw CoreError.failed("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+            defer { unlink(temporary) }
+            let text = Array((Hex.encode(SecureRandom.bytes(32)) + "\n").utf8)
+            let n = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            let ok = n == text.count && fsync(fd) == 0
+            close(fd)
+            guard ok else { throw CoreError.failed("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+            if link(temporary, url.path) != 0 && errno != EEXIST {
+                throw CoreError.failed("cannot create \(url.path): \(String(cString: strerror(errno)))")
+            }
+            let dir = Glibc.open(url.deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard dir >= 0, fsync(dir) == 0 else {
+                if dir >= 0 { close(dir) }
+                throw CoreError.failed("cannot sync \(url.deletingLastPathComponent().path): \(String(cString: strerror(errno)))")
+            }
+            close(dir)
+        }
+        var st = stat()
+        guard stat(url.path, &st) == 0 else { throw CoreError.failed("cannot stat \(url.path): \(String(cString: strerror(errno)))") }
+        guard st.st_mode & 0o077 == 0 else {
+            throw CoreError.usage("the link key \(url.path) is readable by other users (mode \(String(st.st_mode & 0o777, radix: 8)))",
+                                  hint: "chmod 600 \(url.path)")
+        }
+        let text = try String(contentsOf: url, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let key = ObjectID(hex: text) else {
+            throw CoreError.usage("the link key \(url.path) is not 64 hex digits", hint: "restore it from a copy; links signed under it stop working if it changes")
+        }
+        return key
     }
 }

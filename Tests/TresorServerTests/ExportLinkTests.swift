@@ -39,4 +39,26 @@ struct ExportLinkTests {
         let q = "?exp=1800000100&id=\(String(repeating: "a", count: 32))&sig=\(String(repeating: "b", count: 64))"
         #expect(ExportLink.parse(path + q) == nil)
     }
+
+    /// `tresor serve` and `tresor export link` started together both create the key: each must
+    /// read a whole key, the same one, and none may fail (the quick start's serve once read the
+    /// key while export link was still writing it, and refused it as "not 64 hex digits").
+    @Test func linkKeyCreatedByManyAtOnceIsOneWholeKeyForAll() throws {
+        for round in 0..<20 {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tresor-linkkey-\(getpid())-\(round)")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let url = dir.appendingPathComponent("keys/links.key")
+            let results = Locked<[String]>([])
+            DispatchQueue.concurrentPerform(iterations: 8) { _ in
+                do { let key = try ExportLinkKey.load(url, create: true); results.withLock { $0.append(key.hex) } }
+                catch { results.withLock { $0.append("error: \(error)") } }
+            }
+            let seen = results.withLock { $0 }
+            let onDisk = try String(contentsOf: url, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(seen.count == 8 && Set(seen) == [onDisk], "\(seen)")
+            #expect(onDisk.count == 64)
+            let left = try FileManager.default.contentsOfDirectory(atPath: url.deletingLastPathComponent().path)
+            #expect(left == ["links.key"], "temporary files left: \(left)")
+        }
+    }
 }
