@@ -47,26 +47,34 @@ let package = Package(
         .target(name: "TresorLibpq", dependencies: ["TresorCore", "CLibpq"]),
         .target(name: "TresorPostgres", dependencies: ["TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "TresorLibpq"]),
         .target(name: "TresorCatalog", dependencies: ["TresorCore", "CSQLite", "TresorLibpq"]),
-        .target(name: "TresorEvidence", dependencies: [
-            "TresorCore", "TresorCrypto", "TresorStore", .product(name: "Mustache", package: "swift-mustache"),
-        ]),
+        .target(
+            name: "TresorEvidence",
+            dependencies: [
+                "TresorCore", "TresorCrypto", "TresorStore", .product(name: "Mustache", package: "swift-mustache"),
+            ]),
         .target(name: "TresorExport", dependencies: ["TresorCore", "TresorCrypto", "TresorPostgres", "CArchive"]),
-        .target(name: "TresorEngine", dependencies: [
-            "TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "TresorDocuments", "TresorCatalog",
-            "TresorPostgres", "TresorEvidence", "TresorExport", "CPosix",
-            .product(name: "Prometheus", package: "swift-prometheus"),
-        ]),
-        .target(name: "TresorServer", dependencies: [
-            "TresorCore", "TresorEngine", .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "Mustache", package: "swift-mustache"),
-            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .target(name: "TresorCLI", dependencies: [
-            "TresorCore", "TresorStore", "TresorRepository", "TresorDocuments", "TresorCatalog", "TresorEngine", "TresorServer", "TresorPostgres",
-            "TresorEvidence", "TresorExport", "CPosix", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "TresorEngine",
+            dependencies: [
+                "TresorCore", "TresorCrypto", "TresorStore", "TresorRepository", "TresorDocuments", "TresorCatalog",
+                "TresorPostgres", "TresorEvidence", "TresorExport", "CPosix",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
+        .target(
+            name: "TresorServer",
+            dependencies: [
+                "TresorCore", "TresorEngine", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "TresorCLI",
+            dependencies: [
+                "TresorCore", "TresorStore", "TresorRepository", "TresorDocuments", "TresorCatalog", "TresorEngine", "TresorServer", "TresorPostgres",
+                "TresorEvidence", "TresorExport", "CPosix", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(name: "tresor", dependencies: ["TresorCLI"]),
 
         .target(name: "TresorTestSupport", dependencies: ["TresorCore", "TresorStore", "TresorRepository", "TresorPostgres"], path: "Tests/TresorTestSupport"),
@@ -74,16 +82,19 @@ let package = Package(
         .testTarget(name: "TresorCryptoTests", dependencies: ["TresorCrypto"]),
         .testTarget(name: "TresorStoreTests", dependencies: ["TresorStore", "TresorCrypto", "TresorTestSupport"]),
         .testTarget(name: "TresorRepositoryTests", dependencies: ["TresorRepository", "TresorTestSupport"]),
-        .testTarget(name: "TresorPostgresTests", dependencies: ["TresorPostgres", "TresorRepository", "TresorCrypto", "TresorTestSupport"],
-                    exclude: ["Fixtures"]),
+        .testTarget(
+            name: "TresorPostgresTests", dependencies: ["TresorPostgres", "TresorRepository", "TresorCrypto", "TresorTestSupport"],
+            exclude: ["Fixtures"]),
         .testTarget(name: "TresorCatalogTests", dependencies: ["TresorCatalog", "TresorTestSupport"]),
         .testTarget(name: "TresorDocumentsTests", dependencies: ["TresorDocuments", "TresorTestSupport"]),
         .testTarget(name: "TresorEvidenceTests", dependencies: ["TresorEvidence", "TresorStore", "TresorCrypto", "TresorTestSupport"]),
         .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI", "TresorEngine", "TresorCatalog", "TresorPostgres", "TresorTestSupport"]),
         .testTarget(name: "TresorServerTests", dependencies: ["TresorServer", "TresorEngine"]),
         .testTarget(name: "TresorExportTests", dependencies: ["TresorExport", "TresorTestSupport"]),
-        .testTarget(name: "TresorIntegrationTests", dependencies: [
-            "TresorTestSupport", "TresorStore", "TresorPostgres", "TresorEngine", "TresorEvidence", "TresorCatalog", "tresor",
-        ]),
+        .testTarget(
+            name: "TresorIntegrationTests",
+            dependencies: [
+                "TresorTestSupport", "TresorStore", "TresorPostgres", "TresorEngine", "TresorEvidence", "TresorCatalog", "tresor",
+            ]),
     ]
 )

@@ -8,7 +8,9 @@ extension DocsCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "ls", abstract: "List the entries of a snapshot at a path.",
-            discussion: "Names that are not UTF-8 or hold control characters are shown with those bytes (and backslashes) as \\xNN, marked [escaped]; PATH arguments read \\xNN the same way.")
+            discussion:
+                "Names that are not UTF-8 or hold control characters are shown with those bytes (and backslashes) as \\xNN, marked [escaped]; PATH arguments read \\xNN the same way."
+        )
         @Argument(transform: TenantID.init) var tenant: TenantID
         @Argument(help: "A path in the snapshot, starting with a root's name (default: the roots).") var path: String?
         @Option(help: "latest, a snapshot id (prefix), or a date/time.") var snapshot: String = "latest"
@@ -23,7 +25,8 @@ extension DocsCommand {
                     let mark = e.escaped ? "  [escaped]" : ""
                     let link = e.linkTarget.map { " -> \($0)" } ?? ""
                     guard long else { return e.path + mark }
-                    return "\(e.kind.padding(toLength: 9, withPad: " ", startingAt: 0)) \(e.mode.leftPad(4)) \(String(e.size).leftPad(12))  \(e.mtime)  \(e.path)\(link)\(mark)"
+                    return
+                        "\(e.kind.padding(toLength: 9, withPad: " ", startingAt: 0)) \(e.mode.leftPad(4)) \(String(e.size).leftPad(12))  \(e.mtime)  \(e.path)\(link)\(mark)"
                 }.joined(separator: "\n")
             }
         }
@@ -41,15 +44,18 @@ extension DocsCommand {
         @Option(help: "Read this store instead of the tenant's primary store (e.g. its offsite copy).") var store: String?
 
         func run() throws {
-            let r = try ctx.installation().findDocuments(tenant: tenant, pattern: pattern, since: since, until: until,
-                                                         ignoreCase: ignoreCase, store: store)
+            let r = try ctx.installation().findDocuments(
+                tenant: tenant, pattern: pattern, since: since, until: until,
+                ignoreCase: ignoreCase, store: store)
             ctx.emit(r) {
                 if pathOnly { return r.files.map { $0.path + ($0.escaped ? "  [escaped]" : "") }.joined(separator: "\n") }
                 var lines: [String] = []
                 for f in r.files {
                     lines.append(f.path + (f.escaped ? "  [escaped]" : ""))
                     for (i, v) in f.versions.enumerated() {
-                        lines.append("  version \(i + 1) (\(v.content.prefix(8))): \(formatBytes(v.size)), modified \(v.mtime); in \(v.snapshots) snapshots from \(v.first.short) (\(v.first.time)) to \(v.last.short) (\(v.last.time))")
+                        lines.append(
+                            "  version \(i + 1) (\(v.content.prefix(8))): \(formatBytes(v.size)), modified \(v.mtime); in \(v.snapshots) snapshots from \(v.first.short) (\(v.first.time)) to \(v.last.short) (\(v.last.time))"
+                        )
                     }
                     for d in f.deletedIn { lines.append("  gone in snapshot \(d.short) (\(d.time))") }
                 }
@@ -73,8 +79,14 @@ extension DocsCommand {
                 func mark(_ i: DiffResult.Item) -> String { i.path + (i.escaped ? "  [escaped]" : "") }
                 for i in r.added { lines.append("+ \(mark(i))  (\(i.newSize ?? 0) bytes)") }
                 for i in r.removed { lines.append("- \(mark(i))  (\(i.oldSize ?? 0) bytes)") }
-                for i in r.changed { lines.append("\(i.change == "content" ? "M" : "m") \(mark(i))  (\(i.oldSize ?? 0) -> \(i.newSize ?? 0) bytes\(i.change == "content" ? "" : ", metadata only"))") }
-                lines.append("\(r.added.count) added (\(formatBytes(r.addedBytes))), \(r.removed.count) removed (\(formatBytes(r.removedBytes))), \(r.changed.count) changed (\(formatBytes(r.changedBytes)) of changed content)")
+                for i in r.changed {
+                    lines.append(
+                        "\(i.change == "content" ? "M" : "m") \(mark(i))  (\(i.oldSize ?? 0) -> \(i.newSize ?? 0) bytes\(i.change == "content" ? "" : ", metadata only"))"
+                    )
+                }
+                lines.append(
+                    "\(r.added.count) added (\(formatBytes(r.addedBytes))), \(r.removed.count) removed (\(formatBytes(r.removedBytes))), \(r.changed.count) changed (\(formatBytes(r.changedBytes)) of changed content)"
+                )
                 return lines.joined(separator: "\n")
             }
         }
@@ -91,8 +103,9 @@ extension DocsCommand {
         @Option(help: "Who asks, for the evidence log (default: the OS user).") var by: String?
 
         func run() throws {
-            let r = try ctx.installation().dumpDocument(tenant: tenant, path: path, snapshot: snapshot, store: store,
-                                                        by: by ?? ExportCreateCommand.osUser(), to: 1)
+            let r = try ctx.installation().dumpDocument(
+                tenant: tenant, path: path, snapshot: snapshot, store: store,
+                by: by ?? ExportCreateCommand.osUser(), to: 1)
             let text: String
             if ctx.options.json {
                 let e = JSONEncoder()

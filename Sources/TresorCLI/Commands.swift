@@ -33,7 +33,10 @@ struct StoreCommand: ParsableCommand {
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a store.")
         @Argument(help: "Store name.") var name: String
-        @Option(help: "file:///path or s3://bucket/prefix?endpoint=URL&region=NAME (credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or [s3] credentials_file, never the URL).") var url: String
+        @Option(
+            help:
+                "file:///path or s3://bucket/prefix?endpoint=URL&region=NAME (credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or [s3] credentials_file, never the URL)."
+        ) var url: String
         @Option(help: "The region the store is in.") var region: String
 
         func run() throws {
@@ -80,9 +83,14 @@ struct KeysCommand: ParsableCommand {
         func run() throws {
             let r = try ctx.installation().rotateMasterKey(finish: finish)
             ctx.emit(r, outcome: r.outcome) {
-                var lines = ["\(r.step == "finish" ? "finished rotation" : r.newKey ? "new master key" : "resumed rotation"): \(r.rewrapped) envelopes re-wrapped, \(r.alreadyCurrent) already under the current key, in \(r.repositories) repositories of \(r.stores) stores (\(String(format: "%.2f", r.seconds)) s)"]
-                if r.previousKeyRemoved { lines.append("the previous master key was removed") }
-                else if r.step == "rotate" { lines.append("the previous master key is kept until: tresor keys rotate-master --finish") }
+                var lines = [
+                    "\(r.step == "finish" ? "finished rotation" : r.newKey ? "new master key" : "resumed rotation"): \(r.rewrapped) envelopes re-wrapped, \(r.alreadyCurrent) already under the current key, in \(r.repositories) repositories of \(r.stores) stores (\(String(format: "%.2f", r.seconds)) s)"
+                ]
+                if r.previousKeyRemoved {
+                    lines.append("the previous master key was removed")
+                } else if r.step == "rotate" {
+                    lines.append("the previous master key is kept until: tresor keys rotate-master --finish")
+                }
                 lines += r.problems.map { "  problem: \($0)" }
                 return lines.joined(separator: "\n")
             }
@@ -112,8 +120,9 @@ struct TenantCommand: ParsableCommand {
                 if text.hasSuffix("\r") { text.removeLast() }
                 password = text
             }
-            let t = try ctx.installation().addTenant(name: name, region: region, store: store, docs: docs, pgDSN: pg,
-                                                     pgPassword: password, offsite: offsite)
+            let t = try ctx.installation().addTenant(
+                name: name, region: region, store: store, docs: docs, pgDSN: pg,
+                pgPassword: password, offsite: offsite)
             ctx.emit(TenantView(t)) { "tenant \(t.name) added (region \(t.region), store \(t.store), \(t.docRoots.count) document roots)" }
         }
     }
@@ -172,7 +181,8 @@ struct RegionCommand: ParsableCommand {
 
 struct DocsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "docs", abstract: "Back up and restore uploaded documents.", subcommands: [Backup.self, Restore.self, List.self, Find.self, Diff.self, Dump.self])
+        commandName: "docs", abstract: "Back up and restore uploaded documents.",
+        subcommands: [Backup.self, Restore.self, List.self, Find.self, Diff.self, Dump.self])
 
     struct Backup: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Back up all of a tenant's document roots.")
@@ -208,13 +218,17 @@ struct DocsCommand: ParsableCommand {
 
         func run() throws {
             let line = ProgressLine(ctx)
-            let r = try ctx.installation().restoreDocuments(tenant: tenant, to: to, snapshot: snapshot, paths: path, store: store,
-                                                            by: by ?? ExportCreateCommand.osUser(), sync: !noSync) { done, total in
+            let r = try ctx.installation().restoreDocuments(
+                tenant: tenant, to: to, snapshot: snapshot, paths: path, store: store,
+                by: by ?? ExportCreateCommand.osUser(), sync: !noSync
+            ) { done, total in
                 line.update(bytes: done, totalBytes: total)
             }
             line.end()
             ctx.emit(r, outcome: r.outcome) {
-                var lines = ["restored snapshot \(r.snapshot.prefix(8)) of \(r.tenant) to \(r.target): \(r.report.files) files (\(r.report.hardLinks) as hard links), \(r.report.directories) directories, \(r.report.symlinks) symlinks, \(r.report.specialFiles) special files, \(formatBytes(r.report.bytes)) in \(String(format: "%.1f", r.seconds)) s"]
+                var lines = [
+                    "restored snapshot \(r.snapshot.prefix(8)) of \(r.tenant) to \(r.target): \(r.report.files) files (\(r.report.hardLinks) as hard links), \(r.report.directories) directories, \(r.report.symlinks) symlinks, \(r.report.specialFiles) special files, \(formatBytes(r.report.bytes)) in \(String(format: "%.1f", r.seconds)) s"
+                ]
                 for (p, why) in r.report.failed.sorted(by: { $0.key < $1.key }) { lines.append("  failed (not restored): \(p): \(why)") }
                 for (p, why) in r.report.incomplete.sorted(by: { $0.key < $1.key }) { lines.append("  incomplete: \(p): \(why)") }
                 return lines.joined(separator: "\n")
@@ -260,16 +274,21 @@ struct CheckCommand: ParsableCommand {
             var lines: [String] = []
             for (name, rep) in r.tenants.sorted(by: { $0.key < $1.key }) {
                 let wal = rep.walFiles > 0 ? ", \(rep.walFiles) wal files (read \(rep.walFilesRead))" : ""
-                lines.append("\(name): \(rep.snapshots) snapshots, \(rep.packs) packs, \(rep.blobs) blobs\(wal); read \(rep.packsRead) packs (\(formatBytes(rep.bytesRead)))" + (rep.isClean ? ": ok" : ": PROBLEMS"))
+                lines.append(
+                    "\(name): \(rep.snapshots) snapshots, \(rep.packs) packs, \(rep.blobs) blobs\(wal); read \(rep.packsRead) packs (\(formatBytes(rep.bytesRead)))"
+                        + (rep.isClean ? ": ok" : ": PROBLEMS"))
                 for (k, why) in rep.damagedKeys.sorted(by: { $0.key < $1.key }) { lines.append("  damaged: " + naming(k, why)) }
                 for (k, why) in rep.damagedIndexes.sorted(by: { $0.key < $1.key }) { lines.append("  damaged index object: " + naming(k, why)) }
                 if !rep.damagedIndexes.isEmpty {
-                    lines.append("    \(rep.packsDescribedFromHeaders) packs were checked from their own headers; rebuild the index: tresor repair index \(name)")
+                    lines.append(
+                        "    \(rep.packsDescribedFromHeaders) packs were checked from their own headers; rebuild the index: tresor repair index \(name)")
                 }
                 for s in rep.damagedSnapshots {
                     lines.append("  damaged snapshot: " + naming(s.key, s.why))
                     if let time = s.time {
-                        lines.append("    it covered: \(s.kind?.rawValue ?? "snapshot") at \(time), \(s.files.map(String.init) ?? "?") files, roots \((s.roots ?? []).joined(separator: ", "))")
+                        lines.append(
+                            "    it covered: \(s.kind?.rawValue ?? "snapshot") at \(time), \(s.files.map(String.init) ?? "?") files, roots \((s.roots ?? []).joined(separator: ", "))"
+                        )
                     } else {
                         lines.append("    the catalog has no record of what it covered")
                     }
@@ -301,7 +320,9 @@ struct ReplicateCommand: ParsableCommand {
         }
         line.end()
         ctx.emit(r, outcome: r.outcome) {
-            var lines = ["replicated \(r.tenant) from \(r.from) to \(r.to): \(r.copied) objects copied and verified (\(formatBytes(r.bytesCopied))), \(r.alreadyPresent) of \(r.objects) already there, in \(String(format: "%.1f", r.seconds)) s"]
+            var lines = [
+                "replicated \(r.tenant) from \(r.from) to \(r.to): \(r.copied) objects copied and verified (\(formatBytes(r.bytesCopied))), \(r.alreadyPresent) of \(r.objects) already there, in \(String(format: "%.1f", r.seconds)) s"
+            ]
             for p in r.problems { lines.append("  problem: \(p)") }
             return lines.joined(separator: "\n")
         }

@@ -38,7 +38,8 @@ struct GlobalOptions: Sendable {
                 rest += arguments[i...]
                 break
             }
-            let (name, inline) = a.hasPrefix("--") && a.contains("=")
+            let (name, inline) =
+                a.hasPrefix("--") && a.contains("=")
                 ? (String(a[..<a.firstIndex(of: "=")!]), String(a[a.index(after: a.firstIndex(of: "=")!)...]))
                 : (a, nil)
             switch name {
@@ -64,9 +65,11 @@ struct GlobalOptions: Sendable {
 
 /// Flags that take no value (so the argument after them is not swallowed as one).
 enum CLIFlags {
-    static let booleans: Set<String> = ["--help", "--read-data", "--latest", "--dry-run", "--version", "--wait", "--pem", "--current", "--pg-password-stdin",
-                                        "--from-backup", "--long", "--recursive", "--path-only", "--ignore-case", "--no-sync", "--purge",
-                                        "--failed", "--finish", "--publish", "--new-cluster", "--archive", "--run", "--remove"]
+    static let booleans: Set<String> = [
+        "--help", "--read-data", "--latest", "--dry-run", "--version", "--wait", "--pem", "--current", "--pg-password-stdin",
+        "--from-backup", "--long", "--recursive", "--path-only", "--ignore-case", "--no-sync", "--purge",
+        "--failed", "--finish", "--publish", "--new-cluster", "--archive", "--run", "--remove",
+    ]
 }
 
 /// Everything a command needs from the process: options, environment, where output goes.
@@ -100,7 +103,8 @@ final class Context: @unchecked Sendable {
     /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, when both are set.
     var s3Credentials: S3Credentials? {
         guard let id = environment["AWS_ACCESS_KEY_ID"], !id.isEmpty,
-              let secret = environment["AWS_SECRET_ACCESS_KEY"], !secret.isEmpty else { return nil }
+            let secret = environment["AWS_SECRET_ACCESS_KEY"], !secret.isEmpty
+        else { return nil }
         return S3Credentials(accessKeyID: id, secretAccessKey: secret)
     }
 

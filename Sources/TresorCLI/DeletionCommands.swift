@@ -6,7 +6,8 @@ import TresorEngine
 
 extension TenantCommand {
     struct EndContract: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "end-contract", abstract: "Record the end of a tenant's contract: the deletion clock starts.")
+        static let configuration = CommandConfiguration(
+            commandName: "end-contract", abstract: "Record the end of a tenant's contract: the deletion clock starts.")
         @Argument(transform: TenantID.init) var tenant: TenantID
         @Option(help: "When the contract ended (RFC 3339 or YYYY-MM-DD).") var date: String
 
@@ -80,7 +81,8 @@ struct DeletionCommand: ParsableCommand {
     }
 
     struct Calendar: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Per ended contract, the date by which the last copy is gone; exit 3 if one lies past contract end + 90 days.")
+        static let configuration = CommandConfiguration(
+            abstract: "Per ended contract, the date by which the last copy is gone; exit 3 if one lies past contract end + 90 days.")
 
         func run() throws {
             let c = try ctx.installation().deletionCalendar()
@@ -108,8 +110,9 @@ struct SweepCommand: ParsableCommand {
         ctx.emit(r, outcome: r.outcome) {
             var lines = r.findings.map { "\($0.purged ? "purged" : "FOUND ")\t\($0.tenant)\t\($0.kind)\t\($0.place)" }
             lines += r.problems.map { "PROBLEM: \($0)" }
-            lines.append("\(r.findings.count) residues of \(r.targets.count) deleted or overdue tenants"
-                         + (r.evidenceSeq.map { "; recorded as evidence record \($0)" } ?? ""))
+            lines.append(
+                "\(r.findings.count) residues of \(r.targets.count) deleted or overdue tenants"
+                    + (r.evidenceSeq.map { "; recorded as evidence record \($0)" } ?? ""))
             return lines.joined(separator: "\n")
         }
     }

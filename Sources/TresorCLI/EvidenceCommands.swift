@@ -13,21 +13,25 @@ struct EvidenceCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check every record's chain link and signature; exit 3 naming the first bad record.")
         @Option(help: "The log to check (default: HOME/evidence/log.jsonl).") var log: String?
-        @Option(name: .customLong("public-key"),
-                help: "The trusted public key, hex or PEM (default: the home's keys/evidence.pub; never a key from the log).")
+        @Option(
+            name: .customLong("public-key"),
+            help: "The trusted public key, hex or PEM (default: the home's keys/evidence.pub; never a key from the log).")
         var publicKey: String?
 
         func run() throws {
-            let r = try Installation.verifyEvidence(home: ctx.home, configFile: ctx.configFile,
-                                                    log: log.map { URL(fileURLWithPath: $0) },
-                                                    publicKey: publicKey.map { URL(fileURLWithPath: $0) })
+            let r = try Installation.verifyEvidence(
+                home: ctx.home, configFile: ctx.configFile,
+                log: log.map { URL(fileURLWithPath: $0) },
+                publicKey: publicKey.map { URL(fileURLWithPath: $0) })
             ctx.emit(r, outcome: r.outcome) {
                 var lines: [String] = []
                 if let bad = r.firstBad {
                     lines.append("BAD: line \(bad.line)\(bad.seq.map { " (record \($0))" } ?? ""): \(bad.reason)")
                     lines.append("  \(r.verifiedRecords) records before it verified; nothing after it is trusted")
                 } else {
-                    lines.append("\(r.intact ? "intact: " : "")\(r.verifiedRecords) records verified from the key with fingerprint \(r.trustedKeyFingerprint.prefix(16))…")
+                    lines.append(
+                        "\(r.intact ? "intact: " : "")\(r.verifiedRecords) records verified from the key with fingerprint \(r.trustedKeyFingerprint.prefix(16))…"
+                    )
                 }
                 if let seq = r.headSeq, let hash = r.headHash { lines.append("  last good record \(seq), hash \(hash)") }
                 if r.keys.count > 1 { lines.append("  \(r.keys.count - 1) key rotations followed") }
@@ -55,8 +59,9 @@ struct EvidenceCommand: ParsableCommand {
         }
 
         func run() throws {
-            let r = try ctx.installation().listEvidence(tenant: tenant, kind: kind.flatMap(EvidenceKind.init(rawValue:)),
-                                                        since: since.flatMap(TimeFormat.parse))
+            let r = try ctx.installation().listEvidence(
+                tenant: tenant, kind: kind.flatMap(EvidenceKind.init(rawValue:)),
+                since: since.flatMap(TimeFormat.parse))
             ctx.emit(r, outcome: r.outcome) {
                 var lines = r.entries.isEmpty ? ["no evidence records match"] : []
                 lines += r.entries.map { e in
@@ -116,7 +121,8 @@ struct EvidenceCommand: ParsableCommand {
                     lines.append("PROBLEM: records \(r.conflicts.map(String.init).joined(separator: ", ")) differ in the store: one of the copies was changed")
                 }
                 if !r.unreadableLines.isEmpty {
-                    lines.append("PROBLEM: unreadable lines \(r.unreadableLines.map(String.init).joined(separator: ", ")) not copied: run tresor evidence verify")
+                    lines.append(
+                        "PROBLEM: unreadable lines \(r.unreadableLines.map(String.init).joined(separator: ", ")) not copied: run tresor evidence verify")
                 }
                 return lines.joined(separator: "\n")
             }

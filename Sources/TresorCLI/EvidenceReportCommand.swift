@@ -17,12 +17,15 @@ extension EvidenceCommand {
         }
 
         func run() throws {
-            let r = try ctx.installation().evidenceReport(month: month.flatMap(EvidenceReport.Month.init),
-                                                          out: URL(fileURLWithPath: out))
+            let r = try ctx.installation().evidenceReport(
+                month: month.flatMap(EvidenceReport.Month.init),
+                out: URL(fileURLWithPath: out))
             ctx.emit(r, outcome: r.outcome) {
                 var lines = ["report for \(r.month) written to \(r.out) (\(r.bytes) bytes): \(r.drills) drills, \(r.failedDrills) failed"]
-                lines.append(r.chainIntact ? "evidence chain verified: \(r.verifiedRecords) records, key \(r.keyFingerprint.prefix(16))…"
-                                           : "PROBLEM: the evidence log does not verify (the report says where); \(r.verifiedRecords) records before the first bad one were used")
+                lines.append(
+                    r.chainIntact
+                        ? "evidence chain verified: \(r.verifiedRecords) records, key \(r.keyFingerprint.prefix(16))…"
+                        : "PROBLEM: the evidence log does not verify (the report says where); \(r.verifiedRecords) records before the first bad one were used")
                 if !r.overdue.isEmpty { lines.append("PROBLEM: overdue: \(r.overdue.joined(separator: ", "))") }
                 if r.invalidDrillRecords > 0 { lines.append("PROBLEM: \(r.invalidDrillRecords) drill records could not be read (listed in the report)") }
                 return lines.joined(separator: "\n")

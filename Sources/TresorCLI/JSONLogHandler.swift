@@ -18,7 +18,7 @@ struct Redactor: Sendable {
     }
 
     private static let patterns: [NSRegularExpression] = [
-        #"(password\s*=\s*)('[^']*'|[^\s&]+)"#,          // key=value DSNs and query strings
+        #"(password\s*=\s*)('[^']*'|[^\s&]+)"#,  // key=value DSNs and query strings
         #"([a-z][a-z0-9+.-]*://[^/:@\s]+:)[^@\s/]+(@)"#,  // user:password@ in URLs
         #"((?:X-Amz-Signature|X-Amz-Security-Token|Signature|sig)=)[^&\s"]+"#,
     ].map { try! NSRegularExpression(pattern: $0, options: [.caseInsensitive]) }  // literals, checked by tests
@@ -164,8 +164,9 @@ extension Logs {
         let levelText = options.logLevel ?? environment["TRESOR_LOG_LEVEL"]
         guard levelText != nil || options.logFile != nil else { return nil }
         guard let level = Logger.Level(rawValue: levelText ?? "info") else {
-            throw CoreError.usage("unknown log level '\(levelText ?? "")'",
-                                  hint: "use one of " + Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))
+            throw CoreError.usage(
+                "unknown log level '\(levelText ?? "")'",
+                hint: "use one of " + Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))
         }
         let sink = try LogSink(file: options.logFile)
         // Only the config is read here (no catalog is opened). Without one (before `init`, or a
@@ -182,8 +183,9 @@ extension Logs {
             logRuns(logger, installation: try context.installation())
         } catch {
             // The command's own result (its exit code) stands; the log says why its runs are missing.
-            logger.warning("this process's job runs are not logged: the installation cannot be opened",
-                           metadata: ["error": "\((error as? any TresorFailure)?.message ?? "\(error)")"])
+            logger.warning(
+                "this process's job runs are not logged: the installation cannot be opened",
+                metadata: ["error": "\((error as? any TresorFailure)?.message ?? "\(error)")"])
         }
         if let error {
             let message = (error as? any TresorFailure)?.message ?? "\(error)"

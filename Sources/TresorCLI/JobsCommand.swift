@@ -17,10 +17,12 @@ struct JobsCommand: ParsableCommand {
         ctx.emit(runs) {
             guard !runs.isEmpty else { return "no job runs recorded" + (tenant.map { " for tenant \($0)" } ?? "") }
             return runs.map { r in
-                [String(r.id), TimeFormat.string(r.startedAt), r.endedAt.map { TimeFormat.string($0) } ?? "-",
-                 r.kind, r.tenant ?? "-", r.result, r.bytes.map { "\($0)B" } ?? "-",
-                 r.durationSeconds.map { String(format: "%.1fs", $0) } ?? "-", r.worker ?? "-"]
-                    .joined(separator: "\t") + (r.error.map { "\terror: \($0)" } ?? "")
+                [
+                    String(r.id), TimeFormat.string(r.startedAt), r.endedAt.map { TimeFormat.string($0) } ?? "-",
+                    r.kind, r.tenant ?? "-", r.result, r.bytes.map { "\($0)B" } ?? "-",
+                    r.durationSeconds.map { String(format: "%.1fs", $0) } ?? "-", r.worker ?? "-",
+                ]
+                .joined(separator: "\t") + (r.error.map { "\terror: \($0)" } ?? "")
             }.joined(separator: "\n")
         }
     }

@@ -10,19 +10,23 @@ var tresorBinaryPath: String { URL(fileURLWithPath: "/proc/self/exe").resolvingS
 struct PGCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pg", abstract: "PostgreSQL: WAL archiving, base backups, point-in-time restore.",
-        subcommands: [Setup.self, WALPush.self, WALFetch.self, WALPrefetch.self, BaseBackupCommand.self,
-                      RestoreCommand.self, Window.self, Stream.self])
+        subcommands: [
+            Setup.self, WALPush.self, WALFetch.self, WALPrefetch.self, BaseBackupCommand.self,
+            RestoreCommand.self, Window.self, Stream.self,
+        ])
 
     struct Setup: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Prepare WAL access for the PostgreSQL OS user and print the settings the server needs.")
         @Argument(transform: TenantID.init) var tenant: TenantID
         @Option(help: "The OS user PostgreSQL runs as (it runs archive_command and restore_command).") var osUser = "postgres"
         @Option(help: "S3 stores: an AWS-style credentials file for that user, limited to the tenant's WAL prefix.") var walCredentials: String?
-        @Flag(help: "The tenant's cluster was re-created on purpose: accept the next WAL's system identifier (the old cluster's backups are kept).") var newCluster = false
+        @Flag(help: "The tenant's cluster was re-created on purpose: accept the next WAL's system identifier (the old cluster's backups are kept).")
+        var newCluster = false
 
         func run() throws {
-            let r = try ctx.installation().setupPostgres(tenant: tenant, osUser: osUser, binary: tresorBinaryPath, walCredentials: walCredentials,
-                                                         newCluster: newCluster)
+            let r = try ctx.installation().setupPostgres(
+                tenant: tenant, osUser: osUser, binary: tresorBinaryPath, walCredentials: walCredentials,
+                newCluster: newCluster)
             ctx.emit(r) {
                 var lines = ["# postgresql.conf (or ALTER SYSTEM SET ...) for tenant \(r.tenant):"]
                 lines += r.postgresqlConf
@@ -58,8 +62,9 @@ struct PGCommand: ParsableCommand {
         @Argument(help: "The file (%p).") var path: String
 
         func run() throws {
-            let r = try PostgresWALAccess.archiveCommand(home: ctx.home, configFile: ctx.configFile, tenant: tenant, path: path,
-                                                         clock: try ctx.clock(), environmentCredentials: ctx.s3Credentials, traffic: ctx.traffic)
+            let r = try PostgresWALAccess.archiveCommand(
+                home: ctx.home, configFile: ctx.configFile, tenant: tenant, path: path,
+                clock: try ctx.clock(), environmentCredentials: ctx.s3Credentials, traffic: ctx.traffic)
             ctx.emit(r) { "" }
         }
     }
@@ -67,15 +72,19 @@ struct PGCommand: ParsableCommand {
     struct WALFetch: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "wal-fetch",
-            abstract: "restore_command: write one WAL file to DEST; exit 1 when it is not archived, 128 when it cannot be read (PostgreSQL then stops instead of promoting early). Prefetches ahead.")
+            abstract:
+                "restore_command: write one WAL file to DEST; exit 1 when it is not archived, 128 when it cannot be read (PostgreSQL then stops instead of promoting early). Prefetches ahead."
+        )
         @Argument(transform: TenantID.init) var tenant: TenantID
         @Argument(help: "The WAL file name (%f).") var name: String
         @Argument(help: "Where to write it (%p).") var destination: String
 
         func run() throws {
-            try PostgresWALAccess.restoreCommand(home: ctx.home, configFile: ctx.configFile, tenant: tenant, name: name,
-                                                 destination: destination, clock: try ctx.clock(),
-                                                 environmentCredentials: ctx.s3Credentials, traffic: ctx.traffic, binary: tresorBinaryPath) {
+            try PostgresWALAccess.restoreCommand(
+                home: ctx.home, configFile: ctx.configFile, tenant: tenant, name: name,
+                destination: destination, clock: try ctx.clock(),
+                environmentCredentials: ctx.s3Credentials, traffic: ctx.traffic, binary: tresorBinaryPath
+            ) {
                 FileHandle.standardError.write(Data(($0 + "\n").utf8))
             }
         }
@@ -90,8 +99,9 @@ struct PGCommand: ParsableCommand {
         @Flag(help: "Wait for a running prefetcher instead of leaving the work to it.") var wait = false
 
         func run() throws {
-            try PostgresWALAccess.prefetch(home: ctx.home, configFile: ctx.configFile, tenant: tenant, name: name, clock: try ctx.clock(),
-                                           environmentCredentials: ctx.s3Credentials, traffic: ctx.traffic, wait: wait)
+            try PostgresWALAccess.prefetch(
+                home: ctx.home, configFile: ctx.configFile, tenant: tenant, name: name, clock: try ctx.clock(),
+                environmentCredentials: ctx.s3Credentials, traffic: ctx.traffic, wait: wait)
         }
     }
 
@@ -121,8 +131,13 @@ struct PGCommand: ParsableCommand {
         @Option(help: "Recover up to this LSN (X/X).") var targetLsn: String?
         @Flag(help: "Recover all archived WAL.") var latest = false
         @Option(help: "Timeline to follow: latest, or a number (default: the base backup's).") var timeline: String?
-        @Flag(name: .customLong("run"), help: "Start the restored server on a free loopback port until it reached the target and promoted, then stop it; exit 1 if recovery stops first.") var runServer = false
-        @Flag(help: "Keep the backup's archive_mode: once promoted, the restored server archives into the tenant's WAL (for a restore that replaces production).") var archive = false
+        @Flag(
+            name: .customLong("run"),
+            help: "Start the restored server on a free loopback port until it reached the target and promoted, then stop it; exit 1 if recovery stops first.")
+        var runServer = false
+        @Flag(
+            help: "Keep the backup's archive_mode: once promoted, the restored server archives into the tenant's WAL (for a restore that replaces production).")
+        var archive = false
 
         func run() throws {
             let chosen = [targetTime != nil, targetLsn != nil, latest].filter { $0 }.count
@@ -141,11 +156,12 @@ struct PGCommand: ParsableCommand {
             } else {
                 target = .latest
             }
-            let r = try ctx.installation().restorePostgres(tenant: tenant, pgdata: pgdata, target: target, timeline: timeline, archive: archive,
-                                                           run: runServer, binary: tresorBinaryPath)
+            let r = try ctx.installation().restorePostgres(
+                tenant: tenant, pgdata: pgdata, target: target, timeline: timeline, archive: archive,
+                run: runServer, binary: tresorBinaryPath)
             ctx.emit(r, outcome: r.outcome) {
-                "restored base backup \(r.snapshot.prefix(8)) (ended \(r.baseBackupEnd)) of \(r.tenant) to \(r.pgdata): \(r.files) files, \(formatBytes(r.bytes)) in \(String(format: "%.1f", r.seconds)) s\n  recovery configured to \(r.target)\(r.stopLSN.map { " (recovery_target_lsn \($0))" } ?? ""); start the server to replay the wal" +
-                    r.notes.map { "\n  \($0)" }.joined()
+                "restored base backup \(r.snapshot.prefix(8)) (ended \(r.baseBackupEnd)) of \(r.tenant) to \(r.pgdata): \(r.files) files, \(formatBytes(r.bytes)) in \(String(format: "%.1f", r.seconds)) s\n  recovery configured to \(r.target)\(r.stopLSN.map { " (recovery_target_lsn \($0))" } ?? ""); start the server to replay the wal"
+                    + r.notes.map { "\n  \($0)" }.joined()
             }
         }
     }
@@ -171,17 +187,21 @@ struct PGCommand: ParsableCommand {
     struct Stream: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Stream WAL over the replication protocol into the archive until stopped (SIGTERM/SIGINT).",
-            discussion: "Stores received WAL at least every [postgres] stream_flush_interval, reconnects when the server goes away, and confirms to the server only WAL that is stored. Runs next to archive_command.")
+            discussion:
+                "Stores received WAL at least every [postgres] stream_flush_interval, reconnects when the server goes away, and confirms to the server only WAL that is stored. Runs next to archive_command."
+        )
         @Argument(transform: TenantID.init) var tenant: TenantID
         @Option(help: "Physical replication slot (default tresor_<tenant>; created when missing).") var slot: String?
 
         func run() throws {
             StopSignal.install()
-            _ = try ctx.installation().streamPostgres(tenant: tenant, slot: slot, log: { event in
-                let record = StreamEventRecord(event)
-                ctx.emit(record) { record.human }
-                fflush(nil)
-            }, shouldStop: { StopSignal.requested })
+            _ = try ctx.installation().streamPostgres(
+                tenant: tenant, slot: slot,
+                log: { event in
+                    let record = StreamEventRecord(event)
+                    ctx.emit(record) { record.human }
+                    fflush(nil)
+                }, shouldStop: { StopSignal.requested })
         }
     }
 }
@@ -232,7 +252,8 @@ struct StreamEventRecord: Encodable {
     var human: String {
         switch event {
         case "connected":
-            return "\(time) streaming timeline \(timeline ?? 0) from \(start ?? "?") through slot \(slot ?? "?")\(createdSlot == true ? " (created)" : "") of system \(systemID ?? "?")"
+            return
+                "\(time) streaming timeline \(timeline ?? 0) from \(start ?? "?") through slot \(slot ?? "?")\(createdSlot == true ? " (created)" : "") of system \(systemID ?? "?")"
         case "segment":
             return "\(time) stored \(segment ?? "?")\(result == "already_archived" ? " (already archived)" : "")"
         case "conflict":
@@ -241,7 +262,8 @@ struct StreamEventRecord: Encodable {
             return "\(time) disconnected: \(reason ?? "?"); reconnecting in \(Int(retryInSeconds ?? 0)) s"
         default:
             let s = stats
-            return "\(time) stopped: stored up to \(s?.storedLSN ?? "?"), \(s?.segmentsStored ?? 0) segments stored, \(s?.segmentsAlreadyArchived ?? 0) already archived, \(s?.partialStores ?? 0) partial stores, \(formatBytes(s?.bytesReceived ?? 0)) received"
+            return
+                "\(time) stopped: stored up to \(s?.storedLSN ?? "?"), \(s?.segmentsStored ?? 0) segments stored, \(s?.segmentsAlreadyArchived ?? 0) already archived, \(s?.partialStores ?? 0) partial stores, \(formatBytes(s?.bytesReceived ?? 0)) received"
         }
     }
 }

@@ -45,22 +45,27 @@ struct RetentionApplyCommand: ParsableCommand {
                     if let e = s.error {
                         lines.append("  store \(s.store): FAILED: \(e)")
                     } else if let p = s.prune {
-                        lines.append("  store \(s.store): \(dryRun ? "would delete" : "deleted") \(p.snapshotsDeleted) snapshots, \(p.packsDeleted) packs (\(formatBytes(p.packBytesFreed))), \(s.walDeleted) WAL objects (\(formatBytes(s.walBytesFreed))); \(p.indexesWritten) index objects rewritten; \(p.packsRepacked) mostly-garbage packs repacked into \(p.packsWritten)")
+                        lines.append(
+                            "  store \(s.store): \(dryRun ? "would delete" : "deleted") \(p.snapshotsDeleted) snapshots, \(p.packsDeleted) packs (\(formatBytes(p.packBytesFreed))), \(s.walDeleted) WAL objects (\(formatBytes(s.walBytesFreed))); \(p.indexesWritten) index objects rewritten; \(p.packsRepacked) mostly-garbage packs repacked into \(p.packsWritten)"
+                        )
                     }
                 }
                 for c in r.classes {
                     let kinds = c.deletedByKind.keys.sorted().map { "\($0) \(c.deletedByKind[$0]!)" }.joined(separator: ", ")
-                    lines.append("  \(c.name): \(dryRun ? "would delete" : "deleted") \(c.deleted) older than \(c.cutoff) (\(c.policyKey) = \(c.period))"
-                                 + (kinds.isEmpty ? "" : ": \(kinds)"))
+                    lines.append(
+                        "  \(c.name): \(dryRun ? "would delete" : "deleted") \(c.deleted) older than \(c.cutoff) (\(c.policyKey) = \(c.period))"
+                            + (kinds.isEmpty ? "" : ": \(kinds)"))
                 }
                 if let a = r.accessLog {
-                    lines.append("  access log: \(dryRun ? "would delete" : "deleted") \(a.deleted) entries older than \(inst.policy.accessLog.retention), kept \(a.kept)"
-                                 + (a.unreadable > 0 ? "; PROBLEM: \(a.unreadable) lines without a readable time kept" : ""))
+                    lines.append(
+                        "  access log: \(dryRun ? "would delete" : "deleted") \(a.deleted) entries older than \(inst.policy.accessLog.retention), kept \(a.kept)"
+                            + (a.unreadable > 0 ? "; PROBLEM: \(a.unreadable) lines without a readable time kept" : ""))
                 } else if let e = r.accessLogError {
                     lines.append("  access log: FAILED: \(e)")
                 }
-                lines.append("  bytes to free: " + r.bytesToFree.keys.sorted().map { "\($0) \(formatBytes(r.bytesToFree[$0]!))" }.joined(separator: ", ")
-                             + (dryRun ? " (dry run: nothing changed)" : ""))
+                lines.append(
+                    "  bytes to free: " + r.bytesToFree.keys.sorted().map { "\($0) \(formatBytes(r.bytesToFree[$0]!))" }.joined(separator: ", ")
+                        + (dryRun ? " (dry run: nothing changed)" : ""))
                 return lines.joined(separator: "\n")
             }.joined(separator: "\n")
         }
@@ -71,7 +76,9 @@ struct RetentionApplyCommand: ParsableCommand {
 }
 
 private func describe(tenant: String, plan: RetentionPlan) -> String {
-    var lines = ["\(tenant): window \(plan.windowStart) … \(plan.now): keep \(plan.keepSnapshots.count) snapshots and \(plan.keepWAL.count) WAL objects; drop \(plan.dropSnapshots.count) snapshots and \(plan.dropWAL.count) WAL objects (\(formatBytes(UInt64(plan.walBytesToFree))))"]
+    var lines = [
+        "\(tenant): window \(plan.windowStart) … \(plan.now): keep \(plan.keepSnapshots.count) snapshots and \(plan.keepWAL.count) WAL objects; drop \(plan.dropSnapshots.count) snapshots and \(plan.dropWAL.count) WAL objects (\(formatBytes(UInt64(plan.walBytesToFree))))"
+    ]
     for d in plan.dropSnapshots { lines.append("  drop snapshot \(d.item): \(d.reason)") }
     for p in plan.problems { lines.append("  problem: \(p)") }
     return lines.joined(separator: "\n")

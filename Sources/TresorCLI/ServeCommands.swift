@@ -32,8 +32,9 @@ struct ExportLinkCommand: ParsableCommand {
         let (link, digest) = try ctx.installation().makeExportLink(tenant: tenant, file: file, lifetime: lifetime)
         let root = base.hasSuffix("/") ? String(base.dropLast()) : base
         let expiry = Date(timeIntervalSince1970: Double(link.expires))
-        let out = Output(tenant: tenant.rawValue, file: file, link: root + link.path, accessLog: root + link.accessLogPath, id: link.id,
-                         sha256: digest.sha256, bytes: digest.size, expires: expiry)
+        let out = Output(
+            tenant: tenant.rawValue, file: file, link: root + link.path, accessLog: root + link.accessLogPath, id: link.id,
+            sha256: digest.sha256, bytes: digest.size, expires: expiry)
         ctx.emit(out) {
             "\(out.link)\n  \(file): \(digest.size) bytes, sha256 \(digest.sha256)\n  valid until \(TimeFormat.string(expiry)), link id \(link.id)\n  access log: \(out.accessLog)"
         }
@@ -66,7 +67,8 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port),
-              colon != listen.startIndex else {
+            colon != listen.startIndex
+        else {
             throw CoreError.usage("--listen '\(listen)' is not HOST:PORT", hint: "tresor serve --listen 127.0.0.1:8080")
         }
         var host = String(listen[..<colon])

@@ -7,7 +7,9 @@ struct TickCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tick",
         abstract: "Run every job that is due per the policies and the catalog (from cron, e.g. every 5 minutes).",
-        discussion: "Exit 1 when a due job failed (the others still ran), 3 when one found a problem, 0 otherwise; jobs another process is running are listed as locked.")
+        discussion:
+            "Exit 1 when a due job failed (the others still ran), 3 when one found a problem, 0 otherwise; jobs another process is running are listed as locked."
+    )
     @Option(name: .customLong("metrics-out"), help: "Write the Prometheus textfile here at the end (as tresor metrics --out).") var metricsOut: String?
 
     func run() throws {

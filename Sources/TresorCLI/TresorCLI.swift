@@ -15,8 +15,10 @@ public enum TresorCLI {
         umask(0o077)
         if tresor_disable_core_dumps() != 0 {
             let reason = String(cString: strerror(errno))
-            exit(report(CoreError.failed("cannot turn off core dumps (\(reason)); refusing to handle keys in a process that may dump them"),
-                        json: CommandLine.arguments.contains("--json")))
+            exit(
+                report(
+                    CoreError.failed("cannot turn off core dumps (\(reason)); refusing to handle keys in a process that may dump them"),
+                    json: CommandLine.arguments.contains("--json")))
         }
         exit(run(arguments: Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment))
     }
@@ -48,9 +50,11 @@ public enum TresorCLI {
                 return ExitCodes.ok
             }
             let message = Tresor.message(for: error).split(separator: "\n").first.map(String.init) ?? "bad usage"
-            return report(CoreError.usage(message.replacingOccurrences(of: "Error: ", with: "").lowercasedFirst,
-                                          hint: usageHint(rest)),
-                          json: options.json)
+            return report(
+                CoreError.usage(
+                    message.replacingOccurrences(of: "Error: ", with: "").lowercasedFirst,
+                    hint: usageHint(rest)),
+                json: options.json)
         }
         defer { writeStoreStatistics(environment, traffic: context.traffic) }
         logger?.info("command started", metadata: ["command": "\(rest.prefix(2).joined(separator: " "))"])
@@ -71,8 +75,9 @@ public enum TresorCLI {
                 }
                 if code == .validationFailure {
                     let message = Tresor.message(for: error).split(separator: "\n").first.map(String.init) ?? "bad usage"
-                    return report(CoreError.usage(message.replacingOccurrences(of: "Error: ", with: "").lowercasedFirst),
-                                  json: options.json)
+                    return report(
+                        CoreError.usage(message.replacingOccurrences(of: "Error: ", with: "").lowercasedFirst),
+                        json: options.json)
                 }
             }
             return report(error, json: options.json)
@@ -83,7 +88,8 @@ public enum TresorCLI {
     /// overall help when its first word names no command (`tresor help WORD` would fail too).
     static func usageHint(_ arguments: [String]) -> String {
         guard let first = arguments.first,
-              Tresor.configuration.subcommands.contains(where: { $0._commandName == first }) else { return "tresor --help" }
+            Tresor.configuration.subcommands.contains(where: { $0._commandName == first })
+        else { return "tresor --help" }
         return "tresor help \(first)"
     }
 

@@ -255,7 +255,9 @@ extension Catalog {
             key.startedAt = .distantPast
             if newest[key].map({ $0 < run.startedAt }) ?? true { newest[key] = run.startedAt }
         }
-        return newest.map { var r = $0.key; r.startedAt = $0.value; return r }
+        return newest.map {
+            var r = $0.key; r.startedAt = $0.value; return r
+        }
     }
 }
 

@@ -28,4 +28,3 @@ public enum CatalogErrorCode: String, Sendable, Codable, FailureCode {
         }
     }
 }
-

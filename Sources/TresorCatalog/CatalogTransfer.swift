@@ -30,8 +30,9 @@ public enum CatalogTransfer {
             for table in tables {
                 let rows = try count(table, in: target)
                 guard rows == 0 else {
-                    throw CatalogError(.invalid, "the target catalog is not empty: table \(table) holds \(rows) rows",
-                                       hint: "migrate into a new, empty database (CREATE DATABASE tresor_catalog)")
+                    throw CatalogError(
+                        .invalid, "the target catalog is not empty: table \(table) holds \(rows) rows",
+                        hint: "migrate into a new, empty database (CREATE DATABASE tresor_catalog)")
                 }
             }
             var counts: Counts = [:]
@@ -59,10 +60,12 @@ public enum CatalogTransfer {
     /// The catalog's tables (not SQLite's own, not `schema_version`, which the target has from
     /// its migrations), each after the tables its foreign keys point to.
     private static func orderedTables(_ db: SQLiteDatabase) throws -> [String] {
-        let names = try db.query("""
+        let names = try db.query(
+            """
             SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'schema_version'
             ORDER BY name
-            """) { $0.text(0) }
+            """
+        ) { $0.text(0) }
         var parents: [String: Set<String>] = [:]
         for name in names {
             parents[name] = Set(try db.query("SELECT \"table\" FROM pragma_foreign_key_list(?)", [.text(name)]) { $0.text(0) })
@@ -84,9 +87,10 @@ public enum CatalogTransfer {
         let list = columns.map { "\"\($0)\"" }.joined(separator: ", ")
         // Every catalog value is an integer, text or NULL; a BLOB (no catalog column holds one)
         // would not survive the text transfer, so it stops the copy instead.
-        let blobs = try source.query("SELECT COUNT(*) FROM \(table) WHERE " + columns.map { "typeof(\"\($0)\") = 'blob'" }.joined(separator: " OR ")) {
-            $0.int64(0)
-        }.first ?? 0
+        let blobs =
+            try source.query("SELECT COUNT(*) FROM \(table) WHERE " + columns.map { "typeof(\"\($0)\") = 'blob'" }.joined(separator: " OR ")) {
+                $0.int64(0)
+            }.first ?? 0
         guard blobs == 0 else {
             throw CatalogError(.invalid, "table \(table) holds \(blobs) rows with binary values the copy cannot carry")
         }
@@ -101,13 +105,17 @@ public enum CatalogTransfer {
     /// Copied ids were inserted explicitly: the next id each serial column hands out must follow them.
     private static func resetSequences(_ tables: [String], in db: any CatalogConnection) throws {
         for table in tables {
-            let serials = try db.query("""
+            let serials = try db.query(
+                """
                 SELECT column_name FROM information_schema.columns
                 WHERE table_schema = current_schema() AND table_name = ? AND column_default LIKE 'nextval(%'
-                """, [.text(table)]) { $0.text(0) }
+                """, [.text(table)]
+            ) { $0.text(0) }
             for column in serials {
-                _ = try db.query("SELECT setval(pg_get_serial_sequence(?, ?), COALESCE((SELECT MAX(\"\(column)\") FROM \(table)), 0) + 1, false)",
-                                 [.text(table), .text(column)]) { _ in () }
+                _ = try db.query(
+                    "SELECT setval(pg_get_serial_sequence(?, ?), COALESCE((SELECT MAX(\"\(column)\") FROM \(table)), 0) + 1, false)",
+                    [.text(table), .text(column)]
+                ) { _ in () }
             }
         }
     }

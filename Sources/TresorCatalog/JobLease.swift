@@ -14,8 +14,10 @@ public final class JobLease: @unchecked Sendable {
 
     /// Claims `key` (see ``Catalog/claimJob(_:worker:lease:notDoneSince:)``): the lease when
     /// claimed, else what the catalog answered.
-    public static func claim(_ key: JobKey, in catalog: any Catalog, worker: String, lease: TimeInterval,
-                             notDoneSince: Date?) throws -> Result<JobLease, Refusal> {
+    public static func claim(
+        _ key: JobKey, in catalog: any Catalog, worker: String, lease: TimeInterval,
+        notDoneSince: Date?
+    ) throws -> Result<JobLease, Refusal> {
         switch try catalog.claimJob(key, worker: worker, lease: lease, notDoneSince: notDoneSince) {
         case .claimed: return .success(JobLease(key: key, catalog: catalog, worker: worker, lease: lease))
         case .held(let by): return .failure(.held(by: by))
@@ -58,7 +60,9 @@ public final class JobLease: @unchecked Sendable {
     /// the lease was lost, if it was. Calling it twice does nothing the second time.
     @discardableResult
     public func finish(doneAt: Date?) throws -> String? {
-        let first = state.withLock { s -> Bool in defer { s.finished = true }; return !s.finished }
+        let first = state.withLock { s -> Bool in
+            defer { s.finished = true }; return !s.finished
+        }
         guard first else { return lost }
         stop.signal()
         if try !catalog.releaseJob(key, worker: worker, doneAt: doneAt) {

@@ -12,8 +12,9 @@ public final class PostgresCatalog: SQLCatalog, @unchecked Sendable {
     /// opens migrate once (an advisory lock keeps them apart). Errors never repeat the password.
     public init(dsn: String, worker: String = WorkerName.current) throws {
         let connection = try PostgresConnection(dsn: dsn, applicationName: "tresor-catalog")
-        try Self.migrate(connection, to: Self.migrations,
-                         serialize: "SELECT pg_advisory_xact_lock(7415726431)")  // any constant, the same in every tresor
+        try Self.migrate(
+            connection, to: Self.migrations,
+            serialize: "SELECT pg_advisory_xact_lock(7415726431)")  // any constant, the same in every tresor
         super.init(connection: connection, worker: worker)
     }
 

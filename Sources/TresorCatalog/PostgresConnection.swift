@@ -15,8 +15,9 @@ final class PostgresConnection: CatalogConnection {
             // catalog's only notices are those, and warnings and errors still come through.
             try connection.query("SET client_min_messages = warning")
         } catch let e as PostgresError {
-            throw CatalogError(.postgres, "cannot open the postgresql catalog: \(e.message)",
-                               hint: "check the catalog setting in tresor.toml and that the server accepts this host")
+            throw CatalogError(
+                .postgres, "cannot open the postgresql catalog: \(e.message)",
+                hint: "check the catalog setting in tresor.toml and that the server accepts this host")
         }
     }
 

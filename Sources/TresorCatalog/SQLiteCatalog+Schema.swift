@@ -120,8 +120,10 @@ extension SQLCatalog {
     /// `migrations` is a parameter only so tests can add a version (and PostgreSQL passes its
     /// own); `serialize`, when given, runs first in the transaction to keep concurrent migrations
     /// apart where the write transaction alone does not (PostgreSQL's advisory lock).
-    static func migrate(_ db: any CatalogConnection, to migrations: [String] = SQLiteCatalog.migrations,
-                        serialize: String? = nil) throws {
+    static func migrate(
+        _ db: any CatalogConnection, to migrations: [String] = SQLiteCatalog.migrations,
+        serialize: String? = nil
+    ) throws {
         try db.transaction {
             if let serialize { try db.exec(serialize) }
             try db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)")

@@ -38,7 +38,8 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
 
     public func addStore(_ store: StoreRecord) throws {
         let inserted = try locked { db in
-            try db.execute("""
+            try db.execute(
+                """
                 INSERT INTO stores (\(Self.storeColumns)) VALUES (?, ?, ?, ?)
                 ON CONFLICT (name) DO NOTHING
                 """, [.text(store.name), .text(store.url), .text(store.region), SQLiteValue(store.addedAt)])
@@ -73,13 +74,15 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
 
     public func addTenant(_ tenant: TenantRecord) throws {
         guard TenantID.isValid(tenant.name) else {
-            throw CatalogError(.invalid, "invalid tenant name '\(tenant.name)'",
-                               hint: "use 1-\(TenantID.maxLength) lowercase letters, digits, '-' or '_', not starting with '-'")
+            throw CatalogError(
+                .invalid, "invalid tenant name '\(tenant.name)'",
+                hint: "use 1-\(TenantID.maxLength) lowercase letters, digits, '-' or '_', not starting with '-'")
         }
         try locked { db in
             try db.transaction {
                 try Self.requireStores(of: tenant, in: db)
-                let inserted = try db.execute("""
+                let inserted = try db.execute(
+                    """
                     INSERT INTO tenants (\(Self.tenantColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (name) DO NOTHING
                     """, Self.tenantValues(tenant))
@@ -96,7 +99,8 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
             try db.transaction {
                 try Self.requireTenant(tenant.name, in: db)
                 try Self.requireStores(of: tenant, in: db)
-                try db.execute("""
+                try db.execute(
+                    """
                     UPDATE tenants SET region = ?, store = ?, offsite_store = ?, pg_dsn = ?,
                         created_at = ?, contract_end = ?, hold_reason = ?
                     WHERE name = ?
@@ -110,9 +114,11 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
     public func tenant(named name: String) throws -> TenantRecord? {
         try locked { db in
             try db.transaction(write: false) {
-                guard var tenant = try db.query(
-                    "SELECT \(Self.tenantColumns) FROM tenants WHERE name = ?", [.text(name)], row: Self.tenant
-                ).first else { return nil }
+                guard
+                    var tenant = try db.query(
+                        "SELECT \(Self.tenantColumns) FROM tenants WHERE name = ?", [.text(name)], row: Self.tenant
+                    ).first
+                else { return nil }
                 tenant.docRoots = try db.query(
                     "SELECT path FROM tenant_doc_roots WHERE tenant = ? ORDER BY position", [.text(name)]
                 ) { $0.text(0) }
@@ -141,15 +147,18 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
 
     /// The values of ``tenantColumns``, in order.
     private static func tenantValues(_ tenant: TenantRecord) -> [SQLiteValue] {
-        [.text(tenant.name), .text(tenant.region), .text(tenant.store), SQLiteValue(tenant.offsiteStore),
-         SQLiteValue(tenant.pgDSN), SQLiteValue(tenant.createdAt), SQLiteValue(tenant.contractEnd),
-         SQLiteValue(tenant.holdReason)]
+        [
+            .text(tenant.name), .text(tenant.region), .text(tenant.store), SQLiteValue(tenant.offsiteStore),
+            SQLiteValue(tenant.pgDSN), SQLiteValue(tenant.createdAt), SQLiteValue(tenant.contractEnd),
+            SQLiteValue(tenant.holdReason),
+        ]
     }
 
     private static func insertDocRoots(of tenant: TenantRecord, in db: any CatalogConnection) throws {
         for (position, path) in tenant.docRoots.enumerated() {
-            try db.execute("INSERT INTO tenant_doc_roots (tenant, position, path) VALUES (?, ?, ?)",
-                           [.text(tenant.name), .int64(Int64(position)), .text(path)])
+            try db.execute(
+                "INSERT INTO tenant_doc_roots (tenant, position, path) VALUES (?, ?, ?)",
+                [.text(tenant.name), .int64(Int64(position)), .text(path)])
         }
     }
 
@@ -163,8 +172,9 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
 
     private static func requireStore(_ name: String, in db: any CatalogConnection) throws {
         guard try exists("SELECT 1 FROM stores WHERE name = ?", name, in: db) else {
-            throw CatalogError(.notFound, "store '\(name)' does not exist",
-                               hint: "tresor store add \(name) --url URL --region REGION")
+            throw CatalogError(
+                .notFound, "store '\(name)' does not exist",
+                hint: "tresor store add \(name) --url URL --region REGION")
         }
     }
 
@@ -185,23 +195,30 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
             try db.transaction {
                 try Self.requireTenant(approval.tenant, in: db)
                 try Self.requireStore(approval.store, in: db)
-                try db.execute("""
+                try db.execute(
+                    """
                     INSERT INTO region_approvals (tenant, store, approved_by, reason, approved_at)
                     VALUES (?, ?, ?, ?, ?)
-                    """, [.text(approval.tenant), .text(approval.store), .text(approval.approvedBy),
-                          .text(approval.reason), SQLiteValue(approval.approvedAt)])
+                    """,
+                    [
+                        .text(approval.tenant), .text(approval.store), .text(approval.approvedBy),
+                        .text(approval.reason), SQLiteValue(approval.approvedAt),
+                    ])
             }
         }
     }
 
     public func regionApprovals(tenant: String) throws -> [RegionApproval] {
         try locked { db in
-            try db.query("""
+            try db.query(
+                """
                 SELECT tenant, store, approved_by, reason, approved_at FROM region_approvals
                 WHERE tenant = ? ORDER BY approved_at, id
-                """, [.text(tenant)]) { row in
-                RegionApproval(tenant: row.text(0), store: row.text(1), approvedBy: row.text(2),
-                               reason: row.text(3), approvedAt: row.date(4))
+                """, [.text(tenant)]
+            ) { row in
+                RegionApproval(
+                    tenant: row.text(0), store: row.text(1), approvedBy: row.text(2),
+                    reason: row.text(3), approvedAt: row.date(4))
             }
         }
     }
@@ -210,11 +227,16 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
 
     public func startRun(kind: RunKind, tenant: String?, at start: Date) throws -> Int64 {
         try locked { db in
-            let ids = try db.query("""
+            let ids = try db.query(
+                """
                 INSERT INTO runs (tenant, kind, started_at, status, detail, worker) VALUES (?, ?, ?, ?, '{}', ?)
                 RETURNING id
-                """, [SQLiteValue(tenant), .text(kind.rawValue), SQLiteValue(start), .text(RunRecord.runningStatus.rawValue),
-                      .text(worker)]) { $0.int64(0) }
+                """,
+                [
+                    SQLiteValue(tenant), .text(kind.rawValue), SQLiteValue(start), .text(RunRecord.runningStatus.rawValue),
+                    .text(worker),
+                ]
+            ) { $0.int64(0) }
             guard let id = ids.first else { throw CatalogError(.sqlite, "cannot start run: the catalog returned no id") }
             return id
         }
@@ -222,8 +244,9 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
 
     public func finishRun(id: Int64, at end: Date, status: RunStatus, detail: String) throws {
         let updated = try locked { db in
-            try db.execute("UPDATE runs SET ended_at = ?, status = ?, detail = ? WHERE id = ?",
-                           [SQLiteValue(end), .text(status.rawValue), .text(detail), .int64(id)])
+            try db.execute(
+                "UPDATE runs SET ended_at = ?, status = ?, detail = ? WHERE id = ?",
+                [SQLiteValue(end), .text(status.rawValue), .text(detail), .int64(id)])
         }
         guard updated == 1 else { throw CatalogError(.notFound, "run \(id) does not exist") }
     }
@@ -238,7 +261,8 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
         // costs index entries, not row reads. Runs without a tenant are few (ticks excluded by
         // kind); of those, only store-clean runs need their detail, for the store.
         return try locked { db in
-            let rows = try db.query("""
+            let rows = try db.query(
+                """
                 SELECT kind, tenant, status, max(started_at), 0 FROM runs
                 WHERE kind IN (\(marks(kindList.count))) AND status IN (\(marks(statusList.count))) AND tenant IS NOT NULL
                 GROUP BY kind, tenant, status
@@ -247,28 +271,34 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
                 FROM runs
                 WHERE kind IN (\(marks(kindList.count))) AND status IN (\(marks(statusList.count))) AND tenant IS NULL
                 GROUP BY 1, 2, 3
-                """, values + values) { row in
+                """, values + values
+            ) { row in
                 (kind: row.text(0), owner: row.optionalText(1), status: row.text(2), startedAt: row.date(3), tenantless: row.int64(4) == 1)
             }
             return try rows.map { r in
                 guard let kind = RunKind(rawValue: r.kind), let status = RunStatus(rawValue: r.status) else {
-                    throw CatalogError(.corrupt, "a run has unknown kind '\(r.kind)' or status '\(r.status)'",
-                                       hint: "run a Tresor release at least as new as the one that wrote it")
+                    throw CatalogError(
+                        .corrupt, "a run has unknown kind '\(r.kind)' or status '\(r.status)'",
+                        hint: "run a Tresor release at least as new as the one that wrote it")
                 }
-                return LatestRun(kind: kind, tenant: r.tenantless ? nil : r.owner, store: r.tenantless ? r.owner : nil,
-                                 status: status, startedAt: r.startedAt)
+                return LatestRun(
+                    kind: kind, tenant: r.tenantless ? nil : r.owner, store: r.tenantless ? r.owner : nil,
+                    status: status, startedAt: r.startedAt)
             }
         }
     }
 
     /// A run row as a ``RunRecord``; a kind or status this build does not know is reported.
-    private static func runRecord(id: Int64, tenant: String?, kind: String, startedAt: Date, endedAt: Date?, status: String,
-                                  detail: String, worker: String?) throws -> RunRecord {
+    private static func runRecord(
+        id: Int64, tenant: String?, kind: String, startedAt: Date, endedAt: Date?, status: String,
+        detail: String, worker: String?
+    ) throws -> RunRecord {
         // The status column only holds RunStatus values (schema 2); a kind from a newer
         // tresor, or an edited file, is reported rather than read as something else.
         guard let k = RunKind(rawValue: kind), let s = RunStatus(rawValue: status) else {
-            throw CatalogError(.corrupt, "run \(id) has unknown kind '\(kind)' or status '\(status)'",
-                               hint: "run a Tresor release at least as new as the one that wrote it")
+            throw CatalogError(
+                .corrupt, "run \(id) has unknown kind '\(kind)' or status '\(status)'",
+                hint: "run a Tresor release at least as new as the one that wrote it")
         }
         return RunRecord(id: id, tenant: tenant, kind: k, startedAt: startedAt, endedAt: endedAt, status: s, detail: detail, worker: worker)
     }
@@ -288,15 +318,20 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
         // A negative LIMIT means "no limit" to SQLite and is an error to PostgreSQL; the protocol says none.
         values.append(.int64(Int64(max(limit, 0))))
         return try locked { db in
-            try db.query("""
+            try db.query(
+                """
                 SELECT id, tenant, kind, started_at, ended_at, status, detail, worker FROM runs
                 \(filter) ORDER BY started_at DESC, id DESC LIMIT ?
-                """, values) { row in
-                (id: row.int64(0), tenant: row.optionalText(1), kind: row.text(2), startedAt: row.date(3),
-                 endedAt: row.optionalDate(4), status: row.text(5), detail: row.text(6), worker: row.optionalText(7))
+                """, values
+            ) { row in
+                (
+                    id: row.int64(0), tenant: row.optionalText(1), kind: row.text(2), startedAt: row.date(3),
+                    endedAt: row.optionalDate(4), status: row.text(5), detail: row.text(6), worker: row.optionalText(7)
+                )
             }.map { r in
-                try Self.runRecord(id: r.id, tenant: r.tenant, kind: r.kind, startedAt: r.startedAt, endedAt: r.endedAt,
-                                   status: r.status, detail: r.detail, worker: r.worker)
+                try Self.runRecord(
+                    id: r.id, tenant: r.tenant, kind: r.kind, startedAt: r.startedAt, endedAt: r.endedAt,
+                    status: r.status, detail: r.detail, worker: r.worker)
             }
         }
     }
@@ -307,22 +342,29 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
 
     private static func deletion(_ row: any CatalogRow) throws -> DeletionRecord {
         guard let step = DeletionStep(rawValue: row.text(1)) else {
-            throw CatalogError(.corrupt, "deletion of '\(row.text(0))' has unknown step '\(row.text(1))'",
-                               hint: "run a Tresor release at least as new as the one that wrote it")
+            throw CatalogError(
+                .corrupt, "deletion of '\(row.text(0))' has unknown step '\(row.text(1))'",
+                hint: "run a Tresor release at least as new as the one that wrote it")
         }
-        return DeletionRecord(tenant: row.text(0), step: step, startedAt: row.date(2), finishedAt: row.optionalDate(3),
-                              plan: row.text(4), report: row.text(5))
+        return DeletionRecord(
+            tenant: row.text(0), step: step, startedAt: row.date(2), finishedAt: row.optionalDate(3),
+            plan: row.text(4), report: row.text(5))
     }
 
     public func beginDeletion(tenant: String, plan: String, at: Date) throws -> DeletionRecord {
         try locked { db in
             try db.transaction {
-                try db.execute("""
+                try db.execute(
+                    """
                     INSERT INTO deletions (\(Self.deletionColumns)) VALUES (?, ?, ?, NULL, ?, '{}')
                     ON CONFLICT (tenant) DO NOTHING
                     """, [.text(tenant), .text(DeletionStep.planned.rawValue), SQLiteValue(at), .text(plan)])
-                guard let row = try db.query("SELECT \(Self.deletionColumns) FROM deletions WHERE tenant = ?",
-                                             [.text(tenant)], row: Self.deletion).first else {
+                guard
+                    let row = try db.query(
+                        "SELECT \(Self.deletionColumns) FROM deletions WHERE tenant = ?",
+                        [.text(tenant)], row: Self.deletion
+                    ).first
+                else {
                     throw CatalogError(.sqlite, "cannot record the deletion of '\(tenant)': the row is missing after its insert")
                 }
                 return row
@@ -344,8 +386,9 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
 
     public func updateDeletion(tenant: String, step: DeletionStep, report: String, finishedAt: Date?) throws {
         let updated = try locked { db in
-            try db.execute("UPDATE deletions SET step = ?, report = ?, finished_at = ? WHERE tenant = ?",
-                           [.text(step.rawValue), .text(report), SQLiteValue(finishedAt), .text(tenant)])
+            try db.execute(
+                "UPDATE deletions SET step = ?, report = ?, finished_at = ? WHERE tenant = ?",
+                [.text(step.rawValue), .text(report), SQLiteValue(finishedAt), .text(tenant)])
         }
         guard updated == 1 else { throw CatalogError(.notFound, "no deletion of '\(tenant)' is recorded") }
     }
@@ -369,8 +412,8 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
             // Whose runs: the tenant's, or (nil) the installation's own (ticks, deletions, sweeps,
             // controls, store cleaning), whose newest is kept per kind and, for store cleaning, per store.
             func owner(_ alias: String) -> String { tenant == nil ? "\(alias)tenant IS NULL" : "\(alias)tenant = ?" }
-            let sameStore = tenant != nil ? "" :
-                " AND COALESCE(\(db.jsonStringField("m.detail", "store")), '') = COALESCE(\(db.jsonStringField("n.detail", "store")), '')"
+            let sameStore =
+                tenant != nil ? "" : " AND COALESCE(\(db.jsonStringField("m.detail", "store")), '') = COALESCE(\(db.jsonStringField("n.detail", "store")), '')"
             // Same order as `runs` (and tick): newest start first, ties by id.
             let condition = """
                 \(owner("")) AND ended_at IS NOT NULL AND ended_at < ? AND status != 'running' AND id NOT IN (
@@ -382,11 +425,15 @@ public class SQLCatalog: Catalog, @unchecked Sendable {
             let who: [SQLiteValue] = tenant.map { [.text($0)] } ?? []
             let values: [SQLiteValue] = who + [SQLiteValue(cutoff)] + who + who
             var counts: [RunKind: Int] = [:]
-            for (kind, count) in try db.query("SELECT kind, COUNT(*) FROM runs WHERE \(condition) GROUP BY kind", values, row: {
-                ($0.text(0), Int($0.int64(1)))
-            }) {
+            for (kind, count) in try db.query(
+                "SELECT kind, COUNT(*) FROM runs WHERE \(condition) GROUP BY kind", values,
+                row: {
+                    ($0.text(0), Int($0.int64(1)))
+                })
+            {
                 guard let k = RunKind(rawValue: kind) else {
-                    throw CatalogError(.corrupt, "run kind '\(kind)' is unknown to this build; job history of \(tenant.map { "'\($0)'" } ?? "the installation") left as it is")
+                    throw CatalogError(
+                        .corrupt, "run kind '\(kind)' is unknown to this build; job history of \(tenant.map { "'\($0)'" } ?? "the installation") left as it is")
                 }
                 counts[k] = count
             }

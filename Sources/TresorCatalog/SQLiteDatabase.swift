@@ -25,7 +25,7 @@ final class SQLiteDatabase: CatalogConnection {
         // files the mode of the database file, so creating that 0600 covers all three.
         if path != ":memory:" {
             let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-            if fd >= 0 { close(fd) }   // a failure here is reported by sqlite3_open_v2 below
+            if fd >= 0 { close(fd) }  // a failure here is reported by sqlite3_open_v2 below
         }
         let rc = sqlite3_open_v2(path, &opened, flags, nil)
         guard rc == SQLITE_OK, let opened else {
@@ -50,13 +50,15 @@ final class SQLiteDatabase: CatalogConnection {
         let message = "cannot \(action): \(reason)"
         switch rc & 0xff {  // the low byte is the primary code; extended codes add detail above it
         case SQLITE_CORRUPT, SQLITE_NOTADB:
-            return CatalogError(.corrupt, message,
-                                hint: "move the damaged catalog file aside and run 'tresor init'; the repository holds the truth")
+            return CatalogError(
+                .corrupt, message,
+                hint: "move the damaged catalog file aside and run 'tresor init'; the repository holds the truth")
         case SQLITE_BUSY, SQLITE_LOCKED:
             return CatalogError(.sqlite, message, hint: "another Tresor process is holding the catalog; try again")
         case SQLITE_CANTOPEN, SQLITE_READONLY, SQLITE_PERM:
-            return CatalogError(.sqlite, message,
-                                hint: "check that the Tresor home directory exists and is writable by this user")
+            return CatalogError(
+                .sqlite, message,
+                hint: "check that the Tresor home directory exists and is writable by this user")
         case SQLITE_FULL:
             return CatalogError(.sqlite, message, hint: "free disk space where the catalog lives")
         default:
@@ -154,13 +156,15 @@ final class SQLiteStatement: CatalogRow {
         }
         for (offset, value) in values.enumerated() {
             let index = Int32(offset + 1)
-            let rc: Int32 = switch value {
-            case .null: sqlite3_bind_null(handle, index)
-            case .int64(let number): sqlite3_bind_int64(handle, index, number)
-            case .text(let text):
-                sqlite3_bind_text64(handle, index, text, sqlite3_uint64(text.utf8.count),
-                                    transientDestructor, UInt8(SQLITE_UTF8))
-            }
+            let rc: Int32 =
+                switch value {
+                case .null: sqlite3_bind_null(handle, index)
+                case .int64(let number): sqlite3_bind_int64(handle, index, number)
+                case .text(let text):
+                    sqlite3_bind_text64(
+                        handle, index, text, sqlite3_uint64(text.utf8.count),
+                        transientDestructor, UInt8(SQLITE_UTF8))
+                }
             try database.check(rc, doing: "bind catalog value \(index)")
         }
     }

@@ -29,8 +29,10 @@ public enum TimeFormat {
         let t = text.trimmingCharacters(in: .whitespaces)
         if t.hasPrefix("@"), let secs = Double(t.dropFirst()) { return Date(timeIntervalSince1970: secs) }
         let normalized = t.replacingOccurrences(of: " ", with: "T")
-        for options in [ISO8601DateFormatter.Options.withInternetDateTime,
-                        [.withInternetDateTime, .withFractionalSeconds]] {
+        for options in [
+            ISO8601DateFormatter.Options.withInternetDateTime,
+            [.withInternetDateTime, .withFractionalSeconds],
+        ] {
             let f = ISO8601DateFormatter()
             f.formatOptions = options
             if let d = f.date(from: normalized) { return d }

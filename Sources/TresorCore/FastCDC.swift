@@ -74,12 +74,14 @@ public struct FastCDC: Sendable {
     /// 2^6 and 2^40; violating this traps, because silently adjusting a parameter would change
     /// every boundary of a repository. Costs 256 splitmix64 steps and a 2 KiB allocation.
     public init(minSize: Int, averageSize: Int, maxSize: Int, seed: UInt64) {
-        precondition(averageSize > 0 && averageSize & (averageSize - 1) == 0,
-                     "FastCDC averageSize must be a power of two, got \(averageSize)")
+        precondition(
+            averageSize > 0 && averageSize & (averageSize - 1) == 0,
+            "FastCDC averageSize must be a power of two, got \(averageSize)")
         let k = averageSize.trailingZeroBitCount
         precondition((6...40).contains(k), "FastCDC averageSize must be between 2^6 and 2^40, got \(averageSize)")
-        precondition(minSize >= 1 && minSize <= averageSize && averageSize <= maxSize,
-                     "FastCDC needs 1 <= minSize <= averageSize <= maxSize, got \(minSize)/\(averageSize)/\(maxSize)")
+        precondition(
+            minSize >= 1 && minSize <= averageSize && averageSize <= maxSize,
+            "FastCDC needs 1 <= minSize <= averageSize <= maxSize, got \(minSize)/\(averageSize)/\(maxSize)")
         self.minSize = minSize
         self.averageSize = averageSize
         self.maxSize = maxSize
@@ -126,8 +128,10 @@ public struct FastCDC: Sendable {
     /// Two bytes per step: `4·fp + (2·g0 + g1)` equals two single steps in wrapping arithmetic
     /// but leaves one dependent add per two bytes on the hash's critical path.
     @inline(__always)
-    private static func scan(_ bytes: UnsafeRawPointer, _ gear: UnsafePointer<UInt64>, _ fp: inout UInt64,
-                             _ i: inout Int, to end: Int, mask: UInt64) -> Int? {
+    private static func scan(
+        _ bytes: UnsafeRawPointer, _ gear: UnsafePointer<UInt64>, _ fp: inout UInt64,
+        _ i: inout Int, to end: Int, mask: UInt64
+    ) -> Int? {
         var h = fp, j = i
         while j &+ 1 < end {
             let g0 = gear[Int(bytes.load(fromByteOffset: j, as: UInt8.self))]

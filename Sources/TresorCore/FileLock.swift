@@ -1,9 +1,10 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
 
 /// Locks held with `flock` on `<directory>/<name>.lock`: exclusive among the processes of one
 /// host that use the same directory. The kernel drops a lock when its holder exits for any

@@ -15,8 +15,10 @@ public struct Policy: Sendable, Equatable {
         public var workers: Int
         public var changedFileRetries: Int
 
-        public init(compressionLevel: Int, chunkMin: Int, chunkAvg: Int, chunkMax: Int, packTarget: Int,
-                    indexEveryPacks: Int, workers: Int, changedFileRetries: Int) {
+        public init(
+            compressionLevel: Int, chunkMin: Int, chunkAvg: Int, chunkMax: Int, packTarget: Int,
+            indexEveryPacks: Int, workers: Int, changedFileRetries: Int
+        ) {
             self.compressionLevel = compressionLevel
             self.chunkMin = chunkMin
             self.chunkAvg = chunkAvg
@@ -189,51 +191,52 @@ public struct Policy: Sendable, Equatable {
     public static let schema: TOMLSchema = {
         let mib = 1 << 20
         let day = 86400.0
-        return TOMLSchema([
-            "backup.compression_level": .integer(1...19),
-            "backup.chunk_min_bytes": .integer(4096...(64 * mib)),
-            "backup.chunk_avg_bytes": .integer(4096...(64 * mib)),
-            "backup.chunk_max_bytes": .integer(4096...(64 * mib)),
-            "backup.pack_target_bytes": .integer((1 << 16)...(1 << 30)),
-            "backup.index_every_packs": .integer(1...100_000),
-            "backup.workers": .integer(0...256),
-            "backup.changed_file_retries": .integer(0...100),
-            "documents.backup_interval": .duration(60...(31 * day)),
-            "documents.daily_snapshots_kept": .integer(31...100_000),
-            "postgres.wal_prefetch_depth": .integer(0...256),
-            "postgres.relation_chunk_bytes": .integer(8192...(64 * mib)),
-            "postgres.index_compression_level": .integer(1...19),
-            "postgres.archive_wait": .duration(0...day),
-            "postgres.stream_flush_interval": .duration(0.001...3600),
-            "postgres.stream_status_interval": .duration(0.001...3600),
-            "postgres.recovery_window": .duration(day...(3660 * day)),
-            "postgres.base_backup_interval": .duration(3600...(31 * day)),
-            "postgres.wal_fetch_retry": .duration(0...day),
-            "drills.interval": .duration(3600...(366 * day)),
-            "drills.max_age": .duration(day...(366 * day)),
-            "drills.document_sample_percent": .integer(1...100),
-            "drills.document_sample_min": .integer(1...1_000_000),
-            "drills.timeout": .duration(60...(7 * day)),
-            "drills.self_test_every": .integer(0...100_000),
-            "drills.heartbeat_tenants": .string,
-            "drills.renew_before": .duration(0...(366 * day)),
-            "deletion.delay_after_contract_end": .duration(0...(90 * day)),
-            "deletion.sweep_interval": .duration(3600...(90 * day)),
-            "exports.link_lifetime": .duration(60...(90 * day)),
-            "exports.max_concurrent_downloads": .integer(1...1000),
-            "exports.download_stall_timeout": .duration(1...(1 * day)),
-            "exports.zstd_level": .integer(1...19),
-            "access_log.retention": .duration(day...(3660 * day)),
-            "retention.timezone": .string,
-            "job_history.retention": .duration(day...(3660 * day)),
-            "store.incomplete_upload_age": .duration(0...(366 * day)),
-            "store.repack_garbage_percent": .integer(1...100),
-            "service_terms.rto": .duration(60...(7 * day)),
-            "service_terms.rto_typical": .duration(60...(7 * day)),
-            "service_terms.rto_typical_share_percent": .integer(0...100),
-            "service_terms.rpo": .duration(1...day),
-            "tick.concurrency": .integer(1...64),
-        ], reference: "policies/default.toml")
+        return TOMLSchema(
+            [
+                "backup.compression_level": .integer(1...19),
+                "backup.chunk_min_bytes": .integer(4096...(64 * mib)),
+                "backup.chunk_avg_bytes": .integer(4096...(64 * mib)),
+                "backup.chunk_max_bytes": .integer(4096...(64 * mib)),
+                "backup.pack_target_bytes": .integer((1 << 16)...(1 << 30)),
+                "backup.index_every_packs": .integer(1...100_000),
+                "backup.workers": .integer(0...256),
+                "backup.changed_file_retries": .integer(0...100),
+                "documents.backup_interval": .duration(60...(31 * day)),
+                "documents.daily_snapshots_kept": .integer(31...100_000),
+                "postgres.wal_prefetch_depth": .integer(0...256),
+                "postgres.relation_chunk_bytes": .integer(8192...(64 * mib)),
+                "postgres.index_compression_level": .integer(1...19),
+                "postgres.archive_wait": .duration(0...day),
+                "postgres.stream_flush_interval": .duration(0.001...3600),
+                "postgres.stream_status_interval": .duration(0.001...3600),
+                "postgres.recovery_window": .duration(day...(3660 * day)),
+                "postgres.base_backup_interval": .duration(3600...(31 * day)),
+                "postgres.wal_fetch_retry": .duration(0...day),
+                "drills.interval": .duration(3600...(366 * day)),
+                "drills.max_age": .duration(day...(366 * day)),
+                "drills.document_sample_percent": .integer(1...100),
+                "drills.document_sample_min": .integer(1...1_000_000),
+                "drills.timeout": .duration(60...(7 * day)),
+                "drills.self_test_every": .integer(0...100_000),
+                "drills.heartbeat_tenants": .string,
+                "drills.renew_before": .duration(0...(366 * day)),
+                "deletion.delay_after_contract_end": .duration(0...(90 * day)),
+                "deletion.sweep_interval": .duration(3600...(90 * day)),
+                "exports.link_lifetime": .duration(60...(90 * day)),
+                "exports.max_concurrent_downloads": .integer(1...1000),
+                "exports.download_stall_timeout": .duration(1...(1 * day)),
+                "exports.zstd_level": .integer(1...19),
+                "access_log.retention": .duration(day...(3660 * day)),
+                "retention.timezone": .string,
+                "job_history.retention": .duration(day...(3660 * day)),
+                "store.incomplete_upload_age": .duration(0...(366 * day)),
+                "store.repack_garbage_percent": .integer(1...100),
+                "service_terms.rto": .duration(60...(7 * day)),
+                "service_terms.rto_typical": .duration(60...(7 * day)),
+                "service_terms.rto_typical_share_percent": .integer(0...100),
+                "service_terms.rpo": .duration(1...day),
+                "tick.concurrency": .integer(1...64),
+            ], reference: "policies/default.toml")
     }()
 
     /// Keys added after homes were first made, with the value the shipped `default.toml` has
@@ -287,11 +290,13 @@ public struct Policy: Sendable, Equatable {
             workers: try r.int("backup.workers"),
             changedFileRetries: try r.int("backup.changed_file_retries"))
         guard backup.chunkMin < backup.chunkAvg, backup.chunkAvg < backup.chunkMax else {
-            throw r.error("backup.chunk_avg_bytes", "chunk sizes must satisfy min < avg < max",
-                          hint: "fix chunk_min_bytes, chunk_avg_bytes, chunk_max_bytes")
+            throw r.error(
+                "backup.chunk_avg_bytes", "chunk sizes must satisfy min < avg < max",
+                hint: "fix chunk_min_bytes, chunk_avg_bytes, chunk_max_bytes")
         }
-        documents = Documents(backupInterval: try r.duration("documents.backup_interval"),
-                              dailySnapshotsKept: try r.int("documents.daily_snapshots_kept"))
+        documents = Documents(
+            backupInterval: try r.duration("documents.backup_interval"),
+            dailySnapshotsKept: try r.int("documents.daily_snapshots_kept"))
         postgres = Postgres(
             walPrefetchDepth: try r.int("postgres.wal_prefetch_depth"),
             relationChunkBytes: try r.int("postgres.relation_chunk_bytes"),
@@ -309,8 +314,9 @@ public struct Policy: Sendable, Equatable {
         guard postgres.streamFlushInterval.seconds > 0, postgres.streamStatusInterval.seconds > 0 else {
             throw r.error("postgres.stream_flush_interval", "stream_flush_interval and stream_status_interval must be more than 0s")
         }
-        store = StoreMaintenance(incompleteUploadAge: try r.duration("store.incomplete_upload_age"),
-                                 repackGarbagePercent: try r.int("store.repack_garbage_percent"))
+        store = StoreMaintenance(
+            incompleteUploadAge: try r.duration("store.incomplete_upload_age"),
+            repackGarbagePercent: try r.int("store.repack_garbage_percent"))
         tickConcurrency = try r.int("tick.concurrency")
         guard postgres.relationChunkBytes % 8192 == 0, postgres.relationChunkBytes <= backup.chunkMax else {
             throw r.error("postgres.relation_chunk_bytes", "must be a multiple of 8192 and at most backup.chunk_max_bytes")
@@ -318,11 +324,12 @@ public struct Policy: Sendable, Equatable {
         guard postgres.baseBackupInterval.seconds <= postgres.recoveryWindow.seconds else {
             throw r.error("postgres.base_backup_interval", "must not be longer than postgres.recovery_window")
         }
-        drills = Drills(interval: try r.duration("drills.interval"), maxAge: try r.duration("drills.max_age"),
-                        documentSamplePercent: try r.int("drills.document_sample_percent"),
-                        documentSampleMin: try r.int("drills.document_sample_min"),
-                        timeout: try r.duration("drills.timeout"), selfTestEvery: try r.int("drills.self_test_every"),
-                        heartbeatTenants: try r.string("drills.heartbeat_tenants"))
+        drills = Drills(
+            interval: try r.duration("drills.interval"), maxAge: try r.duration("drills.max_age"),
+            documentSamplePercent: try r.int("drills.document_sample_percent"),
+            documentSampleMin: try r.int("drills.document_sample_min"),
+            timeout: try r.duration("drills.timeout"), selfTestEvery: try r.int("drills.self_test_every"),
+            heartbeatTenants: try r.string("drills.heartbeat_tenants"))
         drills.renewBefore = try r.duration("drills.renew_before")
         guard drills.renewBefore.seconds < drills.maxAge.seconds else {
             throw r.error("drills.renew_before", "must be shorter than drills.max_age")
@@ -330,17 +337,20 @@ public struct Policy: Sendable, Equatable {
         guard drills.interval.seconds <= drills.maxAge.seconds else {
             throw r.error("drills.interval", "must not be longer than drills.max_age, or every tenant is overdue")
         }
-        deletion = Deletion(delayAfterContractEnd: try r.duration("deletion.delay_after_contract_end"),
-                            sweepInterval: try r.duration("deletion.sweep_interval"))
-        exports = Exports(linkLifetime: try r.duration("exports.link_lifetime"),
-                          maxConcurrentDownloads: try r.int("exports.max_concurrent_downloads"),
-                          downloadStallTimeout: try r.duration("exports.download_stall_timeout"),
-                          zstdLevel: try r.int("exports.zstd_level"))
+        deletion = Deletion(
+            delayAfterContractEnd: try r.duration("deletion.delay_after_contract_end"),
+            sweepInterval: try r.duration("deletion.sweep_interval"))
+        exports = Exports(
+            linkLifetime: try r.duration("exports.link_lifetime"),
+            maxConcurrentDownloads: try r.int("exports.max_concurrent_downloads"),
+            downloadStallTimeout: try r.duration("exports.download_stall_timeout"),
+            zstdLevel: try r.int("exports.zstd_level"))
         accessLog = AccessLog(retention: try r.duration("access_log.retention"))
         retention = Retention(timeZone: try r.string("retention.timezone"))
         guard TimeZone(identifier: retention.timeZone) != nil else {
-            throw r.error("retention.timezone", "\(retention.timeZone) is not a time zone name",
-                          hint: "use an IANA name such as \"UTC\" or \"Europe/Berlin\"")
+            throw r.error(
+                "retention.timezone", "\(retention.timeZone) is not a time zone name",
+                hint: "use an IANA name such as \"UTC\" or \"Europe/Berlin\"")
         }
         jobHistory = JobHistory(retention: try r.duration("job_history.retention"))
     }
@@ -353,8 +363,9 @@ public struct Policy: Sendable, Equatable {
         do {
             names = try fm.contentsOfDirectory(atPath: directory.path)
         } catch {
-            throw CoreError.usage("cannot read policy directory \(directory.path)",
-                                  hint: "tresor init writes the default policies there")
+            throw CoreError.usage(
+                "cannot read policy directory \(directory.path)",
+                hint: "tresor init writes the default policies there")
         }
         var merged: [String: TOMLValue] = [:]
         var origins: [String: TOMLDocument] = [:]

@@ -1,7 +1,8 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 /// Starting child processes with `posix_spawn`, every descriptor beyond 0–2 closed in the child.
 ///
@@ -18,8 +19,10 @@ public enum Spawn {
 
     /// Starts `path` with `arguments`; standard output and error go to the given files (appended;
     /// nil means /dev/null). `newSession` detaches it from the caller's session and terminal.
-    public static func start(_ path: String, _ arguments: [String], stdout: String? = nil, stderr: String? = nil,
-                             newSession: Bool = false) throws -> pid_t {
+    public static func start(
+        _ path: String, _ arguments: [String], stdout: String? = nil, stderr: String? = nil,
+        newSession: Bool = false
+    ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -30,7 +33,7 @@ public enum Spawn {
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
-        if newSession { posix_spawnattr_setflags(&attr, Int16(0x80)) } // POSIX_SPAWN_SETSID
+        if newSession { posix_spawnattr_setflags(&attr, Int16(0x80)) }  // POSIX_SPAWN_SETSID
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var pid: pid_t = 0

@@ -102,8 +102,9 @@ public enum TOML {
         } catch let e as TOMLParseError {
             throw ParseError(message: "\(source):\(e.source.begin.line): \(e.description)")
         }
-        return TOMLDocument(root: try convert(table, path: "", source: source), source: source,
-                            lines: keyLines(text))
+        return TOMLDocument(
+            root: try convert(table, path: "", source: source), source: source,
+            lines: keyLines(text))
     }
 
     private static func convert(_ value: any TOMLValueConvertible, path: String, source: String) throws -> TOMLValue {

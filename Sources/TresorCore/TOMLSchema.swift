@@ -82,9 +82,11 @@ public struct TOMLSchema: Sendable {
     private func hint(forUnknown path: String) -> String {
         let parent = path.split(separator: ".").dropLast().joined(separator: ".")
         let prefix = parent.isEmpty ? "" : parent + "."
-        let known = Set(fields.keys.filter { $0.hasPrefix(prefix) }.compactMap {
-            $0.dropFirst(prefix.count).split(separator: ".").first.map(String.init)
-        }).sorted().joined(separator: ", ")
+        let known = Set(
+            fields.keys.filter { $0.hasPrefix(prefix) }.compactMap {
+                $0.dropFirst(prefix.count).split(separator: ".").first.map(String.init)
+            }
+        ).sorted().joined(separator: ", ")
         let what = parent.isEmpty ? "known tables" : "known keys in [\(parent)]"
         return "check the spelling; \(what): \(known) (see \(reference))"
     }

@@ -12,18 +12,20 @@ public struct TenantID: Hashable, Comparable, Sendable, Codable, CustomStringCon
     /// Checks `text` and throws a usage failure (exit 2) naming it and the rules when it breaks them.
     public init(_ text: String) throws {
         guard Self.isValid(text) else {
-            throw CoreError.usage("invalid tenant name '\(text)': use 1-\(Self.maxLength) lowercase letters, digits, '-' or '_', not starting with '-'",
-                                  hint: "tenant names look like acme, acme-eu or acme_2; tresor tenant list shows the existing ones")
+            throw CoreError.usage(
+                "invalid tenant name '\(text)': use 1-\(Self.maxLength) lowercase letters, digits, '-' or '_', not starting with '-'",
+                hint: "tenant names look like acme, acme-eu or acme_2; tresor tenant list shows the existing ones")
         }
         rawValue = text
     }
 
     public static func isValid(_ text: String) -> Bool {
         let bytes = text.utf8
-        return !bytes.isEmpty && bytes.count <= maxLength && bytes.first != UInt8(ascii: "-") && bytes.allSatisfy { c in
-            (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z"))
-                || c == UInt8(ascii: "-") || c == UInt8(ascii: "_")
-        }
+        return !bytes.isEmpty && bytes.count <= maxLength && bytes.first != UInt8(ascii: "-")
+            && bytes.allSatisfy { c in
+                (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z"))
+                    || c == UInt8(ascii: "-") || c == UInt8(ascii: "_")
+            }
     }
 
     public var description: String { rawValue }

@@ -32,6 +32,5 @@ public func runOnThreads(_ count: Int, name: String, _ body: @escaping @Sendable
     threads.wait()
 }
 
-
 /// The number of cores this process may use.
 public var availableCores: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }

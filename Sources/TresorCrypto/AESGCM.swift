@@ -53,8 +53,10 @@ public final class AESGCM {
     /// `out` must hold at least `plaintext.count + overhead` bytes and must not overlap
     /// `plaintext` or `aad`. Allocates nothing. Cannot fail with a working libcrypto; an OpenSSL
     /// failure stops the process rather than emit unauthenticated data.
-    public func seal(_ plaintext: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer,
-                     into out: UnsafeMutableRawBufferPointer) -> Int {
+    public func seal(
+        _ plaintext: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer,
+        into out: UnsafeMutableRawBufferPointer
+    ) -> Int {
         seal(pieces: CollectionOfOne(plaintext), aad: aad, into: out)
     }
 
@@ -62,8 +64,10 @@ public final class AESGCM {
     /// seal them copied into one buffer, without that copy (a WAL object's independently
     /// compressed frames). Returns the bytes written, the pieces' total plus ``overhead``.
     /// `out` must hold that many bytes and overlap no piece and not `aad`. Allocates nothing.
-    public func seal(pieces: some Collection<UnsafeRawBufferPointer>, aad: UnsafeRawBufferPointer,
-                     into out: UnsafeMutableRawBufferPointer) -> Int {
+    public func seal(
+        pieces: some Collection<UnsafeRawBufferPointer>, aad: UnsafeRawBufferPointer,
+        into out: UnsafeMutableRawBufferPointer
+    ) -> Int {
         let count = pieces.reduce(0) { $0 + $1.count }
         precondition(out.count >= count + Self.overhead, "AESGCM.seal: output buffer too small")
         let base = out.baseAddress!
@@ -103,8 +107,10 @@ public final class AESGCM {
     /// case the first `sealed.count - overhead` bytes of `out` are zeroed, so unverified plaintext
     /// is never left behind. `out` must hold at least `sealed.count - overhead` bytes and must not
     /// overlap `sealed` or `aad`. Allocates nothing.
-    public func open(_ sealed: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer,
-                     into out: UnsafeMutableRawBufferPointer) throws -> Int {
+    public func open(
+        _ sealed: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer,
+        into out: UnsafeMutableRawBufferPointer
+    ) throws -> Int {
         guard sealed.count >= Self.overhead else {
             throw CryptoError.authenticationFailed("\(sealed.count) bytes is shorter than nonce and tag")
         }
@@ -116,9 +122,10 @@ public final class AESGCM {
         // OpenSSL copies the tag and never writes through this pointer.
         let tag = UnsafeMutableRawPointer(mutating: base + Self.nonceSize + count)
         guard EVP_CipherInit_ex2(context, nil, nil, nonce, 0, nil) == 1,
-              EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, Int32(Self.tagSize), tag) == 1,
-              update(aad, into: nil),
-              update(ciphertext, into: out.baseAddress) else {
+            EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, Int32(Self.tagSize), tag) == 1,
+            update(aad, into: nil),
+            update(ciphertext, into: out.baseAddress)
+        else {
             if count > 0 { out.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: count) }
             throw CryptoError.fromOpenSSL("decrypting AES-256-GCM data")
         }
@@ -152,9 +159,12 @@ public final class AESGCM {
             let n = min(input.count - offset, Self.maxUpdate)
             var written: Int32 = 0
             let destination = output.map { ($0 + offset).assumingMemoryBound(to: UInt8.self) }
-            guard EVP_CipherUpdate(context, destination, &written,
-                                   (source + offset).assumingMemoryBound(to: UInt8.self), Int32(n)) == 1,
-                  Int(written) == n else { return false }
+            guard
+                EVP_CipherUpdate(
+                    context, destination, &written,
+                    (source + offset).assumingMemoryBound(to: UInt8.self), Int32(n)) == 1,
+                Int(written) == n
+            else { return false }
             offset += n
         }
         return true

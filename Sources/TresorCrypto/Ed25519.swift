@@ -71,9 +71,11 @@ public struct Ed25519PrivateKey: Sendable, CustomStringConvertible, CustomDebugS
     public var debugDescription: String { description }
 
     private static func load(_ seed: [UInt8]) throws -> OpaquePointer {
-        guard let key = seed.withUnsafeBufferPointer({
-            EVP_PKEY_new_raw_private_key_ex(nil, "ED25519", nil, $0.baseAddress, $0.count)
-        }) else { throw CryptoError.fromOpenSSL("loading an Ed25519 private key", code: .invalidKey) }
+        guard
+            let key = seed.withUnsafeBufferPointer({
+                EVP_PKEY_new_raw_private_key_ex(nil, "ED25519", nil, $0.baseAddress, $0.count)
+            })
+        else { throw CryptoError.fromOpenSSL("loading an Ed25519 private key", code: .invalidKey) }
         return key
     }
 }
@@ -111,7 +113,8 @@ public struct Ed25519PublicKey: Sendable, Hashable {
         defer { EVP_PKEY_free(key) }
         guard let context = EVP_MD_CTX_new() else { opensslFatal("creating an Ed25519 context") }
         defer { EVP_MD_CTX_free(context) }
-        let valid = EVP_DigestVerifyInit_ex(context, nil, nil, nil, nil, key, nil) == 1
+        let valid =
+            EVP_DigestVerifyInit_ex(context, nil, nil, nil, nil, key, nil) == 1
             && signature.withUnsafeBufferPointer { sig in
                 withNonNullBytes(data) { bytes, count in
                     EVP_DigestVerify(context, sig.baseAddress, 64, bytes, count) == 1
@@ -122,9 +125,11 @@ public struct Ed25519PublicKey: Sendable, Hashable {
     }
 
     private static func load(_ bytes: [UInt8]) throws -> OpaquePointer {
-        guard let key = bytes.withUnsafeBufferPointer({
-            EVP_PKEY_new_raw_public_key_ex(nil, "ED25519", nil, $0.baseAddress, $0.count)
-        }) else { throw CryptoError.fromOpenSSL("loading an Ed25519 public key", code: .invalidKey) }
+        guard
+            let key = bytes.withUnsafeBufferPointer({
+                EVP_PKEY_new_raw_public_key_ex(nil, "ED25519", nil, $0.baseAddress, $0.count)
+            })
+        else { throw CryptoError.fromOpenSSL("loading an Ed25519 public key", code: .invalidKey) }
         return key
     }
 }

@@ -52,7 +52,8 @@ public enum SHA256 {
         makeObjectID { out in
             var length: UInt32 = 0
             guard EVP_Digest(data.baseAddress, data.count, out, &length, sha256Digest, nil) == 1,
-                  length == 32 else { opensslFatal("SHA-256") }
+                length == 32
+            else { opensslFatal("SHA-256") }
         }
     }
 

@@ -1,11 +1,12 @@
+import Foundation
+import TresorCore
+import TresorRepository
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
-import TresorCore
-import TresorRepository
 
 /// Backs up a tenant's document roots into one snapshot.
 ///
@@ -65,13 +66,16 @@ public final class DocumentBackup {
     /// tests that swap the file for something else between listing and reading.
     public var beforeOpeningFile: ((_ relative: [UInt8]) -> Void)?
 
-    public init(repository: TenantRepository, index: RepositoryIndex, policy: Policy.Backup, clock: any Clock,
-                progress: ((Progress) -> Void)? = nil) throws {
+    public init(
+        repository: TenantRepository, index: RepositoryIndex, policy: Policy.Backup, clock: any Clock,
+        progress: ((Progress) -> Void)? = nil
+    ) throws {
         self.repo = repository
         self.index = index
         self.policy = policy
         self.clock = clock
-        self.writer = try BlobWriter(repository: repository, index: index, settings: .init(policy: policy, uploaders: repository.store.capabilities.writeConcurrency))
+        self.writer = try BlobWriter(
+            repository: repository, index: index, settings: .init(policy: policy, uploaders: repository.store.capabilities.writeConcurrency))
         self.chunks = ChunkStream(repository: repository, writer: writer)
         self.treeChunks = ChunkStream(repository: repository, writer: writer)
         self.progressCallback = progress
@@ -107,7 +111,7 @@ public final class DocumentBackup {
         let started = clock.now()
         parent = next.map { ParentFiles(next: $0, roots: roots.map { Array($0.label.utf8) }) }
         treeChunks.begin(type: .tree)
-        nodeBytes.raw(TreeCodec.header(paged: false)) // documents are never paged
+        nodeBytes.raw(TreeCodec.header(paged: false))  // documents are never paged
         do {
             for root in roots {
                 let fd = open(root.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -115,8 +119,9 @@ public final class DocumentBackup {
                 guard fd >= 0, fstat(fd, &st) == 0 else {
                     let why = PosixFS.errorText()
                     if fd >= 0 { close(fd) }
-                    throw FS.Error(kind: .usage, message: "document root \(root.path) of tenant '\(repo.tenant)' cannot be opened as a directory: \(why)",
-                                   hint: "create it, or fix the tenant's --docs roots")
+                    throw FS.Error(
+                        kind: .usage, message: "document root \(root.path) of tenant '\(repo.tenant)' cannot be opened as a directory: \(why)",
+                        hint: "create it, or fix the tenant's --docs roots")
                 }
                 defer { close(fd) }
                 try walkDirectory(fd: fd, relative: Array(root.label.utf8), st: st)
@@ -182,7 +187,7 @@ public final class DocumentBackup {
             let cst: stat
             switch PosixFS.lstatAt(fd, name) {
             case .success(let s): cst = s
-            case .failure(let e) where e.code == ENOENT: continue // vanished since listing
+            case .failure(let e) where e.code == ENOENT: continue  // vanished since listing
             case .failure(let e):
                 skip(path, "cannot stat: \(e)")
                 continue
@@ -197,7 +202,7 @@ public final class DocumentBackup {
             let cfd: Int32
             switch PosixFS.openAt(dir, name, O_RDONLY | O_DIRECTORY | O_NONBLOCK) {
             case .success(let f): cfd = f
-            case .failure(let e) where e.code == ENOENT: return // vanished since listing
+            case .failure(let e) where e.code == ENOENT: return  // vanished since listing
             case .failure(let e):
                 skip(relative, "cannot open directory: \(e)")
                 return
@@ -215,7 +220,7 @@ public final class DocumentBackup {
             var n = node(relative, .symlink, st)
             switch PosixFS.readLinkAt(dir, name, sizeHint: Int(st.st_size)) {
             case .success(let target): n.linkTargetBytes = target
-            case .failure(let e) where e.code == ENOENT: return // vanished since listing
+            case .failure(let e) where e.code == ENOENT: return  // vanished since listing
             case .failure(let e):
                 skip(relative, "cannot read link: \(e)")
                 return
@@ -256,10 +261,11 @@ public final class DocumentBackup {
     }
 
     private func node(_ relative: [UInt8], _ kind: TreeNode.Kind, _ st: stat) -> TreeNode {
-        var n = TreeNode(pathBytes: relative, kind: kind, mode: UInt32(st.st_mode & 0o7777),
-                         mtimeSeconds: Int64(st.st_mtim.tv_sec), mtimeNanoseconds: UInt32(st.st_mtim.tv_nsec),
-                         uid: st.st_uid, gid: st.st_gid, size: UInt64(st.st_size),
-                         device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+        var n = TreeNode(
+            pathBytes: relative, kind: kind, mode: UInt32(st.st_mode & 0o7777),
+            mtimeSeconds: Int64(st.st_mtim.tv_sec), mtimeNanoseconds: UInt32(st.st_mtim.tv_nsec),
+            uid: st.st_uid, gid: st.st_gid, size: UInt64(st.st_size),
+            device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
         n.ctimeSeconds = Int64(st.st_ctim.tv_sec)
         n.ctimeNanoseconds = UInt32(st.st_ctim.tv_nsec)
         return n
@@ -287,11 +293,12 @@ public final class DocumentBackup {
         progress.files += 1
         progress.bytes += n.size
         if let old = try parent?.file(at: relative), old.size == n.size, old.mtimeSeconds == n.mtimeSeconds,
-           old.mtimeNanoseconds == n.mtimeNanoseconds, old.ctimeSeconds == n.ctimeSeconds,
-           old.ctimeNanoseconds == n.ctimeNanoseconds, old.inode == n.inode, old.device == n.device,
-           !old.flags.contains(.changedDuringBackup), old.chunks.allSatisfy({ index.contains($0) }) {
+            old.mtimeNanoseconds == n.mtimeNanoseconds, old.ctimeSeconds == n.ctimeSeconds,
+            old.ctimeNanoseconds == n.ctimeNanoseconds, old.inode == n.inode, old.device == n.device,
+            !old.flags.contains(.changedDuringBackup), old.chunks.allSatisfy({ index.contains($0) })
+        {
             n.chunks = old.chunks
-            n.xattrs = old.xattrs // ctime unchanged: attributes unchanged too
+            n.xattrs = old.xattrs  // ctime unchanged: attributes unchanged too
             n.extents = old.extents
             n.flags = old.flags
             remember(n, st)
@@ -314,7 +321,7 @@ public final class DocumentBackup {
             case .failure(let e):
                 stats.files -= 1
                 stats.bytes -= n.size
-                if e.code == ENOENT { return } // vanished since listing
+                if e.code == ENOENT { return }  // vanished since listing
                 if e.code == ELOOP || e.code == ENXIO, case .success(let now) = PosixFS.lstatAt(dir, name), !FS.isRegular(now) {
                     // Replaced by a symlink or a socket since listing: record what is there now.
                     try walkEntry(dir: dir, name: name, relative: relative, st: now)
@@ -354,8 +361,9 @@ public final class DocumentBackup {
             stats.filesRead += 1
             stats.bytesRead += result.bytes
             let stored = result.extents.map { $0.reduce(0) { $0 + $1.length } } ?? UInt64(after.st_size)
-            let stable = before.st_size == after.st_size && before.st_mtim.tv_sec == after.st_mtim.tv_sec &&
-                before.st_mtim.tv_nsec == after.st_mtim.tv_nsec && stored == result.bytes
+            let stable =
+                before.st_size == after.st_size && before.st_mtim.tv_sec == after.st_mtim.tv_sec && before.st_mtim.tv_nsec == after.st_mtim.tv_nsec
+                && stored == result.bytes
             if stable || attempt >= policy.changedFileRetries {
                 n = node(relative, .file, after)
                 n.chunks = result.chunks
@@ -397,7 +405,7 @@ public final class DocumentBackup {
             for e in extents {
                 guard lseek(fd, off_t(e.offset), SEEK_SET) >= 0 else { throw Errno(errno) }
                 try chunks.appendFile(fd, limit: e.length, progress: onCut)
-                _ = try chunks.finish() // cut at the extent's end so no chunk spans a hole
+                _ = try chunks.finish()  // cut at the extent's end so no chunk spans a hole
             }
         } else {
             try chunks.appendFile(fd, progress: onCut)

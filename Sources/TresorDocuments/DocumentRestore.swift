@@ -12,8 +12,10 @@ public final class DocumentRestore {
     private let restorer: TreeRestorer
 
     /// `sync: false` skips flushing to disk; `progress`, when given, is called about once a second.
-    public init(repository: TenantRepository, index: RepositoryIndex, threads: Int = 2 * availableCores, sync: Bool = true,
-                progress: (@Sendable (_ bytesWritten: UInt64, _ totalBytes: UInt64) -> Void)? = nil) {
+    public init(
+        repository: TenantRepository, index: RepositoryIndex, threads: Int = 2 * availableCores, sync: Bool = true,
+        progress: (@Sendable (_ bytesWritten: UInt64, _ totalBytes: UInt64) -> Void)? = nil
+    ) {
         restorer = TreeRestorer(repository: repository, index: index, threads: threads, sync: sync, progress: progress)
     }
 

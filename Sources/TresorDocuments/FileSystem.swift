@@ -1,9 +1,10 @@
+import TresorCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import TresorCore
 
 /// The walker's error and `stat` type tests; byte-name calls live in `PosixFS`.
 enum FS {

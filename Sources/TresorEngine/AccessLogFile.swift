@@ -1,8 +1,9 @@
+import Foundation
+import TresorCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import TresorCore
 
 /// The download endpoint's access log on disk, `HOME/exports/access.jsonl` (one JSON object a
 /// line, with at least `time` in ISO 8601), and the lock its writers share,

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import TresorCatalog
 import TresorCore
 import TresorPostgres
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What `tresor catalog migrate` did.
 public struct CatalogMigrateResult: Codable, Sendable {
@@ -25,8 +26,9 @@ extension HomeOpener {
     /// catalog is write-locked (see ``CatalogTransfer``). The SQLite file is left in place, unused.
     public func migrateCatalog(from: String, to dsn: String) throws -> CatalogMigrateResult {
         guard from == "sqlite" else {
-            throw CoreError.usage("cannot migrate from '\(from)': only the embedded catalog can be moved",
-                                  hint: "tresor catalog migrate --from sqlite --to postgresql://USER@HOST/DB")
+            throw CoreError.usage(
+                "cannot migrate from '\(from)': only the embedded catalog can be moved",
+                hint: "tresor catalog migrate --from sqlite --to postgresql://USER@HOST/DB")
         }
         guard PostgresCatalog.isDSN(dsn) else {
             throw CoreError.usage("the target must be a postgresql:// URL", hint: "tresor catalog migrate --from sqlite --to postgresql://USER@HOST/DB")
@@ -78,14 +80,19 @@ extension Config {
         if let start = lines.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces) == "[catalog]" }) {
             var end = start + 1
             while end < lines.count, !isHeader(lines[end]) { end += 1 }
-            lines.replaceSubrange(start..<end, with: [
-                "# The SQLite catalog (\(sqlitePath)) was moved to PostgreSQL by tresor catalog migrate (catalog above).", "",
-            ])
+            lines.replaceSubrange(
+                start..<end,
+                with: [
+                    "# The SQLite catalog (\(sqlitePath)) was moved to PostgreSQL by tresor catalog migrate (catalog above).", "",
+                ])
         }
         let escaped = dsn.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
         let insertAt = lines.firstIndex(where: isHeader) ?? lines.count
-        lines.insert(contentsOf: ["# The fleet's shared catalog (may hold a password: keep this file owner-only).",
-                                  "catalog = \"\(escaped)\"", ""], at: insertAt)
+        lines.insert(
+            contentsOf: [
+                "# The fleet's shared catalog (may hold a password: keep this file owner-only).",
+                "catalog = \"\(escaped)\"", "",
+            ], at: insertAt)
         return lines.joined(separator: "\n")
     }
 }

@@ -22,8 +22,10 @@ extension Installation {
     /// counting as damage.
     ///
     /// `progress`, when given, hears each tenant's pack reads (tenant, packs read, bytes read, bytes to read).
-    public func check(tenant: TenantID?, readData: Checker.ReadData, store storeName: String? = nil,
-                      progress: (@Sendable (String, Int, UInt64, UInt64) -> Void)? = nil) throws -> CheckResult {
+    public func check(
+        tenant: TenantID?, readData: Checker.ReadData, store storeName: String? = nil,
+        progress: (@Sendable (String, Int, UInt64, UInt64) -> Void)? = nil
+    ) throws -> CheckResult {
         let ids = try tenant.map { [$0] } ?? catalog.tenants().map { try $0.id }
         var reports: [String: Checker.Report] = [:]
         for id in ids {
@@ -33,8 +35,9 @@ extension Installation {
             guard try TenantRepository.exists(store: store, tenant: name) else {
                 if tenant != nil {
                     // The backup that fits the tenant: a database-only tenant has no document roots.
-                    throw CoreError.usage("tenant '\(name)' has no backups yet",
-                                          hint: t.docRoots.isEmpty && t.pgDSN != nil ? "tresor pg basebackup \(name)" : "tresor docs backup \(name)")
+                    throw CoreError.usage(
+                        "tenant '\(name)' has no backups yet",
+                        hint: t.docRoots.isEmpty && t.pgDSN != nil ? "tresor pg basebackup \(name)" : "tresor docs backup \(name)")
                 }
                 continue
             }
@@ -43,30 +46,33 @@ extension Installation {
             if let lock = try? locks.acquire(name) {
                 withExtendedLifetime(lock) { removeOrphanUploads(tenant: t, store: store) }
             }
-            reports[name] = try run(Job(.check, tenant: id) { [self] in
-                let watch = AccessWatchingStore(store)
-                var tenantProgress: (@Sendable (Int, UInt64, UInt64) -> Void)?
-                if let progress { tenantProgress = { packs, bytes, total in progress(name, packs, bytes, total) } }
-                var report = try checkTenant(t, store: watch, readData: readData, progress: tenantProgress)
-                // An object the key may not read is an access failure, not damage.
-                if let denied = watch.denied { throw denied }
-                lostSnapshotCoverage(tenant: name, into: &report)
-                return report
-            })
+            reports[name] = try run(
+                Job(.check, tenant: id) { [self] in
+                    let watch = AccessWatchingStore(store)
+                    var tenantProgress: (@Sendable (Int, UInt64, UInt64) -> Void)?
+                    if let progress { tenantProgress = { packs, bytes, total in progress(name, packs, bytes, total) } }
+                    var report = try checkTenant(t, store: watch, readData: readData, progress: tenantProgress)
+                    // An object the key may not read is an access failure, not damage.
+                    if let denied = watch.denied { throw denied }
+                    lostSnapshotCoverage(tenant: name, into: &report)
+                    return report
+                })
         }
         let clean = reports.values.allSatisfy(\.isClean)
         return CheckResult(tenants: reports, outcome: clean ? .ok : .problemFound)
     }
 
-    private func checkTenant(_ t: TenantRecord, store: any Store, readData: Checker.ReadData,
-                             progress: (@Sendable (Int, UInt64, UInt64) -> Void)?) throws -> Checker.Report {
+    private func checkTenant(
+        _ t: TenantRecord, store: any Store, readData: Checker.ReadData,
+        progress: (@Sendable (Int, UInt64, UInt64) -> Void)?
+    ) throws -> Checker.Report {
         let layout = RepositoryLayout(tenant: t.name)
         let masters = [try masterKey()] + (try previousMasterKeys())
         var damagedKeys: [String: String] = [:]
         func authenticate(_ key: String, _ body: ([UInt8]) throws -> Void) throws {
             do {
                 try body(try store.get(key))
-            } catch where RepositoryError.isDamage(error) {
+            } catch  where RepositoryError.isDamage(error) {
                 damagedKeys[key] = RepositoryError.describe(error)
             }
         }
@@ -96,8 +102,9 @@ extension Installation {
         }
         let repo: TenantRepository
         do {
-            repo = try TenantRepository.open(store: store, tenant: t.name, master: masters[0], previousMasters: Array(masters.dropFirst()),
-                                             policy: policy.backup, clock: clock, create: false)
+            repo = try TenantRepository.open(
+                store: store, tenant: t.name, master: masters[0], previousMasters: Array(masters.dropFirst()),
+                policy: policy.backup, clock: clock, create: false)
         } catch let e as RepositoryError where !damagedKeys.isEmpty || e.code == .corrupt {
             // The damaged config or envelope is named above; nothing else can be read without it.
             var report = Checker.Report()
@@ -153,8 +160,9 @@ extension Installation {
         for r in runs {
             // Results of backup runs carry a "snapshot" summary (id, time, kind, roots, files).
             guard let data = r.detail.data(using: .utf8),
-                  let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
-                  let summary = object["snapshot"] as? [String: Any], let id = summary["id"] as? String else { continue }
+                let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+                let summary = object["snapshot"] as? [String: Any], let id = summary["id"] as? String
+            else { continue }
             byID[id] = summary
         }
         for i in report.damagedSnapshots.indices {

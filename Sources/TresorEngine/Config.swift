@@ -56,16 +56,17 @@ public struct Config: Sendable {
 
     /// Every key `tresor.toml` may hold. A key not listed here is an error naming the file and
     /// line, so a misspelt setting is never silently ignored.
-    public static let schema = TOMLSchema([
-        "keys.master_key_file": .string,
-        "keys.master_key_command": .string,
-        "keys.evidence_key_file": .string,
-        "catalog.path": .string,
-        "catalog": .string,
-        "fleet.lease": .duration(1...86400),
-        "policies.dir": .string,
-        "s3.credentials_file": .string,
-    ], reference: "the tresor.toml that tresor init writes")
+    public static let schema = TOMLSchema(
+        [
+            "keys.master_key_file": .string,
+            "keys.master_key_command": .string,
+            "keys.evidence_key_file": .string,
+            "catalog.path": .string,
+            "catalog": .string,
+            "fleet.lease": .duration(1...86400),
+            "policies.dir": .string,
+            "s3.credentials_file": .string,
+        ], reference: "the tresor.toml that tresor init writes")
 
     public static func load(from url: URL) throws -> Config {
         let text = try readText(url, what: "config", hint: "run tresor init, or pass --home / --config")
@@ -86,15 +87,17 @@ public struct Config: Sendable {
         }
         let dsn = string("catalog")
         if let dsn, !dsn.hasPrefix("postgresql://"), !dsn.hasPrefix("postgres://") {
-            throw CoreError.usage("\(url.path): catalog must be a postgresql:// URL (for a SQLite file use [catalog] path)",
-                                  hint: "catalog = \"postgresql://tresor@db1/tresor\"")
+            throw CoreError.usage(
+                "\(url.path): catalog must be a postgresql:// URL (for a SQLite file use [catalog] path)",
+                hint: "catalog = \"postgresql://tresor@db1/tresor\"")
         }
-        var config = Config(masterKey: master,
-                            evidenceKeyFile: string("keys.evidence_key_file") ?? "keys/evidence.key",
-                            catalogPath: string("catalog.path") ?? "catalog.sqlite",
-                            catalogDSN: dsn,
-                            policiesDirectory: string("policies.dir") ?? "policies",
-                            s3CredentialsFile: string("s3.credentials_file"))
+        var config = Config(
+            masterKey: master,
+            evidenceKeyFile: string("keys.evidence_key_file") ?? "keys/evidence.key",
+            catalogPath: string("catalog.path") ?? "catalog.sqlite",
+            catalogDSN: dsn,
+            policiesDirectory: string("policies.dir") ?? "policies",
+            s3CredentialsFile: string("s3.credentials_file"))
         if case .string(let text)? = document.root.value(at: "fleet.lease"), let lease = PolicyDuration(text) {
             config.leaseSeconds = lease.seconds
         }

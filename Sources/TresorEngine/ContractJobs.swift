@@ -9,11 +9,13 @@ extension Installation {
     /// appended first, then the catalog changes, so a contract end in force always has its record.
     public func endContract(tenant id: TenantID, at date: Date) throws -> TenantRecord {
         var t = try tenant(id)
-        try recordEvidence(kind: .control, tenant: id, payload: [
-            "action": .string("end-contract"), "contract_end": .string(TimeFormat.string(date)),
-            "previous_contract_end": t.contractEnd.map { .string(TimeFormat.string($0)) } ?? .null,
-            "deletion_delay": .string(policy.deletion.delayAfterContractEnd.description),
-        ])
+        try recordEvidence(
+            kind: .control, tenant: id,
+            payload: [
+                "action": .string("end-contract"), "contract_end": .string(TimeFormat.string(date)),
+                "previous_contract_end": t.contractEnd.map { .string(TimeFormat.string($0)) } ?? .null,
+                "deletion_delay": .string(policy.deletion.delayAfterContractEnd.description),
+            ])
         t.contractEnd = date
         try catalog.updateTenant(t)
         return t
@@ -25,9 +27,11 @@ extension Installation {
         let name = id.rawValue
         var t = try tenant(id)
         guard !reason.isEmpty else { throw CoreError.usage("a hold needs a reason", hint: "tresor tenant hold \(name) --reason TEXT --by WHO") }
-        try recordEvidence(kind: .control, tenant: id, payload: [
-            "action": .string("hold"), "by": .string(by), "reason_sha256": .string(SHA256.hash(Array(reason.utf8)).hex),
-        ])
+        try recordEvidence(
+            kind: .control, tenant: id,
+            payload: [
+                "action": .string("hold"), "by": .string(by), "reason_sha256": .string(SHA256.hash(Array(reason.utf8)).hex),
+            ])
         t.holdReason = reason
         try catalog.updateTenant(t)
         return t

@@ -60,7 +60,11 @@ extension Installation {
     /// a backup that starts later finds the deletion and refuses (``lockTenantForWriting(_:)``).
     public func runDeletion(dryRun: Bool, lockWait: Double = 3600, crashAfter: ((DeletionStep) -> Void)? = nil) throws -> DeletionRunResult {
         guard !dryRun else { return try deletionPass(dryRun: true, lockWait: lockWait, crashAfter: nil) }
-        return try recordedRun(.deletion) { try deletionPass(dryRun: false, lockWait: lockWait, crashAfter: crashAfter) } outcome: { $0.outcome }
+        return try recordedRun(.deletion) {
+            try deletionPass(dryRun: false, lockWait: lockWait, crashAfter: crashAfter)
+        } outcome: {
+            $0.outcome
+        }
     }
 
     /// Runs `body` as a catalog run of `kind` (no tenant: a run outlives the tenants it deleted),
@@ -78,9 +82,10 @@ extension Installation {
             // A tenant with a row is decided here (a planned deletion under a new hold waits);
             // the loop below is only for deletions whose tenant row is already gone.
             resumable.remove(t.name)
-            var r = DeletionTenantResult(tenant: t.name, state: "", contractEnd: t.contractEnd,
-                                         deadline: t.contractEnd.map { DeletionRule.deadline(contractEnd: $0, delay: delay) },
-                                         footprint: nil, removed: [:], problems: [])
+            var r = DeletionTenantResult(
+                tenant: t.name, state: "", contractEnd: t.contractEnd,
+                deadline: t.contractEnd.map { DeletionRule.deadline(contractEnd: $0, delay: delay) },
+                footprint: nil, removed: [:], problems: [])
             let existing = try catalog.deletion(tenant: t.name)
             let started = existing.map { $0.step > .planned } ?? false
             r.state = started ? "due" : DeletionRule.state(contractEnd: t.contractEnd, hold: t.holdReason, delay: delay, now: now)
@@ -125,8 +130,9 @@ extension Installation {
         }
         let footprint = try JSONDecoder().decode(TenantFootprint.self, from: Data(record.plan.utf8))
         var removed = try JSONDecoder().decode([String: DeletionCount].self, from: Data(record.report.utf8))
-        var result = DeletionTenantResult(tenant: name, state: "deleted", contractEnd: footprint.contractEnd, deadline: nil,
-                                          footprint: footprint, removed: [:], problems: [])
+        var result = DeletionTenantResult(
+            tenant: name, state: "deleted", contractEnd: footprint.contractEnd, deadline: nil,
+            footprint: footprint, removed: [:], problems: [])
         func save(_ step: DeletionStep, finished: Date? = nil) throws {
             let text = String(decoding: try JSONEncoder().encode(removed), as: UTF8.self)
             try catalog.updateDeletion(tenant: name, step: step, report: text, finishedAt: finished)
@@ -164,8 +170,9 @@ extension Installation {
                 case .absent: break
                 case .unreachable(let why): result.problems.append("replication slot \(footprint.slot) not checked: \(why)")
                 case .failed(let why):
-                    throw CoreError.failed("cannot drop replication slot \(footprint.slot) of '\(name)': \(why)",
-                                           hint: "drop it on the tenant's server, then rerun tresor deletion run")
+                    throw CoreError.failed(
+                        "cannot drop replication slot \(footprint.slot) of '\(name)': \(why)",
+                        hint: "drop it on the tenant's server, then rerun tresor deletion run")
                 }
             }
             for s in footprint.stores {
@@ -202,7 +209,8 @@ extension Installation {
         let rows = try catalog.tenantRowCount(name)
         proof["catalog"] = .string("\(rows) rows name the tenant")
         if rows > 0 { result.problems.append("the catalog still holds \(rows) rows naming '\(name)'") }
-        let remaining = footprint.paths.filter { FileManager.default.fileExists(atPath: $0.path) } .map(\.path)
+        let remaining =
+            footprint.paths.filter { FileManager.default.fileExists(atPath: $0.path) }.map(\.path)
             + (FileManager.default.fileExists(atPath: footprint.walKey) ? [footprint.walKey] : [])
         proof["paths"] = .string("\(footprint.paths.count + 1) footprint paths checked, \(remaining.count) present")
         for p in remaining { result.problems.append("\(p) still exists") }
@@ -216,19 +224,26 @@ extension Installation {
             // A crash between the append and the catalog update must not certify twice.
             let earlier = try listEvidence(tenant: id, kind: .deletion, since: nil).entries.last
             let seq: Int64
-            if let earlier { seq = earlier.seq } else {
+            if let earlier {
+                seq = earlier.seq
+            } else {
                 var places: [String: EvidenceValue] = [:]
                 for (k, v) in removed { places[k] = .object(["count": .int(Int64(v.count)), "bytes": .int(Int64(v.bytes))]) }
-                seq = try recordEvidence(kind: .deletion, tenant: id, payload: [
-                    "deleted_at": .string(TimeFormat.string(now)),
-                    "started_at": .string(TimeFormat.string(record.startedAt)),
-                    "contract_end": footprint.contractEnd.map { .string(TimeFormat.string($0)) } ?? .null,
-                    "deadline": footprint.contractEnd.map { .string(TimeFormat.string(DeletionRule.deadline(contractEnd: $0, delay: policy.deletion.delayAfterContractEnd))) } ?? .null,
-                    "policy": .object(["delay_after_contract_end": .string(policy.deletion.delayAfterContractEnd.description)]),
-                    "removed": .object(places),
-                    "verification": .object(proof),
-                    "notes": .array(result.problems.map { .string($0) }),
-                ]).record.seq
+                seq = try recordEvidence(
+                    kind: .deletion, tenant: id,
+                    payload: [
+                        "deleted_at": .string(TimeFormat.string(now)),
+                        "started_at": .string(TimeFormat.string(record.startedAt)),
+                        "contract_end": footprint.contractEnd.map { .string(TimeFormat.string($0)) } ?? .null,
+                        "deadline": footprint.contractEnd.map {
+                            .string(TimeFormat.string(DeletionRule.deadline(contractEnd: $0, delay: policy.deletion.delayAfterContractEnd)))
+                        } ?? .null,
+                        "policy": .object(["delay_after_contract_end": .string(policy.deletion.delayAfterContractEnd.description)]),
+                        "removed": .object(places),
+                        "verification": .object(proof),
+                        "notes": .array(result.problems.map { .string($0) }),
+                    ]
+                ).record.seq
             }
             result.certificateSeq = seq
             try save(.certified, finished: now)
@@ -241,8 +256,10 @@ extension Installation {
     /// only adds a marker and keeps the bytes. Returns how many and how many bytes; nil, with the
     /// problem in `result`, when the store keeps versions and they cannot be listed or deleted:
     /// the deletion then stops at this step (exit 3) rather than certify while versions remain.
-    private func purge(_ store: any Store, storeName: String, prefix: String,
-                       into result: inout DeletionTenantResult) throws -> (count: Int, bytes: Int)? {
+    private func purge(
+        _ store: any Store, storeName: String, prefix: String,
+        into result: inout DeletionTenantResult
+    ) throws -> (count: Int, bytes: Int)? {
         if let versions = store.versions {
             guard let state = try versionState(versions, storeName: storeName, into: &result) else { return nil }
             if state != .off {
@@ -252,7 +269,9 @@ extension Installation {
                     return (all.count, all.reduce(0) { $0 + $1.size })
                 } catch {
                     result.state = "versions-left"
-                    result.problems.append("store \(storeName) has versioning \(state.rawValue) and the versions under \(prefix) could not be listed or deleted: \(error); nothing past this step was done")
+                    result.problems.append(
+                        "store \(storeName) has versioning \(state.rawValue) and the versions under \(prefix) could not be listed or deleted: \(error); nothing past this step was done"
+                    )
                     return nil
                 }
             }
@@ -264,8 +283,10 @@ extension Installation {
 
     /// The store's versioning state, or nil with the problem in `result` when it cannot be read
     /// (a deletion must not guess that a bucket keeps no versions).
-    private func versionState(_ versions: any ObjectVersions, storeName: String,
-                              into result: inout DeletionTenantResult) throws -> VersioningState? {
+    private func versionState(
+        _ versions: any ObjectVersions, storeName: String,
+        into result: inout DeletionTenantResult
+    ) throws -> VersioningState? {
         do {
             return try versions.versioning()
         } catch {
@@ -364,9 +385,11 @@ extension Installation {
             guard let end = t.contractEnd else { continue }
             let deadline = DeletionRule.deadline(contractEnd: end, delay: delay)
             let promise = end.addingTimeInterval(promiseDays)
-            var e = DeletionCalendarEntry(tenant: t.name, contractEnd: end, deadline: deadline, lastCopyGone: deadline,
-                                          promise: promise, state: "scheduled", reasoning: "", problem: false)
-            e.reasoning = "keys and the WAL key are destroyed at the deadline (contract end + \(delay)); the recovery window's WAL "
+            var e = DeletionCalendarEntry(
+                tenant: t.name, contractEnd: end, deadline: deadline, lastCopyGone: deadline,
+                promise: promise, state: "scheduled", reasoning: "", problem: false)
+            e.reasoning =
+                "keys and the WAL key are destroyed at the deadline (contract end + \(delay)); the recovery window's WAL "
                 + "(\(window) back from the last segment, archived no later than the contract end) becomes unreadable then and is deleted in the same run"
             if deletions[t.name].map({ $0.step > .planned }) == true {
                 e.state = "in-progress"
@@ -386,9 +409,11 @@ extension Installation {
             entries.append(e)
         }
         for d in deletions.values.sorted(by: { $0.tenant < $1.tenant }) where d.step == .certified {
-            entries.append(DeletionCalendarEntry(tenant: d.tenant, contractEnd: nil, deadline: nil, lastCopyGone: d.finishedAt,
-                                                 promise: nil, state: "deleted",
-                                                 reasoning: "deleted and certified (evidence kind deletion)", problem: false))
+            entries.append(
+                DeletionCalendarEntry(
+                    tenant: d.tenant, contractEnd: nil, deadline: nil, lastCopyGone: d.finishedAt,
+                    promise: nil, state: "deleted",
+                    reasoning: "deleted and certified (evidence kind deletion)", problem: false))
         }
         return DeletionCalendar(asOf: now, entries: entries)
     }

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import TresorCatalog
 import TresorCore
@@ -8,6 +5,10 @@ import TresorCrypto
 import TresorDocuments
 import TresorEvidence
 import TresorRepository
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A snapshot named in browse results.
 public struct SnapshotRef: Codable, Sendable, Equatable {
@@ -121,7 +122,9 @@ public struct DumpResult: Codable, Sendable {
 extension Installation {
     /// Opens the tenant's repository (on `storeName`, else its primary store) with its index
     /// and snapshots, for the browse commands.
-    private func browse(_ id: TenantID, store storeName: String?) throws -> (repo: TenantRepository, index: RepositoryIndex, snapshots: [(id: ObjectID, manifest: SnapshotManifest)]) {
+    private func browse(
+        _ id: TenantID, store storeName: String?
+    ) throws -> (repo: TenantRepository, index: RepositoryIndex, snapshots: [(id: ObjectID, manifest: SnapshotManifest)]) {
         let tenant = try self.tenant(id)
         let repo = try repository(for: tenant, storeName: storeName, create: false)
         let snapshots = try repo.snapshots()
@@ -131,15 +134,20 @@ extension Installation {
     /// Reads a path argument, or refuses it (exit 2).
     public static func browsePath(_ text: String) throws -> [UInt8] {
         guard let p = BrowsePath.parse(text) else {
-            throw CoreError.usage("'\(text)' is not a path inside a snapshot",
-                                  hint: "paths start with a root's name (e.g. docs/invoices/a.pdf), have no empty, '.' or '..' segments; write a byte that is not UTF-8, or a backslash, as \\xNN")
+            throw CoreError.usage(
+                "'\(text)' is not a path inside a snapshot",
+                hint:
+                    "paths start with a root's name (e.g. docs/invoices/a.pdf), have no empty, '.' or '..' segments; write a byte that is not UTF-8, or a backslash, as \\xNN"
+            )
         }
         return p
     }
 
     /// `tresor docs ls T [PATH]`.
-    public func listDocuments(tenant id: TenantID, snapshot selector: String, path: String?, recursive: Bool,
-                              store: String? = nil) throws -> ListResult {
+    public func listDocuments(
+        tenant id: TenantID, snapshot selector: String, path: String?, recursive: Bool,
+        store: String? = nil
+    ) throws -> ListResult {
         let name = id.rawValue
         let dir = try path.map(Self.browsePath)
         let b = try browse(id, store: store)
@@ -148,7 +156,8 @@ extension Installation {
         var entries: [TreeNode]
         if let dir {
             guard let at = nodes.first(where: { $0.pathBytes == dir }) else {
-                throw CoreError.usage("snapshot \(chosen.id.short) has nothing at '\(path ?? "")'", hint: "tresor docs ls \(name) --snapshot \(chosen.id.short)")
+                throw CoreError.usage(
+                    "snapshot \(chosen.id.short) has nothing at '\(path ?? "")'", hint: "tresor docs ls \(name) --snapshot \(chosen.id.short)")
             }
             entries = at.kind == .directory ? BrowsePath.children(of: dir, in: nodes, recursive: recursive) : [at]
         } else {
@@ -161,8 +170,10 @@ extension Installation {
     /// document snapshots from `since` to `until` (a bare date as `until` means the end of that
     /// day). One snapshot's tree is in memory at a time; what is kept per matching path is its
     /// distinct versions, not its snapshots.
-    public func findDocuments(tenant id: TenantID, pattern: String, since: String?, until: String?, ignoreCase: Bool,
-                              store: String? = nil) throws -> FindResult {
+    public func findDocuments(
+        tenant id: TenantID, pattern: String, since: String?, until: String?, ignoreCase: Bool,
+        store: String? = nil
+    ) throws -> FindResult {
         let name = id.rawValue
         func date(_ text: String?, endOfDay: Bool) throws -> Date? {
             guard let text else { return nil }
@@ -180,8 +191,9 @@ extension Installation {
             return (from.map { d >= $0 } ?? true) && (to.map { d <= $0 } ?? true)
         }
         if chosen.isEmpty {
-            throw CoreError.usage("tenant '\(name)' has no document snapshots\(since.map { " from \($0)" } ?? "")\(until.map { " until \($0)" } ?? "")",
-                                  hint: "tresor snapshots \(name)")
+            throw CoreError.usage(
+                "tenant '\(name)' has no document snapshots\(since.map { " from \($0)" } ?? "")\(until.map { " until \($0)" } ?? "")",
+                hint: "tresor snapshots \(name)")
         }
         struct History {
             var versions: [(key: ObjectID, version: FindResult.Version)] = []
@@ -196,14 +208,23 @@ extension Installation {
             let ref = SnapshotRef(s)
             for n in try cache.nodes(of: s.manifest, including: { $0 == .file && glob.matches($1) }) {
                 let key = TreeDiff.contentKey(n)
-                var h = histories[n.pathBytes] ?? { order.append(n.pathBytes); return History() }()
+                var h =
+                    histories[n.pathBytes]
+                    ?? {
+                        order.append(n.pathBytes); return History()
+                    }()
                 if let v = h.versions.firstIndex(where: { $0.key == key }) {
                     h.versions[v].version.last = ref
                     h.versions[v].version.snapshots += 1
                 } else {
-                    h.versions.append((key, .init(content: key.hex, size: n.size,
-                                                  mtime: TimeFormat.string(Date(timeIntervalSince1970: Double(n.mtimeSeconds))),
-                                                  first: ref, last: ref, snapshots: 1)))
+                    h.versions.append(
+                        (
+                            key,
+                            .init(
+                                content: key.hex, size: n.size,
+                                mtime: TimeFormat.string(Date(timeIntervalSince1970: Double(n.mtimeSeconds))),
+                                first: ref, last: ref, snapshots: 1)
+                        ))
                 }
                 h.lastSeen = i
                 histories[n.pathBytes] = h
@@ -215,8 +236,9 @@ extension Installation {
         let files = order.map { p in
             let h = histories[p]!
             let s = BrowsePath.shown(p)
-            return FindResult.File(path: s.text, escaped: s.escaped, versions: h.versions.map(\.version), deletedIn: h.deletedIn,
-                                   inLastSnapshot: h.lastSeen == chosen.count - 1)
+            return FindResult.File(
+                path: s.text, escaped: s.escaped, versions: h.versions.map(\.version), deletedIn: h.deletedIn,
+                inLastSnapshot: h.lastSeen == chosen.count - 1)
         }
         return FindResult(tenant: name, pattern: pattern, snapshotsSearched: chosen.count, treeBlobsRead: cache.blobsRead, files: files)
     }
@@ -229,13 +251,15 @@ extension Installation {
         let new = try Self.selectSnapshot(b2, from: b.snapshots, tenant: name)
         let cache = try TreeBlobCache(repository: b.repo, index: b.index)
         let entries = TreeDiff.diff(old: try cache.nodes(of: old.manifest), new: try cache.nodes(of: new.manifest))
-        var r = DiffResult(tenant: name, from: SnapshotRef(old), to: SnapshotRef(new), added: [], removed: [], changed: [],
-                           addedBytes: 0, removedBytes: 0, changedBytes: 0)
+        var r = DiffResult(
+            tenant: name, from: SnapshotRef(old), to: SnapshotRef(new), added: [], removed: [], changed: [],
+            addedBytes: 0, removedBytes: 0, changedBytes: 0)
         for e in entries {
             let node = (e.new ?? e.old)!
             let s = BrowsePath.shown(node.pathBytes)
-            let item = DiffResult.Item(path: s.text, escaped: s.escaped, kind: "\(node.kind)", change: e.change?.rawValue,
-                                       oldSize: e.old?.size, newSize: e.new?.size)
+            let item = DiffResult.Item(
+                path: s.text, escaped: s.escaped, kind: "\(node.kind)", change: e.change?.rawValue,
+                oldSize: e.old?.size, newSize: e.new?.size)
             switch (e.old, e.new) {
             case (nil, let n?):
                 r.added.append(item)
@@ -255,8 +279,10 @@ extension Installation {
     /// `tresor docs dump T PATH`: one file's content written to `fd` as it is read, one chunk at
     /// a time. The access is recorded (a `docs-dump` run, and a `document-access` evidence
     /// record written before the first byte goes out, so no content leaves without its record).
-    public func dumpDocument(tenant id: TenantID, path text: String, snapshot selector: String, store: String? = nil,
-                             by: String, to fd: Int32) throws -> DumpResult {
+    public func dumpDocument(
+        tenant id: TenantID, path text: String, snapshot selector: String, store: String? = nil,
+        by: String, to fd: Int32
+    ) throws -> DumpResult {
         let name = id.rawValue
         let path = try Self.browsePath(text)
         let wallStart = Date()
@@ -267,25 +293,36 @@ extension Installation {
         defer { unpin() }
         let nodes = try TreeBlobCache(repository: b.repo, index: b.index).nodes(of: chosen.manifest)
         guard let node = nodes.first(where: { $0.pathBytes == path }) else {
-            throw CoreError.usage("snapshot \(chosen.id.short) has nothing at '\(text)'", hint: "tresor docs find \(name) 'NAME' to see where and when it exists")
+            throw CoreError.usage(
+                "snapshot \(chosen.id.short) has nothing at '\(text)'", hint: "tresor docs find \(name) 'NAME' to see where and when it exists")
         }
         guard node.kind == .file else {
-            throw CoreError.usage("'\(text)' is a \(node.kind), not a file, in snapshot \(chosen.id.short)",
-                                  hint: node.kind == .directory ? "tresor docs restore \(name) --to DIR --path \(text)" : "tresor docs ls \(name) --snapshot \(chosen.id.short) \(text) --long")
+            throw CoreError.usage(
+                "'\(text)' is a \(node.kind), not a file, in snapshot \(chosen.id.short)",
+                hint: node.kind == .directory
+                    ? "tresor docs restore \(name) --to DIR --path \(text)" : "tresor docs ls \(name) --snapshot \(chosen.id.short) \(text) --long")
         }
         return try recordRun(.documentsDump, tenant: id) { () throws -> DumpResult in
-            try recordAccess(tenant: id, action: "dump", snapshot: chosen.id, paths: [path], by: by, store: store,
-                             files: 1, bytes: node.size)
+            try recordAccess(
+                tenant: id, action: "dump", snapshot: chosen.id, paths: [path], by: by, store: store,
+                files: 1, bytes: node.size)
             var written: UInt64 = 0
             let reader = try TreeReader(repository: b.repo, index: b.index)
             try reader.forEach([node]) { _, content in
                 guard let content else { return }
-                while try content.next({ try Self.writeAll(fd, $0) ; written += UInt64($0.count) }) {}
+                while try content.next({
+                    try Self.writeAll(fd, $0); written += UInt64($0.count)
+                }) {}
             }
-            let result = DumpResult(tenant: name, snapshot: SnapshotRef(chosen), path: BrowsePath.shown(path).text, bytes: written,
-                                    seconds: Date().timeIntervalSince(wallStart), outcome: .ok)
+            let result = DumpResult(
+                tenant: name, snapshot: SnapshotRef(chosen), path: BrowsePath.shown(path).text, bytes: written,
+                seconds: Date().timeIntervalSince(wallStart), outcome: .ok)
             return result
-        } status: { _ in .ok } detail: { $0 }
+        } status: { _ in
+            .ok
+        } detail: {
+            $0
+        }
     }
 
     private static func writeAll(_ fd: Int32, _ data: UnsafeRawBufferPointer) throws {
@@ -303,26 +340,32 @@ extension Installation {
     /// Writes a `document-access` evidence record: who read which paths of which snapshot of a
     /// tenant. Paths are customer content (names of a customer's files) and the log can never be
     /// redacted, so each is recorded as the SHA-256 of its bytes; the catalog run keeps the path.
-    func recordAccess(tenant: TenantID, action: String, snapshot: ObjectID, paths: [[UInt8]], by: String, store: String?,
-                      files: Int, bytes: UInt64) throws {
-        try recordEvidence(kind: .documentAccess, tenant: tenant, payload: [
-            "action": .string(action),
-            "by": .string(by),
-            "snapshot": .string(snapshot.hex),
-            "path_sha256": .array(paths.map { .string(SHA256.hash($0).hex) }),
-            "store": store.map { .string($0) } ?? .null,
-            "files": .int(Int64(files)),
-            "bytes": .int(Int64(bytes)),
-        ])
+    func recordAccess(
+        tenant: TenantID, action: String, snapshot: ObjectID, paths: [[UInt8]], by: String, store: String?,
+        files: Int, bytes: UInt64
+    ) throws {
+        try recordEvidence(
+            kind: .documentAccess, tenant: tenant,
+            payload: [
+                "action": .string(action),
+                "by": .string(by),
+                "snapshot": .string(snapshot.hex),
+                "path_sha256": .array(paths.map { .string(SHA256.hash($0).hex) }),
+                "store": store.map { .string($0) } ?? .null,
+                "files": .int(Int64(files)),
+                "bytes": .int(Int64(bytes)),
+            ])
     }
 
     /// `tresor docs restore T --to DIR --path P [--path P2 …] [--store NAME]`: restores the
     /// given files or directories (each with everything below it). Each path must exist in the
     /// snapshot. A restore of chosen paths is recorded as a `document-access` evidence record
     /// before anything is written.
-    public func restoreDocuments(tenant id: TenantID, to target: String, snapshot selector: String, paths: [String],
-                                 store: String? = nil, by: String, sync: Bool = true,
-                                 progress: (@Sendable (UInt64, UInt64) -> Void)? = nil) throws -> RestoreResult {
+    public func restoreDocuments(
+        tenant id: TenantID, to target: String, snapshot selector: String, paths: [String],
+        store: String? = nil, by: String, sync: Bool = true,
+        progress: (@Sendable (UInt64, UInt64) -> Void)? = nil
+    ) throws -> RestoreResult {
         let name = id.rawValue
         let wanted = try paths.map(Self.browsePath)
         let wallStart = Date()
@@ -330,48 +373,54 @@ extension Installation {
         _ = try tenant(id)
         // Recorded from here on: a restore that fails (a store out of reach, a damaged tree) is a
         // failed run in the catalog.
-        return try run(Job(.documentsRestore, tenant: id) { [self] in
-            let b = try browse(id, store: store)
-            let chosen = try Self.selectSnapshot(selector, from: b.snapshots, tenant: name)
-            let unpin = try SnapshotPins(home: home).pin(tenant: id, snapshot: chosen.id.hex)
-            defer { unpin() }
-            // The tree is read node by node (``TreeNodeStream``), never held whole: once here when
-            // paths are chosen, then by the restorer (see ``TreeRestorer/restore(passes:to:)``).
-            func under(_ p: [UInt8], _ n: TreeNode) -> Bool {
-                n.pathBytes == p || (n.pathBytes.count > p.count && n.pathBytes[p.count] == 0x2F && n.pathBytes.starts(with: p))
-            }
-            func walk() throws -> () throws -> TreeNode? {
-                let stream = try TreeNodeStream(repository: b.repo, index: b.index, manifest: chosen.manifest)
-                return {
-                    while let n = try stream.next() {
-                        if wanted.isEmpty || wanted.contains(where: { under($0, n) }) { return n }
-                    }
-                    return nil
+        return try run(
+            Job(.documentsRestore, tenant: id) { [self] in
+                let b = try browse(id, store: store)
+                let chosen = try Self.selectSnapshot(selector, from: b.snapshots, tenant: name)
+                let unpin = try SnapshotPins(home: home).pin(tenant: id, snapshot: chosen.id.hex)
+                defer { unpin() }
+                // The tree is read node by node (``TreeNodeStream``), never held whole: once here when
+                // paths are chosen, then by the restorer (see ``TreeRestorer/restore(passes:to:)``).
+                func under(_ p: [UInt8], _ n: TreeNode) -> Bool {
+                    n.pathBytes == p || (n.pathBytes.count > p.count && n.pathBytes[p.count] == 0x2F && n.pathBytes.starts(with: p))
                 }
-            }
-            let absolute = URL(fileURLWithPath: target).standardizedFileURL.path
-            if !wanted.isEmpty {
-                var found = Set<[UInt8]>(), files = 0, bytes: UInt64 = 0
-                let nodes = try walk()
-                while let n = try nodes() {
-                    if wanted.contains(n.pathBytes) { found.insert(n.pathBytes) }
-                    if n.kind == .file {
-                        files += 1
-                        bytes += n.size
+                func walk() throws -> () throws -> TreeNode? {
+                    let stream = try TreeNodeStream(repository: b.repo, index: b.index, manifest: chosen.manifest)
+                    return {
+                        while let n = try stream.next() {
+                            if wanted.isEmpty || wanted.contains(where: { under($0, n) }) { return n }
+                        }
+                        return nil
                     }
                 }
-                for (p, text) in zip(wanted, paths) where !found.contains(p) {
-                    throw CoreError.usage("snapshot \(chosen.id.short) has nothing at '\(text)'",
-                                          hint: "paths start with the root's name, e.g. \(chosen.manifest.roots.first?.label ?? "docs")/...; tresor docs ls \(name) --snapshot \(chosen.id.short)")
+                let absolute = URL(fileURLWithPath: target).standardizedFileURL.path
+                if !wanted.isEmpty {
+                    var found = Set<[UInt8]>(), files = 0, bytes: UInt64 = 0
+                    let nodes = try walk()
+                    while let n = try nodes() {
+                        if wanted.contains(n.pathBytes) { found.insert(n.pathBytes) }
+                        if n.kind == .file {
+                            files += 1
+                            bytes += n.size
+                        }
+                    }
+                    for (p, text) in zip(wanted, paths) where !found.contains(p) {
+                        throw CoreError.usage(
+                            "snapshot \(chosen.id.short) has nothing at '\(text)'",
+                            hint:
+                                "paths start with the root's name, e.g. \(chosen.manifest.roots.first?.label ?? "docs")/...; tresor docs ls \(name) --snapshot \(chosen.id.short)"
+                        )
+                    }
+                    try recordAccess(
+                        tenant: id, action: "restore", snapshot: chosen.id, paths: wanted, by: by, store: store,
+                        files: files, bytes: bytes)
                 }
-                try recordAccess(tenant: id, action: "restore", snapshot: chosen.id, paths: wanted, by: by, store: store,
-                                 files: files, bytes: bytes)
-            }
-            let report = try DocumentRestore(repository: b.repo, index: b.index, sync: sync, progress: progress).restore(passes: walk, to: absolute)
-            return RestoreResult(tenant: name, snapshot: chosen.id.hex, target: absolute,
-                                 paths: wanted.isEmpty ? nil : wanted.map { BrowsePath.shown($0).text }, report: report,
-                                 seconds: Date().timeIntervalSince(wallStart),
-                                 outcome: report.failed.isEmpty && report.incomplete.isEmpty ? .ok : .problemFound)
-        })
+                let report = try DocumentRestore(repository: b.repo, index: b.index, sync: sync, progress: progress).restore(passes: walk, to: absolute)
+                return RestoreResult(
+                    tenant: name, snapshot: chosen.id.hex, target: absolute,
+                    paths: wanted.isEmpty ? nil : wanted.map { BrowsePath.shown($0).text }, report: report,
+                    seconds: Date().timeIntervalSince(wallStart),
+                    outcome: report.failed.isEmpty && report.incomplete.isEmpty ? .ok : .problemFound)
+            })
     }
 }

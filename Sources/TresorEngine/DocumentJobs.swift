@@ -65,23 +65,24 @@ extension Installation {
         let lock = try lockTenantForWriting(id)
         defer { withExtendedLifetime(lock) {} }
         let wallStart = Date()
-        return try run(Job(.documentsBackup, tenant: id) { [self] in
-            let repo = try repository(for: tenant, create: true)
-            // Under the lock, any multipart upload under the tenant's prefix is a killed run's orphan.
-            removeOrphanUploads(tenant: tenant, store: repo.store)
-            let index = try repo.loadIndex()
-            let roots = DocumentBackup.roots(for: tenant.docRoots)
-            // The parent is the newest documents snapshot over the same roots.
-            let parent = try repo.snapshots().last { $0.manifest.kind == .documents && $0.manifest.roots.map(\.path) == tenant.docRoots }
-            let parentTree = try parent.map { try TreeNodeStream(repository: repo, index: index, manifest: $0.manifest) }
-            let backup = try DocumentBackup(repository: repo, index: index, policy: policy.backup, clock: clock, progress: progress)
-            let (id, manifest) = try backup.run(roots: roots, parentID: parent?.id, parent: parentTree.map { t in { try t.next() } })
-            return BackupResult(
-                tenant: name, snapshot: SnapshotSummary(id: id, manifest: manifest), parent: parent?.id.hex,
-                filesRead: manifest.stats.filesRead, bytesRead: manifest.stats.bytesRead, newBlobs: manifest.stats.newBlobs,
-                skipped: manifest.stats.skipped, seconds: Date().timeIntervalSince(wallStart),
-                outcome: manifest.stats.skipped.isEmpty ? .ok : .problemFound)
-        })
+        return try run(
+            Job(.documentsBackup, tenant: id) { [self] in
+                let repo = try repository(for: tenant, create: true)
+                // Under the lock, any multipart upload under the tenant's prefix is a killed run's orphan.
+                removeOrphanUploads(tenant: tenant, store: repo.store)
+                let index = try repo.loadIndex()
+                let roots = DocumentBackup.roots(for: tenant.docRoots)
+                // The parent is the newest documents snapshot over the same roots.
+                let parent = try repo.snapshots().last { $0.manifest.kind == .documents && $0.manifest.roots.map(\.path) == tenant.docRoots }
+                let parentTree = try parent.map { try TreeNodeStream(repository: repo, index: index, manifest: $0.manifest) }
+                let backup = try DocumentBackup(repository: repo, index: index, policy: policy.backup, clock: clock, progress: progress)
+                let (id, manifest) = try backup.run(roots: roots, parentID: parent?.id, parent: parentTree.map { t in { try t.next() } })
+                return BackupResult(
+                    tenant: name, snapshot: SnapshotSummary(id: id, manifest: manifest), parent: parent?.id.hex,
+                    filesRead: manifest.stats.filesRead, bytesRead: manifest.stats.bytesRead, newBlobs: manifest.stats.newBlobs,
+                    skipped: manifest.stats.skipped, seconds: Date().timeIntervalSince(wallStart),
+                    outcome: manifest.stats.skipped.isEmpty ? .ok : .problemFound)
+            })
     }
 
     /// `tresor snapshots T`, oldest first.
@@ -93,7 +94,9 @@ extension Installation {
 
     /// Picks a snapshot by `latest`, an id or id prefix (4+ hex digits), or a date/time (the newest
     /// snapshot at or before it; a bare date means the end of that day, UTC).
-    public static func selectSnapshot(_ selector: String, from all: [(id: ObjectID, manifest: SnapshotManifest)], tenant: String) throws -> (id: ObjectID, manifest: SnapshotManifest) {
+    public static func selectSnapshot(
+        _ selector: String, from all: [(id: ObjectID, manifest: SnapshotManifest)], tenant: String
+    ) throws -> (id: ObjectID, manifest: SnapshotManifest) {
         let docs = all.filter { $0.manifest.kind == .documents }
         if selector == "latest" {
             guard let last = docs.last else {

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import TresorCore
 import TresorPostgres
 import TresorRepository
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where a self-test damages one drill's scratch copy, after the restore wrote it and before any
 /// check looked at it. Only the scratch copy is ever touched: the repository, the archive and the
@@ -56,7 +57,7 @@ public enum DrillDamages {
                 for rel in try FileManager.default.contentsOfDirectory(atPath: base + "/" + db) where rel.allSatisfy(\.isNumber) {
                     let path = base + "/" + db + "/" + rel
                     var st = stat()
-                    guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { continue } // not a plain file: not a relation to damage
+                    guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { continue }  // not a plain file: not a relation to damage
                     if st.st_size > (largest?.size ?? 0) { largest = (path, Int64(st.st_size)) }
                 }
             }
@@ -89,7 +90,7 @@ public enum DrillDamages {
             let conf = site.pgdata + "/postgresql.auto.conf"
             let line = "\n# tresor drill self-test: wal segment \(segment) withheld\nrestore_command = \(confQuoted(command))\n"
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: conf))
-            defer { try? handle.close() } // written and synced below; a close error loses nothing more
+            defer { try? handle.close() }  // written and synced below; a close error loses nothing more
             try handle.seekToEnd()
             try handle.write(contentsOf: Data(line.utf8))
             try handle.synchronize()

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import TresorCore
 import TresorCrypto
 import TresorEvidence
 import TresorRepository
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension DrillRun {
     /// Restores a random sample of the latest document snapshot's files into the scratch
@@ -144,7 +145,7 @@ final class ChunkVerifier {
                         if errno == EINTR { continue }
                         throw CoreError.failed("cannot read a restored sample file: \(String(cString: strerror(errno)))")
                     }
-                    if n == 0 { return false } // shorter than recorded
+                    if n == 0 { return false }  // shorter than recorded
                     end += n
                     left -= UInt64(n)
                 }

@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import TresorCatalog
 import TresorCore
 import TresorEvidence
 import TresorPostgres
 import TresorRepository
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What `tresor drill run` asks for.
 public enum DrillTargetChoice: Sendable, Equatable {
@@ -75,23 +76,28 @@ extension Installation {
     /// whose result is part of this one's outcome.
     /// `progress` hears the drill's stage (`restore`, `recovery`, `documents`) and, while the
     /// base backup is restored, its bytes written and their total.
-    public func runDrill(tenant id: TenantID, target choice: DrillTargetChoice, seed: Int64?, binary: String,
-                         binDirectory: String = RecoveryServer.defaultBinDirectory,
-                         progress: (@Sendable (_ stage: String, _ bytes: UInt64, _ total: UInt64?) -> Void)? = nil) throws -> DrillRunResult {
+    public func runDrill(
+        tenant id: TenantID, target choice: DrillTargetChoice, seed: Int64?, binary: String,
+        binDirectory: String = RecoveryServer.defaultBinDirectory,
+        progress: (@Sendable (_ stage: String, _ bytes: UInt64, _ total: UInt64?) -> Void)? = nil
+    ) throws -> DrillRunResult {
         let name = id.rawValue
         let tenantRecord = try tenant(id)
         let cleaned = try DrillScratch(home: home).cleanLeftovers()
         // A drill that throws (its restore could not start, the evidence log could not be
         // written) is a failed run, never one left `running`.
-        var result = try run(Job(.drill, tenant: id) { [self] in
-            let done = try performDrill(tenantRecord, choice, seed: seed, damage: nil, binary: binary, binDirectory: binDirectory,
-                                        progress: progress)
-            let record = try done.record(selfTest: false)
-            let appended = try recordDrill(tenant: id, record)
-            return DrillRunResult(tenant: name, record: record, evidenceSeq: appended.record.seq, baseBackup: done.baseBackup,
-                                  documentSnapshot: done.documentSnapshot, cleaned: cleaned,
-                                  outcome: record.result == .pass ? .ok : .problemFound)
-        })
+        var result = try run(
+            Job(.drill, tenant: id) { [self] in
+                let done = try performDrill(
+                    tenantRecord, choice, seed: seed, damage: nil, binary: binary, binDirectory: binDirectory,
+                    progress: progress)
+                let record = try done.record(selfTest: false)
+                let appended = try recordDrill(tenant: id, record)
+                return DrillRunResult(
+                    tenant: name, record: record, evidenceSeq: appended.record.seq, baseBackup: done.baseBackup,
+                    documentSnapshot: done.documentSnapshot, cleaned: cleaned,
+                    outcome: record.result == .pass ? .ok : .problemFound)
+            })
         let every = policy.drills.selfTestEvery
         if every > 0, try catalog.runs(tenant: name, kind: .drill, limit: Int(Int32.max)).count % every == 0 {
             let selfTest = try runDrillSelfTest(tenant: id, seed: nil, binary: binary, binDirectory: binDirectory)
@@ -103,9 +109,11 @@ extension Installation {
 
     /// One drill from the restore to the removal of its scratch files, not recorded anywhere:
     /// what `drill run` records, and each of a self-test's runs (`damage` applied to its copy).
-    func performDrill(_ tenantRecord: TenantRecord, _ choice: DrillTargetChoice, seed: Int64?, damage: (any DrillDamage)?,
-                      binary: String, binDirectory: String,
-                      progress: (@Sendable (_ stage: String, _ bytes: UInt64, _ total: UInt64?) -> Void)? = nil) throws -> PerformedDrill {
+    func performDrill(
+        _ tenantRecord: TenantRecord, _ choice: DrillTargetChoice, seed: Int64?, damage: (any DrillDamage)?,
+        binary: String, binDirectory: String,
+        progress: (@Sendable (_ stage: String, _ bytes: UInt64, _ total: UInt64?) -> Void)? = nil
+    ) throws -> PerformedDrill {
         let started = Date()
         let now = clock.now()
         let scratch = DrillScratch(home: home)
@@ -113,8 +121,9 @@ extension Installation {
         let dir = try scratch.create(id: String(drillID.prefix(8)))
         let deadline = started.addingTimeInterval(policy.drills.timeout.seconds)
 
-        var d = DrillRun(installation: self, tenant: tenantRecord, dir: dir, drillID: drillID, started: started,
-                         deadline: deadline, binDirectory: binDirectory)
+        var d = DrillRun(
+            installation: self, tenant: tenantRecord, dir: dir, drillID: drillID, started: started,
+            deadline: deadline, binDirectory: binDirectory)
         d.damage = damage
         d.now = now
         if case .latest = choice { d.expectsHeartbeat = heartbeatOptedIn(tenantRecord) }
@@ -174,12 +183,13 @@ extension Installation {
         if let cleanupError { d.checks.append(.failed("cleanup", reason: String(cleanupError.prefix(DrillRecord.maxReasonBytes)))) }
         target.replayedCommit = d.replayedCommit.map(DrillRun.microsecondTime)
         target.nextCommit = d.nextCommit.map(DrillRun.microsecondTime)
-        return PerformedDrill(drillID: drillID, seed: seedUsed, target: target, checks: d.checks, rtoMs: d.rtoMs, rpoMs: rpoMs,
-                              bytes: Int64(d.bytes), files: Int64(d.files),
-                              timings: .init(restoreMs: d.restoreMs, recoveryMs: d.recoveryMs, checksMs: d.checksMs),
-                              postgresVersion: d.postgresVersion, baseBackup: baseBackup, documentSnapshot: docs,
-                              damageApplied: d.damageApplied, damageError: d.damageError,
-                              heartbeat: d.heartbeat.map(DrillRun.microsecondTime), dataLossBoundMs: d.dataLossBoundMs)
+        return PerformedDrill(
+            drillID: drillID, seed: seedUsed, target: target, checks: d.checks, rtoMs: d.rtoMs, rpoMs: rpoMs,
+            bytes: Int64(d.bytes), files: Int64(d.files),
+            timings: .init(restoreMs: d.restoreMs, recoveryMs: d.recoveryMs, checksMs: d.checksMs),
+            postgresVersion: d.postgresVersion, baseBackup: baseBackup, documentSnapshot: docs,
+            damageApplied: d.damageApplied, damageError: d.damageError,
+            heartbeat: d.heartbeat.map(DrillRun.microsecondTime), dataLossBoundMs: d.dataLossBoundMs)
     }
 }
 
@@ -205,10 +215,11 @@ struct PerformedDrill {
     var dataLossBoundMs: Int64?
 
     func record(selfTest: Bool) throws -> DrillRecord {
-        try DrillRecord(drillID: drillID, seed: seed, target: target, checks: checks, rtoMs: rtoMs, rpoMs: rpoMs,
-                        bytesRestored: bytes, filesRestored: files, timings: timings, selfTest: selfTest,
-                        tresorVersion: Installation.tresorVersion, postgresVersion: postgresVersion,
-                        heartbeat: heartbeat, dataLossBoundMs: dataLossBoundMs)
+        try DrillRecord(
+            drillID: drillID, seed: seed, target: target, checks: checks, rtoMs: rtoMs, rpoMs: rpoMs,
+            bytesRestored: bytes, filesRestored: files, timings: timings, selfTest: selfTest,
+            tresorVersion: Installation.tresorVersion, postgresVersion: postgresVersion,
+            heartbeat: heartbeat, dataLossBoundMs: dataLossBoundMs)
     }
 }
 
@@ -336,8 +347,9 @@ struct DrillRun {
             return Plan(target: .init(kind: .time, time: t), recoveryTarget: .time(t), rpoMs: nil)
         case .latest:
             let latest = window.latestTime.flatMap(TimeFormat.parse)
-            return Plan(target: .init(kind: .latest, time: latest), recoveryTarget: .latest,
-                        rpoMs: latest.map { DrillRun.ms($0, now) })
+            return Plan(
+                target: .init(kind: .latest, time: latest), recoveryTarget: .latest,
+                rpoMs: latest.map { DrillRun.ms($0, now) })
         case .random:
             guard let low = window.earliestLSN.flatMap(LSN.parse) else {
                 throw CoreError.failed("tenant '\(tenant.name)' has no base backup to drill", hint: "tresor pg basebackup \(tenant.name)")
@@ -361,16 +373,17 @@ struct DrillRun {
         var restoreProgress: (@Sendable (UInt64, UInt64) -> Void)?
         if let progress { restoreProgress = { written, total in progress("restore", written, total) } }
         var held: (@Sendable () -> Void)?
-        let r = try installation.restorePostgres(tenant: tenant.id, pgdata: pgdata, target: target, timeline: nil,
-                                                 archive: false, run: false, binary: binary,
-                                                 progress: restoreProgress, keepPin: { held = $0 })
+        let r = try installation.restorePostgres(
+            tenant: tenant.id, pgdata: pgdata, target: target, timeline: nil,
+            archive: false, run: false, binary: binary,
+            progress: restoreProgress, keepPin: { held = $0 })
         unpin = held
         bytes += r.bytes
         files += r.files
         stopLSN = r.stopLSN.flatMap(LSN.parse)
         // The timeline recovery starts on (and, for a time target, replays: the restore follows
         // the base backup's timeline); the server renames backup_label once it starts.
-        let label = (try? String(contentsOfFile: pgdata + "/backup_label", encoding: .utf8)) ?? "" // no label: the time check says the timeline is unknown
+        let label = (try? String(contentsOfFile: pgdata + "/backup_label", encoding: .utf8)) ?? ""  // no label: the time check says the timeline is unknown
         backupTimeline = label.split(separator: "\n").first { $0.hasPrefix("START TIMELINE:") }
             .flatMap { UInt32($0.dropFirst("START TIMELINE:".count).trimmingCharacters(in: .whitespaces)) }
         try ScratchDatabase.allowLocalOnly(pgdata: pgdata, by: "tresor drill \(drillID)")
@@ -387,8 +400,9 @@ struct DrillRun {
         case .latest: lsn = stopLSN
         case .time: lsn = nil
         }
-        let site = DrillDamageSite(pgdata: pgdata, targetLSN: lsn,
-                                   restoreCommand: installation.walCommand(binary: binary, "wal-fetch", tenant: tenant.name, "%f", "%p"))
+        let site = DrillDamageSite(
+            pgdata: pgdata, targetLSN: lsn,
+            restoreCommand: installation.walCommand(binary: binary, "wal-fetch", tenant: tenant.name, "%f", "%p"))
         do {
             if try damage.damage(restored: site) { damageApplied = true }
         } catch {
@@ -410,9 +424,14 @@ struct DrillRun {
         }
         let out = dir.appendingPathComponent("verifybackup.out").path
         do {
-            let status = Spawn.wait(try Spawn.start(tool, ["--no-parse-wal", "--quiet", "--ignore", "postgresql.auto.conf", "--ignore", "recovery.signal",
-                                                           "--ignore", "pg_hba.conf", pgdata], stdout: out, stderr: out))
-            let lines = ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").count // unreadable output: the status still decides
+            let status = Spawn.wait(
+                try Spawn.start(
+                    tool,
+                    [
+                        "--no-parse-wal", "--quiet", "--ignore", "postgresql.auto.conf", "--ignore", "recovery.signal",
+                        "--ignore", "pg_hba.conf", pgdata,
+                    ], stdout: out, stderr: out))
+            let lines = ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").count  // unreadable output: the status still decides
             if status == 0 {
                 checks.append(.passed("pg_verifybackup"))
             } else {
@@ -509,7 +528,8 @@ struct DrillRun {
             case .latest:
                 if let want = stopLSN {
                     guard let got = replayedLSN, got >= want else {
-                        checks.append(.failed("target_reached", reason: "replay ended at \(replayed ?? "?"), before the last archived record \(LSN.format(want))"))
+                        checks.append(
+                            .failed("target_reached", reason: "replay ended at \(replayed ?? "?"), before the last archived record \(LSN.format(want))"))
                         return
                     }
                 }
@@ -526,7 +546,7 @@ struct DrillRun {
                     do {
                         return try archive.fetchForRecovery(name)
                     } catch let e as PostgresError where e.code == .notFound {
-                        return nil // the archive ends here: the walk stops and says what it found
+                        return nil  // the archive ends here: the walk stops and says what it found
                     }
                 }
                 replayedCommit = around.replayed?.time
@@ -537,7 +557,12 @@ struct DrillRun {
                     return
                 }
                 guard last.time <= want else {
-                    checks.append(.failed("target_reached", reason: "the last replayed commit (\(TimeFormat.string(last.time, fractional: true)) at \(LSN.format(last.lsn))) is after the target \(wantText)"))
+                    checks.append(
+                        .failed(
+                            "target_reached",
+                            reason:
+                                "the last replayed commit (\(TimeFormat.string(last.time, fractional: true)) at \(LSN.format(last.lsn))) is after the target \(wantText)"
+                        ))
                     return
                 }
                 guard let next = around.next else {
@@ -545,7 +570,12 @@ struct DrillRun {
                     return
                 }
                 guard next.time > want else {
-                    checks.append(.failed("target_reached", reason: "a commit at \(TimeFormat.string(next.time, fractional: true)) (\(LSN.format(next.lsn))), at or before the target \(wantText), was not replayed"))
+                    checks.append(
+                        .failed(
+                            "target_reached",
+                            reason:
+                                "a commit at \(TimeFormat.string(next.time, fractional: true)) (\(LSN.format(next.lsn))), at or before the target \(wantText), was not replayed"
+                        ))
                     return
                 }
             }
@@ -572,9 +602,13 @@ struct DrillRun {
         }
         let out = dir.appendingPathComponent("amcheck.out").path
         do {
-            let pid = try Spawn.start(tool, ["-h", server.socketDirectory, "-p", String(server.port), "-U", user, "--all",
-                                             "--install-missing", "--heapallindexed", "--no-password", "--jobs", String(availableCores)],
-                                      stdout: out, stderr: out)
+            let pid = try Spawn.start(
+                tool,
+                [
+                    "-h", server.socketDirectory, "-p", String(server.port), "-U", user, "--all",
+                    "--install-missing", "--heapallindexed", "--no-password", "--jobs", String(availableCores),
+                ],
+                stdout: out, stderr: out)
             return .running(pid: pid, output: out)
         } catch {
             return .notRun(DrillRun.reason("pg_amcheck could not run: \(error)"))
@@ -589,7 +623,7 @@ struct DrillRun {
             checks.append(.notRun("amcheck", reason: why))
         case .running(let pid, let out):
             let status = Spawn.wait(pid)
-            let lines = ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").count // unreadable output: the status still decides
+            let lines = ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").count  // unreadable output: the status still decides
             if status == 0 {
                 checks.append(.passed("amcheck"))
             } else if status == 2 {
@@ -615,8 +649,10 @@ struct DrillRun {
             checks.append(.init(name: "read_tables", status: .passed, reason: nil, ms: reads.ms))
         } else {
             let which = reads.failedDatabases.sorted().map { "database #\($0 + 1)" }.joined(separator: ", ")
-            checks.append(.init(name: "read_tables", status: .failed,
-                                reason: DrillRun.reason("\(reads.failedTables) of \(reads.tables) tables failed to read (in \(which))"), ms: reads.ms))
+            checks.append(
+                .init(
+                    name: "read_tables", status: .failed,
+                    reason: DrillRun.reason("\(reads.failedTables) of \(reads.tables) tables failed to read (in \(which))"), ms: reads.ms))
         }
         timed { d in
             do {

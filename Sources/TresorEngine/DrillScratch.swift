@@ -1,8 +1,9 @@
+import Foundation
+import TresorCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import TresorCore
 
 /// The scratch directories of restore drills, `HOME/scratch/drill-<id>/`, and of exports from
 /// backup, `HOME/scratch/export-<id>/` (one ``kind`` per value), each holding an
@@ -53,7 +54,8 @@ public struct DrillScratch: Sendable {
     func ownerAlive(_ dir: URL) -> Bool {
         // No owner file: killed between mkdir and the write; nothing can be running in it.
         guard let text = try? String(contentsOf: dir.appendingPathComponent("owner"), encoding: .utf8),
-              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { return false }
+            let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        else { return false }
         if pid == getpid() { return true }
         guard kill(pid, 0) == 0 || errno == EPERM else { return false }
         // A reused pid that is no tresor process is no drill.
@@ -69,7 +71,7 @@ public struct DrillScratch: Sendable {
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: root.path)
         } catch CocoaError.fileReadNoSuchFile {
-            return cleaned // no drill ever ran here
+            return cleaned  // no drill ever ran here
         } catch {
             throw CoreError.failed("cannot list \(root.path): \(error)")
         }
@@ -91,10 +93,11 @@ public struct DrillScratch: Sendable {
         do {
             try FileManager.default.removeItem(at: dir)
         } catch CocoaError.fileNoSuchFile {
-            return // already gone: nothing left behind
+            return  // already gone: nothing left behind
         } catch {
-            throw CoreError.failed("cannot remove the \(kind)'s scratch directory \(dir.path): \(error)",
-                                   hint: kind == "drill" ? "remove it by hand, or run tresor drill clean" : "remove it by hand; the next \(kind) from backup removes it too")
+            throw CoreError.failed(
+                "cannot remove the \(kind)'s scratch directory \(dir.path): \(error)",
+                hint: kind == "drill" ? "remove it by hand, or run tresor drill clean" : "remove it by hand; the next \(kind) from backup removes it too")
         }
     }
 
@@ -103,11 +106,11 @@ public struct DrillScratch: Sendable {
     static func stopServer(dataDirectory: String) throws -> Bool {
         // No postmaster.pid: no server ever started there, or it stopped cleanly.
         guard let text = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8),
-              let first = text.split(separator: "\n").first, let pid = pid_t(first.trimmingCharacters(in: .whitespaces)), pid > 0
+            let first = text.split(separator: "\n").first, let pid = pid_t(first.trimmingCharacters(in: .whitespaces)), pid > 0
         else { return false }
         guard kill(pid, 0) == 0 else { return false }
         let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
-        guard String(decoding: cmdline, as: UTF8.self).contains("postgres") else { return false } // a reused pid
+        guard String(decoding: cmdline, as: UTF8.self).contains("postgres") else { return false }  // a reused pid
         kill(pid, SIGQUIT)
         let deadline = Date().addingTimeInterval(30)
         while kill(pid, 0) == 0 {

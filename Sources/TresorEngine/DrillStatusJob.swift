@@ -50,21 +50,26 @@ extension Installation {
         if verification.firstBad == nil {
             // A torn tail alone leaves every complete record verified; this append sets it aside
             // with a signed log-repair record first (docs/evidence.md).
-            let appended = try recordEvidence(kind: .control, tenant: nil, payload: [
-                "control": "restore-test-age",
-                "max_age_ms": .int(Int64(maxAge.seconds * 1000)),
-                "as_of": .string(TimeFormat.string(now, fractional: true)),
-                "tenants_checked": .int(Int64(tenants.count)),
-                "late": .array(late.map { s in
-                    .object(["tenant": .string(s.tenant), "state": .string(s.state.rawValue),
-                             "last_pass": s.lastPass.map { .string(TimeFormat.string($0, fractional: true)) } ?? .null,
-                             "last_pass_seq": s.lastPassSeq.map(EvidenceValue.int) ?? .null])
-                }),
-                "invalid_drill_records": .array(history.invalid.map { .int($0.seq) }),
-                "verified_through_seq": verification.headSeq.map(EvidenceValue.int) ?? .null,
-                "verified_head_hash": verification.headHash.map(EvidenceValue.string) ?? .null,
-                "result": .string(late.isEmpty && history.invalid.isEmpty ? "pass" : "fail"),
-            ])
+            let appended = try recordEvidence(
+                kind: .control, tenant: nil,
+                payload: [
+                    "control": "restore-test-age",
+                    "max_age_ms": .int(Int64(maxAge.seconds * 1000)),
+                    "as_of": .string(TimeFormat.string(now, fractional: true)),
+                    "tenants_checked": .int(Int64(tenants.count)),
+                    "late": .array(
+                        late.map { s in
+                            .object([
+                                "tenant": .string(s.tenant), "state": .string(s.state.rawValue),
+                                "last_pass": s.lastPass.map { .string(TimeFormat.string($0, fractional: true)) } ?? .null,
+                                "last_pass_seq": s.lastPassSeq.map(EvidenceValue.int) ?? .null,
+                            ])
+                        }),
+                    "invalid_drill_records": .array(history.invalid.map { .int($0.seq) }),
+                    "verified_through_seq": verification.headSeq.map(EvidenceValue.int) ?? .null,
+                    "verified_head_hash": verification.headHash.map(EvidenceValue.string) ?? .null,
+                    "result": .string(late.isEmpty && history.invalid.isEmpty ? "pass" : "fail"),
+                ])
             result.controlRecordSeq = appended.record.seq
         }
         return result

@@ -59,14 +59,15 @@ final class TableReads: @unchecked Sendable {
             var tables = 0
             for (i, dsn) in dsns.enumerated() {
                 let c = try PGConnection(dsn: dsn)
-                let rels = try c.query("""
+                let rels = try c.query(
+                    """
                     SELECT format('%I.%I', n.nspname, c.relname), pg_relation_size(c.oid) / current_setting('block_size')::bigint
                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                     WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
                     ORDER BY 1
                     """)
                 for row in rels {
-                    guard let relation = row.first ?? nil else { continue } // format() of a listed relation is never null
+                    guard let relation = row.first ?? nil else { continue }  // format() of a listed relation is never null
                     let blocks = row.count > 1 ? (row[1].flatMap { Int64($0) } ?? 0) : 0
                     sized.append((Read(database: i, table: tables, relation: relation), blocks))
                     tables += 1
@@ -85,11 +86,13 @@ final class TableReads: @unchecked Sendable {
             var connections: [Int: PGConnection] = [:]
             defer { found.withLock { $0.finished = max($0.finished ?? .distantPast, Date()) } }
             while true {
-                guard let read = next.withLock({ n -> Read? in
-                    guard n < todo.count, found.withLock({ $0.error == nil }) else { return nil }
-                    n += 1
-                    return todo[n - 1]
-                }) else { return }
+                guard
+                    let read = next.withLock({ n -> Read? in
+                        guard n < todo.count, found.withLock({ $0.error == nil }) else { return nil }
+                        n += 1
+                        return todo[n - 1]
+                    })
+                else { return }
                 let c: PGConnection
                 do {
                     if let open = connections[read.database] {

@@ -1,14 +1,15 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import TresorCatalog
 import TresorCore
 import TresorCrypto
 import TresorEvidence
 import TresorStore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 extension Home {
     /// `HOME/evidence/log.jsonl`: the evidence log, apart from tenant data (docs/evidence.md).
@@ -69,8 +70,9 @@ extension Installation {
             let anchorURL = Self.evidenceAnchorURL(keyFile: evidenceKeyURL)
             let anchor = try EvidenceKeys.loadPublicKey(anchorURL)
             guard anchor == key.publicKey else {
-                throw EvidenceError(.badKey, "the evidence key \(evidenceKeyURL.path) does not match the anchor public key \(anchorURL.path)",
-                                    hint: "restore the key that belongs to \(anchorURL.lastPathComponent), or move both aside and run tresor init")
+                throw EvidenceError(
+                    .badKey, "the evidence key \(evidenceKeyURL.path) does not match the anchor public key \(anchorURL.path)",
+                    hint: "restore the key that belongs to \(anchorURL.lastPathComponent), or move both aside and run tresor init")
             }
         }
         return EvidenceLog(url: home.evidenceLog, signer: key, clock: clock)
@@ -92,10 +94,12 @@ extension Installation {
         let tenant = try tenant(id)
         let store = try storeRecord(storeName)
         let approval = RegionApproval(tenant: name, store: storeName, approvedBy: by, reason: reason, approvedAt: clock.now())
-        try recordEvidence(kind: .regionApproval, tenant: id, payload: [
-            "store": .string(storeName), "store_region": .string(store.region), "tenant_region": .string(tenant.region),
-            "approved_by": .string(by), "reason_sha256": .string(SHA256.hash(Array(reason.utf8)).hex),
-        ])
+        try recordEvidence(
+            kind: .regionApproval, tenant: id,
+            payload: [
+                "store": .string(storeName), "store_region": .string(store.region), "tenant_region": .string(tenant.region),
+                "approved_by": .string(by), "reason_sha256": .string(SHA256.hash(Array(reason.utf8)).hex),
+            ])
         try catalog.addRegionApproval(approval)
         return approval
     }
@@ -114,9 +118,10 @@ extension Installation {
         try writeKeyFile(pendingEvidenceKeyURL, Hex.encode(next.rawRepresentation) + "\n")
         let appended = try log.rotate(to: next.publicKey)
         try renameDurably(pendingEvidenceKeyURL, over: evidenceKeyURL)
-        return EvidenceKeyRotation(oldKeyFingerprint: EvidenceKeys.fingerprint(log.signer.publicKey),
-                                   newKeyFingerprint: EvidenceKeys.fingerprint(next.publicKey),
-                                   newKey: EvidenceKeys.hex(next.publicKey), seq: appended.record.seq)
+        return EvidenceKeyRotation(
+            oldKeyFingerprint: EvidenceKeys.fingerprint(log.signer.publicKey),
+            newKeyFingerprint: EvidenceKeys.fingerprint(next.publicKey),
+            newKey: EvidenceKeys.hex(next.publicKey), seq: appended.record.seq)
     }
 
     /// Copies the evidence log's records that `storeName` lacks (see ``EvidenceReplicator``).
@@ -146,15 +151,17 @@ extension Installation {
         let keyFile = home.path(try loadConfig(home: home, configFile: configFile).evidenceKeyFile)
         let file = current ? keyFile : evidenceAnchorURL(keyFile: keyFile)
         let key = current ? try EvidenceKeys.loadPrivateKey(keyFile).publicKey : try EvidenceKeys.loadPublicKey(file)
-        return EvidenceKeyExport(file: file.path, hex: EvidenceKeys.hex(key), pem: EvidenceKeys.pem(key),
-                                 fingerprint: EvidenceKeys.fingerprint(key))
+        return EvidenceKeyExport(
+            file: file.path, hex: EvidenceKeys.hex(key), pem: EvidenceKeys.pem(key),
+            fingerprint: EvidenceKeys.fingerprint(key))
     }
 
     private static func loadConfig(home: Home, configFile: URL?) throws -> Config {
         let url = configFile ?? home.configFile
         guard FileManager.default.fileExists(atPath: url.path) else {
-            throw CoreError.usage("no Tresor installation at \(home.root.path) (missing \(url.lastPathComponent))",
-                                  hint: "pass --log FILE and --public-key FILE, or --home DIR")
+            throw CoreError.usage(
+                "no Tresor installation at \(home.root.path) (missing \(url.lastPathComponent))",
+                hint: "pass --log FILE and --public-key FILE, or --home DIR")
         }
         return try Config.load(from: url)
     }

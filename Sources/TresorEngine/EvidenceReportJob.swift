@@ -30,8 +30,9 @@ extension Installation {
         let terms = policy.serviceTerms
         let report = EvidenceReport(
             month: month, now: now, activeTenants: try activeTenants(), verification: verification, history: history,
-            promises: .init(rto: terms.rto, rtoTypical: terms.rtoTypical, rtoTypicalSharePercent: terms.rtoTypicalSharePercent,
-                            rpo: terms.rpo, maxAge: policy.drills.maxAge))
+            promises: .init(
+                rto: terms.rto, rtoTypical: terms.rtoTypical, rtoTypicalSharePercent: terms.rtoTypicalSharePercent,
+                rpo: terms.rpo, maxAge: policy.drills.maxAge))
         let html = try EvidenceReportPage.render(report)
         do {
             try Data(html.utf8).write(to: out, options: .atomic)

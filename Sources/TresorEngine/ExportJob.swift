@@ -1,14 +1,15 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
-import TresorCore
 import TresorCatalog
+import TresorCore
 import TresorDocuments
 import TresorEvidence
 import TresorExport
 import TresorPostgres
 import TresorRepository
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where an export reads from, besides the tenant (`tresor export` options).
 public struct ExportOptions: Sendable {
@@ -42,39 +43,50 @@ extension Installation {
     /// cluster under `HOME/scratch/export-<id>/` (the restore `pg restore` and drills use), which
     /// is stopped and removed whatever happens; an ended tenant (not yet deleted) exports so.
     /// With `since` only the documents changed since that snapshot go in.
-    public func export(tenant id: TenantID, output: String, by: String, pgBinDirectory: String,
-                       options: ExportOptions = ExportOptions(), binary: String = "tresor",
-                       progress: ((_ files: Int64, _ bytes: Int64) -> Void)? = nil) throws -> ExportResult {
+    public func export(
+        tenant id: TenantID, output: String, by: String, pgBinDirectory: String,
+        options: ExportOptions = ExportOptions(), binary: String = "tresor",
+        progress: ((_ files: Int64, _ bytes: Int64) -> Void)? = nil
+    ) throws -> ExportResult {
         let name = id.rawValue
         let t = try tenant(id)
         if options.at != nil && !options.fromBackup {
-            throw CoreError.usage("--at needs --from-backup: a live export shows the data as it is now",
-                                  hint: "tresor export \(name) --from-backup --at TIME --out FILE")
+            throw CoreError.usage(
+                "--at needs --from-backup: a live export shows the data as it is now",
+                hint: "tresor export \(name) --from-backup --at TIME --out FILE")
         }
         // Refused before any restore starts, not after it.
         try Exporter.checkOutput(output)
         guard options.fromBackup || options.since != nil else {
             guard !t.docRoots.isEmpty || t.pgDSN != nil else {
-                throw CoreError.usage("tenant '\(name)' has neither document roots nor a database to export",
-                                      hint: Self.addedWithoutHint(id, "--docs DIR or --pg DSN"))
+                throw CoreError.usage(
+                    "tenant '\(name)' has neither document roots nor a database to export",
+                    hint: Self.addedWithoutHint(id, "--docs DIR or --pg DSN"))
             }
             let roots = DocumentBackup.roots(for: t.docRoots).map { LiveFolderSource.Root(path: $0.path, label: $0.label) }
-            return try run(Job(.export, tenant: id) { [self] in
-                try exportRecorded(ExportRequest(tenant: id, output: output, documents: roots.isEmpty ? nil : LiveFolderSource(roots: roots),
-                                                 databaseDSN: t.pgDSN, pgBinDirectory: pgBinDirectory, now: clock.now(), by: by),
-                                   options: options, progress: progress)
-            })
+            return try run(
+                Job(.export, tenant: id) { [self] in
+                    try exportRecorded(
+                        ExportRequest(
+                            tenant: id, output: output, documents: roots.isEmpty ? nil : LiveFolderSource(roots: roots),
+                            databaseDSN: t.pgDSN, pgBinDirectory: pgBinDirectory, now: clock.now(), by: by),
+                        options: options, progress: progress)
+                })
         }
-        return try run(Job(.export, tenant: id) { [self] in
-            try exportFromBackup(t, output: output, by: by, pgBinDirectory: pgBinDirectory, options: options, binary: binary, progress: progress)
-        })
+        return try run(
+            Job(.export, tenant: id) { [self] in
+                try exportFromBackup(t, output: output, by: by, pgBinDirectory: pgBinDirectory, options: options, binary: binary, progress: progress)
+            })
     }
 
     /// The documents part of an export from backup: the chosen snapshot's nodes (only what
     /// changed since `options.since`, with the folders that hold it), bag-info lines, and the
     /// removed paths. Nil when the tenant has no documents (no roots and no snapshots).
-    private func snapshotDocuments(_ t: TenantRecord, repo: TenantRepository, options: ExportOptions)
-        throws -> (source: SnapshotDocumentSource, ids: [ObjectID], info: [(String, String)], removed: [[UInt8]]?, origin: String)? {
+    private func snapshotDocuments(
+        _ t: TenantRecord, repo: TenantRepository, options: ExportOptions
+    )
+        throws -> (source: SnapshotDocumentSource, ids: [ObjectID], info: [(String, String)], removed: [[UInt8]]?, origin: String)?
+    {
         let all = try repo.snapshots()
         let docs = all.filter { $0.manifest.kind == .documents }
         guard !docs.isEmpty || !t.docRoots.isEmpty else {
@@ -86,14 +98,16 @@ extension Installation {
         let chosen: (id: ObjectID, manifest: SnapshotManifest)
         if let at = options.at {
             guard let c = try docs.last(where: { try $0.manifest.checkedDate() <= at }) else {
-                throw CoreError.usage("tenant '\(t.name)' has no document snapshot at or before \(TimeFormat.string(at))",
-                                      hint: "tresor snapshots \(t.name)")
+                throw CoreError.usage(
+                    "tenant '\(t.name)' has no document snapshot at or before \(TimeFormat.string(at))",
+                    hint: "tresor snapshots \(t.name)")
             }
             chosen = c
         } else {
             guard let c = docs.last else {
-                throw CoreError.usage("tenant '\(t.name)' has document roots but no document snapshot to export from",
-                                      hint: "tresor docs backup \(t.name)")
+                throw CoreError.usage(
+                    "tenant '\(t.name)' has document roots but no document snapshot to export from",
+                    hint: "tresor docs backup \(t.name)")
             }
             chosen = c
         }
@@ -107,8 +121,9 @@ extension Installation {
         }
         let since = try Self.selectSnapshot(sinceText, from: all, tenant: t.name)
         guard try since.manifest.checkedDate() <= chosen.manifest.checkedDate() else {
-            throw CoreError.usage("--since \(sinceText): snapshot \(since.id.short) (\(since.manifest.time)) is newer than the snapshot exported, \(chosen.id.short) (\(chosen.manifest.time))",
-                                  hint: "pass the Tresor-Documents-Snapshot of an earlier export")
+            throw CoreError.usage(
+                "--since \(sinceText): snapshot \(since.id.short) (\(since.manifest.time)) is newer than the snapshot exported, \(chosen.id.short) (\(chosen.manifest.time))",
+                hint: "pass the Tresor-Documents-Snapshot of an earlier export")
         }
         let (included, removed) = Self.changedSince(old: try cache.nodes(of: since.manifest), new: nodes)
         info.append(("Tresor-Documents-Since-Snapshot", since.id.hex))
@@ -138,9 +153,11 @@ extension Installation {
         return (new.filter { keep.contains($0.pathBytes) }, removed)
     }
 
-    private func exportFromBackup(_ t: TenantRecord, output: String, by: String, pgBinDirectory: String,
-                                  options: ExportOptions, binary: String,
-                                  progress: ((_ files: Int64, _ bytes: Int64) -> Void)?) throws -> ExportResult {
+    private func exportFromBackup(
+        _ t: TenantRecord, output: String, by: String, pgBinDirectory: String,
+        options: ExportOptions, binary: String,
+        progress: ((_ files: Int64, _ bytes: Int64) -> Void)?
+    ) throws -> ExportResult {
         let repo = try repository(for: t, create: false)
         let documents = try snapshotDocuments(t, repo: repo, options: options)
         // Retention keeps the snapshots being read.
@@ -149,9 +166,10 @@ extension Installation {
         defer { for u in unpins { u() } }
         for id in documents?.ids ?? [] { unpins.append(try pins.pin(tenant: t.id, snapshot: id.hex)) }
 
-        var request = ExportRequest(tenant: try t.id, output: output, documents: documents?.source, databaseDSN: nil,
-                                    pgBinDirectory: pgBinDirectory, sourceLabel: options.fromBackup ? "backup" : "live database, documents from backup",
-                                    now: clock.now(), by: by)
+        var request = ExportRequest(
+            tenant: try t.id, output: output, documents: documents?.source, databaseDSN: nil,
+            pgBinDirectory: pgBinDirectory, sourceLabel: options.fromBackup ? "backup" : "live database, documents from backup",
+            now: clock.now(), by: by)
         request.extraInfo = documents?.info ?? []
         request.removedPaths = documents?.removed
         request.documentsOrigin = documents?.origin
@@ -160,8 +178,9 @@ extension Installation {
         guard restoreDatabase else {
             if !options.fromBackup { request.databaseDSN = t.pgDSN }
             guard request.documents != nil || request.databaseDSN != nil else {
-                throw CoreError.usage("tenant '\(t.name)' has neither document snapshots nor base backups to export",
-                                      hint: "tresor snapshots \(t.name)")
+                throw CoreError.usage(
+                    "tenant '\(t.name)' has neither document snapshots nor base backups to export",
+                    hint: "tresor snapshots \(t.name)")
             }
             return try exportRecorded(request, options: options, progress: progress)
         }
@@ -179,8 +198,10 @@ extension Installation {
     /// stopped and the directory removed afterwards, whether `body` succeeded or not; when that
     /// cleanup fails the export fails too (and its archive is removed: nothing claims success
     /// while a copy of the data is left behind).
-    private func withRestoredDatabase(_ t: TenantRecord, at: Date?, pgBinDirectory: String, binary: String,
-                                      _ body: (String, DatabasePoint, String) throws -> ExportResult) throws -> ExportResult {
+    private func withRestoredDatabase(
+        _ t: TenantRecord, at: Date?, pgBinDirectory: String, binary: String,
+        _ body: (String, DatabasePoint, String) throws -> ExportResult
+    ) throws -> ExportResult {
         let scratch = DrillScratch(home: home, kind: "export")
         _ = try scratch.cleanLeftovers()
         let dir = try scratch.create(id: String(UUID().uuidString.lowercased().prefix(8)))
@@ -200,31 +221,37 @@ extension Installation {
             }
             // A server stopped by its pid is gone and its files removed: only a failure to do so is one.
             if let p = problems.first(where: { !$0.hasSuffix("stopped by its pid") }) {
-                throw CoreError.failed("the export's scratch copy of tenant '\(t.name)' was not cleaned up: \(p)",
-                                       hint: "stop the server and remove \(dir.path) by hand; the next export from backup removes it too")
+                throw CoreError.failed(
+                    "the export's scratch copy of tenant '\(t.name)' was not cleaned up: \(p)",
+                    hint: "stop the server and remove \(dir.path) by hand; the next export from backup removes it too")
             }
         }
         let result: ExportResult
         do {
             let target: RecoveryTarget = at.map { .time($0) } ?? .latest
-            let restored = try restorePostgres(tenant: t.id, pgdata: pgdata, target: target, timeline: nil, archive: false,
-                                               run: false, binary: binary, keepPin: { unpin = $0 })
+            let restored = try restorePostgres(
+                tenant: t.id, pgdata: pgdata, target: target, timeline: nil, archive: false,
+                run: false, binary: binary, keepPin: { unpin = $0 })
             try ScratchDatabase.allowLocalOnly(pgdata: pgdata, by: "tresor export")
             let s = try RecoveryServer(dataDirectory: pgdata, workDirectory: dir.appendingPathComponent("server").path, binDirectory: pgBinDirectory)
             server = s
             guard try s.startUntilPromoted(seconds: 7 * 86400) else {
-                throw CoreError.failed("the database of tenant '\(t.name)' could not be recovered to \(restored.target): \(s.stopReason())",
-                                       hint: "tresor pg window \(t.name) shows what the archive holds")
+                throw CoreError.failed(
+                    "the database of tenant '\(t.name)' could not be recovered to \(restored.target): \(s.stopReason())",
+                    hint: "tresor pg window \(t.name) shows what the archive holds")
             }
             // The tenant's database: the DSN's dbname, else libpq's default (the user's name).
             let database = t.pgDSN.flatMap { ScratchDatabase.option("dbname", of: $0) ?? ScratchDatabase.option("user", of: $0) } ?? "postgres"
             let (user, conn) = try ScratchDatabase.connectAsSuperuser(s, tenantDSN: t.pgDSN, database: database)
-            let row = try conn.query("""
+            let row = try conn.query(
+                """
                 SELECT pg_last_wal_replay_lsn()::text,
                        to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-                """).first
-            let point = DatabasePoint(lsn: (row?.first ?? nil) ?? "unknown", time: (row.flatMap { $0.count > 1 ? $0[1] : nil }) ?? "no transaction replayed",
-                                      target: restored.target)
+                """
+            ).first
+            let point = DatabasePoint(
+                lsn: (row?.first ?? nil) ?? "unknown", time: (row.flatMap { $0.count > 1 ? $0[1] : nil }) ?? "no transaction replayed",
+                target: restored.target)
             result = try body(ScratchDatabase.dsn(s, user: user, database: database), point, restored.snapshot)
         } catch {
             do { try cleanup() } catch let cleanupError {
@@ -243,8 +270,10 @@ extension Installation {
     }
 
     /// `progress` hears the document files and bytes archived so far.
-    private func exportRecorded(_ request: ExportRequest, options: ExportOptions,
-                                progress: ((_ files: Int64, _ bytes: Int64) -> Void)?) throws -> ExportResult {
+    private func exportRecorded(
+        _ request: ExportRequest, options: ExportOptions,
+        progress: ((_ files: Int64, _ bytes: Int64) -> Void)?
+    ) throws -> ExportResult {
         var request = request
         request.progress = progress
         request.zstdLevel = policy.exports.zstdLevel

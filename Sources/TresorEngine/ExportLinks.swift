@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import TresorCore
 import TresorCrypto
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A signed, expiring link to one published export: `/d/TENANT/FILE?exp=UNIX&id=HEX&sig=HEX`.
 ///
@@ -59,7 +60,8 @@ public struct ExportLink: Sendable, Equatable {
         guard parts.count == 2 else { return nil }
         let segments = parts[0].split(separator: "/", omittingEmptySubsequences: false)
         guard segments.count == 4, segments[0].isEmpty, segments[1] == "d" || segments[1] == "access-log",
-              let tenant = segments[2].removingPercentEncoding, let file = segments[3].removingPercentEncoding else { return nil }
+            let tenant = segments[2].removingPercentEncoding, let file = segments[3].removingPercentEncoding
+        else { return nil }
         return from(tenant: tenant, file: file, query: String(parts[1]))
     }
 
@@ -73,9 +75,10 @@ public struct ExportLink: Sendable, Equatable {
         }
         // A malformed tenant name makes the whole link malformed (nil), like every other part.
         guard let tenant = try? TenantID(text), isPublishableName(file),
-              let e = fields["exp"], let expires = Int64(e),
-              let id = fields["id"], id.count == 32, id.allSatisfy(\.isHexDigit),
-              let sig = fields["sig"], sig.count == 64, sig.allSatisfy(\.isHexDigit) else { return nil }
+            let e = fields["exp"], let expires = Int64(e),
+            let id = fields["id"], id.count == 32, id.allSatisfy(\.isHexDigit),
+            let sig = fields["sig"], sig.count == 64, sig.allSatisfy(\.isHexDigit)
+        else { return nil }
         return ExportLink(tenant: tenant, file: file, expires: expires, id: id.lowercased(), signature: sig.lowercased())
     }
 
@@ -96,8 +99,9 @@ public struct ExportLinkSigner: Sendable {
     /// A new link for `file` of `tenant`, valid until `expires`, with a fresh random id.
     public func sign(tenant: TenantID, file: String, expires: Int64) -> ExportLink {
         let id = Hex.encode(SecureRandom.bytes(16))
-        return ExportLink(tenant: tenant, file: file, expires: expires, id: id,
-                          signature: mac(tenant: tenant, file: file, expires: expires, id: id).hex)
+        return ExportLink(
+            tenant: tenant, file: file, expires: expires, id: id,
+            signature: mac(tenant: tenant, file: file, expires: expires, id: id).hex)
     }
 
     public enum Verdict: Sendable, Equatable { case valid, forged, expired }
@@ -200,8 +204,9 @@ extension Installation {
         let name = id.rawValue
         _ = try tenant(id)
         guard ExportLink.isPublishableName(file) else {
-            throw CoreError.usage("'\(file)' is not a name a published export can have",
-                                  hint: "give one file name (no '/', not starting with '.'), e.g. --publish --out \(name).tar.zst")
+            throw CoreError.usage(
+                "'\(file)' is not a name a published export can have",
+                hint: "give one file name (no '/', not starting with '.'), e.g. --publish --out \(name).tar.zst")
         }
         let dir = home.exports(of: id)
         do {
@@ -225,8 +230,9 @@ extension Installation {
         let name = id.rawValue
         let path = try publishedExportPath(tenant: id, file: file)
         guard FileManager.default.fileExists(atPath: path.path) else {
-            throw CoreError.usage("tenant '\(name)' has no published export '\(file)' (looked for \(path.path))",
-                                  hint: "tresor export \(name) --publish --out \(file)")
+            throw CoreError.usage(
+                "tenant '\(name)' has no published export '\(file)' (looked for \(path.path))",
+                hint: "tresor export \(name) --publish --out \(file)")
         }
         let digest = try ExportDigest.of(path)
         let life = lifetime ?? policy.exports.linkLifetime
@@ -282,8 +288,9 @@ public enum ExportLinkKey {
             guard create else {
                 throw CoreError.usage("there is no link key at \(url.path) yet", hint: "tresor export link T FILE creates it")
             }
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(
+                at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700])
             let temporary = url.path + ".new-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
             let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw CoreError.failed("cannot create \(temporary): \(String(cString: strerror(errno)))") }
@@ -306,12 +313,14 @@ public enum ExportLinkKey {
         var st = stat()
         guard stat(url.path, &st) == 0 else { throw CoreError.failed("cannot stat \(url.path): \(String(cString: strerror(errno)))") }
         guard st.st_mode & 0o077 == 0 else {
-            throw CoreError.usage("the link key \(url.path) is readable by other users (mode \(String(st.st_mode & 0o777, radix: 8)))",
-                                  hint: "chmod 600 \(url.path)")
+            throw CoreError.usage(
+                "the link key \(url.path) is readable by other users (mode \(String(st.st_mode & 0o777, radix: 8)))",
+                hint: "chmod 600 \(url.path)")
         }
         let text = try String(contentsOf: url, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         guard let key = ObjectID(hex: text) else {
-            throw CoreError.usage("the link key \(url.path) is not 64 hex digits", hint: "restore it from a copy; links signed under it stop working if it changes")
+            throw CoreError.usage(
+                "the link key \(url.path) is not 64 hex digits", hint: "restore it from a copy; links signed under it stop working if it changes")
         }
         return key
     }

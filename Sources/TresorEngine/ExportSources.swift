@@ -23,14 +23,19 @@ struct SnapshotDocumentSource: DocumentSource {
                 try visit(DocumentEntry(path: node.pathBytes, kind: .directory, mode: mode, mtime: node.mtimeSeconds, mtimeNanos: nanos), nil)
             case .file:
                 guard let content else { throw CoreError.failed("\(node.displayPath): the tree reader gave no content for a file") }
-                try visit(DocumentEntry(path: node.pathBytes, kind: .file(size: Int64(node.size)), mode: mode, mtime: node.mtimeSeconds, mtimeNanos: nanos),
-                          SnapshotFileContent(content))
+                try visit(
+                    DocumentEntry(path: node.pathBytes, kind: .file(size: Int64(node.size)), mode: mode, mtime: node.mtimeSeconds, mtimeNanos: nanos),
+                    SnapshotFileContent(content))
             case .symlink:
-                try visit(DocumentEntry(path: node.pathBytes, kind: .symlink(target: node.linkTargetBytes), mode: mode, mtime: node.mtimeSeconds,
-                                        mtimeNanos: nanos), nil)
+                try visit(
+                    DocumentEntry(
+                        path: node.pathBytes, kind: .symlink(target: node.linkTargetBytes), mode: mode, mtime: node.mtimeSeconds,
+                        mtimeNanos: nanos), nil)
             case .fifo, .socket, .characterDevice, .blockDevice:
-                problems.append(DocumentProblem(path: node.displayPath,
-                                                reason: "not a regular file, folder or symbolic link (\(node.kind)): not exported"))
+                problems.append(
+                    DocumentProblem(
+                        path: node.displayPath,
+                        reason: "not a regular file, folder or symbolic link (\(node.kind)): not exported"))
             }
         }
         return problems

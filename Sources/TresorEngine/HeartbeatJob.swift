@@ -51,7 +51,8 @@ extension Installation {
     func writeHeartbeat(dsn: String, at time: Date) throws {
         let conn = try PGConnection(dsn: dsn)
         let at = DrillRun.microsecondTime(time)
-        _ = try conn.query("""
+        _ = try conn.query(
+            """
             CREATE SCHEMA IF NOT EXISTS tresor;
             CREATE TABLE IF NOT EXISTS tresor.heartbeat (id int PRIMARY KEY CHECK (id = 1), at timestamptz NOT NULL);
             INSERT INTO tresor.heartbeat VALUES (1, '\(at)') ON CONFLICT (id) DO UPDATE SET at = excluded.at
@@ -66,7 +67,8 @@ extension DrillRun {
     mutating func checkHeartbeat(_ plan: Plan, server: RecoveryServer, user: String, now: Date) {
         guard case .latest = plan.recoveryTarget, installation.heartbeatOptedIn(tenant) else { return }
         do {
-            let database = tenant.pgDSN.flatMap { try? ConnInfo($0) } // an unreadable DSN: the default database is read
+            let database =
+                tenant.pgDSN.flatMap { try? ConnInfo($0) }  // an unreadable DSN: the default database is read
                 .flatMap { $0.options.last(where: { $0.keyword == "dbname" })?.value } ?? "postgres"
             let c = try PGConnection(dsn: dsn(server, user: user, database: database))
             let exists = try c.query("SELECT to_regclass('tresor.heartbeat') IS NOT NULL").first?.first ?? nil
@@ -91,8 +93,9 @@ extension DrillRun {
     /// fraction digits added exactly).
     static func parseMicrosecondTime(_ text: String) -> Date? {
         guard let dot = text.firstIndex(of: "."), text.hasSuffix("Z"),
-              let whole = TimeFormat.parse(String(text[..<dot]) + "Z"),
-              let micros = Int(text[text.index(after: dot)..<text.index(before: text.endIndex)]) else { return nil }
+            let whole = TimeFormat.parse(String(text[..<dot]) + "Z"),
+            let micros = Int(text[text.index(after: dot)..<text.index(before: text.endIndex)])
+        else { return nil }
         return whole.addingTimeInterval(Double(micros) / 1_000_000)
     }
 }

@@ -1,5 +1,5 @@
-import Foundation
 internal import CPosix
+import Foundation
 import TresorCore
 
 /// The directory that holds all state of one installation: config, catalog, keys, policies,
@@ -46,8 +46,9 @@ public struct Home: Sendable {
         guard stat(root.path, &st) == 0 else { return }
         let open = st.st_mode & 0o066
         guard open == 0 else {
-            throw CoreError.usage("the home \(root.path) is readable or writable by other users (mode \(String(st.st_mode & 0o777, radix: 8)))",
-                                  hint: "chmod 700 \(root.path)")
+            throw CoreError.usage(
+                "the home \(root.path) is readable or writable by other users (mode \(String(st.st_mode & 0o777, radix: 8)))",
+                hint: "chmod 700 \(root.path)")
         }
     }
 
@@ -97,10 +98,11 @@ public struct Home: Sendable {
 /// both write WAL objects of a local store.
 public func shareWithGroup(_ dir: String, gid: UInt32) throws {
     func fail(_ what: String) -> CoreError {
-        CoreError.failed("cannot share \(dir) with group \(gid): \(what) failed: \(String(cString: strerror(errno)))",
-                         hint: "the filesystem needs POSIX ACLs (mount option acl), or give the postgresql user its own store directory")
+        CoreError.failed(
+            "cannot share \(dir) with group \(gid): \(what) failed: \(String(cString: strerror(errno)))",
+            hint: "the filesystem needs POSIX ACLs (mount option acl), or give the postgresql user its own store directory")
     }
-    guard chown(dir, uid_t.max, gid) == 0 else { throw fail("chown") }   // owner unchanged
+    guard chown(dir, uid_t.max, gid) == 0 else { throw fail("chown") }  // owner unchanged
     var st = stat()
     guard stat(dir, &st) == 0 else { throw fail("stat") }
     guard chmod(dir, (st.st_mode & 0o777) | 0o2070) == 0 else { throw fail("chmod") }
@@ -109,9 +111,8 @@ public func shareWithGroup(_ dir: String, gid: UInt32) throws {
     func u16(_ v: UInt16) { acl += [UInt8(v & 0xff), UInt8(v >> 8)] }
     func u32(_ v: UInt32) { acl += [UInt8(v & 0xff), UInt8((v >> 8) & 0xff), UInt8((v >> 16) & 0xff), UInt8(v >> 24)] }
     u32(2)
-    for (tag, perm) in [(UInt16(0x01), UInt16(7)), (0x04, 7), (0x20, 0)] {   // USER_OBJ, GROUP_OBJ, OTHER
+    for (tag, perm) in [(UInt16(0x01), UInt16(7)), (0x04, 7), (0x20, 0)] {  // USER_OBJ, GROUP_OBJ, OTHER
         u16(tag); u16(perm); u32(UInt32.max)
     }
     guard setxattr(dir, "system.posix_acl_default", acl, acl.count, 0) == 0 else { throw fail("setting a default acl") }
 }
-

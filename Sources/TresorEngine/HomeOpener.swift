@@ -27,8 +27,11 @@ public struct HomeOpener: Sendable {
         guard FileManager.default.fileExists(atPath: configURL.path) else {
             let message = "no Tresor installation at \(home.root.path) (missing \(configURL.lastPathComponent))"
             if let walTenant {
-                throw CoreError.usage(message + ", or this user cannot read it",
-                                      hint: "give archive_command and restore_command the operator's --home as tresor pg setup \(walTenant.rawValue) prints them (run it as the operator)")
+                throw CoreError.usage(
+                    message + ", or this user cannot read it",
+                    hint:
+                        "give archive_command and restore_command the operator's --home as tresor pg setup \(walTenant.rawValue) prints them (run it as the operator)"
+                )
             }
             throw CoreError.usage(message, hint: "tresor --home \(home.root.path) init")
         }
@@ -42,18 +45,23 @@ public struct HomeOpener: Sendable {
     /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; without them S3 stores use
     /// `[s3] credentials_file`.
     /// `traffic` counts the S3 requests of the stores it opens (the command's counter).
-    public func installation(clock: any Clock, s3Credentials: S3Credentials? = nil,
-                             traffic: StoreTraffic = StoreTraffic()) throws -> Installation {
+    public func installation(
+        clock: any Clock, s3Credentials: S3Credentials? = nil,
+        traffic: StoreTraffic = StoreTraffic()
+    ) throws -> Installation {
         let catalog = try config.openCatalog(home: home)
-        let installation = Installation(home: home, config: config, catalog: catalog, policy: policy, clock: clock,
-                                        environmentCredentials: s3Credentials, traffic: traffic)
+        let installation = Installation(
+            home: home, config: config, catalog: catalog, policy: policy, clock: clock,
+            environmentCredentials: s3Credentials, traffic: traffic)
         installation.configFile = configFile
         return installation
     }
 
     /// The `postgres` OS user's capability for `tenant` (see ``PostgresWALAccess``).
-    public func walAccess(tenant id: TenantID, clock: any Clock, environmentCredentials: S3Credentials? = nil,
-                          traffic: StoreTraffic = StoreTraffic()) throws -> PostgresWALAccess {
+    public func walAccess(
+        tenant id: TenantID, clock: any Clock, environmentCredentials: S3Credentials? = nil,
+        traffic: StoreTraffic = StoreTraffic()
+    ) throws -> PostgresWALAccess {
         try PostgresWALAccess(opener: self, tenant: id, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
     }
 }

@@ -25,8 +25,10 @@ public final class Installation: @unchecked Sendable {
     /// only (`TRESOR_TEST_HOLD_AFTER_CLAIM`): it holds a worker mid-job so a test can kill it.
     public var holdAfterClaim: Double = 0
 
-    init(home: Home, config: Config, catalog: any Catalog, policy: Policy, clock: any Clock,
-         environmentCredentials: S3Credentials? = nil, traffic: StoreTraffic = StoreTraffic()) {
+    init(
+        home: Home, config: Config, catalog: any Catalog, policy: Policy, clock: any Clock,
+        environmentCredentials: S3Credentials? = nil, traffic: StoreTraffic = StoreTraffic()
+    ) {
         self.home = home
         self.config = config
         self.catalog = catalog
@@ -58,12 +60,14 @@ public final class Installation: @unchecked Sendable {
             let url = home.path(p)
             var st = stat()
             if stat(url.path, &st) == 0, st.st_mode & 0o077 != 0 {
-                throw CoreError.usage("the master key file \(url.path) is readable by other users (mode \(String(st.st_mode & 0o777, radix: 8)))",
-                                      hint: "chmod 600 \(url.path), and consider the key exposed: rotate it")
+                throw CoreError.usage(
+                    "the master key file \(url.path) is readable by other users (mode \(String(st.st_mode & 0o777, radix: 8)))",
+                    hint: "chmod 600 \(url.path), and consider the key exposed: rotate it")
             }
             guard let text = try? String(contentsOf: url, encoding: .utf8) else {
-                throw CoreError.usage("cannot read the master key file \(url.path)",
-                                      hint: "restore it from your offline copy, or set keys.master_key_command")
+                throw CoreError.usage(
+                    "cannot read the master key file \(url.path)",
+                    hint: "restore it from your offline copy, or set keys.master_key_command")
             }
             key = try MasterKey(text: text)
         case .command(let cmd):
@@ -88,8 +92,9 @@ public final class Installation: @unchecked Sendable {
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
-            throw CoreError.usage("master_key_command exited with status \(p.terminationStatus)",
-                                  hint: "check keys.master_key_command in tresor.toml")
+            throw CoreError.usage(
+                "master_key_command exited with status \(p.terminationStatus)",
+                hint: "check keys.master_key_command in tresor.toml")
         }
         return String(decoding: data, as: UTF8.self)
     }
@@ -128,16 +133,23 @@ public final class Installation: @unchecked Sendable {
     /// snapshot manifests) under `HOME/cache/<store>/` when `cache` is set. `wrap` goes around
     /// the store inside the cache. `dryRun` puts a ``DryRunStore`` outermost: reads reach the
     /// store, writes and deletes never do.
-    func openStore(for tenant: TenantRecord, storeName: String?, create: Bool, cache: Bool, dryRun: Bool = false,
-                   wrap: (any Store) -> any Store = { $0 }) throws -> any Store {
+    func openStore(
+        for tenant: TenantRecord, storeName: String?, create: Bool, cache: Bool, dryRun: Bool = false,
+        wrap: (any Store) -> any Store = { $0 }
+    ) throws -> any Store {
         let record = try storeRecord(storeName ?? tenant.store)
-        let approved = try record.region == tenant.region
+        let approved =
+            try record.region == tenant.region
             || catalog.regionApprovals(tenant: tenant.name).contains { $0.store == record.name }
-        let placement = RegionPlacement(tenant: tenant.name, tenantRegion: tenant.region, store: record.name,
-                                        storeRegion: record.region, approved: approved)
+        let placement = RegionPlacement(
+            tenant: tenant.name, tenantRegion: tenant.region, store: record.name,
+            storeRegion: record.region, approved: approved)
         let layout = RepositoryLayout(tenant: tenant.name)
-        let cached = cache ? StoreFactory.Cache(directory: home.root.appendingPathComponent("cache/\(record.name)"),
-                                                prefixes: [layout.indexPrefix, layout.snapshotsPrefix]) : nil
+        let cached =
+            cache
+            ? StoreFactory.Cache(
+                directory: home.root.appendingPathComponent("cache/\(record.name)"),
+                prefixes: [layout.indexPrefix, layout.snapshotsPrefix]) : nil
         return try storeFactory.open(url: record.url, create: create, placement: placement, cache: cached, dryRun: dryRun, wrap: wrap)
     }
 
@@ -151,8 +163,9 @@ public final class Installation: @unchecked Sendable {
     func s3Credentials() throws -> S3Credentials {
         if let c = environmentCredentials { return c }
         if let file = config.s3CredentialsFile { return try S3Credentials.load(file: home.path(file).path) }
-        throw CoreError.usage("no s3 credentials",
-                              hint: "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or [s3] credentials_file in tresor.toml")
+        throw CoreError.usage(
+            "no s3 credentials",
+            hint: "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or [s3] credentials_file in tresor.toml")
     }
 
     /// Opens the tenant's repository in its primary store, or in `storeName` (an offsite copy:
@@ -161,21 +174,25 @@ public final class Installation: @unchecked Sendable {
     /// may put a wrapper around the store before the cache (check watches for access failures).
     /// With `dryRun` the repository's store is a ``DryRunStore`` (the `--dry-run` of retention):
     /// the code above runs its real path and nothing in the store changes.
-    public func repository(for tenant: TenantRecord, storeName: String? = nil, create: Bool, dryRun: Bool = false,
-                           wrap: (any Store) -> any Store = { $0 }) throws -> TenantRepository {
+    public func repository(
+        for tenant: TenantRecord, storeName: String? = nil, create: Bool, dryRun: Bool = false,
+        wrap: (any Store) -> any Store = { $0 }
+    ) throws -> TenantRepository {
         let store = try openStore(for: tenant, storeName: storeName, create: create, cache: true, dryRun: dryRun, wrap: wrap)
         do {
-            return try TenantRepository.open(store: store, tenant: tenant.name, master: try masterKey(),
-                                             previousMasters: try previousMasterKeys(),
-                                             policy: policy.backup, clock: clock, create: create)
+            return try TenantRepository.open(
+                store: store, tenant: tenant.name, master: try masterKey(),
+                previousMasters: try previousMasterKeys(),
+                policy: policy.backup, clock: clock, create: create)
         } catch let e as RepositoryError where e.code == .usage && e.message.hasPrefix("wrong master key") {
             // A key rotation may have swapped the key file since this process read it (a long
             // `tick` or `pg stream`): read it again once before giving up.
             guard case .file = config.masterKey else { throw e }
             masterKeyCache.withLock { $0 = nil }
-            return try TenantRepository.open(store: store, tenant: tenant.name, master: try masterKey(),
-                                             previousMasters: try previousMasterKeys(),
-                                             policy: policy.backup, clock: clock, create: create)
+            return try TenantRepository.open(
+                store: store, tenant: tenant.name, master: try masterKey(),
+                previousMasters: try previousMasterKeys(),
+                policy: policy.backup, clock: clock, create: create)
         }
     }
 }

@@ -39,8 +39,10 @@ struct RunRecorder {
     /// What ``run(_:)`` does, for work whose result is not a ``JobResult`` or whose run status
     /// or detail is not simply the result's: a tick stores counts, retention makes a failed store
     /// a failed run. Every recorded run in the Engine goes through here.
-    func record<R, Detail: Encodable>(_ kind: RunKind, tenant: TenantID?, _ work: () throws -> R,
-                                      status: (R) -> RunStatus, detail: (R) -> Detail) throws -> R {
+    func record<R, Detail: Encodable>(
+        _ kind: RunKind, tenant: TenantID?, _ work: () throws -> R,
+        status: (R) -> RunStatus, detail: (R) -> Detail
+    ) throws -> R {
         let id = try catalog.startRun(kind: kind, tenant: tenant?.rawValue, at: clock.now())
         do {
             let result = try work()
@@ -73,8 +75,10 @@ extension Installation {
     }
 
     /// ``RunRecorder/record(_:tenant:_:status:detail:)`` on this installation's catalog and clock.
-    func recordRun<R, Detail: Encodable>(_ kind: RunKind, tenant: TenantID?, _ work: () throws -> R,
-                                         status: (R) -> RunStatus, detail: (R) -> Detail) throws -> R {
+    func recordRun<R, Detail: Encodable>(
+        _ kind: RunKind, tenant: TenantID?, _ work: () throws -> R,
+        status: (R) -> RunStatus, detail: (R) -> Detail
+    ) throws -> R {
         try RunRecorder(catalog: catalog, clock: clock).record(kind, tenant: tenant, work, status: status, detail: detail)
     }
 }

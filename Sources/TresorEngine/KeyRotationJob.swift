@@ -27,8 +27,9 @@ extension Installation {
     /// Where a rotation keeps the previous master key (until `--finish`) and stages the next one.
     func masterKeyFiles() throws -> (current: URL, previous: URL, next: URL) {
         guard case .file(let p) = config.masterKey else {
-            throw CoreError.usage("the master key comes from master_key_command: tresor cannot rotate it",
-                                  hint: "rotate it in your secret store, or set keys.master_key_file")
+            throw CoreError.usage(
+                "the master key comes from master_key_command: tresor cannot rotate it",
+                hint: "rotate it in your secret store, or set keys.master_key_file")
         }
         let current = home.path(p)
         return (current, URL(fileURLWithPath: current.path + ".previous"), URL(fileURLWithPath: current.path + ".next"))
@@ -41,8 +42,9 @@ extension Installation {
         let previous = try masterKeyFiles().previous
         guard FileManager.default.fileExists(atPath: previous.path) else { return [] }
         guard let text = try? String(contentsOf: previous, encoding: .utf8) else {
-            throw CoreError.usage("cannot read the previous master key \(previous.path)",
-                                  hint: "a key rotation is in progress: restore the file, then tresor keys rotate-master")
+            throw CoreError.usage(
+                "cannot read the previous master key \(previous.path)",
+                hint: "a key rotation is in progress: restore the file, then tresor keys rotate-master")
         }
         return [try MasterKey(text: text)]
     }
@@ -85,46 +87,49 @@ extension Installation {
         }
         let current = try MasterKey(text: try String(contentsOf: files.current, encoding: .utf8))
         let previous = try previousMasterKeys().first
-        return try run(Job(.keyRotation, tenant: nil) { [self] in
-            var result = KeyRotationResult(step: finish ? "finish" : "rotate", newKey: newKey, stores: 0, repositories: 0,
-                                           rewrapped: 0, alreadyCurrent: 0, problems: [], previousKeyRemoved: false,
-                                           seconds: 0, outcome: .ok)
-            var unreadable: [String] = []
-            let stores = try catalog.stores().map { ($0.name, try openStore(url: $0.url, create: false)) }
-            result.stores = stores.count
-            for tenant in try catalog.tenants() {
-                // One replacement per envelope, whichever store it is in (an offsite copy holds
-                // the same envelopes as the primary).
-                var replacements: [String: KeyEnvelope] = [:]
-                for (_, store) in stores {
-                    replacements.merge(try KeyRotation.replacements(store: store, tenant: tenant.name, current: current)) { a, _ in a }
-                }
-                for (name, store) in stores {
-                    let t = try KeyRotation.rewrap(store: store, tenant: tenant.name, current: current, previous: previous,
-                                                   clock: clock, replacements: &replacements)
-                    if t.rewrapped + t.alreadyCurrent + t.problems.count == 0 { continue }
-                    result.repositories += 1
-                    result.rewrapped += t.rewrapped
-                    result.alreadyCurrent += t.alreadyCurrent
-                    result.problems += t.problems.map { "store \(name): \($0)" }
-                    if !t.readableWithCurrent { unreadable.append("tenant '\(tenant.name)' in store \(name)") }
-                }
-            }
-            if finish {
-                if unreadable.isEmpty {
-                    guard unlink(files.previous.path) == 0 else {
-                        throw CoreError.failed("cannot remove \(files.previous.path): \(String(cString: strerror(errno)))")
+        return try run(
+            Job(.keyRotation, tenant: nil) { [self] in
+                var result = KeyRotationResult(
+                    step: finish ? "finish" : "rotate", newKey: newKey, stores: 0, repositories: 0,
+                    rewrapped: 0, alreadyCurrent: 0, problems: [], previousKeyRemoved: false,
+                    seconds: 0, outcome: .ok)
+                var unreadable: [String] = []
+                let stores = try catalog.stores().map { ($0.name, try openStore(url: $0.url, create: false)) }
+                result.stores = stores.count
+                for tenant in try catalog.tenants() {
+                    // One replacement per envelope, whichever store it is in (an offsite copy holds
+                    // the same envelopes as the primary).
+                    var replacements: [String: KeyEnvelope] = [:]
+                    for (_, store) in stores {
+                        replacements.merge(try KeyRotation.replacements(store: store, tenant: tenant.name, current: current)) { a, _ in a }
                     }
-                    try syncDirectory(files.previous.deletingLastPathComponent())
-                    result.previousKeyRemoved = true
-                } else {
-                    result.problems += unreadable.map { "\($0) has no envelope under the current master key: the previous key is kept" }
+                    for (name, store) in stores {
+                        let t = try KeyRotation.rewrap(
+                            store: store, tenant: tenant.name, current: current, previous: previous,
+                            clock: clock, replacements: &replacements)
+                        if t.rewrapped + t.alreadyCurrent + t.problems.count == 0 { continue }
+                        result.repositories += 1
+                        result.rewrapped += t.rewrapped
+                        result.alreadyCurrent += t.alreadyCurrent
+                        result.problems += t.problems.map { "store \(name): \($0)" }
+                        if !t.readableWithCurrent { unreadable.append("tenant '\(tenant.name)' in store \(name)") }
+                    }
                 }
-            }
-            result.seconds = Date().timeIntervalSince(start)
-            result.outcome = result.problems.isEmpty ? .ok : .problemFound
-            return result
-        })
+                if finish {
+                    if unreadable.isEmpty {
+                        guard unlink(files.previous.path) == 0 else {
+                            throw CoreError.failed("cannot remove \(files.previous.path): \(String(cString: strerror(errno)))")
+                        }
+                        try syncDirectory(files.previous.deletingLastPathComponent())
+                        result.previousKeyRemoved = true
+                    } else {
+                        result.problems += unreadable.map { "\($0) has no envelope under the current master key: the previous key is kept" }
+                    }
+                }
+                result.seconds = Date().timeIntervalSince(start)
+                result.outcome = result.problems.isEmpty ? .ok : .problemFound
+                return result
+            })
     }
 
     /// Writes a key file (0600) through a temporary, fsynced, then renamed into place.

@@ -23,8 +23,9 @@ extension Installation {
         let now = clock.now()
         func failed(_ what: String, tenant: String?, _ error: Error) {
             failures.append("\(what)\(tenant.map { " of tenant \($0)" } ?? ""): \(error)")
-            m.gauge("tresor_metrics_collection_failed", "1 when a figure could not be read; see tresor metrics' output",
-                    [("tenant", tenant ?? ""), ("figure", what)], 1)
+            m.gauge(
+                "tresor_metrics_collection_failed", "1 when a figure could not be read; see tresor metrics' output",
+                [("tenant", tenant ?? ""), ("figure", what)], 1)
         }
         m.gauge("tresor_metrics_generated_timestamp_seconds", "When this file was written (the installation's clock).", [], now.timeIntervalSince1970)
 
@@ -43,8 +44,9 @@ extension Installation {
         }
         for (key, job) in lastOK.sorted(by: { ($0.key.tenant, $0.key.kind) < ($1.key.tenant, $1.key.kind) }) {
             let labels = [("tenant", key.tenant), ("job", key.kind)]
-            m.gauge("tresor_last_success_timestamp_seconds", "Start of the newest successful run of this job kind (tenant \"\" for runs of no tenant).",
-                    labels, job.startedAt.timeIntervalSince1970)
+            m.gauge(
+                "tresor_last_success_timestamp_seconds", "Start of the newest successful run of this job kind (tenant \"\" for runs of no tenant).",
+                labels, job.startedAt.timeIntervalSince1970)
             if let d = job.durationSeconds {
                 m.gauge("tresor_last_success_duration_seconds", "Duration of the newest successful run.", labels, d)
             }
@@ -54,7 +56,9 @@ extension Installation {
         }
         for (worker, counts) in perWorker.sorted(by: { $0.key < $1.key }) {
             for (result, n) in counts.sorted(by: { $0.key < $1.key }) {
-                m.gauge("tresor_worker_runs", "Recorded runs per worker host and result (\"unknown\": runs from before catalogs named the worker).", [("worker", worker), ("result", result)], Double(n))
+                m.gauge(
+                    "tresor_worker_runs", "Recorded runs per worker host and result (\"unknown\": runs from before catalogs named the worker).",
+                    [("worker", worker), ("result", result)], Double(n))
             }
         }
 
@@ -65,11 +69,13 @@ extension Installation {
             let (verification, history) = try verifiedDrillHistory()
             m.gauge("tresor_evidence_log_intact", "1 when the evidence log verifies to its end.", [], verification.firstBad == nil ? 1 : 0)
             for s in DrillControl.evaluate(history: history, tenants: active, asOf: now, maxAge: policy.drills.maxAge) {
-                m.gauge("tresor_drill_passed_ever", "1 when the tenant has a passing drill in the verified evidence log.",
-                        [("tenant", s.tenant)], s.lastPass == nil ? 0 : 1)
+                m.gauge(
+                    "tresor_drill_passed_ever", "1 when the tenant has a passing drill in the verified evidence log.",
+                    [("tenant", s.tenant)], s.lastPass == nil ? 0 : 1)
                 if let last = s.lastPass {
-                    m.gauge("tresor_drill_last_pass_age_seconds", "Age of the tenant's last passing drill.",
-                            [("tenant", s.tenant)], now.timeIntervalSince(last))
+                    m.gauge(
+                        "tresor_drill_last_pass_age_seconds", "Age of the tenant's last passing drill.",
+                        [("tenant", s.tenant)], now.timeIntervalSince(last))
                 }
             }
         } catch {
@@ -82,15 +88,18 @@ extension Installation {
                 do {
                     let w = try postgresWindow(tenant: t.id)
                     if let s = w.earliestTime.flatMap(TimeFormat.parse) {
-                        m.gauge("tresor_pg_window_start_timestamp_seconds", "Earliest point the tenant's database can be restored to.",
-                                [("tenant", t.name)], s.timeIntervalSince1970)
+                        m.gauge(
+                            "tresor_pg_window_start_timestamp_seconds", "Earliest point the tenant's database can be restored to.",
+                            [("tenant", t.name)], s.timeIntervalSince1970)
                     }
                     if let e = w.latestTime.flatMap(TimeFormat.parse) {
-                        m.gauge("tresor_pg_window_end_timestamp_seconds", "Latest point the tenant's database can be restored to.",
-                                [("tenant", t.name)], e.timeIntervalSince1970)
+                        m.gauge(
+                            "tresor_pg_window_end_timestamp_seconds", "Latest point the tenant's database can be restored to.",
+                            [("tenant", t.name)], e.timeIntervalSince1970)
                         // What a crash now would lose: how far the archive (streamed or pushed WAL) trails the clock.
-                        m.gauge("tresor_pg_wal_lag_seconds", "Seconds between now and the latest point the tenant's database can be restored to.",
-                                [("tenant", t.name)], max(0, now.timeIntervalSince(e)))
+                        m.gauge(
+                            "tresor_pg_wal_lag_seconds", "Seconds between now and the latest point the tenant's database can be restored to.",
+                            [("tenant", t.name)], max(0, now.timeIntervalSince(e)))
                     }
                 } catch {
                     failed("pg_window", tenant: t.name, error)
@@ -98,10 +107,13 @@ extension Installation {
             }
             // The deletion clock: the contract's end, and the deadline the deletion policy sets.
             if let end = t.contractEnd {
-                m.gauge("tresor_contract_end_timestamp_seconds", "When the tenant's contract ended (the deletion clock's start).",
-                        [("tenant", t.name)], end.timeIntervalSince1970)
-                m.gauge("tresor_deletion_deadline_timestamp_seconds", "When every copy of the tenant's data must be gone (contract end plus deletion.delay_after_contract_end).",
-                        [("tenant", t.name)], end.addingTimeInterval(policy.deletion.delayAfterContractEnd.seconds).timeIntervalSince1970)
+                m.gauge(
+                    "tresor_contract_end_timestamp_seconds", "When the tenant's contract ended (the deletion clock's start).",
+                    [("tenant", t.name)], end.timeIntervalSince1970)
+                m.gauge(
+                    "tresor_deletion_deadline_timestamp_seconds",
+                    "When every copy of the tenant's data must be gone (contract end plus deletion.delay_after_contract_end).",
+                    [("tenant", t.name)], end.addingTimeInterval(policy.deletion.delayAfterContractEnd.seconds).timeIntervalSince1970)
             }
         }
         return (m, failures, tenants.count)

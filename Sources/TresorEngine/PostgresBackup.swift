@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import TresorCatalog
 import TresorCore
@@ -8,6 +5,10 @@ import TresorDocuments
 import TresorPostgres
 import TresorRepository
 import TresorStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What `tresor pg basebackup` did.
 public struct BaseBackupResult: Codable, Sendable, JobResult {
@@ -37,8 +38,10 @@ extension Installation {
     /// `tresor pg basebackup T`. `progress` hears the bytes read from the server, the files
     /// finished and the size of the cluster's databases (the estimate of the total; the data
     /// directory holds a little more), on the backup's thread.
-    public func basebackupPostgres(tenant id: TenantID,
-                                   progress: ((_ bytes: UInt64, _ files: Int, _ estimate: UInt64?) -> Void)? = nil) throws -> BaseBackupResult {
+    public func basebackupPostgres(
+        tenant id: TenantID,
+        progress: ((_ bytes: UInt64, _ files: Int, _ estimate: UInt64?) -> Void)? = nil
+    ) throws -> BaseBackupResult {
         let name = id.rawValue
         let tenant = try self.tenant(id)
         guard let dsn = tenant.pgDSN else {
@@ -47,35 +50,40 @@ extension Installation {
         let lock = try lockTenantForWriting(id)
         defer { withExtendedLifetime(lock) {} }
         let wallStart = Date()
-        return try run(Job(.postgresBaseBackup, tenant: id) { [self] in
-            let repo = try repository(for: tenant, create: true)
-            let index = try repo.loadIndex()
-            let archive = try clusterArchive(repo, dsn: dsn)
-            let backup = try BaseBackup(repository: repo, index: index, policy: policy.backup,
-                                        settings: .init(relationChunkBytes: policy.postgres.relationChunkBytes,
-                                                        archiveWaitSeconds: policy.postgres.archiveWait.seconds,
-                                                        indexCompressionLevel: policy.postgres.indexCompressionLevel),
-                                        clock: clock)
-            if let progress {
-                // Only for the ETA: a server that does not answer leaves the line without one.
-                let rows = try? PGConnection(dsn: dsn).query("SELECT sum(pg_database_size(oid))::bigint FROM pg_database")
-                let estimate = (rows?.first?.first ?? nil).flatMap { UInt64($0) }
-                backup.progress = { progress($0, $1, estimate) }
-            }
-            let (id, m) = try backup.run(dsn: dsn, archive: archive)
-            let result = BaseBackupResult(tenant: name, snapshot: id.hex, postgres: m.postgres!, files: m.stats.files, bytes: m.stats.bytes,
-                                          newBlobs: m.stats.newBlobs, newBytesStored: m.stats.newBytesStored,
-                                          pagesReused: backup.pagesReused, pagesStored: backup.pagesStored,
-                                          seconds: Date().timeIntervalSince(wallStart))
-            return result
-        })
+        return try run(
+            Job(.postgresBaseBackup, tenant: id) { [self] in
+                let repo = try repository(for: tenant, create: true)
+                let index = try repo.loadIndex()
+                let archive = try clusterArchive(repo, dsn: dsn)
+                let backup = try BaseBackup(
+                    repository: repo, index: index, policy: policy.backup,
+                    settings: .init(
+                        relationChunkBytes: policy.postgres.relationChunkBytes,
+                        archiveWaitSeconds: policy.postgres.archiveWait.seconds,
+                        indexCompressionLevel: policy.postgres.indexCompressionLevel),
+                    clock: clock)
+                if let progress {
+                    // Only for the ETA: a server that does not answer leaves the line without one.
+                    let rows = try? PGConnection(dsn: dsn).query("SELECT sum(pg_database_size(oid))::bigint FROM pg_database")
+                    let estimate = (rows?.first?.first ?? nil).flatMap { UInt64($0) }
+                    backup.progress = { progress($0, $1, estimate) }
+                }
+                let (id, m) = try backup.run(dsn: dsn, archive: archive)
+                let result = BaseBackupResult(
+                    tenant: name, snapshot: id.hex, postgres: m.postgres!, files: m.stats.files, bytes: m.stats.bytes,
+                    newBlobs: m.stats.newBlobs, newBytesStored: m.stats.newBytesStored,
+                    pagesReused: backup.pagesReused, pagesStored: backup.pagesStored,
+                    seconds: Date().timeIntervalSince(wallStart))
+                return result
+            })
     }
 
     /// The tenant's WAL archive before its cluster is known, opened with the repository's WAL
     /// keys (as the operator).
     func walArchiveRoot(_ repo: TenantRepository) -> WALArchive {
-        WALArchive(store: repo.store, tenant: repo.layout.tenant, keys: repo.keys.wal,
-                   compressionLevel: policy.backup.compressionLevel, clock: clock)
+        WALArchive(
+            store: repo.store, tenant: repo.layout.tenant, keys: repo.keys.wal,
+            compressionLevel: policy.backup.compressionLevel, clock: clock)
     }
 
     /// The WAL archive of the tenant's current cluster (``WALClusters``).
@@ -105,8 +113,6 @@ extension Installation {
         }
     }
 
-
-
     /// `tresor pg window T`.
     public func postgresWindow(tenant id: TenantID) throws -> RecoveryWindow {
         let tenant = try self.tenant(id)
@@ -120,8 +126,10 @@ extension Installation {
     /// `tresor pg stream T`: streams the tenant's WAL into its archive until a stop is
     /// requested (SIGTERM or SIGINT), through the physical replication slot `slot` (default
     /// `tresor_<tenant>`, created when missing). One stream per tenant and home (a lock).
-    public func streamPostgres(tenant id: TenantID, slot: String?, log: @escaping (WALStreamer.Event) -> Void,
-                               shouldStop: @escaping () -> Bool) throws -> WALStreamer.Stats {
+    public func streamPostgres(
+        tenant id: TenantID, slot: String?, log: @escaping (WALStreamer.Event) -> Void,
+        shouldStop: @escaping () -> Bool
+    ) throws -> WALStreamer.Stats {
         let name = id.rawValue
         let tenant = try self.tenant(id)
         guard let dsn = tenant.pgDSN else {
@@ -135,10 +143,12 @@ extension Installation {
         defer { withExtendedLifetime(lock) {} }
         let repo = try repository(for: tenant, create: true)
         let archive = try clusterArchive(repo, dsn: dsn)
-        let streamer = WALStreamer(dsn: dsn, archive: archive,
-                                   settings: .init(slot: slotName, flushInterval: policy.postgres.streamFlushInterval.seconds,
-                                                   statusInterval: policy.postgres.streamStatusInterval.seconds),
-                                   log: log, shouldStop: shouldStop)
+        let streamer = WALStreamer(
+            dsn: dsn, archive: archive,
+            settings: .init(
+                slot: slotName, flushInterval: policy.postgres.streamFlushInterval.seconds,
+                statusInterval: policy.postgres.streamStatusInterval.seconds),
+            log: log, shouldStop: shouldStop)
         return try run(Job(.postgresStream, tenant: id) { try streamer.run() })
     }
 }

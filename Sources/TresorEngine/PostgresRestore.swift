@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import TresorCatalog
 import TresorCore
@@ -8,6 +5,10 @@ import TresorDocuments
 import TresorPostgres
 import TresorRepository
 import TresorStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What `tresor pg restore` did.
 public struct PostgresRestoreResult: Codable, Sendable, JobResult {
@@ -49,25 +50,31 @@ extension Installation {
     /// The chosen base backup is pinned while the restore runs, so retention keeps it and the WAL
     /// from its start; `keepPin`, when given, receives the pin's release after a successful restore
     /// instead (a drill or an export holds it through recovery and its checks).
-    public func restorePostgres(tenant id: TenantID, pgdata: String, target: RecoveryTarget, timeline: String?, archive archiving: Bool = false,
-                                run runServer: Bool = false, binary: String,
-                                progress: (@Sendable (_ written: UInt64, _ total: UInt64) -> Void)? = nil,
-                                keepPin: ((@escaping @Sendable () -> Void) -> Void)? = nil) throws -> PostgresRestoreResult {
+    public func restorePostgres(
+        tenant id: TenantID, pgdata: String, target: RecoveryTarget, timeline: String?, archive archiving: Bool = false,
+        run runServer: Bool = false, binary: String,
+        progress: (@Sendable (_ written: UInt64, _ total: UInt64) -> Void)? = nil,
+        keepPin: ((@escaping @Sendable () -> Void) -> Void)? = nil
+    ) throws -> PostgresRestoreResult {
         if let t = timeline, t != "latest", UInt32(t) == nil {
             throw CoreError.usage("--timeline must be latest or a timeline number, not '\(t)'")
         }
         let tenant = try self.tenant(id)
         // Recorded from here on: a restore that fails is a failed run in the catalog.
-        return try run(Job(.postgresRestore, tenant: id) { [self] in
-            try restorePostgres(tenant, pgdata: pgdata, target: target, timeline: timeline, archive: archiving,
-                                run: runServer, binary: binary, progress: progress, keepPin: keepPin)
-        })
+        return try run(
+            Job(.postgresRestore, tenant: id) { [self] in
+                try restorePostgres(
+                    tenant, pgdata: pgdata, target: target, timeline: timeline, archive: archiving,
+                    run: runServer, binary: binary, progress: progress, keepPin: keepPin)
+            })
     }
 
-    private func restorePostgres(_ tenant: TenantRecord, pgdata: String, target: RecoveryTarget, timeline: String?, archive archiving: Bool,
-                                 run runServer: Bool, binary: String,
-                                 progress: (@Sendable (UInt64, UInt64) -> Void)?,
-                                 keepPin: ((@escaping @Sendable () -> Void) -> Void)?) throws -> PostgresRestoreResult {
+    private func restorePostgres(
+        _ tenant: TenantRecord, pgdata: String, target: RecoveryTarget, timeline: String?, archive archiving: Bool,
+        run runServer: Bool, binary: String,
+        progress: (@Sendable (UInt64, UInt64) -> Void)?,
+        keepPin: ((@escaping @Sendable () -> Void) -> Void)?
+    ) throws -> PostgresRestoreResult {
         let name = tenant.name
         let wallStart = Date()
         let repo = try repository(for: tenant, create: false)
@@ -88,15 +95,19 @@ extension Installation {
             let through: WALName?
             switch target {
             case .lsn(let l): through = WALName(timeline: chosen.info.timeline, segment: l / WALName.segmentSize)
-            case .latest: through = window.latestLSN.flatMap(LSN.parse).map { WALName(timeline: chosen.info.timeline, segment: (max($0, 1) - 1) / WALName.segmentSize) }
+            case .latest:
+                through = window.latestLSN.flatMap(LSN.parse).map { WALName(timeline: chosen.info.timeline, segment: (max($0, 1) - 1) / WALName.segmentSize) }
             case .time(let t):
                 // The first segment stored at or after the target time holds (or follows) it.
-                through = wal.filter { $0.name.timeline == chosen.info.timeline && ($0.name.kind == .segment || $0.name.kind == .streaming) && $0.pushedAt >= t }
-                    .map { $0.name.with(kind: .segment) }.min()
+                through = wal.filter {
+                    $0.name.timeline == chosen.info.timeline && ($0.name.kind == .segment || $0.name.kind == .streaming) && $0.pushedAt >= t
+                }
+                .map { $0.name.with(kind: .segment) }.min()
             }
             if let through, let gap = RecoveryPlanner.missingWAL(from: chosen, through: through, wal: wal) {
-                throw CoreError.failed("wal \(gap.first)..\(gap.last) of tenant '\(name)' is missing between base backup \(chosen.id.short) (\(chosen.info.startWAL)) and the target: recovery would stop at the gap",
-                                       hint: "choose a target before \(gap.first) or after a base backup taken after the gap (tresor pg window \(name))")
+                throw CoreError.failed(
+                    "wal \(gap.first)..\(gap.last) of tenant '\(name)' is missing between base backup \(chosen.id.short) (\(chosen.info.startWAL)) and the target: recovery would stop at the gap",
+                    hint: "choose a target before \(gap.first) or after a base backup taken after the gap (tresor pg window \(name))")
             }
             if case .latest = target {
                 stopLSN = try RecoveryPlanner.latestRecordStart(window: window) { try archive.fetchForRecovery($0) }
@@ -126,19 +137,25 @@ extension Installation {
         if let pid = prefetcher {
             let status = Spawn.wait(pid)
             if status != 0 {
-                notes.append("prefetching the first wal segments into the spool failed (tresor pg wal-prefetch exited \(status)): the server fetches them itself, more slowly")
+                notes.append(
+                    "prefetching the first wal segments into the spool failed (tresor pg wal-prefetch exited \(status)): the server fetches them itself, more slowly"
+                )
             }
         }
         guard report.failed.isEmpty else {
-            throw CoreError.failed("\(report.failed.count) files of base backup \(chosen.id.short) could not be restored, e.g. \(report.failed.keys.sorted().first!)",
-                                   hint: "tresor check \(name) --read-data")
+            throw CoreError.failed(
+                "\(report.failed.count) files of base backup \(chosen.id.short) could not be restored, e.g. \(report.failed.keys.sorted().first!)",
+                hint: "tresor check \(name) --read-data")
         }
-        let settings = RecoveryPlanner.recoverySettings(restoreCommand: walCommand(binary: binary, "wal-fetch", tenant: name, "%f", "%p"),
-                                                        target: target, timeline: timeline ?? String(chosen.info.timeline),
-                                                        latestRecord: stopLSN, archive: archiving)
+        let settings = RecoveryPlanner.recoverySettings(
+            restoreCommand: walCommand(binary: binary, "wal-fetch", tenant: name, "%f", "%p"),
+            target: target, timeline: timeline ?? String(chosen.info.timeline),
+            latestRecord: stopLSN, archive: archiving)
         try RecoveryDirectory.prepare(absolute, settings: settings, owner: getuid() == 0 ? root.map { ($0.uid, $0.gid) } : nil)
-        notes.append(archiving ? "archive_mode kept (--archive): once promoted, the server archives into tenant '\(name)'"
-                               : "archive_mode = off: the restored server does not archive (--archive to let it archive into tenant '\(name)')")
+        notes.append(
+            archiving
+                ? "archive_mode kept (--archive): once promoted, the server archives into tenant '\(name)'"
+                : "archive_mode = off: the restored server does not archive (--archive to let it archive into tenant '\(name)')")
         if runServer {
             try runUntilPromoted(absolute, tenant: name)
             notes.append("recovered to the target and promoted (the server was stopped again)")
@@ -149,10 +166,11 @@ extension Installation {
         case .lsn(let l): targetText = LSN.format(l)
         case .latest: targetText = "latest"
         }
-        let result = PostgresRestoreResult(tenant: name, snapshot: chosen.id.hex, baseBackupEnd: chosen.info.endTime, pgdata: absolute,
-                                           target: targetText, stopLSN: stopLSN.map(LSN.format), archiveMode: archiving, notes: notes,
-                                           files: report.files, bytes: report.bytes,
-                                           seconds: Date().timeIntervalSince(wallStart), outcome: .ok)
+        let result = PostgresRestoreResult(
+            tenant: name, snapshot: chosen.id.hex, baseBackupEnd: chosen.info.endTime, pgdata: absolute,
+            target: targetText, stopLSN: stopLSN.map(LSN.format), archiveMode: archiving, notes: notes,
+            files: report.files, bytes: report.bytes,
+            seconds: Date().timeIntervalSince(wallStart), outcome: .ok)
         if let keepPin {
             keepPin(unpin)
             pinHandedOver = true
@@ -190,8 +208,9 @@ extension Installation {
         // gives up after [postgres] wal_fetch_retry).
         guard try server.startUntilPromoted(seconds: 7 * 86400) else {
             try server.stop(mode: "immediate")
-            throw CoreError.failed("recovery of tenant '\(name)' in \(pgdata) stopped before the target: \(server.stopReason())",
-                                   hint: "the server log is \(server.logPath); tresor pg window \(name) shows what the archive holds")
+            throw CoreError.failed(
+                "recovery of tenant '\(name)' in \(pgdata) stopped before the target: \(server.stopReason())",
+                hint: "the server log is \(server.logPath); tresor pg window \(name) shows what the archive holds")
         }
         try server.stop()
         try FileManager.default.removeItem(atPath: work)

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import TresorCatalog
 import TresorCore
@@ -9,6 +6,10 @@ import TresorDocuments
 import TresorPostgres
 import TresorRepository
 import TresorStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The files that let `archive_command` and `restore_command`, running as the PostgreSQL OS user,
 /// reach one tenant's WAL archive without the catalog or the master key.
@@ -36,8 +37,8 @@ public struct PostgresAccess: Codable, Sendable {
         // wal-push needs only PutObject (+ PutObjectAcl for the owner ACL it sends); GetObject reads
         // a duplicate's header and serves wal-fetch; ListBucket limited to the prefix lets a 403
         // for a missing key be told apart from a refusal (wal-fetch's "not archived").
-        return "s3:PutObject, s3:PutObjectAcl and s3:GetObject on s3://\(location.bucket)/\(walPrefix)* (arn:aws:s3:::\(location.bucket)/\(walPrefix)*); " +
-            "s3:ListBucket on arn:aws:s3:::\(location.bucket) with condition StringLike s3:prefix \(walPrefix)*"
+        return "s3:PutObject, s3:PutObjectAcl and s3:GetObject on s3://\(location.bucket)/\(walPrefix)* (arn:aws:s3:::\(location.bucket)/\(walPrefix)*); "
+            + "s3:ListBucket on arn:aws:s3:::\(location.bucket) with condition StringLike s3:prefix \(walPrefix)*"
     }
 
     /// The replication slot `pg stream` uses unless told otherwise: `tresor_<tenant>` when the
@@ -83,8 +84,10 @@ extension Installation {
     /// `newCluster`: the tenant's cluster was re-created on purpose (new system identifier): the
     /// next WAL archived defines the tenant's cluster; the old cluster's WAL and base backups
     /// are kept where they are (``WALClusters``).
-    public func setupPostgres(tenant id: TenantID, osUser: String, binary: String, walCredentials: String? = nil,
-                              newCluster: Bool = false) throws -> PostgresSetupResult {
+    public func setupPostgres(
+        tenant id: TenantID, osUser: String, binary: String, walCredentials: String? = nil,
+        newCluster: Bool = false
+    ) throws -> PostgresSetupResult {
         let name = id.rawValue
         let tenant = try self.tenant(id)
         let record = try storeRecord(tenant.store)
@@ -92,8 +95,11 @@ extension Installation {
         var walCredentialsText: String? = nil
         if storeURL.needsCredentials {
             guard let walCredentials else {
-                throw CoreError.usage("tenant '\(name)' stores in s3, so archive_command (run as \(osUser)) needs s3 credentials of its own",
-                                      hint: "tresor pg setup \(name) --wal-credentials FILE (an AWS-style file whose key may read, list and write only \(PostgresAccess.walScope(record.url, tenant: name)))")
+                throw CoreError.usage(
+                    "tenant '\(name)' stores in s3, so archive_command (run as \(osUser)) needs s3 credentials of its own",
+                    hint:
+                        "tresor pg setup \(name) --wal-credentials FILE (an AWS-style file whose key may read, list and write only \(PostgresAccess.walScope(record.url, tenant: name)))"
+                )
             }
             _ = try S3Credentials.load(file: walCredentials)
             walCredentialsText = try String(contentsOfFile: walCredentials, encoding: .utf8)
@@ -129,7 +135,8 @@ extension Installation {
             if newCluster {
                 record.awaitingNew = true
                 try walRoot.writeClusters(record, ifAbsent: false)
-                clusterText = "waiting for the re-created cluster: the next wal archived defines it; the wal and base backups of database system \(last.systemID) are kept"
+                clusterText =
+                    "waiting for the re-created cluster: the next wal archived defines it; the wal and base backups of database system \(last.systemID) are kept"
             } else if record.awaitingNew {
                 clusterText = "waiting for the re-created cluster (replacing database system \(last.systemID))"
             } else {
@@ -182,8 +189,10 @@ extension Installation {
         let push = walCommand(binary: binary, "wal-push", tenant: name, "%p")
         let fetch = walCommand(binary: binary, "wal-fetch", tenant: name, "%f", "%p")
         let slot = PostgresAccess.defaultSlot(name)
-        let settings = ["wal_level": "replica", "archive_mode": "on", "archive_command": push, "restore_command": fetch,
-                        "max_wal_senders": "4", "wal_segment_size": "16MB (the default; others are not supported)"]
+        let settings = [
+            "wal_level": "replica", "archive_mode": "on", "archive_command": push, "restore_command": fetch,
+            "max_wal_senders": "4", "wal_segment_size": "16MB (the default; others are not supported)",
+        ]
         let conf = [
             "wal_level = replica",
             "archive_mode = on",
@@ -196,11 +205,12 @@ extension Installation {
             "# the host tresor pg basebackup connects from, as the DSN's user (REPLICATION privilege):",
             "host replication <dsn user> 127.0.0.1/32 scram-sha-256",
         ]
-        return PostgresSetupResult(tenant: name, settings: settings, postgresqlConf: conf, pgHBA: hba, restoreCommand: fetch,
-                                   slot: "SELECT pg_create_physical_replication_slot('\(slot)', true);  -- tresor pg stream \(name) creates it when missing",
-                                   prepared: prepared, todo: todo,
-                                   s3Scope: storeURL.needsCredentials ? PostgresAccess.walScope(record.url, tenant: name) : nil,
-                                   cluster: clusterText)
+        return PostgresSetupResult(
+            tenant: name, settings: settings, postgresqlConf: conf, pgHBA: hba, restoreCommand: fetch,
+            slot: "SELECT pg_create_physical_replication_slot('\(slot)', true);  -- tresor pg stream \(name) creates it when missing",
+            prepared: prepared, todo: todo,
+            s3Scope: storeURL.needsCredentials ? PostgresAccess.walScope(record.url, tenant: name) : nil,
+            cluster: clusterText)
     }
 }
 

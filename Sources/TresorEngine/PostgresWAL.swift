@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import TresorCatalog
 import TresorCore
@@ -8,6 +5,10 @@ import TresorDocuments
 import TresorPostgres
 import TresorRepository
 import TresorStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What `tresor pg wal-push` did.
 public struct WALPushResult: Codable, Sendable {
@@ -35,10 +36,13 @@ public struct PostgresWALAccess: Sendable {
     public let policy: Policy
 
     /// Same as ``HomeOpener/walAccess(tenant:clock:environmentCredentials:)``.
-    public static func open(home: Home, configFile: URL?, tenant id: TenantID, clock: any Clock,
-                            environmentCredentials: S3Credentials? = nil, traffic: StoreTraffic = StoreTraffic()) throws -> PostgresWALAccess {
-        try HomeOpener(home: home, configFile: configFile, walTenant: id).walAccess(tenant: id, clock: clock, environmentCredentials: environmentCredentials,
-                                                                     traffic: traffic)
+    public static func open(
+        home: Home, configFile: URL?, tenant id: TenantID, clock: any Clock,
+        environmentCredentials: S3Credentials? = nil, traffic: StoreTraffic = StoreTraffic()
+    ) throws -> PostgresWALAccess {
+        try HomeOpener(home: home, configFile: configFile, walTenant: id).walAccess(
+            tenant: id, clock: clock, environmentCredentials: environmentCredentials,
+            traffic: traffic)
     }
 
     /// Opens the tenant's WAL archive from the files `tresor pg setup` wrote, with the policy the
@@ -50,13 +54,16 @@ public struct PostgresWALAccess: Sendable {
         let policy = opener.policy
         let dir = PostgresAccess.directory(home, id)
         guard let accessData = FileManager.default.contents(atPath: dir.appendingPathComponent("access.json").path),
-              let access = try? JSONDecoder().decode(PostgresAccess.self, from: accessData), access.tenant == tenant else {
-            throw CoreError.usage("tenant '\(tenant)' is not set up for postgresql in \(home.root.path), or this user cannot read \(dir.path)",
-                                  hint: "tresor pg setup \(tenant) (as the operator)")
+            let access = try? JSONDecoder().decode(PostgresAccess.self, from: accessData), access.tenant == tenant
+        else {
+            throw CoreError.usage(
+                "tenant '\(tenant)' is not set up for postgresql in \(home.root.path), or this user cannot read \(dir.path)",
+                hint: "tresor pg setup \(tenant) (as the operator)")
         }
         guard let keyText = try? String(contentsOfFile: dir.appendingPathComponent("wal.key").path, encoding: .utf8) else {
-            throw CoreError.usage("cannot read the wal key of tenant '\(tenant)' (\(dir.path)/wal.key)",
-                                  hint: "tresor pg setup \(tenant) --os-user USER (as the operator) gives the postgresql user read access")
+            throw CoreError.usage(
+                "cannot read the wal key of tenant '\(tenant)' (\(dir.path)/wal.key)",
+                hint: "tresor pg setup \(tenant) --os-user USER (as the operator) gives the postgresql user read access")
         }
         let keys = try WALKeys(fileText: keyText)
         let url = try StoreURL.parse(access.store)
@@ -69,8 +76,9 @@ public struct PostgresWALAccess: Sendable {
                 credentials = try S3Credentials.load(file: file)
             }
             guard credentials != nil else {
-                throw CoreError.usage("no s3 credentials for the wal of tenant '\(tenant)' (\(file) is missing or unreadable to this user)",
-                                      hint: "tresor pg setup \(tenant) --wal-credentials FILE (as the operator)")
+                throw CoreError.usage(
+                    "no s3 credentials for the wal of tenant '\(tenant)' (\(file) is missing or unreadable to this user)",
+                    hint: "tresor pg setup \(tenant) --wal-credentials FILE (as the operator)")
             }
         }
         let store = try url.open(create: false, credentials: credentials, traffic: traffic)
@@ -84,8 +92,10 @@ public struct PostgresWALAccess: Sendable {
 extension PostgresWALAccess {
     /// What `archive_command` (`tresor pg wal-push T PATH`) does: stores the WAL file at `path`
     /// in the archive of the cluster it belongs to (``WALArchive/bound(to:)``).
-    public static func archiveCommand(home: Home, configFile: URL?, tenant id: TenantID, path: String, clock: any Clock,
-                                      environmentCredentials: S3Credentials?, traffic: StoreTraffic = StoreTraffic()) throws -> WALPushResult {
+    public static func archiveCommand(
+        home: Home, configFile: URL?, tenant id: TenantID, path: String, clock: any Clock,
+        environmentCredentials: S3Credentials?, traffic: StoreTraffic = StoreTraffic()
+    ) throws -> WALPushResult {
         let tenant = id.rawValue
         let start = Date()
         let access = try open(home: home, configFile: configFile, tenant: id, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
@@ -93,8 +103,9 @@ extension PostgresWALAccess {
         var st = stat()
         // The file was just read whole; a size that cannot be read back is reported as 0 bytes.
         let size = stat(path, &st) == 0 ? Int(st.st_size) : 0
-        return WALPushResult(tenant: tenant, file: (path as NSString).lastPathComponent, result: result, bytes: size,
-                             seconds: Date().timeIntervalSince(start))
+        return WALPushResult(
+            tenant: tenant, file: (path as NSString).lastPathComponent, result: result, bytes: size,
+            seconds: Date().timeIntervalSince(start))
     }
 
     /// What `restore_command` reads: the prefetch spool, over the archive of the tenant's
@@ -130,9 +141,11 @@ extension PostgresWALAccess {
     /// ``PostgresError/Code/notFound`` only when the archive really lacks the file, and
     /// ``WALFetchAbort`` when it could not be read for `[postgres] wal_fetch_retry`. `log` gets a
     /// line per failed attempt (PostgreSQL's server log).
-    public static func restoreCommand(home: Home, configFile: URL?, tenant id: TenantID, name: String, destination: String,
-                                      clock: any Clock, environmentCredentials: S3Credentials?, traffic: StoreTraffic = StoreTraffic(), binary: String,
-                                      log: (String) -> Void) throws {
+    public static func restoreCommand(
+        home: Home, configFile: URL?, tenant id: TenantID, name: String, destination: String,
+        clock: any Clock, environmentCredentials: S3Credentials?, traffic: StoreTraffic = StoreTraffic(), binary: String,
+        log: (String) -> Void
+    ) throws {
         let tenant = id.rawValue
         guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
         let started = Date()
@@ -164,8 +177,10 @@ extension PostgresWALAccess {
             } catch {
                 let left = retryFor - Date().timeIntervalSince(started)
                 guard left > 0 else {
-                    throw WALFetchAbort(message: "cannot fetch wal file \(name) of tenant '\(tenant)'; gave up after \(Int(retryFor)) s ([postgres] wal_fetch_retry) and stop recovery rather than end it early",
-                                        cause: error)
+                    throw WALFetchAbort(
+                        message:
+                            "cannot fetch wal file \(name) of tenant '\(tenant)'; gave up after \(Int(retryFor)) s ([postgres] wal_fetch_retry) and stop recovery rather than end it early",
+                        cause: error)
                 }
                 log("warning: cannot fetch wal file \(name) of tenant '\(tenant)': \(error); retrying for \(Int(left.rounded(.up))) s more")
                 Thread.sleep(forTimeInterval: min(pause, left))
@@ -178,8 +193,10 @@ extension PostgresWALAccess {
     /// first becomes the spool's owner (the PostgreSQL OS user), so everything it creates in the
     /// spool (segments, its lock file) belongs to the user that later renames and reopens them,
     /// and a link that user plants in its spool is never followed with root's rights.
-    public static func prefetch(home: Home, configFile: URL?, tenant id: TenantID, name: String, clock: any Clock,
-                                environmentCredentials: S3Credentials?, traffic: StoreTraffic = StoreTraffic(), wait: Bool) throws {
+    public static func prefetch(
+        home: Home, configFile: URL?, tenant id: TenantID, name: String, clock: any Clock,
+        environmentCredentials: S3Credentials?, traffic: StoreTraffic = StoreTraffic(), wait: Bool
+    ) throws {
         let tenant = id.rawValue
         guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
         try RepositoryLayout.validate(tenant: tenant)

@@ -79,25 +79,30 @@ extension Installation {
                 removed = report.damagedSnapshots.map(\.key)
                 try store.deleteMany(removed)
             }
-            return RepairSnapshotsResult(tenant: name, damaged: report.damagedSnapshots, removed: removed,
-                                         outcome: report.damagedSnapshots.isEmpty || remove ? .ok : .problemFound)
+            return RepairSnapshotsResult(
+                tenant: name, damaged: report.damagedSnapshots, removed: removed,
+                outcome: report.damagedSnapshots.isEmpty || remove ? .ok : .problemFound)
         }
     }
 
     /// Runs a repair under the tenant's lock, recorded in the catalog, on the repository in the
     /// tenant's primary store opened without the local cache (a repair judges the store itself).
-    private func repairRun<R: JobResult>(kind: RunKind, tenant id: TenantID,
-                                         _ body: @escaping (any Store, TenantRepository) throws -> R) throws -> R {
+    private func repairRun<R: JobResult>(
+        kind: RunKind, tenant id: TenantID,
+        _ body: @escaping (any Store, TenantRepository) throws -> R
+    ) throws -> R {
         let name = id.rawValue
         let t = try tenant(id)
         let lock = try lockTenantForWriting(id)
         defer { withExtendedLifetime(lock) {} }
-        return try run(Job(kind, tenant: id) { [self] in
-            let store = try openStore(for: t, create: false)
-            let repo = try TenantRepository.open(store: store, tenant: name, master: try masterKey(),
-                                                 previousMasters: try previousMasterKeys(), policy: policy.backup,
-                                                 clock: clock, create: false)
-            return try body(store, repo)
-        })
+        return try run(
+            Job(kind, tenant: id) { [self] in
+                let store = try openStore(for: t, create: false)
+                let repo = try TenantRepository.open(
+                    store: store, tenant: name, master: try masterKey(),
+                    previousMasters: try previousMasterKeys(), policy: policy.backup,
+                    clock: clock, create: false)
+                return try body(store, repo)
+            })
     }
 }

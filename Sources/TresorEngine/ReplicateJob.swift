@@ -55,73 +55,75 @@ extension Installation {
         let lock = try lockTenantForWriting(id)
         defer { withExtendedLifetime(lock) {} }
         let wallStart = Date()
-        return try run(Job(.replicate, tenant: id) { [self] in
-            let layout = RepositoryLayout(tenant: name)
-            // Best effort (a failed abort leaves uploads the next run or `store clean` removes);
-            // only uploads older than the policy's age, never another host's in flight.
-            _ = try? target.abortIncompleteUploads(prefix: layout.prefix, olderThan: policy.store.incompleteUploadAge.seconds)
-            let masters = [try masterKey()] + (try previousMasterKeys())
-            let sourceRepo = try TenantRepository.open(store: source, tenant: name, master: masters[0],
-                                                       previousMasters: Array(masters.dropFirst()), policy: policy.backup,
-                                                       clock: clock, create: false)
-            let authenticator = ObjectAuthenticator(repository: sourceRepo, masters: masters)
-            let have = Dictionary(try target.list(prefix: layout.prefix).map { ($0.key, $0.size) }, uniquingKeysWith: { a, _ in a })
-            let all = try source.list(prefix: layout.prefix)
-            var conflicts: [String] = []
-            let missing = all.filter { o in
-                guard let size = have[o.key] else { return true }
-                if size == o.size { return false }
-                if Self.isReplaceable(o.key) { return true }
-                conflicts.append("\(o.key): the target holds \(size) bytes, the source \(o.size); an immutable object is never replaced")
-                return false
-            }
-            // Same size is not yet the same object: compare what can be compared cheaply.
-            let present = all.filter { have[$0.key] == $0.size && !Self.isReplaceable($0.key) && !$0.key.hasPrefix(layout.packsPrefix) }
-            conflicts += try Self.differingOnTarget(present, source: source, target: target, layout: layout)
-            func phase(_ key: String) -> Int {
-                if key.hasPrefix(layout.packsPrefix) { return 0 }
-                if key.hasPrefix(layout.indexPrefix) { return 1 }
-                if key.hasPrefix(layout.snapshotsPrefix) { return 3 }
-                return 2
-            }
-            let state = Locked((copied: 0, bytes: UInt64(0), problems: conflicts, error: Error?.none))
-            for p in 0...3 {
-                let batch = missing.filter { phase($0.key) == p }
-                if batch.isEmpty { continue }
-                let queue = BlockingQueue<ObjectInfo>(capacity: batch.count)
-                for o in batch { queue.push(o) }
-                queue.close()
-                let threads = min(max(1, target.capabilities.writeConcurrency), batch.count)
-                runOnThreads(threads, name: "replicate") { _ in
-                    while let o = queue.pop() {
-                        if state.withLock({ $0.error != nil }) { return }
-                        do {
-                            if let problem = try Self.copyVerified(o.key, from: source, to: target, authenticator: authenticator) {
-                                state.withLock { $0.problems.append(problem) }
-                            } else {
-                                let done = state.withLock { s -> Int in
-                                    s.copied += 1
-                                    s.bytes += UInt64(o.size)
-                                    return s.copied
+        return try run(
+            Job(.replicate, tenant: id) { [self] in
+                let layout = RepositoryLayout(tenant: name)
+                // Best effort (a failed abort leaves uploads the next run or `store clean` removes);
+                // only uploads older than the policy's age, never another host's in flight.
+                _ = try? target.abortIncompleteUploads(prefix: layout.prefix, olderThan: policy.store.incompleteUploadAge.seconds)
+                let masters = [try masterKey()] + (try previousMasterKeys())
+                let sourceRepo = try TenantRepository.open(
+                    store: source, tenant: name, master: masters[0],
+                    previousMasters: Array(masters.dropFirst()), policy: policy.backup,
+                    clock: clock, create: false)
+                let authenticator = ObjectAuthenticator(repository: sourceRepo, masters: masters)
+                let have = Dictionary(try target.list(prefix: layout.prefix).map { ($0.key, $0.size) }, uniquingKeysWith: { a, _ in a })
+                let all = try source.list(prefix: layout.prefix)
+                var conflicts: [String] = []
+                let missing = all.filter { o in
+                    guard let size = have[o.key] else { return true }
+                    if size == o.size { return false }
+                    if Self.isReplaceable(o.key) { return true }
+                    conflicts.append("\(o.key): the target holds \(size) bytes, the source \(o.size); an immutable object is never replaced")
+                    return false
+                }
+                // Same size is not yet the same object: compare what can be compared cheaply.
+                let present = all.filter { have[$0.key] == $0.size && !Self.isReplaceable($0.key) && !$0.key.hasPrefix(layout.packsPrefix) }
+                conflicts += try Self.differingOnTarget(present, source: source, target: target, layout: layout)
+                func phase(_ key: String) -> Int {
+                    if key.hasPrefix(layout.packsPrefix) { return 0 }
+                    if key.hasPrefix(layout.indexPrefix) { return 1 }
+                    if key.hasPrefix(layout.snapshotsPrefix) { return 3 }
+                    return 2
+                }
+                let state = Locked((copied: 0, bytes: UInt64(0), problems: conflicts, error: Error?.none))
+                for p in 0...3 {
+                    let batch = missing.filter { phase($0.key) == p }
+                    if batch.isEmpty { continue }
+                    let queue = BlockingQueue<ObjectInfo>(capacity: batch.count)
+                    for o in batch { queue.push(o) }
+                    queue.close()
+                    let threads = min(max(1, target.capabilities.writeConcurrency), batch.count)
+                    runOnThreads(threads, name: "replicate") { _ in
+                        while let o = queue.pop() {
+                            if state.withLock({ $0.error != nil }) { return }
+                            do {
+                                if let problem = try Self.copyVerified(o.key, from: source, to: target, authenticator: authenticator) {
+                                    state.withLock { $0.problems.append(problem) }
+                                } else {
+                                    let done = state.withLock { s -> Int in
+                                        s.copied += 1
+                                        s.bytes += UInt64(o.size)
+                                        return s.copied
+                                    }
+                                    progress?(done, missing.count)
                                 }
-                                progress?(done, missing.count)
+                            } catch {
+                                state.withLock { if $0.error == nil { $0.error = error } }
                             }
-                        } catch {
-                            state.withLock { if $0.error == nil { $0.error = error } }
                         }
                     }
+                    // Never move on to snapshots while earlier objects failed to arrive.
+                    if let e = state.current.error { throw e }
                 }
-                // Never move on to snapshots while earlier objects failed to arrive.
-                if let e = state.current.error { throw e }
-            }
-            let s = state.current
-            let result = ReplicateResult(
-                tenant: name, from: tenant.store, to: targetName, objects: all.count,
-                alreadyPresent: all.count - missing.count - conflicts.count,
-                copied: s.copied, bytesCopied: s.bytes, problems: s.problems.sorted(),
-                seconds: Date().timeIntervalSince(wallStart), outcome: s.problems.isEmpty ? .ok : .problemFound)
-            return result
-        })
+                let s = state.current
+                let result = ReplicateResult(
+                    tenant: name, from: tenant.store, to: targetName, objects: all.count,
+                    alreadyPresent: all.count - missing.count - conflicts.count,
+                    copied: s.copied, bytesCopied: s.bytes, problems: s.problems.sorted(),
+                    seconds: Date().timeIntervalSince(wallStart), outcome: s.problems.isEmpty ? .ok : .problemFound)
+                return result
+            })
     }
 
     /// Objects the target holds with the source's size but other content: index objects,
@@ -140,7 +142,9 @@ extension Installation {
                 do {
                     let range = o.key.hasPrefix(layout.walPrefix) ? 0..<min(o.size, WALObject.headerSize) : nil
                     if SHA256.hash(try source.get(o.key, range: range)) != SHA256.hash(try target.get(o.key, range: range)) {
-                        found.withLock { $0.differing.append("\(o.key): the target holds other content of the same size; an immutable object is never replaced") }
+                        found.withLock {
+                            $0.differing.append("\(o.key): the target holds other content of the same size; an immutable object is never replaced")
+                        }
                     }
                 } catch {
                     found.withLock { if $0.error == nil { $0.error = error } }
@@ -163,7 +167,7 @@ extension Installation {
         let bytes = try source.get(key)
         do {
             try authenticator.authenticate(key: key, bytes: bytes)
-        } catch where RepositoryError.isDamage(error) {
+        } catch  where RepositoryError.isDamage(error) {
             return "\(key) in the source store: \(RepositoryError.describe(error)); not copied"
         }
         let digest = SHA256.hash(bytes)
@@ -183,7 +187,8 @@ extension Installation {
     /// local to this home, so a younger upload may be another host's in flight: it is left alone.
     /// Best effort: what a failed abort leaves, the next run or `tresor store clean` removes.
     func removeOrphanUploads(tenant: TenantRecord, store: any Store) {
-        _ = try? store.abortIncompleteUploads(prefix: RepositoryLayout(tenant: tenant.name).prefix,
-                                              olderThan: policy.store.incompleteUploadAge.seconds)
+        _ = try? store.abortIncompleteUploads(
+            prefix: RepositoryLayout(tenant: tenant.name).prefix,
+            olderThan: policy.store.incompleteUploadAge.seconds)
     }
 }

@@ -102,9 +102,11 @@ public struct JobHistoryRetention: RetentionDataClass {
         let cutoff = now.addingTimeInterval(-period.seconds)
         let deleted = try installation.catalog.pruneRuns(tenant: tenant.rawValue, endedBefore: cutoff, dryRun: dryRun)
         let own = try installation.catalog.pruneRuns(tenant: nil, endedBefore: cutoff, dryRun: dryRun)
-        return RetentionClassResult(name: name, policyKey: "job_history.retention", period: period, cutoff: cutoff,
-                                    deleted: Dictionary(uniqueKeysWithValues: deleted.map { ($0.key.rawValue, $0.value) }
-                                        + own.map { ("installation:" + $0.key.rawValue, $0.value) }))
+        return RetentionClassResult(
+            name: name, policyKey: "job_history.retention", period: period, cutoff: cutoff,
+            deleted: Dictionary(
+                uniqueKeysWithValues: deleted.map { ($0.key.rawValue, $0.value) }
+                    + own.map { ("installation:" + $0.key.rawValue, $0.value) }))
     }
 }
 
@@ -150,11 +152,12 @@ extension Installation {
         let wal = try repo.store.list(prefix: repo.layout.walPrefix).map {
             RetentionInput.WALObject(name: String($0.key.split(separator: "/").last ?? ""), size: $0.size)
         }
-        return RetentionInput(now: TimeFormat.string(clock.now(), fractional: true),
-                              recoveryWindowSeconds: policy.postgres.recoveryWindow.seconds,
-                              dailySnapshotsKept: policy.documents.dailySnapshotsKept,
-                              snapshots: snapshots, wal: wal, inUse: try SnapshotPins(home: home).pinned(tenant: tenant),
-                              timeZone: policy.retention.timeZone)
+        return RetentionInput(
+            now: TimeFormat.string(clock.now(), fractional: true),
+            recoveryWindowSeconds: policy.postgres.recoveryWindow.seconds,
+            dailySnapshotsKept: policy.documents.dailySnapshotsKept,
+            snapshots: snapshots, wal: wal, inUse: try SnapshotPins(home: home).pinned(tenant: tenant),
+            timeZone: policy.retention.timeZone)
     }
 
     /// `tresor retention apply T [--dry-run]`: plans from the primary store, then, under the
@@ -184,8 +187,9 @@ extension Installation {
                         throw CoreError.failed("the dry run opened store '\(storeName)' without a DryRunStore; nothing was pruned there")
                     }
                     r.prune = try Pruner(repository: repo).prune(drop: drop, garbageFraction: policy.store.repackGarbageFraction)
-                    let present = Dictionary(try store.list(prefix: repo.layout.walPrefix).map { ($0.key, $0.size) },
-                                             uniquingKeysWith: { a, _ in a })
+                    let present = Dictionary(
+                        try store.list(prefix: repo.layout.walPrefix).map { ($0.key, $0.size) },
+                        uniquingKeysWith: { a, _ in a })
                     let keys = dropWAL.map { repo.layout.wal(timeline: $0.timelineHex, name: $0.description) }.filter { present[$0] != nil }
                     try store.deleteMany(keys)
                     r.walDeleted = keys.count
@@ -202,45 +206,59 @@ extension Installation {
             let classes = try retentionDataClasses.map { try $0.apply(self, tenant: id, now: now, dryRun: dryRun) }
             var bytesToFree = ["wal": first.walBytesFreed, "packs": first.prune?.packBytesFreed ?? 0]
             for c in classes { bytesToFree[c.name] = c.bytesFreed }
-            var result = RetentionResult(tenant: name, dryRun: dryRun, applied: !dryRun, plan: plan, stores: stores,
-                                         classes: classes, bytesToFree: bytesToFree,
-                                         outcome: plan.problems.isEmpty ? .ok : .problemFound)
+            var result = RetentionResult(
+                tenant: name, dryRun: dryRun, applied: !dryRun, plan: plan, stores: stores,
+                classes: classes, bytesToFree: bytesToFree,
+                outcome: plan.problems.isEmpty ? .ok : .problemFound)
             // The access log is kept for the policy's retention and no longer, whoever's entries
             // they are: any tenant's retention run prunes it.
             do {
-                let log = try AccessLogFile.prune(home, olderThan: clock.now().addingTimeInterval(-policy.accessLog.retention.seconds),
-                                                  dryRun: dryRun)
+                let log = try AccessLogFile.prune(
+                    home, olderThan: clock.now().addingTimeInterval(-policy.accessLog.retention.seconds),
+                    dryRun: dryRun)
                 result.accessLog = log
                 if log.unreadable > 0 { result.outcome = .problemFound }
             } catch {
                 result.accessLogError = "\(error)"
             }
             if !dryRun {
-                try recordEvidence(kind: .retention, tenant: id, payload: [
-                    "now": .string(plan.now), "window_start": .string(plan.windowStart),
-                    "snapshots_kept": .int(Int64(plan.keepSnapshots.count)),
-                    "snapshots_deleted": .int(Int64(plan.dropSnapshots.count)),
-                    "wal_kept": .int(Int64(plan.keepWAL.count)), "wal_deleted": .int(Int64(plan.dropWAL.count)),
-                    "stores": .array(stores.map { s in .object([
-                        "store": .string(s.store), "ok": .bool(s.error == nil),
-                        "packs_deleted": .int(Int64(s.prune?.packsDeleted ?? 0)),
-                        "pack_bytes_freed": .int(Int64(s.prune?.packBytesFreed ?? 0)),
-                        "wal_bytes_freed": .int(Int64(s.walBytesFreed)),
-                    ]) }),
-                    "problems": .array(plan.problems.map { .string($0) }),
-                    "classes": .array(classes.map { c in .object([
-                        "class": .string(c.name), "policy_key": .string(c.policyKey), "period": .string(c.period),
-                        "cutoff": .string(c.cutoff), "deleted": .int(Int64(c.deleted)),
-                        "deleted_by_kind": .object(c.deletedByKind.mapValues { .int(Int64($0)) }),
-                        "bytes_freed": .int(Int64(c.bytesFreed)),
-                    ]) }),
-                    "access_log_entries_deleted": .int(Int64(result.accessLog?.deleted ?? 0)),
-                    "access_log_pruned": .bool(result.accessLog != nil),
-                ])
+                try recordEvidence(
+                    kind: .retention, tenant: id,
+                    payload: [
+                        "now": .string(plan.now), "window_start": .string(plan.windowStart),
+                        "snapshots_kept": .int(Int64(plan.keepSnapshots.count)),
+                        "snapshots_deleted": .int(Int64(plan.dropSnapshots.count)),
+                        "wal_kept": .int(Int64(plan.keepWAL.count)), "wal_deleted": .int(Int64(plan.dropWAL.count)),
+                        "stores": .array(
+                            stores.map { s in
+                                .object([
+                                    "store": .string(s.store), "ok": .bool(s.error == nil),
+                                    "packs_deleted": .int(Int64(s.prune?.packsDeleted ?? 0)),
+                                    "pack_bytes_freed": .int(Int64(s.prune?.packBytesFreed ?? 0)),
+                                    "wal_bytes_freed": .int(Int64(s.walBytesFreed)),
+                                ])
+                            }),
+                        "problems": .array(plan.problems.map { .string($0) }),
+                        "classes": .array(
+                            classes.map { c in
+                                .object([
+                                    "class": .string(c.name), "policy_key": .string(c.policyKey), "period": .string(c.period),
+                                    "cutoff": .string(c.cutoff), "deleted": .int(Int64(c.deleted)),
+                                    "deleted_by_kind": .object(c.deletedByKind.mapValues { .int(Int64($0)) }),
+                                    "bytes_freed": .int(Int64(c.bytesFreed)),
+                                ])
+                            }),
+                        "access_log_entries_deleted": .int(Int64(result.accessLog?.deleted ?? 0)),
+                        "access_log_pruned": .bool(result.accessLog != nil),
+                    ])
             }
             if result.failed { result.outcome = .problemFound }
             return result
-        } status: { $0.failed ? .failed : RunStatus($0.outcome) } detail: { $0 }
+        } status: {
+            $0.failed ? .failed : RunStatus($0.outcome)
+        } detail: {
+            $0
+        }
     }
 
     /// The tenant's lock, waiting while another run (a backup) holds it.

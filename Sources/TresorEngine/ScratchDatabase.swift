@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import TresorCore
 import TresorPostgres
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How Tresor gets into a restored copy of a tenant's cluster that it runs itself (a drill's, an
 /// export's): the copy's own access rule and its bootstrap superuser.

@@ -58,14 +58,16 @@ extension Installation {
         try mkdir(policies, mode: 0o700)
         let present = ((try? fm.contentsOfDirectory(atPath: policies.path)) ?? []).filter { $0.hasSuffix(".toml") }
         if let bundled = Policy.bundledDirectory,
-           let names = try? fm.contentsOfDirectory(atPath: bundled.path) {
+            let names = try? fm.contentsOfDirectory(atPath: bundled.path)
+        {
             for name in names.sorted() where name.hasSuffix(".toml") {
                 let text = try String(contentsOf: bundled.appendingPathComponent(name), encoding: .utf8)
                 try create(policies.appendingPathComponent(name), text, mode: 0o600)
             }
         } else if present.isEmpty {
-            throw CoreError.failed("cannot find Tresor's default policies next to the executable",
-                                   hint: "copy policies/*.toml from the source tree into \(policies.path)")
+            throw CoreError.failed(
+                "cannot find Tresor's default policies next to the executable",
+                hint: "copy policies/*.toml from the source tree into \(policies.path)")
         }
         _ = try Policy.load(directory: policies)
 
@@ -75,7 +77,8 @@ extension Installation {
         let evidenceURL = home.path(config.evidenceKeyFile)
         try create(evidenceURL, Hex.encode(Ed25519PrivateKey().rawRepresentation) + "\n", mode: 0o600)
         guard let evText = try? String(contentsOf: evidenceURL, encoding: .utf8),
-              let raw = Hex.decode(evText.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            let raw = Hex.decode(evText.trimmingCharacters(in: .whitespacesAndNewlines))
+        else {
             throw CoreError.usage("cannot read the evidence key \(evidenceURL.path)")
         }
         let pub = Hex.encode(try Ed25519PrivateKey(rawRepresentation: raw).publicKey.rawRepresentation)
@@ -111,28 +114,33 @@ extension Installation {
     /// The hint for a tenant that lacks a setting only `tenant add` gives (`--docs DIR`,
     /// `--pg DSN`): `tenant add` refuses a tenant that exists, and no command changes one yet,
     /// so the hint says that instead of naming a command that would fail.
-    static func addedWithoutHint(_ tenant: TenantID, _ options: String) -> String { "\(options) is given when a tenant is added (tresor tenant add \(tenant.rawValue) --region R --store NAME \(options)); no command changes an existing tenant yet" }
+    static func addedWithoutHint(_ tenant: TenantID, _ options: String) -> String {
+        "\(options) is given when a tenant is added (tresor tenant add \(tenant.rawValue) --region R --store NAME \(options)); no command changes an existing tenant yet"
+    }
 
     /// `tresor tenant add`. `pgDSN` must not carry a password (it would sit in the catalog and
     /// on a command line); `pgPassword` (read from stdin by the CLI) goes to a 0600 libpq
     /// password file under the home instead, else libpq finds one through PGPASSFILE.
-    public func addTenant(name id: TenantID, region: String, store: String, docs: [String], pgDSN: String?,
-                          pgPassword: String? = nil, offsite: String? = nil) throws -> TenantRecord {
+    public func addTenant(
+        name id: TenantID, region: String, store: String, docs: [String], pgDSN: String?,
+        pgPassword: String? = nil, offsite: String? = nil
+    ) throws -> TenantRecord {
         let name = id.rawValue
         try Self.validateName(region, what: "region")
         var dsn = pgDSN
         if let pgDSN {
             let info = try ConnInfo(pgDSN)
             guard info.password == nil else {
-                throw CoreError.usage("the --pg connection string carries a password; it is not stored",
-                                      hint: "remove password= from it and pass the password with --pg-password-stdin, or keep it in a libpq passfile named by PGPASSFILE")
+                throw CoreError.usage(
+                    "the --pg connection string carries a password; it is not stored",
+                    hint: "remove password= from it and pass the password with --pg-password-stdin, or keep it in a libpq passfile named by PGPASSFILE")
             }
             if pgPassword != nil {
                 guard !info.options.contains(where: { $0.keyword == "passfile" }) else {
                     throw CoreError.usage("--pg-password-stdin and a passfile= in the connection string exclude each other")
                 }
-                dsn = (info.options.map { "\($0.keyword)=\(ConnInfo.quote($0.value))" } +
-                       ["passfile=\(ConnInfo.quote(passfile(tenant: id).path))"]).joined(separator: " ")
+                dsn = (info.options.map { "\($0.keyword)=\(ConnInfo.quote($0.value))" } + ["passfile=\(ConnInfo.quote(passfile(tenant: id).path))"]).joined(
+                    separator: " ")
             }
         } else if pgPassword != nil {
             throw CoreError.usage("--pg-password-stdin needs --pg DSN")
@@ -154,8 +162,9 @@ extension Installation {
             }
             roots.append(url.path)
         }
-        let record = TenantRecord(name: name, region: region, store: store, offsiteStore: offsite, pgDSN: dsn,
-                                  docRoots: roots, createdAt: clock.now(), contractEnd: nil, holdReason: nil)
+        let record = TenantRecord(
+            name: name, region: region, store: store, offsiteStore: offsite, pgDSN: dsn,
+            docRoots: roots, createdAt: clock.now(), contractEnd: nil, holdReason: nil)
         // Refuse a store outside the region now, not at the first backup.
         _ = try openStore(for: record, create: true)
         if let offsite {
@@ -164,8 +173,9 @@ extension Installation {
         }
         if let pgPassword {
             let file = passfile(tenant: id)
-            try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(
+                at: file.deletingLastPathComponent(), withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700])
             // Created 0600 (writeFileAtomically), as libpq requires of a passfile.
             try writeFileAtomically(Array(ConnInfo.passfileLine(password: pgPassword).utf8), to: file.path)
         }
@@ -178,4 +188,3 @@ extension Installation {
         guard ok else { throw CoreError.usage("invalid \(what) name '\(name)': use letters, digits, '-' or '_'") }
     }
 }
-

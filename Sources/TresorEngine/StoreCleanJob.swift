@@ -24,12 +24,14 @@ extension Installation {
         let record = try storeRecord(name)
         let store = try openStore(url: record.url, create: false)
         let age = policy.store.incompleteUploadAge.seconds
-        return try run(Job(.storeClean, tenant: nil) {
-            let removed = try store.abortIncompleteUploads(prefix: "", olderThan: age)
-            let result = StoreCleanResult(store: name, location: store.location,
-                                          kind: record.url.hasPrefix("file:") ? "temporary files" : "multipart uploads",
-                                          olderThanSeconds: age, removed: removed, outcome: .ok)
-            return result
-        })
+        return try run(
+            Job(.storeClean, tenant: nil) {
+                let removed = try store.abortIncompleteUploads(prefix: "", olderThan: age)
+                let result = StoreCleanResult(
+                    store: name, location: store.location,
+                    kind: record.url.hasPrefix("file:") ? "temporary files" : "multipart uploads",
+                    olderThanSeconds: age, removed: removed, outcome: .ok)
+                return result
+            })
     }
 }

@@ -73,7 +73,11 @@ extension Installation {
     /// in `roots`, PostgreSQL servers `dsns`, `storeNames` (default: every store in the catalog)
     /// and the home's own places. `purge` removes what it found and appends a `sweep` record.
     public func sweep(roots: [String], dsns: [String], storeNames: [String], purge: Bool) throws -> SweepResult {
-        try recordedRun(.sweep) { try sweepPass(roots: roots, dsns: dsns, storeNames: storeNames, purge: purge) } outcome: { $0.outcome }
+        try recordedRun(.sweep) {
+            try sweepPass(roots: roots, dsns: dsns, storeNames: storeNames, purge: purge)
+        } outcome: {
+            $0.outcome
+        }
     }
 
     private func sweepPass(roots: [String], dsns: [String], storeNames: [String], purge: Bool) throws -> SweepResult {
@@ -126,7 +130,8 @@ extension Installation {
                     continue
                 }
                 guard !isHome, !salts.isEmpty, e.fileAttributes?[.type] as? FileAttributeType == .typeRegular,
-                      let size = (e.fileAttributes?[.size] as? NSNumber)?.intValue else { continue }
+                    let size = (e.fileAttributes?[.size] as? NSNumber)?.intValue
+                else { continue }
                 for (set, salt) in salts {
                     guard let hashes = set.bySize[String(size)] else { continue }
                     guard let h = TenantFingerprints.hashFile(path, salt: salt) else {
@@ -148,7 +153,9 @@ extension Installation {
                 let store = try openStore(url: s.url, create: false)
                 for o in try store.list(prefix: "") {
                     let segments = o.key.split(separator: "/").map(String.init)
-                    let target = segments.count > 1 && segments[0] == "tenants" && targets.contains(segments[1]) ? segments[1]
+                    let target =
+                        segments.count > 1 && segments[0] == "tenants" && targets.contains(segments[1])
+                        ? segments[1]
                         : segments.lazy.compactMap { matcher.match($0) }.first
                     if let t = target {
                         found(t, "store-object", "\(s.name):\(o.key)") { try store.delete(o.key) }
@@ -174,10 +181,12 @@ extension Installation {
             let server = ConnInfoHost.describe(dsn)
             do {
                 let c = try PGConnection(dsn: dsn)
-                let queries = [("pg-database", "SELECT datname FROM pg_database", "DROP DATABASE"),
-                               ("pg-schema", "SELECT nspname FROM pg_namespace", "DROP SCHEMA"),
-                               ("pg-role", "SELECT rolname FROM pg_roles", "DROP ROLE"),
-                               ("pg-slot", "SELECT slot_name FROM pg_replication_slots", "")]
+                let queries = [
+                    ("pg-database", "SELECT datname FROM pg_database", "DROP DATABASE"),
+                    ("pg-schema", "SELECT nspname FROM pg_namespace", "DROP SCHEMA"),
+                    ("pg-role", "SELECT rolname FROM pg_roles", "DROP ROLE"),
+                    ("pg-slot", "SELECT slot_name FROM pg_replication_slots", ""),
+                ]
                 for (kind, sql, drop) in queries {
                     for row in try c.query(sql) {
                         guard let name = row.first ?? nil, let t = matcher.match(name) else { continue }
@@ -197,13 +206,16 @@ extension Installation {
         }
 
         if purge {
-            result.evidenceSeq = try recordEvidence(kind: .sweep, tenant: nil, payload: [
-                "targets": .array(result.targets.map { .string($0) }),
-                "found": .int(Int64(result.findings.count)),
-                "purged": .int(Int64(result.findings.filter(\.purged).count)),
-                "by_kind": .object(Dictionary(grouping: result.findings, by: \.kind).mapValues { .int(Int64($0.count)) }),
-                "problems": .int(Int64(result.problems.count)),
-            ]).record.seq
+            result.evidenceSeq = try recordEvidence(
+                kind: .sweep, tenant: nil,
+                payload: [
+                    "targets": .array(result.targets.map { .string($0) }),
+                    "found": .int(Int64(result.findings.count)),
+                    "purged": .int(Int64(result.findings.filter(\.purged).count)),
+                    "by_kind": .object(Dictionary(grouping: result.findings, by: \.kind).mapValues { .int(Int64($0.count)) }),
+                    "problems": .int(Int64(result.problems.count)),
+                ]
+            ).record.seq
         }
         return result
     }

@@ -30,9 +30,10 @@ public struct TenantFingerprints: Codable, Sendable {
             guard let e = FileManager.default.enumerator(atPath: root) else { continue }
             while let rel = e.nextObject() as? String {
                 let path = root + "/" + rel
-                guard let attrs = try? FileManager.default.attributesOfItem(atPath: path),   // vanished: nothing to fingerprint
-                      attrs[.type] as? FileAttributeType == .typeRegular,
-                      let size = (attrs[.size] as? NSNumber)?.intValue, size > 0 else { continue }
+                guard let attrs = try? FileManager.default.attributesOfItem(atPath: path),  // vanished: nothing to fingerprint
+                    attrs[.type] as? FileAttributeType == .typeRegular,
+                    let size = (attrs[.size] as? NSNumber)?.intValue, size > 0
+                else { continue }
                 guard let hash = hashFile(path, salt: salt) else {
                     throw CoreError.failed("cannot read \(path) to fingerprint it before the deletion of '\(tenant.name)'")
                 }
@@ -48,7 +49,7 @@ public struct TenantFingerprints: Codable, Sendable {
     /// `expired`).
     static func all(_ home: Home, now: Date) throws -> (sets: [TenantFingerprints], expired: [String]) {
         let dir = home.root.appendingPathComponent("fingerprints")
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else { return ([], []) }   // none recorded yet
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else { return ([], []) }  // none recorded yet
         var sets: [TenantFingerprints] = [], expired: [String] = []
         for n in names.sorted() where n.hasSuffix(".json") {
             let url = dir.appendingPathComponent(n)
@@ -66,7 +67,7 @@ public struct TenantFingerprints: Codable, Sendable {
     /// SHA-256(salt ‖ content) of a file, read in 1 MiB pieces; `nil` when it cannot be read.
     static func hashFile(_ path: String, salt: [UInt8]) -> String? {
         guard let h = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? h.close() }   // read-only handle: closing cannot lose data
+        defer { try? h.close() }  // read-only handle: closing cannot lose data
         let hasher = SHA256Hasher()
         hasher.update(salt)
         do {

@@ -77,21 +77,23 @@ public struct TenantFootprint: Codable, Sendable, Equatable {
         ]
         for s in stores { paths.append(PathPlace(kind: "cache", path: "\(root)/cache/\(s.name)/\(layout.prefix.dropLast())")) }
         paths += [
-            PathPlace(kind: "lock", path: home.locks.appendingPathComponent("\(tenant.name).lock").path),
+            PathPlace(kind: "lock", path: home.locks.appendingPathComponent("\(tenant.name).lock").path)
         ]
         // The claims `tick` took for the tenant's jobs: empty files, but named after the tenant.
         paths += TickPlanner.tenantJobKinds.map {
             PathPlace(kind: "lock", path: home.locks.appendingPathComponent(TickJobSpec($0, tenant: tenant.name).claimName + ".lock").path)
         }
         paths.append(PathPlace(kind: "lock", path: home.locks.appendingPathComponent(TickJobSpec.tenantClaimName(tenant.name) + ".lock").path))
-        paths += [            PathPlace(kind: "scratch", path: "\(root)/scratch/\(tenant.name)"),
+        paths += [
+            PathPlace(kind: "scratch", path: "\(root)/scratch/\(tenant.name)"),
             PathPlace(kind: "exports", path: "\(root)/exports/\(tenant.name)"),
             PathPlace(kind: "secrets", path: "\(root)/secrets/pg/\(tenant.name).pgpass"),
         ]
-        return TenantFootprint(tenant: tenant.name, stores: stores, paths: paths,
-                               walKey: PostgresAccess.directory(home, id).appendingPathComponent("wal.key").path,
-                               slot: PostgresAccess.defaultSlot(tenant.name), pgDSN: tenant.pgDSN,
-                               contractEnd: tenant.contractEnd)
+        return TenantFootprint(
+            tenant: tenant.name, stores: stores, paths: paths,
+            walKey: PostgresAccess.directory(home, id).appendingPathComponent("wal.key").path,
+            slot: PostgresAccess.defaultSlot(tenant.name), pgDSN: tenant.pgDSN,
+            contractEnd: tenant.contractEnd)
     }
 
     /// Where the tenant's scratch directories live: the sweeper looks there for leftovers

@@ -32,10 +32,11 @@ extension Installation {
 
     func refuseIfDeleted(_ id: TenantID) throws {
         let name = id.rawValue
-        _ = try tenant(id) // throws naming the deletion when the row is gone
+        _ = try tenant(id)  // throws naming the deletion when the row is gone
         if let d = try catalog.deletion(tenant: name), d.step > .planned {
-            throw CoreError.usage("tenant '\(name)' is being deleted after its contract ended (step \(d.step.rawValue)): nothing may be written for it",
-                                  hint: "tresor deletion run finishes the deletion")
+            throw CoreError.usage(
+                "tenant '\(name)' is being deleted after its contract ended (step \(d.step.rawValue)): nothing may be written for it",
+                hint: "tresor deletion run finishes the deletion")
         }
     }
 

@@ -96,7 +96,11 @@ extension Installation {
         let now = clock.now()
         return try recordRun(.tick, tenant: nil) {
             try tickBody(now: now, metricsOut: metricsOut, executor: executor, claims: claims ?? locks)
-        } status: { $0.failed > 0 ? .failed : RunStatus($0.outcome) } detail: { ["jobs": $0.jobs.count, "failed": $0.failed] }
+        } status: {
+            $0.failed > 0 ? .failed : RunStatus($0.outcome)
+        } detail: {
+            ["jobs": $0.jobs.count, "failed": $0.failed]
+        }
     }
 
     private func tickBody(now: Date, metricsOut: String?, executor: any TickExecutor, claims: any Locks) throws -> TickResult {
@@ -108,7 +112,9 @@ extension Installation {
         let threads = max(1, min(policy.tickConcurrency, groups.count))
         runOnThreads(threads, name: "tick") { _ in
             while true {
-                let i = next.withLock { n -> Int in defer { n += 1 }; return n }
+                let i = next.withLock { n -> Int in
+                    defer { n += 1 }; return n
+                }
                 guard i < groups.count else { return }
                 var jobs: [TickJob] = []
                 for spec in groups[i] {
@@ -124,8 +130,9 @@ extension Installation {
         var jobs = results.current.flatMap { $0 }
         // Heartbeats of the tenants that opted in (drills.heartbeat_tenants), every tick: see HeartbeatJob.swift.
         jobs += writeHeartbeats()
-        var result = TickResult(asOf: now, tenants: state.tenants.count, concurrency: threads, jobs: jobs,
-                                alreadyDone: skipped.current, notYetScheduled: TickHooks.notYetScheduled, metrics: nil)
+        var result = TickResult(
+            asOf: now, tenants: state.tenants.count, concurrency: threads, jobs: jobs,
+            alreadyDone: skipped.current, notYetScheduled: TickHooks.notYetScheduled, metrics: nil)
         if let metricsOut { result.metrics = try writeMetrics(to: metricsOut) }
         return result
     }
@@ -171,9 +178,11 @@ extension Installation {
     /// The drill-age control (`drill status`) as a recorded run, so tick knows it ran today.
     func drillControlRun() throws -> Outcome {
         struct Detail: Encodable, JobResult { var overdue: [String]; var controlRecordSeq: Int64?; var outcome: Outcome }
-        return try run(Job(.drillControl, tenant: nil) {
-            let r = try self.drillStatus(maxAge: nil)
-            return Detail(overdue: r.overdue.map(\.tenant), controlRecordSeq: r.controlRecordSeq, outcome: r.outcome)
-        }).outcome
+        return try run(
+            Job(.drillControl, tenant: nil) {
+                let r = try self.drillStatus(maxAge: nil)
+                return Detail(overdue: r.overdue.map(\.tenant), controlRecordSeq: r.controlRecordSeq, outcome: r.outcome)
+            }
+        ).outcome
     }
 }

@@ -72,8 +72,10 @@ public struct TickState: Sendable {
     /// The start of the newest `failed` run, per kind and owner.
     public var lastFailed: [Key: Date] = [:]
 
-    public init(tenants: [TenantRecord], stores: [String], deletions: [String: DeletionStep] = [:],
-                lastDone: [Key: Date] = [:], lastOK: [Key: Date] = [:]) {
+    public init(
+        tenants: [TenantRecord], stores: [String], deletions: [String: DeletionStep] = [:],
+        lastDone: [Key: Date] = [:], lastOK: [Key: Date] = [:]
+    ) {
         self.tenants = tenants
         self.stores = stores
         self.deletions = deletions

@@ -178,10 +178,12 @@ public struct DrillRecord: Sendable, Equatable, Codable {
 
     /// Checks a record without a reason, or with a passing check carrying one, are refused: the
     /// reason is what an auditor reads when a drill did not pass.
-    public init(drillID: String, seed: Int64?, target: Target, checks: [Check], rtoMs: Int64?, rpoMs: Int64?,
-                bytesRestored: Int64, filesRestored: Int64, timings: Timings, selfTest: Bool,
-                tresorVersion: String, postgresVersion: String, damages: [Damage]? = nil,
-                heartbeat: String? = nil, dataLossBoundMs: Int64? = nil) throws {
+    public init(
+        drillID: String, seed: Int64?, target: Target, checks: [Check], rtoMs: Int64?, rpoMs: Int64?,
+        bytesRestored: Int64, filesRestored: Int64, timings: Timings, selfTest: Bool,
+        tresorVersion: String, postgresVersion: String, damages: [Damage]? = nil,
+        heartbeat: String? = nil, dataLossBoundMs: Int64? = nil
+    ) throws {
         self.drillID = drillID
         self.seed = seed
         self.target = target
@@ -212,7 +214,8 @@ public struct DrillRecord: Sendable, Equatable, Codable {
                 guard c.reason == nil else { throw EvidenceError(.badInput, "drill \(drillID): passed check \(c.name) carries a reason") }
             case .failed, .notRun:
                 guard let r = c.reason, !r.isEmpty, r.utf8.count <= Self.maxReasonBytes else {
-                    throw EvidenceError(.badInput, "drill \(drillID): check \(c.name) is \(c.status.rawValue) and needs a reason of 1-\(Self.maxReasonBytes) bytes")
+                    throw EvidenceError(
+                        .badInput, "drill \(drillID): check \(c.name) is \(c.status.rawValue) and needs a reason of 1-\(Self.maxReasonBytes) bytes")
                 }
             }
         }
@@ -222,9 +225,11 @@ public struct DrillRecord: Sendable, Equatable, Codable {
                 throw EvidenceError(.badInput, "drill \(drillID): damage \(d.name) needs a check caught_\(d.name) that passed exactly when it was caught")
             }
         }
-        let figures: [(String, Int64?)] = [("rto_ms", rtoMs), ("rpo_ms", rpoMs), ("data_loss_bound_ms", dataLossBoundMs), ("bytes_restored", bytesRestored),
-                                           ("files_restored", filesRestored), ("restore_ms", timings.restoreMs), ("recovery_ms", timings.recoveryMs),
-                                           ("checks_ms", timings.checksMs)]
+        let figures: [(String, Int64?)] = [
+            ("rto_ms", rtoMs), ("rpo_ms", rpoMs), ("data_loss_bound_ms", dataLossBoundMs), ("bytes_restored", bytesRestored),
+            ("files_restored", filesRestored), ("restore_ms", timings.restoreMs), ("recovery_ms", timings.recoveryMs),
+            ("checks_ms", timings.checksMs),
+        ]
         for (name, v) in figures + checks.map({ ("check \($0.name) ms", $0.ms) }) {
             if let v, v < 0 { throw EvidenceError(.badInput, "drill \(drillID): \(name) is negative") }
         }
@@ -250,8 +255,9 @@ public struct DrillRecord: Sendable, Equatable, Codable {
             heartbeat: c.decodeIfPresent(String.self, forKey: .heartbeat), dataLossBoundMs: c.decodeIfPresent(Int64.self, forKey: .dataLossBoundMs))
         let stored = try c.decode(Result.self, forKey: .result)
         guard stored == result else {
-            throw DecodingError.dataCorruptedError(forKey: .result, in: c,
-                                                   debugDescription: "result \(stored.rawValue) contradicts the checks (\(result.rawValue))")
+            throw DecodingError.dataCorruptedError(
+                forKey: .result, in: c,
+                debugDescription: "result \(stored.rawValue) contradicts the checks (\(result.rawValue))")
         }
     }
 

@@ -24,4 +24,3 @@ public enum EvidenceErrorCode: String, Sendable, FailureCode {
         }
     }
 }
-

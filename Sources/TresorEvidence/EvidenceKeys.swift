@@ -39,16 +39,18 @@ public enum EvidenceKeys {
             raw = Hex.decode(t)
         }
         guard let raw, let key = try? Ed25519PublicKey(rawRepresentation: raw) else {
-            throw EvidenceError(.badKey, "\(source) is not an Ed25519 public key (64 hex digits or a PEM PUBLIC KEY)",
-                                hint: "tresor evidence export-key > evidence.pub")
+            throw EvidenceError(
+                .badKey, "\(source) is not an Ed25519 public key (64 hex digits or a PEM PUBLIC KEY)",
+                hint: "tresor evidence export-key > evidence.pub")
         }
         return key
     }
 
     public static func loadPublicKey(_ url: URL) throws -> Ed25519PublicKey {
         guard let text = try? String(contentsOf: url, encoding: .utf8) else {
-            throw EvidenceError(.badKey, "cannot read the public key file \(url.path)",
-                                hint: "pass --public-key FILE, or run tresor init to create the home's evidence key")
+            throw EvidenceError(
+                .badKey, "cannot read the public key file \(url.path)",
+                hint: "pass --public-key FILE, or run tresor init to create the home's evidence key")
         }
         return try parsePublicKey(text, source: url.path)
     }
@@ -58,7 +60,8 @@ public enum EvidenceKeys {
             throw EvidenceError(.badKey, "cannot read the evidence key \(url.path)", hint: "run tresor init to create it")
         }
         guard let raw = Hex.decode(text.trimmingCharacters(in: .whitespacesAndNewlines)), raw.count == 32,
-              let key = try? Ed25519PrivateKey(rawRepresentation: raw) else {
+            let key = try? Ed25519PrivateKey(rawRepresentation: raw)
+        else {
             throw EvidenceError(.badKey, "\(url.path) is not an Ed25519 private key (64 hex digits)")
         }
         return key

@@ -29,7 +29,8 @@ public struct EvidenceListing: Sendable, Codable {
         guard FileManager.default.fileExists(atPath: url.path) else { return out }
         out.tornTailBytes = try EvidenceLogReader.forEachLine(url) { line, number in
             guard case .success(let parts) = EvidenceLine.split(line),
-                  case .success(let r) = EvidenceLine.parseRecord(parts.record) else {
+                case .success(let r) = EvidenceLine.parseRecord(parts.record)
+            else {
                 out.unreadableLines.append(number)
                 return true
             }
@@ -42,8 +43,10 @@ public struct EvidenceListing: Sendable, Codable {
                 }
                 if d < since { return true }
             }
-            out.entries.append(Entry(seq: r.seq, time: r.time, kind: r.kind, tenant: r.tenant, payload: r.payload,
-                                     hash: EvidenceLine.hash(line)))
+            out.entries.append(
+                Entry(
+                    seq: r.seq, time: r.time, kind: r.kind, tenant: r.tenant, payload: r.payload,
+                    hash: EvidenceLine.hash(line)))
             return true
         }
         return out

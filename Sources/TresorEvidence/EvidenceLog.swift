@@ -1,11 +1,12 @@
+import Foundation
+import TresorCore
+import TresorCrypto
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
-import TresorCore
-import TresorCrypto
 
 /// The append-only, hash-chained, signed evidence log: one file, one record per line.
 ///
@@ -78,10 +79,12 @@ public struct EvidenceLog: Sendable {
         guard raw != signer.publicKey.rawRepresentation else {
             throw EvidenceError(.badInput, "the new evidence key is the current one")
         }
-        return try append(kind: .keyRotation, tenant: nil, payload: [
-            "new_key": .string(Hex.encode(raw)),
-            "new_key_fingerprint": .string(EvidenceKeys.fingerprint(newKey)),
-        ])
+        return try append(
+            kind: .keyRotation, tenant: nil,
+            payload: [
+                "new_key": .string(Hex.encode(raw)),
+                "new_key_fingerprint": .string(EvidenceKeys.fingerprint(newKey)),
+            ])
     }
 
     /// The public key the next record must be signed with, following rotations from the last
@@ -119,22 +122,27 @@ public struct EvidenceLog: Sendable {
         return fd
     }
 
-    private func write(fd: Int32, tail: inout Tail, kind: EvidenceKind, tenant: String?,
-                       payload: [String: EvidenceValue]) throws -> Appended {
+    private func write(
+        fd: Int32, tail: inout Tail, kind: EvidenceKind, tenant: String?,
+        payload: [String: EvidenceValue]
+    ) throws -> Appended {
         let ours = Hex.encode(signer.publicKey.rawRepresentation)
         if let expected = tail.expectedKey, expected != ours {
-            throw EvidenceError(.wrongKey,
-                                "the evidence log \(url.path) expects records signed by key \(expected.prefix(16))…, not by \(ours.prefix(16))…",
-                                hint: "use the key named by the log's last key-rotation record (tresor evidence verify shows the chain)")
+            throw EvidenceError(
+                .wrongKey,
+                "the evidence log \(url.path) expects records signed by key \(expected.prefix(16))…, not by \(ours.prefix(16))…",
+                hint: "use the key named by the log's last key-rotation record (tresor evidence verify shows the chain)")
         }
-        let record = EvidenceRecord(version: 1, seq: tail.lastSeq + 1, time: TimeFormat.string(clock.now(), fractional: true),
-                                    kind: kind.rawValue, tenant: tenant, key: ours, prev: tail.lastHash, payload: payload)
+        let record = EvidenceRecord(
+            version: 1, seq: tail.lastSeq + 1, time: TimeFormat.string(clock.now(), fractional: true),
+            kind: kind.rawValue, tenant: tenant, key: ours, prev: tail.lastHash, payload: payload)
         let line = EvidenceLine.make(record: record.canonicalBytes(), signer: signer)
         try writeAll(fd: fd, line + [10], offset: tail.size)
         guard fsync(fd) == 0 else { throw EvidenceError(.io, "cannot fsync \(url.path): \(String(cString: strerror(errno)))") }
         let hash = EvidenceLine.hash(line)
-        tail = Tail(size: tail.size + line.count + 1, tornBytes: 0, lastSeq: record.seq, lastHash: hash,
-                    expectedKey: kind == .keyRotation ? record.payload["new_key"]?.stringValue : ours)
+        tail = Tail(
+            size: tail.size + line.count + 1, tornBytes: 0, lastSeq: record.seq, lastHash: hash,
+            expectedKey: kind == .keyRotation ? record.payload["new_key"]?.stringValue : ours)
         return Appended(record: record, hash: hash, repair: nil)
     }
 
@@ -177,8 +185,10 @@ public struct EvidenceLog: Sendable {
         guard ftruncate(fd, off_t(start)) == 0, fsync(fd) == 0 else {
             throw EvidenceError(.io, "cannot truncate the torn end of \(url.path): \(String(cString: strerror(errno)))")
         }
-        return ["torn_bytes": .int(Int64(torn.count)), "torn_sha256": .string(digest), "set_aside": .string(name),
-                "after_seq": .int(tail.lastSeq)]
+        return [
+            "torn_bytes": .int(Int64(torn.count)), "torn_sha256": .string(digest), "set_aside": .string(name),
+            "after_seq": .int(tail.lastSeq),
+        ]
     }
 
     private func fsyncDirectory(_ dir: URL) throws {
@@ -224,13 +234,16 @@ struct Tail {
         let lineStart = newlines.count > 1 ? newlines[1] + 1 : 0
         let line = acc[(lineStart - offset)..<(lastNL - offset)]
         guard case .success(let parts) = EvidenceLine.split(line),
-              case .success(let record) = EvidenceLine.parseRecord(parts.record) else {
-            throw EvidenceError(.unreadableTail, "the last record of the evidence log \(path) cannot be read; nothing was appended",
-                                hint: "tresor evidence verify names the damaged record")
+            case .success(let record) = EvidenceLine.parseRecord(parts.record)
+        else {
+            throw EvidenceError(
+                .unreadableTail, "the last record of the evidence log \(path) cannot be read; nothing was appended",
+                hint: "tresor evidence verify names the damaged record")
         }
         let expected = record.kind == EvidenceKind.keyRotation.rawValue ? record.payload["new_key"]?.stringValue : record.key
-        return Tail(size: size, tornBytes: size - lastNL - 1, lastSeq: record.seq, lastHash: EvidenceLine.hash(line),
-                    expectedKey: expected)
+        return Tail(
+            size: size, tornBytes: size - lastNL - 1, lastSeq: record.seq, lastHash: EvidenceLine.hash(line),
+            expectedKey: expected)
     }
 }
 

@@ -58,11 +58,12 @@ public struct EvidenceRecord: Sendable, Equatable, Codable {
     func canonicalBytes() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(256)
-        EvidenceJSON.object([
-            ("v", .int(Int64(version))), ("seq", .int(seq)), ("time", .string(time)), ("kind", .string(kind)),
-            ("tenant", tenant.map(EvidenceValue.string) ?? .null), ("key", .string(key)), ("prev", .string(prev)),
-            ("payload", .object(payload)),
-        ], into: &out)
+        EvidenceJSON.object(
+            [
+                ("v", .int(Int64(version))), ("seq", .int(seq)), ("time", .string(time)), ("kind", .string(kind)),
+                ("tenant", tenant.map(EvidenceValue.string) ?? .null), ("key", .string(key)), ("prev", .string(prev)),
+                ("payload", .object(payload)),
+            ], into: &out)
         return out
     }
 }
@@ -98,13 +99,15 @@ public enum EvidenceLine {
     static func split(_ line: ArraySlice<UInt8>) -> Result<(sig: [UInt8], record: ArraySlice<UInt8>), LineProblem> {
         let b = line.startIndex
         guard line.count > recordOffset + 1, line.starts(with: prefix),
-              line[(b + prefix.count + 128)..<(b + recordOffset)].elementsEqual(middle),
-              line.last == UInt8(ascii: "}") else {
+            line[(b + prefix.count + 128)..<(b + recordOffset)].elementsEqual(middle),
+            line.last == UInt8(ascii: "}")
+        else {
             return .failure(.malformed("not a record line ({\"sig\":\"…\",\"record\":{…}})"))
         }
         let hexDigits = line[(b + prefix.count)..<(b + prefix.count + 128)]
         guard hexDigits.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }),
-              let sig = Hex.decode(String(decoding: hexDigits, as: UTF8.self)) else {
+            let sig = Hex.decode(String(decoding: hexDigits, as: UTF8.self))
+        else {
             return .failure(.malformed("the signature is not 128 lowercase hex digits"))
         }
         return .success((sig, line[(b + recordOffset)..<(line.endIndex - 1)]))
@@ -142,7 +145,9 @@ public enum EvidenceLine {
     enum LineProblem: Error {
         case malformed(String)
         var reason: String {
-            switch self { case .malformed(let r): return r }
+            switch self {
+            case .malformed(let r): return r
+            }
         }
     }
 }

@@ -28,14 +28,16 @@ public enum EvidenceReplicator {
     }
 
     public static func replicate(log url: URL, to store: any Store) throws -> Report {
-        var report = Report(store: store.location, prefix: "", records: 0, copied: 0, alreadyPresent: 0, conflicts: [],
-                            unreadableLines: [])
+        var report = Report(
+            store: store.location, prefix: "", records: 0, copied: 0, alreadyPresent: 0, conflicts: [],
+            unreadableLines: [])
         guard FileManager.default.fileExists(atPath: url.path) else { return report }
         var prefix: String? = nil
         var present: [String: Int] = [:]
         _ = try EvidenceLogReader.forEachLine(url) { line, number in
             guard case .success(let parts) = EvidenceLine.split(line),
-                  case .success(let r) = EvidenceLine.parseRecord(parts.record) else {
+                case .success(let r) = EvidenceLine.parseRecord(parts.record)
+            else {
                 report.unreadableLines.append(number)
                 return true
             }

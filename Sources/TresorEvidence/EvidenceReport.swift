@@ -24,7 +24,8 @@ public struct EvidenceReport: Sendable {
         public init?(_ text: String) {
             let parts = text.split(separator: "-")
             guard parts.count == 2, parts[0].count == 4, parts[1].count == 2,
-                  let y = Int(parts[0]), let m = Int(parts[1]), (1...12).contains(m), y >= 1970 else { return nil }
+                let y = Int(parts[0]), let m = Int(parts[1]), (1...12).contains(m), y >= 1970
+            else { return nil }
             self.init(year: y, month: m)
         }
 
@@ -51,8 +52,10 @@ public struct EvidenceReport: Sendable {
         public var text: String { String(format: "%04d-%02d", year, month) }
         public var name: String { "\(Self.names[month - 1]) \(year)" }
         public var shortName: String { String(Self.names[month - 1].prefix(3)) }
-        static let names = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
-                            "October", "November", "December"]
+        static let names = [
+            "January", "February", "March", "April", "May", "June", "July", "August", "September",
+            "October", "November", "December",
+        ]
 
         public static func < (a: Month, b: Month) -> Bool { (a.year, a.month) < (b.year, b.month) }
 
@@ -67,8 +70,10 @@ public struct EvidenceReport: Sendable {
         public var rpo: PolicyDuration
         public var maxAge: PolicyDuration
 
-        public init(rto: PolicyDuration, rtoTypical: PolicyDuration, rtoTypicalSharePercent: Int, rpo: PolicyDuration,
-                    maxAge: PolicyDuration) {
+        public init(
+            rto: PolicyDuration, rtoTypical: PolicyDuration, rtoTypicalSharePercent: Int, rpo: PolicyDuration,
+            maxAge: PolicyDuration
+        ) {
             self.rto = rto
             self.rtoTypical = rtoTypical
             self.rtoTypicalSharePercent = rtoTypicalSharePercent
@@ -117,8 +122,10 @@ public struct EvidenceReport: Sendable {
     /// page's cells cost one pass over the log's drills rather than one per tenant and month.
     let shownDrills: [String: [DrillHistory.Entry]]
 
-    public init(month: Month, now: Date, activeTenants: [String], verification: EvidenceVerification,
-                history: DrillHistory, promises: Promises) {
+    public init(
+        month: Month, now: Date, activeTenants: [String], verification: EvidenceVerification,
+        history: DrillHistory, promises: Promises
+    ) {
         self.month = month
         self.generatedAt = now
         let asOf = min(now, month.end.addingTimeInterval(-0.001))
@@ -131,10 +138,12 @@ public struct EvidenceReport: Sendable {
         self.statuses = DrillControl.evaluate(history: history, tenants: activeTenants, asOf: asOf, maxAge: promises.maxAge)
         let inMonth = history.entries.filter { month.contains($0.time) && $0.time <= asOf && !$0.drill.selfTest }
         let first = month.adding(-11).start
-        self.shownDrills = Dictionary(grouping: history.entries.filter { $0.time >= first && $0.time <= asOf && !$0.drill.selfTest },
-                                      by: \.tenant)
-        self.figures = Self.figures(of: inMonth,
-                                    promises: promises)
+        self.shownDrills = Dictionary(
+            grouping: history.entries.filter { $0.time >= first && $0.time <= asOf && !$0.drill.selfTest },
+            by: \.tenant)
+        self.figures = Self.figures(
+            of: inMonth,
+            promises: promises)
     }
 
     static func figures(of drills: [DrillHistory.Entry], promises p: Promises) -> Figures {

@@ -129,10 +129,12 @@ public enum EvidenceReportPage {
             asOf = Format.time(r.asOf)
             let v = r.verification
             chainIntact = v.intact
-            chainSummary = "\(v.verifiedRecords) records verified"
+            chainSummary =
+                "\(v.verifiedRecords) records verified"
                 + (v.keys.count > 1 ? ", following \(v.keys.count - 1) key rotation\(v.keys.count > 2 ? "s" : "")" : "")
             if let bad = v.firstBad {
-                chainProblem = "Record at line \(bad.line)\(bad.seq.map { " (seq \($0))" } ?? "") fails verification: \(bad.reason). Nothing after it is shown or trusted."
+                chainProblem =
+                    "Record at line \(bad.line)\(bad.seq.map { " (seq \($0))" } ?? "") fails verification: \(bad.reason). Nothing after it is shown or trusted."
             } else if v.tornTailBytes > 0 {
                 chainProblem = "\(v.tornTailBytes) bytes of a write torn by a crash follow the last record; every complete record verified."
             }
@@ -150,20 +152,25 @@ public enum EvidenceReportPage {
             let share = f.withinTypicalPercent
             let shareOK = share.map { $0 > Double(p.rtoTypicalSharePercent) } ?? false
             cards = [
-                Card(label: "Drills in \(r.month.shortName)", value: "\(f.drills)",
-                     detail: "\(f.passed) passed · \(f.failed) failed", cls: f.failed > 0 ? "warn" : (f.drills > 0 ? "good" : "neutral")),
-                Card(label: "Tenants overdue", value: "\(late.count) of \(r.statuses.count)",
-                     detail: "no passing drill within \(Format.duration(p.maxAge))", cls: late.isEmpty ? "good" : "bad"),
-                Card(label: "Slowest restore (RTO)", value: f.rtoMaxMs.map(Format.millis) ?? "–",
-                     detail: "promised within \(Format.duration(p.rto)); median \(f.rtoMedianMs.map(Format.millis) ?? "–")",
-                     cls: f.drills == 0 ? "neutral" : (f.rtoBreaches == 0 ? "good" : "bad")),
-                Card(label: "Restores within \(Format.duration(p.rtoTypical))",
-                     value: share.map { String(format: "%.0f %%", $0) } ?? "–",
-                     detail: "\(f.withinTypical) of \(f.drills); promised over \(p.rtoTypicalSharePercent) %",
-                     cls: share == nil ? "neutral" : (shareOK ? "good" : "bad")),
-                Card(label: "Largest data loss (RPO)", value: f.rpoMaxMs.map(Format.millis) ?? "–",
-                     detail: "\(Format.count(f.latestTargetDrills, "drill")) to the latest point; promised under \(Format.duration(p.rpo))",
-                     cls: f.rpoMaxMs == nil ? "neutral" : (f.rpoBreaches == 0 ? "good" : "bad")),
+                Card(
+                    label: "Drills in \(r.month.shortName)", value: "\(f.drills)",
+                    detail: "\(f.passed) passed · \(f.failed) failed", cls: f.failed > 0 ? "warn" : (f.drills > 0 ? "good" : "neutral")),
+                Card(
+                    label: "Tenants overdue", value: "\(late.count) of \(r.statuses.count)",
+                    detail: "no passing drill within \(Format.duration(p.maxAge))", cls: late.isEmpty ? "good" : "bad"),
+                Card(
+                    label: "Slowest restore (RTO)", value: f.rtoMaxMs.map(Format.millis) ?? "–",
+                    detail: "promised within \(Format.duration(p.rto)); median \(f.rtoMedianMs.map(Format.millis) ?? "–")",
+                    cls: f.drills == 0 ? "neutral" : (f.rtoBreaches == 0 ? "good" : "bad")),
+                Card(
+                    label: "Restores within \(Format.duration(p.rtoTypical))",
+                    value: share.map { String(format: "%.0f %%", $0) } ?? "–",
+                    detail: "\(f.withinTypical) of \(f.drills); promised over \(p.rtoTypicalSharePercent) %",
+                    cls: share == nil ? "neutral" : (shareOK ? "good" : "bad")),
+                Card(
+                    label: "Largest data loss (RPO)", value: f.rpoMaxMs.map(Format.millis) ?? "–",
+                    detail: "\(Format.count(f.latestTargetDrills, "drill")) to the latest point; promised under \(Format.duration(p.rpo))",
+                    cls: f.rpoMaxMs == nil ? "neutral" : (f.rpoBreaches == 0 ? "good" : "bad")),
             ]
 
             let shown = r.shownMonths
@@ -186,36 +193,44 @@ public enum EvidenceReportPage {
             let active = r.statuses.map(\.tenant)
             let untested = active.filter { !tested.contains($0) }
             let lastControl = r.history.controls.last { $0.time <= r.asOf }
-            let controlText = lastControl.map { c in
-                "Last control check: record \(c.seq), \(Format.time(c.time)), result \(c.payload["result"]?.stringValue ?? "unknown")."
-            } ?? "No control check recorded up to \(Format.time(r.asOf)) (tresor drill status records one)."
+            let controlText =
+                lastControl.map { c in
+                    "Last control check: record \(c.seq), \(Format.time(c.time)), result \(c.payload["result"]?.stringValue ?? "unknown")."
+                } ?? "No control check recorded up to \(Format.time(r.asOf)) (tresor drill status records one)."
             controls = [
-                ControlRow(control: "Monthly restore test of every active tenant",
-                           clauses: ["Service terms: monthly restore test", "ISO/IEC 27001:2022 A.8.13 Information backup"],
-                           evidence: "\(active.count - untested.count) of \(active.count) active tenants passed a restore drill in \(r.month.name)"
-                               + (untested.isEmpty ? "." : "; not yet: \(untested.joined(separator: ", ")).") ,
-                           statusClass: untested.isEmpty ? "pass" : "fail", statusLabel: untested.isEmpty ? "Met" : "Not met"),
-                ControlRow(control: "No tenant's last passing restore test older than \(Format.duration(p.maxAge))",
-                           clauses: ["Service terms: 30-day control", "ISO/IEC 27001:2022 A.8.13 Information backup"],
-                           evidence: (late.isEmpty ? "No tenant overdue" : "Overdue: \(late.map(\.tenant).joined(separator: ", "))")
-                               + " as of \(Format.time(r.asOf)). " + controlText,
-                           statusClass: late.isEmpty ? "pass" : "fail", statusLabel: late.isEmpty ? "Met" : "Not met"),
-                ControlRow(control: "Restores within \(Format.duration(p.rto)), over \(p.rtoTypicalSharePercent) % within \(Format.duration(p.rtoTypical))",
-                           clauses: ["SOC 2 A1.2 Recovery infrastructure and backup", "Service terms: restore time"],
-                           evidence: f.drills == 0 ? "No drills in \(r.month.name)."
-                               : "\(f.rtoBreaches) of \(f.drills) drills over \(Format.duration(p.rto)) or without a usable database; \(f.withinTypical) of \(f.drills) within \(Format.duration(p.rtoTypical)).",
-                           statusClass: f.drills == 0 ? "none" : (f.rtoBreaches == 0 && shareOK ? "pass" : "fail"),
-                           statusLabel: f.drills == 0 ? "No data" : (f.rtoBreaches == 0 && shareOK ? "Met" : "Not met")),
-                ControlRow(control: "Data loss under \(Format.duration(p.rpo))",
-                           clauses: ["SOC 2 A1.2 Recovery infrastructure and backup", "Service terms: data loss (RPO)"],
-                           evidence: f.rpoMaxMs == nil ? "No drill to the latest point in \(r.month.name)."
-                               : "\(f.rpoBreaches) of \(Format.count(f.latestTargetDrills, "drill")) to the latest point at or over \(Format.duration(p.rpo)); largest \(Format.millis(f.rpoMaxMs!)).",
-                           statusClass: f.rpoMaxMs == nil ? "none" : (f.rpoBreaches == 0 ? "pass" : "fail"),
-                           statusLabel: f.rpoMaxMs == nil ? "No data" : (f.rpoBreaches == 0 ? "Met" : "Not met")),
-                ControlRow(control: "Integrity of this evidence",
-                           clauses: ["Basis of every row above"],
-                           evidence: "Hash-chained log signed with Ed25519; \(chainSummary)" + (v.intact ? "." : ": does not verify."),
-                           statusClass: v.intact ? "pass" : "fail", statusLabel: v.intact ? "Verified" : "Broken"),
+                ControlRow(
+                    control: "Monthly restore test of every active tenant",
+                    clauses: ["Service terms: monthly restore test", "ISO/IEC 27001:2022 A.8.13 Information backup"],
+                    evidence: "\(active.count - untested.count) of \(active.count) active tenants passed a restore drill in \(r.month.name)"
+                        + (untested.isEmpty ? "." : "; not yet: \(untested.joined(separator: ", "))."),
+                    statusClass: untested.isEmpty ? "pass" : "fail", statusLabel: untested.isEmpty ? "Met" : "Not met"),
+                ControlRow(
+                    control: "No tenant's last passing restore test older than \(Format.duration(p.maxAge))",
+                    clauses: ["Service terms: 30-day control", "ISO/IEC 27001:2022 A.8.13 Information backup"],
+                    evidence: (late.isEmpty ? "No tenant overdue" : "Overdue: \(late.map(\.tenant).joined(separator: ", "))")
+                        + " as of \(Format.time(r.asOf)). " + controlText,
+                    statusClass: late.isEmpty ? "pass" : "fail", statusLabel: late.isEmpty ? "Met" : "Not met"),
+                ControlRow(
+                    control: "Restores within \(Format.duration(p.rto)), over \(p.rtoTypicalSharePercent) % within \(Format.duration(p.rtoTypical))",
+                    clauses: ["SOC 2 A1.2 Recovery infrastructure and backup", "Service terms: restore time"],
+                    evidence: f.drills == 0
+                        ? "No drills in \(r.month.name)."
+                        : "\(f.rtoBreaches) of \(f.drills) drills over \(Format.duration(p.rto)) or without a usable database; \(f.withinTypical) of \(f.drills) within \(Format.duration(p.rtoTypical)).",
+                    statusClass: f.drills == 0 ? "none" : (f.rtoBreaches == 0 && shareOK ? "pass" : "fail"),
+                    statusLabel: f.drills == 0 ? "No data" : (f.rtoBreaches == 0 && shareOK ? "Met" : "Not met")),
+                ControlRow(
+                    control: "Data loss under \(Format.duration(p.rpo))",
+                    clauses: ["SOC 2 A1.2 Recovery infrastructure and backup", "Service terms: data loss (RPO)"],
+                    evidence: f.rpoMaxMs == nil
+                        ? "No drill to the latest point in \(r.month.name)."
+                        : "\(f.rpoBreaches) of \(Format.count(f.latestTargetDrills, "drill")) to the latest point at or over \(Format.duration(p.rpo)); largest \(Format.millis(f.rpoMaxMs!)).",
+                    statusClass: f.rpoMaxMs == nil ? "none" : (f.rpoBreaches == 0 ? "pass" : "fail"),
+                    statusLabel: f.rpoMaxMs == nil ? "No data" : (f.rpoBreaches == 0 ? "Met" : "Not met")),
+                ControlRow(
+                    control: "Integrity of this evidence",
+                    clauses: ["Basis of every row above"],
+                    evidence: "Hash-chained log signed with Ed25519; \(chainSummary)" + (v.intact ? "." : ": does not verify."),
+                    statusClass: v.intact ? "pass" : "fail", statusLabel: v.intact ? "Verified" : "Broken"),
             ]
             invalid = r.history.invalid.map { InvalidRow(seq: String($0.seq), reason: $0.reason) }
             hasInvalid = !invalid.isEmpty
@@ -234,8 +249,10 @@ public enum EvidenceReportPage {
                 } else {
                     let text = [pass > 0 ? "✓\(pass > 1 ? "\(pass)" : "")" : nil, fail > 0 ? "✗\(fail > 1 ? "\(fail)" : "")" : nil]
                         .compactMap { $0 }.joined(separator: " ")
-                    cells.append(Cell(cls: fail > 0 ? (pass > 0 ? "mixed" : "fail") : "pass", text: text,
-                                      title: "\(m.name): \(pass) passed, \(fail) failed"))
+                    cells.append(
+                        Cell(
+                            cls: fail > 0 ? (pass > 0 ? "mixed" : "fail") : "pass", text: text,
+                            title: "\(m.name): \(pass) passed, \(fail) failed"))
                 }
             }
             let stateClass: String, stateLabel: String, rowClass: String
@@ -246,10 +263,11 @@ public enum EvidenceReportPage {
             case nil: (stateClass, stateLabel, rowClass) = ("none", "Not active", "former")
             }
             let lastPass = status?.lastPass ?? r.history.entries.last { $0.tenant == tenant && $0.isPassingRestoreTest && $0.time <= r.asOf }?.time
-            return TenantRow(name: tenant, rowClass: rowClass, stateClass: stateClass, stateLabel: stateLabel,
-                             lastPass: lastPass.map(Format.day) ?? "never",
-                             age: status?.ageDays.map { "\($0) d" } ?? "–", cells: cells,
-                             spark: spark(monthly, promises: r.promises, months: months))
+            return TenantRow(
+                name: tenant, rowClass: rowClass, stateClass: stateClass, stateLabel: stateLabel,
+                lastPass: lastPass.map(Format.day) ?? "never",
+                age: status?.ageDays.map { "\($0) d" } ?? "–", cells: cells,
+                spark: spark(monthly, promises: r.promises, months: months))
         }
 
         /// An inline SVG line of the worst RTO per month, with a dashed line at the typical
@@ -264,13 +282,16 @@ public enum EvidenceReportPage {
             for (i, v) in values.enumerated() {
                 guard let v else { continue }
                 let cls = Double(v) > p.rto.seconds * 1000 ? "over" : (Double(v) > typical ? "slow" : "fast")
-                dots.append(Point(x: String(format: "%.1f", Double(i) * step + 3), y: String(format: "%.1f", y(Double(v))),
-                                  cls: cls, title: "\(months[i].name): slowest restore \(Format.millis(v))"))
+                dots.append(
+                    Point(
+                        x: String(format: "%.1f", Double(i) * step + 3), y: String(format: "%.1f", y(Double(v))),
+                        cls: cls, title: "\(months[i].name): slowest restore \(Format.millis(v))"))
             }
-            return Spark(points: dots.map { "\($0.x),\($0.y)" }.joined(separator: " "), dots: dots,
-                         refY: String(format: "%.1f", y(typical)),
-                         label: "Slowest restore per month over 12 months; dashed line: \(Format.duration(p.rtoTypical))",
-                         peak: Format.millis(top), peakClass: Double(top) > p.rto.seconds * 1000 ? "bad" : "")
+            return Spark(
+                points: dots.map { "\($0.x),\($0.y)" }.joined(separator: " "), dots: dots,
+                refY: String(format: "%.1f", y(typical)),
+                label: "Slowest restore per month over 12 months; dashed line: \(Format.duration(p.rtoTypical))",
+                peak: Format.millis(top), peakClass: Double(top) > p.rto.seconds * 1000 ? "bad" : "")
         }
 
         static func drillRow(_ e: DrillHistory.Entry, promises p: EvidenceReport.Promises) -> DrillRow {
@@ -291,7 +312,8 @@ public enum EvidenceReportPage {
                 rto: d.rtoMs.map(Format.millis) ?? "no usable database", rtoClass: rtoClass,
                 rpo: d.rpoMs.map(Format.millis) ?? "–", rpoClass: rpoClass,
                 restored: "\(Format.bytes(d.bytesRestored)) · \(Format.count(Int(d.filesRestored), "file"))",
-                split: "restore \(Format.millis(d.timings.restoreMs)) · recovery \(Format.millis(d.timings.recoveryMs)) · checks \(Format.millis(d.timings.checksMs))",
+                split:
+                    "restore \(Format.millis(d.timings.restoreMs)) · recovery \(Format.millis(d.timings.recoveryMs)) · checks \(Format.millis(d.timings.checksMs))",
                 problems: problems, hasProblems: !problems.isEmpty,
                 versions: "Tresor \(d.tresorVersion) · PostgreSQL \(d.postgresVersion) · drill \(d.drillID)")
         }

@@ -60,10 +60,13 @@ public enum EvidenceVerifier {
     /// Verifies as above and calls `visit` with each record that verified (and its line hash), in
     /// order, as it goes: readers that must trust what they read (the drill control, the report)
     /// see only records of the verified prefix, in one pass over the file.
-    public static func verify(log url: URL, trustedKey: Ed25519PublicKey,
-                              visit: (EvidenceRecord, String) throws -> Void) throws -> EvidenceVerification {
-        var result = EvidenceVerification(log: url.path, trustedKeyFingerprint: EvidenceKeys.fingerprint(trustedKey),
-                                          keys: [EvidenceKeys.hex(trustedKey)])
+    public static func verify(
+        log url: URL, trustedKey: Ed25519PublicKey,
+        visit: (EvidenceRecord, String) throws -> Void
+    ) throws -> EvidenceVerification {
+        var result = EvidenceVerification(
+            log: url.path, trustedKeyFingerprint: EvidenceKeys.fingerprint(trustedKey),
+            keys: [EvidenceKeys.hex(trustedKey)])
         guard FileManager.default.fileExists(atPath: url.path) else { return result }
         var current = trustedKey
         var prev = EvidenceLine.genesisPrev
@@ -85,14 +88,18 @@ public enum EvidenceVerifier {
             }
             guard current.isValidSignature(parts.sig, for: EvidenceLine.signedMessage(parts.record)) else {
                 let currentHex = EvidenceKeys.hex(current)
-                return bad(record.seq, record.key == currentHex
-                    ? "the signature does not verify: the record was changed after it was signed"
-                    : "not signed by the trusted key \(currentHex.prefix(16))… (the record names key \(record.key.prefix(16))…)")
+                return bad(
+                    record.seq,
+                    record.key == currentHex
+                        ? "the signature does not verify: the record was changed after it was signed"
+                        : "not signed by the trusted key \(currentHex.prefix(16))… (the record names key \(record.key.prefix(16))…)")
             }
             guard record.seq == expectedSeq else {
-                return bad(record.seq, record.seq > expectedSeq
-                    ? "sequence \(record.seq) where \(expectedSeq) was expected: records are missing or out of order"
-                    : "sequence \(record.seq) where \(expectedSeq) was expected: a record was repeated, moved or inserted")
+                return bad(
+                    record.seq,
+                    record.seq > expectedSeq
+                        ? "sequence \(record.seq) where \(expectedSeq) was expected: records are missing or out of order"
+                        : "sequence \(record.seq) where \(expectedSeq) was expected: a record was repeated, moved or inserted")
             }
             guard record.prev == prev else {
                 return bad(record.seq, "prev does not match the hash of the record before it: a record was removed, changed, moved or inserted")

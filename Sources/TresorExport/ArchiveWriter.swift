@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 internal import CArchive
 import TresorCore
 import TresorCrypto
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The archive container an export is written in, chosen by the output file's name.
 public enum ArchiveFormat: String, Sendable, Codable, CaseIterable {
@@ -16,10 +17,15 @@ public enum ArchiveFormat: String, Sendable, Codable, CaseIterable {
 
     /// The format for `path`'s extension (`.tar`, `.tar.zst`, `.zip`), or nil.
     public init?(path: String) {
-        if path.hasSuffix(".tar.zst") { self = .tarZstd }
-        else if path.hasSuffix(".tar") { self = .tar }
-        else if path.hasSuffix(".zip") { self = .zip }
-        else { return nil }
+        if path.hasSuffix(".tar.zst") {
+            self = .tarZstd
+        } else if path.hasSuffix(".tar") {
+            self = .tar
+        } else if path.hasSuffix(".zip") {
+            self = .zip
+        } else {
+            return nil
+        }
     }
 
     /// The extension, with its dot.

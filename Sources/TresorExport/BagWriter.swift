@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import TresorCore
 import TresorCrypto
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Writes a BagIt 1.0 bag (RFC 8493) into an archive in one pass.
 ///
@@ -40,7 +41,8 @@ final class BagWriter {
         self.mtime = mtime
         manifestSpoolPath = spoolDirectory + "/manifest-sha256.spool"
         guard FileManager.default.createFile(atPath: manifestSpoolPath, contents: nil),
-              let h = FileHandle(forUpdatingAtPath: manifestSpoolPath) else {
+            let h = FileHandle(forUpdatingAtPath: manifestSpoolPath)
+        else {
             throw ExportError(.io, "cannot create \(manifestSpoolPath)")
         }
         manifestSpool = h
@@ -49,7 +51,7 @@ final class BagWriter {
 
     deinit {
         buffer.deallocate()
-        try? manifestSpool.close() // a spool file: nothing to lose, the directory is removed by the exporter
+        try? manifestSpool.close()  // a spool file: nothing to lose, the directory is removed by the exporter
     }
 
     private func entryName(_ relative: [UInt8]) -> [UInt8] {
@@ -85,8 +87,10 @@ final class BagWriter {
     /// is padded with zeros to `size` (the header already promised that size), and a source
     /// with more bytes is read only up to `size`; the caller compares ``Written/delivered`` and
     /// reports the file as changed. The manifest holds the hash of exactly what the archive holds.
-    func addFile(_ relative: [UInt8], size: Int64, mode: UInt32, mtime: Int64, mtimeNanos: Int = 0,
-                 read: (UnsafeMutableRawBufferPointer) throws -> Int) throws -> Written {
+    func addFile(
+        _ relative: [UInt8], size: Int64, mode: UInt32, mtime: Int64, mtimeNanos: Int = 0,
+        read: (UnsafeMutableRawBufferPointer) throws -> Int
+    ) throws -> Written {
         let name = archivedPath(relative)
         try archive.begin(path: entryName(name), kind: .file(size: size), mode: mode, mtime: mtime, mtimeNanos: mtimeNanos)
         var remaining = size
@@ -181,8 +185,9 @@ final class BagWriter {
         try archive.begin(path: Array("\(bagName)/manifest-sha256.txt".utf8), kind: .file(size: Int64(manifestSize)), mode: 0o644, mtime: mtime)
         var left = Int64(manifestSize)
         while left > 0 {
-            let n = try readFully(fd: spoolFD, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(min(Int64(buffer.count), left))]),
-                                  what: manifestSpoolPath)
+            let n = try readFully(
+                fd: spoolFD, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(min(Int64(buffer.count), left))]),
+                what: manifestSpoolPath)
             guard n > 0 else { throw ExportError(.io, "the manifest spool \(manifestSpoolPath) ended early") }
             let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
             hasher.update(chunk)

@@ -1,7 +1,8 @@
+import TresorCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import TresorCore
 
 /// One entry of a document tree, as an export writes it.
 public struct DocumentEntry: Sendable {
@@ -82,22 +83,27 @@ public struct LiveFolderSource: DocumentSource {
         for root in roots {
             let fd = open(root.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             guard fd >= 0 else {
-                throw ExportError(.usage, "cannot open document root \(root.path): \(String(cString: strerror(errno)))",
-                                  hint: "fix the folder's permissions, or the tenant's --docs roots")
+                throw ExportError(
+                    .usage, "cannot open document root \(root.path): \(String(cString: strerror(errno)))",
+                    hint: "fix the folder's permissions, or the tenant's --docs roots")
             }
             defer { close(fd) }
             var st = stat()
             guard fstat(fd, &st) == 0 else { throw ExportError(.io, "cannot stat \(root.path): \(String(cString: strerror(errno)))") }
             let label = Array(root.label.utf8)
-            try visit(DocumentEntry(path: label, kind: .directory, mode: UInt32(st.st_mode) & 0o7777,
-                                    mtime: Int64(st.st_mtim.tv_sec), mtimeNanos: Int(st.st_mtim.tv_nsec)), nil)
+            try visit(
+                DocumentEntry(
+                    path: label, kind: .directory, mode: UInt32(st.st_mode) & 0o7777,
+                    mtime: Int64(st.st_mtim.tv_sec), mtimeNanos: Int(st.st_mtim.tv_nsec)), nil)
             try walkDirectory(fd: fd, path: label, visit: visit, problems: &problems)
         }
         return problems
     }
 
-    private func walkDirectory(fd: Int32, path: [UInt8], visit: (DocumentEntry, (any DocumentContent)?) throws -> Void,
-                               problems: inout [DocumentProblem]) throws {
+    private func walkDirectory(
+        fd: Int32, path: [UInt8], visit: (DocumentEntry, (any DocumentContent)?) throws -> Void,
+        problems: inout [DocumentProblem]
+    ) throws {
         let names: [[UInt8]]
         do {
             names = try Self.list(fd)
@@ -119,8 +125,10 @@ public struct LiveFolderSource: DocumentSource {
                 let sub = Self.openAt(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard sub >= 0 else { problem("cannot open folder"); continue }
                 defer { close(sub) }
-                try visit(DocumentEntry(path: child, kind: .directory, mode: mode,
-                                        mtime: Int64(st.st_mtim.tv_sec), mtimeNanos: Int(st.st_mtim.tv_nsec)), nil)
+                try visit(
+                    DocumentEntry(
+                        path: child, kind: .directory, mode: mode,
+                        mtime: Int64(st.st_mtim.tv_sec), mtimeNanos: Int(st.st_mtim.tv_nsec)), nil)
                 try walkDirectory(fd: sub, path: child, visit: visit, problems: &problems)
             case S_IFREG:
                 let f = Self.openAt(fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
@@ -130,8 +138,10 @@ public struct LiveFolderSource: DocumentSource {
                 var fst = stat()
                 guard fstat(f, &fst) == 0 else { problem("cannot stat"); continue }
                 let content = FileContent(fd: f, path: child)
-                try visit(DocumentEntry(path: child, kind: .file(size: Int64(fst.st_size)), mode: UInt32(fst.st_mode) & 0o7777,
-                                        mtime: Int64(fst.st_mtim.tv_sec), mtimeNanos: Int(fst.st_mtim.tv_nsec)), content)
+                try visit(
+                    DocumentEntry(
+                        path: child, kind: .file(size: Int64(fst.st_size)), mode: UInt32(fst.st_mode) & 0o7777,
+                        mtime: Int64(fst.st_mtim.tv_sec), mtimeNanos: Int(fst.st_mtim.tv_nsec)), content)
             case S_IFLNK:
                 var target = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
                 let n = (name + [0]).withUnsafeBufferPointer { p in
@@ -142,10 +152,13 @@ public struct LiveFolderSource: DocumentSource {
                     }
                 }
                 guard n >= 0 else { problem("cannot read link"); continue }
-                try visit(DocumentEntry(path: child, kind: .symlink(target: Array(target[0..<n])), mode: mode,
-                                        mtime: Int64(st.st_mtim.tv_sec), mtimeNanos: Int(st.st_mtim.tv_nsec)), nil)
+                try visit(
+                    DocumentEntry(
+                        path: child, kind: .symlink(target: Array(target[0..<n])), mode: mode,
+                        mtime: Int64(st.st_mtim.tv_sec), mtimeNanos: Int(st.st_mtim.tv_nsec)), nil)
             default:
-                problems.append(DocumentProblem(path: printable(child), reason: "not a regular file, folder or symbolic link (socket, fifo or device): not exported"))
+                problems.append(
+                    DocumentProblem(path: printable(child), reason: "not a regular file, folder or symbolic link (socket, fifo or device): not exported"))
             }
         }
     }

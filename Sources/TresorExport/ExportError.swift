@@ -15,4 +15,3 @@ public enum ExportErrorCode: String, Sendable, FailureCode {
 
     public var kind: FailureKind { self == .usage ? .usage : .failed }
 }
-

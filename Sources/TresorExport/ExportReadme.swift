@@ -1,7 +1,9 @@
 /// The text of `data/README.txt`: what each file of the bag is and how to load it.
 enum ExportReadme {
-    static func text(result: ExportResult, request: ExportRequest, symlinks: [(path: [UInt8], target: [UInt8])],
-                     escaped: [(original: [UInt8], written: [UInt8])]) -> String {
+    static func text(
+        result: ExportResult, request: ExportRequest, symlinks: [(path: [UInt8], target: [UInt8])],
+        escaped: [(original: [UInt8], written: [UInt8])]
+    ) -> String {
         var t = """
             Export of tenant \(request.tenant), made by Tresor on \(Exporter.day(request.now)) (source: \(request.sourceLabel)).
 

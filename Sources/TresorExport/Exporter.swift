@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import TresorCore
 import TresorCrypto
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What to export and where.
 public struct ExportRequest {
@@ -37,8 +38,10 @@ public struct ExportRequest {
     /// Called after each document file is in the archive: document files and bytes so far.
     public var progress: ((_ files: Int64, _ bytes: Int64) -> Void)?
 
-    public init(tenant: TenantID, output: String, documents: (any DocumentSource)?, databaseDSN: String?,
-                pgBinDirectory: String, sourceLabel: String = "live", now: Date, by: String) {
+    public init(
+        tenant: TenantID, output: String, documents: (any DocumentSource)?, databaseDSN: String?,
+        pgBinDirectory: String, sourceLabel: String = "live", now: Date, by: String
+    ) {
         self.tenant = tenant
         self.output = output
         self.documents = documents
@@ -115,8 +118,9 @@ public enum Exporter {
     public static func checkOutput(_ output: String) throws -> (url: URL, format: ArchiveFormat, directory: String) {
         let out = URL(fileURLWithPath: output).standardizedFileURL
         guard let format = ArchiveFormat(path: out.lastPathComponent) else {
-            throw ExportError(.usage, "cannot tell the archive format of '\(out.lastPathComponent)'",
-                              hint: "name the output FILE.tar, FILE.tar.zst or FILE.zip")
+            throw ExportError(
+                .usage, "cannot tell the archive format of '\(out.lastPathComponent)'",
+                hint: "name the output FILE.tar, FILE.tar.zst or FILE.zip")
         }
         guard !FileManager.default.fileExists(atPath: out.path) else {
             throw ExportError(.usage, "\(out.path) exists", hint: "remove it or choose another --out name")
@@ -149,8 +153,9 @@ public enum Exporter {
 
         let bagName = String(out.lastPathComponent.dropLast(format.fileExtension.count))
         let mtime = Int64(request.now.timeIntervalSince1970)
-        let archive = try ArchiveWriter(fd: fd, format: format, zstdLevel: request.zstdLevel,
-                                        zstdThreads: ProcessInfo.processInfo.activeProcessorCount)
+        let archive = try ArchiveWriter(
+            fd: fd, format: format, zstdLevel: request.zstdLevel,
+            zstdThreads: ProcessInfo.processInfo.activeProcessorCount)
         let bag = try BagWriter(archive: archive, bagName: bagName.isEmpty ? request.tenant.rawValue : bagName, mtime: mtime, spoolDirectory: spool)
         var result = ExportResult(tenant: request.tenant.rawValue, archive: out.path, format: format, bytes: 0, sha256: "", bagName: bag.bagName)
 
@@ -176,15 +181,19 @@ public enum Exporter {
                         try content.read(into: $0)
                     }
                     if w.delivered < size {
-                        result.problems.append(DocumentProblem(path: printable(entry.path),
-                            reason: "shrank from \(size) to \(w.delivered) bytes while it was exported: the archive holds it padded with zeros"))
+                        result.problems.append(
+                            DocumentProblem(
+                                path: printable(entry.path),
+                                reason: "shrank from \(size) to \(w.delivered) bytes while it was exported: the archive holds it padded with zeros"))
                     } else {
                         // One more byte means it grew: the archive holds its first `size` bytes.
                         var probe = [UInt8](repeating: 0, count: 1)
                         let more = try probe.withUnsafeMutableBytes { try content.read(into: $0) }
                         if more > 0 {
-                            result.problems.append(DocumentProblem(path: printable(entry.path),
-                                reason: "grew while it was exported: the archive holds its first \(size) bytes"))
+                            result.problems.append(
+                                DocumentProblem(
+                                    path: printable(entry.path),
+                                    reason: "grew while it was exported: the archive holds its first \(size) bytes"))
                         }
                     }
                     result.documentFiles += 1
@@ -203,8 +212,13 @@ public enum Exporter {
 
         result.nonUTF8Names = bag.nonUTF8Names.map(printable)
         result.escapedNames = bag.escapedNames.map { printable($0.original) }
-        try bag.addFile(Array("data/README.txt".utf8), bytes: Array(ExportReadme.text(result: result, request: request, symlinks: symlinks,
-                                                                                      escaped: bag.escapedNames).utf8))
+        try bag.addFile(
+            Array("data/README.txt".utf8),
+            bytes: Array(
+                ExportReadme.text(
+                    result: result, request: request, symlinks: symlinks,
+                    escaped: bag.escapedNames
+                ).utf8))
         result.payloadFiles = bag.payloadFiles
         result.payloadBytes = bag.payloadBytes
 

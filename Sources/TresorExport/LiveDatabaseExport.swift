@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import TresorCore
 import TresorPostgres
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What the database part of an export holds.
 public struct DatabaseSummary: Sendable, Codable {
@@ -57,9 +58,11 @@ final class LiveDatabaseExport {
     /// agrees on: UTF-8, bytea as \x hex, ISO dates in UTC, floats that round-trip.
     static func connect(_ dsn: String) throws -> PGConnection {
         let conn = try PGConnection(dsn: dsn, applicationName: "tresor export")
-        for setting in ["SET client_encoding = 'UTF8'", "SET bytea_output = 'hex'", "SET DateStyle = 'ISO, YMD'",
-                        "SET IntervalStyle = 'postgres'", "SET extra_float_digits = 3", "SET TimeZone = 'UTC'",
-                        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"] {
+        for setting in [
+            "SET client_encoding = 'UTF8'", "SET bytea_output = 'hex'", "SET DateStyle = 'ISO, YMD'",
+            "SET IntervalStyle = 'postgres'", "SET extra_float_digits = 3", "SET TimeZone = 'UTC'",
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        ] {
             try conn.query(setting)
         }
         return conn
@@ -72,7 +75,8 @@ final class LiveDatabaseExport {
         self.binDirectory = binDirectory
         self.spoolDirectory = spoolDirectory
         conn = try Self.connect(dsn)
-        let info = try conn.query("""
+        let info = try conn.query(
+            """
             SELECT pg_export_snapshot(), current_database(), current_setting('server_version'),
                    CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text,
                    to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
@@ -80,11 +84,13 @@ final class LiveDatabaseExport {
         guard let row = info.first, row.count == 5, let snapshot = row[0], let database = row[1] else {
             throw ExportError(.database, "the server returned no snapshot")
         }
-        summary = DatabaseSummary(database: database, serverVersion: row[2] ?? "", lsn: row[3] ?? "",
-                                  snapshotTime: row[4] ?? "", tables: [], notCopied: [])
+        summary = DatabaseSummary(
+            database: database, serverVersion: row[2] ?? "", lsn: row[3] ?? "",
+            snapshotTime: row[4] ?? "", tables: [], notCopied: [])
         try startDump(["--schema-only"], snapshot: snapshot, to: "schema.sql")
         try startDump([], snapshot: snapshot, to: "dump.sql")
-        let relations = try conn.query("""
+        let relations = try conn.query(
+            """
             SELECT n.nspname, c.relname, c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind IN ('r', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
               AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
@@ -148,8 +154,10 @@ final class LiveDatabaseExport {
     /// COPY of one table into a spool file; returns its row count (libpq hands COPY OUT over one
     /// row per message, the header being the first). Rows are gathered in `buffer` and written
     /// when it is full: one write per row cost more CPU than the copy itself on large tables.
-    static func copyTable(_ conn: PGConnection, schema: String, table: String, to path: String,
-                          buffer: UnsafeMutableRawBufferPointer) throws -> Int64 {
+    static func copyTable(
+        _ conn: PGConnection, schema: String, table: String, to path: String,
+        buffer: UnsafeMutableRawBufferPointer
+    ) throws -> Int64 {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ExportError(.io, "cannot create \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -191,8 +199,11 @@ final class LiveDatabaseExport {
 
     /// Starts pg_dump on the exported snapshot, writing a spool file.
     private func startDump(_ extra: [String], snapshot: String, to name: String) throws {
-        let args = ["--dbname=" + dsn, "--snapshot=" + snapshot, "--no-owner", "--encoding=UTF8", "--no-password",
-                    "--file=" + spool(name)] + extra
+        let args =
+            [
+                "--dbname=" + dsn, "--snapshot=" + snapshot, "--no-owner", "--encoding=UTF8", "--no-password",
+                "--file=" + spool(name),
+            ] + extra
         dumps.append((name, try Spawn.start(binDirectory + "/pg_dump", args, stderr: spool(name + ".err"))))
     }
 
@@ -204,8 +215,9 @@ final class LiveDatabaseExport {
         guard status == 0 else {
             let text = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
             let line = text.split(separator: "\n").first.map(String.init) ?? "no message"
-            throw ExportError(.database, "pg_dump for \(name) exited \(status): \(redactDSN(line))",
-                              hint: "check that \(binDirectory)/pg_dump is of the server's major version or newer")
+            throw ExportError(
+                .database, "pg_dump for \(name) exited \(status): \(redactDSN(line))",
+                hint: "check that \(binDirectory)/pg_dump is of the server's major version or newer")
         }
     }
 }

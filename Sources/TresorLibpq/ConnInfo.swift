@@ -14,8 +14,9 @@ public struct ConnInfo: Sendable {
         guard let parsed = PQconninfoParse(dsn, &err) else {
             let reason = err.map { String(cString: $0).split(separator: "\n").first.map(String.init) ?? "" } ?? "out of memory"
             if let err { PQfreemem(err) }
-            throw PostgresError(.usage, "the postgresql connection string cannot be read: \(reason.trimmingCharacters(in: .whitespaces))",
-                                hint: "use key=value pairs, e.g. host=db1 port=5432 user=backup dbname=postgres")
+            throw PostgresError(
+                .usage, "the postgresql connection string cannot be read: \(reason.trimmingCharacters(in: .whitespaces))",
+                hint: "use key=value pairs, e.g. host=db1 port=5432 user=backup dbname=postgres")
         }
         defer { PQconninfoFree(parsed) }
         var out: [(String, String)] = []

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 internal import CLibpq
 import Foundation
 import TresorCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A narrow libpq client: what Tresor needs (simple queries, replication commands, COPY OUT),
 /// not a general-purpose driver. It owns its `PGconn` and closes it in `deinit`; every libpq

@@ -58,8 +58,9 @@ public final class BaseBackup {
         self.policy = policy
         self.settings = settings
         self.clock = clock
-        writer = try BlobWriter(repository: repository, index: index,
-                                settings: .init(policy: policy, uploaders: repository.store.capabilities.writeConcurrency))
+        writer = try BlobWriter(
+            repository: repository, index: index,
+            settings: .init(policy: policy, uploaders: repository.store.capabilities.writeConcurrency))
         chunker = ChunkStream(repository: repository, writer: writer, maxChunk: policy.chunkMax)
         pages = PagedStream(repository: repository, writer: writer, groupBytes: settings.relationChunkBytes)
         self.index = index
@@ -78,7 +79,7 @@ public final class BaseBackup {
         let nodes: [TreeNode]
         do {
             nodes = try repo.loadTree(latest.manifest, index: index)
-        } catch where RepositoryError.isDamage(error) {
+        } catch  where RepositoryError.isDamage(error) {
             // Nothing is lost: without a previous version every page is stored (as in a first
             // backup). `check` reports the damaged backup; refusing new ones would not repair it.
             return [:]
@@ -117,8 +118,11 @@ public final class BaseBackup {
         try conn.send("BASE_BACKUP (LABEL 'tresor', CHECKPOINT 'fast', MANIFEST 'yes', MANIFEST_CHECKSUMS 'SHA256', WAIT false)")
         var inManifest = false
         var results: [[[String?]]] = []
-        var nodes: [TreeNode] = [TreeNode(path: "pgdata", kind: .directory, mode: 0o700, mtimeSeconds: 0, mtimeNanoseconds: 0,
-                                          uid: 0, gid: 0, size: 0, device: 0, inode: 0)]
+        var nodes: [TreeNode] = [
+            TreeNode(
+                path: "pgdata", kind: .directory, mode: 0o700, mtimeSeconds: 0, mtimeNanoseconds: 0,
+                uid: 0, gid: 0, size: 0, device: 0, inode: 0)
+        ]
         var stats = SnapshotManifest.Stats()
         stats.directories = 1
         var tar = TarReader()
@@ -136,7 +140,8 @@ public final class BaseBackup {
                         archives += 1
                         let name = String(decoding: body.prefix { $0 != 0 }, as: UTF8.self)
                         guard archives == 1, name == "base.tar" else {
-                            throw PostgresError(.usage, "the cluster has tablespaces outside its data directory ('\(name)'); tresor backs up only the default tablespace")
+                            throw PostgresError(
+                                .usage, "the cluster has tablespaces outside its data directory ('\(name)'); tresor backs up only the default tablespace")
                         }
                     case UInt8(ascii: "m"):
                         inManifest = true
@@ -152,9 +157,11 @@ public final class BaseBackup {
                                     paged = Self.isRelationFile(e.path)
                                     if paged {
                                         let indexLevel = self.settings.indexCompressionLevel
-                                        self.pages.begin(previous: previous[Array(("pgdata/" + e.path).utf8)], compression: indexLevel.map { l in
-                                            { Self.startsWithIndexPage($0) ? ZstdSetting(level: l, indexPages: true) : nil }
-                                        })
+                                        self.pages.begin(
+                                            previous: previous[Array(("pgdata/" + e.path).utf8)],
+                                            compression: indexLevel.map { l in
+                                                { Self.startsWithIndexPage($0) ? ZstdSetting(level: l, indexPages: true) : nil }
+                                            })
                                     } else {
                                         self.chunker.begin()
                                     }
@@ -164,8 +171,9 @@ public final class BaseBackup {
                                 stats.bytesRead += UInt64(bytes.count)
                                 self.progress?(stats.bytesRead, stats.files)
                             case .end(let e):
-                                var n = TreeNode(path: "pgdata/" + e.path, kind: .file, mode: e.mode, mtimeSeconds: e.mtime, mtimeNanoseconds: 0,
-                                                 uid: e.uid, gid: e.gid, size: e.size, device: 0, inode: 0)
+                                var n = TreeNode(
+                                    path: "pgdata/" + e.path, kind: .file, mode: e.mode, mtimeSeconds: e.mtime, mtimeNanoseconds: 0,
+                                    uid: e.uid, gid: e.gid, size: e.size, device: 0, inode: 0)
                                 switch e.kind {
                                 case .file where paged:
                                     let (chunks, slices, digests) = try self.pages.finish()
@@ -196,23 +204,25 @@ public final class BaseBackup {
                             }
                         }
                     default:
-                        break // progress ('p') and anything newer carry nothing we store
+                        break  // progress ('p') and anything newer carry nothing we store
                     }
                 }) {}
             }
         }
         guard results.count >= 3, let start = results[0].first, start.count >= 2,
-              let startText = start[0], let startLSN = LSN.parse(startText), let startTLI = start[1].flatMap({ UInt32($0) }),
-              let end = results.last?.first, end.count >= 2, let endText = end[0], let endLSN = LSN.parse(endText),
-              let endTLI = end[1].flatMap({ UInt32($0) }) else {
+            let startText = start[0], let startLSN = LSN.parse(startText), let startTLI = start[1].flatMap({ UInt32($0) }),
+            let end = results.last?.first, end.count >= 2, let endText = end[0], let endLSN = LSN.parse(endText),
+            let endTLI = end[1].flatMap({ UInt32($0) })
+        else {
             throw PostgresError(.server, "base_backup did not report its start and end positions")
         }
         guard tar.finished || archives == 1 else { throw PostgresError(.server, "base backup stream ended early") }
         guard inManifest else { throw PostgresError(.server, "the server sent no backup manifest") }
         let manifestChunks = try chunker.finish()
         let manifestBytes = chunker.byteCount  // all of the manifest once finished
-        var manifestNode = TreeNode(path: "pgdata/backup_manifest", kind: .file, mode: 0o600, mtimeSeconds: Int64(started.timeIntervalSince1970),
-                                    mtimeNanoseconds: 0, uid: 0, gid: 0, size: manifestBytes, device: 0, inode: 0)
+        var manifestNode = TreeNode(
+            path: "pgdata/backup_manifest", kind: .file, mode: 0o600, mtimeSeconds: Int64(started.timeIntervalSince1970),
+            mtimeNanoseconds: 0, uid: 0, gid: 0, size: manifestBytes, device: 0, inode: 0)
         manifestNode.chunks = manifestChunks
         stats.files += 1
         stats.filesRead += 1
@@ -240,9 +250,10 @@ public final class BaseBackup {
         stats.newBytesStored = written.packBytes
         try waitForWAL(from: startWAL, to: endWAL, archive: archive)
         let ended = clock.now()
-        var manifest = SnapshotManifest(tenant: repo.tenant, kind: .postgresBase, time: TimeFormat.string(started, fractional: true),
-                                        hostname: ProcessInfo.processInfo.hostName, roots: [.init(path: redactDSN(dsn), label: "pgdata")],
-                                        parent: nil, tree: treeIDs, stats: stats)
+        var manifest = SnapshotManifest(
+            tenant: repo.tenant, kind: .postgresBase, time: TimeFormat.string(started, fractional: true),
+            hostname: ProcessInfo.processInfo.hostName, roots: [.init(path: redactDSN(dsn), label: "pgdata")],
+            parent: nil, tree: treeIDs, stats: stats)
         manifest.postgres = PostgresBackupInfo(
             startLSN: LSN.format(startLSN), endLSN: LSN.format(endLSN), timeline: startTLI, endTimeline: endTLI, systemID: systemID,
             startTime: TimeFormat.string(started, fractional: true), endTime: TimeFormat.string(ended, fractional: true),
@@ -286,8 +297,10 @@ public final class BaseBackup {
             let missing = Self.missingSegments(from: from, to: to, archived: Set(try archive.list().map(\.name)))
             if missing.isEmpty { return }
             if Date() >= deadline {
-                throw PostgresError(.failed, "wal \(missing.map(\.description).joined(separator: ", ")) needed by the base backup is not in the archive of tenant '\(repo.tenant)'",
-                                    hint: "set archive_command as tresor pg setup \(repo.tenant) prints, then take the base backup again")
+                throw PostgresError(
+                    .failed,
+                    "wal \(missing.map(\.description).joined(separator: ", ")) needed by the base backup is not in the archive of tenant '\(repo.tenant)'",
+                    hint: "set archive_command as tresor pg setup \(repo.tenant) prints, then take the base backup again")
             }
             Thread.sleep(forTimeInterval: min(delay, max(0, deadline.timeIntervalSinceNow)))
             delay = Self.nextPollDelay(after: delay)

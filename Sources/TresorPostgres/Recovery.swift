@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import TresorCore
 import TresorRepository
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where a point-in-time restore should stop.
 public enum RecoveryTarget: Sendable, Equatable {
@@ -24,12 +25,14 @@ public struct BaseBackupRef: Sendable, Equatable {
 
     public init(id: ObjectID, info: PostgresBackupInfo) throws {
         guard let time = TimeFormat.parse(info.endTime) else {
-            throw PostgresError(.failed, "base backup \(id.short) has an unreadable end time '\(info.endTime)'",
-                                hint: "tresor check --read-data; remove the snapshot with tresor repair snapshots if it is damaged")
+            throw PostgresError(
+                .failed, "base backup \(id.short) has an unreadable end time '\(info.endTime)'",
+                hint: "tresor check --read-data; remove the snapshot with tresor repair snapshots if it is damaged")
         }
         guard let lsn = LSN.parse(info.endLSN) else {
-            throw PostgresError(.failed, "base backup \(id.short) has an unreadable end lsn '\(info.endLSN)'",
-                                hint: "tresor check --read-data; remove the snapshot with tresor repair snapshots if it is damaged")
+            throw PostgresError(
+                .failed, "base backup \(id.short) has an unreadable end lsn '\(info.endLSN)'",
+                hint: "tresor check --read-data; remove the snapshot with tresor repair snapshots if it is damaged")
         }
         self.id = id
         self.info = info
@@ -125,9 +128,11 @@ public enum RecoveryPlanner {
             throw PostgresError(.usage, "tenant '\(tenant)' has no base backup", hint: "tresor pg basebackup \(tenant)")
         }
         guard let latestTimeText = window.latestTime, let latestTime = TimeFormat.parse(latestTimeText),
-              let latestLSNText = window.latestLSN, let latestLSN = LSN.parse(latestLSNText) else {
-            throw PostgresError(.usage, "the wal after tenant '\(tenant)''s newest base backup is not archived, so no restore is possible",
-                                hint: "check archive_command (tresor pg setup \(tenant)) and tresor pg window \(tenant)")
+            let latestLSNText = window.latestLSN, let latestLSN = LSN.parse(latestLSNText)
+        else {
+            throw PostgresError(
+                .usage, "the wal after tenant '\(tenant)''s newest base backup is not archived, so no restore is possible",
+                hint: "check archive_command (tresor pg setup \(tenant)) and tresor pg window \(tenant)")
         }
         let windowText = "\(window.earliestTime ?? "?") (\(window.earliestLSN ?? "?")) .. \(latestTimeText) (\(latestLSNText))"
         switch target {
@@ -135,22 +140,28 @@ public enum RecoveryPlanner {
             return backups.max { $0.endLSN < $1.endLSN }!
         case .time(let t):
             guard t <= latestTime else {
-                throw PostgresError(.usage, "target time \(TimeFormat.string(t, fractional: true)) is after the latest recoverable point; the window of tenant '\(tenant)' is \(windowText)",
-                                    hint: "choose a time inside the window, or --latest")
+                throw PostgresError(
+                    .usage,
+                    "target time \(TimeFormat.string(t, fractional: true)) is after the latest recoverable point; the window of tenant '\(tenant)' is \(windowText)",
+                    hint: "choose a time inside the window, or --latest")
             }
             guard let b = backups.filter({ $0.endTime <= t }).max(by: { $0.endTime < $1.endTime }) else {
-                throw PostgresError(.usage, "target time \(TimeFormat.string(t, fractional: true)) is before the end of the oldest base backup; the window of tenant '\(tenant)' is \(windowText)",
-                                    hint: "choose a time inside the window")
+                throw PostgresError(
+                    .usage,
+                    "target time \(TimeFormat.string(t, fractional: true)) is before the end of the oldest base backup; the window of tenant '\(tenant)' is \(windowText)",
+                    hint: "choose a time inside the window")
             }
             return b
         case .lsn(let l):
             guard l <= latestLSN else {
-                throw PostgresError(.usage, "target lsn \(LSN.format(l)) is after the latest archived wal; the window of tenant '\(tenant)' is \(windowText)",
-                                    hint: "choose an lsn inside the window, or --latest")
+                throw PostgresError(
+                    .usage, "target lsn \(LSN.format(l)) is after the latest archived wal; the window of tenant '\(tenant)' is \(windowText)",
+                    hint: "choose an lsn inside the window, or --latest")
             }
             guard let b = backups.filter({ $0.endLSN <= l }).max(by: { $0.endLSN < $1.endLSN }) else {
-                throw PostgresError(.usage, "target lsn \(LSN.format(l)) is before the end of the oldest base backup; the window of tenant '\(tenant)' is \(windowText)",
-                                    hint: "choose an lsn inside the window")
+                throw PostgresError(
+                    .usage, "target lsn \(LSN.format(l)) is before the end of the oldest base backup; the window of tenant '\(tenant)' is \(windowText)",
+                    hint: "choose an lsn inside the window")
             }
             return b
         }
@@ -172,11 +183,15 @@ public enum RecoveryPlanner {
     /// when, as after `tresor pg restore` (which ends with `syncfs`), nothing is left to write.
     /// One `syncfs` does the same, and on Linux 5.8 and later reports write-back errors as
     /// fsync does (``syncfsReportsErrors``, the default); before that it could miss them.
-    public static func recoverySettings(restoreCommand: String, target: RecoveryTarget, timeline: String = "latest",
-                                        latestRecord: UInt64? = nil, archive: Bool = false,
-                                        syncfs: Bool = syncfsReportsErrors) -> String {
-        var lines = ["", "# added by tresor pg restore", "restore_command = \(confQuoted(restoreCommand))",
-                     "recovery_target_timeline = '\(timeline)'"]
+    public static func recoverySettings(
+        restoreCommand: String, target: RecoveryTarget, timeline: String = "latest",
+        latestRecord: UInt64? = nil, archive: Bool = false,
+        syncfs: Bool = syncfsReportsErrors
+    ) -> String {
+        var lines = [
+            "", "# added by tresor pg restore", "restore_command = \(confQuoted(restoreCommand))",
+            "recovery_target_timeline = '\(timeline)'",
+        ]
         if syncfs {
             lines.append("recovery_init_sync_method = syncfs   # the restore synced the file system; one syncfs instead of an fsync per file")
         }

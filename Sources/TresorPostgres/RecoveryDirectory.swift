@@ -1,8 +1,9 @@
+import Foundation
+import TresorCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import TresorCore
 
 /// Text for the shell that runs `archive_command` and `restore_command`: `word` as one argument.
 /// Words of only safe characters stay as they are (so `%p` and `%f` remain PostgreSQL's to

@@ -1,8 +1,9 @@
+import Foundation
+import TresorCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import TresorCore
 
 /// A restored data directory run as a throwaway PostgreSQL server (no initdb): started on a
 /// free loopback port as the data directory's owner (PostgreSQL refuses to run as root), with
@@ -38,8 +39,9 @@ public final class RecoveryServer: @unchecked Sendable {
         }
         if getuid() == 0 {
             guard st.st_uid != 0, let pw = getpwuid(st.st_uid) else {
-                throw PostgresError(.usage, "data directory \(dataDirectory) belongs to root (uid 0) or to no named user; postgresql does not run as root",
-                                    hint: "give it to the user postgresql runs as (chown -R postgres)")
+                throw PostgresError(
+                    .usage, "data directory \(dataDirectory) belongs to root (uid 0) or to no named user; postgresql does not run as root",
+                    hint: "give it to the user postgresql runs as (chown -R postgres)")
             }
             osUser = String(cString: pw.pointee.pw_name)
         } else {
@@ -63,8 +65,12 @@ public final class RecoveryServer: @unchecked Sendable {
     /// yet; ``waitForPromotion(seconds:)`` follows it). Throws with the log's tail when it exits.
     public func start(extraOptions: String = "", seconds: Int = 120) throws {
         do {
-            try run(binDirectory + "/pg_ctl", ["-D", dataDirectory, "-l", logPath, "-w", "-t", String(seconds),
-                                               "-o", "-p \(port) -k \(socketDirectory) -c listen_addresses=127.0.0.1 \(extraOptions)", "start"])
+            try run(
+                binDirectory + "/pg_ctl",
+                [
+                    "-D", dataDirectory, "-l", logPath, "-w", "-t", String(seconds),
+                    "-o", "-p \(port) -k \(socketDirectory) -c listen_addresses=127.0.0.1 \(extraOptions)", "start",
+                ])
             running = true
         } catch {
             running = FileManager.default.fileExists(atPath: dataDirectory + "/postmaster.pid")

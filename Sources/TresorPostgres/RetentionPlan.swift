@@ -48,8 +48,10 @@ public struct RetentionInput: Codable, Sendable, Equatable {
     /// `retention.timezone`: the IANA zone whose local dates are the days (absent: UTC).
     public var timeZone: String?
 
-    public init(now: String, recoveryWindowSeconds: Double, dailySnapshotsKept: Int, snapshots: [Snapshot],
-                wal: [WALObject], inUse: [String], timeZone: String? = nil) {
+    public init(
+        now: String, recoveryWindowSeconds: Double, dailySnapshotsKept: Int, snapshots: [Snapshot],
+        wal: [WALObject], inUse: [String], timeZone: String? = nil
+    ) {
         self.timeZone = timeZone
         self.now = now
         self.recoveryWindowSeconds = recoveryWindowSeconds
@@ -128,8 +130,10 @@ public enum RetentionPlanner {
 
     /// The last snapshot of each of the newest `days` local days (in the policy's zone) that have
     /// one (days without a snapshot are not counted, so a pause in backups never ages the history away).
-    static func planDocuments(_ docs: [(snapshot: RetentionInput.Snapshot, time: Date)], now: Date, days: Int,
-                              calendar: RetentionCalendar, inUse: Set<String>, into plan: inout RetentionPlan) {
+    static func planDocuments(
+        _ docs: [(snapshot: RetentionInput.Snapshot, time: Date)], now: Date, days: Int,
+        calendar: RetentionCalendar, inUse: Set<String>, into plan: inout RetentionPlan
+    ) {
         var byDay: [Int: [(snapshot: RetentionInput.Snapshot, time: Date)]] = [:]
         for d in docs {
             if d.time > now {
@@ -159,9 +163,11 @@ public enum RetentionPlanner {
 
     /// The newest base backup that ends at or before the window's start (a moment inside a backup
     /// is not restorable from it), every later one, and the WAL from the oldest kept one's start on.
-    static func planPostgres(_ unsorted: [(snapshot: RetentionInput.Snapshot, info: PostgresBackupInfo, end: Date)],
-                             wal: [RetentionInput.WALObject], windowStart: Date, inUse: Set<String>,
-                             into plan: inout RetentionPlan) {
+    static func planPostgres(
+        _ unsorted: [(snapshot: RetentionInput.Snapshot, info: PostgresBackupInfo, end: Date)],
+        wal: [RetentionInput.WALObject], windowStart: Date, inUse: Set<String>,
+        into plan: inout RetentionPlan
+    ) {
         let bases = unsorted.sorted { ($0.end, $0.snapshot.id) < ($1.end, $1.snapshot.id) }
         var anchorIndex: Int
         if let i = bases.lastIndex(where: { $0.end <= windowStart }) {
@@ -169,14 +175,18 @@ public enum RetentionPlanner {
         } else {
             anchorIndex = 0
             if let first = bases.first {
-                plan.problems.append("no base backup ends at or before the window's start \(plan.windowStart); the oldest, \(first.snapshot.id), reaches back only to \(first.info.endTime)")
+                plan.problems.append(
+                    "no base backup ends at or before the window's start \(plan.windowStart); the oldest, \(first.snapshot.id), reaches back only to \(first.info.endTime)"
+                )
             }
         }
         var minTimeline = UInt32.max
         var start: WALName?
         for (i, b) in bases.enumerated() {
             if i >= anchorIndex {
-                let why = i == anchorIndex && b.end <= windowStart ? "kept: newest base backup at or before the window's start"
+                let why =
+                    i == anchorIndex && b.end <= windowStart
+                    ? "kept: newest base backup at or before the window's start"
                     : "kept: base backup inside the window"
                 plan.keepSnapshots.append(.init(item: b.snapshot.id, reason: why))
                 minTimeline = min(minTimeline, b.info.timeline)
@@ -236,7 +246,9 @@ public enum RetentionPlanner {
             var expected = timeline == start.timeline ? start.segment : sorted[0]
             for s in sorted {
                 if s > expected {
-                    plan.problems.append("WAL gap on timeline \(timeline): \(WALName(timeline: timeline, segment: expected))…\(WALName(timeline: timeline, segment: s - 1)) missing")
+                    plan.problems.append(
+                        "WAL gap on timeline \(timeline): \(WALName(timeline: timeline, segment: expected))…\(WALName(timeline: timeline, segment: s - 1)) missing"
+                    )
                 }
                 expected = max(expected, s + 1)
             }
@@ -278,7 +290,8 @@ struct RetentionCalendar {
     func windowStart(now: Date, seconds: Double) -> Date {
         let elapsed = now.addingTimeInterval(-seconds)
         guard seconds.truncatingRemainder(dividingBy: 86_400) == 0,
-              let local = calendar.date(byAdding: .day, value: -Int(seconds / 86_400), to: now) else { return elapsed }
+            let local = calendar.date(byAdding: .day, value: -Int(seconds / 86_400), to: now)
+        else { return elapsed }
         return min(elapsed, local)
     }
 }

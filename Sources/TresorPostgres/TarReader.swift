@@ -127,7 +127,8 @@ public struct TarReader {
             guard let v = T(exactly: try number(r)) else { throw PostgresError(.failed, "base backup tar entry '\(path)' has an out-of-range number") }
             return v
         }
-        return Entry(path: path, kind: kind, mode: UInt32(try number(100..<108) & 0o7777), uid: try small(108..<116, as: UInt32.self),
-                     gid: try small(116..<124, as: UInt32.self), size: try number(124..<136), mtime: try small(136..<148, as: Int64.self))
+        return Entry(
+            path: path, kind: kind, mode: UInt32(try number(100..<108) & 0o7777), uid: try small(108..<116, as: UInt32.self),
+            gid: try small(116..<124, as: UInt32.self), size: try number(124..<136), mtime: try small(136..<148, as: Int64.self))
     }
 }

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import TresorCore
 import TresorRepository
 import TresorStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A tenant's WAL archive in a store: what `archive_command` and `restore_command` run.
 ///
@@ -133,7 +134,7 @@ public struct WALArchive: Sendable {
             do {
                 stored = try fetch(name)
             } catch let e as PostgresError where e.code == .notFound {
-                stored = []   // removed since the head (the whole segment was archived): store ours
+                stored = []  // removed since the head (the whole segment was archived): store ours
             }
             if stored.count > buf.count, buf.count == 0 || stored.withUnsafeBytes({ memcmp($0.baseAddress!, buf.baseAddress!, buf.count) == 0 }) {
                 return false
@@ -151,8 +152,9 @@ public struct WALArchive: Sendable {
     }
 
     private func conflict(_ name: String) -> PostgresError {
-        PostgresError(.conflict, "wal file \(name) is already archived for tenant '\(layout.tenant)' with different content; refusing to replace it",
-                      hint: "two clusters may be archiving to one tenant: check archive_command on each server")
+        PostgresError(
+            .conflict, "wal file \(name) is already archived for tenant '\(layout.tenant)' with different content; refusing to replace it",
+            hint: "two clusters may be archiving to one tenant: check archive_command on each server")
     }
 
     private func storedHash(_ key: String, name: String) throws -> ObjectID? {

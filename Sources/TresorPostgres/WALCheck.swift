@@ -37,13 +37,14 @@ public struct WALCheck {
             let missing = (first.segment...max(first.segment, last.segment)).map { WALName(timeline: last.timeline, segment: $0) }
                 .filter { !segments.contains($0) && !segments.contains(WALName(timeline: first.timeline, segment: $0.segment)) }
             if let m = missing.first {
-                report.problems.append("base backup \(b.id.short) cannot be restored: wal segment \(m) is missing" +
-                                       (missing.count > 1 ? " (and \(missing.count - 1) more)" : ""))
+                report.problems.append(
+                    "base backup \(b.id.short) cannot be restored: wal segment \(m) is missing" + (missing.count > 1 ? " (and \(missing.count - 1) more)" : ""))
             }
         }
         if let oldest = backups.compactMap({ WALName($0.info.startWAL) }).min() {
             for gap in RecoveryPlanner.gaps(in: Array(segments), fromSegment: oldest.segment) {
-                report.problems.append("wal gap on timeline \(gap.first.timeline): \(gap.first)..\(gap.last) missing; points after it are reachable only from later base backups")
+                report.problems.append(
+                    "wal gap on timeline \(gap.first.timeline): \(gap.first)..\(gap.last) missing; points after it are reachable only from later base backups")
             }
         }
         guard readFraction > 0 else { return report }

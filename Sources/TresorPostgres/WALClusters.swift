@@ -82,15 +82,21 @@ extension WALArchive {
                 if try writeClusters(WALClusters(clusters: [first], awaitingNew: false), ifAbsent: true) {
                     return WALArchive(self, cluster: first)
                 }
-                continue   // another process recorded a cluster first: judge against it
+                continue  // another process recorded a cluster first: judge against it
             }
-            let replaced = PostgresError(.conflict, "this wal belongs to database system \(sid), which tenant '\(layout.tenant)' archived before it was replaced (tresor pg setup --new-cluster); refusing it",
-                                         hint: "stop archive_command on the old cluster")
+            let replaced = PostgresError(
+                .conflict,
+                "this wal belongs to database system \(sid), which tenant '\(layout.tenant)' archived before it was replaced (tresor pg setup --new-cluster); refusing it",
+                hint: "stop archive_command on the old cluster")
             if let current = record.current {
                 if current.systemID != sid && record.clusters.contains(where: { $0.systemID == sid }) { throw replaced }
                 guard current.systemID == sid else {
-                    throw PostgresError(.conflict, "this wal belongs to database system \(sid), but tenant '\(layout.tenant)' archives database system \(current.systemID); refusing it",
-                                        hint: "point archive_command of each cluster at its own tenant; if the cluster was re-created on purpose: tresor pg setup \(layout.tenant) --new-cluster (as the operator)")
+                    throw PostgresError(
+                        .conflict,
+                        "this wal belongs to database system \(sid), but tenant '\(layout.tenant)' archives database system \(current.systemID); refusing it",
+                        hint:
+                            "point archive_command of each cluster at its own tenant; if the cluster was re-created on purpose: tresor pg setup \(layout.tenant) --new-cluster (as the operator)"
+                    )
                 }
                 return WALArchive(self, cluster: current)
             }

@@ -33,8 +33,10 @@ public enum WALCommits {
     /// `pg_last_wal_replay_lsn()` reports it) on `timeline`. Looks back at most `segmentsBack`
     /// segments for the replayed one and forward at most `segmentsAhead` for the next; `fetch`
     /// returns a whole segment, or nil when it is not archived (the walk ends there).
-    public static func around(_ replayEnd: UInt64, timeline: UInt32, segmentsBack: Int = 64, segmentsAhead: Int = 64,
-                              fetch: @escaping (WALName) throws -> [UInt8]?) throws -> Around {
+    public static func around(
+        _ replayEnd: UInt64, timeline: UInt32, segmentsBack: Int = 64, segmentsAhead: Int = 64,
+        fetch: @escaping (WALName) throws -> [UInt8]?
+    ) throws -> Around {
         var reader = Reader(timeline: timeline, fetch: fetch)
         var result = Around()
         let endSegment = max(replayEnd, 1) - 1
@@ -92,7 +94,7 @@ public enum WALCommits {
                     mainLength = Int(WALCommits.u32(bytes, i + 1))
                 case 253: i += 3
                 case 252: i += 5
-                default: return nil // a block reference: not a commit record this reader knows
+                default: return nil  // a block reference: not a commit record this reader knows
                 }
             }
             guard let n = mainLength, n >= 8, n <= bytes.count - 24 else { return nil }

@@ -48,7 +48,8 @@ public struct WALName: Sendable, Hashable, Comparable, CustomStringConvertible {
             return
         }
         guard name.count >= 24, let t = hex(base.prefix(8)), let hi = hex(base.dropFirst(8).prefix(8)),
-              let lo = hex(base.dropFirst(16).prefix(8)), lo < Self.segmentsPerXLogID, t > 0 else { return nil }
+            let lo = hex(base.dropFirst(16).prefix(8)), lo < Self.segmentsPerXLogID, t > 0
+        else { return nil }
         let rest = name.dropFirst(24)
         let kind: Kind
         if rest.isEmpty {
@@ -107,7 +108,8 @@ public enum LSN {
     public static func parse(_ text: String) -> UInt64? {
         let parts = text.split(separator: "/")
         guard parts.count == 2, let hi = UInt64(parts[0], radix: 16), let lo = UInt64(parts[1], radix: 16),
-              hi <= 0xFFFF_FFFF, lo <= 0xFFFF_FFFF else { return nil }
+            hi <= 0xFFFF_FFFF, lo <= 0xFFFF_FFFF
+        else { return nil }
         return hi << 32 | lo
     }
 

@@ -25,7 +25,8 @@ public enum WALRecords {
     /// at their places; `xlp_magic` changes with every major version, so it is not compared).
     public static func systemIdentifier(_ segment: UnsafeRawBufferPointer) -> UInt64? {
         guard segment.count >= longHeader, u16(segment, 2) & 0x2 != 0,
-              u32(segment, 32) == UInt32(WALName.segmentSize), u32(segment, 36) == UInt32(pageSize) else { return nil }
+            u32(segment, 32) == UInt32(WALName.segmentSize), u32(segment, 36) == UInt32(pageSize)
+        else { return nil }
         return u64(segment, 24)
     }
 
@@ -86,7 +87,7 @@ public enum WALRecords {
                         }
                         if i < 16 { bytes.0 |= UInt64(b) << (8 * UInt64(i - 8)) } else if i == 16 { bytes.1 = b } else { bytes.2 = b }
                     }
-                    guard whole else { return last }   // the header continues past the data
+                    guard whole else { return last }  // the header continues past the data
                     header = bytes
                 }
                 if let previous, header.prev != previous { return endOfWAL(p) }
@@ -106,10 +107,10 @@ public enum WALRecords {
                         q = pageEnd + shortHeader
                     }
                 }
-                guard whole, q <= n else { return last }   // continues past the data
+                guard whole, q <= n else { return last }  // continues past the data
                 last = lsn
                 previous = lsn
-                if header.rmid == 0 && header.info & 0xF0 == 0x40 { return last }   // XLOG_SWITCH
+                if header.rmid == 0 && header.info & 0xF0 == 0x40 { return last }  // XLOG_SWITCH
                 p = align8(q)
                 if p % pageSize == 0 {
                     guard p < n else { return last }

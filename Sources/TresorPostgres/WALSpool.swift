@@ -1,8 +1,9 @@
+import Foundation
+import TresorCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import TresorCore
 
 /// What `restore_command` runs: deliver one WAL file, from the prefetch spool when it is there,
 /// else from the archive.

@@ -131,8 +131,9 @@ public final class WALStreamer {
     private func session() throws -> Bool {
         let conn = try PGConnection(dsn: dsn, mode: .physicalReplication, applicationName: "tresor-stream")
         guard let ident = try conn.query("IDENTIFY_SYSTEM").first, ident.count >= 3,
-              let systemID = ident[0], let tliText = ident[1], let timeline = UInt32(tliText),
-              let xlogText = ident[2], let serverFlush = LSN.parse(xlogText) else {
+            let systemID = ident[0], let tliText = ident[1], let timeline = UInt32(tliText),
+            let xlogText = ident[2], let serverFlush = LSN.parse(xlogText)
+        else {
             throw PostgresError(.server, "IDENTIFY_SYSTEM returned an unexpected row")
         }
         let quotedSlot = "\"" + settings.slot.replacingOccurrences(of: "\"", with: "\"\"") + "\""
@@ -224,7 +225,8 @@ public final class WALStreamer {
             start = (lastWhole + 1) * segment
         }
         if let lastStreamed = onTimeline.filter({ $0.name.kind == .streaming }).map(\.name.segment).max(),
-           lastStreamed * segment >= (start ?? 0) {
+            lastStreamed * segment >= (start ?? 0)
+        {
             start = lastStreamed * segment
         }
         let floor = (slotRestart ?? serverFlush) / segment * segment

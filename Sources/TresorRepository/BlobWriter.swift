@@ -1,3 +1,4 @@
+import Foundation
 import TresorCore
 import TresorCrypto
 import TresorStore
@@ -89,8 +90,9 @@ public final class BlobWriter: @unchecked Sendable {
         uploads = BlockingQueue(capacity: 1)
         // Packs in flight: one filling per worker and one per uploader. A worker that finishes a
         // pack while every buffer is busy waits for an upload to end, which never depends on it.
-        packBuffers = PackBufferPool(bufferSize: PackBuilder.bufferSize(target: settings.packTarget, maxBlob: settings.maxBlob),
-                                     limit: settings.workers + settings.uploaders)
+        packBuffers = PackBufferPool(
+            bufferSize: PackBuilder.bufferSize(target: settings.packTarget, maxBlob: settings.maxBlob),
+            limit: settings.workers + settings.uploaders)
         // Create every worker's data pack builder up front so setup errors surface here.
         let builders = try (0..<settings.workers).map { _ in try self.makeBuilder() }
         let box = UncheckedBox(builders)
@@ -154,8 +156,9 @@ public final class BlobWriter: @unchecked Sendable {
     }
 
     private func makeBuilder() throws -> PackBuilder {
-        try PackBuilder(pool: packBuffers, target: settings.packTarget, maxBlob: settings.maxBlob,
-                        keys: repo.keys, level: settings.compressionLevel)
+        try PackBuilder(
+            pool: packBuffers, target: settings.packTarget, maxBlob: settings.maxBlob,
+            keys: repo.keys, level: settings.compressionLevel)
     }
 
     /// Each pack holds one type of blob: tree blobs go to packs of their own, so damage to a data
@@ -170,8 +173,9 @@ public final class BlobWriter: @unchecked Sendable {
                     if !builder.isEmpty && (builder.entries[0].type != job.type || !builder.hasRoom(for: job.length)) {
                         uploads.push(builder.finish())
                     }
-                    try builder.add(id: job.id, type: job.type,
-                                    data: UnsafeRawBufferPointer(rebasing: slots[job.slot][0..<job.length]), compression: job.compression)
+                    try builder.add(
+                        id: job.id, type: job.type,
+                        data: UnsafeRawBufferPointer(rebasing: slots[job.slot][0..<job.length]), compression: job.compression)
                     state.withLock { s in
                         s.stats.newBlobs += 1
                         s.stats.newRawBytes += UInt64(job.length)
@@ -224,5 +228,3 @@ struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
 }
-
-import Foundation

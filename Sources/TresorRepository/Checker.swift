@@ -146,9 +146,10 @@ public struct Checker {
                     let opener = try BlobOpener(keys: keys)
                     while let pack = queue.pop() {
                         if failure.current != nil { return }
-                        let problem = try Self.verify(pack: pack, size: expected[pack] ?? 0, indexed: countsByPack[pack] ?? 0, index: index,
-                                                      store: store, layout: layout, keys: keys, hmac: hmac, pageGroups: pageGroups, opener: opener, plain: &plain,
-                                                      counters: counters)
+                        let problem = try Self.verify(
+                            pack: pack, size: expected[pack] ?? 0, indexed: countsByPack[pack] ?? 0, index: index,
+                            store: store, layout: layout, keys: keys, hmac: hmac, pageGroups: pageGroups, opener: opener, plain: &plain,
+                            counters: counters)
                         if let problem { found.withLock { $0[pack] = problem } }
                         if let progress { counters.withLock { progress($0.packs, $0.bytes, total) } }
                     }
@@ -198,7 +199,7 @@ public struct Checker {
                         paths.append(n.displayPath)
                     }
                 }
-            } catch where RepositoryError.isDamage(error) {
+            } catch  where RepositoryError.isDamage(error) {
                 report.problems.append("snapshot \(id.short): cannot read its file list: \(RepositoryError.describe(error))")
                 report.affected[id.hex] = ["(the whole snapshot: its file list is damaged)"]
                 continue
@@ -215,9 +216,11 @@ public struct Checker {
     /// with the pack; throws only when the store cannot be read (not damage).
     /// `indexed` is how many blobs the index places in this pack: every one of them must be in
     /// the header at the offset and length the index gives.
-    private static func verify(pack: ObjectID, size: Int, indexed: Int, index: RepositoryIndex, store: any Store,
-                               layout: RepositoryLayout, keys: TenantKeys, hmac: HMACSHA256, pageGroups: PageGroupID, opener: BlobOpener,
-                               plain: inout [UInt8], counters: Locked<(packs: Int, bytes: UInt64)>) throws -> String? {
+    private static func verify(
+        pack: ObjectID, size: Int, indexed: Int, index: RepositoryIndex, store: any Store,
+        layout: RepositoryLayout, keys: TenantKeys, hmac: HMACSHA256, pageGroups: PageGroupID, opener: BlobOpener,
+        plain: inout [UInt8], counters: Locked<(packs: Int, bytes: UInt64)>
+    ) throws -> String? {
         let key = layout.pack(pack)
         do {
             let stored = try PackFormat.readHeader(store: store, key: key, size: size, keys: keys, name: pack.short)
@@ -241,14 +244,17 @@ public struct Checker {
             // the header covers every byte.
             let hasher = SHA256Hasher()
             var read = stored.trailer.count + stored.sealedHeader.count
-            for window in PackFormat.readWindows(header.map { Int($0.offset)..<Int($0.offset + $0.length) },
-                                                 maxBytes: PackFormat.readWindowBytes) {
+            for window in PackFormat.readWindows(
+                header.map { Int($0.offset)..<Int($0.offset + $0.length) },
+                maxBytes: PackFormat.readWindowBytes)
+            {
                 let bytes = try store.get(key, range: window.range)
                 read += bytes.count
                 hasher.update(bytes)
                 for e in header[window.members] {
-                    let loc = BlobLocation(pack: pack, offset: e.offset, length: e.length, rawLength: e.rawLength,
-                                           type: e.type, compression: e.compression)
+                    let loc = BlobLocation(
+                        pack: pack, offset: e.offset, length: e.length, rawLength: e.rawLength,
+                        type: e.type, compression: e.compression)
                     try bytes.withUnsafeBytes { all in
                         let s = Int(e.offset) - window.range.lowerBound
                         try opener.open(UnsafeRawBufferPointer(rebasing: all[s..<s + Int(e.length)]), id: e.id, location: loc, into: &plain)
@@ -264,7 +270,7 @@ public struct Checker {
                 $0.bytes += UInt64(read)
             }
             guard hasher.finalize() == pack else { return "content does not match its name (SHA-256): damaged" }
-        } catch where RepositoryError.isDamage(error) {
+        } catch  where RepositoryError.isDamage(error) {
             return RepositoryError.describe(error)
         } catch let e as StoreError where e.code == .notFound {
             return "missing from the store"

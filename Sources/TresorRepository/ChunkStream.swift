@@ -1,10 +1,11 @@
+import TresorCore
+import TresorCrypto
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import TresorCore
-import TresorCrypto
 
 /// The producer side of the pipeline: cuts one stream at a time (a document, a file inside a
 /// base backup's tar) into chunks, identifies each with the tenant's keyed hash and hands it to
@@ -89,7 +90,7 @@ public final class ChunkStream {
             let n = read(fd, window.baseAddress! + end, Int(min(UInt64(window.count - end), left)))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw Errno(errno) // the file's failure, not the repository's: the caller reports it
+                throw Errno(errno)  // the file's failure, not the repository's: the caller reports it
             }
             if n == 0 { break }
             end += n

@@ -137,8 +137,9 @@ public final class RepositoryIndex: @unchecked Sendable {
         }
 
         func location(_ r: BlobTable.Record) -> BlobLocation {
-            BlobLocation(pack: packs[Int(r.pack)], offset: r.offset, length: r.length, rawLength: r.rawLength,
-                         type: r.type, compression: r.compression)
+            BlobLocation(
+                pack: packs[Int(r.pack)], offset: r.offset, length: r.length, rawLength: r.rawLength,
+                type: r.type, compression: r.compression)
         }
     }
 
@@ -152,8 +153,10 @@ public final class RepositoryIndex: @unchecked Sendable {
                 s.packSizes[p.id] = p.size
                 let pack = s.packNumber(p.id)
                 for e in p.entries {
-                    s.blobs.set(BlobTable.Record(id: e.id, pack: pack, offset: e.offset, length: e.length,
-                                                 rawLength: e.rawLength, type: e.type, compression: e.compression))
+                    s.blobs.set(
+                        BlobTable.Record(
+                            id: e.id, pack: pack, offset: e.offset, length: e.length,
+                            rawLength: e.rawLength, type: e.type, compression: e.compression))
                 }
             }
             if let indexID { s.indexObjects[indexID] = file.packs.map(\.id) }

@@ -17,10 +17,11 @@ extension TenantRepository {
             while let (id, size) = queue.pop() {
                 if found.withLock({ $0.error != nil }) { return }
                 do {
-                    let header = try PackFormat.readHeader(store: self.store, key: self.layout.pack(id), size: size,
-                                                           keys: self.keys, name: id.short)
+                    let header = try PackFormat.readHeader(
+                        store: self.store, key: self.layout.pack(id), size: size,
+                        keys: self.keys, name: id.short)
                     found.withLock { $0.packs.append(IndexFile.Pack(id: id, size: size, entries: header.entries)) }
-                } catch where RepositoryError.isDamage(error) {
+                } catch  where RepositoryError.isDamage(error) {
                     found.withLock { $0.damaged[id] = RepositoryError.describe(error) }
                 } catch {
                     found.withLock { if $0.error == nil { $0.error = error } }

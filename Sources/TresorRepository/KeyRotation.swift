@@ -33,8 +33,9 @@ public enum KeyRotation {
         for object in try store.list(prefix: layout.keysPrefix) {
             let id = String(object.key.dropFirst(layout.keysPrefix.count))
             guard let dash = id.lastIndex(of: "-"),
-                  let envelope = try? KeyEnvelope.decode(try store.get(object.key), key: object.key),
-                  (try? envelope.unwrap(master: current, tenant: tenant, id: id)) != nil else { continue }
+                let envelope = try? KeyEnvelope.decode(try store.get(object.key), key: object.key),
+                (try? envelope.unwrap(master: current, tenant: tenant, id: id)) != nil
+            else { continue }
             // An envelope that cannot be read or opened here is simply not reused (at worst two
             // stores get different replacement ids, both valid); rewrap reports what is wrong.
             out[String(id[..<dash])] = envelope
@@ -42,17 +43,22 @@ public enum KeyRotation {
         return out
     }
 
-    public static func rewrap(store: any Store, tenant: String, current: MasterKey, previous: MasterKey?,
-                              clock: any Clock) throws -> TenantResult {
+    public static func rewrap(
+        store: any Store, tenant: String, current: MasterKey, previous: MasterKey?,
+        clock: any Clock
+    ) throws -> TenantResult {
         var replacements: [String: KeyEnvelope] = [:]
-        return try rewrap(store: store, tenant: tenant, current: current, previous: previous, clock: clock,
-                          replacements: &replacements)
+        return try rewrap(
+            store: store, tenant: tenant, current: current, previous: previous, clock: clock,
+            replacements: &replacements)
     }
 
     /// Re-wraps as described above; an old envelope that has an entry in `replacements` (made for
     /// another store) is replaced by that same envelope, and new replacements are added to it.
-    public static func rewrap(store: any Store, tenant: String, current: MasterKey, previous: MasterKey?,
-                              clock: any Clock, replacements: inout [String: KeyEnvelope]) throws -> TenantResult {
+    public static func rewrap(
+        store: any Store, tenant: String, current: MasterKey, previous: MasterKey?,
+        clock: any Clock, replacements: inout [String: KeyEnvelope]
+    ) throws -> TenantResult {
         let layout = RepositoryLayout(tenant: tenant)
         var result = TenantResult()
         let listed = try store.list(prefix: layout.keysPrefix)

@@ -9,8 +9,9 @@ public struct MasterKey: Sendable {
 
     public init(bytes: [UInt8]) throws {
         guard bytes.count == 32 else {
-            throw RepositoryError(.usage, "the master key must be 32 bytes, got \(bytes.count)",
-                                  hint: "a master key file holds 64 hex digits")
+            throw RepositoryError(
+                .usage, "the master key must be 32 bytes, got \(bytes.count)",
+                hint: "a master key file holds 64 hex digits")
         }
         self.bytes = bytes
     }
@@ -19,8 +20,9 @@ public struct MasterKey: Sendable {
     /// printed by a configured key command.
     public init(text: String) throws {
         guard let bytes = Hex.decode(text.trimmingCharacters(in: .whitespacesAndNewlines)), bytes.count == 32 else {
-            throw RepositoryError(.usage, "the master key is not 64 hex digits",
-                                  hint: "check the master key file or the output of master_key_command")
+            throw RepositoryError(
+                .usage, "the master key is not 64 hex digits",
+                hint: "check the master key file or the output of master_key_command")
         }
         self.bytes = bytes
     }
@@ -61,8 +63,9 @@ public struct KeyEnvelope: Codable, Sendable {
         let salt = SecureRandom.bytes(16)
         let gcm = try AESGCM(key: master.keyEncryptionKey(tenant: tenant, salt: salt))
         let sealed = gcm.seal(dataKey, aad: aad(tenant: tenant, id: id))
-        return KeyEnvelope(tenant: tenant, id: id, created: TimeFormat.string(created),
-                           salt: Hex.encode(salt), sealed: Hex.encode(sealed))
+        return KeyEnvelope(
+            tenant: tenant, id: id, created: TimeFormat.string(created),
+            salt: Hex.encode(salt), sealed: Hex.encode(sealed))
     }
 
     /// Recovers the data key of the envelope stored at `tenants/<tenant>/keys/<id>`.
@@ -73,16 +76,19 @@ public struct KeyEnvelope: Codable, Sendable {
     /// with a message that says so; a wrong master key fails as ``usage``.
     public func unwrap(master: MasterKey, tenant expectedTenant: String, id expectedID: String) throws -> [UInt8] {
         guard format == "tresor-key-envelope", version == 1,
-              let salt = Hex.decode(self.salt), let sealed = Hex.decode(self.sealed) else {
+            let salt = Hex.decode(self.salt), let sealed = Hex.decode(self.sealed)
+        else {
             throw RepositoryError(.corrupt, "key envelope \(expectedID) of tenant '\(expectedTenant)' is malformed")
         }
         guard tenant == expectedTenant, id == expectedID else {
-            throw RepositoryError(.corrupt, "key envelope \(expectedID) of tenant '\(expectedTenant)' names tenant '\(tenant)' and id \(id): it was moved or renamed")
+            throw RepositoryError(
+                .corrupt, "key envelope \(expectedID) of tenant '\(expectedTenant)' names tenant '\(tenant)' and id \(id): it was moved or renamed")
         }
         let gcm = try AESGCM(key: master.keyEncryptionKey(tenant: expectedTenant, salt: salt))
         guard let key = try? gcm.open(sealed, aad: Self.aad(tenant: expectedTenant, id: expectedID)), key.count == 32 else {
-            throw RepositoryError(.usage, "wrong master key: it does not open key envelope \(expectedID) of tenant '\(expectedTenant)'",
-                                  hint: "use the master key this installation was initialised with (HOME/keys/master.key)")
+            throw RepositoryError(
+                .usage, "wrong master key: it does not open key envelope \(expectedID) of tenant '\(expectedTenant)'",
+                hint: "use the master key this installation was initialised with (HOME/keys/master.key)")
         }
         return key
     }
@@ -109,8 +115,9 @@ public struct KeyEnvelope: Codable, Sendable {
         let salt = SecureRandom.bytes(16)
         let gcm = try AESGCM(key: master.keyEncryptionKey(tenant: tenant, salt: salt))
         let sealed = gcm.seal(dataKey, aad: Self.aad(tenant: tenant, id: newID))
-        return KeyEnvelope(tenant: tenant, id: newID, created: TimeFormat.string(created),
-                           salt: Hex.encode(salt), sealed: Hex.encode(sealed))
+        return KeyEnvelope(
+            tenant: tenant, id: newID, created: TimeFormat.string(created),
+            salt: Hex.encode(salt), sealed: Hex.encode(sealed))
     }
 
     /// Decodes an envelope's JSON; damaged JSON is ``RepositoryError/Code/corrupt``.
@@ -160,8 +167,9 @@ public struct TenantKeys: Sendable {
         pageGroupID = HKDF.sha256(ikm: dataKey, salt: [], info: "tresor page group id v1", count: 32)
         let seed = HKDF.sha256(ikm: dataKey, salt: [], info: "tresor chunker seed v1", count: 8)
         chunkerSeed = seed.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
-        wal = WALKeys(encryption: HKDF.sha256(ikm: dataKey, salt: [], info: "tresor wal encryption v1", count: 32),
-                      hash: HKDF.sha256(ikm: dataKey, salt: [], info: "tresor wal hash v1", count: 32))
+        wal = WALKeys(
+            encryption: HKDF.sha256(ikm: dataKey, salt: [], info: "tresor wal encryption v1", count: 32),
+            hash: HKDF.sha256(ikm: dataKey, salt: [], info: "tresor wal hash v1", count: 32))
     }
 }
 
@@ -189,7 +197,8 @@ public struct WALKeys: Sendable, Equatable {
     public init(fileText: String) throws {
         let parts = fileText.split(whereSeparator: { $0 == " " || $0 == "\n" })
         guard parts.count == 4, parts[0] == "tresor-wal-keys", parts[1] == "v1",
-              let e = Hex.decode(String(parts[2])), e.count == 32, let h = Hex.decode(String(parts[3])), h.count == 32 else {
+            let e = Hex.decode(String(parts[2])), e.count == 32, let h = Hex.decode(String(parts[3])), h.count == 32
+        else {
             throw RepositoryError(.usage, "the wal key file is malformed", hint: "run tresor pg setup again as the operator")
         }
         encryption = e

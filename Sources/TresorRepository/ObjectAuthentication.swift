@@ -71,14 +71,16 @@ public struct ObjectAuthenticator: Sendable {
     /// versions 1 and 2 a change that leaves every value valid cannot be told from the original.
     public static func authenticateConfig(_ bytes: [UInt8], layout: RepositoryLayout) throws {
         guard let config = try? JSONDecoder().decode(TenantConfig.self, from: Data(bytes)),
-              let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any],
-              let chunker = object["chunker"] as? [String: Any] else {
+            let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any],
+            let chunker = object["chunker"] as? [String: Any]
+        else {
             throw RepositoryError(.corrupt, "\(layout.config) is not a valid config of tenant '\(layout.tenant)'")
         }
         // The fields Tresor writes are those the decoded config encodes to again.
         guard let again = try? JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any],
-              let chunkerAgain = again["chunker"] as? [String: Any],
-              Set(object.keys) == Set(again.keys), Set(chunker.keys) == Set(chunkerAgain.keys) else {
+            let chunkerAgain = again["chunker"] as? [String: Any],
+            Set(object.keys) == Set(again.keys), Set(chunker.keys) == Set(chunkerAgain.keys)
+        else {
             throw RepositoryError(.corrupt, "\(layout.config) has fields Tresor does not write: damaged")
         }
         try config.validate(tenant: layout.tenant, key: layout.config)
@@ -103,13 +105,15 @@ public struct ObjectAuthenticator: Sendable {
         func canonicalHex(_ text: String) -> Bool { Hex.decode(text).map { Hex.encode($0) == text } ?? false }
         let created = TimeFormat.parse(envelope.created)
         guard envelope.kdf == "hkdf-sha256", canonicalHex(envelope.salt), canonicalHex(envelope.sealed), let created,
-              [TimeFormat.string(created), TimeFormat.string(created, fractional: true)].contains(envelope.created) else {
+            [TimeFormat.string(created), TimeFormat.string(created, fractional: true)].contains(envelope.created)
+        else {
             throw RepositoryError(.corrupt, "key envelope \(key) is not in the form Tresor writes: damaged")
         }
         do {
             return try envelope.unwrap(anyOf: masters, tenant: layout.tenant, id: id)
         } catch let e as RepositoryError where e.code == .usage {
-            throw RepositoryError(.corrupt, "key envelope \(key) cannot be opened with this installation's master key(s): damaged, or wrapped under another master key", cause: e)
+            throw RepositoryError(
+                .corrupt, "key envelope \(key) cannot be opened with this installation's master key(s): damaged, or wrapped under another master key", cause: e)
         }
     }
 }

@@ -35,7 +35,8 @@ public enum PackFormat {
     /// The sealed header's length, from the pack's last 8 bytes.
     public static func headerLength(trailer: [UInt8], packSize: Int, name: String) throws -> Int {
         guard trailer.count == trailerSize, packSize >= trailerSize + AESGCM.overhead,
-              Array(trailer[4...]) == trailerMagic else {
+            Array(trailer[4...]) == trailerMagic
+        else {
             throw RepositoryError(.corrupt, "pack \(name) has no valid trailer")
         }
         let length = trailer.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))) }
@@ -202,10 +203,12 @@ final class PackBuilder {
     func add(id: ObjectID, type: BlobType, data: UnsafeRawBufferPointer, compression setting: ZstdSetting? = nil) throws {
         if buffer == nil { buffer = pool.take() }
         let memory = buffer!.memory
-        precondition(used + data.count + AESGCM.overhead + Self.headerReserve <= memory.count,
-                     "blob larger than the policy's maximum chunk size")
+        precondition(
+            used + data.count + AESGCM.overhead + Self.headerReserve <= memory.count,
+            "blob larger than the policy's maximum chunk size")
         // Random-looking chunks skip zstd: it would fail to shrink them at the cost of compressing.
-        let compressedLength = CompressibilityProbe.isIncompressible(data)
+        let compressedLength =
+            CompressibilityProbe.isIncompressible(data)
             ? data.count
             : try zstd.compress(data, into: scratch, setting: setting ?? ZstdSetting(level: zstd.level))
         let compression: BlobCompression = compressedLength < data.count ? .zstd : .none
@@ -218,8 +221,10 @@ final class PackBuilder {
         let region = UnsafeMutableRawBufferPointer(rebasing: memory[used...])
         let payload = compression == .zstd ? UnsafeRawBufferPointer(rebasing: scratch[0..<compressedLength]) : data
         let written = aad.withUnsafeBytes { gcm.seal(payload, aad: $0, into: region) }
-        entries.append(PackEntry(id: id, type: type, compression: compression, offset: UInt32(used),
-                                 length: UInt32(written), rawLength: UInt32(data.count)))
+        entries.append(
+            PackEntry(
+                id: id, type: type, compression: compression, offset: UInt32(used),
+                length: UInt32(written), rawLength: UInt32(data.count)))
         used += written
     }
 

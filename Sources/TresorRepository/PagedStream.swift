@@ -230,7 +230,8 @@ public final class PagedStream {
         pageNumber += 1
         bytes += UInt64(view.count)
         if view.count == Self.pageSize, let prev = previous, n < prev.pageChunk.count, prev.pageChunk[n] >= 0,
-           prev.digests.withUnsafeBytes({ $0.loadUnaligned(fromByteOffset: n * TreeNode.pageDigestBytes, as: UInt64.self) }) == digest {
+            prev.digests.withUnsafeBytes({ $0.loadUnaligned(fromByteOffset: n * TreeNode.pageDigestBytes, as: UInt64.self) }) == digest
+        {
             let id = prev.chunks[Int(prev.pageChunk[n])]
             let s: UInt32
             if let known = slot[id] {

@@ -1,10 +1,11 @@
+internal import CPosix
+import TresorCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-internal import CPosix
-import TresorCore
 
 /// File-system calls on names as bytes, relative to directory descriptors, shared by the walker
 /// and the restorer. Names never pass through `String`, so a name that is not UTF-8 survives.
@@ -57,7 +58,9 @@ public enum PosixFS {
                 break
             }
             let name = withUnsafePointer(to: e.pointee.d_name) {
-                $0.withMemoryRebound(to: UInt8.self, capacity: 256) { p in Array(UnsafeBufferPointer(start: p, count: strlen(UnsafeRawPointer(p).assumingMemoryBound(to: CChar.self)))) }
+                $0.withMemoryRebound(to: UInt8.self, capacity: 256) { p in
+                    Array(UnsafeBufferPointer(start: p, count: strlen(UnsafeRawPointer(p).assumingMemoryBound(to: CChar.self))))
+                }
             }
             if name != [0x2E] && name != [0x2E, 0x2E] { names.append(name) }
         }
@@ -73,7 +76,7 @@ public enum PosixFS {
             let n = withCName(name) { c in buf.withUnsafeMutableBytes { readlinkat(dir, c, $0.baseAddress!.assumingMemoryBound(to: CChar.self), cap) } }
             if n < 0 { return .failure(Errno(errno)) }
             if n < cap { return .success(Array(buf[0..<n])) }
-            cap *= 2 // the link grew since it was listed; read it whole
+            cap *= 2  // the link grew since it was listed; read it whole
         }
     }
 
@@ -96,7 +99,7 @@ public enum PosixFS {
             if name.isEmpty { continue }
             var valueSize = withCName(name) { fgetxattr(fd, $0, nil, 0) }
             if valueSize < 0 {
-                if errno == ENODATA { continue } // removed since listing: nothing to keep
+                if errno == ENODATA { continue }  // removed since listing: nothing to keep
                 return .failure(Errno(errno))
             }
             var value = [UInt8](repeating: 0, count: valueSize)
@@ -122,7 +125,7 @@ public enum PosixFS {
         while pos < end {
             let data = lseek(fd, pos, tresor_SEEK_DATA)
             if data < 0 {
-                if errno == ENXIO { break } // only a hole up to the end
+                if errno == ENXIO { break }  // only a hole up to the end
                 return nil
             }
             let hole = lseek(fd, data, tresor_SEEK_HOLE)

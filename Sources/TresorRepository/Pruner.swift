@@ -98,10 +98,13 @@ public struct Pruner {
             guard old.count == sizes[pack] else {
                 throw RepositoryError(.corrupt, "pack \(pack.short) has \(old.count) bytes, the index says \(sizes[pack] ?? 0)")
             }
-            let (bytes, entries) = try Self.assemblePack(blobs.map { (id, loc) in
-                (PackEntry(id: id, type: loc.type, compression: loc.compression, offset: 0, length: loc.length, rawLength: loc.rawLength),
-                 old[loc.range])
-            }, keys: repo.keys)
+            let (bytes, entries) = try Self.assemblePack(
+                blobs.map { (id, loc) in
+                    (
+                        PackEntry(id: id, type: loc.type, compression: loc.compression, offset: 0, length: loc.length, rawLength: loc.rawLength),
+                        old[loc.range]
+                    )
+                }, keys: repo.keys)
             let id = SHA256.hash(bytes)
             _ = try bytes.withUnsafeBytes { try store.put(layout.pack(id), bytes: $0, ifAbsent: true, sha256: id) }
             written.append(IndexFile.Pack(id: id, size: bytes.count, entries: entries))

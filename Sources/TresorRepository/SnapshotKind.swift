@@ -15,8 +15,9 @@ public enum SnapshotKind: String, Sendable, CaseIterable {
     /// Reads `text` as a kind, throwing the error above when it is none.
     public init(parsing text: String) throws {
         guard let kind = SnapshotKind(rawValue: text) else {
-            throw RepositoryError(.failed, "unknown snapshot kind '\(text)' (this build knows \(Self.allCases.map(\.rawValue).joined(separator: ", ")))",
-                                  hint: "run a Tresor release at least as new as the one that wrote it")
+            throw RepositoryError(
+                .failed, "unknown snapshot kind '\(text)' (this build knows \(Self.allCases.map(\.rawValue).joined(separator: ", ")))",
+                hint: "run a Tresor release at least as new as the one that wrote it")
         }
         self = kind
     }

@@ -36,9 +36,10 @@ public struct TenantConfig: Codable, Sendable, Equatable {
 
     /// The exact bytes the ``mac`` covers: every member but the MAC, one per line.
     public var authenticatedText: [UInt8] {
-        Array(("tresor-config-v3\n\(format)\n\(version)\n\(tenant)\n\(created)\n" +
-               "\(chunker.algorithm) \(chunker.minSize) \(chunker.averageSize) \(chunker.maxSize)\n" +
-               "\(chunkIDs) \(encryption) \(compression)\n\(dataKey ?? "")\n").utf8)
+        Array(
+            ("tresor-config-v3\n\(format)\n\(version)\n\(tenant)\n\(created)\n"
+                + "\(chunker.algorithm) \(chunker.minSize) \(chunker.averageSize) \(chunker.maxSize)\n"
+                + "\(chunkIDs) \(encryption) \(compression)\n\(dataKey ?? "")\n").utf8)
     }
 
     /// The MAC of ``authenticatedText`` under `dataKey`, as hex.
@@ -53,7 +54,8 @@ extension TenantConfig {
     /// damaged size is a finding, not a failed precondition in the chunker).
     public func validate(tenant: String, key: String) throws {
         guard format == "tresor-tenant", self.tenant == tenant,
-              version == 1 || (version == 2 && dataKey != nil) || (version == 3 && dataKey != nil && mac != nil) else {
+            version == 1 || (version == 2 && dataKey != nil) || (version == 3 && dataKey != nil && mac != nil)
+        else {
             throw RepositoryError(.corrupt, "\(key) describes another tenant or format")
         }
         guard chunker.algorithm == "fastcdc-gear-v1", chunkIDs == "hmac-sha256", encryption == "aes-256-gcm", compression == "zstd" else {
@@ -61,7 +63,8 @@ extension TenantConfig {
         }
         let avg = chunker.averageSize
         guard avg > 0, avg & (avg - 1) == 0, (6...40).contains(avg.trailingZeroBitCount),
-              chunker.minSize >= 1, chunker.minSize <= avg, avg <= chunker.maxSize else {
+            chunker.minSize >= 1, chunker.minSize <= avg, avg <= chunker.maxSize
+        else {
             throw RepositoryError(.corrupt, "\(key) has chunker sizes no chunker accepts (\(chunker.minSize)/\(avg)/\(chunker.maxSize))")
         }
         guard TimeFormat.parse(created) != nil else {
@@ -93,8 +96,9 @@ public final class TenantRepository: Sendable {
         self.layout = layout
         self.config = config
         self.keys = keys
-        self.chunker = FastCDC(minSize: config.chunker.minSize, averageSize: config.chunker.averageSize,
-                               maxSize: config.chunker.maxSize, seed: keys.chunkerSeed)
+        self.chunker = FastCDC(
+            minSize: config.chunker.minSize, averageSize: config.chunker.averageSize,
+            maxSize: config.chunker.maxSize, seed: keys.chunkerSeed)
     }
 
     /// Whether the tenant has a repository in `store`.
@@ -112,16 +116,19 @@ public final class TenantRepository: Sendable {
     /// in key order with `master`, then with each of `previousMasters` (a key rotation in
     /// progress), and takes the first that opens and wraps the config's data key. Envelopes that
     /// cannot be read are listed in ``keyProblems``; only when none opens does opening fail.
-    public static func open(store: any Store, tenant: String, master: MasterKey, previousMasters: [MasterKey] = [],
-                            policy: Policy.Backup, clock: any Clock, create: Bool) throws -> TenantRepository {
+    public static func open(
+        store: any Store, tenant: String, master: MasterKey, previousMasters: [MasterKey] = [],
+        policy: Policy.Backup, clock: any Clock, create: Bool
+    ) throws -> TenantRepository {
         let layout = RepositoryLayout(tenant: tenant)
         var configBytes: [UInt8]
         do {
             configBytes = try store.get(layout.config)
         } catch let e as StoreError where e.code == .notFound {
             guard create else {
-                throw RepositoryError(.usage, "tenant '\(tenant)' has no backups in \(store.location)",
-                                      hint: "run tresor docs backup \(tenant) first")
+                throw RepositoryError(
+                    .usage, "tenant '\(tenant)' has no backups in \(store.location)",
+                    hint: "run tresor docs backup \(tenant) first")
             }
             configBytes = try createRepository(store: store, layout: layout, master: master, policy: policy, clock: clock)
         }
@@ -132,20 +139,25 @@ public final class TenantRepository: Sendable {
             throw RepositoryError(.corrupt, "\(layout.config) is not a valid tenant config")
         }
         try config.validate(tenant: tenant, key: layout.config)
-        let (dataKey, problems) = try findDataKey(store: store, layout: layout, fingerprint: config.dataKey,
-                                                  masters: [master] + previousMasters)
+        let (dataKey, problems) = try findDataKey(
+            store: store, layout: layout, fingerprint: config.dataKey,
+            masters: [master] + previousMasters)
         if let mac = config.mac, mac != config.computeMAC(dataKey: dataKey) {
-            throw RepositoryError(.corrupt, "\(layout.config) fails authentication: damaged (a chunker size or the creation time differs from what was written)",
-                                  hint: "tresor check \(tenant); restore the config object from the offsite copy (tresor check \(tenant) --store NAME)")
+            throw RepositoryError(
+                .corrupt, "\(layout.config) fails authentication: damaged (a chunker size or the creation time differs from what was written)",
+                hint: "tresor check \(tenant); restore the config object from the offsite copy (tresor check \(tenant) --store NAME)")
         }
-        return TenantRepository(store: store, layout: layout, config: config, keys: TenantKeys(dataKey: dataKey),
-                                keyProblems: problems)
+        return TenantRepository(
+            store: store, layout: layout, config: config, keys: TenantKeys(dataKey: dataKey),
+            keyProblems: problems)
     }
 
     /// Writes a new repository's envelope and config; returns the config that won (ours, or a
     /// racing creator's).
-    private static func createRepository(store: any Store, layout: RepositoryLayout, master: MasterKey,
-                                         policy: Policy.Backup, clock: any Clock) throws -> [UInt8] {
+    private static func createRepository(
+        store: any Store, layout: RepositoryLayout, master: MasterKey,
+        policy: Policy.Backup, clock: any Clock
+    ) throws -> [UInt8] {
         let dataKey = SecureRandom.bytes(32)
         var config = TenantConfig(
             tenant: layout.tenant, created: TimeFormat.string(clock.now()),
@@ -168,8 +180,10 @@ public final class TenantRepository: Sendable {
 
     /// The data key: from the first envelope (in key order) that opens with one of `masters` and,
     /// when `fingerprint` is set, wraps that key. Returns the problems of the envelopes passed over.
-    static func findDataKey(store: any Store, layout: RepositoryLayout, fingerprint: String?,
-                            masters: [MasterKey]) throws -> (key: [UInt8], problems: [String]) {
+    static func findDataKey(
+        store: any Store, layout: RepositoryLayout, fingerprint: String?,
+        masters: [MasterKey]
+    ) throws -> (key: [UInt8], problems: [String]) {
         var problems: [String] = []
         var wrongMaster = 0
         // An envelope can vanish between list and get when a key rotation replaces it; its
@@ -205,12 +219,14 @@ public final class TenantRepository: Sendable {
             if !vanished { break }
         }
         if problems.isEmpty {
-            throw RepositoryError(.usage, "tenant '\(layout.tenant)' has no key in \(store.location): its data was shredded",
-                                  hint: "its backups can no longer be read")
+            throw RepositoryError(
+                .usage, "tenant '\(layout.tenant)' has no key in \(store.location): its data was shredded",
+                hint: "its backups can no longer be read")
         }
         if wrongMaster == problems.count {
-            throw RepositoryError(.usage, "wrong master key: it opens none of the \(problems.count) key envelope(s) of tenant '\(layout.tenant)'",
-                                  hint: "use the master key this installation was initialised with (HOME/keys/master.key)")
+            throw RepositoryError(
+                .usage, "wrong master key: it opens none of the \(problems.count) key envelope(s) of tenant '\(layout.tenant)'",
+                hint: "use the master key this installation was initialised with (HOME/keys/master.key)")
         }
         throw RepositoryError(.corrupt, "no key envelope of tenant '\(layout.tenant)' opens: " + problems.joined(separator: "; "))
     }
@@ -219,8 +235,9 @@ public final class TenantRepository: Sendable {
     /// maximum fixed when the repository was created, whatever the policy says today.
     public func validateFixedChunkSize(_ bytes: Int, policyKey: String) throws {
         guard bytes <= config.chunker.maxSize else {
-            throw RepositoryError(.usage, "\(policyKey) is \(bytes) bytes, more than the \(config.chunker.maxSize)-byte chunk maximum of tenant '\(tenant)''s repository",
-                                  hint: "set \(policyKey) to at most \(config.chunker.maxSize) (a repository keeps the chunk sizes it was created with)")
+            throw RepositoryError(
+                .usage, "\(policyKey) is \(bytes) bytes, more than the \(config.chunker.maxSize)-byte chunk maximum of tenant '\(tenant)''s repository",
+                hint: "set \(policyKey) to at most \(config.chunker.maxSize) (a repository keeps the chunk sizes it was created with)")
         }
     }
 
@@ -252,7 +269,7 @@ public final class TenantRepository: Sendable {
                 do {
                     let file = try self.readIndexObject(o.key)
                     index.add(file, indexID: RepositoryLayout.id(fromKey: o.key))
-                } catch where RepositoryError.isDamage(error) {
+                } catch  where RepositoryError.isDamage(error) {
                     damaged.withLock { $0.append((o.key, RepositoryError.describe(error))) }
                 } catch {
                     errors.withLock { $0.append(error) }
@@ -337,7 +354,7 @@ public final class TenantRepository: Sendable {
             }
             do {
                 out.append((id, try loadSnapshot(id)))
-            } catch where RepositoryError.isDamage(error) {
+            } catch  where RepositoryError.isDamage(error) {
                 damaged.append((o.key, RepositoryError.describe(error)))
             }
         }

@@ -1,3 +1,4 @@
+import Foundation
 import TresorCore
 
 /// One entry of a snapshot's file tree.
@@ -124,9 +125,11 @@ public struct TreeNode: Sendable, Equatable {
         return out
     }
 
-    public init(pathBytes: [UInt8], kind: Kind, mode: UInt32, mtimeSeconds: Int64, mtimeNanoseconds: UInt32,
-                uid: UInt32, gid: UInt32, size: UInt64, device: UInt64, inode: UInt64,
-                flags: Flags = [], linkTargetBytes: [UInt8] = [], chunks: [ObjectID] = []) {
+    public init(
+        pathBytes: [UInt8], kind: Kind, mode: UInt32, mtimeSeconds: Int64, mtimeNanoseconds: UInt32,
+        uid: UInt32, gid: UInt32, size: UInt64, device: UInt64, inode: UInt64,
+        flags: Flags = [], linkTargetBytes: [UInt8] = [], chunks: [ObjectID] = []
+    ) {
         self.pathBytes = pathBytes
         self.kind = kind
         self.mode = mode
@@ -142,12 +145,15 @@ public struct TreeNode: Sendable, Equatable {
         self.chunks = chunks
     }
 
-    public init(path: String, kind: Kind, mode: UInt32, mtimeSeconds: Int64, mtimeNanoseconds: UInt32,
-                uid: UInt32, gid: UInt32, size: UInt64, device: UInt64, inode: UInt64,
-                flags: Flags = [], linkTarget: String = "", chunks: [ObjectID] = []) {
-        self.init(pathBytes: Array(path.utf8), kind: kind, mode: mode, mtimeSeconds: mtimeSeconds,
-                  mtimeNanoseconds: mtimeNanoseconds, uid: uid, gid: gid, size: size, device: device, inode: inode,
-                  flags: flags, linkTargetBytes: Array(linkTarget.utf8), chunks: chunks)
+    public init(
+        path: String, kind: Kind, mode: UInt32, mtimeSeconds: Int64, mtimeNanoseconds: UInt32,
+        uid: UInt32, gid: UInt32, size: UInt64, device: UInt64, inode: UInt64,
+        flags: Flags = [], linkTarget: String = "", chunks: [ObjectID] = []
+    ) {
+        self.init(
+            pathBytes: Array(path.utf8), kind: kind, mode: mode, mtimeSeconds: mtimeSeconds,
+            mtimeNanoseconds: mtimeNanoseconds, uid: uid, gid: gid, size: size, device: device, inode: inode,
+            flags: flags, linkTargetBytes: Array(linkTarget.utf8), chunks: chunks)
     }
 }
 
@@ -229,8 +235,10 @@ public enum TreeCodec {
     /// The nodes of `bytes` for which `include(kind, path)` holds; the others are stepped over
     /// (still bounds-checked) without building them, so a search over many trees allocates only
     /// for its matches.
-    public static func decode(_ bytes: [UInt8], name: String,
-                              including include: ((TreeNode.Kind, ArraySlice<UInt8>) -> Bool)?) throws -> [TreeNode] {
+    public static func decode(
+        _ bytes: [UInt8], name: String,
+        including include: ((TreeNode.Kind, ArraySlice<UInt8>) -> Bool)?
+    ) throws -> [TreeNode] {
         var r = ByteReader(bytes, what: name)
         let version = try readHeader(&r, name: name)
         var nodes: [TreeNode] = []
@@ -252,8 +260,10 @@ extension TreeCodec {
     }
 
     /// Reads one node at `r`; nil when `include` leaves it out (its bytes are stepped over).
-    static func decodeNode(_ r: inout ByteReader, version: Int, name: String,
-                           including include: ((TreeNode.Kind, ArraySlice<UInt8>) -> Bool)?) throws -> TreeNode? {
+    static func decodeNode(
+        _ r: inout ByteReader, version: Int, name: String,
+        including include: ((TreeNode.Kind, ArraySlice<UInt8>) -> Bool)?
+    ) throws -> TreeNode? {
         let v2 = version >= 2
         let k = try r.u8()
         guard let kind = TreeNode.Kind(rawValue: k), v2 || k <= 3 else { throw RepositoryError(.corrupt, "\(name) has an unknown node kind \(k)") }
@@ -278,9 +288,10 @@ extension TreeCodec {
         let rdev = v2 ? try r.varint() : 0
         let flags = TreeNode.Flags(rawValue: try r.u8())
         let link = Array(try r.data())
-        var node = TreeNode(pathBytes: path, kind: kind, mode: mode, mtimeSeconds: secs, mtimeNanoseconds: nsec,
-                            uid: uid, gid: gid, size: size, device: dev, inode: ino, flags: flags,
-                            linkTargetBytes: link)
+        var node = TreeNode(
+            pathBytes: path, kind: kind, mode: mode, mtimeSeconds: secs, mtimeNanoseconds: nsec,
+            uid: uid, gid: gid, size: size, device: dev, inode: ino, flags: flags,
+            linkTargetBytes: link)
         node.ctimeSeconds = csecs
         node.ctimeNanoseconds = cnsec
         node.rdev = rdev
@@ -407,8 +418,10 @@ public struct SnapshotManifest: Codable, Sendable, Equatable {
     /// For `pg-base` snapshots: where in the WAL the base backup starts and ends.
     public var postgres: PostgresBackupInfo?
 
-    public init(tenant: String, kind: SnapshotKind, time: String, hostname: String, roots: [Root], parent: String?,
-                tree: [String], stats: Stats) {
+    public init(
+        tenant: String, kind: SnapshotKind, time: String, hostname: String, roots: [Root], parent: String?,
+        tree: [String], stats: Stats
+    ) {
         self.tenant = tenant
         self.kind = kind
         self.time = time
@@ -462,8 +475,10 @@ public struct PostgresBackupInfo: Codable, Sendable, Equatable {
     public var startWAL: String
     public var endWAL: String
 
-    public init(startLSN: String, endLSN: String, timeline: UInt32, endTimeline: UInt32, systemID: String,
-                startTime: String, endTime: String, startWAL: String, endWAL: String) {
+    public init(
+        startLSN: String, endLSN: String, timeline: UInt32, endTimeline: UInt32, systemID: String,
+        startTime: String, endTime: String, startWAL: String, endWAL: String
+    ) {
         self.startLSN = startLSN
         self.endLSN = endLSN
         self.timeline = timeline
@@ -475,5 +490,3 @@ public struct PostgresBackupInfo: Codable, Sendable, Equatable {
         self.endWAL = endWAL
     }
 }
-
-import Foundation

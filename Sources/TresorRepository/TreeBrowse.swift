@@ -1,8 +1,9 @@
+import TresorCore
+import TresorCrypto
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import TresorCore
-import TresorCrypto
 
 /// Reads snapshot trees for browsing (`docs ls`, `find`, `diff`, `dump`), keeping the opened
 /// tree blobs by id: trees are chunked and deduplicated across snapshots, so a walk over many
@@ -28,8 +29,10 @@ public final class TreeBlobCache {
     }
 
     /// The decoded tree of `manifest`.
-    public func nodes(of manifest: SnapshotManifest,
-                      including include: ((TreeNode.Kind, ArraySlice<UInt8>) -> Bool)? = nil) throws -> [TreeNode] {
+    public func nodes(
+        of manifest: SnapshotManifest,
+        including include: ((TreeNode.Kind, ArraySlice<UInt8>) -> Bool)? = nil
+    ) throws -> [TreeNode] {
         var bytes: [UInt8] = []
         for hex in manifest.tree {
             guard let id = ObjectID(hex: hex) else { throw RepositoryError(.corrupt, "snapshot at \(manifest.time) lists a malformed tree id") }

@@ -1,12 +1,13 @@
+internal import CPosix
+import Foundation
+import TresorCore
+import TresorStore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
-internal import CPosix
-import TresorCore
-import TresorStore
 
 /// Restores the nodes of a snapshot tree (all of it, or a subtree) into an empty directory.
 ///
@@ -82,8 +83,10 @@ public final class TreeRestorer {
     /// `sync: false` skips the two `syncfs` calls (faster; "restore finished" then means "in the
     /// page cache", and a crash may leave named files whose content was not yet written back).
     /// `progress`, when given, is called about once a second from a restore thread.
-    public init(repository: TenantRepository, index: RepositoryIndex, threads: Int = 2 * availableCores, sync: Bool = true,
-                progress: (@Sendable (_ bytesWritten: UInt64, _ totalBytes: UInt64) -> Void)? = nil) {
+    public init(
+        repository: TenantRepository, index: RepositoryIndex, threads: Int = 2 * availableCores, sync: Bool = true,
+        progress: (@Sendable (_ bytesWritten: UInt64, _ totalBytes: UInt64) -> Void)? = nil
+    ) {
         self.repo = repository
         self.index = index
         self.threads = threads
@@ -117,14 +120,15 @@ public final class TreeRestorer {
     public var batchBytes: UInt64 = 256 << 20
 
     public func restore(nodes selected: [TreeNode], to target: String) throws -> Report {
-        try restore(passes: {
-            var i = 0
-            return {
-                guard i < selected.count else { return nil }
-                i += 1
-                return selected[i - 1]
-            }
-        }, to: target)
+        try restore(
+            passes: {
+                var i = 0
+                return {
+                    guard i < selected.count else { return nil }
+                    i += 1
+                    return selected[i - 1]
+                }
+            }, to: target)
     }
 
     /// Restores the nodes that `passes` yields, in tree order (a directory before what is in it).
@@ -304,8 +308,10 @@ public final class TreeRestorer {
     /// its descriptor once its last byte is written; the file system is synced, so all content is
     /// on disk before any file of the batch has its name; then each complete file is renamed
     /// (never replacing anything) and each failed one removed.
-    private func restoreBatch(_ batch: inout Batch, rootFD: Int32, target: String, chown: Bool, total: UInt64,
-                              written: Locked<(bytes: UInt64, reported: Date)>, report: inout Report) throws {
+    private func restoreBatch(
+        _ batch: inout Batch, rootFD: Int32, target: String, chown: Bool, total: UInt64,
+        written: Locked<(bytes: UInt64, reported: Date)>, report: inout Report
+    ) throws {
         let files = batch.files
         guard !files.isEmpty else { return }
         let places = files.map { Where($0.node.pathBytes) }
@@ -320,15 +326,20 @@ public final class TreeRestorer {
         for (i, f) in files.enumerated() {
             var pieces = 0, end: UInt64 = 0
             var firstPack: ObjectID?, onePack = true
-            if let problem = plan(f.node, file: i, into: &byPack, order: &packOrder, placed: { pack, placement, length in
-                pieces += 1
-                end = max(end, placement.offset + length)
-                if firstPack == nil { firstPack = pack } else if firstPack != pack { onePack = false }
-            }) {
+            if let problem = plan(
+                f.node, file: i, into: &byPack, order: &packOrder,
+                placed: { pack, placement, length in
+                    pieces += 1
+                    end = max(end, placement.offset + length)
+                    if firstPack == nil { firstPack = pack } else if firstPack != pack { onePack = false }
+                })
+            {
                 failed[i] = problem
             }
-            states.append(FileState(remaining: pieces, createdByWriter: pieces > 0 && onePack && failed[i] == nil,
-                                    needsTruncate: end < f.node.size))
+            states.append(
+                FileState(
+                    remaining: pieces, createdByWriter: pieces > 0 && onePack && failed[i] == nil,
+                    needsTruncate: end < f.node.size))
         }
         // Files the writers do not create: those spread over several packs (created here at their
         // size, so holes stay holes) and those with no content to write.
@@ -355,13 +366,15 @@ public final class TreeRestorer {
         handles.closeAll()
         let failures = Locked(failed)
         let shared = Locked(states)
-        writeContent(byPack, order: packOrder, rootFD: rootFD, files: files, places: places, temps: temps,
-                     chown: chown, total: total, written: written, states: shared, failures: failures)
+        writeContent(
+            byPack, order: packOrder, rootFD: rootFD, files: files, places: places, temps: temps,
+            chown: chown, total: total, written: written, states: shared, failures: failures)
         // Content durable before any file gets its name: a crash from here on leaves complete
         // files or `.tresor-partial-N` ones, never a named file with missing bytes. One syncfs
         // per batch instead of an fsync per file lets the kernel write back in one sweep.
         if sync && syncfs(rootFD) != 0 {
-            throw RepositoryError(.failed, "cannot flush the restored data to disk under \(target): \(PosixFS.errorText()); the partial files are named .tresor-partial-N")
+            throw RepositoryError(
+                .failed, "cannot flush the restored data to disk under \(target): \(PosixFS.errorText()); the partial files are named .tresor-partial-N")
         }
 
         // Complete files get their name; failed ones are removed.
@@ -396,8 +409,10 @@ public final class TreeRestorer {
 
     /// Places each chunk of file `i` at its offset (holes skipped); a reason when it cannot be.
     /// `placed` hears of each placement (its pack and length).
-    private func plan(_ n: TreeNode, file i: Int, into byPack: inout [ObjectID: [ObjectID: (BlobLocation, [Placement])]],
-                      order: inout [ObjectID], placed: (ObjectID, Placement, UInt64) -> Void) -> String? {
+    private func plan(
+        _ n: TreeNode, file i: Int, into byPack: inout [ObjectID: [ObjectID: (BlobLocation, [Placement])]],
+        order: inout [ObjectID], placed: (ObjectID, Placement, UInt64) -> Void
+    ) -> String? {
         func add(_ c: ObjectID, _ loc: BlobLocation, _ p: Placement, length: UInt64) {
             if byPack[loc.pack] == nil { order.append(loc.pack) }
             byPack[loc.pack, default: [:]][c, default: (loc, [])].1.append(p)
@@ -439,10 +454,12 @@ public final class TreeRestorer {
         return e < extents.count ? "the snapshot's chunks hold fewer bytes than the file's size" : nil
     }
 
-    private func writeContent(_ byPack: [ObjectID: [ObjectID: (BlobLocation, [Placement])]], order: [ObjectID], rootFD: Int32,
-                              files: [BatchFile], places: [Where], temps: [[UInt8]], chown: Bool, total: UInt64,
-                              written: Locked<(bytes: UInt64, reported: Date)>, states: Locked<[FileState]>,
-                              failures: Locked<[Int: String]>) {
+    private func writeContent(
+        _ byPack: [ObjectID: [ObjectID: (BlobLocation, [Placement])]], order: [ObjectID], rootFD: Int32,
+        files: [BatchFile], places: [Where], temps: [[UInt8]], chown: Bool, total: UInt64,
+        written: Locked<(bytes: UInt64, reported: Date)>, states: Locked<[FileState]>,
+        failures: Locked<[Int: String]>
+    ) {
         guard !byPack.isEmpty else { return }
         let queue = BlockingQueue<(ObjectID, [ObjectID: (BlobLocation, [Placement])])>(capacity: max(1, byPack.count))
         for pack in order { queue.push((pack, byPack[pack]!)) }
@@ -698,8 +715,9 @@ public final class TreeRestorer {
         }
         let fd = open(target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
-            throw RepositoryError(.usage, "restore target \(target) cannot be opened as a directory: \(PosixFS.errorText())",
-                                  hint: "choose an empty or new directory")
+            throw RepositoryError(
+                .usage, "restore target \(target) cannot be opened as a directory: \(PosixFS.errorText())",
+                hint: "choose an empty or new directory")
         }
         switch PosixFS.listDirectory(fd) {
         case .success(let names) where names.isEmpty:

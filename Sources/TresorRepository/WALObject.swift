@@ -51,8 +51,10 @@ public enum WALObject {
     /// up to ``availableCores`` threads (the calling one included), straight from `plaintext`
     /// into one scratch buffer, and sealed from there: two buffers of about the compressed size
     /// are touched, and the plaintext is never copied.
-    public static func withSealed<R>(_ plaintext: UnsafeRawBufferPointer, name: String, keys: WALKeys, level: Int, pushedAt: Date,
-                                     _ body: (UnsafeRawBufferPointer, ObjectID) throws -> R) throws -> R {
+    public static func withSealed<R>(
+        _ plaintext: UnsafeRawBufferPointer, name: String, keys: WALKeys, level: Int, pushedAt: Date,
+        _ body: (UnsafeRawBufferPointer, ObjectID) throws -> R
+    ) throws -> R {
         let frames = (plaintext.count + frameBytes - 1) / frameBytes
         let slot = ZstdCompressor.bound(min(plaintext.count, frameBytes))
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, frames * slot), alignment: 64)
@@ -86,7 +88,8 @@ public enum WALObject {
     /// Reads the header (the first ``headerSize`` bytes of the object).
     public static func header(_ bytes: [UInt8], name: String) throws -> Header {
         guard bytes.count >= headerSize, Array(bytes[0..<4]) == magic, bytes[4] == 1 || bytes[4] == version,
-              let compression = BlobCompression(rawValue: bytes[5]) else {
+            let compression = BlobCompression(rawValue: bytes[5])
+        else {
             throw RepositoryError(.corrupt, "wal object \(name) is not a Tresor WAL object (bad header)")
         }
         var r = ByteReader(Array(bytes[6..<headerSize]), what: "wal header")
@@ -98,8 +101,9 @@ public enum WALObject {
         guard length <= maxFileBytes else {
             throw RepositoryError(.corrupt, "wal object \(name) has a length (\(length) bytes) beyond any WAL file (bad header)")
         }
-        return Header(compression: compression, length: length,
-                      pushedAt: Date(timeIntervalSince1970: Double(millis) / 1000), hash: hash)
+        return Header(
+            compression: compression, length: length,
+            pushedAt: Date(timeIntervalSince1970: Double(millis) / 1000), hash: hash)
     }
 
     /// Verifies, decrypts and decompresses a WAL object; the result is checked against the

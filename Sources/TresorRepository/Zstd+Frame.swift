@@ -30,11 +30,13 @@ extension ZstdDecompressor {
             let frameLength = ZSTD_findFrameCompressedSize(rest.baseAddress, rest.count)
             let size = ZSTD_getFrameContentSize(rest.baseAddress, rest.count)
             guard ZSTD_isError(frameLength) == 0, size != ZSTD_CONTENTSIZE_UNKNOWN, size != ZSTD_CONTENTSIZE_ERROR,
-                  size <= UInt64(dst.count - written) else {
+                size <= UInt64(dst.count - written)
+            else {
                 throw RepositoryError(.corrupt, "zstd frame at byte \(read) is damaged or holds more than the \(dst.count) bytes expected")
             }
-            written += try decompress(UnsafeRawBufferPointer(rebasing: rest[..<frameLength]),
-                                      into: UnsafeMutableRawBufferPointer(rebasing: dst[written..<(written + Int(size))]))
+            written += try decompress(
+                UnsafeRawBufferPointer(rebasing: rest[..<frameLength]),
+                into: UnsafeMutableRawBufferPointer(rebasing: dst[written..<(written + Int(size))]))
             read += frameLength
         } while read < src.count
         guard written == dst.count else {

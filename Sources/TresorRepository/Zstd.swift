@@ -77,8 +77,9 @@ public final class ZstdCompressor {
     public init(level: Int, workers: Int = 0) throws {
         let range = Int(ZSTD_minCLevel())...Int(ZSTD_maxCLevel())
         guard range.contains(level) else {
-            throw ZstdError("compressor", "compression level \(level) is outside \(range.lowerBound)...\(range.upperBound)",
-                            kind: .usage, hint: "use a level from 1 (fast) to 19 (small); 3 is the default")
+            throw ZstdError(
+                "compressor", "compression level \(level) is outside \(range.lowerBound)...\(range.upperBound)",
+                kind: .usage, hint: "use a level from 1 (fast) to 19 (small); 3 is the default")
         }
         guard let context = ZSTD_createCCtx() else { throw ZstdError("compressor", "out of memory") }
         self.context = context  // from here on, deinit frees it even if init throws
@@ -124,8 +125,10 @@ public final class ZstdCompressor {
     /// calls costs a few parameter updates, no allocation; the context keeps the last one.
     public func compress(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer, setting: ZstdSetting) throws -> Int {
         if setting != current { try apply(setting) }
-        return try zstdCheck(ZSTD_compress2(context, dst.baseAddress ?? emptyBuffer, dst.count,
-                                     src.baseAddress ?? UnsafeRawPointer(emptyBuffer), src.count), "compress")
+        return try zstdCheck(
+            ZSTD_compress2(
+                context, dst.baseAddress ?? emptyBuffer, dst.count,
+                src.baseAddress ?? UnsafeRawPointer(emptyBuffer), src.count), "compress")
     }
 
     /// Sets the context's level and the index-page tuning (0 restores the level's own value of a
@@ -185,8 +188,10 @@ public final class ZstdDecompressor {
         if declared != ZSTD_CONTENTSIZE_UNKNOWN, declared != ZSTD_CONTENTSIZE_ERROR, declared != UInt64(dst.count) {
             throw ZstdError("decompress", "frame holds \(declared) bytes, expected \(dst.count)")
         }
-        let written = try zstdCheck(ZSTD_decompressDCtx(context, dst.baseAddress ?? emptyBuffer, dst.count,
-                                                        source, src.count), "decompress")
+        let written = try zstdCheck(
+            ZSTD_decompressDCtx(
+                context, dst.baseAddress ?? emptyBuffer, dst.count,
+                source, src.count), "decompress")
         guard written == dst.count else {
             throw ZstdError("decompress", "frame holds \(written) bytes, expected \(dst.count)")
         }

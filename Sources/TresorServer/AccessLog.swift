@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Synchronization
 import TresorCore
 import TresorEngine
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One download attempt, as a line of `HOME/exports/access.jsonl`.
 struct AccessEntry: Codable, Sendable {

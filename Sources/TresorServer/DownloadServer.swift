@@ -30,11 +30,14 @@ import TresorEngine
 public enum DownloadServer {
     /// Runs until SIGTERM or SIGINT. `announce` gets the bound address (`127.0.0.1:PORT`) once
     /// the server listens, which matters for port 0.
-    public static func run(installation: Installation, host: String, port: Int,
-                           announce: @escaping @Sendable (String) -> Void) throws {
+    public static func run(
+        installation: Installation, host: String, port: Int,
+        announce: @escaping @Sendable (String) -> Void
+    ) throws {
         let retention = installation.policy.accessLog.retention.seconds
-        try FileManager.default.createDirectory(at: installation.home.exports, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            at: installation.home.exports, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         let pruned = try AccessLogFile.prune(installation.home, olderThan: installation.clock.now().addingTimeInterval(-retention))
         if pruned.unreadable > 0 {
             FileHandle.standardError.write(Data("warning: \(pruned.unreadable) lines of the access log have no readable time; kept, never pruned\n".utf8))
@@ -101,9 +104,10 @@ struct DownloadHandler: Sendable {
     func respond(_ request: Request, _ context: DownloadContext) async -> Response {
         let now = clock.now()
         let raw = request.uri.description
-        var entry = AccessEntry(time: AccessLog.timestamp(now), address: Self.describe(context.remoteAddress),
-                                tenant: "", file: "", link: "", route: "file", status: 0,
-                                range: request.headers[.range], bytes: 0, complete: false)
+        var entry = AccessEntry(
+            time: AccessLog.timestamp(now), address: Self.describe(context.remoteAddress),
+            tenant: "", file: "", link: "", route: "file", status: 0,
+            range: request.headers[.range], bytes: 0, complete: false)
         guard request.method == .get, let link = ExportLink.parse(raw) else {
             return finish(&entry, .notFound)
         }
@@ -114,7 +118,8 @@ struct DownloadHandler: Sendable {
         if raw.hasPrefix("/access-log/") {
             entry.route = "access-log"
         } else if query["download"] != "1", request.headers[.range] == nil,
-                  request.headers[.accept]?.contains("text/html") == true {
+            request.headers[.accept]?.contains("text/html") == true
+        {
             entry.route = "page"
         }
         guard signer.verify(link, now: now) == .valid else { return finish(&entry, .forbidden) }
@@ -220,18 +225,24 @@ struct DownloadHandler: Sendable {
     }
 
     private func page(_ link: ExportLink, _ digest: ExportDigest.Value, _ entry: inout AccessEntry) -> Response {
-        let html = LinkPage.render(LinkPage.View(
-            tenant: link.tenant.rawValue, file: link.file, size: digest.size < 1024 ? Self.humanSize(digest.size) : "\(Self.humanSize(digest.size)) (\(digest.size) bytes)",
-            sha256: digest.sha256,
-            expires: AccessLog.timestamp(Date(timeIntervalSince1970: Double(link.expires))),
-            downloadURL: link.path + "&download=1", accessLogURL: link.accessLogPath))
+        let html = LinkPage.render(
+            LinkPage.View(
+                tenant: link.tenant.rawValue, file: link.file,
+                size: digest.size < 1024 ? Self.humanSize(digest.size) : "\(Self.humanSize(digest.size)) (\(digest.size) bytes)",
+                sha256: digest.sha256,
+                expires: AccessLog.timestamp(Date(timeIntervalSince1970: Double(link.expires))),
+                downloadURL: link.path + "&download=1", accessLogURL: link.accessLogPath))
         let body = ByteBuffer(string: html)
         entry.bytes = Int64(body.readableBytes)
         entry.complete = true
         log.append(withStatus(entry, 200))
-        return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store",
-                                               HTTPFields.Element.Name("Content-Security-Policy")!: "default-src 'none'; style-src 'unsafe-inline'"],
-                        body: .init(byteBuffer: body))
+        return Response(
+            status: .ok,
+            headers: [
+                .contentType: "text/html; charset=utf-8", .cacheControl: "no-store",
+                HTTPFields.Element.Name("Content-Security-Policy")!: "default-src 'none'; style-src 'unsafe-inline'",
+            ],
+            body: .init(byteBuffer: body))
     }
 
     /// Logs a refusal and answers it with a one-word body.

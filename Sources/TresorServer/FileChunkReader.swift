@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import NIOCore
 import NIOPosix
 import TresorCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Reads one byte range of a file in chunks, one chunk at a time, on NIO's blocking-I/O thread
 /// pool (a cold file must not block the event loops or Swift's cooperative threads).

@@ -65,8 +65,10 @@ final class HTTPClient: @unchecked Sendable {
 
     /// Sends one request and waits for the whole answer. `body` is read during the call only.
     /// `expectedBodySize` pre-sizes the response buffer (ranged reads know their size).
-    func perform(method: String, url: String, headers: [(String, String)], body: UnsafeRawBufferPointer?,
-                 expectedBodySize: Int = 0) throws -> HTTPResponse {
+    func perform(
+        method: String, url: String, headers: [(String, String)], body: UnsafeRawBufferPointer?,
+        expectedBodySize: Int = 0
+    ) throws -> HTTPResponse {
         let handle = checkout()
         var healthy = true
         defer {

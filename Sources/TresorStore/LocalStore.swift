@@ -1,10 +1,11 @@
+import Foundation
+import TresorCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
-import TresorCore
 
 /// A store in a local directory (`file:///path`): one file per object.
 ///

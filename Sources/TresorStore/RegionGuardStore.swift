@@ -22,8 +22,9 @@ public struct RegionPlacement: Sendable, Equatable {
     /// Throws the refusal when the store is outside the tenant's region without an approval.
     public func check() throws {
         guard storeRegion != tenantRegion, !approved else { return }
-        throw StoreError(.region, "tenant '\(tenant)' is in region \(tenantRegion) but store '\(store)' is in \(storeRegion)",
-                         hint: "use a store in \(tenantRegion), or record an approval: tresor region approve \(tenant) --store \(store) --by WHO --reason TEXT")
+        throw StoreError(
+            .region, "tenant '\(tenant)' is in region \(tenantRegion) but store '\(store)' is in \(storeRegion)",
+            hint: "use a store in \(tenantRegion), or record an approval: tresor region approve \(tenant) --store \(store) --by WHO --reason TEXT")
     }
 }
 

@@ -60,8 +60,9 @@ public final class RetryingStore: StoreWrapper {
                 return try body()
             } catch let e as StoreError where e.code == .transient || e.code == .integrity {
                 guard attempt < policy.attempts else {
-                    throw StoreError(.io, "\(e.message) (gave up after \(attempt) attempts)",
-                                     hint: e.hint ?? "check that the store is reachable, then run the job again")
+                    throw StoreError(
+                        .io, "\(e.message) (gave up after \(attempt) attempts)",
+                        hint: e.hint ?? "check that the store is reachable, then run the job again")
                 }
                 retryCount.withLock { $0 += 1 }
                 sleep(delay(after: attempt))

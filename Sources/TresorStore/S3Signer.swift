@@ -19,8 +19,9 @@ public struct S3Credentials: Sendable, Equatable, CustomStringConvertible, Custo
     /// lines, in the `[default]` section (or outside any section). The error never quotes the file.
     public static func load(file path: String) throws -> S3Credentials {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw StoreError(.badURL, "cannot read the s3 credentials file \(path)",
-                             hint: "check s3.credentials_file in tresor.toml")
+            throw StoreError(
+                .badURL, "cannot read the s3 credentials file \(path)",
+                hint: "check s3.credentials_file in tresor.toml")
         }
         var section = "default"
         var values: [String: String] = [:]
@@ -38,9 +39,11 @@ public struct S3Credentials: Sendable, Equatable, CustomStringConvertible, Custo
             values[key] = value
         }
         guard let id = values["aws_access_key_id"], !id.isEmpty,
-              let secret = values["aws_secret_access_key"], !secret.isEmpty else {
-            throw StoreError(.badURL, "the s3 credentials file \(path) lacks aws_access_key_id or aws_secret_access_key",
-                             hint: "write both under [default]")
+            let secret = values["aws_secret_access_key"], !secret.isEmpty
+        else {
+            throw StoreError(
+                .badURL, "the s3 credentials file \(path) lacks aws_access_key_id or aws_secret_access_key",
+                hint: "write both under [default]")
         }
         return S3Credentials(accessKeyID: id, secretAccessKey: secret)
     }
@@ -66,8 +69,10 @@ struct S3Signer: Sendable {
 
     /// Returns `headers` plus `x-amz-date`, `x-amz-content-sha256` and `Authorization`.
     /// `path` is already URI-encoded; `query` pairs are raw and encoded here.
-    func sign(method: String, host: String, path: String, query: [(String, String)], headers: [(String, String)],
-              payloadHash: String, date: Date) -> [(String, String)] {
+    func sign(
+        method: String, host: String, path: String, query: [(String, String)], headers: [(String, String)],
+        payloadHash: String, date: Date
+    ) -> [(String, String)] {
         let (amzDate, day) = Self.timestamps(date)
         var all = headers.map { ($0.0.lowercased(), $0.1.trimmingCharacters(in: .whitespaces)) }
         all.append(("host", host))
@@ -84,8 +89,11 @@ struct S3Signer: Sendable {
             .joined(separator: "\n")
         let signature = HMACSHA256(key: signingKey(day: day)).mac(Array(stringToSign.utf8)).hex
         var out = all.filter { $0.0 != "host" }
-        out.append(("authorization",
-                    "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"))
+        out.append(
+            (
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"
+            ))
         return out
     }
 
@@ -111,7 +119,8 @@ struct S3Signer: Sendable {
         var out = ""
         out.reserveCapacity(s.utf8.count)
         for c in s.utf8 {
-            let unreserved = (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39)
+            let unreserved =
+                (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39)
                 || c == 0x2D || c == 0x2E || c == 0x5F || c == 0x7E
             if unreserved || (keepSlash && c == 0x2F) {
                 out.unicodeScalars.append(Unicode.Scalar(c))

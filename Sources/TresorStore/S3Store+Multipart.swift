@@ -36,8 +36,9 @@ extension S3Store {
             }
             // S3 may answer 200 and still report an error in the body.
             guard r.status == 200, !String(decoding: r.body.prefix(512), as: UTF8.self).contains("<Error>") else {
-                throw failure(HTTPResponse(status: r.status == 200 ? 500 : r.status, headers: r.headers, body: r.body),
-                              "complete multipart upload of \(key)")
+                throw failure(
+                    HTTPResponse(status: r.status == 200 ? 500 : r.status, headers: r.headers, body: r.body),
+                    "complete multipart upload of \(key)")
             }
             return true
         } catch {
@@ -87,7 +88,8 @@ extension S3Store {
             let text = String(decoding: r.body, as: UTF8.self)[...]
             for upload in S3XML.blocks("Upload", in: text) {
                 guard let key = S3XML.value("Key", in: upload), key.count > strip,
-                      let id = S3XML.value("UploadId", in: upload) else { continue }
+                    let id = S3XML.value("UploadId", in: upload)
+                else { continue }
                 let initiated = S3XML.value("Initiated", in: upload).flatMap { iso.date(from: $0) ?? isoPlain.date(from: $0) }
                 // Age 0 means every upload; otherwise one of unknown age may be in flight and is
                 // kept (it costs only space until its age can be told).
@@ -98,7 +100,8 @@ extension S3Store {
                 aborted += 1
             }
             if S3XML.value("IsTruncated", in: text) == "true",
-               let k = S3XML.value("NextKeyMarker", in: text), let u = S3XML.value("NextUploadIdMarker", in: text) {
+                let k = S3XML.value("NextKeyMarker", in: text), let u = S3XML.value("NextUploadIdMarker", in: text)
+            {
                 markers = (k, u)
             } else {
                 markers = nil

@@ -23,7 +23,8 @@ extension S3Store: ObjectVersions {
     /// Turns versioning on (`enabled`) or suspends it. Once enabled, a bucket can never go back
     /// to never having had it.
     public func setVersioning(enabled: Bool) throws {
-        let xml = "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>\(enabled ? "Enabled" : "Suspended")</Status></VersioningConfiguration>"
+        let xml =
+            "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>\(enabled ? "Enabled" : "Suspended")</Status></VersioningConfiguration>"
         let body = Array(xml.utf8)
         let md5 = Data(MD5.digest(body)).base64EncodedString()
         let r = try body.withUnsafeBytes {
@@ -49,7 +50,8 @@ extension S3Store: ObjectVersions {
             for (element, isMarker) in [("Version", false), ("DeleteMarker", true)] {
                 for item in S3XML.blocks(element, in: text) {
                     guard let key = S3XML.value("Key", in: item), key.count >= strip,
-                          let id = S3XML.value("VersionId", in: item) else {
+                        let id = S3XML.value("VersionId", in: item)
+                    else {
                         throw StoreError(.io, "list versions \(prefix) in \(location): an entry without a key or version id")
                     }
                     let size = isMarker ? 0 : (S3XML.value("Size", in: item).flatMap(Int.init) ?? 0)
@@ -75,11 +77,15 @@ extension S3Store: ObjectVersions {
         while start < versions.count {
             let batch = versions[start..<min(versions.count, start + deleteBatchSize)]
             start += batch.count
-            let text = try deleteObjects(batch.map { "<Key>\(S3XML.escape(objectKey($0.key)))</Key><VersionId>\(S3XML.escape($0.versionID))</VersionId>" },
-                                         what: "delete \(batch.count) object versions")
+            let text = try deleteObjects(
+                batch.map { "<Key>\(S3XML.escape(objectKey($0.key)))</Key><VersionId>\(S3XML.escape($0.versionID))</VersionId>" },
+                what: "delete \(batch.count) object versions")
             let errors = S3XML.blocks("Error", in: text).filter { !["NoSuchKey", "NoSuchVersion"].contains(S3XML.value("Code", in: $0)) }
             if let first = errors.first {
-                throw StoreError(.io, "delete version \(S3XML.value("VersionId", in: first) ?? "?") of \(S3XML.value("Key", in: first) ?? "?") in \(location): \(S3XML.value("Code", in: first) ?? "error")")
+                throw StoreError(
+                    .io,
+                    "delete version \(S3XML.value("VersionId", in: first) ?? "?") of \(S3XML.value("Key", in: first) ?? "?") in \(location): \(S3XML.value("Code", in: first) ?? "error")"
+                )
             }
         }
     }

@@ -24,8 +24,10 @@ public struct S3Location: Sendable, Equatable {
     /// need. Larger objects use multipart uploads.
     public static let defaultMultipartThreshold = 32 << 20
 
-    public init(bucket: String, prefix: String, endpoint: String, region: String,
-                partSize: Int = defaultPartSize, multipartThreshold: Int = defaultMultipartThreshold) {
+    public init(
+        bucket: String, prefix: String, endpoint: String, region: String,
+        partSize: Int = defaultPartSize, multipartThreshold: Int = defaultMultipartThreshold
+    ) {
         self.bucket = bucket
         self.prefix = prefix
         self.endpoint = endpoint
@@ -87,15 +89,18 @@ public final class S3Store: Store {
     let listPageSize: Int
     let deleteBatchSize: Int
 
-    public init(_ config: S3Location, credentials: S3Credentials, connectTimeout: Int = 10, stallTimeout: Int = 60,
-                listPageSize: Int = 1000, deleteBatchSize: Int = 1000, traffic: StoreTraffic = StoreTraffic()) throws {
+    public init(
+        _ config: S3Location, credentials: S3Credentials, connectTimeout: Int = 10, stallTimeout: Int = 60,
+        listPageSize: Int = 1000, deleteBatchSize: Int = 1000, traffic: StoreTraffic = StoreTraffic()
+    ) throws {
         self.config = config
         self.traffic = traffic
         self.listPageSize = min(1000, max(1, listPageSize))
         self.deleteBatchSize = min(1000, max(1, deleteBatchSize))
         self.location = "s3://\(config.bucket)" + (config.prefix.isEmpty ? "" : "/\(config.prefix)")
         guard let url = URL(string: config.endpoint), let h = url.host, let scheme = url.scheme,
-              scheme == "http" || scheme == "https" else {
+            scheme == "http" || scheme == "https"
+        else {
             throw StoreError(.badURL, "s3 endpoint '\(config.endpoint)' is not an http(s) URL", hint: "endpoint=http://127.0.0.1:8333")
         }
         host = url.port.map { "\(h):\($0)" } ?? h
@@ -113,19 +118,23 @@ public final class S3Store: Store {
     func objectKey(_ key: String) -> String { config.prefix.isEmpty ? key : config.prefix + "/" + key }
 
     /// Signs and sends one request. `key` nil addresses the bucket.
-    func send(_ method: String, key: String?, query: [(String, String)] = [], headers: [(String, String)] = [],
-              body: UnsafeRawBufferPointer? = nil, payloadHash: String? = nil, expectedBodySize: Int = 0) throws -> HTTPResponse {
+    func send(
+        _ method: String, key: String?, query: [(String, String)] = [], headers: [(String, String)] = [],
+        body: UnsafeRawBufferPointer? = nil, payloadHash: String? = nil, expectedBodySize: Int = 0
+    ) throws -> HTTPResponse {
         var path = "/" + S3Signer.uriEncode(config.bucket)
         if let key { path += "/" + S3Signer.uriEncode(objectKey(key), keepSlash: true) }
         let hash = payloadHash ?? (body.map { SHA256.hash($0).hex } ?? S3Signer.emptyPayloadHash)
-        let signed = signer.sign(method: method, host: host, path: path, query: query, headers: headers,
-                                 payloadHash: hash, date: wallClock.now())
+        let signed = signer.sign(
+            method: method, host: host, path: path, query: query, headers: headers,
+            payloadHash: hash, date: wallClock.now())
         let qs = query.isEmpty ? "" : "?" + S3Signer.canonicalQuery(query)
         traffic.sent(method: method, bytes: body?.count ?? 0)
         let response: HTTPResponse
         do {
-            response = try http.perform(method: method, url: config.endpoint + path + qs, headers: signed, body: body,
-                                        expectedBodySize: expectedBodySize)
+            response = try http.perform(
+                method: method, url: config.endpoint + path + qs, headers: signed, body: body,
+                expectedBodySize: expectedBodySize)
         } catch let e as HTTPTransportError {
             throw StoreError(.transient, "s3 \(method.lowercased()) \(key ?? config.bucket) in \(location) failed: \(e.message.lowercased())")
         }
@@ -139,7 +148,8 @@ public final class S3Store: Store {
         let text = String(decoding: r.body.prefix(4096), as: UTF8.self)
         let code = S3XML.value("Code", in: text).flatMap { $0.isEmpty ? nil : $0 }
         // RGW sends an empty <Message/>: no dangling ": " then.
-        let message = S3XML.value("Message", in: text)
+        let message =
+            S3XML.value("Message", in: text)
             .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
             .flatMap { $0.isEmpty ? nil : ": " + $0.lowercased() } ?? ""
         let detail = "\(what) in \(location): http \(r.status)" + (code.map { " \($0)" } ?? "") + message
@@ -152,7 +162,9 @@ public final class S3Store: Store {
         case 409 where code == "OperationAborted" || code == "ConditionalRequestConflict":
             return StoreError(.transient, detail)
         case 401, 403:
-            return StoreError(.permission, detail, hint: "check the s3 credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or s3.credentials_file), the bucket policy and object ACLs")
+            return StoreError(
+                .permission, detail,
+                hint: "check the s3 credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or s3.credentials_file), the bucket policy and object ACLs")
         default:
             return StoreError(.io, detail)
         }
@@ -167,7 +179,9 @@ public final class S3Store: Store {
         guard h.status == 404 else { throw failure(h, "head bucket \(config.bucket)") }
         var body: [UInt8] = []
         if config.region != "us-east-1" {
-            body = Array("<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>\(S3XML.escape(config.region))</LocationConstraint></CreateBucketConfiguration>".utf8)
+            body = Array(
+                "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>\(S3XML.escape(config.region))</LocationConstraint></CreateBucketConfiguration>"
+                    .utf8)
         }
         let r = try body.withUnsafeBytes { try send("PUT", key: nil, body: $0) }
         if r.status == 200 { return }
@@ -182,8 +196,11 @@ public final class S3Store: Store {
         let code = S3XML.value("Code", in: String(decoding: r.body.prefix(4096), as: UTF8.self))
         guard code == "InvalidLocationConstraint" else { return failure(r, "create bucket \(config.bucket)") }
         let e = failure(r, "create bucket \(config.bucket) with location constraint '\(config.region)'")
-        return StoreError(.badURL, e.message,
-                          hint: "the server does not know region '\(config.region)': put its own region name in the url (&region=NAME; Ceph RGW: its zonegroup, often 'default'), or &region=us-east-1 to send no constraint, or create the bucket yourself")
+        return StoreError(
+            .badURL, e.message,
+            hint:
+                "the server does not know region '\(config.region)': put its own region name in the url (&region=NAME; Ceph RGW: its zonegroup, often 'default'), or &region=us-east-1 to send no constraint, or create the bucket yourself"
+        )
     }
 
     // MARK: Store
@@ -304,7 +321,8 @@ public final class S3Store: Store {
             let text = String(decoding: r.body, as: UTF8.self)[...]
             for item in S3XML.blocks("Contents", in: text) {
                 guard let key = S3XML.value("Key", in: item), key.count >= strip,
-                      let size = S3XML.value("Size", in: item).flatMap(Int.init) else { continue }
+                    let size = S3XML.value("Size", in: item).flatMap(Int.init)
+                else { continue }
                 out.append(ObjectInfo(key: String(key.dropFirst(strip)), size: size))
             }
             let truncated = S3XML.value("IsTruncated", in: text) == "true"

@@ -249,11 +249,13 @@ extension StoreError {
 /// Checks a key against the rules every store enforces.
 public func validateStoreKey(_ key: String) throws {
     let segments = key.split(separator: "/", omittingEmptySubsequences: false)
-    let ok = !key.isEmpty && segments.allSatisfy { seg in
-        !seg.isEmpty && seg != "." && seg != ".." &&
-            seg.utf8.allSatisfy { c in
-                (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 46 || c == 95 || c == 45
-            }
-    }
+    let ok =
+        !key.isEmpty
+        && segments.allSatisfy { seg in
+            !seg.isEmpty && seg != "." && seg != ".."
+                && seg.utf8.allSatisfy { c in
+                    (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 46 || c == 95 || c == 45
+                }
+        }
     guard ok else { throw StoreError(.invalidKey, "invalid store key '\(key)'") }
 }

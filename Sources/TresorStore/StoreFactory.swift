@@ -39,8 +39,10 @@ public struct StoreFactory: Sendable {
     public var connectionLimit: Int
     public var retryPolicy: RetryingStore.Policy
 
-    public init(credentials: @escaping @Sendable () throws -> S3Credentials, traffic: StoreTraffic = StoreTraffic(),
-                connectionLimit: Int = StoreURL.s3ConnectionLimit, retryPolicy: RetryingStore.Policy = RetryingStore.Policy()) {
+    public init(
+        credentials: @escaping @Sendable () throws -> S3Credentials, traffic: StoreTraffic = StoreTraffic(),
+        connectionLimit: Int = StoreURL.s3ConnectionLimit, retryPolicy: RetryingStore.Policy = RetryingStore.Policy()
+    ) {
         self.credentials = credentials
         self.traffic = traffic
         self.connectionLimit = connectionLimit
@@ -61,8 +63,10 @@ public struct StoreFactory: Sendable {
     /// Opens the store `url` names with its wrappers. A `placement` outside the tenant's region
     /// without an approval is refused here, before the store is opened or created. `create` makes
     /// a missing directory or bucket. `wrap` goes around the retried store, inside the cache.
-    public func open(url: String, create: Bool, placement: RegionPlacement? = nil, cache: Cache? = nil,
-                     dryRun: Bool = false, wrap: (any Store) -> any Store = { $0 }) throws -> any Store {
+    public func open(
+        url: String, create: Bool, placement: RegionPlacement? = nil, cache: Cache? = nil,
+        dryRun: Bool = false, wrap: (any Store) -> any Store = { $0 }
+    ) throws -> any Store {
         try placement?.check()
         var store = wrap(try base(StoreURL.parse(url), create: create))
         if let cache, !store.capabilities.cheapRangedReads {

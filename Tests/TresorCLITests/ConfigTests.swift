@@ -1,9 +1,10 @@
 import Foundation
 import Testing
-@testable import TresorCLI
 import TresorCore
 import TresorEngine
 import TresorTestSupport
+
+@testable import TresorCLI
 
 @Suite struct ConfigSchemaTests {
     @Test func aMisspeltConfigKeyIsOneUsageErrorWithFileLineAndKey() throws {

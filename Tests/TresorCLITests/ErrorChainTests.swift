@@ -1,27 +1,31 @@
 import Foundation
 import Testing
-@testable import TresorCLI
-import TresorCore
 import TresorCatalog
+import TresorCore
 import TresorPostgres
+
+@testable import TresorCLI
 
 /// An error raised because of another used to print only its own line, so the reason underneath
 /// (a store or a database refusing, a damaged record) was lost; now every cause is printed and carried.
 @Suite struct ErrorChainTests {
-    static let chained = PostgresError(.failed, "the cluster record of tenant 'acme' cannot be read",
-                                       hint: "tresor pg setup acme",
-                                       cause: CatalogError(.sqlite, "catalog.db: database is locked",
-                                                         cause: CoreError.failed("another tresor holds the catalog for more than 30 s")))
+    static let chained = PostgresError(
+        .failed, "the cluster record of tenant 'acme' cannot be read",
+        hint: "tresor pg setup acme",
+        cause: CatalogError(
+            .sqlite, "catalog.db: database is locked",
+            cause: CoreError.failed("another tresor holds the catalog for more than 30 s")))
 
     @Test func everyCauseIsPrintedUnderTheErrorAndBeforeTheHint() {
         let view = ErrorView(Self.chained)
-        #expect(view.text == """
-            error: the cluster record of tenant 'acme' cannot be read
-              caused by: catalog.db: database is locked
-              caused by: another tresor holds the catalog for more than 30 s
-            hint: tresor pg setup acme
+        #expect(
+            view.text == """
+                error: the cluster record of tenant 'acme' cannot be read
+                  caused by: catalog.db: database is locked
+                  caused by: another tresor holds the catalog for more than 30 s
+                hint: tresor pg setup acme
 
-            """)
+                """)
         #expect(view.exitCode == 1)
     }
 
@@ -29,8 +33,11 @@ import TresorPostgres
         let data = try JSONEncoder().encode(ErrorView(Self.chained))
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         #expect(object["error"] as? String == "the cluster record of tenant 'acme' cannot be read")
-        #expect(object["caused_by"] as? [String] == ["catalog.db: database is locked",
-                                                     "another tresor holds the catalog for more than 30 s"])
+        #expect(
+            object["caused_by"] as? [String] == [
+                "catalog.db: database is locked",
+                "another tresor holds the catalog for more than 30 s",
+            ])
         #expect(object["exit_code"] as? Int == 1)
     }
 

@@ -1,10 +1,11 @@
 import ArgumentParser
 import Foundation
-import TresorCatalog
 import Testing
-@testable import TresorCLI
+import TresorCatalog
 import TresorCore
 import TresorPostgres
+
+@testable import TresorCLI
 
 /// The exit-code table of DESIGN.md, one row per code.
 @Suite struct ExitCodeTests {
@@ -41,8 +42,9 @@ import TresorPostgres
     }
 
     @Test func tenantViewsNeverShowADSNPassword() {
-        let t = TenantRecord(name: "acme", region: "eu", store: "s", pgDSN: "host=db user=u password=s3cret dbname=x",
-                             createdAt: Date(timeIntervalSince1970: 0))
+        let t = TenantRecord(
+            name: "acme", region: "eu", store: "s", pgDSN: "host=db user=u password=s3cret dbname=x",
+            createdAt: Date(timeIntervalSince1970: 0))
         #expect(TenantView(t).pg?.contains("s3cret") == false)
     }
 }

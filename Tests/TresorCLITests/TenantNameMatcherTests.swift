@@ -25,7 +25,7 @@ struct TenantNameMatcherTests {
     }
 
     @Test func deletionOneSecondBeforeTheDeadlineOrUnderAHoldWouldBreakTheTerms() {
-        let end = Date(timeIntervalSince1970: 1_767_225_600)   // 2026-01-01
+        let end = Date(timeIntervalSince1970: 1_767_225_600)  // 2026-01-01
         let delay = PolicyDuration(seconds: 90 * 86400)
         let deadline = end.addingTimeInterval(90 * 86400)
         #expect(DeletionRule.state(contractEnd: end, hold: nil, delay: delay, now: deadline.addingTimeInterval(-1)) == "not-due")

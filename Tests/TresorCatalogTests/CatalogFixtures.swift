@@ -15,10 +15,10 @@ func withCatalogPath<T>(_ body: (_ catalogPath: String) throws -> T) throws -> T
 
 // Dates the tests store: whole milliseconds, written as literals so the expected values do not
 // come from the conversion under test.
-let jan5 = Date(timeIntervalSince1970: 1_767_603_600.250)    // 2026-01-05T09:00:00.250Z
-let feb1 = Date(timeIntervalSince1970: 1_769_904_000.001)    // 2026-02-01T00:00:00.001Z
-let mar9 = Date(timeIntervalSince1970: 1_773_064_800.999)    // 2026-03-09T14:00:00.999Z
-let nov27 = Date(timeIntervalSince1970: 1_795_773_600.123)   // 2026-11-27T10:00:00.123Z
+let jan5 = Date(timeIntervalSince1970: 1_767_603_600.250)  // 2026-01-05T09:00:00.250Z
+let feb1 = Date(timeIntervalSince1970: 1_769_904_000.001)  // 2026-02-01T00:00:00.001Z
+let mar9 = Date(timeIntervalSince1970: 1_773_064_800.999)  // 2026-03-09T14:00:00.999Z
+let nov27 = Date(timeIntervalSince1970: 1_795_773_600.123)  // 2026-11-27T10:00:00.123Z
 
 func sampleStore(_ name: String, region: String = "eu-central", addedAt: Date = jan5) -> StoreRecord {
     StoreRecord(name: name, url: "file:///srv/tresor/\(name)", region: region, addedAt: addedAt)

@@ -10,7 +10,7 @@ import TresorCatalog
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("catalog.sqlite").path
-        let old = umask(0o022)   // what a shell usually gives: files 0644 unless created otherwise
+        let old = umask(0o022)  // what a shell usually gives: files 0644 unless created otherwise
         defer { umask(old) }
         let catalog = try SQLiteCatalog(path: path)
         try catalog.addStore(StoreRecord(name: "s", url: "file:///tmp/s", region: "eu", addedAt: Date()))

@@ -6,8 +6,10 @@ import TresorCore
 @Suite("Job history pruning on SQLite and PostgreSQL")
 struct JobHistoryPruneTests {
     /// A finished run: `days` after jan5, with `detail`.
-    private func run(_ c: SQLCatalog, _ kind: RunKind, _ tenant: String?, days: Double, _ status: RunStatus = .ok,
-                     detail: String = "{}") throws {
+    private func run(
+        _ c: SQLCatalog, _ kind: RunKind, _ tenant: String?, days: Double, _ status: RunStatus = .ok,
+        detail: String = "{}"
+    ) throws {
         let at = jan5.addingTimeInterval(days * 86400)
         let id = try c.startRun(kind: kind, tenant: tenant, at: at)
         try c.finishRun(id: id, at: at.addingTimeInterval(60), status: status, detail: detail)

@@ -29,8 +29,9 @@ import TresorCore
             try run(.tick, nil, 10, .ok)
             try run(.drillControl, nil, 3, .problemFound)
 
-            let got = try catalog.latestRuns(kinds: [.documentsBackup, .storeClean, .drillControl, .drill],
-                                             statuses: [.ok, .problemFound, .failed])
+            let got = try catalog.latestRuns(
+                kinds: [.documentsBackup, .storeClean, .drillControl, .drill],
+                statuses: [.ok, .problemFound, .failed])
             let at = { (h: Double) in base.addingTimeInterval(h * 3600) }
             let expected: Set<LatestRun> = [
                 LatestRun(kind: .documentsBackup, tenant: "acme", status: .ok, startedAt: at(5)),
@@ -62,7 +63,9 @@ import TresorCore
                     try base.finishRun(id: id, at: at, status: status, detail: detail)
                 }
                 func runs(tenant: String?, kind: RunKind?, limit: Int) throws -> [RunRecord] { try base.runs(tenant: tenant, kind: kind, limit: limit) }
-                func beginDeletion(tenant: String, plan: String, at: Date) throws -> DeletionRecord { try base.beginDeletion(tenant: tenant, plan: plan, at: at) }
+                func beginDeletion(tenant: String, plan: String, at: Date) throws -> DeletionRecord {
+                    try base.beginDeletion(tenant: tenant, plan: plan, at: at)
+                }
                 func deletion(tenant: String) throws -> DeletionRecord? { try base.deletion(tenant: tenant) }
                 func deletions() throws -> [DeletionRecord] { try base.deletions() }
                 func updateDeletion(tenant: String, step: DeletionStep, report: String, finishedAt: Date?) throws {
@@ -79,8 +82,9 @@ import TresorCore
                 func renewJob(_ job: JobKey, worker: String, lease: TimeInterval) throws -> Bool { try base.renewJob(job, worker: worker, lease: lease) }
                 func releaseJob(_ job: JobKey, worker: String, doneAt: Date?) throws -> Bool { try base.releaseJob(job, worker: worker, doneAt: doneAt) }
             }
-            let plain = try Plain(base: catalog).latestRuns(kinds: [.documentsBackup, .storeClean, .drillControl, .drill],
-                                                            statuses: [.ok, .problemFound, .failed])
+            let plain = try Plain(base: catalog).latestRuns(
+                kinds: [.documentsBackup, .storeClean, .drillControl, .drill],
+                statuses: [.ok, .problemFound, .failed])
             #expect(Set(plain) == expected)
         }
     }

@@ -1,9 +1,10 @@
 import Foundation
 import Testing
-@testable import TresorCatalog
 import TresorCore
 import TresorPostgres
 import TresorTestSupport
+
+@testable import TresorCatalog
 
 /// What only the PostgreSQL catalog has: its own migrations, concurrent first opens, and
 /// connection errors that must not show the DSN's password.

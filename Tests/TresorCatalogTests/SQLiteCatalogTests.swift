@@ -12,8 +12,9 @@ struct SQLiteCatalogTests {
     @Test(arguments: CatalogBackend.allCases) func storesRoundTripSortedByName(_ backend: CatalogBackend) throws {
         try withCatalog(backend) { open in
             let zurich = sampleStore("zurich", region: "ch")
-            let berlin = StoreRecord(name: "berlin", url: "s3://backups/t?endpoint=http://127.0.0.1:8333&region=eu",
-                                     region: "eu-central", addedAt: mar9)
+            let berlin = StoreRecord(
+                name: "berlin", url: "s3://backups/t?endpoint=http://127.0.0.1:8333&region=eu",
+                region: "eu-central", addedAt: mar9)
             do {
                 let catalog = try open()
                 try catalog.addStore(zurich)
@@ -53,8 +54,9 @@ struct SQLiteCatalogTests {
                 docRoots: ["/srv/acme/uploads", "/srv/acme/a 'quoted' dir", "/srv/acme/zürich-ö", "/srv/acme/b"],
                 createdAt: feb1, contractEnd: nov27, holdReason: "court order 2026-17")
             let minimal = sampleTenant("zeta")
-            let middle = TenantRecord(name: "beta", region: "ch", store: "offsite", docRoots: ["/data/beta"],
-                                      createdAt: mar9)
+            let middle = TenantRecord(
+                name: "beta", region: "ch", store: "offsite", docRoots: ["/data/beta"],
+                createdAt: mar9)
             do {
                 let catalog = try open()
                 try catalog.addStore(sampleStore("primary"))
@@ -71,10 +73,12 @@ struct SQLiteCatalogTests {
 
     @Test(arguments: CatalogBackend.allCases) func updateTenantReplacesEveryFieldAndTheDocRoots(_ backend: CatalogBackend) throws {
         try withCatalog(backend) { open in
-            var tenant = TenantRecord(name: "acme", region: "eu-central", store: "primary", pgDSN: "host=a",
-                                      docRoots: ["/a", "/b", "/c"], createdAt: feb1)
-            let other = TenantRecord(name: "other", region: "eu-central", store: "primary", docRoots: ["/other"],
-                                     createdAt: feb1)
+            var tenant = TenantRecord(
+                name: "acme", region: "eu-central", store: "primary", pgDSN: "host=a",
+                docRoots: ["/a", "/b", "/c"], createdAt: feb1)
+            let other = TenantRecord(
+                name: "other", region: "eu-central", store: "primary", docRoots: ["/other"],
+                createdAt: feb1)
             do {
                 let catalog = try open()
                 try catalog.addStore(sampleStore("primary"))
@@ -172,12 +176,15 @@ struct SQLiteCatalogTests {
 
     @Test(arguments: CatalogBackend.allCases) func regionApprovalsRoundTripOldestFirstPerTenant(_ backend: CatalogBackend) throws {
         try withCatalog(backend) { open in
-            let later = RegionApproval(tenant: "acme", store: "us", approvedBy: "dpo@example.com",
-                                       reason: "customer asked for a US replica", approvedAt: nov27)
-            let earlier = RegionApproval(tenant: "acme", store: "us", approvedBy: "ciso", reason: "migration",
-                                         approvedAt: mar9)
-            let otherTenant = RegionApproval(tenant: "beta", store: "us", approvedBy: "ciso", reason: "dr test",
-                                             approvedAt: feb1)
+            let later = RegionApproval(
+                tenant: "acme", store: "us", approvedBy: "dpo@example.com",
+                reason: "customer asked for a US replica", approvedAt: nov27)
+            let earlier = RegionApproval(
+                tenant: "acme", store: "us", approvedBy: "ciso", reason: "migration",
+                approvedAt: mar9)
+            let otherTenant = RegionApproval(
+                tenant: "beta", store: "us", approvedBy: "ciso", reason: "dr test",
+                approvedAt: feb1)
             do {
                 let catalog = try open()
                 try catalog.addStore(sampleStore("primary"))
@@ -200,15 +207,19 @@ struct SQLiteCatalogTests {
             try catalog.addTenant(sampleTenant("acme"))
 
             let noTenant = #expect(throws: CatalogError.self) {
-                try catalog.addRegionApproval(RegionApproval(tenant: "ghost", store: "primary", approvedBy: "me",
-                                                             reason: "r", approvedAt: mar9))
+                try catalog.addRegionApproval(
+                    RegionApproval(
+                        tenant: "ghost", store: "primary", approvedBy: "me",
+                        reason: "r", approvedAt: mar9))
             }
             #expect(noTenant?.message == "tenant 'ghost' does not exist")
             #expect(noTenant?.kind == .usage)
 
             let noStore = #expect(throws: CatalogError.self) {
-                try catalog.addRegionApproval(RegionApproval(tenant: "acme", store: "mars", approvedBy: "me",
-                                                             reason: "r", approvedAt: mar9))
+                try catalog.addRegionApproval(
+                    RegionApproval(
+                        tenant: "acme", store: "mars", approvedBy: "me",
+                        reason: "r", approvedAt: mar9))
             }
             #expect(noStore?.message == "store 'mars' does not exist")
             #expect(noStore?.kind == .usage)
@@ -235,12 +246,21 @@ struct SQLiteCatalogTests {
             let catalog = try open()
             let all = try catalog.runs(tenant: nil, kind: nil, limit: 10)
             #expect(all.map(\.id) == [ids["acme-drill"], ids["beta-docs"], ids["acme-docs"], ids["tick"]].map { $0! })
-            #expect(all[2] == RunRecord(id: ids["acme-docs"]!, tenant: "acme", kind: .documentsBackup, startedAt: feb1,
-                                        endedAt: mar9, status: .ok, detail: #"{"files":12,"bytes":4096}"#, worker: "w1:42"))
-            #expect(all[3] == RunRecord(id: ids["tick"]!, tenant: nil, kind: .tick, startedAt: jan5, endedAt: feb1,
-                                        status: .failed, detail: #"{"error":"store down"}"#, worker: "w1:42"))
-            #expect(all[0] == RunRecord(id: ids["acme-drill"]!, tenant: "acme", kind: .drill, startedAt: nov27,
-                                        endedAt: nil, status: RunRecord.runningStatus, detail: "{}", worker: "w1:42"))
+            #expect(
+                all[2]
+                    == RunRecord(
+                        id: ids["acme-docs"]!, tenant: "acme", kind: .documentsBackup, startedAt: feb1,
+                        endedAt: mar9, status: .ok, detail: #"{"files":12,"bytes":4096}"#, worker: "w1:42"))
+            #expect(
+                all[3]
+                    == RunRecord(
+                        id: ids["tick"]!, tenant: nil, kind: .tick, startedAt: jan5, endedAt: feb1,
+                        status: .failed, detail: #"{"error":"store down"}"#, worker: "w1:42"))
+            #expect(
+                all[0]
+                    == RunRecord(
+                        id: ids["acme-drill"]!, tenant: "acme", kind: .drill, startedAt: nov27,
+                        endedAt: nil, status: RunRecord.runningStatus, detail: "{}", worker: "w1:42"))
             #expect(RunRecord.runningStatus.rawValue == "running")
 
             #expect(try catalog.runs(tenant: nil, kind: nil, limit: 2).map(\.id) == [ids["acme-drill"]!, ids["beta-docs"]!])

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-@testable import TresorCatalog
 import TresorCore
+
+@testable import TresorCatalog
 
 /// The file underneath the catalog: schema versions, storage formats, the SQLite wrapper and its
 /// errors. These look at the database directly, through a second connection.
@@ -55,7 +56,8 @@ struct SQLiteSchemaTests {
         try withCatalogPath { path in
             let db = try SQLiteDatabase(path: path)
             try SQLiteCatalog.migrate(db, to: Array(SQLiteCatalog.migrations.prefix(1)))
-            try db.execute("""
+            try db.execute(
+                """
                 INSERT INTO runs (tenant, kind, started_at, ended_at, status, detail)
                 VALUES ('acme', 'docs-backup', 1000, 2000, 'problem_found', '{"n":1}')
                 """)
@@ -78,7 +80,8 @@ struct SQLiteSchemaTests {
     @Test func aRunOfAnUnknownKindIsReportedNotMisread() throws {
         try withCatalogPath { path in
             let catalog = try SQLiteCatalog(path: path)
-            try SQLiteDatabase(path: path).execute("""
+            try SQLiteDatabase(path: path).execute(
+                """
                 INSERT INTO runs (tenant, kind, started_at, status, detail) VALUES (NULL, 'teleport', 1, 'running', '{}')
                 """)
             let error = #expect(throws: CatalogError.self) { try catalog.runs(tenant: nil, kind: nil, limit: 1) }
@@ -104,19 +107,22 @@ struct SQLiteSchemaTests {
         try withCatalogPath { path in
             let catalog = try SQLiteCatalog(path: path)
             try catalog.addStore(sampleStore("primary"))  // added 2026-01-05T09:00:00.250Z
-            var tenant = sampleTenant("acme")               // created 2026-02-01T00:00:00.001Z
+            var tenant = sampleTenant("acme")  // created 2026-02-01T00:00:00.001Z
             tenant.docRoots = ["/b", "/a"]
             try catalog.addTenant(tenant)
 
             let db = try SQLiteDatabase(path: path)
             #expect(try db.query("PRAGMA journal_mode") { $0.text(0) } == ["wal"])
-            #expect(try db.query("SELECT added_at, typeof(added_at) FROM stores") { "\($0.int64(0)) \($0.text(1))" }
+            #expect(
+                try db.query("SELECT added_at, typeof(added_at) FROM stores") { "\($0.int64(0)) \($0.text(1))" }
                     == ["1767603600250 integer"])
-            #expect(try db.query("SELECT created_at, contract_end IS NULL FROM tenants") { [$0.int64(0), $0.int64(1)] }
+            #expect(
+                try db.query("SELECT created_at, contract_end IS NULL FROM tenants") { [$0.int64(0), $0.int64(1)] }
                     == [[1_769_904_000_001, 1]])
-            #expect(try db.query("SELECT tenant, position, path FROM tenant_doc_roots ORDER BY position") {
-                "\($0.text(0)) \($0.int64(1)) \($0.text(2))"
-            } == ["acme 0 /b", "acme 1 /a"])
+            #expect(
+                try db.query("SELECT tenant, position, path FROM tenant_doc_roots ORDER BY position") {
+                    "\($0.text(0)) \($0.int64(1)) \($0.text(2))"
+                } == ["acme 0 /b", "acme 1 /a"])
         }
     }
 
@@ -157,7 +163,8 @@ struct SQLiteSchemaTests {
             for text in ["", "plain", "zürich ☃ 🗄️", "nul\u{0}inside", String(repeating: "x", count: 100_000)] {
                 #expect(try db.query("SELECT ?", [.text(text)]) { $0.text(0) } == [text])
             }
-            #expect(try db.query("SELECT ?, ?", [.null, .int64(Int64.min)]) { [$0.optionalText(0), $0.optionalInt64(1).map(String.init)] }
+            #expect(
+                try db.query("SELECT ?, ?", [.null, .int64(Int64.min)]) { [$0.optionalText(0), $0.optionalInt64(1).map(String.init)] }
                     == [[nil, "\(Int64.min)"]])
         }
     }

@@ -16,7 +16,8 @@ struct FastCDCTests {
     func deterministicAndWellFormed() {
         // Random data with a long zero run in the middle, which has no content-defined cut
         // points and so must be split at maxSize.
-        let data = TestData.random(count: 4 << 20, seed: 1)
+        let data =
+            TestData.random(count: 4 << 20, seed: 1)
             + [UInt8](repeating: 0, count: 3 * Self.small.max)
             + TestData.random(count: 4 << 20, seed: 2)
         let a = Self.smallChunker().chunkLengths(data)
@@ -63,7 +64,8 @@ struct FastCDCTests {
 
     @Test("boundaries do not depend on how much beyond maxSize the caller buffers")
     func bufferingIndependence() {
-        let data = TestData.random(count: 3 << 20, seed: 5)
+        let data =
+            TestData.random(count: 3 << 20, seed: 5)
             + [UInt8](repeating: 0, count: 600 << 10)
             + TestData.random(count: (1 << 20) + 12345, seed: 6)
         let cdc = Self.smallChunker()
@@ -177,14 +179,17 @@ struct FastCDCTests {
         #expect(Array(tinyLengths.prefix(10)) == [154, 177, 135, 137, 128, 130, 128, 130, 370, 131])
     }
 
-    @Test("agrees with a byte-by-byte model written from the documented algorithm", arguments: [
-        (1, 64, 256), (48, 256, 1024), (100, 256, 2000), (200, 256, 256),
-        (256, 256, 4096), (64, 1024, 8192), (1000, 1024, 1100), (101, 128, 1001), (63, 64, 65),
-    ])
+    @Test(
+        "agrees with a byte-by-byte model written from the documented algorithm",
+        arguments: [
+            (1, 64, 256), (48, 256, 1024), (100, 256, 2000), (200, 256, 256),
+            (256, 256, 4096), (64, 1024, 8192), (1000, 1024, 1100), (101, 128, 1001), (63, 64, 65),
+        ])
     func matchesSpecification(parameters: (Int, Int, Int)) {
         let (minSize, avg, maxSize) = parameters
         let text = Array(String(repeating: "the quick brown fox jumps over the lazy dog ", count: 200).utf8)
-        let data = TestData.random(count: 96 << 10, seed: 19)
+        let data =
+            TestData.random(count: 96 << 10, seed: 19)
             + [UInt8](repeating: 0, count: 5000)
             + text
             + TestData.random(count: 32 << 10, seed: 20)
@@ -211,7 +216,9 @@ struct FastCDCTests {
 /// Offsets at which chunks end, in order.
 private func boundaries(_ lengths: [Int]) -> [Int] {
     var offset = 0
-    return lengths.map { offset += $0; return offset }
+    return lengths.map {
+        offset += $0; return offset
+    }
 }
 
 private func chunks(_ data: [UInt8], _ lengths: [Int]) -> [ArraySlice<UInt8>] {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TresorCore
 
 @Suite struct FileLockTests {
@@ -12,9 +13,9 @@ import Testing
         let error = #expect(throws: CoreError.self) { try locks.acquire("acme") }
         #expect(error?.kind == .locked)
         #expect(error?.message.contains("pid \(getpid())") == true)
-        _ = try locks.acquire("beta")   // another name is another lock
+        _ = try locks.acquire("beta")  // another name is another lock
         first.release()
-        first.release()                 // releasing twice is harmless
+        first.release()  // releasing twice is harmless
         let again = try locks.acquire("acme")
         again.release()
     }

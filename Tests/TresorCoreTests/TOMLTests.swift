@@ -1,10 +1,12 @@
 import Foundation
 import Testing
+
 @testable import TresorCore
 
 @Suite struct TOMLTests {
     @Test func parsesTablesScalarsAndArrays() throws {
-        let doc = try TOML.parse("""
+        let doc = try TOML.parse(
+            """
             # comment
             top = "a # not a comment"
             [backup]
@@ -49,7 +51,8 @@ import Testing
     }
 
     @Test func validTOMLTheOldParserRefusedIsRead() throws {
-        let doc = try TOML.parse(#"""
+        let doc = try TOML.parse(
+            #"""
             a.b = 0x10
             "quoted key" = 'lit'
             inline = { x = 1, y = "two" }
@@ -137,7 +140,10 @@ import Testing
 
     @Test func impossibleValuesAreRefusedWithTheirLine() throws {
         let e = try loadError { $0.replacingOccurrences(of: "daily_snapshots_kept = 31", with: "daily_snapshots_kept = 30") }
-        #expect(e?.message == "default.toml:\(line(of: "daily_snapshots_kept")): documents.daily_snapshots_kept: 30 is out of range: must be a whole number in 31...100000")
+        #expect(
+            e?.message
+                == "default.toml:\(line(of: "daily_snapshots_kept")): documents.daily_snapshots_kept: 30 is out of range: must be a whole number in 31...100000"
+        )
         let late = try loadError({ $0 }, extra: "[deletion]\ndelay_after_contract_end = \"91d\"\n")
         #expect(late?.message.hasPrefix("zz.toml:2: deletion.delay_after_contract_end: 91d is out of range") == true)
         let bad = try loadError { $0.replacingOccurrences(of: "link_lifetime = \"7d\"", with: "link_lifetime = \"7 days\"") }
@@ -151,8 +157,10 @@ import Testing
         // The policy files `tresor init` copied before this change: no [drills], [deletion],
         // [exports], [access_log] and none of the new keys.
         var old = Self.defaultText
-        for key in ["daily_snapshots_kept", "recovery_window", "base_backup_interval", "interval", "max_age",
-                    "delay_after_contract_end", "sweep_interval", "link_lifetime", "retention", "index_compression_level"] {
+        for key in [
+            "daily_snapshots_kept", "recovery_window", "base_backup_interval", "interval", "max_age",
+            "delay_after_contract_end", "sweep_interval", "link_lifetime", "retention", "index_compression_level",
+        ] {
             old = old.components(separatedBy: "\n").filter { !$0.hasPrefix(key + " ") }.joined(separator: "\n")
         }
         for table in ["[drills]", "[deletion]", "[exports]", "[access_log]"] {
@@ -212,8 +220,9 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("policy-\(UUID())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        try FileManager.default.copyItem(at: Self.sourcePolicies.appendingPathComponent("default.toml"),
-                                         to: dir.appendingPathComponent("default.toml"))
+        try FileManager.default.copyItem(
+            at: Self.sourcePolicies.appendingPathComponent("default.toml"),
+            to: dir.appendingPathComponent("default.toml"))
         try "[backup]\ncompression_level = 9\n".write(to: dir.appendingPathComponent("zz-local.toml"), atomically: true, encoding: .utf8)
         #expect(try Policy.load(directory: dir).backup.compressionLevel == 9)
 

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Testing
 import TresorCore
@@ -9,22 +6,30 @@ import TresorRepository
 import TresorStore
 import TresorTestSupport
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A repository on a local store plus a documents root, backed up and restored in-process.
 final class Bench: @unchecked Sendable {
     let dir = TempDirectory("tresor-fidelity")
     let repo: TenantRepository
     var docs: String { dir.sub("docs").path }
-    let policy = Policy.Backup(compressionLevel: 3, chunkMin: 4096, chunkAvg: 16384, chunkMax: 65536,
-                               packTarget: 1 << 20, indexEveryPacks: 4, workers: 1, changedFileRetries: 0)
+    let policy = Policy.Backup(
+        compressionLevel: 3, chunkMin: 4096, chunkAvg: 16384, chunkMax: 65536,
+        packTarget: 1 << 20, indexEveryPacks: 4, workers: 1, changedFileRetries: 0)
 
     init() throws {
         let store = try LocalStore(root: dir.sub("store"))
-        repo = try TenantRepository.open(store: store, tenant: "acme", master: .generate(), policy: policy,
-                                         clock: SystemClock(), create: true)
+        repo = try TenantRepository.open(
+            store: store, tenant: "acme", master: .generate(), policy: policy,
+            clock: SystemClock(), create: true)
         try FileManager.default.createDirectory(atPath: docs, withIntermediateDirectories: true)
     }
 
-    func backup(parent: (ObjectID, [TreeNode])? = nil, beforeOpening: ((_ relative: [UInt8]) -> Void)? = nil) throws -> (id: ObjectID, manifest: SnapshotManifest, nodes: [TreeNode]) {
+    func backup(
+        parent: (ObjectID, [TreeNode])? = nil, beforeOpening: ((_ relative: [UInt8]) -> Void)? = nil
+    ) throws -> (id: ObjectID, manifest: SnapshotManifest, nodes: [TreeNode]) {
         let b = try DocumentBackup(repository: repo, index: try repo.loadIndex(), policy: policy, clock: SystemClock())
         b.beforeOpeningFile = beforeOpening
         let (id, m) = try b.run(roots: [.init(path: docs, label: "docs")], parentID: parent?.0, parentNodes: parent?.1 ?? [])
@@ -99,7 +104,7 @@ private func lstatBytes(_ path: [UInt8]) -> stat? {
         let b = try Bench()
         let segment = [UInt8](repeating: 0x61, count: 200)
         var fd = open(b.docs, O_RDONLY | O_DIRECTORY)
-        for _ in 0..<25 { // 25 × 201 bytes: past PATH_MAX (4096)
+        for _ in 0..<25 {  // 25 × 201 bytes: past PATH_MAX (4096)
             #expect(withPath(segment) { mkdirat(fd, $0, 0o755) } == 0)
             let next = withPath(segment) { openat(fd, $0, O_RDONLY | O_DIRECTORY) }
             close(fd)
@@ -178,7 +183,9 @@ private func lstatBytes(_ path: [UInt8]) -> stat? {
         try reader.forEach(snap.nodes) { node, content in
             guard let content else { return }
             var got: [UInt8] = [], pieces = 0
-            while try content.next({ got += $0; pieces += 1 }) {}
+            while try content.next({
+                got += $0; pieces += 1
+            }) {}
             seen.append((node.displayPath, got, pieces))
         }
         #expect(seen.map(\.0) == ["docs/a.bin", "docs/b.txt"])
@@ -286,7 +293,7 @@ private func lstatBytes(_ path: [UInt8]) -> stat? {
         try reader.forEach([node]) { _, content in
             while try content!.next({ piece in
                 total += UInt64(piece.count)
-                if piece.first == 0x5A { nonZero += piece.count } // the one data chunk
+                if piece.first == 0x5A { nonZero += piece.count }  // the one data chunk
             }) {}
         }
         #expect(total == 1 << 30 && nonZero == 8192)
@@ -393,7 +400,7 @@ private func lstatBytes(_ path: [UInt8]) -> stat? {
         let first = try b.backup()
         write(bytes(path), bytes("version two"))
         var times = [st.st_mtim, st.st_mtim]
-        #expect(utimensat(AT_FDCWD, path, &times, 0) == 0) // same size, same mtime: only ctime moved
+        #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)  // same size, same mtime: only ctime moved
         let second = try b.backup(parent: (first.id, first.nodes))
         #expect(second.manifest.stats.filesRead == 1)
         let (target, _) = try b.restore(second.nodes)

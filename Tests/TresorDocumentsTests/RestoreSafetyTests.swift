@@ -20,15 +20,19 @@ import TresorTestSupport
     @Test func aSnapshotWithAnEscapingPathRestoresNothing() throws {
         let dir = TempDirectory()
         let store = try LocalStore(root: dir.sub("store"))
-        let policy = Policy.Backup(compressionLevel: 3, chunkMin: 4096, chunkAvg: 16384, chunkMax: 65536,
-                                   packTarget: 1 << 20, indexEveryPacks: 4, workers: 1, changedFileRetries: 0)
-        let repo = try TenantRepository.open(store: store, tenant: "acme", master: .generate(), policy: policy,
-                                             clock: SystemClock(), create: true)
+        let policy = Policy.Backup(
+            compressionLevel: 3, chunkMin: 4096, chunkAvg: 16384, chunkMax: 65536,
+            packTarget: 1 << 20, indexEveryPacks: 4, workers: 1, changedFileRetries: 0)
+        let repo = try TenantRepository.open(
+            store: store, tenant: "acme", master: .generate(), policy: policy,
+            clock: SystemClock(), create: true)
         let nodes = [
-            TreeNode(path: "docs", kind: .directory, mode: 0o755, mtimeSeconds: 0, mtimeNanoseconds: 0, uid: 0, gid: 0,
-                     size: 0, device: 0, inode: 0),
-            TreeNode(path: "docs/../../outside.txt", kind: .file, mode: 0o644, mtimeSeconds: 0, mtimeNanoseconds: 0,
-                     uid: 0, gid: 0, size: 0, device: 0, inode: 0),
+            TreeNode(
+                path: "docs", kind: .directory, mode: 0o755, mtimeSeconds: 0, mtimeNanoseconds: 0, uid: 0, gid: 0,
+                size: 0, device: 0, inode: 0),
+            TreeNode(
+                path: "docs/../../outside.txt", kind: .file, mode: 0o644, mtimeSeconds: 0, mtimeNanoseconds: 0,
+                uid: 0, gid: 0, size: 0, device: 0, inode: 0),
         ]
         let target = dir.sub("target")
         #expect(throws: RepositoryError.self) {

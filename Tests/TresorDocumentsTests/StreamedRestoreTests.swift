@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Testing
 import TresorCore
@@ -8,6 +5,10 @@ import TresorDocuments
 import TresorRepository
 import TresorStore
 import TresorTestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Restores that read the tree node by node and restore it a batch at a time.
 @Suite struct StreamedRestoreTests {
@@ -25,22 +26,25 @@ import TresorTestSupport
     }
 
     /// A restorer over the snapshot's streamed tree that calls `pulled` with each node it is given.
-    private func restore(_ m: SnapshotManifest, batchFiles: Int, to target: String,
-                         pulled: @escaping (TreeNode) -> Void = { _ in }) throws -> TreeRestorer.Report {
+    private func restore(
+        _ m: SnapshotManifest, batchFiles: Int, to target: String,
+        pulled: @escaping (TreeNode) -> Void = { _ in }
+    ) throws -> TreeRestorer.Report {
         let index = try repo.loadIndex()
         let r = TreeRestorer(repository: repo, index: index)
         r.batchFiles = batchFiles
         var walks = 0
-        return try r.restore(passes: {
-            walks += 1
-            let stream = try TreeNodeStream(repository: repo, index: index, manifest: m)
-            let counting = walks == 2
-            return {
-                let n = try stream.next()
-                if counting, let n { pulled(n) }
-                return n
-            }
-        }, to: target)
+        return try r.restore(
+            passes: {
+                walks += 1
+                let stream = try TreeNodeStream(repository: repo, index: index, manifest: m)
+                let counting = walks == 2
+                return {
+                    let n = try stream.next()
+                    if counting, let n { pulled(n) }
+                    return n
+                }
+            }, to: target)
     }
 
     private func put(_ path: String, _ text: String, mode: mode_t = 0o640, mtime: Int = 1_600_000_000) throws {

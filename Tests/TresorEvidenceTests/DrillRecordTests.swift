@@ -2,17 +2,21 @@ import Foundation
 import Testing
 import TresorCore
 import TresorCrypto
-@testable import TresorEvidence
 import TresorTestSupport
 
+@testable import TresorEvidence
+
 /// A drill record as a test writes it: `checks` decide the result, figures are plain numbers.
-func sampleDrill(_ checks: [DrillRecord.Check] = [.passed("connect"), .passed("amcheck")], rtoMs: Int64? = 480_000,
-                 target: DrillRecord.Target.Kind = .random, rpoMs: Int64? = nil, selfTest: Bool = false) throws -> DrillRecord {
-    try DrillRecord(drillID: "d-\(UUID().uuidString.prefix(8))", seed: 42,
-                    target: .init(kind: target, time: Date(timeIntervalSince1970: 1_764_000_000)), checks: checks,
-                    rtoMs: rtoMs, rpoMs: rpoMs, bytesRestored: 123_456_789, filesRestored: 1_234,
-                    timings: .init(restoreMs: 300_000, recoveryMs: 120_000, checksMs: 60_000), selfTest: selfTest,
-                    tresorVersion: "0.1.0", postgresVersion: "15.18")
+func sampleDrill(
+    _ checks: [DrillRecord.Check] = [.passed("connect"), .passed("amcheck")], rtoMs: Int64? = 480_000,
+    target: DrillRecord.Target.Kind = .random, rpoMs: Int64? = nil, selfTest: Bool = false
+) throws -> DrillRecord {
+    try DrillRecord(
+        drillID: "d-\(UUID().uuidString.prefix(8))", seed: 42,
+        target: .init(kind: target, time: Date(timeIntervalSince1970: 1_764_000_000)), checks: checks,
+        rtoMs: rtoMs, rpoMs: rpoMs, bytesRestored: 123_456_789, filesRestored: 1_234,
+        timings: .init(restoreMs: 300_000, recoveryMs: 120_000, checksMs: 60_000), selfTest: selfTest,
+        tresorVersion: "0.1.0", postgresVersion: "15.18")
 }
 
 @Suite struct DrillRecordTests {
@@ -35,13 +39,20 @@ func sampleDrill(_ checks: [DrillRecord.Check] = [.passed("connect"), .passed("a
     @Test func payloadHasTheDocumentedMembersAndRoundTrips() throws {
         let d = try sampleDrill([.passed("connect"), .failed("amcheck", reason: "index corrupt")], target: .latest, rpoMs: 1_500)
         let p = try d.payload()
-        #expect(Set(p.keys) == ["drill_id", "seed", "target", "checks", "result", "rto_ms", "rpo_ms", "bytes_restored",
-                                "files_restored", "timings", "self_test", "tresor_version", "postgres_version"])
+        #expect(
+            Set(p.keys) == [
+                "drill_id", "seed", "target", "checks", "result", "rto_ms", "rpo_ms", "bytes_restored",
+                "files_restored", "timings", "self_test", "tresor_version", "postgres_version",
+            ])
         #expect(p["result"] == "fail")
         #expect(p["target"] == .object(["kind": "latest", "time": "2025-11-24T16:00:00.000Z", "lsn": .null]))
         #expect(p["timings"] == .object(["restore_ms": 300_000, "recovery_ms": 120_000, "checks_ms": 60_000]))
-        #expect(p["checks"] == .array([.object(["name": "connect", "status": "passed", "reason": .null]),
-                                       .object(["name": "amcheck", "status": "failed", "reason": "index corrupt"])]))
+        #expect(
+            p["checks"]
+                == .array([
+                    .object(["name": "connect", "status": "passed", "reason": .null]),
+                    .object(["name": "amcheck", "status": "failed", "reason": "index corrupt"]),
+                ]))
         #expect(try DrillRecord(payload: p) == d)
     }
 
@@ -49,16 +60,21 @@ func sampleDrill(_ checks: [DrillRecord.Check] = [.passed("connect"), .passed("a
     /// that its check denies (or the other way round), or damages on a real drill, is refused.
     @Test func aSelfTestRecordWhoseDamagesContradictItsChecksIsRefused() throws {
         func selfTest(_ status: DrillRecord.Damage.Status, check: DrillRecord.Check, selfTest: Bool = true) throws -> DrillRecord {
-            try DrillRecord(drillID: "s-1", seed: 1, target: .init(kind: .random, lsn: "0/3000028"), checks: [.passed("baseline"), check],
-                            rtoMs: 1, rpoMs: nil, bytesRestored: 1, filesRestored: 1, timings: .init(restoreMs: 1, recoveryMs: 1, checksMs: 1),
-                            selfTest: selfTest, tresorVersion: "t", postgresVersion: "15",
-                            damages: [.init(name: "flipped_relation_byte", status: status, caughtBy: status == .caught ? ["pg_verifybackup"] : [],
-                                            reason: status == .caught ? nil : "NOT CAUGHT: every check passed over the damaged copy")])
+            try DrillRecord(
+                drillID: "s-1", seed: 1, target: .init(kind: .random, lsn: "0/3000028"), checks: [.passed("baseline"), check],
+                rtoMs: 1, rpoMs: nil, bytesRestored: 1, filesRestored: 1, timings: .init(restoreMs: 1, recoveryMs: 1, checksMs: 1),
+                selfTest: selfTest, tresorVersion: "t", postgresVersion: "15",
+                damages: [
+                    .init(
+                        name: "flipped_relation_byte", status: status, caughtBy: status == .caught ? ["pg_verifybackup"] : [],
+                        reason: status == .caught ? nil : "NOT CAUGHT: every check passed over the damaged copy")
+                ])
         }
         let ok = try selfTest(.caught, check: .passed("caught_flipped_relation_byte"))
         #expect(ok.result == .pass)
         let p = try ok.payload()
-        #expect(p["damages"] == .array([.object(["name": "flipped_relation_byte", "status": "caught", "caught_by": .array(["pg_verifybackup"]), "reason": .null])]))
+        #expect(
+            p["damages"] == .array([.object(["name": "flipped_relation_byte", "status": "caught", "caught_by": .array(["pg_verifybackup"]), "reason": .null])]))
         #expect(try DrillRecord(payload: p) == ok)
         let missed = try selfTest(.notCaught, check: .failed("caught_flipped_relation_byte", reason: "NOT CAUGHT"))
         #expect(missed.result == .fail)
@@ -83,8 +99,9 @@ func sampleDrill(_ checks: [DrillRecord.Check] = [.passed("connect"), .passed("a
         #expect(v.intact)
         #expect(history.invalid.map(\.seq) == [1])
         #expect(history.invalid.first?.reason.contains("contradicts") == true)
-        let s = DrillControl.evaluate(history: history, tenants: ["acme", "beta"], asOf: t0.addingTimeInterval(86400),
-                                      maxAge: PolicyDuration("30d")!)
+        let s = DrillControl.evaluate(
+            history: history, tenants: ["acme", "beta"], asOf: t0.addingTimeInterval(86400),
+            maxAge: PolicyDuration("30d")!)
         #expect(s.map(\.state) == [.neverPassed, .ok])
     }
 

@@ -2,8 +2,9 @@ import Foundation
 import Testing
 import TresorCore
 import TresorCrypto
-@testable import TresorEvidence
 import TresorTestSupport
+
+@testable import TresorEvidence
 
 /// One test per kind of chain damage, plus the properties an auditor relies on.
 @Suite struct EvidenceChainTests {
@@ -107,8 +108,10 @@ import TresorTestSupport
         var lines = try f.lines()
         let attacker = Ed25519PrivateKey()
         let hex = Hex.encode(attacker.publicKey.rawRepresentation)
-        lines.append(LogFixture.forge(seq: 3, after: lines[1], signer: attacker, kind: "key-rotation",
-                                      payload: ["new_key": .string(hex)]))
+        lines.append(
+            LogFixture.forge(
+                seq: 3, after: lines[1], signer: attacker, kind: "key-rotation",
+                payload: ["new_key": .string(hex)]))
         lines.append(LogFixture.forge(seq: 4, after: lines[2], signer: attacker))
         try f.write(lines)
         let v = try f.verify()
@@ -122,8 +125,12 @@ import TresorTestSupport
         let after = EvidenceLog(url: f.url, signer: next, clock: FixedClock(Date(timeIntervalSince1970: 1_764_600_000)))
         try after.append(kind: .drill, tenant: "acme", payload: ["result": "pass"])
         let v = try f.verify()
-        #expect(v.intact && v.verifiedRecords == 4 && v.keys == [Hex.encode(f.key.publicKey.rawRepresentation),
-                                                                 Hex.encode(next.publicKey.rawRepresentation)])
+        #expect(
+            v.intact && v.verifiedRecords == 4
+                && v.keys == [
+                    Hex.encode(f.key.publicKey.rawRepresentation),
+                    Hex.encode(next.publicKey.rawRepresentation),
+                ])
         // The old key can no longer append: it would break the chain.
         #expect(throws: EvidenceError.self) { try f.log.append(kind: .drill, tenant: nil, payload: [:]) }
         #expect(try f.lines().count == 4)

@@ -2,9 +2,10 @@ import Foundation
 import Testing
 import TresorCore
 import TresorCrypto
-@testable import TresorEvidence
 import TresorStore
 import TresorTestSupport
+
+@testable import TresorEvidence
 
 @Suite struct EvidenceReplicationTests {
     @Test func recordsAreCopiedOnceAndAChangedOffsiteCopyIsReported() throws {

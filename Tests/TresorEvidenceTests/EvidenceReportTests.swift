@@ -2,8 +2,9 @@ import Foundation
 import Testing
 import TresorCore
 import TresorCrypto
-@testable import TresorEvidence
 import TresorTestSupport
+
+@testable import TresorEvidence
 
 /// The HTML report, rendered from a real signed log.
 @Suite struct EvidenceReportTests {
@@ -11,8 +12,9 @@ import TresorTestSupport
     let dir = TempDirectory("tresor-report")
     let key = Ed25519PrivateKey()
     var url: URL { dir.sub("log.jsonl") }
-    let promises = EvidenceReport.Promises(rto: PolicyDuration("1h")!, rtoTypical: PolicyDuration("15m")!,
-                                           rtoTypicalSharePercent: 75, rpo: PolicyDuration("1m")!, maxAge: PolicyDuration("30d")!)
+    let promises = EvidenceReport.Promises(
+        rto: PolicyDuration("1h")!, rtoTypical: PolicyDuration("15m")!,
+        rtoTypicalSharePercent: 75, rpo: PolicyDuration("1m")!, maxAge: PolicyDuration("30d")!)
 
     func append(_ tenant: String, at time: String, _ drill: DrillRecord) throws {
         try EvidenceLog(url: url, signer: key, clock: FixedClock(TimeFormat.parse(time)!))
@@ -26,8 +28,9 @@ import TresorTestSupport
         try append("gamma", at: "2026-09-20T03:00:00Z", sampleDrill(rtoMs: 600_000))
         try append("acme", at: "2026-10-10T03:00:00Z", sampleDrill(rtoMs: 540_000))
         try append("acme", at: "2026-11-10T03:00:00Z", sampleDrill(rtoMs: 480_000, target: .latest, rpoMs: 2_000))
-        try append("beta", at: "2026-11-12T03:00:00Z",
-                   sampleDrill([.passed("connect"), .failed("amcheck", reason: "btree <b>\"idx\"</b> & corrupt")], rtoMs: 1_200_000))
+        try append(
+            "beta", at: "2026-11-12T03:00:00Z",
+            sampleDrill([.passed("connect"), .failed("amcheck", reason: "btree <b>\"idx\"</b> & corrupt")], rtoMs: 1_200_000))
         try append(Self.hostile, at: "2026-11-13T03:00:00Z", sampleDrill(rtoMs: 300_000))
         return try report(now: "2026-11-30T12:00:00Z")
     }
@@ -35,8 +38,9 @@ import TresorTestSupport
     func report(now: String, month: EvidenceReport.Month = EvidenceReport.Month(year: 2026, month: 11)) throws -> EvidenceReport {
         var history = DrillHistory()
         let v = try EvidenceVerifier.verify(log: url, trustedKey: key.publicKey) { r, _ in history.add(r) }
-        return EvidenceReport(month: month, now: TimeFormat.parse(now)!, activeTenants: ["acme", "beta", "gamma"],
-                              verification: v, history: history, promises: promises)
+        return EvidenceReport(
+            month: month, now: TimeFormat.parse(now)!, activeTenants: ["acme", "beta", "gamma"],
+            verification: v, history: history, promises: promises)
     }
 
     @Test func everyValueIsEscapedSoAHostileTenantNameIsTextNotMarkup() throws {
@@ -62,7 +66,8 @@ import TresorTestSupport
         #expect(r.statuses.map(\.state) == [.ok, .neverPassed, .overdue])
         #expect(r.outcome == .problemFound)
         let html = try EvidenceReportPage.render(r)
-        #expect(html.contains(#"<tr class="late"><td class="tenant">gamma</td><td><span class="pill fail">Overdue</span></td><td>2026-09-20</td><td>71 d</td>"#))
+        #expect(
+            html.contains(#"<tr class="late"><td class="tenant">gamma</td><td><span class="pill fail">Overdue</span></td><td>2026-09-20</td><td>71 d</td>"#))
         #expect(html.contains(#"<tr class="late"><td class="tenant">beta</td><td><span class="pill fail">Never passed</span>"#))
         #expect(html.contains(#"<tr class=""><td class="tenant">acme</td><td><span class="pill pass">OK</span></td><td>2026-11-10</td>"#))
         #expect(html.contains(#"<tr class="former"><td class="tenant">&lt;script&gt;"#))
@@ -74,7 +79,8 @@ import TresorTestSupport
         #expect(html.contains(#"<div class="value">20 min 00 s</div>"#))
         #expect(html.contains(#"<div class="value">67 %</div><div class="detail">2 of 3; promised over 75 %</div>"#))
         #expect(html.contains(#"<div class="value">2.0 s</div>"#), "RPO of the drill to the latest point")
-        #expect(html.contains("ISO/IEC 27001:2022 A.8.13 Information backup") && html.contains("SOC 2 A1.2")
+        #expect(
+            html.contains("ISO/IEC 27001:2022 A.8.13 Information backup") && html.contains("SOC 2 A1.2")
                 && html.contains("Service terms: 30-day control") && html.contains("Service terms: monthly restore test"))
         #expect(html.contains("<svg class=\"spark\""))
     }

@@ -1,8 +1,9 @@
 import Foundation
 import TresorCore
 import TresorCrypto
-@testable import TresorEvidence
 import TresorTestSupport
+
+@testable import TresorEvidence
 
 /// A log in a temp dir with a few records, and tools to damage it the way an attacker would.
 final class LogFixture: @unchecked Sendable {
@@ -13,8 +14,9 @@ final class LogFixture: @unchecked Sendable {
 
     init(records: Int = 5) throws {
         for i in 0..<records {
-            try log.append(kind: i % 2 == 0 ? .drill : .control, tenant: i % 2 == 0 ? "t\(i)" : nil,
-                           payload: ["n": .int(Int64(i)), "result": "pass"])
+            try log.append(
+                kind: i % 2 == 0 ? .drill : .control, tenant: i % 2 == 0 ? "t\(i)" : nil,
+                payload: ["n": .int(Int64(i)), "result": "pass"])
         }
     }
 
@@ -34,12 +36,15 @@ final class LogFixture: @unchecked Sendable {
 
     /// A correctly chained line for `seq` after `previousLine`, signed by `signer` (what an
     /// attacker holding some key can make).
-    static func forge(seq: Int64, after previousLine: [UInt8]?, signer: Ed25519PrivateKey, kind: String = "drill",
-                      payload: [String: EvidenceValue] = ["result": "pass"]) -> [UInt8] {
-        let record = EvidenceRecord(version: 1, seq: seq, time: "2026-11-30T12:00:00.000Z", kind: kind, tenant: nil,
-                                    key: Hex.encode(signer.publicKey.rawRepresentation),
-                                    prev: previousLine.map { SHA256.hash($0).hex } ?? EvidenceLine.genesisPrev,
-                                    payload: payload)
+    static func forge(
+        seq: Int64, after previousLine: [UInt8]?, signer: Ed25519PrivateKey, kind: String = "drill",
+        payload: [String: EvidenceValue] = ["result": "pass"]
+    ) -> [UInt8] {
+        let record = EvidenceRecord(
+            version: 1, seq: seq, time: "2026-11-30T12:00:00.000Z", kind: kind, tenant: nil,
+            key: Hex.encode(signer.publicKey.rawRepresentation),
+            prev: previousLine.map { SHA256.hash($0).hex } ?? EvidenceLine.genesisPrev,
+            payload: payload)
         return EvidenceLine.make(record: record.canonicalBytes(), signer: signer)
     }
 }

@@ -2,8 +2,9 @@ import Foundation
 import Testing
 import TresorCore
 import TresorCrypto
-@testable import TresorEvidence
 import TresorTestSupport
+
+@testable import TresorEvidence
 
 /// scripts/verify-evidence.py, the auditors' verifier, agrees with what Tresor writes: it accepts
 /// an intact log (with a key rotation) and rejects every kind of tampering.
@@ -51,20 +52,54 @@ import TresorTestSupport
     @Test func rejectsEachKindOfTampering() throws {
         let attacker = Ed25519PrivateKey()
         let damages: [(String, ([[UInt8]], LogFixture) -> [[UInt8]], String)] = [
-            ("edit", { l, _ in var l = l; l[2] = Array(l[2].text.replacingOccurrences(of: "pass", with: "fail").utf8); return l }, "line 3"),
-            ("remove", { l, _ in var l = l; l.remove(at: 1); return l }, "line 2"),
-            ("reorder", { l, _ in var l = l; l.swapAt(2, 3); return l }, "line 3"),
-            ("insert", { l, _ in var l = l; l.insert(l[1], at: 2); return l }, "line 3"),
-            ("truncate middle", { l, _ in var l = l; l.removeSubrange(1..<3); return l }, "line 2"),
-            ("another key", { l, _ in
-                var out = [l[0]]
-                for seq in 2...5 { out.append(LogFixture.forge(seq: Int64(seq), after: out.last, signer: attacker)) }
-                return out
-            }, "line 2"),
-            ("forged rotation", { l, _ in
-                l + [LogFixture.forge(seq: 6, after: l[4], signer: attacker, kind: "key-rotation",
-                                      payload: ["new_key": .string(Hex.encode(attacker.publicKey.rawRepresentation))])]
-            }, "line 6"),
+            (
+                "edit",
+                { l, _ in
+                    var l = l; l[2] = Array(l[2].text.replacingOccurrences(of: "pass", with: "fail").utf8); return l
+                }, "line 3"
+            ),
+            (
+                "remove",
+                { l, _ in
+                    var l = l; l.remove(at: 1); return l
+                }, "line 2"
+            ),
+            (
+                "reorder",
+                { l, _ in
+                    var l = l; l.swapAt(2, 3); return l
+                }, "line 3"
+            ),
+            (
+                "insert",
+                { l, _ in
+                    var l = l; l.insert(l[1], at: 2); return l
+                }, "line 3"
+            ),
+            (
+                "truncate middle",
+                { l, _ in
+                    var l = l; l.removeSubrange(1..<3); return l
+                }, "line 2"
+            ),
+            (
+                "another key",
+                { l, _ in
+                    var out = [l[0]]
+                    for seq in 2...5 { out.append(LogFixture.forge(seq: Int64(seq), after: out.last, signer: attacker)) }
+                    return out
+                }, "line 2"
+            ),
+            (
+                "forged rotation",
+                { l, _ in
+                    l + [
+                        LogFixture.forge(
+                            seq: 6, after: l[4], signer: attacker, kind: "key-rotation",
+                            payload: ["new_key": .string(Hex.encode(attacker.publicKey.rawRepresentation))])
+                    ]
+                }, "line 6"
+            ),
         ]
         for (name, damage, expected) in damages {
             let f = try LogFixture(records: 5)

@@ -1,11 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Testing
 import TresorCore
-@testable import TresorExport
 import TresorTestSupport
+
+@testable import TresorExport
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A source cluster with awkward data, and a document tree with awkward names.
 final class ExportFixture: @unchecked Sendable {
@@ -52,9 +54,11 @@ final class ExportFixture: @unchecked Sendable {
 
     func export(_ name: String, roots: [LiveFolderSource.Root]? = nil, dsn: String? = "", source: (any DocumentSource)? = nil) throws -> ExportResult {
         let docsSource: (any DocumentSource)? = source ?? LiveFolderSource(roots: roots ?? [.init(path: docs.path, label: "docs")])
-        return try Exporter.run(ExportRequest(tenant: try TenantID("acme"), output: dir.sub(name).path, documents: docsSource,
-                                              databaseDSN: dsn == "" ? cluster.dsn : dsn, pgBinDirectory: ScratchCluster.bin,
-                                              now: Date(timeIntervalSince1970: 1_790_000_000), by: "test"))
+        return try Exporter.run(
+            ExportRequest(
+                tenant: try TenantID("acme"), output: dir.sub(name).path, documents: docsSource,
+                databaseDSN: dsn == "" ? cluster.dsn : dsn, pgBinDirectory: ScratchCluster.bin,
+                now: Date(timeIntervalSince1970: 1_790_000_000), by: "test"))
     }
 
     /// Unpacks an archive with tools other than Tresor (GNU tar, zstd, Python's zipfile) and returns the bag folder.

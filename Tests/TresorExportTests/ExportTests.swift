@@ -1,16 +1,19 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Testing
 import TresorCore
-@testable import TresorExport
 import TresorTestSupport
+
+@testable import TresorExport
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("Export", .serialized)
 struct ExportTests {
-    @Test("bagit.py --validate accepts tar, tar.zst and zip exports of awkward documents and tables",
-          arguments: ["bag.tar", "bag.tar.zst", "bag.zip"])
+    @Test(
+        "bagit.py --validate accepts tar, tar.zst and zip exports of awkward documents and tables",
+        arguments: ["bag.tar", "bag.tar.zst", "bag.zip"])
     func exportThatBagitRejects(name: String) throws {
         let f = try ExportFixture()
         let r = try f.export(name)
@@ -22,8 +25,9 @@ struct ExportTests {
         let outside = try sh("sha256sum '\(r.archive)'").split(separator: " ").first.map(String.init)
         #expect(outside == r.sha256)
         // Documents are byte for byte the originals, under their original names.
-        let differences = TreeComparer.differences(f.docs.deletingLastPathComponent().appendingPathComponent("docs"),
-                                                   bag.appendingPathComponent("data/documents/docs"))
+        let differences = TreeComparer.differences(
+            f.docs.deletingLastPathComponent().appendingPathComponent("docs"),
+            bag.appendingPathComponent("data/documents/docs"))
         // The symlink is listed in README.txt, not archived (BagIt has no links); pax keeps whole
         // seconds and Python's zipfile sets no times, so times are not compared here.
         #expect(differences.allSatisfy { $0 == "latest: only in first" || $0.contains(": mtime ") }, "\(differences)")
@@ -42,9 +46,13 @@ struct ExportTests {
         let bag = try f.unpack(r)
         let target = try ScratchCluster(label: "export-dst")
         try target.start()
-        try ScratchCluster.run(ScratchCluster.bin + "/psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", "\(target.port)",
-                                                               "-U", "postgres", "-d", "postgres", "-f", bag.appendingPathComponent("data/database/dump.sql").path],
-                               asPostgres: false)
+        try ScratchCluster.run(
+            ScratchCluster.bin + "/psql",
+            [
+                "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", "\(target.port)",
+                "-U", "postgres", "-d", "postgres", "-f", bag.appendingPathComponent("data/database/dump.sql").path,
+            ],
+            asPostgres: false)
         let tables = [#"public.awkward"#, #"public.big"#, #"public.empty"#, #""Schéma ü"."Tâble, ""quoted""/slash""#, "public.mv"]
         for t in tables {
             let q = "SELECT count(*) || ' ' || md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')) FROM \(t) x"
@@ -69,10 +77,11 @@ struct ExportTests {
                 print(name + '\\t' + str(len(rows) - 1) + '\\t' + '|'.join(rows[0]))
             """
         let out = try sh("python3 -c \"$(cat <<'PY'\n\(script)\nPY\n)\" '\(tablesDir.path)'")
-        let parsed = Dictionary(uniqueKeysWithValues: out.split(separator: "\n").map { line -> (String, (String, String)) in
-            let p = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-            return (p[0], (p[1], p[2]))
-        })
+        let parsed = Dictionary(
+            uniqueKeysWithValues: out.split(separator: "\n").map { line -> (String, (String, String)) in
+                let p = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+                return (p[0], (p[1], p[2]))
+            })
         let expected: [(String, String, String)] = [
             ("public.awkward.csv", "public.awkward", "id|t|b|n|ts"),
             ("public.big.csv", "public.big", "id|h"),
@@ -100,11 +109,16 @@ struct ExportTests {
         let script = f.dir.sub("pair.sql")
         try Data("BEGIN;\nINSERT INTO pair_a (v) VALUES ('x');\nINSERT INTO pair_b (v) VALUES ('y');\nCOMMIT;\n".utf8).write(to: script)
         let stop = f.dir.sub("stop").path
-        let writer = try Spawn.start("/bin/bash", ["-c", """
-            while [ ! -e '\(stop)' ]; do
-              \(ScratchCluster.bin)/pgbench -n -h 127.0.0.1 -p \(f.cluster.port) -U postgres -f '\(script.path)' -t 2000 postgres >/dev/null 2>&1 || exit 1
-            done
-            """])
+        let writer = try Spawn.start(
+            "/bin/bash",
+            [
+                "-c",
+                """
+                while [ ! -e '\(stop)' ]; do
+                  \(ScratchCluster.bin)/pgbench -n -h 127.0.0.1 -p \(f.cluster.port) -U postgres -f '\(script.path)' -t 2000 postgres >/dev/null 2>&1 || exit 1
+                done
+                """,
+            ])
         defer {
             _ = FileManager.default.createFile(atPath: stop, contents: nil)
             _ = Spawn.wait(writer)
@@ -114,11 +128,14 @@ struct ExportTests {
         let r = try f.export("moment.tar", source: LiveFolderSource(roots: []))
         let before = try f.cluster.sql("SELECT count(*) FROM pair_a")
         let bag = try f.unpack(r)
-        let a = try sh("python3 -c 'import csv,sys; print(len(list(csv.reader(open(sys.argv[1], newline=\"\"))))-1)' '\(bag.path)/data/database/tables/public.pair_a.csv'")
-        let b = try sh("python3 -c 'import csv,sys; print(len(list(csv.reader(open(sys.argv[1], newline=\"\"))))-1)' '\(bag.path)/data/database/tables/public.pair_b.csv'")
+        let a = try sh(
+            "python3 -c 'import csv,sys; print(len(list(csv.reader(open(sys.argv[1], newline=\"\"))))-1)' '\(bag.path)/data/database/tables/public.pair_a.csv'")
+        let b = try sh(
+            "python3 -c 'import csv,sys; print(len(list(csv.reader(open(sys.argv[1], newline=\"\"))))-1)' '\(bag.path)/data/database/tables/public.pair_b.csv'")
         #expect(a == b, "pair_a has \(a) rows in its CSV, pair_b \(b)")
         // dump.sql's COPY blocks hold the same rows as the CSVs.
-        let dumpCounts = try sh("""
+        let dumpCounts = try sh(
+            """
             awk '/^COPY public.pair_[ab] /{t=$2; n=0; on=1; next} on && /^\\\\\\.$/{print t, n; on=0; next} on{n++}' '\(bag.path)/data/database/dump.sql'
             """)
         let trimmedA = a.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -146,8 +163,12 @@ struct ExportTests {
         let tar = try f.export("names.tar", roots: roots, dsn: nil)
         #expect(tar.outcome == .problemFound)
         #expect(tar.nonUTF8Names == ["data/documents/raw/caf\\xE9%.txt"])
-        let names = try sh("python3 -c 'import sys, tarfile, os; print(\"\\n\".join(os.fsencode(m.name).hex() for m in tarfile.open(sys.argv[1], encoding=\"utf-8\", errors=\"surrogateescape\")))' '\(tar.archive)'")
-        #expect(names.split(separator: "\n").contains(Substring((Array("names/data/documents/raw/".utf8) + name).map { String(format: "%02x", $0) }.joined())), "\(names)")
+        let names = try sh(
+            "python3 -c 'import sys, tarfile, os; print(\"\\n\".join(os.fsencode(m.name).hex() for m in tarfile.open(sys.argv[1], encoding=\"utf-8\", errors=\"surrogateescape\")))' '\(tar.archive)'"
+        )
+        #expect(
+            names.split(separator: "\n").contains(Substring((Array("names/data/documents/raw/".utf8) + name).map { String(format: "%02x", $0) }.joined())),
+            "\(names)")
 
         let zip = try f.export("names.zip", roots: roots, dsn: nil)
         #expect(zip.outcome == .ok)
@@ -191,12 +212,14 @@ struct ExportTests {
     @Test("a document that shrinks or grows while it is exported is reported, and the bag still validates")
     func changedDocumentThatIsSilentlyPadded() throws {
         let f = try ExportFixture(documents: false)
-        let r = try f.export("changed.tar", dsn: nil, source: ScriptedSource(entries: [
-            (DocumentEntry(path: Array("d".utf8), kind: .directory, mode: 0o755, mtime: 0), nil),
-            (DocumentEntry(path: Array("d/short".utf8), kind: .file(size: 100), mode: 0o644, mtime: 0), 50),
-            (DocumentEntry(path: Array("d/long".utf8), kind: .file(size: 100), mode: 0o644, mtime: 0), 150),
-            (DocumentEntry(path: Array("d/exact".utf8), kind: .file(size: 100), mode: 0o644, mtime: 0), 100),
-        ]))
+        let r = try f.export(
+            "changed.tar", dsn: nil,
+            source: ScriptedSource(entries: [
+                (DocumentEntry(path: Array("d".utf8), kind: .directory, mode: 0o755, mtime: 0), nil),
+                (DocumentEntry(path: Array("d/short".utf8), kind: .file(size: 100), mode: 0o644, mtime: 0), 50),
+                (DocumentEntry(path: Array("d/long".utf8), kind: .file(size: 100), mode: 0o644, mtime: 0), 150),
+                (DocumentEntry(path: Array("d/exact".utf8), kind: .file(size: 100), mode: 0o644, mtime: 0), 100),
+            ]))
         #expect(r.outcome == .problemFound)
         #expect(r.problems.map(\.path) == ["d/short", "d/long"])
         let bag = try f.unpack(r)

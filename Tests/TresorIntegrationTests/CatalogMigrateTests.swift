@@ -6,7 +6,9 @@ import TresorTestSupport
 /// `tresor catalog migrate --from sqlite --to postgresql://...` and what fleet mode must never
 /// print: the catalog DSN's password.
 @Suite struct CatalogMigrateTests {
-    static let small: CorpusBuilder.Options = { var o = CorpusBuilder.Options(); o.smallFiles = 3; o.largeFiles = 0; return o }()
+    static let small: CorpusBuilder.Options = {
+        var o = CorpusBuilder.Options(); o.smallFiles = 3; o.largeFiles = 0; return o
+    }()
 
     /// What an operator sees of the catalog, as JSON text.
     func views(_ f: Fixture) throws -> [String] {

@@ -5,7 +5,10 @@ import TresorTestSupport
 /// Every exit code of the contract, produced by the real binary.
 @Suite(.serialized) struct CommandLineTests {
     @Test func badInputExitsTwoWithOneLineAndAHint() throws {
-        let f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 5; o.largeFiles = 0; return o }())
+        let f = try Fixture(
+            corpus: {
+                var o = CorpusBuilder.Options(); o.smallFiles = 5; o.largeFiles = 0; return o
+            }())
         let cases: [([String], String)] = [
             (["docs", "backup", "nobody"], "unknown tenant 'nobody'"),
             (["store", "add", "s3x", "--url", "ftp://host/x", "--region", "eu"], "not supported"),
@@ -30,7 +33,10 @@ import TresorTestSupport
     }
 
     @Test func regionsAreEnforcedUnlessApproved() throws {
-        let f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 5; o.largeFiles = 0; return o }())
+        let f = try Fixture(
+            corpus: {
+                var o = CorpusBuilder.Options(); o.smallFiles = 5; o.largeFiles = 0; return o
+            }())
         try f.expectOK(["store", "add", "us", "--url", "file://" + f.dir.sub("us-store").path, "--region", "us-east"])
         let refused = try f.tresor.run(["tenant", "add", "beta", "--region", "eu-central", "--store", "us", "--docs", f.docs.path])
         #expect(refused.code == 2)
@@ -39,7 +45,10 @@ import TresorTestSupport
     }
 
     @Test func wrongMasterKeyAndBrokenConfigExitTwo() throws {
-        let f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 5; o.largeFiles = 0; return o }())
+        let f = try Fixture(
+            corpus: {
+                var o = CorpusBuilder.Options(); o.smallFiles = 5; o.largeFiles = 0; return o
+            }())
         try f.expectOK(["docs", "backup", "acme"])
         let keyFile = f.home + "/keys/master.key"
         let attrs = try FileManager.default.attributesOfItem(atPath: keyFile)
@@ -68,13 +77,17 @@ import TresorTestSupport
         // own: its hint names the operator's pg setup instead of init.
         let push = try nohome.run(["pg", "wal-push", "acme", "/nonexistent/000000010000000000000001"])
         #expect(push.code != 0)
-        #expect(push.stderr.contains("hint: give archive_command and restore_command the operator's --home as tresor pg setup acme prints them"),
-                "\(push.stderr)")
+        #expect(
+            push.stderr.contains("hint: give archive_command and restore_command the operator's --home as tresor pg setup acme prints them"),
+            "\(push.stderr)")
         #expect(!push.stderr.contains("hint: tresor --home"), "\(push.stderr)")
     }
 
     @Test func masterKeyFromACommand() throws {
-        let f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 5; o.largeFiles = 0; return o }())
+        let f = try Fixture(
+            corpus: {
+                var o = CorpusBuilder.Options(); o.smallFiles = 5; o.largeFiles = 0; return o
+            }())
         let keyFile = f.home + "/keys/master.key"
         let moved = f.dir.sub("kms-key").path
         try FileManager.default.moveItem(atPath: keyFile, toPath: moved)
@@ -89,7 +102,10 @@ import TresorTestSupport
     }
 
     @Test func theClockComesFromNow() throws {
-        let f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 5; o.largeFiles = 0; return o }())
+        let f = try Fixture(
+            corpus: {
+                var o = CorpusBuilder.Options(); o.smallFiles = 5; o.largeFiles = 0; return o
+            }())
         try f.expectOK(["--now", "2026-01-15T08:00:00Z", "docs", "backup", "acme"])
         var env = f.tresor
         env.environment["TRESOR_NOW"] = "2026-02-15T08:00:00Z"

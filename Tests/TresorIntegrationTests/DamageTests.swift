@@ -5,7 +5,9 @@ import TresorTestSupport
 /// Damage in a repository is found in full, named, answered with exit 3, and repaired where the
 /// repository holds what is needed.
 @Suite(.serialized) struct DamageTests {
-    static let small: CorpusBuilder.Options = { var o = CorpusBuilder.Options(); o.smallFiles = 200; o.largeFiles = 2; o.largeFileSize = 2 << 20; return o }()
+    static let small: CorpusBuilder.Options = {
+        var o = CorpusBuilder.Options(); o.smallFiles = 200; o.largeFiles = 2; o.largeFileSize = 2 << 20; return o
+    }()
 
     /// Flips one bit of the file at `path`, at `fraction` of its length.
     static func flipBit(_ path: String, at fraction: Double = 0.5, mask: UInt8 = 0x10) throws {
@@ -62,8 +64,12 @@ import TresorTestSupport
         try f.expectOK(["docs", "backup", "acme"])
         let snapshot = try #require(Self.files(f.storePath + "/tenants/acme/snapshots").first)
         try Self.flipBit(snapshot)
-        _ = try Process.browseOutput("/usr/bin/sqlite3", [f.home + "/catalog.sqlite",
-            "UPDATE runs SET detail = replace(detail, '\"kind\":\"documents\"', '\"kind\":\"wal-dump\"') WHERE kind = 'docs-backup'"])
+        _ = try Process.browseOutput(
+            "/usr/bin/sqlite3",
+            [
+                f.home + "/catalog.sqlite",
+                "UPDATE runs SET detail = replace(detail, '\"kind\":\"documents\"', '\"kind\":\"wal-dump\"') WHERE kind = 'docs-backup'",
+            ])
         let r = try f.tresor.run(["--json", "check", "acme"])
         #expect(r.code == 3, "\(r.stdout) \(r.stderr)")
         let report = try Self.report(r)

@@ -83,7 +83,10 @@ struct DeletionTests {
 
         let runs = Process()
         runs.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        runs.arguments = [f.home + "/catalog.sqlite", "SELECT kind, status, tenant IS NULL FROM runs WHERE kind = 'deletion'; SELECT COUNT(*) FROM runs WHERE tenant = 'acme'"]
+        runs.arguments = [
+            f.home + "/catalog.sqlite",
+            "SELECT kind, status, tenant IS NULL FROM runs WHERE kind = 'deletion'; SELECT COUNT(*) FROM runs WHERE tenant = 'acme'",
+        ]
         let pipe = Pipe()
         runs.standardOutput = pipe
         try runs.run()
@@ -154,7 +157,7 @@ struct DeletionTests {
         try f.expectOK(["--now", Self.day91, "deletion", "run"])
         let cluster = try ScratchCluster()
         try cluster.start()
-        defer { try? cluster.stop() }   // test cleanup
+        defer { try? cluster.stop() }  // test cleanup
         let clean = try f.tresor.run(["--now", Self.day91, "sweep", "--pg", cluster.dsn])
         #expect(clean.code == 0, "\(clean.stdout)")
         _ = try cluster.sql("CREATE DATABASE acme_restore")

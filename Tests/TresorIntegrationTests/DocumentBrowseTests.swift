@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Testing
 import TresorTestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `docs ls`, `find`, `diff`, `dump` and `restore --path` over 31 daily snapshots whose changes
 /// the test planted itself.
@@ -47,8 +48,9 @@ import TresorTestSupport
             let url = f.docs.deletingLastPathComponent().appendingPathComponent(rel)
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             try Data(content).write(to: url)
-            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: 1_790_000_000 + Double(day) * 86400)],
-                                                  ofItemAtPath: url.path)
+            try FileManager.default.setAttributes(
+                [.modificationDate: Date(timeIntervalSince1970: 1_790_000_000 + Double(day) * 86400)],
+                ofItemAtPath: url.path)
         }
 
         func rawFile(_ name: [UInt8], _ content: String) {
@@ -127,8 +129,10 @@ import TresorTestSupport
         #expect(files.first?["inLastSnapshot"] as? Bool == true)
 
         // A range, a path pattern and case folding.
-        let ranged = try h.json(["docs", "find", "acme", "invoices/INVOICE-2026-0?.pdf", "--ignore-case",
-                                 "--since", History.day(21), "--until", History.day(24)])
+        let ranged = try h.json([
+            "docs", "find", "acme", "invoices/INVOICE-2026-0?.pdf", "--ignore-case",
+            "--since", History.day(21), "--until", History.day(24),
+        ])
         #expect(ranged["snapshotsSearched"] as? Int == 4)
         #expect((ranged["files"] as? [[String: Any]] ?? []).map { $0["path"] as? String } == ["docs/invoices/invoice-2026-04.pdf"])
         let empty = try h.dump(["docs", "find", "acme", "*.pdf", "--since", "2027-01-01"])
@@ -189,11 +193,13 @@ import TresorTestSupport
 
     @Test func pathsThatEscapeOrAreMalformedOrDirectoriesAreRefusedWithExitTwo() throws {
         let h = try Self.history.get()
-        for args in [["docs", "ls", "acme", "docs/../.."], ["docs", "ls", "acme", "/etc"],
-                     ["docs", "dump", "acme", "docs/../docs/notes.txt"], ["docs", "dump", "acme", "docs//notes.txt"],
-                     ["docs", "dump", "acme", "docs/\\xzz"], ["docs", "dump", "acme", "docs/invoices"],
-                     ["docs", "dump", "acme", "docs/nothing-here"],
-                     ["docs", "restore", "acme", "--to", h.f.dir.sub("never").path, "--path", "docs/.."]] {
+        for args in [
+            ["docs", "ls", "acme", "docs/../.."], ["docs", "ls", "acme", "/etc"],
+            ["docs", "dump", "acme", "docs/../docs/notes.txt"], ["docs", "dump", "acme", "docs//notes.txt"],
+            ["docs", "dump", "acme", "docs/\\xzz"], ["docs", "dump", "acme", "docs/invoices"],
+            ["docs", "dump", "acme", "docs/nothing-here"],
+            ["docs", "restore", "acme", "--to", h.f.dir.sub("never").path, "--path", "docs/.."],
+        ] {
             let (code, out, err) = try h.dump(args)
             #expect(code == 2, "\(args): exit \(code) \(err)")
             #expect(out.isEmpty && err.contains("error:") && err.contains("hint:"), "\(args): \(err)")
@@ -204,8 +210,10 @@ import TresorTestSupport
     @Test func restoreOfSeveralPathsRestoresThoseFilesAndDirectoriesOnly() throws {
         let h = try Self.history.get()
         let target = h.f.dir.sub("several")
-        try h.f.expectOK(["docs", "restore", "acme", "--to", target.path, "--snapshot", History.day(6),
-                          "--path", History.invoice, "--path", "docs/daily"])
+        try h.f.expectOK([
+            "docs", "restore", "acme", "--to", target.path, "--snapshot", History.day(6),
+            "--path", History.invoice, "--path", "docs/daily",
+        ])
         #expect(Array(try Data(contentsOf: target.appendingPathComponent(History.invoice))) == h.v2)
         let daily = try FileManager.default.contentsOfDirectory(atPath: target.path + "/docs/daily").sorted()
         #expect(daily == (1...6).map { "log-\($0).txt" }.sorted())

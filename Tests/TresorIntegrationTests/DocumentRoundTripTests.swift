@@ -34,8 +34,9 @@ import TresorTestSupport
         try Data("changed".utf8).write(to: f.docs.appendingPathComponent("contracts/doc-6.txt"))
         try Data(repeating: 42, count: 3 << 20).write(to: f.docs.appendingPathComponent("scans/new.bin"))
         try FileManager.default.removeItem(at: f.docs.appendingPathComponent("contracts/doc-12.txt"))
-        try FileManager.default.moveItem(at: f.docs.appendingPathComponent("scans/doc-4.txt"),
-                                         to: f.docs.appendingPathComponent("scans/renamed.txt"))
+        try FileManager.default.moveItem(
+            at: f.docs.appendingPathComponent("scans/doc-4.txt"),
+            to: f.docs.appendingPathComponent("scans/renamed.txt"))
         try FileManager.default.createDirectory(at: f.docs.appendingPathComponent("fresh/empty"), withIntermediateDirectories: true)
 
         let second = try #require(try f.expectOK(["--json", "docs", "backup", "acme"]).json())
@@ -56,7 +57,10 @@ import TresorTestSupport
     }
 
     @Test func restoreOfOnePathAndRefusals() throws {
-        let f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 200; o.largeFiles = 1; return o }())
+        let f = try Fixture(
+            corpus: {
+                var o = CorpusBuilder.Options(); o.smallFiles = 200; o.largeFiles = 1; return o
+            }())
         try f.expectOK(["docs", "backup", "acme"])
         let target = f.dir.sub("partial")
         try f.expectOK(["docs", "restore", "acme", "--to", target.path, "--path", "docs/invoices"])
@@ -71,7 +75,10 @@ import TresorTestSupport
     }
 
     @Test func aFileThatKeepsChangingIsFlagged() throws {
-        let f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 10; o.largeFiles = 0; return o }())
+        let f = try Fixture(
+            corpus: {
+                var o = CorpusBuilder.Options(); o.smallFiles = 10; o.largeFiles = 0; return o
+            }())
         let growing = f.docs.appendingPathComponent("growing.log")
         try Data(repeating: 1, count: 32 << 20).write(to: growing)
         let handle = try FileHandle(forWritingTo: growing)

@@ -1,13 +1,16 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Testing
 import TresorTestSupport
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Document backups and restores through the real binary: what used to be lost quietly.
 @Suite(.serialized) struct DocumentSafetyTests {
-    private static let small = { var o = CorpusBuilder.Options(); o.smallFiles = 5; o.largeFiles = 0; return o }()
+    private static let small = {
+        var o = CorpusBuilder.Options(); o.smallFiles = 5; o.largeFiles = 0; return o
+    }()
 
     @Test func anUnreadableDirectoryIsInTheSkippedListAndTheBackupExitsThree() throws {
         let f = try Fixture(corpus: Self.small)

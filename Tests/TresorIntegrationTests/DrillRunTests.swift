@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Testing
 import TresorTestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `tresor drill run` and `drill clean` over real clusters (issue 11): a drill that passes is a
 /// verifiable record, a damaged repository fails the drill (exit 3, in the log), and no scratch
@@ -92,7 +93,8 @@ final class DrillFixture: @unchecked Sendable {
         func parent(_ pid: Int32) -> Int32? {
             // /proc/PID/stat: "pid (comm) state ppid ...": the field after the last ')'.
             guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return nil }
+                let close = stat.lastIndex(of: ")")
+            else { return nil }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             return fields.count > 1 ? Int32(fields[1]) : nil
         }
@@ -129,7 +131,10 @@ final class DrillFixture: @unchecked Sendable {
         #expect(r.code == 0, "\(r.stdout)\n\(r.stderr)")
         let record = try #require(r.json()?["record"] as? [String: Any], "\(r.stdout)")
         let checks = (record["checks"] as? [[String: Any]]) ?? []
-        #expect(checks.compactMap { $0["name"] as? String } == ["restore", "pg_verifybackup", "connect", "target_reached", "amcheck", "read_tables", "data_checksums", "documents_sample"])
+        #expect(
+            checks.compactMap { $0["name"] as? String } == [
+                "restore", "pg_verifybackup", "connect", "target_reached", "amcheck", "read_tables", "data_checksums", "documents_sample",
+            ])
         #expect(checks.allSatisfy { $0["status"] as? String == "passed" }, "\(checks)")
         // Each check carries its own duration (the benchmark's per-check split).
         #expect(checks.allSatisfy { ($0["ms"] as? Int).map { $0 >= 0 } == true }, "\(checks)")

@@ -63,8 +63,9 @@ struct InvisibleDamage: DrillDamage {
         let f = try DrillFixture()
         try f.cluster.stop()
         let installation = try Installation.open(home: Home(root: URL(fileURLWithPath: f.home)), configFile: nil, clock: SystemClock())
-        let r = try installation.runDrillSelfTest(tenant: TenantID("acme"), seed: 11, binary: TresorProcess.binary,
-                                                  damages: [InvisibleDamage(), DrillDamages.WrongDocumentHash()])
+        let r = try installation.runDrillSelfTest(
+            tenant: TenantID("acme"), seed: 11, binary: TresorProcess.binary,
+            damages: [InvisibleDamage(), DrillDamages.WrongDocumentHash()])
         #expect(r.outcome == .problemFound)
         #expect(r.record.result == .fail && r.record.selfTest)
         let byName = Dictionary(uniqueKeysWithValues: (r.record.damages ?? []).map { ($0.name, $0) })

@@ -7,17 +7,22 @@ import TresorTestSupport
 
 /// Appends a drill record to a home's evidence log the way `tresor drill run` will: through the
 /// engine, signed with the home's key, at the instant `time` (the injected clock).
-func recordDrill(home: String, tenant: String, at time: String, failing check: String? = nil, rtoMs: Int64 = 480_000,
-                 target: DrillRecord.Target.Kind = .random, rpoMs: Int64? = nil) throws {
-    let installation = try Installation.open(home: Home(root: URL(fileURLWithPath: home)), configFile: nil,
-                                             clock: FixedClock(TimeFormat.parse(time)!))
+func recordDrill(
+    home: String, tenant: String, at time: String, failing check: String? = nil, rtoMs: Int64 = 480_000,
+    target: DrillRecord.Target.Kind = .random, rpoMs: Int64? = nil
+) throws {
+    let installation = try Installation.open(
+        home: Home(root: URL(fileURLWithPath: home)), configFile: nil,
+        clock: FixedClock(TimeFormat.parse(time)!))
     var checks: [DrillRecord.Check] = [.passed("pg_verifybackup"), .passed("connect"), .passed("target_reached")]
     checks.append(check.map { .failed($0, reason: "pg_amcheck reported 1 corrupt index page") } ?? .passed("amcheck"))
-    try installation.recordDrill(tenant: TenantID(tenant), DrillRecord(
-        drillID: UUID().uuidString, seed: 7, target: .init(kind: target, time: TimeFormat.parse(time)!.addingTimeInterval(-3600)),
-        checks: checks, rtoMs: rtoMs, rpoMs: rpoMs, bytesRestored: 1_610_612_736, filesRestored: 2_048,
-        timings: .init(restoreMs: rtoMs / 2, recoveryMs: rtoMs / 4, checksMs: rtoMs / 4), selfTest: false,
-        tresorVersion: "0.1.0", postgresVersion: "15.18"))
+    try installation.recordDrill(
+        tenant: TenantID(tenant),
+        DrillRecord(
+            drillID: UUID().uuidString, seed: 7, target: .init(kind: target, time: TimeFormat.parse(time)!.addingTimeInterval(-3600)),
+            checks: checks, rtoMs: rtoMs, rpoMs: rpoMs, bytesRestored: 1_610_612_736, filesRestored: 2_048,
+            timings: .init(restoreMs: rtoMs / 2, recoveryMs: rtoMs / 4, checksMs: rtoMs / 4), selfTest: false,
+            tresorVersion: "0.1.0", postgresVersion: "15.18"))
 }
 
 /// `tresor drill status`: the 30-day control, through the real binary, with an injected clock.
@@ -62,7 +67,8 @@ func recordDrill(home: String, tenant: String, at time: String, failing check: S
         #expect(payloads.map { $0["result"] as? String } == ["pass", "fail", "pass"])
         #expect(payloads.map { $0["max_age_ms"] as? Int } == [2_592_000_000, 2_592_000_000, 3_456_000_000])
         let lateEntry = (payloads[1]["late"] as? [[String: Any]])?.first
-        #expect(lateEntry?["tenant"] as? String == "acme" && lateEntry?["state"] as? String == "overdue"
+        #expect(
+            lateEntry?["tenant"] as? String == "acme" && lateEntry?["state"] as? String == "overdue"
                 && lateEntry?["last_pass_seq"] as? Int == 1)
         #expect(try f.expectOK(["--json", "evidence", "verify"]).json()?["verifiedRecords"] as? Int == 5)
         // The auditors' verifier, without Tresor, accepts the drill and control records too.
@@ -94,8 +100,9 @@ func recordDrill(home: String, tenant: String, at time: String, failing check: S
 
     @Test func aSignedDrillRecordThatIsNotAValidDrillIsAProblemNotAPass() throws {
         let f = try Fixture(corpus: small())
-        let installation = try Installation.open(home: Home(root: URL(fileURLWithPath: f.home)), configFile: nil,
-                                                 clock: FixedClock(TimeFormat.parse("2026-11-01T02:00:00Z")!))
+        let installation = try Installation.open(
+            home: Home(root: URL(fileURLWithPath: f.home)), configFile: nil,
+            clock: FixedClock(TimeFormat.parse("2026-11-01T02:00:00Z")!))
         try installation.recordEvidence(kind: .drill, tenant: try TenantID("acme"), payload: ["drill_id": "x", "result": "pass"])
         let r = try f.tresor.run(["--now", "2026-11-02T00:00:00Z", "drill", "status"])
         #expect(r.code == 3)

@@ -19,7 +19,10 @@ import TresorTestSupport
     }
 
     @Test func regionApprovalIsSignedEvidenceThatVerifiesAndTamperingExitsThree() throws {
-        let f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 3; o.largeFiles = 0; return o }())
+        let f = try Fixture(
+            corpus: {
+                var o = CorpusBuilder.Options(); o.smallFiles = 3; o.largeFiles = 0; return o
+            }())
         try f.expectOK(["store", "add", "us", "--url", "file://" + f.dir.sub("us-store").path, "--region", "us-east"])
         let reason = "customer contract §4 allows a US copy"
         try f.expectOK(["region", "approve", "acme", "--store", "us", "--by", "alice", "--reason", reason])
@@ -72,7 +75,10 @@ import TresorTestSupport
     }
 
     @Test func rotationKeepsTheAnchorKeyValidAndBadUsageExitsTwo() throws {
-        let f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 3; o.largeFiles = 0; return o }())
+        let f = try Fixture(
+            corpus: {
+                var o = CorpusBuilder.Options(); o.smallFiles = 3; o.largeFiles = 0; return o
+            }())
         try f.expectOK(["store", "add", "us", "--url", "file://" + f.dir.sub("us-store").path, "--region", "us-east"])
         try f.expectOK(["region", "approve", "acme", "--store", "us", "--by", "alice", "--reason", "one"])
         let before = try f.expectOK(["evidence", "export-key", "--current"]).stdout
@@ -99,18 +105,23 @@ import TresorTestSupport
         let copied = try String(contentsOfFile: f.dir.sub("us-store").path + "/" + prefix + "000000000003.json", encoding: .utf8)
         #expect(try String(contentsOfFile: f.home + "/evidence/log.jsonl", encoding: .utf8).hasSuffix(copied))
 
-        for args in [["evidence", "verify", "--log", f.dir.sub("nothing.jsonl").path],
-                     ["evidence", "list", "--kind", "picnic"],
-                     ["evidence", "list", "--since", "someday"],
-                     ["--home", f.dir.sub("typo").path, "evidence", "verify", "--public-key", f.home + "/keys/evidence.pub"],
-                     ["evidence", "verify", "--public-key", f.dir.sub("nothing.pub").path]] {
+        for args in [
+            ["evidence", "verify", "--log", f.dir.sub("nothing.jsonl").path],
+            ["evidence", "list", "--kind", "picnic"],
+            ["evidence", "list", "--since", "someday"],
+            ["--home", f.dir.sub("typo").path, "evidence", "verify", "--public-key", f.home + "/keys/evidence.pub"],
+            ["evidence", "verify", "--public-key", f.dir.sub("nothing.pub").path],
+        ] {
             let r = try f.tresor.run(args)
             #expect(r.code == 2 && r.stderr.hasPrefix("error: "), "\(args): \(r.code) \(r.stderr)")
         }
     }
 
     @Test func anApprovalWhoseEvidenceCannotBeSignedIsNotRecorded() throws {
-        let f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 3; o.largeFiles = 0; return o }())
+        let f = try Fixture(
+            corpus: {
+                var o = CorpusBuilder.Options(); o.smallFiles = 3; o.largeFiles = 0; return o
+            }())
         try f.expectOK(["store", "add", "us", "--url", "file://" + f.dir.sub("us-store").path, "--region", "us-east"])
         // A signing key that does not belong to the anchor public key auditors were given.
         try (String(repeating: "12", count: 32) + "\n").write(toFile: f.home + "/keys/evidence.key", atomically: true, encoding: .utf8)
@@ -123,7 +134,11 @@ import TresorTestSupport
 
     @Test func evidenceIsReplicatedToARealS3StoreWithoutOverwriting() throws {
         let server = try SeaweedServer.shared()
-        let f = try S3Fixture(server: server, corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 3; o.largeFiles = 0; return o }())
+        let f = try S3Fixture(
+            server: server,
+            corpus: {
+                var o = CorpusBuilder.Options(); o.smallFiles = 3; o.largeFiles = 0; return o
+            }())
         try f.expectOK(["store", "add", "local", "--url", "file://" + f.dir.sub("local").path, "--region", "eu-central"])
         try f.expectOK(["region", "approve", "acme", "--store", "local", "--by", "alice", "--reason", "x"])
         try f.expectOK(["region", "approve", "acme", "--store", "local", "--by", "bob", "--reason", "y"])

@@ -11,8 +11,12 @@ import TresorTestSupport
     func browser(_ args: [String]) throws -> (code: Int32, stdout: String) {
         #expect(FileManager.default.isExecutableFile(atPath: Self.chromium), "chromium is missing: run scripts/install-deps.sh")
         let profile = TempDirectory("tresor-chromium")
-        let r = try runCapturingOutput(Self.chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-                                                       "--user-data-dir=\(profile.path)", "--hide-scrollbars"] + args)
+        let r = try runCapturingOutput(
+            Self.chromium,
+            [
+                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+                "--user-data-dir=\(profile.path)", "--hide-scrollbars",
+            ] + args)
         return (r.code, r.out)
     }
 
@@ -26,10 +30,13 @@ import TresorTestSupport
         }
         // A year of monthly drills for acme, with its RTO drifting; beta fails in November; gamma
         // last passed in September.
-        for (i, m) in ["2025-12", "2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06", "2026-07", "2026-08",
-                       "2026-09", "2026-10", "2026-11"].enumerated() {
-            try recordDrill(home: f.home, tenant: "acme", at: "\(m)-0\(i % 9 + 1)T02:00:00Z", rtoMs: Int64(360_000 + (i * 37 % 11) * 60_000),
-                            target: i == 11 ? .latest : .random, rpoMs: i == 11 ? 2_400 : nil)
+        for (i, m) in [
+            "2025-12", "2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06", "2026-07", "2026-08",
+            "2026-09", "2026-10", "2026-11",
+        ].enumerated() {
+            try recordDrill(
+                home: f.home, tenant: "acme", at: "\(m)-0\(i % 9 + 1)T02:00:00Z", rtoMs: Int64(360_000 + (i * 37 % 11) * 60_000),
+                target: i == 11 ? .latest : .random, rpoMs: i == 11 ? 2_400 : nil)
         }
         for m in ["2026-08", "2026-09", "2026-10", "2026-11"] {
             try recordDrill(home: f.home, tenant: "beta", at: "\(m)-03T02:00:00Z", rtoMs: 780_000)
@@ -42,7 +49,8 @@ import TresorTestSupport
         let page = f.dir.sub("report.html")
         let r = try f.tresor.run(["--json", "--now", "2026-11-30T12:00:00Z", "evidence", "report", "--out", page.path, "--month", "2026-11"])
         #expect(r.code == 3, "gamma is overdue: \(r.stdout) \(r.stderr)")
-        #expect(r.json()?["overdue"] as? [String] == ["gamma"] && r.json()?["failedDrills"] as? Int == 2
+        #expect(
+            r.json()?["overdue"] as? [String] == ["gamma"] && r.json()?["failedDrills"] as? Int == 2
                 && r.json()?["chainIntact"] as? Bool == true)
         #expect(try f.tresor.run(["evidence", "report", "--out", page.path, "--month", "2026-13"]).code == 2)
 
@@ -58,7 +66,8 @@ import TresorTestSupport
         #expect(dom.stdout.contains("Evidence chain verified."))
         #expect(!dom.stdout.contains("<script"))
 
-        let shot = ProcessInfo.processInfo.environment["TRESOR_REPORT_SCREENSHOT"].map { URL(fileURLWithPath: $0) }
+        let shot =
+            ProcessInfo.processInfo.environment["TRESOR_REPORT_SCREENSHOT"].map { URL(fileURLWithPath: $0) }
             ?? f.dir.sub("report.png")
         let png = try browser(["--screenshot=\(shot.path)", "--window-size=1280,1900", page.absoluteString])
         #expect(png.code == 0)

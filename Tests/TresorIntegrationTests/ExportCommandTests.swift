@@ -9,7 +9,10 @@ struct ExportCommandTests {
         let cluster = try ScratchCluster(label: "export-cli")
         try cluster.start()
         try cluster.sql("CREATE TABLE notes (id int, body text); INSERT INTO notes SELECT g, 'note ' || g FROM generate_series(1, 100) g")
-        let f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 200; o.largeFiles = 1; return o }())
+        let f = try Fixture(
+            corpus: {
+                var o = CorpusBuilder.Options(); o.smallFiles = 200; o.largeFiles = 1; return o
+            }())
         try f.expectOK(["tenant", "add", "shop", "--region", "eu-central", "--store", "local", "--docs", f.docs.path, "--pg", cluster.dsn])
         let out = f.dir.sub("shop.tar.zst").path
         let r = try f.expectOK(["--json", "export", "shop", "--out", out, "--by", "auditor-7"])
@@ -42,17 +45,25 @@ struct ExportCommandTests {
         #expect(shaAfter == sha)
     }
 
-    @Test("export options that cannot apply exit 2 with a clear message, before anything is written",
-          arguments: [["--since", "abc123"], ["--from-backup"], ["--at", "2026-11-01T00:00:00Z"], ["--from-backup", "--at", "yesterday"], []])
+    @Test(
+        "export options that cannot apply exit 2 with a clear message, before anything is written",
+        arguments: [["--since", "abc123"], ["--from-backup"], ["--at", "2026-11-01T00:00:00Z"], ["--from-backup", "--at", "yesterday"], []])
     func exportOptionThatIsSilentlyIgnored(extra: [String]) throws {
-        let f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 5; o.largeFiles = 0; return o }())
+        let f = try Fixture(
+            corpus: {
+                var o = CorpusBuilder.Options(); o.smallFiles = 5; o.largeFiles = 0; return o
+            }())
         let out = f.dir.sub(extra.isEmpty ? "acme.rar" : "acme.tar").path
         let r = try f.tresor.run(["export", "acme", "--out", out] + extra)
         #expect(r.code == 2, "\(r.stderr)")
         #expect(r.stderr.hasPrefix("error: "), "\(r.stderr)")
         // No snapshot yet for --since and --from-backup; --at alone is live; a time that is none.
-        let expected = extra.isEmpty ? "archive format" : extra == ["--at", "2026-11-01T00:00:00Z"] ? "--at needs --from-backup"
-            : extra.last == "yesterday" ? "cannot read time" : "has no backups"
+        let expected =
+            extra.isEmpty
+            ? "archive format"
+            : extra == ["--at", "2026-11-01T00:00:00Z"]
+                ? "--at needs --from-backup"
+                : extra.last == "yesterday" ? "cannot read time" : "has no backups"
         #expect(r.stderr.contains(expected), "\(r.stderr)")
         #expect(r.stderr.contains("hint: "))
         #expect(!FileManager.default.fileExists(atPath: out))

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Testing
 import TresorTestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `tresor export --from-backup [--at TIME]` and `--since SNAPSHOT` over real clusters and
 /// real repositories (issue 13).
@@ -23,11 +24,16 @@ struct ExportFromBackupTests {
 
     /// Rows of a CSV file as Python's csv module reads them (header first), joined by '|'.
     static func csvRows(_ path: String) throws -> [String] {
-        let out = try ScratchCluster.run("/usr/bin/python3", ["-c", """
-            import csv, sys
-            for row in csv.reader(open(sys.argv[1], newline='', encoding='utf-8')):
-                print('|'.join(row))
-            """, path], asPostgres: false)
+        let out = try ScratchCluster.run(
+            "/usr/bin/python3",
+            [
+                "-c",
+                """
+                import csv, sys
+                for row in csv.reader(open(sys.argv[1], newline='', encoding='utf-8')):
+                    print('|'.join(row))
+                """, path,
+            ], asPostgres: false)
         return out.split(separator: "\n").map(String.init)
     }
 
@@ -54,7 +60,8 @@ struct ExportFromBackupTests {
         let at = try f.cluster.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
             .trimmingCharacters(in: .whitespacesAndNewlines)
         Thread.sleep(forTimeInterval: 0.5)
-        try f.cluster.sql("INSERT INTO ledger VALUES (8, 'after 8'), (9, 'after 9'); UPDATE ledger SET note = 'changed' WHERE id = 1; DELETE FROM ledger WHERE id = 2")
+        try f.cluster.sql(
+            "INSERT INTO ledger VALUES (8, 'after 8'), (9, 'after 9'); UPDATE ledger SET note = 'changed' WHERE id = 1; DELETE FROM ledger WHERE id = 2")
         try f.cluster.switchAndWaitForArchive()
         try f.expectOK(["tenant", "end-contract", "acme", "--date", TimeFormatForTests.today()])
 
@@ -71,7 +78,8 @@ struct ExportFromBackupTests {
         #expect(rows == ["id|note"] + (1...7).map { "\($0)|before \($0)" }, "\(rows)")
         // dump.sql holds the same rows in its COPY block.
         let dump = try String(contentsOfFile: bag.path + "/data/database/dump.sql", encoding: .utf8)
-        let block = dump.components(separatedBy: "COPY public.ledger (id, note) FROM stdin;\n").last?
+        let block =
+            dump.components(separatedBy: "COPY public.ledger (id, note) FROM stdin;\n").last?
             .components(separatedBy: "\\.\n").first ?? ""
         #expect(block == (1...7).map { "\($0)\tbefore \($0)\n" }.joined(), "\(block)")
         // The live cluster has moved on (else the test proves nothing).
@@ -136,7 +144,7 @@ struct ExportFromBackupTests {
             try #require(p.isRunning, "the export ended before its scratch server was seen")
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
-            #expect(Self.leftovers(f).count == 2, "\(Self.leftovers(f))") // the directory and its server
+            #expect(Self.leftovers(f).count == 2, "\(Self.leftovers(f))")  // the directory and its server
         }
         try killMidExport()
         let out = f.dir.sub("next.tar").path
@@ -152,13 +160,18 @@ struct ExportFromBackupTests {
 
     @Test("an export --since an earlier export's snapshot holds exactly the added and changed documents and lists the removed ones")
     func sinceExportThatMissesOrRepeatsDocuments() throws {
-        let f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 40; o.largeFiles = 1; return o }())
+        let f = try Fixture(
+            corpus: {
+                var o = CorpusBuilder.Options(); o.smallFiles = 40; o.largeFiles = 1; return o
+            }())
         try f.expectOK(["docs", "backup", "acme"])
         let first = try f.expectOK(["--json", "export", "acme", "--from-backup", "--out", f.dir.sub("full.tar").path])
         let fullBag = try Self.unpack(f.dir.sub("full.tar").path, into: f.dir.url, bag: "full")
         let fullInfo = try String(contentsOfFile: fullBag.path + "/bag-info.txt", encoding: .utf8)
-        let snapshot = try #require(fullInfo.split(separator: "\n").first { $0.hasPrefix("Tresor-Documents-Snapshot: ") }?
-            .dropFirst("Tresor-Documents-Snapshot: ".count)).trimmingCharacters(in: .whitespaces)
+        let snapshot = try #require(
+            fullInfo.split(separator: "\n").first { $0.hasPrefix("Tresor-Documents-Snapshot: ") }?
+                .dropFirst("Tresor-Documents-Snapshot: ".count)
+        ).trimmingCharacters(in: .whitespaces)
         #expect(first.json()?["documentsSnapshot"] as? String == snapshot)
 
         // Change one file, add two (one in a new folder), remove one.

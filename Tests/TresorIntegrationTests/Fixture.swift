@@ -50,7 +50,8 @@ func storedPacks(_ storePath: String) -> [String] {
 func waitUntilLockHeld(home: String, tenant: String = "acme", by process: Process) {
     let lockFile = home + "/locks/\(tenant).lock"
     while process.isRunning,
-          (try? String(contentsOfFile: lockFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) != "\(process.processIdentifier)" {
+        (try? String(contentsOfFile: lockFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) != "\(process.processIdentifier)"
+    {
         usleep(10_000)
     }
 }

@@ -83,10 +83,12 @@ import TresorTestSupport
             #expect(r?.code == 0 || r?.code == 3, "worker \(i): \(r?.code ?? -1) \(r?.stderr ?? "")")
         }
         // Every job due that day ran once in the whole fleet: one run row each, and it ended ok.
-        let runs = try fleet.sql("""
+        let runs = try fleet.sql(
+            """
             SELECT kind || ' ' || COALESCE(tenant, '-') || ' ' || status FROM runs WHERE kind <> 'tick' ORDER BY 1
             """)
-        let expected = FleetTests.tenants.map { "docs-backup \($0) ok" } + FleetTests.tenants.map { "retention \($0) ok" }
+        let expected =
+            FleetTests.tenants.map { "docs-backup \($0) ok" } + FleetTests.tenants.map { "retention \($0) ok" }
             + ["drill-control - problem_found", "store-clean - ok"]
         #expect(runs == expected.sorted())
         // The run rows name the workers: each is a tick that the catalog saw start and end.
@@ -129,4 +131,3 @@ import TresorTestSupport
         }
     }
 }
-

@@ -13,10 +13,11 @@ import TresorTestSupport
     /// JSON summary on standard error (standard output is the file).
     static func commands(_ f: Fixture) throws -> [(schema: String, args: [String])] {
         let d = f.dir
-        let firstFile = try #require(FileManager.default.subpathsOfDirectory(atPath: f.docs.path).sorted().first {
-            var dir: ObjCBool = false
-            return FileManager.default.fileExists(atPath: f.docs.appendingPathComponent($0).path, isDirectory: &dir) && !dir.boolValue
-        })
+        let firstFile = try #require(
+            FileManager.default.subpathsOfDirectory(atPath: f.docs.path).sorted().first {
+                var dir: ObjCBool = false
+                return FileManager.default.fileExists(atPath: f.docs.appendingPathComponent($0).path, isDirectory: &dir) && !dir.boolValue
+            })
         return [
             ("init", ["init"]),
             ("store add", ["store", "add", "off", "--url", "file://" + d.sub("off").path, "--region", "eu-central"]),
@@ -122,8 +123,9 @@ import TresorTestSupport
         let tool = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let leaves = Set(Self.leafCommands(try #require(tool["command"] as? [String: Any])))
         #expect(leaves.contains("docs backup") && leaves.contains("export") && leaves.contains("export link"), "\(leaves.sorted())")
-        let documented = Set(try FileManager.default.contentsOfDirectory(atPath: Self.docs.path)
-            .filter { $0.hasSuffix(".schema.json") }.map { String($0.dropLast(".schema.json".count)) })
+        let documented = Set(
+            try FileManager.default.contentsOfDirectory(atPath: Self.docs.path)
+                .filter { $0.hasSuffix(".schema.json") }.map { String($0.dropLast(".schema.json".count)) })
         for command in leaves.sorted() where Self.withoutJSON[command] == nil {
             let file = command.replacingOccurrences(of: " ", with: "-")
             #expect(documented.contains(file), "tresor \(command) --json has no docs/json/\(file).schema.json")
@@ -147,7 +149,9 @@ import TresorTestSupport
         try JSONSerialization.data(withJSONObject: pairs).write(to: list)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", """
+        p.arguments = [
+            "python3", "-c",
+            """
             import json, sys, jsonschema
             bad = 0
             for schema, output in json.load(open(sys.argv[1])):
@@ -158,7 +162,8 @@ import TresorTestSupport
                     print(schema.rsplit("/", 1)[1], "/".join(map(str, e.absolute_path)), e.message[:200])
             print("checked", len(json.load(open(sys.argv[1]))))
             sys.exit(1 if bad else 0)
-            """, list.path]
+            """, list.path,
+        ]
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = pipe
@@ -209,8 +214,9 @@ import TresorTestSupport
         try cluster.switchAndWaitForArchive()
         try run("pg window", ["pg", "window", "acme"])
         // An archived segment pushed again: the archive accepts an identical second push.
-        let wal = try #require(try FileManager.default.contentsOfDirectory(atPath: cluster.dataDirectory + "/pg_wal")
-            .filter { $0.count == 24 && $0.allSatisfy(\.isHexDigit) }.sorted().first)
+        let wal = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: cluster.dataDirectory + "/pg_wal")
+                .filter { $0.count == 24 && $0.allSatisfy(\.isHexDigit) }.sorted().first)
         try run("pg wal-push", ["pg", "wal-push", "acme", cluster.dataDirectory + "/pg_wal/" + wal])
         try run("pg restore", ["pg", "restore", "acme", "--pgdata", dir.sub("restored").path, "--latest"])
         try run("drill run", ["drill", "run", "acme", "--target", "latest", "--seed", "7"], codes: [0, 3])

@@ -4,7 +4,9 @@ import TresorTestSupport
 
 /// `tresor jobs`: the recorded runs, as an operator reads them after a bad night.
 @Suite struct JobsCommandTests {
-    static let small: CorpusBuilder.Options = { var o = CorpusBuilder.Options(); o.smallFiles = 10; o.largeFiles = 0; return o }()
+    static let small: CorpusBuilder.Options = {
+        var o = CorpusBuilder.Options(); o.smallFiles = 10; o.largeFiles = 0; return o
+    }()
 
     func runs(_ f: Fixture, _ args: [String]) throws -> [[String: Any]] {
         let r = try f.expectOK(["jobs", "--json"] + args)

@@ -3,7 +3,9 @@ import Testing
 import TresorTestSupport
 
 @Suite(.serialized) struct KeysAndStoreCleanTests {
-    static let tiny: CorpusBuilder.Options = { var o = CorpusBuilder.Options(); o.smallFiles = 20; o.largeFiles = 1; o.largeFileSize = 1 << 20; return o }()
+    static let tiny: CorpusBuilder.Options = {
+        var o = CorpusBuilder.Options(); o.smallFiles = 20; o.largeFiles = 1; o.largeFileSize = 1 << 20; return o
+    }()
 
     func json(_ r: TresorProcess.Result) throws -> [String: Any] {
         try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])

@@ -4,7 +4,9 @@ import TresorTestSupport
 
 /// Structured logs: JSON lines with job, tenant and run ids, and never a secret in them.
 @Suite struct LogTests {
-    static let small: CorpusBuilder.Options = { var o = CorpusBuilder.Options(); o.smallFiles = 10; o.largeFiles = 0; return o }()
+    static let small: CorpusBuilder.Options = {
+        var o = CorpusBuilder.Options(); o.smallFiles = 10; o.largeFiles = 0; return o
+    }()
 
     @Test func noKeyPasswordOrS3SecretReachesLogsErrorsOrJSON() throws {
         let f = try Fixture(corpus: Self.small)
@@ -25,9 +27,13 @@ import TresorTestSupport
             outputs += [r.stdout, r.stderr]
             return r.code
         }
-        #expect(try run(["tenant", "add", "pgt", "--region", "eu-central", "--store", "local",
-                         "--pg", "host=/nonexistent-socket-dir dbname=app user=app", "--pg-password-stdin"],
-                        stdin: dsnPassword + "\n") == 0)
+        #expect(
+            try run(
+                [
+                    "tenant", "add", "pgt", "--region", "eu-central", "--store", "local",
+                    "--pg", "host=/nonexistent-socket-dir dbname=app user=app", "--pg-password-stdin",
+                ],
+                stdin: dsnPassword + "\n") == 0)
         // The passfile really holds the password (so a leak would have something to leak).
         let passfiles = try FileManager.default.subpathsOfDirectory(atPath: f.home).filter { $0.contains("pgpass") || $0.contains("passfile") }
         #expect(!passfiles.isEmpty, "no passfile under the home")

@@ -4,7 +4,9 @@ import TresorTestSupport
 
 /// `tresor metrics --out FILE`: what node_exporter's textfile collector reads.
 @Suite struct MetricsCommandTests {
-    static let small: CorpusBuilder.Options = { var o = CorpusBuilder.Options(); o.smallFiles = 10; o.largeFiles = 0; return o }()
+    static let small: CorpusBuilder.Options = {
+        var o = CorpusBuilder.Options(); o.smallFiles = 10; o.largeFiles = 0; return o
+    }()
 
     /// Parses the file with prometheus_client's parser (the reference Python client) and
     /// returns `name{sorted labels} value` lines.

@@ -26,7 +26,8 @@ import TresorTestSupport
         try "[postgres]\nrelation_chunk_bytes = 524288\n".write(toFile: f.home + "/policies/zz-test.toml", atomically: true, encoding: .utf8)
         // About 2,300 pages of poorly compressible rows; hint bits and the visibility map set, so
         // reading the table later changes no page.
-        try f.cluster.sql("CREATE TABLE t AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) AS filler FROM generate_series(1, 120000) g")
+        try f.cluster.sql(
+            "CREATE TABLE t AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) AS filler FROM generate_series(1, 120000) g")
         try f.cluster.sql("VACUUM (FREEZE) t")
         try f.cluster.sql("CHECKPOINT")
         let before = try Self.packs(f)

@@ -1,8 +1,8 @@
 import Foundation
 import Testing
-import TresorTestSupport
 import TresorPostgres
 import TresorStore
+import TresorTestSupport
 
 /// A tenant whose database is a real PostgreSQL 15 cluster archiving through the built binary.
 final class PostgresFixture: @unchecked Sendable {
@@ -39,7 +39,8 @@ final class PostgresFixture: @unchecked Sendable {
     func insertMarkers(_ range: ClosedRange<Int>) throws -> [Int: String] {
         var at: [Int: String] = [:]
         for i in range {
-            at[i] = try cluster.sql("INSERT INTO marker VALUES (\(i), clock_timestamp()) RETURNING to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
+            at[i] = try cluster.sql(
+                "INSERT INTO marker VALUES (\(i), clock_timestamp()) RETURNING to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
             Thread.sleep(forTimeInterval: 0.05)
         }
         return at
@@ -118,9 +119,10 @@ final class PostgresFixture: @unchecked Sendable {
         // user (whoever fetched), and the next fetch delivers it from there.
         let segments = try FileManager.default.contentsOfDirectory(atPath: f.storePath + "/tenants/acme/wal/00000001")
             .filter { $0.count == 24 }.sorted()
-        let pair = try #require(zip(segments, segments.dropFirst()).first { a, b in
-            a.prefix(16) == b.prefix(16) && Int(a.suffix(8), radix: 16)! + 1 == Int(b.suffix(8), radix: 16)!
-        })
+        let pair = try #require(
+            zip(segments, segments.dropFirst()).first { a, b in
+                a.prefix(16) == b.prefix(16) && Int(a.suffix(8), radix: 16)! + 1 == Int(b.suffix(8), radix: 16)!
+            })
         try f.expectOK(["pg", "wal-prefetch", "acme", pair.0, "--wait"])
         let spooled = f.home + "/spool/pg/acme/" + pair.1
         for _ in 0..<150 where !FileManager.default.fileExists(atPath: spooled) { Thread.sleep(forTimeInterval: 0.2) }
@@ -181,11 +183,13 @@ final class PostgresFixture: @unchecked Sendable {
 extension PostgresTests {
     @Test func baseBackupWhoseWALIsNotArchivedFailsAndStoresNoSnapshot() throws {
         let dir = TempDirectory("tresor-pgnoarch")
-        let cluster = try ScratchCluster(label: "pgnoarch")   // archive_mode off
+        let cluster = try ScratchCluster(label: "pgnoarch")  // archive_mode off
         try cluster.start()
         let tresor = TresorProcess(home: dir.sub("home").path)
-        for args in [["init"], ["store", "add", "local", "--url", "file://" + dir.sub("store").path, "--region", "r"],
-                     ["tenant", "add", "acme", "--region", "r", "--store", "local", "--pg", cluster.dsn]] {
+        for args in [
+            ["init"], ["store", "add", "local", "--url", "file://" + dir.sub("store").path, "--region", "r"],
+            ["tenant", "add", "acme", "--region", "r", "--store", "local", "--pg", cluster.dsn],
+        ] {
             let r = try tresor.run(args)
             #expect(r.code == 0, "\(args): \(r.stderr)")
         }
@@ -215,7 +219,8 @@ extension PostgresTests {
     @Test func streamingKeepsTheRPOWithinTheFlushIntervalWhenThePrimaryIsKilled() throws {
         let f = try PostgresFixture()
         let flushInterval = 1.0
-        try "[postgres]\nstream_flush_interval = \"\(Int(flushInterval))s\"\n".write(toFile: f.home + "/policies/zz-test.toml", atomically: true, encoding: .utf8)
+        try "[postgres]\nstream_flush_interval = \"\(Int(flushInterval))s\"\n".write(
+            toFile: f.home + "/policies/zz-test.toml", atomically: true, encoding: .utf8)
         _ = try f.insertMarkers(1...2)
         try f.expectOK(["pg", "basebackup", "acme"])
 
@@ -227,7 +232,8 @@ extension PostgresTests {
         try stream.run()
         defer { if stream.isRunning { stream.terminate() } }
         let slotActive = "SELECT coalesce((SELECT active::text FROM pg_replication_slots WHERE slot_name = 'tresor_acme'), 'none')"
-        #expect(try f.cluster.waitFor(slotActive, toBe: "true", seconds: 30) == "true", "stream log:\n\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        #expect(
+            try f.cluster.waitFor(slotActive, toBe: "true", seconds: 30) == "true", "stream log:\n\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
 
         // Markers 100 ms apart; each one's commit time as the server recorded it.
         var at: [Int: Date] = [:]
@@ -264,12 +270,14 @@ extension PostgresTests {
 
         // The crash: markers keep coming, then kill -9 of the postmaster right after one commits.
         for i in 41...60 { try marker(i) }
-        let pid = try #require(Int32(try String(contentsOfFile: f.cluster.dataDirectory + "/postmaster.pid", encoding: .utf8)
-            .split(separator: "\n").first.map(String.init) ?? ""))
+        let pid = try #require(
+            Int32(
+                try String(contentsOfFile: f.cluster.dataDirectory + "/postmaster.pid", encoding: .utf8)
+                    .split(separator: "\n").first.map(String.init) ?? ""))
         kill(pid, SIGKILL)
         let crash = try #require(at[60])
         Thread.sleep(forTimeInterval: flushInterval + 1)
-        stream.terminate()   // SIGTERM: store what is held, then exit 0
+        stream.terminate()  // SIGTERM: store what is held, then exit 0
         for _ in 0..<300 where stream.isRunning { Thread.sleep(forTimeInterval: 0.1) }
         #expect(!stream.isRunning, "pg stream did not stop within 30 s of SIGTERM")
         if stream.isRunning { kill(stream.processIdentifier, SIGKILL) }
@@ -298,7 +306,7 @@ extension PostgresTests {
         let server = try SeaweedServer.shared()
         let dir = TempDirectory("tresor-pgs3")
         var tresor = TresorProcess(home: dir.sub("home").path)
-        tresor.environment = server.credentialsEnvironment   // the operator's key, for operator commands only
+        tresor.environment = server.credentialsEnvironment  // the operator's key, for operator commands only
         let cluster = try ScratchCluster(label: "pgs3")
         func ok(_ args: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> TresorProcess.Result {
             let r = try tresor.run(args)
@@ -311,7 +319,8 @@ extension PostgresTests {
 
         let refused = try tresor.run(["pg", "setup", "acme"])
         #expect(refused.code == 2)
-        #expect(refused.stderr.contains("--wal-credentials") && refused.stderr.contains("s3://\(SeaweedServer.walBucket)/tenants/acme/wal/"), "\(refused.stderr)")
+        #expect(
+            refused.stderr.contains("--wal-credentials") && refused.stderr.contains("s3://\(SeaweedServer.walBucket)/tenants/acme/wal/"), "\(refused.stderr)")
         let credentials = dir.sub("wal-credentials").path
         try "[default]\naws_access_key_id = \(server.walAccessKey)\naws_secret_access_key = \(server.walSecretKey)\n"
             .write(toFile: credentials, atomically: true, encoding: .utf8)

@@ -1,10 +1,11 @@
+import Foundation
+import Testing
+import TresorPostgres
+import TresorTestSupport
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import Testing
-import TresorTestSupport
-import TresorPostgres
 
 /// Point-in-time recovery that must never end early in silence (issue 9), against real clusters.
 @Suite(.serialized) struct RecoverySafetyTests {
@@ -181,8 +182,10 @@ import TresorPostgres
         let home = dir.sub("my home's 100% dir").path
         let tresor = TresorProcess(home: home)
         let cluster = try ScratchCluster(label: "pgquote")
-        for args in [["init"], ["store", "add", "local", "--url", "file://" + dir.sub("store").path, "--region", "r"],
-                     ["tenant", "add", "acme", "--region", "r", "--store", "local", "--pg", cluster.dsn]] {
+        for args in [
+            ["init"], ["store", "add", "local", "--url", "file://" + dir.sub("store").path, "--region", "r"],
+            ["tenant", "add", "acme", "--region", "r", "--store", "local", "--pg", cluster.dsn],
+        ] {
             let r = try tresor.run(args)
             #expect(r.code == 0, "\(args): \(r.stderr)")
         }

@@ -4,7 +4,7 @@ import TresorTestSupport
 
 /// `tresor retention plan|apply` on a real local store, with the clock moved by `--now`.
 @Suite(.serialized) struct RetentionCommandTests {
-    static let day0 = 1_790_000_000 - 1_790_000_000 % 86_400 // a UTC midnight in 2026
+    static let day0 = 1_790_000_000 - 1_790_000_000 % 86_400  // a UTC midnight in 2026
 
     static func time(day: Int, hour: Int = 12) -> String { "@\(day0 + day * 86_400 + hour * 3600)" }
 

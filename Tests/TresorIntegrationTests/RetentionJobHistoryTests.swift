@@ -59,8 +59,9 @@ import TresorTestSupport
             let r = try f.expectOK(["--json", "--now", RetentionCommandTests.time(day: day, hour: hour), "docs", "backup", "acme"])
             ids.append(try #require((r.json()?["snapshot"] as? [String: Any])?["id"] as? String))
         }
-        let plan = try #require(try f.expectOK(["--json", "--now", RetentionCommandTests.time(day: 1, hour: 20), "retention", "plan", "acme"])
-            .json()?["acme"] as? [String: Any])
+        let plan = try #require(
+            try f.expectOK(["--json", "--now", RetentionCommandTests.time(day: 1, hour: 20), "retention", "plan", "acme"])
+                .json()?["acme"] as? [String: Any])
         #expect(plan["timeZone"] as? String == "Europe/Berlin")
         let dropped = (plan["dropSnapshots"] as? [[String: Any]] ?? []).compactMap { $0["item"] as? String }
         #expect(dropped == [ids[1]], "\(plan)")

@@ -37,9 +37,10 @@ import TresorTestSupport
         // Repack packs that are more than a fifth garbage, so b1's dropped table leaves the store.
         try "[store]\nrepack_garbage_percent = 20\n".write(toFile: f.home + "/policies/zz-repack.toml", atomically: true, encoding: .utf8)
         // A table only the first base backup holds: ~25 MB of hex no compressor halves much further.
-        try f.cluster.sql("CREATE TABLE old_blob AS SELECT g AS id, md5(random()::text) || md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 200000) g")
+        try f.cluster.sql(
+            "CREATE TABLE old_blob AS SELECT g AS id, md5(random()::text) || md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 200000) g")
         var at = try f.insertMarkers(1...3)
-        try f.expectOK(["pg", "basebackup", "acme"]) // b1
+        try f.expectOK(["pg", "basebackup", "acme"])  // b1
         at.merge(try f.insertMarkers(4...6)) { a, _ in a }
         try f.cluster.sql("DROP TABLE old_blob")
         try f.cluster.sql("CHECKPOINT")
@@ -91,12 +92,16 @@ import TresorTestSupport
         try f.expectOK(["check", "acme", "--read-data"])
 
         // A moment before the window is no longer restorable; moments across it are, row for row.
-        let early = try f.tresor.run(["pg", "restore", "acme", "--pgdata", f.dir.sub("early").path,
-                                      "--target-time", try Self.between(at[4], at[5])])
+        let early = try f.tresor.run([
+            "pg", "restore", "acme", "--pgdata", f.dir.sub("early").path,
+            "--target-time", try Self.between(at[4], at[5]),
+        ])
         #expect(early.code == 2, "\(early.stderr)")
         try f.cluster.stop()
-        for (target, expected) in [(try Self.between(at[8], at[9]), Array(1...8)),
-                                   (try Self.between(at[12], at[13]), Array(1...12))] {
+        for (target, expected) in [
+            (try Self.between(at[8], at[9]), Array(1...8)),
+            (try Self.between(at[12], at[13]), Array(1...12)),
+        ] {
             let (restored, ids) = try f.restoreAndStart(["--target-time", target])
             #expect(ids == expected, "target \(target): \(ids)")
             try restored.stop()

@@ -7,7 +7,11 @@ import TresorTestSupport
         let f = try Fixture()
         try f.expectOK(["docs", "backup", "acme"])
         // Damage the middle of the largest pack.
-        let victim = try #require(f.packs().max { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int ?? 0) ?? 0 < (try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int ?? 0) ?? 0 })
+        let victim = try #require(
+            f.packs().max {
+                (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int ?? 0) ?? 0
+                    < (try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int ?? 0) ?? 0
+            })
         var bytes = try Data(contentsOf: URL(fileURLWithPath: victim))
         bytes[bytes.count / 2] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: victim))
@@ -40,12 +44,16 @@ import TresorTestSupport
         let healthy = try #require(all.first { $0.hasSuffix(".txt") && !damagedFiles.contains($0) })
         let one = f.dir.sub("one")
         try f.expectOK(["docs", "restore", "acme", "--to", one.path, "--path", "docs/" + healthy])
-        #expect(FileManager.default.contents(atPath: one.appendingPathComponent("docs/" + healthy).path)
+        #expect(
+            FileManager.default.contents(atPath: one.appendingPathComponent("docs/" + healthy).path)
                 == FileManager.default.contents(atPath: f.docs.appendingPathComponent(healthy).path))
     }
 
     @Test func killedBackupLeavesACheckableRepositoryAndTheNextBackupCompletes() throws {
-        let f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.largeFiles = 12; o.largeFileSize = 12 << 20; return o }())
+        let f = try Fixture(
+            corpus: {
+                var o = CorpusBuilder.Options(); o.largeFiles = 12; o.largeFileSize = 12 << 20; return o
+            }())
         let p = f.tresor.start(["docs", "backup", "acme"])
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
@@ -67,7 +75,10 @@ import TresorTestSupport
     }
 
     @Test func aSecondConcurrentBackupExitsFourOrBothSucceed() throws {
-        let f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.largeFiles = 8; o.largeFileSize = 16 << 20; return o }())
+        let f = try Fixture(
+            corpus: {
+                var o = CorpusBuilder.Options(); o.largeFiles = 8; o.largeFileSize = 16 << 20; return o
+            }())
         let p = f.tresor.start(["docs", "backup", "acme"])
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice

@@ -36,8 +36,10 @@ import TresorTestSupport
         let dir = TempDirectory("tresor-drillrun")
         let home = dir.sub("home").path
         let tresor = TresorProcess(home: home)
-        for args in [["init"], ["store", "add", "local", "--url", "file://" + dir.sub("store").path, "--region", "eu-central"],
-                     ["tenant", "add", "acme", "--region", "eu-central", "--store", "local", "--pg", "host=127.0.0.1 port=9 dbname=x user=postgres"]] {
+        for args in [
+            ["init"], ["store", "add", "local", "--url", "file://" + dir.sub("store").path, "--region", "eu-central"],
+            ["tenant", "add", "acme", "--region", "eu-central", "--store", "local", "--pg", "host=127.0.0.1 port=9 dbname=x user=postgres"],
+        ] {
             let r = try tresor.run(args)
             #expect(r.code == 0, "\(args) \(r.stderr)")
         }
@@ -69,7 +71,8 @@ import TresorTestSupport
         let pushLines = push.stderr.split(separator: "\n"), backupLines = backup.stderr.split(separator: "\n")
         #expect(pushLines.first?.hasPrefix(backupLines.first ?? "-") == true, "\(push.stderr) \(backup.stderr)")
         #expect(backupLines.last?.hasPrefix("hint: tresor --home") == true, "\(backup.stderr)")
-        #expect(pushLines.last?.hasPrefix("hint: give archive_command and restore_command the operator's --home as tresor pg setup acme prints them") == true,
-                "\(push.stderr)")
+        #expect(
+            pushLines.last?.hasPrefix("hint: give archive_command and restore_command the operator's --home as tresor pg setup acme prints them") == true,
+            "\(push.stderr)")
     }
 }

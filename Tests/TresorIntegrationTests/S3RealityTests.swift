@@ -6,7 +6,9 @@ import TresorTestSupport
 /// Object storage as operators really run it: keys that may not list or read everything,
 /// offsite copies checked on their own, errors a script can read.
 @Suite(.serialized) struct S3RealityTests {
-    static let small: CorpusBuilder.Options = { var o = CorpusBuilder.Options(); o.smallFiles = 40; o.largeFiles = 1; o.largeFileSize = 2 << 20; return o }()
+    static let small: CorpusBuilder.Options = {
+        var o = CorpusBuilder.Options(); o.smallFiles = 40; o.largeFiles = 1; o.largeFileSize = 2 << 20; return o
+    }()
 
     /// wal-push with a WAL key for which a HEAD or GET of a missing key answers 403 (no
     /// unconditional ListBucket on AWS or RGW; here a SeaweedFS identity that may write and list
@@ -18,9 +20,11 @@ import TresorTestSupport
         let dir = TempDirectory("tresor-s3wal")
         var tresor = TresorProcess(home: dir.sub("home").path)
         tresor.environment = server.credentialsEnvironment
-        let cluster = try ScratchCluster(label: "s3wal")   // initdb leaves the first segment in pg_wal
-        for args in [["init"], ["store", "add", "s3", "--url", server.url(bucket: SeaweedServer.walBucket), "--region", "eu"],
-                     ["tenant", "add", "wlist", "--region", "eu", "--store", "s3"]] {
+        let cluster = try ScratchCluster(label: "s3wal")  // initdb leaves the first segment in pg_wal
+        for args in [
+            ["init"], ["store", "add", "s3", "--url", server.url(bucket: SeaweedServer.walBucket), "--region", "eu"],
+            ["tenant", "add", "wlist", "--region", "eu", "--store", "s3"],
+        ] {
             let r = try tresor.run(args)
             #expect(r.code == 0, "\(args): \(r.stderr)")
         }
@@ -35,7 +39,7 @@ import TresorTestSupport
         let segments = try FileManager.default.contentsOfDirectory(atPath: cluster.dataDirectory + "/pg_wal").filter { $0.count == 24 }
         let segment = try #require(segments.sorted().first)
         var asPostgres = tresor
-        asPostgres.environment = [:]   // the key pg setup stored, as archive_command would use it
+        asPostgres.environment = [:]  // the key pg setup stored, as archive_command would use it
         let push = try asPostgres.run(["--json", "pg", "wal-push", "wlist", cluster.dataDirectory + "/pg_wal/" + segment])
         #expect(push.code == 0, "\(push.stderr)")
         let operatorStore = try StoreURL.parse(server.url(bucket: SeaweedServer.walBucket))
@@ -51,9 +55,11 @@ import TresorTestSupport
         var tresor = TresorProcess(home: dir.sub("home").path)
         tresor.environment = server.credentialsEnvironment
         try CorpusBuilder.build(at: dir.sub("docs"), options: Self.small)
-        for args in [["init"], ["store", "add", "s3", "--url", server.url(bucket: SeaweedServer.restrictedBucket, prefix: "tresor"), "--region", "eu"],
-                     ["tenant", "add", "acme", "--region", "eu", "--store", "s3", "--docs", dir.sub("docs").path],
-                     ["docs", "backup", "acme"], ["check", "acme", "--read-data"]] {
+        for args in [
+            ["init"], ["store", "add", "s3", "--url", server.url(bucket: SeaweedServer.restrictedBucket, prefix: "tresor"), "--region", "eu"],
+            ["tenant", "add", "acme", "--region", "eu", "--store", "s3", "--docs", dir.sub("docs").path],
+            ["docs", "backup", "acme"], ["check", "acme", "--read-data"],
+        ] {
             let r = try tresor.run(args)
             #expect(r.code == 0, "\(args): \(r.stderr)")
         }

@@ -58,7 +58,9 @@ final class S3Fixture: @unchecked Sendable {
 }
 
 @Suite(.serialized) struct S3Tests {
-    static let small: CorpusBuilder.Options = { var o = CorpusBuilder.Options(); o.smallFiles = 300; o.largeFiles = 2; o.largeFileSize = 3 << 20; return o }()
+    static let small: CorpusBuilder.Options = {
+        var o = CorpusBuilder.Options(); o.smallFiles = 300; o.largeFiles = 2; o.largeFileSize = 3 << 20; return o
+    }()
 
     @Test func documentsBackUpRestoreAndCheckAgainstS3() throws {
         let f = try S3Fixture(server: try SeaweedServer.shared())
@@ -213,7 +215,9 @@ final class S3Fixture: @unchecked Sendable {
     @Test func aServerKilledDuringAnUploadLeavesNothingBehindAfterTheNextBackup() throws {
         let server = try SeaweedServer()
         defer { server.stop() }
-        let corpus: CorpusBuilder.Options = { var o = CorpusBuilder.Options(); o.smallFiles = 50; o.largeFiles = 6; o.largeFileSize = 12 << 20; return o }()
+        let corpus: CorpusBuilder.Options = {
+            var o = CorpusBuilder.Options(); o.smallFiles = 50; o.largeFiles = 6; o.largeFileSize = 12 << 20; return o
+        }()
         // Small parts, so every pack is a multipart upload.
         let f = try S3Fixture(server: server, corpus: corpus, urlExtra: "&part_size=\(5 << 20)&multipart_threshold=\(5 << 20)")
         let s3 = try f.store()

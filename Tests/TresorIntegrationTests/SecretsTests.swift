@@ -5,7 +5,9 @@ import TresorTestSupport
 /// Secrets and permissions of an installation: what other users of the machine can read, and
 /// where a database password may (not) end up.
 @Suite(.serialized) struct SecretsTests {
-    static let small: CorpusBuilder.Options = { var o = CorpusBuilder.Options(); o.smallFiles = 10; o.largeFiles = 0; return o }()
+    static let small: CorpusBuilder.Options = {
+        var o = CorpusBuilder.Options(); o.smallFiles = 10; o.largeFiles = 0; return o
+    }()
 
     func mode(_ path: String) throws -> Int {
         try #require(FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
@@ -17,8 +19,9 @@ import TresorTestSupport
         let f = try Fixture(corpus: Self.small)
         let status = f.dir.sub("status").path, limits = f.dir.sub("limits").path
         let config = try String(contentsOfFile: f.home + "/tresor.toml", encoding: .utf8)
-            .replacingOccurrences(of: "master_key_file = \"keys/master.key\"",
-                                  with: "master_key_command = \"cat /proc/$PPID/status > \(status); cat /proc/$PPID/limits > \(limits); cat \(f.home)/keys/master.key\"")
+            .replacingOccurrences(
+                of: "master_key_file = \"keys/master.key\"",
+                with: "master_key_command = \"cat /proc/$PPID/status > \(status); cat /proc/$PPID/limits > \(limits); cat \(f.home)/keys/master.key\"")
         try config.write(toFile: f.home + "/tresor.toml", atomically: true, encoding: .utf8)
         try f.expectOK(["docs", "backup", "acme"])
         let st = try String(contentsOfFile: status, encoding: .utf8)
@@ -44,9 +47,10 @@ import TresorTestSupport
         try asPostgres(["store", "add", "local", "--url", "file://" + owner.path + "/store", "--region", "eu"])
         try asPostgres(["tenant", "add", "acme", "--region", "eu", "--store", "local", "--docs", owner.path + "/docs"])
         let config = try String(contentsOfFile: home + "/tresor.toml", encoding: .utf8)
-            .replacingOccurrences(of: "master_key_file = \"keys/master.key\"",
-                                  with: "master_key_command = \"stat -c %u /proc/$PPID/status > \(seen); cat \(home)/keys/master.key\"")
-        try config.write(toFile: home + "/tresor.toml", atomically: false, encoding: .utf8)   // keeps its owner
+            .replacingOccurrences(
+                of: "master_key_file = \"keys/master.key\"",
+                with: "master_key_command = \"stat -c %u /proc/$PPID/status > \(seen); cat \(home)/keys/master.key\"")
+        try config.write(toFile: home + "/tresor.toml", atomically: false, encoding: .utf8)  // keeps its owner
         try asPostgres(["docs", "backup", "acme"])
         let postgresUID = try #require(getpwnam("postgres")).pointee.pw_uid
         #expect(postgresUID != 0)
@@ -110,15 +114,18 @@ import TresorTestSupport
         let base = "host=127.0.0.1 port=\(cluster.port) user=backup dbname=postgres"
         #expect(try run(["init"]).code == 0)
         #expect(try run(["store", "add", "local", "--url", "file://" + dir.sub("store").path, "--region", "eu"]).code == 0)
-        for dsn in ["\(base) password=\(password)", "\(base) password = '\(password)'",
-                    "postgresql://backup:\(password)@127.0.0.1:\(cluster.port)/postgres"] {
+        for dsn in [
+            "\(base) password=\(password)", "\(base) password = '\(password)'",
+            "postgresql://backup:\(password)@127.0.0.1:\(cluster.port)/postgres",
+        ] {
             let r = try run(["--json", "tenant", "add", "acme", "--region", "eu", "--store", "local", "--pg", dsn])
             #expect(r.code == 2 && r.stderr.contains("--pg-password-stdin"), "\(r.stderr)")
         }
         #expect(try run(["--json", "tenant", "list"]).jsonArray()?.isEmpty == true)
 
-        let added = try run(["--json", "tenant", "add", "acme", "--region", "eu", "--store", "local", "--pg", base, "--pg-password-stdin"],
-                            stdin: password + "\n")
+        let added = try run(
+            ["--json", "tenant", "add", "acme", "--region", "eu", "--store", "local", "--pg", base, "--pg-password-stdin"],
+            stdin: password + "\n")
         #expect(added.code == 0, "\(added.stderr)")
         let passfile = home + "/secrets/pg/acme.pgpass"
         #expect(try mode(passfile) == 0o600)
@@ -154,7 +161,7 @@ import TresorTestSupport
         stream.terminate()
         stream.waitUntilExit()
         try cluster.stop()
-        let down = try run(["--json", "pg", "basebackup", "acme"])   // fails: server down; the message names the DSN
+        let down = try run(["--json", "pg", "basebackup", "acme"])  // fails: server down; the message names the DSN
         #expect(down.code != 0)
 
         for r in outputs {

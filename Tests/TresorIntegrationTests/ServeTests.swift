@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Testing
 import TresorTestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `tresor serve` on 127.0.0.1 with an ephemeral port, driven by the real `curl`.
 @Suite("tresor serve", .serialized)
@@ -18,7 +19,10 @@ struct ServeTests {
 
         /// `exportsPolicy`: more lines for the policy's [exports] table.
         init(exportsPolicy: String = "") throws {
-            f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 20; o.largeFiles = 1; o.largeFileSize = 1 << 20; return o }())
+            f = try Fixture(
+                corpus: {
+                    var o = CorpusBuilder.Options(); o.smallFiles = 20; o.largeFiles = 1; o.largeFileSize = 1 << 20; return o
+                }())
             try f.expectOK(["tenant", "add", "globex", "--region", "eu-central", "--store", "local", "--docs", f.docs.path])
             try Data("[exports]\nmax_concurrent_downloads = 2\n\(exportsPolicy)".utf8)
                 .write(to: URL(fileURLWithPath: f.home).appendingPathComponent("policies/zz-serve.toml"))
@@ -181,8 +185,10 @@ struct ServeTests {
         try s.f.expectOK(["export", "revoke", revoked])
         try refuse(revoked, 403)
         // Path tricks: out of the tenant's folder, to the key, to the digest cache, nested.
-        for path in ["/d/acme/..%2F..%2Fkeys%2Flinks.key", "/d/acme/../../keys/links.key", "/d/acme/.big.bin.sha256",
-                     "/d/acme/%2e%2e%2fglobex%2fg.bin", "/d/acme/x/../big.bin", "/d/..%2Fkeys/links.key", "/keys/links.key"] {
+        for path in [
+            "/d/acme/..%2F..%2Fkeys%2Flinks.key", "/d/acme/../../keys/links.key", "/d/acme/.big.bin.sha256",
+            "/d/acme/%2e%2e%2fglobex%2fg.bin", "/d/acme/x/../big.bin", "/d/..%2Fkeys/links.key", "/keys/links.key",
+        ] {
             try refuse(base + path + query, 404)
         }
         // A forged link is not revocable (exit 2), the link list is unchanged.
@@ -226,13 +232,17 @@ struct ServeTests {
         #expect(!globexLog.body.contains("acme"))
     }
 
-    @Test("two stalled clients hold the tenant's two download slots until they go away (a third gets 429, another tenant does not), and the server buffers at most about one chunk for each beyond the kernel's socket buffers")
+    @Test(
+        "two stalled clients hold the tenant's two download slots until they go away (a third gets 429, another tenant does not), and the server buffers at most about one chunk for each beyond the kernel's socket buffers"
+    )
     func slowClientsOverrunDownloadLimitOrServerMemory() throws {
         let s = try Served()
         // The largest send buffer the kernel gives a TCP socket: what it may take off the server
         // beyond what the server itself buffers.
-        let wmem = try #require(Int(String(contentsOfFile: "/proc/sys/net/ipv4/tcp_wmem", encoding: .utf8)
-            .split(whereSeparator: \.isWhitespace).last ?? ""))
+        let wmem = try #require(
+            Int(
+                String(contentsOfFile: "/proc/sys/net/ipv4/tcp_wmem", encoding: .utf8)
+                    .split(whereSeparator: \.isWhitespace).last ?? ""))
         let chunk = 1 << 20
         // Far more than a stalled connection can absorb, so its download cannot have ended.
         let size = max(64 << 20, 4 * wmem)
@@ -255,8 +265,10 @@ struct ServeTests {
         let entries = try s.accessLog(atLeast: 4)
         let stalled = entries.filter { $0["status"] as? Int == 200 }
         #expect(stalled.count == 2, "\(entries)")
-        for (e, client) in zip(stalled.sorted { ($0["address"] as? String ?? "") < ($1["address"] as? String ?? "") },
-                               [a, b].sorted { $0.localAddress < $1.localAddress }) {
+        for (e, client) in zip(
+            stalled.sorted { ($0["address"] as? String ?? "") < ($1["address"] as? String ?? "") },
+            [a, b].sorted { $0.localAddress < $1.localAddress })
+        {
             let sent = try #require(e["bytes"] as? Int)
             #expect(e["complete"] as? Bool == false)
             // What the server accepted = what sat in the two kernel buffers (the client read no
@@ -270,11 +282,15 @@ struct ServeTests {
         #expect(try Self.get(link, headers: ["Range: bytes=0-9"]).status == 206)
     }
 
-    @Test("a client that stops reading is cut off after exports.download_stall_timeout: its slot is freed while it stays connected, its entry says incomplete, and it sees the connection end")
+    @Test(
+        "a client that stops reading is cut off after exports.download_stall_timeout: its slot is freed while it stays connected, its entry says incomplete, and it sees the connection end"
+    )
     func stalledClientHoldsDownloadSlotForever() throws {
         let s = try Served(exportsPolicy: "download_stall_timeout = \"2s\"\n")
-        let wmem = try #require(Int(String(contentsOfFile: "/proc/sys/net/ipv4/tcp_wmem", encoding: .utf8)
-            .split(whereSeparator: \.isWhitespace).last ?? ""))
+        let wmem = try #require(
+            Int(
+                String(contentsOfFile: "/proc/sys/net/ipv4/tcp_wmem", encoding: .utf8)
+                    .split(whereSeparator: \.isWhitespace).last ?? ""))
         // Far more than a stalled connection can absorb, so its download cannot have ended.
         let size = max(64 << 20, 4 * wmem)
         try Self.sh("truncate -s \(size) '\(s.exports.path)/acme/huge.bin'")
@@ -305,7 +321,9 @@ struct ServeTests {
         #expect(b.drainUntilClosed(seconds: 30))
     }
 
-    @Test("retention apply removes access log entries older than the policy's six months, atomically and while the server appends, and counts them in its result and evidence; a line without a time is kept and reported")
+    @Test(
+        "retention apply removes access log entries older than the policy's six months, atomically and while the server appends, and counts them in its result and evidence; a line without a time is kept and reported"
+    )
     func accessLogKeptForeverOrCutShort() throws {
         let s = try Served()
         try s.f.expectOK(["docs", "backup", "acme"])
@@ -381,15 +399,17 @@ struct ServeTests {
         #expect(dom.stdout.contains("<dt>SHA-256</dt><dd><code>\(sha)</code></dd>"))
         #expect(!dom.stdout.contains("<script"))
         // The button: an anchor to this link with download=1; following it gets the file itself.
-        let button = try #require(dom.stdout.range(of: #"<a class="button" href="[^"]*" download="">Download</a>"#, options: .regularExpression),
-                                  "\(dom.stdout)")
+        let button = try #require(
+            dom.stdout.range(of: #"<a class="button" href="[^"]*" download="">Download</a>"#, options: .regularExpression),
+            "\(dom.stdout)")
         let href = String(dom.stdout[button].split(separator: "\"")[3]).replacingOccurrences(of: "&amp;", with: "&")
         #expect(href.hasSuffix("&download=1"))
         let copy = s.f.dir.sub("via-button.tar").path
         #expect(try Self.sh("curl -s -H 'Accept: text/html' -o '\(copy)' -w '%{http_code}' '\(s.base)\(href)'").out == "200")
         #expect(try Self.sha256(copy) == sha)
 
-        let shot = ProcessInfo.processInfo.environment["TRESOR_LINK_PAGE_SCREENSHOT"].map { URL(fileURLWithPath: $0) }
+        let shot =
+            ProcessInfo.processInfo.environment["TRESOR_LINK_PAGE_SCREENSHOT"].map { URL(fileURLWithPath: $0) }
             ?? s.f.dir.sub("link-page.png")
         let png = try browser.browser(["--screenshot=\(shot.path)", "--window-size=1000,700", link])
         #expect(png.code == 0)

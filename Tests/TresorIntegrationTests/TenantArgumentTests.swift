@@ -8,38 +8,48 @@ import TresorTestSupport
 /// the rules, one `hint:` line.
 @Suite(.serialized) struct TenantArgumentTests {
     @Test func aBadTenantNameIsRefusedAtTheCommandLineWithTheRules() throws {
-        let f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 2; o.largeFiles = 0; return o }())
-        try expectRefused(f, [
-            ["docs", "backup", "Acme"],
-            ["docs", "restore", "../x", "--to", f.dir.sub("out").path],
-            ["docs", "ls", "a b"],
-            ["snapshots", "acme.x"],
-            ["pg", "basebackup", "ACME"],
-            ["pg", "window", "acme/x"],
-            ["pg", "wal-push", "Acme", "/nowhere"],
-        ])
+        let f = try Fixture(
+            corpus: {
+                var o = CorpusBuilder.Options(); o.smallFiles = 2; o.largeFiles = 0; return o
+            }())
+        try expectRefused(
+            f,
+            [
+                ["docs", "backup", "Acme"],
+                ["docs", "restore", "../x", "--to", f.dir.sub("out").path],
+                ["docs", "ls", "a b"],
+                ["snapshots", "acme.x"],
+                ["pg", "basebackup", "ACME"],
+                ["pg", "window", "acme/x"],
+                ["pg", "wal-push", "Acme", "/nowhere"],
+            ])
     }
 
     /// Drills, exports, retention, repair, contracts, evidence and job listings used to take the
     /// name as a string and answer "unknown tenant" (or nothing at all for a filter) after opening
     /// the home; a valid name next to a bad one in a list must not let the bad one through.
     @Test func aBadTenantNameIsRefusedByEveryJobCommandWithTheRules() throws {
-        let f = try Fixture(corpus: { var o = CorpusBuilder.Options(); o.smallFiles = 2; o.largeFiles = 0; return o }())
-        try expectRefused(f, [
-            ["drill", "run", "Acme"],
-            ["drill", "self-test", "acme.x"],
-            ["export", "Acme", "--out", f.dir.sub("bag.tar").path],
-            ["export", "link", "acme/x", "bag.tar"],
-            ["retention", "plan", "Acme"],
-            ["retention", "apply", "acme", "Acme", "--dry-run"],
-            ["repair", "index", "../acme"],
-            ["repair", "snapshots", "ACME"],
-            ["tenant", "end-contract", "Acme", "--date", "2026-11-27"],
-            ["tenant", "hold", "a b", "--reason", "court order", "--by", "legal"],
-            ["tenant", "release", "Acme"],
-            ["evidence", "list", "--tenant", "Acme"],
-            ["jobs", "--tenant", "acme.x"],
-        ])
+        let f = try Fixture(
+            corpus: {
+                var o = CorpusBuilder.Options(); o.smallFiles = 2; o.largeFiles = 0; return o
+            }())
+        try expectRefused(
+            f,
+            [
+                ["drill", "run", "Acme"],
+                ["drill", "self-test", "acme.x"],
+                ["export", "Acme", "--out", f.dir.sub("bag.tar").path],
+                ["export", "link", "acme/x", "bag.tar"],
+                ["retention", "plan", "Acme"],
+                ["retention", "apply", "acme", "Acme", "--dry-run"],
+                ["repair", "index", "../acme"],
+                ["repair", "snapshots", "ACME"],
+                ["tenant", "end-contract", "Acme", "--date", "2026-11-27"],
+                ["tenant", "hold", "a b", "--reason", "court order", "--by", "legal"],
+                ["tenant", "release", "Acme"],
+                ["evidence", "list", "--tenant", "Acme"],
+                ["jobs", "--tenant", "acme.x"],
+            ])
     }
 
     private func expectRefused(_ f: Fixture, _ commands: [[String]]) throws {

@@ -42,8 +42,10 @@ final class RecordingExecutor: TickExecutor, @unchecked Sendable {
     static func home(tenants count: Int, created: Date, policy: String) throws -> (TempDirectory, Installation, SimulatedClock) {
         let dir = TempDirectory("tresor-tick")
         let tresor = TresorProcess(home: dir.sub("home").path)
-        for args in [["init"], ["store", "add", "local", "--url", "file://" + dir.sub("store").path, "--region", "eu-central"],
-                     ["store", "add", "off", "--url", "file://" + dir.sub("off").path, "--region", "eu-central"]] {
+        for args in [
+            ["init"], ["store", "add", "local", "--url", "file://" + dir.sub("store").path, "--region", "eu-central"],
+            ["store", "add", "off", "--url", "file://" + dir.sub("off").path, "--region", "eu-central"],
+        ] {
             let r = try tresor.run(args)
             try #require(r.code == 0, "\(args): \(r.stderr)")
         }
@@ -52,9 +54,11 @@ final class RecordingExecutor: TickExecutor, @unchecked Sendable {
         let inst = try Installation.open(home: Home(root: dir.sub("home")), configFile: nil, clock: clock)
         for i in 1...count {
             let name = String(format: "t%02d", i)
-            try inst.catalog.addTenant(TenantRecord(name: name, region: "eu-central", store: "local", offsiteStore: "off",
-                                                    pgDSN: "host=/nonexistent dbname=\(name)", docRoots: ["/nonexistent/\(name)"],
-                                                    createdAt: created))
+            try inst.catalog.addTenant(
+                TenantRecord(
+                    name: name, region: "eu-central", store: "local", offsiteStore: "off",
+                    pgDSN: "host=/nonexistent dbname=\(name)", docRoots: ["/nonexistent/\(name)"],
+                    createdAt: created))
         }
         return (dir, inst, clock)
     }
@@ -70,8 +74,9 @@ final class RecordingExecutor: TickExecutor, @unchecked Sendable {
     }
 
     static func tenant(_ name: String, created: Date, contractEnd: Date? = nil) -> TenantRecord {
-        TenantRecord(name: name, region: "eu-central", store: "local", offsiteStore: "off", pgDSN: "host=/nonexistent dbname=\(name)",
-                     docRoots: ["/nonexistent/\(name)"], createdAt: created, contractEnd: contractEnd)
+        TenantRecord(
+            name: name, region: "eu-central", store: "local", offsiteStore: "off", pgDSN: "host=/nonexistent dbname=\(name)",
+            docRoots: ["/nonexistent/\(name)"], createdAt: created, contractEnd: contractEnd)
     }
 
     /// A tick of the planner alone: what is due at `now` runs, each job recorded as an `ok` run at
@@ -79,18 +84,23 @@ final class RecordingExecutor: TickExecutor, @unchecked Sendable {
     static func tick(_ state: inout TickState, _ policy: Policy, at now: Date, into calls: inout [(spec: TickJobSpec, at: Date)]) {
         for spec in TickPlanner.due(state, policy: policy, now: now).joined() {
             calls.append((spec, now))
-            state.note(RunRecord(id: 0, tenant: spec.tenant, kind: spec.kind, startedAt: now, endedAt: now, status: .ok,
-                                 detail: spec.store.map { #"{"store":"\#($0)"}"# } ?? "{}"))
+            state.note(
+                RunRecord(
+                    id: 0, tenant: spec.tenant, kind: spec.kind, startedAt: now, endedAt: now, status: .ok,
+                    detail: spec.store.map { #"{"store":"\#($0)"}"# } ?? "{}"))
         }
     }
 
     @Test func aSimulatedMonthRunsEachJobOncePerSlotSpreadsDrillsAndCatchesUpAnOutageOnce() throws {
         let policy = try Self.policy("[drills]\ninterval = \"30d\"\nmax_age = \"30d\"\n")
-        var state = TickState(tenants: (1...20).map { Self.tenant(String(format: "t%02d", $0), created: Self.t0.addingTimeInterval(-3600)) },
-                              stores: ["local", "off"])
+        var state = TickState(
+            tenants: (1...20).map { Self.tenant(String(format: "t%02d", $0), created: Self.t0.addingTimeInterval(-3600)) },
+            stores: ["local", "off"])
         // A 21st tenant's contract ended so that its deletion deadline (90 days) falls on day 5 at noon.
-        state.tenants.append(Self.tenant("t21", created: Self.t0.addingTimeInterval(-200 * Self.day),
-                                         contractEnd: Self.t0.addingTimeInterval((5.5 - 90) * Self.day)))
+        state.tenants.append(
+            Self.tenant(
+                "t21", created: Self.t0.addingTimeInterval(-200 * Self.day),
+                contractEnd: Self.t0.addingTimeInterval((5.5 - 90) * Self.day)))
         var calls: [(spec: TickJobSpec, at: Date)] = []
         let outage = 10..<12  // days without any tick
         var ticks = 0
@@ -143,8 +153,11 @@ final class RecordingExecutor: TickExecutor, @unchecked Sendable {
 
     @Test func aTenantWhoseDrillsFailIsRetriedDailyOnceItsLastPassGetsOldAndAPassingOneKeepsItsDay() throws {
         let policy = try Self.policy("[drills]\ninterval = \"30d\"\nmax_age = \"30d\"\nrenew_before = \"3d\"\n")
-        var state = TickState(tenants: [Self.tenant("good", created: Self.t0.addingTimeInterval(-90 * Self.day)),
-                                        Self.tenant("bad", created: Self.t0.addingTimeInterval(-90 * Self.day))], stores: [])
+        var state = TickState(
+            tenants: [
+                Self.tenant("good", created: Self.t0.addingTimeInterval(-90 * Self.day)),
+                Self.tenant("bad", created: Self.t0.addingTimeInterval(-90 * Self.day)),
+            ], stores: [])
         // Both passed a drill on day -20; "bad"'s later drill on day -5 found a problem.
         for (t, d, status) in [("good", -20.0, RunStatus.ok), ("bad", -20, .ok), ("bad", -5, .problemFound)] {
             state.note(RunRecord(id: 0, tenant: t, kind: .drill, startedAt: Self.t0.addingTimeInterval(d * Self.day), status: status, detail: "{}"))
@@ -155,8 +168,10 @@ final class RecordingExecutor: TickExecutor, @unchecked Sendable {
             for spec in TickPlanner.due(state, policy: policy, now: now).joined() where spec.kind == .drill {
                 drills[spec.owner, default: []].append(Self.dayIndex(now))
                 // "bad" keeps failing its drills: a problem found, never a pass.
-                state.note(RunRecord(id: 0, tenant: spec.tenant, kind: .drill, startedAt: now,
-                                     status: spec.owner == "bad" ? .problemFound : .ok, detail: "{}"))
+                state.note(
+                    RunRecord(
+                        id: 0, tenant: spec.tenant, kind: .drill, startedAt: now,
+                        status: spec.owner == "bad" ? .problemFound : .ok, detail: "{}"))
             }
         }
         // 27 days after the pass of day -20 (max_age 30d minus renew_before 3d): day 7, then daily.

@@ -5,7 +5,9 @@ import TresorTestSupport
 /// `tresor tick`: what is due runs once per slot, a missed stretch runs once, a held lock is
 /// left to its holder.
 @Suite struct TickTests {
-    static let small: CorpusBuilder.Options = { var o = CorpusBuilder.Options(); o.smallFiles = 5; o.largeFiles = 0; return o }()
+    static let small: CorpusBuilder.Options = {
+        var o = CorpusBuilder.Options(); o.smallFiles = 5; o.largeFiles = 0; return o
+    }()
 
     func tick(_ f: Fixture, at now: String, code: Int32) throws -> [[String: Any]] {
         let r = try f.tresor.run(["tick", "--json", "--now", now])
@@ -32,9 +34,12 @@ import TresorTestSupport
 
         // No drill ever passed: the drill-age control finds a problem (exit 3), every day.
         let first = try tick(f, at: "2026-11-20T00:05:00Z", code: 3)
-        #expect(Set(names(first)) == ["docs-backup acme ok", "docs-backup beta ok", "replicate beta ok",
-                                      "retention acme ok", "retention beta ok",
-                                      "drill-control - problem_found", "store-clean local ok", "store-clean off ok"])
+        #expect(
+            Set(names(first)) == [
+                "docs-backup acme ok", "docs-backup beta ok", "replicate beta ok",
+                "retention acme ok", "retention beta ok",
+                "drill-control - problem_found", "store-clean local ok", "store-clean off ok",
+            ])
         #expect(try tick(f, at: "2026-11-20T00:10:00Z", code: 0).isEmpty)
         #expect(try tick(f, at: "2026-11-20T23:55:00Z", code: 0).isEmpty)
         // Three days down; then one of each, not three.
@@ -72,11 +77,14 @@ import TresorTestSupport
         let holder = Process()
         // One process that holds the tenant's flock until its standard input closes.
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        holder.arguments = ["python3", "-c", """
+        holder.arguments = [
+            "python3", "-c",
+            """
             import fcntl, sys
             f = open(sys.argv[1], "w"); fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             print("held", flush=True); sys.stdin.read()
-            """, f.home + "/locks/acme.lock"]
+            """, f.home + "/locks/acme.lock",
+        ]
         let out = Pipe(), input = Pipe()
         holder.standardOutput = out
         holder.standardInput = input

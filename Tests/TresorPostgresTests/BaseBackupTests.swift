@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TresorPostgres
 
 @Suite struct BaseBackupTests {
@@ -6,8 +7,10 @@ import Testing
         for p in ["base/1/1259", "base/16384/16397.1", "base/5/2619_fsm", "base/5/2619_vm", "global/1262"] {
             #expect(BaseBackup.isRelationFile(p), "\(p)")
         }
-        for p in ["base/1/PG_VERSION", "base/1/pg_internal.init", "global/pg_control", "pg_xact/0000",
-                  "postgresql.conf", "backup_label", "base/1", "pg_tblspc/16400"] {
+        for p in [
+            "base/1/PG_VERSION", "base/1/pg_internal.init", "global/pg_control", "pg_xact/0000",
+            "postgresql.conf", "backup_label", "base/1", "pg_tblspc/16400",
+        ] {
             #expect(!BaseBackup.isRelationFile(p), "\(p)")
         }
     }
@@ -31,7 +34,7 @@ import Testing
         #expect(index(btree))
         #expect(index(gin, heap))
         #expect(!index(heap, btree))  // the first page decides
-        #expect(!index(empty))        // a page not yet initialised
+        #expect(!index(empty))  // a page not yet initialised
         #expect(!index(otherVersion))
         #expect(!index(bigger))
         #expect(!index(Array(btree.prefix(4096))))  // shorter than a page
@@ -41,12 +44,17 @@ import Testing
 @Suite struct BaseBackupWALWaitTests {
     @Test func missingSegmentsAreThoseOnNeitherTimeline() {
         let from = WALName(timeline: 1, segment: 0x10), to = WALName(timeline: 2, segment: 0x13)
-        let archived: Set<WALName> = [WALName(timeline: 1, segment: 0x10), WALName(timeline: 2, segment: 0x12),
-                                      WALName(timeline: 3, segment: 0x11), WALName(timeline: 1, segment: 0x13, kind: .partial)]
-        #expect(BaseBackup.missingSegments(from: from, to: to, archived: archived)
+        let archived: Set<WALName> = [
+            WALName(timeline: 1, segment: 0x10), WALName(timeline: 2, segment: 0x12),
+            WALName(timeline: 3, segment: 0x11), WALName(timeline: 1, segment: 0x13, kind: .partial),
+        ]
+        #expect(
+            BaseBackup.missingSegments(from: from, to: to, archived: archived)
                 == [WALName(timeline: 1, segment: 0x11), WALName(timeline: 1, segment: 0x13)])
-        let all: Set<WALName> = [WALName(timeline: 1, segment: 0x10), WALName(timeline: 1, segment: 0x11),
-                                 WALName(timeline: 2, segment: 0x12), WALName(timeline: 2, segment: 0x13)]
+        let all: Set<WALName> = [
+            WALName(timeline: 1, segment: 0x10), WALName(timeline: 1, segment: 0x11),
+            WALName(timeline: 2, segment: 0x12), WALName(timeline: 2, segment: 0x13),
+        ]
         #expect(BaseBackup.missingSegments(from: from, to: to, archived: all).isEmpty)
         let one = WALName(timeline: 1, segment: 7)
         #expect(BaseBackup.missingSegments(from: one, to: one, archived: []) == [one])

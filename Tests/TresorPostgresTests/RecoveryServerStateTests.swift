@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TresorTestSupport
+
 @testable import TresorPostgres
 
 /// A drill follows recovery by reading the control file's state itself (no pg_controldata per

@@ -10,8 +10,9 @@ import TresorPostgres
         .appendingPathComponent("Fixtures/retention")
 
     func golden(_ name: String) throws -> RetentionPlan {
-        let input = try JSONDecoder().decode(RetentionInput.self,
-                                             from: Data(contentsOf: Self.fixtures.appendingPathComponent(name + ".input.json")))
+        let input = try JSONDecoder().decode(
+            RetentionInput.self,
+            from: Data(contentsOf: Self.fixtures.appendingPathComponent(name + ".input.json")))
         let plan = try RetentionPlanner.plan(input)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -31,9 +32,12 @@ import TresorPostgres
         let plan = try golden("window-starts-inside-base-backup")
         #expect(plan.keepSnapshots.map(\.item) == ["b1", "b2", "b3"])
         #expect(plan.dropSnapshots.map(\.item) == ["b0"])
-        #expect(plan.dropWAL.map(\.item) == ["000000010000000000000001", "000000010000000000000002",
-                                             "000000010000000000000002.00000028.backup", "000000010000000000000003",
-                                             "000000010000000000000009.streaming"])
+        #expect(
+            plan.dropWAL.map(\.item) == [
+                "000000010000000000000001", "000000010000000000000002",
+                "000000010000000000000002.00000028.backup", "000000010000000000000003",
+                "000000010000000000000009.streaming",
+            ])
         #expect(plan.keepWAL.contains { $0.item == "00000001000000000000000A.streaming" })
         #expect(plan.problems.isEmpty)
     }
@@ -66,8 +70,11 @@ import TresorPostgres
     @Test func oldTimelineGoesOnceTheWindowStartsAfterTheSwitch() throws {
         let plan = try golden("timeline-switch-old-timeline-dropped")
         #expect(plan.keepSnapshots.map(\.item) == ["b2", "b3"])
-        #expect(plan.keepWAL.map(\.item) == ["00000002.history", "000000020000000000000007", "000000020000000000000008",
-                                             "000000020000000000000009"])
+        #expect(
+            plan.keepWAL.map(\.item) == [
+                "00000002.history", "000000020000000000000007", "000000020000000000000008",
+                "000000020000000000000009",
+            ])
         #expect(plan.dropWAL.count == 7)
     }
 
@@ -76,19 +83,23 @@ import TresorPostgres
     @Test func dailySnapshotsAcrossLeapDayAndMonthEnds() throws {
         let plan = try golden("documents-month-ends-leap-day")
         let kept = Set(plan.keepSnapshots.map(\.item))
-        #expect(kept.count == 31 + 1 + 1) // 31 days, the one in use, the one dated after now
+        #expect(kept.count == 31 + 1 + 1)  // 31 days, the one in use, the one dated after now
         #expect(kept.contains("d-2028-02-29-late") && !kept.contains("d-2028-02-29") && !kept.contains("d-2028-03-01-plus1"))
         #expect(kept.contains("d-2028-02-28-late") && kept.contains("d-2028-02-27") && !kept.contains("d-2028-02-26"))
-        #expect(kept.contains("d-2028-02-25")) // in use
+        #expect(kept.contains("d-2028-02-25"))  // in use
         #expect(kept.contains("d-2028-03-31-late") && !kept.contains("d-2028-03-31") && kept.contains("d-2028-03-31-future"))
-        #expect(plan.dropSnapshots.map(\.item).sorted() == ["d-2028-02-26", "d-2028-02-28", "d-2028-02-29",
-                                                             "d-2028-03-01-plus1", "d-2028-03-31"])
+        #expect(
+            plan.dropSnapshots.map(\.item).sorted() == [
+                "d-2028-02-26", "d-2028-02-28", "d-2028-02-29",
+                "d-2028-03-01-plus1", "d-2028-03-31",
+            ])
     }
 
     /// The same input planned in UTC, to show what the zone changes.
     func inUTC(_ name: String) throws -> RetentionPlan {
-        var input = try JSONDecoder().decode(RetentionInput.self,
-                                             from: Data(contentsOf: Self.fixtures.appendingPathComponent(name + ".input.json")))
+        var input = try JSONDecoder().decode(
+            RetentionInput.self,
+            from: Data(contentsOf: Self.fixtures.appendingPathComponent(name + ".input.json")))
         input.timeZone = nil
         return try RetentionPlanner.plan(input)
     }
@@ -100,13 +111,17 @@ import TresorPostgres
     /// the same local time 30 days back (12:00 CET = 11:00Z).
     @Test func springForwardDayInABerlinPolicyEndsAtLocalMidnight() throws {
         let plan = try golden("documents-berlin-spring-forward")
-        #expect(plan.keepSnapshots.map(\.item) == ["s-0327-1200Z", "s-0328-2130Z", "s-0328-2230Z", "s-0330-1200Z",
-                                                   "s-0331-2130Z", "s-0401-0900Z"])
+        #expect(
+            plan.keepSnapshots.map(\.item) == [
+                "s-0327-1200Z", "s-0328-2130Z", "s-0328-2230Z", "s-0330-1200Z",
+                "s-0331-2130Z", "s-0401-0900Z",
+            ])
         #expect(plan.dropSnapshots.map(\.item) == ["s-0326-2330Z", "s-0327-2330Z", "s-0328-0130Z", "s-0331-2230Z"])
         #expect(plan.windowStart == "2027-03-02T10:00:00Z")
         #expect(plan.timeZone == "Europe/Berlin")
         // UTC days would keep other snapshots (the old planner's answer).
-        #expect(try inUTC("documents-berlin-spring-forward").keepSnapshots.map(\.item)
+        #expect(
+            try inUTC("documents-berlin-spring-forward").keepSnapshots.map(\.item)
                 == ["s-0326-2330Z", "s-0327-2330Z", "s-0328-2230Z", "s-0330-1200Z", "s-0331-2230Z", "s-0401-0900Z"])
     }
 
@@ -116,8 +131,11 @@ import TresorPostgres
     @Test func fallBackDayInABerlinPolicyIsTwentyFiveHoursLong() throws {
         let plan = try golden("documents-berlin-fall-back")
         #expect(plan.keepSnapshots.map(\.item) == ["f-1031-2245Z", "f-1101-1200Z", "f-1102-1100Z"])
-        #expect(plan.dropSnapshots.map(\.item) == ["f-1030-2100Z", "f-1030-2215Z", "f-1031-0030Z", "f-1031-0130Z",
-                                                   "f-1031-2315Z", "f-1101-2330Z"])
+        #expect(
+            plan.dropSnapshots.map(\.item) == [
+                "f-1030-2100Z", "f-1030-2215Z", "f-1031-0030Z", "f-1031-0130Z",
+                "f-1031-2315Z", "f-1101-2330Z",
+            ])
         #expect(plan.dropSnapshots.first { $0.item == "f-1031-0130Z" }?.reason == "not the last of 2027-10-31")
         #expect(try inUTC("documents-berlin-fall-back").keepSnapshots.map(\.item) == ["f-1031-2315Z", "f-1101-2330Z", "f-1102-1100Z"])
     }
@@ -127,7 +145,8 @@ import TresorPostgres
         let plan = try golden("documents-berlin-month-ends-leap-day")
         #expect(plan.keepSnapshots.map(\.item) == ["l-0228-2230Z", "l-0229-2245Z", "l-0301-1100Z"])
         #expect(plan.dropSnapshots.map(\.item) == ["l-0228-2330Z", "l-0229-2315Z"])
-        #expect(try inUTC("documents-berlin-month-ends-leap-day").keepSnapshots.map(\.item)
+        #expect(
+            try inUTC("documents-berlin-month-ends-leap-day").keepSnapshots.map(\.item)
                 == ["l-0228-2330Z", "l-0229-2315Z", "l-0301-1100Z"])
     }
 
@@ -146,8 +165,9 @@ import TresorPostgres
     }
 
     @Test func unknownTimeZoneIsRefused() throws {
-        var input = try JSONDecoder().decode(RetentionInput.self,
-                                             from: Data(contentsOf: Self.fixtures.appendingPathComponent("documents-berlin-fall-back.input.json")))
+        var input = try JSONDecoder().decode(
+            RetentionInput.self,
+            from: Data(contentsOf: Self.fixtures.appendingPathComponent("documents-berlin-fall-back.input.json")))
         input.timeZone = "Europe/Atlantis"
         #expect(throws: (any Error).self) { try RetentionPlanner.plan(input) }
     }

@@ -142,8 +142,11 @@ private let segmentSize = Int(WALName.segmentSize)
         }
         _ = try rng.text(444).withUnsafeBytes { try a.storeStreamed($0, segment: WALName(timeline: 1, segment: 8)) }
         let listed = try a.listWithHeaders(threads: 3)
-        #expect(listed.map(\.name.description) == ["000000010000000000000005", "000000010000000000000006", "000000010000000000000007",
-                                                    "000000010000000000000008.streaming"])
+        #expect(
+            listed.map(\.name.description) == [
+                "000000010000000000000005", "000000010000000000000006", "000000010000000000000007",
+                "000000010000000000000008.streaming",
+            ])
         #expect(listed.map(\.length) == [3000, 2000, 1000, 444])
         #expect(listed.allSatisfy { abs($0.pushedAt.timeIntervalSinceNow) < 600 })
     }
@@ -154,10 +157,12 @@ private let segmentSize = Int(WALName.segmentSize)
         // A stale part of an archived segment changes nothing; the part after the run does.
         wal.append(ArchivedWAL(name: WALName(timeline: 1, segment: 3, kind: .streaming), pushedAt: t0, length: 100))
         wal.append(ArchivedWAL(name: WALName(timeline: 1, segment: 5, kind: .streaming), pushedAt: t0.addingTimeInterval(321), length: 0x6000))
-        let b = try BaseBackupRef(id: ObjectID(Array(repeating: 1, count: 32)),
-                              info: PostgresBackupInfo(startLSN: "0/2000028", endLSN: "0/2000100", timeline: 1, endTimeline: 1, systemID: "1",
-                                                       startTime: "2026-11-27T10:02:00Z", endTime: "2026-11-27T10:02:10Z",
-                                                       startWAL: "000000010000000000000002", endWAL: "000000010000000000000002"))
+        let b = try BaseBackupRef(
+            id: ObjectID(Array(repeating: 1, count: 32)),
+            info: PostgresBackupInfo(
+                startLSN: "0/2000028", endLSN: "0/2000100", timeline: 1, endTimeline: 1, systemID: "1",
+                startTime: "2026-11-27T10:02:00Z", endTime: "2026-11-27T10:02:10Z",
+                startWAL: "000000010000000000000002", endWAL: "000000010000000000000002"))
         let w = RecoveryPlanner.window(backups: [b], wal: wal)
         #expect(w.latestLSN == "0/5006000")
         #expect(w.latestTime == "2026-11-27T10:05:21.000Z")
@@ -173,10 +178,12 @@ private let segmentSize = Int(WALName.segmentSize)
 @Suite struct WALCheckTests {
     func backup(start: UInt64, end: UInt64) throws -> BaseBackupRef {
         let s = WALName(timeline: 1, segment: start), e = WALName(timeline: 1, segment: end)
-        return try BaseBackupRef(id: ObjectID(Array(repeating: UInt8(start), count: 32)),
-                             info: PostgresBackupInfo(startLSN: LSN.format(s.startLSN + 40), endLSN: LSN.format(e.startLSN + 400), timeline: 1,
-                                                      endTimeline: 1, systemID: "1", startTime: "2026-11-27T10:00:00Z",
-                                                      endTime: "2026-11-27T10:01:00Z", startWAL: s.description, endWAL: e.description))
+        return try BaseBackupRef(
+            id: ObjectID(Array(repeating: UInt8(start), count: 32)),
+            info: PostgresBackupInfo(
+                startLSN: LSN.format(s.startLSN + 40), endLSN: LSN.format(e.startLSN + 400), timeline: 1,
+                endTimeline: 1, systemID: "1", startTime: "2026-11-27T10:00:00Z",
+                endTime: "2026-11-27T10:01:00Z", startWAL: s.description, endWAL: e.description))
     }
 
     @Test func findsMissingBackupWALGapsAndDamagedObjects() throws {
@@ -189,11 +196,15 @@ private let segmentSize = Int(WALName.segmentSize)
         let check = WALCheck(archive: a)
         let clean = try check.run(backups: [try backup(start: 2, end: 3), try backup(start: 5, end: 6)], readFraction: 1)
         #expect(clean.walFiles == 4 && clean.walFilesRead == 4)
-        #expect(clean.problems == ["wal gap on timeline 1: 000000010000000000000004..000000010000000000000004 missing; points after it are reachable only from later base backups"])
+        #expect(
+            clean.problems == [
+                "wal gap on timeline 1: 000000010000000000000004..000000010000000000000004 missing; points after it are reachable only from later base backups"
+            ])
 
         // A backup whose WAL is not all there, and a damaged object.
         let missing = try check.run(backups: [try backup(start: 5, end: 7)], readFraction: 0)
-        #expect(missing.problems == ["base backup \(try backup(start: 5, end: 7).id.short) cannot be restored: wal segment 000000010000000000000007 is missing"])
+        #expect(
+            missing.problems == ["base backup \(try backup(start: 5, end: 7).id.short) cannot be restored: wal segment 000000010000000000000007 is missing"])
         #expect(missing.walFilesRead == 0)
         let object = dir.sub("tenants/acme/wal/00000001/000000010000000000000003").path
         var bytes = try #require(FileManager.default.contents(atPath: object))

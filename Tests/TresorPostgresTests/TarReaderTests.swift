@@ -11,7 +11,7 @@ import TresorPostgres
         func put(_ s: String, at o: Int) { h.replaceSubrange(o..<(o + s.utf8.count), with: Array(s.utf8)) }
         put("a.txt", at: 0)
         put("0000644\0", at: 100)
-        h.replaceSubrange(108..<116, with: [0x80, 0x93, 0xca, 0xa0, 0x96, 0x1e, 0x20, 0xe9])   // uid, base-256
+        h.replaceSubrange(108..<116, with: [0x80, 0x93, 0xca, 0xa0, 0x96, 0x1e, 0x20, 0xe9])  // uid, base-256
         put("0000000\0", at: 116)
         put("00000000000\0", at: 124)
         put("15303305110\0", at: 136)

@@ -2,10 +2,11 @@ import Foundation
 import Testing
 import TresorCore
 import TresorCrypto
-@testable import TresorPostgres
 import TresorRepository
 import TresorStore
 import TresorTestSupport
+
+@testable import TresorPostgres
 
 private let keys = TenantKeys(dataKey: Array(repeating: 9, count: 32)).wal
 
@@ -175,9 +176,11 @@ private let keys = TenantKeys(dataKey: Array(repeating: 9, count: 32)).wal
 
 @Suite struct RecoveryPlannerTests {
     func backup(_ end: String, lsn: String, start: String) throws -> BaseBackupRef {
-        try BaseBackupRef(id: ObjectID(Array(repeating: UInt8(lsn.count), count: 32)),
-                      info: PostgresBackupInfo(startLSN: lsn, endLSN: lsn, timeline: 1, endTimeline: 1, systemID: "1",
-                                               startTime: end, endTime: end, startWAL: start, endWAL: start))
+        try BaseBackupRef(
+            id: ObjectID(Array(repeating: UInt8(lsn.count), count: 32)),
+            info: PostgresBackupInfo(
+                startLSN: lsn, endLSN: lsn, timeline: 1, endTimeline: 1, systemID: "1",
+                startTime: end, endTime: end, startWAL: start, endWAL: start))
     }
 
     @Test func refusesTargetsOutsideTheWindowAndPicksTheNewestBackupBefore() throws {
@@ -224,8 +227,9 @@ private let keys = TenantKeys(dataKey: Array(repeating: 9, count: 32)).wal
     }
 
     @Test func recoverySettingsQuoteTheCommandAndPromote() {
-        let s = RecoveryPlanner.recoverySettings(restoreCommand: "/x/tresor --home '/h' pg wal-fetch a %f %p",
-                                                 target: .time(TimeFormat.parse("2026-11-27T10:00:00.25Z")!))
+        let s = RecoveryPlanner.recoverySettings(
+            restoreCommand: "/x/tresor --home '/h' pg wal-fetch a %f %p",
+            target: .time(TimeFormat.parse("2026-11-27T10:00:00.25Z")!))
         #expect(s.contains("restore_command = '/x/tresor --home ''/h'' pg wal-fetch a %f %p'"))
         #expect(s.contains("recovery_target_time = '2026-11-27 10:00:00.250000+00'"))
         #expect(s.contains("recovery_target_action = 'promote'"))

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TresorPostgres
 
 /// Builds WAL segments by PostgreSQL 15's page and record layout (as documented in
@@ -82,14 +83,15 @@ struct WALBuilder {
         let t2 = t1.addingTimeInterval(2.5), t3 = t1.addingTimeInterval(9.000001)
         b.filler(100)
         b.commit(t1)
-        b.filler(8000)                 // the commit after it straddles the first page boundary
-        b.filler(8100 - 1 - 24 - 8)    // more than a page: the next starts near the second boundary
+        b.filler(8000)  // the commit after it straddles the first page boundary
+        b.filler(8100 - 1 - 24 - 8)  // more than a page: the next starts near the second boundary
         b.commit(t2, origin: true)
         b.filler(300)
         b.commit(t3)
         let commits = b.records.enumerated().filter { [1, 4, 6].contains($0.offset) }.map(\.element)
-        #expect(commits[1].start / 8192 != commits[1].end / 8192 || commits[0].end / 8192 != commits[1].start / 8192,
-                "the layout must put a page boundary between or inside the commits")
+        #expect(
+            commits[1].start / 8192 != commits[1].end / 8192 || commits[0].end / 8192 != commits[1].start / 8192,
+            "the layout must put a page boundary between or inside the commits")
         let segment = b.bytes
         let fetch: (WALName) throws -> [UInt8]? = { $0.segment == 3 ? segment : nil }
 

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TresorCore
 import TresorTestSupport
+
 @testable import TresorPostgres
 
 /// The WAL record walker against PostgreSQL's own reader (`pg_waldump`) on a real segment.

@@ -2,9 +2,10 @@ import Foundation
 import Testing
 import TresorCore
 import TresorCrypto
-@testable import TresorRepository
 import TresorStore
 import TresorTestSupport
+
+@testable import TresorRepository
 
 /// A store that cannot be read is a failed check (exit 1, retried), never reported as damage.
 @Suite struct CheckerTests {
@@ -26,11 +27,14 @@ import TresorTestSupport
         let dir = TempDirectory()
         let master = MasterKey.generate()
         let store = try Self.repositoryWithPacks(dir, master: master)
-        let refusing = FaultInjectingStore(store, rules: [
-            .init(.get, keyContains: "/data/", times: 1_000_000, fault: .error(StoreError(.permission, "get: http 403 AccessDenied (injected)"))),
-        ])
-        let repo = try TenantRepository.open(store: refusing, tenant: "acme", master: master, policy: smallPolicy,
-                                             clock: SystemClock(), create: false)
+        let refusing = FaultInjectingStore(
+            store,
+            rules: [
+                .init(.get, keyContains: "/data/", times: 1_000_000, fault: .error(StoreError(.permission, "get: http 403 AccessDenied (injected)")))
+            ])
+        let repo = try TenantRepository.open(
+            store: refusing, tenant: "acme", master: master, policy: smallPolicy,
+            clock: SystemClock(), create: false)
         let error = #expect(throws: StoreError.self) { try Checker(repository: repo, threads: 2).run(readData: .all) }
         #expect(error?.code == .permission)
         // Without the fault the same repository is clean: the refusal was the only thing wrong.

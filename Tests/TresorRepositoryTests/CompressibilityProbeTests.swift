@@ -2,9 +2,10 @@ import Foundation
 import Testing
 import TresorCore
 import TresorCrypto
-@testable import TresorRepository
 import TresorStore
 import TresorTestSupport
+
+@testable import TresorRepository
 
 @Suite struct CompressibilityProbeTests {
     private func probe(_ data: [UInt8]) -> Bool {
@@ -59,7 +60,7 @@ import TresorTestSupport
         let writer = try BlobWriter(repository: repo, index: RepositoryIndex(), settings: .init(policy: smallPolicy, uploaders: 1))
         let hmac = HMACSHA256(key: repo.keys.chunkID)
         var rng = SeededRandom(seed: 45)
-        let random = rng.bytes(CompressibilityProbe.minimumLength) // the small policy's largest chunk
+        let random = rng.bytes(CompressibilityProbe.minimumLength)  // the small policy's largest chunk
         let text = Array(rng.text(CompressibilityProbe.minimumLength).prefix(CompressibilityProbe.minimumLength))
         for data in [random, text] {
             #expect(try data.withUnsafeBytes { try writer.add(id: hmac.mac(data), type: .data, data: $0) })

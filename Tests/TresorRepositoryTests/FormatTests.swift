@@ -2,9 +2,10 @@ import Foundation
 import Testing
 import TresorCore
 import TresorCrypto
-@testable import TresorRepository
 import TresorStore
 import TresorTestSupport
+
+@testable import TresorRepository
 
 private let keys = TenantKeys(dataKey: Array(repeating: 7, count: 32))
 
@@ -14,17 +15,21 @@ private func id(_ n: UInt8) -> ObjectID { ObjectID(Array(repeating: n, count: 32
     /// Inputs that crashed the parsers under Benchmarks/fuzz.sh; each must now be a thrown error.
     @Test func fuzzFoundTreeWithHugePathLengthThrows() {
         // "TTR2", kind 2, then a path length near Int.max (crash-d4bcce40…, target tree).
-        let bytes: [UInt8] = [0x54, 0x54, 0x52, 0x32, 0x02, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x00, 0x00,
-                              0x00, 0x00, 0x20, 0x37]
+        let bytes: [UInt8] = [
+            0x54, 0x54, 0x52, 0x32, 0x02, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x00, 0x00,
+            0x00, 0x00, 0x20, 0x37,
+        ]
         #expect(throws: (any Error).self) { try TreeCodec.decode(bytes, name: "fuzz") }
     }
 
     @Test func indexFileRoundTrips() throws {
         let file = IndexFile(packs: [
-            .init(id: id(1), size: 12345, entries: [
-                PackEntry(id: id(2), type: .data, compression: .zstd, offset: 0, length: 100, rawLength: 300),
-                PackEntry(id: id(3), type: .tree, compression: .none, offset: 100, length: 50, rawLength: 22),
-            ]),
+            .init(
+                id: id(1), size: 12345,
+                entries: [
+                    PackEntry(id: id(2), type: .data, compression: .zstd, offset: 0, length: 100, rawLength: 300),
+                    PackEntry(id: id(3), type: .tree, compression: .none, offset: 100, length: 50, rawLength: 22),
+                ]),
             .init(id: id(4), size: 1, entries: []),
         ])
         let bytes = file.encode()
@@ -35,22 +40,26 @@ private func id(_ n: UInt8) -> ObjectID { ObjectID(Array(repeating: n, count: 32
 
     @Test func treeRoundTrips() throws {
         let nodes = [
-            TreeNode(path: "docs", kind: .directory, mode: 0o755, mtimeSeconds: 1, mtimeNanoseconds: 2, uid: 0, gid: 0,
-                     size: 0, device: 1, inode: 2),
-            TreeNode(path: "docs/Zürich.txt", kind: .file, mode: 0o4644, mtimeSeconds: -5, mtimeNanoseconds: 999_999_999,
-                     uid: 1000, gid: 1000, size: 1 << 40, device: 3, inode: 4, flags: .changedDuringBackup,
-                     chunks: [id(9), id(10)]),
-            TreeNode(path: "docs/l", kind: .symlink, mode: 0o777, mtimeSeconds: 0, mtimeNanoseconds: 0, uid: 0, gid: 0,
-                     size: 3, device: 0, inode: 0, linkTarget: "../x"),
+            TreeNode(
+                path: "docs", kind: .directory, mode: 0o755, mtimeSeconds: 1, mtimeNanoseconds: 2, uid: 0, gid: 0,
+                size: 0, device: 1, inode: 2),
+            TreeNode(
+                path: "docs/Zürich.txt", kind: .file, mode: 0o4644, mtimeSeconds: -5, mtimeNanoseconds: 999_999_999,
+                uid: 1000, gid: 1000, size: 1 << 40, device: 3, inode: 4, flags: .changedDuringBackup,
+                chunks: [id(9), id(10)]),
+            TreeNode(
+                path: "docs/l", kind: .symlink, mode: 0o777, mtimeSeconds: 0, mtimeNanoseconds: 0, uid: 0, gid: 0,
+                size: 3, device: 0, inode: 0, linkTarget: "../x"),
         ]
         let decoded = try TreeCodec.decode(TreeCodec.encode(nodes), name: "t")
         #expect(decoded == nodes)
     }
 
     @Test func manifestRoundTripsThroughASealedObject() throws {
-        let m = SnapshotManifest(tenant: "acme", kind: .documents, time: "2026-11-27T10:00:00.000Z", hostname: "h",
-                                 roots: [.init(path: "/srv/docs", label: "docs")], parent: nil, tree: [id(1).hex],
-                                 stats: .init())
+        let m = SnapshotManifest(
+            tenant: "acme", kind: .documents, time: "2026-11-27T10:00:00.000Z", hostname: "h",
+            roots: [.init(path: "/srv/docs", label: "docs")], parent: nil, tree: [id(1).hex],
+            stats: .init())
         let json = try JSONEncoder().encode(m)
         let sealed = try SealedObject.seal(Array(json), kind: .snapshot, keys: keys, level: 3)
         let opened = try SealedObject.open(sealed, kind: .snapshot, keys: keys, name: "s")
@@ -88,8 +97,9 @@ private func id(_ n: UInt8) -> ObjectID { ObjectID(Array(repeating: n, count: 32
         let opener = try BlobOpener(keys: keys)
         var out: [UInt8] = []
         for (n, e) in entries.enumerated() {
-            let loc = BlobLocation(pack: id(0), offset: e.offset, length: e.length, rawLength: e.rawLength,
-                                   type: e.type, compression: e.compression)
+            let loc = BlobLocation(
+                pack: id(0), offset: e.offset, length: e.length, rawLength: e.rawLength,
+                type: e.type, compression: e.compression)
             try pack.withUnsafeBytes { try opener.open(UnsafeRawBufferPointer(rebasing: $0[loc.range]), id: ids[n], location: loc, into: &out) }
             #expect(out == blobs[n])
             // Claiming another id, or flipping a byte, fails authentication.

@@ -1,7 +1,8 @@
 import Testing
 import TresorCore
-@testable import TresorRepository
 import TresorTestSupport
+
+@testable import TresorRepository
 
 /// The compact index (issue 15) must answer exactly what was added, as a plain dictionary would.
 @Suite struct IndexTests {
@@ -38,9 +39,10 @@ import TresorTestSupport
                 let packID = ids.next(weak: false)
                 var entries: [PackEntry] = []
                 for b in 0..<200 {
-                    let e = PackEntry(id: ids.next(weak: b % 3 == 0), type: b % 2 == 0 ? .data : .tree,
-                                      compression: b % 5 == 0 ? .zstd : .none, offset: UInt32(b * 97),
-                                      length: UInt32(50 + b), rawLength: UInt32(10 + b + p))
+                    let e = PackEntry(
+                        id: ids.next(weak: b % 3 == 0), type: b % 2 == 0 ? .data : .tree,
+                        compression: b % 5 == 0 ? .zstd : .none, offset: UInt32(b * 97),
+                        length: UInt32(50 + b), rawLength: UInt32(10 + b + p))
                     entries.append(e)
                 }
                 packs.append(.init(id: packID, size: 1000 + file * 1000 + p, entries: entries))
@@ -57,9 +59,13 @@ import TresorTestSupport
         // Re-add two known blobs in a new pack at new offsets: the later location must win.
         let movedPack = ids.next(weak: false)
         let moved = [everyBlob[5], everyBlob[70_000]]
-        let again = IndexFile(packs: [.init(id: movedPack, size: 77, entries: moved.enumerated().map { i, id in
-            PackEntry(id: id, type: .tree, compression: .zstd, offset: UInt32(1000 + i), length: 9, rawLength: 3)
-        })])
+        let again = IndexFile(packs: [
+            .init(
+                id: movedPack, size: 77,
+                entries: moved.enumerated().map { i, id in
+                    PackEntry(id: id, type: .tree, compression: .zstd, offset: UInt32(1000 + i), length: 9, rawLength: 3)
+                })
+        ])
         index.add(again, indexID: nil)
         for (i, id) in moved.enumerated() {
             model[id] = Expected(pack: movedPack, offset: UInt32(1000 + i), length: 9, rawLength: 3, type: .tree, compression: .zstd)
@@ -112,17 +118,22 @@ extension IndexTests {
             return id
         }
         let files = (0..<8).map { _ in
-            IndexFile(packs: (0..<10).map { _ in
-                .init(id: newID(), size: 1, entries: (0..<500).map { i in
-                    PackEntry(id: newID(), type: .data, compression: .none, offset: UInt32(i), length: 1, rawLength: 1)
+            IndexFile(
+                packs: (0..<10).map { _ in
+                    .init(
+                        id: newID(), size: 1,
+                        entries: (0..<500).map { i in
+                            PackEntry(id: newID(), type: .data, compression: .none, offset: UInt32(i), length: 1, rawLength: 1)
+                        })
                 })
-            })
         }
         runOnThreads(4, name: "index-test") { t in
             for f in stride(from: t, to: files.count, by: 4) { index.add(files[f], indexID: nil) }
         }
         #expect(index.blobCount == 8 * 10 * 500)
-        let missing = files.flatMap(\.packs).flatMap { p in p.entries.filter { index.location(of: $0.id)?.pack != p.id || index.location(of: $0.id)?.offset != $0.offset } }
+        let missing = files.flatMap(\.packs).flatMap { p in
+            p.entries.filter { index.location(of: $0.id)?.pack != p.id || index.location(of: $0.id)?.offset != $0.offset }
+        }
         #expect(missing.isEmpty)
     }
 }

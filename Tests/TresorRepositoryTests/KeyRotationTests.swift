@@ -2,9 +2,10 @@ import Foundation
 import Testing
 import TresorCore
 import TresorCrypto
-@testable import TresorRepository
 import TresorStore
 import TresorTestSupport
+
+@testable import TresorRepository
 
 @Suite struct KeyRotationTests {
     /// Makes `count` tenants, each with one index object, under `master`; returns the digest of
@@ -27,10 +28,13 @@ import TresorTestSupport
     }
 
     func opens(_ store: any Store, _ tenant: String, _ masters: [MasterKey]) -> Bool {
-        guard let repo = try? TenantRepository.open(store: store, tenant: tenant, master: masters[0],
-                                                    previousMasters: Array(masters.dropFirst()), policy: smallPolicy,
-                                                    clock: SystemClock(), create: false),
-              let index = try? repo.loadIndex() else { return false }
+        guard
+            let repo = try? TenantRepository.open(
+                store: store, tenant: tenant, master: masters[0],
+                previousMasters: Array(masters.dropFirst()), policy: smallPolicy,
+                clock: SystemClock(), create: false),
+            let index = try? repo.loadIndex()
+        else { return false }
         return index.packSizes.count == 1
     }
 

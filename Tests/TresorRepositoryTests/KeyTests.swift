@@ -2,9 +2,10 @@ import Foundation
 import Testing
 import TresorCore
 import TresorCrypto
-@testable import TresorRepository
 import TresorStore
 import TresorTestSupport
+
+@testable import TresorRepository
 
 /// A store whose first `get` of a tenant config waits until `parties` callers have asked, so that
 /// many openers all find no repository and race to create it.
@@ -98,11 +99,14 @@ final class CreationRaceStore: StoreWrapper, @unchecked Sendable {
         let aEnvelope = try #require(try store.list(prefix: "tenants/a/keys/").first)
         let id = String(aEnvelope.key.split(separator: "/").last!)
         try store.put("tenants/b/keys/\(id)", try store.get(aEnvelope.key))
-        try store.put("tenants/b/config", Array("""
-            {"format":"tresor-tenant","version":1,"tenant":"b","created":"2026-01-01T00:00:00.000Z",
-             "chunker":{"algorithm":"fastcdc-gear-v1","minSize":4096,"averageSize":16384,"maxSize":65536},
-             "chunkIDs":"hmac-sha256","encryption":"aes-256-gcm","compression":"zstd"}
-            """.utf8))
+        try store.put(
+            "tenants/b/config",
+            Array(
+                """
+                {"format":"tresor-tenant","version":1,"tenant":"b","created":"2026-01-01T00:00:00.000Z",
+                 "chunker":{"algorithm":"fastcdc-gear-v1","minSize":4096,"averageSize":16384,"maxSize":65536},
+                 "chunkIDs":"hmac-sha256","encryption":"aes-256-gcm","compression":"zstd"}
+                """.utf8))
         #expect(throws: RepositoryError.self) { try openRepository(store, tenant: "b", master: master) }
     }
 
@@ -114,11 +118,14 @@ final class CreationRaceStore: StoreWrapper, @unchecked Sendable {
         let dataKey = SecureRandom.bytes(32)
         let envelope = try KeyEnvelope.wrap(dataKey: dataKey, tenant: "old", master: master, created: Date())
         try store.put("tenants/old/keys/\(envelope.id)", try envelope.encoded())
-        try store.put("tenants/old/config", Array("""
-            {"format":"tresor-tenant","version":1,"tenant":"old","created":"2026-01-01T00:00:00.000Z",
-             "chunker":{"algorithm":"fastcdc-gear-v1","minSize":4096,"averageSize":16384,"maxSize":65536},
-             "chunkIDs":"hmac-sha256","encryption":"aes-256-gcm","compression":"zstd"}
-            """.utf8))
+        try store.put(
+            "tenants/old/config",
+            Array(
+                """
+                {"format":"tresor-tenant","version":1,"tenant":"old","created":"2026-01-01T00:00:00.000Z",
+                 "chunker":{"algorithm":"fastcdc-gear-v1","minSize":4096,"averageSize":16384,"maxSize":65536},
+                 "chunkIDs":"hmac-sha256","encryption":"aes-256-gcm","compression":"zstd"}
+                """.utf8))
         let repo = try openRepository(store, tenant: "old", master: master)
         #expect(repo.keys.encryption == TenantKeys(dataKey: dataKey).encryption)
         #expect(repo.config.version == 1)
@@ -136,7 +143,7 @@ final class CreationRaceStore: StoreWrapper, @unchecked Sendable {
         let text = String(decoding: try store.get("tenants/acme/config"), as: UTF8.self)
         let created = try #require(text.range(of: #""created" : "20"#))
         var changed = text
-        let digit = changed.index(created.upperBound, offsetBy: 1)   // the year's last digit
+        let digit = changed.index(created.upperBound, offsetBy: 1)  // the year's last digit
         changed.replaceSubrange(digit...digit, with: changed[digit] == "7" ? "8" : "7")
         try store.put("tenants/acme/config", Array(changed.utf8))
         #expect(throws: RepositoryError.self) { try openRepository(store, tenant: "acme", master: master) }
@@ -153,12 +160,15 @@ final class CreationRaceStore: StoreWrapper, @unchecked Sendable {
         let dataKey = SecureRandom.bytes(32)
         let envelope = try KeyEnvelope.wrap(dataKey: dataKey, tenant: "two", master: master, created: Date())
         try store.put("tenants/two/keys/\(envelope.id)", try envelope.encoded())
-        try store.put("tenants/two/config", Array("""
-            {"format":"tresor-tenant","version":2,"tenant":"two","created":"2026-01-01T00:00:00.000Z",
-             "chunker":{"algorithm":"fastcdc-gear-v1","minSize":4096,"averageSize":16384,"maxSize":65536},
-             "chunkIDs":"hmac-sha256","encryption":"aes-256-gcm","compression":"zstd",
-             "dataKey":"\(KeyEnvelope.fingerprint(dataKey: dataKey))"}
-            """.utf8))
+        try store.put(
+            "tenants/two/config",
+            Array(
+                """
+                {"format":"tresor-tenant","version":2,"tenant":"two","created":"2026-01-01T00:00:00.000Z",
+                 "chunker":{"algorithm":"fastcdc-gear-v1","minSize":4096,"averageSize":16384,"maxSize":65536},
+                 "chunkIDs":"hmac-sha256","encryption":"aes-256-gcm","compression":"zstd",
+                 "dataKey":"\(KeyEnvelope.fingerprint(dataKey: dataKey))"}
+                """.utf8))
         let repo = try openRepository(store, tenant: "two", master: master)
         #expect(repo.keys.encryption == TenantKeys(dataKey: dataKey).encryption)
         #expect(repo.config.version == 2 && repo.config.mac == nil)

@@ -10,8 +10,10 @@ import TresorTestSupport
 
     /// Streams `bytes` as one paged file (in uneven pieces, as a tar stream hands them over) and
     /// returns its tree node after an encode/decode round trip.
-    static func store(_ bytes: [UInt8], path: String, previous: PagedPrevious?, temp: TemporaryRepository,
-                      index: RepositoryIndex) throws -> (node: TreeNode, reused: Int, stored: Int) {
+    static func store(
+        _ bytes: [UInt8], path: String, previous: PagedPrevious?, temp: TemporaryRepository,
+        index: RepositoryIndex
+    ) throws -> (node: TreeNode, reused: Int, stored: Int) {
         let writer = try BlobWriter(repository: temp.repository, index: index, settings: .init(policy: temp.policy.backup, uploaders: 1))
         let stream = PagedStream(repository: temp.repository, writer: writer, groupBytes: 4 * page)
         stream.begin(previous: previous)
@@ -26,8 +28,9 @@ import TresorTestSupport
         }
         let (chunks, slices, digests) = try stream.finish()
         _ = try writer.finish()
-        var node = TreeNode(path: path, kind: .file, mode: 0o600, mtimeSeconds: 0, mtimeNanoseconds: 0, uid: 0, gid: 0,
-                            size: UInt64(bytes.count), device: 0, inode: 0, flags: .paged, chunks: chunks)
+        var node = TreeNode(
+            path: path, kind: .file, mode: 0o600, mtimeSeconds: 0, mtimeNanoseconds: 0, uid: 0, gid: 0,
+            size: UInt64(bytes.count), device: 0, inode: 0, flags: .paged, chunks: chunks)
         node.slices = slices
         node.pageDigests = digests
         let encoded = TreeCodec.encode([node])
@@ -69,9 +72,12 @@ import TresorTestSupport
         let all = try reopened.loadIndex()
         let target = temp.directory.sub("restore").path
         try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-        let dir = TreeNode(path: "pgdata", kind: .directory, mode: 0o700, mtimeSeconds: 0, mtimeNanoseconds: 0, uid: 0, gid: 0,
-                           size: 0, device: 0, inode: 0)
-        let dirs = ["pgdata/base", "pgdata/base/5"].map { p in var d = dir; d.pathBytes = Array(p.utf8); return d }
+        let dir = TreeNode(
+            path: "pgdata", kind: .directory, mode: 0o700, mtimeSeconds: 0, mtimeNanoseconds: 0, uid: 0, gid: 0,
+            size: 0, device: 0, inode: 0)
+        let dirs = ["pgdata/base", "pgdata/base/5"].map { p in
+            var d = dir; d.pathBytes = Array(p.utf8); return d
+        }
         let report = try TreeRestorer(repository: reopened, index: all, sync: false).restore(nodes: [dir] + dirs + [second.node], to: target)
         #expect(report.failed.isEmpty, "\(report.failed)")
         #expect(FileManager.default.contents(atPath: target + "/pgdata/base/5/16384") == Data(v2))
@@ -83,8 +89,9 @@ import TresorTestSupport
     }
 
     @Test func aPagedNodeInATTR2TreeIsRefused() throws {
-        var node = TreeNode(path: "pgdata/x", kind: .file, mode: 0o600, mtimeSeconds: 0, mtimeNanoseconds: 0, uid: 0, gid: 0,
-                            size: 0, device: 0, inode: 0, flags: .paged)
+        var node = TreeNode(
+            path: "pgdata/x", kind: .file, mode: 0o600, mtimeSeconds: 0, mtimeNanoseconds: 0, uid: 0, gid: 0,
+            size: 0, device: 0, inode: 0, flags: .paged)
         node.slices = []
         var bytes = TreeCodec.encode([node])
         bytes.replaceSubrange(0..<4, with: Array("TTR2".utf8))

@@ -2,16 +2,18 @@ import Foundation
 import Testing
 import TresorCore
 import TresorCrypto
-@testable import TresorRepository
 import TresorStore
 import TresorTestSupport
+
+@testable import TresorRepository
 
 /// Small sizes so a few hundred KiB exercise many packs and index objects.
 let smallPolicy = TestPolicy.small.backup
 
 func openRepository(_ store: any Store, tenant: String = "acme", master: MasterKey) throws -> TenantRepository {
-    try TenantRepository.open(store: store, tenant: tenant, master: master, policy: smallPolicy,
-                              clock: FixedClock(Date(timeIntervalSince1970: 1_795_773_600)), create: true)
+    try TenantRepository.open(
+        store: store, tenant: tenant, master: master, policy: smallPolicy,
+        clock: FixedClock(Date(timeIntervalSince1970: 1_795_773_600)), create: true)
 }
 
 @Suite struct PipelineTests {
@@ -39,8 +41,9 @@ func openRepository(_ store: any Store, tenant: String = "acme", master: MasterK
         #expect(stats.indexObjects >= stats.packs / 2)
 
         // Nothing in memory is reused: reopen the repository and read every blob back.
-        let reopened = try TenantRepository.open(store: store, tenant: "acme", master: master, policy: smallPolicy,
-                                                 clock: SystemClock(), create: false)
+        let reopened = try TenantRepository.open(
+            store: store, tenant: "acme", master: master, policy: smallPolicy,
+            clock: SystemClock(), create: false)
         let index = try reopened.loadIndex()
         #expect(index.blobCount == 120)
         let opener = try BlobOpener(keys: reopened.keys)
@@ -88,8 +91,9 @@ func openRepository(_ store: any Store, tenant: String = "acme", master: MasterK
         let b = try openRepository(store, tenant: "globex", master: master)
         #expect(a.keys.encryption != b.keys.encryption)
         let e = #expect(throws: RepositoryError.self) {
-            try TenantRepository.open(store: store, tenant: "acme", master: MasterKey.generate(), policy: smallPolicy,
-                                      clock: SystemClock(), create: false)
+            try TenantRepository.open(
+                store: store, tenant: "acme", master: MasterKey.generate(), policy: smallPolicy,
+                clock: SystemClock(), create: false)
         }
         #expect(e?.message.contains("wrong master key") == true)
         // Every key of each tenant lives under its own prefix.

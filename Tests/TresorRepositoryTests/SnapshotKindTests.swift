@@ -10,7 +10,8 @@ import TresorTestSupport
 @Suite struct SnapshotKindTests {
     /// Stores an authentic manifest whose `kind` is `kind`, written by hand as a newer writer would.
     func storeManifest(kind: String, in t: TemporaryRepository) throws -> String {
-        let json = Array("""
+        let json = Array(
+            """
             {"format":"tresor-snapshot","hostname":"h","kind":"\(kind)","roots":[],"stats":{"bytes":0,"bytesRead":0,\
             "changedDuringBackup":[],"directories":0,"files":0,"filesRead":0,"newBlobs":0,"newBytesStored":0,"skipped":[],\
             "symlinks":0},"tenant":"acme","time":"2026-11-27T10:00:00.000Z","tree":[],"version":1}

@@ -11,8 +11,9 @@ import TresorTestSupport
     func blobsWrittenThroughItComeBackAfterAReopen(backing: TemporaryRepository.Backing) throws {
         let temp = try TemporaryRepository(backing: backing)
         #expect(temp.policy.backup.packTarget == 65536)
-        let writer = try BlobWriter(repository: temp.repository, index: RepositoryIndex(),
-                                    settings: .init(policy: temp.policy.backup, uploaders: 2))
+        let writer = try BlobWriter(
+            repository: temp.repository, index: RepositoryIndex(),
+            settings: .init(policy: temp.policy.backup, uploaders: 2))
         let hmac = HMACSHA256(key: temp.repository.keys.chunkID)
         var rng = SeededRandom(seed: 5)
         var blobs: [ObjectID: [UInt8]] = [:]

@@ -4,8 +4,10 @@ import TresorRepository
 
 @Suite struct TreeBrowseTests {
     @Test func anEscapedNameReadsBackToItsExactBytes() {
-        for name: [UInt8] in [Array("docs/caf".utf8) + [0xE9], Array("docs/a\nb".utf8), Array("docs/back\\slash".utf8),
-                              Array("docs/plain é".utf8), Array("docs/x".utf8) + [0xFF, 0x7F, 0x01]] {
+        for name: [UInt8] in [
+            Array("docs/caf".utf8) + [0xE9], Array("docs/a\nb".utf8), Array("docs/back\\slash".utf8),
+            Array("docs/plain é".utf8), Array("docs/x".utf8) + [0xFF, 0x7F, 0x01],
+        ] {
             let shown = BrowsePath.shown(name)
             #expect(!shown.text.contains("\n"))
             #expect(BrowsePath.parse(shown.text) == name, "\(shown.text)")
@@ -48,14 +50,19 @@ import TresorRepository
 
     @Test func aDirectoryWhoseOnlyChangeIsItsMtimeIsNotReportedChanged() {
         func node(_ p: String, _ kind: TreeNode.Kind, mtime: Int64, mode: UInt32 = 0o644, chunks: [ObjectID] = []) -> TreeNode {
-            TreeNode(path: p, kind: kind, mode: mode, mtimeSeconds: mtime, mtimeNanoseconds: 0, uid: 0, gid: 0,
-                     size: UInt64(chunks.count), device: 0, inode: 0, chunks: chunks)
+            TreeNode(
+                path: p, kind: kind, mode: mode, mtimeSeconds: mtime, mtimeNanoseconds: 0, uid: 0, gid: 0,
+                size: UInt64(chunks.count), device: 0, inode: 0, chunks: chunks)
         }
         let a = ObjectID([UInt8](repeating: 1, count: 32)), b = ObjectID([UInt8](repeating: 2, count: 32))
-        let old = [node("d", .directory, mtime: 1), node("d/f", .file, mtime: 1, chunks: [a]), node("d/g", .file, mtime: 1),
-                   node("d/h", .file, mtime: 1)]
-        let new = [node("d", .directory, mtime: 2), node("d/f", .file, mtime: 2, chunks: [b]), node("d/g", .file, mtime: 1, mode: 0o600),
-                   node("d/i", .file, mtime: 2)]
+        let old = [
+            node("d", .directory, mtime: 1), node("d/f", .file, mtime: 1, chunks: [a]), node("d/g", .file, mtime: 1),
+            node("d/h", .file, mtime: 1),
+        ]
+        let new = [
+            node("d", .directory, mtime: 2), node("d/f", .file, mtime: 2, chunks: [b]), node("d/g", .file, mtime: 1, mode: 0o600),
+            node("d/i", .file, mtime: 2),
+        ]
         let d = TreeDiff.diff(old: old, new: new).map { ($0.new ?? $0.old)!.displayPath + ":" + ($0.change?.rawValue ?? ($0.new == nil ? "removed" : "added")) }
         #expect(d == ["d/f:content", "d/g:metadata", "d/i:added", "d/h:removed"])
     }

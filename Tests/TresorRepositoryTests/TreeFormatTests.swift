@@ -9,7 +9,7 @@ import TresorRepository
         // A TTR1 stream written by hand from the format description: one file node.
         var w = ByteWriter()
         w.raw(Array("TTR1".utf8))
-        w.u8(1) // file
+        w.u8(1)  // file
         w.data(Array("docs/a.txt".utf8))
         w.varint(UInt64(0o644))
         w.svarint(1_700_000_000)
@@ -31,18 +31,21 @@ import TresorRepository
     }
 
     @Test func namesLinkTargetsAttributesAndHolesSurviveTheEncoding() throws {
-        var f = TreeNode(pathBytes: Array("docs/caf".utf8) + [0xE9], kind: .file, mode: 0o640, mtimeSeconds: 3,
-                         mtimeNanoseconds: 4, uid: 1, gid: 2, size: 1 << 30, device: 5, inode: 6,
-                         flags: .sparse, chunks: [id(1)])
+        var f = TreeNode(
+            pathBytes: Array("docs/caf".utf8) + [0xE9], kind: .file, mode: 0o640, mtimeSeconds: 3,
+            mtimeNanoseconds: 4, uid: 1, gid: 2, size: 1 << 30, device: 5, inode: 6,
+            flags: .sparse, chunks: [id(1)])
         f.ctimeSeconds = 9
         f.ctimeNanoseconds = 10
         f.xattrs = [.init(name: Array("user.x".utf8), value: [0, 0xFF])]
         f.extents = [.init(offset: 4096, length: 100)]
-        var l = TreeNode(pathBytes: [0x64, 0xFF], kind: .symlink, mode: 0o777, mtimeSeconds: 0, mtimeNanoseconds: 0,
-                         uid: 0, gid: 0, size: 2, device: 0, inode: 0)
+        var l = TreeNode(
+            pathBytes: [0x64, 0xFF], kind: .symlink, mode: 0o777, mtimeSeconds: 0, mtimeNanoseconds: 0,
+            uid: 0, gid: 0, size: 2, device: 0, inode: 0)
         l.linkTargetBytes = [0xC3, 0x28]
-        var d = TreeNode(path: "docs/null", kind: .characterDevice, mode: 0o600, mtimeSeconds: 0, mtimeNanoseconds: 0,
-                         uid: 0, gid: 0, size: 0, device: 0, inode: 0)
+        var d = TreeNode(
+            path: "docs/null", kind: .characterDevice, mode: 0o600, mtimeSeconds: 0, mtimeNanoseconds: 0,
+            uid: 0, gid: 0, size: 0, device: 0, inode: 0)
         d.rdev = 259
         let bytes = TreeCodec.encode([f, l, d])
         #expect(Array(bytes.prefix(4)) == Array("TTR2".utf8))
@@ -51,8 +54,9 @@ import TresorRepository
     }
 
     @Test func anExtentOutsideItsFileIsRefused() {
-        var f = TreeNode(path: "docs/s", kind: .file, mode: 0, mtimeSeconds: 0, mtimeNanoseconds: 0, uid: 0, gid: 0,
-                         size: 100, device: 0, inode: 0, flags: .sparse)
+        var f = TreeNode(
+            path: "docs/s", kind: .file, mode: 0, mtimeSeconds: 0, mtimeNanoseconds: 0, uid: 0, gid: 0,
+            size: 100, device: 0, inode: 0, flags: .sparse)
         f.extents = [.init(offset: 90, length: 20)]
         #expect(throws: RepositoryError.self) { try TreeCodec.decode(TreeCodec.encode([f]), name: "t") }
     }
@@ -62,9 +66,10 @@ import TresorRepository
         // miscounted field while stepping over would shift every later node.
         var nodes: [TreeNode] = []
         for i in 0..<6 {
-            var n = TreeNode(pathBytes: Array("docs/f\(i)".utf8), kind: i % 3 == 1 ? .symlink : .file, mode: 0o600 + UInt32(i),
-                             mtimeSeconds: -Int64(i) * 1000, mtimeNanoseconds: 7, uid: 300, gid: 301, size: 1 << 20, device: 9,
-                             inode: UInt64(i), flags: i % 2 == 0 ? .sparse : [], chunks: (0..<i).map { id(UInt8($0)) })
+            var n = TreeNode(
+                pathBytes: Array("docs/f\(i)".utf8), kind: i % 3 == 1 ? .symlink : .file, mode: 0o600 + UInt32(i),
+                mtimeSeconds: -Int64(i) * 1000, mtimeNanoseconds: 7, uid: 300, gid: 301, size: 1 << 20, device: 9,
+                inode: UInt64(i), flags: i % 2 == 0 ? .sparse : [], chunks: (0..<i).map { id(UInt8($0)) })
             n.ctimeSeconds = 1 << 40
             n.ctimeNanoseconds = 999_999_999
             n.rdev = 1 << 33
@@ -76,7 +81,8 @@ import TresorRepository
         let bytes = TreeCodec.encode(nodes)
         let kept = try TreeCodec.decode(bytes, name: "t") { _, path in path.last.map { $0 == 0x31 || $0 == 0x34 } ?? false }
         #expect(kept == [nodes[1], nodes[4]])
-        #expect(try TreeCodec.decode(bytes, name: "t") { kind, _ in kind == .symlink }.map(\.pathBytes)
+        #expect(
+            try TreeCodec.decode(bytes, name: "t") { kind, _ in kind == .symlink }.map(\.pathBytes)
                 == [Array("docs/f1".utf8), Array("docs/f4".utf8)])
         // A tree cut inside a node that is stepped over is still refused.
         #expect(throws: RepositoryError.self) {
@@ -85,12 +91,14 @@ import TresorRepository
     }
 
     @Test func aFilteredDecodeStepsOverAPagedNode() throws {
-        var paged = TreeNode(path: "pg/base/1/16384", kind: .file, mode: 0o600, mtimeSeconds: 1, mtimeNanoseconds: 0,
-                             uid: 26, gid: 26, size: 3 * 8192, device: 1, inode: 2, flags: .paged, chunks: [id(1), id(2)])
+        var paged = TreeNode(
+            path: "pg/base/1/16384", kind: .file, mode: 0o600, mtimeSeconds: 1, mtimeNanoseconds: 0,
+            uid: 26, gid: 26, size: 3 * 8192, device: 1, inode: 2, flags: .paged, chunks: [id(1), id(2)])
         paged.pageDigests = [UInt8](repeating: 7, count: 3 * TreeNode.pageDigestBytes)
         paged.slices = [.init(chunk: 0, offset: 8192, length: 8192), .init(chunk: 1, offset: 0, length: 16384)]
-        let after = TreeNode(path: "pg/base/1/16385", kind: .file, mode: 0o600, mtimeSeconds: 1, mtimeNanoseconds: 0,
-                             uid: 26, gid: 26, size: 0, device: 1, inode: 3)
+        let after = TreeNode(
+            path: "pg/base/1/16385", kind: .file, mode: 0o600, mtimeSeconds: 1, mtimeNanoseconds: 0,
+            uid: 26, gid: 26, size: 0, device: 1, inode: 3)
         let bytes = TreeCodec.encode([paged, after])
         #expect(Array(bytes.prefix(4)) == Array("TTR3".utf8))
         #expect(try TreeCodec.decode(bytes, name: "t") == [paged, after])

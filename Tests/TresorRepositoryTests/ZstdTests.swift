@@ -69,7 +69,8 @@ struct ZstdTests {
                 let at = 8176 - 16 * (t + 1)
                 page.replaceSubrange(24 + 4 * t..<28 + 4 * t, with: le(UInt32(at) | 1 << 15 | 16 << 17))
                 let block = key / 61, item = UInt16(key % 61 + 1)
-                page.replaceSubrange(at..<at + 16, with: le(UInt16(block >> 16)) + le(UInt16(block & 0xffff)) + le(item) + le(UInt16(16)) + le(key) + [0, 0, 0, 0])
+                page.replaceSubrange(
+                    at..<at + 16, with: le(UInt16(block >> 16)) + le(UInt16(block & 0xffff)) + le(item) + le(UInt16(16)) + le(key) + [0, 0, 0, 0])
                 key += 1
             }
             out += page
@@ -170,8 +171,10 @@ struct ZstdTests {
     @Test("a frame with any single bit flipped throws or yields the original bytes, never others")
     func corruptEveryBit() throws {
         let decompressor = try ZstdDecompressor()
-        for (frame, raw) in [(Self.cliFrame, Self.cliText),
-                             (try ZstdCompressor(level: 3).compress(Self.text(3000)), Self.text(3000))] {
+        for (frame, raw) in [
+            (Self.cliFrame, Self.cliText),
+            (try ZstdCompressor(level: 3).compress(Self.text(3000)), Self.text(3000)),
+        ] {
             // A few bits are legitimately ignorable (the reserved header bit, some equivalent
             // entropy-table encodings); the content checksum then proves the output unchanged.
             var wrong: [Int] = [], rejected = 0

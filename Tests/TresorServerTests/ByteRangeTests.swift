@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TresorServer
 
 @Suite("Range header")

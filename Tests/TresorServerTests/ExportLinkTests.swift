@@ -31,10 +31,12 @@ struct ExportLinkTests {
         #expect(ExportLinkSigner(key: Array(repeating: 8, count: 32)).verify(link, now: now) == .forged)
     }
 
-    @Test("paths that leave the tenant's folder are not links at all", arguments: [
-        "/d/acme/..%2Fglobex%2Fa.tar", "/d/acme/%2e%2e", "/d/../globex/a.tar", "/d/acme/.a.tar.sha256",
-        "/d/acme/sub/a.tar", "/d/ACME/a.tar", "/d/acme/a%00.tar", "/d/acme/%0a.tar",
-    ])
+    @Test(
+        "paths that leave the tenant's folder are not links at all",
+        arguments: [
+            "/d/acme/..%2Fglobex%2Fa.tar", "/d/acme/%2e%2e", "/d/../globex/a.tar", "/d/acme/.a.tar.sha256",
+            "/d/acme/sub/a.tar", "/d/ACME/a.tar", "/d/acme/a%00.tar", "/d/acme/%0a.tar",
+        ])
     func traversalParsedAsLink(path: String) {
         let q = "?exp=1800000100&id=\(String(repeating: "a", count: 32))&sig=\(String(repeating: "b", count: 64))"
         #expect(ExportLink.parse(path + q) == nil)
@@ -50,8 +52,9 @@ struct ExportLinkTests {
             let url = dir.appendingPathComponent("keys/links.key")
             let results = Locked<[String]>([])
             DispatchQueue.concurrentPerform(iterations: 8) { _ in
-                do { let key = try ExportLinkKey.load(url, create: true); results.withLock { $0.append(key.hex) } }
-                catch { results.withLock { $0.append("error: \(error)") } }
+                do { let key = try ExportLinkKey.load(url, create: true); results.withLock { $0.append(key.hex) } } catch {
+                    results.withLock { $0.append("error: \(error)") }
+                }
             }
             let seen = results.withLock { $0 }
             let onDisk = try String(contentsOf: url, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)

@@ -79,7 +79,11 @@ import TresorTestSupport
         #expect(try cached.get("t/index/a", range: 1..<2) == [2])
         try cached.delete("t/index/a")
         #expect(throws: StoreError.self) { try cached.get("t/index/a") }
-        #expect(StoreConformance.run(try CachedStore(base: try LocalStore(root: dir.sub("r2")), directory: dir.sub("c2"),
-                                                     prefixes: ["conformance/c/"])).isEmpty, "objects written once under conformance/c/ are cacheable")
+        #expect(
+            StoreConformance.run(
+                try CachedStore(
+                    base: try LocalStore(root: dir.sub("r2")), directory: dir.sub("c2"),
+                    prefixes: ["conformance/c/"])
+            ).isEmpty, "objects written once under conformance/c/ are cacheable")
     }
 }

@@ -2,8 +2,9 @@ import Foundation
 import Testing
 import TresorCore
 import TresorCrypto
-@testable import TresorStore
 import TresorTestSupport
+
+@testable import TresorStore
 
 /// How S3Store behaves with keys that may not do everything, against a real SeaweedFS whose
 /// scoped identities answer a HEAD or GET of a missing key with 403, as AWS and Ceph RGW do
@@ -57,10 +58,14 @@ import TresorTestSupport
 
     /// Ceph RGW's answers, byte for byte as RGW 16.2 sends them (see ../shared/S3.md).
     @Test func anRGWErrorWithAnEmptyMessageLeavesNoDanglingColon() throws {
-        let s = try S3Store(S3Location(bucket: "b", prefix: "", endpoint: "http://127.0.0.1:1", region: "eu-central-1"),
-                            credentials: S3Credentials(accessKeyID: "a", secretAccessKey: "s"))
-        let denied = HTTPResponse(status: 403, headers: [:], body: Array(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message></Message><BucketName>b</BucketName><RequestId>tx1</RequestId><HostId>h</HostId></Error>".utf8))
+        let s = try S3Store(
+            S3Location(bucket: "b", prefix: "", endpoint: "http://127.0.0.1:1", region: "eu-central-1"),
+            credentials: S3Credentials(accessKeyID: "a", secretAccessKey: "s"))
+        let denied = HTTPResponse(
+            status: 403, headers: [:],
+            body: Array(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message></Message><BucketName>b</BucketName><RequestId>tx1</RequestId><HostId>h</HostId></Error>"
+                    .utf8))
         let e = s.failure(denied, "get k")
         #expect(e.message == "get k in s3://b: http 403 AccessDenied")
         let noBody = s.failure(HTTPResponse(status: 403, headers: [:], body: []), "head k")
@@ -68,10 +73,14 @@ import TresorTestSupport
     }
 
     @Test func aRegionTheServerDoesNotKnowFailsBucketCreationWithAHint() throws {
-        let s = try S3Store(S3Location(bucket: "b", prefix: "", endpoint: "http://127.0.0.1:1", region: "eu-central-1"),
-                            credentials: S3Credentials(accessKeyID: "a", secretAccessKey: "s"))
-        let rgw = HTTPResponse(status: 400, headers: [:], body: Array(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidLocationConstraint</Code><Message></Message><BucketName>b</BucketName><RequestId>tx1</RequestId><HostId>h</HostId></Error>".utf8))
+        let s = try S3Store(
+            S3Location(bucket: "b", prefix: "", endpoint: "http://127.0.0.1:1", region: "eu-central-1"),
+            credentials: S3Credentials(accessKeyID: "a", secretAccessKey: "s"))
+        let rgw = HTTPResponse(
+            status: 400, headers: [:],
+            body: Array(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidLocationConstraint</Code><Message></Message><BucketName>b</BucketName><RequestId>tx1</RequestId><HostId>h</HostId></Error>"
+                    .utf8))
         let e = s.bucketCreationFailure(rgw)
         #expect(e.kind == .usage)
         #expect(e.message.contains("InvalidLocationConstraint") && e.message.contains("eu-central-1") && !e.message.hasSuffix(": "))

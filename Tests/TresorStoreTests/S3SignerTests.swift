@@ -2,21 +2,28 @@ import Foundation
 import Testing
 import TresorCore
 import TresorCrypto
-@testable import TresorStore
 import TresorTestSupport
+
+@testable import TresorStore
 
 /// Signature V4 against the worked example in AWS's S3 documentation ("Signature Calculations
 /// for the Authorization Header", GET Object with a Range header).
 @Suite struct S3SignerTests {
     @Test func matchesAWSsDocumentedGetObjectExample() throws {
-        let signer = S3Signer(credentials: S3Credentials(accessKeyID: "AKIAIOSFODNN7EXAMPLE",
-                                                         secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
-                              region: "us-east-1")
+        let signer = S3Signer(
+            credentials: S3Credentials(
+                accessKeyID: "AKIAIOSFODNN7EXAMPLE",
+                secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+            region: "us-east-1")
         let date = try #require(TimeFormat.parse("2013-05-24T00:00:00Z"))
-        let headers = signer.sign(method: "GET", host: "examplebucket.s3.amazonaws.com", path: "/test.txt", query: [],
-                                  headers: [("Range", "bytes=0-9")], payloadHash: S3Signer.emptyPayloadHash, date: date)
+        let headers = signer.sign(
+            method: "GET", host: "examplebucket.s3.amazonaws.com", path: "/test.txt", query: [],
+            headers: [("Range", "bytes=0-9")], payloadHash: S3Signer.emptyPayloadHash, date: date)
         let auth = try #require(headers.first { $0.0 == "authorization" }?.1)
-        #expect(auth == "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
+        #expect(
+            auth
+                == "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+        )
         #expect(headers.contains { $0 == ("x-amz-date", "20130524T000000Z") })
         #expect(!headers.contains { $0.0 == "host" }, "curl sends Host itself")
     }
@@ -28,7 +35,8 @@ import TresorTestSupport
     }
 
     @Test func parsesS3sXML() {
-        let text = "<ListBucketResult><IsTruncated>true</IsTruncated><Contents><Key>a&amp;b</Key><Size>3</Size></Contents><Contents><Key>c</Key><Size>0</Size></Contents><NextContinuationToken>t&#43;1</NextContinuationToken></ListBucketResult>"
+        let text =
+            "<ListBucketResult><IsTruncated>true</IsTruncated><Contents><Key>a&amp;b</Key><Size>3</Size></Contents><Contents><Key>c</Key><Size>0</Size></Contents><NextContinuationToken>t&#43;1</NextContinuationToken></ListBucketResult>"
         let items = S3XML.blocks("Contents", in: text[...])
         #expect(items.compactMap { S3XML.value("Key", in: $0) } == ["a&b", "c"])
         #expect(S3XML.value("NextContinuationToken", in: text) == "t+1")

@@ -9,8 +9,10 @@ import TresorTestSupport
 @Suite struct S3StoreTests {
     static func bucket() -> String { "t-" + UUID().uuidString.prefix(8).lowercased() }
 
-    func open(_ server: SeaweedServer, bucket: String = bucket(), prefix: String = "", extra: String = "",
-              traffic: StoreTraffic = StoreTraffic()) throws -> any Store {
+    func open(
+        _ server: SeaweedServer, bucket: String = bucket(), prefix: String = "", extra: String = "",
+        traffic: StoreTraffic = StoreTraffic()
+    ) throws -> any Store {
         try StoreURL.parse(server.url(bucket: bucket, prefix: prefix, extra: extra))
             .open(create: true, credentials: S3Credentials(accessKeyID: server.accessKey, secretAccessKey: server.secretKey), traffic: traffic)
     }
@@ -102,8 +104,9 @@ import TresorTestSupport
         let server = try SeaweedServer.shared()
         let b = Self.bucket()
         guard case .s3(let loc) = try StoreURL.parse(server.url(bucket: b, prefix: "p")) else { return }
-        let s3 = try S3Store(loc, credentials: S3Credentials(accessKeyID: server.accessKey, secretAccessKey: server.secretKey),
-                             listPageSize: 3, deleteBatchSize: 4)
+        let s3 = try S3Store(
+            loc, credentials: S3Credentials(accessKeyID: server.accessKey, secretAccessKey: server.secretKey),
+            listPageSize: 3, deleteBatchSize: 4)
         try s3.ensureBucket()
         let keys = (0..<11).map { "l/k\($0 < 10 ? "0" : "")\($0)" }
         for k in keys { try s3.put(k, [UInt8(k.count)]) }
@@ -161,8 +164,10 @@ import TresorTestSupport
     @Test func s3URLs() throws {
         let u = try StoreURL.parse("s3://my-bucket/a/b?endpoint=http://127.0.0.1:8333&region=eu-central-1")
         #expect(u == .s3(S3Location(bucket: "my-bucket", prefix: "a/b", endpoint: "http://127.0.0.1:8333", region: "eu-central-1")))
-        for bad in ["s3://AB/x", "s3://user:pw@bucket/x", "s3://bucket/x?secret_key=abc", "s3://bucket/x?endpoint=ftp://h",
-                    "s3://bucket/x y?endpoint=http://h"] {
+        for bad in [
+            "s3://AB/x", "s3://user:pw@bucket/x", "s3://bucket/x?secret_key=abc", "s3://bucket/x?endpoint=ftp://h",
+            "s3://bucket/x y?endpoint=http://h",
+        ] {
             let e = #expect(throws: StoreError.self) { try StoreURL.parse(bad) }
             #expect(e?.kind == .usage, "\(bad)")
             #expect(e.map { !$0.message.contains("abc") && !$0.message.contains("pw") } ?? true)

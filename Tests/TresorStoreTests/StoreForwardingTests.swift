@@ -58,7 +58,8 @@ import TresorTestSupport
                 try memory.put("t/data/old-1", [1])
                 recording.seen.withLock { $0 = [] }
                 // A fresh cache for each, so the get is a miss that must reach the store.
-                let store = w.name == "cached" ? try CachedStore(base: recording, directory: dir.sub("cache-\(i)-\(operation)"), prefixes: ["t/index/"]) : w.store
+                let store =
+                    w.name == "cached" ? try CachedStore(base: recording, directory: dir.sub("cache-\(i)-\(operation)"), prefixes: ["t/index/"]) : w.store
                 try Self.exercise(operation, on: store)
                 let reached = recording.seen.current.contains(operation)
                 if w.holdsBack.contains(operation) {

@@ -23,10 +23,12 @@ import TresorTestSupport
 
     @Test func transientFailuresAreRetriedUntilTheySucceed() throws {
         let store = try local()
-        let faults = FaultInjectingStore(store, rules: [
-            .init(.put, times: 2, fault: .error(Self.serverError)),
-            .init(.get, times: 1, fault: .error(StoreError(.integrity, "damaged in transit (injected)"))),
-        ])
+        let faults = FaultInjectingStore(
+            store,
+            rules: [
+                .init(.put, times: 2, fault: .error(Self.serverError)),
+                .init(.get, times: 1, fault: .error(StoreError(.integrity, "damaged in transit (injected)"))),
+            ])
         let retrying = RetryingStore(faults, sleep: Self.noSleep)
         try retrying.put("a/b", [1, 2, 3])
         #expect(faults.calls(.put) == 3)
@@ -49,9 +51,11 @@ import TresorTestSupport
 
     @Test func errorsThatCannotSucceedAreNotRetried() throws {
         let store = try local()
-        let faults = FaultInjectingStore(store, rules: [
-            .init(.put, times: 10, fault: .error(StoreError(.permission, "put x: http 403 AccessDenied (injected)"))),
-        ])
+        let faults = FaultInjectingStore(
+            store,
+            rules: [
+                .init(.put, times: 10, fault: .error(StoreError(.permission, "put x: http 403 AccessDenied (injected)")))
+            ])
         let retrying = RetryingStore(faults, sleep: Self.noSleep)
         let e = #expect(throws: StoreError.self) { try retrying.put("a/b", [1]) }
         #expect(e?.code == .permission)

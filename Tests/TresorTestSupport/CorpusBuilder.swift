@@ -46,8 +46,9 @@ public enum CorpusBuilder {
         try Data("#!/bin/sh\necho hi\n".utf8).write(to: exe)
         try fm.setAttributes([.posixPermissions: 0o750], ofItemAtPath: exe.path)
         try fm.setAttributes([.posixPermissions: 0o600], ofItemAtPath: root.appendingPathComponent("contracts/doc-0.txt").path)
-        try fm.setAttributes([.modificationDate: Date(timeIntervalSince1970: 1_600_000_000.123)],
-                             ofItemAtPath: root.appendingPathComponent("invoices/2025").path)
+        try fm.setAttributes(
+            [.modificationDate: Date(timeIntervalSince1970: 1_600_000_000.123)],
+            ofItemAtPath: root.appendingPathComponent("invoices/2025").path)
         return count + 1
     }
 }

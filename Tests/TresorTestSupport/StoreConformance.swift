@@ -33,8 +33,9 @@ public enum StoreConformance {
             check(try store.get("\(prefix)/b/object-3") == [], "empty objects round-trip")
             try store.put("\(prefix)-other/x", [1])
             let listed = try store.list(prefix: "\(prefix)/").map(\.key)
-            check(listed == ["\(prefix)/a/object-1", "\(prefix)/a/object-2", "\(prefix)/b/object-3"],
-                  "list returns exactly the keys under the prefix, sorted: \(listed)")
+            check(
+                listed == ["\(prefix)/a/object-1", "\(prefix)/a/object-2", "\(prefix)/b/object-3"],
+                "list returns exactly the keys under the prefix, sorted: \(listed)")
             let partial = try store.list(prefix: "\(prefix)/a/obj").map(\.key)
             check(partial == ["\(prefix)/a/object-1", "\(prefix)/a/object-2"], "list matches a partial last segment: \(partial)")
             check(try store.list(prefix: "\(prefix)/zzz/").isEmpty, "list of an empty prefix is empty")

@@ -24,8 +24,10 @@ public final class TemporaryRepository: @unchecked Sendable {
     /// `directory/store` when ``Backing/localDirectory`` is chosen.
     public let directory: TempDirectory
 
-    public init(tenant: String = "acme", backing: Backing = .memory, policy: Policy = TestPolicy.small,
-                clock: any Clock = FixedClock(Date(timeIntervalSince1970: 1_795_773_600))) throws {
+    public init(
+        tenant: String = "acme", backing: Backing = .memory, policy: Policy = TestPolicy.small,
+        clock: any Clock = FixedClock(Date(timeIntervalSince1970: 1_795_773_600))
+    ) throws {
         self.tenant = tenant
         self.policy = policy
         self.clock = clock
@@ -35,13 +37,15 @@ public final class TemporaryRepository: @unchecked Sendable {
         case .localDirectory: store = try LocalStore(root: directory.sub("store"))
         }
         master = MasterKey.generate()
-        repository = try TenantRepository.open(store: store, tenant: tenant, master: master, policy: policy.backup,
-                                               clock: clock, create: true)
+        repository = try TenantRepository.open(
+            store: store, tenant: tenant, master: master, policy: policy.backup,
+            clock: clock, create: true)
     }
 
     /// Opens the repository again from the store, creating nothing.
     public func reopen() throws -> TenantRepository {
-        try TenantRepository.open(store: store, tenant: tenant, master: master, policy: policy.backup,
-                                  clock: clock, create: false)
+        try TenantRepository.open(
+            store: store, tenant: tenant, master: master, policy: policy.backup,
+            clock: clock, create: false)
     }
 }

@@ -9,7 +9,8 @@ public struct TresorProcess: Sendable {
 
         public func json() -> [String: Any]? {
             guard let line = stdout.split(separator: "\n").last,
-                  let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+                let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            else { return nil }
             return obj
         }
 
@@ -68,8 +69,9 @@ public struct TresorProcess: Sendable {
         }
         p.waitUntilExit()
         g.wait()
-        return Result(code: p.terminationStatus, stdout: String(decoding: outData.get(), as: UTF8.self),
-                      stderr: String(decoding: errData.get(), as: UTF8.self))
+        return Result(
+            code: p.terminationStatus, stdout: String(decoding: outData.get(), as: UTF8.self),
+            stderr: String(decoding: errData.get(), as: UTF8.self))
     }
 
     /// A configured, not yet started process (for tests that kill it mid-way).
