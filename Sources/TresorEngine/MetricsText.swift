@@ -36,7 +36,7 @@ public struct MetricsText: Sendable {
         let registry = PrometheusCollectorRegistry()
         for f in families {
             for s in f.samples {
-                registry.makeGauge(name: f.name, labels: s.labels, help: f.help).set(s.value)
+                registry.makeGauge(descriptor: MetricNameDescriptor(metricName: f.name, unitName: "", helpText: f.help), labels: s.labels).set(s.value)
             }
         }
         return registry.emitToString()
