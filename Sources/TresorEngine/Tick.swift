@@ -172,6 +172,14 @@ extension Installation {
             }
         }
         var jobs = results.current.flatMap { $0 }
+        // A name no valid tenant id (a catalog edited by hand) gets no job planned; it fails the
+        // tick loudly here instead, and every other tenant's jobs have run.
+        for name in state.invalidTenantNames {
+            jobs.append(
+                TickJob(
+                    tenant: name, store: nil, kind: .run(.tick), result: .failed,
+                    error: "the catalog names tenant '\(name)', which is no valid tenant name: no job of it runs (the catalog was edited by hand?)"))
+        }
         // Heartbeats of the tenants that opted in (drills.heartbeat_tenants), every tick: see HeartbeatJob.swift.
         jobs += writeHeartbeats()
         var result = TickResult(
@@ -213,7 +221,7 @@ extension Installation {
         // Store-clean runs carry no tenant: read enough of them to see every store's newest.
         let limit = spec.kind == .storeClean ? 4 * max(planned.stores.count, 1) : 8
         let recent = try catalog.runs(tenant: spec.tenant?.rawValue, kind: spec.kind, limit: limit)
-        var fresh = try TickState(tenants: [], stores: [])
+        var fresh = TickState(tenants: [], stores: [])
         for run in recent where (run.tenant ?? RunRecord.storeCleaned(run) ?? "") == spec.owner { fresh.note(run) }
         guard let newest = fresh.lastDone[key] else { return false }
         return planned.lastDone[key].map { newest > $0 } ?? true

@@ -61,10 +61,16 @@ public struct TickState: Sendable {
         }
     }
 
-    /// The catalog's tenants, in the catalog's order; ``tenantIDs`` holds their names as ids.
+    /// The catalog's tenants whose names are valid ids, in the catalog's order; ``tenantIDs``
+    /// holds their names as ids.
     public private(set) var tenants: [TenantRecord]
     /// The name of each of ``tenants`` (same order), checked once here.
     public private(set) var tenantIDs: [TenantID]
+    /// Names in the catalog (tenant or deletion rows) that are no valid ``TenantID``: only a
+    /// catalog edited by hand holds one (the catalog refuses such a name when a tenant is added).
+    /// Nothing is planned for them; `tick` reports each as a failed job, and the other tenants'
+    /// jobs run.
+    public private(set) var invalidTenantNames: [String] = []
     public var stores: [String]
     /// Every recorded deletion, by tenant.
     public var deletions: [TenantID: DeletionStep]
@@ -75,14 +81,22 @@ public struct TickState: Sendable {
     /// The start of the newest `failed` run, per kind and owner.
     public var lastFailed: [Key: Date] = [:]
 
-    /// Throws when a tenant's name is no valid ``TenantID`` (a catalog edited by hand: the
-    /// catalog refuses such a name when a tenant is added).
+    /// A tenant whose name is no valid id goes to ``invalidTenantNames``.
     public init(
         tenants: [TenantRecord], stores: [String], deletions: [TenantID: DeletionStep] = [:],
         lastDone: [Key: Date] = [:], lastOK: [Key: Date] = [:]
-    ) throws {
-        self.tenants = tenants
-        self.tenantIDs = try tenants.map { try $0.id }
+    ) {
+        self.tenants = []
+        self.tenantIDs = []
+        for t in tenants {
+            // Not lost: a name that is no id is kept in invalidTenantNames and tick reports it.
+            if let id = try? t.id {
+                self.tenants.append(t)
+                self.tenantIDs.append(id)
+            } else {
+                invalidTenantNames.append(t.name)
+            }
+        }
         self.stores = stores
         self.deletions = deletions
         self.lastDone = lastDone
@@ -91,8 +105,15 @@ public struct TickState: Sendable {
 
     /// Reads the state from `catalog`.
     public static func load(from catalog: any Catalog) throws -> TickState {
-        var state = try TickState(tenants: try catalog.tenants(), stores: try catalog.stores().map(\.name))
-        for d in try catalog.deletions() { state.deletions[try TenantID(d.tenant)] = d.step }
+        var state = TickState(tenants: try catalog.tenants(), stores: try catalog.stores().map(\.name))
+        for d in try catalog.deletions() {
+            // Not lost, as above: tick reports the name.
+            if let id = try? TenantID(d.tenant) {
+                state.deletions[id] = d.step
+            } else if !state.invalidTenantNames.contains(d.tenant) {
+                state.invalidTenantNames.append(d.tenant)
+            }
+        }
         let kinds = Set(TickPlanner.tenantJobKinds + TickPlanner.installationJobKinds)
         for run in try catalog.latestRuns(kinds: kinds, statuses: [.ok, .problemFound, .failed]) { state.note(run) }
         return state

@@ -89,7 +89,7 @@ final class RecordingExecutor: TickExecutor, @unchecked Sendable {
 
     @Test func aSimulatedMonthRunsEachJobOncePerSlotSpreadsDrillsAndCatchesUpAnOutageOnce() throws {
         let policy = try Self.policy("[drills]\ninterval = \"30d\"\nmax_age = \"30d\"\n")
-        var state = try TickState(
+        var state = TickState(
             tenants: (1...20).map { Self.tenant(String(format: "t%02d", $0), created: Self.t0.addingTimeInterval(-3600)) }
                 // A 21st tenant's contract ended so that its deletion deadline (90 days) falls on day 5 at noon.
                 + [
@@ -150,7 +150,7 @@ final class RecordingExecutor: TickExecutor, @unchecked Sendable {
 
     @Test func aTenantWhoseDrillsFailIsRetriedDailyOnceItsLastPassGetsOldAndAPassingOneKeepsItsDay() throws {
         let policy = try Self.policy("[drills]\ninterval = \"30d\"\nmax_age = \"30d\"\nrenew_before = \"3d\"\n")
-        var state = try TickState(
+        var state = TickState(
             tenants: [
                 Self.tenant("good", created: Self.t0.addingTimeInterval(-90 * Self.day)),
                 Self.tenant("bad", created: Self.t0.addingTimeInterval(-90 * Self.day)),
@@ -233,5 +233,29 @@ final class RecordingExecutor: TickExecutor, @unchecked Sendable {
         let second = try inst.tick(executor: executor)
         let ran = executor.calls.current.dropFirst(before).map { "\($0.spec)" }
         #expect(ran == ["docs-backup t01", "replicate t01"], "\(ran) \(second.jobs)")
+    }
+
+    /// A tenant name that is no valid id can only come from a catalog edited by hand; it must
+    /// fail the tick loudly without keeping every other tenant from being backed up.
+    @Test func aHandEditedTenantNameFailsTheTickLoudlyAndTheOtherTenantsStillRun() throws {
+        let (dir, inst, clock) = try Self.home(tenants: 2, created: Self.t0, policy: "[tick]\nconcurrency = 1\n")
+        withExtendedLifetime(dir) {}
+        let edit = Process()
+        edit.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        edit.arguments = [dir.sub("home").appendingPathComponent("catalog.sqlite").path, "UPDATE tenants SET name = 'T 02' WHERE name = 't02'"]
+        try edit.run()
+        edit.waitUntilExit()
+        try #require(edit.terminationStatus == 0)
+        clock.set(Self.t0.addingTimeInterval(300))
+        let executor = RecordingExecutor()
+        let r = try inst.tick(executor: executor)
+        let t01 = try TenantID("t01")
+        let failed = r.jobs.filter { $0.result == .failed }
+        #expect(failed.count == 1 && failed.first?.tenant == "T 02" && failed.first?.kind == .run(.tick), "\(r.jobs)")
+        #expect(failed.first?.error?.contains("'T 02'") == true)
+        #expect(executor.calls.current.contains { $0.spec == TickJobSpec(.documentsBackup, tenant: t01) })
+        #expect(!executor.calls.current.contains { $0.spec.owner == "T 02" })
+        // The tick itself is recorded as failed, so the problem shows in `tresor jobs` too.
+        #expect(try inst.catalog.runs(tenant: nil, kind: .tick, limit: 1).first?.status == .failed)
     }
 }
