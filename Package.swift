@@ -90,6 +90,9 @@ let package = Package(
         .testTarget(name: "TresorEvidenceTests", dependencies: ["TresorEvidence", "TresorStore", "TresorCrypto", "TresorTestSupport"]),
         .testTarget(name: "TresorCLITests", dependencies: ["TresorCLI", "TresorEngine", "TresorCatalog", "TresorPostgres", "TresorTestSupport"]),
         .testTarget(name: "TresorServerTests", dependencies: ["TresorServer", "TresorEngine"]),
+        // Jobs run through the Engine's API, without the tresor binary.
+        .testTarget(
+            name: "TresorEngineTests", dependencies: ["TresorEngine", "TresorTestSupport", "TresorCatalog", "TresorCore", "TresorRepository"]),
         .testTarget(name: "TresorExportTests", dependencies: ["TresorExport", "TresorTestSupport"]),
         .testTarget(
             name: "TresorIntegrationTests",

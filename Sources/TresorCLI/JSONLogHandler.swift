@@ -136,22 +136,20 @@ enum Logs {
 
     /// Logs one event per job run this process recorded, with its job kind, tenant and run id.
     static func logRuns(_ logger: Logger, installation: Installation) {
-        let me = WorkerName.current
-        let runs: [RunRecord]
+        let jobs: [JobRun]
         do {
-            runs = try installation.catalog.runs(tenant: nil, kind: nil, limit: 100).filter { $0.worker == me }
+            jobs = try installation.jobsOfThisProcess()
         } catch {
             logger.error("cannot read this process's runs from the catalog", metadata: ["error": "\(error)"])
             return
         }
-        for run in runs.reversed() {
-            let job = JobRun(run)
+        for job in jobs.reversed() {
             var meta: Logger.Metadata = ["job": "\(job.kind)", "run": "\(job.id)", "result": "\(job.result)"]
             if let t = job.tenant { meta["tenant"] = "\(t)" }
             if let b = job.bytes { meta["bytes"] = "\(b)" }
             if let d = job.durationSeconds { meta["seconds"] = "\(d)" }
             if let e = job.error { meta["error"] = "\(e)" }
-            let level: Logger.Level = run.status == .ok ? .info : (run.status == .running ? .warning : .error)
+            let level: Logger.Level = job.result == RunStatus.ok.rawValue ? .info : (job.result == RunStatus.running.rawValue ? .warning : .error)
             logger.log(level: level, "job run \(job.result)", metadata: meta)
         }
     }

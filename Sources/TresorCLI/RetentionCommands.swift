@@ -16,7 +16,7 @@ struct RetentionPlanCommand: ParsableCommand {
 
     func run() throws {
         let inst = try ctx.installation()
-        let ids = tenants.isEmpty ? try inst.catalog.tenants().map { try $0.id } : tenants
+        let ids = tenants.isEmpty ? try inst.tenantIDs() : tenants
         var plans: [String: RetentionPlan] = [:]
         for id in ids { plans[id.rawValue] = try inst.retentionPlan(tenant: id) }
         let problems = plans.values.contains { !$0.problems.isEmpty }
@@ -34,7 +34,7 @@ struct RetentionApplyCommand: ParsableCommand {
 
     func run() throws {
         let inst = try ctx.installation()
-        let ids = tenants.isEmpty ? try inst.catalog.tenants().map { try $0.id } : tenants
+        let ids = tenants.isEmpty ? try inst.tenantIDs() : tenants
         var results: [RetentionResult] = []
         for id in ids { results.append(try inst.applyRetention(tenant: id, dryRun: dryRun)) }
         let failed = results.flatMap { r in r.failedStores.map { "\(r.tenant) in store \($0)" } + (r.accessLogError.map { ["the access log (\($0))"] } ?? []) }

@@ -26,7 +26,7 @@ extension Installation {
         tenant: TenantID?, readData: Checker.ReadData, store storeName: String? = nil,
         progress: (@Sendable (String, Int, UInt64, UInt64) -> Void)? = nil
     ) throws -> CheckResult {
-        let ids = try tenant.map { [$0] } ?? catalog.tenants().map { try $0.id }
+        let ids = try tenant.map { [$0] } ?? tenantIDs()
         var reports: [String: Checker.Report] = [:]
         for id in ids {
             let name = id.rawValue
@@ -54,7 +54,7 @@ extension Installation {
                     var report = try checkTenant(t, store: watch, readData: readData, progress: tenantProgress)
                     // An object the key may not read is an access failure, not damage.
                     if let denied = watch.denied { throw denied }
-                    lostSnapshotCoverage(tenant: name, into: &report)
+                    lostSnapshotCoverage(tenant: id, into: &report)
                     return report
                 })
         }
@@ -147,11 +147,11 @@ extension Installation {
     /// Fills in what each damaged snapshot covered from the catalog's record of the run that made
     /// it (time, kind, roots, file count), so the operator knows what is lost. A snapshot the
     /// catalog has no record of keeps these empty, and the report says so.
-    func lostSnapshotCoverage(tenant: String, into report: inout Checker.Report) {
+    func lostSnapshotCoverage(tenant: TenantID, into report: inout Checker.Report) {
         guard !report.damagedSnapshots.isEmpty else { return }
         let runs: [RunRecord]
         do {
-            runs = try catalog.runs(tenant: tenant, kind: nil, limit: 1_000_000)
+            runs = try catalog.runs(tenant: tenant.rawValue, kind: nil, limit: 1_000_000)
         } catch {
             report.problems.append("the catalog's runs could not be read to say what the damaged snapshots covered: \(error)")
             return
@@ -183,6 +183,9 @@ extension Installation {
 
     /// `tresor tenant list`.
     public func listTenants() throws -> [TenantRecord] { try catalog.tenants() }
+
+    /// Every tenant's id, in the catalog's order: what a command given no tenant works on.
+    public func tenantIDs() throws -> [TenantID] { try catalog.tenants().map { try $0.id } }
 
     /// `tresor store list`.
     public func listStores() throws -> [StoreRecord] { try catalog.stores() }

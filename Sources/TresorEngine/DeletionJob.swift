@@ -6,12 +6,32 @@ import TresorEvidence
 import TresorPostgres
 import TresorStore
 
+/// Where a tenant stands in deletion, as `tresor deletion run` prints it (the raw value, in
+/// text and JSON alike).
+public enum DeletionState: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
+    /// The contract has not ended: nothing to decide (never printed).
+    case running
+    /// The contract ended less than the policy's delay ago.
+    case notDue = "not-due"
+    /// Past the deadline and not on hold: the deletion runs (or has begun).
+    case due
+    /// Past the deadline but on legal hold.
+    case held
+    /// A dry run stopped at the plan (the footprint).
+    case planned
+    case deleted
+    /// Something of the footprint is still there after the deletion.
+    case verificationFailed = "verification-failed"
+    /// A versioned store whose versions could not be listed or deleted.
+    case versionsLeft = "versions-left"
+
+    public var description: String { rawValue }
+}
+
 /// What `tresor deletion run` did or would do for one tenant.
 public struct DeletionTenantResult: Codable, Sendable {
     public var tenant: String
-    /// `not-due`, `held`, `planned` (dry run), `deleted`, `already-deleted`, `verification-failed`,
-    /// `versions-left` (a versioned store whose versions could not be listed or deleted).
-    public var state: String
+    public var state: DeletionState
     public var contractEnd: Date?
     public var deadline: Date?
     public var footprint: TenantFootprint?
@@ -40,10 +60,11 @@ public enum DeletionRule {
         contractEnd.addingTimeInterval(delay.seconds)
     }
 
-    public static func state(contractEnd: Date?, hold: String?, delay: PolicyDuration, now: Date) -> String {
-        guard let end = contractEnd else { return "running" }
-        if now < deadline(contractEnd: end, delay: delay) { return "not-due" }
-        return hold == nil ? "due" : "held"
+    /// `running`, `notDue`, `due` or `held`.
+    public static func state(contractEnd: Date?, hold: String?, delay: PolicyDuration, now: Date) -> DeletionState {
+        guard let end = contractEnd else { return .running }
+        if now < deadline(contractEnd: end, delay: delay) { return .notDue }
+        return hold == nil ? .due : .held
     }
 }
 
@@ -83,14 +104,14 @@ extension Installation {
             // the loop below is only for deletions whose tenant row is already gone.
             resumable.remove(t.name)
             var r = DeletionTenantResult(
-                tenant: t.name, state: "", contractEnd: t.contractEnd,
+                tenant: t.name, state: .running, contractEnd: t.contractEnd,
                 deadline: t.contractEnd.map { DeletionRule.deadline(contractEnd: $0, delay: delay) },
                 footprint: nil, removed: [:], problems: [])
             let existing = try catalog.deletion(tenant: t.name)
             let started = existing.map { $0.step > .planned } ?? false
-            r.state = started ? "due" : DeletionRule.state(contractEnd: t.contractEnd, hold: t.holdReason, delay: delay, now: now)
-            guard r.state == "due" else {
-                if r.state != "running" { results.append(r) }
+            r.state = started ? .due : DeletionRule.state(contractEnd: t.contractEnd, hold: t.holdReason, delay: delay, now: now)
+            guard r.state == .due else {
+                if r.state != .running { results.append(r) }
                 continue
             }
             let footprint = try TenantFootprint.of(t, catalog: catalog, home: home)
@@ -99,7 +120,7 @@ extension Installation {
             // (the replication slot, files under the home, catalog rows, the certificate), so a
             // DryRunStore could hold back only part of it and the rest would happen.
             if dryRun {
-                r.state = "planned"
+                r.state = .planned
                 results.append(r)
                 continue
             }
@@ -131,7 +152,7 @@ extension Installation {
         let footprint = try JSONDecoder().decode(TenantFootprint.self, from: Data(record.plan.utf8))
         var removed = try JSONDecoder().decode([String: DeletionCount].self, from: Data(record.report.utf8))
         var result = DeletionTenantResult(
-            tenant: name, state: "deleted", contractEnd: footprint.contractEnd, deadline: nil,
+            tenant: name, state: .deleted, contractEnd: footprint.contractEnd, deadline: nil,
             footprint: footprint, removed: [:], problems: [])
         func save(_ step: DeletionStep, finished: Date? = nil) throws {
             let text = String(decoding: try JSONEncoder().encode(removed), as: UTF8.self)
@@ -165,7 +186,7 @@ extension Installation {
 
         if record.step == .keysDestroyed {
             if let dsn = footprint.pgDSN {
-                switch dropSlot(footprint.slot, dsn: dsn, passfile: footprint.paths.first { $0.kind == "secrets" }?.path) {
+                switch dropSlot(footprint.slot, dsn: dsn, passfile: footprint.paths.first { $0.kind == .secrets }?.path) {
                 case .dropped: add("slot", 1, 0)
                 case .absent: break
                 case .unreachable(let why): result.problems.append("replication slot \(footprint.slot) not checked: \(why)")
@@ -216,7 +237,7 @@ extension Installation {
         for p in remaining { result.problems.append("\(p) still exists") }
         result.removed = removed
         guard result.problems.filter({ !$0.hasPrefix("replication slot") }).isEmpty else {
-            result.state = "verification-failed"
+            result.state = .verificationFailed
             return result
         }
 
@@ -268,7 +289,7 @@ extension Installation {
                     try versions.deleteVersions(all)
                     return (all.count, all.reduce(0) { $0 + $1.size })
                 } catch {
-                    result.state = "versions-left"
+                    result.state = .versionsLeft
                     result.problems.append(
                         "store \(storeName) has versioning \(state.rawValue) and the versions under \(prefix) could not be listed or deleted: \(error); nothing past this step was done"
                     )
@@ -290,7 +311,7 @@ extension Installation {
         do {
             return try versions.versioning()
         } catch {
-            result.state = "versions-left"
+            result.state = .versionsLeft
             result.problems.append("store \(storeName): its versioning state cannot be read: \(error); nothing past this step was done")
             return nil
         }
@@ -347,6 +368,21 @@ extension Installation {
 
 /// One ended contract in `tresor deletion calendar`.
 public struct DeletionCalendarEntry: Codable, Sendable {
+    /// Printed and encoded as the raw value.
+    public enum State: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
+        /// Before its deadline.
+        case scheduled
+        case inProgress = "in-progress"
+        /// On legal hold: the date is open.
+        case held
+        /// The deadline passed and the deletion has not run.
+        case overdue
+        /// Deleted and certified.
+        case deleted
+
+        public var description: String { rawValue }
+    }
+
     public var tenant: String
     public var contractEnd: Date?
     /// Contract end plus the policy's delay: the first moment deletion may run.
@@ -355,7 +391,7 @@ public struct DeletionCalendarEntry: Codable, Sendable {
     public var lastCopyGone: Date?
     /// Contract end plus 90 days: the promise.
     public var promise: Date?
-    public var state: String
+    public var state: State
     /// Why `lastCopyGone` is what it is, WAL included.
     public var reasoning: String
     public var problem: Bool
@@ -387,20 +423,20 @@ extension Installation {
             let promise = end.addingTimeInterval(promiseDays)
             var e = DeletionCalendarEntry(
                 tenant: t.name, contractEnd: end, deadline: deadline, lastCopyGone: deadline,
-                promise: promise, state: "scheduled", reasoning: "", problem: false)
+                promise: promise, state: .scheduled, reasoning: "", problem: false)
             e.reasoning =
                 "keys and the WAL key are destroyed at the deadline (contract end + \(delay)); the recovery window's WAL "
                 + "(\(window) back from the last segment, archived no later than the contract end) becomes unreadable then and is deleted in the same run"
             if deletions[t.name].map({ $0.step > .planned }) == true {
-                e.state = "in-progress"
+                e.state = .inProgress
                 e.problem = now > promise
             } else if t.holdReason != nil {
-                e.state = "held"
+                e.state = .held
                 e.lastCopyGone = nil
                 e.reasoning = "on legal hold: deletion waits for tresor tenant release \(t.name)"
                 e.problem = true
             } else if now >= deadline {
-                e.state = "overdue"
+                e.state = .overdue
                 e.lastCopyGone = now
                 e.reasoning += "; the deadline has passed and the deletion has not run: tresor deletion run"
                 e.problem = true
@@ -412,7 +448,7 @@ extension Installation {
             entries.append(
                 DeletionCalendarEntry(
                     tenant: d.tenant, contractEnd: nil, deadline: nil, lastCopyGone: d.finishedAt,
-                    promise: nil, state: "deleted",
+                    promise: nil, state: .deleted,
                     reasoning: "deleted and certified (evidence kind deletion)", problem: false))
         }
         return DeletionCalendar(asOf: now, entries: entries)

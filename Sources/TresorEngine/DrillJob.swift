@@ -400,10 +400,10 @@ struct DrillRun {
         case .latest: lsn = stopLSN
         case .time: lsn = nil
         }
-        let site = DrillDamageSite(
-            pgdata: pgdata, targetLSN: lsn,
-            restoreCommand: installation.walCommand(binary: binary, "wal-fetch", tenant: tenant.name, "%f", "%p"))
         do {
+            let site = DrillDamageSite(
+                pgdata: pgdata, targetLSN: lsn,
+                restoreCommand: installation.walCommand(binary: binary, "wal-fetch", tenant: try tenant.id, "%f", "%p"))
             if try damage.damage(restored: site) { damageApplied = true }
         } catch {
             damageError = DrillRun.reason("\(error)")

@@ -31,11 +31,11 @@ extension Installation {
         do {
             tenants = try catalog.tenants()
         } catch {
-            return [TickJob(tenant: nil, store: nil, kind: "heartbeat", result: .failed, error: "cannot list tenants: \(error)")]
+            return [TickJob(tenant: nil, store: nil, kind: .heartbeat, result: .failed, error: "cannot list tenants: \(error)")]
         }
         var jobs: [TickJob] = []
         for t in tenants where heartbeatOptedIn(t) {
-            var job = TickJob(tenant: t.name, store: nil, kind: "heartbeat", result: .ok, error: nil)
+            var job = TickJob(tenant: t.name, store: nil, kind: .heartbeat, result: .ok, error: nil)
             do {
                 guard let dsn = t.pgDSN else { throw CoreError.failed("tenant '\(t.name)' opted in to heartbeats but has no database") }
                 try writeHeartbeat(dsn: dsn, at: clock.now())

@@ -70,6 +70,13 @@ extension Installation {
         }
         return out
     }
+
+    /// The newest `limit` recorded runs this process started (its ``WorkerName``), newest first:
+    /// what the log handler reports at the end of a command.
+    public func jobsOfThisProcess(limit: Int = 100) throws -> [JobRun] {
+        let me = WorkerName.current
+        return try catalog.runs(tenant: nil, kind: nil, limit: limit).filter { $0.worker == me }.map(JobRun.init)
+    }
 }
 
 extension JobFilter {

@@ -135,7 +135,7 @@ extension Installation {
         guard let dsn = tenant.pgDSN else {
             throw CoreError.usage("tenant '\(name)' has no postgresql dsn", hint: Self.addedWithoutHint(id, "--pg DSN"))
         }
-        let slotName = slot ?? PostgresAccess.defaultSlot(name)
+        let slotName = slot ?? PostgresAccess.defaultSlot(id)
         guard !slotName.isEmpty, slotName.count <= 63, slotName.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") }) else {
             throw CoreError.usage("replication slot name '\(slotName)' is not valid", hint: "use lower-case letters, digits and _ (at most 63)")
         }

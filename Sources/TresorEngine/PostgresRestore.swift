@@ -148,7 +148,7 @@ extension Installation {
                 hint: "tresor check \(name) --read-data")
         }
         let settings = RecoveryPlanner.recoverySettings(
-            restoreCommand: walCommand(binary: binary, "wal-fetch", tenant: name, "%f", "%p"),
+            restoreCommand: walCommand(binary: binary, "wal-fetch", tenant: try tenant.id, "%f", "%p"),
             target: target, timeline: timeline ?? String(chosen.info.timeline),
             latestRecord: stopLSN, archive: archiving)
         try RecoveryDirectory.prepare(absolute, settings: settings, owner: getuid() == 0 ? root.map { ($0.uid, $0.gid) } : nil)

@@ -30,10 +30,10 @@ public struct PostgresAccess: Codable, Sendable {
     static let credentialsFile = "s3-credentials"
 
     /// What the PostgreSQL OS user's S3 key must be allowed (and nothing more).
-    static func walScope(_ storeURL: String, tenant: String) -> String {
-        guard case .s3(let location)? = try? StoreURL.parse(storeURL) else { return "tenants/\(tenant)/wal/" }
+    static func walScope(_ storeURL: String, tenant: TenantID) -> String {
+        guard case .s3(let location)? = try? StoreURL.parse(storeURL) else { return "tenants/\(tenant.rawValue)/wal/" }
         let prefix = location.prefix.isEmpty ? "" : location.prefix + "/"
-        let walPrefix = "\(prefix)tenants/\(tenant)/wal/"
+        let walPrefix = "\(prefix)tenants/\(tenant.rawValue)/wal/"
         // wal-push needs only PutObject (+ PutObjectAcl for the owner ACL it sends); GetObject reads
         // a duplicate's header and serves wal-fetch; ListBucket limited to the prefix lets a 403
         // for a missing key be told apart from a refusal (wal-fetch's "not archived").
@@ -43,10 +43,11 @@ public struct PostgresAccess: Codable, Sendable {
 
     /// The replication slot `pg stream` uses unless told otherwise: `tresor_<tenant>` when the
     /// tenant name is already a valid slot name (lower-case letters, digits, `_`); otherwise the
-    /// name with every other character as `_`, followed by a hash of the real name, so tenants
-    /// `a-b` and `a_b` (or `A` and `a`) never share a slot (one would confirm WAL to the server
-    /// that only the other stored).
-    static func defaultSlot(_ tenant: String) -> String {
+    /// name with every other character (`-`) as `_`, followed by a hash of the real name, so
+    /// tenants `a-b` and `a_b` never share a slot (one would confirm WAL to the server that only
+    /// the other stored).
+    static func defaultSlot(_ id: TenantID) -> String {
+        let tenant = id.rawValue
         let plain = tenant.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") }
         if plain && tenant.count <= 56 { return "tresor_" + tenant }
         let cleaned = String(tenant.lowercased().map { $0.isASCII && ($0.isLetter || $0.isNumber) ? $0 : "_" }.prefix(40))
@@ -98,7 +99,7 @@ extension Installation {
                 throw CoreError.usage(
                     "tenant '\(name)' stores in s3, so archive_command (run as \(osUser)) needs s3 credentials of its own",
                     hint:
-                        "tresor pg setup \(name) --wal-credentials FILE (an AWS-style file whose key may read, list and write only \(PostgresAccess.walScope(record.url, tenant: name)))"
+                        "tresor pg setup \(name) --wal-credentials FILE (an AWS-style file whose key may read, list and write only \(PostgresAccess.walScope(record.url, tenant: id)))"
                 )
             }
             _ = try S3Credentials.load(file: walCredentials)
@@ -186,9 +187,9 @@ extension Installation {
             todo.append("chown \(osUser) \(spool.path)")
             if let walDir = storeWAL { todo.append("chown \(osUser) \(walDir); chgrp \(osUser) \(walDir)/../../../.tmp; chmod 1770 \(walDir)/../../../.tmp") }
         }
-        let push = walCommand(binary: binary, "wal-push", tenant: name, "%p")
-        let fetch = walCommand(binary: binary, "wal-fetch", tenant: name, "%f", "%p")
-        let slot = PostgresAccess.defaultSlot(name)
+        let push = walCommand(binary: binary, "wal-push", tenant: id, "%p")
+        let fetch = walCommand(binary: binary, "wal-fetch", tenant: id, "%f", "%p")
+        let slot = PostgresAccess.defaultSlot(id)
         let settings = [
             "wal_level": "replica", "archive_mode": "on", "archive_command": push, "restore_command": fetch,
             "max_wal_senders": "4", "wal_segment_size": "16MB (the default; others are not supported)",
@@ -209,7 +210,7 @@ extension Installation {
             tenant: name, settings: settings, postgresqlConf: conf, pgHBA: hba, restoreCommand: fetch,
             slot: "SELECT pg_create_physical_replication_slot('\(slot)', true);  -- tresor pg stream \(name) creates it when missing",
             prepared: prepared, todo: todo,
-            s3Scope: storeURL.needsCredentials ? PostgresAccess.walScope(record.url, tenant: name) : nil,
+            s3Scope: storeURL.needsCredentials ? PostgresAccess.walScope(record.url, tenant: id) : nil,
             cluster: clusterText)
     }
 }
@@ -218,10 +219,10 @@ extension Installation {
     /// A command line PostgreSQL runs through the shell (archive_command, restore_command):
     /// every word shell-quoted (and `%` doubled), with `--config` when this installation was
     /// opened with one.
-    func walCommand(binary: String, _ verb: String, tenant: String, _ placeholders: String...) -> String {
+    func walCommand(binary: String, _ verb: String, tenant: TenantID, _ placeholders: String...) -> String {
         var words = [binary, "--home", home.root.path]
         if let configFile { words += ["--config", configFile.path] }
-        words += ["pg", verb, tenant]
+        words += ["pg", verb, tenant.rawValue]
         // PostgreSQL replaces %p, %f, %r and %%: a % of our own is written %%.
         return (words.map { shellQuoted($0.replacingOccurrences(of: "%", with: "%%")) } + placeholders).joined(separator: " ")
     }

@@ -73,7 +73,7 @@ extension Installation {
         return try repairRun(kind: .repairSnapshots, tenant: id) { [self] store, repo in
             var report = Checker.Report()
             report.damagedSnapshots = try repo.snapshotsReportingDamage().damaged.map { Checker.LostSnapshot(key: $0.key, why: $0.why) }
-            lostSnapshotCoverage(tenant: name, into: &report)
+            lostSnapshotCoverage(tenant: id, into: &report)
             var removed: [String] = []
             if remove && !report.damagedSnapshots.isEmpty {
                 removed = report.damagedSnapshots.map(\.key)

@@ -7,10 +7,31 @@ import TresorStore
 
 /// One piece of residual data the sweeper found.
 public struct SweepFinding: Codable, Sendable, Equatable {
+    /// What was found. Printed, encoded and counted in the sweep's evidence (`by_kind`) as the
+    /// raw value.
+    public enum Kind: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
+        /// A file or folder in a swept root named after the tenant.
+        case folderName = "folder-name"
+        /// A file in a swept root whose content matches one of the tenant's fingerprints.
+        case folderContent = "folder-content"
+        case pgDatabase = "pg-database"
+        case pgSchema = "pg-schema"
+        case pgRole = "pg-role"
+        case pgSlot = "pg-slot"
+        /// An object under the tenant's prefix, or with its name in a key segment.
+        case storeObject = "store-object"
+        /// An unfinished multipart upload naming the tenant.
+        case storeUpload = "store-upload"
+        /// A place under the home (scratch, spool, cache, exports, pg, secrets, locks) named after it.
+        case tresorPlace = "tresor-place"
+
+        public var description: String { rawValue }
+    }
+
+    /// The tenant as the sweeper matched it: text, not a ``TenantID``, since it names what was
+    /// found on disk or in a server, which need not be a valid tenant name.
     public var tenant: String
-    /// `folder-name`, `folder-content`, `pg-database`, `pg-schema`, `pg-role`, `pg-slot`,
-    /// `store-object`, `store-upload`, `tresor-place`.
-    public var kind: String
+    public var kind: Kind
     /// A path, `store:key`, or `server:object` (server named by its host, never its DSN).
     public var place: String
     public var purged: Bool
@@ -85,7 +106,7 @@ extension Installation {
         let delay = policy.deletion.delayAfterContractEnd
         let tenants = try catalog.tenants()
         var targets = Set(try catalog.deletions().map(\.tenant))
-        for t in tenants where DeletionRule.state(contractEnd: t.contractEnd, hold: t.holdReason, delay: delay, now: now) == "due" {
+        for t in tenants where DeletionRule.state(contractEnd: t.contractEnd, hold: t.holdReason, delay: delay, now: now) == .due {
             targets.insert(t.name)
         }
         let live = tenants.map(\.name).filter { !targets.contains($0) }
@@ -101,7 +122,7 @@ extension Installation {
             salts.append((f, salt))
         }
 
-        func found(_ tenant: String, _ kind: String, _ place: String, purgeWith remove: () throws -> Void) {
+        func found(_ tenant: String, _ kind: SweepFinding.Kind, _ place: String, purgeWith remove: () throws -> Void) {
             var f = SweepFinding(tenant: tenant, kind: kind, place: place, purged: false)
             if purge {
                 do { try remove(); f.purged = true } catch { result.problems.append("cannot purge \(place): \(error)") }
@@ -126,7 +147,7 @@ extension Installation {
                 let name = (rel as NSString).lastPathComponent
                 if let t = matcher.match(name) {
                     e.skipDescendants()
-                    found(t, isHome ? "tresor-place" : "folder-name", path) { try FileManager.default.removeItem(atPath: path) }
+                    found(t, isHome ? .tresorPlace : .folderName, path) { try FileManager.default.removeItem(atPath: path) }
                     continue
                 }
                 guard !isHome, !salts.isEmpty, e.fileAttributes?[.type] as? FileAttributeType == .typeRegular,
@@ -139,7 +160,7 @@ extension Installation {
                         break
                     }
                     if hashes.contains(h) {
-                        found(set.tenant, "folder-content", path) { try FileManager.default.removeItem(atPath: path) }
+                        found(set.tenant, .folderContent, path) { try FileManager.default.removeItem(atPath: path) }
                         break
                     }
                 }
@@ -158,7 +179,7 @@ extension Installation {
                         ? segments[1]
                         : segments.lazy.compactMap { matcher.match($0) }.first
                     if let t = target {
-                        found(t, "store-object", "\(s.name):\(o.key)") { try store.delete(o.key) }
+                        found(t, .storeObject, "\(s.name):\(o.key)") { try store.delete(o.key) }
                     }
                 }
                 // Unfinished uploads exist only on S3; the opened store is wrapped (retry,
@@ -167,7 +188,7 @@ extension Installation {
                     let s3 = try S3Store(location, credentials: try s3Credentials(), traffic: traffic)
                     for key in try s3.incompleteUploads(prefix: "") {
                         if let t = key.split(separator: "/").lazy.compactMap({ matcher.match(String($0)) }).first {
-                            found(t, "store-upload", "\(s.name):\(key)") { _ = try s3.abortIncompleteUploads(prefix: key, olderThan: 0) }
+                            found(t, .storeUpload, "\(s.name):\(key)") { _ = try s3.abortIncompleteUploads(prefix: key, olderThan: 0) }
                         }
                     }
                 }
@@ -182,10 +203,10 @@ extension Installation {
             do {
                 let c = try PGConnection(dsn: dsn)
                 let queries = [
-                    ("pg-database", "SELECT datname FROM pg_database", "DROP DATABASE"),
-                    ("pg-schema", "SELECT nspname FROM pg_namespace", "DROP SCHEMA"),
-                    ("pg-role", "SELECT rolname FROM pg_roles", "DROP ROLE"),
-                    ("pg-slot", "SELECT slot_name FROM pg_replication_slots", ""),
+                    (SweepFinding.Kind.pgDatabase, "SELECT datname FROM pg_database", "DROP DATABASE"),
+                    (.pgSchema, "SELECT nspname FROM pg_namespace", "DROP SCHEMA"),
+                    (.pgRole, "SELECT rolname FROM pg_roles", "DROP ROLE"),
+                    (.pgSlot, "SELECT slot_name FROM pg_replication_slots", ""),
                 ]
                 for (kind, sql, drop) in queries {
                     for row in try c.query(sql) {
@@ -195,7 +216,7 @@ extension Installation {
                             if drop.isEmpty {
                                 _ = try c.query("SELECT pg_drop_replication_slot('\(name.replacingOccurrences(of: "'", with: "''"))')")
                             } else {
-                                _ = try c.query("\(drop) \(quoted)\(kind == "pg-schema" ? " CASCADE" : "")")
+                                _ = try c.query("\(drop) \(quoted)\(kind == .pgSchema ? " CASCADE" : "")")
                             }
                         }
                     }
@@ -212,7 +233,7 @@ extension Installation {
                     "targets": .array(result.targets.map { .string($0) }),
                     "found": .int(Int64(result.findings.count)),
                     "purged": .int(Int64(result.findings.filter(\.purged).count)),
-                    "by_kind": .object(Dictionary(grouping: result.findings, by: \.kind).mapValues { .int(Int64($0.count)) }),
+                    "by_kind": .object(Dictionary(grouping: result.findings, by: \.kind.rawValue).mapValues { .int(Int64($0.count)) }),
                     "problems": .int(Int64(result.problems.count)),
                 ]
             ).record.seq

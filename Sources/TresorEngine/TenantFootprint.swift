@@ -21,12 +21,44 @@ import TresorRepository
 /// ```
 /// Document roots are the tenant's live folders, not copies Tresor made: they are not listed.
 public struct TenantFootprint: Codable, Sendable, Equatable {
+    /// Why a store is listed. Stored (in a deletion's plan) and printed as the raw value.
+    public enum StoreRole: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
+        /// The tenant's own store.
+        case primary
+        /// The store its backups are replicated to.
+        case offsite
+        /// A store outside its region that an approval allowed.
+        case regionApproval = "region-approval"
+
+        public var description: String { rawValue }
+    }
+
+    /// What a local path of the tenant holds. Stored (in a deletion's plan), printed and named in
+    /// a deletion's `removed` (`path:KIND`) as the raw value.
+    public enum PathKind: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
+        /// `HOME/pg/T/`: access.json, the WAL key, the PostgreSQL user's S3 credentials.
+        case pg
+        /// `HOME/spool/pg/T/`: prefetched WAL.
+        case spool
+        /// `HOME/cache/S/tenants/T/`: cached index objects and manifests of store S.
+        case cache
+        /// `HOME/locks/…`: the tenant's run lock and tick's claims.
+        case lock
+        /// `HOME/scratch/T/`.
+        case scratch
+        /// `HOME/exports/T/`.
+        case exports
+        /// `HOME/secrets/pg/T.pgpass`: the DSN's password.
+        case secrets
+
+        public var description: String { rawValue }
+    }
+
     /// One store that may hold the tenant's objects, and why it is listed.
     public struct StorePlace: Codable, Sendable, Equatable {
         public var name: String
         public var url: String
-        /// `primary`, `offsite` or `region-approval`.
-        public var role: String
+        public var role: StoreRole
         /// `tenants/T/`: everything of the tenant in this store.
         public var prefix: String
         /// `tenants/T/keys/`: the key envelopes crypto-shredding destroys first.
@@ -35,8 +67,7 @@ public struct TenantFootprint: Codable, Sendable, Equatable {
 
     /// One local file or directory of the tenant under the home.
     public struct PathPlace: Codable, Sendable, Equatable {
-        /// `pg`, `spool`, `cache`, `lock`, `scratch`, `exports`, `secrets`.
-        public var kind: String
+        public var kind: PathKind
         public var path: String
     }
 
@@ -59,9 +90,9 @@ public struct TenantFootprint: Codable, Sendable, Equatable {
     /// left out silently otherwise.
     public static func of(_ tenant: TenantRecord, catalog: any Catalog, home: Home) throws -> TenantFootprint {
         let id = try tenant.id
-        var names: [(String, String)] = [(tenant.store, "primary")]
-        if let o = tenant.offsiteStore { names.append((o, "offsite")) }
-        for a in try catalog.regionApprovals(tenant: tenant.name) { names.append((a.store, "region-approval")) }
+        var names: [(String, StoreRole)] = [(tenant.store, .primary)]
+        if let o = tenant.offsiteStore { names.append((o, .offsite)) }
+        for a in try catalog.regionApprovals(tenant: tenant.name) { names.append((a.store, .regionApproval)) }
         let layout = RepositoryLayout(tenant: tenant.name)
         var stores: [StorePlace] = []
         for (name, role) in names where !stores.contains(where: { $0.name == name }) {
@@ -72,27 +103,27 @@ public struct TenantFootprint: Codable, Sendable, Equatable {
         }
         let root = home.root.path
         var paths = [
-            PathPlace(kind: "pg", path: PostgresAccess.directory(home, id).path),
-            PathPlace(kind: "spool", path: PostgresAccess.spool(home, id).path),
+            PathPlace(kind: .pg, path: PostgresAccess.directory(home, id).path),
+            PathPlace(kind: .spool, path: PostgresAccess.spool(home, id).path),
         ]
-        for s in stores { paths.append(PathPlace(kind: "cache", path: "\(root)/cache/\(s.name)/\(layout.prefix.dropLast())")) }
+        for s in stores { paths.append(PathPlace(kind: .cache, path: "\(root)/cache/\(s.name)/\(layout.prefix.dropLast())")) }
         paths += [
-            PathPlace(kind: "lock", path: home.locks.appendingPathComponent("\(tenant.name).lock").path)
+            PathPlace(kind: .lock, path: home.locks.appendingPathComponent("\(tenant.name).lock").path)
         ]
         // The claims `tick` took for the tenant's jobs: empty files, but named after the tenant.
         paths += TickPlanner.tenantJobKinds.map {
-            PathPlace(kind: "lock", path: home.locks.appendingPathComponent(TickJobSpec($0, tenant: tenant.name).claimName + ".lock").path)
+            PathPlace(kind: .lock, path: home.locks.appendingPathComponent(TickJobSpec($0, tenant: id).claimName + ".lock").path)
         }
-        paths.append(PathPlace(kind: "lock", path: home.locks.appendingPathComponent(TickJobSpec.tenantClaimName(tenant.name) + ".lock").path))
+        paths.append(PathPlace(kind: .lock, path: home.locks.appendingPathComponent(TickJobSpec.tenantClaimName(id) + ".lock").path))
         paths += [
-            PathPlace(kind: "scratch", path: "\(root)/scratch/\(tenant.name)"),
-            PathPlace(kind: "exports", path: "\(root)/exports/\(tenant.name)"),
-            PathPlace(kind: "secrets", path: "\(root)/secrets/pg/\(tenant.name).pgpass"),
+            PathPlace(kind: .scratch, path: "\(root)/scratch/\(tenant.name)"),
+            PathPlace(kind: .exports, path: "\(root)/exports/\(tenant.name)"),
+            PathPlace(kind: .secrets, path: "\(root)/secrets/pg/\(tenant.name).pgpass"),
         ]
         return TenantFootprint(
             tenant: tenant.name, stores: stores, paths: paths,
             walKey: PostgresAccess.directory(home, id).appendingPathComponent("wal.key").path,
-            slot: PostgresAccess.defaultSlot(tenant.name), pgDSN: tenant.pgDSN,
+            slot: PostgresAccess.defaultSlot(id), pgDSN: tenant.pgDSN,
             contractEnd: tenant.contractEnd)
     }
 

@@ -2,6 +2,47 @@ import Foundation
 import TresorCatalog
 import TresorCore
 
+/// What a tick job is: a recorded job of a ``RunKind`` (what ``TickPlanner`` schedules), or
+/// the heartbeat, which `tick` writes for opted-in tenants at every tick and records no run for.
+/// Encoded and printed as text: the run kind's raw value, or `heartbeat`.
+public enum TickJobKind: Hashable, Sendable, Codable, CustomStringConvertible {
+    case run(RunKind)
+    case heartbeat
+
+    public var rawValue: String {
+        switch self {
+        case .run(let kind): kind.rawValue
+        case .heartbeat: "heartbeat"
+        }
+    }
+
+    public var description: String { rawValue }
+
+    /// `heartbeat`, or a run kind's raw value; nil for any other text.
+    public init?(rawValue: String) {
+        if rawValue == "heartbeat" {
+            self = .heartbeat
+        } else if let kind = RunKind(rawValue: rawValue) {
+            self = .run(kind)
+        } else {
+            return nil
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let kind = Self(rawValue: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown tick job kind '\(text)'"))
+        }
+        self = kind
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
+}
+
 /// One job `tresor tick` found due, and what became of it.
 public struct TickJob: Codable, Sendable, Equatable {
     public enum Result: String, Codable, Sendable {
@@ -16,8 +57,8 @@ public struct TickJob: Codable, Sendable, Equatable {
     public var tenant: String?
     public var store: String?
     /// The run kind (`docs-backup`, `pg-basebackup`, `replicate`, `retention`, `drill`,
-    /// `drill-control`, `deletion`, `sweep`, `store-clean`).
-    public var kind: String
+    /// `drill-control`, `deletion`, `sweep`, `store-clean`) or `heartbeat`.
+    public var kind: TickJobKind
     public var result: Result
     public var error: String?
 }
@@ -65,14 +106,17 @@ public struct InstallationTickExecutor: TickExecutor {
     public init(binary: String) { self.binary = binary }
 
     public func run(_ job: TickJobSpec, in inst: Installation) throws -> Outcome {
-        let tenant = job.tenant ?? ""
+        func tenant() throws -> TenantID {
+            guard let id = job.tenant else { throw CoreError.failed("tick job \(job) names no tenant") }
+            return id
+        }
         switch job.kind {
-        case .documentsBackup: return try inst.backupDocuments(tenant: TenantID(tenant)).outcome
-        case .postgresBaseBackup: return try inst.basebackupPostgres(tenant: TenantID(tenant)).outcome
-        case .replicate: return try inst.replicate(tenant: TenantID(tenant), to: nil).outcome
+        case .documentsBackup: return try inst.backupDocuments(tenant: tenant()).outcome
+        case .postgresBaseBackup: return try inst.basebackupPostgres(tenant: tenant()).outcome
+        case .replicate: return try inst.replicate(tenant: tenant(), to: nil).outcome
         // A running backup holds the tenant's lock: retention does not wait for it, the next tick retries.
-        case .retention: return try inst.applyRetention(tenant: TenantID(tenant), dryRun: false, lockWait: 0).outcome
-        case .drill: return try inst.runDrill(tenant: TenantID(tenant), target: .random, seed: nil, binary: binary).outcome
+        case .retention: return try inst.applyRetention(tenant: tenant(), dryRun: false, lockWait: 0).outcome
+        case .drill: return try inst.runDrill(tenant: tenant(), target: .random, seed: nil, binary: binary).outcome
         case .drillControl: return try inst.drillControlRun()
         case .deletion: return try inst.runDeletion(dryRun: false).outcome
         // Reports what it finds (exit 3) and purges nothing: an operator decides (docs/operations.md).
@@ -128,6 +172,14 @@ extension Installation {
             }
         }
         var jobs = results.current.flatMap { $0 }
+        // A name no valid tenant id (a catalog edited by hand) gets no job planned; it fails the
+        // tick loudly here instead, and every other tenant's jobs have run.
+        for name in state.invalidTenantNames {
+            jobs.append(
+                TickJob(
+                    tenant: name, store: nil, kind: .run(.tick), result: .failed,
+                    error: "the catalog names tenant '\(name)', which is no valid tenant name: no job of it runs (the catalog was edited by hand?)"))
+        }
         // Heartbeats of the tenants that opted in (drills.heartbeat_tenants), every tick: see HeartbeatJob.swift.
         jobs += writeHeartbeats()
         var result = TickResult(
@@ -140,7 +192,7 @@ extension Installation {
     /// Claims `spec`, checks it is still undone, runs it. `nil` when another run finished it since
     /// the plan was made.
     private func claimAndRun(_ spec: TickJobSpec, planned: TickState, executor: any TickExecutor, claims: any Locks) -> TickJob? {
-        var job = TickJob(tenant: spec.tenant, store: spec.store, kind: spec.kind.rawValue, result: .ok, error: nil)
+        var job = TickJob(tenant: spec.tenant?.rawValue, store: spec.store, kind: .run(spec.kind), result: .ok, error: nil)
         do {
             // One tick at a time works on a tenant (a second one, or another worker in a fleet,
             // must not prune or drill while the first is still backing it up), then one per job.
@@ -168,7 +220,7 @@ extension Installation {
         let key = TickState.Key(spec.kind, spec.owner)
         // Store-clean runs carry no tenant: read enough of them to see every store's newest.
         let limit = spec.kind == .storeClean ? 4 * max(planned.stores.count, 1) : 8
-        let recent = try catalog.runs(tenant: spec.tenant, kind: spec.kind, limit: limit)
+        let recent = try catalog.runs(tenant: spec.tenant?.rawValue, kind: spec.kind, limit: limit)
         var fresh = TickState(tenants: [], stores: [])
         for run in recent where (run.tenant ?? RunRecord.storeCleaned(run) ?? "") == spec.owner { fresh.note(run) }
         guard let newest = fresh.lastDone[key] else { return false }

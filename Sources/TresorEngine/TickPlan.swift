@@ -26,24 +26,24 @@ import TresorCore
 public struct TickJobSpec: Hashable, Sendable, Codable, CustomStringConvertible {
     public var kind: RunKind
     /// The tenant, or `nil` for installation-wide and store jobs.
-    public var tenant: String?
+    public var tenant: TenantID?
     /// The store, for `store-clean`.
     public var store: String?
 
-    public init(_ kind: RunKind, tenant: String? = nil, store: String? = nil) {
+    public init(_ kind: RunKind, tenant: TenantID? = nil, store: String? = nil) {
         self.kind = kind
         self.tenant = tenant
         self.store = store
     }
 
     /// What the job is run for: the tenant, the store, or `""` for installation-wide jobs.
-    public var owner: String { tenant ?? store ?? "" }
+    public var owner: String { tenant?.rawValue ?? store ?? "" }
 
     /// The name of the claim two ticks compete for (one lock per job kind and owner).
     public var claimName: String { owner.isEmpty ? "tick-\(kind.rawValue)" : "tick-\(kind.rawValue)-\(owner)" }
 
     /// The claim a tick holds on a tenant while it runs any of the tenant's jobs.
-    public static func tenantClaimName(_ tenant: String) -> String { "tick-tenant-\(tenant)" }
+    public static func tenantClaimName(_ tenant: TenantID) -> String { "tick-tenant-\(tenant.rawValue)" }
 
     public var description: String { "\(kind.rawValue) \(owner.isEmpty ? "-" : owner)" }
 }
@@ -61,10 +61,19 @@ public struct TickState: Sendable {
         }
     }
 
-    public var tenants: [TenantRecord]
+    /// The catalog's tenants whose names are valid ids, in the catalog's order; ``tenantIDs``
+    /// holds their names as ids.
+    public private(set) var tenants: [TenantRecord]
+    /// The name of each of ``tenants`` (same order), checked once here.
+    public private(set) var tenantIDs: [TenantID]
+    /// Names in the catalog (tenant or deletion rows) that are no valid ``TenantID``: only a
+    /// catalog edited by hand holds one (the catalog refuses such a name when a tenant is added).
+    /// Nothing is planned for them; `tick` reports each as a failed job, and the other tenants'
+    /// jobs run.
+    public private(set) var invalidTenantNames: [String] = []
     public var stores: [String]
     /// Every recorded deletion, by tenant.
-    public var deletions: [String: DeletionStep]
+    public var deletions: [TenantID: DeletionStep]
     /// The start of the newest run that ended `ok` or `problem_found`, per kind and owner.
     public var lastDone: [Key: Date]
     /// The start of the newest `ok` run, per kind and owner (for drills: the last passing one).
@@ -72,11 +81,22 @@ public struct TickState: Sendable {
     /// The start of the newest `failed` run, per kind and owner.
     public var lastFailed: [Key: Date] = [:]
 
+    /// A tenant whose name is no valid id goes to ``invalidTenantNames``.
     public init(
-        tenants: [TenantRecord], stores: [String], deletions: [String: DeletionStep] = [:],
+        tenants: [TenantRecord], stores: [String], deletions: [TenantID: DeletionStep] = [:],
         lastDone: [Key: Date] = [:], lastOK: [Key: Date] = [:]
     ) {
-        self.tenants = tenants
+        self.tenants = []
+        self.tenantIDs = []
+        for t in tenants {
+            // Not lost: a name that is no id is kept in invalidTenantNames and tick reports it.
+            if let id = try? t.id {
+                self.tenants.append(t)
+                self.tenantIDs.append(id)
+            } else {
+                invalidTenantNames.append(t.name)
+            }
+        }
         self.stores = stores
         self.deletions = deletions
         self.lastDone = lastDone
@@ -86,7 +106,14 @@ public struct TickState: Sendable {
     /// Reads the state from `catalog`.
     public static func load(from catalog: any Catalog) throws -> TickState {
         var state = TickState(tenants: try catalog.tenants(), stores: try catalog.stores().map(\.name))
-        for d in try catalog.deletions() { state.deletions[d.tenant] = d.step }
+        for d in try catalog.deletions() {
+            // Not lost, as above: tick reports the name.
+            if let id = try? TenantID(d.tenant) {
+                state.deletions[id] = d.step
+            } else if !state.invalidTenantNames.contains(d.tenant) {
+                state.invalidTenantNames.append(d.tenant)
+            }
+        }
         let kinds = Set(TickPlanner.tenantJobKinds + TickPlanner.installationJobKinds)
         for run in try catalog.latestRuns(kinds: kinds, statuses: [.ok, .problemFound, .failed]) { state.note(run) }
         return state
@@ -125,25 +152,26 @@ public enum TickPlanner {
             return last < slotStart(now, interval: interval)
         }
 
-        for t in state.tenants where isActive(t, state, policy: policy, now: now) {
+        for (id, t) in zip(state.tenantIDs, state.tenants) where isActive(id, t, state, policy: policy, now: now) {
             var jobs: [TickJobSpec] = []
-            let docs = !t.docRoots.isEmpty && periodic(.documentsBackup, t.name, policy.documents.backupInterval)
-            let base = t.pgDSN != nil && periodic(.postgresBaseBackup, t.name, policy.postgres.baseBackupInterval)
-            if docs { jobs.append(TickJobSpec(.documentsBackup, tenant: t.name)) }
-            if base { jobs.append(TickJobSpec(.postgresBaseBackup, tenant: t.name)) }
-            let lastBackup = [done(.documentsBackup, t.name), done(.postgresBaseBackup, t.name)].compactMap { $0 }.max()
+            let owner = id.rawValue
+            let docs = !t.docRoots.isEmpty && periodic(.documentsBackup, owner, policy.documents.backupInterval)
+            let base = t.pgDSN != nil && periodic(.postgresBaseBackup, owner, policy.postgres.baseBackupInterval)
+            if docs { jobs.append(TickJobSpec(.documentsBackup, tenant: id)) }
+            if base { jobs.append(TickJobSpec(.postgresBaseBackup, tenant: id)) }
+            let lastBackup = [done(.documentsBackup, owner), done(.postgresBaseBackup, owner)].compactMap { $0 }.max()
             if t.offsiteStore != nil {
-                let lastReplication = done(.replicate, t.name)
+                let lastReplication = done(.replicate, owner)
                 // After this tick's backups, or when a backup finished after the last replication.
                 let behind = lastBackup.map { b in lastReplication.map { $0 < b } ?? true } ?? false
-                if docs || base || behind { jobs.append(TickJobSpec(.replicate, tenant: t.name)) }
+                if docs || base || behind { jobs.append(TickJobSpec(.replicate, tenant: id)) }
             }
             // Retention needs a repository: a tenant never backed up has nothing to keep or drop.
-            if (lastBackup != nil || docs || base), periodic(.retention, t.name, day) {
-                jobs.append(TickJobSpec(.retention, tenant: t.name))
+            if (lastBackup != nil || docs || base), periodic(.retention, owner, day) {
+                jobs.append(TickJobSpec(.retention, tenant: id))
             }
-            if t.pgDSN != nil, drillDue(t, state, policy: policy, now: now) {
-                jobs.append(TickJobSpec(.drill, tenant: t.name))
+            if t.pgDSN != nil, drillDue(id, t, state, policy: policy, now: now) {
+                jobs.append(TickJobSpec(.drill, tenant: id))
             }
             if !jobs.isEmpty { groups.append(jobs) }
         }
@@ -171,9 +199,9 @@ public enum TickPlanner {
 
     /// The tenant's drill phase within `interval`, seconds: FNV-1a of its name, so it is the same
     /// on every worker and every run, and different tenants fall on different days.
-    public static func drillPhase(tenant: String, interval: PolicyDuration) -> Double {
+    public static func drillPhase(tenant: TenantID, interval: PolicyDuration) -> Double {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in tenant.utf8 {
+        for b in tenant.rawValue.utf8 {
             h ^= UInt64(b)
             h = h &* 0x100_0000_01b3
         }
@@ -182,19 +210,19 @@ public enum TickPlanner {
     }
 
     /// Whether the tenant's drill is due (see the overview at the top of this file).
-    static func drillDue(_ t: TenantRecord, _ state: TickState, policy: Policy, now: Date) -> Bool {
+    static func drillDue(_ id: TenantID, _ t: TenantRecord, _ state: TickState, policy: Policy, now: Date) -> Bool {
         let interval = policy.drills.interval
         // A drill is hours of work: one that failed (could not even record its result) is
         // retried the next day, not at every tick.
         let today = slotStart(now, interval: PolicyDuration(seconds: 86400))
-        if let failed = state.lastFailed[.init(.drill, t.name)], failed >= today { return false }
-        let lastDrill = state.lastDone[.init(.drill, t.name)]
-        let phasePoint = slotStart(now, interval: interval, phase: drillPhase(tenant: t.name, interval: interval))
+        if let failed = state.lastFailed[.init(.drill, id.rawValue)], failed >= today { return false }
+        let lastDrill = state.lastDone[.init(.drill, id.rawValue)]
+        let phasePoint = slotStart(now, interval: interval, phase: drillPhase(tenant: id, interval: interval))
         // A drill done within half an interval before the phase point covers it; a tenant never
         // drilled is due at the first phase point after its creation.
         let covered = lastDrill.map { $0 >= phasePoint.addingTimeInterval(-interval.seconds / 2) } ?? (t.createdAt >= phasePoint)
         if !covered { return true }
-        let lastPass = state.lastOK[.init(.drill, t.name)]
+        let lastPass = state.lastOK[.init(.drill, id.rawValue)]
         let passed = [lastPass, t.createdAt].compactMap { $0 }.max()!
         let renewAt = passed.addingTimeInterval(policy.drills.maxAge.seconds - policy.drills.renewBefore.seconds)
         guard now >= renewAt else { return false }
@@ -206,9 +234,9 @@ public enum TickPlanner {
 
     /// A tenant past its deletion deadline (and not on hold), or whose deletion has begun, is no
     /// longer backed up, drilled or pruned: the deletion job is what is due for it.
-    static func isActive(_ t: TenantRecord, _ state: TickState, policy: Policy, now: Date) -> Bool {
-        guard state.deletions[t.name].map({ $0 <= .planned }) ?? true else { return false }
-        return DeletionRule.state(contractEnd: t.contractEnd, hold: t.holdReason, delay: policy.deletion.delayAfterContractEnd, now: now) != "due"
+    static func isActive(_ id: TenantID, _ t: TenantRecord, _ state: TickState, policy: Policy, now: Date) -> Bool {
+        guard state.deletions[id].map({ $0 <= .planned }) ?? true else { return false }
+        return DeletionRule.state(contractEnd: t.contractEnd, hold: t.holdReason, delay: policy.deletion.delayAfterContractEnd, now: now) != .due
     }
 
     /// The deletion job is due when a tenant passed its deadline since the last deletion run
@@ -225,11 +253,11 @@ public enum TickPlanner {
     }
 
     /// The tenants a sweep hunts: every recorded deletion, and tenants past their deadline.
-    static func sweepTargets(_ state: TickState, policy: Policy, now: Date) -> [String] {
+    static func sweepTargets(_ state: TickState, policy: Policy, now: Date) -> [TenantID] {
         var targets = Set(state.deletions.keys)
-        for t in state.tenants
-        where DeletionRule.state(contractEnd: t.contractEnd, hold: t.holdReason, delay: policy.deletion.delayAfterContractEnd, now: now) == "due" {
-            targets.insert(t.name)
+        for (id, t) in zip(state.tenantIDs, state.tenants)
+        where DeletionRule.state(contractEnd: t.contractEnd, hold: t.holdReason, delay: policy.deletion.delayAfterContractEnd, now: now) == .due {
+            targets.insert(id)
         }
         return targets.sorted()
     }

@@ -24,7 +24,7 @@ final class RecordingExecutor: TickExecutor, @unchecked Sendable {
         try before?(job, inst)
         let at = inst.clock.now()
         calls.withLock { $0.append((job, at)) }
-        let id = try inst.catalog.startRun(kind: job.kind, tenant: job.tenant, at: at)
+        let id = try inst.catalog.startRun(kind: job.kind, tenant: job.tenant?.rawValue, at: at)
         let detail = job.store.map { #"{"store":"\#($0)"}"# } ?? "{}"
         try inst.catalog.finishRun(id: id, at: at, status: .ok, detail: detail)
         return .ok
@@ -41,17 +41,13 @@ final class RecordingExecutor: TickExecutor, @unchecked Sendable {
     /// documents, a database and the offsite store; `policy` is added to the home's policies.
     static func home(tenants count: Int, created: Date, policy: String) throws -> (TempDirectory, Installation, SimulatedClock) {
         let dir = TempDirectory("tresor-tick")
-        let tresor = TresorProcess(home: dir.sub("home").path)
-        for args in [
-            ["init"], ["store", "add", "local", "--url", "file://" + dir.sub("store").path, "--region", "eu-central"],
-            ["store", "add", "off", "--url", "file://" + dir.sub("off").path, "--region", "eu-central"],
-        ] {
-            let r = try tresor.run(args)
-            try #require(r.code == 0, "\(args): \(r.stderr)")
-        }
+        let home = Home(root: dir.sub("home"))
+        _ = try Installation.initialize(home: home, configFile: nil)
         try policy.write(to: dir.sub("home").appendingPathComponent("policies/zz-test.toml"), atomically: true, encoding: .utf8)
         let clock = SimulatedClock(created)
-        let inst = try Installation.open(home: Home(root: dir.sub("home")), configFile: nil, clock: clock)
+        let inst = try Installation.open(home: home, configFile: nil, clock: clock)
+        _ = try inst.addStore(name: "local", url: "file://" + dir.sub("store").path, region: "eu-central")
+        _ = try inst.addStore(name: "off", url: "file://" + dir.sub("off").path, region: "eu-central")
         for i in 1...count {
             let name = String(format: "t%02d", i)
             try inst.catalog.addTenant(
@@ -86,7 +82,7 @@ final class RecordingExecutor: TickExecutor, @unchecked Sendable {
             calls.append((spec, now))
             state.note(
                 RunRecord(
-                    id: 0, tenant: spec.tenant, kind: spec.kind, startedAt: now, endedAt: now, status: .ok,
+                    id: 0, tenant: spec.tenant?.rawValue, kind: spec.kind, startedAt: now, endedAt: now, status: .ok,
                     detail: spec.store.map { #"{"store":"\#($0)"}"# } ?? "{}"))
         }
     }
@@ -94,13 +90,14 @@ final class RecordingExecutor: TickExecutor, @unchecked Sendable {
     @Test func aSimulatedMonthRunsEachJobOncePerSlotSpreadsDrillsAndCatchesUpAnOutageOnce() throws {
         let policy = try Self.policy("[drills]\ninterval = \"30d\"\nmax_age = \"30d\"\n")
         var state = TickState(
-            tenants: (1...20).map { Self.tenant(String(format: "t%02d", $0), created: Self.t0.addingTimeInterval(-3600)) },
+            tenants: (1...20).map { Self.tenant(String(format: "t%02d", $0), created: Self.t0.addingTimeInterval(-3600)) }
+                // A 21st tenant's contract ended so that its deletion deadline (90 days) falls on day 5 at noon.
+                + [
+                    Self.tenant(
+                        "t21", created: Self.t0.addingTimeInterval(-200 * Self.day),
+                        contractEnd: Self.t0.addingTimeInterval((5.5 - 90) * Self.day))
+                ],
             stores: ["local", "off"])
-        // A 21st tenant's contract ended so that its deletion deadline (90 days) falls on day 5 at noon.
-        state.tenants.append(
-            Self.tenant(
-                "t21", created: Self.t0.addingTimeInterval(-200 * Self.day),
-                contractEnd: Self.t0.addingTimeInterval((5.5 - 90) * Self.day)))
         var calls: [(spec: TickJobSpec, at: Date)] = []
         let outage = 10..<12  // days without any tick
         var ticks = 0
@@ -170,7 +167,7 @@ final class RecordingExecutor: TickExecutor, @unchecked Sendable {
                 // "bad" keeps failing its drills: a problem found, never a pass.
                 state.note(
                     RunRecord(
-                        id: 0, tenant: spec.tenant, kind: .drill, startedAt: now,
+                        id: 0, tenant: spec.tenant?.rawValue, kind: .drill, startedAt: now,
                         status: spec.owner == "bad" ? .problemFound : .ok, detail: "{}"))
             }
         }
@@ -196,8 +193,9 @@ final class RecordingExecutor: TickExecutor, @unchecked Sendable {
         for c in executor.calls.current where c.spec.kind != .drill { perDay["\(c.spec) \(Self.dayIndex(c.at))", default: 0] += 1 }
         #expect(perDay.values.allSatisfy { $0 == 1 }, "\(perDay.filter { $0.value > 1 })")
         for t in ["t01", "t02", "t03", "t04"] {
+            let id = try TenantID(t)
             for kind in [RunKind.documentsBackup, .postgresBaseBackup, .replicate, .retention] {
-                let days = executor.calls.current.filter { $0.spec == TickJobSpec(kind, tenant: t) }.map { Self.dayIndex($0.at) }
+                let days = executor.calls.current.filter { $0.spec == TickJobSpec(kind, tenant: id) }.map { Self.dayIndex($0.at) }
                 #expect(days == [0, 2, 3], "\(kind) \(t): \(days)")
             }
         }
@@ -209,23 +207,24 @@ final class RecordingExecutor: TickExecutor, @unchecked Sendable {
     @Test func aSecondTickLeavesAJobAnotherHoldsAndSkipsOneDoneSinceItsPlan() throws {
         let (dir, inst, clock) = try Self.home(tenants: 3, created: Self.t0, policy: "[tick]\nconcurrency = 1\n")
         withExtendedLifetime(dir) {}
+        let t01 = try TenantID("t01"), t02 = try TenantID("t02")
         clock.set(Self.t0.addingTimeInterval(300))
         // Another tick is backing up t01's documents: it holds that job's claim.
-        let held = try inst.home.locker.acquire(TickJobSpec(.documentsBackup, tenant: "t01").claimName)
+        let held = try inst.home.locker.acquire(TickJobSpec(.documentsBackup, tenant: TenantID("t01")).claimName)
         // And while this tick works on t01, another worker finishes t02's base backup.
         let executor = RecordingExecutor()
         executor.before = { spec, inst in
-            guard spec == TickJobSpec(.postgresBaseBackup, tenant: "t01") else { return }
+            guard spec == TickJobSpec(.postgresBaseBackup, tenant: t01) else { return }
             let id = try inst.catalog.startRun(kind: .postgresBaseBackup, tenant: "t02", at: inst.clock.now())
             try inst.catalog.finishRun(id: id, at: inst.clock.now(), status: .ok, detail: "{}")
         }
         let first = try inst.tick(executor: executor)
         let firstJobs = first.jobs.map { "\($0.kind) \($0.tenant ?? $0.store ?? "-") \($0.result.rawValue)" }
         #expect(firstJobs.contains("docs-backup t01 locked"), "\(firstJobs)")
-        #expect(!executor.calls.current.contains { $0.spec == TickJobSpec(.documentsBackup, tenant: "t01") })
-        #expect(!executor.calls.current.contains { $0.spec == TickJobSpec(.postgresBaseBackup, tenant: "t02") })
+        #expect(!executor.calls.current.contains { $0.spec == TickJobSpec(.documentsBackup, tenant: t01) })
+        #expect(!executor.calls.current.contains { $0.spec == TickJobSpec(.postgresBaseBackup, tenant: t02) })
         #expect(first.alreadyDone == 1)
-        #expect(executor.calls.current.contains { $0.spec == TickJobSpec(.documentsBackup, tenant: "t02") })
+        #expect(executor.calls.current.contains { $0.spec == TickJobSpec(.documentsBackup, tenant: t02) })
 
         held.release()
         executor.before = nil
@@ -234,5 +233,29 @@ final class RecordingExecutor: TickExecutor, @unchecked Sendable {
         let second = try inst.tick(executor: executor)
         let ran = executor.calls.current.dropFirst(before).map { "\($0.spec)" }
         #expect(ran == ["docs-backup t01", "replicate t01"], "\(ran) \(second.jobs)")
+    }
+
+    /// A tenant name that is no valid id can only come from a catalog edited by hand; it must
+    /// fail the tick loudly without keeping every other tenant from being backed up.
+    @Test func aHandEditedTenantNameFailsTheTickLoudlyAndTheOtherTenantsStillRun() throws {
+        let (dir, inst, clock) = try Self.home(tenants: 2, created: Self.t0, policy: "[tick]\nconcurrency = 1\n")
+        withExtendedLifetime(dir) {}
+        let edit = Process()
+        edit.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        edit.arguments = [dir.sub("home").appendingPathComponent("catalog.sqlite").path, "UPDATE tenants SET name = 'T 02' WHERE name = 't02'"]
+        try edit.run()
+        edit.waitUntilExit()
+        try #require(edit.terminationStatus == 0)
+        clock.set(Self.t0.addingTimeInterval(300))
+        let executor = RecordingExecutor()
+        let r = try inst.tick(executor: executor)
+        let t01 = try TenantID("t01")
+        let failed = r.jobs.filter { $0.result == .failed }
+        #expect(failed.count == 1 && failed.first?.tenant == "T 02" && failed.first?.kind == .run(.tick), "\(r.jobs)")
+        #expect(failed.first?.error?.contains("'T 02'") == true)
+        #expect(executor.calls.current.contains { $0.spec == TickJobSpec(.documentsBackup, tenant: t01) })
+        #expect(!executor.calls.current.contains { $0.spec.owner == "T 02" })
+        // The tick itself is recorded as failed, so the problem shows in `tresor jobs` too.
+        #expect(try inst.catalog.runs(tenant: nil, kind: .tick, limit: 1).first?.status == .failed)
     }
 }

@@ -28,9 +28,9 @@ struct TenantNameMatcherTests {
         let end = Date(timeIntervalSince1970: 1_767_225_600)  // 2026-01-01
         let delay = PolicyDuration(seconds: 90 * 86400)
         let deadline = end.addingTimeInterval(90 * 86400)
-        #expect(DeletionRule.state(contractEnd: end, hold: nil, delay: delay, now: deadline.addingTimeInterval(-1)) == "not-due")
-        #expect(DeletionRule.state(contractEnd: end, hold: nil, delay: delay, now: deadline) == "due")
-        #expect(DeletionRule.state(contractEnd: end, hold: "court", delay: delay, now: deadline.addingTimeInterval(86400)) == "held")
-        #expect(DeletionRule.state(contractEnd: nil, hold: nil, delay: delay, now: deadline) == "running")
+        #expect(DeletionRule.state(contractEnd: end, hold: nil, delay: delay, now: deadline.addingTimeInterval(-1)) == .notDue)
+        #expect(DeletionRule.state(contractEnd: end, hold: nil, delay: delay, now: deadline) == .due)
+        #expect(DeletionRule.state(contractEnd: end, hold: "court", delay: delay, now: deadline.addingTimeInterval(86400)) == .held)
+        #expect(DeletionRule.state(contractEnd: nil, hold: nil, delay: delay, now: deadline) == .running)
     }
 }
