@@ -201,6 +201,7 @@ PY
 
 cat <<REPORT
 
+work directory $WORK ($([ "$KEEP" = 1 ] && echo kept || echo removed)), target time $TARGET
 pgbench -i -s $SCALE ($(mib "$DBSIZE") MiB database), pgbench -T $DURATION -c 2, $(nproc) cores
                                     tresor          pgbackrest (zst 3, process-max 2)
 full base backup                    ${T_FULL} s          ${P_FULL} s

@@ -164,7 +164,9 @@ extension PostgresWALAccess {
                     _ = try access.spool().deliver(wal, to: destination)
                 }
                 let depth = opener.policy.postgres.walPrefetchDepth
-                if depth > 0, wal.kind == .segment {
+                if depth > 0, wal.kind == .segment,
+                    WALSpool.needsPrefetch(after: wal, depth: depth, directory: PostgresAccess.spool(home, id).path)
+                {
                     var args = ["--home", home.root.path]
                     if let configFile { args += ["--config", configFile.path] }
                     // A prefetcher that does not start costs speed only: the next segment is
