@@ -2,6 +2,7 @@
 # PostgreSQL benchmark: Tresor and pgBackRest side by side on one pgbench cluster, in one run.
 #
 #   bash Benchmarks/pg-vs-pgbackrest.sh [--scale 60] [--duration 60] [--keep] [--relation-chunk BYTES]
+#                                       [--heap-level N]
 #
 # One PostgreSQL 15 cluster (pgbench -i -s SCALE) archives every WAL file to both tools: its
 # archive_command runs `tresor pg wal-push` and then `pgbackrest archive-push`, timing each (the
@@ -19,13 +20,14 @@
 # Needs root (initdb and postgres run as the postgres user through runuser), postgresql-15,
 # pgbackrest, pgbench (in postgresql-15's bin), python3. TRESOR_BIN or .build/release/tresor.
 set -euo pipefail
-SCALE=60 DURATION=60 KEEP=0 RELATION_CHUNK=
+SCALE=60 DURATION=60 KEEP=0 RELATION_CHUNK= HEAP_LEVEL=
 while [ $# -gt 0 ]; do
     case "$1" in
         --scale) SCALE=${2:?}; shift 2 ;;
         --duration) DURATION=${2:?}; shift 2 ;;
         --keep) KEEP=1; shift ;;
         --relation-chunk) RELATION_CHUNK=${2:?}; shift 2 ;;
+        --heap-level) HEAP_LEVEL=${2:?}; shift 2 ;;
         *) echo "pg-vs-pgbackrest: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -59,8 +61,14 @@ pgbr_config "$PORT"
 
 # Tresor: a home, a local store, the tenant, and WAL access for the postgres user.
 tresor_setup "$PORT"
-# --relation-chunk BYTES: try another [postgres] relation_chunk_bytes than the default policy's.
-[ -z "$RELATION_CHUNK" ] || printf '[postgres]\nrelation_chunk_bytes = %s\n' "$RELATION_CHUNK" > "$TRESOR_HOME/policies/zz-bench.toml"
+# --relation-chunk BYTES, --heap-level N: try another [postgres] relation_chunk_bytes or
+# heap_compression_level than the default policy's.
+if [ -n "$RELATION_CHUNK$HEAP_LEVEL" ]; then
+    { echo '[postgres]'
+      [ -z "$RELATION_CHUNK" ] || echo "relation_chunk_bytes = $RELATION_CHUNK"
+      [ -z "$HEAP_LEVEL" ] || echo "heap_compression_level = $HEAP_LEVEL"
+    } > "$TRESOR_HOME/policies/zz-bench.toml"
+fi
 
 # archive_command: both tools, each timed (nanoseconds) into a log the postgres user writes.
 cat > "$WORK/archive.sh" <<SH
@@ -201,6 +209,7 @@ PY
 
 cat <<REPORT
 
+work directory $WORK ($([ "$KEEP" = 1 ] && echo kept || echo removed)), target time $TARGET
 pgbench -i -s $SCALE ($(mib "$DBSIZE") MiB database), pgbench -T $DURATION -c 2, $(nproc) cores
                                     tresor          pgbackrest (zst 3, process-max 2)
 full base backup                    ${T_FULL} s          ${P_FULL} s

@@ -47,6 +47,10 @@ public struct Policy: Sendable, Equatable {
         /// zstd level for relation chunks of index pages (`index_compression_level`; when the
         /// key is absent, as in homes made before it existed, the shipped 6).
         public var indexCompressionLevel: Int
+        /// zstd level for the other relation chunks: heap, TOAST, free-space and visibility-map
+        /// pages (`heap_compression_level`; when the key is absent, as in homes made before it
+        /// existed, the shipped 1).
+        public var heapCompressionLevel: Int
         /// How long a base backup waits for its WAL to reach the archive before it fails.
         public var archiveWait: PolicyDuration
         /// `pg stream`: the longest streamed WAL stays only in memory before it is stored as the
@@ -206,6 +210,7 @@ public struct Policy: Sendable, Equatable {
                 "postgres.wal_prefetch_depth": .integer(0...256),
                 "postgres.relation_chunk_bytes": .integer(8192...(64 * mib)),
                 "postgres.index_compression_level": .integer(1...19),
+                "postgres.heap_compression_level": .integer(1...19),
                 "postgres.archive_wait": .duration(0...day),
                 "postgres.stream_flush_interval": .duration(0.001...3600),
                 "postgres.stream_status_interval": .duration(0.001...3600),
@@ -245,6 +250,7 @@ public struct Policy: Sendable, Equatable {
     /// Every other key missing from every file is an error naming it.
     public static let figuresOlderHomesLack: [String: TOMLValue] = [
         "postgres.index_compression_level": .integer(6),
+        "postgres.heap_compression_level": .integer(1),
         "documents.daily_snapshots_kept": .integer(31),
         "postgres.recovery_window": .string("30d"),
         "postgres.base_backup_interval": .string("1d"),
@@ -301,6 +307,7 @@ public struct Policy: Sendable, Equatable {
             walPrefetchDepth: try r.int("postgres.wal_prefetch_depth"),
             relationChunkBytes: try r.int("postgres.relation_chunk_bytes"),
             indexCompressionLevel: try r.int("postgres.index_compression_level"),
+            heapCompressionLevel: try r.int("postgres.heap_compression_level"),
             archiveWait: try r.duration("postgres.archive_wait"),
             streamFlushInterval: try r.duration("postgres.stream_flush_interval"),
             streamStatusInterval: try r.duration("postgres.stream_status_interval"),

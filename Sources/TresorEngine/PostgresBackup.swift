@@ -60,7 +60,8 @@ extension Installation {
                     settings: .init(
                         relationChunkBytes: policy.postgres.relationChunkBytes,
                         archiveWaitSeconds: policy.postgres.archiveWait.seconds,
-                        indexCompressionLevel: policy.postgres.indexCompressionLevel),
+                        indexCompressionLevel: policy.postgres.indexCompressionLevel,
+                        heapCompressionLevel: policy.postgres.heapCompressionLevel),
                     clock: clock)
                 if let progress {
                     // Only for the ETA: a server that does not answer leaves the line without one.

@@ -148,6 +148,12 @@ extension PostgresWALAccess {
     ) throws {
         let tenant = id.rawValue
         guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
+        if wal.kind == .history && wal.timeline == 1 {
+            // Timeline 1 is the one initdb starts; a history file lists a timeline's parents, so
+            // PostgreSQL never writes one for it. Promotion still asks for it (to copy the parent
+            // timeline's history into the new one): answered without opening the archive.
+            throw PostgresError(.notFound, "wal file \(name) is not in the archive of tenant '\(tenant)': timeline 1 has no history file")
+        }
         let started = Date()
         // Until the policy is read, the shipped default.
         var retryFor = 300.0
@@ -164,7 +170,9 @@ extension PostgresWALAccess {
                     _ = try access.spool().deliver(wal, to: destination)
                 }
                 let depth = opener.policy.postgres.walPrefetchDepth
-                if depth > 0, wal.kind == .segment {
+                if depth > 0, wal.kind == .segment,
+                    WALSpool.needsPrefetch(after: wal, depth: depth, directory: PostgresAccess.spool(home, id).path)
+                {
                     var args = ["--home", home.root.path]
                     if let configFile { args += ["--config", configFile.path] }
                     // A prefetcher that does not start costs speed only: the next segment is

@@ -29,10 +29,14 @@ public final class BaseBackup {
         /// zstd level for relation chunks that start with an index page (nil: the policy's
         /// level, as every other chunk).
         public var indexCompressionLevel: Int?
-        public init(relationChunkBytes: Int, archiveWaitSeconds: Double, indexCompressionLevel: Int? = nil) {
+        /// zstd level for the other relation chunks (heap, TOAST, free-space and visibility maps;
+        /// nil: the policy's level).
+        public var heapCompressionLevel: Int?
+        public init(relationChunkBytes: Int, archiveWaitSeconds: Double, indexCompressionLevel: Int? = nil, heapCompressionLevel: Int? = nil) {
             self.relationChunkBytes = relationChunkBytes
             self.archiveWaitSeconds = archiveWaitSeconds
             self.indexCompressionLevel = indexCompressionLevel
+            self.heapCompressionLevel = heapCompressionLevel
         }
     }
 
@@ -127,6 +131,7 @@ public final class BaseBackup {
         stats.directories = 1
         var tar = TarReader()
         var archives = 0
+        let relationCompression = Self.relationCompression(index: settings.indexCompressionLevel, heap: settings.heapCompressionLevel)
         loop: while true {
             switch try conn.next() {
             case .done: break loop
@@ -156,12 +161,7 @@ public final class BaseBackup {
                                 if case .file = e.kind {
                                     paged = Self.isRelationFile(e.path)
                                     if paged {
-                                        let indexLevel = self.settings.indexCompressionLevel
-                                        self.pages.begin(
-                                            previous: previous[Array(("pgdata/" + e.path).utf8)],
-                                            compression: indexLevel.map { l in
-                                                { Self.startsWithIndexPage($0) ? ZstdSetting(level: l, indexPages: true) : nil }
-                                            })
+                                        self.pages.begin(previous: previous[Array(("pgdata/" + e.path).utf8)], compression: relationCompression)
                                     } else {
                                         self.chunker.begin()
                                     }
@@ -269,6 +269,16 @@ public final class BaseBackup {
         let name = parts.last ?? ""
         guard let first = name.first, first.isNumber else { return false }
         return (parts.count == 3 && parts[0] == "base") || (parts.count == 2 && parts[0] == "global")
+    }
+
+    /// The zstd setting of a new chunk of relation pages: `index` (tuned for index tuples) when it
+    /// starts with an index page, else `heap`; nil (the policy's level) for a level not given.
+    /// Nil when neither is given.
+    static func relationCompression(index: Int?, heap: Int?) -> ((UnsafeRawBufferPointer) -> ZstdSetting?)? {
+        guard index != nil || heap != nil else { return nil }
+        let indexSetting = index.map { ZstdSetting(level: $0, indexPages: true) }
+        let heapSetting = heap.map { ZstdSetting(level: $0) }
+        return { startsWithIndexPage($0) ? indexSetting : heapSetting }
     }
 
     /// Whether `chunk` starts with a PostgreSQL page that has a special space, as index pages

@@ -55,6 +55,22 @@ public struct WALSpool: Sendable {
         return true
     }
 
+    /// Whether `restore_command`, having delivered segment `name`, should start a prefetcher: when
+    /// one of the next `depth / 2` segments (at least one) is not in the spool. A prefetcher is a
+    /// process that opens the store and lists the archive; started after every segment, most
+    /// found the spool already full or another prefetcher running and did nothing. Started only
+    /// when the spool runs low, each fetches about half the depth. Segments the archive lacks are
+    /// never spooled, so near the end of the WAL every call starts one, as before.
+    public static func needsPrefetch(after name: WALName, depth: Int, directory: String) -> Bool {
+        guard depth > 0, name.kind == .segment else { return false }
+        var next = name.next
+        for _ in 0..<max(1, depth / 2) {
+            if access(directory + "/" + next.description, F_OK) != 0 { return true }
+            next = next.next
+        }
+        return false
+    }
+
     /// Fetches the `depth` segments after `name` that the archive has and the spool lacks, on
     /// `threads` threads, and removes spooled segments before `name`. Meant to run in its own
     /// process; a second prefetcher for the same spool returns at once (an flock on

@@ -245,6 +245,17 @@ import Testing
         #expect(throws: CoreError.self) { try Policy(toml: try TOML.parse(bad), source: "t") }
     }
 
+    @Test func heapCompressionLevelIsReadAndDefaultsToOneWhenAbsent() throws {
+        let text = try String(contentsOf: Self.sourcePolicies.appendingPathComponent("default.toml"), encoding: .utf8)
+        #expect(text.contains("heap_compression_level = 1"))
+        let older = text.replacingOccurrences(of: "heap_compression_level = 1", with: "")
+        #expect(try Policy(toml: try TOML.parse(older), source: "t").postgres.heapCompressionLevel == 1)
+        let three = text.replacingOccurrences(of: "heap_compression_level = 1", with: "heap_compression_level = 3")
+        #expect(try Policy(toml: try TOML.parse(three), source: "t").postgres.heapCompressionLevel == 3)
+        let bad = text.replacingOccurrences(of: "heap_compression_level = 1", with: "heap_compression_level = 20")
+        #expect(throws: CoreError.self) { try Policy(toml: try TOML.parse(bad), source: "t") }
+    }
+
     @Test func rejectsOutOfRangeAndInconsistentFigures() throws {
         var text = try String(contentsOf: Self.sourcePolicies.appendingPathComponent("default.toml"), encoding: .utf8)
         text = text.replacingOccurrences(of: "compression_level = 3", with: "compression_level = 40")

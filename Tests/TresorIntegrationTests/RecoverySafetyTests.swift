@@ -58,7 +58,12 @@ import Glibc
         let access = f.home + "/pg/acme/access.json"
         try FileManager.default.moveItem(atPath: access, toPath: access + ".away")
         let unreadable = try f.tresor.run(["pg", "wal-fetch", "acme", segments[0], out + "/z"])
+        // Timeline 1 never has a history file (promotion asks for it all the same): answered
+        // "not archived" without opening the archive, so even without access it is no failure.
+        let noHistory = try f.tresor.run(["pg", "wal-fetch", "acme", "00000001.history", out + "/h"])
         try FileManager.default.moveItem(atPath: access + ".away", toPath: access)
+        #expect(noHistory.code == 1, "\(noHistory.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out + "/h"))
         #expect(unreadable.code == 128, "\(unreadable.stderr)")
         #expect(unreadable.stderr.contains("is not set up for postgresql"), "\(unreadable.stderr)")
 

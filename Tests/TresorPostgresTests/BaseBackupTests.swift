@@ -1,4 +1,5 @@
 import Testing
+import TresorRepository
 
 @testable import TresorPostgres
 
@@ -38,6 +39,20 @@ import Testing
         #expect(!index(otherVersion))
         #expect(!index(bigger))
         #expect(!index(Array(btree.prefix(4096))))  // shorter than a page
+    }
+
+    @Test func heapChunksGetTheHeapLevelAndIndexChunksTheTunedIndexLevel() throws {
+        let btree = page(special: 8192 - 16), heap = page(special: 8192)
+        func setting(_ chunk: [UInt8], index: Int?, heap: Int?) throws -> ZstdSetting? {
+            let choose = try #require(BaseBackup.relationCompression(index: index, heap: heap))
+            return chunk.withUnsafeBytes { choose($0) }
+        }
+        #expect(try setting(heap + btree, index: 6, heap: 1) == ZstdSetting(level: 1))
+        #expect(try setting(btree + heap, index: 6, heap: 1) == ZstdSetting(level: 6, indexPages: true))
+        // A level not given leaves that kind of chunk at the policy's level (nil).
+        #expect(try setting(heap, index: 6, heap: nil) == nil)
+        #expect(try setting(btree, index: nil, heap: 1) == nil)
+        #expect(BaseBackup.relationCompression(index: nil, heap: nil) == nil)
     }
 }
 

@@ -252,3 +252,25 @@ private let keys = TenantKeys(dataKey: Array(repeating: 9, count: 32)).wal
         #expect(!RecoveryPlanner.linuxRelease("unknown", atLeast: (5, 8)))
     }
 }
+
+@Suite struct WALSpoolPrefetchStartTests {
+    /// restore_command started a prefetcher after every segment, most of which found the spool
+    /// already full and only cost a process that opened the store and listed the archive.
+    @Test func aPrefetcherStartsOnlyWhenOneOfTheNextHalfDepthSegmentsIsNotSpooled() throws {
+        let spool = TempDirectory()
+        let asked = WALName(timeline: 1, segment: 0x10)
+        func spoolSegment(_ segment: UInt64) throws {
+            try Data([1]).write(to: URL(fileURLWithPath: spool.path + "/" + WALName(timeline: 1, segment: segment).description))
+        }
+        #expect(WALSpool.needsPrefetch(after: asked, depth: 8, directory: spool.path))  // empty spool
+        for s in UInt64(0x11)...0x14 { try spoolSegment(s) }
+        #expect(!WALSpool.needsPrefetch(after: asked, depth: 8, directory: spool.path))  // 4 = 8 / 2 ahead
+        #expect(WALSpool.needsPrefetch(after: asked, depth: 10, directory: spool.path))  // the fifth is missing
+        #expect(WALSpool.needsPrefetch(after: WALName(timeline: 1, segment: 0x11), depth: 8, directory: spool.path))
+        #expect(!WALSpool.needsPrefetch(after: asked, depth: 1, directory: spool.path))  // at least one ahead
+        #expect(!WALSpool.needsPrefetch(after: asked, depth: 0, directory: spool.path))  // prefetching off
+        // Another timeline's segment is not the one replay asks for next.
+        #expect(WALSpool.needsPrefetch(after: WALName(timeline: 2, segment: 0x10), depth: 2, directory: spool.path))
+        #expect(!WALSpool.needsPrefetch(after: WALName(timeline: 1, segment: 0x10, kind: .partial), depth: 8, directory: spool.path))
+    }
+}
