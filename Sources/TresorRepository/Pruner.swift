@@ -59,21 +59,20 @@ public struct Pruner {
         }
         // (2)
         let index = try repo.loadIndex()
-        var needed = Set<ObjectID>()
+        var needed = BlobMarks()
         for (id, manifest) in snapshots where !dropping.contains(id) {
             for hex in manifest.tree {
                 guard let t = ObjectID(hex: hex) else { throw RepositoryError(.corrupt, "snapshot \(id.short) lists a malformed tree id") }
-                needed.insert(t)
+                index.mark(CollectionOfOne(t), in: &needed)
             }
             let tree = try TreeNodeStream(repository: repo, index: index, manifest: manifest)
-            while let node = try tree.next() { needed.formUnion(node.chunks) }
+            while let node = try tree.next() { index.mark(node.chunks, in: &needed) }
         }
         var doomed = Set<ObjectID>()
         var repack: [ObjectID] = []
         let sizes = index.packSizes
-        let byPack = index.blobsByPack()
-        for (pack, blobs) in byPack {
-            let used = blobs.reduce(0) { $0 + (needed.contains($1.0) ? Int($1.1.length) : 0) }
+        let usedByPack = index.usedBytesByPack(needed)
+        for (pack, used) in usedByPack {
             if used == 0 {
                 doomed.insert(pack)
                 result.packBytesFreed += UInt64(sizes[pack] ?? 0)
@@ -82,7 +81,7 @@ public struct Pruner {
             }
         }
         // An index may list a pack with no entries: nothing in it can be needed.
-        for (pack, size) in sizes where byPack[pack] == nil && !doomed.contains(pack) {
+        for (pack, size) in sizes where usedByPack[pack] == nil && !doomed.contains(pack) {
             doomed.insert(pack)
             result.packBytesFreed += UInt64(size)
         }
@@ -92,8 +91,10 @@ public struct Pruner {
         // Repack first: the needed blobs of each mostly-garbage pack go into a new pack, and a new
         // index object lists the new packs, before anything is deleted.
         var written: [IndexFile.Pack] = []
+        var repackBlobs: [ObjectID: [(ObjectID, BlobLocation)]] = [:]
+        for (id, loc) in index.blobs(inPacks: Set(repack)) where index.isMarked(id, in: needed) { repackBlobs[loc.pack, default: []].append((id, loc)) }
         for pack in repack.sorted() {
-            let blobs = (byPack[pack] ?? []).filter { needed.contains($0.0) }.sorted { $0.1.offset < $1.1.offset }
+            let blobs = (repackBlobs[pack] ?? []).sorted { $0.1.offset < $1.1.offset }
             let old = try store.get(layout.pack(pack))
             guard old.count == sizes[pack] else {
                 throw RepositoryError(.corrupt, "pack \(pack.short) has \(old.count) bytes, the index says \(sizes[pack] ?? 0)")

@@ -85,10 +85,17 @@ import TresorTestSupport
 
         var grouped: [ObjectID: Set<ObjectID>] = [:]
         for (id, e) in model { grouped[e.pack, default: []].insert(id) }
-        let byPack = index.blobsByPack()
-        #expect(byPack.mapValues { Set($0.map(\.0)) } == grouped)
-        #expect(byPack.allSatisfy { pack, blobs in blobs.allSatisfy { model[$0.0] == Self.expected($0.1) && $0.1.pack == pack } })
         #expect(index.blobCountsByPack() == grouped.mapValues(\.count))
+        // Used bytes per pack, for prune: every third blob counts as used.
+        let usedIDs = Set(model.keys.enumerated().filter { $0.offset % 3 == 0 }.map(\.element))
+        var usedModel: [ObjectID: Int] = grouped.mapValues { _ in 0 }
+        for (id, e) in model where usedIDs.contains(id) { usedModel[e.pack, default: 0] += Int(e.length) }
+        var marks = BlobMarks()
+        index.mark(usedIDs, in: &marks)
+        index.mark([ids.next(weak: false)], in: &marks)  // not in the index: ignored
+        #expect(index.usedBytesByPack(marks) == usedModel)
+        #expect(model.keys.allSatisfy { index.isMarked($0, in: marks) == usedIDs.contains($0) })
+        #expect(index.usedBytesByPack(BlobMarks()) == grouped.mapValues { _ in 0 })
 
         let somePack = model[everyBlob[400]]!.pack
         let unknownPack = ids.next(weak: false)
@@ -103,7 +110,7 @@ import TresorTestSupport
         let index = RepositoryIndex()
         let id = ObjectID([UInt8](repeating: 9, count: 32))
         #expect(index.location(of: id) == nil && !index.contains(id) && index.blobCount == 0)
-        #expect(index.blobsByPack().isEmpty && index.blobCountsByPack().isEmpty && index.blobs(inPacks: [id]).isEmpty)
+        #expect(index.usedBytesByPack(BlobMarks()).isEmpty && index.blobCountsByPack().isEmpty && index.blobs(inPacks: [id]).isEmpty)
     }
 }
 
