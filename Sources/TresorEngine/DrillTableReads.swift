@@ -10,10 +10,10 @@ import TresorPostgres
 /// The tables are read over one connection per core, largest first, so small tables fill the
 /// connections while a large one is still read. A large table is not split into block ranges:
 /// measured on `pgbench -s 60`, TID range scans read rows at about half the speed of a sequential
-/// scan, while the server's own parallel sequential scan (`max_parallel_workers_per_gather`,
-/// which the scratch server keeps at its default) already spreads one large table over several
-/// processes. Table names are customer content: a failure is counted and placed by its
-/// database's position only.
+/// scan. Nor does a read use parallel workers: the reads are no longer the drill's longest check
+/// (pg_amcheck's heapallindexed pass is), and workers only took cores from it (checks 2.4–2.6 s
+/// without them against 2.9 s with, Benchmarks/README.md, drill section). Table names are
+/// customer content: a failure is counted and placed by its database's position only.
 final class TableReads: @unchecked Sendable {
     /// What the reads found.
     struct Found: Sendable {
@@ -117,8 +117,10 @@ final class TableReads: @unchecked Sendable {
                     } else {
                         c = try PGConnection(dsn: dsns[read.database])
                         // Sequential scans only: an index scan would skip the rows its index
-                        // does not point at.
-                        _ = try c.query("SET enable_indexscan = off; SET enable_indexonlyscan = off; SET enable_bitmapscan = off")
+                        // does not point at. No parallel workers: see the type's comment.
+                        _ = try c.query(
+                            "SET enable_indexscan = off; SET enable_indexonlyscan = off; SET enable_bitmapscan = off; SET max_parallel_workers_per_gather = 0"
+                        )
                         connections[read.database] = c
                     }
                 } catch {
