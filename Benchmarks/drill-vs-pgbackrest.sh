@@ -143,6 +143,7 @@ result                              $D_RESULT (exit $DRILL_EXIT; not passed: $D_
 restore                             ${D_RESTORE} s              ${P_RESTORE} s
 recovery until promoted             ${D_RECOVERY} s              ${P_RECOVER} s
 RTO (start to a usable database)    ${D_RTO} s              ${P_TOTAL} s (restore + recovery, no checks)
+  (the drill's scratch server runs with fsync=off: its RTO leaves out the start-up sync pgBackRest's server pays)
 checks (verifybackup, amcheck,      ${D_CHECKS} s              -
   tables, checksums, doc sample)
 whole drill, wall clock             ${D_WALL} s

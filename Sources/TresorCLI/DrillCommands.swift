@@ -103,6 +103,9 @@ struct DrillCommand: ParsableCommand {
                 lines.append(
                     "  rto \(d.rtoMs.map { "\($0) ms" } ?? "none")\(d.rpoMs.map { ", rpo \($0) ms" } ?? ""); restore \(d.timings.restoreMs) ms, recovery \(d.timings.recoveryMs) ms, checks \(d.timings.checksMs) ms"
                 )
+                if d.rtoMs != nil {
+                    lines.append("  the rto leaves out the start-up fsync a restore that replaces production pays: the scratch server runs with fsync=off")
+                }
                 lines.append("  \(d.filesRestored) files, \(d.bytesRestored) bytes restored; evidence record \(r.evidenceSeq.map(String.init) ?? "?")")
                 if !r.cleaned.directories.isEmpty { lines.append("  removed leftovers of killed drills: \(r.cleaned.directories.joined(separator: ", "))") }
                 if let h = d.heartbeat { lines.append("  restored heartbeat \(h): data-loss bound \(d.dataLossBoundMs.map { "\($0) ms" } ?? "?")") }
