@@ -39,7 +39,8 @@ mkdir -p "$HOME_DIR/exports/bench"
 head -c $((SIZE << 20)) /dev/urandom > "$HOME_DIR/exports/bench/big.bin"
 
 mkfifo "$WORK/out"
-t serve --listen 127.0.0.1:0 > "$WORK/out" &
+# The binary itself, not the shell function: $! must be tresor's pid, for its RSS and to stop it.
+"$BIN" --home "$HOME_DIR" serve --listen 127.0.0.1:0 > "$WORK/out" &
 SERVER=$!
 read -r line < "$WORK/out"
 BASE=${line#listening on }
@@ -49,6 +50,6 @@ echo "binary: $BIN"
 echo "file: $SIZE MiB, in the page cache"
 for i in $(seq 1 "$RUNS"); do
     curl -s -o /dev/null -w "%{size_download} %{time_total} %{speed_download}\n" "$LINK" |
-        awk -v i="$i" '{ printf "run %d: %d bytes in %.3f s = %.2f GB/s\n", i, $1, $2, $3 / 1e9 }'
+        awk -v i="$i" '{ printf "run %d: %.0f bytes in %.3f s = %.2f GB/s\n", i, $1, $2, $3 / 1e9 }'
 done
 echo "server peak RSS: $(awk '/VmHWM/ { print $2, $3 }' /proc/$SERVER/status)"

@@ -142,6 +142,62 @@ final class BagWriter {
         return w
     }
 
+    /// A piece of a payload file put together from several sources.
+    enum Part {
+        /// The whole content of a (spool) file.
+        case file(String)
+        case text([UInt8])
+    }
+
+    /// Adds a payload file that is the concatenation of `parts` (dump.sql: pg_dump's output around
+    /// the CSV spool files), streamed through the one buffer.
+    func addFile(_ relative: [UInt8], parts: [Part], mode: UInt32, mtime: Int64) throws -> Written {
+        var fds: [Int32] = []
+        defer { for fd in fds { close(fd) } }
+        var size: Int64 = 0
+        for part in parts {
+            switch part {
+            case .file(let path):
+                let fd = open(path, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { throw ExportError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
+                fds.append(fd)
+                var st = stat()
+                guard fstat(fd, &st) == 0 else { throw ExportError(.io, "cannot stat \(path): \(String(cString: strerror(errno)))") }
+                size += Int64(st.st_size)
+            case .text(let bytes):
+                size += Int64(bytes.count)
+            }
+        }
+        var index = 0, fdIndex = 0, offset = 0
+        let w = try addFile(relative, size: size, mode: mode, mtime: mtime) { buf in
+            var got = 0
+            while got < buf.count, index < parts.count {
+                let room = UnsafeMutableRawBufferPointer(rebasing: buf[got...])
+                switch parts[index] {
+                case .file(let path):
+                    let n = try readFully(fd: fds[fdIndex], into: room, what: path)
+                    got += n
+                    if n < room.count {
+                        index += 1
+                        fdIndex += 1
+                    }
+                case .text(let bytes):
+                    let n = min(room.count, bytes.count - offset)
+                    bytes.withUnsafeBytes { room.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n])) }
+                    got += n
+                    offset += n
+                    if offset == bytes.count {
+                        index += 1
+                        offset = 0
+                    }
+                }
+            }
+            return got
+        }
+        guard w.delivered == size else { throw ExportError(.io, "a spool file of \(printable(relative)) changed while it was archived") }
+        return w
+    }
+
     /// Adds a small payload file from memory.
     func addFile(_ relative: [UInt8], bytes: [UInt8], mode: UInt32 = 0o644) throws {
         var offset = 0

@@ -44,8 +44,12 @@ enum ExportReadme {
                 data/database/schema.sql
                                   The schema only (pg_dump --schema-only --no-owner).
                 data/database/dump.sql
-                                  Schema and data as plain SQL (pg_dump --no-owner). Loads into a new,
-                                  empty database of PostgreSQL \(db.serverVersion.split(separator: " ").first.map(String.init) ?? "") or newer:
+                                  Schema and data as plain SQL (pg_dump --no-owner), with each table's
+                                  rows in CSV: after "COPY ... FROM stdin WITH (FORMAT csv, HEADER
+                                  true);" come the bytes of the table's CSV file below, then "\\.".
+                                  pg_dump's own COPY format stays for tables with generated columns
+                                  or none, and where a value has a line that is only "\\.". Loads
+                                  with psql into a new, empty database of PostgreSQL \(db.serverVersion.split(separator: " ").first.map(String.init) ?? "") or newer:
                                       createdb mydb && psql -v ON_ERROR_STOP=1 -d mydb -f dump.sql
                 data/database/tables/<schema>.<table>.csv
                                   One file per table, RFC 4180 CSV in UTF-8 with a header row of the

@@ -76,12 +76,12 @@ struct ExportFromBackupTests {
         // The CSV holds exactly the rows this test wrote before T, as Python reads them.
         let rows = try Self.csvRows(bag.path + "/data/database/tables/public.ledger.csv")
         #expect(rows == ["id|note"] + (1...7).map { "\($0)|before \($0)" }, "\(rows)")
-        // dump.sql holds the same rows in its COPY block.
+        // dump.sql holds the same rows in its COPY block (the CSV's bytes).
         let dump = try String(contentsOfFile: bag.path + "/data/database/dump.sql", encoding: .utf8)
         let block =
-            dump.components(separatedBy: "COPY public.ledger (id, note) FROM stdin;\n").last?
+            dump.components(separatedBy: "COPY public.ledger (id, note) FROM stdin WITH (FORMAT csv, HEADER true);\n").last?
             .components(separatedBy: "\\.\n").first ?? ""
-        #expect(block == (1...7).map { "\($0)\tbefore \($0)\n" }.joined(), "\(block)")
+        #expect(block == "id,note\n" + (1...7).map { "\"\($0)\",\"before \($0)\"\n" }.joined(), "\(block)")
         // The live cluster has moved on (else the test proves nothing).
         #expect(try f.cluster.sql("SELECT count(*) FROM ledger").trimmingCharacters(in: .whitespacesAndNewlines) == "8")
 
