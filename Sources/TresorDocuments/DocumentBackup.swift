@@ -133,7 +133,7 @@ public final class DocumentBackup {
             stats.newBlobs = written.newBlobs
             stats.newBytesStored = written.packBytes
             let manifest = SnapshotManifest(
-                tenant: repo.tenant, kind: .documents, time: TimeFormat.string(started, fractional: true),
+                tenant: repo.tenant.rawValue, kind: .documents, time: TimeFormat.string(started, fractional: true),
                 hostname: ProcessInfo.processInfo.hostName,
                 roots: roots.map { .init(path: $0.path, label: $0.label) },
                 parent: parentID?.hex, tree: treeIDs, stats: stats)

@@ -32,7 +32,7 @@ extension Installation {
             let name = id.rawValue
             let t = try self.tenant(id)
             let store = try openStore(for: t, storeName: storeName, create: false)
-            guard try TenantRepository.exists(store: store, tenant: name) else {
+            guard try TenantRepository.exists(store: store, tenant: id) else {
                 if tenant != nil {
                     // The backup that fits the tenant: a database-only tenant has no document roots.
                     throw CoreError.usage(
@@ -44,14 +44,14 @@ extension Installation {
             // Orphaned uploads are only certain when no backup of the tenant is running (on any
             // host, in fleet mode: the lock is then a catalog lease).
             if let lock = try? locks.acquire(name) {
-                withExtendedLifetime(lock) { removeOrphanUploads(tenant: t, store: store) }
+                withExtendedLifetime(lock) { removeOrphanUploads(tenant: id, store: store) }
             }
             reports[name] = try run(
                 Job(.check, tenant: id) { [self] in
                     let watch = AccessWatchingStore(store)
                     var tenantProgress: (@Sendable (Int, UInt64, UInt64) -> Void)?
                     if let progress { tenantProgress = { packs, bytes, total in progress(name, packs, bytes, total) } }
-                    var report = try checkTenant(t, store: watch, readData: readData, progress: tenantProgress)
+                    var report = try checkTenant(id, store: watch, readData: readData, progress: tenantProgress)
                     // An object the key may not read is an access failure, not damage.
                     if let denied = watch.denied { throw denied }
                     lostSnapshotCoverage(tenant: id, into: &report)
@@ -63,10 +63,10 @@ extension Installation {
     }
 
     private func checkTenant(
-        _ t: TenantRecord, store: any Store, readData: Checker.ReadData,
+        _ id: TenantID, store: any Store, readData: Checker.ReadData,
         progress: (@Sendable (Int, UInt64, UInt64) -> Void)?
     ) throws -> Checker.Report {
-        let layout = RepositoryLayout(tenant: t.name)
+        let layout = RepositoryLayout(tenant: id)
         let masters = [try masterKey()] + (try previousMasterKeys())
         var damagedKeys: [String: String] = [:]
         func authenticate(_ key: String, _ body: ([UInt8]) throws -> Void) throws {
@@ -103,7 +103,7 @@ extension Installation {
         let repo: TenantRepository
         do {
             repo = try TenantRepository.open(
-                store: store, tenant: t.name, master: masters[0], previousMasters: Array(masters.dropFirst()),
+                store: store, tenant: id, master: masters[0], previousMasters: Array(masters.dropFirst()),
                 policy: policy.backup, clock: clock, create: false)
         } catch let e as RepositoryError where !damagedKeys.isEmpty || e.code == .corrupt {
             // The damaged config or envelope is named above; nothing else can be read without it.

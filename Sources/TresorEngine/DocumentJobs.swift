@@ -67,18 +67,18 @@ extension Installation {
         let wallStart = Date()
         return try run(
             Job(.documentsBackup, tenant: id) { [self] in
-                let repo = try repository(for: tenant, create: true)
+                let repo = try repository(for: tenant, id: id, create: true)
                 // Under the lock, any multipart upload under the tenant's prefix is a killed run's orphan.
-                removeOrphanUploads(tenant: tenant, store: repo.store)
+                removeOrphanUploads(tenant: repo.tenant, store: repo.store)
                 let index = try repo.loadIndex()
                 let roots = DocumentBackup.roots(for: tenant.docRoots)
                 // The parent is the newest documents snapshot over the same roots.
                 let parent = try repo.snapshots().last { $0.manifest.kind == .documents && $0.manifest.roots.map(\.path) == tenant.docRoots }
                 let parentTree = try parent.map { try TreeNodeStream(repository: repo, index: index, manifest: $0.manifest) }
                 let backup = try DocumentBackup(repository: repo, index: index, policy: policy.backup, clock: clock, progress: progress)
-                let (id, manifest) = try backup.run(roots: roots, parentID: parent?.id, parent: parentTree.map { t in { try t.next() } })
+                let (snapshotID, manifest) = try backup.run(roots: roots, parentID: parent?.id, parent: parentTree.map { t in { try t.next() } })
                 return BackupResult(
-                    tenant: name, snapshot: SnapshotSummary(id: id, manifest: manifest), parent: parent?.id.hex,
+                    tenant: name, snapshot: SnapshotSummary(id: snapshotID, manifest: manifest), parent: parent?.id.hex,
                     filesRead: manifest.stats.filesRead, bytesRead: manifest.stats.bytesRead, newBlobs: manifest.stats.newBlobs,
                     skipped: manifest.stats.skipped, seconds: Date().timeIntervalSince(wallStart),
                     outcome: manifest.stats.skipped.isEmpty ? .ok : .problemFound)

@@ -137,14 +137,23 @@ public final class Installation: @unchecked Sendable {
         for tenant: TenantRecord, storeName: String?, create: Bool, cache: Bool, dryRun: Bool = false,
         wrap: (any Store) -> any Store = { $0 }
     ) throws -> any Store {
+        try openStore(for: tenant, id: try tenant.id, storeName: storeName, create: create, cache: cache, dryRun: dryRun, wrap: wrap)
+    }
+
+    /// ``openStore(for:storeName:create:cache:dryRun:wrap:)`` for a caller that already holds
+    /// the row's ``TenantRecord/id``.
+    func openStore(
+        for tenant: TenantRecord, id: TenantID, storeName: String?, create: Bool, cache: Bool, dryRun: Bool = false,
+        wrap: (any Store) -> any Store = { $0 }
+    ) throws -> any Store {
         let record = try storeRecord(storeName ?? tenant.store)
         let approved =
             try record.region == tenant.region
             || catalog.regionApprovals(tenant: tenant.name).contains { $0.store == record.name }
         let placement = RegionPlacement(
-            tenant: tenant.name, tenantRegion: tenant.region, store: record.name,
+            tenant: id, tenantRegion: tenant.region, store: record.name,
             storeRegion: record.region, approved: approved)
-        let layout = RepositoryLayout(tenant: tenant.name)
+        let layout = RepositoryLayout(tenant: id)
         let cached =
             cache
             ? StoreFactory.Cache(
@@ -178,10 +187,19 @@ public final class Installation: @unchecked Sendable {
         for tenant: TenantRecord, storeName: String? = nil, create: Bool, dryRun: Bool = false,
         wrap: (any Store) -> any Store = { $0 }
     ) throws -> TenantRepository {
-        let store = try openStore(for: tenant, storeName: storeName, create: create, cache: true, dryRun: dryRun, wrap: wrap)
+        try repository(for: tenant, id: try tenant.id, storeName: storeName, create: create, dryRun: dryRun, wrap: wrap)
+    }
+
+    /// ``repository(for:storeName:create:dryRun:wrap:)`` for a caller that already holds the
+    /// tenant's ``TenantID`` (the one its row was looked up with: ``tenant(_:)``).
+    func repository(
+        for tenant: TenantRecord, id: TenantID, storeName: String? = nil, create: Bool, dryRun: Bool = false,
+        wrap: (any Store) -> any Store = { $0 }
+    ) throws -> TenantRepository {
+        let store = try openStore(for: tenant, id: id, storeName: storeName, create: create, cache: true, dryRun: dryRun, wrap: wrap)
         do {
             return try TenantRepository.open(
-                store: store, tenant: tenant.name, master: try masterKey(),
+                store: store, tenant: id, master: try masterKey(),
                 previousMasters: try previousMasterKeys(),
                 policy: policy.backup, clock: clock, create: create)
         } catch let e as RepositoryError where e.code == .usage && e.message.hasPrefix("wrong master key") {
@@ -190,7 +208,7 @@ public final class Installation: @unchecked Sendable {
             guard case .file = config.masterKey else { throw e }
             masterKeyCache.withLock { $0 = nil }
             return try TenantRepository.open(
-                store: store, tenant: tenant.name, master: try masterKey(),
+                store: store, tenant: id, master: try masterKey(),
                 previousMasters: try previousMasterKeys(),
                 policy: policy.backup, clock: clock, create: create)
         }

@@ -97,15 +97,16 @@ extension Installation {
                 let stores = try catalog.stores().map { ($0.name, try openStore(url: $0.url, create: false)) }
                 result.stores = stores.count
                 for tenant in try catalog.tenants() {
+                    let id = try tenant.id
                     // One replacement per envelope, whichever store it is in (an offsite copy holds
                     // the same envelopes as the primary).
                     var replacements: [String: KeyEnvelope] = [:]
                     for (_, store) in stores {
-                        replacements.merge(try KeyRotation.replacements(store: store, tenant: tenant.name, current: current)) { a, _ in a }
+                        replacements.merge(try KeyRotation.replacements(store: store, tenant: id, current: current)) { a, _ in a }
                     }
                     for (name, store) in stores {
                         let t = try KeyRotation.rewrap(
-                            store: store, tenant: tenant.name, current: current, previous: previous,
+                            store: store, tenant: id, current: current, previous: previous,
                             clock: clock, replacements: &replacements)
                         if t.rewrapped + t.alreadyCurrent + t.problems.count == 0 { continue }
                         result.repositories += 1

@@ -82,7 +82,7 @@ public struct PostgresWALAccess: Sendable {
             }
         }
         let store = try url.open(create: false, credentials: credentials, traffic: traffic)
-        let archive = WALArchive(store: store, tenant: tenant, keys: keys, compressionLevel: policy.backup.compressionLevel, clock: clock)
+        let archive = WALArchive(store: store, tenant: id, keys: keys, compressionLevel: policy.backup.compressionLevel, clock: clock)
         self.archive = archive
         spoolDirectory = PostgresAccess.spool(home, id).path
         self.policy = policy
@@ -205,9 +205,7 @@ extension PostgresWALAccess {
         home: Home, configFile: URL?, tenant id: TenantID, name: String, clock: any Clock,
         environmentCredentials: S3Credentials?, traffic: StoreTraffic = StoreTraffic(), wait: Bool
     ) throws {
-        let tenant = id.rawValue
         guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
-        try RepositoryLayout.validate(tenant: tenant)
         try becomeOwner(of: PostgresAccess.spool(home, id).path, tenant: id)
         let access = try open(home: home, configFile: configFile, tenant: id, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
         let depth = access.policy.postgres.walPrefetchDepth

@@ -91,15 +91,14 @@ extension Installation {
         kind: RunKind, tenant id: TenantID,
         _ body: @escaping (any Store, TenantRepository) throws -> R
     ) throws -> R {
-        let name = id.rawValue
         let t = try tenant(id)
         let lock = try lockTenantForWriting(id)
         defer { withExtendedLifetime(lock) {} }
         return try run(
             Job(kind, tenant: id) { [self] in
-                let store = try openStore(for: t, create: false)
+                let store = try openStore(for: t, id: id, storeName: nil, create: false, cache: false)
                 let repo = try TenantRepository.open(
-                    store: store, tenant: name, master: try masterKey(),
+                    store: store, tenant: id, master: try masterKey(),
                     previousMasters: try previousMasterKeys(), policy: policy.backup,
                     clock: clock, create: false)
                 return try body(store, repo)

@@ -57,13 +57,13 @@ extension Installation {
         let wallStart = Date()
         return try run(
             Job(.replicate, tenant: id) { [self] in
-                let layout = RepositoryLayout(tenant: name)
+                let layout = RepositoryLayout(tenant: id)
                 // Best effort (a failed abort leaves uploads the next run or `store clean` removes);
                 // only uploads older than the policy's age, never another host's in flight.
                 _ = try? target.abortIncompleteUploads(prefix: layout.prefix, olderThan: policy.store.incompleteUploadAge.seconds)
                 let masters = [try masterKey()] + (try previousMasterKeys())
                 let sourceRepo = try TenantRepository.open(
-                    store: source, tenant: name, master: masters[0],
+                    store: source, tenant: id, master: masters[0],
                     previousMasters: Array(masters.dropFirst()), policy: policy.backup,
                     clock: clock, create: false)
                 let authenticator = ObjectAuthenticator(repository: sourceRepo, masters: masters)
@@ -186,9 +186,9 @@ extension Installation {
     /// once they are older than the policy's `store.incomplete_upload_age`. The tenant's lock is
     /// local to this home, so a younger upload may be another host's in flight: it is left alone.
     /// Best effort: what a failed abort leaves, the next run or `tresor store clean` removes.
-    func removeOrphanUploads(tenant: TenantRecord, store: any Store) {
+    func removeOrphanUploads(tenant: TenantID, store: any Store) {
         _ = try? store.abortIncompleteUploads(
-            prefix: RepositoryLayout(tenant: tenant.name).prefix,
+            prefix: RepositoryLayout(tenant: tenant).prefix,
             olderThan: policy.store.incompleteUploadAge.seconds)
     }
 }

@@ -93,7 +93,7 @@ public struct TenantFootprint: Codable, Sendable, Equatable {
         var names: [(String, StoreRole)] = [(tenant.store, .primary)]
         if let o = tenant.offsiteStore { names.append((o, .offsite)) }
         for a in try catalog.regionApprovals(tenant: tenant.name) { names.append((a.store, .regionApproval)) }
-        let layout = RepositoryLayout(tenant: tenant.name)
+        let layout = RepositoryLayout(tenant: id)
         var stores: [StorePlace] = []
         for (name, role) in names where !stores.contains(where: { $0.name == name }) {
             guard let record = try catalog.store(named: name) else {

@@ -251,7 +251,7 @@ public final class BaseBackup {
         try waitForWAL(from: startWAL, to: endWAL, archive: archive)
         let ended = clock.now()
         var manifest = SnapshotManifest(
-            tenant: repo.tenant, kind: .postgresBase, time: TimeFormat.string(started, fractional: true),
+            tenant: repo.tenant.rawValue, kind: .postgresBase, time: TimeFormat.string(started, fractional: true),
             hostname: ProcessInfo.processInfo.hostName, roots: [.init(path: redactDSN(dsn), label: "pgdata")],
             parent: nil, tree: treeIDs, stats: stats)
         manifest.postgres = PostgresBackupInfo(

@@ -31,7 +31,7 @@ public struct WALArchive: Sendable {
 
     /// `clock` stamps each object's push time (the window's latest point). The archive opened
     /// here is the tenant's first cluster's; ``current()`` and ``bound(to:)`` find the right one.
-    public init(store: any Store, tenant: String, keys: WALKeys, compressionLevel: Int, clock: any Clock) {
+    public init(store: any Store, tenant: TenantID, keys: WALKeys, compressionLevel: Int, clock: any Clock) {
         self.store = store
         self.layout = RepositoryLayout(tenant: tenant)
         self.keys = keys

@@ -27,7 +27,7 @@ public enum KeyRotation {
     /// ``rewrap(store:tenant:current:previous:clock:replacements:)`` for the tenant's other stores,
     /// so every copy of an envelope is replaced by the same bytes (one id everywhere, and
     /// `replicate` finds nothing to reconcile).
-    public static func replacements(store: any Store, tenant: String, current: MasterKey) throws -> [String: KeyEnvelope] {
+    public static func replacements(store: any Store, tenant: TenantID, current: MasterKey) throws -> [String: KeyEnvelope] {
         let layout = RepositoryLayout(tenant: tenant)
         var out: [String: KeyEnvelope] = [:]
         for object in try store.list(prefix: layout.keysPrefix) {
@@ -44,7 +44,7 @@ public enum KeyRotation {
     }
 
     public static func rewrap(
-        store: any Store, tenant: String, current: MasterKey, previous: MasterKey?,
+        store: any Store, tenant: TenantID, current: MasterKey, previous: MasterKey?,
         clock: any Clock
     ) throws -> TenantResult {
         var replacements: [String: KeyEnvelope] = [:]
@@ -56,7 +56,7 @@ public enum KeyRotation {
     /// Re-wraps as described above; an old envelope that has an entry in `replacements` (made for
     /// another store) is replaced by that same envelope, and new replacements are added to it.
     public static func rewrap(
-        store: any Store, tenant: String, current: MasterKey, previous: MasterKey?,
+        store: any Store, tenant: TenantID, current: MasterKey, previous: MasterKey?,
         clock: any Clock, replacements: inout [String: KeyEnvelope]
     ) throws -> TenantResult {
         let layout = RepositoryLayout(tenant: tenant)

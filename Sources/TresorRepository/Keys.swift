@@ -32,6 +32,7 @@ public struct MasterKey: Sendable {
     /// 64 hex digits, for writing the key file. Callers must never log it.
     public var hexForKeyFile: String { Hex.encode(bytes) }
 
+    /// `tenant` is the name's text: the key-encryption key is derived from it.
     func keyEncryptionKey(tenant: String, salt: [UInt8]) -> [UInt8] {
         HKDF.sha256(ikm: bytes, salt: salt, info: "tresor kek v1 tenant=\(tenant)", count: 32)
     }
@@ -58,13 +59,13 @@ public struct KeyEnvelope: Codable, Sendable {
     static func aad(tenant: String, id: String) -> [UInt8] { Array("tresor key envelope v1 \(tenant) \(id)".utf8) }
 
     /// Wraps `dataKey` for `tenant` under `master`.
-    public static func wrap(dataKey: [UInt8], tenant: String, master: MasterKey, created: Date) throws -> KeyEnvelope {
+    public static func wrap(dataKey: [UInt8], tenant: TenantID, master: MasterKey, created: Date) throws -> KeyEnvelope {
         let id = Hex.encode(SecureRandom.bytes(8))
         let salt = SecureRandom.bytes(16)
-        let gcm = try AESGCM(key: master.keyEncryptionKey(tenant: tenant, salt: salt))
-        let sealed = gcm.seal(dataKey, aad: aad(tenant: tenant, id: id))
+        let gcm = try AESGCM(key: master.keyEncryptionKey(tenant: tenant.rawValue, salt: salt))
+        let sealed = gcm.seal(dataKey, aad: aad(tenant: tenant.rawValue, id: id))
         return KeyEnvelope(
-            tenant: tenant, id: id, created: TimeFormat.string(created),
+            tenant: tenant.rawValue, id: id, created: TimeFormat.string(created),
             salt: Hex.encode(salt), sealed: Hex.encode(sealed))
     }
 
@@ -74,18 +75,18 @@ public struct KeyEnvelope: Codable, Sendable {
     /// key it read), not the JSON's, and both enter the key-encryption key and the associated
     /// data. An envelope copied in from another tenant, or renamed, fails here as ``corrupt``
     /// with a message that says so; a wrong master key fails as ``usage``.
-    public func unwrap(master: MasterKey, tenant expectedTenant: String, id expectedID: String) throws -> [UInt8] {
+    public func unwrap(master: MasterKey, tenant expectedTenant: TenantID, id expectedID: String) throws -> [UInt8] {
         guard format == "tresor-key-envelope", version == 1,
             let salt = Hex.decode(self.salt), let sealed = Hex.decode(self.sealed)
         else {
             throw RepositoryError(.corrupt, "key envelope \(expectedID) of tenant '\(expectedTenant)' is malformed")
         }
-        guard tenant == expectedTenant, id == expectedID else {
+        guard tenant == expectedTenant.rawValue, id == expectedID else {
             throw RepositoryError(
                 .corrupt, "key envelope \(expectedID) of tenant '\(expectedTenant)' names tenant '\(tenant)' and id \(id): it was moved or renamed")
         }
-        let gcm = try AESGCM(key: master.keyEncryptionKey(tenant: expectedTenant, salt: salt))
-        guard let key = try? gcm.open(sealed, aad: Self.aad(tenant: expectedTenant, id: expectedID)), key.count == 32 else {
+        let gcm = try AESGCM(key: master.keyEncryptionKey(tenant: expectedTenant.rawValue, salt: salt))
+        guard let key = try? gcm.open(sealed, aad: Self.aad(tenant: expectedTenant.rawValue, id: expectedID)), key.count == 32 else {
             throw RepositoryError(
                 .usage, "wrong master key: it does not open key envelope \(expectedID) of tenant '\(expectedTenant)'",
                 hint: "use the master key this installation was initialised with (HOME/keys/master.key)")
@@ -95,7 +96,7 @@ public struct KeyEnvelope: Codable, Sendable {
 
     /// ``unwrap(master:tenant:id:)`` with each of `masters` in turn. A damaged or moved envelope
     /// fails at once (no master key helps); when every key fails, the first key's error is thrown.
-    public func unwrap(anyOf masters: [MasterKey], tenant: String, id: String) throws -> [UInt8] {
+    public func unwrap(anyOf masters: [MasterKey], tenant: TenantID, id: String) throws -> [UInt8] {
         var first: Error?
         for master in masters {
             do {

@@ -3,12 +3,12 @@ import TresorCore
 /// Where a tenant's objects live in a store. Every key of a tenant starts with
 /// `tenants/<tenant>/`, so one prefix holds (and one prefix delete removes) all of a tenant's data.
 public struct RepositoryLayout: Sendable {
-    public let tenant: String
+    public let tenant: TenantID
 
-    public init(tenant: String) { self.tenant = tenant }
+    public init(tenant: TenantID) { self.tenant = tenant }
 
     /// `tenants/<tenant>/`
-    public var prefix: String { "tenants/\(tenant)/" }
+    public var prefix: String { "tenants/\(tenant.rawValue)/" }
     /// The tenant's plaintext, secret-free description of its repository (`TenantConfig`).
     public var config: String { prefix + "config" }
     /// Key envelopes: the tenant's data key wrapped by the master key.
@@ -34,11 +34,6 @@ public struct RepositoryLayout: Sendable {
     public static func id(fromKey key: String) -> ObjectID? {
         guard let last = key.split(separator: "/").last else { return nil }
         return ObjectID(hex: String(last))
-    }
-
-    /// Tenant names become key segments and directory names: ``TenantID`` holds the rules.
-    public static func validate(tenant: String) throws {
-        _ = try TenantID(tenant)
     }
 }
 

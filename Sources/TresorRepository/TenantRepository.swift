@@ -52,8 +52,8 @@ extension TenantConfig {
     /// Throws a ``RepositoryError/Code/corrupt`` error unless this is a config this version of
     /// Tresor can use for `tenant`: the format, algorithms and chunker sizes it writes (so a
     /// damaged size is a finding, not a failed precondition in the chunker).
-    public func validate(tenant: String, key: String) throws {
-        guard format == "tresor-tenant", self.tenant == tenant,
+    public func validate(tenant: TenantID, key: String) throws {
+        guard format == "tresor-tenant", self.tenant == tenant.rawValue,
             version == 1 || (version == 2 && dataKey != nil) || (version == 3 && dataKey != nil && mac != nil)
         else {
             throw RepositoryError(.corrupt, "\(key) describes another tenant or format")
@@ -88,7 +88,7 @@ public final class TenantRepository: Sendable {
     /// Opening succeeded with another envelope; callers that check a repository report these.
     public let keyProblems: [String]
 
-    public var tenant: String { layout.tenant }
+    public var tenant: TenantID { layout.tenant }
 
     init(store: any Store, layout: RepositoryLayout, config: TenantConfig, keys: TenantKeys, keyProblems: [String] = []) {
         self.keyProblems = keyProblems
@@ -102,7 +102,7 @@ public final class TenantRepository: Sendable {
     }
 
     /// Whether the tenant has a repository in `store`.
-    public static func exists(store: any Store, tenant: String) throws -> Bool {
+    public static func exists(store: any Store, tenant: TenantID) throws -> Bool {
         try store.head(RepositoryLayout(tenant: tenant).config) != nil
     }
 
@@ -117,7 +117,7 @@ public final class TenantRepository: Sendable {
     /// progress), and takes the first that opens and wraps the config's data key. Envelopes that
     /// cannot be read are listed in ``keyProblems``; only when none opens does opening fail.
     public static func open(
-        store: any Store, tenant: String, master: MasterKey, previousMasters: [MasterKey] = [],
+        store: any Store, tenant: TenantID, master: MasterKey, previousMasters: [MasterKey] = [],
         policy: Policy.Backup, clock: any Clock, create: Bool
     ) throws -> TenantRepository {
         let layout = RepositoryLayout(tenant: tenant)
@@ -160,7 +160,7 @@ public final class TenantRepository: Sendable {
     ) throws -> [UInt8] {
         let dataKey = SecureRandom.bytes(32)
         var config = TenantConfig(
-            tenant: layout.tenant, created: TimeFormat.string(clock.now()),
+            tenant: layout.tenant.rawValue, created: TimeFormat.string(clock.now()),
             chunker: .init(minSize: policy.chunkMin, averageSize: policy.chunkAvg, maxSize: policy.chunkMax),
             dataKey: KeyEnvelope.fingerprint(dataKey: dataKey))
         config.mac = config.computeMAC(dataKey: dataKey)

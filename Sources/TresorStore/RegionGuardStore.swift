@@ -4,14 +4,14 @@ import TresorCore
 /// Where a tenant's data is going: the tenant's region, the store's, and whether an approval to
 /// keep the data outside the tenant's region is on file.
 public struct RegionPlacement: Sendable, Equatable {
-    public var tenant: String
+    public var tenant: TenantID
     public var tenantRegion: String
     public var store: String
     public var storeRegion: String
     /// An approval (`tresor region approve`) for this tenant and store is recorded.
     public var approved: Bool
 
-    public init(tenant: String, tenantRegion: String, store: String, storeRegion: String, approved: Bool) {
+    public init(tenant: TenantID, tenantRegion: String, store: String, storeRegion: String, approved: Bool) {
         self.tenant = tenant
         self.tenantRegion = tenantRegion
         self.store = store

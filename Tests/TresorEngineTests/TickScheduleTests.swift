@@ -207,7 +207,7 @@ final class RecordingExecutor: TickExecutor, @unchecked Sendable {
     @Test func aSecondTickLeavesAJobAnotherHoldsAndSkipsOneDoneSinceItsPlan() throws {
         let (dir, inst, clock) = try Self.home(tenants: 3, created: Self.t0, policy: "[tick]\nconcurrency = 1\n")
         withExtendedLifetime(dir) {}
-        let t01 = try TenantID("t01"), t02 = try TenantID("t02")
+        let t01: TenantID = "t01", t02: TenantID = "t02"
         clock.set(Self.t0.addingTimeInterval(300))
         // Another tick is backing up t01's documents: it holds that job's claim.
         let held = try inst.home.locker.acquire(TickJobSpec(.documentsBackup, tenant: TenantID("t01")).claimName)
@@ -249,7 +249,7 @@ final class RecordingExecutor: TickExecutor, @unchecked Sendable {
         clock.set(Self.t0.addingTimeInterval(300))
         let executor = RecordingExecutor()
         let r = try inst.tick(executor: executor)
-        let t01 = try TenantID("t01")
+        let t01: TenantID = "t01"
         let failed = r.jobs.filter { $0.result == .failed }
         #expect(failed.count == 1 && failed.first?.tenant == "T 02" && failed.first?.kind == .run(.tick), "\(r.jobs)")
         #expect(failed.first?.error?.contains("'T 02'") == true)

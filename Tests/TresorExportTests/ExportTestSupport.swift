@@ -56,7 +56,7 @@ final class ExportFixture: @unchecked Sendable {
         let docsSource: (any DocumentSource)? = source ?? LiveFolderSource(roots: roots ?? [.init(path: docs.path, label: "docs")])
         return try Exporter.run(
             ExportRequest(
-                tenant: try TenantID("acme"), output: dir.sub(name).path, documents: docsSource,
+                tenant: "acme", output: dir.sub(name).path, documents: docsSource,
                 databaseDSN: dsn == "" ? cluster.dsn : dsn, pgBinDirectory: ScratchCluster.bin,
                 now: Date(timeIntervalSince1970: 1_790_000_000), by: "test"))
     }

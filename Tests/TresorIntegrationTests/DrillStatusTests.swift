@@ -103,7 +103,7 @@ func recordDrill(
         let installation = try Installation.open(
             home: Home(root: URL(fileURLWithPath: f.home)), configFile: nil,
             clock: FixedClock(TimeFormat.parse("2026-11-01T02:00:00Z")!))
-        try installation.recordEvidence(kind: .drill, tenant: try TenantID("acme"), payload: ["drill_id": "x", "result": "pass"])
+        try installation.recordEvidence(kind: .drill, tenant: "acme", payload: ["drill_id": "x", "result": "pass"])
         let r = try f.tresor.run(["--now", "2026-11-02T00:00:00Z", "drill", "status"])
         #expect(r.code == 3)
         #expect(r.stdout.contains("PROBLEM: drill record 1 is not counted: not a valid drill record: target is missing"), "\(r.stdout)")

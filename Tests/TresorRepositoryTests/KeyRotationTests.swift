@@ -10,7 +10,7 @@ import TresorTestSupport
 @Suite struct KeyRotationTests {
     /// Makes `count` tenants, each with one index object, under `master`; returns the digest of
     /// every object that is not a key envelope.
-    func populate(_ store: any Store, tenants: [String], master: MasterKey) throws -> [String: ObjectID] {
+    func populate(_ store: any Store, tenants: [TenantID], master: MasterKey) throws -> [String: ObjectID] {
         for (i, t) in tenants.enumerated() {
             let repo = try openRepository(store, tenant: t, master: master)
             let pack = IndexFile.Pack(id: SHA256.hash(Array("pack \(i)".utf8)), size: 10 + i, entries: [])
@@ -27,7 +27,7 @@ import TresorTestSupport
         return out
     }
 
-    func opens(_ store: any Store, _ tenant: String, _ masters: [MasterKey]) -> Bool {
+    func opens(_ store: any Store, _ tenant: TenantID, _ masters: [MasterKey]) -> Bool {
         guard
             let repo = try? TenantRepository.open(
                 store: store, tenant: tenant, master: masters[0],
@@ -42,7 +42,7 @@ import TresorTestSupport
     /// every tenant readable with the two keys, and a second run completes it: then the new key
     /// alone opens every tenant, and no data object changed.
     @Test func aRotationInterruptedAtAnyWriteLeavesEveryTenantReadableAndARerunCompletes() throws {
-        let tenants = ["a", "b", "c"]
+        let tenants: [TenantID] = ["a", "b", "c"]
         // Two writes (put of the new envelope, delete of the old) per tenant.
         for failAt in 0..<(2 * tenants.count) {
             let dir = TempDirectory()

@@ -46,7 +46,7 @@ final class CreationRaceStore: StoreWrapper, @unchecked Sendable {
         let master = MasterKey.generate()
         let parties = 8
         for round in 0..<6 {
-            let tenant = "race\(round)"
+            let tenant = try TenantID("race\(round)")
             let store = CreationRaceStore(local, parties: parties)
             let keys = Locked<[[UInt8]]>([])
             let failures = Locked<[String]>([])

@@ -10,7 +10,7 @@ import TresorTestSupport
 /// Small sizes so a few hundred KiB exercise many packs and index objects.
 let smallPolicy = TestPolicy.small.backup
 
-func openRepository(_ store: any Store, tenant: String = "acme", master: MasterKey) throws -> TenantRepository {
+func openRepository(_ store: any Store, tenant: TenantID = "acme", master: MasterKey) throws -> TenantRepository {
     try TenantRepository.open(
         store: store, tenant: tenant, master: master, policy: smallPolicy,
         clock: FixedClock(Date(timeIntervalSince1970: 1_795_773_600)), create: true)

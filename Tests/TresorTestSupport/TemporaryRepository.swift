@@ -14,7 +14,7 @@ public final class TemporaryRepository: @unchecked Sendable {
         case localDirectory
     }
 
-    public let tenant: String
+    public let tenant: TenantID
     public let store: any Store
     public let master: MasterKey
     public let policy: Policy
@@ -25,7 +25,7 @@ public final class TemporaryRepository: @unchecked Sendable {
     public let directory: TempDirectory
 
     public init(
-        tenant: String = "acme", backing: Backing = .memory, policy: Policy = TestPolicy.small,
+        tenant: TenantID = "acme", backing: Backing = .memory, policy: Policy = TestPolicy.small,
         clock: any Clock = FixedClock(Date(timeIntervalSince1970: 1_795_773_600))
     ) throws {
         self.tenant = tenant
@@ -33,7 +33,7 @@ public final class TemporaryRepository: @unchecked Sendable {
         self.clock = clock
         directory = TempDirectory("tresor-repo")
         switch backing {
-        case .memory: store = MemoryStore(name: tenant)
+        case .memory: store = MemoryStore(name: tenant.rawValue)
         case .localDirectory: store = try LocalStore(root: directory.sub("store"))
         }
         master = MasterKey.generate()
