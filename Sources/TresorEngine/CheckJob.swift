@@ -159,6 +159,9 @@ extension Installation {
         var byID: [String: [String: Any]] = [:]
         for r in runs {
             // Results of backup runs carry a "snapshot" summary (id, time, kind, roots, files).
+            // Most runs have none; a detail that is not JSON counts as one without a summary. Nothing
+            // is lost by that: the damaged snapshot is already a problem (exit 3) and is printed with
+            // "the catalog has no record of what it covered".
             guard let data = r.detail.data(using: .utf8),
                 let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
                 let summary = object["snapshot"] as? [String: Any], let id = summary["id"] as? String

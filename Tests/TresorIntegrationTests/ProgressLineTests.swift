@@ -10,20 +10,11 @@ import TresorTestSupport
     /// terminal received.
     func onTerminal(_ f: Fixture, _ args: [String]) throws -> String {
         let command = ([TresorProcess.binary, "--home", f.home] + args).map { "'\($0)'" }.joined(separator: " ")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/script")
-        p.arguments = ["-q", "-e", "-c", command, "/dev/null"]
         var env = ProcessInfo.processInfo.environment
         env["TRESOR_PROGRESS_INTERVAL_MS"] = "0"  // draw every update: the test needs several
-        p.environment = env
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "script exited \(p.terminationStatus)")
-        return String(decoding: data, as: UTF8.self)
+        let (code, out) = try runCapturingOutput("/usr/bin/script", ["-q", "-e", "-c", command, "/dev/null"], environment: env)
+        #expect(code == 0, "script exited \(code)")
+        return out
     }
 
     @Test func aBackupOnATerminalUpdatesOneLineAndClearsItBeforeItsResult() throws {
