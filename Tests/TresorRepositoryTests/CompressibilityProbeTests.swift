@@ -53,10 +53,8 @@ import TresorTestSupport
     }
 
     @Test func probedRandomChunkIsStoredRawAndTextNextToItCompressed() throws {
-        let dir = TempDirectory()
-        let store = try LocalStore(root: dir.url)
-        let master = MasterKey.generate()
-        let repo = try openRepository(store, master: master)
+        let temp = try TemporaryRepository(backing: .localDirectory)
+        let repo = temp.repository
         let writer = try BlobWriter(repository: repo, index: RepositoryIndex(), settings: .init(policy: smallPolicy, uploaders: 1))
         let hmac = HMACSHA256(key: repo.keys.chunkID)
         var rng = SeededRandom(seed: 45)
