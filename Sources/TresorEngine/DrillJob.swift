@@ -169,7 +169,7 @@ extension Installation {
         }
         // Stop the scratch server and remove every scratch file, whatever happened above.
         do {
-            try d.server?.stop(mode: "immediate")
+            try d.server?.stopImmediately()
         } catch {
             cleanupError = "the scratch server did not stop: \(error)"
         }
@@ -420,7 +420,8 @@ struct DrillRun {
     /// `pg_verifybackup` against the manifest the server sent with the base backup (restored as
     /// `backup_manifest`), before the server starts: every file the backup holds is there with
     /// its SHA-256. The WAL is not in the backup (`--no-parse-wal`: replay fetches it from the
-    /// archive, and recovery checks it); the files a restore writes on purpose are ignored.
+    /// archive, and recovery checks it); the files a restore writes on purpose are ignored. One
+    /// process per core, each on its share of the files (``VerifyBackupPlan``).
     mutating func verifyBackup() {
         let c0 = Date()
         defer { checksMs += DrillRun.ms(c0) }
@@ -429,25 +430,10 @@ struct DrillRun {
             checks.append(.notRun("pg_verifybackup", reason: "the base backup holds no backup_manifest (taken before tresor stored manifests)"))
             return
         }
-        let out = dir.appendingPathComponent("verifybackup.out").path
-        do {
-            let status = Spawn.wait(
-                try Spawn.start(
-                    tool,
-                    [
-                        "--no-parse-wal", "--quiet", "--ignore", "postgresql.auto.conf", "--ignore", "recovery.signal",
-                        "--ignore", "pg_hba.conf", pgdata,
-                    ], stdout: out, stderr: out))
-            let lines = ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").count  // unreadable output: the status still decides
-            if status == 0 {
-                checks.append(.passed("pg_verifybackup"))
-            } else {
-                // Its findings name files of the cluster: counted, not quoted.
-                checks.append(.failed("pg_verifybackup", reason: "pg_verifybackup exited \(status) with \(lines) lines of findings"))
-            }
-        } catch {
-            checks.append(.notRun("pg_verifybackup", reason: DrillRun.reason("pg_verifybackup could not run: \(error)")))
-        }
+        checks.append(
+            DrillRun.runVerifyBackup(
+                tool: tool, pgdata: pgdata, outputPrefix: dir.appendingPathComponent("verifybackup").path,
+                cores: ProcessInfo.processInfo.environment["TRESOR_DRILL_MEASURE_VERIFY_RUNS"].flatMap { Int($0) } ?? availableCores))  // MEASURE-ONLY
     }
 
     /// Starts the scratch server, waits for promotion, and runs the checks on it.
@@ -463,7 +449,9 @@ struct DrillRun {
         }
         let promoted: Bool
         do {
-            promoted = try server.startUntilPromoted(seconds: deadline.timeIntervalSinceNow, extraOptions: DrillRun.scratchSettings)
+            promoted = try server.startUntilPromoted(
+                seconds: deadline.timeIntervalSinceNow,
+                extraOptions: DrillRun.scratchSettings + " " + (ProcessInfo.processInfo.environment["TRESOR_DRILL_MEASURE_SETTINGS"] ?? ""))  // MEASURE-ONLY, removed before commit
         } catch {
             fail("connect", error)
             return
