@@ -433,7 +433,7 @@ struct DrillRun {
         checks.append(
             DrillRun.runVerifyBackup(
                 tool: tool, pgdata: pgdata, outputPrefix: dir.appendingPathComponent("verifybackup").path,
-                cores: ProcessInfo.processInfo.environment["TRESOR_DRILL_MEASURE_VERIFY_RUNS"].flatMap { Int($0) } ?? availableCores))  // MEASURE-ONLY
+                cores: availableCores))
     }
 
     /// Starts the scratch server, waits for promotion, and runs the checks on it.
@@ -451,7 +451,7 @@ struct DrillRun {
         do {
             promoted = try server.startUntilPromoted(
                 seconds: deadline.timeIntervalSinceNow,
-                extraOptions: DrillRun.scratchSettings + " " + (ProcessInfo.processInfo.environment["TRESOR_DRILL_MEASURE_SETTINGS"] ?? ""))  // MEASURE-ONLY, removed before commit
+                extraOptions: DrillRun.scratchSettings)
         } catch {
             fail("connect", error)
             return

@@ -152,7 +152,6 @@ final class TableReads: @unchecked Sendable {
     /// server). Only the checks' duration depends on it: a backend that cannot be reniced (not
     /// root and not the server's user) reads all the same.
     static func yieldToAmcheck(_ conn: PGConnection) {
-        guard ProcessInfo.processInfo.environment["TRESOR_DRILL_MEASURE_NICE"] != "0" else { return }  // MEASURE-ONLY
         // Unreadable pid: the read runs at the usual priority, which only makes the checks slower.
         guard let text = try? conn.query("SELECT pg_backend_pid()").first?.first ?? nil, let pid = id_t(text) else { return }
         _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), pid, readNice)  // refused: as above, slower only

@@ -27,7 +27,7 @@ import Glibc
             ScratchCluster.bin + "/pg_basebackup",
             [
                 "-h", cluster.socketDirectory, "-p", String(cluster.port), "-U", "postgres", "-D", pgdata, "-Fp", "-X", "none", "--manifest-checksums=SHA256",
-                "--no-sync",
+                "--no-sync", "--checkpoint=fast",
             ],
             asPostgres: true)
         return (tmp, pgdata)
