@@ -286,6 +286,18 @@ struct DrillRun {
     ///   and are applied whatever this setting says.
     static let scratchSettings = "-c fsync=off -c autovacuum=off -c full_page_writes=off"
 
+    /// `shared_buffers` of the scratch server for `bytes` restored: room for the whole restored
+    /// copy (a quarter more), at least PostgreSQL's default 128 MB, at most a quarter of the
+    /// host's memory. Replay changes pages all over the largest tables; with the default 128 MB
+    /// most of them are evicted (written and read again) before recovery ends. Measured on
+    /// `pgbench -s 60` (905 MB): recovery about 0.5 s shorter with 1 or 2 GB
+    /// (Benchmarks/README.md, drill section).
+    static func sharedBuffers(bytes: UInt64, memory: UInt64 = ProcessInfo.processInfo.physicalMemory) -> String {
+        let mb: UInt64 = 1 << 20
+        let want = max(128, (bytes / mb) * 5 / 4 + 1)
+        return "-c shared_buffers=\(min(want, max(128, memory / mb / 4)))MB"
+    }
+
     /// The database checks, in order; those not reached are recorded as not run.
     static let databaseChecks = ["restore", "pg_verifybackup", "connect", "target_reached", "amcheck", "read_tables", "data_checksums"]
 
@@ -451,7 +463,7 @@ struct DrillRun {
         do {
             promoted = try server.startUntilPromoted(
                 seconds: deadline.timeIntervalSinceNow,
-                extraOptions: DrillRun.scratchSettings)
+                extraOptions: DrillRun.scratchSettings + " " + DrillRun.sharedBuffers(bytes: bytes))
         } catch {
             fail("connect", error)
             return

@@ -118,3 +118,16 @@ import Glibc
         #expect(VerifyBackupPlan.split(files, runs: 1).ignores == [[]])
     }
 }
+
+/// The scratch server's `shared_buffers` (issue 11's drill speed): the whole restored copy fits,
+/// never below PostgreSQL's default, never above a quarter of the host's memory.
+@Suite struct DrillSharedBuffersTests {
+    @Test func theScratchServerGetsBuffersForTheWholeRestoredCopyButNeverMoreThanAQuarterOfTheMemory() {
+        let mb: UInt64 = 1 << 20
+        // pgbench -s 60: 905 MB restored, 24 GiB host.
+        #expect(DrillRun.sharedBuffers(bytes: 905 * mb, memory: 24 << 30) == "-c shared_buffers=1132MB")
+        #expect(DrillRun.sharedBuffers(bytes: 10 * mb, memory: 24 << 30) == "-c shared_buffers=128MB")
+        #expect(DrillRun.sharedBuffers(bytes: 100 << 30, memory: 24 << 30) == "-c shared_buffers=6144MB")
+        #expect(DrillRun.sharedBuffers(bytes: 100 << 30, memory: 256 * mb) == "-c shared_buffers=128MB")
+    }
+}
