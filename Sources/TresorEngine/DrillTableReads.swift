@@ -2,10 +2,6 @@ import Foundation
 import TresorCore
 import TresorPostgres
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// A drill's `read_tables` check, running on threads of its own while the drill's other checks
 /// go on: every user table and materialized view of every database of the scratch server read in
 /// full (every row, no index used; every compressed value decompressed and converted to text, see
@@ -126,7 +122,6 @@ final class TableReads: @unchecked Sendable {
                             "SET enable_indexscan = off; SET enable_indexonlyscan = off; SET enable_bitmapscan = off; SET max_parallel_workers_per_gather = 0"
                         )
                         connections[read.database] = c
-                        TableReads.yieldToAmcheck(c)
                     }
                 } catch {
                     found.withLock { $0.error = $0.error ?? "\(error)" }
@@ -139,22 +134,6 @@ final class TableReads: @unchecked Sendable {
                 }
             }
         }
-    }
-
-    /// The nice value of a reading backend. The drill's longest check is pg_amcheck's
-    /// heapallindexed pass over the largest index, one backend that cannot be split; the reads
-    /// (and amcheck's shorter jobs) fit beside it on the other cores, but at the same priority
-    /// they take turns with it on its core too and stretch it. At nice 10 a reading backend only
-    /// gets what amcheck's backends leave free, so the reads still finish, sooner than amcheck.
-    static let readNice: Int32 = 10
-
-    /// Lowers the priority of the backend serving `conn` to ``readNice`` (its pid from the
-    /// server). Only the checks' duration depends on it: a backend that cannot be reniced (not
-    /// root and not the server's user) reads all the same.
-    static func yieldToAmcheck(_ conn: PGConnection) {
-        // Unreadable pid: the read runs at the usual priority, which only makes the checks slower.
-        guard let text = try? conn.query("SELECT pg_backend_pid()").first?.first ?? nil, let pid = id_t(text) else { return }
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), pid, readNice)  // refused: as above, slower only
     }
 
     /// Waits until every table was read (or the reads gave up) and returns what they found.
