@@ -68,4 +68,83 @@ import TresorTestSupport
         let affected = try #require((check.json()?["tenants"] as? [String: [String: Any]])?["acme"]?["affected"] as? [String: Any])
         #expect(affected[secondID] != nil && affected[firstID] != nil, "\(affected.keys)")
     }
+
+    /// Bytes of `data` compressed by the `zstd` command at level 3 (independent of Tresor).
+    static func zstdBytes(_ data: [UInt8], dir: String) throws -> Int {
+        let path = dir + "/changed-pages"
+        try Data(data).write(to: URL(fileURLWithPath: path))
+        try ScratchCluster.run("/usr/bin/zstd", ["-q", "-3", "-f", path, "-o", path + ".zst"], asPostgres: false)
+        return try FileManager.default.attributesOfItem(atPath: path + ".zst")[.size] as? Int ?? 0
+    }
+
+    @Test func pagesAnUpdateTouchedAreStoredAsDeltasThatOutliveTheBackupTheyAreBasedOn() throws {
+        let f = try PostgresFixture()
+        try "[postgres]\nrelation_chunk_bytes = 524288\n".write(toFile: f.home + "/policies/zz-test.toml", atomically: true, encoding: .utf8)
+        try f.cluster.sql(
+            "CREATE TABLE t AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) AS filler FROM generate_series(1, 120000) g")
+        try f.cluster.sql("VACUUM (FREEZE) t")
+        try f.cluster.sql("CHECKPOINT")
+        let relation = f.cluster.dataDirectory + "/" + (try f.cluster.sql("SELECT pg_relation_filepath('t')"))
+        let old = [UInt8](try Data(contentsOf: URL(fileURLWithPath: relation)))
+        let before = try Self.packs(f)
+        let first = try #require(try f.expectOK(["--json", "pg", "basebackup", "acme"]).json())
+        let afterFirst = try Self.packs(f)
+        let firstPacks = afterFirst.filter { before[$0.key] == nil }
+
+        // One row in 40, in every page: each page gets a few changed bytes (the old row's xmax,
+        // ctid and flags, the page header), the new rows go to new pages at the end.
+        try f.cluster.sql("UPDATE t SET filler = upper(filler) WHERE id % 40 = 0")
+        let want = try f.cluster.sql("SELECT md5(string_agg(filler, ',' ORDER BY id)) FROM t")
+        try f.cluster.sql("CHECKPOINT")
+        // The pages the update changed, found by comparing the relation file with its copy.
+        let new = [UInt8](try Data(contentsOf: URL(fileURLWithPath: relation)))
+        let page = 8192
+        var changed: [UInt8] = []
+        for p in 0..<old.count / page where old[p * page..<(p + 1) * page] != new[p * page..<(p + 1) * page] {
+            changed += new[p * page..<(p + 1) * page]
+        }
+        let changedPages = changed.count / page
+        let wholePages = try Self.zstdBytes(changed, dir: f.dir.path)
+        let second = try #require(try f.expectOK(["--json", "pg", "basebackup", "acme"]).json())
+        let afterSecond = try Self.packs(f)
+        let secondBytes = afterSecond.filter { afterFirst[$0.key] == nil }.values.reduce(0, +)
+        #expect(changedPages * 10 > old.count / page * 9, "the update changed \(changedPages) of \(old.count / page) pages")
+        // Storing those pages whole costs at least what zstd makes of them; the second backup
+        // (everything it stored, new pages and catalogs included) stores under a quarter of that.
+        #expect(secondBytes * 4 < wholePages, "the second base backup stored \(secondBytes) bytes; the changed pages are \(wholePages) bytes in zstd")
+        #expect((second["pagesDelta"] as? Int ?? 0) >= changedPages, "\(second)")
+
+        // The restored files are the server's: pg_verifybackup against the backup's manifest.
+        let verified = f.dir.sub("verified").path
+        try f.expectOK(["pg", "restore", "acme", "--pgdata", verified, "--latest"])
+        try ScratchCluster.run(
+            ScratchCluster.bin + "/pg_verifybackup",
+            ["--no-parse-wal", "--quiet", "--ignore", "postgresql.auto.conf", "--ignore", "recovery.signal", "--ignore", "pg_hba.conf", verified],
+            asPostgres: false)
+
+        // The first backup goes (its manifest deleted, then retention prunes): the packs holding
+        // the second's base pages stay, check passes, and the second restores by itself.
+        let firstID = try #require(first["snapshot"] as? String)
+        let secondID = try #require(second["snapshot"] as? String)
+        try FileManager.default.removeItem(atPath: f.storePath + "/tenants/acme/snapshots/" + firstID)
+        try f.expectOK(["retention", "apply", "acme"])
+        let afterPrune = try Self.packs(f)
+        let base = try #require(firstPacks.max { $0.value < $1.value }?.key)
+        #expect(afterPrune[base] != nil, "prune deleted pack \(base), which holds the second backup's base pages")
+        try f.expectOK(["check", "acme", "--read-data"])
+        try f.cluster.sql("INSERT INTO marker VALUES (1, clock_timestamp())")
+        try f.cluster.switchAndWaitForArchive()
+        try f.cluster.stop()
+        let (restored, markers) = try f.restoreAndStart(["--latest"])
+        #expect(markers == [1])
+        #expect(try restored.sql("SELECT md5(string_agg(filler, ',' ORDER BY id)) FROM t") == want)
+        try restored.stop()
+
+        // A base pack lost: check finds it in the second backup (exit 3), not only in the first.
+        try FileManager.default.removeItem(atPath: f.storePath + "/tenants/acme/data/" + base)
+        let check = try f.tresor.run(["--json", "check", "acme"])
+        #expect(check.code == 3, "check exited \(check.code): \(check.stdout) \(check.stderr)")
+        let affected = try #require((check.json()?["tenants"] as? [String: [String: Any]])?["acme"]?["affected"] as? [String: Any])
+        #expect(affected[secondID] != nil, "\(affected.keys)")
+    }
 }
