@@ -81,7 +81,7 @@ public final class BaseBackup {
             settings: .init(policy: policy, uploaders: repository.store.capabilities.writeConcurrency))
         chunker = ChunkStream(repository: repository, writer: writer, maxChunk: policy.chunkMax)
         bases = try BaseChunkCache(repository: repository, index: index)
-        pages = PagedStream(
+        pages = try PagedStream(
             repository: repository, writer: writer, groupBytes: settings.relationChunkBytes, bases: bases,
             maxDeltaBytes: settings.pageDeltaMaxBytes)
         self.index = index

@@ -207,14 +207,11 @@ public final class PagedStream {
     public static let pageSize = 8192
     private static let unset = ObjectID([UInt8](repeating: 0, count: ObjectID.byteCount))
 
-    /// Equal bytes between two differences that end a run (fewer are carried in the run: a run
-    /// header costs 4 bytes).
-    static let runGap = 8
-
     private let writer: BlobWriter
     private let ids: PageGroupID
     private let deltaIDs: PageGroupID
     private let bases: BaseChunkCache?
+    private let codec: PageDeltaCodec
     /// The most bytes a page's delta (its runs with their headers) may take; a page that differs
     /// from its base by more is stored whole and becomes the base of its next deltas.
     private let maxDeltaBytes: Int
@@ -252,13 +249,14 @@ public final class PagedStream {
     /// a chunk of changed pages, and a chunk of deltas. `bases` opens the previous versions'
     /// chunks so a changed page can be stored as its difference from its base page; nil stores
     /// every changed page whole (and no deltas are written), as does `maxDeltaBytes` 0.
-    public init(repository: TenantRepository, writer: BlobWriter, groupBytes: Int, bases: BaseChunkCache? = nil, maxDeltaBytes: Int = 0) {
+    public init(repository: TenantRepository, writer: BlobWriter, groupBytes: Int, bases: BaseChunkCache? = nil, maxDeltaBytes: Int = 0) throws {
         precondition(maxDeltaBytes >= 0 && maxDeltaBytes <= Self.pageSize / 2, "a delta is smaller than half a page")
         precondition(groupBytes % Self.pageSize == 0 && groupBytes > 0, "page groups are whole pages")
         self.writer = writer
         self.groupBytes = groupBytes
         self.bases = maxDeltaBytes > 0 ? bases : nil
         self.maxDeltaBytes = maxDeltaBytes
+        codec = try PageDeltaCodec()
         ids = PageGroupID(keys: repository.keys)
         deltaIDs = PageGroupID(keys: repository.keys)
         page = .allocate(byteCount: Self.pageSize, alignment: 64)
@@ -389,8 +387,7 @@ public final class PagedStream {
         if groupBytes - deltaFill < maxDeltaBytes { try storeDeltas() }
         var written: Int? = nil
         let read = bases!.withBytes(of: base, offset: Int(offset), length: Self.pageSize) { old in
-            written = Self.encodeRuns(
-                new: view, old: old, into: UnsafeMutableRawBufferPointer(rebasing: delta[deltaFill..<deltaFill + maxDeltaBytes]))
+            written = codec.encode(new: view, old: old, into: UnsafeMutableRawBufferPointer(rebasing: delta[deltaFill..<deltaFill + maxDeltaBytes]))
         }
         guard read, let length = written else { return false }
         if length == 0 {
@@ -413,38 +410,6 @@ public final class PagedStream {
         deltaPages += 1
         deltaBytes += length
         return true
-    }
-
-    /// Writes the runs that turn `old` into `new` (both one page) into `out`, each a UInt16
-    /// offset, a UInt16 length and the new bytes; stretches of fewer than ``runGap`` equal bytes
-    /// stay inside a run. The bytes written, 0 when the pages are equal, nil when the runs do not
-    /// fit in `out`.
-    static func encodeRuns(new: UnsafeRawBufferPointer, old: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) -> Int? {
-        let n = new.count
-        let a = new.baseAddress!, b = old.baseAddress!
-        var i = 0, w = 0
-        while i < n {
-            while i + 8 <= n && a.loadUnaligned(fromByteOffset: i, as: UInt64.self) == b.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
-                i += 8
-            }
-            while i < n && a.load(fromByteOffset: i, as: UInt8.self) == b.load(fromByteOffset: i, as: UInt8.self) { i += 1 }
-            guard i < n else { break }
-            let start = i
-            var end = i + 1
-            var j = i + 1
-            while j < n && j - end < runGap {
-                if a.load(fromByteOffset: j, as: UInt8.self) != b.load(fromByteOffset: j, as: UInt8.self) { end = j + 1 }
-                j += 1
-            }
-            let len = end - start
-            guard out.count - w >= 4 + len else { return nil }
-            out.storeBytes(of: UInt16(start).littleEndian, toByteOffset: w, as: UInt16.self)
-            out.storeBytes(of: UInt16(len).littleEndian, toByteOffset: w + 2, as: UInt16.self)
-            (out.baseAddress! + w + 4).copyMemory(from: a + start, byteCount: len)
-            w += 4 + len
-            i = end
-        }
-        return w
     }
 
     private func storeDeltas() throws {

@@ -34,9 +34,9 @@ public struct TreeNode: Sendable, Equatable {
 
     /// A page of a ``Flags/pageDeltas`` file stored as its difference from the page its slices
     /// name (the base page, always stored whole): `length` bytes from `offset` of the plaintext of
-    /// `chunks[chunk]` are runs, each a little-endian UInt16 offset in the page, a UInt16 length
-    /// and that many bytes, which replace the base page's bytes there. The file's content is its
-    /// slices' bytes with every delta's runs written over its page.
+    /// `chunks[chunk]` are the delta (``PageDeltaCodec``: runs of replaced bytes, or a zstd frame
+    /// with the base page as prefix). The file's content is its slices' bytes with every delta
+    /// page made from its base page.
     public struct PageDelta: Sendable, Equatable {
         /// The page's number in the file (a whole page, never the short last one).
         public var page: UInt32
@@ -48,22 +48,6 @@ public struct TreeNode: Sendable, Equatable {
             self.chunk = chunk
             self.offset = offset
             self.length = length
-        }
-
-        /// Writes the runs in `runs` over `page` (``PagedStream/pageSize`` bytes); false when a run
-        /// is truncated or reaches past the page (a damaged delta).
-        public static func apply(_ runs: UnsafeRawBufferPointer, to page: UnsafeMutableRawBufferPointer) -> Bool {
-            var at = 0
-            while at < runs.count {
-                guard runs.count - at >= 4 else { return false }
-                let o = Int(UInt16(littleEndian: runs.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
-                let n = Int(UInt16(littleEndian: runs.loadUnaligned(fromByteOffset: at + 2, as: UInt16.self)))
-                at += 4
-                guard n <= runs.count - at, o + n <= page.count else { return false }
-                (page.baseAddress! + o).copyMemory(from: runs.baseAddress! + at, byteCount: n)
-                at += n
-            }
-            return true
         }
     }
 

@@ -21,11 +21,13 @@ public final class TreeReader {
     /// the base pages).
     fileprivate var deltaPlain: [UInt8] = []
     fileprivate var deltaOpened: ObjectID?
+    fileprivate let codec: PageDeltaCodec
 
     public init(repository: TenantRepository, index: RepositoryIndex) throws {
         repo = repository
         self.index = index
         opener = try BlobOpener(keys: repository.keys)
+        codec = try PageDeltaCodec()
     }
 
     deinit { page.deallocate() }
@@ -215,7 +217,7 @@ public final class FileContent {
                     try reader.openDeltaChunk(node.chunks[Int(d.chunk)])
                     guard Int(d.offset) + Int(d.length) <= reader.deltaPlain.count,
                         reader.deltaPlain.withUnsafeBytes({
-                            TreeNode.PageDelta.apply(UnsafeRawBufferPointer(rebasing: $0[Int(d.offset)..<Int(d.offset) + Int(d.length)]), to: reader.page)
+                            reader.codec.apply(UnsafeRawBufferPointer(rebasing: $0[Int(d.offset)..<Int(d.offset) + Int(d.length)]), to: reader.page)
                         })
                     else {
                         throw RepositoryError(.corrupt, "\(node.displayPath) has a damaged page delta or one past the end of its chunk")

@@ -544,6 +544,15 @@ public final class TreeRestorer {
             // The page a delta is applied to: read back, patched, written (one buffer per thread).
             let page = UnsafeMutableRawBufferPointer.allocate(byteCount: PagedStream.pageSize, alignment: 64)
             defer { page.deallocate() }
+            let codec: PageDeltaCodec
+            do {
+                codec = try PageDeltaCodec()
+            } catch {
+                while let (_, blobs) = queue.pop() {
+                    failures.withLock { f in for (_, (_, ps)) in blobs { for p in ps { f[p.file] = "\(error)" } } }
+                }
+                return
+            }
             while let (pack, blobs) = queue.pop() {
                 let sorted = blobs.sorted { $0.value.0.offset < $1.value.0.offset }
                 for window in PackFormat.readWindows(sorted.map { $0.value.0.range }, maxBytes: PackFormat.readWindowBytes) {
@@ -575,7 +584,7 @@ public final class TreeRestorer {
                             case .success(let f):
                                 let piece = p.length.map { Int(p.from)..<Int(p.from) + Int($0) } ?? plain.indices
                                 if p.delta {
-                                    if let problem = Self.applyDelta(plain[piece], page: page, fd: f, at: p.offset) {
+                                    if let problem = Self.applyDelta(plain[piece], codec: codec, page: page, fd: f, at: p.offset) {
                                         failures.withLock { $0[p.file] = problem }
                                         continue
                                     }
@@ -606,9 +615,11 @@ public final class TreeRestorer {
         }
     }
 
-    /// Reads the page at `offset` back into `page`, writes the delta's runs over it and writes it
-    /// again; why it could not.
-    private static func applyDelta(_ runs: ArraySlice<UInt8>, page: UnsafeMutableRawBufferPointer, fd: Int32, at offset: UInt64) -> String? {
+    /// Reads the base page at `offset` back into `page`, makes the delta's page of it and writes
+    /// that; why it could not.
+    private static func applyDelta(
+        _ delta: ArraySlice<UInt8>, codec: PageDeltaCodec, page: UnsafeMutableRawBufferPointer, fd: Int32, at offset: UInt64
+    ) -> String? {
         var done = 0
         while done < page.count {
             let n = pread(fd, page.baseAddress! + done, page.count - done, off_t(offset) + off_t(done))
@@ -617,8 +628,8 @@ public final class TreeRestorer {
             if n == 0 { return "a page delta lies past the end of the file" }
             done += n
         }
-        guard runs.withUnsafeBytes({ TreeNode.PageDelta.apply($0, to: page) }) else {
-            return "a page delta is damaged (a run reaches past its page)"
+        guard delta.withUnsafeBytes({ codec.apply($0, to: page) }) else {
+            return "a page delta is damaged (it does not make a page from its base page)"
         }
         if let e = write(UnsafeRawBufferPointer(page), fd: fd, at: offset) { return "cannot write: \(e)" }
         return nil

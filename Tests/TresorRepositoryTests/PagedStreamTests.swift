@@ -15,7 +15,7 @@ import TresorTestSupport
         index: RepositoryIndex, maxDeltaBytes: Int = 0
     ) throws -> (node: TreeNode, reused: Int, stored: Int) {
         let writer = try BlobWriter(repository: temp.repository, index: index, settings: .init(policy: temp.policy.backup, uploaders: 1))
-        let stream = PagedStream(
+        let stream = try PagedStream(
             repository: temp.repository, writer: writer, groupBytes: 4 * page,
             bases: try BaseChunkCache(repository: temp.repository, index: index), maxDeltaBytes: maxDeltaBytes)
         stream.begin(previous: previous)
@@ -153,8 +153,8 @@ import TresorTestSupport
             maxDeltaBytes: 1024)
         #expect(second.node.pageDeltas.map(\.page) == stride(from: 0, to: 40, by: 2).map(UInt32.init))
         #expect(second.reused == 19 && second.stored == 1, "reused \(second.reused), stored \(second.stored)")
-        // Each delta holds its runs, not a page: two runs of the touched bytes and their headers.
-        #expect(second.node.pageDeltas.allSatisfy { $0.length == 4 + 6 + 4 + 12 }, "\(second.node.pageDeltas.map(\.length))")
+        // Each delta holds its runs, not a page: its kind, two runs of the touched bytes and their headers.
+        #expect(second.node.pageDeltas.allSatisfy { $0.length == 1 + 4 + 6 + 4 + 12 }, "\(second.node.pageDeltas.map(\.length))")
         // The tree names every chunk it needs: the first backup's (the bases) and its own.
         #expect(Set(first.node.chunks).isSubset(of: Set(second.node.chunks)))
         #expect(try Self.restoreAndRead(second.node, temp: temp, name: "r2") == v2)
@@ -171,7 +171,7 @@ import TresorTestSupport
         // Page 0's new delta is against its whole first version (chain depth one): the slice of
         // page 0 names a chunk of the first backup, and the delta holds all three touched runs.
         #expect(first.node.chunks.contains(third.node.chunks[Int(third.node.slices[0].chunk)]))
-        let runs0 = 4 + 6 + 4 + 3 + 4 + 12
+        let runs0 = 1 + 4 + 6 + 4 + 3 + 4 + 12
         #expect(byPage[0].map { Int($0.length) } == runs0)
         #expect(byPage[2] == nil)
         // Page 4 reuses the second backup's delta as it is.
@@ -182,13 +182,35 @@ import TresorTestSupport
         #expect(try Self.restoreAndRead(second.node, temp: temp, name: "r2b") == v2)
     }
 
-    @Test func aDeltaThatReachesPastItsPageIsReportedNotWritten() throws {
+    @Test func aDamagedDeltaIsReportedNotApplied() throws {
+        let codec = try PageDeltaCodec()
         let page = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.page, alignment: 8)
         defer { page.deallocate() }
-        let bad: [UInt8] = [0xF0, 0x1F, 0x20, 0x00] + [UInt8](repeating: 1, count: 32)  // offset 8176, 32 bytes
-        #expect(!bad.withUnsafeBytes { TreeNode.PageDelta.apply($0, to: page) })
-        let truncated: [UInt8] = [0x00, 0x00, 0x08]
-        #expect(!truncated.withUnsafeBytes { TreeNode.PageDelta.apply($0, to: page) })
+        let bad: [UInt8] = [1, 0xF0, 0x1F, 0x20, 0x00] + [UInt8](repeating: 1, count: 32)  // offset 8176, 32 bytes
+        #expect(!bad.withUnsafeBytes { codec.apply($0, to: page) })
+        let truncated: [UInt8] = [1, 0x00, 0x00, 0x08]
+        #expect(!truncated.withUnsafeBytes { codec.apply($0, to: page) })
+        let notAFrame: [UInt8] = [2, 0x28, 0xB5, 0x2F, 0xFD, 0, 0]
+        #expect(!notAFrame.withUnsafeBytes { codec.apply($0, to: page) })
+        #expect(![UInt8]([9, 0, 0, 0, 0]).withUnsafeBytes { codec.apply($0, to: page) })
+    }
+
+    @Test func aPageWhoseTuplesMovedIsStoredAsZstdAgainstItsBaseAndComesBack() throws {
+        // As pruning compacts a page: its second half moves 136 bytes towards its end.
+        var rng = SeededRandom(seed: 13)
+        let old = rng.bytes(Self.page)
+        var new = old
+        new.replaceSubrange(4096 + 136..<Self.page, with: old[4096..<Self.page - 136])
+        new.replaceSubrange(4096..<4096 + 136, with: [UInt8](repeating: 0, count: 136))
+        let codec = try PageDeltaCodec()
+        var out = [UInt8](repeating: 0, count: 1024)
+        let n = try #require(
+            new.withUnsafeBytes { a in old.withUnsafeBytes { b in out.withUnsafeMutableBytes { codec.encode(new: a, old: b, into: $0) } } })
+        // Random bytes: runs would carry the whole moved half; the frame refers to where it was.
+        #expect(out[0] == 2 && n < 200, "kind \(out[0]), \(n) bytes")
+        var page = old
+        #expect(out[0..<n].withUnsafeBytes { d in page.withUnsafeMutableBytes { codec.apply(d, to: $0) } })
+        #expect(page == new)
     }
 
     @Test func pageDeltasInATTR3TreeAreRefused() throws {
