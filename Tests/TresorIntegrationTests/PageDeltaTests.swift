@@ -125,7 +125,7 @@ import TresorTestSupport
         // needed) and prunes: packs written before the second backup stay (its base pages; prune
         // may have repacked them), check passes, and the second restores by itself.
         let secondID = try #require(second["snapshot"] as? String)
-        let retention = try #require(try f.expectOK(["--json", "--now", "2099-01-01T00:00:00Z", "retention", "apply", "acme"]).json())
+        let retention = try #require(try f.expectOK(["--json", "--now", "2099-01-01T00:00:00Z", "retention", "apply", "acme"]).jsonArray()?.first)
         let prune = (retention["stores"] as? [[String: Any]])?.first?["prune"] as? [String: Any]
         #expect(prune?["snapshotsDeleted"] as? Int == 1, "\(retention)")
         let afterPrune = try Self.packs(f)
