@@ -49,13 +49,7 @@ import TresorTestSupport
 
         // The second backup restores by itself, and the repository checks.
         try f.expectOK(["check", "acme", "--read-data"])
-        try f.cluster.sql("INSERT INTO marker VALUES (1, clock_timestamp())")
-        try f.cluster.switchAndWaitForArchive()
-        try f.cluster.stop()
-        let (restored, markers) = try f.restoreAndStart(["--latest"])
-        #expect(markers == [1])
-        #expect(try restored.sql("SELECT md5(string_agg(filler, ',' ORDER BY id)) FROM t") == want)
-        try restored.stop()
+        try Self.restoreLatest(f, want: want)
 
         // A pack the first backup wrote holds pages the second still uses: losing it breaks
         // both, and check says so (exit 3) for the second too.
@@ -67,6 +61,18 @@ import TresorTestSupport
         #expect(check.code == 3, "check exited \(check.code): \(check.stdout) \(check.stderr)")
         let affected = try #require((check.json()?["tenants"] as? [String: [String: Any]])?["acme"]?["affected"] as? [String: Any])
         #expect(affected[secondID] != nil && affected[firstID] != nil, "\(affected.keys)")
+    }
+
+    /// Commits a marker row, stops the cluster, restores the latest base backup and its WAL into
+    /// a new data directory and checks the marker and table `t` (its `md5` must be `want`).
+    static func restoreLatest(_ f: PostgresFixture, want: String) throws {
+        try f.cluster.sql("INSERT INTO marker VALUES (1, clock_timestamp())")
+        try f.cluster.switchAndWaitForArchive()
+        try f.cluster.stop()
+        let (restored, markers) = try f.restoreAndStart(["--latest"])
+        #expect(markers == [1])
+        #expect(try restored.sql("SELECT md5(string_agg(filler, ',' ORDER BY id)) FROM t") == want)
+        try restored.stop()
     }
 
     /// Bytes of `data` compressed by the `zstd` command at level 3 (independent of Tresor).
@@ -132,13 +138,7 @@ import TresorTestSupport
         let older = afterPrune.keys.filter { !(afterSecond[$0] != nil && afterFirst[$0] == nil) }
         #expect(!older.isEmpty, "prune deleted every pack the second backup did not write, its base pages with them")
         try f.expectOK(["check", "acme", "--read-data"])
-        try f.cluster.sql("INSERT INTO marker VALUES (1, clock_timestamp())")
-        try f.cluster.switchAndWaitForArchive()
-        try f.cluster.stop()
-        let (restored, markers) = try f.restoreAndStart(["--latest"])
-        #expect(markers == [1])
-        #expect(try restored.sql("SELECT md5(string_agg(filler, ',' ORDER BY id)) FROM t") == want)
-        try restored.stop()
+        try Self.restoreLatest(f, want: want)
 
         // The base packs lost: check finds it in the second backup (exit 3).
         for key in older { try FileManager.default.removeItem(atPath: f.storePath + "/tenants/acme/data/" + key) }

@@ -72,24 +72,7 @@ import TresorTestSupport
         #expect(try temp.store.list(prefix: "tenants/acme/data/").count > packsBefore)
 
         // Restored from slices of both backups' chunks, byte for byte; and read in order.
-        let reopened = try temp.reopen()
-        let all = try reopened.loadIndex()
-        let target = temp.directory.sub("restore").path
-        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-        let dir = TreeNode(
-            path: "pgdata", kind: .directory, mode: 0o700, mtimeSeconds: 0, mtimeNanoseconds: 0, uid: 0, gid: 0,
-            size: 0, device: 0, inode: 0)
-        let dirs = ["pgdata/base", "pgdata/base/5"].map { p in
-            var d = dir; d.pathBytes = Array(p.utf8); return d
-        }
-        let report = try TreeRestorer(repository: reopened, index: all, sync: false).restore(nodes: [dir] + dirs + [second.node], to: target)
-        #expect(report.failed.isEmpty, "\(report.failed)")
-        #expect(FileManager.default.contents(atPath: target + "/pgdata/base/5/16384") == Data(v2))
-        var read: [UInt8] = []
-        try TreeReader(repository: reopened, index: all).forEach([second.node]) { _, content in
-            while try content!.next({ read += $0 }) {}
-        }
-        #expect(read == v2)
+        #expect(try Self.restoreAndRead(second.node, temp: temp, name: "restore") == v2)
     }
 
     /// The file `node` restores to (with ``TreeRestorer``) and reads as (with ``TreeReader``,
