@@ -31,8 +31,9 @@ public struct BaseBackupResult: Codable, Sendable, JobResult {
     /// them were stored whole (nothing is missing from this backup; `check` reports the chunks).
     public var unreadableBaseChunks: [String]
     public var seconds: Double
-    /// A base backup that ran to its end is whole (anything less throws).
-    public var outcome: Outcome { .ok }
+    /// A base backup that ran to its end is whole (anything less throws); a previous backup's
+    /// chunk that could not be read is damage found in the repository (exit 3).
+    public var outcome: Outcome { unreadableBaseChunks.isEmpty ? .ok : .problemFound }
 }
 
 extension WALStreamer.Stats: JobResult {

@@ -146,5 +146,13 @@ import TresorTestSupport
         #expect(check.code == 3, "check exited \(check.code): \(check.stdout) \(check.stderr)")
         let affected = try #require((check.json()?["tenants"] as? [String: [String: Any]])?["acme"]?["affected"] as? [String: Any])
         #expect(affected[secondID] != nil, "\(affected.keys)")
+
+        // The next base backup cannot read those bases: it stores their pages whole, names the
+        // chunks it could not read and exits 3.
+        try f.cluster.start()
+        let third = try f.tresor.run(["--json", "pg", "basebackup", "acme"])
+        #expect(third.code == 3, "basebackup exited \(third.code): \(third.stdout) \(third.stderr)")
+        let unreadable = try #require(third.json()?["unreadableBaseChunks"] as? [String], "\(third.stdout)")
+        #expect(!unreadable.isEmpty)
     }
 }
