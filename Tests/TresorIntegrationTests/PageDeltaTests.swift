@@ -19,17 +19,22 @@ import TresorTestSupport
         return out
     }
 
-    @Test func aFewScatteredRowUpdatesDoNotStoreTheWholeTableAgainAndEachBackupStaysWhole() throws {
+    /// A cluster with table `t`: about 2,300 pages of poorly compressible rows, hint bits and the
+    /// visibility map set (reading it later changes no page), checkpointed; and the default
+    /// policy's 512 KiB relation chunks (the test policy's are smaller): a chunk holds 64 pages,
+    /// so storing by chunk would store every chunk again after scattered updates.
+    static func fixtureWithTable() throws -> PostgresFixture {
         let f = try PostgresFixture()
-        // The default policy's 512 KiB chunks (the test policy's are smaller): a chunk holds 64
-        // pages, so storing by chunk would store every chunk again below.
         try "[postgres]\nrelation_chunk_bytes = 524288\n".write(toFile: f.home + "/policies/zz-test.toml", atomically: true, encoding: .utf8)
-        // About 2,300 pages of poorly compressible rows; hint bits and the visibility map set, so
-        // reading the table later changes no page.
         try f.cluster.sql(
             "CREATE TABLE t AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) AS filler FROM generate_series(1, 120000) g")
         try f.cluster.sql("VACUUM (FREEZE) t")
         try f.cluster.sql("CHECKPOINT")
+        return f
+    }
+
+    @Test func aFewScatteredRowUpdatesDoNotStoreTheWholeTableAgainAndEachBackupStaysWhole() throws {
+        let f = try Self.fixtureWithTable()
         let before = try Self.packs(f)
         let first = try #require(try f.expectOK(["--json", "pg", "basebackup", "acme"]).json())
         let afterFirst = try Self.packs(f)
@@ -84,12 +89,7 @@ import TresorTestSupport
     }
 
     @Test func pagesAnUpdateTouchedAreStoredAsDeltasThatOutliveTheBackupTheyAreBasedOn() throws {
-        let f = try PostgresFixture()
-        try "[postgres]\nrelation_chunk_bytes = 524288\n".write(toFile: f.home + "/policies/zz-test.toml", atomically: true, encoding: .utf8)
-        try f.cluster.sql(
-            "CREATE TABLE t AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) AS filler FROM generate_series(1, 120000) g")
-        try f.cluster.sql("VACUUM (FREEZE) t")
-        try f.cluster.sql("CHECKPOINT")
+        let f = try Self.fixtureWithTable()
         let relation = f.cluster.dataDirectory + "/" + (try f.cluster.sql("SELECT pg_relation_filepath('t')"))
         let old = [UInt8](try Data(contentsOf: URL(fileURLWithPath: relation)))
         try f.expectOK(["pg", "basebackup", "acme"])
