@@ -115,8 +115,11 @@ struct PGCommand: ParsableCommand {
                 line.update(bytes: bytes, totalBytes: estimate, files: files)
             }
             line.end()
-            ctx.emit(r) {
+            ctx.emit(r, outcome: r.outcome) {
                 "base backup \(r.snapshot.prefix(8)) of \(r.tenant): \(r.files) files, \(formatBytes(r.bytes)), stored \(formatBytes(r.newBytesStored)) new in \(String(format: "%.1f", r.seconds)) s\n  wal \(r.postgres.startLSN) .. \(r.postgres.endLSN) on timeline \(r.postgres.timeline) (\(r.postgres.startWAL) .. \(r.postgres.endWAL))"
+                    + (r.unreadableBaseChunks.isEmpty
+                        ? ""
+                        : "\nproblem: \(r.unreadableBaseChunks.count) chunks of the previous base backup could not be read; the pages based on them were stored whole (run tresor check \(r.tenant))")
             }
         }
     }

@@ -51,6 +51,10 @@ public struct Policy: Sendable, Equatable {
         /// pages (`heap_compression_level`; when the key is absent, as in homes made before it
         /// existed, the shipped 1).
         public var heapCompressionLevel: Int
+        /// The most bytes a changed relation page's difference from its base page may take to be
+        /// stored as that difference (`page_delta_max_bytes`; 0: every changed page is stored
+        /// whole; when the key is absent, as in homes made before it existed, the shipped 1024).
+        public var pageDeltaMaxBytes: Int = 1024
         /// How long a base backup waits for its WAL to reach the archive before it fails.
         public var archiveWait: PolicyDuration
         /// `pg stream`: the longest streamed WAL stays only in memory before it is stored as the
@@ -211,6 +215,7 @@ public struct Policy: Sendable, Equatable {
                 "postgres.relation_chunk_bytes": .integer(8192...(64 * mib)),
                 "postgres.index_compression_level": .integer(1...19),
                 "postgres.heap_compression_level": .integer(1...19),
+                "postgres.page_delta_max_bytes": .integer(0...4096),
                 "postgres.archive_wait": .duration(0...day),
                 "postgres.stream_flush_interval": .duration(0.001...3600),
                 "postgres.stream_status_interval": .duration(0.001...3600),
@@ -251,6 +256,7 @@ public struct Policy: Sendable, Equatable {
     public static let figuresOlderHomesLack: [String: TOMLValue] = [
         "postgres.index_compression_level": .integer(6),
         "postgres.heap_compression_level": .integer(1),
+        "postgres.page_delta_max_bytes": .integer(1024),
         "documents.daily_snapshots_kept": .integer(31),
         "postgres.recovery_window": .string("30d"),
         "postgres.base_backup_interval": .string("1d"),
@@ -308,6 +314,7 @@ public struct Policy: Sendable, Equatable {
             relationChunkBytes: try r.int("postgres.relation_chunk_bytes"),
             indexCompressionLevel: try r.int("postgres.index_compression_level"),
             heapCompressionLevel: try r.int("postgres.heap_compression_level"),
+            pageDeltaMaxBytes: try r.int("postgres.page_delta_max_bytes"),
             archiveWait: try r.duration("postgres.archive_wait"),
             streamFlushInterval: try r.duration("postgres.stream_flush_interval"),
             streamStatusInterval: try r.duration("postgres.stream_status_interval"),

@@ -23,9 +23,17 @@ public struct BaseBackupResult: Codable, Sendable, JobResult {
     /// again), and pages stored.
     public var pagesReused: Int
     public var pagesStored: Int
+    /// Changed pages stored as their difference from their base page (counted in neither of
+    /// the above), and those differences' bytes before compression.
+    public var pagesDelta: Int
+    public var deltaBytes: Int
+    /// Base chunks of the previous base backup that could not be read, so the pages based on
+    /// them were stored whole (nothing is missing from this backup; `check` reports the chunks).
+    public var unreadableBaseChunks: [String]
     public var seconds: Double
-    /// A base backup that ran to its end is whole (anything less throws).
-    public var outcome: Outcome { .ok }
+    /// A base backup that ran to its end is whole (anything less throws); a previous backup's
+    /// chunk that could not be read is damage found in the repository (exit 3).
+    public var outcome: Outcome { unreadableBaseChunks.isEmpty ? .ok : .problemFound }
 }
 
 extension WALStreamer.Stats: JobResult {
@@ -61,7 +69,8 @@ extension Installation {
                         relationChunkBytes: policy.postgres.relationChunkBytes,
                         archiveWaitSeconds: policy.postgres.archiveWait.seconds,
                         indexCompressionLevel: policy.postgres.indexCompressionLevel,
-                        heapCompressionLevel: policy.postgres.heapCompressionLevel),
+                        heapCompressionLevel: policy.postgres.heapCompressionLevel,
+                        pageDeltaMaxBytes: policy.postgres.pageDeltaMaxBytes),
                     clock: clock)
                 if let progress {
                     // Only for the ETA: a server that does not answer leaves the line without one.
@@ -74,6 +83,7 @@ extension Installation {
                     tenant: name, snapshot: id.hex, postgres: m.postgres!, files: m.stats.files, bytes: m.stats.bytes,
                     newBlobs: m.stats.newBlobs, newBytesStored: m.stats.newBytesStored,
                     pagesReused: backup.pagesReused, pagesStored: backup.pagesStored,
+                    pagesDelta: backup.pagesDelta, deltaBytes: backup.deltaBytes, unreadableBaseChunks: backup.unreadableBases,
                     seconds: Date().timeIntervalSince(wallStart))
                 return result
             })

@@ -32,7 +32,14 @@ public final class BaseBackup {
         /// zstd level for the other relation chunks (heap, TOAST, free-space and visibility maps;
         /// nil: the policy's level).
         public var heapCompressionLevel: Int?
-        public init(relationChunkBytes: Int, archiveWaitSeconds: Double, indexCompressionLevel: Int? = nil, heapCompressionLevel: Int? = nil) {
+        /// The most bytes a changed page's difference from its base page may take to be stored
+        /// as that difference (0: changed pages are stored whole).
+        public var pageDeltaMaxBytes: Int
+        public init(
+            relationChunkBytes: Int, archiveWaitSeconds: Double, indexCompressionLevel: Int? = nil, heapCompressionLevel: Int? = nil,
+            pageDeltaMaxBytes: Int = 0
+        ) {
+            self.pageDeltaMaxBytes = pageDeltaMaxBytes
             self.relationChunkBytes = relationChunkBytes
             self.archiveWaitSeconds = archiveWaitSeconds
             self.indexCompressionLevel = indexCompressionLevel
@@ -47,10 +54,17 @@ public final class BaseBackup {
     private let clock: any Clock
     private let chunker: ChunkStream
     private let pages: PagedStream
+    private let bases: BaseChunkCache
     /// Pages of relation files found unchanged since the previous base backup (not stored again),
     /// and pages stored; set by ``run(dsn:archive:)``.
     public private(set) var pagesReused = 0
     public private(set) var pagesStored = 0
+    /// Changed pages stored as their difference from their base page, and those differences'
+    /// bytes before compression.
+    public private(set) var pagesDelta = 0
+    public private(set) var deltaBytes = 0
+    /// Base chunks of the previous backup that could not be read (their pages were stored whole).
+    public var unreadableBases: [String] { bases.failures }
     /// Called as the server's stream is read: bytes read so far and files finished. On the
     /// backup's own thread.
     public var progress: ((_ bytes: UInt64, _ files: Int) -> Void)?
@@ -66,7 +80,10 @@ public final class BaseBackup {
             repository: repository, index: index,
             settings: .init(policy: policy, uploaders: repository.store.capabilities.writeConcurrency))
         chunker = ChunkStream(repository: repository, writer: writer, maxChunk: policy.chunkMax)
-        pages = PagedStream(repository: repository, writer: writer, groupBytes: settings.relationChunkBytes)
+        bases = try BaseChunkCache(repository: repository, index: index)
+        pages = try PagedStream(
+            repository: repository, writer: writer, groupBytes: settings.relationChunkBytes, bases: bases,
+            maxDeltaBytes: settings.pageDeltaMaxBytes)
         self.index = index
     }
 
@@ -176,13 +193,19 @@ public final class BaseBackup {
                                     uid: e.uid, gid: e.gid, size: e.size, device: 0, inode: 0)
                                 switch e.kind {
                                 case .file where paged:
-                                    let (chunks, slices, digests) = try self.pages.finish()
+                                    let (chunks, slices, digests, deltas) = try self.pages.finish()
                                     n.chunks = chunks
                                     n.slices = slices
                                     n.pageDigests = digests
                                     n.flags.insert(.paged)
+                                    if !deltas.isEmpty {
+                                        n.pageDeltas = deltas
+                                        n.flags.insert(.pageDeltas)
+                                    }
                                     self.pagesReused += self.pages.reusedPages
                                     self.pagesStored += self.pages.storedPages
+                                    self.pagesDelta += self.pages.deltaPages
+                                    self.deltaBytes += self.pages.deltaBytes
                                     stats.files += 1
                                     stats.filesRead += 1
                                     stats.bytes += e.size

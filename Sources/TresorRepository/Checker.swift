@@ -197,6 +197,12 @@ public struct Checker {
                         // A paged file's slice must lie inside the chunk it names.
                         missing.append("snapshot \(id.short): \(n.displayPath) has a slice past the end of chunk \(n.chunks[Int(bad.chunk)].short)")
                         paths.append(n.displayPath)
+                    } else if let bad = n.pageDeltas.first(where: { d in
+                        index.location(of: n.chunks[Int(d.chunk)]).map { UInt64(d.offset) + UInt64(d.length) > UInt64($0.rawLength) } ?? true
+                    }) {
+                        // A page delta, likewise.
+                        missing.append("snapshot \(id.short): \(n.displayPath) has a page delta past the end of chunk \(n.chunks[Int(bad.chunk)].short)")
+                        paths.append(n.displayPath)
                     }
                 }
             } catch  where RepositoryError.isDamage(error) {

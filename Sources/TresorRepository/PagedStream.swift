@@ -15,9 +15,15 @@ public struct PagedPrevious: Sendable {
     let digests: [UInt8]
     let chunks: [ObjectID]
     /// For each full page of the previous version: the index in `chunks` (-1: store it again)
-    /// and the byte offset in that chunk's plaintext.
+    /// and the byte offset in that chunk's plaintext. For a delta page, its base page.
     let pageChunk: [Int32]
     let pageOffset: [UInt32]
+    /// For each full page stored as a delta: its delta's index in `chunks` (-1: none; -2: a
+    /// delta in a chunk not worth reusing, so the page counts as changed), offset and length.
+    /// Empty when the previous version has no deltas.
+    let deltaChunk: [Int32]
+    let deltaOffset: [UInt32]
+    let deltaLength: [UInt32]
 
     /// The previous version of a file from its tree node; nil when the node is not paged (a base
     /// backup taken before paged files: every page is then stored, deduplicating by chunk as
@@ -46,15 +52,85 @@ public struct PagedPrevious: Sendable {
             }
             at += UInt64(left)
         }
+        var deltaChunk: [Int32] = [], deltaOffset: [UInt32] = [], deltaLength: [UInt32] = []
+        if node.flags.contains(.pageDeltas) {
+            deltaChunk = [Int32](repeating: -1, count: fullPages)
+            deltaOffset = [UInt32](repeating: 0, count: fullPages)
+            deltaLength = [UInt32](repeating: 0, count: fullPages)
+            for d in node.pageDeltas where Int(d.page) < fullPages {
+                deltaChunk[Int(d.page)] = Int32(d.chunk)
+                deltaOffset[Int(d.page)] = d.offset
+                deltaLength[Int(d.page)] = d.length
+                used[Int(d.chunk)] += Int(d.length)
+            }
+        }
         let keep = node.chunks.enumerated().map { i, c -> Bool in
             guard let loc = index.location(of: c) else { return false }
             return Double(used[i]) >= Self.minShare * Double(loc.rawLength)
         }
         for p in 0..<fullPages where pageChunk[p] >= 0 && !keep[Int(pageChunk[p])] { pageChunk[p] = -1 }
+        for p in 0..<deltaChunk.count where deltaChunk[p] >= 0 && !keep[Int(deltaChunk[p])] { deltaChunk[p] = -2 }
         digests = node.pageDigests
         chunks = node.chunks
         self.pageChunk = pageChunk
         self.pageOffset = pageOffset
+        self.deltaChunk = deltaChunk
+        self.deltaOffset = deltaOffset
+        self.deltaLength = deltaLength
+    }
+}
+
+/// Opens chunks of earlier backups for ``PagedStream``, which needs a changed page's base page to
+/// store the difference: the last few chunks opened stay open (their plaintext buffers are
+/// reused), since pages come in file order and their base pages mostly lie in one chunk after
+/// another. A chunk that cannot be opened is remembered as such and its pages are stored whole.
+/// Not thread-safe.
+public final class BaseChunkCache {
+    private let repo: TenantRepository
+    private let index: RepositoryIndex
+    private let opener: BlobOpener
+    private var ids: [ObjectID?]
+    private var buffers: [[UInt8]]
+    private var next = 0
+    private var unreadable: Set<ObjectID> = []
+    /// Chunks that could not be read or opened (their pages were stored whole instead).
+    public private(set) var failures: [String] = []
+
+    public init(repository: TenantRepository, index: RepositoryIndex, slots: Int = 4) throws {
+        repo = repository
+        self.index = index
+        opener = try BlobOpener(keys: repository.keys)
+        ids = [ObjectID?](repeating: nil, count: slots)
+        buffers = [[UInt8]](repeating: [], count: slots)
+    }
+
+    /// Calls `body` with `length` bytes from `offset` of chunk `id`'s plaintext; false (and
+    /// `body` not called) when the chunk cannot be read or is shorter.
+    func withBytes(of id: ObjectID, offset: Int, length: Int, _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
+        var slot = ids.firstIndex(of: id)
+        if slot == nil {
+            guard !unreadable.contains(id) else { return false }
+            let s = next
+            next = (next + 1) % ids.count
+            ids[s] = nil
+            do {
+                guard let loc = index.location(of: id) else { throw RepositoryError(.corrupt, "chunk \(id.short) is not in the index") }
+                let sealed = try repo.store.get(repo.layout.pack(loc.pack), range: loc.range)
+                try sealed.withUnsafeBytes { try opener.open($0, id: id, location: loc, into: &buffers[s]) }
+            } catch {
+                // Nothing is lost: the pages whose base this was are stored whole, and `check`
+                // reports the chunk in every backup that needs it. The failure is kept for the report.
+                unreadable.insert(id)
+                failures.append("base chunk \(id.short): \(error)")
+                return false
+            }
+            ids[s] = id
+            slot = s
+        }
+        let s = slot!
+        guard offset + length <= buffers[s].count else { return false }
+        buffers[s].withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[offset..<offset + length])) }
+        return true
     }
 }
 
@@ -133,6 +209,17 @@ public final class PagedStream {
 
     private let writer: BlobWriter
     private let ids: PageGroupID
+    private let deltaIDs: PageGroupID
+    private let bases: BaseChunkCache?
+    private let codec: PageDeltaCodec
+    /// The most bytes a page's delta (its runs with their headers) may take; a page that differs
+    /// from its base by more is stored whole and becomes the base of its next deltas.
+    private let maxDeltaBytes: Int
+    private let delta: UnsafeMutableRawBufferPointer
+    private var deltaFill = 0
+    /// The index in `chunks` reserved for the delta chunk being gathered.
+    private var deltaSlot: UInt32?
+    private var deltas: [TreeNode.PageDelta] = []
     private let groupBytes: Int
     private let page: UnsafeMutableRawBufferPointer
     private var pageFill = 0
@@ -151,23 +238,36 @@ public final class PagedStream {
 
     /// Pages of the current file found unchanged and not stored.
     public private(set) var reusedPages = 0
-    /// Pages of the current file stored (changed, new, or in a chunk not worth reusing).
+    /// Pages of the current file stored whole (changed, new, or in a chunk not worth reusing).
     public private(set) var storedPages = 0
+    /// Pages of the current file stored as a new delta against their base page, and the bytes of
+    /// those deltas (before compression).
+    public private(set) var deltaPages = 0
+    public private(set) var deltaBytes = 0
 
     /// `groupBytes` (a multiple of ``pageSize``, at most the repository's largest chunk) bounds
-    /// a chunk of changed pages.
-    public init(repository: TenantRepository, writer: BlobWriter, groupBytes: Int) {
+    /// a chunk of changed pages, and a chunk of deltas. `bases` opens the previous versions'
+    /// chunks so a changed page can be stored as its difference from its base page; nil stores
+    /// every changed page whole (and no deltas are written), as does `maxDeltaBytes` 0.
+    public init(repository: TenantRepository, writer: BlobWriter, groupBytes: Int, bases: BaseChunkCache? = nil, maxDeltaBytes: Int = 0) throws {
+        precondition(maxDeltaBytes >= 0 && maxDeltaBytes <= Self.pageSize / 2, "a delta is smaller than half a page")
         precondition(groupBytes % Self.pageSize == 0 && groupBytes > 0, "page groups are whole pages")
         self.writer = writer
         self.groupBytes = groupBytes
+        self.bases = maxDeltaBytes > 0 ? bases : nil
+        self.maxDeltaBytes = maxDeltaBytes
+        codec = try PageDeltaCodec()
         ids = PageGroupID(keys: repository.keys)
+        deltaIDs = PageGroupID(keys: repository.keys)
         page = .allocate(byteCount: Self.pageSize, alignment: 64)
         group = .allocate(byteCount: groupBytes, alignment: 64)
+        delta = .allocate(byteCount: groupBytes, alignment: 64)
     }
 
     deinit {
         page.deallocate()
         group.deallocate()
+        delta.deallocate()
     }
 
     /// Starts a file; `previous` is its last version (nil: store every page). `compression`
@@ -178,6 +278,11 @@ public final class PagedStream {
         pageFill = 0
         groupFill = 0
         groupSlot = nil
+        deltaFill = 0
+        deltaSlot = nil
+        deltas = []
+        deltaPages = 0
+        deltaBytes = 0
         pageNumber = 0
         chunks = []
         slot = [:]
@@ -206,11 +311,13 @@ public final class PagedStream {
         }
     }
 
-    /// Ends the file: the chunks it uses, its slices of them and its page digests.
-    public func finish() throws -> (chunks: [ObjectID], slices: [TreeNode.Slice], pageDigests: [UInt8]) {
+    /// Ends the file: the chunks it uses, its slices of them, its page digests and its delta
+    /// pages (empty when none: the file then needs no ``TreeNode/Flags/pageDeltas``).
+    public func finish() throws -> (chunks: [ObjectID], slices: [TreeNode.Slice], pageDigests: [UInt8], deltas: [TreeNode.PageDelta]) {
         if pageFill > 0 { try takeBufferedPage() }
         try storeGroup()
-        return (chunks, slices, digests)
+        try storeDeltas()
+        return (chunks, slices, digests, deltas)
     }
 
     /// Bytes of the current file so far.
@@ -229,21 +336,24 @@ public final class PagedStream {
         let n = pageNumber
         pageNumber += 1
         bytes += UInt64(view.count)
-        if view.count == Self.pageSize, let prev = previous, n < prev.pageChunk.count, prev.pageChunk[n] >= 0,
-            prev.digests.withUnsafeBytes({ $0.loadUnaligned(fromByteOffset: n * TreeNode.pageDigestBytes, as: UInt64.self) }) == digest
-        {
-            let id = prev.chunks[Int(prev.pageChunk[n])]
-            let s: UInt32
-            if let known = slot[id] {
-                s = known
-            } else {
-                s = UInt32(chunks.count)
-                chunks.append(id)
-                slot[id] = s
+        if view.count == Self.pageSize, let prev = previous, n < prev.pageChunk.count, prev.pageChunk[n] >= 0 {
+            let baseID = prev.chunks[Int(prev.pageChunk[n])]
+            let hadDelta = prev.deltaChunk.isEmpty ? -1 : prev.deltaChunk[n]
+            if hadDelta != -2,
+                prev.digests.withUnsafeBytes({ $0.loadUnaligned(fromByteOffset: n * TreeNode.pageDigestBytes, as: UInt64.self) }) == digest
+            {
+                // Unchanged: the same base page, and the same delta when it had one.
+                addSlice(chunk: slotFor(baseID), offset: prev.pageOffset[n], length: UInt32(view.count))
+                if hadDelta >= 0 {
+                    deltas.append(
+                        .init(
+                            page: UInt32(n), chunk: slotFor(prev.chunks[Int(hadDelta)]), offset: prev.deltaOffset[n],
+                            length: prev.deltaLength[n]))
+                }
+                reusedPages += 1
+                return
             }
-            addSlice(chunk: s, offset: prev.pageOffset[n], length: UInt32(view.count))
-            reusedPages += 1
-            return
+            if bases != nil, try storeDelta(page: n, view, base: baseID, offset: prev.pageOffset[n]) { return }
         }
         let s: UInt32
         if let g = groupSlot {
@@ -260,6 +370,57 @@ public final class PagedStream {
         groupFill += view.count
         storedPages += 1
         if groupFill + Self.pageSize > groupBytes { try storeGroup() }
+    }
+
+    /// The index in `chunks` of `id`, added when the file does not use it yet.
+    private func slotFor(_ id: ObjectID) -> UInt32 {
+        if let known = slot[id] { return known }
+        let s = UInt32(chunks.count)
+        chunks.append(id)
+        slot[id] = s
+        return s
+    }
+
+    /// Stores page `n` as its runs of differences from its base page (`offset` in chunk `base`);
+    /// false when the base cannot be read or the page differs too much (then it is stored whole).
+    private func storeDelta(page n: Int, _ view: UnsafeRawBufferPointer, base: ObjectID, offset: UInt32) throws -> Bool {
+        if groupBytes - deltaFill < maxDeltaBytes { try storeDeltas() }
+        var written: Int? = nil
+        let read = bases!.withBytes(of: base, offset: Int(offset), length: Self.pageSize) { old in
+            written = codec.encode(new: view, old: old, into: UnsafeMutableRawBufferPointer(rebasing: delta[deltaFill..<deltaFill + maxDeltaBytes]))
+        }
+        guard read, let length = written else { return false }
+        if length == 0 {
+            // Back to its base page's bytes: the base alone.
+            addSlice(chunk: slotFor(base), offset: offset, length: UInt32(Self.pageSize))
+            reusedPages += 1
+            return true
+        }
+        let s: UInt32
+        if let d = deltaSlot {
+            s = d
+        } else {
+            s = UInt32(chunks.count)
+            chunks.append(Self.unset)  // replaced by the delta chunk's id when it is stored
+            deltaSlot = s
+        }
+        addSlice(chunk: slotFor(base), offset: offset, length: UInt32(Self.pageSize))
+        deltas.append(.init(page: UInt32(n), chunk: s, offset: UInt32(deltaFill), length: UInt32(length)))
+        deltaFill += length
+        deltaPages += 1
+        deltaBytes += length
+        return true
+    }
+
+    private func storeDeltas() throws {
+        guard let s = deltaSlot else { return }
+        let view = UnsafeRawBufferPointer(start: delta.baseAddress, count: deltaFill)
+        let id = deltaIDs.id(of: view)
+        try writer.add(id: id, type: .pages, data: view, compression: compressionOf?(view))
+        chunks[Int(s)] = id
+        if slot[id] == nil { slot[id] = s }
+        deltaSlot = nil
+        deltaFill = 0
     }
 
     private func addSlice(chunk: UInt32, offset: UInt32, length: UInt32) {

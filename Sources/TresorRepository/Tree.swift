@@ -27,6 +27,28 @@ public struct TreeNode: Sendable, Equatable {
         /// The file is 8 KiB pages stored by page (`TTR3` only): its content is ``TreeNode/slices``
         /// of its chunks, and ``TreeNode/pageDigests`` let the next backup find unchanged pages.
         public static let paged = Flags(rawValue: 4)
+        /// A ``paged`` file some of whose pages are stored as ``TreeNode/PageDelta``s against the
+        /// page its slices name (`TTR4` only).
+        public static let pageDeltas = Flags(rawValue: 8)
+    }
+
+    /// A page of a ``Flags/pageDeltas`` file stored as its difference from the page its slices
+    /// name (the base page, always stored whole): `length` bytes from `offset` of the plaintext of
+    /// `chunks[chunk]` are the delta (``PageDeltaCodec``: runs of replaced bytes, or a zstd frame
+    /// with the base page as prefix). The file's content is its slices' bytes with every delta
+    /// page made from its base page.
+    public struct PageDelta: Sendable, Equatable {
+        /// The page's number in the file (a whole page, never the short last one).
+        public var page: UInt32
+        public var chunk: UInt32
+        public var offset: UInt32
+        public var length: UInt32
+        public init(page: UInt32, chunk: UInt32, offset: UInt32, length: UInt32) {
+            self.page = page
+            self.chunk = chunk
+            self.offset = offset
+            self.length = length
+        }
     }
 
     /// A stretch of one of the file's chunks: `length` bytes from `offset` of the plaintext of
@@ -97,6 +119,8 @@ public struct TreeNode: Sendable, Equatable {
     /// short), the first bytes of the page's keyed chunk id. Not needed to restore; the next base
     /// backup compares pages with them instead of reading this one's data.
     public var pageDigests: [UInt8] = []
+    /// For a ``Flags/pageDeltas`` file: its delta pages, by increasing page number.
+    public var pageDeltas: [PageDelta] = []
 
     /// Bytes of a page digest: a false "unchanged" needs two versions of one page whose keyed
     /// HMAC-SHA-256 agree in 64 bits (2^-64 per changed page), and costs 8 bytes per page per tree.
@@ -174,19 +198,24 @@ private extension String {
 public enum TreeCodec {
     static let magicV1 = Array("TTR1".utf8)
     static let magicV2 = Array("TTR2".utf8)
-    static let magic = Array("TTR3".utf8)
+    static let magicV3 = Array("TTR3".utf8)
+    static let magic = Array("TTR4".utf8)
 
-    /// `TTR3` when a node is paged, else `TTR2` (which Tresor before paged files reads too).
+    /// `TTR4` when a node has page deltas, `TTR3` when a node is paged, else `TTR2`: each the
+    /// oldest version that holds the nodes, so older Tresor reads what it can and refuses the rest
+    /// (an unknown magic), never misreads it.
     public static func encode(_ nodes: [TreeNode]) -> [UInt8] {
         let paged = nodes.contains { $0.flags.contains(.paged) }
-        var w = ByteWriter(capacity: 4 + nodes.count * 100 + nodes.reduce(0) { $0 + $1.pageDigests.count + $1.slices.count * 8 })
-        w.raw(header(paged: paged))
+        let deltas = nodes.contains { $0.flags.contains(.pageDeltas) }
+        var w = ByteWriter(
+            capacity: 4 + nodes.count * 100 + nodes.reduce(0) { $0 + $1.pageDigests.count + $1.slices.count * 8 + $1.pageDeltas.count * 12 })
+        w.raw(deltas ? magic : header(paged: paged))
         for n in nodes { encodeNode(n, into: &w) }
         return w.bytes
     }
 
-    /// The bytes that open a tree: `TTR3` when it has a paged node, else `TTR2`.
-    public static func header(paged: Bool) -> [UInt8] { paged ? magic : magicV2 }
+    /// The bytes that open a tree without page deltas: `TTR3` when it has a paged node, else `TTR2`.
+    public static func header(paged: Bool) -> [UInt8] { paged ? magicV3 : magicV2 }
 
     /// Appends one node's encoding (as ``encode(_:)`` writes it after the magic).
     public static func encodeNode(_ n: TreeNode, into w: inout ByteWriter) {
@@ -226,6 +255,17 @@ public enum TreeCodec {
                 w.varint(UInt64(sl.length))
             }
         }
+        if n.flags.contains(.pageDeltas) {
+            w.varint(n.pageDeltas.count)
+            var last: UInt32 = 0
+            for d in n.pageDeltas {
+                w.varint(UInt64(d.page - last))  // increasing: the gap is small
+                last = d.page
+                w.varint(UInt64(d.chunk))
+                w.varint(UInt64(d.offset))
+                w.varint(UInt64(d.length))
+            }
+        }
     }
 
     public static func decode(_ bytes: [UInt8], name: String) throws -> [TreeNode] {
@@ -250,10 +290,11 @@ public enum TreeCodec {
 }
 
 extension TreeCodec {
-    /// Reads the magic; the format's version (1, 2 or 3).
+    /// Reads the magic; the format's version (1 to 4).
     static func readHeader(_ r: inout ByteReader, name: String) throws -> Int {
         let head = Array(try r.raw(4))
-        if head == magic { return 3 }
+        if head == magic { return 4 }
+        if head == magicV3 { return 3 }
         if head == magicV2 { return 2 }
         if head == magicV1 { return 1 }
         throw RepositoryError(.corrupt, "\(name) is not a tree (bad magic)")
@@ -341,6 +382,23 @@ extension TreeCodec {
             }
             guard total == size else { throw RepositoryError(.corrupt, "\(name) has slices that do not add up to its size") }
         }
+        if flags.contains(.pageDeltas) {
+            guard version >= 4, flags.contains(.paged) else { throw RepositoryError(.corrupt, "\(name) has page deltas where none can be") }
+            let dcount = try r.int()
+            let fullPages = size / 8192
+            guard dcount <= r.remaining / 4, UInt64(dcount) <= fullPages else { throw RepositoryError(.corrupt, "\(name) has a truncated page delta list") }
+            node.pageDeltas.reserveCapacity(dcount)
+            var page: UInt64 = 0
+            for i in 0..<dcount {
+                let gap = try r.varint(), c = try r.varint(), o = try r.varint(), l = try r.varint()
+                // Pages increase, are whole pages of the file, and each delta lies in one of its chunks.
+                guard gap > 0 || i == 0, gap < fullPages - page, c < UInt64(count), o <= UInt64(UInt32.max), l > 0, l <= UInt64(UInt32.max) - o else {
+                    throw RepositoryError(.corrupt, "\(name) has a page delta outside its file or chunks")
+                }
+                page += gap
+                node.pageDeltas.append(.init(page: UInt32(page), chunk: UInt32(c), offset: UInt32(o), length: UInt32(l)))
+            }
+        }
         return node
     }
 
@@ -370,6 +428,12 @@ extension TreeCodec {
             let scount = try r.int()
             guard scount <= r.remaining / 3 else { throw RepositoryError(.corrupt, "\(name) has a truncated slice list") }
             for _ in 0..<(3 * scount) { _ = try r.varint() }
+        }
+        if flags.contains(.pageDeltas) {
+            guard version >= 4, flags.contains(.paged) else { throw RepositoryError(.corrupt, "\(name) has page deltas where none can be") }
+            let dcount = try r.int()
+            guard dcount <= r.remaining / 4 else { throw RepositoryError(.corrupt, "\(name) has a truncated page delta list") }
+            for _ in 0..<(4 * dcount) { _ = try r.varint() }
         }
     }
 }

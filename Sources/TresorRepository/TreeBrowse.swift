@@ -238,6 +238,16 @@ public enum TreeDiff {
             w.varint(UInt64(s.offset))
             w.varint(UInt64(s.length))
         }
+        // And the deltas written over its pages (none in nodes written before them).
+        if !n.pageDeltas.isEmpty {
+            w.varint(n.pageDeltas.count)
+            for d in n.pageDeltas {
+                w.varint(UInt64(d.page))
+                w.varint(UInt64(d.chunk))
+                w.varint(UInt64(d.offset))
+                w.varint(UInt64(d.length))
+            }
+        }
         return SHA256.hash(w.bytes)
     }
 }

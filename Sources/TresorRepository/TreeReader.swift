@@ -15,12 +15,22 @@ public final class TreeReader {
     private let opener: BlobOpener
     fileprivate var plain: [UInt8] = []
     fileprivate let zeros = [UInt8](repeating: 0, count: 64 << 10)
+    /// A delta page of a paged file: its base page with the delta's runs written over it.
+    fileprivate let page = UnsafeMutableRawBufferPointer.allocate(byteCount: PagedStream.pageSize, alignment: 64)
+    /// The plaintext of the chunk of the last delta read (kept apart from ``plain``, which holds
+    /// the base pages).
+    fileprivate var deltaPlain: [UInt8] = []
+    fileprivate var deltaOpened: ObjectID?
+    fileprivate let codec: PageDeltaCodec
 
     public init(repository: TenantRepository, index: RepositoryIndex) throws {
         repo = repository
         self.index = index
         opener = try BlobOpener(keys: repository.keys)
+        codec = try PageDeltaCodec()
     }
+
+    deinit { page.deallocate() }
 
     /// Calls `body` for each node in order; for a regular file, `content` streams its bytes (it
     /// is valid only during the call), for any other node it is nil.
@@ -41,12 +51,23 @@ public final class TreeReader {
     fileprivate func openChunk(_ id: ObjectID) throws {
         if opened == id { return }
         opened = nil
+        try open(id, into: &plain)
+        opened = id
+    }
+
+    fileprivate func openDeltaChunk(_ id: ObjectID) throws {
+        if deltaOpened == id { return }
+        deltaOpened = nil
+        try open(id, into: &deltaPlain)
+        deltaOpened = id
+    }
+
+    private func open(_ id: ObjectID, into out: inout [UInt8]) throws {
         guard let loc = index.location(of: id) else {
             throw RepositoryError(.corrupt, "chunk \(id.short) is not in the index of tenant '\(repo.tenant)'")
         }
         let sealed = try repo.store.get(repo.layout.pack(loc.pack), range: loc.range)
-        try sealed.withUnsafeBytes { try opener.open($0, id: id, location: loc, into: &plain) }
-        opened = id
+        try sealed.withUnsafeBytes { try opener.open($0, id: id, location: loc, into: &out) }
     }
 }
 
@@ -57,6 +78,10 @@ public final class FileContent {
     private let extents: [TreeNode.Extent]
     /// The next chunk, or for a paged file the next slice.
     private var chunk = 0
+    /// For a paged file: bytes of the current slice already handed out (a slice is handed out in
+    /// pieces around its delta pages), and the next page delta.
+    private var withinSlice: UInt32 = 0
+    private var delta = 0
     /// Logical position in the file.
     private var position: UInt64 = 0
     private var extent = 0
@@ -74,6 +99,8 @@ public final class FileContent {
         case zeros(Int)
         /// These bytes of the reader's chunk buffer.
         case chunk(Range<Int>)
+        /// The reader's page buffer (a delta page).
+        case page
     }
 
     /// The rest of the piece ``read(into:)`` is handing out: zeros still due, or the reader's
@@ -82,6 +109,7 @@ public final class FileContent {
     private var pendingOffset = 0
     private var pendingEnd = 0
     private var pendingChunk = false
+    private var pendingPage = false
 
     /// Hands the next piece of the file to `body` (the view is valid only during the call);
     /// false at the end of the file.
@@ -93,6 +121,8 @@ public final class FileContent {
             try reader.zeros.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         case .chunk(let range):
             try reader.plain.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[range])) }
+        case .page:
+            try body(UnsafeRawBufferPointer(reader.page))
         }
         return true
     }
@@ -117,8 +147,14 @@ public final class FileContent {
                 }
                 pendingOffset += n
                 filled += n
+            } else if pendingPage, pendingOffset < pendingEnd {
+                let n = min(pendingEnd - pendingOffset, buffer.count - filled)
+                (buffer.baseAddress! + filled).copyMemory(from: reader.page.baseAddress! + pendingOffset, byteCount: n)
+                pendingOffset += n
+                filled += n
             } else {
                 pendingChunk = false
+                pendingPage = false
                 switch try advance() {
                 case nil:
                     return filled
@@ -128,25 +164,72 @@ public final class FileContent {
                     pendingChunk = true
                     pendingOffset = range.lowerBound
                     pendingEnd = range.upperBound
+                case .page:
+                    pendingPage = true
+                    pendingOffset = 0
+                    pendingEnd = reader.page.count
                 }
             }
         }
         return filled
     }
 
+    /// Counts `n` bytes of slice `s` as handed out.
+    private func advanceSlice(by n: UInt32, of s: TreeNode.Slice) {
+        position += UInt64(n)
+        withinSlice += n
+        if withinSlice == s.length {
+            chunk += 1
+            withinSlice = 0
+        }
+    }
+
     /// Moves to the next piece of the file; nil at its end.
     private func advance() throws -> Piece? {
         if node.flags.contains(.paged) {
             // A paged file is its slices, in order: stretches of its chunks.
-            guard chunk < node.slices.count else { return nil }
+            // A paged file is its slices, in order: stretches of its chunks, with each delta
+            // page handed out as its base page with the delta's runs written over it.
+            guard chunk < node.slices.count else {
+                if delta < node.pageDeltas.count { throw RepositoryError(.corrupt, "\(node.displayPath) has a page delta past its slices") }
+                return nil
+            }
             let s = node.slices[chunk]
-            chunk += 1
             try reader.openChunk(node.chunks[Int(s.chunk)])
             guard Int(s.offset) + Int(s.length) <= reader.plain.count else {
                 throw RepositoryError(.corrupt, "\(node.displayPath) has a slice that reaches past the end of its chunk")
             }
-            position += UInt64(s.length)
-            return .chunk(Int(s.offset)..<Int(s.offset) + Int(s.length))
+            var length = s.length - withinSlice
+            let from = Int(s.offset + withinSlice)
+            if delta < node.pageDeltas.count {
+                let d = node.pageDeltas[delta]
+                let page = UInt64(d.page) * UInt64(PagedStream.pageSize)
+                if page < position {
+                    throw RepositoryError(.corrupt, "\(node.displayPath) has a page delta that does not start a page of its slices")
+                }
+                if page == position {
+                    guard length >= UInt32(PagedStream.pageSize) else {
+                        throw RepositoryError(.corrupt, "\(node.displayPath) has a page delta whose base page is split")
+                    }
+                    reader.plain.withUnsafeBytes { src in
+                        reader.page.baseAddress!.copyMemory(from: src.baseAddress! + from, byteCount: PagedStream.pageSize)
+                    }
+                    try reader.openDeltaChunk(node.chunks[Int(d.chunk)])
+                    guard Int(d.offset) + Int(d.length) <= reader.deltaPlain.count,
+                        reader.deltaPlain.withUnsafeBytes({
+                            reader.codec.apply(UnsafeRawBufferPointer(rebasing: $0[Int(d.offset)..<Int(d.offset) + Int(d.length)]), to: reader.page)
+                        })
+                    else {
+                        throw RepositoryError(.corrupt, "\(node.displayPath) has a damaged page delta or one past the end of its chunk")
+                    }
+                    delta += 1
+                    advanceSlice(by: UInt32(PagedStream.pageSize), of: s)
+                    return .page
+                }
+                if page > position && page - position < UInt64(length) { length = UInt32(page - position) }
+            }
+            advanceSlice(by: length, of: s)
+            return .chunk(from..<from + Int(length))
         }
         while extent < extents.count && withinExtent == extents[extent].length {
             extent += 1

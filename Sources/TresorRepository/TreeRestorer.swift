@@ -70,6 +70,9 @@ public final class TreeRestorer {
         var offset: UInt64
         var from: UInt32 = 0
         var length: UInt32? = nil
+        /// `length` bytes from `from` are a page delta's runs, written over the page at `offset`
+        /// (already written: deltas are placed in a second pass, after every slice).
+        var delta = false
     }
 
     private let repo: TenantRepository
@@ -320,6 +323,9 @@ public final class TreeRestorer {
         // Which blob goes where, grouped by pack, packs in the order the files first use them.
         var byPack: [ObjectID: [ObjectID: (BlobLocation, [Placement])]] = [:]
         var packOrder: [ObjectID] = []
+        // Page deltas, written once every base page is.
+        var deltaByPack: [ObjectID: [ObjectID: (BlobLocation, [Placement])]] = [:]
+        var deltaOrder: [ObjectID] = []
         var failed = [Int: String]()
         var states: [FileState] = []
         states.reserveCapacity(files.count)
@@ -327,7 +333,7 @@ public final class TreeRestorer {
             var pieces = 0, end: UInt64 = 0
             var firstPack: ObjectID?, onePack = true
             if let problem = plan(
-                f.node, file: i, into: &byPack, order: &packOrder,
+                f.node, file: i, into: &byPack, order: &packOrder, deltas: &deltaByPack, deltaOrder: &deltaOrder,
                 placed: { pack, placement, length in
                     pieces += 1
                     end = max(end, placement.offset + length)
@@ -368,6 +374,9 @@ public final class TreeRestorer {
         let shared = Locked(states)
         writeContent(
             byPack, order: packOrder, rootFD: rootFD, files: files, places: places, temps: temps,
+            chown: chown, total: total, written: written, states: shared, failures: failures)
+        writeContent(
+            deltaByPack, order: deltaOrder, rootFD: rootFD, files: files, places: places, temps: temps,
             chown: chown, total: total, written: written, states: shared, failures: failures)
         // Content durable before any file gets its name: a crash from here on leaves complete
         // files or `.tresor-partial-N` ones, never a named file with missing bytes. One syncfs
@@ -411,11 +420,17 @@ public final class TreeRestorer {
     /// `placed` hears of each placement (its pack and length).
     private func plan(
         _ n: TreeNode, file i: Int, into byPack: inout [ObjectID: [ObjectID: (BlobLocation, [Placement])]],
-        order: inout [ObjectID], placed: (ObjectID, Placement, UInt64) -> Void
+        order: inout [ObjectID], deltas deltaByPack: inout [ObjectID: [ObjectID: (BlobLocation, [Placement])]],
+        deltaOrder: inout [ObjectID], placed: (ObjectID, Placement, UInt64) -> Void
     ) -> String? {
         func add(_ c: ObjectID, _ loc: BlobLocation, _ p: Placement, length: UInt64) {
-            if byPack[loc.pack] == nil { order.append(loc.pack) }
-            byPack[loc.pack, default: [:]][c, default: (loc, [])].1.append(p)
+            if p.delta {
+                if deltaByPack[loc.pack] == nil { deltaOrder.append(loc.pack) }
+                deltaByPack[loc.pack, default: [:]][c, default: (loc, [])].1.append(p)
+            } else {
+                if byPack[loc.pack] == nil { order.append(loc.pack) }
+                byPack[loc.pack, default: [:]][c, default: (loc, [])].1.append(p)
+            }
             placed(loc.pack, p, length)
         }
         if n.flags.contains(.paged) {
@@ -429,6 +444,16 @@ public final class TreeRestorer {
                 }
                 add(c, loc, Placement(file: i, offset: at, from: s.offset, length: s.length), length: UInt64(s.length))
                 at += UInt64(s.length)
+            }
+            // Each delta page's runs go over its base page, which the slices above wrote.
+            for d in n.pageDeltas {
+                let c = n.chunks[Int(d.chunk)]
+                guard let loc = index.location(of: c) else { return "chunk \(c.short) is missing from the index" }
+                guard UInt64(d.offset) + UInt64(d.length) <= UInt64(loc.rawLength) else {
+                    return "a page delta in chunk \(c.short) reaches past its end"
+                }
+                let page = UInt64(d.page) * UInt64(PagedStream.pageSize)
+                add(c, loc, Placement(file: i, offset: page, from: d.offset, length: d.length, delta: true), length: 0)
             }
             return at == n.size ? nil : "the snapshot's slices do not add up to the file's size"
         }
@@ -485,7 +510,8 @@ public final class TreeRestorer {
                     s[file].created = true
                     return true
                 }
-                let flags = create ? O_WRONLY | O_CREAT | O_EXCL : O_WRONLY
+                // Read and write: a page delta reads its base page back before patching it.
+                let flags = create ? O_RDWR | O_CREAT | O_EXCL : O_RDWR
                 let r = handles.fd(places[file].parent, create: false).flatMap { PosixFS.openAt($0, temps[file], flags, mode: 0o600) }
                 if case .success(let f) = r { open = (file, f) }
                 return r
@@ -515,6 +541,18 @@ public final class TreeRestorer {
                 return
             }
             var plain: [UInt8] = []
+            // The page a delta is applied to: read back, patched, written (one buffer per thread).
+            let page = UnsafeMutableRawBufferPointer.allocate(byteCount: PagedStream.pageSize, alignment: 64)
+            defer { page.deallocate() }
+            let codec: PageDeltaCodec
+            do {
+                codec = try PageDeltaCodec()
+            } catch {
+                while let (_, blobs) = queue.pop() {
+                    failures.withLock { f in for (_, (_, ps)) in blobs { for p in ps { f[p.file] = "\(error)" } } }
+                }
+                return
+            }
             while let (pack, blobs) = queue.pop() {
                 let sorted = blobs.sorted { $0.value.0.offset < $1.value.0.offset }
                 for window in PackFormat.readWindows(sorted.map { $0.value.0.range }, maxBytes: PackFormat.readWindowBytes) {
@@ -545,7 +583,12 @@ public final class TreeRestorer {
                             case .failure(let e): failures.withLock { $0[p.file] = "cannot open for writing: \(e)" }
                             case .success(let f):
                                 let piece = p.length.map { Int(p.from)..<Int(p.from) + Int($0) } ?? plain.indices
-                                if let e = Self.write(plain[piece], fd: f, at: p.offset) {
+                                if p.delta {
+                                    if let problem = Self.applyDelta(plain[piece], codec: codec, page: page, fd: f, at: p.offset) {
+                                        failures.withLock { $0[p.file] = problem }
+                                        continue
+                                    }
+                                } else if let e = Self.write(plain[piece], fd: f, at: p.offset) {
                                     failures.withLock { $0[p.file] = "cannot write: \(e)" }
                                     continue
                                 }
@@ -559,7 +602,7 @@ public final class TreeRestorer {
                         }
                         if let progress {
                             let due = written.withLock { w -> UInt64? in
-                                w.bytes += ps.reduce(0) { $0 + UInt64($1.length.map(Int.init) ?? plain.count) }
+                                w.bytes += ps.reduce(0) { $0 + ($1.delta ? 0 : UInt64($1.length.map(Int.init) ?? plain.count)) }
                                 guard Date().timeIntervalSince(w.reported) >= 1 else { return nil }
                                 w.reported = Date()
                                 return w.bytes
@@ -572,19 +615,41 @@ public final class TreeRestorer {
         }
     }
 
-    private static func write(_ data: ArraySlice<UInt8>, fd: Int32, at offset: UInt64) -> Errno? {
-        data.withUnsafeBytes { buf in
-            var done = 0
-            while done < buf.count {
-                let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return Errno(errno)
-                }
-                done += n
-            }
-            return nil
+    /// Reads the base page at `offset` back into `page`, makes the delta's page of it and writes
+    /// that; why it could not.
+    private static func applyDelta(
+        _ delta: ArraySlice<UInt8>, codec: PageDeltaCodec, page: UnsafeMutableRawBufferPointer, fd: Int32, at offset: UInt64
+    ) -> String? {
+        var done = 0
+        while done < page.count {
+            let n = pread(fd, page.baseAddress! + done, page.count - done, off_t(offset) + off_t(done))
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return "cannot read back a page to apply its delta: \(Errno(errno))" }
+            if n == 0 { return "a page delta lies past the end of the file" }
+            done += n
         }
+        guard delta.withUnsafeBytes({ codec.apply($0, to: page) }) else {
+            return "a page delta is damaged (it does not make a page from its base page)"
+        }
+        if let e = write(UnsafeRawBufferPointer(page), fd: fd, at: offset) { return "cannot write: \(e)" }
+        return nil
+    }
+
+    private static func write(_ data: ArraySlice<UInt8>, fd: Int32, at offset: UInt64) -> Errno? {
+        data.withUnsafeBytes { write($0, fd: fd, at: offset) }
+    }
+
+    private static func write(_ buf: UnsafeRawBufferPointer, fd: Int32, at offset: UInt64) -> Errno? {
+        var done = 0
+        while done < buf.count {
+            let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                return Errno(errno)
+            }
+            done += n
+        }
+        return nil
     }
 
     /// Gives a written file (metadata already set) its name, or removes it. Returns why it

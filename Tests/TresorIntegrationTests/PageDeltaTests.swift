@@ -19,17 +19,22 @@ import TresorTestSupport
         return out
     }
 
-    @Test func aFewScatteredRowUpdatesDoNotStoreTheWholeTableAgainAndEachBackupStaysWhole() throws {
+    /// A cluster with table `t`: about 2,300 pages of poorly compressible rows, hint bits and the
+    /// visibility map set (reading it later changes no page), checkpointed; and the default
+    /// policy's 512 KiB relation chunks (the test policy's are smaller): a chunk holds 64 pages,
+    /// so storing by chunk would store every chunk again after scattered updates.
+    static func fixtureWithTable() throws -> PostgresFixture {
         let f = try PostgresFixture()
-        // The default policy's 512 KiB chunks (the test policy's are smaller): a chunk holds 64
-        // pages, so storing by chunk would store every chunk again below.
         try "[postgres]\nrelation_chunk_bytes = 524288\n".write(toFile: f.home + "/policies/zz-test.toml", atomically: true, encoding: .utf8)
-        // About 2,300 pages of poorly compressible rows; hint bits and the visibility map set, so
-        // reading the table later changes no page.
         try f.cluster.sql(
             "CREATE TABLE t AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) AS filler FROM generate_series(1, 120000) g")
         try f.cluster.sql("VACUUM (FREEZE) t")
         try f.cluster.sql("CHECKPOINT")
+        return f
+    }
+
+    @Test func aFewScatteredRowUpdatesDoNotStoreTheWholeTableAgainAndEachBackupStaysWhole() throws {
+        let f = try Self.fixtureWithTable()
         let before = try Self.packs(f)
         let first = try #require(try f.expectOK(["--json", "pg", "basebackup", "acme"]).json())
         let afterFirst = try Self.packs(f)
@@ -49,13 +54,7 @@ import TresorTestSupport
 
         // The second backup restores by itself, and the repository checks.
         try f.expectOK(["check", "acme", "--read-data"])
-        try f.cluster.sql("INSERT INTO marker VALUES (1, clock_timestamp())")
-        try f.cluster.switchAndWaitForArchive()
-        try f.cluster.stop()
-        let (restored, markers) = try f.restoreAndStart(["--latest"])
-        #expect(markers == [1])
-        #expect(try restored.sql("SELECT md5(string_agg(filler, ',' ORDER BY id)) FROM t") == want)
-        try restored.stop()
+        try Self.restoreLatest(f, want: want)
 
         // A pack the first backup wrote holds pages the second still uses: losing it breaks
         // both, and check says so (exit 3) for the second too.
@@ -67,5 +66,93 @@ import TresorTestSupport
         #expect(check.code == 3, "check exited \(check.code): \(check.stdout) \(check.stderr)")
         let affected = try #require((check.json()?["tenants"] as? [String: [String: Any]])?["acme"]?["affected"] as? [String: Any])
         #expect(affected[secondID] != nil && affected[firstID] != nil, "\(affected.keys)")
+    }
+
+    /// Commits a marker row, stops the cluster, restores the latest base backup and its WAL into
+    /// a new data directory and checks the marker and table `t` (its `md5` must be `want`).
+    static func restoreLatest(_ f: PostgresFixture, want: String) throws {
+        try f.cluster.sql("INSERT INTO marker VALUES (1, clock_timestamp())")
+        try f.cluster.switchAndWaitForArchive()
+        try f.cluster.stop()
+        let (restored, markers) = try f.restoreAndStart(["--latest"])
+        #expect(markers == [1])
+        #expect(try restored.sql("SELECT md5(string_agg(filler, ',' ORDER BY id)) FROM t") == want)
+        try restored.stop()
+    }
+
+    /// Bytes of `data` compressed by the `zstd` command at level 3 (independent of Tresor).
+    static func zstdBytes(_ data: [UInt8], dir: String) throws -> Int {
+        let path = dir + "/changed-pages"
+        try Data(data).write(to: URL(fileURLWithPath: path))
+        try ScratchCluster.run("/usr/bin/zstd", ["-q", "-3", "-f", path, "-o", path + ".zst"], asPostgres: false)
+        return try FileManager.default.attributesOfItem(atPath: path + ".zst")[.size] as? Int ?? 0
+    }
+
+    @Test func pagesAnUpdateTouchedAreStoredAsDeltasThatOutliveTheBackupTheyAreBasedOn() throws {
+        let f = try Self.fixtureWithTable()
+        let relation = f.cluster.dataDirectory + "/" + (try f.cluster.sql("SELECT pg_relation_filepath('t')"))
+        let old = [UInt8](try Data(contentsOf: URL(fileURLWithPath: relation)))
+        try f.expectOK(["pg", "basebackup", "acme"])
+        let afterFirst = try Self.packs(f)
+
+        // One row in 40, in every page: each page gets a few changed bytes (the old row's xmax,
+        // ctid and flags, the page header) and, once pruned on the next read, its tuples move;
+        // the new rows go to new pages at the end.
+        try f.cluster.sql("UPDATE t SET filler = upper(filler) WHERE id % 40 = 0")
+        let want = try f.cluster.sql("SELECT md5(string_agg(filler, ',' ORDER BY id)) FROM t")
+        try f.cluster.sql("CHECKPOINT")
+        // The pages the update changed, found by comparing the relation file with its copy.
+        let new = [UInt8](try Data(contentsOf: URL(fileURLWithPath: relation)))
+        let page = 8192
+        var changed: [UInt8] = []
+        for p in 0..<old.count / page where old[p * page..<(p + 1) * page] != new[p * page..<(p + 1) * page] {
+            changed += new[p * page..<(p + 1) * page]
+        }
+        let changedPages = changed.count / page
+        let wholePages = try Self.zstdBytes(changed, dir: f.dir.path)
+        let second = try #require(try f.expectOK(["--json", "pg", "basebackup", "acme"]).json())
+        let afterSecond = try Self.packs(f)
+        let secondBytes = afterSecond.filter { afterFirst[$0.key] == nil }.values.reduce(0, +)
+        #expect(changedPages * 10 > old.count / page * 9, "the update changed \(changedPages) of \(old.count / page) pages")
+        // Storing those pages whole costs at least what zstd makes of them; the second backup
+        // (everything it stored, new pages and catalogs included) stores under a quarter of that.
+        #expect(secondBytes * 4 < wholePages, "the second base backup stored \(secondBytes) bytes; the changed pages are \(wholePages) bytes in zstd")
+        #expect((second["pagesDelta"] as? Int ?? 0) >= changedPages, "\(second)")
+
+        // The restored files are the server's: pg_verifybackup against the backup's manifest.
+        let verified = f.dir.sub("verified").path
+        try f.expectOK(["pg", "restore", "acme", "--pgdata", verified, "--latest"])
+        try ScratchCluster.run(
+            ScratchCluster.bin + "/pg_verifybackup",
+            ["--no-parse-wal", "--quiet", "--ignore", "postgresql.auto.conf", "--ignore", "recovery.signal", "--ignore", "pg_hba.conf", verified],
+            asPostgres: false)
+
+        // Retention drops the first backup (two months on, only the latest base backup is
+        // needed) and prunes: packs written before the second backup stay (its base pages; prune
+        // may have repacked them), check passes, and the second restores by itself.
+        let secondID = try #require(second["snapshot"] as? String)
+        let retention = try #require(try f.expectOK(["--json", "--now", "2099-01-01T00:00:00Z", "retention", "apply", "acme"]).jsonArray()?.first)
+        let prune = (retention["stores"] as? [[String: Any]])?.first?["prune"] as? [String: Any]
+        #expect(prune?["snapshotsDeleted"] as? Int == 1, "\(retention)")
+        let afterPrune = try Self.packs(f)
+        let older = afterPrune.keys.filter { !(afterSecond[$0] != nil && afterFirst[$0] == nil) }
+        #expect(!older.isEmpty, "prune deleted every pack the second backup did not write, its base pages with them")
+        try f.expectOK(["check", "acme", "--read-data"])
+        try Self.restoreLatest(f, want: want)
+
+        // The base packs lost: check finds it in the second backup (exit 3).
+        for key in older { try FileManager.default.removeItem(atPath: f.storePath + "/tenants/acme/data/" + key) }
+        let check = try f.tresor.run(["--json", "check", "acme"])
+        #expect(check.code == 3, "check exited \(check.code): \(check.stdout) \(check.stderr)")
+        let affected = try #require((check.json()?["tenants"] as? [String: [String: Any]])?["acme"]?["affected"] as? [String: Any])
+        #expect(affected[secondID] != nil, "\(affected.keys)")
+
+        // The next base backup cannot read those bases: it stores their pages whole, names the
+        // chunks it could not read and exits 3.
+        try f.cluster.start()
+        let third = try f.tresor.run(["--json", "pg", "basebackup", "acme"])
+        #expect(third.code == 3, "basebackup exited \(third.code): \(third.stdout) \(third.stderr)")
+        let unreadable = try #require(third.json()?["unreadableBaseChunks"] as? [String], "\(third.stdout)")
+        #expect(!unreadable.isEmpty)
     }
 }
