@@ -10,7 +10,8 @@
 #   snapshot (verified byte-identical, untimed), dd oflag=direct of as many bytes (the disk's
 #   sequential write time, for the durable restore), check --read-data.
 # --restore-fs ordinary (default): each restore goes into a new directory on the run directory's
-# filesystem after `sync`, caches as they are; fresh: into a new loop-mounted ext4 (as root).
+# filesystem after `sync`, caches as they are, and no sooner than 61 s after the run's last large
+# deletion (see settle); fresh: into a new loop-mounted ext4 (as root).
 # All state lives in Benchmarks/work/ (gitignored). See Benchmarks/README.md.
 #
 # Environment:
@@ -19,7 +20,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
