@@ -27,8 +27,8 @@ import Darwin
 /// that could not be restored completely is removed, so no zero-filled file with a plausible name
 /// is ever left; the batch's symlinks, FIFOs and device nodes are created. Steps (4) and (5)
 /// of a batch run on a thread of their own while the next batch is written (3), so the disk's
-/// write-back overlaps the decrypting and writing; batches are named one at a time, in order; (6) hard links are
-/// made, then directories get their metadata deepest first; (7) the file system is synced again,
+/// write-back overlaps the decrypting and writing; batches are named one at a time, in order;
+/// (6) hard links are made, then directories get their metadata deepest first; (7) the file system is synced again,
 /// so "restore finished" means "on disk". `sync: false` skips the syncs.
 ///
 /// Safety in a target that others can write to (the `postgres` user's data directory, restored
