@@ -10,7 +10,8 @@
 #   snapshot (verified byte-identical, untimed), dd oflag=direct of as many bytes (the disk's
 #   sequential write time, for the durable restore), check --read-data.
 # --restore-fs ordinary (default): each restore goes into a new directory on the run directory's
-# filesystem after `sync`, caches as they are; fresh: into a new loop-mounted ext4 (as root).
+# filesystem after `sync`, caches as they are, and no sooner than 61 s after the run's last large
+# deletion (see settle); fresh: into a new loop-mounted ext4 (as root).
 # All state lives in Benchmarks/work/ (gitignored). See Benchmarks/README.md.
 #
 # Environment:
@@ -19,7 +20,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -120,6 +121,21 @@ JSON_OUT=$WORK/results-$STAMP.json
 CORPUS=$RUN/corpus
 unmount_under "$RUN"   # restore filesystems a kept run left mounted
 rm -rf "$RUN"
+sync
+# ext4 does not reuse an inode freed less than 60 s ago (360 s while its inode table block is
+# dirty, hence the syncs): each file a tool creates then scans past the recently freed ones
+# (recently_deleted() in perf, most of a restore's system time right after tens of thousands of
+# deletions). So no timed restore starts within 61 s of a large deletion on this filesystem:
+# settle waits out what is left of that window, and restores are deleted only after both ran.
+DELETED_AT=$(date +%s)
+settle() {
+    [[ "$RESTORE_FS" == ordinary ]] || return 0   # a new filesystem per restore has freed nothing
+    local left=$(( DELETED_AT + 61 - $(date +%s) ))
+    if (( left > 0 )); then
+        say "waiting ${left} s: ext4 skips inodes freed in the last 60 s (see settle)"
+        sleep "$left"
+    fi
+}
 mkdir -p "$RUN" "$LOGS"
 : >"$RESULTS_TSV"
 
@@ -270,6 +286,8 @@ done
 
 # Mutation happens once, after every tool's initial backup, on the shared working copy.
 python3 "$HERE/mutate.py" "$CORPUS" --seed "$MUTATE_SEED" --fraction "$MUTATE_FRACTION" | tee "$LOGS/mutate.log"
+sync
+DELETED_AT=$(date +%s)   # mutate.py deletes files too
 FINAL_BYTES=$(tree_bytes "$CORPUS")
 FINAL_FILES=$(tree_files "$CORPUS")
 EXPECTED=$LOGS/expected.listing
@@ -293,11 +311,13 @@ done
 # repository once, then verify it (untimed).
 trap unmount_all EXIT
 MISMATCH=0
+VERIFIED=()
 for t in $(order 2); do
     [[ -n "${FAILED[$t]:-}" ]] && continue
     fresh_restore_target "$RUN/restore-$t" "$FINAL_BYTES"
     target=$RESTORE_TARGET
     warm "$(repo_of "$t")"
+    settle
     say "$t: restore"
     if tool_restore "$t" "$target"; then
         r_wall=$WALL r_rss=$RSS
@@ -305,7 +325,7 @@ for t in $(order 2); do
             && cmp -s "$EXPECTED" "$LOGS/$t-restore.listing"; then
             say "$t: restore verified byte-identical (corpus found at $root)"
             record restore "$t" ok "$r_wall" "$r_rss" "" "" "$FINAL_BYTES" "verified byte-identical"
-            [[ $KEEP -eq 1 ]] || rm -rf "$target"
+            VERIFIED+=("$target")
         else
             say "$t: RESTORE MISMATCH (expected $EXPECTED, got $LOGS/$t-restore.listing)"
             [[ -f "$LOGS/$t-restore.listing" ]] \
@@ -318,6 +338,8 @@ for t in $(order 2); do
         fail_tool "$t" restore
     fi
 done
+# Deleted only now, so the other tool's restore did not follow 20 000 deletions (see settle).
+if [[ $KEEP -eq 0 ]]; then for d in "${VERIFIED[@]}"; do rm -rf "$d"; done; fi
 
 # The disk's sequential write time for the restored bytes, on the restore's filesystem: the limit
 # a durable restore (Tresor syncs before it returns) is compared with.

@@ -268,25 +268,39 @@ public final class BlobOpener {
 
     /// Opens the blob `id` from its sealed bytes into `out` (resized to the raw length).
     public func open(_ sealed: UnsafeRawBufferPointer, id: ObjectID, location: BlobLocation, into out: inout [UInt8]) throws {
-        let aad = PackFormat.blobAAD(id, location.type, location.compression)
         let raw = Int(location.rawLength)
+        if out.count != raw { out = [UInt8](repeating: 0, count: raw) }
+        try out.withUnsafeMutableBytes { try open(sealed, id: id, location: location, to: $0) }
+    }
+
+    /// Opens the blob `id` into the first bytes of `buffer`, which grows only when it is too
+    /// small (never shrinks): blobs of every size reuse one buffer, with no allocation or
+    /// zero-filling per blob. Returns the raw length; the bytes after it are left over.
+    public func open(_ sealed: UnsafeRawBufferPointer, id: ObjectID, location: BlobLocation, reusing buffer: inout [UInt8]) throws -> Int {
+        let raw = Int(location.rawLength)
+        if buffer.count < raw { buffer = [UInt8](repeating: 0, count: raw) }
+        try buffer.withUnsafeMutableBytes { try open(sealed, id: id, location: location, to: UnsafeMutableRawBufferPointer(rebasing: $0[0..<raw])) }
+        return raw
+    }
+
+    /// Opens into `out`, exactly the blob's raw length.
+    private func open(_ sealed: UnsafeRawBufferPointer, id: ObjectID, location: BlobLocation, to out: UnsafeMutableRawBufferPointer) throws {
+        let aad = PackFormat.blobAAD(id, location.type, location.compression)
+        let raw = out.count
         guard sealed.count >= AESGCM.overhead else { throw RepositoryError(.corrupt, "blob \(id.short) is truncated") }
         let payloadLength = sealed.count - AESGCM.overhead
-        if out.count != raw { out = [UInt8](repeating: 0, count: raw) }
         do {
             switch location.compression {
             case .none:
                 guard payloadLength == raw else { throw RepositoryError(.corrupt, "blob \(id.short) has the wrong length") }
-                _ = try aad.withUnsafeBytes { a in
-                    try out.withUnsafeMutableBytes { o in try gcm.open(sealed, aad: a, into: o) }
-                }
+                _ = try aad.withUnsafeBytes { a in try gcm.open(sealed, aad: a, into: out) }
             case .zstd:
                 if scratch.count < payloadLength { scratch = [UInt8](repeating: 0, count: payloadLength) }
                 let n = try aad.withUnsafeBytes { a in
                     try scratch.withUnsafeMutableBytes { s in try gcm.open(sealed, aad: a, into: s) }
                 }
                 let got = try scratch.withUnsafeBytes { s in
-                    try out.withUnsafeMutableBytes { o in try zstd.decompress(UnsafeRawBufferPointer(rebasing: s[0..<n]), into: o) }
+                    try zstd.decompress(UnsafeRawBufferPointer(rebasing: s[0..<n]), into: out)
                 }
                 guard got == raw else { throw RepositoryError(.corrupt, "blob \(id.short) decompresses to the wrong length") }
             }

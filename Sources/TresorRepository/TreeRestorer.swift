@@ -25,8 +25,10 @@ import Darwin
 /// (`syncfs`), so all content is on disk before any file of the batch has its name; (5) each
 /// complete file is renamed to its name (`RENAME_NOREPLACE`: never replacing anything); a file
 /// that could not be restored completely is removed, so no zero-filled file with a plausible name
-/// is ever left; the batch's symlinks, FIFOs and device nodes are created; (6) hard links are
-/// made, then directories get their metadata deepest first; (7) the file system is synced again,
+/// is ever left; the batch's symlinks, FIFOs and device nodes are created. Steps (4) and (5)
+/// of a batch run on a thread of their own while the next batch is written (3), so the disk's
+/// write-back overlaps the decrypting and writing; batches are named one at a time, in order;
+/// (6) hard links are made, then directories get their metadata deepest first; (7) the file system is synced again,
 /// so "restore finished" means "on disk". `sync: false` skips the syncs.
 ///
 /// Safety in a target that others can write to (the `postgres` user's data directory, restored
@@ -82,6 +84,9 @@ public final class TreeRestorer {
     private let progress: (@Sendable (_ bytesWritten: UInt64, _ totalBytes: UInt64) -> Void)?
     /// Called at each ``Phase``, for tests.
     public var phaseHook: (@Sendable (Phase) -> Void)?
+    /// Flushes the file system holding the descriptor to disk (`syncfs`): 0, or -1 with `errno`
+    /// set. Tests replace it to see when each flush happens or to make one fail.
+    public var syncFileSystem: @Sendable (_ fd: Int32) -> Int32 = { syncfs($0) }
 
     /// `sync: false` skips the two `syncfs` calls (faster; "restore finished" then means "in the
     /// page cache", and a crash may leave named files whose content was not yet written back).
@@ -181,6 +186,28 @@ public final class TreeRestorer {
         let written = Locked((bytes: UInt64(0), reported: Date()))
         var hookCalled = false
 
+        // The batch written before: synced and named on a thread of its own while the next
+        // batch is written, so the disk's write-back overlaps the reading, decrypting and writing.
+        var pending: PendingFinish?
+        // On a restore that is already throwing: no thread outlives it; that batch's own outcome
+        // adds nothing, since the restore fails with the error it throws either way.
+        defer { pending?.waitQuietly() }
+        /// Waits for the batch written before to be synced and named and takes in what it did;
+        /// throws when its sync failed (its files then keep their temporary names).
+        func awaitPending() throws {
+            guard let p = pending else { return }
+            pending = nil
+            let named = try p.wait()
+            for (i, reason) in named.failed { report.failed[named.files[i].node.displayPath] = reason }
+            for (i, s) in named.states.enumerated() where named.failed[i] == nil {
+                if let inc = s.incomplete { report.incomplete[named.files[i].node.displayPath] = inc }
+            }
+            report.files += named.files.count - named.failed.count
+            for (i, f) in named.files.enumerated() where firstNames.contains(f.number) {
+                if let why = named.failed[i] { failedFirsts[f.number] = why }
+            }
+        }
+
         func flush() throws {
             guard !batch.files.isEmpty || !batch.others.isEmpty else { return }
             if !hookCalled {
@@ -189,9 +216,14 @@ public final class TreeRestorer {
             }
             // From here on every path is resolved afresh, so a directory swapped meanwhile is noticed.
             handles.closeAll()
-            try restoreBatch(&batch, rootFD: rootFD, target: target, chown: isRoot, total: total, written: written, report: &report)
-            for (i, f) in batch.files.enumerated() where firstNames.contains(f.number) {
-                if let why = batch.failed[i] { failedFirsts[f.number] = why }
+            let done = writeBatch(batch.files, rootFD: rootFD, chown: isRoot, total: total, written: written)
+            // One batch named at a time, in order: the one before is synced and named first.
+            try awaitPending()
+            if let done {
+                let (flushFS, threads) = (sync ? syncFileSystem : nil, self.threads)
+                pending = PendingFinish {
+                    try Self.finishBatch(done, rootFD: rootFD, target: target, flush: flushFS, threads: threads)
+                }
             }
             handles.closeAll()
             for n in batch.others { restoreOther(n, handles: handles, chown: isRoot, report: &report) }
@@ -232,6 +264,7 @@ public final class TreeRestorer {
             }
         }
         try flush()
+        try awaitPending()
 
         for (n, first) in links {
             let w = Where(n.pathBytes)
@@ -269,7 +302,7 @@ public final class TreeRestorer {
             if let why = Self.applyMetadata(n, fd: fd, chown: isRoot) { report.incomplete[n.displayPath] = why }
         }
         // Names, links, modes and times durable too.
-        if sync && syncfs(rootFD) != 0 {
+        if sync && syncFileSystem(rootFD) != 0 {
             throw RepositoryError(.failed, "cannot flush the restore under \(target) to disk: \(PosixFS.errorText())")
         }
         return report
@@ -291,8 +324,43 @@ public final class TreeRestorer {
         var files: [BatchFile] = []
         var others: [TreeNode] = []
         var bytes: UInt64 = 0
-        /// Why a file of `files` (by its index) was not restored.
-        var failed: [Int: String] = [:]
+    }
+
+    /// A batch whose content is written under temporary names, to be synced and named.
+    private struct WrittenBatch: @unchecked Sendable {
+        var files: [BatchFile]
+        var places: [Where]
+        var temps: [[UInt8]]
+        var failures: Locked<[Int: String]>
+        var states: [FileState]
+    }
+
+    /// What syncing and naming a batch did: why a file (by its index) was not restored, and
+    /// each file's state (what of its metadata could not be set).
+    private struct NamedBatch: @unchecked Sendable {
+        var files: [BatchFile]
+        var failed: [Int: String]
+        var states: [FileState]
+    }
+
+    /// The syncing and naming of one batch on a thread of its own.
+    private final class PendingFinish: @unchecked Sendable {
+        private let group = ThreadGroup()
+        /// Written by the thread before it leaves the group, read after `wait` returns.
+        private var outcome: Result<NamedBatch, any Error>?
+
+        init(_ body: @escaping @Sendable () throws -> NamedBatch) {
+            group.start(1, name: "restore-sync") { [self] _ in outcome = Result(catching: body) }
+        }
+
+        func wait() throws -> NamedBatch {
+            group.wait()
+            return try outcome!.get()
+        }
+
+        /// Waits only, for a restore that is already failing: its error is the one reported, and
+        /// the files of this batch keep their temporary names (or their names, when named).
+        func waitQuietly() { group.wait() }
     }
 
     /// What the writing threads know of one file of a batch.
@@ -308,15 +376,12 @@ public final class TreeRestorer {
     }
 
     /// Writes one batch: each file under a temporary name, its content, then its metadata through
-    /// its descriptor once its last byte is written; the file system is synced, so all content is
-    /// on disk before any file of the batch has its name; then each complete file is renamed
-    /// (never replacing anything) and each failed one removed.
-    private func restoreBatch(
-        _ batch: inout Batch, rootFD: Int32, target: String, chown: Bool, total: UInt64,
-        written: Locked<(bytes: UInt64, reported: Date)>, report: inout Report
-    ) throws {
-        let files = batch.files
-        guard !files.isEmpty else { return }
+    /// its descriptor once its last byte is written. Nil for a batch without files.
+    private func writeBatch(
+        _ files: [BatchFile], rootFD: Int32, chown: Bool, total: UInt64,
+        written: Locked<(bytes: UInt64, reported: Date)>
+    ) -> WrittenBatch? {
+        guard !files.isEmpty else { return nil }
         let places = files.map { Where($0.node.pathBytes) }
         let temps = files.map { Array(".tresor-partial-\($0.number)".utf8) }
 
@@ -378,16 +443,27 @@ public final class TreeRestorer {
         writeContent(
             deltaByPack, order: deltaOrder, rootFD: rootFD, files: files, places: places, temps: temps,
             chown: chown, total: total, written: written, states: shared, failures: failures)
+        return WrittenBatch(files: files, places: places, temps: temps, failures: failures, states: shared.current)
+    }
+
+    /// Syncs the file system, so all of a written batch's content is on disk before any of its
+    /// files has its name, then renames each complete file (never replacing anything) and
+    /// removes each failed one. Runs while the next batch is written: that batch's bytes may be
+    /// synced too, which costs nothing, but only this batch's files are named.
+    private static func finishBatch(
+        _ w: WrittenBatch, rootFD: Int32, target: String, flush: (@Sendable (Int32) -> Int32)?, threads: Int
+    ) throws -> NamedBatch {
+        let (files, places, temps, failures) = (w.files, w.places, w.temps, w.failures)
         // Content durable before any file gets its name: a crash from here on leaves complete
         // files or `.tresor-partial-N` ones, never a named file with missing bytes. One syncfs
         // per batch instead of an fsync per file lets the kernel write back in one sweep.
-        if sync && syncfs(rootFD) != 0 {
+        if let flush, flush(rootFD) != 0 {
             throw RepositoryError(
                 .failed, "cannot flush the restored data to disk under \(target): \(PosixFS.errorText()); the partial files are named .tresor-partial-N")
         }
 
         // Complete files get their name; failed ones are removed.
-        let finalStates = shared.current
+        let finalStates = w.states
         let next = Locked(0)
         runOnThreads(min(threads, max(1, files.count / 256 + 1)), name: "restore-finish") { _ in
             let handles = DirectoryHandles(root: rootFD)
@@ -408,12 +484,7 @@ public final class TreeRestorer {
                 }
             }
         }
-        batch.failed = failures.current
-        for (i, reason) in batch.failed { report.failed[files[i].node.displayPath] = reason }
-        for (i, s) in finalStates.enumerated() where batch.failed[i] == nil {
-            if let inc = s.incomplete { report.incomplete[files[i].node.displayPath] = inc }
-        }
-        report.files += files.count - batch.failed.count
+        return NamedBatch(files: files, failed: failures.current, states: finalStates)
     }
 
     /// Places each chunk of file `i` at its offset (holes skipped); a reason when it cannot be.
@@ -567,10 +638,13 @@ public final class TreeRestorer {
                         continue
                     }
                     for (id, (loc, ps)) in members {
+                        // The blob's bytes are plain[0..<raw]; the buffer only grows.
+                        let raw: Int
                         do {
-                            try bytes.withUnsafeBytes { all in
+                            raw = try bytes.withUnsafeBytes { all in
                                 let s = Int(loc.offset) - window.range.lowerBound
-                                try opener.open(UnsafeRawBufferPointer(rebasing: all[s..<s + Int(loc.length)]), id: id, location: loc, into: &plain)
+                                let sealed = UnsafeRawBufferPointer(rebasing: all[s..<s + Int(loc.length)])
+                                return try opener.open(sealed, id: id, location: loc, reusing: &plain)
                             }
                         } catch {
                             failures.withLock { f in for p in ps { f[p.file] = "\(error)" } }
@@ -582,7 +656,7 @@ public final class TreeRestorer {
                             switch fd(p.file) {
                             case .failure(let e): failures.withLock { $0[p.file] = "cannot open for writing: \(e)" }
                             case .success(let f):
-                                let piece = p.length.map { Int(p.from)..<Int(p.from) + Int($0) } ?? plain.indices
+                                let piece = p.length.map { Int(p.from)..<Int(p.from) + Int($0) } ?? 0..<raw
                                 if p.delta {
                                     if let problem = Self.applyDelta(plain[piece], codec: codec, page: page, fd: f, at: p.offset) {
                                         failures.withLock { $0[p.file] = problem }
@@ -602,7 +676,7 @@ public final class TreeRestorer {
                         }
                         if let progress {
                             let due = written.withLock { w -> UInt64? in
-                                w.bytes += ps.reduce(0) { $0 + ($1.delta ? 0 : UInt64($1.length.map(Int.init) ?? plain.count)) }
+                                w.bytes += ps.reduce(0) { $0 + ($1.delta ? 0 : UInt64($1.length.map(Int.init) ?? raw)) }
                                 guard Date().timeIntervalSince(w.reported) >= 1 else { return nil }
                                 w.reported = Date()
                                 return w.bytes

@@ -28,11 +28,16 @@ import Glibc
     /// A restorer over the snapshot's streamed tree that calls `pulled` with each node it is given.
     private func restore(
         _ m: SnapshotManifest, batchFiles: Int, to target: String,
-        pulled: @escaping (TreeNode) -> Void = { _ in }
+        pulled: @escaping (TreeNode) -> Void = { _ in },
+        flush: (@Sendable (_ fd: Int32, _ real: @Sendable (Int32) -> Int32) -> Int32)? = nil
     ) throws -> TreeRestorer.Report {
         let index = try repo.loadIndex()
         let r = TreeRestorer(repository: repo, index: index)
         r.batchFiles = batchFiles
+        if let flush {
+            let real = r.syncFileSystem
+            r.syncFileSystem = { fd in flush(fd, real) }
+        }
         var walks = 0
         return try r.restore(
             passes: {
@@ -65,8 +70,9 @@ import Glibc
             namedWhenLastPulled.withLock { $0 = named.count }
         }
         #expect(report.failed.isEmpty && report.incomplete.isEmpty && report.files == 40)
-        // Batches of 4: the first 36 files are restored and named before the 40th node is read.
-        #expect(namedWhenLastPulled.current == 36)
+        // Batches of 4: the first 36 files are restored before the 40th node is read, and named
+        // but for the ninth batch, whose flush and naming may still run beside the walk.
+        #expect((32...36).contains(namedWhenLastPulled.current), "named: \(namedWhenLastPulled.current)")
         for i in [0, 17, 39] {
             let name = String(format: "f%02d.txt", i)
             #expect(try String(contentsOfFile: target + "/docs/" + name, encoding: .utf8) == "file \(i)")
@@ -110,5 +116,78 @@ import Glibc
         #expect(try String(contentsOfFile: target + "/docs/b.txt", encoding: .utf8) == "theirs", "never replaced")
         let left = try FileManager.default.contentsOfDirectory(atPath: target + "/docs").filter { $0.hasPrefix(".tresor-partial") }
         #expect(left.isEmpty, "no temporary name left: \(left)")
+    }
+
+    /// What a directory holds at one moment: the named files, and each temporary one's bytes.
+    private struct Seen: Sendable {
+        var named: Set<String> = []
+        var partial: [String: String] = [:]
+    }
+
+    private static func look(_ dir: String) -> Seen {
+        var seen = Seen()
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+            if name.hasPrefix(".tresor-partial-") {
+                seen.partial[name] = (try? String(contentsOfFile: dir + "/" + name, encoding: .utf8)) ?? "<unreadable>"
+            } else {
+                seen.named.insert(name)
+            }
+        }
+        return seen
+    }
+
+    @Test func noFileIsNamedBeforeAFlushThatBeganAfterItsContentWasWritten() throws {
+        for i in 0..<12 { try put(String(format: "f%02d.txt", i), "file \(i)") }
+        let m = try backup()
+        let target = dir.sub("restore").path
+        let seen = Locked<[Seen]>([])
+        let report = try restore(
+            m, batchFiles: 4, to: target,
+            flush: { fd, real in
+                seen.withLock { $0.append(Self.look(target + "/docs")) }
+                return real(fd)
+            })
+        #expect(report.failed.isEmpty && report.files == 12)
+        let flushes = seen.current
+        // One flush per batch of 4, then the last one for names, links and directories.
+        #expect(flushes.count == 4)
+        for (k, s) in flushes.prefix(3).enumerated() {
+            // Batch k's files: written in full under temporary names, none of them named yet;
+            // only the batches before it, each synced by an earlier flush, have their names.
+            let before = Set((0..<4 * k).map { String(format: "f%02d.txt", $0) })
+            #expect(s.named == before, "flush \(k + 1) saw named \(s.named.sorted())")
+            for i in 4 * k..<4 * k + 4 {
+                #expect(s.partial[".tresor-partial-\(i)"] == "file \(i)", "flush \(k + 1): \(s.partial)")
+            }
+        }
+        #expect(flushes.last?.named.count == 12)
+    }
+
+    @Test func aFlushThatFailsBesideTheNextBatchFailsTheRestoreAndNamesNoneOfItsFiles() throws {
+        for i in 0..<12 { try put(String(format: "f%02d.txt", i), "file \(i)") }
+        let m = try backup()
+        let target = dir.sub("restore").path
+        let calls = Locked(0)
+        let error = #expect(throws: RepositoryError.self) {
+            _ = try restore(
+                m, batchFiles: 4, to: target,
+                flush: { fd, real in
+                    // The second batch's flush runs while the third batch is written: it fails.
+                    guard
+                        calls.withLock({
+                            $0 += 1; return $0
+                        }) == 2
+                    else { return real(fd) }
+                    errno = EIO
+                    return -1
+                })
+        }
+        #expect(error?.code == .failed, "a failed job (exit 1): \(String(describing: error))")
+        #expect(error?.message.contains("cannot flush the restored data to disk") == true)
+        #expect(error?.message.contains("Input/output error") == true)
+        let s = Self.look(target + "/docs")
+        // The first batch was synced and named; the second and third never get their names.
+        #expect(s.named == Set((0..<4).map { String(format: "f%02d.txt", $0) }), "named: \(s.named.sorted())")
+        #expect(calls.current == 2, "no flush after the failed one")
     }
 }
