@@ -104,7 +104,7 @@ extension RecoverySafetyTests {
         // The drill's damage, with a target in the last segment.
         let lastStart = try #require(UInt64(segments[2].suffix(8), radix: 16)) * WALName.segmentSize
         let site = DrillDamageSite(pgdata: pgdata, targetLSN: lastStart + 100, restoreCommand: command)
-        #expect(try DrillDamage.MissingWALSegment().damage(restored: site))
+        #expect(try DrillDamages.MissingWALSegment().damage(restored: site))
         let conf = try String(contentsOfFile: pgdata + "/postgresql.auto.conf", encoding: .utf8)
         let line = try #require(conf.split(separator: "\n").last { $0.hasPrefix("restore_command = '") })
         let withheld = String(line.dropFirst("restore_command = '".count).dropLast()).replacingOccurrences(of: "''", with: "'")
