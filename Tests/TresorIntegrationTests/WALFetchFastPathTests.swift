@@ -109,7 +109,7 @@ extension RecoverySafetyTests {
         let line = try #require(conf.split(separator: "\n").last { $0.hasPrefix("restore_command = '") })
         let withheld = String(line.dropFirst("restore_command = '".count).dropLast()).replacingOccurrences(of: "''", with: "'")
             .replacingOccurrences(of: "\\\\", with: "\\")
-        #expect(withheld.hasSuffix(command), withheld)
+        #expect(withheld.hasSuffix(command), "\(withheld)")
 
         let out = f.dir.sub("delivered").path
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -133,7 +133,7 @@ extension PostgresFixture {
     /// The run directory a restore's restore_command names, and waits (bounded) until its
     /// prefetcher placed each of `segments` there.
     func runDirectory(restoreCommand: String, holding segments: [String]) throws -> String {
-        let run = try #require(restoreCommand.split(separator: " ").first { WALSpool.isRunName(String($0)) }.map(String.init), restoreCommand)
+        let run = try #require(restoreCommand.split(separator: " ").first { WALSpool.isRunName(String($0)) }.map(String.init), "\(restoreCommand)")
         let spool = home + "/spool/pg/acme/" + run
         for _ in 0..<300 where !segments.allSatisfy({ FileManager.default.fileExists(atPath: spool + "/" + $0) }) {
             Thread.sleep(forTimeInterval: 0.1)
