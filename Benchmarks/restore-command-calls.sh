@@ -18,8 +18,8 @@ source "$ROOT/Benchmarks/pg-lib.sh"
 pg_bench_prelude restore-command-calls
 export TRESOR_HOME=$WORK/tresor-home
 DIR=$WORK/restore-calls
-LOG=$WORK/restore-calls.log
-rm -rf "$DIR" "$LOG"
+LOG=$WORK/restore-calls.times
+rm -rf "$DIR" "$LOG" "$DIR.log"
 "$TRESOR" --home "$TRESOR_HOME" pg restore bench --pgdata "$DIR" --target-time "$TARGET" >/dev/null
 # The restore_command written (the last such line), unquoted from postgresql.auto.conf.
 python3 - "$DIR/postgresql.auto.conf" "$WORK/restore-calls.cmd" <<'PY'

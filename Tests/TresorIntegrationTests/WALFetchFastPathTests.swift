@@ -62,7 +62,9 @@ extension RecoverySafetyTests {
         #expect(FileManager.default.contents(atPath: dir + "/00000001.history") == Data("planted".utf8))
 
         // The spool directory gone (its prefetcher ended): the slow path delivers the same bytes.
-        try FileManager.default.removeItem(atPath: dir)
+        // Moved away first: the prefetcher, still running, removes files of its own meanwhile.
+        try FileManager.default.moveItem(atPath: dir, toPath: dir + ".gone")
+        try FileManager.default.removeItem(atPath: dir + ".gone")
         #expect(try runRestoreCommand(command, file: segments[1], destination: out + "/RECOVERYXLOG") == 0)
         #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/RECOVERYXLOG")) == (try f.archivedBytes(segments[1])))
         // And an absent segment is still "not archived" (1), never a fast-path success.
