@@ -34,16 +34,22 @@ extension RecoverySafetyTests {
         return p.terminationStatus
     }
 
-    @Test func aSegmentTheShellTakesFromTheRestoresSpoolIsTheArchivedSegmentAndTheSlowPathStillDeliversWithoutIt() throws {
-        let f = try PostgresFixture()
+    /// Three archived segments, the source stopped, and a `--latest` restore (server not
+    /// started) whose prefetcher placed all three in the restore's spool directory.
+    func restoredWithSpooledSegments(_ f: PostgresFixture) throws -> (segments: [String], pgdata: String, command: String, dir: String) {
         let segments = try archiveThreeSegments(f)
         try f.cluster.stop()
         let pgdata = f.dir.sub("restored").path
         let r = try #require(try f.expectOK(["--json", "pg", "restore", "acme", "--pgdata", pgdata, "--latest"]).json())
         let command = try #require(r["restoreCommand"] as? String, "\(r)")
+        return (segments, pgdata, command, try f.runDirectory(restoreCommand: command, holding: segments))
+    }
+
+    @Test func aSegmentTheShellTakesFromTheRestoresSpoolIsTheArchivedSegmentAndTheSlowPathStillDeliversWithoutIt() throws {
+        let f = try PostgresFixture()
+        let (segments, pgdata, command, dir) = try restoredWithSpooledSegments(f)
         let conf = try String(contentsOfFile: pgdata + "/postgresql.auto.conf", encoding: .utf8)
         #expect(conf.contains("restore_command = \(confQuoted(command))"), "\(conf)")
-        let dir = try f.runDirectory(restoreCommand: command, holding: segments)
 
         // Fast path: the shell renames the spooled segment into place; no wal-fetch ran (it would
         // have recorded the segment for the prefetcher in .asked).
@@ -97,12 +103,7 @@ extension RecoverySafetyTests {
 
     @Test func theSegmentASelfTestWithholdsIsNotDeliveredEvenWhenSpooled() throws {
         let f = try PostgresFixture()
-        let segments = try archiveThreeSegments(f)
-        try f.cluster.stop()
-        let pgdata = f.dir.sub("restored").path
-        let r = try #require(try f.expectOK(["--json", "pg", "restore", "acme", "--pgdata", pgdata, "--latest"]).json())
-        let command = try #require(r["restoreCommand"] as? String, "\(r)")
-        let dir = try f.runDirectory(restoreCommand: command, holding: segments)
+        let (segments, pgdata, command, dir) = try restoredWithSpooledSegments(f)
         // The drill's damage, with a target in the last segment.
         let lastStart = try #require(UInt64(segments[2].suffix(8), radix: 16)) * WALName.segmentSize
         let site = DrillDamageSite(pgdata: pgdata, targetLSN: lastStart + 100, restoreCommand: command)
