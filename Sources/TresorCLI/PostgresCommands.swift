@@ -99,8 +99,8 @@ struct PGCommand: ParsableCommand {
         @Argument(transform: TenantID.init) var tenant: TenantID
         @Argument var name: String
         @Flag(help: "Wait for a running prefetcher instead of leaving the work to it.") var wait = false
-        @Option(name: .customLong("run"), help: "A restore's own spool directory (r-…) instead of the shared spool.") var spoolRun: String?
-        @Flag(help: "With --run: keep the spool filled until the recovery of --pgdata ends.") var follow = false
+        @Option(help: "A restore's own spool directory (r-…) instead of the shared spool.") var spoolRun: String?
+        @Flag(help: "With --spool-run: keep the spool filled until the recovery of --pgdata ends.") var follow = false
         @Option(help: "The restored data directory whose recovery --follow serves.") var pgdata: String?
 
         func run() throws {

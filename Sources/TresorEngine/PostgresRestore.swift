@@ -200,7 +200,7 @@ extension Installation {
             slowCommand: walCommand(binary: binary, "wal-fetch", tenant: id, "--spool-run", run, "%f", "%p"))
     }
 
-    /// Starts the restore's prefetcher (`pg wal-prefetch … --run RUN --follow --pgdata DIR`) from
+    /// Starts the restore's prefetcher (`pg wal-prefetch … --spool-run RUN --follow --pgdata DIR`) from
     /// `startWAL` (the chosen base backup's): it fills the restore's spool directory while the
     /// files are restored and keeps it `wal_prefetch_depth` segments ahead of the server until
     /// the recovery of `pgdata` ends. A child process in its own session, because run as root it
@@ -215,7 +215,7 @@ extension Installation {
         if let configFile { args += ["--config", configFile.path] }
         args += [
             "pg", "wal-prefetch", name, WALName(timeline: first.timeline, segment: first.segment - 1).description,
-            "--run", run, "--follow", "--pgdata", pgdata,
+            "--spool-run", run, "--follow", "--pgdata", pgdata,
         ]
         do {
             return try Spawn.start(binary, args, newSession: true)

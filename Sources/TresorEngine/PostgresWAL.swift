@@ -191,7 +191,7 @@ extension PostgresWALAccess {
                 {
                     var args = ["--home", home.root.path]
                     if let configFile { args += ["--config", configFile.path] }
-                    if let spoolRun { args += ["--run", spoolRun] }
+                    if let spoolRun { args += ["--spool-run", spoolRun] }
                     // A prefetcher that does not start costs speed only: the next segment is
                     // then fetched directly when PostgreSQL asks for it.
                     _ = try? Spawn.start(binary, args + ["pg", "wal-prefetch", tenant, name], newSession: true)

@@ -81,7 +81,7 @@ extension WALSpool {
         rmdir(dir)
     }
 
-    /// What a restore's prefetcher does (`tresor pg wal-prefetch T NAME --run R --follow`): keeps
+    /// What a restore's prefetcher does (`tresor pg wal-prefetch T NAME --spool-run R --follow`): keeps
     /// the `depth` segments after the last one the server took in this spool directory, fetching
     /// on `threads` threads, until the recovery of `pgdata` ends (its `recovery.signal` seen and
     /// then gone: promoted), `pgdata` is removed, or nothing was taken for `idle` seconds once
