@@ -68,7 +68,7 @@ enum CLIFlags {
     static let booleans: Set<String> = [
         "--help", "--read-data", "--latest", "--dry-run", "--version", "--wait", "--pem", "--current", "--pg-password-stdin",
         "--from-backup", "--long", "--recursive", "--path-only", "--ignore-case", "--no-sync", "--purge",
-        "--failed", "--finish", "--publish", "--new-cluster", "--archive", "--run", "--remove",
+        "--failed", "--finish", "--publish", "--new-cluster", "--archive", "--run", "--remove", "--follow",
     ]
 }
 

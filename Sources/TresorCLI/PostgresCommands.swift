@@ -78,12 +78,14 @@ struct PGCommand: ParsableCommand {
         @Argument(transform: TenantID.init) var tenant: TenantID
         @Argument(help: "The WAL file name (%f).") var name: String
         @Argument(help: "Where to write it (%p).") var destination: String
+        @Option(help: "The restore's own spool directory (r-…; pg restore writes it).") var spoolRun: String?
 
         func run() throws {
             try PostgresWALAccess.restoreCommand(
                 home: ctx.home, configFile: ctx.configFile, tenant: tenant, name: name,
                 destination: destination, clock: try ctx.clock(),
-                environmentCredentials: ctx.s3Credentials, traffic: ctx.traffic, binary: tresorBinaryPath
+                environmentCredentials: ctx.s3Credentials, traffic: ctx.traffic, binary: tresorBinaryPath,
+                spoolRun: spoolRun
             ) {
                 FileHandle.standardError.write(Data(($0 + "\n").utf8))
             }
@@ -97,11 +99,15 @@ struct PGCommand: ParsableCommand {
         @Argument(transform: TenantID.init) var tenant: TenantID
         @Argument var name: String
         @Flag(help: "Wait for a running prefetcher instead of leaving the work to it.") var wait = false
+        @Option(help: "A restore's own spool directory (r-…) instead of the shared spool.") var spoolRun: String?
+        @Flag(help: "With --spool-run: keep the spool filled until the recovery of --pgdata ends.") var follow = false
+        @Option(help: "The restored data directory whose recovery --follow serves.") var pgdata: String?
 
         func run() throws {
             try PostgresWALAccess.prefetch(
                 home: ctx.home, configFile: ctx.configFile, tenant: tenant, name: name, clock: try ctx.clock(),
-                environmentCredentials: ctx.s3Credentials, traffic: ctx.traffic, wait: wait)
+                environmentCredentials: ctx.s3Credentials, traffic: ctx.traffic, wait: wait,
+                run: spoolRun, follow: follow, pgdata: pgdata)
         }
     }
 

@@ -385,6 +385,8 @@ struct DrillRun {
     /// the base backup's snapshot id.
     /// Releases the pin on the restored base backup, held until the drill is over.
     var unpin: (@Sendable () -> Void)?
+    /// The `restore_command` the restore wrote (a self-test's damage wraps it).
+    var restoreCommand = ""
 
     mutating func restoreDatabase(_ target: RecoveryTarget, binary: String) throws -> String {
         let t0 = Date()
@@ -397,6 +399,7 @@ struct DrillRun {
             archive: false, run: false, binary: binary,
             progress: restoreProgress, keepPin: { held = $0 })
         unpin = held
+        restoreCommand = r.restoreCommand
         bytes += r.bytes
         files += r.files
         stopLSN = r.stopLSN.flatMap(LSN.parse)
@@ -422,7 +425,7 @@ struct DrillRun {
         do {
             let site = DrillDamageSite(
                 pgdata: pgdata, targetLSN: lsn,
-                restoreCommand: installation.walCommand(binary: binary, "wal-fetch", tenant: try tenant.id, "%f", "%p"))
+                restoreCommand: restoreCommand)
             if try damage.damage(restored: site) { damageApplied = true }
         } catch {
             damageError = DrillRun.reason("\(error)")

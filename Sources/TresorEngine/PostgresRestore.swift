@@ -21,6 +21,8 @@ public struct PostgresRestoreResult: Codable, Sendable, JobResult {
     public var stopLSN: String?
     /// Whether the restored server archives (`--archive`) into the tenant's WAL.
     public var archiveMode: Bool
+    /// The `restore_command` written (with the restore's own spool directory).
+    public var restoreCommand: String
     /// What the operator must know about the recovery settings written.
     public var notes: [String]
     public var files: Int
@@ -132,23 +134,30 @@ extension Installation {
             return c
         }
         let absolute = URL(fileURLWithPath: pgdata).standardizedFileURL.path
-        let prefetcher = followsBackup ? startSpoolPrefetch(binary: binary, tenant: name, from: chosen.info.startWAL, notes: &notes) : nil
-        let report = try TreeRestorer(repository: repo, index: index, progress: progress).restore(nodes: inside, to: absolute)
-        if let pid = prefetcher {
-            let status = Spawn.wait(pid)
-            if status != 0 {
-                notes.append(
-                    "prefetching the first wal segments into the spool failed (tresor pg wal-prefetch exited \(status)): the server fetches them itself, more slowly"
-                )
+        // This restore's own spool directory: only its prefetchers write there, from this
+        // tenant's archive, so the server never takes a segment another restore left.
+        let run = WALSpool.newRunName()
+        let prefetcher =
+            followsBackup ? startSpoolPrefetch(binary: binary, tenant: name, from: chosen.info.startWAL, run: run, pgdata: absolute, notes: &notes) : nil
+        let runDirectory = WALSpool.runDirectory(PostgresAccess.spool(home, try tenant.id).path, run: run)
+        var prefetcherHandedOver = false
+        defer {
+            // A restore that failed leaves no prefetcher waiting for a recovery that never comes.
+            if let pid = prefetcher, !prefetcherHandedOver {
+                kill(pid, SIGTERM)
+                _ = Spawn.wait(pid)
+                WALSpool.emptyAndRemove(runDirectory)
             }
         }
+        let report = try TreeRestorer(repository: repo, index: index, progress: progress).restore(nodes: inside, to: absolute)
         guard report.failed.isEmpty else {
             throw CoreError.failed(
                 "\(report.failed.count) files of base backup \(chosen.id.short) could not be restored, e.g. \(report.failed.keys.sorted().first!)",
                 hint: "tresor check \(name) --read-data")
         }
+        let restoreCommand = spooledRestoreCommand(binary: binary, tenant: try tenant.id, run: run)
         let settings = RecoveryPlanner.recoverySettings(
-            restoreCommand: walCommand(binary: binary, "wal-fetch", tenant: try tenant.id, "%f", "%p"),
+            restoreCommand: restoreCommand,
             target: target, timeline: timeline ?? String(chosen.info.timeline),
             latestRecord: stopLSN, archive: archiving)
         try RecoveryDirectory.prepare(absolute, settings: settings, owner: getuid() == 0 ? root.map { ($0.uid, $0.gid) } : nil)
@@ -160,6 +169,10 @@ extension Installation {
             try runUntilPromoted(absolute, tenant: name)
             notes.append("recovered to the target and promoted (the server was stopped again)")
         }
+        if let pid = prefetcher {
+            reapPrefetcher(pid, notes: &notes)
+            prefetcherHandedOver = true
+        }
         let targetText: String
         switch target {
         case .time(let t): targetText = TimeFormat.string(t, fractional: true)
@@ -168,7 +181,7 @@ extension Installation {
         }
         let result = PostgresRestoreResult(
             tenant: name, snapshot: chosen.id.hex, baseBackupEnd: chosen.info.endTime, pgdata: absolute,
-            target: targetText, stopLSN: stopLSN.map(LSN.format), archiveMode: archiving, notes: notes,
+            target: targetText, stopLSN: stopLSN.map(LSN.format), archiveMode: archiving, restoreCommand: restoreCommand, notes: notes,
             files: report.files, bytes: report.bytes,
             seconds: Date().timeIntervalSince(wallStart), outcome: .ok)
         if let keepPin {
@@ -178,24 +191,53 @@ extension Installation {
         return result
     }
 
-    /// Starts `pg wal-prefetch` for the first segments the replay will ask for, from `startWAL`
-    /// (the chosen base backup's), so they reach the wal-fetch spool while the files are restored
-    /// and the server's first `restore_command` calls find them there instead of each waiting for
-    /// the store. A child process, because run as root it becomes the spool's owner (the
-    /// PostgreSQL user), as wal-fetch's own prefetcher does. Nil (with a note) when it cannot
-    /// start: the server then fetches those segments itself.
-    private func startSpoolPrefetch(binary: String, tenant name: String, from startWAL: String, notes: inout [String]) -> pid_t? {
+    /// The `restore_command` of a restore with spool directory `run`: the shell renames a
+    /// spooled segment into place, else `tresor pg wal-fetch … --spool-run RUN`
+    /// (``WALSpool/fastRestoreCommand(runDirectory:slowCommand:)``).
+    func spooledRestoreCommand(binary: String, tenant id: TenantID, run: String) -> String {
+        WALSpool.fastRestoreCommand(
+            runDirectory: WALSpool.runDirectory(PostgresAccess.spool(home, id).path, run: run),
+            slowCommand: walCommand(binary: binary, "wal-fetch", tenant: id, "--spool-run", run, "%f", "%p"))
+    }
+
+    /// Starts the restore's prefetcher (`pg wal-prefetch … --spool-run RUN --follow --pgdata DIR`) from
+    /// `startWAL` (the chosen base backup's): it fills the restore's spool directory while the
+    /// files are restored and keeps it `wal_prefetch_depth` segments ahead of the server until
+    /// the recovery of `pgdata` ends. A child process in its own session, because run as root it
+    /// becomes the spool's owner (the PostgreSQL user), as wal-fetch's own prefetcher does. Nil
+    /// (with a note) when it cannot start: the server then fetches the segments itself.
+    private func startSpoolPrefetch(
+        binary: String, tenant name: String, from startWAL: String, run: String, pgdata: String, notes: inout [String]
+    ) -> pid_t? {
         guard policy.postgres.walPrefetchDepth > 0 else { return nil }
         guard let first = WALName(startWAL), first.kind == .segment, first.segment > 0 else { return nil }
         var args = ["--home", home.root.path]
         if let configFile { args += ["--config", configFile.path] }
-        args += ["pg", "wal-prefetch", name, WALName(timeline: first.timeline, segment: first.segment - 1).description, "--wait"]
+        args += [
+            "pg", "wal-prefetch", name, WALName(timeline: first.timeline, segment: first.segment - 1).description,
+            "--spool-run", run, "--follow", "--pgdata", pgdata,
+        ]
         do {
-            return try Spawn.start(binary, args)
+            return try Spawn.start(binary, args, newSession: true)
         } catch {
             notes.append("cannot prefetch the first wal segments into the spool (\(error)): the server fetches them itself, more slowly")
             return nil
         }
+    }
+
+    /// Notes a prefetcher that already failed; one still running is waited for on a thread of its
+    /// own (it ends with the recovery), so it never lingers as a zombie in a long-lived process.
+    private func reapPrefetcher(_ pid: pid_t, notes: inout [String]) {
+        var status: Int32 = 0
+        if waitpid(pid, &status, WNOHANG) == pid {
+            let code = status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+            if code != 0 {
+                notes.append(
+                    "the wal prefetcher failed (tresor pg wal-prefetch exited \(code)): the server fetches the segments itself, more slowly")
+            }
+            return
+        }
+        Thread.detachNewThread { _ = Spawn.wait(pid) }
     }
 
     /// Runs the restored data directory until it is promoted; throws with the log's last FATAL

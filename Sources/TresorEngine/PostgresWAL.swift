@@ -108,10 +108,21 @@ extension PostgresWALAccess {
             seconds: Date().timeIntervalSince(start))
     }
 
-    /// What `restore_command` reads: the prefetch spool, over the archive of the tenant's
-    /// current cluster.
-    public func spool() throws -> WALSpool {
-        WALSpool(archive: try archive.current(), directory: spoolDirectory)
+    /// What `restore_command` reads: the prefetch spool (a restore's own run directory `run`,
+    /// see ``WALSpool/runDirectory(_:run:)``, or else the tenant's shared spool), over the
+    /// archive of the tenant's current cluster.
+    public func spool(run: String? = nil) throws -> WALSpool {
+        WALSpool(archive: try archive.current(), directory: Self.spoolDirectory(spoolDirectory, run: run))
+    }
+
+    /// The tenant spool `spool`, or run directory `run` in it.
+    static func spoolDirectory(_ spool: String, run: String?) -> String {
+        run.map { WALSpool.runDirectory(spool, run: $0) } ?? spool
+    }
+
+    /// Refuses a run name that is not one ``WALSpool/newRunName()`` makes.
+    static func checkRun(_ run: String?) throws {
+        if let run, !WALSpool.isRunName(run) { throw PostgresError(.usage, "'\(run)' is not a spool run name (r- and 16 hex digits)") }
     }
 }
 
@@ -140,14 +151,18 @@ extension PostgresWALAccess {
     /// `binary … pg wal-prefetch`, so PostgreSQL waits only for this process). Throws
     /// ``PostgresError/Code/notFound`` only when the archive really lacks the file, and
     /// ``WALFetchAbort`` when it could not be read for `[postgres] wal_fetch_retry`. `log` gets a
-    /// line per failed attempt (PostgreSQL's server log).
+    /// line per failed attempt (PostgreSQL's server log). `spoolRun`: the restore's own spool
+    /// directory (`--spool-run`, written by `pg restore`), read instead of the shared spool; a
+    /// segment delivered from the archive is recorded there for the restore's prefetcher.
     public static func restoreCommand(
         home: Home, configFile: URL?, tenant id: TenantID, name: String, destination: String,
         clock: any Clock, environmentCredentials: S3Credentials?, traffic: StoreTraffic = StoreTraffic(), binary: String,
-        log: (String) -> Void
+        spoolRun: String? = nil, log: (String) -> Void
     ) throws {
         let tenant = id.rawValue
         guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
+        try checkRun(spoolRun)
+        let spoolDirectory = Self.spoolDirectory(PostgresAccess.spool(home, id).path, run: spoolRun)
         if wal.kind == .history && wal.timeline == 1 {
             // Timeline 1 is the one initdb starts; a history file lists a timeline's parents, so
             // PostgreSQL never writes one for it. Promotion still asks for it (to copy the parent
@@ -165,16 +180,18 @@ extension PostgresWALAccess {
                 retryFor = opener.policy.postgres.walFetchRetry.seconds
                 // A prefetched segment first: a rename, without opening the archive (on an object
                 // store that is a round trip per segment).
-                if try !WALSpool.deliverSpooled(wal, directory: PostgresAccess.spool(home, id).path, to: destination) {
+                if try !WALSpool.deliverSpooled(wal, directory: spoolDirectory, to: destination) {
                     let access = try opener.walAccess(tenant: id, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
-                    _ = try access.spool().deliver(wal, to: destination)
+                    _ = try access.spool(run: spoolRun).deliver(wal, to: destination)
                 }
+                if spoolRun != nil { WALSpool.recordDelivered(wal, runDirectory: spoolDirectory) }
                 let depth = opener.policy.postgres.walPrefetchDepth
                 if depth > 0, wal.kind == .segment,
-                    WALSpool.needsPrefetch(after: wal, depth: depth, directory: PostgresAccess.spool(home, id).path)
+                    WALSpool.needsPrefetch(after: wal, depth: depth, directory: spoolDirectory)
                 {
                     var args = ["--home", home.root.path]
                     if let configFile { args += ["--config", configFile.path] }
+                    if let spoolRun { args += ["--spool-run", spoolRun] }
                     // A prefetcher that does not start costs speed only: the next segment is
                     // then fetched directly when PostgreSQL asks for it.
                     _ = try? Spawn.start(binary, args + ["pg", "wal-prefetch", tenant, name], newSession: true)
@@ -201,16 +218,33 @@ extension PostgresWALAccess {
     /// first becomes the spool's owner (the PostgreSQL OS user), so everything it creates in the
     /// spool (segments, its lock file) belongs to the user that later renames and reopens them,
     /// and a link that user plants in its spool is never followed with root's rights.
+    /// `run`: a restore's own spool directory instead of the shared spool. `follow` (with `run`):
+    /// the restore's long-lived prefetcher (``WALSpool/follow(after:depth:threads:pgdata:idle:)``),
+    /// which ends with the recovery of `pgdata`; it first removes abandoned run directories.
     public static func prefetch(
         home: Home, configFile: URL?, tenant id: TenantID, name: String, clock: any Clock,
-        environmentCredentials: S3Credentials?, traffic: StoreTraffic = StoreTraffic(), wait: Bool
+        environmentCredentials: S3Credentials?, traffic: StoreTraffic = StoreTraffic(), wait: Bool,
+        run: String? = nil, follow: Bool = false, pgdata: String? = nil
     ) throws {
         guard let wal = WALName(name) else { throw PostgresError(.usage, "'\(name)' is not a wal file name") }
-        try becomeOwner(of: PostgresAccess.spool(home, id).path, tenant: id)
+        try checkRun(run)
+        let spool = PostgresAccess.spool(home, id).path
+        try becomeOwner(of: spool, tenant: id)
         let access = try open(home: home, configFile: configFile, tenant: id, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
         let depth = access.policy.postgres.walPrefetchDepth
-        try access.spool().prefetch(after: wal, depth: depth, threads: min(depth, 2 * availableCores), waitForLock: wait)
+        let threads = min(depth, 2 * availableCores)
+        if follow, let run {
+            WALSpool.removeAbandonedRuns(in: spool, olderThan: followIdleSeconds, except: run)
+            try access.spool(run: run).follow(after: wal, depth: depth, threads: threads, pgdata: pgdata, idle: followIdleSeconds)
+        } else {
+            try access.spool(run: run).prefetch(after: wal, depth: depth, threads: threads, waitForLock: wait)
+        }
     }
+
+    /// How long a restore's prefetcher waits for the server to take a segment before it ends (the
+    /// server's `wal-fetch` then starts short-lived prefetchers as needed), and how old an
+    /// abandoned run directory must be before another restore removes it.
+    static let followIdleSeconds = 300.0
 
     /// When running as root, switches this process to the owner of `path` (group, then user).
     static func becomeOwner(of path: String, tenant: TenantID) throws {

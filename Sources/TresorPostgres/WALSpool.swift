@@ -97,21 +97,37 @@ public struct WALSpool: Sendable {
         let queue = BlockingQueue<WALName>(capacity: max(1, wanted.count))
         for w in wanted { queue.push(w) }
         queue.close()
-        let archive = self.archive, directory = self.directory
-        // Spool files become PostgreSQL's files by rename: when an operator runs this as root,
-        // they must still belong to the spool's owner (the PostgreSQL user).
-        var dirStat = stat()
-        let owner: (uid_t, gid_t)? = getuid() == 0 && stat(directory, &dirStat) == 0 ? (dirStat.st_uid, dirStat.st_gid) : nil
+        let spool = self
+        let owner = spoolOwner()
         runOnThreads(min(threads, max(1, wanted.count)), name: "wal-prefetch") { _ in
             while let w = queue.pop() {
                 // A failed prefetch costs nothing: the segment is fetched directly when asked for.
-                guard let bytes = try? archive.fetch(w) else { continue }
-                let path = directory + "/" + w.description
-                let tmp = path + ".spool"
-                guard (try? writeFileAtomically(bytes, to: tmp)) != nil else { continue }
-                if let (uid, gid) = owner { chown(tmp, uid, gid) }
-                if rename(tmp, path) != 0 { unlink(tmp) }
+                _ = spool.place(w, owner: owner)
             }
         }
+    }
+
+    /// Spool files become PostgreSQL's files by rename: when an operator runs a prefetcher as
+    /// root, they must still belong to the spool's owner (the PostgreSQL user).
+    func spoolOwner() -> (uid_t, gid_t)? {
+        var dirStat = stat()
+        return getuid() == 0 && stat(directory, &dirStat) == 0 ? (dirStat.st_uid, dirStat.st_gid) : nil
+    }
+
+    /// Fetches segment `w` (its object authenticated and opened by ``WALArchive/fetch(_:)``) and
+    /// puts it in the spool whole: written and synced under a temporary name, then renamed, so
+    /// a file with a segment's name is always the complete segment the archive holds. False
+    /// when it could not be fetched or written (the segment is then fetched when asked for).
+    func place(_ w: WALName, owner: (uid_t, gid_t)?) -> Bool {
+        guard let bytes = try? archive.fetch(w) else { return false }
+        let path = directory + "/" + w.description
+        let tmp = path + ".spool"
+        guard (try? writeFileAtomically(bytes, to: tmp)) != nil else { return false }
+        if let (uid, gid) = owner { chown(tmp, uid, gid) }
+        if rename(tmp, path) != 0 {
+            unlink(tmp)
+            return false
+        }
+        return true
     }
 }

@@ -141,16 +141,14 @@ final class PostgresFixture: @unchecked Sendable {
         #expect(walFiles > 3 && checkJSON["acme"]?["walFilesRead"] as? Int == walFiles, "\(checkJSON)")
 
         // pg restore fetches the first segments the replay needs (from the chosen base backup's
-        // start) into the spool while it restores the files, owned by the postgres user, so the
-        // server's first restore_command calls find them there instead of waiting for the store.
-        let spool = f.home + "/spool/pg/acme/"
-        for name in try FileManager.default.contentsOfDirectory(atPath: spool) where !name.hasPrefix(".") {
-            try FileManager.default.removeItem(atPath: spool + name)
-        }
+        // start) into its own spool directory while it restores the files, owned by the postgres
+        // user, so the server's first restore_command calls find them there instead of waiting
+        // for the store.
         let secondStart = try #require((second["postgres"] as? [String: Any])?["startWAL"] as? String)
-        try f.expectOK(["pg", "restore", "acme", "--pgdata", f.dir.sub("spooled").path, "--target-lsn", lsnAfter12])
-        #expect(FileManager.default.fileExists(atPath: spool + secondStart), "\((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? [])")
-        #expect(try FileManager.default.attributesOfItem(atPath: spool + secondStart)[.ownerAccountName] as? String == "postgres")
+        let spooledRestore = try #require(
+            try f.expectOK(["--json", "pg", "restore", "acme", "--pgdata", f.dir.sub("spooled").path, "--target-lsn", lsnAfter12]).json())
+        let run = try f.runDirectory(restoreCommand: try #require(spooledRestore["restoreCommand"] as? String), holding: [secondStart])
+        #expect(try FileManager.default.attributesOfItem(atPath: run + "/" + secondStart)[.ownerAccountName] as? String == "postgres")
 
         // Stop the source so only restored clusters archive from here on.
         try f.cluster.stop()

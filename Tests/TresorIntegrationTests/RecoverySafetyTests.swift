@@ -106,10 +106,11 @@ import Glibc
         // (restore_command then rightly answers "not archived"); the replay ends before the
         // target and the server stops instead of promoting without markers 10...12.
         let short = f.dir.sub("short").path
-        try f.expectOK(["pg", "restore", "acme", "--pgdata", short, "--latest"])
+        let shortRestore = try #require(try f.expectOK(["--json", "pg", "restore", "acme", "--pgdata", short, "--latest"]).json())
+        // pg restore prefetched the segments into its spool directory: gone from there too.
+        let run = try f.runDirectory(restoreCommand: try #require(shortRestore["restoreCommand"] as? String), holding: [segments[2]])
         try FileManager.default.removeItem(atPath: objectPath(f, segments[2]))
-        // pg restore prefetched the first segments into the spool: gone from there too.
-        try? FileManager.default.removeItem(atPath: f.home + "/spool/pg/acme/" + segments[2])  // absent when it was not prefetched
+        try FileManager.default.removeItem(atPath: run + "/" + segments[2])
         let early = try ScratchCluster(adopting: short, in: f.dir)
         try? early.start()
         #expect(try stoppedWithoutPromotion(early), "\(early.logTail())")
