@@ -33,7 +33,20 @@ public enum Spawn {
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
-        if newSession { posix_spawnattr_setflags(&attr, Int16(0x80)) }  // POSIX_SPAWN_SETSID
+        // The child starts with no signal blocked and SIGTERM and SIGINT at their default action,
+        // whatever the spawning thread had: a Swift worker thread may have them blocked, and a
+        // child that inherits a blocked SIGTERM never ends when asked to (a prefetcher told to
+        // stop by a failed restore kept it waiting until its idle timeout, 300 s).
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attr, &none)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGTERM)
+        sigaddset(&defaults, SIGINT)
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        // POSIX_SPAWN_SETSIGDEF (0x04), POSIX_SPAWN_SETSIGMASK (0x08), POSIX_SPAWN_SETSID (0x80).
+        posix_spawnattr_setflags(&attr, Int16(0x04 | 0x08 | (newSession ? 0x80 : 0)))
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var pid: pid_t = 0
