@@ -333,6 +333,13 @@ struct DrillRun {
         return String(TimeFormat.string(Date(timeIntervalSince1970: whole)).dropLast()) + "." + String(String(micros + 1_000_000).dropFirst()) + "Z"
     }
 
+    /// The lines a check tool wrote to its output file `path`: counted for the record, never
+    /// quoted (they name the cluster's files and relations). An output that cannot be read counts
+    /// 0 lines and loses nothing: the tool's exit status alone decides the check.
+    static func outputLines(_ path: String) -> Int {
+        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").count
+    }
+
     static func reason(_ text: String) -> String {
         let t = text.replacingOccurrences(of: "\n", with: " ").trimmingCharacters(in: .whitespaces)
         var out = t.isEmpty ? "no reason given" : t
@@ -633,7 +640,7 @@ struct DrillRun {
             checks.append(.notRun("amcheck", reason: why))
         case .running(let pid, let out):
             let status = Spawn.wait(pid)
-            let lines = ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").count  // unreadable output: the status still decides
+            let lines = DrillRun.outputLines(out)
             if status == 0 {
                 checks.append(.passed("amcheck"))
             } else if status == 2 {

@@ -141,7 +141,7 @@ extension DrillRun {
             let status = Spawn.wait(run.pid)
             if status != 0 {
                 failed.append(status)
-                lines += ((try? String(contentsOfFile: run.out, encoding: .utf8)) ?? "").split(separator: "\n").count  // unreadable output: the status still decides
+                lines += outputLines(run.out)
             }
         }
         if let status = failed.first {

@@ -30,8 +30,10 @@ public struct PostgresAccess: Codable, Sendable {
     static let credentialsFile = "s3-credentials"
 
     /// What the PostgreSQL OS user's S3 key must be allowed (and nothing more).
-    static func walScope(_ storeURL: String, tenant: TenantID) -> String {
-        guard case .s3(let location)? = try? StoreURL.parse(storeURL) else { return "tenants/\(tenant.rawValue)/wal/" }
+    /// `storeURL` is the tenant's store, already parsed by the caller (a store without
+    /// credentials, such as a local one, gets the bare key prefix).
+    static func walScope(_ storeURL: StoreURL, tenant: TenantID) -> String {
+        guard case .s3(let location) = storeURL else { return "tenants/\(tenant.rawValue)/wal/" }
         let prefix = location.prefix.isEmpty ? "" : location.prefix + "/"
         let walPrefix = "\(prefix)tenants/\(tenant.rawValue)/wal/"
         // wal-push needs only PutObject (+ PutObjectAcl for the owner ACL it sends); GetObject reads
@@ -99,7 +101,7 @@ extension Installation {
                 throw CoreError.usage(
                     "tenant '\(name)' stores in s3, so archive_command (run as \(osUser)) needs s3 credentials of its own",
                     hint:
-                        "tresor pg setup \(name) --wal-credentials FILE (an AWS-style file whose key may read, list and write only \(PostgresAccess.walScope(record.url, tenant: id)))"
+                        "tresor pg setup \(name) --wal-credentials FILE (an AWS-style file whose key may read, list and write only \(PostgresAccess.walScope(storeURL, tenant: id)))"
                 )
             }
             _ = try S3Credentials.load(file: walCredentials)
@@ -210,7 +212,7 @@ extension Installation {
             tenant: name, settings: settings, postgresqlConf: conf, pgHBA: hba, restoreCommand: fetch,
             slot: "SELECT pg_create_physical_replication_slot('\(slot)', true);  -- tresor pg stream \(name) creates it when missing",
             prepared: prepared, todo: todo,
-            s3Scope: storeURL.needsCredentials ? PostgresAccess.walScope(record.url, tenant: id) : nil,
+            s3Scope: storeURL.needsCredentials ? PostgresAccess.walScope(storeURL, tenant: id) : nil,
             cluster: clusterText)
     }
 }
