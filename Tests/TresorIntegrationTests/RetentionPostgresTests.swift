@@ -59,6 +59,11 @@ import TresorTestSupport
 
         // b3 runs and holds the tenant's lock; retention starts meanwhile and must wait for it,
         // while the cluster commits and archives more markers.
+        // The window starts at b2's end rounded up to the second: a b3 that ended within that
+        // second would itself be the newest base backup at or before the start (fast base
+        // backups made that happen), so b3 starts only once the second has passed.
+        let windowStart = Date(timeIntervalSince1970: b2End.timeIntervalSince1970.rounded(.up))
+        while Date() <= windowStart { usleep(10_000) }
         let b3 = f.tresor.start(["pg", "basebackup", "acme"])
         b3.standardOutput = FileHandle.nullDevice
         try b3.run()
