@@ -2,7 +2,7 @@
 # PostgreSQL benchmark: Tresor and pgBackRest side by side on one pgbench cluster, in one run.
 #
 #   bash Benchmarks/pg-vs-pgbackrest.sh [--scale 60] [--duration 60] [--keep] [--relation-chunk BYTES]
-#                                       [--heap-level N] [--page-delta-max BYTES]
+#                                       [--heap-level N] [--index-level N] [--page-delta-max BYTES]
 #
 # One PostgreSQL 15 cluster (pgbench -i -s SCALE) archives every WAL file to both tools: its
 # archive_command runs `tresor pg wal-push` and `pgbackrest archive-push` at once, timing each (the
@@ -21,7 +21,7 @@
 # Needs root (initdb and postgres run as the postgres user through runuser), postgresql-15,
 # pgbackrest, pgbench (in postgresql-15's bin), python3. TRESOR_BIN or .build/release/tresor.
 set -euo pipefail
-SCALE=60 DURATION=60 KEEP=0 RELATION_CHUNK= HEAP_LEVEL= PAGE_DELTA=
+SCALE=60 DURATION=60 KEEP=0 RELATION_CHUNK= HEAP_LEVEL= INDEX_LEVEL= PAGE_DELTA=
 while [ $# -gt 0 ]; do
     case "$1" in
         --scale) SCALE=${2:?}; shift 2 ;;
@@ -29,6 +29,7 @@ while [ $# -gt 0 ]; do
         --keep) KEEP=1; shift ;;
         --relation-chunk) RELATION_CHUNK=${2:?}; shift 2 ;;
         --heap-level) HEAP_LEVEL=${2:?}; shift 2 ;;
+        --index-level) INDEX_LEVEL=${2:?}; shift 2 ;;
         --page-delta-max) PAGE_DELTA=${2:?}; shift 2 ;;
         *) echo "pg-vs-pgbackrest: unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -63,13 +64,14 @@ pgbr_config "$PORT"
 
 # Tresor: a home, a local store, the tenant, and WAL access for the postgres user.
 tresor_setup "$PORT"
-# --relation-chunk BYTES, --heap-level N, --page-delta-max BYTES: try another [postgres]
-# relation_chunk_bytes, heap_compression_level or page_delta_max_bytes (0: changed pages stored
+# --relation-chunk BYTES, --heap-level N, --index-level N, --page-delta-max BYTES: try another
+# [postgres] relation_chunk_bytes, heap_compression_level, index_compression_level or page_delta_max_bytes (0: changed pages stored
 # whole, as before page deltas) than the default policy's.
-if [ -n "$RELATION_CHUNK$HEAP_LEVEL$PAGE_DELTA" ]; then
+if [ -n "$RELATION_CHUNK$HEAP_LEVEL$INDEX_LEVEL$PAGE_DELTA" ]; then
     { echo '[postgres]'
       [ -z "$RELATION_CHUNK" ] || echo "relation_chunk_bytes = $RELATION_CHUNK"
       [ -z "$HEAP_LEVEL" ] || echo "heap_compression_level = $HEAP_LEVEL"
+      [ -z "$INDEX_LEVEL" ] || echo "index_compression_level = $INDEX_LEVEL"
       [ -z "$PAGE_DELTA" ] || echo "page_delta_max_bytes = $PAGE_DELTA"
     } > "$TRESOR_HOME/policies/zz-bench.toml"
 fi
