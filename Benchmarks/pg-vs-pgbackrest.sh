@@ -13,6 +13,7 @@
 # contiguous key range: 1% of its pages). Tresor always goes first, so before every backup of
 # either tool the script runs CHECKPOINT and waits for it: otherwise the first tool after pgbench
 # pays the backup's fast checkpoint that flushes pgbench's dirty pages, and the second does not.
+# For the same reason it runs VACUUM after pgbench, before the second backups (see there).
 # The restore target is a marker row committed right after pgbench, before the second backup,
 # so each tool restores its first base backup and replays all of pgbench's WAL: restore into a
 # new data directory, then the server's recovery until it is promoted and the marker is there
@@ -132,6 +133,10 @@ $PSQL -c "CREATE TABLE bench_marker (at timestamptz)" -c "INSERT INTO bench_mark
 TARGET=$($PSQL -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
 TARGET_PGBR="${TARGET/T/ }"; TARGET_PGBR="${TARGET_PGBR%Z}+00"   # pgBackRest's form of the same instant
 sleep 1
+
+# The vacuum pgbench's updates call for, done here, before either backup: left to autovacuum it
+# started during the first backup after pgbench (always Tresor's) and slowed that one only.
+$PSQL -c "VACUUM"
 
 echo "second base backups ..."
 read -r D0 I0 S0 <<<"$(tresor_parts)"
