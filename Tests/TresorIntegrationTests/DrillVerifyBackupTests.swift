@@ -130,4 +130,40 @@ import Glibc
         #expect(DrillRun.sharedBuffers(bytes: 100 << 30, memory: 24 << 30) == "-c shared_buffers=6144MB")
         #expect(DrillRun.sharedBuffers(bytes: 100 << 30, memory: 256 * mb) == "-c shared_buffers=128MB")
     }
+
+}
+
+/// The drill's scratch server ends recovery at its target by a promotion (a trigger file found
+/// while paused there), not by the end-of-recovery checkpoint that writes every buffer replay
+/// changed (drill7); only where PostgreSQL has `promote_trigger_file` (12 to 15).
+@Suite struct DrillPromoteAtTargetTests {
+    func dataDirectory(version: String?) throws -> (String, String) {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("promote-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root + "/pgdata", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/server", withIntermediateDirectories: true)
+        if let version { try (version + "\n").write(toFile: root + "/pgdata/PG_VERSION", atomically: true, encoding: .utf8) }
+        return (root + "/pgdata", root + "/server")
+    }
+
+    @Test func aPostgreSQL15ServerPausesAtItsTargetAndFindsItsPromoteTriggerAlreadyThere() throws {
+        let (pgdata, work) = try dataDirectory(version: "15")
+        defer { try? FileManager.default.removeItem(atPath: (work as NSString).deletingLastPathComponent) }
+        let settings = DrillRun.promoteAtTarget(pgdata: pgdata, workDirectory: work)
+        #expect(
+            settings == " -c hot_standby=on -c recovery_target_action=pause -c recovery_min_apply_delay=0 -c promote_trigger_file=\(work)/promote")
+        #expect(FileManager.default.fileExists(atPath: work + "/promote"))
+    }
+
+    @Test func aServerWithoutPromoteTriggerFileKeepsTheRestoresOwnEndOfRecovery() throws {
+        for version in ["16", "11", "garbage", nil] {
+            let (pgdata, work) = try dataDirectory(version: version)
+            defer { try? FileManager.default.removeItem(atPath: (work as NSString).deletingLastPathComponent) }
+            #expect(DrillRun.promoteAtTarget(pgdata: pgdata, workDirectory: work) == "")
+            #expect(!FileManager.default.fileExists(atPath: work + "/promote"))
+        }
+        // No work directory to hold the trigger: no pause either (it would never end).
+        let (pgdata, work) = try dataDirectory(version: "15")
+        defer { try? FileManager.default.removeItem(atPath: (work as NSString).deletingLastPathComponent) }
+        #expect(DrillRun.promoteAtTarget(pgdata: pgdata, workDirectory: work + "/missing") == "")
+    }
 }
