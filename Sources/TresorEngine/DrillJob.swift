@@ -298,6 +298,28 @@ struct DrillRun {
         return "-c shared_buffers=\(min(want, max(128, memory / mb / 4)))MB"
     }
 
+    /// Settings that end recovery at the target by a promotion instead of PostgreSQL's
+    /// end-of-recovery checkpoint, for a data directory of PostgreSQL 12 to 15 (empty for any
+    /// other, which then ends recovery as `pg restore` wrote). Recovery pauses at the target
+    /// (`recovery_target_action = pause`, which needs `hot_standby`), and a pause at the end of
+    /// recovery first looks for `promote_trigger_file`, created here before the server starts:
+    /// found, recovery ends there as a promotion, with an end-of-recovery record and the
+    /// checkpoint requested in the background. Without it, recovery ends with an immediate
+    /// checkpoint the promotion waits for, which writes every buffer replay changed (60,000 on
+    /// `pgbench -s 60`, 0.5 to 0.8 s; Benchmarks/README.md, drill section). The trigger is never
+    /// looked at before the target: a recovery that is not a standby checks it only while paused
+    /// (and while delaying replay, so `recovery_min_apply_delay` is 0), so replay stops exactly
+    /// where it did; a recovery without a target never pauses and ends as before.
+    /// A trigger file that cannot be created leaves the settings out: the drill is then only slower.
+    static func promoteAtTarget(pgdata: String, workDirectory: String) -> String {
+        // Unreadable: not a version known to have the setting (PostgreSQL 16 removed it).
+        let version = (try? String(contentsOfFile: pgdata + "/PG_VERSION", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let major = version.flatMap({ Int($0) }), (12...15).contains(major) else { return "" }
+        let trigger = workDirectory + "/promote"
+        guard FileManager.default.createFile(atPath: trigger, contents: nil) else { return "" }
+        return " -c hot_standby=on -c recovery_target_action=pause -c recovery_min_apply_delay=0 -c promote_trigger_file=\(trigger)"
+    }
+
     /// The database checks, in order; those not reached are recorded as not run.
     static let databaseChecks = ["restore", "pg_verifybackup", "connect", "target_reached", "amcheck", "read_tables", "data_checksums"]
 
@@ -473,7 +495,8 @@ struct DrillRun {
         do {
             promoted = try server.startUntilPromoted(
                 seconds: deadline.timeIntervalSinceNow,
-                extraOptions: DrillRun.scratchSettings + " " + DrillRun.sharedBuffers(bytes: bytes))
+                extraOptions: DrillRun.scratchSettings + " " + DrillRun.sharedBuffers(bytes: bytes)
+                    + DrillRun.promoteAtTarget(pgdata: pgdata, workDirectory: server.workDirectory))
         } catch {
             fail("connect", error)
             return

@@ -89,7 +89,15 @@ public struct DrillScratch: Sendable {
     }
 
     /// Removes a drill directory; an error names what could not be removed.
+    ///
+    /// The regular files go first, on one thread per core with about the same bytes each
+    /// (``unlinkFiles(under:threads:)``): unlinking a file drops its cached pages, a cost that
+    /// grows with its size (0.25 s for the 780 MB heap of `pgbench -s 60`, about as much again
+    /// for the rest of a drill's 1.7 GB), and it is the last step of every drill. Then the tree
+    /// is removed as before, with whatever a thread could not unlink: that removal fails and
+    /// says why, so nothing is left behind quietly.
     public func remove(_ dir: URL) throws {
+        Self.unlinkFiles(under: dir.path, threads: availableCores)
         do {
             try FileManager.default.removeItem(at: dir)
         } catch CocoaError.fileNoSuchFile {
@@ -98,6 +106,64 @@ public struct DrillScratch: Sendable {
             throw CoreError.failed(
                 "cannot remove the \(kind)'s scratch directory \(dir.path): \(error)",
                 hint: kind == "drill" ? "remove it by hand, or run tresor drill clean" : "remove it by hand; the next \(kind) from backup removes it too")
+        }
+    }
+
+    /// Unlinks the regular files under `root`, dealt largest first to the thread with the
+    /// fewest bytes so far. Every directory is opened from its parent's descriptor with
+    /// `O_NOFOLLOW` and every file is unlinked through its directory's descriptor
+    /// (`unlinkat`), so a directory swapped for a symbolic link meanwhile (the data directory
+    /// belongs to the PostgreSQL user) is never followed out of the tree; links and special
+    /// files are left for the tree's removal, as are the directories past the first 256 opened.
+    /// Best effort by design: a directory that cannot be listed or a file that cannot be
+    /// unlinked stays where it is, and the removal of the tree that follows reports it.
+    static func unlinkFiles(under root: String, threads: Int) {
+        let top = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard top >= 0 else { return }  // gone or unreadable: the tree's removal says which (above)
+        var opened = [top]
+        defer { for fd in opened { close(fd) } }
+        var files: [(dir: Int32, name: [CChar], size: Int64)] = []
+        var pending = [top]
+        while let d = pending.popLast() {
+            let copy = dup(d)
+            guard copy >= 0, let stream = fdopendir(copy) else {
+                if copy >= 0 { close(copy) }
+                continue  // unlistable: left to the tree's removal (above)
+            }
+            defer { closedir(stream) }
+            while let ent = readdir(stream) {
+                let name: [CChar] = withUnsafeBytes(of: &ent.pointee.d_name) { raw in
+                    let n = strnlen(raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count)
+                    return raw[0..<n].map { CChar(bitPattern: $0) } + [0]
+                }
+                if name == [0x2E, 0] || name == [0x2E, 0x2E, 0] { continue }
+                var st = stat()
+                guard fstatat(d, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }  // gone, or left to the tree's removal
+                switch st.st_mode & S_IFMT {
+                case S_IFREG:
+                    files.append((d, name, Int64(st.st_size)))
+                case S_IFDIR where opened.count < 256:
+                    let sub = openat(d, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                    if sub >= 0 {
+                        opened.append(sub)
+                        pending.append(sub)
+                    }
+                default:
+                    continue  // links, special files, directories past the limit: removed with the tree
+                }
+            }
+        }
+        let n = max(1, min(threads, files.count))
+        var shares = [[(dir: Int32, name: [CChar])]](repeating: [], count: n)
+        var load = [Int64](repeating: 0, count: n)
+        for f in files.sorted(by: { $0.size > $1.size }) {
+            let lightest = load.indices.min { load[$0] < load[$1] }!  // n >= 1: never empty
+            shares[lightest].append((f.dir, f.name))
+            load[lightest] += f.size
+        }
+        let work = shares
+        runOnThreads(n, name: "scratch-rm") { i in
+            for f in work[i] { _ = unlinkat(f.dir, f.name, 0) }  // what stays is reported by the tree's removal (above)
         }
     }
 

@@ -130,4 +130,85 @@ import Glibc
         #expect(DrillRun.sharedBuffers(bytes: 100 << 30, memory: 24 << 30) == "-c shared_buffers=6144MB")
         #expect(DrillRun.sharedBuffers(bytes: 100 << 30, memory: 256 * mb) == "-c shared_buffers=128MB")
     }
+
+}
+
+/// The drill's scratch server ends recovery at its target by a promotion (a trigger file found
+/// while paused there), not by the end-of-recovery checkpoint that writes every buffer replay
+/// changed (drill7); only where PostgreSQL has `promote_trigger_file` (12 to 15).
+@Suite struct DrillPromoteAtTargetTests {
+    func dataDirectory(version: String?) throws -> (String, String) {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("promote-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root + "/pgdata", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/server", withIntermediateDirectories: true)
+        if let version { try (version + "\n").write(toFile: root + "/pgdata/PG_VERSION", atomically: true, encoding: .utf8) }
+        return (root + "/pgdata", root + "/server")
+    }
+
+    @Test func aPostgreSQL15ServerPausesAtItsTargetAndFindsItsPromoteTriggerAlreadyThere() throws {
+        let (pgdata, work) = try dataDirectory(version: "15")
+        defer { try? FileManager.default.removeItem(atPath: (work as NSString).deletingLastPathComponent) }
+        let settings = DrillRun.promoteAtTarget(pgdata: pgdata, workDirectory: work)
+        #expect(
+            settings == " -c hot_standby=on -c recovery_target_action=pause -c recovery_min_apply_delay=0 -c promote_trigger_file=\(work)/promote")
+        #expect(FileManager.default.fileExists(atPath: work + "/promote"))
+    }
+
+    @Test func aServerWithoutPromoteTriggerFileKeepsTheRestoresOwnEndOfRecovery() throws {
+        for version in ["16", "11", "garbage", nil] {
+            let (pgdata, work) = try dataDirectory(version: version)
+            defer { try? FileManager.default.removeItem(atPath: (work as NSString).deletingLastPathComponent) }
+            #expect(DrillRun.promoteAtTarget(pgdata: pgdata, workDirectory: work) == "")
+            #expect(!FileManager.default.fileExists(atPath: work + "/promote"))
+        }
+        // No work directory to hold the trigger: no pause either (it would never end).
+        let (pgdata, work) = try dataDirectory(version: "15")
+        defer { try? FileManager.default.removeItem(atPath: (work as NSString).deletingLastPathComponent) }
+        #expect(DrillRun.promoteAtTarget(pgdata: pgdata, workDirectory: work + "/missing") == "")
+    }
+}
+
+/// The drill's scratch removal unlinks its files on one thread per core (drill7): it must still
+/// take every file, at any depth, and never follow a symbolic link out of the tree.
+@Suite struct DrillScratchRemovalTests {
+    @Test func theParallelRemovalTakesEveryFileAndNeverFollowsALinkOutOfTheTree() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("scratch-rm-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let outside = base + "/outside"
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        try Data("keep".utf8).write(to: URL(fileURLWithPath: outside + "/precious"))
+        try FileManager.default.createDirectory(atPath: base + "/home", withIntermediateDirectories: true)
+        let home = Home(root: URL(fileURLWithPath: base + "/home"))
+        let scratch = DrillScratch(home: home)
+        let dir = try scratch.create(id: "rmtest")
+        for i in 0..<40 {
+            let sub = dir.path + "/pgdata/base/\(i % 4)" + (i % 3 == 0 ? "/deep/er" : "")
+            try FileManager.default.createDirectory(atPath: sub, withIntermediateDirectories: true)
+            try Data(repeating: UInt8(i), count: (i + 1) * 4096).write(to: URL(fileURLWithPath: sub + "/\(16384 + i)"))
+        }
+        // A link to a directory outside and one to a file outside: removed as links, their targets kept.
+        try FileManager.default.createSymbolicLink(atPath: dir.path + "/pgdata/pg_tblspc", withDestinationPath: outside)
+        try FileManager.default.createSymbolicLink(atPath: dir.path + "/pgdata/base/1/link", withDestinationPath: outside + "/precious")
+        try scratch.remove(dir)
+        #expect(!FileManager.default.fileExists(atPath: dir.path))
+        #expect((try? String(contentsOfFile: outside + "/precious", encoding: .utf8)) == "keep")
+    }
+
+    @Test func aFileTheThreadsCannotUnlinkMakesTheRemovalFailAndSayWhere() throws {
+        guard geteuid() != 0 else { return }  // root unlinks anything: the refusal below cannot be made
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("scratch-rm-\(UUID().uuidString)").path
+        defer {
+            chmod(base + "/home/scratch/drill-locked/pgdata", 0o700)
+            try? FileManager.default.removeItem(atPath: base)
+        }
+        try FileManager.default.createDirectory(atPath: base + "/home", withIntermediateDirectories: true)
+        let home = Home(root: URL(fileURLWithPath: base + "/home"))
+        let scratch = DrillScratch(home: home)
+        let dir = try scratch.create(id: "locked")
+        try FileManager.default.createDirectory(atPath: dir.path + "/pgdata", withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: dir.path + "/pgdata/16384"))
+        chmod(dir.path + "/pgdata", 0o500)
+        #expect(throws: CoreError.self) { try scratch.remove(dir) }
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/pgdata/16384"))
+    }
 }
