@@ -626,6 +626,8 @@ public final class TreeRestorer {
                 return
             }
             var plain: [UInt8] = []
+            // The pack bytes read (a read window's worth; one buffer per thread, it only grows).
+            var bytes: [UInt8] = []
             // A run of a large file's bytes, written with O_DIRECT a buffer at a time.
             let stage = DirectStage(capacity: directBytes, shared: directShared)
             /// Writes what the stage holds; its placements then count as written, and the thread
@@ -664,9 +666,8 @@ public final class TreeRestorer {
                 let sorted = blobs.sorted { $0.value.0.offset < $1.value.0.offset }
                 for window in PackFormat.readWindows(sorted.map { $0.value.0.range }, maxBytes: PackFormat.readWindowBytes) {
                     let members = sorted[window.members]
-                    let bytes: [UInt8]
                     do {
-                        bytes = try store.get(layout.pack(pack), range: window.range)
+                        try store.get(layout.pack(pack), range: window.range, into: &bytes)
                     } catch {
                         failures.withLock { f in
                             for (_, (_, ps)) in members { for p in ps { f[p.file] = "pack \(pack.short) cannot be read: \(error)" } }

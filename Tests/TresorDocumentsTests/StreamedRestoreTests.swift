@@ -224,6 +224,18 @@ import Glibc
         r.directWriteBytes = 16384
     }
 
+    /// A restore with ``smallDirect(_:)``'s settings, and the restorer, to read its figures after.
+    private func restoreDirect(_ m: SnapshotManifest, batchFiles: Int, to target: String) throws -> (TreeRestorer.Report, TreeRestorer?) {
+        var restorer: TreeRestorer?
+        let report = try restore(
+            m, batchFiles: batchFiles, to: target,
+            configure: { r in
+                Self.smallDirect(r)
+                restorer = r
+            })
+        return (report, restorer)
+    }
+
     @Test func largeFilesWrittenPastThePageCacheAreByteForByteWhateverTheirSizeAgainstTheBlock() throws {
         // At the threshold (a multiple of the block), one byte under and over it, a block and a
         // bit, several packs with an unaligned end, and small files beside them.
@@ -233,13 +245,7 @@ import Glibc
         for i in 0..<5 { try put("t\(i).txt", String(repeating: "text \(i) ", count: 100 * i + 1)) }
         let m = try backup()
         let target = dir.sub("restore").path
-        var restorer: TreeRestorer?
-        let report = try restore(
-            m, batchFiles: 3, to: target,
-            configure: { r in
-                Self.smallDirect(r)
-                restorer = r
-            })
+        let (report, restorer) = try restoreDirect(m, batchFiles: 3, to: target)
         #expect(report.failed.isEmpty && report.incomplete.isEmpty && report.files == 11, "\(report.failed)")
         for (name, data) in expected {
             #expect(FileManager.default.contents(atPath: target + "/docs/" + name) == data, "\(name) differs")
@@ -332,13 +338,7 @@ import Glibc
         #expect(pwrite(fd, &byte, 1, off_t(loc.offset) + 40) == 1)
         close(fd)
         let target = dir.sub("restore").path
-        var restorer: TreeRestorer?
-        let report = try restore(
-            m, batchFiles: 8, to: target,
-            configure: { r in
-                Self.smallDirect(r)
-                restorer = r
-            })
+        let (report, restorer) = try restoreDirect(m, batchFiles: 8, to: target)
         #expect(report.failed["docs/bad.bin"] != nil, "reported: \(report.failed)")
         #expect(report.failed.count == 1 && report.files == 1)
         #expect(FileManager.default.contents(atPath: target + "/docs/good.bin") == good)
