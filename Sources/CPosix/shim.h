@@ -29,3 +29,16 @@ static const unsigned int tresor_RENAME_NOREPLACE = 1;
 static inline int tresor_renameat2(int olddir, const char *oldname, int newdir, const char *newname, unsigned int flags) {
     return (int)syscall(SYS_renameat2, olddir, oldname, newdir, newname, flags);
 }
+
+// O_DIRECT, which glibc names only under _GNU_SOURCE (and <fcntl.h> here would clash with
+// Glibc's module): the kernel's value per architecture. A restore writes large files' aligned
+// blocks with it, set and cleared with fcntl(F_SETFL).
+#if defined(__aarch64__) || defined(__arm__)
+static const int tresor_O_DIRECT = 0200000;
+#elif defined(__powerpc__)
+static const int tresor_O_DIRECT = 0400000;
+#elif defined(__mips__)
+static const int tresor_O_DIRECT = 0100000;
+#else
+static const int tresor_O_DIRECT = 040000; // x86 and the generic value
+#endif

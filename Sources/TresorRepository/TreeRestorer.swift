@@ -19,7 +19,9 @@ import Darwin
 /// files first use them, and worker threads take one pack at a time, read the byte range
 /// covering the needed blobs in one request, open each blob and write it at every offset where
 /// it occurs, in whichever files, each under a temporary name (`.tresor-partial-N`, `O_EXCL`; a
-/// file spread over several packs is made beforehand at its final size, so holes stay holes);
+/// file spread over several packs is made beforehand at its final size, so holes stay holes;
+/// a large file's consecutive bytes are gathered into aligned blocks and written with `O_DIRECT`,
+/// past the page cache, see ``DirectStage`` and ``directWriteMinBytes``);
 /// the thread that writes a file's last byte gives it its owner (as root), mode, extended
 /// attributes and times through that same descriptor; (4) the file system is synced
 /// (`syncfs`), so all content is on disk before any file of the batch has its name; (5) each
@@ -126,6 +128,17 @@ public final class TreeRestorer {
     /// time, so memory stays bounded whatever the file count.
     public var batchFiles = 8192
     public var batchBytes: UInt64 = 256 << 20
+
+    /// Files at least this large (not page-sliced database files) have their content written
+    /// with `O_DIRECT` a ``directWriteBytes`` buffer at a time (see ``DirectStage``): the page
+    /// cache copy, its page allocation and the kernel's later write-back are most of a restore's
+    /// system time, and these files hold most of the bytes. 0 turns it off.
+    public var directWriteMinBytes: UInt64 = 1 << 20
+    /// Bytes per direct write (a multiple of 4096); one such buffer per restore thread.
+    public var directWriteBytes = 2 << 20
+    private let directShared = DirectStage.Shared()
+    /// Content bytes written with `O_DIRECT` so far (the rest went through the page cache).
+    public var directBytesWritten: UInt64 { directShared.directBytes.current }
 
     public func restore(nodes selected: [TreeNode], to target: String) throws -> Report {
         try restore(
@@ -564,6 +577,7 @@ public final class TreeRestorer {
         let store = repo.store
         let layout = repo.layout
         let progress = self.progress
+        let (directMin, directBytes, directShared) = (directWriteMinBytes, directWriteBytes, self.directShared)
         runOnThreads(threads, name: "restore") { _ in
             let handles = DirectoryHandles(root: rootFD)
             var open: (file: Int, fd: Int32)?
@@ -612,6 +626,30 @@ public final class TreeRestorer {
                 return
             }
             var plain: [UInt8] = []
+            // The pack bytes read (a read window's worth; one buffer per thread, it only grows).
+            var bytes: [UInt8] = []
+            // A run of a large file's bytes, written with O_DIRECT a buffer at a time.
+            let stage = DirectStage(capacity: directBytes, shared: directShared)
+            /// Writes what the stage holds; its placements then count as written, and the thread
+            /// that writes a file's last placement completes it.
+            func endStage() {
+                guard !stage.isEmpty else { return }
+                if failures.withLock({ $0[stage.file] != nil }) {
+                    stage.discard()
+                    return
+                }
+                let run = stage.end()
+                if let e = run.error {
+                    failures.withLock { $0[run.file] = "cannot write: \(e)" }
+                    return
+                }
+                if states.withLock({ s -> Bool in
+                    s[run.file].remaining -= run.placements
+                    return s[run.file].remaining == 0
+                }) {
+                    complete(run.file, fd: run.fd)
+                }
+            }
             // The page a delta is applied to: read back, patched, written (one buffer per thread).
             let page = UnsafeMutableRawBufferPointer.allocate(byteCount: PagedStream.pageSize, alignment: 64)
             defer { page.deallocate() }
@@ -628,9 +666,8 @@ public final class TreeRestorer {
                 let sorted = blobs.sorted { $0.value.0.offset < $1.value.0.offset }
                 for window in PackFormat.readWindows(sorted.map { $0.value.0.range }, maxBytes: PackFormat.readWindowBytes) {
                     let members = sorted[window.members]
-                    let bytes: [UInt8]
                     do {
-                        bytes = try store.get(layout.pack(pack), range: window.range)
+                        try store.get(layout.pack(pack), range: window.range, into: &bytes)
                     } catch {
                         failures.withLock { f in
                             for (_, (_, ps)) in members { for p in ps { f[p.file] = "pack \(pack.short) cannot be read: \(error)" } }
@@ -653,10 +690,26 @@ public final class TreeRestorer {
                         for p in ps {
                             // A file already failed keeps its first reason and is written no further.
                             if failures.withLock({ $0[p.file] != nil }) { continue }
+                            let node = files[p.file].node
+                            let direct =
+                                directMin > 0 && node.size >= directMin && !p.delta && !node.flags.contains(.paged)
+                            // The run gathered so far ends where this placement does not continue it
+                            // (before `fd` may close its descriptor).
+                            if !stage.isEmpty && !(direct && stage.file == p.file && stage.next == p.offset) { endStage() }
                             switch fd(p.file) {
                             case .failure(let e): failures.withLock { $0[p.file] = "cannot open for writing: \(e)" }
                             case .success(let f):
                                 let piece = p.length.map { Int(p.from)..<Int(p.from) + Int($0) } ?? 0..<raw
+                                if direct {
+                                    if stage.isEmpty { stage.begin(file: p.file, fd: f, at: p.offset) }
+                                    if let e = plain.withUnsafeBytes({ stage.add(UnsafeRawBufferPointer(rebasing: $0[piece])) }) {
+                                        failures.withLock { $0[p.file] = "cannot write: \(e)" }
+                                        continue
+                                    }
+                                    // Every placement of the file still unwritten is held here: write them.
+                                    if states.withLock({ $0[p.file].remaining == stage.placements }) { endStage() }
+                                    continue
+                                }
                                 if p.delta {
                                     if let problem = Self.applyDelta(plain[piece], codec: codec, page: page, fd: f, at: p.offset) {
                                         failures.withLock { $0[p.file] = problem }
@@ -686,6 +739,7 @@ public final class TreeRestorer {
                     }
                 }
             }
+            endStage()
         }
     }
 
@@ -713,7 +767,7 @@ public final class TreeRestorer {
         data.withUnsafeBytes { write($0, fd: fd, at: offset) }
     }
 
-    private static func write(_ buf: UnsafeRawBufferPointer, fd: Int32, at offset: UInt64) -> Errno? {
+    static func write(_ buf: UnsafeRawBufferPointer, fd: Int32, at offset: UInt64) -> Errno? {
         var done = 0
         while done < buf.count {
             let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))

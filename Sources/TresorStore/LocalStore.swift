@@ -120,12 +120,7 @@ public final class LocalStore: Store {
     }
 
     public func get(_ key: String, range: Range<Int>?) throws -> [UInt8] {
-        try validateStoreKey(key)
-        let fd = open(path(key), O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { throw StoreError.notFound(key, in: location) }
-            throw posixError("open \(key)")
-        }
+        let fd = try openForReading(key)
         defer { close(fd) }
         let start: Int
         let count: Int
@@ -138,24 +133,56 @@ public final class LocalStore: Store {
             start = 0
             count = Int(st.st_size)
         }
-        var out = [UInt8](repeating: 0, count: count)
-        let got = try out.withUnsafeMutableBytes { buf -> Int in
-            var done = 0
-            while done < count {
-                let n = pread(fd, buf.baseAddress! + done, count - done, off_t(start + done))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw posixError("read \(key)")
-                }
-                if n == 0 { break }
-                done += n
-            }
-            return done
+        // Read straight into the array's storage: no zero-filling of bytes about to be read over.
+        // Only the bytes read count as initialized.
+        var got = 0
+        let out = try [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
+            defer { initialized = got }
+            got = try readRange(fd, key, into: buf.baseAddress, count: count, at: start)
         }
-        guard got == count else {
-            throw StoreError(.io, "object \(key) is shorter than the requested range \(start)..<\(start + count)")
-        }
+        guard got == count else { throw shortRead(key, start, count) }
         return out
+    }
+
+    /// Reads into the caller's buffer (a restore reads packs 4 MiB at a time, each thread into
+    /// one buffer): no allocation, page faults or zero-filling per read.
+    public func get(_ key: String, range: Range<Int>, into buffer: inout [UInt8]) throws {
+        let fd = try openForReading(key)
+        defer { close(fd) }
+        let count = range.count
+        // Grows once to the largest read; the zeros are written over at once.
+        if buffer.count < count { buffer = [UInt8](repeating: 0, count: count) }
+        let got = try buffer.withUnsafeMutableBytes { try readRange(fd, key, into: $0.baseAddress, count: count, at: range.lowerBound) }
+        guard got == count else { throw shortRead(key, range.lowerBound, count) }
+    }
+
+    private func openForReading(_ key: String) throws -> Int32 {
+        try validateStoreKey(key)
+        let fd = open(path(key), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw StoreError.notFound(key, in: location) }
+            throw posixError("open \(key)")
+        }
+        return fd
+    }
+
+    /// Reads up to `count` bytes at `start`; how many there were (fewer at the object's end).
+    private func readRange(_ fd: Int32, _ key: String, into base: UnsafeMutableRawPointer?, count: Int, at start: Int) throws -> Int {
+        var got = 0
+        while got < count {
+            let n = pread(fd, base! + got, count - got, off_t(start + got))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw posixError("read \(key)")
+            }
+            if n == 0 { break }
+            got += n
+        }
+        return got
+    }
+
+    private func shortRead(_ key: String, _ start: Int, _ count: Int) -> StoreError {
+        StoreError(.io, "object \(key) is shorter than the requested range \(start)..<\(start + count)")
     }
 
     public func head(_ key: String) throws -> ObjectInfo? {

@@ -85,6 +85,11 @@ public protocol Store: Sendable {
     /// Throws `StoreError.notFound` when the key is absent.
     func get(_ key: String, range: Range<Int>?) throws -> [UInt8]
 
+    /// Reads `range` of the object into the first `range.count` bytes of `buffer`, which grows
+    /// when it is shorter and never shrinks: a reader that reuses one buffer allocates nothing
+    /// per read. The default copies what ``get(_:range:)`` returns.
+    func get(_ key: String, range: Range<Int>, into buffer: inout [UInt8]) throws
+
     /// The object's size, or nil when it is absent.
     func head(_ key: String) throws -> ObjectInfo?
 
@@ -161,6 +166,15 @@ extension Store {
 
     public func get(_ key: String) throws -> [UInt8] { try get(key, range: nil) }
 
+    public func get(_ key: String, range: Range<Int>, into buffer: inout [UInt8]) throws {
+        let bytes = try get(key, range: range)
+        if buffer.count < bytes.count {
+            buffer = bytes
+        } else {
+            buffer.replaceSubrange(0..<bytes.count, with: bytes)
+        }
+    }
+
     /// Removes one object; succeeds when it is already absent.
     public func delete(_ key: String) throws { try delete(keys: [key]) }
 
@@ -200,6 +214,10 @@ extension StoreWrapper {
 
     public func get(_ key: String, range: Range<Int>?) throws -> [UInt8] {
         try around(.get, key) { try base.get(key, range: range) }
+    }
+
+    public func get(_ key: String, range: Range<Int>, into buffer: inout [UInt8]) throws {
+        try around(.get, key) { try base.get(key, range: range, into: &buffer) }
     }
 
     public func head(_ key: String) throws -> ObjectInfo? { try around(.head, key) { try base.head(key) } }

@@ -29,11 +29,13 @@ import Glibc
     private func restore(
         _ m: SnapshotManifest, batchFiles: Int, to target: String,
         pulled: @escaping (TreeNode) -> Void = { _ in },
-        flush: (@Sendable (_ fd: Int32, _ real: @Sendable (Int32) -> Int32) -> Int32)? = nil
+        flush: (@Sendable (_ fd: Int32, _ real: @Sendable (Int32) -> Int32) -> Int32)? = nil,
+        configure: (TreeRestorer) -> Void = { _ in }
     ) throws -> TreeRestorer.Report {
         let index = try repo.loadIndex()
         let r = TreeRestorer(repository: repo, index: index)
         r.batchFiles = batchFiles
+        configure(r)
         if let flush {
             let real = r.syncFileSystem
             r.syncFileSystem = { fd in flush(fd, real) }
@@ -189,5 +191,159 @@ import Glibc
         // The first batch was synced and named; the second and third never get their names.
         #expect(s.named == Set((0..<4).map { String(format: "f%02d.txt", $0) }), "named: \(s.named.sorted())")
         #expect(calls.current == 2, "no flush after the failed one")
+    }
+
+    // MARK: - Large files written with O_DIRECT
+
+    /// `count` bytes that do not compress (xorshift64*), the same for the same `seed`.
+    private static func noise(_ count: Int, seed: UInt64) -> Data {
+        var x = seed | 1
+        var out = [UInt8](repeating: 0, count: count)
+        for i in stride(from: 0, to: count, by: 8) {
+            x ^= x >> 12
+            x ^= x << 25
+            x ^= x >> 27
+            let v = x &* 0x2545_F491_4F6C_DD1D
+            for k in 0..<min(8, count - i) { out[i + k] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(k))) }
+        }
+        return Data(out)
+    }
+
+    private func putNoise(_ path: String, _ count: Int, seed: UInt64) throws -> Data {
+        let data = Self.noise(count, seed: seed)
+        try data.write(to: URL(fileURLWithPath: docs + "/" + path))
+        var t = [timespec(tv_sec: 1_600_000_000, tv_nsec: 5), timespec(tv_sec: 1_600_000_000, tv_nsec: 5)]
+        #expect(chmod(docs + "/" + path, 0o604) == 0 && utimensat(AT_FDCWD, docs + "/" + path, &t, 0) == 0)
+        return data
+    }
+
+    /// Direct writes from 64 KiB on, 16 KiB per write (the bench's chunks are 4-64 KiB, its
+    /// packs 1 MiB, so large files span several packs and chunks straddle the buffer).
+    private static func smallDirect(_ r: TreeRestorer) {
+        r.directWriteMinBytes = 65536
+        r.directWriteBytes = 16384
+    }
+
+    /// A restore with ``smallDirect(_:)``'s settings, and the restorer, to read its figures after.
+    private func restoreDirect(_ m: SnapshotManifest, batchFiles: Int, to target: String) throws -> (TreeRestorer.Report, TreeRestorer?) {
+        var restorer: TreeRestorer?
+        let report = try restore(
+            m, batchFiles: batchFiles, to: target,
+            configure: { r in
+                Self.smallDirect(r)
+                restorer = r
+            })
+        return (report, restorer)
+    }
+
+    @Test func largeFilesWrittenPastThePageCacheAreByteForByteWhateverTheirSizeAgainstTheBlock() throws {
+        // At the threshold (a multiple of the block), one byte under and over it, a block and a
+        // bit, several packs with an unaligned end, and small files beside them.
+        let sizes = [65536, 65535, 65537, 3 * 4096 + 17, 3 * (1 << 20) + 4097, 1_000_003]
+        var expected: [String: Data] = [:]
+        for (i, size) in sizes.enumerated() { expected["n\(i).bin"] = try putNoise("n\(i).bin", size, seed: UInt64(i)) }
+        for i in 0..<5 { try put("t\(i).txt", String(repeating: "text \(i) ", count: 100 * i + 1)) }
+        let m = try backup()
+        let target = dir.sub("restore").path
+        let (report, restorer) = try restoreDirect(m, batchFiles: 3, to: target)
+        #expect(report.failed.isEmpty && report.incomplete.isEmpty && report.files == 11, "\(report.failed)")
+        for (name, data) in expected {
+            #expect(FileManager.default.contents(atPath: target + "/docs/" + name) == data, "\(name) differs")
+            var st = stat()
+            #expect(lstat(target + "/docs/" + name, &st) == 0)
+            #expect(st.st_mode & 0o7777 == 0o604 && st.st_mtim.tv_sec == 1_600_000_000 && st.st_mtim.tv_nsec == 5, "\(name)")
+        }
+        for i in 0..<5 {
+            let text = String(repeating: "text \(i) ", count: 100 * i + 1)
+            #expect(try String(contentsOfFile: target + "/docs/t\(i).txt", encoding: .utf8) == text)
+        }
+        let written = restorer?.directBytesWritten ?? 0
+        // Most of the five files at or over the threshold went direct, in whole blocks.
+        let eligibleSizes: [Int] = [65536, 65537, 3 * (1 << 20) + 4097, 1_000_003]
+        let eligible = UInt64(eligibleSizes.reduce(0, +))
+        #expect(written % 4096 == 0, "whole blocks: \(written)")
+        #expect(written > eligible / 2 && written <= eligible, "direct bytes: \(written) of \(eligible)")
+        let left = try FileManager.default.contentsOfDirectory(atPath: target + "/docs").filter { $0.hasPrefix(".tresor-partial") }
+        #expect(left.isEmpty, "no temporary name left: \(left)")
+    }
+
+    @Test func aFileAtTheThresholdGoesDirectWholeAndOneUnderItThroughThePageCache() throws {
+        let at = try putNoise("at.bin", 65536, seed: 7)
+        let under = try putNoise("under.bin", 65535, seed: 8)
+        let over = try putNoise("over.bin", 65537, seed: 9)
+        let (_, _, nodes) = try bench.backup()
+        let index = try repo.loadIndex()
+        for (name, data, direct) in [("at.bin", at, 65536), ("under.bin", under, 0), ("over.bin", over, 65536)] {
+            let r = TreeRestorer(repository: repo, index: index)
+            Self.smallDirect(r)
+            let target = dir.sub("restore-\(name)").path
+            let report = try r.restore(nodes: TreeRestorer.select(nodes, subpath: "docs/" + name), to: target)
+            #expect(report.failed.isEmpty && report.files == 1)
+            #expect(FileManager.default.contents(atPath: target + "/docs/" + name) == data, "\(name) differs")
+            // One file, in one pack, from offset 0: every whole block direct, the last byte of
+            // over.bin through the page cache.
+            #expect(r.directBytesWritten == UInt64(direct), "\(name): \(r.directBytesWritten) bytes direct")
+        }
+    }
+
+    @Test func noLargeFileIsNamedBeforeAFlushThatBeganAfterItsDirectWritesReturned() throws {
+        var expected: [Int: Data] = [:]
+        for i in 0..<6 { expected[i] = try putNoise(String(format: "f%02d.bin", i), 200_000 + 4099 * i, seed: UInt64(100 + i)) }
+        let m = try backup()
+        let target = dir.sub("restore").path
+        let seen = Locked<[(named: Set<String>, partial: [String: Data])]>([])
+        let report = try restore(
+            m, batchFiles: 2, to: target,
+            flush: { fd, real in
+                let d = target + "/docs"
+                var named = Set<String>(), partial: [String: Data] = [:]
+                for name in (try? FileManager.default.contentsOfDirectory(atPath: d)) ?? [] {
+                    if name.hasPrefix(".tresor-partial-") {
+                        partial[name] = FileManager.default.contents(atPath: d + "/" + name) ?? Data()
+                    } else {
+                        named.insert(name)
+                    }
+                }
+                seen.withLock { $0.append((named, partial)) }
+                return real(fd)
+            }, configure: Self.smallDirect)
+        #expect(report.failed.isEmpty && report.files == 6)
+        let flushes = seen.current
+        #expect(flushes.count == 4, "a flush per batch of 2, then the last")
+        for (k, s) in flushes.prefix(3).enumerated() {
+            #expect(s.named == Set((0..<2 * k).map { String(format: "f%02d.bin", $0) }), "flush \(k + 1): \(s.named.sorted())")
+            for i in 2 * k..<2 * k + 2 {
+                #expect(s.partial[".tresor-partial-\(i)"] == expected[i], "flush \(k + 1): file \(i) complete before it")
+            }
+        }
+    }
+
+    @Test func aLargeFileWhoseChunkCannotBeOpenedMidwayIsReportedAndLeavesNoName() throws {
+        let good = try putNoise("good.bin", 2 * (1 << 20) + 5, seed: 1)
+        _ = try putNoise("bad.bin", 3 * (1 << 20) + 3, seed: 2)
+        let m = try backup()
+        let index = try repo.loadIndex()
+        let nodes = try repo.loadTree(m, index: index)
+        // Damage a chunk in the middle of bad.bin, in its pack: after direct writes of its
+        // first chunks, the rest of the file cannot be opened.
+        let bad = try #require(nodes.first { $0.displayPath == "docs/bad.bin" })
+        let mid = bad.chunks[bad.chunks.count / 2]
+        let loc = try #require(index.location(of: mid))
+        let packPath = dir.sub("store").path + "/" + repo.layout.pack(loc.pack)
+        let fd = open(packPath, O_RDWR)
+        #expect(fd >= 0)
+        var byte: UInt8 = 0
+        #expect(pread(fd, &byte, 1, off_t(loc.offset) + 40) == 1)
+        byte ^= 0xFF
+        #expect(pwrite(fd, &byte, 1, off_t(loc.offset) + 40) == 1)
+        close(fd)
+        let target = dir.sub("restore").path
+        let (report, restorer) = try restoreDirect(m, batchFiles: 8, to: target)
+        #expect(report.failed["docs/bad.bin"] != nil, "reported: \(report.failed)")
+        #expect(report.failed.count == 1 && report.files == 1)
+        #expect(FileManager.default.contents(atPath: target + "/docs/good.bin") == good)
+        let names = try FileManager.default.contentsOfDirectory(atPath: target + "/docs")
+        #expect(names == ["good.bin"], "nothing under bad.bin's name nor a temporary one: \(names)")
+        #expect((restorer?.directBytesWritten ?? 0) > 0, "the direct path was taken")
     }
 }

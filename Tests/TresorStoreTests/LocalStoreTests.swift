@@ -12,6 +12,25 @@ import TresorTestSupport
         #expect(failures.isEmpty, "\(failures)")
     }
 
+    /// A restore reads pack windows into one reused buffer: the bytes land in its prefix, a
+    /// longer buffer keeps its length (and its tail), a shorter one grows, and a range past the
+    /// object's end is an error, never a buffer with stale bytes passed off as the object's.
+    @Test func aRangedReadIntoAReusedBufferFillsItsPrefixAndRefusesARangePastTheEnd() throws {
+        let dir = TempDirectory()
+        let store = try LocalStore(root: dir.url)
+        let object = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        try store.put("t/p", object)
+        var buffer = [UInt8](repeating: 0xEE, count: 8)
+        try store.get("t/p", range: 100..<5_100, into: &buffer)
+        #expect(buffer.count == 5_000 && Array(buffer[..<5_000]) == Array(object[100..<5_100]))
+        try store.get("t/p", range: 9_990..<10_000, into: &buffer)
+        #expect(buffer.count == 5_000, "never shrinks")
+        #expect(Array(buffer[..<10]) == Array(object[9_990...]))
+        #expect(Array(buffer[10..<5_000]) == Array(object[110..<5_100]), "the rest is left as it was")
+        #expect(throws: StoreError.self) { try store.get("t/p", range: 9_000..<10_001, into: &buffer) }
+        #expect(throws: StoreError.self) { try store.get("t/absent", range: 0..<1, into: &buffer) }
+    }
+
     @Test func putLeavesNoTemporaryBehindAndListsNoInternals() throws {
         let dir = TempDirectory()
         let store = try LocalStore(root: dir.url)
