@@ -132,7 +132,9 @@ public final class TreeRestorer {
     /// Files at least this large (not page-sliced database files) have their content written
     /// with `O_DIRECT` a ``directWriteBytes`` buffer at a time (see ``DirectStage``): the page
     /// cache copy, its page allocation and the kernel's later write-back are most of a restore's
-    /// system time, and these files hold most of the bytes. 0 turns it off.
+    /// system time, and these files hold most of the bytes. 0 turns it off. Only for a synced
+    /// restore: one with `sync: false` (a drill's scratch copy) is read back right away
+    /// (`pg_verifybackup`, the scratch server), which the page cache serves and the disk would not.
     public var directWriteMinBytes: UInt64 = 1 << 20
     /// Bytes per direct write (a multiple of 4096); one such buffer per restore thread.
     public var directWriteBytes = 2 << 20
@@ -577,7 +579,7 @@ public final class TreeRestorer {
         let store = repo.store
         let layout = repo.layout
         let progress = self.progress
-        let (directMin, directBytes, directShared) = (directWriteMinBytes, directWriteBytes, self.directShared)
+        let (directMin, directBytes, directShared) = (sync ? directWriteMinBytes : 0, directWriteBytes, self.directShared)
         runOnThreads(threads, name: "restore") { _ in
             let handles = DirectoryHandles(root: rootFD)
             var open: (file: Int, fd: Int32)?

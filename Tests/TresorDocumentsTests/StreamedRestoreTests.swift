@@ -286,6 +286,20 @@ import Glibc
         }
     }
 
+    @Test func aRestoreWithoutSyncWritesNothingPastThePageCache() throws {
+        // A drill's scratch copy (`sync: false`) is read back at once; direct writes would send
+        // those reads to the disk.
+        let big = try putNoise("big.bin", 200_000, seed: 11)
+        let (_, _, nodes) = try bench.backup()
+        let r = TreeRestorer(repository: repo, index: try repo.loadIndex(), sync: false)
+        Self.smallDirect(r)
+        let target = dir.sub("restore-nosync").path
+        let report = try r.restore(nodes: TreeRestorer.select(nodes, subpath: "docs/big.bin"), to: target)
+        #expect(report.failed.isEmpty && report.files == 1)
+        #expect(FileManager.default.contents(atPath: target + "/docs/big.bin") == big)
+        #expect(r.directBytesWritten == 0, "\(r.directBytesWritten) bytes direct")
+    }
+
     @Test func noLargeFileIsNamedBeforeAFlushThatBeganAfterItsDirectWritesReturned() throws {
         var expected: [Int: Data] = [:]
         for i in 0..<6 { expected[i] = try putNoise(String(format: "f%02d.bin", i), 200_000 + 4099 * i, seed: UInt64(100 + i)) }
