@@ -184,7 +184,14 @@ extension PostgresWALAccess {
                     let access = try opener.walAccess(tenant: id, clock: clock, environmentCredentials: environmentCredentials, traffic: traffic)
                     _ = try access.spool(run: spoolRun).deliver(wal, to: destination)
                 }
-                if spoolRun != nil { WALSpool.recordDelivered(wal, runDirectory: spoolDirectory) }
+                if spoolRun != nil {
+                    do {
+                        try WALSpool.recordDelivered(wal, runDirectory: spoolDirectory)
+                    } catch {
+                        // Delivered all the same: the prefetcher only keeps its window where it was.
+                        log("warning: cannot tell the prefetcher in \(spoolDirectory) that wal file \(name) was fetched directly: \(error)")
+                    }
+                }
                 let depth = opener.policy.postgres.walPrefetchDepth
                 if depth > 0, wal.kind == .segment,
                     WALSpool.needsPrefetch(after: wal, depth: depth, directory: spoolDirectory)

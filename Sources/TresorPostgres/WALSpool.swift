@@ -18,6 +18,11 @@ import Glibc
 public struct WALSpool: Sendable {
     public let archive: WALArchive
     public let directory: String
+    /// Where a segment that could not be prefetched is reported: standard error, which for a
+    /// prefetcher started by `wal-fetch` is the server's log, beside `wal-fetch`'s own warnings.
+    /// Nothing is lost with it: `wal-fetch` fetches that segment itself when PostgreSQL asks, and
+    /// fails the recovery if it cannot.
+    public var warn: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
 
     /// `directory` must be writable by the user PostgreSQL runs as.
     public init(archive: WALArchive, directory: String) {
@@ -101,7 +106,7 @@ public struct WALSpool: Sendable {
         let owner = spoolOwner()
         runOnThreads(min(threads, max(1, wanted.count)), name: "wal-prefetch") { _ in
             while let w = queue.pop() {
-                // A failed prefetch costs nothing: the segment is fetched directly when asked for.
+                // A failed prefetch is reported (``warn``); the segment is fetched directly when asked for.
                 _ = spool.place(w, owner: owner)
             }
         }
@@ -117,17 +122,23 @@ public struct WALSpool: Sendable {
     /// Fetches segment `w` (its object authenticated and opened by ``WALArchive/fetch(_:)``) and
     /// puts it in the spool whole: written and synced under a temporary name, then renamed, so
     /// a file with a segment's name is always the complete segment the archive holds. False
-    /// when it could not be fetched or written (the segment is then fetched when asked for).
+    /// when it could not be fetched or written: reported through ``warn``, and the segment is
+    /// then fetched when asked for.
     func place(_ w: WALName, owner: (uid_t, gid_t)?) -> Bool {
-        guard let bytes = try? archive.fetch(w) else { return false }
         let path = directory + "/" + w.description
         let tmp = path + ".spool"
-        guard (try? writeFileAtomically(bytes, to: tmp)) != nil else { return false }
-        if let (uid, gid) = owner { chown(tmp, uid, gid) }
-        if rename(tmp, path) != 0 {
-            unlink(tmp)
+        do {
+            try writeFileAtomically(try archive.fetch(w), to: tmp)
+            if let (uid, gid) = owner { chown(tmp, uid, gid) }
+            guard rename(tmp, path) == 0 else {
+                let reason = String(cString: strerror(errno))
+                unlink(tmp)
+                throw PostgresError(.failed, "cannot rename \(tmp) to \(path): \(reason)")
+            }
+            return true
+        } catch {
+            warn("warning: cannot prefetch wal file \(w) into \(directory): \(error); wal-fetch fetches it when PostgreSQL asks")
             return false
         }
-        return true
     }
 }

@@ -35,10 +35,11 @@ extension WALSpool {
     static let askedFile = ".asked"
 
     /// Records that segment `name` was delivered without the spool. A marker that cannot be
-    /// written costs speed only: the prefetcher then keeps its window where it was.
-    public static func recordDelivered(_ name: WALName, runDirectory: String) {
+    /// written costs speed only (the prefetcher then keeps its window where it was); the caller
+    /// reports it.
+    public static func recordDelivered(_ name: WALName, runDirectory: String) throws {
         guard name.kind == .segment else { return }
-        _ = try? writeFileAtomically(Array(name.description.utf8), to: runDirectory + "/" + askedFile, durable: false)
+        try writeFileAtomically(Array(name.description.utf8), to: runDirectory + "/" + askedFile, durable: false)
     }
 
     /// `restore_command` for a restore with run directory `runDirectory`: a segment (a 24-letter

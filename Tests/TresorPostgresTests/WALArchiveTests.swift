@@ -45,6 +45,18 @@ private let keys = TenantKeys(dataKey: Array(repeating: 9, count: 32)).wal
         return path
     }
 
+    @Test func aSegmentThatCannotBePrefetchedIsReportedAndNotPlaced() throws {
+        let dir = TempDirectory(), spoolDir = TempDirectory()
+        var spool = WALSpool(archive: try archive(dir), directory: spoolDir.path)
+        let warnings = Locked<[String]>([])
+        spool.warn = { line in warnings.withLock { $0.append(line) } }
+        let missing = try #require(WALName("000000010000000000000007"))
+        #expect(!spool.place(missing, owner: nil))
+        #expect(!FileManager.default.fileExists(atPath: spoolDir.path + "/000000010000000000000007"))
+        let said = warnings.withLock { $0 }
+        #expect(said.count == 1 && said[0].contains("cannot prefetch wal file 000000010000000000000007"), "\(said)")
+    }
+
     @Test func identicalRepushSucceedsAndDifferentContentIsRefused() throws {
         let dir = TempDirectory(), src = TempDirectory()
         let a = try archive(dir)
