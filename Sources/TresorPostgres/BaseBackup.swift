@@ -6,7 +6,9 @@ import TresorRepository
 ///
 /// `BASE_BACKUP` (fast checkpoint, no WAL, a backup manifest with SHA-256 file checksums stored as `backup_manifest`, not waiting for the archive: the server
 /// would wait forever when archive_command fails, so Tresor waits itself, bounded by the policy's
-/// `archive_wait`) streams a tar archive in one COPY OUT. The tar is read as it arrives; each
+/// `archive_wait`) streams a tar archive in one COPY OUT. The tar is read as it arrives, by a
+/// thread of its own (``BaseBackupReceiver``: it also hashes every page of the relation files),
+/// while the backup's thread stores what it hands over: each
 /// file's content is cut into chunks, identified with the tenant's chunk-id key and handed to the
 /// ``BlobWriter``, exactly like document content, so unchanged data dedups against earlier base
 /// backups. Relation files (under `base/` and `global/`) are stored by page (``PagedStream``):
