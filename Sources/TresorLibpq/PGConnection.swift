@@ -138,7 +138,7 @@ public final class PGConnection {
 
 extension PGConnection {
     /// Reads one CopyData message of a COPY OUT and hands over libpq's buffer holding it: the
-    /// caller owns it and must give it to ``free(_:)`` (on any thread) once done. Nil when the
+    /// caller owns it and must give it to ``freeCopyData(_:)`` (on any thread) once done. Nil when the
     /// copy ended. No copy beyond libpq's own: what lets another thread work on the bytes while
     /// this one reads the next message.
     public func copyDataOwned() throws -> UnsafeMutableRawBufferPointer? {
@@ -150,7 +150,7 @@ extension PGConnection {
     }
 
     /// Frees a buffer from ``copyDataOwned()``.
-    public static func free(_ buffer: UnsafeMutableRawBufferPointer) {
+    public static func freeCopyData(_ buffer: UnsafeMutableRawBufferPointer) {
         if let p = buffer.baseAddress { PQfreemem(p) }
     }
 }

@@ -44,7 +44,7 @@ final class BaseBackupReceiver: @unchecked Sendable {
         var bytes = 0
 
         func clear() {
-            for b in buffers { PGConnection.free(b) }
+            for b in buffers { PGConnection.freeCopyData(b) }
             buffers.removeAll(keepingCapacity: true)
             events.removeAll(keepingCapacity: true)
             macs.removeAll(keepingCapacity: true)
@@ -163,7 +163,7 @@ final class BaseBackupReceiver: @unchecked Sendable {
         }
         while let message = try connection.copyDataOwned() {
             guard !stopped.withLock({ $0 }) else {
-                PGConnection.free(message)
+                PGConnection.freeCopyData(message)
                 return
             }
             batch.buffers.append(message)
