@@ -31,12 +31,13 @@ private final class PackWritesFail: Store, @unchecked Sendable {
 /// fail loudly, stop the other side, close its connection (the server then aborts the backup)
 /// and record no snapshot.
 @Suite(.serialized) struct BaseBackupStreamTests {
-    /// A cluster with ~30 MB of relation pages beyond the catalogs, so the stream lasts many
-    /// batches and packs.
+    /// A cluster with ~70 MB of relation pages beyond the catalogs, so the stream lasts many
+    /// batches and packs, and far more than the socket buffers and the reader's batches hold
+    /// when a failure cuts it after a few MiB.
     func cluster(_ label: String) throws -> ScratchCluster {
         let cluster = try ScratchCluster(label: label)
         try cluster.start()
-        try cluster.sql("CREATE TABLE filler AS SELECT i, md5(i::text) || md5((i + 1)::text) AS s FROM generate_series(1, 250000) i")
+        try cluster.sql("CREATE TABLE filler AS SELECT i, md5(i::text) || md5((i + 1)::text) AS s FROM generate_series(1, 600000) i")
         return cluster
     }
 
