@@ -153,10 +153,14 @@ P_SECOND=$(secs "$t0" "$t1"); P_SECOND_BYTES=$((r1 - r0))
 echo "third base backups after updating 1% of pgbench_accounts (one contiguous key range) ..."
 $PSQL -c "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= $SCALE * 1000" -c "CHECKPOINT"
 switch_and_wait
+read -r TD0 TI0 TS0 <<<"$(tresor_parts)"
 s0=$(tresor_bytes)
-checkpoint; t0=$(now); "$TRESOR" pg basebackup bench >/dev/null; t1=$(now)
+checkpoint; t0=$(now); "$TRESOR" --json pg basebackup bench >"$WORK/third.json"; t1=$(now)
 s1=$(tresor_bytes)
 T_THIRD=$(secs "$t0" "$t1"); T_THIRD_BYTES=$((s1 - s0))
+read -r TD1 TI1 TS1 <<<"$(tresor_parts)"
+# What the third backup stored by its own count, and how its relation pages were stored.
+THIRD_OWN=$(python3 -c "import json; r = json.load(open('$WORK/third.json')); print(f\"{r['newBytesStored']/1048576:.1f} MiB in packs; pages reused {r['pagesReused']}, stored whole {r['pagesStored']}, as deltas {r['pagesDelta']} ({r['deltaBytes']/1048576:.1f} MiB of deltas)\")")
 r0=$(pgbr_bytes)
 checkpoint; t0=$(now); as_pg $PGBR backup --type=incr >/dev/null; t1=$(now)
 r1=$(pgbr_bytes)
@@ -245,4 +249,5 @@ tresor / pgbackrest (one run, $(uptime | sed 's/.*load average: /load /'))
   time: full $(ratio "$T_FULL" "$P_FULL")  second $(ratio "$T_SECOND" "$P_SECOND")  third $(ratio "$T_THIRD" "$P_THIRD")  restore+recovery $(ratio "$T_RESTORE + $T_RECOVER" "$P_RESTORE + $P_RECOVER")  restore of the third $(ratio "$T_LATEST" "$P_LATEST")  recovery $(ratio "$T_RECOVER" "$P_RECOVER")
   bytes: full $(ratio "$T_FULL_BYTES" "$P_FULL_BYTES")  second $(ratio "$T_SECOND_BYTES" "$P_SECOND_BYTES")  third $(ratio "$T_THIRD_BYTES" "$P_THIRD_BYTES")
   tresor's second backup: packs $(mib $((D1 - D0))) MiB, index $(mib $((I1 - I0))) MiB, snapshot manifest $(mib $((S1 - S0))) MiB
+  tresor's third backup: packs $(mib $((TD1 - TD0))) MiB, index $(mib $((TI1 - TI0))) MiB, snapshot manifest $(mib $((TS1 - TS0))) MiB; by its own count $THIRD_OWN
 REPORT

@@ -136,6 +136,25 @@ public final class PGConnection {
     }
 }
 
+extension PGConnection {
+    /// Reads one CopyData message of a COPY OUT and hands over libpq's buffer holding it: the
+    /// caller owns it and must give it to ``freeCopyData(_:)`` (on any thread) once done. Nil when the
+    /// copy ended. No copy beyond libpq's own: what lets another thread work on the bytes while
+    /// this one reads the next message.
+    public func copyDataOwned() throws -> UnsafeMutableRawBufferPointer? {
+        var buffer: UnsafeMutablePointer<CChar>? = nil
+        let n = PQgetCopyData(conn, &buffer, 0)
+        if n == -1 { return nil }
+        if n < -1 { throw failure("copy failed") }
+        return UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(buffer), count: Int(n))
+    }
+
+    /// Frees a buffer from ``copyDataOwned()``.
+    public static func freeCopyData(_ buffer: UnsafeMutableRawBufferPointer) {
+        if let p = buffer.baseAddress { PQfreemem(p) }
+    }
+}
+
 // MARK: COPY BOTH (streaming replication)
 
 extension PGConnection {

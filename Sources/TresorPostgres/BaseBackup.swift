@@ -6,7 +6,9 @@ import TresorRepository
 ///
 /// `BASE_BACKUP` (fast checkpoint, no WAL, a backup manifest with SHA-256 file checksums stored as `backup_manifest`, not waiting for the archive: the server
 /// would wait forever when archive_command fails, so Tresor waits itself, bounded by the policy's
-/// `archive_wait`) streams a tar archive in one COPY OUT. The tar is read as it arrives; each
+/// `archive_wait`) streams a tar archive in one COPY OUT. The tar is read as it arrives, by a
+/// thread of its own (``BaseBackupReceiver``: it also hashes every page of the relation files),
+/// while the backup's thread stores what it hands over: each
 /// file's content is cut into chunks, identified with the tenant's chunk-id key and handed to the
 /// ``BlobWriter``, exactly like document content, so unchanged data dedups against earlier base
 /// backups. Relation files (under `base/` and `global/`) are stored by page (``PagedStream``):
@@ -146,7 +148,7 @@ public final class BaseBackup {
         ]
         var stats = SnapshotManifest.Stats()
         stats.directories = 1
-        var tar = TarReader()
+        var tarFinished = false
         var archives = 0
         let relationCompression = Self.relationCompression(index: settings.indexCompressionLevel, heap: settings.heapCompressionLevel)
         loop: while true {
@@ -154,82 +156,84 @@ public final class BaseBackup {
             case .done: break loop
             case .rows(let r): if !r.isEmpty { results.append(r) }  // copy end and command completion carry no rows
             case .copyOut:
-                while try conn.copyData({ msg in
-                    guard let type = msg.first else { return }
-                    let body = UnsafeRawBufferPointer(rebasing: msg[1...])
-                    switch type {
-                    case UInt8(ascii: "n"):
-                        archives += 1
-                        let name = String(decoding: body.prefix { $0 != 0 }, as: UTF8.self)
-                        guard archives == 1, name == "base.tar" else {
-                            throw PostgresError(
-                                .usage, "the cluster has tablespaces outside its data directory ('\(name)'); tresor backs up only the default tablespace")
-                        }
-                    case UInt8(ascii: "m"):
-                        inManifest = true
-                        self.chunker.begin()
-                    case UInt8(ascii: "d") where inManifest:
-                        try self.chunker.append(body)
-                        stats.bytesRead += UInt64(body.count)
-                    case UInt8(ascii: "d"):
-                        try tar.feed(body) { event in
-                            switch event {
-                            case .begin(let e):
-                                if case .file = e.kind {
-                                    paged = Self.isRelationFile(e.path)
-                                    if paged {
-                                        self.pages.begin(previous: previous[Array(("pgdata/" + e.path).utf8)], compression: relationCompression)
-                                    } else {
-                                        self.chunker.begin()
-                                    }
-                                }
-                            case .data(let bytes):
-                                if paged { try self.pages.append(bytes) } else { try self.chunker.append(bytes) }
-                                stats.bytesRead += UInt64(bytes.count)
-                                self.progress?(stats.bytesRead, stats.files)
-                            case .end(let e):
-                                var n = TreeNode(
-                                    path: "pgdata/" + e.path, kind: .file, mode: e.mode, mtimeSeconds: e.mtime, mtimeNanoseconds: 0,
-                                    uid: e.uid, gid: e.gid, size: e.size, device: 0, inode: 0)
-                                switch e.kind {
-                                case .file where paged:
-                                    let (chunks, slices, digests, deltas) = try self.pages.finish()
-                                    n.chunks = chunks
-                                    n.slices = slices
-                                    n.pageDigests = digests
-                                    n.flags.insert(.paged)
-                                    if !deltas.isEmpty {
-                                        n.pageDeltas = deltas
-                                        n.flags.insert(.pageDeltas)
-                                    }
-                                    self.pagesReused += self.pages.reusedPages
-                                    self.pagesStored += self.pages.storedPages
-                                    self.pagesDelta += self.pages.deltaPages
-                                    self.deltaBytes += self.pages.deltaBytes
-                                    stats.files += 1
-                                    stats.filesRead += 1
-                                    stats.bytes += e.size
-                                case .file:
-                                    n.chunks = try self.chunker.finish()
-                                    stats.files += 1
-                                    stats.filesRead += 1
-                                    stats.bytes += e.size
-                                case .directory:
-                                    n.kind = .directory
-                                    stats.directories += 1
-                                case .symlink(let target):
-                                    n.kind = .symlink
-                                    n.linkTargetBytes = Array(target.utf8)
-                                    stats.symlinks += 1
-                                }
-                                guard !e.path.isEmpty, e.path != "." else { return }
-                                nodes.append(n)
+                let stream = BaseBackupReceiver(connection: conn, pageIDs: PageGroupID(keys: repo.keys))
+                defer { stream.stop() }
+                while let batch = stream.next() {
+                    defer { stream.recycle(batch) }
+                    for event in batch.events {
+                        switch event {
+                        case .archive(let name):
+                            archives += 1
+                            guard archives == 1, name == "base.tar" else {
+                                throw PostgresError(
+                                    .usage, "the cluster has tablespaces outside its data directory ('\(name)'); tresor backs up only the default tablespace")
                             }
+                        case .manifestBegin:
+                            inManifest = true
+                            chunker.begin()
+                        case .manifestData(let body):
+                            try chunker.append(body)
+                            stats.bytesRead += UInt64(body.count)
+                        case .begin(let e):
+                            paged = e.paged
+                            if paged {
+                                pages.begin(previous: previous[Array(("pgdata/" + e.entry.path).utf8)], compression: relationCompression)
+                            } else {
+                                chunker.begin()
+                            }
+                        case .data(let bytes, let macStart, let macCount):
+                            if paged {
+                                try batch.macs.withUnsafeBufferPointer {
+                                    try pages.append(bytes, macs: UnsafeBufferPointer(rebasing: $0[macStart..<macStart + macCount]))
+                                }
+                            } else {
+                                try chunker.append(bytes)
+                            }
+                            stats.bytesRead += UInt64(bytes.count)
+                            progress?(stats.bytesRead, stats.files)
+                        case .end(let entry, let lastMAC):
+                            let e = entry.entry
+                            var n = TreeNode(
+                                path: "pgdata/" + e.path, kind: .file, mode: e.mode, mtimeSeconds: e.mtime, mtimeNanoseconds: 0,
+                                uid: e.uid, gid: e.gid, size: e.size, device: 0, inode: 0)
+                            switch e.kind {
+                            case .file where paged:
+                                let (chunks, slices, digests, deltas) = try pages.finish(lastMAC: lastMAC >= 0 ? batch.macs[lastMAC] : nil)
+                                n.chunks = chunks
+                                n.slices = slices
+                                n.pageDigests = digests
+                                n.flags.insert(.paged)
+                                if !deltas.isEmpty {
+                                    n.pageDeltas = deltas
+                                    n.flags.insert(.pageDeltas)
+                                }
+                                pagesReused += pages.reusedPages
+                                pagesStored += pages.storedPages
+                                pagesDelta += pages.deltaPages
+                                deltaBytes += pages.deltaBytes
+                                stats.files += 1
+                                stats.filesRead += 1
+                                stats.bytes += e.size
+                            case .file:
+                                n.chunks = try chunker.finish()
+                                stats.files += 1
+                                stats.filesRead += 1
+                                stats.bytes += e.size
+                            case .directory:
+                                n.kind = .directory
+                                stats.directories += 1
+                            case .symlink(let target):
+                                n.kind = .symlink
+                                n.linkTargetBytes = Array(target.utf8)
+                                stats.symlinks += 1
+                            }
+                            guard !e.path.isEmpty, e.path != "." else { continue }
+                            nodes.append(n)
                         }
-                    default:
-                        break  // progress ('p') and anything newer carry nothing we store
                     }
-                }) {}
+                }
+                try stream.finish()
+                tarFinished = stream.tarFinished
             }
         }
         guard results.count >= 3, let start = results[0].first, start.count >= 2,
@@ -239,7 +243,7 @@ public final class BaseBackup {
         else {
             throw PostgresError(.server, "base_backup did not report its start and end positions")
         }
-        guard tar.finished || archives == 1 else { throw PostgresError(.server, "base backup stream ended early") }
+        guard tarFinished || archives == 1 else { throw PostgresError(.server, "base backup stream ended early") }
         guard inManifest else { throw PostgresError(.server, "the server sent no backup manifest") }
         let manifestChunks = try chunker.finish()
         let manifestBytes = chunker.byteCount  // all of the manifest once finished

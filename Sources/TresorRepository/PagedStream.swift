@@ -235,6 +235,10 @@ public final class PagedStream {
     private var slices: [TreeNode.Slice] = []
     private var digests: [UInt8] = []
     private var bytes: UInt64 = 0
+    /// Page MACs computed by the caller (``append(_:macs:)``), taken in page order instead of
+    /// hashing the pages again here.
+    private var given: UnsafePointer<ObjectID>?
+    private var givenLeft = 0
 
     /// Pages of the current file found unchanged and not stored.
     public private(set) var reusedPages = 0
@@ -311,10 +315,44 @@ public final class PagedStream {
         }
     }
 
+    /// Adds bytes of the current file whose pages' chunk-id MACs (``PageGroupID/mac(page:)``)
+    /// the caller already has: `macs` holds one for every page these bytes complete, in order
+    /// (a page begun by earlier bytes included, the file's short last page not: that one goes to
+    /// ``finish(lastMAC:)``). Lets another thread hash the pages while this one stores them.
+    public func append(_ data: UnsafeRawBufferPointer, macs: UnsafeBufferPointer<ObjectID>) throws {
+        precondition(macs.count == (pageFill + data.count) / Self.pageSize, "one MAC for every page the bytes complete")
+        given = macs.baseAddress
+        givenLeft = macs.count
+        defer {
+            given = nil
+            givenLeft = 0
+        }
+        try append(data)
+    }
+
     /// Ends the file: the chunks it uses, its slices of them, its page digests and its delta
-    /// pages (empty when none: the file then needs no ``TreeNode/Flags/pageDeltas``).
-    public func finish() throws -> (chunks: [ObjectID], slices: [TreeNode.Slice], pageDigests: [UInt8], deltas: [TreeNode.PageDelta]) {
-        if pageFill > 0 { try takeBufferedPage() }
+    /// pages (empty when none: the file then needs no ``TreeNode/Flags/pageDeltas``). `lastMAC`:
+    /// the MAC of a short last page the caller computed (nil: hashed here).
+    public func finish(
+        lastMAC: ObjectID? = nil
+    ) throws -> (
+        chunks: [ObjectID], slices: [TreeNode.Slice], pageDigests: [UInt8], deltas: [TreeNode.PageDelta]
+    ) {
+        if pageFill > 0 {
+            if var m = lastMAC {
+                try withUnsafePointer(to: &m) { p in
+                    given = p
+                    givenLeft = 1
+                    defer {
+                        given = nil
+                        givenLeft = 0
+                    }
+                    try takeBufferedPage()
+                }
+            } else {
+                try takeBufferedPage()
+            }
+        }
         try storeGroup()
         try storeDeltas()
         return (chunks, slices, digests, deltas)
@@ -330,7 +368,14 @@ public final class PagedStream {
 
     /// One page (a whole one, or the file's short last one).
     private func takePage(_ view: UnsafeRawBufferPointer) throws {
-        let mac = ids.mac(page: view)
+        let mac: ObjectID
+        if givenLeft > 0, let g = given {
+            mac = g.pointee
+            given = g + 1
+            givenLeft -= 1
+        } else {
+            mac = ids.mac(page: view)
+        }
         let digest = mac.w0
         withUnsafeBytes(of: digest) { digests.append(contentsOf: $0) }
         let n = pageNumber

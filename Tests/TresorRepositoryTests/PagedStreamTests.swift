@@ -115,6 +115,60 @@ import TresorTestSupport
         for k in 0..<count { bytes[p * page + at + k] = fresh[k] == bytes[p * page + at + k] ? ~fresh[k] : fresh[k] }
     }
 
+    /// The base backup's reader thread hashes the pages and hands the MACs over with the bytes
+    /// (``PagedStream/append(_:macs:)``): the stream must use them, page for page and in order
+    /// (pages split across pieces and the short last page included), not hash again, and the
+    /// file must come out as when the stream hashes itself.
+    @Test func pageMACsGivenByTheReaderNameTheChunksAsTheStreamsOwnHashingDoes() throws {
+        let temp = try TemporaryRepository(backing: .localDirectory)
+        var rng = SeededRandom(seed: 13)
+        let bytes = rng.bytes(9 * Self.page + 300)
+        let pageMAC = HMACSHA256(key: temp.repository.keys.chunkID)
+        let groupMAC = HMACSHA256(key: temp.repository.keys.pageGroupID)
+        let pages = stride(from: 0, to: bytes.count, by: Self.page).map { Array(bytes[$0..<min($0 + Self.page, bytes.count)]) }
+        let macs = pages.map { pageMAC.mac($0) }
+
+        /// Streams `bytes` in uneven pieces, each with the MACs of the pages it completes,
+        /// taken from `given`; returns the node's chunks and digests.
+        func store(_ given: [ObjectID]) throws -> (chunks: [ObjectID], digests: [UInt8]) {
+            let writer = try BlobWriter(repository: temp.repository, index: RepositoryIndex(), settings: .init(policy: temp.policy.backup, uploaders: 1))
+            let stream = try PagedStream(repository: temp.repository, writer: writer, groupBytes: 4 * Self.page)
+            stream.begin(previous: nil)
+            var off = 0, piece = 1000, done = 0
+            try bytes.withUnsafeBytes { all in
+                while off < all.count {
+                    let n = min(piece, all.count - off)
+                    let completed = (off + n) / Self.page - done
+                    try given.withUnsafeBufferPointer {
+                        try stream.append(
+                            UnsafeRawBufferPointer(rebasing: all[off..<off + n]), macs: UnsafeBufferPointer(rebasing: $0[done..<done + completed]))
+                    }
+                    done += completed
+                    off += n
+                    piece = piece * 3 % 20011 + 1
+                }
+            }
+            let (chunks, _, digests, _) = try stream.finish(lastMAC: given[done])
+            _ = try writer.finish()
+            return (chunks, digests)
+        }
+
+        // The chunk ids computed here from the pages: 4-page groups, the last two pages and the tail.
+        let expected = stride(from: 0, to: pages.count, by: 4).map { g in
+            groupMAC.mac(macs[g..<min(g + 4, macs.count)].flatMap(\.bytes))
+        }
+        let right = try store(macs)
+        #expect(right.chunks == expected)
+        #expect(right.digests == macs.flatMap { Array($0.bytes.prefix(8)) })
+        // A MAC the reader got wrong (here page 5's) shows in the id of the chunk holding it:
+        // the stream took the given MAC, it did not hash the page again.
+        var wrong = macs
+        wrong[5] = macs[6]
+        let odd = try store(wrong)
+        #expect(odd.chunks[0] == expected[0] && odd.chunks[2] == expected[2])
+        #expect(odd.chunks[1] != expected[1])
+    }
+
     @Test func pagesChangedByAFewBytesAreStoredAsDeltasAgainstTheirWholeBaseAndRestoreExactly() throws {
         let temp = try TemporaryRepository(backing: .localDirectory)
         var rng = SeededRandom(seed: 12)
