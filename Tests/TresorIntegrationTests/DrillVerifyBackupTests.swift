@@ -148,6 +148,12 @@ import Glibc
         #expect(settings["fsync"] == "off" && settings["autovacuum"] == "off" && settings["full_page_writes"] == "off")
         #expect(settings.count == 4, "\(settings)")
     }
+
+    @Test func theDrillsThrowawayCopyIsRestoredWithoutSyncingTheFileSystem() {
+        // The copy lives in the page cache until the drill removes it; a synced restore flushed
+        // it (and everything else dirty on the file system) to disk first.
+        #expect(DrillRun.restoreSyncs == false)
+    }
 }
 
 /// The drill's scratch server ends recovery at its target by a promotion (a trigger file found
