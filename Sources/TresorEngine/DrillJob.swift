@@ -297,7 +297,7 @@ struct DrillRun {
     /// `pg restore` does: no. The scratch copy is read back at once from the page cache and
     /// thrown away; a crash of the host leaves a scratch directory the next drill removes
     /// (``DrillScratch``), never a copy anyone starts again. `syncfs` also flushes whatever else
-    /// is dirty on that file system. Measured on `pgbench -s 60`: the restore 0.49 to 0.59 s
+    /// is dirty on that file system. Measured on `pgbench -s 60`: the restore 0.49 to 0.64 s
     /// against 0.82 to 1.12 s (Benchmarks/README.md, drill section, drill8).
     static let restoreSyncs = false
 
