@@ -104,7 +104,9 @@ struct DrillCommand: ParsableCommand {
                     "  rto \(d.rtoMs.map { "\($0) ms" } ?? "none")\(d.rpoMs.map { ", rpo \($0) ms" } ?? ""); restore \(d.timings.restoreMs) ms, recovery \(d.timings.recoveryMs) ms, checks \(d.timings.checksMs) ms"
                 )
                 if d.rtoMs != nil {
-                    lines.append("  the rto leaves out the start-up fsync a restore that replaces production pays: the scratch server runs with fsync=off")
+                    lines.append(
+                        "  the rto leaves out the syncs a restore that replaces production pays: the scratch copy is not synced and its server runs with fsync=off"
+                    )
                 }
                 lines.append("  \(d.filesRestored) files, \(d.bytesRestored) bytes restored; evidence record \(r.evidenceSeq.map(String.init) ?? "?")")
                 if !r.cleaned.directories.isEmpty { lines.append("  removed leftovers of killed drills: \(r.cleaned.directories.joined(separator: ", "))") }

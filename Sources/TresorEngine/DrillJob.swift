@@ -270,10 +270,9 @@ struct DrillRun {
     /// Settings of the scratch server on top of the restored ones (the copy is thrown away, and
     /// never archives: `pg restore` wrote `archive_mode = off`).
     /// - `fsync = off`: a server started from a base backup first fsyncs every file of its data
-    ///   directory, and recovery ends with a checkpoint that fsyncs every file it wrote. The
-    ///   restore has already synced the copy (as `pg restore` does), and nothing of the scratch
-    ///   server has to survive a crash of the host: a drill interrupted that way is cleaned up
-    ///   and run again. Measured on `pgbench -s 60`: recovery 9.3 s with, 5.3 s without (both
+    ///   directory, and recovery ends with a checkpoint that fsyncs every file it wrote. Nothing
+    ///   of the scratch copy has to survive a crash of the host (``restoreSyncs``): a drill
+    ///   interrupted that way is cleaned up and run again. Measured on `pgbench -s 60`: recovery 9.3 s with, 5.3 s without (both
     ///   under the same load). What the checks read is the same either way.
     /// - `autovacuum = off`: once promoted, autovacuum would vacuum the tables recovery changed,
     ///   competing with the checks for the cores and changing pages while they are read.
@@ -284,7 +283,23 @@ struct DrillRun {
     ///   (measured on `pgbench -s 60`: Benchmarks/README.md, drill section). Nothing replays that
     ///   WAL. Replay itself is unaffected: the full-page images it needs are in the archived WAL
     ///   and are applied whatever this setting says.
-    static let scratchSettings = "-c fsync=off -c autovacuum=off -c full_page_writes=off"
+    /// - `recovery_prefetch = off`: the restore has just written the copy into the page cache,
+    ///   so the prefetcher's `posix_fadvise` calls only cost the startup process system time
+    ///   (half of it on `pgbench -s 60`), and its look-ahead reads past the target: it asks
+    ///   `restore_command` for the segment after the last one (absent), which closes the last
+    ///   one, so the end of recovery fetches that again from the archive (its spooled copy was
+    ///   consumed). Without the look-ahead neither call happens. Replay applies the same
+    ///   records either way. Measured: recovery until promoted 0.1 to 0.25 s shorter
+    ///   (Benchmarks/README.md, drill section, drill8).
+    static let scratchSettings = "-c fsync=off -c autovacuum=off -c full_page_writes=off -c recovery_prefetch=off"
+
+    /// Whether the drill's restore of the base backup syncs the file system (`syncfs`, twice) as
+    /// `pg restore` does: no. The scratch copy is read back at once from the page cache and
+    /// thrown away; a crash of the host leaves a scratch directory the next drill removes
+    /// (``DrillScratch``), never a copy anyone starts again. `syncfs` also flushes whatever else
+    /// is dirty on that file system. Measured on `pgbench -s 60`: the restore 0.49 to 0.64 s
+    /// against 0.82 to 1.12 s (Benchmarks/README.md, drill section, drill8).
+    static let restoreSyncs = false
 
     /// `shared_buffers` of the scratch server for `bytes` restored: room for the whole restored
     /// copy (a quarter more), at least PostgreSQL's default 128 MB, at most a quarter of the
@@ -425,7 +440,7 @@ struct DrillRun {
         var held: (@Sendable () -> Void)?
         let r = try installation.restorePostgres(
             tenant: tenant.id, pgdata: pgdata, target: target, timeline: nil,
-            archive: false, run: false, binary: binary,
+            archive: false, run: false, binary: binary, sync: DrillRun.restoreSyncs,
             progress: restoreProgress, keepPin: { held = $0 })
         unpin = held
         restoreCommand = r.restoreCommand

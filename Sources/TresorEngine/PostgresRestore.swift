@@ -54,7 +54,7 @@ extension Installation {
     /// instead (a drill or an export holds it through recovery and its checks).
     public func restorePostgres(
         tenant id: TenantID, pgdata: String, target: RecoveryTarget, timeline: String?, archive archiving: Bool = false,
-        run runServer: Bool = false, binary: String,
+        run runServer: Bool = false, binary: String, sync: Bool = true,
         progress: (@Sendable (_ written: UInt64, _ total: UInt64) -> Void)? = nil,
         keepPin: ((@escaping @Sendable () -> Void) -> Void)? = nil
     ) throws -> PostgresRestoreResult {
@@ -67,13 +67,13 @@ extension Installation {
             Job(.postgresRestore, tenant: id) { [self] in
                 try restorePostgres(
                     tenant, pgdata: pgdata, target: target, timeline: timeline, archive: archiving,
-                    run: runServer, binary: binary, progress: progress, keepPin: keepPin)
+                    run: runServer, binary: binary, sync: sync, progress: progress, keepPin: keepPin)
             })
     }
 
     private func restorePostgres(
         _ tenant: TenantRecord, pgdata: String, target: RecoveryTarget, timeline: String?, archive archiving: Bool,
-        run runServer: Bool, binary: String,
+        run runServer: Bool, binary: String, sync: Bool,
         progress: (@Sendable (UInt64, UInt64) -> Void)?,
         keepPin: ((@escaping @Sendable () -> Void) -> Void)?
     ) throws -> PostgresRestoreResult {
@@ -149,7 +149,7 @@ extension Installation {
                 WALSpool.emptyAndRemove(runDirectory)
             }
         }
-        let report = try TreeRestorer(repository: repo, index: index, progress: progress).restore(nodes: inside, to: absolute)
+        let report = try TreeRestorer(repository: repo, index: index, sync: sync, progress: progress).restore(nodes: inside, to: absolute)
         guard report.failed.isEmpty else {
             throw CoreError.failed(
                 "\(report.failed.count) files of base backup \(chosen.id.short) could not be restored, e.g. \(report.failed.keys.sorted().first!)",

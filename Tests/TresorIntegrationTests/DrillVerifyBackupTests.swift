@@ -133,6 +133,29 @@ import Glibc
 
 }
 
+/// The scratch server's settings (issue 11's drill speed): a throwaway copy, replayed without the
+/// recovery prefetcher's look-ahead, which read past the target and made the end of recovery
+/// fetch the last segment from the archive a second time (drill8).
+@Suite struct DrillScratchSettingsTests {
+    @Test func theScratchServerReplaysWithoutLookAheadPastTheTargetAndStaysAThrowawayCopy() {
+        var settings: [String: String] = [:]
+        let words = DrillRun.scratchSettings.split(separator: " ")
+        for (flag, pair) in zip(words, words.dropFirst()) where flag == "-c" {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            settings[String(kv[0])] = kv.count > 1 ? String(kv[1]) : ""
+        }
+        #expect(settings["recovery_prefetch"] == "off")
+        #expect(settings["fsync"] == "off" && settings["autovacuum"] == "off" && settings["full_page_writes"] == "off")
+        #expect(settings.count == 4, "\(settings)")
+    }
+
+    @Test func theDrillsThrowawayCopyIsRestoredWithoutSyncingTheFileSystem() {
+        // The copy lives in the page cache until the drill removes it; a synced restore flushed
+        // it (and everything else dirty on the file system) to disk first.
+        #expect(DrillRun.restoreSyncs == false)
+    }
+}
+
 /// The drill's scratch server ends recovery at its target by a promotion (a trigger file found
 /// while paused there), not by the end-of-recovery checkpoint that writes every buffer replay
 /// changed (drill7); only where PostgreSQL has `promote_trigger_file` (12 to 15).
