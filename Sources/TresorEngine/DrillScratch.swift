@@ -110,7 +110,7 @@ public struct DrillScratch: Sendable {
     }
 
     /// Unlinks the regular files under `root`, dealt largest first to the thread with the
-    /// fewest bytes so far. Every directory is opened from its parent's descriptor with
+    /// fewest bytes so far (``sharesBySize(_:count:before:)``). Every directory is opened from its parent's descriptor with
     /// `O_NOFOLLOW` and every file is unlinked through its directory's descriptor
     /// (`unlinkat`), so a directory swapped for a symbolic link meanwhile (the data directory
     /// belongs to the PostgreSQL user) is never followed out of the tree; links and special
@@ -153,16 +153,8 @@ public struct DrillScratch: Sendable {
                 }
             }
         }
-        let n = max(1, min(threads, files.count))
-        var shares = [[(dir: Int32, name: [CChar])]](repeating: [], count: n)
-        var load = [Int64](repeating: 0, count: n)
-        for f in files.sorted(by: { $0.size > $1.size }) {
-            let lightest = load.indices.min { load[$0] < load[$1] }!  // n >= 1: never empty
-            shares[lightest].append((f.dir, f.name))
-            load[lightest] += f.size
-        }
-        let work = shares
-        runOnThreads(n, name: "scratch-rm") { i in
+        let work = sharesBySize(files.map(\.size), count: max(1, min(threads, files.count))).map { $0.map { (dir: files[$0].dir, name: files[$0].name) } }
+        runOnThreads(work.count, name: "scratch-rm") { i in
             for f in work[i] { _ = unlinkat(f.dir, f.name, 0) }  // what stays is reported by the tree's removal (above)
         }
     }

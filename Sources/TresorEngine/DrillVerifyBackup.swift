@@ -63,11 +63,8 @@ struct VerifyBackupPlan: Equatable {
         let n = min(runs, files.count)
         guard n > 1 else { return VerifyBackupPlan(ignores: [[]]) }
         var share = [Int](repeating: 0, count: files.count)
-        var load = [Int64](repeating: 0, count: n)
-        for i in files.indices.sorted(by: { files[$0].size > files[$1].size || (files[$0].size == files[$1].size && files[$0].path < files[$1].path) }) {
-            let lightest = load.indices.min { load[$0] < load[$1] }!  // n > 1: never empty
-            share[i] = lightest
-            load[lightest] += files[i].size
+        for (run, dealt) in sharesBySize(files.map(\.size), count: n, before: { files[$0].path < files[$1].path }).enumerated() {
+            for i in dealt { share[i] = run }
         }
         var ignores: [[String]] = []
         for run in 0..<n {

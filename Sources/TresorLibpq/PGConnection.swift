@@ -126,12 +126,9 @@ public final class PGConnection {
     /// Reads one CopyData message of a COPY OUT into `body` (valid only during the call). Returns
     /// false when the copy ended.
     public func copyData(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
-        var buffer: UnsafeMutablePointer<CChar>? = nil
-        let n = PQgetCopyData(conn, &buffer, 0)
-        if n == -1 { return false }
-        if n < -1 { throw failure("copy failed") }
-        defer { PQfreemem(buffer) }
-        try body(UnsafeRawBufferPointer(start: buffer, count: Int(n)))
+        guard let message = try copyDataOwned() else { return false }
+        defer { Self.freeCopyData(message) }
+        try body(UnsafeRawBufferPointer(message))
         return true
     }
 }

@@ -321,13 +321,18 @@ public final class PagedStream {
     /// ``finish(lastMAC:)``). Lets another thread hash the pages while this one stores them.
     public func append(_ data: UnsafeRawBufferPointer, macs: UnsafeBufferPointer<ObjectID>) throws {
         precondition(macs.count == (pageFill + data.count) / Self.pageSize, "one MAC for every page the bytes complete")
+        try taking(macs) { try append(data) }
+    }
+
+    /// Runs `body` with `macs` as the MACs of the pages it takes (``takePage(_:)``), in order.
+    private func taking(_ macs: UnsafeBufferPointer<ObjectID>, _ body: () throws -> Void) rethrows {
         given = macs.baseAddress
         givenLeft = macs.count
         defer {
             given = nil
             givenLeft = 0
         }
-        try append(data)
+        try body()
     }
 
     /// Ends the file: the chunks it uses, its slices of them, its page digests and its delta
@@ -339,16 +344,8 @@ public final class PagedStream {
         chunks: [ObjectID], slices: [TreeNode.Slice], pageDigests: [UInt8], deltas: [TreeNode.PageDelta]
     ) {
         if pageFill > 0 {
-            if var m = lastMAC {
-                try withUnsafePointer(to: &m) { p in
-                    given = p
-                    givenLeft = 1
-                    defer {
-                        given = nil
-                        givenLeft = 0
-                    }
-                    try takeBufferedPage()
-                }
+            if let m = lastMAC {
+                try withUnsafePointer(to: m) { try taking(UnsafeBufferPointer(start: $0, count: 1)) { try takeBufferedPage() } }
             } else {
                 try takeBufferedPage()
             }
