@@ -16,15 +16,20 @@ import Darwin
 /// directories as it meets them and gathers files, symlinks and special files into batches
 /// (``batchFiles``, ``batchBytes``), so only a batch of nodes is held however large the tree;
 /// (3) per batch, the blobs are grouped by the pack that holds them, packs in the order the
-/// files first use them, and worker threads take one pack at a time, read the byte range
+/// files first use them, and writer threads take one pack at a time from a queue that spans
+/// batches (the next batch is planned and queued while the last packs of the one before are
+/// still being written, so no thread waits at a batch's end; at most two batches are being
+/// written at a time, so memory stays bounded), read the byte range
 /// covering the needed blobs in one request, open each blob and write it at every offset where
 /// it occurs, in whichever files, each under a temporary name (`.tresor-partial-N`, `O_EXCL`; a
 /// file spread over several packs is made beforehand at its final size, so holes stay holes;
 /// a large file's consecutive bytes are gathered into aligned blocks and written with `O_DIRECT`,
-/// past the page cache, see ``DirectStage`` and ``directWriteMinBytes``);
+/// past the page cache, a full buffer on a thread of its own while the next one fills, see
+/// ``DirectStage`` and ``directWriteMinBytes``);
 /// the thread that writes a file's last byte gives it its owner (as root), mode, extended
-/// attributes and times through that same descriptor; (4) the file system is synced
-/// (`syncfs`), so all content is on disk before any file of the batch has its name; (5) each
+/// attributes and times through that same descriptor; (4) once every write of the batch has
+/// returned, the file system is synced (`syncfs`), so all content is on disk before any file of
+/// the batch has its name; (5) each
 /// complete file is renamed to its name (`RENAME_NOREPLACE`: never replacing anything); a file
 /// that could not be restored completely is removed, so no zero-filled file with a plausible name
 /// is ever left; the batch's symlinks, FIFOs and device nodes are created. Steps (4) and (5)
@@ -136,7 +141,8 @@ public final class TreeRestorer {
     /// restore: one with `sync: false` (a drill's scratch copy) is read back right away
     /// (`pg_verifybackup`, the scratch server), which the page cache serves and the disk would not.
     public var directWriteMinBytes: UInt64 = 1 << 20
-    /// Bytes per direct write (a multiple of 4096); one such buffer per restore thread.
+    /// Bytes per direct write (a multiple of 4096); two such buffers per restore thread, one
+    /// written by a thread of its own while the other fills.
     public var directWriteBytes = 2 << 20
     private let directShared = DirectStage.Shared()
     /// Content bytes written with `O_DIRECT` so far (the rest went through the page cache).
@@ -207,6 +213,12 @@ public final class TreeRestorer {
         // On a restore that is already throwing: no thread outlives it; that batch's own outcome
         // adds nothing, since the restore fails with the error it throws either way.
         defer { pending?.waitQuietly() }
+        // The writer threads, one set for the whole restore, fed packs across batch boundaries.
+        // Declared after `pending`, so on a throw they stop (dropping what is queued) first.
+        let writers = Writers(restorer: self, rootFD: rootFD, chown: isRoot, total: total, written: written)
+        defer { writers.stop() }
+        // The batch whose packs are being written while the walk gathers the next one.
+        var inFlight: BatchWork?
         /// Waits for the batch written before to be synced and named and takes in what it did;
         /// throws when its sync failed (its files then keep their temporary names).
         func awaitPending() throws {
@@ -222,6 +234,16 @@ public final class TreeRestorer {
                 if let why = named.failed[i] { failedFirsts[f.number] = why }
             }
         }
+        /// Waits until every write of `work` has returned, then has it synced and named beside
+        /// what follows, once the batch before it is (one batch named at a time, in order).
+        func handOver(_ work: BatchWork) throws {
+            work.waitWritten()
+            try awaitPending()
+            let (flushFS, threads) = (sync ? syncFileSystem : nil, self.threads)
+            pending = PendingFinish {
+                try Self.finishBatch(work, rootFD: rootFD, target: target, flush: flushFS, threads: threads)
+            }
+        }
 
         func flush() throws {
             guard !batch.files.isEmpty || !batch.others.isEmpty else { return }
@@ -231,15 +253,14 @@ public final class TreeRestorer {
             }
             // From here on every path is resolved afresh, so a directory swapped meanwhile is noticed.
             handles.closeAll()
-            let done = writeBatch(batch.files, rootFD: rootFD, chown: isRoot, total: total, written: written)
-            // One batch named at a time, in order: the one before is synced and named first.
-            try awaitPending()
-            if let done {
-                let (flushFS, threads) = (sync ? syncFileSystem : nil, self.threads)
-                pending = PendingFinish {
-                    try Self.finishBatch(done, rootFD: rootFD, target: target, flush: flushFS, threads: threads)
-                }
+            let work = prepareBatch(batch.files, rootFD: rootFD, chown: isRoot)
+            if let work { writers.submit(work) }
+            // The batch before finishes its last packs while this one's are taken up.
+            if let before = inFlight {
+                inFlight = nil
+                try handOver(before)
             }
+            inFlight = work
             handles.closeAll()
             for n in batch.others { restoreOther(n, handles: handles, chown: isRoot, report: &report) }
             batch = Batch()
@@ -279,7 +300,12 @@ public final class TreeRestorer {
             }
         }
         try flush()
+        if let last = inFlight {
+            inFlight = nil
+            try handOver(last)
+        }
         try awaitPending()
+        writers.stop()
 
         for (n, first) in links {
             let w = Where(n.pathBytes)
@@ -341,13 +367,114 @@ public final class TreeRestorer {
         var bytes: UInt64 = 0
     }
 
-    /// A batch whose content is written under temporary names, to be synced and named.
-    private struct WrittenBatch: @unchecked Sendable {
-        var files: [BatchFile]
-        var places: [Where]
-        var temps: [[UInt8]]
-        var failures: Locked<[Int: String]>
-        var states: [FileState]
+    /// Which blobs of one pack go where: each blob's location and its placements.
+    private typealias PackPlan = [ObjectID: (BlobLocation, [Placement])]
+
+    /// One batch on its way through the writer threads: its content written under temporary
+    /// names, pack by pack, then (once every write returned) synced and named.
+    private final class BatchWork: @unchecked Sendable {
+        let files: [BatchFile]
+        let places: [Where]
+        let temps: [[UInt8]]
+        let failures: Locked<[Int: String]>
+        let states: Locked<[FileState]>
+        /// Packs in the order the files first use them; page deltas after every other pack.
+        let packs: [(ObjectID, PackPlan)]
+        private var deltas: [(ObjectID, PackPlan)]
+        private let condition = NSCondition()
+        /// Packs handed to the writers and not yet done with.
+        private var left = 0
+        private var written = false
+
+        init(
+            files: [BatchFile], places: [Where], temps: [[UInt8]], failures: [Int: String], states: [FileState],
+            packs: [(ObjectID, PackPlan)], deltas: [(ObjectID, PackPlan)]
+        ) {
+            (self.files, self.places, self.temps) = (files, places, temps)
+            self.failures = Locked(failures)
+            self.states = Locked(states)
+            (self.packs, self.deltas) = (packs, deltas)
+        }
+
+        /// The packs to hand to the writers first (the page deltas' packs when there is nothing
+        /// else); marks the batch written when it has none at all.
+        func begin() -> [(ObjectID, PackPlan)] {
+            condition.lock()
+            defer { condition.unlock() }
+            var first = packs
+            if first.isEmpty { swap(&first, &deltas) }
+            left = first.count
+            if left == 0 { written = true }
+            return first
+        }
+
+        /// One pack done (every write of it returned): the page deltas' packs once every base
+        /// page is written, for the caller to hand on; nothing when more are out or all is done.
+        func packDone() -> [(ObjectID, PackPlan)] {
+            condition.lock()
+            defer { condition.unlock() }
+            left -= 1
+            guard left == 0 else { return [] }
+            if !deltas.isEmpty {
+                var next: [(ObjectID, PackPlan)] = []
+                swap(&next, &deltas)
+                left = next.count
+                return next
+            }
+            written = true
+            condition.broadcast()
+            return []
+        }
+
+        /// Waits until every write of the batch has returned.
+        func waitWritten() {
+            condition.lock()
+            while !written { condition.wait() }
+            condition.unlock()
+        }
+    }
+
+    /// A first-in-first-out list of packs to write, shared by the writer threads; unbounded, since
+    /// what it holds is already planned (at most two batches' packs are queued at a time).
+    private final class PackQueue: @unchecked Sendable {
+        typealias Item = (work: BatchWork, pack: ObjectID, blobs: PackPlan)
+        private let condition = NSCondition()
+        private var items: [Item] = []
+        private var head = 0
+        private var closed = false
+
+        func push(_ new: [Item]) {
+            condition.lock()
+            defer { condition.unlock() }
+            guard !closed else { return }
+            items.append(contentsOf: new)
+            condition.broadcast()
+        }
+
+        /// The oldest item, waiting for one; nil once closed.
+        func pop() -> Item? {
+            condition.lock()
+            defer { condition.unlock() }
+            while !closed && head == items.count { condition.wait() }
+            guard head < items.count else { return nil }
+            let item = items[head]
+            head += 1
+            if head > 1024 && head * 2 > items.count {
+                items.removeFirst(head)
+                head = 0
+            }
+            return item
+        }
+
+        /// Drops what is queued (nothing is restored of it) and ends every `pop`.
+        func close() {
+            condition.lock()
+            closed = true
+            items.removeAll()
+            head = 0
+            condition.broadcast()
+            condition.unlock()
+        }
     }
 
     /// What syncing and naming a batch did: why a file (by its index) was not restored, and
@@ -390,12 +517,9 @@ public final class TreeRestorer {
         var incomplete: String?
     }
 
-    /// Writes one batch: each file under a temporary name, its content, then its metadata through
-    /// its descriptor once its last byte is written. Nil for a batch without files.
-    private func writeBatch(
-        _ files: [BatchFile], rootFD: Int32, chown: Bool, total: UInt64,
-        written: Locked<(bytes: UInt64, reported: Date)>
-    ) -> WrittenBatch? {
+    /// Plans one batch for the writers: which blob goes where, pack by pack; creates the files
+    /// the writers do not (under their temporary names). Nil for a batch without files.
+    private func prepareBatch(_ files: [BatchFile], rootFD: Int32, chown: Bool) -> BatchWork? {
         guard !files.isEmpty else { return nil }
         let places = files.map { Where($0.node.pathBytes) }
         let temps = files.map { Array(".tresor-partial-\($0.number)".utf8) }
@@ -449,16 +573,9 @@ public final class TreeRestorer {
                 close(fd)
             }
         }
-        handles.closeAll()
-        let failures = Locked(failed)
-        let shared = Locked(states)
-        writeContent(
-            byPack, order: packOrder, rootFD: rootFD, files: files, places: places, temps: temps,
-            chown: chown, total: total, written: written, states: shared, failures: failures)
-        writeContent(
-            deltaByPack, order: deltaOrder, rootFD: rootFD, files: files, places: places, temps: temps,
-            chown: chown, total: total, written: written, states: shared, failures: failures)
-        return WrittenBatch(files: files, places: places, temps: temps, failures: failures, states: shared.current)
+        return BatchWork(
+            files: files, places: places, temps: temps, failures: failed, states: states,
+            packs: packOrder.map { ($0, byPack[$0]!) }, deltas: deltaOrder.map { ($0, deltaByPack[$0]!) })
     }
 
     /// Syncs the file system, so all of a written batch's content is on disk before any of its
@@ -466,7 +583,7 @@ public final class TreeRestorer {
     /// removes each failed one. Runs while the next batch is written: that batch's bytes may be
     /// synced too, which costs nothing, but only this batch's files are named.
     private static func finishBatch(
-        _ w: WrittenBatch, rootFD: Int32, target: String, flush: (@Sendable (Int32) -> Int32)?, threads: Int
+        _ w: BatchWork, rootFD: Int32, target: String, flush: (@Sendable (Int32) -> Int32)?, threads: Int
     ) throws -> NamedBatch {
         let (files, places, temps, failures) = (w.files, w.places, w.temps, w.failures)
         // Content durable before any file gets its name: a crash from here on leaves complete
@@ -478,7 +595,7 @@ public final class TreeRestorer {
         }
 
         // Complete files get their name; failed ones are removed.
-        let finalStates = w.states
+        let finalStates = w.states.current
         let next = Locked(0)
         runOnThreads(min(threads, max(1, files.count / 256 + 1)), name: "restore-finish") { _ in
             let handles = DirectoryHandles(root: rootFD)
@@ -565,22 +682,67 @@ public final class TreeRestorer {
         return e < extents.count ? "the snapshot's chunks hold fewer bytes than the file's size" : nil
     }
 
-    private func writeContent(
-        _ byPack: [ObjectID: [ObjectID: (BlobLocation, [Placement])]], order: [ObjectID], rootFD: Int32,
-        files: [BatchFile], places: [Where], temps: [[UInt8]], chown: Bool, total: UInt64,
-        written: Locked<(bytes: UInt64, reported: Date)>, states: Locked<[FileState]>,
-        failures: Locked<[Int: String]>
-    ) {
-        guard !byPack.isEmpty else { return }
-        let queue = BlockingQueue<(ObjectID, [ObjectID: (BlobLocation, [Placement])])>(capacity: max(1, byPack.count))
-        for pack in order { queue.push((pack, byPack[pack]!)) }
-        queue.close()
-        let keys = repo.keys
-        let store = repo.store
-        let layout = repo.layout
-        let progress = self.progress
-        let (directMin, directBytes, directShared) = (sync ? directWriteMinBytes : 0, directWriteBytes, self.directShared)
-        runOnThreads(threads, name: "restore") { _ in
+    /// What the writer threads need of the restore.
+    private struct WriterContext: Sendable {
+        let keys: TenantKeys
+        let store: any Store
+        let layout: RepositoryLayout
+        let progress: (@Sendable (_ bytesWritten: UInt64, _ totalBytes: UInt64) -> Void)?
+        let directMin: UInt64
+        let directBytes: Int
+        let directShared: DirectStage.Shared
+        let rootFD: Int32
+        let chown: Bool
+        let total: UInt64
+        let written: Locked<(bytes: UInt64, reported: Date)>
+    }
+
+    /// The writer threads of one restore (``threads`` of them, started with the first batch):
+    /// each takes one pack at a time from a queue that spans batches, so the next batch's packs
+    /// are taken up while the last packs of the batch before are still being written.
+    private final class Writers: @unchecked Sendable {
+        private let queue = PackQueue()
+        private let group = ThreadGroup()
+        private var started = false
+        private let context: WriterContext
+        private let count: Int
+
+        init(restorer r: TreeRestorer, rootFD: Int32, chown: Bool, total: UInt64, written: Locked<(bytes: UInt64, reported: Date)>) {
+            count = r.threads
+            context = WriterContext(
+                keys: r.repo.keys, store: r.repo.store, layout: r.repo.layout, progress: r.progress,
+                directMin: r.sync ? r.directWriteMinBytes : 0, directBytes: r.directWriteBytes, directShared: r.directShared,
+                rootFD: rootFD, chown: chown, total: total, written: written)
+        }
+
+        /// Hands a batch's packs to the writers.
+        func submit(_ work: BatchWork) {
+            if !started {
+                started = true
+                let (context, queue) = (self.context, self.queue)
+                group.start(count, name: "restore") { _ in TreeRestorer.writePacks(from: queue, context) }
+            }
+            queue.push(work.begin().map { (work: work, pack: $0.0, blobs: $0.1) })
+        }
+
+        /// Drops what is still queued and waits for the threads (each ends its pack first).
+        func stop() {
+            queue.close()
+            group.wait()
+        }
+    }
+
+    /// One writer thread: takes packs until the queue closes, reads the blobs each batch needs of
+    /// it, opens them and writes them where they go; tells each pack's batch when it is done.
+    private static func writePacks(from queue: PackQueue, _ c: WriterContext) {
+        let (keys, store, layout, progress) = (c.keys, c.store, c.layout, c.progress)
+        let (directMin, directBytes, directShared) = (c.directMin, c.directBytes, c.directShared)
+        let (rootFD, chown, total, written) = (c.rootFD, c.chown, c.total, c.written)
+        // The batch of the pack being written.
+        var work: BatchWork?
+        var (files, places, temps): ([BatchFile], [Where], [[UInt8]]) = ([], [], [])
+        var (states, failures) = (Locked<[FileState]>([]), Locked<[Int: String]>([:]))
+        do {
             let handles = DirectoryHandles(root: rootFD)
             var open: (file: Int, fd: Int32)?
             defer {
@@ -622,8 +784,9 @@ public final class TreeRestorer {
                 opener = try BlobOpener(keys: keys)
             } catch {
                 // Whatever this thread takes is marked failed, so no file is left looking complete.
-                while let (_, blobs) = queue.pop() {
-                    failures.withLock { f in for (_, (_, ps)) in blobs { for p in ps { f[p.file] = "\(error)" } } }
+                while let item = queue.pop() {
+                    item.work.failures.withLock { f in for (_, (_, ps)) in item.blobs { for p in ps { f[p.file] = "\(error)" } } }
+                    queue.push(item.work.packDone().map { (work: item.work, pack: $0.0, blobs: $0.1) })
                 }
                 return
             }
@@ -659,12 +822,23 @@ public final class TreeRestorer {
             do {
                 codec = try PageDeltaCodec()
             } catch {
-                while let (_, blobs) = queue.pop() {
-                    failures.withLock { f in for (_, (_, ps)) in blobs { for p in ps { f[p.file] = "\(error)" } } }
+                while let item = queue.pop() {
+                    item.work.failures.withLock { f in for (_, (_, ps)) in item.blobs { for p in ps { f[p.file] = "\(error)" } } }
+                    queue.push(item.work.packDone().map { (work: item.work, pack: $0.0, blobs: $0.1) })
                 }
                 return
             }
-            while let (pack, blobs) = queue.pop() {
+            while let item = queue.pop() {
+                if item.work !== work {
+                    // Another batch: every path is resolved afresh for it.
+                    if let o = open { close(o.fd) }
+                    open = nil
+                    handles.closeAll()
+                    work = item.work
+                    (files, places, temps) = (item.work.files, item.work.places, item.work.temps)
+                    (states, failures) = (item.work.states, item.work.failures)
+                }
+                let (pack, blobs) = (item.pack, item.blobs)
                 let sorted = blobs.sorted { $0.value.0.offset < $1.value.0.offset }
                 for window in PackFormat.readWindows(sorted.map { $0.value.0.range }, maxBytes: PackFormat.readWindowBytes) {
                     let members = sorted[window.members]
@@ -740,8 +914,10 @@ public final class TreeRestorer {
                         }
                     }
                 }
+                // A pack is done when every write of it has returned: what a run gathered too.
+                endStage()
+                queue.push(item.work.packDone().map { (work: item.work, pack: $0.0, blobs: $0.1) })
             }
-            endStage()
         }
     }
 
