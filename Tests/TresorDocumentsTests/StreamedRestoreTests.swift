@@ -221,6 +221,18 @@ import Glibc
         return data
     }
 
+    /// Flips a byte inside chunk `id` in its pack, so the chunk no longer opens.
+    private func damage(_ id: ObjectID, index: RepositoryIndex) throws {
+        let loc = try #require(index.location(of: id))
+        let fd = open(dir.sub("store").path + "/" + repo.layout.pack(loc.pack), O_RDWR)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var byte: UInt8 = 0
+        #expect(pread(fd, &byte, 1, off_t(loc.offset) + 40) == 1)
+        byte ^= 0xFF
+        #expect(pwrite(fd, &byte, 1, off_t(loc.offset) + 40) == 1)
+    }
+
     /// Direct writes from 64 KiB on, 16 KiB per write (the bench's chunks are 4-64 KiB, its
     /// packs 1 MiB, so large files span several packs and chunks straddle the buffer).
     private static func smallDirect(_ r: TreeRestorer) {
@@ -346,14 +358,7 @@ import Glibc
         let index = try repo.loadIndex()
         let nodes = try repo.loadTree(m, index: index)
         let bad = try #require(nodes.first { $0.displayPath == "docs/f03.bin" })
-        let loc = try #require(index.location(of: bad.chunks[bad.chunks.count / 2]))
-        let fd = open(dir.sub("store").path + "/" + repo.layout.pack(loc.pack), O_RDWR)
-        #expect(fd >= 0)
-        var byte: UInt8 = 0
-        #expect(pread(fd, &byte, 1, off_t(loc.offset) + 40) == 1)
-        byte ^= 0xFF
-        #expect(pwrite(fd, &byte, 1, off_t(loc.offset) + 40) == 1)
-        close(fd)
+        try damage(bad.chunks[bad.chunks.count / 2], index: index)
         let target = dir.sub("restore").path
         let report = try restore(m, batchFiles: 1, to: target, configure: Self.smallDirect)
         #expect(report.failed.keys.sorted() == ["docs/f03.bin"], "reported: \(report.failed)")
@@ -374,16 +379,7 @@ import Glibc
         // Damage a chunk in the middle of bad.bin, in its pack: after direct writes of its
         // first chunks, the rest of the file cannot be opened.
         let bad = try #require(nodes.first { $0.displayPath == "docs/bad.bin" })
-        let mid = bad.chunks[bad.chunks.count / 2]
-        let loc = try #require(index.location(of: mid))
-        let packPath = dir.sub("store").path + "/" + repo.layout.pack(loc.pack)
-        let fd = open(packPath, O_RDWR)
-        #expect(fd >= 0)
-        var byte: UInt8 = 0
-        #expect(pread(fd, &byte, 1, off_t(loc.offset) + 40) == 1)
-        byte ^= 0xFF
-        #expect(pwrite(fd, &byte, 1, off_t(loc.offset) + 40) == 1)
-        close(fd)
+        try damage(bad.chunks[bad.chunks.count / 2], index: index)
         let target = dir.sub("restore").path
         let (report, restorer) = try restoreDirect(m, batchFiles: 8, to: target)
         #expect(report.failed["docs/bad.bin"] != nil, "reported: \(report.failed)")
