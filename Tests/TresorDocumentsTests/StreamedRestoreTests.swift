@@ -221,9 +221,12 @@ import Glibc
         return data
     }
 
-    /// Flips a byte inside chunk `id` in its pack, so the chunk no longer opens.
-    private func damage(_ id: ObjectID, index: RepositoryIndex) throws {
-        let loc = try #require(index.location(of: id))
+    /// Flips a byte inside the middle chunk of file `path` of snapshot `m`, in its pack, so that
+    /// chunk no longer opens.
+    private func damageMiddleChunk(of path: String, in m: SnapshotManifest) throws {
+        let index = try repo.loadIndex()
+        let file = try #require(try repo.loadTree(m, index: index).first { $0.displayPath == path })
+        let loc = try #require(index.location(of: file.chunks[file.chunks.count / 2]))
         let fd = open(dir.sub("store").path + "/" + repo.layout.pack(loc.pack), O_RDWR)
         try #require(fd >= 0)
         defer { close(fd) }
@@ -355,10 +358,7 @@ import Glibc
         var expected: [Int: Data] = [:]
         for i in 0..<6 { expected[i] = try putNoise(String(format: "f%02d.bin", i), 300_000 + 4099 * i, seed: UInt64(301 + 2 * i)) }
         let m = try backup()
-        let index = try repo.loadIndex()
-        let nodes = try repo.loadTree(m, index: index)
-        let bad = try #require(nodes.first { $0.displayPath == "docs/f03.bin" })
-        try damage(bad.chunks[bad.chunks.count / 2], index: index)
+        try damageMiddleChunk(of: "docs/f03.bin", in: m)
         let target = dir.sub("restore").path
         let report = try restore(m, batchFiles: 1, to: target, configure: Self.smallDirect)
         #expect(report.failed.keys.sorted() == ["docs/f03.bin"], "reported: \(report.failed)")
@@ -374,12 +374,8 @@ import Glibc
         let good = try putNoise("good.bin", 2 * (1 << 20) + 5, seed: 1)
         _ = try putNoise("bad.bin", 3 * (1 << 20) + 3, seed: 2)
         let m = try backup()
-        let index = try repo.loadIndex()
-        let nodes = try repo.loadTree(m, index: index)
-        // Damage a chunk in the middle of bad.bin, in its pack: after direct writes of its
-        // first chunks, the rest of the file cannot be opened.
-        let bad = try #require(nodes.first { $0.displayPath == "docs/bad.bin" })
-        try damage(bad.chunks[bad.chunks.count / 2], index: index)
+        // After direct writes of its first chunks, the rest of bad.bin cannot be opened.
+        try damageMiddleChunk(of: "docs/bad.bin", in: m)
         let target = dir.sub("restore").path
         let (report, restorer) = try restoreDirect(m, batchFiles: 8, to: target)
         #expect(report.failed["docs/bad.bin"] != nil, "reported: \(report.failed)")
