@@ -1,5 +1,4 @@
 internal import CPosix
-import Foundation
 import TresorCore
 
 #if canImport(Glibc)
@@ -17,13 +16,6 @@ import Darwin
 /// aligned offset, and the part of the last block the run does not fill, are written through the
 /// page cache with the same descriptor (`O_DIRECT` is set and cleared with `fcntl(F_SETFL)`), so
 /// neighbouring runs of the same file, written by other threads, never share a direct block.
-///
-/// A full buffer is written by a thread of the stage's own while the stage gathers the next
-/// bytes in a second buffer, so the thread that decrypts and decompresses is not held while the
-/// disk takes 2 MiB; the stage waits for that write before the next full buffer, before its run
-/// ends (``end()``, so every write of a run has returned when the run's placements count as
-/// written) and before it drops a run (``discard()``). A write that fails there is reported by the
-/// next ``add(_:)`` or by ``end()``.
 ///
 /// Durability is unchanged: a direct write is on the device when it returns but neither the
 /// device's cache nor the file's extent tree and size are flushed, so the batch's `syncfs`
@@ -45,11 +37,6 @@ final class DirectStage {
     private let capacity: Int
     private let shared: Shared
     private var buffer: UnsafeMutableRawBufferPointer?
-    /// The buffer a background write is writing, with its own thread (nil: writes are synchronous).
-    private var spare: UnsafeMutableRawBufferPointer?
-    private var background: BackgroundWrite?
-    /// The write in flight: its bytes (in `spare`), count and file offset.
-    private var inFlight: (count: Int, at: UInt64)?
     /// The file gathered (its index in the batch), or -1.
     private(set) var file = -1
     private(set) var fd: Int32 = -1
@@ -69,11 +56,7 @@ final class DirectStage {
         self.shared = shared
     }
 
-    deinit {
-        background?.stop()
-        buffer?.deallocate()
-        spare?.deallocate()
-    }
+    deinit { buffer?.deallocate() }
 
     var isEmpty: Bool { file < 0 }
 
@@ -110,7 +93,7 @@ final class DirectStage {
             next += UInt64(n)
             rest = UnsafeRawBufferPointer(rebasing: rest[n...])
             if fill == capacity {
-                if let e = writeBehind() { return fail(e) }
+                if let e = writeDirect(capacity) { return fail(e) }
                 start += UInt64(capacity)
                 fill = 0
             }
@@ -123,9 +106,9 @@ final class DirectStage {
     /// placement count, and the error of a write that failed.
     func end() -> (file: Int, fd: Int32, placements: Int, error: Errno?) {
         let done = (file: file, fd: fd, placements: placements)
-        var error = settle()
+        var error: Errno?
         let whole = fill / Self.block * Self.block
-        if error == nil && whole > 0 { error = writeDirect(whole) }
+        if whole > 0 { error = writeDirect(whole) }
         if error == nil && fill > whole {
             error = buffered(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer!)[whole..<fill]), at: start + UInt64(whole))
         }
@@ -136,8 +119,6 @@ final class DirectStage {
 
     /// Ends the run without writing what is held (its file failed and will be removed).
     func discard() {
-        // The file failed and is removed: what its last write did adds nothing to that.
-        _ = settle()
         if direct { _ = setDirect(false) }  // the descriptor only serves the failed file now
         reset()
     }
@@ -153,54 +134,6 @@ final class DirectStage {
     private func fail(_ e: Errno) -> Errno {
         discard()
         return e
-    }
-
-    /// Hands the full buffer (at `start`) to the background thread and takes the other one, so
-    /// the next bytes are gathered while the disk takes these; waits for the write before.
-    private func writeBehind() -> Errno? {
-        if let e = settle() { return e }
-        if !direct && shared.supported.current {
-            if let e = setDirect(true) {
-                guard e.code == EINVAL else { return e }
-                shared.supported.withLock { $0 = false }
-            }
-        }
-        guard direct else { return writeDirect(capacity) }
-        if spare == nil { spare = .allocate(byteCount: capacity, alignment: Self.block) }
-        if background == nil { background = BackgroundWrite() }
-        swap(&buffer, &spare)
-        let (address, count, at, fd, shared) = (UInt(bitPattern: spare!.baseAddress!), capacity, start, fd, shared)
-        inFlight = (count, at)
-        background!.submit {
-            let base = UnsafeRawPointer(bitPattern: address)!
-            var done = 0
-            while done < count {
-                let n = pwrite(fd, base + done, count - done, off_t(at) + off_t(done))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return (done, Errno(errno))
-                }
-                done += n
-                shared.directBytes.withLock { $0 += UInt64(n) }
-                if done < count && done % Self.block != 0 { break }
-            }
-            return (done, nil)
-        }
-        return nil
-    }
-
-    /// Waits for the write in flight; writes through the page cache what it could not write direct.
-    private func settle() -> Errno? {
-        guard let held = inFlight, let background else { return nil }
-        let (count, at) = (held.count, held.at)
-        inFlight = nil
-        let (done, error) = background.wait()
-        guard done < count else { return nil }
-        if let error, error.code != EINVAL { return error }
-        // Refused (EINVAL) or cut short off a block boundary: the rest through the page cache.
-        if error != nil { shared.supported.withLock { $0 = false } }
-        if direct, let e = setDirect(false) { return e }
-        return TreeRestorer.write(UnsafeRawBufferPointer(start: spare!.baseAddress! + done, count: count - done), fd: fd, at: at + UInt64(done))
     }
 
     /// Writes `buffer[0..<count]` (whole blocks) at `start`, with `O_DIRECT` where the file
@@ -248,60 +181,5 @@ final class DirectStage {
         guard fcntl(fd, F_SETFL, on ? flags | tresor_O_DIRECT : flags & ~tresor_O_DIRECT) == 0 else { return Errno(errno) }
         direct = on
         return nil
-    }
-}
-
-/// One thread that runs one write at a time for a ``DirectStage``, so the thread that fills the
-/// stage's buffers is not held while the disk takes a full one.
-private final class BackgroundWrite: @unchecked Sendable {
-    typealias Job = @Sendable () -> (done: Int, error: Errno?)
-    private let condition = NSCondition()
-    private var job: Job?
-    private var outcome: (done: Int, error: Errno?)?
-    private var stopped = false
-    private let thread = ThreadGroup()
-
-    init() {
-        thread.start(1, name: "restore-direct") { [self] _ in run() }
-    }
-
-    private func run() {
-        condition.lock()
-        while true {
-            while job == nil && !stopped { condition.wait() }
-            guard let j = job else { break }
-            job = nil
-            condition.unlock()
-            let o = j()
-            condition.lock()
-            outcome = o
-            condition.broadcast()
-        }
-        condition.unlock()
-    }
-
-    /// Starts a write; the one before must have been waited for.
-    func submit(_ j: @escaping Job) {
-        condition.lock()
-        outcome = nil
-        job = j
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// Waits for the write started last: how many bytes it wrote, and why it stopped short.
-    func wait() -> (done: Int, error: Errno?) {
-        condition.lock()
-        defer { condition.unlock() }
-        while outcome == nil { condition.wait() }
-        return outcome!
-    }
-
-    func stop() {
-        condition.lock()
-        stopped = true
-        condition.broadcast()
-        condition.unlock()
-        thread.wait()
     }
 }

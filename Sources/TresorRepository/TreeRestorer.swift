@@ -24,8 +24,7 @@ import Darwin
 /// it occurs, in whichever files, each under a temporary name (`.tresor-partial-N`, `O_EXCL`; a
 /// file spread over several packs is made beforehand at its final size, so holes stay holes;
 /// a large file's consecutive bytes are gathered into aligned blocks and written with `O_DIRECT`,
-/// past the page cache, a full buffer on a thread of its own while the next one fills, see
-/// ``DirectStage`` and ``directWriteMinBytes``);
+/// past the page cache, see ``DirectStage`` and ``directWriteMinBytes``);
 /// the thread that writes a file's last byte gives it its owner (as root), mode, extended
 /// attributes and times through that same descriptor; (4) once every write of the batch has
 /// returned, the file system is synced (`syncfs`), so all content is on disk before any file of
@@ -141,8 +140,7 @@ public final class TreeRestorer {
     /// restore: one with `sync: false` (a drill's scratch copy) is read back right away
     /// (`pg_verifybackup`, the scratch server), which the page cache serves and the disk would not.
     public var directWriteMinBytes: UInt64 = 1 << 20
-    /// Bytes per direct write (a multiple of 4096); two such buffers per restore thread, one
-    /// written by a thread of its own while the other fills.
+    /// Bytes per direct write (a multiple of 4096); one such buffer per restore thread.
     public var directWriteBytes = 2 << 20
     private let directShared = DirectStage.Shared()
     /// Content bytes written with `O_DIRECT` so far (the rest went through the page cache).
