@@ -441,11 +441,13 @@ public final class TreeRestorer {
         private var head = 0
         private var closed = false
 
-        func push(_ new: [Item]) {
+        /// Queues `packs` of batch `work` (nothing once closed).
+        func push(_ packs: [(ObjectID, PackPlan)], of work: BatchWork) {
+            guard !packs.isEmpty else { return }
             condition.lock()
             defer { condition.unlock() }
             guard !closed else { return }
-            items.append(contentsOf: new)
+            items.append(contentsOf: packs.map { (work: work, pack: $0.0, blobs: $0.1) })
             condition.broadcast()
         }
 
@@ -457,7 +459,11 @@ public final class TreeRestorer {
             guard head < items.count else { return nil }
             let item = items[head]
             head += 1
-            if head > 1024 && head * 2 > items.count {
+            if head == items.count {
+                // Empty (once a batch at least): what was taken is let go, its batch's plan with it.
+                items.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head > 1024 && head * 2 > items.count {
                 items.removeFirst(head)
                 head = 0
             }
@@ -720,7 +726,7 @@ public final class TreeRestorer {
                 let (context, queue) = (self.context, self.queue)
                 group.start(count, name: "restore") { _ in TreeRestorer.writePacks(from: queue, context) }
             }
-            queue.push(work.begin().map { (work: work, pack: $0.0, blobs: $0.1) })
+            queue.push(work.begin(), of: work)
         }
 
         /// Drops what is still queued and waits for the threads (each ends its pack first).
@@ -777,15 +783,19 @@ public final class TreeRestorer {
                     $0[file].done = true
                 }
             }
+            /// A thread that cannot start marks whatever it takes failed, so no file is left
+            /// looking complete, and still tells each pack's batch it is done.
+            func failEverything(_ error: any Error) {
+                while let item = queue.pop() {
+                    item.work.failures.withLock { f in for (_, (_, ps)) in item.blobs { for p in ps { f[p.file] = "\(error)" } } }
+                    queue.push(item.work.packDone(), of: item.work)
+                }
+            }
             let opener: BlobOpener
             do {
                 opener = try BlobOpener(keys: keys)
             } catch {
-                // Whatever this thread takes is marked failed, so no file is left looking complete.
-                while let item = queue.pop() {
-                    item.work.failures.withLock { f in for (_, (_, ps)) in item.blobs { for p in ps { f[p.file] = "\(error)" } } }
-                    queue.push(item.work.packDone().map { (work: item.work, pack: $0.0, blobs: $0.1) })
-                }
+                failEverything(error)
                 return
             }
             var plain: [UInt8] = []
@@ -820,10 +830,7 @@ public final class TreeRestorer {
             do {
                 codec = try PageDeltaCodec()
             } catch {
-                while let item = queue.pop() {
-                    item.work.failures.withLock { f in for (_, (_, ps)) in item.blobs { for p in ps { f[p.file] = "\(error)" } } }
-                    queue.push(item.work.packDone().map { (work: item.work, pack: $0.0, blobs: $0.1) })
-                }
+                failEverything(error)
                 return
             }
             while let item = queue.pop() {
@@ -914,7 +921,7 @@ public final class TreeRestorer {
                 }
                 // A pack is done when every write of it has returned: what a run gathered too.
                 endStage()
-                queue.push(item.work.packDone().map { (work: item.work, pack: $0.0, blobs: $0.1) })
+                queue.push(item.work.packDone(), of: item.work)
             }
         }
     }
